@@ -1,0 +1,145 @@
+# Stoke — top-level build.
+#
+#   make              build build/stoke-agent (BPF objects, skeleton, protobuf code)
+#   make run          build, then profile this machine (see README.md)
+#   make test         unit tests, the same tests under ASan+UBSan, short fuzz runs
+#   make test-integration   real eBPF against real workloads, compared with perf
+#   make fuzz         longer fuzz runs (FUZZ_SECONDS per target)
+#   make lint         clang-format check, clang-tidy, cppcheck
+#
+# Sources are discovered per stage directory: every agent/*.c, symbolizer/*.c
+# and exporter/*.c except agent/main.c goes into build/libstoke.a, which the
+# agent, the unit tests (tests/unit/test_*.c) and the fuzz targets
+# (tests/fuzz/fuzz_*.c) link against.
+
+CC        ?= gcc
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+PROTOC_C  ?= protoc-c
+BUILD     := build
+ARCH      := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+PPROF_PROTO ?= /usr/share/gocode/src/github.com/google/pprof/proto/profile.proto
+
+WARN      := -Wall -Wextra -Werror -Wno-unused-parameter
+# OPTFLAGS is what the sanitizer and fuzz builds change; CFLAGS stays whole.
+OPTFLAGS  ?= -O2 -g
+CFLAGS    := -std=gnu11 $(WARN) -fno-omit-frame-pointer -D_GNU_SOURCE -I. -I$(BUILD) -I$(BUILD)/proto $(OPTFLAGS)
+LDLIBS    := -lbpf -ldw -lelf -lprotobuf-c -lcurl -lzstd -lz -lmicrohttpd -liberty -lpthread -lm
+
+LIB_SRC   := $(filter-out agent/main.c,$(wildcard agent/*.c symbolizer/*.c exporter/*.c))
+PROTO_SRC := $(BUILD)/proto/profile.pb-c.c
+LIB_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/proto/profile.pb-c.o
+GEN_HDRS  := $(BUILD)/profile.skel.h $(BUILD)/proto/profile.pb-c.h
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all deps deps-test run test test-unit test-san test-fuzz-short test-integration \
+        fuzz lint format clean bench
+
+all: $(BUILD)/stoke-agent
+
+# ---- dependencies -------------------------------------------------------
+deps:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh build test
+
+# ---- BPF ----------------------------------------------------------------
+$(BUILD)/vmlinux.h:
+	@mkdir -p $(@D)
+	@test -r /sys/kernel/btf/vmlinux || { echo "error: /sys/kernel/btf/vmlinux missing: Stoke needs a kernel with BTF (CONFIG_DEBUG_INFO_BTF=y)" >&2; exit 1; }
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/profile.bpf.o: bpf/profile.bpf.c bpf/profile.h $(BUILD)/vmlinux.h
+	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -I. -Wall -Werror -c $< -o $@
+
+$(BUILD)/profile.skel.h: $(BUILD)/profile.bpf.o
+	$(BPFTOOL) gen skeleton $< name profile_bpf > $@.tmp && mv $@.tmp $@
+
+# ---- protobuf -----------------------------------------------------------
+$(BUILD)/proto/profile.pb-c.c $(BUILD)/proto/profile.pb-c.h: $(PPROF_PROTO)
+	@mkdir -p $(BUILD)/proto
+	cp $(PPROF_PROTO) $(BUILD)/proto/profile.proto
+	cd $(BUILD)/proto && $(PROTOC_C) --c_out=. profile.proto
+
+# ---- C ------------------------------------------------------------------
+$(BUILD)/obj/%.o: %.c $(GEN_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/proto/profile.pb-c.o: $(BUILD)/proto/profile.pb-c.c
+	@mkdir -p $(@D)
+	$(CC) $(OPTFLAGS) -I$(BUILD)/proto -c $< -o $@
+
+$(BUILD)/libstoke.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/stoke-agent: $(BUILD)/obj/agent/main.o $(BUILD)/libstoke.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- unit tests ---------------------------------------------------------
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libstoke.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstoke.a $(LDLIBS) -lcmocka
+
+test-unit: $(UNIT_BIN)
+	@scripts/run-unit.sh $(BUILD)/tests $(UNIT_BIN)
+
+# The same unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-san:
+	$(MAKE) BUILD=$(BUILD)/san OPTFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	    test-unit-san
+
+test-unit-san: $(UNIT_BIN)
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 scripts/run-unit.sh $(BUILD)/tests $(UNIT_BIN)
+
+# ---- fuzzing ------------------------------------------------------------
+FUZZ_BUILD  := $(BUILD)/fuzz
+FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 60
+
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(CLANG) OPTFLAGS="$(FUZZ_CFLAGS)" fuzz-bins
+
+fuzz-bins: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzzers/%,$(FUZZ_SRC))
+
+$(BUILD)/fuzzers/%: tests/fuzz/%.c $(BUILD)/libstoke.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libstoke.a $(LDLIBS)
+
+test-fuzz-short: fuzz-build
+	@scripts/run-fuzz.sh $(FUZZ_BUILD)/fuzzers 10
+
+fuzz: fuzz-build
+	@scripts/run-fuzz.sh $(FUZZ_BUILD)/fuzzers $(FUZZ_SECONDS)
+
+# ---- top-level targets --------------------------------------------------
+test: deps-test
+	$(MAKE) all
+	$(MAKE) test-unit
+	$(MAKE) test-san
+	$(MAKE) test-fuzz-short
+
+test-integration: deps-test
+	$(MAKE) all
+	@tests/integration/run.sh
+
+run: deps
+	$(MAKE) all
+	@scripts/run.sh
+
+lint:
+	@scripts/lint.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)

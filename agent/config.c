@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * config — see config.h. One table lists every option once: its name, kind,
+ * where it is stored, and its help line; the file parser, the command-line
+ * parser and --help all read that table, so they cannot disagree.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/config.h"
+
+#define STOKE_VERSION "0.1.0"
+
+enum opt_kind { OPT_UINT, OPT_STR, OPT_BOOL, OPT_LIST };
+
+struct opt_def {
+    const char *name;
+    enum opt_kind kind;
+    size_t off;
+    unsigned min, max; /* OPT_UINT bounds */
+    const char *arg;   /* metavariable for --help */
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct agent_config, f)
+
+static const struct opt_def opts[] = {
+    {"frequency", OPT_UINT, OFF(frequency), 1, 1000, "HZ",
+     "samples per second per CPU (default 19, at most 1000)"},
+    {"window", OPT_UINT, OFF(window_s), 1, 3600, "SEC",
+     "aggregation window: maps are drained and profiles cut every SEC (default 10)"},
+    {"duration", OPT_UINT, OFF(duration_s), 0, UINT_MAX, "SEC",
+     "stop after SEC seconds (default 0: run until SIGINT/SIGTERM)"},
+    {"output-dir", OPT_STR, OFF(output_dir), 0, 0, "DIR",
+     "write DIR/<service>/<window start ns>.pb.gz (pprof) and .folded per window"},
+    {"top", OPT_UINT, OFF(top), 0, 100000, "N", "print the N hottest functions at exit"},
+    {"pid", OPT_UINT, OFF(pid), 0, UINT_MAX, "PID", "profile only this process"},
+    {"include-idle", OPT_BOOL, OFF(include_idle), 0, 0, NULL, "count the idle task's samples"},
+    {"per-thread", OPT_BOOL, OFF(per_thread), 0, 0, NULL, "add a thread_id label"},
+    {"per-cpu", OPT_BOOL, OFF(per_cpu), 0, 0, NULL, "add a cpu label"},
+    {"debug-dir", OPT_STR, OFF(debug_dirs), 0, 0, "DIRS",
+     "colon-separated roots of separate debug files (default /usr/lib/debug)"},
+    {"no-dwarf", OPT_BOOL, OFF(no_dwarf), 0, 0, NULL,
+     "symbol tables only: no file:line, no inlined frames"},
+    {"host-name", OPT_STR, OFF(host_name), 0, 0, "NAME", "host_name label (default: hostname)"},
+    {"relabel", OPT_LIST, OFF(relabel), 0, 0, "RULE",
+     "relabel rule, repeatable: keep:L=RE drop:L=RE replace:L=RE:T=REPL labeldrop:RE "
+     "labelkeep:RE"},
+    {"max-label-values", OPT_UINT, OFF(max_label_values), 1, 1000000, "N",
+     "distinct values per label name before '_overflow_' (default 1000)"},
+    {"symbol-cache-mb", OPT_UINT, OFF(symbol_cache_mb), 4, 65536, "MB",
+     "memory cap of the symbol caches (default 64)"},
+    {"metrics-addr", OPT_STR, OFF(metrics_addr), 0, 0, "ADDR:PORT",
+     "serve /metrics and /healthz here (default 127.0.0.1:9465; 'off' disables)"},
+    {"log-level", OPT_STR, OFF(log_level), 0, 0, "LEVEL", "error, warn, info or debug"},
+};
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+void config_defaults(struct agent_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->frequency = 19;
+    c->window_s = 10;
+    c->max_label_values = 1000;
+    c->symbol_cache_mb = 64;
+    c->metrics_addr = strdup("127.0.0.1:9465");
+    c->log_level = strdup("info");
+}
+
+void config_free(struct agent_config *c)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (opts[i].kind == OPT_STR)
+            free(*(char **)((char *)c + opts[i].off));
+    }
+    for (size_t i = 0; i < c->nrelabel; i++)
+        free(c->relabel[i]);
+    memset(c, 0, sizeof(*c));
+}
+
+static const struct opt_def *find_opt(const char *name)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    if (!v || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1") || !strcmp(v, "on"))
+        *out = true;
+    else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0") || !strcmp(v, "off"))
+        *out = false;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+int config_set(struct agent_config *c, const char *name, const char *value, char *err,
+               size_t errlen)
+{
+    const struct opt_def *o = find_opt(name);
+    void *field;
+
+    if (!o) {
+        snprintf(err, errlen, "unknown option '%s'", name);
+        return -EINVAL;
+    }
+    field = (char *)c + o->off;
+    switch (o->kind) {
+    case OPT_UINT: {
+        char *end;
+        errno = 0;
+        unsigned long long v = value ? strtoull(value, &end, 10) : 0;
+        if (!value || !*value || *end || errno || value[0] == '-' || v < o->min || v > o->max) {
+            snprintf(err, errlen, "%s: '%s' is not a number from %u to %u", name,
+                     value ? value : "", o->min, o->max);
+            return -EINVAL;
+        }
+        if (o->off == OFF(top))
+            *(int *)field = (int)v;
+        else
+            *(unsigned *)field = (unsigned)v;
+        return 0;
+    }
+    case OPT_BOOL:
+        if (parse_bool(value, (bool *)field) != 0) {
+            snprintf(err, errlen, "%s: '%s' is not true or false", name, value);
+            return -EINVAL;
+        }
+        return 0;
+    case OPT_STR: {
+        char *dup = strdup(value ? value : "");
+        if (!dup)
+            return -ENOMEM;
+        free(*(char **)field);
+        *(char **)field = dup;
+        return 0;
+    }
+    case OPT_LIST:
+        if (c->nrelabel >= CONFIG_MAX_RELABEL) {
+            snprintf(err, errlen, "%s: at most %d rules", name, CONFIG_MAX_RELABEL);
+            return -EINVAL;
+        }
+        c->relabel[c->nrelabel] = strdup(value ? value : "");
+        if (!c->relabel[c->nrelabel])
+            return -ENOMEM;
+        c->nrelabel++;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static char *trim(char *s, char *end)
+{
+    while (s < end && (*s == ' ' || *s == '\t'))
+        s++;
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+        *--end = '\0';
+    *end = '\0';
+    return s;
+}
+
+int config_parse_text(struct agent_config *c, const char *text, size_t len, char *err,
+                      size_t errlen)
+{
+    char *copy = malloc(len + 1), *line, *next;
+    unsigned lineno = 0;
+    int ret = 0;
+
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    for (line = copy; line && ret == 0; line = next) {
+        char *nl = strchr(line, '\n'), *eq, *hash;
+        next = nl ? nl + 1 : NULL;
+        if (nl)
+            *nl = '\0';
+        lineno++;
+        if (strlen(line) != (size_t)((nl ? nl : copy + len) - line)) {
+            snprintf(err, errlen, "line %u: NUL byte", lineno);
+            ret = -EINVAL;
+            break;
+        }
+        hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *l = trim(line, line + strlen(line));
+        if (!*l)
+            continue;
+        eq = strchr(l, '=');
+        char *name, *value;
+        if (eq) {
+            *eq = '\0';
+            name = trim(l, eq);
+            value = trim(eq + 1, eq + 1 + strlen(eq + 1));
+        } else {
+            name = l;
+            value = NULL; /* a bare boolean option means true */
+        }
+        const struct opt_def *o = find_opt(name);
+        if (o && o->kind != OPT_BOOL && !value) {
+            snprintf(err, errlen, "line %u: '%s' needs '= value'", lineno, name);
+            ret = -EINVAL;
+            break;
+        }
+        char sub[256];
+        ret = config_set(c, name, value, sub, sizeof(sub));
+        if (ret)
+            snprintf(err, errlen, "line %u: %s", lineno, sub);
+    }
+    free(copy);
+    return ret;
+}
+
+static int load_file(struct agent_config *c, const char *path)
+{
+    char err[512];
+    FILE *f = fopen(path, "re");
+    char *buf;
+    size_t n;
+    int ret;
+
+    if (!f) {
+        fprintf(stderr, "stoke-agent: cannot open config file %s: %s\n", path, strerror(errno));
+        return -EINVAL;
+    }
+    buf = malloc(1 << 20);
+    if (!buf) {
+        fclose(f);
+        return -ENOMEM;
+    }
+    n = fread(buf, 1, 1 << 20, f);
+    if (n == 1 << 20) {
+        fprintf(stderr, "stoke-agent: config file %s is larger than 1 MiB\n", path);
+        fclose(f);
+        free(buf);
+        return -EINVAL;
+    }
+    fclose(f);
+    ret = config_parse_text(c, buf, n, err, sizeof(err));
+    free(buf);
+    if (ret)
+        fprintf(stderr, "stoke-agent: %s: %s\n", path, err);
+    return ret;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: stoke-agent [OPTIONS]\n"
+                 "Samples the CPU stacks of every process with eBPF and writes per-service "
+                 "profiles.\n\n"
+                 "  --config FILE            read options from FILE (name = value lines)\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        char left[64];
+        snprintf(left, sizeof(left), "--%s%s%s", opts[i].name, opts[i].arg ? " " : "",
+                 opts[i].arg ? opts[i].arg : "");
+        fprintf(out, "  %-24s %s\n", left, opts[i].help);
+    }
+    fprintf(out, "  --help, --version\n\nSee docs/configuration.md.\n");
+}
+
+int config_parse(struct agent_config *c, int argc, char **argv)
+{
+    struct option lopts[NOPTS + 4];
+    char err[512];
+    size_t i;
+    int ch, idx;
+
+    for (i = 0; i < NOPTS; i++) {
+        lopts[i].name = opts[i].name;
+        /* --top takes an optional count (default 20). */
+        lopts[i].has_arg = opts[i].kind == OPT_BOOL       ? no_argument
+                           : !strcmp(opts[i].name, "top") ? optional_argument
+                                                          : required_argument;
+        lopts[i].flag = NULL;
+        lopts[i].val = 1000 + (int)i;
+    }
+    lopts[i++] = (struct option){"config", required_argument, NULL, 'c'};
+    lopts[i++] = (struct option){"help", no_argument, NULL, 'h'};
+    lopts[i++] = (struct option){"version", no_argument, NULL, 'V'};
+    lopts[i] = (struct option){0};
+
+    /* First pass: --config, --help, --version. */
+    opterr = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", lopts, &idx)) != -1) {
+        if (ch == 'h') {
+            usage(stdout);
+            return 1;
+        }
+        if (ch == 'V') {
+            printf("stoke-agent %s\n", STOKE_VERSION);
+            return 1;
+        }
+        if (ch == 'c' && load_file(c, optarg) != 0)
+            return -EINVAL;
+    }
+    /* Second pass: everything else, overriding the file. */
+    opterr = 1;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", lopts, &idx)) != -1) {
+        if (ch == 'c')
+            continue;
+        if (ch == '?' || ch < 1000) {
+            usage(stderr);
+            return -EINVAL;
+        }
+        const struct opt_def *o = &opts[ch - 1000];
+        const char *val = optarg;
+        if (o->kind == OPT_BOOL)
+            val = "true";
+        else if (!val && !strcmp(o->name, "top"))
+            val = "20";
+        if (config_set(c, o->name, val, err, sizeof(err)) != 0) {
+            fprintf(stderr, "stoke-agent: %s\n", err);
+            return -EINVAL;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "stoke-agent: unexpected argument '%s'\n", argv[optind]);
+        return -EINVAL;
+    }
+    return 0;
+}

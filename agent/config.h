@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * config — the agent's options, from a configuration file and the command
+ * line (the command line wins). Every option is documented in
+ * docs/configuration.md; the file takes the long option names without the
+ * dashes, one `name = value` per line, `#` comments.
+ */
+#ifndef STOKE_CONFIG_H
+#define STOKE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_MAX_RELABEL 64
+
+struct agent_config {
+    unsigned frequency;  /* Hz per CPU (19) */
+    unsigned window_s;   /* drain window (10) */
+    unsigned duration_s; /* 0 = until SIGINT/SIGTERM */
+    char *output_dir;    /* pprof + folded per window and service; NULL = none */
+    int top;             /* print the N top functions at exit; 0 = off */
+    unsigned pid;        /* 0 = every process */
+    bool include_idle;
+    bool per_thread;  /* thread_id label */
+    bool per_cpu;     /* cpu label */
+    char *debug_dirs; /* colon-separated debug roots (/usr/lib/debug) */
+    bool no_dwarf;
+    char *host_name; /* NULL = gethostname() */
+    char *relabel[CONFIG_MAX_RELABEL];
+    size_t nrelabel;
+    unsigned max_label_values; /* per label name (1000) */
+    unsigned symbol_cache_mb;  /* (64) */
+    char *metrics_addr;        /* "127.0.0.1:9465"; "" or "off" disables */
+    char *log_level;           /* error, warn, info, debug */
+};
+
+/* Fills @c with the defaults. */
+void config_defaults(struct agent_config *c);
+void config_free(struct agent_config *c);
+
+/*
+ * Parses argv (and, when --config FILE is given, the file first). Returns 0,
+ * 1 when --help or --version was printed (the caller exits 0), or -EINVAL
+ * after printing what is wrong to stderr.
+ */
+int config_parse(struct agent_config *c, int argc, char **argv);
+
+/* Applies one `name = value` setting (file syntax). @err gets a message.
+ * 0 or -EINVAL. Exposed for tests and the fuzz target. */
+int config_set(struct agent_config *c, const char *name, const char *value, char *err,
+               size_t errlen);
+
+/* Parses a whole configuration file's text. 0 or -EINVAL with the line
+ * number in @err. */
+int config_parse_text(struct agent_config *c, const char *text, size_t len, char *err,
+                      size_t errlen);
+
+#endif

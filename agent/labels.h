@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * labels — the label sets attached to every series, the relabel rules that
+ * rewrite them, and the cardinality cap.
+ *
+ * Owns: label_set (a small sorted array of name=value pairs), the parsed
+ * relabel rules from the configuration, and per-label-name counts of distinct
+ * values for the cardinality limit.
+ *
+ * Label names follow the Pyroscope/OpenTelemetry conventions: service_name,
+ * host_name, process_executable_name, container_id, pod_uid, systemd_unit...
+ */
+#ifndef STOKE_LABELS_H
+#define STOKE_LABELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct label {
+    char *name;
+    char *value;
+};
+
+/* Sorted by name, names unique. Owns its strings. */
+struct label_set {
+    struct label *v;
+    size_t n;
+    size_t cap;
+};
+
+/* Sets @name to @value (copies both); replaces an existing value. 0 or -ENOMEM. */
+int label_set_put(struct label_set *ls, const char *name, const char *value);
+/* Returns the value of @name or NULL. */
+const char *label_set_get(const struct label_set *ls, const char *name);
+/* Removes @name if present. */
+void label_set_del(struct label_set *ls, const char *name);
+/* Deep copy into @dst (which must be empty). 0 or -ENOMEM. */
+int label_set_copy(struct label_set *dst, const struct label_set *src);
+void label_set_clear(struct label_set *ls);
+/* Stable 64-bit hash of the whole set, for interning series. */
+uint64_t label_set_hash(const struct label_set *ls);
+bool label_set_equal(const struct label_set *a, const struct label_set *b);
+
+/*
+ * Relabel rules, applied in order, Prometheus-style:
+ *   keep:NAME=REGEX          keep the series only if label NAME matches REGEX
+ *   drop:NAME=REGEX          drop the series if label NAME matches REGEX
+ *   replace:SRC=REGEX:TARGET=REPLACEMENT
+ *                            if SRC matches REGEX (anchored), set TARGET to
+ *                            REPLACEMENT with $1..$9 substituted
+ *   labeldrop:REGEX          remove every label whose name matches
+ *   labelkeep:REGEX          remove every label whose name does not match
+ * Regexes are POSIX extended and anchored at both ends. A missing label
+ * matches as the empty string. In replace, REGEX ends at the first ':' that
+ * is followed by a label name and '=' (so REPLACEMENT may hold ':' and '=');
+ * $0 is the whole match, $$ a literal '$'; a replacement that expands to ""
+ * removes TARGET. Rules referring to groups the regex lacks are rejected.
+ */
+struct relabel_rules;
+
+/* Parses one rule and appends it. Returns 0, or -EINVAL with a message of at
+ * most @errlen bytes in @err naming what is wrong. */
+int relabel_rules_add(struct relabel_rules *r, const char *spec, char *err, size_t errlen);
+struct relabel_rules *relabel_rules_new(void);
+void relabel_rules_free(struct relabel_rules *r);
+size_t relabel_rules_count(const struct relabel_rules *r);
+
+/* Applies the rules to @ls in place. Returns true to keep the series, false
+ * when a keep/drop rule dropped it. */
+bool relabel_apply(const struct relabel_rules *r, struct label_set *ls);
+
+/*
+ * Cardinality cap: at most @max_values distinct values per label name (except
+ * service_name and host_name, which are never capped). Values past the cap are
+ * replaced by "_overflow_" and counted.
+ */
+struct label_limiter;
+/* Allocates. label_limiter_apply(NULL, ls) does nothing. */
+struct label_limiter *label_limiter_new(size_t max_values);
+void label_limiter_free(struct label_limiter *l);
+void label_limiter_apply(struct label_limiter *l, struct label_set *ls);
+uint64_t label_limiter_overflows(const struct label_limiter *l);
+
+#endif

@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * stoke-agent — the window loop.
+ *
+ * Every window (default 10 s) the sampler's maps are flipped and drained;
+ * each {pid, kernel stack, user stack} → count row is attributed to its
+ * process's service and label set, its addresses symbolized, and added to
+ * that service's profile for the window. At the window's end the profiles
+ * are written (pprof + folded) and the self-metrics published. SIGINT and
+ * SIGTERM end the current window early, flush it, and exit.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/config.h"
+#include "agent/labels.h"
+#include "agent/log.h"
+#include "agent/metrics.h"
+#include "agent/procinfo.h"
+#include "agent/sampler.h"
+#include "agent/top.h"
+#include "exporter/profile.h"
+#include "symbolizer/symbolizer.h"
+
+#define MAX_FRAMES    (2 * 127)
+#define MAX_TOP_NAMES 1024
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+struct service_profile {
+    char *name;
+    struct profile *prof;
+};
+
+struct agent {
+    struct agent_config cfg;
+    struct symbolizer *sym;
+    struct proc_cache *procs;
+    struct relabel_rules *rules;
+    struct label_limiter *limiter;
+    struct metrics_server *metrics;
+    struct sampler *sampler;
+    struct top *top;
+    struct agent_metrics m;
+    uint64_t period_ns;
+    /* the current window */
+    uint64_t window_start_ns, window_len_ns;
+    struct service_profile *svc;
+    size_t nsvc, capsvc;
+};
+
+static uint64_t now_ns(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static struct profile *service_profile(struct agent *a, const char *name)
+{
+    for (size_t i = 0; i < a->nsvc; i++)
+        if (strcmp(a->svc[i].name, name) == 0)
+            return a->svc[i].prof;
+    if (a->nsvc == a->capsvc) {
+        size_t ncap = a->capsvc ? a->capsvc * 2 : 16;
+        struct service_profile *n = realloc(a->svc, ncap * sizeof(*n));
+        if (!n)
+            return NULL;
+        a->svc = n;
+        a->capsvc = ncap;
+    }
+    struct profile *p = profile_new(name, a->window_start_ns, a->window_len_ns, a->period_ns);
+    char *dup = strdup(name);
+    if (!p || !dup) {
+        profile_free(p);
+        free(dup);
+        return NULL;
+    }
+    a->svc[a->nsvc++] = (struct service_profile){dup, p};
+    return p;
+}
+
+/* A frame the symbolizer could not even place in a mapping. */
+static void unplaced(struct sym_result *r, enum sym_kind kind, uint64_t addr)
+{
+    memset(r, 0, sizeof(*r));
+    r->kind = kind;
+    r->mapping = kind == SYM_KERNEL ? "[kernel.kallsyms]" : "[unknown]";
+    r->build_id = "";
+    r->file_offset = addr;
+}
+
+/* Names of one resolved location for the top table, innermost first. */
+static size_t frame_names(const struct sym_result *r, char (*scratch)[160], const char **names,
+                          size_t room)
+{
+    size_t n = 0;
+    if (r->nframes == 0) {
+        const char *base = strrchr(r->mapping, '/');
+        snprintf(scratch[0], sizeof(scratch[0]), "%s+0x%llx", base ? base + 1 : r->mapping,
+                 (unsigned long long)r->file_offset);
+        if (room)
+            names[n++] = scratch[0];
+        return n;
+    }
+    for (uint32_t i = 0; i < r->nframes && n < room; i++) {
+        snprintf(scratch[n], sizeof(scratch[0]), "%s", r->frames[i].function);
+        names[n] = scratch[n];
+        n++;
+    }
+    return n;
+}
+
+struct drain_ctx {
+    struct agent *a;
+    uint32_t locs[MAX_FRAMES];
+    const char *names[MAX_TOP_NAMES];
+    char (*scratch)[160];
+};
+
+static void on_row(const struct sample_row *row, void *ctx)
+{
+    struct drain_ctx *d = ctx;
+    struct agent *a = d->a;
+    /* pid 0 is the idle task (only with --include-idle): no /proc entry. */
+    const struct proc_info *pi = row->pid ? proc_cache_get(a->procs, row->pid) : NULL;
+    struct label_set ls = {0};
+    struct sym_result r;
+    struct profile *p;
+    size_t nlocs = 0, nnames = 0;
+    const char *service;
+    char buf[32];
+
+    if (row->pid == 0) {
+        label_set_put(&ls, "service_name", "kernel");
+        label_set_put(&ls, "host_name", a->cfg.host_name);
+        label_set_put(&ls, "process_executable_name", "swapper");
+    } else if (!pi) {
+        /* The process exited before this drain: its samples still count,
+         * under the pid, so totals stay whole. */
+        a->m.unknown_process += row->count;
+        label_set_put(&ls, "service_name", "unknown");
+        if (a->cfg.host_name)
+            label_set_put(&ls, "host_name", a->cfg.host_name);
+        snprintf(buf, sizeof(buf), "%u", row->pid);
+        label_set_put(&ls, "pid", buf);
+    } else if (label_set_copy(&ls, &pi->labels) != 0) {
+        return;
+    }
+    if (a->cfg.per_thread) {
+        snprintf(buf, sizeof(buf), "%u", row->tid);
+        label_set_put(&ls, "thread_id", buf);
+    }
+    if (a->cfg.per_cpu) {
+        snprintf(buf, sizeof(buf), "%u", row->cpu);
+        label_set_put(&ls, "cpu", buf);
+    }
+    if (a->rules && !relabel_apply(a->rules, &ls)) {
+        a->m.series_dropped += row->count;
+        label_set_clear(&ls);
+        return;
+    }
+    label_limiter_apply(a->limiter, &ls);
+    service = label_set_get(&ls, "service_name");
+    p = service_profile(a, service ? service : "unknown");
+    if (!p) {
+        label_set_clear(&ls);
+        return;
+    }
+
+    for (uint32_t i = 0; i < row->nk && nlocs < MAX_FRAMES; i++) {
+        if (symbolizer_kernel(a->sym, row->kstack[i], &r) != 0)
+            unplaced(&r, SYM_KERNEL, row->kstack[i]);
+        d->locs[nlocs++] = profile_location(p, &r);
+        if (a->top)
+            nnames +=
+                frame_names(&r, d->scratch + nnames, d->names + nnames, MAX_TOP_NAMES - nnames);
+    }
+    for (uint32_t i = 0; i < row->nu && nlocs < MAX_FRAMES; i++) {
+        int ret = pi ? symbolizer_user(a->sym, row->pid, pi->start_time, row->ustack[i], i > 0, &r)
+                     : -ESRCH;
+        if (ret != 0)
+            unplaced(&r, SYM_USER, row->ustack[i]);
+        d->locs[nlocs++] = profile_location(p, &r);
+        if (a->top)
+            nnames +=
+                frame_names(&r, d->scratch + nnames, d->names + nnames, MAX_TOP_NAMES - nnames);
+    }
+    /* profile_location returns 0 only when out of memory. */
+    size_t k = 0;
+    for (size_t i = 0; i < nlocs; i++)
+        if (d->locs[i])
+            d->locs[k++] = d->locs[i];
+    if (k)
+        profile_add(p, d->locs, k, &ls, row->count);
+    if (a->top && nnames)
+        top_add(a->top, d->names, nnames, row->count);
+    label_set_clear(&ls);
+}
+
+/* Directory names come from service names, which come from processes:
+ * keep them to a safe alphabet. */
+static void safe_name(const char *in, char *out, size_t outlen)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < outlen; i++) {
+        char c = in[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || (c == '.' && i > 0);
+        out[i] = ok ? c : '_';
+    }
+    out[i] = '\0';
+    if (i == 0)
+        snprintf(out, outlen, "_");
+}
+
+static void write_window(struct agent *a)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 64], name[128];
+
+    for (size_t i = 0; i < a->nsvc; i++) {
+        struct service_profile *s = &a->svc[i];
+        if (a->cfg.output_dir && profile_total_samples(s->prof) > 0) {
+            safe_name(s->name, name, sizeof(name));
+            snprintf(dir, sizeof(dir), "%s/%s", a->cfg.output_dir, name);
+            if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+                log_error("cannot create %s: %s", dir, strerror(errno));
+                a->m.write_errors++;
+            } else {
+                int r1, r2;
+                snprintf(path, sizeof(path), "%s/%llu.pb.gz", dir,
+                         (unsigned long long)a->window_start_ns);
+                r1 = profile_write_pprof_gz(s->prof, path);
+                snprintf(path, sizeof(path), "%s/%llu.folded", dir,
+                         (unsigned long long)a->window_start_ns);
+                r2 = profile_write_folded(s->prof, path);
+                if (r1 || r2) {
+                    log_error("writing %s/%llu.*: %s", dir, (unsigned long long)a->window_start_ns,
+                              strerror(-(r1 ? r1 : r2)));
+                    a->m.write_errors++;
+                } else {
+                    a->m.profiles_written++;
+                }
+            }
+        }
+        profile_free(s->prof);
+        free(s->name);
+    }
+    a->nsvc = 0;
+}
+
+static void self_usage(struct agent *a)
+{
+    struct rusage ru;
+    long pages = 0;
+    FILE *f;
+
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        a->m.cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+        a->m.peak_rss_bytes = (uint64_t)ru.ru_maxrss * 1024;
+    }
+    f = fopen("/proc/self/statm", "re");
+    if (f) {
+        long size;
+        if (fscanf(f, "%ld %ld", &size, &pages) == 2)
+            a->m.rss_bytes = (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+        fclose(f);
+    }
+}
+
+static int drain_window(struct agent *a, uint64_t end_ns)
+{
+    struct drain_ctx d = {.a = a};
+    uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+    int ret;
+
+    d.scratch = calloc(MAX_TOP_NAMES, sizeof(*d.scratch));
+    if (!d.scratch)
+        return -ENOMEM;
+    a->window_len_ns = end_ns - a->window_start_ns;
+    symbolizer_new_window(a->sym);
+    proc_cache_sweep(a->procs, a->m.windows);
+    ret = sampler_drain(a->sampler, on_row, &d);
+    free(d.scratch);
+    if (ret < 0)
+        return ret;
+    write_window(a);
+    a->m.windows++;
+    sampler_get_stats(a->sampler, &a->m.sampler);
+    symbolizer_get_stats(a->sym, &a->m.sym);
+    a->m.processes_cached = proc_cache_size(a->procs);
+    a->m.label_overflows = label_limiter_overflows(a->limiter);
+    a->m.last_drain_seconds = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
+    self_usage(a);
+    metrics_publish(a->metrics, &a->m);
+    log_debug("window %llu: %d rows, %.3f s to drain and write", (unsigned long long)a->m.windows,
+              ret, a->m.last_drain_seconds);
+    return 0;
+}
+
+/* Sleeps until @deadline (CLOCK_MONOTONIC ns) or a signal. */
+static void sleep_until(uint64_t deadline)
+{
+    while (!stop_requested) {
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
+        if (now >= deadline)
+            return;
+        uint64_t left = deadline - now;
+        if (left > 200000000ull)
+            left = 200000000ull;
+        struct timespec ts = {.tv_sec = (time_t)(left / 1000000000ull),
+                              .tv_nsec = (long)(left % 1000000000ull)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int setup(struct agent *a)
+{
+    char err[512];
+
+    if (sampler_preflight(err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return -EPERM;
+    }
+    if (!a->cfg.host_name) {
+        char hn[256] = "localhost";
+        gethostname(hn, sizeof(hn) - 1);
+        hn[sizeof(hn) - 1] = '\0';
+        a->cfg.host_name = strdup(hn);
+    }
+    if (a->cfg.output_dir && mkdir(a->cfg.output_dir, 0755) != 0 && errno != EEXIST) {
+        log_error("cannot create output directory %s: %s", a->cfg.output_dir, strerror(errno));
+        return -errno;
+    }
+    if (a->cfg.nrelabel) {
+        a->rules = relabel_rules_new();
+        if (!a->rules)
+            return -ENOMEM;
+        for (size_t i = 0; i < a->cfg.nrelabel; i++) {
+            if (relabel_rules_add(a->rules, a->cfg.relabel[i], err, sizeof(err)) != 0) {
+                log_error("relabel rule '%s': %s", a->cfg.relabel[i], err);
+                return -EINVAL;
+            }
+        }
+    }
+    struct symbolizer_opts so = {
+        .max_bytes = (size_t)a->cfg.symbol_cache_mb << 20,
+        .debug_dirs = a->cfg.debug_dirs,
+        .no_dwarf = a->cfg.no_dwarf,
+    };
+    a->sym = symbolizer_new(&so);
+    a->procs = proc_cache_new(NULL, a->cfg.host_name);
+    a->limiter = label_limiter_new(a->cfg.max_label_values);
+    if (a->cfg.top)
+        a->top = top_new();
+    if (!a->sym || !a->procs || !a->limiter || (a->cfg.top && !a->top))
+        return -ENOMEM;
+    struct sampler_opts sopts = {
+        .frequency = a->cfg.frequency,
+        .include_idle = a->cfg.include_idle,
+        .per_thread = a->cfg.per_thread,
+        .per_cpu = a->cfg.per_cpu,
+        .pid = a->cfg.pid,
+    };
+    a->sampler = sampler_new(&sopts, err, sizeof(err));
+    if (!a->sampler) {
+        log_error("%s", err);
+        return -EIO;
+    }
+    a->metrics = metrics_start(a->cfg.metrics_addr);
+    a->period_ns = 1000000000ull / a->cfg.frequency;
+    return 0;
+}
+
+static void teardown(struct agent *a)
+{
+    metrics_stop(a->metrics);
+    sampler_free(a->sampler);
+    for (size_t i = 0; i < a->nsvc; i++) {
+        profile_free(a->svc[i].prof);
+        free(a->svc[i].name);
+    }
+    free(a->svc);
+    top_free(a->top);
+    label_limiter_free(a->limiter);
+    relabel_rules_free(a->rules);
+    proc_cache_free(a->procs);
+    symbolizer_free(a->sym);
+    config_free(&a->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    static struct agent a;
+    struct sigaction sa = {.sa_handler = on_signal};
+    enum log_level lvl;
+    int ret;
+
+    config_defaults(&a.cfg);
+    ret = config_parse(&a.cfg, argc, argv);
+    if (ret != 0) {
+        config_free(&a.cfg);
+        return ret > 0 ? 0 : 2;
+    }
+    if (log_parse_level(a.cfg.log_level, &lvl) != 0) {
+        fprintf(stderr, "stoke-agent: --log-level must be error, warn, info or debug\n");
+        config_free(&a.cfg);
+        return 2;
+    }
+    log_set_level(lvl);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ret = setup(&a);
+    if (ret != 0) {
+        teardown(&a);
+        return 1;
+    }
+    sampler_get_stats(a.sampler, &a.m.sampler);
+    log_info("sampling %u CPUs at %u Hz, %u s windows%s%s", a.m.sampler.cpus, a.cfg.frequency,
+             a.cfg.window_s, a.cfg.output_dir ? ", writing to " : "",
+             a.cfg.output_dir ? a.cfg.output_dir : "");
+
+    uint64_t mono0 = now_ns(CLOCK_MONOTONIC);
+    uint64_t end = a.cfg.duration_s ? mono0 + (uint64_t)a.cfg.duration_s * 1000000000ull : 0;
+    a.window_start_ns = now_ns(CLOCK_REALTIME);
+    uint64_t window_deadline = mono0 + (uint64_t)a.cfg.window_s * 1000000000ull;
+    while (!stop_requested) {
+        uint64_t deadline = window_deadline;
+        if (end && end < deadline)
+            deadline = end;
+        sleep_until(deadline);
+        uint64_t wall = now_ns(CLOCK_REALTIME);
+        if (drain_window(&a, wall) != 0)
+            log_error("drain failed; continuing");
+        a.window_start_ns = wall;
+        window_deadline += (uint64_t)a.cfg.window_s * 1000000000ull;
+        if (end && now_ns(CLOCK_MONOTONIC) >= end)
+            break;
+    }
+    if (a.top)
+        top_print(a.top, stdout, (size_t)a.cfg.top, a.period_ns);
+    self_usage(&a);
+    const struct sampler_stats *ss = &a.m.sampler;
+    const struct sym_stats *sy = &a.m.sym;
+    log_info("stopped after %llu windows: %llu samples drained in %llu rows (%.1f samples/row), "
+             "%llu profiles written, symbol cache hit rate %.1f%% (%llu lookups, %llu "
+             "unresolved), agent CPU %.2f s, peak RSS %.1f MB, BPF %.0f ns/sample",
+             (unsigned long long)a.m.windows, (unsigned long long)ss->drained,
+             (unsigned long long)ss->rows, ss->rows ? (double)ss->drained / (double)ss->rows : 0,
+             (unsigned long long)a.m.profiles_written,
+             sy->lookups ? 100.0 * (double)sy->cache_hits / (double)sy->lookups : 0,
+             (unsigned long long)sy->lookups, (unsigned long long)sy->unresolved, a.m.cpu_seconds,
+             (double)a.m.peak_rss_bytes / 1e6,
+             ss->bpf_run_cnt ? (double)ss->bpf_run_ns / (double)ss->bpf_run_cnt : 0);
+    teardown(&a);
+    return 0;
+}

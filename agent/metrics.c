@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* metrics — see metrics.h. */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/log.h"
+#include "agent/metrics.h"
+
+struct metrics_server {
+    struct MHD_Daemon *d;
+    pthread_mutex_t mu;
+    struct agent_metrics snap;
+};
+
+struct buf {
+    char *p;
+    size_t n, cap;
+};
+
+static void bprintf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bprintf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+            return;
+        if (b->p && b->n + (size_t)k < b->cap) {
+            b->n += (size_t)k;
+            return;
+        }
+        size_t ncap = (b->cap ? b->cap * 2 : 4096) + (size_t)k;
+        char *np = realloc(b->p, ncap);
+        if (!np)
+            return;
+        b->p = np;
+        b->cap = ncap;
+    }
+}
+
+static void counter(struct buf *b, const char *name, const char *help, uint64_t v)
+{
+    bprintf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+            (unsigned long long)v);
+}
+
+static void gauge(struct buf *b, const char *name, const char *help, double v)
+{
+    bprintf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.6g\n", name, help, name, name, v);
+}
+
+char *metrics_render(const struct agent_metrics *s)
+{
+    struct buf b = {0};
+
+    counter(&b, "stoke_samples_total", "Samples seen by the BPF program (idle included).",
+            s->sampler.samples);
+    counter(&b, "stoke_samples_idle_total", "Idle samples skipped.", s->sampler.idle);
+    counter(&b, "stoke_samples_drained_total", "Samples drained from the BPF maps.",
+            s->sampler.drained);
+    counter(&b, "stoke_sample_rows_total", "Distinct {pid, stacks} rows drained.", s->sampler.rows);
+    counter(&b, "stoke_stack_collisions_total", "Stacks lost to stack-map hash collisions.",
+            s->sampler.stack_collisions);
+    counter(&b, "stoke_stack_errors_total", "Stacks lost to other errors (stack map full).",
+            s->sampler.stack_errors);
+    counter(&b, "stoke_samples_dropped_map_full_total", "Samples dropped: counts map full.",
+            s->sampler.map_full);
+    counter(&b, "stoke_stacks_truncated_total", "Stacks cut at 127 frames.", s->sampler.truncated);
+    counter(&b, "stoke_stacks_lost_total", "Stack ids that were gone at drain time.",
+            s->sampler.lost_stacks);
+    gauge(&b, "stoke_cpus_sampled", "CPUs with an attached sampler.", s->sampler.cpus);
+    counter(&b, "stoke_bpf_run_nanoseconds_total",
+            "Nanoseconds spent in the BPF sampler (needs kernel.bpf_stats_enabled=1).",
+            s->sampler.bpf_run_ns);
+    counter(&b, "stoke_symbol_lookups_total", "Addresses symbolized.", s->sym.lookups);
+    counter(&b, "stoke_symbol_cache_hits_total", "Addresses answered from the cache.",
+            s->sym.cache_hits);
+    counter(&b, "stoke_symbol_resolved_total", "Addresses resolved to a function.",
+            s->sym.resolved);
+    counter(&b, "stoke_symbol_unresolved_total", "Addresses left as build-id + offset.",
+            s->sym.unresolved);
+    counter(&b, "stoke_binaries_loaded_total", "Binaries parsed.", s->sym.binaries_loaded);
+    counter(&b, "stoke_binaries_evicted_total", "Binaries evicted from the cache.",
+            s->sym.binaries_evicted);
+    counter(&b, "stoke_bad_binaries_total", "Malformed ELF/DWARF files rejected.",
+            s->sym.bad_binaries);
+    gauge(&b, "stoke_symbol_cache_bytes", "Estimated symbol cache footprint.",
+          (double)s->sym.bytes_used);
+    counter(&b, "stoke_windows_total", "Windows drained.", s->windows);
+    counter(&b, "stoke_profiles_written_total", "Per-service profiles written.",
+            s->profiles_written);
+    counter(&b, "stoke_write_errors_total", "Profile writes that failed.", s->write_errors);
+    counter(&b, "stoke_series_dropped_total", "Series dropped by relabel rules.",
+            s->series_dropped);
+    counter(&b, "stoke_label_overflows_total", "Label values replaced by _overflow_.",
+            s->label_overflows);
+    counter(&b, "stoke_rows_unknown_process_total", "Rows whose process had exited.",
+            s->unknown_process);
+    gauge(&b, "stoke_processes_cached", "Processes in the metadata cache.",
+          (double)s->processes_cached);
+    gauge(&b, "stoke_cpu_seconds", "CPU time of the agent (user + system).", s->cpu_seconds);
+    gauge(&b, "stoke_rss_bytes", "Resident set size of the agent.", (double)s->rss_bytes);
+    gauge(&b, "stoke_peak_rss_bytes", "Peak resident set size of the agent.",
+          (double)s->peak_rss_bytes);
+    gauge(&b, "stoke_last_drain_seconds", "Wall time of the last window's drain and writes.",
+          s->last_drain_seconds);
+    return b.p;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_len, void **con_cls)
+{
+    struct metrics_server *m = cls;
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+    unsigned status = MHD_HTTP_OK;
+    char *body;
+
+    if (strcmp(method, "GET") != 0) {
+        body = strdup("method not allowed\n");
+        status = MHD_HTTP_METHOD_NOT_ALLOWED;
+    } else if (strcmp(url, "/metrics") == 0) {
+        struct agent_metrics snap;
+        pthread_mutex_lock(&m->mu);
+        snap = m->snap;
+        pthread_mutex_unlock(&m->mu);
+        body = metrics_render(&snap);
+    } else if (strcmp(url, "/healthz") == 0) {
+        body = strdup("ok\n");
+    } else {
+        body = strdup("not found: try /metrics or /healthz\n");
+        status = MHD_HTTP_NOT_FOUND;
+    }
+    if (!body)
+        return MHD_NO;
+    r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+    ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+struct metrics_server *metrics_start(const char *addr)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    char host[64];
+    const char *colon;
+    struct metrics_server *m;
+
+    if (!addr || !*addr || strcmp(addr, "off") == 0)
+        return NULL;
+    colon = strrchr(addr, ':');
+    if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
+        log_warn("metrics-addr '%s' is not HOST:PORT; no /metrics page", addr);
+        return NULL;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    int port = atoi(colon + 1);
+    if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        log_warn("metrics-addr '%s' is not an IPv4 HOST:PORT; no /metrics page", addr);
+        return NULL;
+    }
+    sa.sin_port = htons((uint16_t)port);
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    pthread_mutex_init(&m->mu, NULL);
+    m->d =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle,
+                         m, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)5, MHD_OPTION_END);
+    if (!m->d) {
+        log_warn("cannot serve /metrics on %s (port in use?); running without it", addr);
+        pthread_mutex_destroy(&m->mu);
+        free(m);
+        return NULL;
+    }
+    log_info("self-metrics on http://%s/metrics", addr);
+    return m;
+}
+
+void metrics_stop(struct metrics_server *m)
+{
+    if (!m)
+        return;
+    MHD_stop_daemon(m->d);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+void metrics_publish(struct metrics_server *m, const struct agent_metrics *snap)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->snap = *snap;
+    pthread_mutex_unlock(&m->mu);
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * metrics — the agent's self-observability page: /metrics in the Prometheus
+ * text format and /healthz, served on a localhost address by libmicrohttpd's
+ * own thread.
+ *
+ * Owns: a snapshot of counters that the window loop publishes once per
+ * window (metrics_publish) under a mutex; the HTTP thread only reads it.
+ */
+#ifndef STOKE_METRICS_H
+#define STOKE_METRICS_H
+
+#include <stdint.h>
+
+#include "agent/sampler.h"
+#include "symbolizer/symbolizer.h"
+
+struct agent_metrics {
+    struct sampler_stats sampler;
+    struct sym_stats sym;
+    uint64_t windows;
+    uint64_t profiles_written;
+    uint64_t write_errors;
+    uint64_t series_dropped;  /* dropped by relabel rules */
+    uint64_t label_overflows; /* values replaced by _overflow_ */
+    uint64_t unknown_process; /* rows whose process had exited before the drain */
+    uint64_t processes_cached;
+    double cpu_seconds; /* user + system of the agent */
+    uint64_t rss_bytes;
+    uint64_t peak_rss_bytes;
+    double last_drain_seconds; /* wall time of the last drain + symbolize + write */
+};
+
+struct metrics_server;
+
+/* Starts serving on @addr ("HOST:PORT"). NULL with a logged warning when the
+ * address cannot be bound: the agent runs on without its page. */
+struct metrics_server *metrics_start(const char *addr);
+void metrics_stop(struct metrics_server *m);
+void metrics_publish(struct metrics_server *m, const struct agent_metrics *snap);
+
+/* Renders @snap as Prometheus text into a malloc'd string. */
+char *metrics_render(const struct agent_metrics *snap);
+
+#endif

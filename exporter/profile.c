@@ -1,0 +1,772 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "exporter/profile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "exporter/intern.h"
+#include "profile.pb-c.h"
+
+/* Kernel addresses sit near the top of the address space; a limit of all-ones
+ * keeps every Location.address inside its mapping with memory_start = 0, and
+ * pprof's mapping merge (m1.Limit == m2.Start) never fires on it. */
+#define MAPPING_LIMIT UINT64_MAX
+
+struct pmapping {
+    uint32_t file;     /* string id */
+    uint32_t build_id; /* string id */
+    uint8_t has_functions, has_filenames, has_line_numbers, has_inline_frames;
+};
+
+struct plocation {
+    uint32_t mapping; /* index into maps */
+    uint32_t line_off;
+    uint32_t nlines;
+    uint64_t address;
+};
+
+struct pline {
+    uint32_t function; /* index into funcs */
+    uint32_t line;
+};
+
+struct profile {
+    uint64_t start_ns, duration_ns, period_ns;
+    uint64_t total;
+
+    struct strtab str;
+    /* the well-known strings, interned up front so encoding never mutates */
+    uint32_t s_samples, s_count, s_cpu, s_nanoseconds, s_comment;
+
+    struct seqtab mapkey; /* [0, build_id] or [1, path] -> mapping index */
+    struct pmapping *maps;
+    size_t nmaps, maps_cap;
+
+    struct seqtab funcs; /* [name, file] -> function index */
+
+    struct seqtab lockey; /* [mapping, addr lo, addr hi] -> location index */
+    struct plocation *locs;
+    size_t nlocs, locs_cap;
+    struct pline *lines;
+    size_t nlines, lines_cap;
+
+    struct seqtab stacks;  /* pprof location ids, leaf first */
+    struct seqtab lsets;   /* [name, value]... string ids */
+    struct seqtab samples; /* [stack, lset] -> sample index */
+    uint64_t *counts;
+    size_t nsamples, counts_cap;
+
+    uint32_t *scratch; /* label pairs being interned */
+    size_t scratch_cap;
+};
+
+static int reserve(void **buf, size_t *cap, size_t need, size_t elem)
+{
+    size_t ncap;
+    void *nb;
+
+    if (need <= *cap)
+        return 0;
+    ncap = *cap ? *cap * 2 : 64;
+    if (ncap < need)
+        ncap = need;
+    if (ncap > SIZE_MAX / elem)
+        return -ENOMEM;
+    nb = realloc(*buf, ncap * elem);
+    if (!nb)
+        return -ENOMEM;
+    *buf = nb;
+    *cap = ncap;
+    return 0;
+}
+
+struct profile *profile_new(const char *service_name, uint64_t start_ns, uint64_t duration_ns,
+                            uint64_t period_ns)
+{
+    struct profile *p = calloc(1, sizeof(*p));
+    char comment[512];
+
+    if (!p)
+        return NULL;
+    p->start_ns = start_ns;
+    p->duration_ns = duration_ns;
+    p->period_ns = period_ns;
+    if (strtab_init(&p->str) < 0)
+        goto fail;
+    if (seqtab_init(&p->mapkey) < 0 || seqtab_init(&p->funcs) < 0 || seqtab_init(&p->lockey) < 0 ||
+        seqtab_init(&p->stacks) < 0 || seqtab_init(&p->lsets) < 0 || seqtab_init(&p->samples) < 0)
+        goto fail;
+    snprintf(comment, sizeof(comment), "service_name=%s", service_name ? service_name : "");
+    p->s_samples = strtab_intern(&p->str, "samples");
+    p->s_count = strtab_intern(&p->str, "count");
+    p->s_cpu = strtab_intern(&p->str, "cpu");
+    p->s_nanoseconds = strtab_intern(&p->str, "nanoseconds");
+    p->s_comment = strtab_intern(&p->str, comment);
+    if (p->s_samples == INTERN_NONE || p->s_count == INTERN_NONE || p->s_cpu == INTERN_NONE ||
+        p->s_nanoseconds == INTERN_NONE || p->s_comment == INTERN_NONE)
+        goto fail;
+    return p;
+fail:
+    profile_free(p);
+    return NULL;
+}
+
+void profile_free(struct profile *p)
+{
+    if (!p)
+        return;
+    strtab_free(&p->str);
+    seqtab_free(&p->mapkey);
+    seqtab_free(&p->funcs);
+    seqtab_free(&p->lockey);
+    seqtab_free(&p->stacks);
+    seqtab_free(&p->lsets);
+    seqtab_free(&p->samples);
+    free(p->maps);
+    free(p->locs);
+    free(p->lines);
+    free(p->counts);
+    free(p->scratch);
+    free(p);
+}
+
+static uint32_t intern_mapping(struct profile *p, const struct sym_result *r)
+{
+    uint32_t key[2], id, file, build_id;
+
+    file = strtab_intern(&p->str, r->mapping ? r->mapping : "");
+    build_id = strtab_intern(&p->str, r->build_id ? r->build_id : "");
+    if (file == INTERN_NONE || build_id == INTERN_NONE)
+        return INTERN_NONE;
+    /* reserved before interning, so a key never exists without its entry */
+    if (reserve((void **)&p->maps, &p->maps_cap, p->mapkey.n + 1, sizeof(*p->maps)) < 0)
+        return INTERN_NONE;
+    /* keyed by build-id when there is one, so the same library mapped from
+     * different paths (containers) is one mapping, as the header promises */
+    key[0] = build_id ? 0 : 1;
+    key[1] = build_id ? build_id : file;
+    id = seqtab_intern(&p->mapkey, key, 2);
+    if (id == INTERN_NONE)
+        return INTERN_NONE;
+    if (id == p->nmaps) {
+        p->maps[id] = (struct pmapping){.file = file, .build_id = build_id};
+        p->nmaps++;
+    }
+    return id;
+}
+
+/* Interns the frames of @r as lines; false on allocation failure (nothing
+ * is then appended, and the location stays unresolved rather than partial). */
+static bool intern_lines(struct profile *p, const struct sym_result *r, uint32_t nframes)
+{
+    uint32_t i;
+
+    if (reserve((void **)&p->lines, &p->lines_cap, p->nlines + nframes, sizeof(*p->lines)) < 0)
+        return false;
+    for (i = 0; i < nframes; i++) {
+        const struct sym_frame *f = &r->frames[i];
+        uint32_t fk[2], fn;
+
+        fk[0] = strtab_intern(&p->str, f->function ? f->function : "");
+        fk[1] = strtab_intern(&p->str, f->file);
+        if (fk[0] == INTERN_NONE || fk[1] == INTERN_NONE)
+            return false;
+        fn = seqtab_intern(&p->funcs, fk, 2);
+        if (fn == INTERN_NONE)
+            return false;
+        p->lines[p->nlines + i] = (struct pline){.function = fn, .line = f->line};
+    }
+    return true;
+}
+
+uint32_t profile_location(struct profile *p, const struct sym_result *r)
+{
+    uint32_t mapping, key[3], id, i, nframes;
+    struct pmapping *m;
+    struct plocation *l;
+
+    if (!r)
+        return 0;
+    mapping = intern_mapping(p, r);
+    if (mapping == INTERN_NONE)
+        return 0;
+    if (reserve((void **)&p->locs, &p->locs_cap, p->lockey.n + 1, sizeof(*p->locs)) < 0)
+        return 0;
+    key[0] = mapping;
+    key[1] = (uint32_t)r->file_offset;
+    key[2] = (uint32_t)(r->file_offset >> 32);
+    id = seqtab_intern(&p->lockey, key, 3);
+    if (id == INTERN_NONE)
+        return 0;
+    if (id < p->nlocs)
+        return id + 1; /* first answer wins: same code, same frames */
+
+    l = &p->locs[id];
+    *l = (struct plocation){
+        .mapping = mapping, .address = r->file_offset, .line_off = (uint32_t)p->nlines};
+    p->nlocs++;
+    nframes = r->nframes > SYM_MAX_FRAMES ? SYM_MAX_FRAMES : r->nframes;
+    if (!nframes || !intern_lines(p, r, nframes))
+        return id + 1;
+    l->nlines = nframes;
+    p->nlines += nframes;
+
+    m = &p->maps[mapping];
+    m->has_functions = 1;
+    if (nframes > 1)
+        m->has_inline_frames = 1;
+    for (i = 0; i < nframes; i++) {
+        if (r->frames[i].file && r->frames[i].file[0])
+            m->has_filenames = 1;
+        if (r->frames[i].line)
+            m->has_line_numbers = 1;
+    }
+    return id + 1;
+}
+
+int profile_add(struct profile *p, const uint32_t *locs, size_t nlocs,
+                const struct label_set *labels, uint64_t count)
+{
+    uint32_t stack, lset, key[2], id;
+    size_t i, n = labels ? labels->n : 0;
+
+    if (count == 0)
+        return 0; /* a zero row would be noise in pprof and absent in folded */
+    for (i = 0; i < nlocs; i++)
+        if (locs[i] == 0 || locs[i] > p->nlocs)
+            return -EINVAL;
+    stack = seqtab_intern(&p->stacks, locs, nlocs);
+    if (stack == INTERN_NONE)
+        return -ENOMEM;
+    if (n > SIZE_MAX / 8 ||
+        reserve((void **)&p->scratch, &p->scratch_cap, 2 * n, sizeof(*p->scratch)) < 0)
+        return -ENOMEM;
+    for (i = 0; i < n; i++) {
+        p->scratch[2 * i] = strtab_intern(&p->str, labels->v[i].name);
+        p->scratch[2 * i + 1] = strtab_intern(&p->str, labels->v[i].value);
+        if (p->scratch[2 * i] == INTERN_NONE || p->scratch[2 * i + 1] == INTERN_NONE)
+            return -ENOMEM;
+    }
+    lset = seqtab_intern(&p->lsets, p->scratch, 2 * n);
+    if (lset == INTERN_NONE)
+        return -ENOMEM;
+    if (reserve((void **)&p->counts, &p->counts_cap, p->samples.n + 1, sizeof(*p->counts)) < 0)
+        return -ENOMEM;
+    key[0] = stack;
+    key[1] = lset;
+    id = seqtab_intern(&p->samples, key, 2);
+    if (id == INTERN_NONE)
+        return -ENOMEM;
+    if (id == p->nsamples)
+        p->counts[p->nsamples++] = count;
+    else
+        p->counts[id] += count;
+    p->total += count;
+    return 0;
+}
+
+uint64_t profile_total_samples(const struct profile *p)
+{
+    return p->total;
+}
+
+size_t profile_nsamples(const struct profile *p)
+{
+    return p->nsamples;
+}
+
+/* ---- pprof -------------------------------------------------------------- */
+
+/* Every message lives in a handful of flat arrays: one allocation per kind,
+ * not per message, and one free. */
+struct pprof_arrays {
+    Perftools__Profiles__ValueType vt[3], *vtp[2];
+    Perftools__Profiles__Mapping *maps, **mapsp;
+    Perftools__Profiles__Function *funcs, **funcsp;
+    Perftools__Profiles__Location *locs, **locsp;
+    Perftools__Profiles__Line *lines, **linesp;
+    Perftools__Profiles__Sample *samples, **samplesp;
+    Perftools__Profiles__Label *labels, **labelsp;
+    uint64_t *locids;
+    int64_t *values;
+    char **strings;
+    int64_t comment[1];
+};
+
+static void pprof_arrays_free(struct pprof_arrays *a)
+{
+    free(a->maps);
+    free(a->mapsp);
+    free(a->funcs);
+    free(a->funcsp);
+    free(a->locs);
+    free(a->locsp);
+    free(a->lines);
+    free(a->linesp);
+    free(a->samples);
+    free(a->samplesp);
+    free(a->labels);
+    free(a->labelsp);
+    free(a->locids);
+    free(a->values);
+    free(a->strings);
+}
+
+/* calloc that is also fine with n == 0 (returns a non-NULL pointer). */
+static void *xcalloc(size_t n, size_t size)
+{
+    return calloc(n ? n : 1, size);
+}
+
+static int pprof_build(const struct profile *p, Perftools__Profiles__Profile *out,
+                       struct pprof_arrays *a)
+{
+    Perftools__Profiles__Profile prof = PERFTOOLS__PROFILES__PROFILE__INIT;
+    size_t nfuncs = p->funcs.n, nlocids = 0, nlabels = 0, i, j;
+    size_t li = 0, lbi = 0;
+
+    for (i = 0; i < p->nsamples; i++) {
+        size_t n;
+        const uint32_t *k = seqtab_get(&p->samples, (uint32_t)i, &n);
+        size_t ns, nl;
+        seqtab_get(&p->stacks, k[0], &ns);
+        seqtab_get(&p->lsets, k[1], &nl);
+        nlocids += ns;
+        nlabels += nl / 2;
+    }
+
+    memset(a, 0, sizeof(*a));
+    a->maps = xcalloc(p->nmaps, sizeof(*a->maps));
+    a->mapsp = xcalloc(p->nmaps, sizeof(*a->mapsp));
+    a->funcs = xcalloc(nfuncs, sizeof(*a->funcs));
+    a->funcsp = xcalloc(nfuncs, sizeof(*a->funcsp));
+    a->locs = xcalloc(p->nlocs, sizeof(*a->locs));
+    a->locsp = xcalloc(p->nlocs, sizeof(*a->locsp));
+    a->lines = xcalloc(p->nlines, sizeof(*a->lines));
+    a->linesp = xcalloc(p->nlines, sizeof(*a->linesp));
+    a->samples = xcalloc(p->nsamples, sizeof(*a->samples));
+    a->samplesp = xcalloc(p->nsamples, sizeof(*a->samplesp));
+    a->labels = xcalloc(nlabels, sizeof(*a->labels));
+    a->labelsp = xcalloc(nlabels, sizeof(*a->labelsp));
+    a->locids = xcalloc(nlocids, sizeof(*a->locids));
+    a->values = xcalloc(2 * p->nsamples, sizeof(*a->values));
+    a->strings = xcalloc(p->str.n, sizeof(*a->strings));
+    if (!a->maps || !a->mapsp || !a->funcs || !a->funcsp || !a->locs || !a->locsp || !a->lines ||
+        !a->linesp || !a->samples || !a->samplesp || !a->labels || !a->labelsp || !a->locids ||
+        !a->values || !a->strings) {
+        pprof_arrays_free(a);
+        return -ENOMEM;
+    }
+
+    for (i = 0; i < p->str.n; i++)
+        a->strings[i] = (char *)strtab_get(&p->str, (uint32_t)i);
+
+    for (i = 0; i < 3; i++)
+        perftools__profiles__value_type__init(&a->vt[i]);
+    a->vt[0].type = p->s_samples;
+    a->vt[0].unit = p->s_count;
+    a->vt[1].type = p->s_cpu;
+    a->vt[1].unit = p->s_nanoseconds;
+    a->vt[2] = a->vt[1]; /* period_type */
+    a->vtp[0] = &a->vt[0];
+    a->vtp[1] = &a->vt[1];
+
+    for (i = 0; i < p->nmaps; i++) {
+        Perftools__Profiles__Mapping *m = &a->maps[i];
+        const struct pmapping *pm = &p->maps[i];
+
+        perftools__profiles__mapping__init(m);
+        m->id = i + 1;
+        m->memory_start = 0;
+        m->memory_limit = MAPPING_LIMIT;
+        m->file_offset = 0;
+        m->filename = pm->file;
+        m->build_id = pm->build_id;
+        m->has_functions = pm->has_functions;
+        m->has_filenames = pm->has_filenames;
+        m->has_line_numbers = pm->has_line_numbers;
+        m->has_inline_frames = pm->has_inline_frames;
+        a->mapsp[i] = m;
+    }
+
+    for (i = 0; i < nfuncs; i++) {
+        Perftools__Profiles__Function *f = &a->funcs[i];
+        size_t n;
+        const uint32_t *k = seqtab_get(&p->funcs, (uint32_t)i, &n);
+
+        perftools__profiles__function__init(f);
+        f->id = i + 1;
+        f->name = k[0];
+        f->system_name = k[0]; /* the symbolizer hands us demangled names only */
+        f->filename = k[1];
+        a->funcsp[i] = f;
+    }
+
+    for (i = 0; i < p->nlocs; i++) {
+        Perftools__Profiles__Location *l = &a->locs[i];
+        const struct plocation *pl = &p->locs[i];
+
+        perftools__profiles__location__init(l);
+        l->id = i + 1;
+        l->mapping_id = pl->mapping + 1;
+        l->address = pl->address;
+        l->n_line = pl->nlines;
+        l->line = &a->linesp[li];
+        for (j = 0; j < pl->nlines; j++, li++) {
+            const struct pline *ln = &p->lines[pl->line_off + j];
+            perftools__profiles__line__init(&a->lines[li]);
+            a->lines[li].function_id = ln->function + 1;
+            a->lines[li].line = ln->line;
+            a->linesp[li] = &a->lines[li];
+        }
+        a->locsp[i] = l;
+    }
+
+    nlocids = 0;
+    for (i = 0; i < p->nsamples; i++) {
+        Perftools__Profiles__Sample *s = &a->samples[i];
+        size_t n, ns, nl;
+        const uint32_t *k = seqtab_get(&p->samples, (uint32_t)i, &n);
+        const uint32_t *stack = seqtab_get(&p->stacks, k[0], &ns);
+        const uint32_t *lset = seqtab_get(&p->lsets, k[1], &nl);
+
+        perftools__profiles__sample__init(s);
+        s->n_location_id = ns;
+        s->location_id = &a->locids[nlocids];
+        for (j = 0; j < ns; j++)
+            a->locids[nlocids++] = stack[j];
+        s->n_value = 2;
+        s->value = &a->values[2 * i];
+        s->value[0] = (int64_t)p->counts[i];
+        s->value[1] = (int64_t)(p->counts[i] * p->period_ns);
+        s->n_label = nl / 2;
+        s->label = &a->labelsp[lbi];
+        for (j = 0; j < nl / 2; j++, lbi++) {
+            perftools__profiles__label__init(&a->labels[lbi]);
+            a->labels[lbi].key = lset[2 * j];
+            a->labels[lbi].str = lset[2 * j + 1];
+            a->labelsp[lbi] = &a->labels[lbi];
+        }
+        a->samplesp[i] = s;
+    }
+
+    prof.n_sample_type = 2;
+    prof.sample_type = a->vtp;
+    prof.n_sample = p->nsamples;
+    prof.sample = a->samplesp;
+    prof.n_mapping = p->nmaps;
+    prof.mapping = a->mapsp;
+    prof.n_location = p->nlocs;
+    prof.location = a->locsp;
+    prof.n_function = nfuncs;
+    prof.function = a->funcsp;
+    prof.n_string_table = p->str.n;
+    prof.string_table = a->strings;
+    prof.time_nanos = (int64_t)p->start_ns;
+    prof.duration_nanos = (int64_t)p->duration_ns;
+    prof.period_type = &a->vt[2];
+    prof.period = (int64_t)p->period_ns;
+    a->comment[0] = p->s_comment;
+    prof.n_comment = 1;
+    prof.comment = a->comment;
+    prof.default_sample_type = p->s_cpu;
+    *out = prof;
+    return 0;
+}
+
+int profile_encode_pprof_gz(const struct profile *p, uint8_t **out, size_t *outlen)
+{
+    Perftools__Profiles__Profile prof;
+    struct pprof_arrays a;
+    uint8_t *raw = NULL, *gz = NULL;
+    size_t rawlen, gzcap;
+    z_stream zs;
+    int err;
+
+    *out = NULL;
+    *outlen = 0;
+    err = pprof_build(p, &prof, &a);
+    if (err < 0)
+        return err;
+    rawlen = perftools__profiles__profile__get_packed_size(&prof);
+    raw = malloc(rawlen ? rawlen : 1);
+    if (!raw) {
+        err = -ENOMEM;
+        goto out;
+    }
+    if (perftools__profiles__profile__pack(&prof, raw) != rawlen) {
+        err = -EIO; /* protobuf-c disagreeing with itself: a library bug */
+        goto out;
+    }
+
+    memset(&zs, 0, sizeof(zs));
+    /* windowBits 15 + 16: a gzip wrapper, which is what pprof readers expect */
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        err = -ENOMEM;
+        goto out;
+    }
+    gzcap = deflateBound(&zs, rawlen) + 32; /* + the gzip header and trailer */
+    gz = malloc(gzcap);
+    if (!gz) {
+        deflateEnd(&zs);
+        err = -ENOMEM;
+        goto out;
+    }
+    zs.next_in = raw;
+    zs.next_out = gz;
+    /* deflate's lengths are uInt: feed in slices so >4 GiB cannot truncate */
+    while (1) {
+        size_t left_in = rawlen - (size_t)(zs.next_in - raw);
+        size_t left_out = gzcap - (size_t)(zs.next_out - gz);
+        int zr;
+
+        zs.avail_in = left_in > UINT32_MAX ? UINT32_MAX : (uInt)left_in;
+        zs.avail_out = left_out > UINT32_MAX ? UINT32_MAX : (uInt)left_out;
+        zr = deflate(&zs, left_in > UINT32_MAX ? Z_NO_FLUSH : Z_FINISH);
+        if (zr == Z_STREAM_END)
+            break;
+        if (zr != Z_OK && zr != Z_BUF_ERROR) {
+            deflateEnd(&zs);
+            err = -EIO;
+            goto out;
+        }
+        if (zs.avail_out == 0 && left_out <= UINT32_MAX) {
+            deflateEnd(&zs);
+            err = -ENOBUFS; /* deflateBound promised this cannot happen */
+            goto out;
+        }
+    }
+    *outlen = (size_t)(zs.next_out - gz);
+    deflateEnd(&zs);
+    *out = gz;
+    gz = NULL;
+    err = 0;
+out:
+    free(gz);
+    free(raw);
+    pprof_arrays_free(&a);
+    return err;
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static int write_atomic(const char *path, const void *buf, size_t len)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + sizeof(".tmp.XXXXXX"));
+    const uint8_t *b = buf;
+    int fd, err = 0;
+
+    if (!tmp)
+        return -ENOMEM;
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        err = -errno;
+        free(tmp);
+        return err;
+    }
+    while (len) {
+        ssize_t w = write(fd, b, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            err = -errno;
+            break;
+        }
+        b += w;
+        len -= (size_t)w;
+    }
+    /* readers must never see a half-written file under the final name */
+    if (!err && fsync(fd) < 0)
+        err = -errno;
+    if (fchmod(fd, 0644) < 0 && !err)
+        err = -errno;
+    if (close(fd) < 0 && !err)
+        err = -errno;
+    if (!err && rename(tmp, path) < 0)
+        err = -errno;
+    if (err)
+        unlink(tmp);
+    free(tmp);
+    return err;
+}
+
+int profile_write_pprof_gz(const struct profile *p, const char *path)
+{
+    uint8_t *buf;
+    size_t len;
+    int err = profile_encode_pprof_gz(p, &buf, &len);
+
+    if (err < 0)
+        return err;
+    err = write_atomic(path, buf, len);
+    free(buf);
+    return err;
+}
+
+/* ---- folded ------------------------------------------------------------- */
+
+struct sbuf {
+    char *b;
+    size_t len, cap;
+    bool oom;
+};
+
+static void sb_put(struct sbuf *s, const char *str, size_t n)
+{
+    if (s->oom)
+        return;
+    if (reserve((void **)&s->b, &s->cap, s->len + n + 1, 1) < 0) {
+        s->oom = true;
+        return;
+    }
+    memcpy(s->b + s->len, str, n);
+    s->len += n;
+    s->b[s->len] = '\0';
+}
+
+/* ';' separates frames and '\n' lines: a name must contain neither, and
+ * other control characters only confuse flamegraph tools. */
+static void sb_put_name(struct sbuf *s, const char *name)
+{
+    size_t start = s->len, i;
+
+    sb_put(s, name, strlen(name));
+    if (s->oom)
+        return;
+    for (i = start; i < s->len; i++)
+        if (s->b[i] == ';' || (unsigned char)s->b[i] < 0x20)
+            s->b[i] = '_';
+}
+
+static void sb_put_location(struct sbuf *s, const struct profile *p, uint32_t loc_id)
+{
+    const struct plocation *l = &p->locs[loc_id - 1];
+    char tmp[32];
+    uint32_t j;
+
+    if (l->nlines == 0) {
+        const char *path = strtab_get(&p->str, p->maps[l->mapping].file);
+        const char *base = strrchr(path, '/');
+
+        sb_put_name(s, base ? base + 1 : path);
+        snprintf(tmp, sizeof(tmp), "+0x%" PRIx64, l->address);
+        sb_put(s, tmp, strlen(tmp));
+        return;
+    }
+    /* root first: the physical function (last line) before what it inlines */
+    for (j = l->nlines; j-- > 0;) {
+        const struct pline *ln = &p->lines[l->line_off + j];
+        size_t n;
+        const uint32_t *fk = seqtab_get(&p->funcs, ln->function, &n);
+
+        sb_put_name(s, strtab_get(&p->str, fk[0]));
+        if (j)
+            sb_put(s, ";", 1);
+    }
+}
+
+struct fline {
+    size_t off;
+    uint64_t count;
+};
+
+static int fline_cmp(const void *a, const void *b, void *base)
+{
+    const struct fline *x = a, *y = b;
+    return strcmp((const char *)base + x->off, (const char *)base + y->off);
+}
+
+/* Renders the folded text into a malloc'd buffer. 0 or -ENOMEM. */
+static int folded_render(const struct profile *p, char **out, size_t *outlen)
+{
+    struct sbuf frames = {0}, text = {0};
+    struct fline *fl = NULL;
+    uint64_t *per_stack;
+    size_t nfl = 0, i, j;
+    char tmp[32];
+
+    per_stack = xcalloc(p->stacks.n, sizeof(*per_stack));
+    if (!per_stack)
+        return -ENOMEM;
+    /* labels do not appear in folded output: rows differing only in labels
+     * fold into one line */
+    for (i = 0; i < p->nsamples; i++) {
+        size_t n;
+        const uint32_t *k = seqtab_get(&p->samples, (uint32_t)i, &n);
+        per_stack[k[0]] += p->counts[i];
+    }
+    fl = xcalloc(p->stacks.n, sizeof(*fl));
+    if (!fl)
+        goto oom;
+    for (i = 0; i < p->stacks.n; i++) {
+        size_t ns;
+        const uint32_t *st;
+
+        if (!per_stack[i])
+            continue;
+        st = seqtab_get(&p->stacks, (uint32_t)i, &ns);
+        fl[nfl].off = frames.len;
+        fl[nfl].count = per_stack[i];
+        nfl++;
+        if (ns == 0)
+            sb_put(&frames, "[unknown]", 9);
+        for (j = ns; j-- > 0;) {
+            sb_put_location(&frames, p, st[j]);
+            if (j)
+                sb_put(&frames, ";", 1);
+        }
+        sb_put(&frames, "", 1); /* keep the NUL: lines are sorted with strcmp */
+        if (frames.oom)
+            goto oom;
+    }
+    if (nfl)
+        qsort_r(fl, nfl, sizeof(*fl), fline_cmp, frames.b);
+    for (i = 0; i < nfl; i = j) {
+        uint64_t c = fl[i].count;
+
+        /* distinct stacks can print alike (same names in two mappings) */
+        for (j = i + 1; j < nfl && strcmp(frames.b + fl[i].off, frames.b + fl[j].off) == 0; j++)
+            c += fl[j].count;
+        sb_put(&text, frames.b + fl[i].off, strlen(frames.b + fl[i].off));
+        snprintf(tmp, sizeof(tmp), " %" PRIu64 "\n", c);
+        sb_put(&text, tmp, strlen(tmp));
+    }
+    if (text.oom)
+        goto oom;
+    free(frames.b);
+    free(fl);
+    free(per_stack);
+    *out = text.b;
+    *outlen = text.len;
+    return 0;
+oom:
+    free(text.b);
+    free(frames.b);
+    free(fl);
+    free(per_stack);
+    return -ENOMEM;
+}
+
+int profile_write_folded(const struct profile *p, const char *path)
+{
+    char *buf;
+    size_t len;
+    int err = folded_render(p, &buf, &len);
+
+    if (err < 0)
+        return err;
+    err = write_atomic(path, buf ? buf : "", len);
+    free(buf);
+    return err;
+}

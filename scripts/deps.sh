@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages Stoke needs, or prints the exact
+# apt-get line when not root. Usage: scripts/deps.sh build [test]
+set -euo pipefail
+
+build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-dev
+    libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev zlib1g-dev
+    libmicrohttpd-dev libiberty-dev golang-github-google-pprof-dev)
+test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
+    procps python3)
+
+want=("${build_pkgs[@]}")
+for arg in "$@"; do
+    [ "$arg" = test ] && want+=("${test_pkgs[@]}")
+done
+
+missing=()
+for p in "${want[@]}"; do
+    # bpftool lives in linux-tools-common on Ubuntu, in bpftool on Debian.
+    if [ "$p" = bpftool ] && command -v bpftool >/dev/null 2>&1; then continue; fi
+    if [ "$p" = linux-perf ] && command -v perf >/dev/null 2>&1 && perf --version >/dev/null 2>&1; then continue; fi
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "Stoke needs these packages; run as root:" >&2
+    echo "  apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make lint`: formatting, clang-tidy and cppcheck over the project's C.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+files=$(git ls-files '*.c' '*.h' | grep -v '^bpf/' )
+fail=0
+echo "== clang-format"
+for f in $files; do clang-format --dry-run -Werror "$f" >/dev/null 2>&1 || { echo "needs formatting: $f"; fail=1; }; done
+echo "== clang-tidy"
+for f in $(echo "$files" | grep '\.c$' | grep -v '^tests/'); do
+    clang-tidy --quiet "$f" -checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-narrowing-conversions,-bugprone-reserved-identifier,-bugprone-assignment-in-if-condition,cert-err34-c,clang-analyzer-*,-clang-analyzer-security.insecureAPI.*' \
+        -- -std=gnu11 -D_GNU_SOURCE -I. -Ibuild -Ibuild/proto 2>/dev/null | grep -E 'warning:|error:' && fail=1
+done
+echo "== cppcheck"
+cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
+    -I. -Ibuild -Ibuild/proto --suppress=missingIncludeSystem agent symbolizer exporter || fail=1
+[ $fail -eq 0 ] && echo "lint: clean" || echo "lint: problems found"
+exit $fail

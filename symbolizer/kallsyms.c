@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "symbolizer/kallsyms.h"
+#include "symbolizer/read_file.h"
+
+#define KALLSYMS_MAX  (256u << 20)
+#define KSYM_NAME_MAX 512
+/* The last symbol has no successor to bound it; kernel functions are rarely
+ * larger than this. */
+#define KSYM_LAST_SPAN (64u * 1024)
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int cmp_ksym(const void *a, const void *b)
+{
+    const struct sym_ksym *x = a, *y = b;
+    if (x->addr != y->addr)
+        return x->addr < y->addr ? -1 : 1;
+    return x->name < y->name ? -1 : (x->name > y->name);
+}
+
+/* Parses "ADDR TYPE NAME[\t[MODULE]]". Returns 1 for a text symbol, 0 for a
+ * valid non-text line, -1 for garbage. */
+static int parse_line(const char *p, const char *end, uint64_t *addr, const char **name,
+                      size_t *name_len, const char **mod, size_t *mod_len)
+{
+    uint64_t v = 0;
+    int digits = 0, h;
+
+    while (p < end && (h = hexval(*p)) >= 0) {
+        if (++digits > 16)
+            return -1;
+        v = (v << 4) | (uint64_t)h;
+        p++;
+    }
+    if (digits == 0 || end - p < 4 || p[0] != ' ' || p[2] != ' ')
+        return -1;
+    char type = p[1];
+    p += 3;
+    const char *n = p;
+    while (p < end && *p != '\t' && *p != ' ')
+        p++;
+    if (p == n || (size_t)(p - n) > KSYM_NAME_MAX)
+        return -1;
+    *addr = v;
+    *name = n;
+    *name_len = (size_t)(p - n);
+    *mod = NULL;
+    *mod_len = 0;
+    while (p < end && (*p == '\t' || *p == ' '))
+        p++;
+    if (p < end) {
+        if (*p != '[' || end[-1] != ']' || end - p < 3 || end - p > KSYM_NAME_MAX)
+            return -1;
+        *mod = p;
+        *mod_len = (size_t)(end - p);
+    }
+    return type == 't' || type == 'T';
+}
+
+int sym_kallsyms_parse(struct sym_kallsyms *k, const char *buf, size_t len)
+{
+    size_t cap = 0, scap = 0, nonzero = 0, total = 0;
+    const char *p = buf, *end = buf + len;
+    /* Modules repeat on every line: remember the last one to share it. */
+    const char *last_mod = NULL;
+    size_t last_mod_len = 0;
+    uint32_t last_mod_off = SYM_KSYM_NO_MODULE;
+
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        uint64_t addr = 0;
+        const char *name, *mod;
+        size_t name_len, mod_len;
+        if (le == p) {
+            p = nl ? nl + 1 : end;
+            continue;
+        }
+        int r = parse_line(p, le, &addr, &name, &name_len, &mod, &mod_len);
+        p = nl ? nl + 1 : end;
+        if (r < 0) {
+            k->bad_lines++;
+            continue;
+        }
+        total++;
+        if (addr)
+            nonzero++;
+        if (r == 0)
+            continue;
+        size_t need = name_len + 1 + (mod ? mod_len + 1 : 0);
+        if (k->strs_len + need > UINT32_MAX - 1)
+            return -E2BIG;
+        if (k->strs_len + need > scap) {
+            size_t ns = scap ? scap * 2 : 65536;
+            while (ns < k->strs_len + need)
+                ns *= 2;
+            char *s = realloc(k->strs, ns);
+            if (!s)
+                return -ENOMEM;
+            k->strs = s;
+            scap = ns;
+        }
+        if (k->n == cap) {
+            size_t nc = cap ? cap * 2 : 4096;
+            struct sym_ksym *s = realloc(k->syms, nc * sizeof(*s));
+            if (!s)
+                return -ENOMEM;
+            k->syms = s;
+            cap = nc;
+        }
+        struct sym_ksym *ks = &k->syms[k->n++];
+        ks->addr = addr;
+        ks->name = (uint32_t)k->strs_len;
+        memcpy(k->strs + k->strs_len, name, name_len);
+        k->strs[k->strs_len + name_len] = '\0';
+        k->strs_len += name_len + 1;
+        ks->module = SYM_KSYM_NO_MODULE;
+        if (mod) {
+            if (last_mod && last_mod_len == mod_len && memcmp(last_mod, mod, mod_len) == 0) {
+                ks->module = last_mod_off;
+            } else {
+                ks->module = (uint32_t)k->strs_len;
+                memcpy(k->strs + k->strs_len, mod, mod_len);
+                k->strs[k->strs_len + mod_len] = '\0';
+                k->strs_len += mod_len + 1;
+                last_mod = mod;
+                last_mod_len = mod_len;
+                last_mod_off = ks->module;
+            }
+        }
+    }
+    k->restricted = total > 0 && nonzero == 0;
+    if (k->n)
+        qsort(k->syms, k->n, sizeof(*k->syms), cmp_ksym);
+    return 0;
+}
+
+int sym_kallsyms_load(struct sym_kallsyms *k, const char *path)
+{
+    char *buf;
+    size_t len;
+    int ret = sym_read_file(path, KALLSYMS_MAX, &buf, &len);
+    if (ret)
+        return ret;
+    ret = sym_kallsyms_parse(k, buf, len);
+    free(buf);
+    return ret;
+}
+
+const struct sym_ksym *sym_kallsyms_find(const struct sym_kallsyms *k, uint64_t addr)
+{
+    size_t lo = 0, hi = k->n;
+
+    if (k->restricted || addr == 0)
+        return NULL;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (k->syms[mid].addr <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return NULL;
+    /* Several names may share an address; lo - 1 is the last of them. */
+    size_t i = lo - 1;
+    if (lo == k->n && addr - k->syms[i].addr >= KSYM_LAST_SPAN)
+        return NULL;
+    while (i > 0 && k->syms[i - 1].addr == k->syms[i].addr)
+        i--;
+    return &k->syms[i];
+}
+
+size_t sym_kallsyms_bytes(const struct sym_kallsyms *k)
+{
+    return k->n * sizeof(*k->syms) + k->strs_len;
+}
+
+void sym_kallsyms_free(struct sym_kallsyms *k)
+{
+    free(k->syms);
+    free(k->strs);
+    memset(k, 0, sizeof(*k));
+}

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * read_file — internal: reads a whole small file (/proc text files, perf
+ * maps) into one heap buffer, refusing files larger than a cap so a runaway
+ * perf map or a hostile /proc entry cannot exhaust memory.
+ */
+#ifndef STOKE_SYM_READ_FILE_H
+#define STOKE_SYM_READ_FILE_H
+
+#include <stddef.h>
+
+/* Allocates *@buf (NUL-terminated, free with free()) holding the contents of
+ * @path. Returns 0, -EFBIG when the file exceeds @max bytes, or -errno. */
+int sym_read_file(const char *path, size_t max, char **buf, size_t *len);
+
+#endif

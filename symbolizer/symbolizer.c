@@ -1,0 +1,1057 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * symbolizer — the caches behind symbolizer.h.
+ *
+ * Layout: processes (hash by pid) hold their executable mappings sorted by
+ * start; a file mapping points at a struct bin once an address first falls
+ * in it. Bins are found by file identity (dev, inode, size, mtime: "alias"
+ * entries) and shared by build-id, so the same library in a hundred
+ * processes, or in two containers, is parsed once. A bin's light part
+ * (identity, build-id, PT_LOAD table) lives as long as a mapping refers to
+ * it; its heavy part (symbols, DWARF, per-address results) sits on an LRU
+ * list and is dropped when the estimated footprint exceeds max_bytes, then
+ * reloaded through a live mapping on demand.
+ *
+ * Results handed out point into per-address cache blobs, perf maps or the
+ * kallsyms arena; eviction only runs at the start of a public call, which is
+ * what keeps them valid until the next call.
+ */
+#include <errno.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "symbolizer/build_id.h"
+#include "symbolizer/debuginfo.h"
+#include "symbolizer/demangle.h"
+#include "symbolizer/elf_symtab.h"
+#include "symbolizer/kallsyms.h"
+#include "symbolizer/perfmap.h"
+#include "symbolizer/proc_maps.h"
+#include "symbolizer/read_file.h"
+#include "symbolizer/symbolizer.h"
+
+#define DEFAULT_MAX_BYTES    (64u << 20)
+#define PROC_BUCKETS         1024
+#define BIN_BUCKETS          4096
+#define MAPS_MAX             (64u << 20)
+#define PERFMAP_MAX          (256u << 20)
+#define KSYMS_RELOAD_WINDOWS 6
+
+enum map_kind { MAP_FILE, MAP_ANON, MAP_VDSO, MAP_OTHER };
+enum map_state { MAP_NEW, MAP_BOUND, MAP_FAILED };
+
+struct lru {
+    struct lru *prev, *next;
+};
+
+/* One cached answer: frames whose strings follow in the same allocation. */
+struct cres {
+    uint32_t nframes;
+    uint32_t bytes;
+    struct sym_frame frames[];
+};
+
+struct addr_cache {
+    uint64_t *keys;
+    struct cres **vals; /* NULL = empty slot */
+    size_t cap, used, bytes;
+};
+
+struct alias {
+    struct alias *next;     /* hash chain */
+    struct alias *bin_next; /* the bin's list of aliases */
+    uint64_t dev, ino, size;
+    int64_t mtime_ns;
+    struct bin *bin;
+};
+
+struct bin {
+    struct bin *next; /* hash chain by key */
+    char key[64];     /* build-id, or "f:dev:ino:size:mtime" */
+    char build_id[41];
+    bool is_vdso;
+    bool loaded;
+    unsigned refs; /* mappings pointing here */
+    struct alias *aliases;
+    struct sym_elf_seg *segs;
+    int nsegs;
+    /* heavy part */
+    struct sym_symtab symtab;
+    struct sym_dwarf dwarf;
+    struct addr_cache ac;
+    size_t heavy_bytes;
+    struct lru lru;
+};
+
+struct pmap {
+    uint64_t start, end, off;
+    uint64_t dev, ino;
+    uint8_t kind, state;
+    struct bin *bin;
+    const char *path; /* into proc->paths */
+};
+
+struct proc {
+    struct proc *next;
+    uint32_t pid;
+    uint64_t start_time;
+    uint64_t read_window;
+    struct pmap *maps;
+    size_t nmaps;
+    char *paths;
+    size_t bytes;
+    /* JIT perf map, loaded when an address first falls in anon memory */
+    struct sym_perfmap pm;
+    bool pm_loaded;
+    off_t pm_size;
+    uint64_t pm_window;
+};
+
+struct symbolizer {
+    struct symbolizer_opts opts;
+    char *debug_dirs, *proc_root, *kallsyms_path;
+    size_t max_bytes;
+    uint64_t window;
+    struct proc *procs[PROC_BUCKETS];
+    struct bin *bins[BIN_BUCKETS];
+    struct alias *aliases[BIN_BUCKETS];
+    struct lru lru; /* head.next = most recently used */
+    struct bin *vdso;
+    struct sym_kallsyms ksyms;
+    bool ksyms_loaded, ksyms_missed;
+    int ksyms_err;
+    uint64_t ksyms_window;
+    size_t fixed_bytes; /* procs + perf maps + kallsyms */
+    size_t heavy_bytes; /* sum over loaded bins */
+    struct sym_stats st;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t hash64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
+    return h;
+}
+
+static void lru_unlink(struct lru *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+
+static void lru_push(struct lru *head, struct lru *n)
+{
+    n->next = head->next;
+    n->prev = head;
+    head->next->prev = n;
+    head->next = n;
+}
+
+#define BIN_OF(l) ((struct bin *)((char *)(l)-offsetof(struct bin, lru)))
+
+/* ---- per-address cache ------------------------------------------------ */
+
+static struct cres *ac_get(const struct addr_cache *ac, uint64_t key)
+{
+    if (!ac->cap)
+        return NULL;
+    for (size_t i = hash64(key) & (ac->cap - 1);; i = (i + 1) & (ac->cap - 1)) {
+        if (!ac->vals[i])
+            return NULL;
+        if (ac->keys[i] == key)
+            return ac->vals[i];
+    }
+}
+
+static int ac_put(struct addr_cache *ac, uint64_t key, struct cres *v)
+{
+    if ((ac->used + 1) * 10 > ac->cap * 7) {
+        size_t ncap = ac->cap ? ac->cap * 2 : 256;
+        uint64_t *nk = calloc(ncap, sizeof(*nk));
+        struct cres **nv = calloc(ncap, sizeof(*nv));
+        if (!nk || !nv) {
+            free(nk);
+            free(nv);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < ac->cap; i++) {
+            if (!ac->vals[i])
+                continue;
+            size_t j = hash64(ac->keys[i]) & (ncap - 1);
+            while (nv[j])
+                j = (j + 1) & (ncap - 1);
+            nk[j] = ac->keys[i];
+            nv[j] = ac->vals[i];
+        }
+        free(ac->keys);
+        free(ac->vals);
+        ac->bytes += (ncap - ac->cap) * (sizeof(*nk) + sizeof(*nv));
+        ac->keys = nk;
+        ac->vals = nv;
+        ac->cap = ncap;
+    }
+    size_t i = hash64(key) & (ac->cap - 1);
+    while (ac->vals[i])
+        i = (i + 1) & (ac->cap - 1);
+    ac->keys[i] = key;
+    ac->vals[i] = v;
+    ac->used++;
+    ac->bytes += v->bytes;
+    return 0;
+}
+
+static void ac_free(struct addr_cache *ac)
+{
+    for (size_t i = 0; i < ac->cap; i++)
+        free(ac->vals[i]);
+    free(ac->keys);
+    free(ac->vals);
+    memset(ac, 0, sizeof(*ac));
+}
+
+/* ---- bins ---------------------------------------------------------------- */
+
+static void bin_account(struct symbolizer *s, struct bin *b)
+{
+    size_t now = b->loaded ? sym_symtab_bytes(&b->symtab) + b->dwarf.est_bytes + b->ac.bytes : 0;
+    s->heavy_bytes = s->heavy_bytes - b->heavy_bytes + now;
+    b->heavy_bytes = now;
+}
+
+static void bin_unload(struct symbolizer *s, struct bin *b)
+{
+    if (!b->loaded)
+        return;
+    sym_symtab_free(&b->symtab);
+    sym_dwarf_close(&b->dwarf);
+    ac_free(&b->ac);
+    b->loaded = false;
+    lru_unlink(&b->lru);
+    bin_account(s, b);
+}
+
+static void bin_destroy(struct symbolizer *s, struct bin *b)
+{
+    bin_unload(s, b);
+    for (struct alias *a = b->aliases, *an; a; a = an) {
+        an = a->bin_next;
+        struct alias **pp = &s->aliases[hash64(a->dev ^ hash64(a->ino)) % BIN_BUCKETS];
+        while (*pp && *pp != a)
+            pp = &(*pp)->next;
+        if (*pp)
+            *pp = a->next;
+        free(a);
+    }
+    struct bin **pp = &s->bins[hash_str(b->key) % BIN_BUCKETS];
+    while (*pp && *pp != b)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = b->next;
+    if (s->vdso == b)
+        s->vdso = NULL;
+    free(b->segs);
+    free(b);
+}
+
+static void bin_unref(struct symbolizer *s, struct bin *b)
+{
+    if (--b->refs == 0 && !b->loaded)
+        bin_destroy(s, b);
+}
+
+static void evict(struct symbolizer *s)
+{
+    while (s->heavy_bytes + s->fixed_bytes > s->max_bytes && s->lru.prev != &s->lru) {
+        struct bin *b = BIN_OF(s->lru.prev);
+        bin_unload(s, b);
+        s->st.binaries_evicted++;
+        if (b->refs == 0)
+            bin_destroy(s, b);
+    }
+    if (s->heavy_bytes + s->fixed_bytes <= s->max_bytes)
+        return;
+    /* Only perf maps are left to shed; they are re-read on demand. */
+    for (size_t i = 0; i < PROC_BUCKETS; i++) {
+        for (struct proc *p = s->procs[i]; p; p = p->next) {
+            if (!p->pm_loaded)
+                continue;
+            s->fixed_bytes -= sym_perfmap_bytes(&p->pm);
+            sym_perfmap_free(&p->pm);
+            p->pm_loaded = false;
+        }
+    }
+}
+
+/* Builds the heavy part from the main ELF (@elf) and its separate debug
+ * file, if any. @root_prefix/@path locate debuglink candidates. */
+static void bin_load_elf(struct symbolizer *s, struct bin *b, Elf *elf, int fd,
+                         const char *root_prefix, const char *path)
+{
+    int dfd = -1, ret;
+
+    memset(&b->symtab, 0, sizeof(b->symtab));
+    memset(&b->dwarf, 0, sizeof(b->dwarf));
+    if (sym_symtab_add_elf(&b->symtab, elf) < 0)
+        s->st.bad_binaries++;
+    if (!b->is_vdso)
+        dfd = sym_debuginfo_find(s->debug_dirs, b->build_id, elf, root_prefix, path);
+    if (dfd >= 0) {
+        Elf *delf = elf_begin(dfd, ELF_C_READ_MMAP, NULL);
+        if (delf) {
+            sym_symtab_add_elf(&b->symtab, delf);
+            elf_end(delf);
+        }
+        if (s->opts.no_dwarf)
+            close(dfd);
+        else if (sym_dwarf_open(dfd, &b->dwarf) == -EBADMSG)
+            s->st.bad_binaries++;
+    } else if (!s->opts.no_dwarf && fd >= 0) {
+        int fd2 = dup(fd);
+        if (fd2 >= 0) {
+            ret = sym_dwarf_open(fd2, &b->dwarf);
+            if (ret == -EBADMSG)
+                s->st.bad_binaries++;
+        }
+    }
+    sym_symtab_finish(&b->symtab);
+    b->loaded = true;
+    lru_push(&s->lru, &b->lru);
+    bin_account(s, b);
+    s->st.binaries_loaded++;
+}
+
+/* The vDSO is the same image in every process on this kernel: read ours. */
+static int vdso_image(void **img, size_t *len)
+{
+    uintptr_t base = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
+    char *maps, *line, *save;
+    size_t mlen;
+    int ret = -ENOENT;
+
+    *img = NULL;
+    if (!base || sym_read_file("/proc/self/maps", MAPS_MAX, &maps, &mlen) != 0)
+        return -ENOENT;
+    for (line = strtok_r(maps, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        struct sym_map_line ml;
+        if (sym_maps_parse_line(line, strlen(line), &ml) == 0 && ml.start == base &&
+            ml.path_len == 6 && memcmp(ml.path, "[vdso]", 6) == 0) {
+            *len = (size_t)(ml.end - ml.start);
+            *img = malloc(*len);
+            if (*img) {
+                memcpy(*img, (const void *)base, *len);
+                ret = 0;
+            } else {
+                ret = -ENOMEM;
+            }
+            break;
+        }
+    }
+    free(maps);
+    return ret;
+}
+
+static void vdso_load(struct symbolizer *s, struct bin *b)
+{
+    void *img;
+    size_t len;
+    Elf *elf;
+
+    if (vdso_image(&img, &len) != 0)
+        return;
+    elf = elf_memory(img, len);
+    if (elf && elf_kind(elf) == ELF_K_ELF) {
+        if (!b->segs) {
+            sym_elf_build_id(elf, b->build_id);
+            int n = sym_elf_segments(elf, &b->segs);
+            b->nsegs = n > 0 ? n : 0;
+        }
+        bin_load_elf(s, b, elf, -1, "", NULL);
+    }
+    if (elf)
+        elf_end(elf);
+    free(img);
+}
+
+static struct bin *vdso_bin(struct symbolizer *s)
+{
+    if (!s->vdso) {
+        struct bin *b = calloc(1, sizeof(*b));
+        if (!b)
+            return NULL;
+        b->lru.prev = b->lru.next = &b->lru;
+        b->is_vdso = true;
+        strcpy(b->key, "[vdso]");
+        b->next = s->bins[hash_str(b->key) % BIN_BUCKETS];
+        s->bins[hash_str(b->key) % BIN_BUCKETS] = b;
+        s->vdso = b;
+        vdso_load(s, b);
+    }
+    return s->vdso;
+}
+
+static struct bin *bin_find_key(struct symbolizer *s, const char *key)
+{
+    for (struct bin *b = s->bins[hash_str(key) % BIN_BUCKETS]; b; b = b->next)
+        if (strcmp(b->key, key) == 0)
+            return b;
+    return NULL;
+}
+
+static int add_alias(struct symbolizer *s, struct bin *b, const struct stat *st)
+{
+    struct alias *a = calloc(1, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    a->dev = st->st_dev;
+    a->ino = st->st_ino;
+    a->size = (uint64_t)st->st_size;
+    a->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    a->bin = b;
+    size_t h = hash64(a->dev ^ hash64(a->ino)) % BIN_BUCKETS;
+    a->next = s->aliases[h];
+    s->aliases[h] = a;
+    a->bin_next = b->aliases;
+    b->aliases = a;
+    return 0;
+}
+
+static struct bin *find_alias(struct symbolizer *s, const struct stat *st)
+{
+    int64_t mt = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    for (struct alias *a = s->aliases[hash64(st->st_dev ^ hash64(st->st_ino)) % BIN_BUCKETS]; a;
+         a = a->next)
+        if (a->dev == st->st_dev && a->ino == st->st_ino && a->size == (uint64_t)st->st_size &&
+            a->mtime_ns == mt)
+            return a->bin;
+    return NULL;
+}
+
+/* Binds a file mapping to its bin, parsing the binary when it is new to
+ * this host, and reloads an evicted heavy part. NULL when the file cannot be
+ * opened or is not ELF. */
+static struct bin *map_bin(struct symbolizer *s, struct proc *p, struct pmap *m)
+{
+    char root_prefix[PATH_MAX];
+    struct stat st;
+    struct bin *b = m->bin;
+    Elf *elf = NULL;
+    int fd;
+
+    if (m->kind == MAP_VDSO) {
+        if (!m->bin && (b = vdso_bin(s)) != NULL) {
+            m->bin = b;
+            b->refs++;
+            m->state = MAP_BOUND;
+        }
+        if (b && !b->loaded)
+            vdso_load(s, b);
+        return b;
+    }
+    if (m->state == MAP_FAILED || (b && b->loaded))
+        return b;
+
+    fd = sym_maps_open(s->proc_root, p->pid, m->start, m->end, m->path);
+    if (fd < 0) {
+        if (!b)
+            m->state = MAP_FAILED;
+        return b;
+    }
+    snprintf(root_prefix, sizeof(root_prefix), "%s/%u/root", s->proc_root, p->pid);
+    if (!b) {
+        if (fstat(fd, &st) != 0)
+            goto fail;
+        b = find_alias(s, &st);
+        if (b && b->loaded)
+            goto bind;
+        if (!b) {
+            char bid[41] = "", key[64];
+            elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+            if (!elf || elf_kind(elf) != ELF_K_ELF) {
+                s->st.bad_binaries++;
+                goto fail;
+            }
+            if (sym_elf_build_id(elf, bid) > 0)
+                snprintf(key, sizeof(key), "%s", bid);
+            else
+                snprintf(key, sizeof(key), "f:%llx:%llx:%llx:%llx", (unsigned long long)st.st_dev,
+                         (unsigned long long)st.st_ino, (unsigned long long)st.st_size,
+                         (unsigned long long)st.st_mtim.tv_sec);
+            b = bin_find_key(s, key);
+            if (!b) {
+                b = calloc(1, sizeof(*b));
+                if (!b)
+                    goto fail;
+                b->lru.prev = b->lru.next = &b->lru;
+                memcpy(b->key, key, sizeof(key));
+                memcpy(b->build_id, bid, sizeof(bid));
+                int n = sym_elf_segments(elf, &b->segs);
+                b->nsegs = n > 0 ? n : 0;
+                size_t h = hash_str(key) % BIN_BUCKETS;
+                b->next = s->bins[h];
+                s->bins[h] = b;
+            }
+            if (add_alias(s, b, &st) != 0 && b->refs == 0 && !b->loaded) {
+                bin_destroy(s, b);
+                goto fail;
+            }
+        }
+    bind:
+        m->bin = b;
+        m->state = MAP_BOUND;
+        b->refs++;
+    }
+    if (!b->loaded) {
+        if (!elf)
+            elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+        if (elf && elf_kind(elf) == ELF_K_ELF)
+            bin_load_elf(s, b, elf, fd, root_prefix, m->path);
+    }
+    if (elf)
+        elf_end(elf);
+    close(fd);
+    return b;
+fail:
+    if (elf)
+        elf_end(elf);
+    close(fd);
+    m->state = MAP_FAILED;
+    return NULL;
+}
+
+/* ---- processes --------------------------------------------------------- */
+
+static void proc_free_maps(struct symbolizer *s, struct proc *p)
+{
+    for (size_t i = 0; i < p->nmaps; i++)
+        if (p->maps[i].bin)
+            bin_unref(s, p->maps[i].bin);
+    free(p->maps);
+    free(p->paths);
+    p->maps = NULL;
+    p->paths = NULL;
+    p->nmaps = 0;
+    s->fixed_bytes -= p->bytes;
+    p->bytes = 0;
+}
+
+static void proc_destroy(struct symbolizer *s, struct proc *p)
+{
+    proc_free_maps(s, p);
+    if (p->pm_loaded)
+        s->fixed_bytes -= sym_perfmap_bytes(&p->pm);
+    sym_perfmap_free(&p->pm);
+    free(p);
+}
+
+static enum map_kind classify(const struct sym_map_line *ml)
+{
+    if (ml->path_len == 0)
+        return MAP_ANON;
+    if (ml->path[0] == '/')
+        return (ml->path_len >= 6 && memcmp(ml->path, "//anon", 6) == 0) ? MAP_ANON : MAP_FILE;
+    if (ml->path_len == 6 && memcmp(ml->path, "[vdso]", 6) == 0)
+        return MAP_VDSO;
+    if (ml->path_len >= 6 && memcmp(ml->path, "[anon:", 6) == 0)
+        return MAP_ANON;
+    return MAP_OTHER;
+}
+
+static const struct pmap *find_old(const struct pmap *maps, size_t n, uint64_t start)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (maps[mid].start < start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && maps[lo].start == start ? &maps[lo] : NULL;
+}
+
+/* (Re-)reads /proc/PID/maps, keeping only executable mappings; bins of
+ * mappings that did not change are carried over. */
+static int proc_read_maps(struct symbolizer *s, struct proc *p)
+{
+    char path[PATH_MAX], *buf, *line, *save;
+    size_t len, n = 0, cap = 16, plen = 0;
+    struct pmap *maps;
+    int ret;
+
+    snprintf(path, sizeof(path), "%s/%u/maps", s->proc_root, p->pid);
+    p->read_window = s->window;
+    s->st.maps_reads++;
+    ret = sym_read_file(path, MAPS_MAX, &buf, &len);
+    if (ret)
+        return ret == -ENOENT ? -ESRCH : ret;
+    maps = malloc(cap * sizeof(*maps));
+    char *paths = malloc(len + 64);
+    if (!maps || !paths) {
+        free(maps);
+        free(paths);
+        free(buf);
+        return -ENOMEM;
+    }
+    memcpy(paths, "[anon]", 7);
+    plen = 7;
+    for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        struct sym_map_line ml;
+        if (sym_maps_parse_line(line, strlen(line), &ml) != 0 || !ml.executable)
+            continue;
+        if (n && ml.start < maps[n - 1].end)
+            continue; /* maps is sorted by the kernel; refuse overlaps */
+        if (n == cap) {
+            struct pmap *nm = realloc(maps, cap * 2 * sizeof(*maps));
+            if (!nm) {
+                ret = -ENOMEM;
+                break;
+            }
+            maps = nm;
+            cap *= 2;
+        }
+        struct pmap *m = &maps[n++];
+        memset(m, 0, sizeof(*m));
+        m->start = ml.start;
+        m->end = ml.end;
+        m->off = ml.offset;
+        m->dev = ((uint64_t)ml.dev_major << 32) | ml.dev_minor;
+        m->ino = ml.inode;
+        m->kind = (uint8_t)classify(&ml);
+        if (m->kind == MAP_ANON) {
+            m->path = paths; /* "[anon]" */
+        } else {
+            /* Each path is at most its line, and paths has room for all. */
+            memcpy(paths + plen, ml.path, ml.path_len);
+            paths[plen + ml.path_len] = '\0';
+            m->path = (const char *)(uintptr_t)plen; /* fixed up below */
+            plen += ml.path_len + 1;
+        }
+    }
+    free(buf);
+    if (ret) {
+        free(maps);
+        free(paths);
+        return ret;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct pmap *m = &maps[i];
+        if (m->kind != MAP_ANON)
+            m->path = paths + (uintptr_t)m->path;
+        const struct pmap *old = find_old(p->maps, p->nmaps, m->start);
+        if (old && old->end == m->end && old->off == m->off && old->ino == m->ino &&
+            old->dev == m->dev && old->kind == m->kind && old->state != MAP_NEW) {
+            m->state = old->state;
+            m->bin = old->bin;
+            if (m->bin)
+                m->bin->refs++;
+        }
+    }
+    proc_free_maps(s, p);
+    p->maps = maps;
+    p->nmaps = n;
+    p->paths = paths;
+    p->bytes = sizeof(*p) + cap * sizeof(*maps) + len + 64;
+    s->fixed_bytes += p->bytes;
+    return 0;
+}
+
+static struct pmap *proc_find_map(struct proc *p, uint64_t addr)
+{
+    size_t lo = 0, hi = p->nmaps;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p->maps[mid].start <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0 || addr >= p->maps[lo - 1].end)
+        return NULL;
+    return &p->maps[lo - 1];
+}
+
+static struct proc **proc_slot(struct symbolizer *s, uint32_t pid)
+{
+    struct proc **pp = &s->procs[pid % PROC_BUCKETS];
+    while (*pp && (*pp)->pid != pid)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static int proc_get(struct symbolizer *s, uint32_t pid, uint64_t start_time, struct proc **out)
+{
+    struct proc **pp = proc_slot(s, pid), *p = *pp;
+    int ret;
+
+    if (p && start_time && p->start_time && p->start_time != start_time) {
+        *pp = p->next;
+        proc_destroy(s, p);
+        p = NULL;
+    }
+    if (!p) {
+        p = calloc(1, sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        p->pid = pid;
+        p->start_time = start_time;
+        ret = proc_read_maps(s, p);
+        if (ret) {
+            free(p);
+            if (ret == -ESRCH)
+                s->st.proc_gone++;
+            return ret;
+        }
+        pp = proc_slot(s, pid);
+        p->next = *pp;
+        *pp = p;
+    }
+    *out = p;
+    return 0;
+}
+
+/* ---- perf maps --------------------------------------------------------- */
+
+/* The pid the process sees itself as (last NSpid field): a JIT inside a
+ * container names its map after that one. */
+static uint32_t ns_pid(struct symbolizer *s, uint32_t pid)
+{
+    char path[PATH_MAX], *buf;
+    size_t len;
+    uint32_t ret = pid;
+
+    snprintf(path, sizeof(path), "%s/%u/status", s->proc_root, pid);
+    if (sym_read_file(path, 1 << 20, &buf, &len) != 0)
+        return pid;
+    char *l = strstr(buf, "\nNSpid:");
+    if (l) {
+        char *end = strchr(l + 1, '\n'), *q = l + 7;
+        while (q && *q && q != end) {
+            char *e;
+            unsigned long v = strtoul(q, &e, 10);
+            if (e == q)
+                break;
+            if (v && v <= UINT32_MAX)
+                ret = (uint32_t)v;
+            q = e;
+        }
+    }
+    free(buf);
+    return ret;
+}
+
+static void perfmap_refresh(struct symbolizer *s, struct proc *p)
+{
+    char path[PATH_MAX], *buf;
+    struct stat st;
+    size_t len;
+
+    if (p->pm_window == s->window && p->pm_loaded)
+        return;
+    p->pm_window = s->window;
+    snprintf(path, sizeof(path), "%s/%u/root/tmp/perf-%u.map", s->proc_root, p->pid,
+             ns_pid(s, p->pid));
+    if (stat(path, &st) != 0 || (p->pm_loaded && st.st_size == p->pm_size))
+        return;
+    if (sym_read_file(path, PERFMAP_MAX, &buf, &len) != 0)
+        return;
+    if (p->pm_loaded)
+        s->fixed_bytes -= sym_perfmap_bytes(&p->pm);
+    sym_perfmap_free(&p->pm);
+    if (sym_perfmap_parse(&p->pm, buf, len) != 0)
+        sym_perfmap_free(&p->pm);
+    free(buf);
+    p->pm_loaded = true;
+    p->pm_size = st.st_size;
+    s->fixed_bytes += sym_perfmap_bytes(&p->pm);
+}
+
+/* ---- resolution -------------------------------------------------------- */
+
+/* Copies frames and their strings into one allocation. */
+static struct cres *cres_build(const struct sym_raw_frame *raw, int n)
+{
+    char *dem[SYM_MAX_FRAMES] = {0};
+    const char *names[SYM_MAX_FRAMES];
+    size_t need = sizeof(struct cres) + (size_t)n * sizeof(struct sym_frame);
+
+    for (int i = 0; i < n; i++) {
+        dem[i] = sym_demangle(raw[i].name);
+        names[i] = dem[i] ? dem[i] : raw[i].name;
+        need += strlen(names[i]) + 1 + (raw[i].file ? strlen(raw[i].file) + 1 : 0);
+    }
+    struct cres *r = malloc(need);
+    if (r) {
+        char *w = (char *)&r->frames[n];
+        r->nframes = (uint32_t)n;
+        r->bytes = (uint32_t)(need < UINT32_MAX ? need : UINT32_MAX);
+        for (int i = 0; i < n; i++) {
+            size_t l = strlen(names[i]) + 1;
+            memcpy(w, names[i], l);
+            r->frames[i].function = w;
+            w += l;
+            r->frames[i].file = NULL;
+            if (raw[i].file) {
+                l = strlen(raw[i].file) + 1;
+                memcpy(w, raw[i].file, l);
+                r->frames[i].file = w;
+                w += l;
+            }
+            r->frames[i].line = raw[i].line;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(dem[i]);
+    return r;
+}
+
+static struct cres *resolve_vaddr(struct bin *b, uint64_t vaddr)
+{
+    struct sym_raw_frame raw[SYM_MAX_FRAMES];
+    int n = 0;
+
+    if (b->dwarf.dw)
+        n = sym_dwarf_lookup(&b->dwarf, vaddr, raw, SYM_MAX_FRAMES);
+    const struct sym_elf_sym *sym = sym_symtab_find(&b->symtab, vaddr);
+    if (sym) {
+        /* The symbol table names the physical function fully qualified;
+         * DWARF's DW_AT_name may be just "method". */
+        if (n == 0) {
+            raw[0].file = NULL;
+            raw[0].line = 0;
+            n = 1;
+        }
+        raw[n - 1].name = b->symtab.strs + sym->name;
+    }
+    int w = 0;
+    for (int i = 0; i < n; i++)
+        if (raw[i].name && raw[i].name[0])
+            raw[w++] = raw[i];
+    return cres_build(raw, w);
+}
+
+static void fill(struct sym_result *out, const struct cres *r)
+{
+    out->nframes = r->nframes;
+    memcpy(out->frames, r->frames, r->nframes * sizeof(struct sym_frame));
+}
+
+static int finish(struct symbolizer *s, struct sym_result *out)
+{
+    if (out->nframes)
+        s->st.resolved++;
+    else
+        s->st.unresolved++;
+    return 0;
+}
+
+int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uint64_t addr,
+                    bool is_return_address, struct sym_result *out)
+{
+    struct proc *p;
+    struct pmap *m;
+    int ret;
+
+    evict(s);
+    s->st.lookups++;
+    out->kind = SYM_USER;
+    out->mapping = "[unknown]";
+    out->build_id = "";
+    out->file_offset = 0;
+    out->nframes = 0;
+
+    ret = proc_get(s, pid, start_time, &p);
+    if (ret)
+        return ret;
+    m = proc_find_map(p, addr);
+    if (!m && p->read_window != s->window) {
+        ret = proc_read_maps(s, p);
+        if (ret == -ESRCH)
+            s->st.proc_gone++;
+        m = proc_find_map(p, addr);
+    }
+    if (!m)
+        return -ENOENT;
+
+    out->mapping = m->path;
+    out->file_offset = addr - m->start + m->off;
+    uint64_t laddr = is_return_address && addr > m->start ? addr - 1 : addr;
+
+    if (m->kind == MAP_ANON) {
+        out->kind = SYM_JIT;
+        perfmap_refresh(s, p);
+        const struct sym_perfmap_entry *e = p->pm_loaded ? sym_perfmap_find(&p->pm, laddr) : NULL;
+        if (e) {
+            out->nframes = 1;
+            out->frames[0].function = p->pm.strs + e->name;
+            out->frames[0].file = NULL;
+            out->frames[0].line = 0;
+        }
+        return finish(s, out);
+    }
+    if (m->kind == MAP_OTHER)
+        return finish(s, out);
+
+    struct bin *b = map_bin(s, p, m);
+    if (!b)
+        return finish(s, out);
+    out->build_id = b->build_id;
+    uint64_t vaddr;
+    if (!b->loaded || sym_elf_off_to_vaddr(b->segs, b->nsegs, laddr - m->start + m->off, &vaddr))
+        return finish(s, out);
+
+    lru_unlink(&b->lru);
+    lru_push(&s->lru, &b->lru);
+    struct cres *r = ac_get(&b->ac, vaddr);
+    if (r) {
+        s->st.cache_hits++;
+    } else {
+        r = resolve_vaddr(b, vaddr);
+        if (!r)
+            return -ENOMEM;
+        if (ac_put(&b->ac, vaddr, r) != 0) {
+            free(r);
+            return -ENOMEM;
+        }
+        bin_account(s, b);
+    }
+    fill(out, r);
+    return finish(s, out);
+}
+
+int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *out)
+{
+    evict(s);
+    s->st.lookups++;
+    out->kind = SYM_KERNEL;
+    out->mapping = "[kernel.kallsyms]";
+    out->build_id = "";
+    out->file_offset = addr;
+    out->nframes = 0;
+
+    if (!s->ksyms_loaded) {
+        s->ksyms_loaded = true;
+        s->ksyms_window = s->window;
+        s->ksyms_err = sym_kallsyms_load(&s->ksyms, s->kallsyms_path);
+        if (s->ksyms_err) {
+            fprintf(stderr,
+                    "stoke: symbolizer: cannot read %s: %s; kernel frames stay unresolved\n",
+                    s->kallsyms_path, strerror(-s->ksyms_err));
+        } else if (s->ksyms.restricted) {
+            fprintf(stderr,
+                    "stoke: symbolizer: %s shows only zero addresses (kptr_restrict); "
+                    "kernel frames stay unresolved\n",
+                    s->kallsyms_path);
+        }
+        s->fixed_bytes += sym_kallsyms_bytes(&s->ksyms);
+    }
+    const struct sym_ksym *k = sym_kallsyms_find(&s->ksyms, addr);
+    if (!k) {
+        s->ksyms_missed = true;
+        return finish(s, out);
+    }
+    if (k->module != SYM_KSYM_NO_MODULE)
+        out->mapping = s->ksyms.strs + k->module;
+    out->nframes = 1;
+    out->frames[0].function = s->ksyms.strs + k->name;
+    out->frames[0].file = NULL;
+    out->frames[0].line = 0;
+    return finish(s, out);
+}
+
+void symbolizer_new_window(struct symbolizer *s)
+{
+    s->window++;
+    /* Modules come and go: a miss suggests the table is stale, but re-reading
+     * a large kallsyms every window would cost more than it finds. */
+    if (s->ksyms_loaded && s->ksyms_missed && !s->ksyms.restricted &&
+        s->window - s->ksyms_window >= KSYMS_RELOAD_WINDOWS) {
+        s->fixed_bytes -= sym_kallsyms_bytes(&s->ksyms);
+        sym_kallsyms_free(&s->ksyms);
+        s->ksyms_loaded = false;
+        s->ksyms_missed = false;
+    }
+}
+
+void symbolizer_forget_pid(struct symbolizer *s, uint32_t pid)
+{
+    struct proc **pp = proc_slot(s, pid), *p = *pp;
+    if (!p)
+        return;
+    *pp = p->next;
+    proc_destroy(s, p);
+}
+
+void symbolizer_get_stats(const struct symbolizer *s, struct sym_stats *out)
+{
+    *out = s->st;
+    out->bytes_used = s->heavy_bytes + s->fixed_bytes;
+}
+
+struct symbolizer *symbolizer_new(const struct symbolizer_opts *opts)
+{
+    struct symbolizer *s;
+
+    if (elf_version(EV_CURRENT) == EV_NONE)
+        return NULL;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    if (opts)
+        s->opts = *opts;
+    s->debug_dirs = strdup(s->opts.debug_dirs ? s->opts.debug_dirs : "/usr/lib/debug");
+    s->proc_root = strdup(s->opts.proc_root ? s->opts.proc_root : "/proc");
+    s->kallsyms_path = strdup(s->opts.kallsyms ? s->opts.kallsyms : "/proc/kallsyms");
+    if (!s->debug_dirs || !s->proc_root || !s->kallsyms_path) {
+        symbolizer_free(s);
+        return NULL;
+    }
+    s->opts.debug_dirs = s->debug_dirs;
+    s->opts.proc_root = s->proc_root;
+    s->opts.kallsyms = s->kallsyms_path;
+    s->max_bytes = s->opts.max_bytes ? s->opts.max_bytes : DEFAULT_MAX_BYTES;
+    s->lru.prev = s->lru.next = &s->lru;
+    s->window = 1;
+    return s;
+}
+
+void symbolizer_free(struct symbolizer *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < PROC_BUCKETS; i++) {
+        while (s->procs[i]) {
+            struct proc *p = s->procs[i];
+            s->procs[i] = p->next;
+            proc_destroy(s, p);
+        }
+    }
+    for (size_t i = 0; i < BIN_BUCKETS; i++)
+        while (s->bins[i])
+            bin_destroy(s, s->bins[i]);
+    sym_kallsyms_free(&s->ksyms);
+    free(s->debug_dirs);
+    free(s->proc_root);
+    free(s->kallsyms_path);
+    free(s);
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * symbolizer — turns sampled addresses into frames.
+ *
+ * Owns: per-process views of /proc/PID/maps, one cache entry per distinct
+ * binary on the host (keyed by build-id, or by dev/inode/size/mtime when the
+ * binary has none) holding a sorted symbol table and a DWARF handle, JIT perf
+ * maps (/tmp/perf-PID.map), and kallsyms (+ modules) for kernel addresses.
+ *
+ * A binary used by a hundred processes is read once. Caches are bounded by
+ * symbolizer_opts.max_bytes; entries are evicted least-recently-used, and a
+ * binary's heavy parts (DWARF, inline cache) may be dropped and reloaded.
+ *
+ * What cannot be resolved keeps its mapping path, build-id and file offset in
+ * the result (nframes == 0) so it can be symbolized later, and is counted.
+ *
+ * Not thread-safe: one symbolizer per thread.
+ */
+#ifndef STOKE_SYMBOLIZER_H
+#define STOKE_SYMBOLIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SYM_MAX_FRAMES 16 /* inlined frames + the physical function */
+
+struct symbolizer;
+
+struct symbolizer_opts {
+    size_t max_bytes;       /* memory cap for all caches; 0 = 64 MiB */
+    const char *debug_dirs; /* colon-separated roots for separate debug files;
+                               NULL = "/usr/lib/debug" */
+    const char *proc_root;  /* NULL = "/proc" (tests point this elsewhere) */
+    const char *kallsyms;   /* NULL = "/proc/kallsyms" */
+    bool no_dwarf;          /* symbol tables only: no file:line, no inlines */
+};
+
+/* One source-level frame. Strings are owned by the symbolizer and stay valid
+ * until the next call into the same symbolizer: callers copy or intern them. */
+struct sym_frame {
+    const char *function; /* demangled name; never NULL when nframes > 0 */
+    const char *file;     /* source file, NULL when unknown */
+    uint32_t line;        /* 0 when unknown */
+};
+
+enum sym_kind {
+    SYM_USER = 0,
+    SYM_KERNEL = 1,
+    SYM_JIT = 2, /* resolved from a perf map */
+};
+
+/*
+ * The answer for one address. frames[0] is the innermost frame (a function
+ * inlined at the address, if any); frames[nframes - 1] is the function the
+ * machine code belongs to — the same order as pprof Location.line.
+ */
+struct sym_result {
+    enum sym_kind kind;
+    const char *mapping;  /* path of the mapped file as the process sees it,
+                             "[vdso]", "[anon]", "[kernel.kallsyms]" or
+                             "[module_name]"; never NULL */
+    const char *build_id; /* lowercase hex; "" when unknown */
+    uint64_t file_offset; /* user: the address as an offset into the mapped
+                             file; kernel: the address itself */
+    uint32_t nframes;     /* 0 = unresolved */
+    struct sym_frame frames[SYM_MAX_FRAMES];
+};
+
+struct sym_stats {
+    uint64_t lookups;         /* addresses asked for */
+    uint64_t cache_hits;      /* answered from the per-address cache */
+    uint64_t resolved;        /* lookups with nframes > 0 */
+    uint64_t unresolved;      /* lookups with nframes == 0 */
+    uint64_t binaries_loaded; /* binaries opened and parsed (cold) */
+    uint64_t binaries_evicted;
+    uint64_t maps_reads;   /* /proc/PID/maps reads */
+    uint64_t proc_gone;    /* lookups for processes that had exited */
+    uint64_t bad_binaries; /* ELF/DWARF files rejected as malformed */
+    uint64_t bytes_used;   /* current cache footprint, estimated */
+};
+
+/* Allocates; free with symbolizer_free(). NULL on allocation failure. */
+struct symbolizer *symbolizer_new(const struct symbolizer_opts *opts);
+void symbolizer_free(struct symbolizer *s);
+
+/*
+ * Resolves a user-space address of process @pid. @start_time is the process
+ * start time (field 22 of /proc/PID/stat) and guards against PID reuse: a
+ * cached view of a different process with the same pid is dropped.
+ * @is_return_address says @addr is a return address (every frame but the
+ * leaf), so line and inline lookups use @addr - 1 as perf does.
+ * Returns 0 with @out filled (possibly nframes == 0), or a negative errno:
+ * -ESRCH when the process is gone and nothing was cached, -ENOENT when no
+ * mapping covers @addr.
+ */
+int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uint64_t addr,
+                    bool is_return_address, struct sym_result *out);
+
+/* Resolves a kernel address through kallsyms (modules included). */
+int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *out);
+
+/* Starts a new drain window: each process's maps may be re-read at most once
+ * per window when an address falls outside every cached mapping. */
+void symbolizer_new_window(struct symbolizer *s);
+
+/* Drops what is cached for @pid (the process exited). */
+void symbolizer_forget_pid(struct symbolizer *s, uint32_t pid);
+
+void symbolizer_get_stats(const struct symbolizer *s, struct sym_stats *out);
+
+/*
+ * Reads the GNU build-id note of the ELF file at @path into @hex (lowercase,
+ * NUL-terminated, at most 40 digits). Returns the number of bytes of the
+ * build-id, or a negative errno (-ENODATA when the file has none,
+ * -ENOEXEC when it is not ELF).
+ */
+int sym_read_build_id(const char *path, char hex[41]);
+
+#endif

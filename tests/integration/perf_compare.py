@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""perf_compare.py - compare Stoke's folded stacks with a `perf` reference.
+
+Part of Stoke's accuracy integration test (see README.md next to it).
+
+Inputs:
+  PERF_SCRIPT  text output of `perf script` for a recording made with
+               `perf record -e cpu-clock -F HZ -g -p PID` (leaf-first frames).
+  FOLDED       the agent's folded stacks for one service: a directory
+               (every *.folded file in it is summed) or one or more files;
+               lines are `root;...;leaf COUNT`.
+
+For each compared function it computes the SELF share (samples whose leaf
+frame is that function / all samples) in both, prints
+`function perf% stoke% diff`, and fails if any |diff| > --max-diff
+percentage points or a listed function is missing from either side.
+
+Name normalisation (applied to both sides and to the names given on the
+command line; see normalize()):
+  * a trailing `+0x...` offset is dropped (perf prints `sym+0x1a`);
+  * GCC clone suffixes are dropped: `.isra.N`, `.constprop.N`, `.part.N`,
+    `.cold`, `.llvm.NNN` and demangled ` [clone ...]`;
+  * a C++ parameter list (the last top-level `(...)`, plus any trailing
+    ` const`/`&`/`&&`) and ABI tags `[abi:...]` are dropped, and all
+    whitespace is removed, so `ns::C::f(int) const` == `ns::C::f`,
+    and `T<double const*>` == `T<const double*>` is NOT attempted.
+  A requested name matches a symbol when the normalised forms are equal.
+
+Leaf frames that are not symbolised (`[unknown]`, or `<binary>+0x<off>` in
+the agent's output) are counted as unsymbolised; --min-symbolized asserts
+the agent's symbolised fraction.
+
+Inlined frames: perf (without --inline) reports the physical function as
+leaf while the agent's leaf may be an inlined helper. Either compare only
+functions that are never inlined, or pass --collapse-inlined HELPER so that
+agent leaf frames matching HELPER are folded into their caller before
+comparing. --expect-frame NAME checks NAME appears (as a substring of the
+normalised name) in at least --expect-min percent of the agent's samples.
+
+The last line printed is `RESULT passed=P failed=F` (for test scripts).
+Exit status: 0 when every check passed, 1 otherwise, 2 on bad input.
+Python 3 standard library only.
+"""
+
+import argparse
+import glob
+import os
+import re
+import sys
+from collections import Counter
+
+OFFSET_RE = re.compile(r"\+0x[0-9a-fA-F]+$")
+CLONE_RE = re.compile(r"(\.(isra|constprop|part|cold|llvm|lto_priv)(\.\d+)*)+$")
+DEMANGLED_CLONE_RE = re.compile(r"\s*\[clone [^\]]*\]")
+ABI_RE = re.compile(r"\[abi:[^\]]*\]")
+UNSYM_RE = re.compile(r"^(\[unknown\]|.*\+0x[0-9a-fA-F]+)$")
+# perf script frame line: `<addr> <sym>+<off> (<dso>)`, sym may hold spaces.
+FRAME_RE = re.compile(r"^\s+([0-9a-fA-F]+)\s+(.*?)\s*\((.*)\)\s*$")
+
+
+def strip_params(name):
+    """Drops a trailing C++ parameter list and cv/ref qualifiers."""
+    s = name.rstrip()
+    while True:
+        t = re.sub(r"\s*(const|volatile|&&|&|noexcept)$", "", s)
+        if t == s:
+            break
+        s = t
+    if not s.endswith(")"):
+        return s
+    depth = 0
+    for i in range(len(s) - 1, -1, -1):
+        c = s[i]
+        if c == ")":
+            depth += 1
+        elif c == "(":
+            depth -= 1
+            if depth == 0:
+                # `(anonymous namespace)` is a scope, not a parameter list.
+                if i == 0 or s[:i].endswith("operator"):
+                    return s
+                return s[:i]
+    return s
+
+
+def normalize(name):
+    """Normalises a function name for comparison (see module doc)."""
+    s = name.strip()
+    if s == "[unknown]":
+        return s
+    s = OFFSET_RE.sub("", s)
+    s = DEMANGLED_CLONE_RE.sub("", s)
+    s = CLONE_RE.sub("", s)
+    s = ABI_RE.sub("", s)
+    s = strip_params(s)
+    return re.sub(r"\s+", "", s)
+
+
+def is_unsymbolized(frame):
+    return bool(UNSYM_RE.match(frame.strip()))
+
+
+def perf_frame_name(sym, dso):
+    """Turns perf's `sym+off` into a frame name; unresolved -> [unknown]."""
+    sym = sym.strip()
+    if not sym or sym.startswith("[unknown]"):
+        return "[unknown]"
+    return OFFSET_RE.sub("", sym)
+
+
+def parse_perf_script(path, pid=None):
+    """Yields (stack_root_first, weight) per sample of a perf script dump."""
+    with open(path, "r", errors="replace") as f:
+        header = None
+        frames = []
+        for line in f:
+            line = line.rstrip("\n")
+            if not line.strip():
+                if header is not None:
+                    yield from _emit(header, frames, pid)
+                header, frames = None, []
+                continue
+            if line[0] in " \t":
+                m = FRAME_RE.match(line)
+                if m and header is not None:
+                    frames.append(perf_frame_name(m.group(2), m.group(3)))
+                continue
+            if header is not None:
+                yield from _emit(header, frames, pid)
+            header, frames = line, []
+        if header is not None:
+            yield from _emit(header, frames, pid)
+
+
+def _emit(header, frames, pid):
+    if pid is not None:
+        parts = header.split()
+        # `comm PID[/TID] [cpu] time: period event:`; comm may hold spaces.
+        if not any(p.split("/")[0] == str(pid) for p in parts[1:4]):
+            return
+    if not frames:
+        frames = ["[unknown]"]
+    yield list(reversed(frames)), 1
+
+
+def parse_folded(paths):
+    """Yields (stack_root_first, count) from folded files/directories."""
+    files = []
+    for p in paths:
+        if os.path.isdir(p):
+            files.extend(sorted(glob.glob(os.path.join(p, "*.folded"))))
+        else:
+            files.append(p)
+    if not files:
+        raise FileNotFoundError("no .folded files in %s" % " ".join(paths))
+    for fp in files:
+        with open(fp, "r", errors="replace") as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if not line.strip():
+                    continue
+                stack, _, count = line.rpartition(" ")
+                try:
+                    n = int(count)
+                except ValueError:
+                    continue
+                yield stack.split(";"), n
+
+
+def self_shares(samples, collapse=()):
+    """Returns (Counter normalised leaf -> weight, total, unsymbolised)."""
+    leaf = Counter()
+    total = unsym = 0
+    collapse_n = [normalize(c) for c in collapse]
+    for stack, n in samples:
+        frames = list(stack)
+        while len(frames) > 1 and any(c in normalize(frames[-1]) for c in collapse_n):
+            frames.pop()
+        top = frames[-1] if frames else "[unknown]"
+        total += n
+        if is_unsymbolized(top):
+            unsym += n
+            leaf["[unknown]"] += n
+        else:
+            leaf[normalize(top)] += n
+    return leaf, total, unsym
+
+
+def frame_presence(samples, name):
+    """Weight of samples with a frame whose normalised name contains name."""
+    want = normalize(name)
+    hit = total = 0
+    for stack, n in samples:
+        total += n
+        if any(want in normalize(fr) for fr in stack):
+            hit += n
+    return hit, total
+
+
+def pct(n, total):
+    return 100.0 * n / total if total else 0.0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("perf_script", help="perf script output (text)")
+    ap.add_argument("folded", nargs="+", help="agent folded dir or files")
+    ap.add_argument("-f", "--function", action="append", default=[],
+                    help="function to compare (repeatable); default: perf's top N")
+    ap.add_argument("--top", type=int, default=5, help="perf's top N when no -f (5)")
+    ap.add_argument("--min-share", type=float, default=3.0,
+                    help="with --top, skip functions under this perf%% (3.0)")
+    ap.add_argument("--max-diff", type=float, default=2.0,
+                    help="allowed |perf%% - stoke%%| in points (2.0)")
+    ap.add_argument("--min-symbolized", type=float, default=None,
+                    help="minimum %% of agent samples with a symbolised leaf")
+    ap.add_argument("--collapse-inlined", action="append", default=[],
+                    help="fold agent leaf frames matching NAME into their caller")
+    ap.add_argument("--expect-frame", action="append", default=[],
+                    help="NAME must appear in the agent's stacks (repeatable)")
+    ap.add_argument("--expect-min", type=float, default=1.0,
+                    help="min %% of agent samples holding an --expect-frame (1.0)")
+    ap.add_argument("--pid", type=int, default=None,
+                    help="only count perf samples of this PID")
+    ap.add_argument("--min-samples", type=int, default=200,
+                    help="minimum samples on each side (200)")
+    args = ap.parse_args(argv)
+
+    try:
+        perf_samples = list(parse_perf_script(args.perf_script, args.pid))
+        agent_samples = list(parse_folded(args.folded))
+    except OSError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+
+    passed = failed = 0
+
+    def check(ok, what):
+        nonlocal passed, failed
+        if ok:
+            passed += 1
+        else:
+            failed += 1
+            print("FAIL: %s" % what)
+
+    p_leaf, p_total, p_unsym = self_shares(perf_samples)
+    a_leaf, a_total, a_unsym = self_shares(agent_samples, args.collapse_inlined)
+    print("samples: perf %d, stoke %d" % (p_total, a_total))
+    check(p_total >= args.min_samples, "perf has %d samples (< %d)" % (p_total, args.min_samples))
+    check(a_total >= args.min_samples,
+          "stoke has %d samples (< %d)" % (a_total, args.min_samples))
+
+    if args.function:
+        funcs = [(f, normalize(f)) for f in args.function]
+    else:
+        funcs = [(k, k) for k, v in p_leaf.most_common()
+                 if k != "[unknown]" and pct(v, p_total) >= args.min_share][:args.top]
+
+    width = max([len(f) for f, _ in funcs] + [24])
+    print("%-*s %8s %8s %7s" % (width, "function", "perf%", "stoke%", "diff"))
+    for shown, key in funcs:
+        pp, ap_ = pct(p_leaf.get(key, 0), p_total), pct(a_leaf.get(key, 0), a_total)
+        diff = ap_ - pp
+        bad = abs(diff) > args.max_diff
+        missing = key not in p_leaf or key not in a_leaf
+        print("%-*s %8.2f %8.2f %+7.2f%s" % (width, shown, pp, ap_, diff,
+                                             "  MISSING" if missing else ("  FAIL" if bad else "")))
+        where = " and ".join(n for n, d in (("perf", p_leaf), ("stoke", a_leaf)) if key not in d)
+        check(not missing, "%s missing from %s" % (shown, where))
+        check(not bad, "%s differs by %+.2f points (> %.2f)" % (shown, diff, args.max_diff))
+
+    # Informational: the remaining top leaves on both sides.
+    others = [k for k, _ in (p_leaf + a_leaf).most_common(12) if k not in dict(funcs).values()]
+    if others:
+        print("-- other leaves --")
+        for k in others[:8]:
+            print("%-*s %8.2f %8.2f" % (width, k, pct(p_leaf.get(k, 0), p_total),
+                                        pct(a_leaf.get(k, 0), a_total)))
+
+    sym = 100.0 - pct(a_unsym, a_total)
+    print("symbolized leaf: perf %.2f%%, stoke %.2f%%" % (100.0 - pct(p_unsym, p_total), sym))
+    if args.min_symbolized is not None:
+        check(sym >= args.min_symbolized,
+              "stoke symbolized %.2f%% < %.2f%%" % (sym, args.min_symbolized))
+
+    for name in args.expect_frame:
+        hit, tot = frame_presence(agent_samples, name)
+        print("frame %s: in %.2f%% of stoke samples" % (name, pct(hit, tot)))
+        check(pct(hit, tot) >= args.expect_min,
+              "frame %s in %.2f%% of stoke samples (< %.2f%%)" % (name, pct(hit, tot),
+                                                                 args.expect_min))
+
+    print("RESULT passed=%d failed=%d" % (passed, failed))
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
