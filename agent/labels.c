@@ -268,11 +268,12 @@ static const char *regex_too_costly(const char *re, size_t len)
     uint64_t sum[REGEX_MAX_DEPTH];
     uint64_t last = 0; /* cost of the item a quantifier would repeat */
     int depth = 0;
+    bool prev_quant = false;
 
     sum[0] = 0;
     for (size_t i = 0; i < len; i++) {
         uint64_t atom = 1, mult = 1;
-        bool is_atom = true;
+        bool is_atom = true, quant = false;
 
         switch (re[i]) {
         case '\\':
@@ -316,8 +317,13 @@ static const char *regex_too_costly(const char *re, size_t len)
             is_atom = false;
             break;
         case '+':
+        case '*':
+        case '?':
+            /* '*' and '?' copy nothing but add epsilon paths that regcomp
+             * closes over: counted like '+' to bound nesting. */
             mult = 2;
             is_atom = false;
+            quant = true;
             break;
         case '{': {
             size_t j = i + 1;
@@ -341,15 +347,16 @@ static const char *regex_too_costly(const char *re, size_t len)
             if (mult == 0)
                 mult = 1;
             is_atom = false;
+            quant = true;
             break;
         }
-        case '*':
-        case '?':
-            is_atom = false;
-            break;
         default:
             break;
         }
+        /* "a*+", "a+{3}": undefined in POSIX, and glibc's cost explodes. */
+        if (quant && prev_quant)
+            return "repeated quantifier";
+        prev_quant = quant;
         if (is_atom) {
             sum[depth] += atom;
             last = atom;

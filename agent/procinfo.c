@@ -36,13 +36,14 @@
 int procinfo_parse_stat_ex(const char *buf, size_t len, char comm[17], uint64_t *start_time,
                            uint64_t *flags)
 {
-    const char *open_p, *close_p = NULL, *p, *end = buf + len;
+    const char *open_p, *close_p = NULL, *p, *end;
     uint64_t fields[20]; /* fields 3..22; only numeric ones are kept */
     size_t clen;
     int idx;
 
     if (!buf)
         return -EINVAL;
+    end = buf + len;
     open_p = memchr(buf, '(', len);
     if (!open_p)
         return -EINVAL;
@@ -259,13 +260,14 @@ int procinfo_parse_cgroup(const char *buf, size_t len, char **cgroup_path, char 
                           char **pod_uid, char **systemd_unit)
 {
     struct cgroup_found f = {0};
-    const char *best = NULL, *end = buf + len, *line = buf;
+    const char *best = NULL, *end, *line = buf;
     size_t best_len = 0;
     int best_prio = PRIO_NONE, nlines = 0, ret = 0;
 
     *cgroup_path = *container_id = *pod_uid = *systemd_unit = NULL;
     if (!buf)
         return -EINVAL;
+    end = buf + len;
     while (line < end) {
         const char *nl = memchr(line, '\n', (size_t)(end - line));
         const char *le = nl ? nl : end;
@@ -273,7 +275,8 @@ int procinfo_parse_cgroup(const char *buf, size_t len, char **cgroup_path, char 
         const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(le - c1 - 1)) : NULL;
         const char *next = nl ? nl + 1 : end;
 
-        if (!c2 || c1 == line || c2 + 1 >= le || c2[1] != '/' || memchr(line, '\0', (size_t)(le - line))) {
+        if (!c2 || c1 == line || c2 + 1 >= le || c2[1] != '/' ||
+            memchr(line, '\0', (size_t)(le - line))) {
             line = next;
             continue;
         }
@@ -381,8 +384,7 @@ static char *clean_value(const char *s, size_t n, bool percent)
     o = out;
     for (size_t i = 0; i < n && (size_t)(o - out) < SERVICE_MAX; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (percent && c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-            hexval(s[i + 2]) >= 0) {
+        if (percent && c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
             c = (unsigned char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
         }

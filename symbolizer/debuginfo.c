@@ -148,6 +148,69 @@ static size_t section_size(Elf *elf, const char *want)
     return total;
 }
 
+static int cu_cmp(const void *a, const void *b)
+{
+    const struct sym_cu_range *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Walks every CU's DW_AT_low_pc/high_pc/ranges. Bounded by the number of
+ * ranges libdw can read out of the section; gives up quietly on garbage
+ * (lookups then fall back to dwarf_addrdie). */
+static void build_cu_ranges(struct sym_dwarf *d)
+{
+    Dwarf_Off off = 0, next;
+    size_t hsize, cap = 0;
+
+    while (dwarf_nextcu(d->dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+        Dwarf_Die cu;
+        if (dwarf_offdie(d->dw, off + hsize, &cu)) {
+            Dwarf_Addr base, lo, hi;
+            ptrdiff_t it = 0;
+            while ((it = dwarf_ranges(&cu, it, &base, &lo, &hi)) > 0) {
+                if (hi <= lo)
+                    continue;
+                if (d->ncus == cap) {
+                    size_t ncap = cap ? cap * 2 : 64;
+                    struct sym_cu_range *n = realloc(d->cus, ncap * sizeof(*n));
+                    if (!n)
+                        return;
+                    d->cus = n;
+                    cap = ncap;
+                }
+                d->cus[d->ncus++] = (struct sym_cu_range){lo, hi, off + hsize};
+            }
+        }
+        if (next <= off)
+            break;
+        off = next;
+    }
+    qsort(d->cus, d->ncus, sizeof(*d->cus), cu_cmp);
+    d->est_bytes += cap * sizeof(*d->cus);
+}
+
+/* The CU containing @vaddr: our own range table first, libdw's aranges
+ * second. */
+static bool find_cu(struct sym_dwarf *d, uint64_t vaddr, Dwarf_Die *cu)
+{
+    size_t lo = 0, hi = d->ncus;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (d->cus[mid].lo <= vaddr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* Ranges may nest or overlap (rare): look back a few entries. */
+    for (size_t i = lo, k = 0; i > 0 && k < 8; i--, k++) {
+        const struct sym_cu_range *r = &d->cus[i - 1];
+        if (vaddr >= r->lo && vaddr < r->hi && dwarf_offdie(d->dw, r->die_off, cu))
+            return true;
+    }
+    return dwarf_addrdie(d->dw, vaddr, cu) != NULL;
+}
+
 int sym_dwarf_open(int fd, struct sym_dwarf *out)
 {
     struct stat st;
@@ -183,6 +246,7 @@ int sym_dwarf_open(int fd, struct sym_dwarf *out)
     /* libdw's own allocations (CU, abbrev and line tables) scale with
      * the debug sections it parses; the mapping itself is page cache. */
     out->est_bytes = 64 * 1024 + info / 2 + section_size(out->elf, ".debug_line") / 2;
+    build_cu_ranges(out);
     return 0;
 }
 
@@ -194,6 +258,7 @@ void sym_dwarf_close(struct sym_dwarf *d)
         elf_end(d->elf);
     if (d->map)
         munmap(d->map, d->map_len);
+    free(d->cus);
     memset(d, 0, sizeof(*d));
 }
 
@@ -233,7 +298,7 @@ int sym_dwarf_lookup(struct sym_dwarf *d, uint64_t vaddr, struct sym_raw_frame *
     uint32_t line = 0;
     int n, nf = 0;
 
-    if (!d->dw || max < 1 || !dwarf_addrdie(d->dw, vaddr, &cudie))
+    if (!d->dw || max < 1 || !find_cu(d, vaddr, &cudie))
         return 0;
     Dwarf_Line *l = dwarf_getsrc_die(&cudie, vaddr);
     if (l) {

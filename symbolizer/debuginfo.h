@@ -27,6 +27,16 @@ struct sym_dwarf {
     void *map; /* the file's bytes, owned */
     size_t map_len;
     size_t est_bytes; /* what libdw will allocate for it, roughly */
+    /* Address ranges of every compile unit, sorted by start: clang (and
+     * gcc with -gdwarf-5 in some setups) emits no .debug_aranges, and
+     * without them dwarf_addrdie finds nothing. Built once at open. */
+    struct sym_cu_range *cus;
+    size_t ncus;
+};
+
+struct sym_cu_range {
+    uint64_t lo, hi;  /* [lo, hi) */
+    uint64_t die_off; /* offset of the CU DIE in .debug_info */
 };
 
 struct sym_raw_frame {

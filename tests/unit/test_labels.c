@@ -111,7 +111,9 @@ static const struct relabel_case relabel_cases[] = {
      true,
      "systemd_unit=nginx.service,unit=nginx"},
     /* no match: unchanged */
-    {{"replace:systemd_unit=(.*)\\.service:unit=$1"}, "systemd_unit=a.scope", true,
+    {{"replace:systemd_unit=(.*)\\.service:unit=$1"},
+     "systemd_unit=a.scope",
+     true,
      "systemd_unit=a.scope"},
     /* replacement with ':' '=' '$$' and two groups; overwrite target */
     {{"replace:pod=([a-z]+)-([0-9]+):pod=$2:$1=$$x"}, "pod=web-42", true, "pod=42:web=$x"},
@@ -123,7 +125,9 @@ static const struct relabel_case relabel_cases[] = {
      "container_id=c,pod_uid=p,service_name=s",
      true,
      "service_name=s"},
-    {{"labelkeep:service_name|host_name"}, "host_name=h,pod_uid=p,x=1,service_name=s", true,
+    {{"labelkeep:service_name|host_name"},
+     "host_name=h,pod_uid=p,x=1,service_name=s",
+     true,
      "host_name=h,service_name=s"},
     /* rules apply in order: the replace feeds the keep */
     {{"replace:service_name=(.*)-canary:track=canary", "keep:track=canary"},
@@ -136,8 +140,12 @@ static const struct relabel_case relabel_cases[] = {
      NULL},
     /* bounded repetition, bracket classes with ']' and '[:alpha:]' stay usable */
     {{"keep:x=[[:alpha:]]+[0-9]{1,3}-[]a]{2}[^]]?"}, "x=ab12-]a", true, "x=ab12-]a"},
-    {{"keep:container_id=[0-9a-f]{64}"}, "container_id=" "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899", true,
-     "container_id=" "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899"},
+    {{"keep:container_id=[0-9a-f]{64}"},
+     "container_id="
+     "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899",
+     true,
+     "container_id="
+     "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899"},
     {{"keep:x=a{2,}"}, "x=a", false, NULL},
     /* a ':' inside the regex is fine when not followed by name= */
     {{"replace:addr=([^:]+):([0-9]+):port=$2"}, "addr=h:80", true, "addr=h:80,port=80"},
@@ -194,7 +202,9 @@ static const struct bad_spec bad_specs[] = {
     {"replace:a=(b):t=$2", "replacement refers to $2 but the regex has 1 group(s)"},
     {"replace:a=b:t=$1", "replacement refers to $1 but the regex has 0 group(s)"},
     /* glibc regcomp would take gigabytes on these (found by fuzz_relabel) */
-    {"drop:a=k++++++++++++++++++++++++++++++", "too complex"},
+    {"drop:a=k++++++++++++++++++++++++++++++", "repeated quantifier"},
+    {"drop:a=x*{2}", "repeated quantifier"},
+    {"drop:a=(((((((((((((((((x+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)", "too complex"},
     {"keep:a=((a{99}){99}){99}", "too complex"},
     {"keep:a=(((((x+)+)+)+)+){999}", "too complex"},
     {"keep:a=(x)\\1", "back-references are not supported"},
@@ -297,10 +307,8 @@ static void test_limiter_overflow(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_set_sorted_unique),
-        cmocka_unit_test(test_set_copy_hash_equal),
-        cmocka_unit_test(test_relabel_table),
-        cmocka_unit_test(test_relabel_bad_specs),
+        cmocka_unit_test(test_set_sorted_unique), cmocka_unit_test(test_set_copy_hash_equal),
+        cmocka_unit_test(test_relabel_table),     cmocka_unit_test(test_relabel_bad_specs),
         cmocka_unit_test(test_limiter_overflow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
