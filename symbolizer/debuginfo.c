@@ -185,7 +185,8 @@ static void build_cu_ranges(struct sym_dwarf *d)
             break;
         off = next;
     }
-    qsort(d->cus, d->ncus, sizeof(*d->cus), cu_cmp);
+    if (d->ncus)
+        qsort(d->cus, d->ncus, sizeof(*d->cus), cu_cmp);
     d->est_bytes += cap * sizeof(*d->cus);
 }
 
