@@ -7,10 +7,11 @@
 #   make fuzz         longer fuzz runs (FUZZ_SECONDS per target)
 #   make lint         clang-format check, clang-tidy, cppcheck
 #
-# Sources are discovered per stage directory: every agent/*.c, symbolizer/*.c
-# and exporter/*.c except agent/main.c goes into build/libstoke.a, which the
-# agent, the unit tests (tests/unit/test_*.c) and the fuzz targets
-# (tests/fuzz/fuzz_*.c) link against.
+# Sources are discovered per stage directory: every agent/*.c, symbolizer/*.c,
+# exporter/*.c, codec/*.c, store/*.c and query/*.c except the two main.c
+# files goes into build/libstoke.a, which the agent, the query worker, the
+# unit tests (tests/unit/test_*.c) and the fuzz targets (tests/fuzz/fuzz_*.c)
+# link against.
 
 CC        ?= gcc
 CLANG     ?= clang
@@ -25,9 +26,10 @@ WARN      := -Wall -Wextra -Werror -Wno-unused-parameter
 # OPTFLAGS is what the sanitizer and fuzz builds change; CFLAGS stays whole.
 OPTFLAGS  ?= -O2 -g
 CFLAGS    := -std=gnu11 $(WARN) -fno-omit-frame-pointer -D_GNU_SOURCE -I. -I$(BUILD) -I$(BUILD)/proto $(OPTFLAGS)
-LDLIBS    := -lbpf -ldw -lelf -lprotobuf-c -lcurl -lzstd -lz -lmicrohttpd -liberty -lpthread -lm
+LDLIBS    := -lbpf -ldw -lelf -lprotobuf-c -lcurl -lzstd -lz -lmicrohttpd -lcjson -liberty -lpthread -lm
 
-LIB_SRC   := $(filter-out agent/main.c,$(wildcard agent/*.c symbolizer/*.c exporter/*.c))
+LIB_SRC   := $(filter-out agent/main.c query/main.c,\
+               $(wildcard agent/*.c symbolizer/*.c exporter/*.c codec/*.c store/*.c query/*.c))
 PROTO_SRC := $(BUILD)/proto/profile.pb-c.c
 LIB_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/proto/profile.pb-c.o
 GEN_HDRS  := $(BUILD)/profile.skel.h $(BUILD)/proto/profile.pb-c.h
@@ -39,7 +41,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 .PHONY: all deps deps-test run test test-unit test-san test-fuzz-short test-integration \
         fuzz lint format clean bench
 
-all: $(BUILD)/stoke-agent
+all: $(BUILD)/stoke-agent $(if $(wildcard query/main.c),$(BUILD)/stoke-query)
 
 # ---- dependencies -------------------------------------------------------
 deps:
@@ -80,6 +82,9 @@ $(BUILD)/libstoke.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/stoke-agent: $(BUILD)/obj/agent/main.o $(BUILD)/libstoke.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/stoke-query: $(BUILD)/obj/query/main.o $(BUILD)/libstoke.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

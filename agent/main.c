@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,10 @@ struct agent {
     struct top *top;
     struct agent_metrics m;
     uint64_t period_ns;
+    /* CPU and time at the end of the first window: start-up (BPF load, BTF,
+     * kallsyms, cold symbol caches) is excluded from the steady state. */
+    double cpu_after_first;
+    uint64_t mono_after_first;
     /* the current window */
     uint64_t window_start_ns, window_len_ns;
     struct service_profile *svc;
@@ -293,13 +298,16 @@ static int drain_window(struct agent *a, uint64_t end_ns)
     if (!d.scratch)
         return -ENOMEM;
     a->window_len_ns = end_ns - a->window_start_ns;
-    symbolizer_new_window(a->sym);
     proc_cache_sweep(a->procs, a->m.windows);
     ret = sampler_drain(a->sampler, on_row, &d);
     free(d.scratch);
     if (ret < 0)
         return ret;
     write_window(a);
+    symbolizer_new_window(a->sym);
+    /* A window's profiles are freed by now: hand the pages back, so the
+     * steady-state RSS is what the caches hold, not the last peak. */
+    malloc_trim(0);
     a->m.windows++;
     sampler_get_stats(a->sampler, &a->m.sampler);
     symbolizer_get_stats(a->sym, &a->m.sym);
@@ -307,6 +315,10 @@ static int drain_window(struct agent *a, uint64_t end_ns)
     a->m.label_overflows = label_limiter_overflows(a->limiter);
     a->m.last_drain_seconds = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
     self_usage(a);
+    if (a->m.windows == 1) {
+        a->cpu_after_first = a->m.cpu_seconds;
+        a->mono_after_first = now_ns(CLOCK_MONOTONIC);
+    }
     metrics_publish(a->metrics, &a->m);
     log_debug("window %llu: %d rows, %.3f s to drain and write", (unsigned long long)a->m.windows,
               ret, a->m.last_drain_seconds);
@@ -411,6 +423,12 @@ int main(int argc, char **argv)
     enum log_level lvl;
     int ret;
 
+    /* A fixed mmap threshold: big, short-lived buffers (a window's encode
+     * buffers, the symbolizer's file reads) are mmapped and returned to the
+     * kernel when freed, instead of raising glibc's dynamic threshold and
+     * staying in the heap. Two arenas: the metrics thread needs no more. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_ARENA_MAX, 2);
     config_defaults(&a.cfg);
     ret = config_parse(&a.cfg, argc, argv);
     if (ret != 0) {
@@ -459,15 +477,20 @@ int main(int argc, char **argv)
     self_usage(&a);
     const struct sampler_stats *ss = &a.m.sampler;
     const struct sym_stats *sy = &a.m.sym;
+    double steady_s =
+        a.mono_after_first ? (double)(now_ns(CLOCK_MONOTONIC) - a.mono_after_first) / 1e9 : 0;
+    double steady_pct = steady_s > 0 ? 100.0 * (a.m.cpu_seconds - a.cpu_after_first) / steady_s : 0;
     log_info("stopped after %llu windows: %llu samples drained in %llu rows (%.1f samples/row), "
              "%llu profiles written, symbol cache hit rate %.1f%% (%llu lookups, %llu "
-             "unresolved), agent CPU %.2f s, peak RSS %.1f MB, BPF %.0f ns/sample",
+             "unresolved, %llu DWARF opens), agent CPU %.2f s (steady state %.3f%% of a core), peak RSS %.1f MB, "
+             "BPF %.0f ns/sample",
              (unsigned long long)a.m.windows, (unsigned long long)ss->drained,
              (unsigned long long)ss->rows, ss->rows ? (double)ss->drained / (double)ss->rows : 0,
              (unsigned long long)a.m.profiles_written,
              sy->lookups ? 100.0 * (double)sy->cache_hits / (double)sy->lookups : 0,
-             (unsigned long long)sy->lookups, (unsigned long long)sy->unresolved, a.m.cpu_seconds,
-             (double)a.m.peak_rss_bytes / 1e6,
+             (unsigned long long)sy->lookups, (unsigned long long)sy->unresolved,
+             (unsigned long long)sy->dwarf_opens, a.m.cpu_seconds,
+             steady_pct, (double)a.m.peak_rss_bytes / 1e6,
              ss->bpf_run_cnt ? (double)ss->bpf_run_ns / (double)ss->bpf_run_cnt : 0);
     teardown(&a);
     return 0;

@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-dev
     libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev zlib1g-dev
-    libmicrohttpd-dev libiberty-dev golang-github-google-pprof-dev)
+    libmicrohttpd-dev libcjson-dev libiberty-dev golang-github-google-pprof-dev)
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
     procps python3)
 

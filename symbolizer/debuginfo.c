@@ -130,6 +130,9 @@ int sym_debuginfo_find(const char *debug_dirs, const char *build_id, Elf *elf,
     return -ENOENT;
 }
 
+/* Bytes the sections whose names start with @want occupy once libdw has
+ * them in memory: compressed sections (SHF_COMPRESSED, as in Debian's
+ * -dbg files) count at their decompressed size, which libdw allocates. */
 static size_t section_size(Elf *elf, const char *want)
 {
     Elf_Scn *scn = NULL;
@@ -142,7 +145,12 @@ static size_t section_size(Elf *elf, const char *want)
         if (!gelf_getshdr(scn, &shdr) || shdr.sh_type == SHT_NOBITS)
             continue;
         const char *name = elf_strptr(elf, shstrndx, shdr.sh_name);
-        if (name && strncmp(name, want, strlen(want)) == 0)
+        if (!name || strncmp(name, want, strlen(want)) != 0)
+            continue;
+        GElf_Chdr chdr;
+        if ((shdr.sh_flags & SHF_COMPRESSED) && gelf_getchdr(scn, &chdr))
+            total += chdr.ch_size;
+        else
             total += shdr.sh_size;
     }
     return total;
@@ -246,7 +254,9 @@ int sym_dwarf_open(int fd, struct sym_dwarf *out)
     }
     /* libdw's own allocations (CU, abbrev and line tables) scale with
      * the debug sections it parses; the mapping itself is page cache. */
-    out->est_bytes = 64 * 1024 + info / 2 + section_size(out->elf, ".debug_line") / 2;
+    /* libdw holds every debug section it reads (decompressed when they are
+     * compressed) plus its CU, abbreviation and line tables. */
+    out->est_bytes = 64 * 1024 + section_size(out->elf, ".debug_") + info / 2;
     build_cu_ranges(out);
     return 0;
 }

@@ -341,3 +341,21 @@ int sym_elf_off_to_vaddr(const struct sym_elf_seg *segs, int nsegs, uint64_t off
     }
     return -ENOENT;
 }
+
+bool sym_elf_has_debug_info(Elf *elf)
+{
+    Elf_Scn *scn = NULL;
+    GElf_Shdr shdr;
+    size_t shstrndx;
+
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return false;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        if (!gelf_getshdr(scn, &shdr) || shdr.sh_type == SHT_NOBITS)
+            continue;
+        const char *name = elf_strptr(elf, shstrndx, shdr.sh_name);
+        if (name && (strcmp(name, ".debug_info") == 0 || strcmp(name, ".zdebug_info") == 0))
+            return true;
+    }
+    return false;
+}

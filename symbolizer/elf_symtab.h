@@ -16,6 +16,7 @@
 #define STOKE_SYM_ELF_SYMTAB_H
 
 #include <libelf.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,9 @@ void sym_symtab_finish(struct sym_symtab *t);
 const struct sym_elf_sym *sym_symtab_find(const struct sym_symtab *t, uint64_t addr);
 size_t sym_symtab_bytes(const struct sym_symtab *t);
 void sym_symtab_free(struct sym_symtab *t);
+
+/* True when @elf has a .debug_info (or compressed .zdebug_info) section. */
+bool sym_elf_has_debug_info(Elf *elf);
 
 /* Allocates *@segs with the PT_LOAD segments of @elf. Returns the count
  * (possibly 0) or a negative errno. */

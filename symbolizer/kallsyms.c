@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "symbolizer/kallsyms.h"
-#include "symbolizer/read_file.h"
 
 #define KALLSYMS_MAX  (256u << 20)
 #define KSYM_NAME_MAX 512
@@ -70,17 +73,71 @@ static int parse_line(const char *p, const char *end, uint64_t *addr, const char
     return type == 't' || type == 'T';
 }
 
-int sym_kallsyms_parse(struct sym_kallsyms *k, const char *buf, size_t len)
+/* Parser state carried across chunks of a streamed file. */
+struct kparse {
+    size_t cap, scap, nonzero, total;
+    uint32_t last_mod_off; /* the last module name, shared by the lines after it */
+    size_t last_mod_len;
+};
+
+static int append(struct sym_kallsyms *k, struct kparse *st, uint64_t addr, const char *name,
+                  size_t name_len, const char *mod, size_t mod_len)
 {
-    size_t cap = 0, scap = 0, nonzero = 0, total = 0;
+    size_t need = name_len + 1 + (mod ? mod_len + 1 : 0);
+    if (k->strs_len + need > UINT32_MAX - 1)
+        return -E2BIG;
+    if (k->strs_len + need > st->scap) {
+        size_t ns = st->scap ? st->scap + st->scap / 2 : 65536;
+        while (ns < k->strs_len + need)
+            ns *= 2;
+        char *s = realloc(k->strs, ns);
+        if (!s)
+            return -ENOMEM;
+        k->strs = s;
+        st->scap = ns;
+    }
+    if (k->n == st->cap) {
+        size_t nc = st->cap ? st->cap + st->cap / 2 : 4096;
+        struct sym_ksym *s = realloc(k->syms, nc * sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        k->syms = s;
+        st->cap = nc;
+    }
+    struct sym_ksym *ks = &k->syms[k->n++];
+    ks->addr = addr;
+    ks->name = (uint32_t)k->strs_len;
+    memcpy(k->strs + k->strs_len, name, name_len);
+    k->strs[k->strs_len + name_len] = '\0';
+    k->strs_len += name_len + 1;
+    ks->module = SYM_KSYM_NO_MODULE;
+    if (mod) {
+        if (st->last_mod_off != SYM_KSYM_NO_MODULE && st->last_mod_len == mod_len &&
+            memcmp(k->strs + st->last_mod_off, mod, mod_len) == 0) {
+            ks->module = st->last_mod_off;
+        } else {
+            ks->module = (uint32_t)k->strs_len;
+            memcpy(k->strs + k->strs_len, mod, mod_len);
+            k->strs[k->strs_len + mod_len] = '\0';
+            k->strs_len += mod_len + 1;
+            st->last_mod_off = ks->module;
+            st->last_mod_len = mod_len;
+        }
+    }
+    return 0;
+}
+
+/* Parses the complete lines of @buf; returns the bytes consumed (a final
+ * line without '\n' is left for the next chunk unless @last). */
+static ssize_t parse_lines(struct sym_kallsyms *k, struct kparse *st, const char *buf, size_t len,
+                           bool last)
+{
     const char *p = buf, *end = buf + len;
-    /* Modules repeat on every line: remember the last one to share it. */
-    const char *last_mod = NULL;
-    size_t last_mod_len = 0;
-    uint32_t last_mod_off = SYM_KSYM_NO_MODULE;
 
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl && !last)
+            break;
         const char *le = nl ? nl : end;
         uint64_t addr = 0;
         const char *name, *mod;
@@ -95,68 +152,95 @@ int sym_kallsyms_parse(struct sym_kallsyms *k, const char *buf, size_t len)
             k->bad_lines++;
             continue;
         }
-        total++;
+        st->total++;
         if (addr)
-            nonzero++;
+            st->nonzero++;
         if (r == 0)
             continue;
-        size_t need = name_len + 1 + (mod ? mod_len + 1 : 0);
-        if (k->strs_len + need > UINT32_MAX - 1)
-            return -E2BIG;
-        if (k->strs_len + need > scap) {
-            size_t ns = scap ? scap * 2 : 65536;
-            while (ns < k->strs_len + need)
-                ns *= 2;
-            char *s = realloc(k->strs, ns);
-            if (!s)
-                return -ENOMEM;
-            k->strs = s;
-            scap = ns;
-        }
-        if (k->n == cap) {
-            size_t nc = cap ? cap * 2 : 4096;
-            struct sym_ksym *s = realloc(k->syms, nc * sizeof(*s));
-            if (!s)
-                return -ENOMEM;
-            k->syms = s;
-            cap = nc;
-        }
-        struct sym_ksym *ks = &k->syms[k->n++];
-        ks->addr = addr;
-        ks->name = (uint32_t)k->strs_len;
-        memcpy(k->strs + k->strs_len, name, name_len);
-        k->strs[k->strs_len + name_len] = '\0';
-        k->strs_len += name_len + 1;
-        ks->module = SYM_KSYM_NO_MODULE;
-        if (mod) {
-            if (last_mod && last_mod_len == mod_len && memcmp(last_mod, mod, mod_len) == 0) {
-                ks->module = last_mod_off;
-            } else {
-                ks->module = (uint32_t)k->strs_len;
-                memcpy(k->strs + k->strs_len, mod, mod_len);
-                k->strs[k->strs_len + mod_len] = '\0';
-                k->strs_len += mod_len + 1;
-                last_mod = mod;
-                last_mod_len = mod_len;
-                last_mod_off = ks->module;
-            }
-        }
+        int ret = append(k, st, addr, name, name_len, mod, mod_len);
+        if (ret)
+            return ret;
     }
-    k->restricted = total > 0 && nonzero == 0;
-    if (k->n)
+    return p - buf;
+}
+
+/* Sorts, and gives back the slack of the growing arrays: the table lives
+ * for the agent's whole life. */
+static void finish(struct sym_kallsyms *k, struct kparse *st)
+{
+    k->restricted = st->total > 0 && st->nonzero == 0;
+    if (k->n) {
         qsort(k->syms, k->n, sizeof(*k->syms), cmp_ksym);
+        struct sym_ksym *s = realloc(k->syms, k->n * sizeof(*s));
+        if (s)
+            k->syms = s;
+    }
+    if (k->strs_len) {
+        char *s = realloc(k->strs, k->strs_len);
+        if (s)
+            k->strs = s;
+    }
+}
+
+int sym_kallsyms_parse(struct sym_kallsyms *k, const char *buf, size_t len)
+{
+    struct kparse st = {.last_mod_off = SYM_KSYM_NO_MODULE};
+    ssize_t r = parse_lines(k, &st, buf, len, true);
+    if (r < 0)
+        return (int)r;
+    finish(k, &st);
     return 0;
 }
 
+/* Streams the file through a 64 KiB buffer: /proc/kallsyms is ~6 MB of
+ * text, which need never be in memory at once. */
 int sym_kallsyms_load(struct sym_kallsyms *k, const char *path)
 {
-    char *buf;
-    size_t len;
-    int ret = sym_read_file(path, KALLSYMS_MAX, &buf, &len);
-    if (ret)
-        return ret;
-    ret = sym_kallsyms_parse(k, buf, len);
+    struct kparse st = {.last_mod_off = SYM_KSYM_NO_MODULE};
+    enum { CHUNK = 65536 };
+    char *buf = malloc(CHUNK);
+    size_t have = 0, total = 0;
+    int fd, ret = 0;
+
+    if (!buf)
+        return -ENOMEM;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        free(buf);
+        return -errno;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + have, CHUNK - have);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            ret = -errno;
+            break;
+        }
+        total += (size_t)n;
+        if (total > KALLSYMS_MAX) {
+            ret = -EFBIG;
+            break;
+        }
+        have += (size_t)n;
+        ssize_t used = parse_lines(k, &st, buf, have, n == 0);
+        if (used < 0) {
+            ret = (int)used;
+            break;
+        }
+        memmove(buf, buf + used, have - (size_t)used);
+        have -= (size_t)used;
+        if (n == 0)
+            break;
+        if (have == CHUNK) { /* one line longer than the buffer: garbage */
+            k->bad_lines++;
+            have = 0;
+        }
+    }
+    close(fd);
     free(buf);
+    if (ret == 0)
+        finish(k, &st);
     return ret;
 }
 

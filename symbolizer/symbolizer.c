@@ -43,6 +43,8 @@
 #define MAPS_MAX             (64u << 20)
 #define PERFMAP_MAX          (256u << 20)
 #define KSYMS_RELOAD_WINDOWS 6
+#define DWARF_IDLE_WINDOWS   3
+#define DWARF_KEEP_MAX       (4u << 20) /* larger DWARF is closed after one idle window */
 
 enum map_kind { MAP_FILE, MAP_ANON, MAP_VDSO, MAP_OTHER };
 enum map_state { MAP_NEW, MAP_BOUND, MAP_FAILED };
@@ -85,6 +87,15 @@ struct bin {
     /* heavy part */
     struct sym_symtab symtab;
     struct sym_dwarf dwarf;
+    /* DWARF is opened on the first cache miss and closed again when no miss
+     * needed it for DWARF_IDLE_WINDOWS: libdw decompresses and indexes the
+     * debug sections in the heap (18 MB for libc's), while a steady
+     * workload's addresses are answered from the per-address cache. Large
+     * DWARF is closed after one window in which no lookup needed it, small
+     * DWARF after DWARF_IDLE_WINDOWS: reopening costs ~40 ms of CPU for
+     * libc's, so a DWARF file in steady use stays open. */
+    int dwarf_fd;          /* where to reopen it from; -1 = no DWARF */
+    uint64_t dwarf_window; /* the last window a lookup used it */
     struct addr_cache ac;
     size_t heavy_bytes;
     struct lru lru;
@@ -245,6 +256,9 @@ static void bin_unload(struct symbolizer *s, struct bin *b)
         return;
     sym_symtab_free(&b->symtab);
     sym_dwarf_close(&b->dwarf);
+    if (b->dwarf_fd >= 0)
+        close(b->dwarf_fd);
+    b->dwarf_fd = -1;
     ac_free(&b->ac);
     b->loaded = false;
     lru_unlink(&b->lru);
@@ -312,6 +326,7 @@ static void bin_load_elf(struct symbolizer *s, struct bin *b, Elf *elf, int fd,
 
     memset(&b->symtab, 0, sizeof(b->symtab));
     memset(&b->dwarf, 0, sizeof(b->dwarf));
+    b->dwarf_fd = -1;
     if (sym_symtab_add_elf(&b->symtab, elf) < 0)
         s->st.bad_binaries++;
     if (!b->is_vdso)
@@ -324,16 +339,12 @@ static void bin_load_elf(struct symbolizer *s, struct bin *b, Elf *elf, int fd,
         }
         if (s->opts.no_dwarf)
             close(dfd);
-        else if (sym_dwarf_open(dfd, &b->dwarf) == -EBADMSG)
-            s->st.bad_binaries++;
-    } else if (!s->opts.no_dwarf && fd >= 0) {
-        int fd2 = dup(fd);
-        if (fd2 >= 0) {
-            ret = sym_dwarf_open(fd2, &b->dwarf);
-            if (ret == -EBADMSG)
-                s->st.bad_binaries++;
-        }
+        else
+            b->dwarf_fd = dfd;
+    } else if (!s->opts.no_dwarf && fd >= 0 && sym_elf_has_debug_info(elf)) {
+        b->dwarf_fd = dup(fd);
     }
+    (void)ret;
     sym_symtab_finish(&b->symtab);
     b->loaded = true;
     lru_push(&s->lru, &b->lru);
@@ -825,11 +836,31 @@ static struct cres *cres_build(const struct sym_raw_frame *raw, int n)
     return r;
 }
 
-static struct cres *resolve_vaddr(struct bin *b, uint64_t vaddr)
+/* Opens the bin's DWARF if it has some and it is not open. */
+static void dwarf_ensure(struct symbolizer *s, struct bin *b)
+{
+    b->dwarf_window = s->window;
+    if (b->dwarf.dw || b->dwarf_fd < 0)
+        return;
+    int fd = dup(b->dwarf_fd);
+    int ret = fd >= 0 ? sym_dwarf_open(fd, &b->dwarf) : -errno;
+    s->st.dwarf_opens++;
+    if (ret < 0) {
+        /* Not DWARF after all, or broken: never try again. */
+        if (ret == -EBADMSG)
+            s->st.bad_binaries++;
+        close(b->dwarf_fd);
+        b->dwarf_fd = -1;
+    }
+    bin_account(s, b);
+}
+
+static struct cres *resolve_vaddr(struct symbolizer *s, struct bin *b, uint64_t vaddr)
 {
     struct sym_raw_frame raw[SYM_MAX_FRAMES];
     int n = 0;
 
+    dwarf_ensure(s, b);
     if (b->dwarf.dw)
         n = sym_dwarf_lookup(&b->dwarf, vaddr, raw, SYM_MAX_FRAMES);
     const struct sym_elf_sym *sym = sym_symtab_find(&b->symtab, vaddr);
@@ -926,7 +957,7 @@ int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uin
     if (r) {
         s->st.cache_hits++;
     } else {
-        r = resolve_vaddr(b, vaddr);
+        r = resolve_vaddr(s, b, vaddr);
         if (!r)
             return -ENOMEM;
         if (ac_put(&b->ac, vaddr, r) != 0) {
@@ -982,6 +1013,15 @@ int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *ou
 void symbolizer_new_window(struct symbolizer *s)
 {
     s->window++;
+    for (struct lru *l = s->lru.next; l && l != &s->lru; l = l->next) {
+        struct bin *b = BIN_OF(l);
+        uint64_t idle = s->window - b->dwarf_window;
+        if (b->dwarf.dw &&
+            (idle > DWARF_IDLE_WINDOWS || (idle >= 1 && b->dwarf.est_bytes > DWARF_KEEP_MAX))) {
+            sym_dwarf_close(&b->dwarf);
+            bin_account(s, b);
+        }
+    }
     /* Modules come and go: a miss suggests the table is stale, but re-reading
      * a large kallsyms every window would cost more than it finds. */
     if (s->ksyms_loaded && s->ksyms_missed && !s->ksyms.restricted &&

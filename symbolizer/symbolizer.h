@@ -78,6 +78,7 @@ struct sym_stats {
     uint64_t proc_gone;    /* lookups for processes that had exited */
     uint64_t bad_binaries; /* ELF/DWARF files rejected as malformed */
     uint64_t bytes_used;   /* current cache footprint, estimated */
+    uint64_t dwarf_opens;  /* DWARF handles opened (again after being closed) */
 };
 
 /* Allocates; free with symbolizer_free(). NULL on allocation failure. */
@@ -100,8 +101,10 @@ int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uin
 /* Resolves a kernel address through kallsyms (modules included). */
 int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *out);
 
-/* Starts a new drain window: each process's maps may be re-read at most once
- * per window when an address falls outside every cached mapping. */
+/* Ends a drain window and starts the next: each process's maps may be
+ * re-read at most once per window when an address falls outside every
+ * cached mapping, and DWARF handles that are large or idle are closed (the
+ * per-address results stay cached). Call it after each window's lookups. */
 void symbolizer_new_window(struct symbolizer *s);
 
 /* Drops what is cached for @pid (the process exited). */

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * manifest — the compact index of segment objects (docs/format.md).
+ *
+ * Each flush adds one small manifest entry object next to its segment;
+ * compaction merges an hour's entries into one manifest object. Both use
+ * the same encoding: a list of entries, each the footer of one object
+ * (key, host, time range, per-section offsets, profile types and label
+ * summaries), so a query worker plans a query from manifests alone and
+ * then range-reads only the sections it needs. The manifest is rebuildable
+ * from the segments' footers.
+ */
+#ifndef STOKE_MANIFEST_H
+#define STOKE_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/segment.h"
+
+struct manifest_entry {
+    char *key;                /* object key of the segment or block */
+    struct seg_footer *footer; /* its index (tenant, host, time range, sections) */
+};
+
+struct manifest {
+    struct manifest_entry *entries;
+    size_t nentries;
+    /* Keys of entry objects this manifest replaces (set by compaction), so
+     * readers that see both ignore the small ones. */
+    char **replaces;
+    size_t nreplaces;
+};
+
+/* Encodes into a malloc'd buffer (magic, version, zstd body, crc). */
+int manifest_encode(const struct manifest *m, uint8_t **buf, size_t *len);
+
+/* Decodes; corrupt, truncated or wrong-version input returns -EBADMSG or
+ * -EPROTO with a message in @err. */
+int manifest_decode(const uint8_t *buf, size_t len, struct manifest **out, char *err,
+                    size_t errlen);
+
+void manifest_free(struct manifest *m);
+
+/* Appends a deep copy of @footer under @key. 0 or -ENOMEM. */
+int manifest_add(struct manifest *m, const char *key, const struct seg_footer *footer);
+
+/* Deep copy of a footer. NULL on allocation failure. */
+struct seg_footer *seg_footer_copy(const struct seg_footer *f);
+
+/*
+ * Keys:
+ *   entry: <tenant>/manifest/<YYYY-MM-DD>/<HH>/entries/<start ms>-<host>-<hash16>.man
+ *   hour:  <tenant>/manifest/<YYYY-MM-DD>/<HH>/hour-<generation, 6 digits>.man
+ * Returns the length or -ENAMETOOLONG.
+ */
+int manifest_entry_key(char *buf, size_t len, const char *tenant, const char *host,
+                       int64_t start_ms, uint64_t hash);
+int manifest_hour_key(char *buf, size_t len, const char *tenant, int64_t hour_start_ms,
+                      unsigned generation);
+
+#endif

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * segment — the codec of Stoke's storage objects, shared by the writer (the
+ * agent's exporter, compaction, the fleet generator) and the readers (query
+ * workers). docs/format.md specifies every byte; this header is its API.
+ *
+ * A segment object holds one section per service. A section is a profile
+ * of that service over the flush: a dictionary (strings, mappings,
+ * functions, locations, stacks) deduplicated across every process and
+ * window added to it, the series (label sets), and the samples
+ * (series, stack, time, one value per sample type). Sections are zstd
+ * compressed independently and indexed by a footer, so a reader fetches
+ * the footer with one range read and then only the sections it needs.
+ *
+ * Writers feed pprof messages (the agent's windows, imported profiles);
+ * readers get a decoded section with dense integer ids throughout.
+ */
+#ifndef STOKE_SEGMENT_H
+#define STOKE_SEGMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile.pb-c.h"
+
+#define SEG_VERSION 1
+
+struct seg_label {
+    const char *name;
+    const char *value;
+};
+
+/* What the footer (and the manifest) says about one section. */
+struct seg_section_info {
+    char *service;
+    uint64_t offset;     /* from the start of the object */
+    uint64_t length;     /* compressed bytes */
+    uint64_t raw_length; /* after decompression */
+    uint32_t crc32c;     /* of the compressed bytes */
+    int64_t t_min_ms, t_max_ms; /* sample time range, inclusive */
+    uint64_t nsamples;   /* sample rows */
+    uint64_t total[4];   /* sum of each sample type's values (first 4 types) */
+    char **profile_types; /* Pyroscope ids, e.g.
+                             "process_cpu:cpu:nanoseconds:cpu:nanoseconds" */
+    size_t nprofile_types;
+    /* Label summary: every label name, with up to SEG_MAX_SUMMARY_VALUES
+     * distinct values each (values_truncated set when there were more). */
+    struct seg_label_summary {
+        char *name;
+        char **values;
+        size_t nvalues;
+        bool values_truncated;
+    } *labels;
+    size_t nlabels;
+};
+#define SEG_MAX_SUMMARY_VALUES 64
+
+struct seg_footer {
+    uint32_t version;
+    char *tenant;
+    char *host;
+    int64_t t_min_ms, t_max_ms;
+    uint64_t object_length;
+    struct seg_section_info *sections;
+    size_t nsections;
+};
+
+/* ---- writing ---------------------------------------------------------- */
+
+struct seg_writer;
+
+/* Allocates a writer for one object of @tenant written by @host. */
+struct seg_writer *seg_writer_new(const char *tenant, const char *host);
+void seg_writer_free(struct seg_writer *w);
+
+/*
+ * Adds the samples of @p to the section of @service (created on first
+ * use). Every sample gets the labels @labels (service_name, host_name, ...)
+ * merged with its own pprof string labels (the sample's own win on a
+ * clash). @time_ms is the samples' timestamp; 0 means p->time_nanos / 1e6.
+ * A section's sample types are fixed by its first profile: a later profile
+ * with other types returns -EINVAL. Copies what it needs; @p may be freed.
+ * Returns 0 or a negative errno.
+ */
+int seg_writer_add_pprof(struct seg_writer *w, const char *service,
+                         const Perftools__Profiles__Profile *p, const struct seg_label *labels,
+                         size_t nlabels, int64_t time_ms);
+
+/* True when nothing was added. */
+bool seg_writer_empty(const struct seg_writer *w);
+
+/* Encodes the whole object into a malloc'd buffer. The writer stays valid
+ * (and can be finished again, giving the same bytes). @footer, when not
+ * NULL, receives a copy of the index (free with seg_footer_free). */
+int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len,
+                      struct seg_footer **footer);
+
+/* ---- reading ---------------------------------------------------------- */
+
+/* Bytes a reader should fetch from the end of an object to get the
+ * trailer and, usually, the whole footer in one range read. */
+#define SEG_TAIL_GUESS 65536
+
+/*
+ * Parses the footer from the last @tail_len bytes of an object of
+ * @object_len bytes. When the footer starts before the tail, returns
+ * -EAGAIN with *need_from set to the offset to read from. Corrupt, truncated
+ * or wrong-version data returns -EBADMSG / -EPROTO (version) with a message
+ * in @err.
+ */
+int seg_footer_parse(const uint8_t *tail, size_t tail_len, uint64_t object_len,
+                     struct seg_footer **out, uint64_t *need_from, char *err, size_t errlen);
+void seg_footer_free(struct seg_footer *f);
+
+struct seg_sample_type {
+    uint32_t type, unit; /* string ids */
+};
+
+struct seg_mapping {
+    uint32_t build_id, filename; /* string ids */
+};
+
+struct seg_function {
+    uint32_t name, filename; /* string ids */
+};
+
+struct seg_line {
+    uint32_t function; /* index into functions */
+    uint32_t line;
+};
+
+struct seg_location {
+    uint32_t mapping; /* index into mappings, UINT32_MAX = none */
+    uint64_t address;
+    uint32_t line_off, nlines; /* into lines; innermost first, as pprof */
+};
+
+/* A decoded section: everything is dense ids into the arrays below. */
+struct seg_section {
+    char *service;
+    const char **strings; /* strings[0] == "" */
+    uint32_t nstrings;
+    struct seg_sample_type *types;
+    uint32_t ntypes;
+    struct seg_sample_type period_type;
+    int64_t period;
+    struct seg_mapping *mappings;
+    uint32_t nmappings;
+    struct seg_function *functions;
+    uint32_t nfunctions;
+    struct seg_location *locations;
+    uint32_t nlocations;
+    struct seg_line *lines;
+    uint32_t nlines;
+    /* stack i = stack_locs[stack_off[i] .. stack_off[i + 1]), leaf first */
+    uint32_t *stack_off;
+    uint32_t *stack_locs;
+    uint32_t nstacks;
+    /* series i = label pairs series_labels[2*series_off[i] ..
+     * 2*series_off[i + 1]) as (name, value) string ids, sorted by name */
+    uint32_t *series_off;
+    uint32_t *series_labels;
+    uint32_t nseries;
+    /* samples, sorted by (series, time, stack) */
+    uint64_t nsamples;
+    uint32_t *sample_series;
+    uint32_t *sample_stack;
+    int64_t *sample_time_ms;
+    int64_t *sample_values; /* nsamples * ntypes, row-major */
+};
+
+/*
+ * Decodes one section from its compressed bytes (exactly info->length of
+ * them). Checks the CRC, the decompressed size, every id against its
+ * table, and every count against the bytes left. Returns 0, -EBADMSG with
+ * @err on corrupt data, or -ENOMEM.
+ */
+int seg_section_decode(const uint8_t *buf, size_t len, const struct seg_section_info *info,
+                       struct seg_section **out, char *err, size_t errlen);
+void seg_section_free(struct seg_section *s);
+
+/* The Pyroscope profile type id of sample type @i of @s:
+ * "<name>:<type>:<unit>:<period type>:<period unit>" with name
+ * "process_cpu" for cpu/samples types. Writes into @buf. */
+int seg_profile_type_id(const struct seg_section *s, uint32_t i, char *buf, size_t len);
+
+/* ---- keys ------------------------------------------------------------- */
+
+/*
+ * The object key of a segment:
+ *   <tenant>/segments/<YYYY-MM-DD>/<HH>/<host>/<start ms, 13 digits>-<hash16>.seg
+ * @hash is a content hash (the same bytes always give the same key, so a
+ * retried upload is idempotent). Returns the length or -ENAMETOOLONG.
+ * Tenant and host must be safe path components ([A-Za-z0-9._-]).
+ */
+int seg_object_key(char *buf, size_t len, const char *tenant, const char *host, int64_t start_ms,
+                   uint64_t hash);
+
+/* 64-bit content hash used in keys (xxhash-like, stable across versions). */
+uint64_t seg_hash64(const void *data, size_t len);
+
+#endif
