@@ -7,7 +7,7 @@ build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-d
     libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev zlib1g-dev
     libmicrohttpd-dev libcjson-dev libiberty-dev golang-github-google-pprof-dev)
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
-    procps python3)
+    procps python3 curl awscli nodejs npm util-linux)
 
 want=("${build_pkgs[@]}")
 for arg in "$@"; do
@@ -19,6 +19,9 @@ for p in "${want[@]}"; do
     # bpftool lives in linux-tools-common on Ubuntu, in bpftool on Debian.
     if [ "$p" = bpftool ] && command -v bpftool >/dev/null 2>&1; then continue; fi
     if [ "$p" = linux-perf ] && command -v perf >/dev/null 2>&1 && perf --version >/dev/null 2>&1; then continue; fi
+    # A Node.js from elsewhere (the image's own) is as good as Debian's.
+    if [ "$p" = nodejs ] && command -v node >/dev/null 2>&1; then continue; fi
+    if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then continue; fi
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -31,16 +31,19 @@ struct store_opts {
      * AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
      * AWS_SESSION_TOKEN) or a credentials file (AWS_SHARED_CREDENTIALS_FILE,
      * ~/.aws/credentials, profile AWS_PROFILE or "default"). */
-    const char *endpoint;      /* e.g. "http://127.0.0.1:4568"; NULL = AWS */
-    const char *region;        /* default "us-east-1" */
+    const char *endpoint; /* e.g. "http://127.0.0.1:4568"; NULL = AWS */
+    const char *region;   /* default "us-east-1" */
     const char *access_key;
     const char *secret_key;
     const char *session_token;
-    int path_style;            /* 1 = path-style, 0 = virtual-hosted, -1 = auto
-                                  (path-style for custom endpoints) */
-    unsigned timeout_ms;       /* per request; 0 = 30000 */
-    unsigned retries;          /* extra attempts on 5xx/network errors; 0 = 4 */
-    const char *ca_file;       /* extra CA bundle for TLS; NULL = system */
+    int path_style;      /* 1 = path-style, 0 = virtual-hosted, -1 = auto
+                            (path-style for custom endpoints) */
+    unsigned timeout_ms; /* per request; 0 = 30000 */
+    unsigned retries;    /* extra attempts on 5xx/network errors; 0 = 4 */
+    const char *ca_file; /* extra CA bundle for TLS; NULL = AWS_CA_BUNDLE,
+                            else the system's */
+    unsigned list_page;  /* S3 only: max-keys per ListObjectsV2 page;
+                            0 = the server's default (1000) */
 };
 
 struct store_buf {
@@ -49,7 +52,7 @@ struct store_buf {
 };
 
 struct store_list {
-    char **keys;   /* malloc'd, sorted */
+    char **keys; /* malloc'd, sorted */
     uint64_t *sizes;
     size_t n;
 };
@@ -63,8 +66,7 @@ struct store_stats {
 struct store_ops {
     int (*put)(struct store *s, const char *key, const void *data, size_t len);
     /* @len == 0 means to the end; a range past the end is clipped. */
-    int (*get)(struct store *s, const char *key, uint64_t off, uint64_t len,
-               struct store_buf *out);
+    int (*get)(struct store *s, const char *key, uint64_t off, uint64_t len, struct store_buf *out);
     /* Size of an object: 0 or -ENOENT. */
     int (*head)(struct store *s, const char *key, uint64_t *size);
     int (*list)(struct store *s, const char *prefix, struct store_list *out);
@@ -74,7 +76,7 @@ struct store_ops {
 
 struct store {
     const struct store_ops *ops;
-    char err[512];          /* the last error, for the user */
+    char err[512]; /* the last error, for the user */
     struct store_stats stats;
 };
 

@@ -22,6 +22,7 @@ run() {
 T=tests/integration
 run $T/test_errors.sh
 run $T/test_service_names.sh
+run $T/test_store_s3.sh
 if [ -x $T/test_all_accuracy.sh ]; then run $T/test_all_accuracy.sh; fi
 
 passed=0; failed=0
