@@ -57,6 +57,25 @@ static const struct opt_def opts[] = {
     {"metrics-addr", OPT_STR, OFF(metrics_addr), 0, 0, "ADDR:PORT",
      "serve /metrics and /healthz here (default 127.0.0.1:9465; 'off' disables)"},
     {"log-level", OPT_STR, OFF(log_level), 0, 0, "LEVEL", "error, warn, info or debug"},
+    {"store", OPT_STR, OFF(store), 0, 0, "URL",
+     "write segments to object storage: a directory or s3://bucket/prefix"},
+    {"tenant", OPT_STR, OFF(tenant), 0, 0, "NAME", "key prefix in the store (default 'default')"},
+    {"flush", OPT_UINT, OFF(flush_s), 10, 3600, "SEC", "one segment object per SEC (default 60)"},
+    {"buffer-mb", OPT_UINT, OFF(buffer_mb), 1, 65536, "MB",
+     "memory for objects waiting while the store is down (default 64)"},
+    {"spill-dir", OPT_STR, OFF(spill_dir), 0, 0, "DIR",
+     "spill pending objects here when the memory buffer is full"},
+    {"spill-mb", OPT_UINT, OFF(spill_mb), 1, 1048576, "MB", "disk cap of --spill-dir (256)"},
+    {"s3-endpoint", OPT_STR, OFF(s3_endpoint), 0, 0, "URL",
+     "S3-compatible endpoint (default: AWS; or AWS_ENDPOINT_URL)"},
+    {"s3-region", OPT_STR, OFF(s3_region), 0, 0, "REGION", "S3 region (default us-east-1)"},
+    {"s3-access-key", OPT_STR, OFF(s3_access_key), 0, 0, "KEY",
+     "S3 access key id (better: AWS_ACCESS_KEY_ID or the credentials file)"},
+    {"s3-secret-key", OPT_STR, OFF(s3_secret_key), 0, 0, "SECRET",
+     "S3 secret key (config file only is wise: command lines are visible in ps)"},
+    {"s3-path-style", OPT_BOOL, OFF(s3_path_style), 0, 0, NULL,
+     "path-style S3 URLs (default: virtual-hosted for AWS, path-style for custom endpoints)"},
+    {"s3-ca-file", OPT_STR, OFF(s3_ca_file), 0, 0, "FILE", "extra CA bundle for TLS to S3"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -69,6 +88,9 @@ void config_defaults(struct agent_config *c)
     c->symbol_cache_mb = 32;
     c->metrics_addr = strdup("127.0.0.1:9465");
     c->log_level = strdup("info");
+    c->flush_s = 60;
+    c->buffer_mb = 64;
+    c->spill_mb = 256;
 }
 
 void config_free(struct agent_config *c)

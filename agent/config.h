@@ -32,6 +32,19 @@ struct agent_config {
     unsigned symbol_cache_mb;  /* (64) */
     char *metrics_addr;        /* "127.0.0.1:9465"; "" or "off" disables */
     char *log_level;           /* error, warn, info, debug */
+    /* object storage */
+    char *store;        /* DIR or s3://bucket/prefix; NULL = none */
+    char *tenant;       /* key prefix ("default") */
+    unsigned flush_s;   /* one object per flush (60) */
+    unsigned buffer_mb; /* pending upload memory cap (64) */
+    char *spill_dir;    /* disk spill for pending uploads; NULL = none */
+    unsigned spill_mb;  /* (256) */
+    char *s3_endpoint;  /* e.g. http://127.0.0.1:4568; NULL = AWS */
+    char *s3_region;
+    char *s3_access_key; /* prefer the environment or a credentials file */
+    char *s3_secret_key;
+    bool s3_path_style;
+    char *s3_ca_file;
 };
 
 /* Fills @c with the defaults. */

@@ -29,6 +29,8 @@
 #include "agent/sampler.h"
 #include "agent/top.h"
 #include "exporter/profile.h"
+#include "exporter/segment_upload.h"
+#include "store/store.h"
 #include "symbolizer/symbolizer.h"
 
 #define MAX_FRAMES    (2 * 127)
@@ -56,6 +58,8 @@ struct agent {
     struct metrics_server *metrics;
     struct sampler *sampler;
     struct top *top;
+    struct store *store;
+    struct seg_upload *upload;
     struct agent_metrics m;
     uint64_t period_ns;
     /* CPU and time at the end of the first window: start-up (BPF load, BTF,
@@ -239,6 +243,13 @@ static void write_window(struct agent *a)
 
     for (size_t i = 0; i < a->nsvc; i++) {
         struct service_profile *s = &a->svc[i];
+        if (a->upload && profile_total_samples(s->prof) > 0) {
+            int r = seg_upload_add(a->upload, s->name, s->prof, a->window_start_ns);
+            if (r) {
+                log_error("adding %s to the segment: %s", s->name, strerror(-r));
+                a->m.write_errors++;
+            }
+        }
         if (a->cfg.output_dir && profile_total_samples(s->prof) > 0) {
             safe_name(s->name, name, sizeof(name));
             snprintf(dir, sizeof(dir), "%s/%s", a->cfg.output_dir, name);
@@ -313,6 +324,16 @@ static int drain_window(struct agent *a, uint64_t end_ns)
     symbolizer_get_stats(a->sym, &a->m.sym);
     a->m.processes_cached = proc_cache_size(a->procs);
     a->m.label_overflows = label_limiter_overflows(a->limiter);
+    if (a->upload) {
+        struct seg_upload_stats us;
+        seg_upload_get_stats(a->upload, &us);
+        a->m.objects_uploaded = us.objects_uploaded;
+        a->m.bytes_uploaded = us.bytes_uploaded;
+        a->m.objects_pending = us.objects_pending;
+        a->m.objects_dropped = us.objects_dropped;
+        a->m.objects_spilled = us.objects_spilled;
+        a->m.upload_errors = us.upload_errors;
+    }
     a->m.last_drain_seconds = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
     self_usage(a);
     if (a->m.windows == 1) {
@@ -394,6 +415,36 @@ static int setup(struct agent *a)
         log_error("%s", err);
         return -EIO;
     }
+    if (a->cfg.store) {
+        struct store_opts so = {
+            .url = a->cfg.store,
+            .endpoint = a->cfg.s3_endpoint,
+            .region = a->cfg.s3_region,
+            .access_key = a->cfg.s3_access_key,
+            .secret_key = a->cfg.s3_secret_key,
+            .path_style = a->cfg.s3_path_style ? 1 : -1,
+            .ca_file = a->cfg.s3_ca_file,
+        };
+        a->store = store_open(&so, err, sizeof(err));
+        if (!a->store) {
+            log_error("store %s: %s", a->cfg.store, err);
+            return -EINVAL;
+        }
+        struct seg_upload_opts uo = {
+            .store = a->store,
+            .tenant = a->cfg.tenant,
+            .host = a->cfg.host_name,
+            .flush_s = a->cfg.flush_s,
+            .buffer_bytes = (size_t)a->cfg.buffer_mb << 20,
+            .spill_dir = a->cfg.spill_dir,
+            .spill_bytes = (size_t)a->cfg.spill_mb << 20,
+        };
+        a->upload = seg_upload_new(&uo, err, sizeof(err));
+        if (!a->upload) {
+            log_error("%s", err);
+            return -EINVAL;
+        }
+    }
     a->metrics = metrics_start(a->cfg.metrics_addr);
     a->period_ns = 1000000000ull / a->cfg.frequency;
     return 0;
@@ -403,6 +454,22 @@ static void teardown(struct agent *a)
 {
     metrics_stop(a->metrics);
     sampler_free(a->sampler);
+    if (a->upload) {
+        struct seg_upload_stats us;
+        /* the last flush: up to 10 s to upload, then spill or drop */
+        seg_upload_flush(a->upload);
+        seg_upload_drain(a->upload, 10000);
+        seg_upload_get_stats(a->upload, &us);
+        log_info("store: %llu objects uploaded (%llu bytes), %llu pending, %llu spilled, "
+                 "%llu dropped (%llu samples), %llu failed attempts%s%s",
+                 (unsigned long long)us.objects_uploaded, (unsigned long long)us.bytes_uploaded,
+                 (unsigned long long)us.objects_pending, (unsigned long long)us.objects_spilled,
+                 (unsigned long long)us.objects_dropped, (unsigned long long)us.samples_dropped,
+                 (unsigned long long)us.upload_errors, us.last_error[0] ? ", last error: " : "",
+                 us.last_error);
+        seg_upload_free(a->upload, 0);
+    }
+    store_close(a->store);
     for (size_t i = 0; i < a->nsvc; i++) {
         profile_free(a->svc[i].prof);
         free(a->svc[i].name);
@@ -482,15 +549,16 @@ int main(int argc, char **argv)
     double steady_pct = steady_s > 0 ? 100.0 * (a.m.cpu_seconds - a.cpu_after_first) / steady_s : 0;
     log_info("stopped after %llu windows: %llu samples drained in %llu rows (%.1f samples/row), "
              "%llu profiles written, symbol cache hit rate %.1f%% (%llu lookups, %llu "
-             "unresolved, %llu DWARF opens), agent CPU %.2f s (steady state %.3f%% of a core), peak RSS %.1f MB, "
+             "unresolved, %llu DWARF opens), agent CPU %.2f s (steady state %.3f%% of a core), "
+             "peak RSS %.1f MB, "
              "BPF %.0f ns/sample",
              (unsigned long long)a.m.windows, (unsigned long long)ss->drained,
              (unsigned long long)ss->rows, ss->rows ? (double)ss->drained / (double)ss->rows : 0,
              (unsigned long long)a.m.profiles_written,
              sy->lookups ? 100.0 * (double)sy->cache_hits / (double)sy->lookups : 0,
              (unsigned long long)sy->lookups, (unsigned long long)sy->unresolved,
-             (unsigned long long)sy->dwarf_opens, a.m.cpu_seconds,
-             steady_pct, (double)a.m.peak_rss_bytes / 1e6,
+             (unsigned long long)sy->dwarf_opens, a.m.cpu_seconds, steady_pct,
+             (double)a.m.peak_rss_bytes / 1e6,
              ss->bpf_run_cnt ? (double)ss->bpf_run_ns / (double)ss->bpf_run_cnt : 0);
     teardown(&a);
     return 0;

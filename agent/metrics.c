@@ -112,6 +112,15 @@ char *metrics_render(const struct agent_metrics *s)
           (double)s->peak_rss_bytes);
     gauge(&b, "stoke_last_drain_seconds", "Wall time of the last window's drain and writes.",
           s->last_drain_seconds);
+    counter(&b, "stoke_objects_uploaded_total", "Segment objects stored.", s->objects_uploaded);
+    counter(&b, "stoke_bytes_uploaded_total", "Bytes stored (segments + manifest entries).",
+            s->bytes_uploaded);
+    gauge(&b, "stoke_objects_pending", "Objects waiting for the store.",
+          (double)s->objects_pending);
+    counter(&b, "stoke_objects_dropped_total", "Objects dropped: buffer full, store down.",
+            s->objects_dropped);
+    counter(&b, "stoke_objects_spilled_total", "Objects spilled to disk.", s->objects_spilled);
+    counter(&b, "stoke_upload_errors_total", "Failed upload attempts (retried).", s->upload_errors);
     return b.p;
 }
 

@@ -29,6 +29,8 @@ struct agent_metrics {
     uint64_t rss_bytes;
     uint64_t peak_rss_bytes;
     double last_drain_seconds; /* wall time of the last drain + symbolize + write */
+    uint64_t objects_uploaded, bytes_uploaded, objects_pending, objects_dropped;
+    uint64_t objects_spilled, upload_errors;
 };
 
 struct metrics_server;

@@ -19,7 +19,7 @@
 #include "codec/segment.h"
 
 struct manifest_entry {
-    char *key;                /* object key of the segment or block */
+    char *key;                 /* object key of the segment or block */
     struct seg_footer *footer; /* its index (tenant, host, time range, sections) */
 };
 

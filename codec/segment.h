@@ -34,15 +34,15 @@ struct seg_label {
 /* What the footer (and the manifest) says about one section. */
 struct seg_section_info {
     char *service;
-    uint64_t offset;     /* from the start of the object */
-    uint64_t length;     /* compressed bytes */
-    uint64_t raw_length; /* after decompression */
-    uint32_t crc32c;     /* of the compressed bytes */
+    uint64_t offset;            /* from the start of the object */
+    uint64_t length;            /* compressed bytes */
+    uint64_t raw_length;        /* after decompression */
+    uint32_t crc32c;            /* of the compressed bytes */
     int64_t t_min_ms, t_max_ms; /* sample time range, inclusive */
-    uint64_t nsamples;   /* sample rows */
-    uint64_t total[4];   /* sum of each sample type's values (first 4 types) */
-    char **profile_types; /* Pyroscope ids, e.g.
-                             "process_cpu:cpu:nanoseconds:cpu:nanoseconds" */
+    uint64_t nsamples;          /* sample rows */
+    uint64_t total[4];          /* sum of each sample type's values (first 4 types) */
+    char **profile_types;       /* Pyroscope ids, e.g.
+                                   "process_cpu:cpu:nanoseconds:cpu:nanoseconds" */
     size_t nprofile_types;
     /* Label summary: every label name, with up to SEG_MAX_SUMMARY_VALUES
      * distinct values each (values_truncated set when there were more). */
@@ -51,7 +51,7 @@ struct seg_section_info {
         char **values;
         size_t nvalues;
         bool values_truncated;
-    } *labels;
+    } * labels;
     size_t nlabels;
 };
 #define SEG_MAX_SUMMARY_VALUES 64
@@ -87,14 +87,26 @@ int seg_writer_add_pprof(struct seg_writer *w, const char *service,
                          const Perftools__Profiles__Profile *p, const struct seg_label *labels,
                          size_t nlabels, int64_t time_ms);
 
+/* zstd level for the sections and footer (1..19; 3 by default). */
+int seg_writer_set_level(struct seg_writer *w, int level);
+
+/*
+ * Adds every sample of a decoded section (from any object, any host) to
+ * the writer's section of the same service, deduplicating its dictionary
+ * against what is there: compaction merges an hour's sections this way.
+ * The sample types must match the section's (-EINVAL otherwise); rows
+ * with the same series, stack and time are summed. 0 or a negative errno.
+ */
+struct seg_section;
+int seg_writer_add_section(struct seg_writer *w, const struct seg_section *sec);
+
 /* True when nothing was added. */
 bool seg_writer_empty(const struct seg_writer *w);
 
 /* Encodes the whole object into a malloc'd buffer. The writer stays valid
  * (and can be finished again, giving the same bytes). @footer, when not
  * NULL, receives a copy of the index (free with seg_footer_free). */
-int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len,
-                      struct seg_footer **footer);
+int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct seg_footer **footer);
 
 /* ---- reading ---------------------------------------------------------- */
 

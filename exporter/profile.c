@@ -482,6 +482,41 @@ static int pprof_build(const struct profile *p, Perftools__Profiles__Profile *ou
     return 0;
 }
 
+struct profile_pprof {
+    Perftools__Profiles__Profile msg;
+    struct pprof_arrays a;
+};
+
+const Perftools__Profiles__Profile *profile_pprof_msg(const struct profile_pprof *pp)
+{
+    return &pp->msg;
+}
+
+int profile_to_pprof(const struct profile *p, struct profile_pprof **out)
+{
+    struct profile_pprof *pp = calloc(1, sizeof(*pp));
+    int err;
+
+    *out = NULL;
+    if (!pp)
+        return -ENOMEM;
+    err = pprof_build(p, &pp->msg, &pp->a);
+    if (err < 0) {
+        free(pp);
+        return err;
+    }
+    *out = pp;
+    return 0;
+}
+
+void profile_pprof_free(struct profile_pprof *pp)
+{
+    if (!pp)
+        return;
+    pprof_arrays_free(&pp->a);
+    free(pp);
+}
+
 int profile_encode_pprof_gz(const struct profile *p, uint8_t **out, size_t *outlen)
 {
     Perftools__Profiles__Profile prof;

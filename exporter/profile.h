@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "agent/labels.h"
+#include "profile.pb-c.h"
 #include "symbolizer/symbolizer.h"
 
 struct profile;
@@ -52,6 +53,15 @@ size_t profile_nsamples(const struct profile *p); /* distinct sample rows */
 /* Encodes as pprof (protobuf-c) and gzips into a malloc'd buffer.
  * 0 or a negative errno. */
 int profile_encode_pprof_gz(const struct profile *p, uint8_t **out, size_t *outlen);
+
+/* The profile as an in-memory pprof message (no encoding), for writers
+ * that re-encode it (the segment codec). Allocates; free with
+ * profile_pprof_free(). The message points into @p's strings: free it
+ * before @p. 0 or a negative errno. */
+struct profile_pprof;
+int profile_to_pprof(const struct profile *p, struct profile_pprof **out);
+const Perftools__Profiles__Profile *profile_pprof_msg(const struct profile_pprof *pp);
+void profile_pprof_free(struct profile_pprof *pp);
 
 /* Writes files atomically (temp file + rename). 0 or a negative errno. */
 int profile_write_pprof_gz(const struct profile *p, const char *path);

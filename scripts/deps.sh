@@ -7,12 +7,30 @@ build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-d
     libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev zlib1g-dev
     libmicrohttpd-dev libcjson-dev libiberty-dev golang-github-google-pprof-dev)
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
-    procps python3 curl awscli nodejs npm util-linux)
+    procps python3 curl awscli nodejs npm util-linux chromium)
 
 want=("${build_pkgs[@]}")
 for arg in "$@"; do
     [ "$arg" = test ] && want+=("${test_pkgs[@]}")
 done
+
+# npm test tools, project-local under build/ (never global): s3rver, the
+# S3-compatible server of the store tests, and playwright-core, which drives
+# Debian's chromium in the web page test.
+npm_deps() {
+    local root
+    root=$(cd "$(dirname "$0")/.." && pwd)
+    if [ ! -x "$root/build/node_modules/.bin/s3rver" ]; then
+        echo "deps: npm install s3rver"
+        npm install --prefix "$root/build" --no-audit --no-fund s3rver@3.7.1 >/dev/null
+    fi
+    if [ ! -d "$root/build/web-test/node_modules/playwright-core" ]; then
+        echo "deps: npm install playwright-core"
+        mkdir -p "$root/build/web-test"
+        cp "$root/tests/integration/web/package.json" "$root/build/web-test/"
+        npm install --prefix "$root/build/web-test" --no-audit --no-fund >/dev/null
+    fi
+}
 
 missing=()
 for p in "${want[@]}"; do
@@ -24,7 +42,12 @@ for p in "${want[@]}"; do
     if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then continue; fi
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+want_npm=false
+for arg in "$@"; do [ "$arg" = test ] && want_npm=true; done
+if [ ${#missing[@]} -eq 0 ]; then
+    $want_npm && npm_deps
+    exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "Stoke needs these packages; run as root:" >&2
@@ -35,3 +58,5 @@ echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+$want_npm && npm_deps
+exit 0

@@ -1,0 +1,1567 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The segment writer and reader (docs/format.md §3-§5). The writer keeps,
+ * per service, content-addressed tables (struct itab) so ids are dense and
+ * first-seen; the reader trusts nothing and checks every count against the
+ * bytes left before it allocates.
+ */
+#include "codec/segment.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/footer.h"
+#include "codec/wire.h"
+
+#define ZSTD_LEVEL_DEFAULT 3
+#define NONE               UINT32_MAX
+
+/* ---- content-addressed tables ----------------------------------------- */
+
+struct ient {
+    size_t off;
+    uint32_t len;
+    uint32_t hash;
+};
+
+/* Byte keys → dense ids in first-seen order; open addressing, load <= 1/2. */
+struct itab {
+    uint8_t *pool;
+    size_t pool_len, pool_cap;
+    struct ient *e;
+    uint32_t n, cap;
+    uint32_t *slots; /* id + 1, 0 = empty */
+    size_t nslots;
+};
+
+static void itab_free(struct itab *t)
+{
+    free(t->pool);
+    free(t->e);
+    free(t->slots);
+    memset(t, 0, sizeof(*t));
+}
+
+static const void *itab_get(const struct itab *t, uint32_t id, uint32_t *len)
+{
+    if (len)
+        *len = t->e[id].len;
+    return t->pool + t->e[id].off;
+}
+
+static int itab_grow(struct itab *t)
+{
+    size_t ns = t->nslots ? t->nslots * 2 : 64;
+    uint32_t *sl = calloc(ns, sizeof(*sl));
+    if (!sl)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < t->n; i++) {
+        size_t h = t->e[i].hash & (ns - 1);
+        while (sl[h])
+            h = (h + 1) & (ns - 1);
+        sl[h] = i + 1;
+    }
+    free(t->slots);
+    t->slots = sl;
+    t->nslots = ns;
+    return 0;
+}
+
+/* Returns 1 (new), 0 (existing) or -ENOMEM; the id in *id. */
+static int itab_intern(struct itab *t, const void *key, size_t len, uint32_t *id)
+{
+    if (len > UINT32_MAX || t->n >= NONE - 1)
+        return -ENOMEM;
+    if ((size_t)(t->n + 1) * 2 > t->nslots && itab_grow(t))
+        return -ENOMEM;
+    uint32_t hash = (uint32_t)xxh64(key, len);
+    size_t h = hash & (t->nslots - 1);
+    for (; t->slots[h]; h = (h + 1) & (t->nslots - 1)) {
+        const struct ient *e = &t->e[t->slots[h] - 1];
+        if (e->hash == hash && e->len == len && !memcmp(t->pool + e->off, key, len)) {
+            *id = t->slots[h] - 1;
+            return 0;
+        }
+    }
+    if (t->n == t->cap) {
+        uint32_t cap = t->cap ? t->cap * 2 : 64;
+        struct ient *e = realloc(t->e, cap * sizeof(*e));
+        if (!e)
+            return -ENOMEM;
+        t->e = e;
+        t->cap = cap;
+    }
+    /* keys are kept 8-aligned so u32 and row keys can be read in place;
+     * the padding also keeps a NUL after string keys */
+    size_t need = (len + 8) & ~(size_t)7;
+    if (t->pool_len + need > t->pool_cap) {
+        size_t cap = t->pool_cap ? t->pool_cap : 1024;
+        while (cap < t->pool_len + need)
+            cap *= 2;
+        uint8_t *p = realloc(t->pool, cap);
+        if (!p)
+            return -ENOMEM;
+        t->pool = p;
+        t->pool_cap = cap;
+    }
+    memcpy(t->pool + t->pool_len, key, len);
+    memset(t->pool + t->pool_len + len, 0, need - len);
+    t->e[t->n] = (struct ient){.off = t->pool_len, .len = (uint32_t)len, .hash = hash};
+    t->pool_len += need;
+    t->slots[h] = t->n + 1;
+    *id = t->n++;
+    return 1;
+}
+
+static const char *itab_str(const struct itab *t, uint32_t id)
+{
+    return (const char *)itab_get(t, id, NULL);
+}
+
+/* ---- writer ------------------------------------------------------------ */
+
+struct row_key {
+    uint32_t series, stack;
+    int64_t time;
+};
+
+struct wsec {
+    char *service;
+    struct itab str, map, fn, loc, stk, ser, row;
+    uint32_t ntypes, types[2 * SEG_MAX_TYPES], ptype, punit;
+    int64_t period;
+    int64_t t_min, t_max;
+    int64_t *vals; /* row * ntypes */
+    size_t vals_rows;
+};
+
+struct seg_writer {
+    char *tenant, *host;
+    struct wsec **secs;
+    size_t nsecs, cap;
+    int level;
+};
+
+static void wsec_free(struct wsec *s)
+{
+    if (!s)
+        return;
+    free(s->service);
+    itab_free(&s->str);
+    itab_free(&s->map);
+    itab_free(&s->fn);
+    itab_free(&s->loc);
+    itab_free(&s->stk);
+    itab_free(&s->ser);
+    itab_free(&s->row);
+    free(s->vals);
+    free(s);
+}
+
+struct seg_writer *seg_writer_new(const char *tenant, const char *host)
+{
+    struct seg_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->tenant = strdup(tenant ? tenant : "");
+    w->host = strdup(host ? host : "");
+    w->level = ZSTD_LEVEL_DEFAULT;
+    if (!w->tenant || !w->host) {
+        seg_writer_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void seg_writer_free(struct seg_writer *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->nsecs; i++)
+        wsec_free(w->secs[i]);
+    free(w->secs);
+    free(w->tenant);
+    free(w->host);
+    free(w);
+}
+
+int seg_writer_set_level(struct seg_writer *w, int level)
+{
+    if (level < 1 || level > 19)
+        return -EINVAL;
+    w->level = level;
+    return 0;
+}
+
+bool seg_writer_empty(const struct seg_writer *w)
+{
+    return !w || w->nsecs == 0;
+}
+
+static int str_id(struct wsec *s, const char *str, uint32_t *id)
+{
+    if (!str)
+        str = "";
+    int r = itab_intern(&s->str, str, strlen(str), id);
+    return r < 0 ? r : 0;
+}
+
+static struct wsec *wsec_get(struct seg_writer *w, const char *service)
+{
+    for (size_t i = 0; i < w->nsecs; i++)
+        if (!strcmp(w->secs[i]->service, service))
+            return w->secs[i];
+    if (w->nsecs == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 8;
+        struct wsec **n = realloc(w->secs, cap * sizeof(*n));
+        if (!n)
+            return NULL;
+        w->secs = n;
+        w->cap = cap;
+    }
+    struct wsec *s = calloc(1, sizeof(*s));
+    uint32_t id;
+    if (!s || !(s->service = strdup(service)) || str_id(s, "", &id)) {
+        wsec_free(s);
+        return NULL;
+    }
+    w->secs[w->nsecs++] = s;
+    return s;
+}
+
+/* pprof ids → positions: direct when ids are 1..n in order (the usual
+ * case), else a sorted table searched by bsearch. */
+struct idpos {
+    uint64_t id;
+    uint32_t pos;
+};
+
+struct idmap {
+    struct idpos *v;
+    size_t n;
+    bool direct;
+};
+
+static int idpos_cmp(const void *a, const void *b)
+{
+    const struct idpos *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+#define IDMAP_BUILD(m, arr, cnt)                                                                   \
+    ({                                                                                             \
+        int _r = 0;                                                                                \
+        (m)->n = (cnt);                                                                            \
+        (m)->direct = true;                                                                        \
+        for (size_t _i = 0; _i < (cnt); _i++)                                                      \
+            if (!(arr)[_i] || (arr)[_i]->id != _i + 1)                                             \
+                (m)->direct = false;                                                               \
+        if (!(m)->direct) {                                                                        \
+            (m)->v = malloc(((cnt) + 1) * sizeof(struct idpos));                                   \
+            if (!(m)->v)                                                                           \
+                _r = -ENOMEM;                                                                      \
+            else {                                                                                 \
+                size_t _k = 0;                                                                     \
+                for (size_t _i = 0; _i < (cnt); _i++)                                              \
+                    if ((arr)[_i])                                                                 \
+                        (m)->v[_k++] = (struct idpos){(arr)[_i]->id, (uint32_t)_i};                \
+                (m)->n = _k;                                                                       \
+                qsort((m)->v, _k, sizeof(struct idpos), idpos_cmp);                                \
+            }                                                                                      \
+        }                                                                                          \
+        _r;                                                                                        \
+    })
+
+static uint32_t idmap_find(const struct idmap *m, uint64_t id)
+{
+    if (m->direct)
+        return id >= 1 && id <= m->n ? (uint32_t)(id - 1) : NONE;
+    struct idpos key = {.id = id}, *f;
+    f = bsearch(&key, m->v, m->n, sizeof(*m->v), idpos_cmp);
+    return f ? f->pos : NONE;
+}
+
+struct addctx {
+    struct wsec *s;
+    const Perftools__Profiles__Profile *p;
+    uint32_t *smap, *mmap, *fmap, *lmap; /* pprof position → section id */
+    struct idmap mid, fid, lid;
+    uint32_t *scratch;
+    size_t scratch_cap;
+};
+
+static int scratch_need(struct addctx *c, size_t n)
+{
+    if (n <= c->scratch_cap)
+        return 0;
+    size_t cap = c->scratch_cap ? c->scratch_cap : 64;
+    while (cap < n)
+        cap *= 2;
+    uint32_t *p = realloc(c->scratch, cap * sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    c->scratch = p;
+    c->scratch_cap = cap;
+    return 0;
+}
+
+/* pprof string index (validated) → section string id */
+static int pstr(struct addctx *c, int64_t idx, uint32_t *out)
+{
+    if (c->smap[idx] == NONE) {
+        int r = str_id(c->s, c->p->string_table[idx], &c->smap[idx]);
+        if (r)
+            return r;
+    }
+    *out = c->smap[idx];
+    return 0;
+}
+
+static int map_mapping(struct addctx *c, uint64_t mapping_id, uint32_t *out)
+{
+    uint32_t pos = mapping_id ? idmap_find(&c->mid, mapping_id) : NONE, k[2];
+    int r;
+    if (pos == NONE) {
+        *out = NONE;
+        return 0;
+    }
+    if (c->mmap[pos] == NONE) {
+        const Perftools__Profiles__Mapping *m = c->p->mapping[pos];
+        if ((r = pstr(c, m->build_id, &k[0])) || (r = pstr(c, m->filename, &k[1])) ||
+            (r = itab_intern(&c->s->map, k, sizeof(k), &c->mmap[pos])) < 0)
+            return r;
+    }
+    *out = c->mmap[pos];
+    return 0;
+}
+
+static int map_function(struct addctx *c, uint64_t function_id, uint32_t *out)
+{
+    uint32_t pos = idmap_find(&c->fid, function_id), k[2] = {0, 0};
+    int r;
+    if (pos == NONE) /* undefined function: keep the line, nameless */
+        return itab_intern(&c->s->fn, k, sizeof(k), out) < 0 ? -ENOMEM : 0;
+    if (c->fmap[pos] == NONE) {
+        const Perftools__Profiles__Function *f = c->p->function[pos];
+        if ((r = pstr(c, f->name, &k[0])) || (r = pstr(c, f->filename, &k[1])) ||
+            (r = itab_intern(&c->s->fn, k, sizeof(k), &c->fmap[pos])) < 0)
+            return r;
+    }
+    *out = c->fmap[pos];
+    return 0;
+}
+
+static int map_location(struct addctx *c, uint32_t pos, uint32_t *out)
+{
+    int r;
+    if (c->lmap[pos] == NONE) {
+        const Perftools__Profiles__Location *l = c->p->location[pos];
+        uint32_t m, *k;
+        if (l->n_line > (SIZE_MAX / 8) - 3 || (r = scratch_need(c, 3 + 2 * l->n_line)))
+            return -ENOMEM;
+        if ((r = map_mapping(c, l->mapping_id, &m)))
+            return r;
+        k = c->scratch;
+        k[0] = m == NONE ? 0 : m + 1;
+        k[1] = (uint32_t)l->address;
+        k[2] = (uint32_t)(l->address >> 32);
+        for (size_t i = 0; i < l->n_line; i++) {
+            const Perftools__Profiles__Line *ln = l->line[i];
+            int64_t line = ln ? ln->line : 0;
+            if ((r = map_function(c, ln ? ln->function_id : 0, &k[3 + 2 * i])))
+                return r;
+            k = c->scratch; /* stable: no growth since scratch_need */
+            k[4 + 2 * i] = line < 0 ? 0 : line > UINT32_MAX ? UINT32_MAX : (uint32_t)line;
+        }
+        if ((r = itab_intern(&c->s->loc, c->scratch, (3 + 2 * l->n_line) * 4, &c->lmap[pos])) < 0)
+            return r;
+    }
+    *out = c->lmap[pos];
+    return 0;
+}
+
+struct lpair {
+    uint32_t name, value, prio;
+};
+
+static int lpair_cmp(const void *a, const void *b, void *arg)
+{
+    const struct lpair *x = a, *y = b;
+    const struct itab *str = arg;
+    int c = x->name == y->name ? 0 : strcmp(itab_str(str, x->name), itab_str(str, y->name));
+    return c ? c : (int)x->prio - (int)y->prio;
+}
+
+/* Sorts by name, keeps the lowest prio of each name, interns the set. */
+static int intern_series(struct wsec *s, struct lpair *v, size_t n, uint32_t *id, struct addctx *c)
+{
+    size_t k = 0;
+    qsort_r(v, n, sizeof(*v), lpair_cmp, &s->str);
+    if (scratch_need(c, 2 * n + 1))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (k && c->scratch[2 * (k - 1)] == v[i].name)
+            continue;
+        c->scratch[2 * k] = v[i].name;
+        c->scratch[2 * k + 1] = v[i].value;
+        k++;
+    }
+    return itab_intern(&s->ser, c->scratch, k * 8, id) < 0 ? -ENOMEM : 0;
+}
+
+static bool pidx_ok(const Perftools__Profiles__Profile *p, int64_t i)
+{
+    return i >= 0 && (uint64_t)i < p->n_string_table;
+}
+
+/* Everything that can make a profile invalid, checked before anything is
+ * added, so a rejected profile leaves the writer unchanged. */
+static int validate(const Perftools__Profiles__Profile *p, const struct idmap *lid)
+{
+    if (!p->n_string_table || !p->n_sample_type || p->n_sample_type > SEG_MAX_TYPES)
+        return -EINVAL;
+    for (size_t i = 0; i < p->n_sample_type; i++)
+        if (!p->sample_type[i] || !pidx_ok(p, p->sample_type[i]->type) ||
+            !pidx_ok(p, p->sample_type[i]->unit))
+            return -EINVAL;
+    if (p->period_type && (!pidx_ok(p, p->period_type->type) || !pidx_ok(p, p->period_type->unit)))
+        return -EINVAL;
+    for (size_t i = 0; i < p->n_mapping; i++)
+        if (p->mapping[i] &&
+            (!pidx_ok(p, p->mapping[i]->filename) || !pidx_ok(p, p->mapping[i]->build_id)))
+            return -EINVAL;
+    for (size_t i = 0; i < p->n_function; i++)
+        if (p->function[i] &&
+            (!pidx_ok(p, p->function[i]->name) || !pidx_ok(p, p->function[i]->filename)))
+            return -EINVAL;
+    for (size_t i = 0; i < p->n_sample; i++) {
+        const Perftools__Profiles__Sample *sm = p->sample[i];
+        if (!sm)
+            return -EINVAL;
+        for (size_t j = 0; j < sm->n_location_id; j++)
+            if (idmap_find(lid, sm->location_id[j]) == NONE)
+                return -EINVAL;
+        for (size_t j = 0; j < sm->n_label; j++)
+            if (!sm->label[j] || !pidx_ok(p, sm->label[j]->key) || !pidx_ok(p, sm->label[j]->str))
+                return -EINVAL;
+    }
+    return 0;
+}
+
+static int add_row(struct wsec *s, uint32_t series, uint32_t stack, int64_t t,
+                   const Perftools__Profiles__Sample *sm)
+{
+    struct row_key k = {.series = series, .stack = stack, .time = t};
+    uint32_t id;
+    int r = itab_intern(&s->row, &k, sizeof(k), &id);
+    if (r < 0)
+        return r;
+    if (r == 1) {
+        if (id >= s->vals_rows) {
+            size_t nr = s->vals_rows ? s->vals_rows * 2 : 256;
+            int64_t *v = realloc(s->vals, nr * s->ntypes * sizeof(*v));
+            if (!v)
+                return -ENOMEM;
+            s->vals = v;
+            s->vals_rows = nr;
+        }
+        memset(&s->vals[(size_t)id * s->ntypes], 0, s->ntypes * sizeof(int64_t));
+    }
+    int64_t *v = &s->vals[(size_t)id * s->ntypes];
+    size_t n = sm->n_value < s->ntypes ? sm->n_value : s->ntypes;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (int64_t)((uint64_t)v[i] + (uint64_t)sm->value[i]); /* wraps, never UB */
+    return 0;
+}
+
+int seg_writer_add_pprof(struct seg_writer *w, const char *service,
+                         const Perftools__Profiles__Profile *p, const struct seg_label *labels,
+                         size_t nlabels, int64_t time_ms)
+{
+    struct addctx c = {.p = p};
+    struct lpair *lp = NULL;
+    uint32_t base_series = NONE, t[2 * SEG_MAX_TYPES], pt[2] = {0, 0};
+    size_t nbase = 0, lp_cap = 0;
+    int ret;
+
+    if (!w || !service || !service[0] || !p || (nlabels && !labels))
+        return -EINVAL;
+    if ((ret = IDMAP_BUILD(&c.lid, p->location, p->n_location)) ||
+        (ret = IDMAP_BUILD(&c.fid, p->function, p->n_function)) ||
+        (ret = IDMAP_BUILD(&c.mid, p->mapping, p->n_mapping)))
+        goto out;
+    if ((ret = validate(p, &c.lid)))
+        goto out;
+    if (!time_ms)
+        time_ms = p->time_nanos / 1000000;
+
+    struct wsec *s = wsec_get(w, service);
+    if (!s) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    c.s = s;
+    c.smap = malloc(p->n_string_table * sizeof(uint32_t));
+    c.mmap = malloc((p->n_mapping + 1) * sizeof(uint32_t));
+    c.fmap = malloc((p->n_function + 1) * sizeof(uint32_t));
+    c.lmap = malloc((p->n_location + 1) * sizeof(uint32_t));
+    if (!c.smap || !c.mmap || !c.fmap || !c.lmap) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    memset(c.smap, 0xff, p->n_string_table * sizeof(uint32_t));
+    memset(c.mmap, 0xff, (p->n_mapping + 1) * sizeof(uint32_t));
+    memset(c.fmap, 0xff, (p->n_function + 1) * sizeof(uint32_t));
+    memset(c.lmap, 0xff, (p->n_location + 1) * sizeof(uint32_t));
+
+    /* sample types: fixed by the section's first profile */
+    for (size_t i = 0; i < p->n_sample_type; i++)
+        if ((ret = pstr(&c, p->sample_type[i]->type, &t[2 * i])) ||
+            (ret = pstr(&c, p->sample_type[i]->unit, &t[2 * i + 1])))
+            goto out;
+    if (p->period_type && ((ret = pstr(&c, p->period_type->type, &pt[0])) ||
+                           (ret = pstr(&c, p->period_type->unit, &pt[1]))))
+        goto out;
+    if (!s->ntypes) {
+        s->ntypes = (uint32_t)p->n_sample_type;
+        memcpy(s->types, t, 2 * s->ntypes * sizeof(uint32_t));
+        s->ptype = pt[0];
+        s->punit = pt[1];
+        s->period = p->period;
+        s->t_min = s->t_max = time_ms;
+    } else if (s->ntypes != p->n_sample_type || memcmp(s->types, t, 2 * s->ntypes * 4)) {
+        ret = -EINVAL;
+        goto out;
+    }
+    if (time_ms < s->t_min)
+        s->t_min = time_ms;
+    if (time_ms > s->t_max)
+        s->t_max = time_ms;
+
+    /* the caller's labels, interned once per profile */
+    lp_cap = nlabels + 16;
+    if (!(lp = malloc(lp_cap * sizeof(*lp)))) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < nlabels; i++) {
+        if (!labels[i].name || !labels[i].name[0] || !labels[i].value || !labels[i].value[0])
+            continue;
+        if ((ret = str_id(s, labels[i].name, &lp[nbase].name)) ||
+            (ret = str_id(s, labels[i].value, &lp[nbase].value)))
+            goto out;
+        lp[nbase++].prio = 1;
+    }
+    struct lpair *base = malloc((nbase + 1) * sizeof(*base));
+    if (!base) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    memcpy(base, lp, nbase * sizeof(*base));
+
+    for (size_t i = 0; i < p->n_sample && !ret; i++) {
+        const Perftools__Profiles__Sample *sm = p->sample[i];
+        uint32_t series, stack, *st;
+        size_t nl = 0;
+
+        for (size_t j = 0; j < sm->n_label; j++)
+            if (sm->label[j]->str > 0 && sm->label[j]->key > 0)
+                nl++;
+        if (!nl) {
+            if (base_series == NONE) {
+                memcpy(lp, base, nbase * sizeof(*lp));
+                if ((ret = intern_series(s, lp, nbase, &base_series, &c)))
+                    break;
+            }
+            series = base_series;
+        } else {
+            if (nl + nbase > lp_cap) {
+                lp_cap = nl + nbase;
+                struct lpair *n = realloc(lp, lp_cap * sizeof(*lp));
+                if (!n) {
+                    ret = -ENOMEM;
+                    break;
+                }
+                lp = n;
+            }
+            memcpy(lp, base, nbase * sizeof(*lp));
+            nl = nbase;
+            for (size_t j = 0; j < sm->n_label && !ret; j++) {
+                const Perftools__Profiles__Label *l = sm->label[j];
+                if (l->str <= 0 || l->key <= 0 || !p->string_table[l->str] ||
+                    !p->string_table[l->str][0] || !p->string_table[l->key] ||
+                    !p->string_table[l->key][0])
+                    continue;
+                if (!(ret = pstr(&c, l->key, &lp[nl].name)) &&
+                    !(ret = pstr(&c, l->str, &lp[nl].value)))
+                    lp[nl++].prio = 0;
+            }
+            if (ret || (ret = intern_series(s, lp, nl, &series, &c)))
+                break;
+        }
+        if ((ret = scratch_need(&c, sm->n_location_id + 1)))
+            break;
+        /* locations map into the scratch, then into a private copy since
+         * map_location reuses the scratch */
+        st = malloc((sm->n_location_id + 1) * sizeof(*st));
+        if (!st) {
+            ret = -ENOMEM;
+            break;
+        }
+        for (size_t j = 0; j < sm->n_location_id && !ret; j++)
+            ret = map_location(&c, idmap_find(&c.lid, sm->location_id[j]), &st[j]);
+        if (!ret && (ret = itab_intern(&s->stk, st, sm->n_location_id * 4, &stack)) > 0)
+            ret = 0;
+        free(st);
+        if (!ret)
+            ret = add_row(s, series, stack, time_ms, sm);
+    }
+    free(base);
+out:
+    free(lp);
+    free(c.scratch);
+    free(c.smap);
+    free(c.mmap);
+    free(c.fmap);
+    free(c.lmap);
+    free(c.lid.v);
+    free(c.fid.v);
+    free(c.mid.v);
+    return ret;
+}
+
+/* ---- merging decoded sections (compaction) ------------------------------ */
+
+/* Adds one value row; like add_row, for values that are already a row. */
+static int add_row_vals(struct wsec *s, uint32_t series, uint32_t stack, int64_t t,
+                        const int64_t *vals)
+{
+    struct row_key k = {.series = series, .stack = stack, .time = t};
+    uint32_t id;
+    int r = itab_intern(&s->row, &k, sizeof(k), &id);
+    if (r < 0)
+        return r;
+    if (r == 1) {
+        if (id >= s->vals_rows) {
+            size_t nr = s->vals_rows ? s->vals_rows * 2 : 256;
+            while (nr <= id)
+                nr *= 2;
+            int64_t *v = realloc(s->vals, nr * s->ntypes * sizeof(*v));
+            if (!v)
+                return -ENOMEM;
+            s->vals = v;
+            s->vals_rows = nr;
+        }
+        memset(&s->vals[(size_t)id * s->ntypes], 0, s->ntypes * sizeof(int64_t));
+    }
+    int64_t *v = &s->vals[(size_t)id * s->ntypes];
+    for (uint32_t i = 0; i < s->ntypes; i++)
+        v[i] = (int64_t)((uint64_t)v[i] + (uint64_t)vals[i]);
+    return 0;
+}
+
+int seg_writer_add_section(struct seg_writer *w, const struct seg_section *sec)
+{
+    uint32_t *smap = NULL, *mmap = NULL, *fmap = NULL, *lmap = NULL, *stmap = NULL, *sermap = NULL;
+    uint32_t *k = NULL, t[2 * SEG_MAX_TYPES];
+    size_t kcap = 0;
+    int ret = 0;
+
+    if (!w || !sec || !sec->service || !sec->service[0] || !sec->ntypes ||
+        sec->ntypes > SEG_MAX_TYPES)
+        return -EINVAL;
+    struct wsec *s = wsec_get(w, sec->service);
+    if (!s)
+        return -ENOMEM;
+
+    /* Every id of a decoded section is already bounds-checked by the
+     * decoder; here they are only translated into this writer's tables. */
+    smap = malloc((sec->nstrings + 1) * sizeof(*smap));
+    mmap = malloc((sec->nmappings + 1) * sizeof(*mmap));
+    fmap = malloc((sec->nfunctions + 1) * sizeof(*fmap));
+    lmap = malloc((sec->nlocations + 1) * sizeof(*lmap));
+    stmap = malloc((sec->nstacks + 1) * sizeof(*stmap));
+    sermap = malloc((sec->nseries + 1) * sizeof(*sermap));
+    if (!smap || !mmap || !fmap || !lmap || !stmap || !sermap) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    for (uint32_t i = 0; i < sec->nstrings && !ret; i++)
+        ret = str_id(s, sec->strings[i], &smap[i]);
+    if (ret)
+        goto out;
+    for (uint32_t i = 0; i < sec->ntypes; i++) {
+        t[2 * i] = smap[sec->types[i].type];
+        t[2 * i + 1] = smap[sec->types[i].unit];
+    }
+    if (!s->ntypes) {
+        s->ntypes = sec->ntypes;
+        memcpy(s->types, t, 2 * s->ntypes * sizeof(uint32_t));
+        s->ptype = smap[sec->period_type.type];
+        s->punit = smap[sec->period_type.unit];
+        s->period = sec->period;
+        s->t_min = INT64_MAX;
+        s->t_max = INT64_MIN;
+    } else if (s->ntypes != sec->ntypes || memcmp(s->types, t, 2 * s->ntypes * 4)) {
+        ret = -EINVAL;
+        goto out;
+    }
+    for (uint32_t i = 0; i < sec->nmappings && ret >= 0; i++) {
+        uint32_t key[2] = {smap[sec->mappings[i].build_id], smap[sec->mappings[i].filename]};
+        ret = itab_intern(&s->map, key, sizeof(key), &mmap[i]);
+    }
+    for (uint32_t i = 0; i < sec->nfunctions && ret >= 0; i++) {
+        uint32_t key[2] = {smap[sec->functions[i].name], smap[sec->functions[i].filename]};
+        ret = itab_intern(&s->fn, key, sizeof(key), &fmap[i]);
+    }
+    for (uint32_t i = 0; i < sec->nlocations && ret >= 0; i++) {
+        const struct seg_location *l = &sec->locations[i];
+        size_t need = 3 + 2 * (size_t)l->nlines;
+        if (need > kcap) {
+            uint32_t *nk = realloc(k, need * sizeof(*nk));
+            if (!nk) {
+                ret = -ENOMEM;
+                break;
+            }
+            k = nk;
+            kcap = need;
+        }
+        k[0] = l->mapping == NONE ? 0 : mmap[l->mapping] + 1;
+        k[1] = (uint32_t)l->address;
+        k[2] = (uint32_t)(l->address >> 32);
+        for (uint32_t j = 0; j < l->nlines; j++) {
+            const struct seg_line *ln = &sec->lines[l->line_off + j];
+            k[3 + 2 * j] = fmap[ln->function];
+            k[4 + 2 * j] = ln->line;
+        }
+        ret = itab_intern(&s->loc, k, need * 4, &lmap[i]);
+    }
+    for (uint32_t i = 0; i < sec->nstacks && ret >= 0; i++) {
+        uint32_t depth = sec->stack_off[i + 1] - sec->stack_off[i];
+        if (depth + 1 > kcap) {
+            uint32_t *nk = realloc(k, (depth + 1) * sizeof(*nk));
+            if (!nk) {
+                ret = -ENOMEM;
+                break;
+            }
+            k = nk;
+            kcap = depth + 1;
+        }
+        for (uint32_t j = 0; j < depth; j++)
+            k[j] = lmap[sec->stack_locs[sec->stack_off[i] + j]];
+        ret = itab_intern(&s->stk, k, depth * 4, &stmap[i]);
+    }
+    for (uint32_t i = 0; i < sec->nseries && ret >= 0; i++) {
+        uint32_t npairs = sec->series_off[i + 1] - sec->series_off[i];
+        if (2 * (size_t)npairs + 1 > kcap) {
+            uint32_t *nk = realloc(k, (2 * (size_t)npairs + 1) * sizeof(*nk));
+            if (!nk) {
+                ret = -ENOMEM;
+                break;
+            }
+            k = nk;
+            kcap = 2 * (size_t)npairs + 1;
+        }
+        /* Pairs are sorted by name bytes in the source and strings keep
+         * their bytes: the order holds in this writer too. */
+        for (uint32_t j = 0; j < 2 * npairs; j++)
+            k[j] = smap[sec->series_labels[2 * (size_t)sec->series_off[i] + j]];
+        ret = itab_intern(&s->ser, k, (size_t)npairs * 8, &sermap[i]);
+    }
+    if (ret < 0)
+        goto out;
+    ret = 0;
+    for (uint64_t i = 0; i < sec->nsamples && !ret; i++) {
+        int64_t tm = sec->sample_time_ms[i];
+        if (tm < s->t_min)
+            s->t_min = tm;
+        if (tm > s->t_max)
+            s->t_max = tm;
+        ret = add_row_vals(s, sermap[sec->sample_series[i]], stmap[sec->sample_stack[i]], tm,
+                           &sec->sample_values[i * sec->ntypes]);
+    }
+out:
+    free(k);
+    free(smap);
+    free(mmap);
+    free(fmap);
+    free(lmap);
+    free(stmap);
+    free(sermap);
+    return ret < 0 ? ret : 0;
+}
+
+/* ---- profile type ids -------------------------------------------------- */
+
+static const char *type_name(const char *type, const char *ptype)
+{
+    if (!strcmp(ptype, "cpu") || !strcmp(type, "cpu"))
+        return "process_cpu";
+    if (!strcmp(ptype, "space") || !strncmp(type, "alloc_", 6) || !strncmp(type, "inuse_", 6))
+        return "memory";
+    if (!strcmp(type, "wall"))
+        return "wall";
+    return type;
+}
+
+static int type_id(char *buf, size_t len, const char *type, const char *unit, const char *ptype,
+                   const char *punit)
+{
+    int n = snprintf(buf, len, "%s:%s:%s:%s:%s", type_name(type, ptype), type, unit, ptype, punit);
+    return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+int seg_profile_type_id(const struct seg_section *s, uint32_t i, char *buf, size_t len)
+{
+    if (!s || i >= s->ntypes)
+        return -EINVAL;
+    return type_id(buf, len, s->strings[s->types[i].type], s->strings[s->types[i].unit],
+                   s->strings[s->period_type.type], s->strings[s->period_type.unit]);
+}
+
+/* ---- encoding ---------------------------------------------------------- */
+
+static int row_cmp(const void *a, const void *b, void *arg)
+{
+    const struct itab *rows = arg;
+    const struct row_key *x = itab_get(rows, *(const uint32_t *)a, NULL);
+    const struct row_key *y = itab_get(rows, *(const uint32_t *)b, NULL);
+    if (x->series != y->series)
+        return x->series < y->series ? -1 : 1;
+    if (x->time != y->time)
+        return x->time < y->time ? -1 : 1;
+    return x->stack < y->stack ? -1 : x->stack > y->stack;
+}
+
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static int strp_cmp(const void *a, const void *b)
+{
+    const char *const *x = a, *const *y = b;
+    int c = strcmp(x[0], y[0]);
+    return c ? c : strcmp(x[1], y[1]);
+}
+
+/* The footer's label summary: every name, up to 64 sorted values each. */
+static int label_summary(const struct wsec *s, struct seg_section_info *info)
+{
+    const uint8_t *pool;
+    size_t np = 0, k = 0;
+    for (uint32_t i = 0; i < s->ser.n; i++)
+        np += s->ser.e[i].len / 8;
+    const char **v = malloc((2 * np + 2) * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < s->ser.n; i++) {
+        uint32_t len;
+        pool = itab_get(&s->ser, i, &len);
+        const uint32_t *pr = (const uint32_t *)pool;
+        for (uint32_t j = 0; j < len / 4; j++)
+            v[k++] = itab_str(&s->str, pr[j]);
+    }
+    qsort(v, np, 2 * sizeof(*v), strp_cmp);
+    info->labels = calloc(np + 1, sizeof(*info->labels));
+    if (!info->labels)
+        goto nomem;
+    for (size_t i = 0; i < np; i++) {
+        const char *n = v[2 * i], *val = v[2 * i + 1];
+        struct seg_label_summary *l = info->nlabels ? &info->labels[info->nlabels - 1] : NULL;
+        if (!l || strcmp(l->name, n)) {
+            l = &info->labels[info->nlabels++];
+            if (!(l->name = strdup(n)) ||
+                !(l->values = calloc(SEG_MAX_SUMMARY_VALUES, sizeof(char *))))
+                goto nomem;
+        } else if (l->nvalues && !strcmp(l->values[l->nvalues - 1], val)) {
+            continue;
+        }
+        if (l->nvalues == SEG_MAX_SUMMARY_VALUES) {
+            l->values_truncated = true;
+            continue;
+        }
+        if (!(l->values[l->nvalues] = strdup(val)))
+            goto nomem;
+        l->nvalues++;
+    }
+    free(v);
+    return 0;
+nomem:
+    free(v);
+    return -ENOMEM;
+}
+
+static int encode_section(const struct seg_writer *w, const struct wsec *s, struct wbuf *out,
+                          struct seg_section_info *info)
+{
+    struct wbuf b = {0}, h = {0};
+    uint32_t *order = NULL, nrows = s->row.n, len;
+    uint64_t gcd[SEG_MAX_TYPES];
+    size_t nloclines = 0, nstk = 0, npairs = 0;
+    int ret = 0;
+
+    order = malloc(((size_t)nrows + 1) * sizeof(*order));
+    if (!order)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < nrows; i++)
+        order[i] = i;
+    qsort_r(order, nrows, sizeof(*order), row_cmp, (void *)&s->row);
+    for (uint32_t t = 0; t < s->ntypes; t++) {
+        gcd[t] = 0;
+        for (uint32_t i = 0; i < nrows; i++) {
+            int64_t v = s->vals[(size_t)i * s->ntypes + t];
+            gcd[t] = gcd64(gcd[t], v < 0 ? -(uint64_t)v : (uint64_t)v);
+        }
+        if (!gcd[t])
+            gcd[t] = 1;
+        if (t < 4)
+            for (uint32_t i = 0; i < nrows; i++)
+                info->total[t] += (uint64_t)s->vals[(size_t)i * s->ntypes + t];
+    }
+    for (uint32_t i = 0; i < s->loc.n; i++)
+        nloclines += (s->loc.e[i].len / 4 - 3) / 2;
+    for (uint32_t i = 0; i < s->stk.n; i++)
+        nstk += s->stk.e[i].len / 4;
+    for (uint32_t i = 0; i < s->ser.n; i++)
+        npairs += s->ser.e[i].len / 8;
+
+    /* header */
+    wb_str(&h, s->service);
+    wb_uv(&h, s->ntypes);
+    for (uint32_t t = 0; t < 2 * s->ntypes; t++)
+        wb_uv(&h, s->types[t]);
+    wb_uv(&h, s->ptype);
+    wb_uv(&h, s->punit);
+    wb_sv(&h, s->period);
+    wb_uv(&h, s->str.n);
+    wb_uv(&h, s->map.n);
+    wb_uv(&h, s->fn.n);
+    wb_uv(&h, s->loc.n);
+    wb_uv(&h, nloclines);
+    wb_uv(&h, s->stk.n);
+    wb_uv(&h, nstk);
+    wb_uv(&h, s->ser.n);
+    wb_uv(&h, npairs);
+    wb_uv(&h, nrows);
+    wb_sv(&h, s->t_min);
+    for (uint32_t t = 0; t < s->ntypes; t++)
+        wb_uv(&h, gcd[t]);
+    wb_uv(&b, h.len);
+    wb_bytes(&b, h.p, h.len);
+
+    /* strings: lengths, then bytes */
+    for (uint32_t i = 1; i < s->str.n; i++)
+        wb_uv(&b, s->str.e[i].len);
+    for (uint32_t i = 1; i < s->str.n; i++)
+        wb_bytes(&b, itab_get(&s->str, i, &len), s->str.e[i].len);
+    /* mappings, functions: one column per field */
+    for (int f = 0; f < 2; f++)
+        for (uint32_t i = 0; i < s->map.n; i++)
+            wb_uv(&b, ((const uint32_t *)itab_get(&s->map, i, NULL))[f]);
+    for (int f = 0; f < 2; f++)
+        for (uint32_t i = 0; i < s->fn.n; i++)
+            wb_uv(&b, ((const uint32_t *)itab_get(&s->fn, i, NULL))[f]);
+    /* locations */
+    uint64_t prev = 0;
+    for (uint32_t i = 0; i < s->loc.n; i++)
+        wb_uv(&b, ((const uint32_t *)itab_get(&s->loc, i, NULL))[0]);
+    for (uint32_t i = 0; i < s->loc.n; i++) {
+        const uint32_t *k = itab_get(&s->loc, i, NULL);
+        uint64_t a = (uint64_t)k[1] | (uint64_t)k[2] << 32;
+        wb_sv(&b, (int64_t)(a - prev));
+        prev = a;
+    }
+    for (uint32_t i = 0; i < s->loc.n; i++)
+        wb_uv(&b, (s->loc.e[i].len / 4 - 3) / 2);
+    for (int f = 0; f < 2; f++)
+        for (uint32_t i = 0; i < s->loc.n; i++) {
+            const uint32_t *k = itab_get(&s->loc, i, &len);
+            for (uint32_t j = 0; j < (len / 4 - 3) / 2; j++)
+                wb_uv(&b, k[3 + 2 * j + f]);
+        }
+    /* stacks */
+    for (uint32_t i = 0; i < s->stk.n; i++)
+        wb_uv(&b, s->stk.e[i].len / 4);
+    for (uint32_t i = 0; i < s->stk.n; i++) {
+        const uint32_t *k = itab_get(&s->stk, i, &len);
+        for (uint32_t j = 0; j < len / 4; j++)
+            wb_uv(&b, k[j]);
+    }
+    /* series */
+    for (uint32_t i = 0; i < s->ser.n; i++)
+        wb_uv(&b, s->ser.e[i].len / 8);
+    for (uint32_t i = 0; i < s->ser.n; i++) {
+        const uint32_t *k = itab_get(&s->ser, i, &len);
+        for (uint32_t j = 0; j < len / 4; j++)
+            wb_uv(&b, k[j]);
+    }
+    /* samples: four kinds of columns, see docs/format.md §3.4 */
+    const struct row_key *pk = NULL;
+    for (uint32_t i = 0; i < nrows; i++) {
+        const struct row_key *k = itab_get(&s->row, order[i], NULL);
+        wb_uv(&b, k->series - (pk ? pk->series : 0));
+        pk = k;
+    }
+    pk = NULL;
+    for (uint32_t i = 0; i < nrows; i++) {
+        const struct row_key *k = itab_get(&s->row, order[i], NULL);
+        bool same = pk && pk->series == k->series;
+        wb_uv(&b, (uint64_t)k->time - (uint64_t)(same ? pk->time : s->t_min));
+        pk = k;
+    }
+    pk = NULL;
+    for (uint32_t i = 0; i < nrows; i++) {
+        const struct row_key *k = itab_get(&s->row, order[i], NULL);
+        bool same = pk && pk->series == k->series && pk->time == k->time;
+        wb_uv(&b, same ? k->stack - pk->stack - 1 : k->stack);
+        pk = k;
+    }
+    for (uint32_t t = 0; t < s->ntypes; t++)
+        for (uint32_t i = 0; i < nrows; i++)
+            wb_sv(&b, s->vals[(size_t)order[i] * s->ntypes + t] / (int64_t)gcd[t]);
+    if (b.err || h.err) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    if (b.len > SEG_MAX_RAW) {
+        ret = -EFBIG;
+        goto out;
+    }
+
+    info->offset = out->len;
+    info->raw_length = b.len;
+    if ((ret = zstd_append(out, b.p, b.len, w->level)))
+        goto out;
+    info->length = out->len - info->offset;
+    info->crc32c = crc32c(out->p + info->offset, info->length);
+    info->t_min_ms = s->t_min;
+    info->t_max_ms = s->t_max;
+    info->nsamples = nrows;
+    if (!(info->profile_types = calloc(s->ntypes, sizeof(char *)))) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    for (uint32_t t = 0; t < s->ntypes; t++) {
+        char id[1024];
+        if (type_id(id, sizeof(id), itab_str(&s->str, s->types[2 * t]),
+                    itab_str(&s->str, s->types[2 * t + 1]), itab_str(&s->str, s->ptype),
+                    itab_str(&s->str, s->punit)) ||
+            !(info->profile_types[t] = strdup(id))) {
+            ret = -ENOMEM;
+            goto out;
+        }
+        info->nprofile_types++;
+    }
+    ret = label_summary(s, info);
+out:
+    free(order);
+    wb_free(&b);
+    wb_free(&h);
+    return ret;
+}
+
+static int wsec_cmp(const void *a, const void *b)
+{
+    return strcmp((*(struct wsec *const *)a)->service, (*(struct wsec *const *)b)->service);
+}
+
+int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct seg_footer **footer)
+{
+    struct wbuf o = {0}, fb = {0};
+    struct seg_footer *f;
+    uint8_t hdr[SEG_HEADER_LEN], tr[SEG_TRAILER_LEN];
+    int ret = 0;
+
+    if (!w || !buf || !len)
+        return -EINVAL;
+    if (!(f = calloc(1, sizeof(*f))))
+        return -ENOMEM;
+    f->version = SEG_MAJOR;
+    f->tenant = strdup(w->tenant);
+    f->host = strdup(w->host);
+    f->sections = calloc(w->nsecs + 1, sizeof(*f->sections));
+    if (!f->tenant || !f->host || !f->sections) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    /* sorted services: deterministic bytes, and a footer readers can
+     * binary-search */
+    qsort(w->secs, w->nsecs, sizeof(*w->secs), wsec_cmp);
+
+    memcpy(hdr, "STKS", 4);
+    wr_u16(hdr + 4, SEG_MAJOR);
+    wr_u16(hdr + 6, SEG_MINOR);
+    wr_u32(hdr + 8, 0);
+    wr_u32(hdr + 12, crc32c(hdr, 12));
+    wb_bytes(&o, hdr, sizeof(hdr));
+    for (size_t i = 0; i < w->nsecs; i++) {
+        struct seg_section_info *si = &f->sections[f->nsections++];
+        if (!(si->service = strdup(w->secs[i]->service))) {
+            ret = -ENOMEM;
+            goto out;
+        }
+        if ((ret = encode_section(w, w->secs[i], &o, si)))
+            goto out;
+        if (i == 0 || si->t_min_ms < f->t_min_ms)
+            f->t_min_ms = si->t_min_ms;
+        if (i == 0 || si->t_max_ms > f->t_max_ms)
+            f->t_max_ms = si->t_max_ms;
+    }
+    footer_encode_body(&fb, f);
+    if (fb.err || o.err) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    uint64_t foff = o.len;
+    if ((ret = zstd_append(&o, fb.p, fb.len, w->level)))
+        goto out;
+    if (o.len - foff > UINT32_MAX || fb.len > SEG_MAX_RAW) {
+        ret = -EFBIG;
+        goto out;
+    }
+    wr_u64(tr, foff);
+    wr_u32(tr + 8, (uint32_t)(o.len - foff));
+    wr_u32(tr + 12, (uint32_t)fb.len);
+    wr_u32(tr + 16, crc32c(o.p + foff, o.len - foff));
+    wr_u16(tr + 20, SEG_MAJOR);
+    wr_u16(tr + 22, SEG_MINOR);
+    wr_u32(tr + 24, crc32c(tr, 24));
+    memcpy(tr + 28, "STKE", 4);
+    wb_bytes(&o, tr, sizeof(tr));
+    if (o.err) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    f->object_length = o.len;
+    *buf = o.p;
+    *len = o.len;
+    o.p = NULL;
+    if (footer) {
+        *footer = f;
+        f = NULL;
+    }
+out:
+    seg_footer_free(f);
+    wb_free(&o);
+    wb_free(&fb);
+    return ret;
+}
+
+/* ---- reading: footer --------------------------------------------------- */
+
+int seg_footer_parse(const uint8_t *tail, size_t tail_len, uint64_t object_len,
+                     struct seg_footer **out, uint64_t *need_from, char *err, size_t errlen)
+{
+    uint8_t *raw = NULL;
+    int ret;
+
+    if (err && errlen)
+        err[0] = 0;
+    if (!tail || !out || tail_len > object_len) {
+        seg_seterr(err, errlen, "segment: tail longer than the object");
+        return -EINVAL;
+    }
+    if (object_len < SEG_HEADER_LEN + SEG_TRAILER_LEN || tail_len < SEG_TRAILER_LEN) {
+        seg_seterr(err, errlen, "segment: %llu bytes is too short for a segment",
+                   (unsigned long long)object_len);
+        return -EBADMSG;
+    }
+    const uint8_t *tr = tail + tail_len - SEG_TRAILER_LEN;
+    if (memcmp(tr + 28, "STKE", 4)) {
+        seg_seterr(err, errlen, "segment: bad trailer magic (not a Stoke segment)");
+        return -EBADMSG;
+    }
+    if (rd_u32(tr + 24) != crc32c(tr, 24)) {
+        seg_seterr(err, errlen, "segment: trailer checksum mismatch");
+        return -EBADMSG;
+    }
+    if (rd_u16(tr + 20) != SEG_MAJOR) {
+        seg_seterr(err, errlen, "unsupported segment version %u (this reader knows %u)",
+                   rd_u16(tr + 20), SEG_MAJOR);
+        return -EPROTO;
+    }
+    uint64_t foff = rd_u64(tr), flen = rd_u32(tr + 8), fraw = rd_u32(tr + 12);
+    if (foff < SEG_HEADER_LEN || foff > object_len || object_len - foff < SEG_TRAILER_LEN ||
+        object_len - foff - SEG_TRAILER_LEN != flen) {
+        seg_seterr(err, errlen, "segment: footer range does not fit the object");
+        return -EBADMSG;
+    }
+    if (fraw > SEG_MAX_RAW) {
+        seg_seterr(err, errlen, "segment: footer too large");
+        return -EBADMSG;
+    }
+    uint64_t tail_start = object_len - tail_len;
+    if (foff < tail_start) {
+        if (need_from)
+            *need_from = foff;
+        seg_seterr(err, errlen, "segment: footer starts before the tail; read from %llu",
+                   (unsigned long long)foff);
+        return -EAGAIN;
+    }
+    if (tail_start == 0) {
+        /* the whole object is here: check its header too */
+        if (memcmp(tail, "STKS", 4) || rd_u32(tail + 12) != crc32c(tail, 12)) {
+            seg_seterr(err, errlen, "segment: bad header");
+            return -EBADMSG;
+        }
+        if (rd_u16(tail + 4) != SEG_MAJOR || (rd_u32(tail + 8) & 0xffff0000u)) {
+            seg_seterr(err, errlen, "unsupported segment version %u (this reader knows %u)",
+                       rd_u16(tail + 4), SEG_MAJOR);
+            return -EPROTO;
+        }
+    }
+    const uint8_t *fp = tail + (foff - tail_start);
+    if (crc32c(fp, flen) != rd_u32(tr + 16)) {
+        seg_seterr(err, errlen, "segment: footer checksum mismatch");
+        return -EBADMSG;
+    }
+    if ((ret = zstd_decode(fp, flen, fraw, &raw))) {
+        seg_seterr(err, errlen, "segment: footer does not decompress");
+        return ret;
+    }
+    struct rbuf r = {.p = raw, .len = fraw};
+    ret = footer_decode_body(&r, foff, out, err, errlen);
+    free(raw);
+    if (!ret)
+        (*out)->object_length = object_len;
+    return ret;
+}
+
+/* ---- reading: sections ------------------------------------------------- */
+
+struct section_priv {
+    struct seg_section s; /* first: seg_section_free casts back */
+    char *blob;
+};
+
+void seg_section_free(struct seg_section *s)
+{
+    struct section_priv *p = (struct section_priv *)s;
+    if (!s)
+        return;
+    free(s->service);
+    free(s->strings);
+    free(s->types);
+    free(s->mappings);
+    free(s->functions);
+    free(s->locations);
+    free(s->lines);
+    free(s->stack_off);
+    free(s->stack_locs);
+    free(s->series_off);
+    free(s->series_labels);
+    free(s->sample_series);
+    free(s->sample_stack);
+    free(s->sample_time_ms);
+    free(s->sample_values);
+    free(p->blob);
+    free(p);
+}
+
+#undef BAD
+#define BAD(...)                                                                                   \
+    do {                                                                                           \
+        seg_seterr(err, errlen, __VA_ARGS__);                                                      \
+        ret = -EBADMSG;                                                                            \
+        goto out;                                                                                  \
+    } while (0)
+#define NEED(cond, what)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            BAD("section %s: bad %s", info->service, what);                                        \
+    } while (0)
+#define ALLOC(ptr, n)                                                                              \
+    do {                                                                                           \
+        if (!((ptr) = malloc(((size_t)(n) + 1) * sizeof(*(ptr))))) {                               \
+            ret = -ENOMEM;                                                                         \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* Reads @n uvarints, each < @max, into u32s. */
+static int read_ids(struct rbuf *r, uint32_t *dst, uint64_t n, uint64_t max)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t v;
+        if (rb_uv(r, &v) || v >= max)
+            return -EBADMSG;
+        dst[i] = (uint32_t)v;
+    }
+    return 0;
+}
+
+int seg_section_decode(const uint8_t *buf, size_t len, const struct seg_section_info *info,
+                       struct seg_section **out, char *err, size_t errlen)
+{
+    struct section_priv *p = NULL;
+    struct seg_section *s;
+    uint8_t *raw = NULL;
+    uint64_t n[10], v, hl;
+    int ret = 0;
+
+    if (err && errlen)
+        err[0] = 0;
+    if (!buf || !info || !out || !info->service)
+        return -EINVAL;
+    if (len != info->length) {
+        seg_seterr(err, errlen, "section %s: %zu bytes, the footer says %llu", info->service, len,
+                   (unsigned long long)info->length);
+        return -EBADMSG;
+    }
+    if (crc32c(buf, len) != info->crc32c) {
+        seg_seterr(err, errlen, "section %s: checksum mismatch", info->service);
+        return -EBADMSG;
+    }
+    if ((ret = zstd_decode(buf, len, info->raw_length, &raw))) {
+        seg_seterr(err, errlen, "section %s: does not decompress", info->service);
+        return ret;
+    }
+    if (!(p = calloc(1, sizeof(*p)))) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    s = &p->s;
+    struct rbuf body = {.p = raw, .len = info->raw_length}, h;
+    const uint8_t *hp;
+    NEED(!rb_uv_max(&body, rb_left(&body), &hl) && !rb_bytes(&body, &hp, hl), "header length");
+    h = (struct rbuf){.p = hp, .len = hl};
+    struct rbuf *r = &body;
+
+    /* header */
+    if ((ret = rb_str(&h, &s->service)) == -ENOMEM)
+        goto out;
+    NEED(!ret, "service");
+    NEED(!strcmp(s->service, info->service), "service name (differs from the footer)");
+    NEED(!rb_uv_max(&h, SEG_MAX_TYPES, &v) && v >= 1, "sample type count");
+    s->ntypes = (uint32_t)v;
+    uint32_t tp[2 * SEG_MAX_TYPES + 2];
+    NEED(!read_ids(&h, tp, 2 * s->ntypes + 2, UINT32_MAX), "sample types");
+    NEED(!rb_sv(&h, &s->period), "period");
+    for (int i = 0; i < 10; i++)
+        NEED(!rb_uv_max(&h, UINT32_MAX - 1, &n[i]), "table size");
+    /* each element costs at least one byte of the body */
+    NEED(n[0] >= 1 && n[0] - 1 <= rb_left(r), "string count");
+    for (int i = 1; i < 10; i++)
+        NEED(n[i] <= rb_left(r), "table size");
+    s->nstrings = (uint32_t)n[0];
+    s->nmappings = (uint32_t)n[1];
+    s->nfunctions = (uint32_t)n[2];
+    s->nlocations = (uint32_t)n[3];
+    s->nlines = (uint32_t)n[4];
+    s->nstacks = (uint32_t)n[5];
+    uint64_t nstk = n[6];
+    s->nseries = (uint32_t)n[7];
+    uint64_t npairs = n[8];
+    s->nsamples = n[9];
+    NEED(s->nsamples == info->nsamples, "sample count (differs from the footer)");
+    NEED((uint64_t)s->nsamples * s->ntypes <= rb_left(r), "sample count");
+    int64_t t_base;
+    uint64_t gcd[SEG_MAX_TYPES];
+    NEED(!rb_sv(&h, &t_base), "time base");
+    for (uint32_t t = 0; t < s->ntypes; t++)
+        NEED(!rb_uv(&h, &gcd[t]) && gcd[t] >= 1 && gcd[t] <= INT64_MAX, "value divisor");
+    /* rest of the header: later minors */
+
+    for (uint32_t i = 0; i < 2 * s->ntypes + 2; i++)
+        NEED(tp[i] < s->nstrings, "sample type string");
+    ALLOC(s->types, s->ntypes);
+    for (uint32_t t = 0; t < s->ntypes; t++)
+        s->types[t] = (struct seg_sample_type){tp[2 * t], tp[2 * t + 1]};
+    s->period_type = (struct seg_sample_type){tp[2 * s->ntypes], tp[2 * s->ntypes + 1]};
+
+    /* strings */
+    uint64_t total = 0;
+    uint32_t *slen;
+    ALLOC(slen, s->nstrings);
+    for (uint32_t i = 1; i < s->nstrings; i++) {
+        if (rb_uv_max(r, rb_left(r), &v) || v > rb_left(r) - total) {
+            free(slen);
+            BAD("section %s: bad string length", info->service);
+        }
+        slen[i] = (uint32_t)v;
+        total += v;
+    }
+    const uint8_t *sb;
+    if (rb_bytes(r, &sb, total)) {
+        free(slen);
+        BAD("section %s: strings truncated", info->service);
+    }
+    p->blob = malloc(total + s->nstrings);
+    s->strings = malloc(((size_t)s->nstrings + 1) * sizeof(char *));
+    if (!p->blob || !s->strings) {
+        free(slen);
+        ret = -ENOMEM;
+        goto out;
+    }
+    char *d = p->blob;
+    *d = 0;
+    s->strings[0] = d++;
+    for (uint32_t i = 1; i < s->nstrings; i++) {
+        if (memchr(sb, 0, slen[i])) {
+            free(slen);
+            BAD("section %s: NUL inside a string", info->service);
+        }
+        memcpy(d, sb, slen[i]);
+        d[slen[i]] = 0;
+        s->strings[i] = d;
+        d += slen[i] + 1;
+        sb += slen[i];
+    }
+    free(slen);
+
+    /* mappings, functions */
+    uint32_t *col;
+    ALLOC(s->mappings, s->nmappings);
+    ALLOC(s->functions, s->nfunctions);
+    ALLOC(col, 2 * (size_t)(s->nmappings > s->nfunctions ? s->nmappings : s->nfunctions));
+    if (read_ids(r, col, 2 * (uint64_t)s->nmappings, s->nstrings)) {
+        free(col);
+        BAD("section %s: bad mapping", info->service);
+    }
+    for (uint32_t i = 0; i < s->nmappings; i++)
+        s->mappings[i] = (struct seg_mapping){col[i], col[s->nmappings + i]};
+    if (read_ids(r, col, 2 * (uint64_t)s->nfunctions, s->nstrings)) {
+        free(col);
+        BAD("section %s: bad function", info->service);
+    }
+    for (uint32_t i = 0; i < s->nfunctions; i++)
+        s->functions[i] = (struct seg_function){col[i], col[s->nfunctions + i]};
+    free(col);
+
+    /* locations, lines */
+    ALLOC(s->locations, s->nlocations);
+    for (uint32_t i = 0; i < s->nlocations; i++) {
+        NEED(!rb_uv_max(r, (uint64_t)s->nmappings, &v), "location mapping");
+        s->locations[i].mapping = v ? (uint32_t)(v - 1) : UINT32_MAX;
+    }
+    uint64_t addr = 0;
+    for (uint32_t i = 0; i < s->nlocations; i++) {
+        int64_t dlt;
+        NEED(!rb_sv(r, &dlt), "location address");
+        addr += (uint64_t)dlt;
+        s->locations[i].address = addr;
+    }
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < s->nlocations; i++) {
+        NEED(!rb_uv_max(r, s->nlines - off, &v), "location line count");
+        s->locations[i].line_off = (uint32_t)off;
+        s->locations[i].nlines = (uint32_t)v;
+        off += v;
+    }
+    NEED(off == s->nlines, "line count");
+    ALLOC(s->lines, s->nlines);
+    for (uint32_t i = 0; i < s->nlines; i++) {
+        NEED(!rb_uv_max(r, (uint64_t)s->nfunctions - 1, &v) && s->nfunctions, "line function");
+        s->lines[i].function = (uint32_t)v;
+    }
+    for (uint32_t i = 0; i < s->nlines; i++) {
+        NEED(!rb_uv_max(r, UINT32_MAX, &v), "line number");
+        s->lines[i].line = (uint32_t)v;
+    }
+
+    /* stacks */
+    NEED(nstk <= rb_left(r), "stack location count");
+    ALLOC(s->stack_off, (size_t)s->nstacks + 1);
+    ALLOC(s->stack_locs, nstk);
+    off = 0;
+    for (uint32_t i = 0; i < s->nstacks; i++) {
+        NEED(!rb_uv_max(r, nstk - off, &v), "stack depth");
+        s->stack_off[i] = (uint32_t)off;
+        off += v;
+    }
+    NEED(off == nstk, "stack location count");
+    s->stack_off[s->nstacks] = (uint32_t)nstk;
+    NEED(!read_ids(r, s->stack_locs, nstk, s->nlocations), "stack location");
+
+    /* series */
+    NEED(npairs <= UINT32_MAX / 2 && 2 * npairs <= rb_left(r), "series label count");
+    ALLOC(s->series_off, (size_t)s->nseries + 1);
+    ALLOC(s->series_labels, 2 * npairs);
+    off = 0;
+    for (uint32_t i = 0; i < s->nseries; i++) {
+        NEED(!rb_uv_max(r, npairs - off, &v), "series label count");
+        s->series_off[i] = (uint32_t)off;
+        off += v;
+    }
+    NEED(off == npairs, "series label count");
+    s->series_off[s->nseries] = (uint32_t)npairs;
+    NEED(!read_ids(r, s->series_labels, 2 * npairs, s->nstrings), "series label");
+
+    /* samples */
+    uint64_t ns = s->nsamples;
+    ALLOC(s->sample_series, ns);
+    ALLOC(s->sample_stack, ns);
+    ALLOC(s->sample_time_ms, ns);
+    ALLOC(s->sample_values, ns * s->ntypes);
+    uint64_t ser = 0;
+    for (uint64_t i = 0; i < ns; i++) {
+        NEED(!rb_uv_max(r, (uint64_t)s->nseries - ser, &v), "sample series");
+        ser += v;
+        NEED(ser < s->nseries, "sample series");
+        s->sample_series[i] = (uint32_t)ser;
+    }
+    if (ns)
+        NEED(t_base >= info->t_min_ms && t_base <= info->t_max_ms, "time base");
+    for (uint64_t i = 0; i < ns; i++) {
+        bool same = i && s->sample_series[i] == s->sample_series[i - 1];
+        int64_t prev = same ? s->sample_time_ms[i - 1] : t_base;
+        NEED(!rb_uv_max(r, (uint64_t)info->t_max_ms - (uint64_t)prev, &v), "sample time");
+        s->sample_time_ms[i] = (int64_t)((uint64_t)prev + v);
+    }
+    for (uint64_t i = 0; i < ns; i++) {
+        bool same = i && s->sample_series[i] == s->sample_series[i - 1] &&
+                    s->sample_time_ms[i] == s->sample_time_ms[i - 1];
+        uint64_t base = same ? (uint64_t)s->sample_stack[i - 1] + 1 : 0;
+        NEED(!rb_uv(r, &v) && v < s->nstacks && base + v < s->nstacks, "sample stack");
+        s->sample_stack[i] = (uint32_t)(base + v);
+    }
+    for (uint32_t t = 0; t < s->ntypes; t++) {
+        uint64_t sum = 0;
+        for (uint64_t i = 0; i < ns; i++) {
+            int64_t x, y;
+            NEED(!rb_sv(r, &x) && !__builtin_mul_overflow(x, (int64_t)gcd[t], &y), "sample value");
+            s->sample_values[i * s->ntypes + t] = y;
+            sum += (uint64_t)y;
+        }
+        if (t < 4 && t < info->nprofile_types)
+            NEED(sum == info->total[t], "sample totals (differ from the footer)");
+    }
+    /* anything left: columns of a later minor version */
+out:
+    free(raw);
+    if (ret) {
+        if (p)
+            seg_section_free(&p->s);
+        if (ret == -EBADMSG && err && errlen && !err[0])
+            seg_seterr(err, errlen, "section %s: corrupt", info->service);
+    } else {
+        *out = &p->s;
+    }
+    return ret;
+}
+
+/* ---- keys -------------------------------------------------------------- */
+
+uint64_t seg_hash64(const void *data, size_t len)
+{
+    return xxh64(data, len);
+}
+
+int seg_object_key(char *buf, size_t len, const char *tenant, const char *host, int64_t start_ms,
+                   uint64_t hash)
+{
+    char date[11], hour[3];
+    if (!safe_component(tenant) || !safe_component(host) || utc_date_hour(start_ms, date, hour))
+        return -EINVAL;
+    int n = snprintf(buf, len, "%s/segments/%s/%s/%s/%013lld-%016llx.seg", tenant, date, hour, host,
+                     (long long)start_ms, (unsigned long long)hash);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : n;
+}

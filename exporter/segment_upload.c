@@ -1,0 +1,587 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * segment_upload — see segment_upload.h.
+ *
+ * Threads: the main thread adds windows and cuts objects; the uploader
+ * thread owns the store. They share only the queue, under `mu`. An object
+ * being uploaded is off the queue (so spill/drop never races an upload)
+ * and goes back to its head when the attempt fails.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec/manifest.h"
+#include "codec/segment.h"
+#include "exporter/segment_upload.h"
+
+#define DEFAULT_BUFFER (64u << 20)
+#define DEFAULT_SPILL  (256u << 20)
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 60000
+#define SPILL_MAGIC    "STKSPIL1"
+#define SPILL_MAX_FILE (1u << 30)
+
+struct pending {
+    struct pending *next;
+    char *seg_key, *entry_key;
+    uint8_t *seg, *entry;
+    size_t seg_len, entry_len;
+    uint64_t nsamples;
+    bool seg_done; /* the segment is stored; only the entry is left */
+};
+
+struct seg_upload {
+    struct seg_upload_opts o;
+    char *tenant, *host, *spill_dir;
+    /* main thread only */
+    struct seg_writer *w;
+    int64_t flush_start_ms;
+    uint64_t cur_samples;
+    /* shared, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* queue changed / stop */
+    pthread_cond_t idle_cv; /* the uploader went idle */
+    struct pending *head, *tail;
+    bool busy; /* the uploader holds an object */
+    bool stop;
+    struct seg_upload_stats st;
+    pthread_t thread;
+    bool started;
+};
+
+static int64_t now_ms(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pending_free(struct pending *p)
+{
+    if (!p)
+        return;
+    free(p->seg_key);
+    free(p->entry_key);
+    free(p->seg);
+    free(p->entry);
+    free(p);
+}
+
+static size_t pending_bytes(const struct pending *p)
+{
+    return p->seg_len + p->entry_len;
+}
+
+/* ---- spill files ---------------------------------------------------------- */
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static size_t spill_dir_bytes(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t total = 0;
+    char path[4096];
+    struct stat st;
+
+    if (!d)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        if (stat(path, &st) == 0)
+            total += (size_t)st.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
+/* Writes @p as one file: magic, then four length-prefixed blobs (seg key,
+ * entry key, segment, entry) in native-endian u64 lengths — the file never
+ * leaves this host. Temp file + rename: a crash leaves no half file. */
+static int spill_write(struct seg_upload *u, const struct pending *p)
+{
+    char path[4096], tmp[4200];
+    const void *parts[4] = {p->seg_key, p->entry_key, p->seg, p->entry};
+    uint64_t lens[4] = {strlen(p->seg_key), strlen(p->entry_key), p->seg_done ? 0 : p->seg_len,
+                        p->entry_len};
+    int fd, ret = 0;
+
+    if (spill_dir_bytes(u->spill_dir) + pending_bytes(p) > u->o.spill_bytes)
+        return -ENOSPC;
+    snprintf(path, sizeof(path), "%s/%016llx.spill", u->spill_dir,
+             (unsigned long long)seg_hash64(p->entry, p->entry_len));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    ret = write_all(fd, SPILL_MAGIC, 8);
+    for (int i = 0; i < 4 && ret == 0; i++) {
+        ret = write_all(fd, &lens[i], sizeof(lens[i]));
+        if (ret == 0)
+            ret = write_all(fd, parts[i], (size_t)lens[i]);
+    }
+    if (ret == 0 && fsync(fd) != 0)
+        ret = -errno;
+    close(fd);
+    if (ret == 0 && rename(tmp, path) != 0)
+        ret = -errno;
+    if (ret)
+        unlink(tmp);
+    return ret;
+}
+
+/* Reads one spill file back. -EBADMSG for a damaged file. */
+static int spill_read(const char *path, struct pending **out)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+    FILE *f = fopen(path, "rbe");
+    char magic[8];
+    void **parts[4];
+    uint64_t len;
+    int ret = -EBADMSG;
+
+    if (!p || !f) {
+        ret = p ? -errno : -ENOMEM;
+        goto out;
+    }
+    parts[0] = (void **)&p->seg_key;
+    parts[1] = (void **)&p->entry_key;
+    parts[2] = (void **)&p->seg;
+    parts[3] = (void **)&p->entry;
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, SPILL_MAGIC, 8) != 0)
+        goto out;
+    for (int i = 0; i < 4; i++) {
+        if (fread(&len, sizeof(len), 1, f) != 1 || len > SPILL_MAX_FILE)
+            goto out;
+        char *b = malloc((size_t)len + 1);
+        if (!b) {
+            ret = -ENOMEM;
+            goto out;
+        }
+        if (len && fread(b, 1, (size_t)len, f) != len) {
+            free(b);
+            goto out;
+        }
+        b[len] = '\0';
+        *parts[i] = b;
+        if (i == 2)
+            p->seg_len = (size_t)len;
+        if (i == 3)
+            p->entry_len = (size_t)len;
+    }
+    p->seg_done = p->seg_len == 0;
+    if (!p->seg_key[0] || !p->entry_key[0] || !p->entry_len)
+        goto out;
+    ret = 0;
+    *out = p;
+    p = NULL;
+out:
+    if (f)
+        fclose(f);
+    pending_free(p);
+    return ret;
+}
+
+/* ---- the uploader ------------------------------------------------------- */
+
+static int upload_one(struct seg_upload *u, struct pending *p)
+{
+    int ret;
+
+    if (!p->seg_done) {
+        ret = store_put(u->o.store, p->seg_key, p->seg, p->seg_len);
+        if (ret)
+            return ret;
+        p->seg_done = true;
+    }
+    return store_put(u->o.store, p->entry_key, p->entry, p->entry_len);
+}
+
+static void record_error(struct seg_upload *u, int ret)
+{
+    pthread_mutex_lock(&u->mu);
+    u->st.upload_errors++;
+    snprintf(u->st.last_error, sizeof(u->st.last_error), "%.250s",
+             u->o.store->err[0] ? u->o.store->err : strerror(-ret));
+    pthread_mutex_unlock(&u->mu);
+}
+
+/* Uploads what the spill directory holds, oldest name first. Returns false
+ * when an upload failed (the store is still down). */
+static bool upload_spilled(struct seg_upload *u)
+{
+    DIR *d;
+    struct dirent *de;
+    char path[4096];
+
+    if (!u->spill_dir || !(d = opendir(u->spill_dir)))
+        return true;
+    bool ok = true;
+    while (ok && (de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n < 6 || strcmp(de->d_name + n - 6, ".spill") != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", u->spill_dir, de->d_name);
+        struct pending *p = NULL;
+        int ret = spill_read(path, &p);
+        if (ret == -EBADMSG) {
+            char bad[4200];
+            snprintf(bad, sizeof(bad), "%s.bad", path);
+            rename(path, bad);
+            continue;
+        }
+        if (ret)
+            continue;
+        ret = upload_one(u, p);
+        if (ret == 0) {
+            unlink(path);
+            pthread_mutex_lock(&u->mu);
+            u->st.objects_uploaded++;
+            u->st.entries_uploaded++;
+            u->st.bytes_uploaded += pending_bytes(p);
+            pthread_mutex_unlock(&u->mu);
+        } else {
+            record_error(u, ret);
+            ok = false;
+        }
+        pending_free(p);
+    }
+    closedir(d);
+    return ok;
+}
+
+static void *uploader(void *arg)
+{
+    struct seg_upload *u = arg;
+    unsigned backoff = 0;
+    bool spilled_checked = false;
+
+    for (;;) {
+        pthread_mutex_lock(&u->mu);
+        while (!u->head && !u->stop && spilled_checked)
+            pthread_cond_wait(&u->cv, &u->mu);
+        if (u->stop && (!u->head || backoff)) {
+            pthread_mutex_unlock(&u->mu);
+            break;
+        }
+        struct pending *p = u->head;
+        if (p) {
+            u->head = p->next;
+            if (!u->head)
+                u->tail = NULL;
+            p->next = NULL;
+            u->busy = true;
+        }
+        pthread_mutex_unlock(&u->mu);
+
+        int ret = 0;
+        if (!spilled_checked) {
+            spilled_checked = upload_spilled(u);
+            if (!spilled_checked)
+                ret = -EIO;
+        }
+        if (p && ret == 0)
+            ret = upload_one(u, p);
+
+        pthread_mutex_lock(&u->mu);
+        u->busy = false;
+        if (ret == 0 && p) {
+            u->st.objects_uploaded++;
+            u->st.entries_uploaded++;
+            u->st.bytes_uploaded += pending_bytes(p);
+            u->st.objects_pending--;
+            u->st.bytes_pending -= pending_bytes(p);
+            pending_free(p);
+            backoff = 0;
+            /* the store is back: spilled objects go next */
+            if (u->spill_dir)
+                spilled_checked = false;
+        } else if (ret != 0) {
+            if (p) { /* back to the head: order is kept */
+                p->next = u->head;
+                u->head = p;
+                if (!u->tail)
+                    u->tail = p;
+            }
+        }
+        pthread_cond_broadcast(&u->idle_cv);
+        pthread_mutex_unlock(&u->mu);
+
+        if (ret != 0) {
+            if (p)
+                record_error(u, ret);
+            backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
+            if (backoff > BACKOFF_MAX_MS)
+                backoff = BACKOFF_MAX_MS;
+            /* full jitter: a fleet coming back does not stampede the store */
+            unsigned wait_ms = BACKOFF_MIN_MS / 2 + (unsigned)rand() % backoff;
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += wait_ms / 1000;
+            until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+            if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+            }
+            pthread_mutex_lock(&u->mu);
+            if (!u->stop)
+                pthread_cond_timedwait(&u->cv, &u->mu, &until);
+            bool stopping = u->stop;
+            pthread_mutex_unlock(&u->mu);
+            if (stopping)
+                break;
+        }
+    }
+    return NULL;
+}
+
+/* ---- the main thread's side ----------------------------------------------- */
+
+/* Keeps the queue under the memory cap: the oldest objects go to the spill
+ * directory, or are dropped. Called with mu held. */
+static void enforce_cap(struct seg_upload *u)
+{
+    while (u->head && u->st.bytes_pending > u->o.buffer_bytes) {
+        struct pending *p = u->head;
+        u->head = p->next;
+        if (!u->head)
+            u->tail = NULL;
+        u->st.objects_pending--;
+        u->st.bytes_pending -= pending_bytes(p);
+        if (u->spill_dir && spill_write(u, p) == 0) {
+            u->st.objects_spilled++;
+        } else {
+            u->st.objects_dropped++;
+            u->st.samples_dropped += p->nsamples;
+        }
+        pending_free(p);
+    }
+}
+
+static int cut(struct seg_upload *u)
+{
+    struct seg_footer *footer = NULL;
+    struct manifest *m = NULL;
+    struct pending *p = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char key[1024];
+    int ret;
+
+    if (!u->w || seg_writer_empty(u->w))
+        return 0;
+    ret = seg_writer_finish(u->w, &buf, &len, &footer);
+    if (ret)
+        goto out;
+    p = calloc(1, sizeof(*p));
+    m = calloc(1, sizeof(*m));
+    if (!p || !m) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    ret = seg_object_key(key, sizeof(key), u->tenant, u->host, u->flush_start_ms,
+                         seg_hash64(buf, len));
+    if (ret < 0)
+        goto out;
+    p->seg_key = strdup(key);
+    ret = manifest_add(m, key, footer);
+    if (ret)
+        goto out;
+    ret = manifest_encode(m, &p->entry, &p->entry_len);
+    if (ret)
+        goto out;
+    ret = manifest_entry_key(key, sizeof(key), u->tenant, u->host, u->flush_start_ms,
+                             seg_hash64(p->entry, p->entry_len));
+    if (ret < 0)
+        goto out;
+    p->entry_key = strdup(key);
+    if (!p->seg_key || !p->entry_key) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    p->seg = buf;
+    p->seg_len = len;
+    p->nsamples = u->cur_samples;
+    buf = NULL;
+
+    pthread_mutex_lock(&u->mu);
+    if (u->tail)
+        u->tail->next = p;
+    else
+        u->head = p;
+    u->tail = p;
+    u->st.objects_pending++;
+    u->st.bytes_pending += pending_bytes(p);
+    enforce_cap(u);
+    pthread_cond_broadcast(&u->cv);
+    pthread_mutex_unlock(&u->mu);
+    p = NULL;
+    ret = 0;
+out:
+    if (ret < 0) {
+        pthread_mutex_lock(&u->mu);
+        u->st.encode_errors++;
+        u->st.samples_dropped += u->cur_samples;
+        pthread_mutex_unlock(&u->mu);
+    }
+    pending_free(p);
+    free(buf);
+    manifest_free(m);
+    seg_footer_free(footer);
+    seg_writer_free(u->w);
+    u->w = NULL;
+    u->cur_samples = 0;
+    return ret < 0 ? ret : 0;
+}
+
+int seg_upload_add(struct seg_upload *u, const char *service, const struct profile *p,
+                   uint64_t window_start_ns)
+{
+    struct profile_pprof *pp = NULL;
+    int64_t t = (int64_t)(window_start_ns / 1000000);
+    int ret;
+
+    if (u->w && t - u->flush_start_ms >= (int64_t)u->o.flush_s * 1000) {
+        ret = cut(u);
+        if (ret)
+            return ret;
+    }
+    if (!u->w) {
+        u->w = seg_writer_new(u->tenant, u->host);
+        if (!u->w)
+            return -ENOMEM;
+        u->flush_start_ms = t;
+    }
+    ret = profile_to_pprof(p, &pp);
+    if (ret)
+        return ret;
+    ret = seg_writer_add_pprof(u->w, service, profile_pprof_msg(pp), NULL, 0, t);
+    profile_pprof_free(pp);
+    if (ret == 0)
+        u->cur_samples += profile_total_samples(p);
+    return ret;
+}
+
+int seg_upload_flush(struct seg_upload *u)
+{
+    return cut(u);
+}
+
+size_t seg_upload_drain(struct seg_upload *u, unsigned timeout_ms)
+{
+    int64_t end = now_ms(CLOCK_REALTIME) + timeout_ms;
+    size_t left;
+
+    pthread_mutex_lock(&u->mu);
+    while ((u->head || u->busy) && now_ms(CLOCK_REALTIME) < end) {
+        struct timespec ts = {.tv_sec = (time_t)(end / 1000),
+                              .tv_nsec = (long)(end % 1000) * 1000000};
+        pthread_cond_timedwait(&u->idle_cv, &u->mu, &ts);
+    }
+    left = (size_t)u->st.objects_pending;
+    pthread_mutex_unlock(&u->mu);
+    return left;
+}
+
+void seg_upload_get_stats(struct seg_upload *u, struct seg_upload_stats *out)
+{
+    pthread_mutex_lock(&u->mu);
+    *out = u->st;
+    pthread_mutex_unlock(&u->mu);
+}
+
+struct seg_upload *seg_upload_new(const struct seg_upload_opts *opts, char *err, size_t errlen)
+{
+    struct seg_upload *u = calloc(1, sizeof(*u));
+
+    if (!u) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    u->o = *opts;
+    if (!u->o.flush_s)
+        u->o.flush_s = 60;
+    if (!u->o.buffer_bytes)
+        u->o.buffer_bytes = DEFAULT_BUFFER;
+    if (!u->o.spill_bytes)
+        u->o.spill_bytes = DEFAULT_SPILL;
+    u->tenant = strdup(opts->tenant ? opts->tenant : "default");
+    u->host = strdup(opts->host ? opts->host : "localhost");
+    if (opts->spill_dir) {
+        u->spill_dir = strdup(opts->spill_dir);
+        if (u->spill_dir && mkdir(u->spill_dir, 0700) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create spill directory %s: %s", opts->spill_dir,
+                     strerror(errno));
+            seg_upload_free(u, 0);
+            return NULL;
+        }
+    }
+    pthread_mutex_init(&u->mu, NULL);
+    pthread_cond_init(&u->cv, NULL);
+    pthread_cond_init(&u->idle_cv, NULL);
+    if (!u->tenant || !u->host || pthread_create(&u->thread, NULL, uploader, u) != 0) {
+        snprintf(err, errlen, "cannot start the uploader thread");
+        seg_upload_free(u, 0);
+        return NULL;
+    }
+    u->started = true;
+    return u;
+}
+
+void seg_upload_free(struct seg_upload *u, unsigned timeout_ms)
+{
+    if (!u)
+        return;
+    if (u->started) {
+        cut(u);
+        seg_upload_drain(u, timeout_ms);
+        pthread_mutex_lock(&u->mu);
+        u->stop = true;
+        pthread_cond_broadcast(&u->cv);
+        pthread_mutex_unlock(&u->mu);
+        pthread_join(u->thread, NULL);
+        /* What could not be uploaded in time survives on disk if it can. */
+        for (struct pending *p = u->head, *n; p; p = n) {
+            n = p->next;
+            if (u->spill_dir && spill_write(u, p) == 0) {
+                u->st.objects_spilled++;
+            } else {
+                u->st.objects_dropped++;
+                u->st.samples_dropped += p->nsamples;
+            }
+            pending_free(p);
+        }
+        pthread_mutex_destroy(&u->mu);
+        pthread_cond_destroy(&u->cv);
+        pthread_cond_destroy(&u->idle_cv);
+    }
+    seg_writer_free(u->w);
+    free(u->tenant);
+    free(u->host);
+    free(u->spill_dir);
+    free(u);
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * segment_upload — the agent's writer into object storage.
+ *
+ * Owns: the segment being filled (one seg_writer per flush: every window's
+ * per-service profile goes into its service's section), and the queue of
+ * finished objects waiting for upload, drained by one uploader thread.
+ *
+ * For each flush (default 60 s) the object goes to
+ * <tenant>/segments/<date>/<hour>/<host>/<start>-<hash>.seg and only then
+ * its manifest entry to <tenant>/manifest/<date>/<hour>/entries/...: a
+ * reader that finds an entry always finds its segment. Keys carry a content
+ * hash, so a retried upload rewrites the same bytes under the same key.
+ *
+ * When the store is down, objects wait in the queue (retried with
+ * exponential back-off and jitter, 1 s to 60 s) up to a memory cap; past it
+ * the oldest objects go to the spill directory when one is configured, else
+ * they are dropped and counted. Spilled objects are uploaded first when the
+ * store comes back, also after a restart.
+ */
+#ifndef STOKE_SEGMENT_UPLOAD_H
+#define STOKE_SEGMENT_UPLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "exporter/profile.h"
+#include "store/store.h"
+
+struct seg_upload_opts {
+    struct store *store; /* owned by the caller, used only by the uploader thread */
+    const char *tenant;  /* "default" when NULL */
+    const char *host;
+    unsigned flush_s;      /* 60 when 0 */
+    size_t buffer_bytes;   /* pending memory cap; 64 MiB when 0 */
+    const char *spill_dir; /* NULL: no disk spill */
+    size_t spill_bytes;    /* disk cap of the spill directory; 256 MiB when 0 */
+};
+
+struct seg_upload_stats {
+    uint64_t objects_uploaded, bytes_uploaded, entries_uploaded;
+    uint64_t objects_pending, bytes_pending;
+    uint64_t objects_spilled, objects_dropped, samples_dropped;
+    uint64_t upload_errors; /* failed attempts (each retried) */
+    uint64_t encode_errors;
+    char last_error[256];
+};
+
+struct seg_upload;
+
+/* Starts the uploader thread. NULL with a message in @err. */
+struct seg_upload *seg_upload_new(const struct seg_upload_opts *opts, char *err, size_t errlen);
+
+/* Adds one window's profile of @service (main thread). Cuts and queues
+ * the current object when its flush interval has passed. 0 or -errno. */
+int seg_upload_add(struct seg_upload *u, const char *service, const struct profile *p,
+                   uint64_t window_start_ns);
+
+/* Cuts and queues the current object now (shutdown, or a test). */
+int seg_upload_flush(struct seg_upload *u);
+
+/* Waits up to @timeout_ms for the queue to empty. Returns the number of
+ * objects still pending. */
+size_t seg_upload_drain(struct seg_upload *u, unsigned timeout_ms);
+
+void seg_upload_get_stats(struct seg_upload *u, struct seg_upload_stats *out);
+
+/* Flushes, waits up to @timeout_ms for the uploads, spills what is left
+ * when a spill directory is set, stops the thread and frees. */
+void seg_upload_free(struct seg_upload *u, unsigned timeout_ms);
+
+#endif

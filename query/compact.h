@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * compact — the job that keeps the store small and fast to read: per
+ * tenant and closed hour, it merges the hour's per-flush manifest entries
+ * into one hour manifest and the hour's sections (every host, every flush)
+ * into one block object with one section per service, deduplicating the
+ * dictionary across hosts. It also enforces retention.
+ *
+ * Order of writes, so a reader never loses data: (1) the block object,
+ * (2) the hour manifest of the next generation, whose `replaces` lists the
+ * entry objects (and the previous generation's manifest) it covers, and
+ * only then (3) deletes of what it replaced. A reader that sees both the
+ * new hour manifest and old entries ignores the replaced entries; a reader
+ * that planned before (2) still finds every object until (3).
+ *
+ * Keys: blocks go to <tenant>/blocks/<date>/<HH>/<generation>-<hash>.blk.
+ * Retention deletes every object of an hour that ended before now - age,
+ * in segments/, blocks/ and manifest/, on every run: data that arrives late
+ * for an expired hour is deleted again, never served.
+ */
+#ifndef STOKE_COMPACT_H
+#define STOKE_COMPACT_H
+
+#include <stdint.h>
+
+#include "store/store.h"
+
+struct compact_opts {
+    const char *tenant;   /* "default" when NULL */
+    int64_t now_ms;       /* 0 = the clock */
+    unsigned delay_s;     /* an hour is closed delay_s after it ends (600) */
+    unsigned retention_h; /* delete hours older than this; 0 = keep forever */
+    unsigned max_hours;   /* look back this many hours for work (48) */
+    int open_hours;       /* also compact the current, still open hour (tests,
+                             and on demand): later entries of it go into the
+                             next generation */
+};
+
+struct compact_stats {
+    uint64_t hours_compacted;
+    uint64_t entries_merged, segments_read, sections_merged;
+    uint64_t blocks_written, bytes_in, bytes_out;
+    uint64_t objects_deleted, hours_expired;
+    uint64_t errors; /* unreadable objects skipped */
+    char last_error[256];
+};
+
+/* Runs one pass. 0, or a negative errno when the store failed in a way
+ * that stopped the pass (what was done stays consistent). */
+int compact_run(struct store *st, const struct compact_opts *o, struct compact_stats *out);
+
+#endif
