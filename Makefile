@@ -41,7 +41,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 .PHONY: all deps deps-test run test test-unit test-san test-fuzz-short test-integration \
         fuzz lint format clean bench
 
-all: $(BUILD)/stoke-agent $(if $(wildcard query/main.c),$(BUILD)/stoke-query)
+all: $(BUILD)/stoke-agent $(BUILD)/stoke-query
 
 # ---- dependencies -------------------------------------------------------
 deps:
@@ -84,7 +84,19 @@ $(BUILD)/libstoke.a: $(LIB_OBJ)
 $(BUILD)/stoke-agent: $(BUILD)/obj/agent/main.o $(BUILD)/libstoke.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/stoke-query: $(BUILD)/obj/query/main.o $(BUILD)/libstoke.a
+# The web page is embedded: one C string generated from query/web/index.html
+# (no build step beyond this rule; `--web-dir` serves a file instead).
+$(BUILD)/web_index.c: query/web/index.html
+	@mkdir -p $(@D)
+	{ echo '#include <stddef.h>'; echo 'static const char page[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/\r/\\r/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; echo ';'; \
+	  echo 'const char *stoke_web_index(size_t *len);'; \
+	  echo 'const char *stoke_web_index(size_t *len) { *len = sizeof(page) - 1; return page; }'; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/web_index.o: $(BUILD)/web_index.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/stoke-query: $(BUILD)/obj/query/main.o $(BUILD)/obj/web_index.o $(BUILD)/libstoke.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -23,6 +23,9 @@ T=tests/integration
 run $T/test_errors.sh
 run $T/test_service_names.sh
 run $T/test_store_s3.sh
+run $T/test_query_api.sh
+run $T/test_e2e_s3.sh
+STOKE_QUERY_BIN=build/stoke-query run $T/test_web.sh
 if [ -x $T/test_all_accuracy.sh ]; then run $T/test_all_accuracy.sh; fi
 
 passed=0; failed=0

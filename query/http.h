@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * http — stoke-query's HTTP API (docs/api.md) on libmicrohttpd.
+ *
+ * Owns request validation and response rendering; the engine does the
+ * work. Every parameter is checked before any store access: bad input is a
+ * 4xx with {"error": "<parameter>: <problem>"}, unknown paths 404, wrong
+ * methods 405. URLs and headers are capped by the connection memory limit,
+ * POST bodies by HTTP_MAX_BODY. Routing is a plain function (http_route)
+ * so the unit tests reach it without sockets.
+ */
+#ifndef STOKE_QUERY_HTTP_H
+#define STOKE_QUERY_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "query/cache.h"
+#include "query/engine.h"
+
+#define HTTP_MAX_BODY (64 * 1024)
+
+struct http_opts {
+    const char *listen; /* "HOST:PORT", ":PORT"; port 0 = any */
+    struct engine *engine;
+    struct cache *cache; /* for /metrics; may be NULL */
+    const char *tenant;  /* default tenant */
+    const char *web_dir; /* serve WEB_DIR/index.html instead of the embedded page */
+};
+
+struct http_server;
+
+/* Starts serving on its own threads. NULL with a message in @err. */
+struct http_server *http_start(const struct http_opts *o, char *err, size_t errlen);
+/* The port actually bound (useful with port 0). */
+unsigned http_port(const struct http_server *s);
+void http_stop(struct http_server *s);
+
+struct http_response {
+    int status;
+    const char *content_type;
+    uint8_t *body; /* malloc'd */
+    size_t len;
+};
+
+/* Looks up query parameter @name (already URL-decoded), NULL when absent. */
+typedef const char *(*http_param_fn)(void *ctx, const char *name);
+
+/* Handles one request. @body is the POST body (may be NULL). */
+void http_route(struct http_server *s, const char *method, const char *path, http_param_fn param,
+                void *ctx, const uint8_t *body, size_t body_len, struct http_response *out);
+
+/* A server without a listener, for tests: routes only. */
+struct http_server *http_new_unbound(const struct http_opts *o);
+
+#endif

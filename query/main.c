@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * stoke-query — the stateless query worker (docs/api.md), and
+ * `stoke-query import`, which writes pprof files into a store.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "query/cache.h"
+#include "query/compact.h"
+#include "query/engine.h"
+#include "query/http.h"
+#include "query/import.h"
+#include "store/store.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: stoke-query --store DIR|s3://BUCKET/PREFIX [--listen ADDR] [options]\n"
+               "       stoke-query import --store URL --service NAME [--tenant T] [--host H]\n"
+               "                          [--time MS] FILE.pb.gz...\n"
+               "       stoke-query compact --store URL [--tenant T] [--retention-days N]\n"
+               "                          [--delay SEC] [--open-hours] [--every SEC] [S3 options]\n"
+               "\n"
+               "Serves the query API (docs/api.md) and the web page.\n"
+               "\n"
+               "  --store URL         directory or s3://bucket/prefix (required)\n"
+               "  --listen ADDR       HOST:PORT to listen on (default 127.0.0.1:4040)\n"
+               "  --tenant T          default tenant (default \"default\")\n"
+               "  --peers A:P,B:P     other workers to share large queries with\n"
+               "  --threads N         decode threads per query (default 2)\n"
+               "  --cache-mb N        memory cache size (default 256; 0 disables)\n"
+               "  --cache-dir DIR     disk cache directory (default none)\n"
+               "  --web-dir DIR       serve DIR/index.html instead of the embedded page\n"
+               "  --s3-endpoint URL   S3 endpoint (default AWS_ENDPOINT_URL or AWS)\n"
+               "  --s3-region R       S3 region (default AWS_REGION or us-east-1)\n"
+               "  --s3-access-key-file F, --s3-secret-key-file F\n"
+               "                      read credentials from files (default: environment,\n"
+               "                      then ~/.aws/credentials)\n"
+               "  --s3-path-style     use path-style S3 URLs\n"
+               "  -h, --help          this text\n");
+}
+
+/* Reads the first line of @path into a malloc'd string (credentials are
+ * never passed on the command line, where ps would show them). */
+static char *read_secret(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char buf[1024];
+
+    if (!f)
+        return NULL;
+    if (!fgets(buf, sizeof(buf), f))
+        buf[0] = '\0';
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return strdup(buf);
+}
+
+/*
+ * `stoke-query compact`: merges closed hours into blocks + hour manifests
+ * and applies retention (query/compact.h); once, or every --every SEC
+ * until SIGINT/SIGTERM.
+ */
+static volatile sig_atomic_t compact_stop;
+static void on_compact_signal(int sig)
+{
+    (void)sig;
+    compact_stop = 1;
+}
+
+static int cmd_compact(int argc, char **argv)
+{
+    static const struct option opts[] = {{"store", required_argument, 0, 's'},
+                                         {"tenant", required_argument, 0, 't'},
+                                         {"retention-days", required_argument, 0, 'r'},
+                                         {"delay", required_argument, 0, 'd'},
+                                         {"open-hours", no_argument, 0, 'o'},
+                                         {"every", required_argument, 0, 'e'},
+                                         {"s3-endpoint", required_argument, 0, 'E'},
+                                         {"s3-region", required_argument, 0, 'R'},
+                                         {"s3-path-style", no_argument, 0, 'P'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    struct store_opts so = {.path_style = -1};
+    struct compact_opts co = {0};
+    unsigned every = 0;
+    char err[512];
+    int c;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        char *end = NULL;
+        unsigned long v = 0;
+        if (c == 'r' || c == 'd' || c == 'e') {
+            v = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || v > 100000) {
+                fprintf(stderr, "stoke-query compact: --%s: '%s' is not a number\n",
+                        c == 'r'   ? "retention-days"
+                        : c == 'd' ? "delay"
+                                   : "every",
+                        optarg);
+                return 2;
+            }
+        }
+        switch (c) {
+        case 's':
+            so.url = optarg;
+            break;
+        case 't':
+            co.tenant = optarg;
+            break;
+        case 'r':
+            co.retention_h = (unsigned)v * 24;
+            break;
+        case 'd':
+            co.delay_s = (unsigned)v;
+            break;
+        case 'o':
+            co.open_hours = 1;
+            break;
+        case 'e':
+            every = (unsigned)v;
+            break;
+        case 'E':
+            so.endpoint = optarg;
+            break;
+        case 'R':
+            so.region = optarg;
+            break;
+        case 'P':
+            so.path_style = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!so.url) {
+        fprintf(stderr, "stoke-query compact: --store is required\n");
+        return 2;
+    }
+    struct store *st = store_open(&so, err, sizeof(err));
+    if (!st) {
+        fprintf(stderr, "stoke-query compact: %s\n", err);
+        return 1;
+    }
+    struct sigaction sa = {.sa_handler = on_compact_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int ret;
+    do {
+        struct compact_stats cs;
+        ret = compact_run(st, &co, &cs);
+        printf("compact: %llu hours compacted (%llu entries, %llu sections merged, %llu blocks, "
+               "%llu bytes read, %llu written), %llu objects deleted, %llu hours expired, "
+               "%llu errors%s%s\n",
+               (unsigned long long)cs.hours_compacted, (unsigned long long)cs.entries_merged,
+               (unsigned long long)cs.sections_merged, (unsigned long long)cs.blocks_written,
+               (unsigned long long)cs.bytes_in, (unsigned long long)cs.bytes_out,
+               (unsigned long long)cs.objects_deleted, (unsigned long long)cs.hours_expired,
+               (unsigned long long)cs.errors, cs.last_error[0] ? ": " : "", cs.last_error);
+        fflush(stdout);
+        if (ret)
+            fprintf(stderr, "stoke-query compact: %s\n", st->err[0] ? st->err : strerror(-ret));
+        for (unsigned i = 0; every && i < every * 10 && !compact_stop; i++) {
+            struct timespec ts = {0, 100000000};
+            nanosleep(&ts, NULL);
+        }
+    } while (every && !compact_stop);
+    store_close(st);
+    return ret ? 1 : 0;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    static const struct option opts[] = {{"store", required_argument, 0, 's'},
+                                         {"service", required_argument, 0, 'S'},
+                                         {"tenant", required_argument, 0, 't'},
+                                         {"host", required_argument, 0, 'H'},
+                                         {"time", required_argument, 0, 'T'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    struct import_opts io = {0};
+    struct store_opts so = {0};
+    char err[512];
+    int c, rc = 0;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            so.url = optarg;
+            break;
+        case 'S':
+            io.service = optarg;
+            break;
+        case 't':
+            io.tenant = optarg;
+            break;
+        case 'H':
+            io.host = optarg;
+            break;
+        case 'T':
+            io.time_ms = strtoll(optarg, NULL, 10);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!so.url || !io.service || optind >= argc) {
+        fprintf(stderr, "stoke-query import: --store, --service and at least one FILE are "
+                        "required\n");
+        return 2;
+    }
+    struct store *st = store_open(&so, err, sizeof(err));
+    if (!st) {
+        fprintf(stderr, "stoke-query import: %s\n", err);
+        return 1;
+    }
+    for (int i = optind; i < argc; i++) {
+        char key[1024];
+        struct import_opts one = io;
+        /* Several files of one service: one second apart, as windows. */
+        if (io.time_ms)
+            one.time_ms = io.time_ms + (int64_t)(i - optind) * 1000;
+        if (query_import_file(st, &one, argv[i], key, sizeof(key), err, sizeof(err))) {
+            fprintf(stderr, "stoke-query import: %s\n", err);
+            rc = 1;
+            continue;
+        }
+        printf("%s\n", key);
+    }
+    store_close(st);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"store", required_argument, 0, 's'},
+                                         {"listen", required_argument, 0, 'l'},
+                                         {"tenant", required_argument, 0, 't'},
+                                         {"peers", required_argument, 0, 'p'},
+                                         {"threads", required_argument, 0, 'n'},
+                                         {"cache-mb", required_argument, 0, 'c'},
+                                         {"cache-dir", required_argument, 0, 'C'},
+                                         {"web-dir", required_argument, 0, 'w'},
+                                         {"s3-endpoint", required_argument, 0, 'E'},
+                                         {"s3-region", required_argument, 0, 'R'},
+                                         {"s3-access-key-file", required_argument, 0, 'A'},
+                                         {"s3-secret-key-file", required_argument, 0, 'K'},
+                                         {"s3-path-style", no_argument, 0, 'P'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    struct store_opts so = {.path_style = -1};
+    const char *listen = "127.0.0.1:4040", *tenant = "default", *cache_dir = NULL, *web_dir = NULL,
+               *peers_arg = NULL;
+    char *ak = NULL, *sk = NULL, *peers_buf = NULL, *peers[64];
+    size_t npeers = 0;
+    long cache_mb = 256, threads = 2;
+    char err[512];
+    int c, rc = 1;
+
+    if (argc > 1 && strcmp(argv[1], "import") == 0)
+        return cmd_import(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "compact") == 0)
+        return cmd_compact(argc - 1, argv + 1);
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 's':
+            so.url = optarg;
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 't':
+            tenant = optarg;
+            break;
+        case 'p':
+            peers_arg = optarg;
+            break;
+        case 'n':
+            threads = strtol(optarg, &end, 10);
+            if (*end || threads < 1 || threads > 8) {
+                fprintf(stderr, "stoke-query: --threads must be 1..8\n");
+                return 2;
+            }
+            break;
+        case 'c':
+            cache_mb = strtol(optarg, &end, 10);
+            if (*end || cache_mb < 0 || cache_mb > 1 << 20) {
+                fprintf(stderr, "stoke-query: --cache-mb must be 0..1048576\n");
+                return 2;
+            }
+            break;
+        case 'C':
+            cache_dir = optarg;
+            break;
+        case 'w':
+            web_dir = optarg;
+            break;
+        case 'E':
+            so.endpoint = optarg;
+            break;
+        case 'R':
+            so.region = optarg;
+            break;
+        case 'A':
+            if (!(ak = read_secret(optarg))) {
+                fprintf(stderr, "stoke-query: cannot read %s\n", optarg);
+                return 2;
+            }
+            so.access_key = ak;
+            break;
+        case 'K':
+            if (!(sk = read_secret(optarg))) {
+                fprintf(stderr, "stoke-query: cannot read %s\n", optarg);
+                return 2;
+            }
+            so.secret_key = sk;
+            break;
+        case 'P':
+            so.path_style = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!so.url || optind != argc) {
+        fprintf(stderr, "stoke-query: %s\n",
+                so.url ? "unexpected arguments" : "--store is required");
+        usage(stderr);
+        return 2;
+    }
+    if (peers_arg && *peers_arg) {
+        peers_buf = strdup(peers_arg);
+        for (char *save = NULL, *tok = strtok_r(peers_buf, ",", &save); tok;
+             tok = strtok_r(NULL, ",", &save)) {
+            if (npeers == 64 || !strchr(tok, ':')) {
+                fprintf(stderr, "stoke-query: --peers: expected HOST:PORT,... (at most 64)\n");
+                free(peers_buf);
+                return 2;
+            }
+            peers[npeers++] = tok;
+        }
+    }
+    /* Block the stop signals before any thread starts so they all inherit
+     * the mask and main alone receives them through sigwait. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct store *st = store_open(&so, err, sizeof(err));
+    struct cache *cache = NULL;
+    struct engine *eng = NULL;
+    struct http_server *srv = NULL;
+    if (!st) {
+        fprintf(stderr, "stoke-query: --store %s: %s\n", so.url, err);
+        goto out;
+    }
+    if (cache_mb || cache_dir) {
+        cache = cache_new((size_t)cache_mb << 20, cache_dir);
+        if (!cache) {
+            fprintf(stderr, "stoke-query: --cache-dir %s: cannot create\n",
+                    cache_dir ? cache_dir : "");
+            goto out;
+        }
+    }
+    struct engine_opts eo = {.store = st,
+                             .cache = cache,
+                             .peers = peers,
+                             .npeers = npeers,
+                             .threads = (unsigned)threads};
+    eng = engine_new(&eo);
+    if (!eng) {
+        fprintf(stderr, "stoke-query: out of memory\n");
+        goto out;
+    }
+    struct http_opts ho = {
+        .listen = listen, .engine = eng, .cache = cache, .tenant = tenant, .web_dir = web_dir};
+    srv = http_start(&ho, err, sizeof(err));
+    if (!srv) {
+        fprintf(stderr, "stoke-query: %s\n", err);
+        goto out;
+    }
+    fprintf(stderr, "stoke-query: serving %s on port %u (store %s, %zu peers)\n", listen,
+            http_port(srv), so.url, npeers);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    fprintf(stderr, "stoke-query: %s, stopping\n", strsignal(sig));
+    rc = 0;
+out:
+    http_stop(srv);
+    engine_free(eng);
+    cache_free(cache);
+    if (st)
+        store_close(st);
+    free(peers_buf);
+    free(ak);
+    free(sk);
+    return rc;
+}

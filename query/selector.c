@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "query/selector.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/segment.h"
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -EINVAL;
+}
+
+/*
+ * The same screen as agent/labels.c applies to relabel rules (it is static
+ * there): glibc's regcomp copies the parse tree for every repetition, so
+ * stacked or nested repetitions cost memory exponentially. Estimate the
+ * expanded size and reject what would blow up; reject back-references,
+ * which make matching exponential in time (RE2 has none either).
+ */
+#define REGEX_MAX_COST  10000
+#define REGEX_MAX_DEPTH 32
+#define REGEX_MAX_LEN   1024
+
+static const char *regex_too_costly(const char *re, size_t len)
+{
+    uint64_t sum[REGEX_MAX_DEPTH];
+    uint64_t last = 0;
+    int depth = 0;
+    bool prev_quant = false;
+
+    sum[0] = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint64_t atom = 1, mult = 1;
+        bool is_atom = true, quant = false;
+
+        switch (re[i]) {
+        case '\\':
+            if (i + 1 < len && re[i + 1] >= '1' && re[i + 1] <= '9')
+                return "back-references are not supported";
+            i++;
+            break;
+        case '[': {
+            size_t j = i + 1;
+            if (j < len && re[j] == '^')
+                j++;
+            if (j < len && re[j] == ']')
+                j++;
+            while (j < len && re[j] != ']') {
+                if (re[j] == '[' && j + 1 < len &&
+                    (re[j + 1] == ':' || re[j + 1] == '.' || re[j + 1] == '=')) {
+                    char cl = re[j + 1];
+                    j += 2;
+                    while (j + 1 < len && !(re[j] == cl && re[j + 1] == ']'))
+                        j++;
+                    j++;
+                }
+                j++;
+            }
+            i = j;
+            break;
+        }
+        case '(':
+            if (depth + 1 >= REGEX_MAX_DEPTH)
+                return "too deeply nested";
+            sum[++depth] = 0;
+            last = 0;
+            is_atom = false;
+            break;
+        case ')':
+            if (depth > 0)
+                atom = sum[depth--] + 1;
+            break;
+        case '|':
+            last = 0;
+            is_atom = false;
+            break;
+        case '+':
+        case '*':
+        case '?':
+            mult = 2;
+            is_atom = false;
+            quant = true;
+            break;
+        case '{': {
+            size_t j = i + 1;
+            uint64_t n = 0, m = 0;
+            bool comma = false, m_digits = false;
+            while (j < len && re[j] >= '0' && re[j] <= '9' && n < 100000)
+                n = n * 10 + (uint64_t)(re[j++] - '0');
+            if (j < len && re[j] == ',') {
+                comma = true;
+                j++;
+                while (j < len && re[j] >= '0' && re[j] <= '9' && m < 100000) {
+                    m = m * 10 + (uint64_t)(re[j++] - '0');
+                    m_digits = true;
+                }
+            }
+            if (j >= len || re[j] != '}')
+                break;
+            i = j;
+            mult = comma && m_digits ? m : n + (comma ? 1 : 0);
+            if (mult == 0)
+                mult = 1;
+            is_atom = false;
+            quant = true;
+            break;
+        }
+        default:
+            break;
+        }
+        if (quant && prev_quant)
+            return "repeated quantifier";
+        prev_quant = quant;
+        if (is_atom) {
+            sum[depth] += atom;
+            last = atom;
+        } else if (mult > 1) {
+            sum[depth] -= last;
+            last *= mult;
+            sum[depth] += last;
+        }
+        if (last > REGEX_MAX_COST || sum[depth] > REGEX_MAX_COST)
+            return "too complex (nested or stacked repetitions)";
+    }
+    return NULL;
+}
+
+/* Compiles ^(@re)$. The bare expression is compiled first so an unbalanced
+ * ")" cannot close the wrapper's group and change the anchoring. */
+static int compile_anchored(const char *re, regex_t *out, size_t off, char *err, size_t errlen)
+{
+    char msg[128], *w;
+    regex_t bare;
+    size_t nsub;
+    int rc;
+
+    if (strlen(re) > REGEX_MAX_LEN)
+        return fail(err, errlen, "regex at offset %zu longer than %d bytes", off, REGEX_MAX_LEN);
+    const char *why = regex_too_costly(re, strlen(re));
+    if (why)
+        return fail(err, errlen, "bad regex at offset %zu: %s", off, why);
+    rc = regcomp(&bare, re, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        regerror(rc, &bare, msg, sizeof(msg));
+        return fail(err, errlen, "bad regex at offset %zu: %s", off, msg);
+    }
+    nsub = bare.re_nsub;
+    regfree(&bare);
+    if (asprintf(&w, "^(%s)$", re) < 0)
+        return -ENOMEM;
+    rc = regcomp(out, w, REG_EXTENDED);
+    free(w);
+    if (rc != 0 || out->re_nsub != nsub + 1) {
+        if (rc == 0)
+            regfree(out);
+        return fail(err, errlen, "bad regex at offset %zu: unbalanced parentheses", off);
+    }
+    return 0;
+}
+
+static bool is_name_start(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static bool is_name_char(char c)
+{
+    return is_name_start(c) || (c >= '0' && c <= '9');
+}
+
+static void skip_ws(const char *s, size_t *i)
+{
+    while (s[*i] == ' ' || s[*i] == '\t' || s[*i] == '\n' || s[*i] == '\r')
+        (*i)++;
+}
+
+void selector_free(struct selector *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->m[i].name);
+        free(s->m[i].value);
+        if (s->m[i].has_re)
+            regfree(&s->m[i].re);
+    }
+    free(s->m);
+    free(s);
+}
+
+/* Parses a double-quoted string at s[*i] into a malloc'd *out. */
+static int parse_string(const char *s, size_t *i, char **out, char *err, size_t errlen)
+{
+    size_t start = *i, n = 0;
+    char *v;
+
+    if (s[*i] != '"')
+        return fail(err, errlen, "expected '\"' to open the value at offset %zu", *i);
+    v = malloc(strlen(s + *i) + 1);
+    if (!v)
+        return -ENOMEM;
+    (*i)++;
+    for (;;) {
+        char c = s[*i];
+        if (c == '\0') {
+            free(v);
+            return fail(err, errlen, "unterminated string starting at offset %zu", start);
+        }
+        if (c == '"')
+            break;
+        if (c == '\\') {
+            char e = s[*i + 1];
+            if (e == '"' || e == '\\')
+                v[n++] = e;
+            else if (e == 'n')
+                v[n++] = '\n';
+            else if (e == 't')
+                v[n++] = '\t';
+            else {
+                /* Keep other escapes verbatim so regexes like "a\.b" read
+                 * the way users write them in Prometheus. */
+                if (e == '\0') {
+                    free(v);
+                    return fail(err, errlen, "unterminated string starting at offset %zu", start);
+                }
+                v[n++] = '\\';
+                v[n++] = e;
+            }
+            *i += 2;
+            continue;
+        }
+        if ((unsigned char)c < 0x20 && c != '\t') {
+            free(v);
+            return fail(err, errlen, "control character in string at offset %zu", *i);
+        }
+        v[n++] = c;
+        (*i)++;
+    }
+    (*i)++;
+    v[n] = '\0';
+    *out = v;
+    return 0;
+}
+
+int selector_parse(const char *text, struct selector **out, char *err, size_t errlen)
+{
+    struct selector *sel;
+    size_t i = 0;
+    int rc;
+
+    *out = NULL;
+    if (!text)
+        text = "";
+    if (strlen(text) > SELECTOR_MAX_LEN)
+        return fail(err, errlen, "longer than %d bytes", SELECTOR_MAX_LEN);
+    sel = calloc(1, sizeof(*sel));
+    if (!sel)
+        return -ENOMEM;
+    skip_ws(text, &i);
+    if (text[i] == '\0') {
+        *out = sel;
+        return 0;
+    }
+    if (text[i] != '{') {
+        rc = fail(err, errlen, "expected '{' at offset %zu", i);
+        goto bad;
+    }
+    i++;
+    for (;;) {
+        struct sel_matcher m = {0};
+        size_t name_at, val_at;
+
+        skip_ws(text, &i);
+        if (text[i] == '}') {
+            i++;
+            break;
+        }
+        if (!is_name_start(text[i])) {
+            rc = text[i] ? fail(err, errlen, "expected a label name or '}' at offset %zu", i)
+                         : fail(err, errlen, "expected '}' at offset %zu (end of input)", i);
+            goto bad;
+        }
+        if (sel->n == SELECTOR_MAX_MATCHERS) {
+            rc = fail(err, errlen, "more than %d matchers at offset %zu", SELECTOR_MAX_MATCHERS, i);
+            goto bad;
+        }
+        name_at = i;
+        while (is_name_char(text[i]))
+            i++;
+        skip_ws(text, &i);
+        if (text[i] == '=' && text[i + 1] == '~') {
+            m.op = SEL_RE;
+            i += 2;
+        } else if (text[i] == '!' && text[i + 1] == '~') {
+            m.op = SEL_NRE;
+            i += 2;
+        } else if (text[i] == '!' && text[i + 1] == '=') {
+            m.op = SEL_NE;
+            i += 2;
+        } else if (text[i] == '=') {
+            m.op = SEL_EQ;
+            i += 1;
+        } else {
+            rc = fail(err, errlen,
+                      "expected '=', '!=', '=~' or '!~' after label name at offset %zu", i);
+            goto bad;
+        }
+        skip_ws(text, &i);
+        val_at = i;
+        /* Reserve the slot first so everything parsed is freed on error. */
+        struct sel_matcher *nm = realloc(sel->m, (sel->n + 1) * sizeof(*nm));
+        if (!nm) {
+            rc = -ENOMEM;
+            goto bad;
+        }
+        sel->m = nm;
+        sel->m[sel->n] = m;
+        struct sel_matcher *cur = &sel->m[sel->n++];
+        size_t nl = name_at;
+        while (is_name_char(text[nl]))
+            nl++;
+        cur->name = strndup(text + name_at, nl - name_at);
+        if (!cur->name) {
+            rc = -ENOMEM;
+            goto bad;
+        }
+        rc = parse_string(text, &i, &cur->value, err, errlen);
+        if (rc)
+            goto bad;
+        if (cur->op == SEL_RE || cur->op == SEL_NRE) {
+            rc = compile_anchored(cur->value, &cur->re, val_at, err, errlen);
+            if (rc)
+                goto bad;
+            cur->has_re = true;
+        }
+        skip_ws(text, &i);
+        if (text[i] == ',') {
+            i++;
+            continue;
+        }
+        if (text[i] == '}') {
+            i++;
+            break;
+        }
+        rc = fail(err, errlen, "expected ',' or '}' at offset %zu%s", i,
+                  text[i] ? "" : " (end of input)");
+        goto bad;
+    }
+    skip_ws(text, &i);
+    if (text[i] != '\0') {
+        rc = fail(err, errlen, "unexpected text after '}' at offset %zu", i);
+        goto bad;
+    }
+    *out = sel;
+    return 0;
+bad:
+    selector_free(sel);
+    return rc;
+}
+
+bool sel_matcher_match(const struct sel_matcher *m, const char *value)
+{
+    if (!value)
+        value = "";
+    switch (m->op) {
+    case SEL_EQ:
+        return strcmp(value, m->value) == 0;
+    case SEL_NE:
+        return strcmp(value, m->value) != 0;
+    case SEL_RE:
+        return regexec(&m->re, value, 0, NULL, 0) == 0;
+    case SEL_NRE:
+        return regexec(&m->re, value, 0, NULL, 0) != 0;
+    }
+    return false;
+}
+
+const struct sel_matcher *selector_find(const struct selector *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->m[i].name, name) == 0)
+            return &s->m[i];
+    return NULL;
+}
+
+bool selector_match_labels(const struct selector *s, const char *const *names,
+                           const char *const *values, size_t n)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const char *v = NULL;
+        for (size_t j = 0; j < n; j++)
+            if (strcmp(names[j], s->m[i].name) == 0) {
+                v = values[j];
+                break;
+            }
+        if (!sel_matcher_match(&s->m[i], v))
+            return false;
+    }
+    return true;
+}
+
+long selector_match_section(const struct selector *s, const struct seg_section *sec,
+                            const char *service, const char *host, uint8_t *mask)
+{
+    long matched = 0;
+    uint32_t *name_id;
+    int8_t *memo; /* per (matcher, string id): -1 unknown, 0/1 known */
+    int8_t *missing;
+
+    if (s->n == 0) {
+        memset(mask, 1, sec->nseries);
+        return (long)sec->nseries;
+    }
+    name_id = malloc(s->n * sizeof(*name_id));
+    missing = malloc(s->n);
+    memo = malloc((size_t)s->n * sec->nstrings);
+    if (!name_id || !memo || !missing) {
+        free(name_id);
+        free(memo);
+        free(missing);
+        return -ENOMEM;
+    }
+    memset(memo, -1, (size_t)s->n * sec->nstrings);
+    for (size_t k = 0; k < s->n; k++) {
+        const char *dflt = NULL;
+        name_id[k] = UINT32_MAX;
+        for (uint32_t j = 1; j < sec->nstrings; j++)
+            if (strcmp(sec->strings[j], s->m[k].name) == 0) {
+                name_id[k] = j;
+                break;
+            }
+        if (strcmp(s->m[k].name, "service_name") == 0)
+            dflt = service;
+        else if (strcmp(s->m[k].name, "host_name") == 0)
+            dflt = host;
+        missing[k] = (int8_t)sel_matcher_match(&s->m[k], dflt);
+    }
+    for (uint32_t i = 0; i < sec->nseries; i++) {
+        const uint32_t *lab = sec->series_labels + 2 * (size_t)sec->series_off[i];
+        uint32_t nl = sec->series_off[i + 1] - sec->series_off[i];
+        bool ok = true;
+
+        for (size_t k = 0; k < s->n && ok; k++) {
+            uint32_t v = UINT32_MAX;
+            if (name_id[k] != UINT32_MAX)
+                for (uint32_t j = 0; j < nl; j++)
+                    if (lab[2 * j] == name_id[k]) {
+                        v = lab[2 * j + 1];
+                        break;
+                    }
+            if (v == UINT32_MAX) {
+                ok = missing[k];
+                continue;
+            }
+            int8_t *r = &memo[k * sec->nstrings + v];
+            if (*r < 0)
+                *r = (int8_t)sel_matcher_match(&s->m[k], sec->strings[v]);
+            ok = *r;
+        }
+        mask[i] = ok;
+        matched += ok;
+    }
+    free(name_id);
+    free(memo);
+    free(missing);
+    return matched;
+}

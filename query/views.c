@@ -1,0 +1,619 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "query/views.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "profile.pb-c.h"
+
+/* ---- JSON output ------------------------------------------------------- */
+
+void sbuf_put(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void sbuf_printf(struct sbuf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof(tmp)) {
+        sbuf_put(b, tmp, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        b->oom = true;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sbuf_put(b, big, (size_t)n);
+    free(big);
+}
+
+/* Length of the valid UTF-8 sequence at @s, 0 if invalid. */
+static size_t utf8_len(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))
+            return 0;
+        return 3;
+    }
+    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+            return 0;
+        if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+void sbuf_json_str(struct sbuf *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    sbuf_put(b, "\"", 1);
+    while (*p) {
+        size_t run = 0;
+        while (p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
+            run++;
+        if (run) {
+            sbuf_put(b, (const char *)p, run);
+            p += run;
+            continue;
+        }
+        if (*p == '"' || *p == '\\') {
+            char e[2] = {'\\', (char)*p};
+            sbuf_put(b, e, 2);
+            p++;
+        } else if (*p < 0x20) {
+            sbuf_printf(b, "\\u%04x", *p);
+            p++;
+        } else {
+            size_t n = utf8_len(p);
+            if (n) {
+                sbuf_put(b, (const char *)p, n);
+                p += n;
+            } else {
+                sbuf_put(b, "\xef\xbf\xbd", 3);
+                p++;
+            }
+        }
+    }
+    sbuf_put(b, "\"", 1);
+}
+
+/* ---- top --------------------------------------------------------------- */
+
+static int cmp_top(const void *a, const void *b, void *ctx)
+{
+    const struct mprof *p = ctx;
+    const struct top_row *x = a, *y = b;
+    if (x->self != y->self)
+        return x->self > y->self ? -1 : 1;
+    if (x->total != y->total)
+        return x->total > y->total ? -1 : 1;
+    return strcmp(mstr_get(&p->str, x->name), mstr_get(&p->str, y->name));
+}
+
+int view_top(const struct mprof *p, uint32_t col, struct top_row **rows, size_t *n, int64_t *total)
+{
+    uint32_t nn = p->str.n;
+    int64_t *self = calloc(nn + 1, sizeof(*self)), *tot = calloc(nn + 1, sizeof(*tot));
+    uint32_t *stamp = calloc(nn + 1, sizeof(*stamp));
+    struct top_row *r = NULL;
+    size_t k = 0;
+    int64_t sum = 0;
+
+    *rows = NULL;
+    *n = 0;
+    if (!self || !tot || !stamp)
+        goto oom;
+    for (uint32_t s = 0; s < p->nstacks; s++) {
+        int64_t v = p->vals[(size_t)s * p->ntypes + col];
+        const uint32_t *f = mprof_stack_frames(p, s);
+        uint32_t d = mprof_stack_len(p, s);
+        if (v == 0 || d == 0)
+            continue;
+        MPROF_ADD(sum, v);
+        MPROF_ADD(self[f[0]], v);
+        for (uint32_t i = 0; i < d; i++)
+            if (stamp[f[i]] != s + 1) {
+                stamp[f[i]] = s + 1; /* recursion counted once per stack */
+                MPROF_ADD(tot[f[i]], v);
+            }
+    }
+    r = malloc((nn + 1) * sizeof(*r));
+    if (!r)
+        goto oom;
+    for (uint32_t i = 0; i < nn; i++)
+        if (tot[i] != 0 || self[i] != 0)
+            r[k++] = (struct top_row){.name = i, .self = self[i], .total = tot[i]};
+    qsort_r(r, k, sizeof(*r), cmp_top, (void *)p);
+    free(self);
+    free(tot);
+    free(stamp);
+    *rows = r;
+    *n = k;
+    *total = sum;
+    return 0;
+oom:
+    free(self);
+    free(tot);
+    free(stamp);
+    free(r);
+    return -ENOMEM;
+}
+
+/* ---- flame graph ------------------------------------------------------- */
+
+struct fnode {
+    uint32_t name, parent;
+    uint32_t first_child, next_sibling;
+    uint32_t nchildren, unselected;
+    int64_t self, total;
+    uint32_t child_start, child_count; /* into the sorted selected list */
+    bool selected;
+};
+
+struct ftree {
+    struct fnode *n;
+    uint32_t count, cap;
+    uint32_t *slots; /* (parent, name) -> node */
+    uint32_t nslots;
+};
+
+static uint64_t pair_hash(uint32_t a, uint32_t b)
+{
+    uint64_t h = ((uint64_t)a << 32 | b) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 29);
+}
+
+static int ftree_grow_slots(struct ftree *t)
+{
+    uint32_t ns = t->nslots ? t->nslots * 2 : 1024;
+    uint32_t *sl = malloc((size_t)ns * sizeof(*sl));
+
+    if (!sl)
+        return -ENOMEM;
+    memset(sl, 0xff, (size_t)ns * sizeof(*sl));
+    for (uint32_t i = 1; i < t->count; i++) {
+        uint32_t j = (uint32_t)pair_hash(t->n[i].parent, t->n[i].name) & (ns - 1);
+        while (sl[j] != UINT32_MAX)
+            j = (j + 1) & (ns - 1);
+        sl[j] = i;
+    }
+    free(t->slots);
+    t->slots = sl;
+    t->nslots = ns;
+    return 0;
+}
+
+static uint32_t ftree_child(struct ftree *t, uint32_t parent, uint32_t name)
+{
+    uint32_t j;
+
+    if (t->nslots)
+        for (j = (uint32_t)pair_hash(parent, name) & (t->nslots - 1); t->slots[j] != UINT32_MAX;
+             j = (j + 1) & (t->nslots - 1)) {
+            struct fnode *c = &t->n[t->slots[j]];
+            if (c->parent == parent && c->name == name)
+                return t->slots[j];
+        }
+    if ((uint64_t)(t->count + 1) * 2 > t->nslots && ftree_grow_slots(t))
+        return UINT32_MAX;
+    if (t->count == t->cap) {
+        uint32_t cap = t->cap * 2;
+        struct fnode *nn = realloc(t->n, (size_t)cap * sizeof(*nn));
+        if (!nn)
+            return UINT32_MAX;
+        t->n = nn;
+        t->cap = cap;
+    }
+    uint32_t id = t->count++;
+    t->n[id] = (struct fnode){.name = name,
+                              .parent = parent,
+                              .first_child = UINT32_MAX,
+                              .next_sibling = t->n[parent].first_child};
+    t->n[parent].first_child = id;
+    t->n[parent].nchildren++;
+    for (j = (uint32_t)pair_hash(parent, name) & (t->nslots - 1); t->slots[j] != UINT32_MAX;
+         j = (j + 1) & (t->nslots - 1))
+        ;
+    t->slots[j] = id;
+    return id;
+}
+
+/* Max-heap of node ids by (total desc, name asc). */
+struct heap {
+    uint32_t *v;
+    size_t n;
+};
+
+static bool heap_before(const struct ftree *t, const struct mprof *p, uint32_t a, uint32_t b)
+{
+    if (t->n[a].total != t->n[b].total)
+        return t->n[a].total > t->n[b].total;
+    int c = strcmp(mstr_get(&p->str, t->n[a].name), mstr_get(&p->str, t->n[b].name));
+    return c != 0 ? c < 0 : a < b;
+}
+
+static void heap_push(struct heap *h, const struct ftree *t, const struct mprof *p, uint32_t x)
+{
+    size_t i = h->n++;
+    h->v[i] = x;
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (!heap_before(t, p, h->v[i], h->v[up]))
+            break;
+        uint32_t tmp = h->v[i];
+        h->v[i] = h->v[up];
+        h->v[up] = tmp;
+        i = up;
+    }
+}
+
+static uint32_t heap_pop(struct heap *h, const struct ftree *t, const struct mprof *p)
+{
+    uint32_t top = h->v[0];
+    size_t i = 0;
+
+    h->v[0] = h->v[--h->n];
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < h->n && heap_before(t, p, h->v[l], h->v[m]))
+            m = l;
+        if (r < h->n && heap_before(t, p, h->v[r], h->v[m]))
+            m = r;
+        if (m == i)
+            break;
+        uint32_t tmp = h->v[i];
+        h->v[i] = h->v[m];
+        h->v[m] = tmp;
+        i = m;
+    }
+    return top;
+}
+
+struct sel_ctx {
+    const struct ftree *t;
+    const struct mprof *p;
+};
+
+static int cmp_sel(const void *a, const void *b, void *ctx)
+{
+    const struct sel_ctx *c = ctx;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    const struct fnode *nx = &c->t->n[x], *ny = &c->t->n[y];
+    if (nx->parent != ny->parent)
+        return nx->parent < ny->parent ? -1 : 1;
+    if (x == y)
+        return 0;
+    return heap_before(c->t, c->p, x, y) ? -1 : 1;
+}
+
+static void emit_node(struct sbuf *o, const struct mprof *p, const char *name, int64_t self,
+                      int64_t total)
+{
+    sbuf_put(o, "{\"name\":", 8);
+    sbuf_json_str(o, name);
+    sbuf_printf(o, ",\"self\":%lld,\"total\":%lld,\"children\":[", (long long)self,
+                (long long)total);
+}
+
+int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct sbuf *out)
+{
+    struct ftree t = {0};
+    struct heap h = {0};
+    uint32_t *sel = NULL, nsel = 0;
+    struct {
+        uint32_t node, next;
+    } *stk = NULL;
+    int rc = -ENOMEM;
+
+    t.cap = 1024;
+    t.n = malloc(t.cap * sizeof(*t.n));
+    if (!t.n)
+        goto out;
+    t.count = 1;
+    t.n[0] = (struct fnode){
+        .name = 0, .parent = UINT32_MAX, .first_child = UINT32_MAX, .next_sibling = UINT32_MAX};
+    for (uint32_t s = 0; s < p->nstacks; s++) {
+        int64_t v = p->vals[(size_t)s * p->ntypes + col];
+        const uint32_t *f = mprof_stack_frames(p, s);
+        uint32_t d = mprof_stack_len(p, s), node = 0;
+        if (v == 0)
+            continue;
+        MPROF_ADD(t.n[0].total, v);
+        for (uint32_t k = d; k-- > 0;) {
+            node = ftree_child(&t, node, f[k]);
+            if (node == UINT32_MAX)
+                goto out;
+            MPROF_ADD(t.n[node].total, v);
+        }
+        MPROF_ADD(t.n[node].self, v);
+    }
+    /* Greedy selection by total from the root: a node is taken only with
+     * its parent, and the budget counts the "other" node each parent with
+     * cut children needs. */
+    h.v = malloc((size_t)t.count * sizeof(*h.v));
+    sel = malloc((size_t)t.count * sizeof(*sel));
+    stk = malloc((size_t)t.count * sizeof(*stk));
+    if (!h.v || !sel || !stk)
+        goto out;
+    for (uint32_t i = 0; i < t.count; i++)
+        t.n[i].unselected = t.n[i].nchildren;
+    t.n[0].selected = true;
+    uint64_t used = 1, others = t.n[0].nchildren ? 1 : 0;
+    for (uint32_t c = t.n[0].first_child; c != UINT32_MAX; c = t.n[c].next_sibling)
+        heap_push(&h, &t, p, c);
+    while (h.n) {
+        uint32_t x = heap_pop(&h, &t, p);
+        struct fnode *par = &t.n[t.n[x].parent];
+        uint64_t o2 = others - (par->unselected == 1 ? 1 : 0) + (t.n[x].nchildren ? 1 : 0);
+        if (used + 1 + o2 > max_nodes)
+            break;
+        t.n[x].selected = true;
+        par->unselected--;
+        used++;
+        others = o2;
+        sel[nsel++] = x;
+        for (uint32_t c = t.n[x].first_child; c != UINT32_MAX; c = t.n[c].next_sibling)
+            heap_push(&h, &t, p, c);
+    }
+    struct sel_ctx sc = {&t, p};
+    qsort_r(sel, nsel, sizeof(*sel), cmp_sel, &sc);
+    for (uint32_t i = 0; i < nsel; i++) {
+        struct fnode *par = &t.n[t.n[sel[i]].parent];
+        if (par->child_count++ == 0)
+            par->child_start = i;
+    }
+    /* When not even one "other" fits (max_nodes 1), the root keeps what
+     * was cut as its own self so its total still adds up. */
+    bool root_absorbs = used + others > max_nodes;
+    int64_t root_self = t.n[0].self;
+    if (root_absorbs)
+        root_self = t.n[0].total;
+    sbuf_printf(out, "{\"total\":%lld,\"tree\":", (long long)t.n[0].total);
+    emit_node(out, p, "total", root_self, t.n[0].total);
+    size_t sp = 0;
+    stk[sp].node = 0;
+    stk[sp].next = 0;
+    sp++;
+    while (sp) {
+        uint32_t nd = stk[sp - 1].node;
+        struct fnode *fn = &t.n[nd];
+        if (stk[sp - 1].next < fn->child_count) {
+            uint32_t c = sel[fn->child_start + stk[sp - 1].next++];
+            if (stk[sp - 1].next > 1)
+                sbuf_put(out, ",", 1);
+            emit_node(out, p, mstr_get(&p->str, t.n[c].name), t.n[c].self, t.n[c].total);
+            stk[sp].node = c;
+            stk[sp].next = 0;
+            sp++;
+            continue;
+        }
+        if (fn->unselected && !(nd == 0 && root_absorbs)) {
+            uint64_t ucut = (uint64_t)fn->total - (uint64_t)fn->self;
+            for (uint32_t i = 0; i < fn->child_count; i++)
+                ucut -= (uint64_t)t.n[sel[fn->child_start + i]].total;
+            int64_t cut = (int64_t)ucut;
+            if (fn->child_count)
+                sbuf_put(out, ",", 1);
+            sbuf_printf(out, "{\"name\":\"other\",\"self\":%lld,\"total\":%lld,\"children\":[]}",
+                        (long long)cut, (long long)cut);
+        }
+        sbuf_put(out, "]}", 2);
+        sp--;
+    }
+    rc = out->oom ? -ENOMEM : 0;
+out:
+    free(t.n);
+    free(t.slots);
+    free(h.v);
+    free(sel);
+    free(stk);
+    return rc;
+}
+
+/* ---- pprof export ------------------------------------------------------ */
+
+int view_pprof(const struct mprof *p, int64_t time_ms, int64_t duration_ms, uint8_t **buf,
+               size_t *len)
+{
+    Perftools__Profiles__Profile pr = PERFTOOLS__PROFILES__PROFILE__INIT;
+    Perftools__Profiles__ValueType vt[MPROF_MAX_TYPES], *vtp[MPROF_MAX_TYPES], period_vt;
+    uint32_t cols[MPROF_MAX_TYPES], ncols = 0;
+    Perftools__Profiles__Function *fns = NULL, **fnp = NULL;
+    Perftools__Profiles__Location *locs = NULL, **locp = NULL;
+    Perftools__Profiles__Line *lines = NULL, **linep = NULL;
+    Perftools__Profiles__Sample *smp = NULL, **smpp = NULL;
+    uint64_t *locids = NULL;
+    int64_t *values = NULL;
+    uint8_t *raw = NULL, *gz = NULL;
+    uint8_t *used = NULL;
+    uint32_t *fid = NULL, nf = 0, ns = 0;
+    int rc = -ENOMEM;
+
+    for (uint32_t c = 0; c < p->ntypes; c++)
+        if (p->type_type[c] != MPROF_NONE) {
+            perftools__profiles__value_type__init(&vt[ncols]);
+            vt[ncols].type = p->type_type[c];
+            vt[ncols].unit = p->type_unit[c];
+            vtp[ncols] = &vt[ncols];
+            cols[ncols++] = c;
+        }
+    if (ncols == 0) { /* empty selection: still a valid profile */
+        perftools__profiles__value_type__init(&vt[0]);
+        vtp[0] = &vt[0];
+        cols[0] = 0;
+        ncols = 1;
+    }
+    pr.n_sample_type = ncols;
+    pr.sample_type = vtp;
+    perftools__profiles__value_type__init(&period_vt);
+    if (p->period_type != MPROF_NONE) {
+        period_vt.type = p->period_type;
+        period_vt.unit = p->period_unit;
+        pr.period_type = &period_vt;
+        pr.period = p->period;
+    }
+    pr.time_nanos = time_ms * 1000000;
+    pr.duration_nanos = duration_ms * 1000000;
+    pr.n_string_table = p->str.n;
+    pr.string_table = malloc(((size_t)p->str.n + 1) * sizeof(char *));
+    used = calloc((size_t)p->str.n + 1, 1);
+    fid = calloc((size_t)p->str.n + 1, sizeof(*fid));
+    if (!pr.string_table || !used || !fid)
+        goto out;
+    for (uint32_t i = 0; i < p->str.n; i++)
+        pr.string_table[i] = (char *)mstr_get(&p->str, i);
+    for (uint32_t s = 0; s < p->nstacks; s++)
+        for (uint32_t k = 0; k < mprof_stack_len(p, s); k++)
+            used[mprof_stack_frames(p, s)[k]] = 1;
+    for (uint32_t i = 0; i < p->str.n; i++)
+        if (used[i])
+            fid[i] = ++nf;
+    fns = calloc(nf + 1, sizeof(*fns));
+    fnp = calloc(nf + 1, sizeof(*fnp));
+    locs = calloc(nf + 1, sizeof(*locs));
+    locp = calloc(nf + 1, sizeof(*locp));
+    lines = calloc(nf + 1, sizeof(*lines));
+    linep = calloc(nf + 1, sizeof(*linep));
+    smp = calloc((size_t)p->nstacks + 1, sizeof(*smp));
+    smpp = calloc((size_t)p->nstacks + 1, sizeof(*smpp));
+    locids = calloc(p->nframes + 1, sizeof(*locids));
+    values = calloc((size_t)p->nstacks * ncols + 1, sizeof(*values));
+    if (!fns || !fnp || !locs || !locp || !lines || !linep || !smp || !smpp || !locids || !values)
+        goto out;
+    for (uint32_t i = 0; i < p->str.n; i++) {
+        if (!used[i])
+            continue;
+        uint32_t k = fid[i] - 1;
+        perftools__profiles__function__init(&fns[k]);
+        fns[k].id = fid[i];
+        fns[k].name = i;
+        fns[k].system_name = i;
+        fnp[k] = &fns[k];
+        perftools__profiles__line__init(&lines[k]);
+        lines[k].function_id = fid[i];
+        linep[k] = &lines[k];
+        perftools__profiles__location__init(&locs[k]);
+        locs[k].id = fid[i];
+        locs[k].n_line = 1;
+        locs[k].line = &linep[k];
+        locp[k] = &locs[k];
+    }
+    pr.n_function = nf;
+    pr.function = fnp;
+    pr.n_location = nf;
+    pr.location = locp;
+    for (uint32_t s = 0; s < p->nstacks; s++) {
+        bool any = false;
+        for (uint32_t c = 0; c < ncols; c++) {
+            values[(size_t)ns * ncols + c] = p->vals[(size_t)s * p->ntypes + cols[c]];
+            any |= values[(size_t)ns * ncols + c] != 0;
+        }
+        if (!any)
+            continue;
+        perftools__profiles__sample__init(&smp[ns]);
+        const uint32_t *f = mprof_stack_frames(p, s);
+        uint64_t *li = locids + p->stk_off[s];
+        for (uint32_t k = 0; k < mprof_stack_len(p, s); k++)
+            li[k] = fid[f[k]];
+        smp[ns].n_location_id = mprof_stack_len(p, s);
+        smp[ns].location_id = li;
+        smp[ns].n_value = ncols;
+        smp[ns].value = values + (size_t)ns * ncols;
+        smpp[ns] = &smp[ns];
+        ns++;
+    }
+    pr.n_sample = ns;
+    pr.sample = smpp;
+    size_t rawlen = perftools__profiles__profile__get_packed_size(&pr);
+    raw = malloc(rawlen + 1);
+    if (!raw)
+        goto out;
+    perftools__profiles__profile__pack(&pr, raw);
+    {
+        z_stream z = {0};
+        uLong bound;
+        if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+            Z_OK)
+            goto out;
+        bound = deflateBound(&z, rawlen) + 32;
+        gz = malloc(bound);
+        if (!gz) {
+            deflateEnd(&z);
+            goto out;
+        }
+        z.next_in = raw;
+        z.avail_in = (uInt)rawlen;
+        z.next_out = gz;
+        z.avail_out = (uInt)bound;
+        int zr = deflate(&z, Z_FINISH);
+        size_t outlen = z.total_out;
+        deflateEnd(&z);
+        if (zr != Z_STREAM_END) {
+            rc = -EIO;
+            goto out;
+        }
+        *buf = gz;
+        *len = outlen;
+        gz = NULL;
+    }
+    rc = 0;
+out:
+    free(pr.string_table);
+    free(used);
+    free(fid);
+    free(fns);
+    free(fnp);
+    free(locs);
+    free(locp);
+    free(lines);
+    free(linep);
+    free(smp);
+    free(smpp);
+    free(locids);
+    free(values);
+    free(raw);
+    free(gz);
+    return rc;
+}

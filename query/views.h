@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * views — what a merged profile looks like to users: top functions, the
+ * flame graph tree (cut to max_nodes, with "other" nodes keeping totals
+ * consistent), a diff of two profiles, and a gzip pprof export; plus the
+ * small JSON writer they share.
+ *
+ * Trees are built and printed iteratively (explicit stacks), never by
+ * recursion, so a hostile stack depth costs memory, not the C stack.
+ */
+#ifndef STOKE_QUERY_VIEWS_H
+#define STOKE_QUERY_VIEWS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "query/mprof.h"
+
+/* A growing string; oom latches and drops further writes. */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+void sbuf_put(struct sbuf *b, const char *s, size_t n);
+void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends @s as a JSON string literal (quoted, escaped, invalid UTF-8 as U+FFFD). */
+void sbuf_json_str(struct sbuf *b, const char *s);
+
+struct top_row {
+    uint32_t name; /* string id in the mprof */
+    int64_t self, total;
+};
+
+/* Self and total of every function in column @col, sorted by self, total,
+ * then name. Allocates *rows. Returns 0 or -ENOMEM. */
+int view_top(const struct mprof *p, uint32_t col, struct top_row **rows, size_t *n, int64_t *total);
+
+/* Writes the flame graph JSON object ({"total":..., "tree": {...}}, no
+ * closing brace, so the caller can append stats) into @out. */
+int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct sbuf *out);
+
+/* The gzip-compressed pprof of @p (every named column). Allocates *buf. */
+int view_pprof(const struct mprof *p, int64_t time_ms, int64_t duration_ms, uint8_t **buf,
+               size_t *len);
+
+#endif
