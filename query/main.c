@@ -14,6 +14,7 @@
 
 #include "query/cache.h"
 #include "query/compact.h"
+#include "query/generate.h"
 #include "query/engine.h"
 #include "query/http.h"
 #include "query/import.h"
@@ -26,6 +27,8 @@ static void usage(FILE *f)
                "                          [--time MS] FILE.pb.gz...\n"
                "       stoke-query compact --store URL [--tenant T] [--retention-days N]\n"
                "                          [--delay SEC] [--open-hours] [--every SEC] [S3 options]\n"
+               "       stoke-query generate --store DIR --hosts N --services M --hours T\n"
+               "                          [--compacted] [--flush SEC] [--start MS] FILE.pb.gz...\n"
                "\n"
                "Serves the query API (docs/api.md) and the web page.\n"
                "\n"
@@ -180,6 +183,103 @@ static int cmd_compact(int argc, char **argv)
     return ret ? 1 : 0;
 }
 
+/* `stoke-query generate`: the fleet generator (query/generate.h). */
+static int cmd_generate(int argc, char **argv)
+{
+    static const struct option opts[] = {{"store", required_argument, 0, 's'},
+                                         {"tenant", required_argument, 0, 't'},
+                                         {"hosts", required_argument, 0, 'H'},
+                                         {"services", required_argument, 0, 'S'},
+                                         {"hours", required_argument, 0, 'T'},
+                                         {"flush", required_argument, 0, 'f'},
+                                         {"start", required_argument, 0, 'b'},
+                                         {"seed", required_argument, 0, 'r'},
+                                         {"compacted", no_argument, 0, 'c'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    struct store_opts so = {.path_style = -1};
+    struct generate_opts go = {0};
+    char err[512];
+    int c;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        char *end = NULL;
+        long long v = 0;
+        if (c != 's' && c != 't' && c != 'c' && c != 'h' && c != '?') {
+            v = strtoll(optarg, &end, 10);
+            if (!*optarg || *end || v < 0) {
+                fprintf(stderr, "stoke-query generate: '%s' is not a number\n", optarg);
+                return 2;
+            }
+        }
+        switch (c) {
+        case 's':
+            so.url = optarg;
+            break;
+        case 't':
+            go.tenant = optarg;
+            break;
+        case 'H':
+            go.hosts = (unsigned)v;
+            break;
+        case 'S':
+            go.services = (unsigned)v;
+            break;
+        case 'T':
+            go.hours = (unsigned)v;
+            break;
+        case 'f':
+            go.flush_s = (unsigned)v;
+            break;
+        case 'b':
+            go.start_ms = v;
+            break;
+        case 'r':
+            go.seed = (uint64_t)v;
+            break;
+        case 'c':
+            go.compacted = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!so.url || optind >= argc) {
+        fprintf(stderr, "stoke-query generate: --store and at least one pprof FILE are required\n");
+        return 2;
+    }
+    go.files = (const char *const *)&argv[optind];
+    go.nfiles = (size_t)(argc - optind);
+    struct store *st = store_open(&so, err, sizeof(err));
+    if (!st) {
+        fprintf(stderr, "stoke-query generate: %s\n", err);
+        return 1;
+    }
+    struct generate_stats gs;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int ret = fleet_generate(st, &go, &gs, err, sizeof(err));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    store_close(st);
+    if (ret) {
+        fprintf(stderr, "stoke-query generate: %s\n", err);
+        return 1;
+    }
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("generate: %llu objects, %llu bytes (%llu in segments/blocks), %llu samples in %llu "
+           "rows, %.2f bytes/sample, %.1f s\n",
+           (unsigned long long)gs.objects, (unsigned long long)gs.bytes,
+           (unsigned long long)gs.segment_bytes, (unsigned long long)gs.samples,
+           (unsigned long long)gs.rows, gs.samples ? (double)gs.bytes / (double)gs.samples : 0,
+           secs);
+    return 0;
+}
+
 static int cmd_import(int argc, char **argv)
 {
     static const struct option opts[] = {{"store", required_argument, 0, 's'},
@@ -277,6 +377,8 @@ int main(int argc, char **argv)
         return cmd_import(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "compact") == 0)
         return cmd_compact(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "generate") == 0)
+        return cmd_generate(argc - 1, argv + 1);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         char *end;
         switch (c) {

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Storage and query figures from the fleet generator (DESIGN.md §6):
+#  1. bytes per sample and per host-hour, objects per host-hour, before and
+#     after compaction: 1 host x 1 hour generated from SOURCE pprofs as
+#     agents write it (a segment + an entry per 60 s flush), then compacted;
+#  2. query latency of one service's flame graph and top over 100 hosts x
+#     24 h (compacted), with 1 worker and with 2 (--peers), cold and warm.
+# Usage: scripts/storage_bench.sh [HOSTS] [HOURS] [SOURCE.pb.gz...]
+# The default source is the agent's own output when build/bench-profiles
+# holds some (scripts/overhead.sh leaves none; `stoke-agent --output-dir
+# build/bench-profiles` makes them), else the corpus Go CPU profile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+hosts=${1:-100}; hours=${2:-24}; shift 2 2>/dev/null || shift $#
+srcs=("$@")
+if [ ${#srcs[@]} -eq 0 ]; then
+    if ls build/bench-profiles/*/*.pb.gz >/dev/null 2>&1; then
+        mapfile -t srcs < <(ls build/bench-profiles/*/*.pb.gz | head -8)
+    else
+        srcs=(../shared/corpus/pprof/go-cpu.pb.gz)
+    fi
+fi
+Q=build/stoke-query
+tmp=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null; done; rm -rf "$tmp"' EXIT
+start=$(( ($(date +%s) / 3600 - hours - 1) * 3600000 ))
+
+echo "== 1 host x 1 hour, ${#srcs[@]} source profile(s) as services, 60 s flushes"
+$Q generate --store "$tmp/one" --hosts 1 --services ${#srcs[@]} --hours 1 --start $start "${srcs[@]}" |
+    tee "$tmp/gen1.txt"
+objs_before=$(find "$tmp/one" -type f | wc -l)
+bytes_before=$(find "$tmp/one" -type f -printf "%s\n" | awk "{s += \$1} END {print s}")
+$Q compact --store "$tmp/one" --delay 0 | tail -1
+objs_after=$(find "$tmp/one" -type f | wc -l)
+bytes_after=$(find "$tmp/one" -type f -printf "%s\n" | awk "{s += \$1} END {print s}")
+samples=$(sed -n 's/.* \([0-9]*\) samples in .*/\1/p' "$tmp/gen1.txt")
+printf '%-34s %12s %12s\n' "" before after
+printf '%-34s %12s %12s\n' "objects per host-hour" "$objs_before" "$objs_after"
+printf '%-34s %12s %12s\n' "bytes per host-hour" "$bytes_before" "$bytes_after"
+awk -v s="$samples" -v b="$bytes_before" -v a="$bytes_after" \
+    'BEGIN {printf "%-34s %12.3f %12.3f\n", "bytes per sample (" s " samples)", b / s, a / s}'
+
+echo "== 1 service x $hosts hosts x $hours h, compacted (generated in one go)"
+$Q generate --store "$tmp/fleet" --hosts "$hosts" --services 1 --hours "$hours" --compacted \
+    --start $start "${srcs[0]}" | tail -1
+from=$start; until=$((start + hours * 3600000))
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+p1=$(port); p2=$(port)
+$Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 >/dev/null 2>&1 & pids+=($!)
+sleep 0.5
+q() { # PORT ENDPOINT → seconds
+    curl -s -o "$tmp/out.json" -w '%{time_total}' -G "http://127.0.0.1:$1/api/v1/$2" \
+        --data-urlencode 'query={service_name="svc-00"}' --data-urlencode "from=$from" \
+        --data-urlencode "until=$until"
+}
+printf '%-34s %10s %10s\n' "query (1 service, ${hosts}x${hours}h)" cold warm
+c=$(q $p1 flamegraph); w=$(q $p1 flamegraph)
+printf '%-34s %9.3fs %9.3fs\n' "flame graph, 1 worker" "$c" "$w"
+c=$(q $p1 top); w=$(q $p1 top)
+printf '%-34s %9.3fs %9.3fs\n' "top, 1 worker" "$c" "$w"
+grep -o '"stats":{[^}]*}' "$tmp/out.json" || true
+kill "${pids[@]}" 2>/dev/null; pids=()
+$Q --store "$tmp/fleet" --listen 127.0.0.1:$p2 >/dev/null 2>&1 & pids+=($!)
+$Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 --peers 127.0.0.1:$p2 >/dev/null 2>&1 & pids+=($!)
+sleep 0.5
+c=$(q $p1 flamegraph); w=$(q $p1 flamegraph)
+printf '%-34s %9.3fs %9.3fs\n' "flame graph, 2 workers" "$c" "$w"
+c=$(q $p1 top); w=$(q $p1 top)
+printf '%-34s %9.3fs %9.3fs\n' "top, 2 workers" "$c" "$w"
