@@ -1,0 +1,166 @@
+/* Unit tests: exporter/segment_upload.c — objects reach the store in order
+ * (segment before entry), a store that is down fills the bounded buffer
+ * and then drops (counted) or spills to disk, and spilled objects are
+ * uploaded when a store is back. "Down" is real: the S3 backend pointed at
+ * a loopback port nobody listens on. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exporter/segment_upload.h"
+#include "store/store.h"
+
+static const uint64_t T0 = 1767261600000000000ull; /* 2026-01-01T10:00Z in ns */
+
+static struct profile *make_profile(uint64_t start_ns, uint64_t n)
+{
+    struct profile *p = profile_new("api", start_ns, 10000000000ull, 52631578);
+    struct label_set ls = {0};
+    struct sym_result r = {.kind = SYM_USER,
+                           .mapping = "/bin/app",
+                           .build_id = "ab",
+                           .file_offset = 0x10,
+                           .nframes = 1};
+    r.frames[0].function = "hot";
+    uint32_t loc = profile_location(p, &r);
+    label_set_put(&ls, "service_name", "api");
+    assert_int_equal(profile_add(p, &loc, 1, &ls, n), 0);
+    label_set_clear(&ls);
+    return p;
+}
+
+static size_t count_files(const char *dir, const char *suffix)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "find %s -type f -name '*%s' 2>/dev/null | wc -l", dir, suffix);
+    FILE *f = popen(cmd, "r");
+    size_t n = 0;
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%zu", &n), 1);
+    pclose(f);
+    return n;
+}
+
+static struct store *dead_store(void)
+{
+    char err[256];
+    struct store_opts o = {.url = "s3://bucket/p",
+                           .endpoint = "http://127.0.0.1:9", /* discard port: refused */
+                           .access_key = "k",
+                           .secret_key = "s",
+                           .retries = 1,
+                           .timeout_ms = 300};
+    struct store *st = store_open(&o, err, sizeof(err));
+    assert_non_null(st);
+    return st;
+}
+
+static void test_uploads_in_order(void **state)
+{
+    char dir[] = "/tmp/stoke-upl-XXXXXX", err[256];
+    assert_non_null(mkdtemp(dir));
+    struct store_opts so = {.url = dir};
+    struct store *st = store_open(&so, err, sizeof(err));
+    struct seg_upload_opts uo = {.store = st, .host = "h1", .flush_s = 60};
+    struct seg_upload *u = seg_upload_new(&uo, err, sizeof(err));
+    assert_non_null(u);
+    /* 12 windows of 10 s: two flushes of 60 s */
+    for (int w = 0; w < 12; w++) {
+        struct profile *p = make_profile(T0 + (uint64_t)w * 10000000000ull, 3);
+        assert_int_equal(seg_upload_add(u, "api", p, T0 + (uint64_t)w * 10000000000ull), 0);
+        profile_free(p);
+    }
+    assert_int_equal(seg_upload_flush(u), 0);
+    assert_int_equal(seg_upload_drain(u, 5000), 0);
+    struct seg_upload_stats s;
+    seg_upload_get_stats(u, &s);
+    assert_int_equal(s.objects_uploaded, 2);
+    assert_int_equal(s.objects_dropped, 0);
+    seg_upload_free(u, 1000);
+    assert_int_equal(count_files(dir, ".seg"), 2);
+    assert_int_equal(count_files(dir, ".man"), 2);
+    store_close(st);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_store_down_drops_counted(void **state)
+{
+    char err[256];
+    struct store *st = dead_store();
+    /* a buffer of 1 byte: every object beyond the one in flight is dropped */
+    struct seg_upload_opts uo = {.store = st, .host = "h1", .flush_s = 10, .buffer_bytes = 1};
+    struct seg_upload *u = seg_upload_new(&uo, err, sizeof(err));
+    assert_non_null(u);
+    for (int w = 0; w < 6; w++) {
+        struct profile *p = make_profile(T0 + (uint64_t)w * 10000000000ull, 5);
+        assert_int_equal(seg_upload_add(u, "api", p, T0 + (uint64_t)w * 10000000000ull), 0);
+        profile_free(p);
+    }
+    seg_upload_flush(u);
+    seg_upload_drain(u, 300);
+    struct seg_upload_stats s;
+    seg_upload_get_stats(u, &s);
+    assert_int_equal(s.objects_uploaded, 0);
+    assert_true(s.objects_dropped >= 4);
+    assert_true(s.samples_dropped >= 20);
+    assert_true(s.bytes_pending <= 1 || s.objects_pending <= 1);
+    seg_upload_free(u, 0);
+    store_close(st);
+}
+
+static void test_spill_then_recover(void **state)
+{
+    char spill[] = "/tmp/stoke-spill-XXXXXX", dir[] = "/tmp/stoke-upl2-XXXXXX", err[256];
+    assert_non_null(mkdtemp(spill));
+    assert_non_null(mkdtemp(dir));
+    struct store *st = dead_store();
+    struct seg_upload_opts uo = {
+        .store = st, .host = "h1", .flush_s = 10, .buffer_bytes = 1, .spill_dir = spill};
+    struct seg_upload *u = seg_upload_new(&uo, err, sizeof(err));
+    assert_non_null(u);
+    for (int w = 0; w < 4; w++) {
+        struct profile *p = make_profile(T0 + (uint64_t)w * 10000000000ull, 7);
+        assert_int_equal(seg_upload_add(u, "api", p, T0 + (uint64_t)w * 10000000000ull), 0);
+        profile_free(p);
+    }
+    /* stopping with the store still down: everything ends up on disk */
+    seg_upload_free(u, 200);
+    store_close(st);
+    assert_int_equal(count_files(spill, ".spill"), 4);
+
+    /* the store is back (a new agent process): spilled objects go first */
+    struct store_opts so = {.url = dir};
+    st = store_open(&so, err, sizeof(err));
+    uo = (struct seg_upload_opts){.store = st, .host = "h1", .spill_dir = spill};
+    u = seg_upload_new(&uo, err, sizeof(err));
+    assert_non_null(u);
+    for (int i = 0; i < 50 && count_files(spill, ".spill") > 0; i++)
+        usleep(100000);
+    seg_upload_free(u, 2000);
+    assert_int_equal(count_files(spill, ".spill"), 0);
+    assert_int_equal(count_files(dir, ".seg"), 4);
+    assert_int_equal(count_files(dir, ".man"), 4);
+    store_close(st);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", spill, dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_uploads_in_order),
+        cmocka_unit_test(test_store_down_drops_counted),
+        cmocka_unit_test(test_spill_then_recover),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
