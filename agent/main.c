@@ -548,14 +548,16 @@ int main(int argc, char **argv)
         a.mono_after_first ? (double)(now_ns(CLOCK_MONOTONIC) - a.mono_after_first) / 1e9 : 0;
     double steady_pct = steady_s > 0 ? 100.0 * (a.m.cpu_seconds - a.cpu_after_first) / steady_s : 0;
     log_info("stopped after %llu windows: %llu samples drained in %llu rows (%.1f samples/row), "
-             "%llu profiles written, symbol cache hit rate %.1f%% (%llu lookups, %llu "
+             "%llu profiles written, user symbol cache hit rate %.1f%% (%llu lookups, %llu "
              "unresolved, %llu DWARF opens), agent CPU %.2f s (steady state %.3f%% of a core), "
              "peak RSS %.1f MB, "
              "BPF %.0f ns/sample",
              (unsigned long long)a.m.windows, (unsigned long long)ss->drained,
              (unsigned long long)ss->rows, ss->rows ? (double)ss->drained / (double)ss->rows : 0,
              (unsigned long long)a.m.profiles_written,
-             sy->lookups ? 100.0 * (double)sy->cache_hits / (double)sy->lookups : 0,
+             sy->lookups > sy->kernel_lookups
+                 ? 100.0 * (double)sy->cache_hits / (double)(sy->lookups - sy->kernel_lookups)
+                 : 0,
              (unsigned long long)sy->lookups, (unsigned long long)sy->unresolved,
              (unsigned long long)sy->dwarf_opens, a.m.cpu_seconds, steady_pct,
              (double)a.m.peak_rss_bytes / 1e6,

@@ -81,6 +81,8 @@ char *metrics_render(const struct agent_metrics *s)
             "Nanoseconds spent in the BPF sampler (needs kernel.bpf_stats_enabled=1).",
             s->sampler.bpf_run_ns);
     counter(&b, "stoke_symbol_lookups_total", "Addresses symbolized.", s->sym.lookups);
+    counter(&b, "stoke_symbol_kernel_lookups_total", "Kernel addresses (kallsyms, not cached).",
+            s->sym.kernel_lookups);
     counter(&b, "stoke_symbol_cache_hits_total", "Addresses answered from the cache.",
             s->sym.cache_hits);
     counter(&b, "stoke_symbol_resolved_total", "Addresses resolved to a function.",

@@ -974,6 +974,7 @@ int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *ou
 {
     evict(s);
     s->st.lookups++;
+    s->st.kernel_lookups++;
     out->kind = SYM_KERNEL;
     out->mapping = "[kernel.kallsyms]";
     out->build_id = "";

@@ -69,6 +69,7 @@ struct sym_result {
 
 struct sym_stats {
     uint64_t lookups;         /* addresses asked for */
+    uint64_t kernel_lookups;  /* of which kernel addresses (kallsyms: never cached) */
     uint64_t cache_hits;      /* answered from the per-address cache */
     uint64_t resolved;        /* lookups with nframes > 0 */
     uint64_t unresolved;      /* lookups with nframes == 0 */
