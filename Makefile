@@ -38,6 +38,8 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
+
+.PHONY: packages
 .PHONY: all deps deps-test run test test-unit test-san test-fuzz-short test-integration \
         fuzz lint format clean bench
 
@@ -151,6 +153,11 @@ test-integration: deps-test
 run: deps
 	$(MAKE) all
 	@scripts/run.sh
+
+# .deb and .rpm for stoke-agent and stoke-query in build/packages/
+# (docs/install.md); dpkg-deb, dpkg-shlibdeps and rpmbuild.
+packages: all
+	scripts/packages.sh
 
 lint:
 	@scripts/lint.sh

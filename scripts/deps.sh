@@ -7,7 +7,8 @@ build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-d
     libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev zlib1g-dev
     libmicrohttpd-dev libcjson-dev libiberty-dev golang-github-google-pprof-dev)
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
-    procps python3 curl awscli nodejs npm util-linux chromium)
+    procps python3 curl awscli nodejs npm util-linux chromium
+    dpkg-dev lintian rpm rpmlint python3-yaml help2man strace)
 
 want=("${build_pkgs[@]}")
 for arg in "$@"; do
