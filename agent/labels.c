@@ -263,7 +263,7 @@ static bool valid_name(const char *s, size_t len)
 #define REGEX_MAX_COST  10000
 #define REGEX_MAX_DEPTH 32
 
-static const char *regex_too_costly(const char *re, size_t len)
+const char *label_regex_too_costly(const char *re, size_t len)
 {
     uint64_t sum[REGEX_MAX_DEPTH];
     uint64_t last = 0; /* cost of the item a quantifier would repeat */
@@ -384,7 +384,7 @@ static int compile_anchored(const char *re, size_t len, regex_t *out, char *err,
     s = strndup(re, len);
     if (!s)
         return -ENOMEM;
-    const char *why = regex_too_costly(s, strlen(s));
+    const char *why = label_regex_too_costly(s, strlen(s));
     if (why) {
         fail(err, errlen, "bad regex '%s': %s", s, why);
         free(s);

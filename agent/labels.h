@@ -57,6 +57,14 @@ bool label_set_equal(const struct label_set *a, const struct label_set *b);
  * $0 is the whole match, $$ a literal '$'; a replacement that expands to ""
  * removes TARGET. Rules referring to groups the regex lacks are rejected.
  */
+/*
+ * glibc's regcomp expands repetitions, so stacked or nested ones cost memory
+ * exponentially ("k+++…", "((a{99}){99}){99}"); back-references make matching
+ * exponential in time. Returns why @re (of @len bytes) is refused, or NULL
+ * when it is safe to regcomp. Shared by relabel rules and query selectors.
+ */
+const char *label_regex_too_costly(const char *re, size_t len);
+
 struct relabel_rules;
 
 /* Parses one rule and appends it. Returns 0, or -EINVAL with a message of at

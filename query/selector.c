@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include "agent/labels.h"
 #include "query/selector.h"
 
 #include <errno.h>
@@ -24,120 +25,9 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -EINVAL;
 }
 
-/*
- * The same screen as agent/labels.c applies to relabel rules (it is static
- * there): glibc's regcomp copies the parse tree for every repetition, so
- * stacked or nested repetitions cost memory exponentially. Estimate the
- * expanded size and reject what would blow up; reject back-references,
- * which make matching exponential in time (RE2 has none either).
- */
-#define REGEX_MAX_COST  10000
-#define REGEX_MAX_DEPTH 32
-#define REGEX_MAX_LEN   1024
-
-static const char *regex_too_costly(const char *re, size_t len)
-{
-    uint64_t sum[REGEX_MAX_DEPTH];
-    uint64_t last = 0;
-    int depth = 0;
-    bool prev_quant = false;
-
-    sum[0] = 0;
-    for (size_t i = 0; i < len; i++) {
-        uint64_t atom = 1, mult = 1;
-        bool is_atom = true, quant = false;
-
-        switch (re[i]) {
-        case '\\':
-            if (i + 1 < len && re[i + 1] >= '1' && re[i + 1] <= '9')
-                return "back-references are not supported";
-            i++;
-            break;
-        case '[': {
-            size_t j = i + 1;
-            if (j < len && re[j] == '^')
-                j++;
-            if (j < len && re[j] == ']')
-                j++;
-            while (j < len && re[j] != ']') {
-                if (re[j] == '[' && j + 1 < len &&
-                    (re[j + 1] == ':' || re[j + 1] == '.' || re[j + 1] == '=')) {
-                    char cl = re[j + 1];
-                    j += 2;
-                    while (j + 1 < len && !(re[j] == cl && re[j + 1] == ']'))
-                        j++;
-                    j++;
-                }
-                j++;
-            }
-            i = j;
-            break;
-        }
-        case '(':
-            if (depth + 1 >= REGEX_MAX_DEPTH)
-                return "too deeply nested";
-            sum[++depth] = 0;
-            last = 0;
-            is_atom = false;
-            break;
-        case ')':
-            if (depth > 0)
-                atom = sum[depth--] + 1;
-            break;
-        case '|':
-            last = 0;
-            is_atom = false;
-            break;
-        case '+':
-        case '*':
-        case '?':
-            mult = 2;
-            is_atom = false;
-            quant = true;
-            break;
-        case '{': {
-            size_t j = i + 1;
-            uint64_t n = 0, m = 0;
-            bool comma = false, m_digits = false;
-            while (j < len && re[j] >= '0' && re[j] <= '9' && n < 100000)
-                n = n * 10 + (uint64_t)(re[j++] - '0');
-            if (j < len && re[j] == ',') {
-                comma = true;
-                j++;
-                while (j < len && re[j] >= '0' && re[j] <= '9' && m < 100000) {
-                    m = m * 10 + (uint64_t)(re[j++] - '0');
-                    m_digits = true;
-                }
-            }
-            if (j >= len || re[j] != '}')
-                break;
-            i = j;
-            mult = comma && m_digits ? m : n + (comma ? 1 : 0);
-            if (mult == 0)
-                mult = 1;
-            is_atom = false;
-            quant = true;
-            break;
-        }
-        default:
-            break;
-        }
-        if (quant && prev_quant)
-            return "repeated quantifier";
-        prev_quant = quant;
-        if (is_atom) {
-            sum[depth] += atom;
-            last = atom;
-        } else if (mult > 1) {
-            sum[depth] -= last;
-            last *= mult;
-            sum[depth] += last;
-        }
-        if (last > REGEX_MAX_COST || sum[depth] > REGEX_MAX_COST)
-            return "too complex (nested or stacked repetitions)";
-    }
-    return NULL;
-}
+/* Regexes are screened by label_regex_too_costly (agent/labels.h), the same
+ * screen relabel rules get, before regcomp sees them. */
+#define REGEX_MAX_LEN 1024
 
 /* Compiles ^(@re)$. The bare expression is compiled first so an unbalanced
  * ")" cannot close the wrapper's group and change the anchoring. */
@@ -150,7 +40,7 @@ static int compile_anchored(const char *re, regex_t *out, size_t off, char *err,
 
     if (strlen(re) > REGEX_MAX_LEN)
         return fail(err, errlen, "regex at offset %zu longer than %d bytes", off, REGEX_MAX_LEN);
-    const char *why = regex_too_costly(re, strlen(re));
+    const char *why = label_regex_too_costly(re, strlen(re));
     if (why)
         return fail(err, errlen, "bad regex at offset %zu: %s", off, why);
     rc = regcomp(&bare, re, REG_EXTENDED | REG_NOSUB);
