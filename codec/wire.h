@@ -63,7 +63,8 @@ void wr_u64(uint8_t *p, uint64_t v);
 
 static inline uint64_t zigzag(int64_t v)
 {
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    /* all ones for negative v, without shifting a signed value */
+    return ((uint64_t)v << 1) ^ (0 - ((uint64_t)v >> 63));
 }
 static inline int64_t unzigzag(uint64_t v)
 {

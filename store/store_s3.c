@@ -953,6 +953,8 @@ struct store *store_s3_open(const struct store_opts *o, const char *bp, char *er
             goto nomem;
         endpoint = aws_ep;
     }
+    /* endpoint was set just above when it was NULL */
+    // cppcheck-suppress nullPointerRedundantCheck
     const char *scheme_end = strstr(endpoint, "://");
     if (!scheme_end || (strncmp(endpoint, "http://", 7) && strncmp(endpoint, "https://", 8))) {
         snprintf(err, errlen, "s3: the endpoint must start with http:// or https://");

@@ -530,8 +530,11 @@ static struct bin *map_bin(struct symbolizer *s, struct proc *p, struct pmap *m)
     bind:
         m->bin = b;
         m->state = MAP_BOUND;
+        /* every path here has a bin: the NULL ones jumped to fail */
+        // cppcheck-suppress nullPointerRedundantCheck
         b->refs++;
     }
+    // cppcheck-suppress nullPointerRedundantCheck
     if (!b->loaded) {
         if (!elf)
             elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
