@@ -30,9 +30,16 @@ LDLIBS    := -lbpf -ldw -lelf -lprotobuf-c -lcurl -lzstd -lz -lmicrohttpd -lcjso
 
 LIB_SRC   := $(filter-out agent/main.c query/main.c,\
                $(wildcard agent/*.c symbolizer/*.c exporter/*.c codec/*.c store/*.c query/*.c))
-PROTO_SRC := $(BUILD)/proto/profile.pb-c.c
-LIB_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/proto/profile.pb-c.o
-GEN_HDRS  := $(BUILD)/profile.skel.h $(BUILD)/proto/profile.pb-c.h
+# Protocol definitions: pprof's profile.proto from Debian's
+# golang-github-google-pprof-dev, plus the project's own proto/**/*.proto
+# (written from the published specifications), each compiled by protoc-c
+# into build/proto/<same path>.pb-c.{c,h} and linked into libstoke.a.
+OWN_PROTO := $(shell find proto -name '*.proto' 2>/dev/null | sort)
+PROTO_C   := $(BUILD)/proto/profile.pb-c.c $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(OWN_PROTO))
+PROTO_OBJ := $(patsubst $(BUILD)/proto/%.c,$(BUILD)/obj/proto/%.o,$(PROTO_C))
+LIB_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(PROTO_OBJ)
+GEN_HDRS  := $(BUILD)/profile.skel.h $(PROTO_C:.c=.h)
+.SECONDARY: $(PROTO_C) $(PROTO_C:.c=.h)
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
@@ -70,12 +77,16 @@ $(BUILD)/proto/profile.pb-c.c $(BUILD)/proto/profile.pb-c.h: $(PPROF_PROTO)
 	cp $(PPROF_PROTO) $(BUILD)/proto/profile.proto
 	cd $(BUILD)/proto && $(PROTOC_C) --c_out=. profile.proto
 
+$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto $(OWN_PROTO)
+	@mkdir -p $(BUILD)/proto
+	$(PROTOC_C) --proto_path=proto --c_out=$(BUILD)/proto $<
+
 # ---- C ------------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c $(GEN_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/obj/proto/profile.pb-c.o: $(BUILD)/proto/profile.pb-c.c
+$(BUILD)/obj/proto/%.pb-c.o: $(BUILD)/proto/%.pb-c.c $(GEN_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(OPTFLAGS) -I$(BUILD)/proto -c $< -o $@
 
