@@ -160,13 +160,18 @@ static void on_row(const struct sample_row *row, void *ctx)
         label_set_put(&ls, "process_executable_name", "swapper");
     } else if (!pi) {
         /* The process exited before this drain: its samples still count,
-         * under the pid, so totals stay whole. */
+         * under the name the BPF program remembered (service rule 5, the
+         * executable name), so totals stay whole. Its user frames stay
+         * unresolved addresses: its mappings are gone. No pid label: a
+         * fork-heavy script would otherwise make one series per process. */
+        char comm[17];
+        bool named = sampler_comm(a->sampler, row->pid, comm) == 0;
         a->m.unknown_process += row->count;
-        label_set_put(&ls, "service_name", "unknown");
+        label_set_put(&ls, "service_name", named ? comm : "unknown");
         if (a->cfg.host_name)
             label_set_put(&ls, "host_name", a->cfg.host_name);
-        snprintf(buf, sizeof(buf), "%u", row->pid);
-        label_set_put(&ls, "pid", buf);
+        if (named)
+            label_set_put(&ls, "process_executable_name", comm);
     } else if (label_set_copy(&ls, &pi->labels) != 0) {
         return;
     }

@@ -387,3 +387,14 @@ void sampler_get_stats(const struct sampler *s, struct sampler_stats *out)
 {
     *out = s->st;
 }
+
+int sampler_comm(const struct sampler *s, uint32_t pid, char out[17])
+{
+    struct proc_comm c;
+
+    if (bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.comms), &pid, &c) != 0 || !c.comm[0])
+        return -ENOENT;
+    memcpy(out, c.comm, sizeof(c.comm));
+    out[16] = '\0';
+    return 0;
+}

@@ -68,6 +68,11 @@ int sampler_drain(struct sampler *s, sampler_cb cb, void *ctx);
 
 void sampler_get_stats(const struct sampler *s, struct sampler_stats *out);
 
+/* The name the BPF program remembered for @pid (its main thread's comm when
+ * it was last sampled): what names a process that exited before the drain.
+ * Returns 0 with @out NUL-terminated, or -ENOENT. */
+int sampler_comm(const struct sampler *s, uint32_t pid, char out[17]);
+
 /* Checks what the agent needs before loading anything: BTF, and either root
  * or CAP_BPF + CAP_PERFMON. Returns 0, or -EPERM / -ENOENT with a message. */
 int sampler_preflight(char *err, size_t errlen);

@@ -18,6 +18,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 
 #include "bpf/profile.h"
 
@@ -50,6 +51,16 @@ struct counts_map counts_1 SEC(".maps");
 struct stacks_map stacks_0 SEC(".maps");
 struct stacks_map stacks_1 SEC(".maps");
 
+/* pid → the process's name (its main thread's comm), written when a sample
+ * opens a new key: a process that exits before the next drain has no /proc
+ * entry left, and this is what names it then. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, STOKE_COMM_ENTRIES);
+    __type(key, __u32);
+    __type(value, struct proc_comm);
+} comms SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, STOKE_CNT_MAX);
@@ -63,6 +74,19 @@ static __always_inline void count(__u32 which)
 
     if (v)
         *v += 1;
+}
+
+/* New keys only (not every sample): a process's first sample in a window
+ * always opens a key, so every process that was sampled has its name here. */
+static __always_inline void remember_comm(__u32 pid)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+    struct proc_comm c = {};
+
+    if (!leader || bpf_core_read(&c.comm, sizeof(c.comm), &leader->comm) != 0)
+        return;
+    bpf_map_update_elem(&comms, &pid, &c, BPF_ANY);
 }
 
 /* -EFAULT means "no stack of that kind" (a user-mode sample has no kernel
@@ -117,6 +141,7 @@ int do_sample(struct bpf_perf_event_data *ctx)
         __sync_fetch_and_add(val, 1);
         return 0;
     }
+    remember_comm(pid);
     if (bpf_map_update_elem(counts, &key, &one, BPF_NOEXIST) != 0) {
         /* Another CPU may have inserted the key meanwhile. */
         val = bpf_map_lookup_elem(counts, &key);

@@ -24,6 +24,13 @@ struct sample_key {
     __u32 pad;
 };
 
+#define STOKE_COMM_ENTRIES 8192 /* processes whose name is remembered (LRU) */
+
+/* Value of the `comms` map: the process name, NUL-padded. */
+struct proc_comm {
+    char comm[16];
+};
+
 /* Indexes of the per-CPU error counters (map `errors`). */
 enum stoke_counter {
     STOKE_CNT_SAMPLES = 0, /* every sample the program saw */
