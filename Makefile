@@ -178,3 +178,16 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- benchmarks -----------------------------------------------------------
+# Micro-benchmarks of the hot paths (bench/micro.c says what each measures):
+# `make bench-micro` prints a table and writes $(BUILD)/bench/micro.json.
+# The BPF drain needs root (reported as skipped otherwise).
+.PHONY: bench-micro
+
+$(BUILD)/stoke-bench-micro: $(BUILD)/obj/bench/micro.o $(BUILD)/libstoke.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+bench-micro: $(BUILD)/stoke-bench-micro
+	@mkdir -p $(BUILD)/bench
+	$(BUILD)/stoke-bench-micro --json $(BUILD)/bench/micro.json
