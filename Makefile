@@ -107,6 +107,7 @@ $(BUILD)/web_index.c: query/web/index.html
 	  echo 'const char *stoke_web_index(size_t *len) { *len = sizeof(page) - 1; return page; }'; } > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/web_index.o: $(BUILD)/web_index.c
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/stoke-query: $(BUILD)/obj/query/main.o $(BUILD)/obj/web_index.o $(BUILD)/libstoke.a
@@ -178,3 +179,16 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- benchmarks -----------------------------------------------------------
+# Micro-benchmarks of the hot paths (bench/micro.c says what each measures):
+# `make bench-micro` prints a table and writes $(BUILD)/bench/micro.json.
+# The BPF drain needs root (reported as skipped otherwise).
+.PHONY: bench-micro
+
+$(BUILD)/stoke-bench-micro: $(BUILD)/obj/bench/micro.o $(BUILD)/libstoke.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+bench-micro: $(BUILD)/stoke-bench-micro
+	@mkdir -p $(BUILD)/bench
+	$(BUILD)/stoke-bench-micro --json $(BUILD)/bench/micro.json

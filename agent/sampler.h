@@ -73,6 +73,19 @@ void sampler_get_stats(const struct sampler *s, struct sampler_stats *out);
  * Returns 0 with @out NUL-terminated, or -ENOENT. */
 int sampler_comm(const struct sampler *s, uint32_t pid, char out[17]);
 
+/*
+ * Benchmark and test hook; the agent never calls it. Adds up to @nrows
+ * synthetic rows to the counts map of the set the next sampler_drain reads,
+ * so a drain of a known size can be timed (bench/micro.c) or checked. Every
+ * row has its own key (pid SAMPLER_FILL_PID0 + i, count 1); its kernel and
+ * user stack ids are taken round robin from the stacks the BPF program has
+ * already stored in that set (a stack map cannot be written from user
+ * space), or are -EFAULT ("no stack") when there are none. Returns the
+ * number of rows added (fewer when the map fills up) or a negative errno.
+ */
+#define SAMPLER_FILL_PID0 0x40000000u
+int sampler_fill_for_bench(struct sampler *s, uint32_t nrows);
+
 /* Checks what the agent needs before loading anything: BTF, and either root
  * or CAP_BPF + CAP_PERFMON. Returns 0, or -EPERM / -ENOENT with a message. */
 int sampler_preflight(char *err, size_t errlen);

@@ -795,7 +795,9 @@ static void test_cache(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
-/* Merge kernel speed: one synthetic section, dense ids, printed. */
+/* Merge kernel speed: one synthetic section, dense ids, printed. The
+ * canonical figure is merge_kernel_rows of `make bench-micro` (bench/micro.c,
+ * same section, fixed iterations, CPU time); this is a quick check. */
 static void test_bench_merge(void **state)
 {
     const uint32_t nstacks = 20000, depth = 12, nfuncs = 2000;
