@@ -714,17 +714,18 @@ static char **vs_slot(const struct value_set *s, const char *value)
 
 static int vs_grow(struct value_set *s)
 {
-    struct value_set ns = *s;
+    char **old = s->slots;
+    size_t oldcap = s->cap, cap = s->cap ? s->cap * 2 : 16;
+    char **slots = calloc(cap, sizeof(*slots));
 
-    ns.cap = s->cap ? s->cap * 2 : 16;
-    ns.slots = calloc(ns.cap, sizeof(*ns.slots));
-    if (!ns.slots)
+    if (!slots)
         return -ENOMEM;
-    for (size_t i = 0; i < s->cap; i++)
-        if (s->slots[i])
-            *vs_slot(&ns, s->slots[i]) = s->slots[i];
-    free(s->slots);
-    *s = ns;
+    s->slots = slots;
+    s->cap = cap;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i])
+            *vs_slot(s, old[i]) = old[i];
+    free(old);
     return 0;
 }
 

@@ -554,7 +554,8 @@ int main(int argc, char **argv)
     double steady_pct = steady_s > 0 ? 100.0 * (a.m.cpu_seconds - a.cpu_after_first) / steady_s : 0;
     log_info("stopped after %llu windows: %llu samples drained in %llu rows (%.1f samples/row), "
              "%llu profiles written, user symbol cache hit rate %.1f%% (%llu lookups, %llu "
-             "unresolved, %llu DWARF opens), agent CPU %.2f s (steady state %.3f%% of a core), "
+             "unresolved, %llu DWARF opens of which %llu reopens, %.0f ms), agent CPU %.2f s "
+             "(steady state %.3f%% of a core), "
              "peak RSS %.1f MB, "
              "BPF %.0f ns/sample",
              (unsigned long long)a.m.windows, (unsigned long long)ss->drained,
@@ -564,7 +565,8 @@ int main(int argc, char **argv)
                  ? 100.0 * (double)sy->cache_hits / (double)(sy->lookups - sy->kernel_lookups)
                  : 0,
              (unsigned long long)sy->lookups, (unsigned long long)sy->unresolved,
-             (unsigned long long)sy->dwarf_opens, a.m.cpu_seconds, steady_pct,
+             (unsigned long long)sy->dwarf_opens, (unsigned long long)sy->dwarf_reopens,
+             (double)sy->dwarf_open_ns / 1e6, a.m.cpu_seconds, steady_pct,
              (double)a.m.peak_rss_bytes / 1e6,
              ss->bpf_run_cnt ? (double)ss->bpf_run_ns / (double)ss->bpf_run_cnt : 0);
     teardown(&a);

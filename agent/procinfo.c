@@ -449,9 +449,9 @@ char *procinfo_service_from_environ(const char *buf, size_t len, const char **so
         size_t el = nul ? (size_t)(nul - e) : len - i;
         i += el + 1;
 #define MATCH(VAR, ptr, plen)                                                                      \
-    if (!ptr && el >= sizeof(VAR) && memcmp(e, VAR "=", sizeof(VAR)) == 0) {                       \
-        ptr = e + sizeof(VAR);                                                                     \
-        plen = el - sizeof(VAR);                                                                   \
+    if (!(ptr) && el >= sizeof(VAR) && memcmp(e, VAR "=", sizeof(VAR)) == 0) {                     \
+        (ptr) = e + sizeof(VAR);                                                                   \
+        (plen) = el - sizeof(VAR);                                                                 \
         continue;                                                                                  \
     }
         MATCH("OTEL_SERVICE_NAME", otel, otel_len)
@@ -548,7 +548,7 @@ static int read_stat(int dirfd, char comm[17], uint64_t *start_time, uint64_t *f
     int ret;
 
     if (!buf)
-        return -errno;
+        return errno ? -errno : -EIO;
     ret = procinfo_parse_stat_ex(buf, len, comm, start_time, flags);
     free(buf);
     return ret;
@@ -835,7 +835,7 @@ static int current_start_time(struct proc_cache *c, uint32_t pid, uint64_t *star
     int ret;
 
     if (dirfd < 0)
-        return -errno;
+        return errno ? -errno : -EIO;
     ret = read_stat(dirfd, comm, start_time, NULL);
     close(dirfd);
     return ret;

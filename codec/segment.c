@@ -80,7 +80,7 @@ static int itab_intern(struct itab *t, const void *key, size_t len, uint32_t *id
     size_t h = hash & (t->nslots - 1);
     for (; t->slots[h]; h = (h + 1) & (t->nslots - 1)) {
         const struct ient *e = &t->e[t->slots[h] - 1];
-        if (e->hash == hash && e->len == len && !memcmp(t->pool + e->off, key, len)) {
+        if (e->hash == hash && e->len == len && (!len || !memcmp(t->pool + e->off, key, len))) {
             *id = t->slots[h] - 1;
             return 0;
         }
@@ -359,7 +359,7 @@ static int map_location(struct addctx *c, uint32_t pos, uint32_t *out)
     if (c->lmap[pos] == NONE) {
         const Perftools__Profiles__Location *l = c->p->location[pos];
         uint32_t m, *k;
-        if (l->n_line > (SIZE_MAX / 8) - 3 || (r = scratch_need(c, 3 + 2 * l->n_line)))
+        if (l->n_line > (SIZE_MAX / 8) - 3 || scratch_need(c, 3 + 2 * l->n_line) != 0)
             return -ENOMEM;
         if ((r = map_mapping(c, l->mapping_id, &m)))
             return r;
@@ -719,7 +719,7 @@ int seg_writer_add_section(struct seg_writer *w, const struct seg_section *sec)
     for (uint32_t i = 0; i < sec->nlocations && ret >= 0; i++) {
         const struct seg_location *l = &sec->locations[i];
         size_t need = 3 + 2 * (size_t)l->nlines;
-        if (need > kcap) {
+        if (!k || need > kcap) {
             uint32_t *nk = realloc(k, need * sizeof(*nk));
             if (!nk) {
                 ret = -ENOMEM;
@@ -740,7 +740,7 @@ int seg_writer_add_section(struct seg_writer *w, const struct seg_section *sec)
     }
     for (uint32_t i = 0; i < sec->nstacks && ret >= 0; i++) {
         uint32_t depth = sec->stack_off[i + 1] - sec->stack_off[i];
-        if (depth + 1 > kcap) {
+        if (!k || depth + 1 > kcap) {
             uint32_t *nk = realloc(k, (depth + 1) * sizeof(*nk));
             if (!nk) {
                 ret = -ENOMEM;
@@ -755,7 +755,7 @@ int seg_writer_add_section(struct seg_writer *w, const struct seg_section *sec)
     }
     for (uint32_t i = 0; i < sec->nseries && ret >= 0; i++) {
         uint32_t npairs = sec->series_off[i + 1] - sec->series_off[i];
-        if (2 * (size_t)npairs + 1 > kcap) {
+        if (!k || 2 * (size_t)npairs + 1 > kcap) {
             uint32_t *nk = realloc(k, (2 * (size_t)npairs + 1) * sizeof(*nk));
             if (!nk) {
                 ret = -ENOMEM;
@@ -1096,7 +1096,7 @@ int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct s
      * binary-search */
     qsort(w->secs, w->nsecs, sizeof(*w->secs), wsec_cmp);
 
-    memcpy(hdr, "STKS", 4);
+    memcpy(hdr, "STKS", 4); /* NOLINT(bugprone-not-null-terminated-result): a magic */
     wr_u16(hdr + 4, SEG_MAJOR);
     wr_u16(hdr + 6, SEG_MINOR);
     wr_u32(hdr + 8, 0);
@@ -1134,7 +1134,7 @@ int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct s
     wr_u16(tr + 20, SEG_MAJOR);
     wr_u16(tr + 22, SEG_MINOR);
     wr_u32(tr + 24, crc32c(tr, 24));
-    memcpy(tr + 28, "STKE", 4);
+    memcpy(tr + 28, "STKE", 4); /* NOLINT(bugprone-not-null-terminated-result): a magic */
     wb_bytes(&o, tr, sizeof(tr));
     if (o.err) {
         ret = -ENOMEM;

@@ -22,7 +22,8 @@ int query_gunzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
         *out = malloc(len + 1);
         if (!*out)
             return -ENOMEM;
-        memcpy(*out, in, len);
+        if (len)
+            memcpy(*out, in, len);
         *outlen = len;
         return 0;
     }

@@ -136,7 +136,8 @@ int s3_creds_parse(const char *text, size_t len, const char *profile, struct s3_
     memset(c, 0, sizeof(*c));
     if (!copy)
         return -ENOMEM;
-    memcpy(copy, text, len);
+    if (len)
+        memcpy(copy, text, len);
     copy[len] = 0;
     for (line = copy; line; line = next) {
         char *nl = strchr(line, '\n'), *eq, *k, *v;
@@ -779,7 +780,7 @@ static int read_small_file(const char *path, char **text, size_t *len)
     size_t n;
 
     if (!f)
-        return -errno;
+        return errno ? -errno : -EIO;
     buf = malloc(CREDS_FILE_MAX + 1);
     if (!buf) {
         fclose(f);
@@ -882,13 +883,15 @@ static int dns_bucket(const char *b)
 struct store *store_s3_open(const struct store_opts *o, const char *bp, char *err, size_t errlen)
 {
     const char *slash = strchr(bp, '/');
-    const char *region = o->region && *o->region     ? o->region
-                         : env("AWS_REGION")         ? env("AWS_REGION")
-                         : env("AWS_DEFAULT_REGION") ? env("AWS_DEFAULT_REGION")
-                                                     : "us-east-1";
-    const char *endpoint = o->endpoint && *o->endpoint  ? o->endpoint
-                           : env("AWS_ENDPOINT_URL_S3") ? env("AWS_ENDPOINT_URL_S3")
-                                                        : env("AWS_ENDPOINT_URL");
+    const char *env_region = env("AWS_REGION"), *env_default = env("AWS_DEFAULT_REGION");
+    const char *env_ep_s3 = env("AWS_ENDPOINT_URL_S3");
+    const char *region = o->region && *o->region ? o->region
+                         : env_region            ? env_region
+                         : env_default           ? env_default
+                                                 : "us-east-1";
+    const char *endpoint = o->endpoint && *o->endpoint ? o->endpoint
+                           : env_ep_s3                 ? env_ep_s3
+                                                       : env("AWS_ENDPOINT_URL");
     const char *ca = o->ca_file && *o->ca_file ? o->ca_file : env("AWS_CA_BUNDLE");
     char *bucket = NULL, *aws_ep = NULL;
     struct s3_creds cr = {0};

@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
@@ -92,10 +93,12 @@ struct bin {
      * debug sections in the heap (18 MB for libc's), while a steady
      * workload's addresses are answered from the per-address cache. Large
      * DWARF is closed after one window in which no lookup needed it, small
-     * DWARF after DWARF_IDLE_WINDOWS: reopening costs ~40 ms of CPU for
-     * libc's, so a DWARF file in steady use stays open. */
+     * DWARF and large DWARF that had to be reopened once after
+     * DWARF_IDLE_WINDOWS: reopening costs ~40 ms of CPU for libc's, so a
+     * DWARF file in steady use stays open. */
     int dwarf_fd;          /* where to reopen it from; -1 = no DWARF */
     uint64_t dwarf_window; /* the last window a lookup used it */
+    unsigned dwarf_opens;  /* times opened: a file reopened is in steady use */
     struct addr_cache ac;
     size_t heavy_bytes;
     struct lru lru;
@@ -845,9 +848,16 @@ static void dwarf_ensure(struct symbolizer *s, struct bin *b)
     b->dwarf_window = s->window;
     if (b->dwarf.dw || b->dwarf_fd < 0)
         return;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
     int fd = dup(b->dwarf_fd);
     int ret = fd >= 0 ? sym_dwarf_open(fd, &b->dwarf) : -errno;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+    s->st.dwarf_open_ns +=
+        (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
     s->st.dwarf_opens++;
+    if (b->dwarf_opens++)
+        s->st.dwarf_reopens++;
     if (ret < 0) {
         /* Not DWARF after all, or broken: never try again. */
         if (ret == -EBADMSG)
@@ -1020,8 +1030,13 @@ void symbolizer_new_window(struct symbolizer *s)
     for (struct lru *l = s->lru.next; l && l != &s->lru; l = l->next) {
         struct bin *b = BIN_OF(l);
         uint64_t idle = s->window - b->dwarf_window;
-        if (b->dwarf.dw &&
-            (idle > DWARF_IDLE_WINDOWS || (idle >= 1 && b->dwarf.est_bytes > DWARF_KEEP_MAX))) {
+        /* A large file is closed after one idle window, unless it had to be
+         * reopened before: then new addresses keep arriving (other processes,
+         * other paths) and each reopen costs more CPU (30-40 ms for libc's
+         * DWARF) than the memory it frees is worth. The cache cap still
+         * evicts it under memory pressure. */
+        bool large = b->dwarf.est_bytes > DWARF_KEEP_MAX && b->dwarf_opens < 2;
+        if (b->dwarf.dw && (idle > DWARF_IDLE_WINDOWS || (idle >= 1 && large))) {
             sym_dwarf_close(&b->dwarf);
             bin_account(s, b);
         }

@@ -75,11 +75,13 @@ struct sym_stats {
     uint64_t unresolved;      /* lookups with nframes == 0 */
     uint64_t binaries_loaded; /* binaries opened and parsed (cold) */
     uint64_t binaries_evicted;
-    uint64_t maps_reads;   /* /proc/PID/maps reads */
-    uint64_t proc_gone;    /* lookups for processes that had exited */
-    uint64_t bad_binaries; /* ELF/DWARF files rejected as malformed */
-    uint64_t bytes_used;   /* current cache footprint, estimated */
-    uint64_t dwarf_opens;  /* DWARF handles opened (again after being closed) */
+    uint64_t maps_reads;    /* /proc/PID/maps reads */
+    uint64_t proc_gone;     /* lookups for processes that had exited */
+    uint64_t bad_binaries;  /* ELF/DWARF files rejected as malformed */
+    uint64_t bytes_used;    /* current cache footprint, estimated */
+    uint64_t dwarf_opens;   /* DWARF handles opened (again after being closed) */
+    uint64_t dwarf_reopens; /* of which opens of a file closed earlier */
+    uint64_t dwarf_open_ns; /* CPU time spent opening DWARF (thread CPU clock) */
 };
 
 /* Allocates; free with symbolizer_free(). NULL on allocation failure. */
