@@ -17,7 +17,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "query/connect.h"
 #include "query/plan.h"
+#include "query/pyroscope_api.h"
 #include "query/views.h"
 
 /* The page embedded at build time (build/web_index.c defines it), when
@@ -34,12 +36,13 @@ enum ep {
     EP_DIFF,
     EP_PPROF,
     EP_SELECT,
+    EP_PYROSCOPE,
     EP_OTHER,
     EP_N
 };
 static const char *ep_names[EP_N] = {"profile_types", "label_names", "label_values", "top",
                                      "flamegraph",    "series",      "diff",         "pprof",
-                                     "select",        "other"};
+                                     "select",        "pyroscope",   "other"};
 
 struct http_server {
     struct http_opts o;
@@ -132,8 +135,7 @@ static const char *P(const struct params *p, const char *name)
     return p->get(p->ctx, name);
 }
 
-/* Unix ms, "now" or "now-<N><s|m|h|d>". NULL on success, else the problem. */
-static const char *parse_time(const char *s, int64_t now, int64_t *out)
+const char *http_parse_time(const char *s, int64_t now, int64_t *out)
 {
     char *end;
 
@@ -217,11 +219,11 @@ static int range_params(const struct params *p, const char *fn, const char *un, 
         error_resp(r, 400, "%s: missing (Unix milliseconds or now)", un);
         return -EINVAL;
     }
-    if ((why = parse_time(fs, now, from))) {
+    if ((why = http_parse_time(fs, now, from))) {
         error_resp(r, 400, "%s: %s", fn, why);
         return -EINVAL;
     }
-    if ((why = parse_time(us, now, until))) {
+    if ((why = http_parse_time(us, now, until))) {
         error_resp(r, 400, "%s: %s", un, why);
         return -EINVAL;
     }
@@ -237,9 +239,7 @@ static int range_params(const struct params *p, const char *fn, const char *un, 
     return 0;
 }
 
-/* "name:type:unit:period_type:period_unit": five fields of safe characters;
- * the period fields may be empty (profiles without a period type). */
-static bool profile_type_valid(const char *s)
+bool http_profile_type_valid(const char *s)
 {
     int fields = 1;
     size_t flen = 0;
@@ -261,7 +261,7 @@ static bool profile_type_valid(const char *s)
     return fields == 5;
 }
 
-static bool label_name_valid(const char *s)
+bool http_label_name_valid(const char *s)
 {
     if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
         return false;
@@ -297,7 +297,7 @@ static int common_params(struct http_server *s, const struct params *p, const ch
         return -EINVAL;
     }
     c->profile_type = P(p, "profile_type");
-    if (c->profile_type && !profile_type_valid(c->profile_type)) {
+    if (c->profile_type && !http_profile_type_valid(c->profile_type)) {
         error_resp(r, 400,
                    "profile_type: unknown profile type '%.128s' (expected "
                    "name:type:unit:period_type:period_unit, e.g. %s)",
@@ -378,7 +378,7 @@ static void ep_labels(struct http_server *s, const struct params *p, bool values
     const char *name = P(p, "name");
     struct sbuf b = {0};
 
-    if (values && (!name || !label_name_valid(name))) {
+    if (values && (!name || !http_label_name_valid(name))) {
         error_resp(r, 400, "name: %s", name ? "not a valid label name" : "missing");
         return;
     }
@@ -515,7 +515,7 @@ static void ep_series(struct http_server *s, const struct params *p, struct http
 
     if (int_param(p, "step", 1, QUERY_MAX_RANGE_MS, 0, &step, r))
         return;
-    if (gb && *gb && !label_name_valid(gb)) {
+    if (gb && *gb && !http_label_name_valid(gb)) {
         error_resp(r, 400, "group_by: '%.64s' is not a valid label name", gb);
         return;
     }
@@ -782,8 +782,8 @@ static void ep_select(struct http_server *s, const uint8_t *body, size_t len,
     if (!q.tenant || !plan_tenant_valid(q.tenant) || q.from >= q.until ||
         q.until - q.from > QUERY_MAX_RANGE_MS || (int)q.mode < Q_PROFILE || q.mode > Q_LABELS ||
         nsh < 1 || nsh > 1024 || shard < 0 || shard >= nsh ||
-        (q.profile_type && !profile_type_valid(q.profile_type)) ||
-        (q.group_by && *q.group_by && !label_name_valid(q.group_by))) {
+        (q.profile_type && !http_profile_type_valid(q.profile_type)) ||
+        (q.group_by && *q.group_by && !http_label_name_valid(q.group_by))) {
         cJSON_Delete(j);
         error_resp(r, 400, "body: invalid peer query");
         return;
@@ -921,12 +921,31 @@ static const struct {
 void http_route(struct http_server *s, const char *method, const char *path, http_param_fn param,
                 void *ctx, const uint8_t *body, size_t body_len, struct http_response *out)
 {
+    http_route_headers(s, method, path, param, NULL, ctx, body, body_len, out);
+}
+
+static const char *no_header(void *ctx, const char *name)
+{
+    return NULL;
+}
+
+void http_route_headers(struct http_server *s, const char *method, const char *path,
+                        http_param_fn param, http_param_fn header, void *ctx, const uint8_t *body,
+                        size_t body_len, struct http_response *out)
+{
     struct params p = {param, ctx};
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     enum ep ep = EP_OTHER;
     int64_t t0 = mono_us();
 
     memset(out, 0, sizeof(*out));
+    if (pyroscope_path(path)) {
+        struct pyroscope_api a = {s->o.engine, s->o.tenant};
+        ep = EP_PYROSCOPE;
+        pyroscope_route(&a, method, path, param, header ? header : no_header, ctx, body, body_len,
+                        out);
+        goto done;
+    }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         if (strcmp(path, routes[i].path) == 0)
             ep = routes[i].ep;
@@ -1005,6 +1024,11 @@ static const char *mhd_param(void *ctx, const char *name)
     return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
 }
 
+static const char *mhd_header(void *ctx, const char *name)
+{
+    return MHD_lookup_connection_value(ctx, MHD_HEADER_KIND, name);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -1022,8 +1046,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = cn;
         return MHD_YES;
     }
+    /* Connect requests may be larger than the JSON API's queries. */
+    size_t cap = pyroscope_path(url) ? CONNECT_MAX_BODY : HTTP_MAX_BODY;
     if (*upload_size) {
-        if (cn->len + *upload_size > HTTP_MAX_BODY) {
+        if (cn->len + *upload_size > cap) {
             cn->too_big = true;
         } else {
             uint8_t *nb = realloc(cn->body, cn->len + *upload_size + 1);
@@ -1038,9 +1064,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (cn->too_big) {
         memset(&r, 0, sizeof(r));
-        error_resp(&r, 413, "body: larger than %d bytes", HTTP_MAX_BODY);
+        if (pyroscope_path(url))
+            connect_error(&r, 0, CONNECT_RESOURCE_EXHAUSTED, "body: larger than %zu bytes", cap);
+        else
+            error_resp(&r, 413, "body: larger than %d bytes", HTTP_MAX_BODY);
     } else {
-        http_route(s, method, url, mhd_param, c, cn->body, cn->len, &r);
+        http_route_headers(s, method, url, mhd_param, mhd_header, c, cn->body, cn->len, &r);
     }
     resp = MHD_create_response_from_buffer(r.len, r.body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -1050,8 +1079,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     MHD_add_response_header(resp, "Content-Type", r.content_type ? r.content_type : "text/plain");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (r.status == 405)
-        MHD_add_response_header(resp, "Allow",
-                                strcmp(url, "/internal/v1/select") == 0 ? "POST" : "GET, HEAD");
+        MHD_add_response_header(
+            resp, "Allow",
+            strcmp(url, "/internal/v1/select") == 0 ||
+                    strncmp(url, PYROSCOPE_SERVICE_PREFIX, strlen(PYROSCOPE_SERVICE_PREFIX)) == 0
+                ? "POST"
+                : "GET, HEAD");
+    if (r.status == 415)
+        MHD_add_response_header(resp, "Accept-Post", "application/json, application/proto");
     ret = MHD_queue_response(c, (unsigned)r.status, resp);
     MHD_destroy_response(resp);
     return ret;

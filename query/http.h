@@ -12,6 +12,7 @@
 #ifndef STOKE_QUERY_HTTP_H
 #define STOKE_QUERY_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,21 @@ typedef const char *(*http_param_fn)(void *ctx, const char *name);
 /* Handles one request. @body is the POST body (may be NULL). */
 void http_route(struct http_server *s, const char *method, const char *path, http_param_fn param,
                 void *ctx, const uint8_t *body, size_t body_len, struct http_response *out);
+
+/* http_route with request headers (@header, may be NULL), which the
+ * Connect endpoints need (Content-Type, X-Scope-OrgID). */
+void http_route_headers(struct http_server *s, const char *method, const char *path,
+                        http_param_fn param, http_param_fn header, void *ctx, const uint8_t *body,
+                        size_t body_len, struct http_response *out);
+
+/* Unix ms, "now" or "now-<N><s|m|h|d>" into *out (@now = the current ms).
+ * NULL on success, else what is wrong. */
+const char *http_parse_time(const char *s, int64_t now, int64_t *out);
+/* "name:type:unit:period_type:period_unit": five fields of safe characters;
+ * the period fields may be empty (profiles without a period type). */
+bool http_profile_type_valid(const char *s);
+/* [a-zA-Z_][a-zA-Z0-9_]*, at most 128 characters. */
+bool http_label_name_valid(const char *s);
 
 /* A server without a listener, for tests: routes only. */
 struct http_server *http_new_unbound(const struct http_opts *o);

@@ -328,16 +328,8 @@ static int cmp_sel(const void *a, const void *b, void *ctx)
     return heap_before(c->t, c->p, x, y) ? -1 : 1;
 }
 
-static void emit_node(struct sbuf *o, const struct mprof *p, const char *name, int64_t self,
-                      int64_t total)
-{
-    sbuf_put(o, "{\"name\":", 8);
-    sbuf_json_str(o, name);
-    sbuf_printf(o, ",\"self\":%lld,\"total\":%lld,\"children\":[", (long long)self,
-                (long long)total);
-}
-
-int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct sbuf *out)
+int view_flame_walk(const struct mprof *p, uint32_t col, uint32_t max_nodes,
+                    const struct flame_visit *v, void *ctx)
 {
     struct ftree t = {0};
     struct heap h = {0};
@@ -410,8 +402,7 @@ int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, str
     int64_t root_self = t.n[0].self;
     if (root_absorbs)
         root_self = t.n[0].total;
-    sbuf_printf(out, "{\"total\":%lld,\"tree\":", (long long)t.n[0].total);
-    emit_node(out, p, "total", root_self, t.n[0].total);
+    v->enter(ctx, 0, "total", root_self, t.n[0].total);
     size_t sp = 0;
     stk[sp].node = 0;
     stk[sp].next = 0;
@@ -421,9 +412,7 @@ int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, str
         struct fnode *fn = &t.n[nd];
         if (stk[sp - 1].next < fn->child_count) {
             uint32_t c = sel[fn->child_start + stk[sp - 1].next++];
-            if (stk[sp - 1].next > 1)
-                sbuf_put(out, ",", 1);
-            emit_node(out, p, mstr_get(&p->str, t.n[c].name), t.n[c].self, t.n[c].total);
+            v->enter(ctx, (uint32_t)sp, mstr_get(&p->str, t.n[c].name), t.n[c].self, t.n[c].total);
             stk[sp].node = c;
             stk[sp].next = 0;
             sp++;
@@ -434,15 +423,13 @@ int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, str
             for (uint32_t i = 0; i < fn->child_count; i++)
                 ucut -= (uint64_t)t.n[sel[fn->child_start + i]].total;
             int64_t cut = (int64_t)ucut;
-            if (fn->child_count)
-                sbuf_put(out, ",", 1);
-            sbuf_printf(out, "{\"name\":\"other\",\"self\":%lld,\"total\":%lld,\"children\":[]}",
-                        (long long)cut, (long long)cut);
+            v->enter(ctx, (uint32_t)sp, "other", cut, cut);
+            v->leave(ctx, (uint32_t)sp);
         }
-        sbuf_put(out, "]}", 2);
         sp--;
+        v->leave(ctx, (uint32_t)sp);
     }
-    rc = out->oom ? -ENOMEM : 0;
+    rc = 0;
 out:
     free(t.n);
     free(t.slots);
@@ -450,6 +437,43 @@ out:
     free(sel);
     free(stk);
     return rc;
+}
+
+struct json_visit {
+    struct sbuf *out;
+    bool comma;
+};
+
+static void json_enter(void *ctx, uint32_t depth, const char *name, int64_t self, int64_t total)
+{
+    struct json_visit *j = ctx;
+
+    if (depth == 0)
+        sbuf_printf(j->out, "{\"total\":%lld,\"tree\":", (long long)total);
+    else if (j->comma)
+        sbuf_put(j->out, ",", 1);
+    sbuf_put(j->out, "{\"name\":", 8);
+    sbuf_json_str(j->out, name);
+    sbuf_printf(j->out, ",\"self\":%lld,\"total\":%lld,\"children\":[", (long long)self,
+                (long long)total);
+    j->comma = false;
+}
+
+static void json_leave(void *ctx, uint32_t depth)
+{
+    struct json_visit *j = ctx;
+
+    sbuf_put(j->out, "]}", 2);
+    j->comma = true;
+}
+
+int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct sbuf *out)
+{
+    static const struct flame_visit v = {json_enter, json_leave};
+    struct json_visit j = {out, false};
+    int rc = view_flame_walk(p, col, max_nodes, &v, &j);
+
+    return rc ? rc : out->oom ? -ENOMEM : 0;
 }
 
 /* ---- pprof export ------------------------------------------------------ */

@@ -37,6 +37,17 @@ struct top_row {
  * then name. Allocates *rows. Returns 0 or -ENOMEM. */
 int view_top(const struct mprof *p, uint32_t col, struct top_row **rows, size_t *n, int64_t *total);
 
+/* The flame graph tree cut to @max_nodes, visited depth first: enter for a
+ * node (the root is "total" at depth 0; children by total descending, then
+ * name; an "other" child per parent holds what was cut), then its children,
+ * then leave. Returns 0 or -ENOMEM. */
+struct flame_visit {
+    void (*enter)(void *ctx, uint32_t depth, const char *name, int64_t self, int64_t total);
+    void (*leave)(void *ctx, uint32_t depth);
+};
+int view_flame_walk(const struct mprof *p, uint32_t col, uint32_t max_nodes,
+                    const struct flame_visit *v, void *ctx);
+
 /* Writes the flame graph JSON object ({"total":..., "tree": {...}}, no
  * closing brace, so the caller can append stats) into @out. */
 int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct sbuf *out);

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for the Pyroscope API's pieces that need no store: the
+ * protobuf JSON mapping of query/connect.c (names, int64 as string or
+ * number, enums, optional fields, repeated, nested, errors), Connect codes
+ * and content types, and the conversion of a merged profile into
+ * Pyroscope's FlameGraph levels and FlameGraphDiff.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pyroscope/querier.pb-c.h"
+#include "query/connect.h"
+#include "query/mprof.h"
+#include "query/pyroscope_api.h"
+#include "query/views.h"
+
+static ProtobufCMessage *dec_ok(const ProtobufCMessageDescriptor *d, const char *json)
+{
+    ProtobufCMessage *m = NULL;
+    char err[256] = "";
+    int rc = connect_json_decode(d, (const uint8_t *)json, strlen(json), &m, err, sizeof(err));
+    if (rc)
+        fail_msg("%s: %s", json, err);
+    return m;
+}
+
+static void test_json_request(void **state)
+{
+    /* Both the JSON name and the proto name; int64 as string and number. */
+    static const char *bodies[] = {
+        "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\","
+        "\"labelSelector\":\"{service_name=\\\"api\\\"}\",\"start\":\"1700000000000\","
+        "\"end\":1700000060000,\"maxNodes\":\"16\",\"format\":\"PROFILE_FORMAT_FLAMEGRAPH\","
+        "\"unknownField\":[1,2]}",
+        "{\"profile_typeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\","
+        "\"label_selector\":\"{service_name=\\\"api\\\"}\",\"start\":1700000000000,"
+        "\"end\":\"1700000060000\",\"max_nodes\":16,\"format\":1}",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        Querier__V1__SelectMergeStacktracesRequest *m =
+            (void *)dec_ok(&querier__v1__select_merge_stacktraces_request__descriptor, bodies[i]);
+        assert_string_equal(m->profile_typeid, "process_cpu:cpu:nanoseconds:cpu:nanoseconds");
+        assert_string_equal(m->label_selector, "{service_name=\"api\"}");
+        assert_int_equal(m->start, 1700000000000LL);
+        assert_int_equal(m->end, 1700000060000LL);
+        assert_int_equal(m->_max_nodes_case,
+                         QUERIER__V1__SELECT_MERGE_STACKTRACES_REQUEST___MAX_NODES_MAX_NODES);
+        assert_int_equal(m->max_nodes, 16);
+        assert_int_equal(m->format, QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FLAMEGRAPH);
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+    }
+    /* Repeated, nested, optional enum, double step. */
+    Querier__V1__SelectSeriesRequest *s =
+        (void *)dec_ok(&querier__v1__select_series_request__descriptor,
+                       "{\"groupBy\":[\"service_name\"],\"step\":15.5,"
+                       "\"aggregation\":\"TIME_SERIES_AGGREGATION_TYPE_SUM\",\"limit\":null}");
+    assert_int_equal(s->n_group_by, 1);
+    assert_string_equal(s->group_by[0], "service_name");
+    assert_true(s->step == 15.5);
+    assert_int_equal(s->_aggregation_case,
+                     QUERIER__V1__SELECT_SERIES_REQUEST___AGGREGATION_AGGREGATION);
+    assert_int_equal(s->_limit_case, 0);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    Querier__V1__DiffRequest *d = (void *)dec_ok(&querier__v1__diff_request__descriptor,
+                                                 "{\"left\":{\"start\":\"1\"},\"right\":{}}");
+    assert_non_null(d->left);
+    assert_non_null(d->right);
+    assert_int_equal(d->left->start, 1);
+    protobuf_c_message_free_unpacked(&d->base, NULL);
+}
+
+static void test_json_errors(void **state)
+{
+    static const char *bad[] = {
+        "",
+        "[]",
+        "{\"start\":",
+        "{\"start\":\"12x\"}",
+        "{\"start\":1.5}",
+        "{\"start\":1e300}",
+        "{\"start\":\"99999999999999999999\"}",
+        "{\"start\":true}",
+        "{\"profileTypeID\":5}",
+        "{\"format\":\"NOPE\"}",
+        "{\"maxNodes\":\"-\"}",
+        "{\"start\":1,\"start\":2}",
+        "{\"profileIdSelector\":\"x\"}",
+        "{\"profileIdSelector\":[\"a\",7]}",
+        "{\"stackTraceSelector\":[]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ProtobufCMessage *m = NULL;
+        char err[256] = "";
+        int rc = connect_json_decode(&querier__v1__select_merge_stacktraces_request__descriptor,
+                                     (const uint8_t *)bad[i], strlen(bad[i]), &m, err, sizeof(err));
+        if (rc != -EINVAL)
+            fail_msg("accepted %s", bad[i]);
+        assert_null(m);
+        assert_true(err[0] != '\0');
+    }
+}
+
+static void test_json_encode(void **state)
+{
+    Types__V1__Point p1 = TYPES__V1__POINT__INIT, p0 = TYPES__V1__POINT__INIT;
+    Types__V1__Point *pv[2] = {&p1, &p0};
+    Types__V1__LabelPair lp = TYPES__V1__LABEL_PAIR__INIT;
+    Types__V1__LabelPair *lpv[1] = {&lp};
+    Types__V1__Series s = TYPES__V1__SERIES__INIT;
+    Types__V1__Series *sv[1] = {&s};
+    Querier__V1__SelectSeriesResponse r = QUERIER__V1__SELECT_SERIES_RESPONSE__INIT;
+    struct sbuf b = {0};
+
+    p1.value = 2.5;
+    p1.timestamp = 1700000000000LL;
+    lp.name = "service_name";
+    lp.value = "a\"b";
+    s.labels = lpv;
+    s.n_labels = 1;
+    s.points = pv;
+    s.n_points = 2;
+    r.series = sv;
+    r.n_series = 1;
+    connect_json_encode(&r.base, &b);
+    /* int64 quoted, defaults left out, escaping, lowerCamelCase. */
+    assert_string_equal(b.p, "{\"series\":[{\"labels\":[{\"name\":\"service_name\",\"value\":"
+                             "\"a\\\"b\"}],\"points\":[{\"value\":2.5,\"timestamp\":"
+                             "\"1700000000000\"},{}]}]}");
+    free(b.p);
+
+    Querier__V1__FlameGraphDiff fd = QUERIER__V1__FLAME_GRAPH_DIFF__INIT;
+    fd.leftticks = 3;
+    fd.max_self = 1;
+    memset(&b, 0, sizeof(b));
+    connect_json_encode(&fd.base, &b);
+    assert_string_equal(b.p, "{\"maxSelf\":\"1\",\"leftTicks\":\"3\"}");
+    free(b.p);
+}
+
+static void test_codes(void **state)
+{
+    enum connect_codec c;
+    struct http_response r = {0};
+
+    assert_int_equal(connect_codec_of("application/json", &c), 0);
+    assert_int_equal(c, CONNECT_JSON);
+    assert_int_equal(connect_codec_of("application/json; charset=utf-8", &c), 0);
+    assert_int_equal(c, CONNECT_JSON);
+    assert_int_equal(connect_codec_of("Application/Proto", &c), 0);
+    assert_int_equal(c, CONNECT_PROTO);
+    assert_int_equal(connect_codec_of("application/grpc", &c), -EINVAL);
+    assert_int_equal(connect_codec_of("application/jsonx", &c), -EINVAL);
+    assert_int_equal(connect_codec_of(NULL, &c), -EINVAL);
+    assert_int_equal(connect_code_status(CONNECT_INVALID_ARGUMENT), 400);
+    assert_int_equal(connect_code_status(CONNECT_NOT_FOUND), 404);
+    assert_int_equal(connect_code_status(CONNECT_INTERNAL), 500);
+    assert_int_equal(connect_code_status(CONNECT_UNAVAILABLE), 503);
+    assert_int_equal(connect_code_status(CONNECT_RESOURCE_EXHAUSTED), 429);
+    connect_error(&r, 0, CONNECT_INVALID_ARGUMENT, "x: %d", 5);
+    assert_int_equal(r.status, 400);
+    assert_string_equal((char *)r.body, "{\"code\":\"invalid_argument\",\"message\":\"x: 5\"}");
+    free(r.body);
+}
+
+/* main -> a -> {b (self 30), c (self 10)}, main self 5, plus d alone 7. */
+static struct mprof *sample_profile(int64_t scale)
+{
+    struct mprof *p = mprof_new(1);
+    uint32_t main_ = mstr_intern(&p->str, "main", 4), a = mstr_intern(&p->str, "a", 1),
+             b = mstr_intern(&p->str, "b", 1), c = mstr_intern(&p->str, "c", 1),
+             d = mstr_intern(&p->str, "d", 1);
+    const uint32_t s1[] = {b, a, main_}, s2[] = {c, a, main_}, s3[] = {main_}, s4[] = {d};
+    /* The id first: mprof_stack may move vals. */
+    uint32_t id = mprof_stack(p, s1, 3);
+    p->vals[id] += 30 * scale;
+    id = mprof_stack(p, s2, 3);
+    p->vals[id] += 10 * scale;
+    id = mprof_stack(p, s3, 1);
+    p->vals[id] += 5 * scale;
+    id = mprof_stack(p, s4, 1);
+    p->vals[id] += 7 * scale;
+    return p;
+}
+
+static void test_flamegraph_levels(void **state)
+{
+    struct mprof *p = sample_profile(1);
+    Querier__V1__FlameGraph *fg = NULL;
+
+    assert_int_equal(pyroscope_flamegraph(p, 0, 100, &fg), 0);
+    assert_int_equal(fg->total, 52);
+    assert_int_equal(fg->max_self, 30);
+    assert_int_equal(fg->n_levels, 4);
+    /* names in visiting order: total main a b c d */
+    assert_string_equal(fg->names[0], "total");
+    static const char *order[] = {"total", "main", "a", "b", "c", "d"};
+    const int64_t l0[] = {0, 52, 0, 0};
+    const int64_t l1[] = {0, 45, 5, 1, 0, 7, 7, 5};    /* main at 0, d after it */
+    const int64_t l2[] = {5, 40, 0, 2};                /* a after main's self */
+    const int64_t l3[] = {5, 30, 30, 3, 0, 10, 10, 4}; /* b, c inside a */
+    const int64_t *want[] = {l0, l1, l2, l3};
+    const size_t wn[] = {4, 8, 4, 8};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(fg->levels[i]->n_values, wn[i]);
+        for (size_t k = 0; k < wn[i]; k++) {
+            int64_t v = fg->levels[i]->values[k];
+            if (k % 4 == 3)
+                assert_string_equal(fg->names[v], order[want[i][k]]);
+            else
+                assert_int_equal(v, want[i][k]);
+        }
+    }
+    querier__v1__flame_graph__free_unpacked(fg, NULL);
+
+    /* Cut to 3 nodes: the totals still add up through "other". */
+    assert_int_equal(pyroscope_flamegraph(p, 0, 3, &fg), 0);
+    assert_int_equal(fg->total, 52);
+    int64_t selfsum = 0;
+    for (size_t i = 0; i < fg->n_levels; i++)
+        for (size_t k = 0; k + 3 < fg->levels[i]->n_values; k += 4)
+            selfsum += fg->levels[i]->values[k + 2];
+    assert_int_equal(selfsum, 52);
+    querier__v1__flame_graph__free_unpacked(fg, NULL);
+
+    /* An empty profile: one root of 0. */
+    struct mprof *e = mprof_new(1);
+    assert_int_equal(pyroscope_flamegraph(e, 0, 10, &fg), 0);
+    assert_int_equal(fg->total, 0);
+    querier__v1__flame_graph__free_unpacked(fg, NULL);
+    mprof_free(e);
+    mprof_free(p);
+}
+
+static void test_flamegraph_diff(void **state)
+{
+    struct mprof *l = sample_profile(1), *r = sample_profile(2);
+    Querier__V1__FlameGraphDiff *fd = NULL;
+
+    assert_int_equal(pyroscope_flamegraph_diff(l, r, 100, &fd), 0);
+    assert_int_equal(fd->leftticks, 52);
+    assert_int_equal(fd->rightticks, 104);
+    assert_int_equal(fd->total, 156);
+    assert_int_equal(fd->max_self, 60);
+    assert_int_equal(fd->levels[0]->n_values, 7);
+    assert_int_equal(fd->levels[0]->values[1], 52);
+    assert_int_equal(fd->levels[0]->values[4], 104);
+    for (size_t i = 0; i < fd->n_levels; i++)
+        assert_int_equal(fd->levels[i]->n_values % 7, 0);
+    querier__v1__flame_graph_diff__free_unpacked(fd, NULL);
+    /* Cut to 2 nodes: selfs still sum to each side's total. */
+    assert_int_equal(pyroscope_flamegraph_diff(l, r, 2, &fd), 0);
+    int64_t ls = 0, rs = 0;
+    for (size_t i = 0; i < fd->n_levels; i++)
+        for (size_t k = 0; k + 6 < fd->levels[i]->n_values; k += 7) {
+            ls += fd->levels[i]->values[k + 2];
+            rs += fd->levels[i]->values[k + 5];
+        }
+    assert_int_equal(ls, 52);
+    assert_int_equal(rs, 104);
+    querier__v1__flame_graph_diff__free_unpacked(fd, NULL);
+    mprof_free(l);
+    mprof_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_request),      cmocka_unit_test(test_json_errors),
+        cmocka_unit_test(test_json_encode),       cmocka_unit_test(test_codes),
+        cmocka_unit_test(test_flamegraph_levels), cmocka_unit_test(test_flamegraph_diff),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
