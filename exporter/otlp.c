@@ -9,10 +9,16 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "agent/labels.h"
+#include "agent/log.h"
+#include "exporter/gzip.h"
+#include "exporter/http_push.h"
 #include "exporter/intern.h"
 #include "otlp/profiles_service.pb-c.h"
 #include "profile.pb-c.h"
@@ -689,4 +695,113 @@ int otlp_response_parse(const uint8_t *body, size_t len, int64_t *rejected, char
     opentelemetry__proto__collector__profiles__v1development__export_profiles_service_response__free_unpacked(
         r, NULL);
     return 0;
+}
+
+/* ---- sending ----------------------------------------------------------------- */
+
+#define OTLP_PATH "/v1development/profiles"
+
+struct otlp_exporter {
+    struct http_push *push;
+    char *url;
+    pthread_mutex_t mu; /* the log rate limit: on_success runs on the sender */
+    time_t last_log;
+};
+
+static int64_t on_success(void *ctx, const uint8_t *body, size_t len)
+{
+    struct otlp_exporter *e = ctx;
+    int64_t rejected;
+    char msg[256];
+
+    if (otlp_response_parse(body, len, &rejected, msg, sizeof(msg)) != 0)
+        return -1;
+    if (msg[0] || rejected) {
+        time_t now = time(NULL);
+        pthread_mutex_lock(&e->mu);
+        bool say = now - e->last_log >= 60;
+        if (say)
+            e->last_log = now;
+        pthread_mutex_unlock(&e->mu);
+        if (say)
+            log_warn("otlp: the endpoint rejected %lld profiles: %s", (long long)rejected,
+                     msg[0] ? msg : "(no message)");
+    }
+    return rejected;
+}
+
+struct otlp_exporter *otlp_exporter_new(const struct otlp_exporter_opts *o, char *err,
+                                        size_t errlen)
+{
+    struct otlp_exporter *e = calloc(1, sizeof(*e));
+    size_t n = strlen(o->endpoint);
+
+    if (!e || !(e->url = malloc(n + sizeof(OTLP_PATH)))) {
+        free(e);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (strncmp(o->endpoint, "http://", 7) != 0 && strncmp(o->endpoint, "https://", 8) != 0) {
+        snprintf(err, errlen, "otlp endpoint %s: not an http:// or https:// URL", o->endpoint);
+        free(e->url);
+        free(e);
+        return NULL;
+    }
+    memcpy(e->url, o->endpoint, n + 1);
+    /* a base URL gets the standard path; a full one is used as it is */
+    if (!strstr(e->url, OTLP_PATH)) {
+        while (n && e->url[n - 1] == '/')
+            e->url[--n] = '\0';
+        memcpy(e->url + n, OTLP_PATH, sizeof(OTLP_PATH));
+    }
+    pthread_mutex_init(&e->mu, NULL);
+    struct http_push_opts po = {
+        .name = "otlp",
+        .timeout_ms = o->timeout_ms,
+        .headers = o->headers,
+        .nheaders = o->nheaders,
+        .on_success = on_success,
+        .ctx = e,
+    };
+    e->push = http_push_new(&po, err, errlen);
+    if (!e->push) {
+        pthread_mutex_destroy(&e->mu);
+        free(e->url);
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+int otlp_exporter_send(struct otlp_exporter *e, const struct otlp_batch *b)
+{
+    uint8_t *raw, *gz;
+    size_t rawlen, gzlen;
+    int err;
+
+    if (b->nrp == 0)
+        return 0;
+    err = otlp_batch_encode(b, &raw, &rawlen);
+    if (err)
+        return err;
+    err = gzip_compress(raw, rawlen, &gz, &gzlen);
+    free(raw);
+    if (err)
+        return err;
+    return http_push_submit(e->push, e->url, "application/x-protobuf", "gzip", gz, gzlen, b->nrp);
+}
+
+void otlp_exporter_get_stats(struct otlp_exporter *e, struct http_push_stats *out)
+{
+    http_push_get_stats(e->push, out);
+}
+
+void otlp_exporter_free(struct otlp_exporter *e, unsigned timeout_ms)
+{
+    if (!e)
+        return;
+    http_push_free(e->push, timeout_ms);
+    pthread_mutex_destroy(&e->mu);
+    free(e->url);
+    free(e);
 }

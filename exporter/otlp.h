@@ -57,3 +57,25 @@ int otlp_response_parse(const uint8_t *body, size_t len, int64_t *rejected, char
                         size_t msglen);
 
 #endif
+
+/* ---- sending ---------------------------------------------------------------
+ * One request per window (every service in it), gzip, POST to
+ * <endpoint>/v1development/profiles through http_push; partial successes
+ * are counted (rejected) and their message logged at most once a minute. */
+
+struct http_push_stats;
+struct otlp_exporter;
+
+struct otlp_exporter_opts {
+    const char *endpoint;       /* base URL; the path is appended unless given */
+    const char *const *headers; /* "Name: value" */
+    size_t nheaders;
+    unsigned timeout_ms;
+};
+
+struct otlp_exporter *otlp_exporter_new(const struct otlp_exporter_opts *o, char *err,
+                                        size_t errlen);
+/* Encodes, compresses and queues @b (not taken over). 0 or -errno. */
+int otlp_exporter_send(struct otlp_exporter *e, const struct otlp_batch *b);
+void otlp_exporter_get_stats(struct otlp_exporter *e, struct http_push_stats *out);
+void otlp_exporter_free(struct otlp_exporter *e, unsigned timeout_ms);
