@@ -76,6 +76,23 @@ static const struct opt_def opts[] = {
     {"s3-path-style", OPT_BOOL, OFF(s3_path_style), 0, 0, NULL,
      "path-style S3 URLs (default: virtual-hosted for AWS, path-style for custom endpoints)"},
     {"s3-ca-file", OPT_STR, OFF(s3_ca_file), 0, 0, "FILE", "extra CA bundle for TLS to S3"},
+    {"otlp-endpoint", OPT_STR, OFF(otlp_endpoint), 0, 0, "URL",
+     "push OTLP profiles (POST URL/v1development/profiles, protobuf + gzip) every window"},
+    {"otlp-header", OPT_LIST, OFF(otlp_headers), 0, 0, "NAME=VALUE",
+     "extra HTTP header for --otlp-endpoint, repeatable (e.g. Authorization=Bearer ...)"},
+    {"otlp-timeout", OPT_UINT, OFF(otlp_timeout_s), 1, 600, "SEC",
+     "timeout of one push request, OTLP and Pyroscope (default 10)"},
+    {"pyroscope-url", OPT_STR, OFF(pyroscope_url), 0, 0, "URL",
+     "push each window's pprof to Pyroscope's URL/ingest"},
+    {"pyroscope-org-id", OPT_STR, OFF(pyroscope_org_id), 0, 0, "TENANT",
+     "X-Scope-OrgID header for --pyroscope-url"},
+    {"pyroscope-basic-auth-user", OPT_STR, OFF(pyroscope_user), 0, 0, "USER",
+     "basic auth user for --pyroscope-url (password: the file below or "
+     "$PYROSCOPE_BASIC_AUTH_PASSWORD)"},
+    {"pyroscope-basic-auth-password-file", OPT_STR, OFF(pyroscope_password_file), 0, 0, "FILE",
+     "file holding the basic auth password"},
+    {"pyroscope-bearer-token-file", OPT_STR, OFF(pyroscope_token_file), 0, 0, "FILE",
+     "file holding a bearer token (or $PYROSCOPE_AUTH_TOKEN)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -91,6 +108,7 @@ void config_defaults(struct agent_config *c)
     c->flush_s = 60;
     c->buffer_mb = 64;
     c->spill_mb = 256;
+    c->otlp_timeout_s = 10;
 }
 
 void config_free(struct agent_config *c)
@@ -101,6 +119,8 @@ void config_free(struct agent_config *c)
     }
     for (size_t i = 0; i < c->nrelabel; i++)
         free(c->relabel[i]);
+    for (size_t i = 0; i < c->notlp_headers; i++)
+        free(c->otlp_headers[i]);
     memset(c, 0, sizeof(*c));
 }
 
@@ -165,6 +185,21 @@ int config_set(struct agent_config *c, const char *name, const char *value, char
         return 0;
     }
     case OPT_LIST:
+        if (o->off == OFF(otlp_headers)) {
+            if (!value || !strchr(value, '=') || value[0] == '=') {
+                snprintf(err, errlen, "%s: '%s' is not NAME=VALUE", name, value ? value : "");
+                return -EINVAL;
+            }
+            if (c->notlp_headers >= CONFIG_MAX_HEADERS) {
+                snprintf(err, errlen, "%s: at most %d headers", name, CONFIG_MAX_HEADERS);
+                return -EINVAL;
+            }
+            c->otlp_headers[c->notlp_headers] = strdup(value);
+            if (!c->otlp_headers[c->notlp_headers])
+                return -ENOMEM;
+            c->notlp_headers++;
+            return 0;
+        }
         if (c->nrelabel >= CONFIG_MAX_RELABEL) {
             snprintf(err, errlen, "%s: at most %d rules", name, CONFIG_MAX_RELABEL);
             return -EINVAL;

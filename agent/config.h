@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #define CONFIG_MAX_RELABEL 64
+#define CONFIG_MAX_HEADERS 16
 
 struct agent_config {
     unsigned frequency;  /* Hz per CPU (19) */
@@ -45,6 +46,16 @@ struct agent_config {
     char *s3_secret_key;
     bool s3_path_style;
     char *s3_ca_file;
+    /* push exporters */
+    char *otlp_endpoint;                    /* OTLP/HTTP base URL; NULL = off */
+    char *otlp_headers[CONFIG_MAX_HEADERS]; /* "Name=value" */
+    size_t notlp_headers;
+    unsigned otlp_timeout_s;       /* per request (10) */
+    char *pyroscope_url;           /* NULL = off */
+    char *pyroscope_org_id;        /* X-Scope-OrgID */
+    char *pyroscope_user;          /* basic auth user */
+    char *pyroscope_password_file; /* else $PYROSCOPE_BASIC_AUTH_PASSWORD */
+    char *pyroscope_token_file;    /* bearer token; else $PYROSCOPE_AUTH_TOKEN */
 };
 
 /* Fills @c with the defaults. */

@@ -28,7 +28,10 @@
 #include "agent/procinfo.h"
 #include "agent/sampler.h"
 #include "agent/top.h"
+#include "exporter/http_push.h"
+#include "exporter/otlp.h"
 #include "exporter/profile.h"
+#include "exporter/pyroscope_push.h"
 #include "exporter/segment_upload.h"
 #include "store/store.h"
 #include "symbolizer/symbolizer.h"
@@ -60,6 +63,8 @@ struct agent {
     struct top *top;
     struct store *store;
     struct seg_upload *upload;
+    struct otlp_exporter *otlp;
+    struct pyroscope_push *pyroscope;
     struct agent_metrics m;
     uint64_t period_ns;
     /* CPU and time at the end of the first window: start-up (BPF load, BTF,
@@ -242,10 +247,50 @@ static void safe_name(const char *in, char *out, size_t outlen)
         snprintf(out, outlen, "_");
 }
 
+/* The push exporters only encode and queue here: sending is on their
+ * threads, so a slow or dead endpoint never holds up the window loop. */
+static void push_window(struct agent *a)
+{
+    struct otlp_batch *b = a->otlp ? otlp_batch_new() : NULL;
+    int r;
+
+    if (a->otlp && !b)
+        a->m.export_errors += a->nsvc;
+    for (size_t i = 0; i < a->nsvc; i++) {
+        struct service_profile *s = &a->svc[i];
+        if (profile_total_samples(s->prof) == 0)
+            continue;
+        if (b && (r = otlp_batch_add(b, s->prof)) != 0) {
+            log_error("otlp: encoding %s: %s", s->name, strerror(-r));
+            a->m.export_errors++;
+        }
+        if (a->pyroscope && (r = pyroscope_push_add(a->pyroscope, s->prof)) != 0) {
+            log_error("pyroscope: encoding %s: %s", s->name, strerror(-r));
+            a->m.export_errors++;
+        }
+    }
+    if (b && (r = otlp_exporter_send(a->otlp, b)) != 0) {
+        log_error("otlp: encoding the window: %s", strerror(-r));
+        a->m.export_errors += otlp_batch_nprofiles(b);
+    }
+    otlp_batch_free(b);
+}
+
+static void export_stats(struct export_metrics *m, const struct http_push_stats *st)
+{
+    m->sent = st->sent;
+    m->failed_attempts = st->failed_attempts;
+    m->dropped = st->dropped;
+    m->rejected = st->rejected;
+    m->bad_responses = st->bad_responses;
+    m->queued = st->queued;
+}
+
 static void write_window(struct agent *a)
 {
     char dir[PATH_MAX], path[PATH_MAX + 64], name[128];
 
+    push_window(a);
     for (size_t i = 0; i < a->nsvc; i++) {
         struct service_profile *s = &a->svc[i];
         if (a->upload && profile_total_samples(s->prof) > 0) {
@@ -339,6 +384,16 @@ static int drain_window(struct agent *a, uint64_t end_ns)
         a->m.objects_spilled = us.objects_spilled;
         a->m.upload_errors = us.upload_errors;
     }
+    if (a->otlp) {
+        struct http_push_stats st;
+        otlp_exporter_get_stats(a->otlp, &st);
+        export_stats(&a->m.otlp, &st);
+    }
+    if (a->pyroscope) {
+        struct http_push_stats st;
+        pyroscope_push_get_stats(a->pyroscope, &st);
+        export_stats(&a->m.pyroscope, &st);
+    }
     a->m.last_drain_seconds = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
     self_usage(a);
     if (a->m.windows == 1) {
@@ -365,6 +420,89 @@ static void sleep_until(uint64_t deadline)
                               .tv_nsec = (long)(left % 1000000000ull)};
         nanosleep(&ts, NULL);
     }
+}
+
+/* A secret from a file (first line) or the environment; malloc'd or NULL. */
+static char *read_secret(const char *file, const char *env, int *err)
+{
+    char buf[4096];
+    *err = 0;
+    if (file) {
+        FILE *f = fopen(file, "re");
+        if (!f) {
+            log_error("cannot read %s: %s", file, strerror(errno));
+            *err = -errno;
+            return NULL;
+        }
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        buf[strcspn(buf, "\r\n")] = '\0';
+        char *s = strdup(buf);
+        explicit_bzero(buf, sizeof(buf));
+        return s;
+    }
+    const char *v = getenv(env);
+    return v && *v ? strdup(v) : NULL;
+}
+
+static int setup_push(struct agent *a)
+{
+    char err[512];
+    int r;
+
+    if (a->cfg.otlp_endpoint) {
+        char *hdrs[CONFIG_MAX_HEADERS];
+        size_t n = 0;
+        for (; n < a->cfg.notlp_headers; n++) {
+            const char *kv = a->cfg.otlp_headers[n], *eq = strchr(kv, '=');
+            if (asprintf(&hdrs[n], "%.*s: %s", (int)(eq - kv), kv, eq + 1) < 0)
+                break;
+        }
+        struct otlp_exporter_opts oo = {
+            .endpoint = a->cfg.otlp_endpoint,
+            .headers = (const char *const *)hdrs,
+            .nheaders = n,
+            .timeout_ms = a->cfg.otlp_timeout_s * 1000,
+        };
+        a->otlp = n == a->cfg.notlp_headers ? otlp_exporter_new(&oo, err, sizeof(err)) : NULL;
+        for (size_t i = 0; i < n; i++) {
+            explicit_bzero(hdrs[i], strlen(hdrs[i]));
+            free(hdrs[i]);
+        }
+        if (!a->otlp) {
+            log_error("%s", err);
+            return -EINVAL;
+        }
+    }
+    if (a->cfg.pyroscope_url) {
+        char *password =
+            read_secret(a->cfg.pyroscope_password_file, "PYROSCOPE_BASIC_AUTH_PASSWORD", &r);
+        char *token =
+            r ? NULL : read_secret(a->cfg.pyroscope_token_file, "PYROSCOPE_AUTH_TOKEN", &r);
+        struct pyroscope_push_opts po = {
+            .url = a->cfg.pyroscope_url,
+            .org_id = a->cfg.pyroscope_org_id,
+            .user = a->cfg.pyroscope_user,
+            .password = password,
+            .bearer = a->cfg.pyroscope_user ? NULL : token,
+            .timeout_ms = a->cfg.otlp_timeout_s * 1000,
+            .sample_rate = a->cfg.frequency,
+        };
+        a->pyroscope = r ? NULL : pyroscope_push_new(&po, err, sizeof(err));
+        if (password)
+            explicit_bzero(password, strlen(password));
+        if (token)
+            explicit_bzero(token, strlen(token));
+        free(password);
+        free(token);
+        if (!a->pyroscope) {
+            if (!r)
+                log_error("%s", err);
+            return -EINVAL;
+        }
+    }
+    return 0;
 }
 
 static int setup(struct agent *a)
@@ -450,6 +588,8 @@ static int setup(struct agent *a)
             return -EINVAL;
         }
     }
+    if (setup_push(a) != 0)
+        return -EINVAL;
     a->metrics = metrics_start(a->cfg.metrics_addr);
     a->period_ns = 1000000000ull / a->cfg.frequency;
     return 0;
@@ -475,6 +615,14 @@ static void teardown(struct agent *a)
         seg_upload_free(a->upload, 0);
     }
     store_close(a->store);
+    /* the last window is queued by now: up to 5 s to send it */
+    otlp_exporter_free(a->otlp, 5000);
+    pyroscope_push_free(a->pyroscope, 5000);
+    if (a->otlp || a->pyroscope)
+        log_info("push: otlp %llu sent, %llu dropped; pyroscope %llu sent, %llu dropped",
+                 (unsigned long long)a->m.otlp.sent, (unsigned long long)a->m.otlp.dropped,
+                 (unsigned long long)a->m.pyroscope.sent,
+                 (unsigned long long)a->m.pyroscope.dropped);
     for (size_t i = 0; i < a->nsvc; i++) {
         profile_free(a->svc[i].prof);
         free(a->svc[i].name);

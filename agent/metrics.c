@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,17 @@ static void counter(struct buf *b, const char *name, const char *help, uint64_t 
 static void gauge(struct buf *b, const char *name, const char *help, double v)
 {
     bprintf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.6g\n", name, help, name, name, v);
+}
+
+/* One counter family with an exporter="otlp"|"pyroscope" label. */
+static void export_counter(struct buf *b, const char *name, const char *help, uint64_t otlp,
+                           uint64_t pyro, bool is_gauge)
+{
+    bprintf(
+        b,
+        "# HELP %s %s\n# TYPE %s %s\n%s{exporter=\"otlp\"} %llu\n%s{exporter=\"pyroscope\"} %llu\n",
+        name, help, name, is_gauge ? "gauge" : "counter", name, (unsigned long long)otlp, name,
+        (unsigned long long)pyro);
 }
 
 char *metrics_render(const struct agent_metrics *s)
@@ -123,6 +135,23 @@ char *metrics_render(const struct agent_metrics *s)
             s->objects_dropped);
     counter(&b, "stoke_objects_spilled_total", "Objects spilled to disk.", s->objects_spilled);
     counter(&b, "stoke_upload_errors_total", "Failed upload attempts (retried).", s->upload_errors);
+    export_counter(&b, "stoke_export_requests_sent_total", "Push requests accepted (2xx).",
+                   s->otlp.sent, s->pyroscope.sent, false);
+    export_counter(&b, "stoke_export_failed_attempts_total",
+                   "Push attempts that failed (HTTP error, refused, timeout).",
+                   s->otlp.failed_attempts, s->pyroscope.failed_attempts, false);
+    export_counter(&b, "stoke_export_requests_dropped_total",
+                   "Push requests given up: 413, 4xx, retries exhausted, queue full, shutdown.",
+                   s->otlp.dropped, s->pyroscope.dropped, false);
+    export_counter(&b, "stoke_export_profiles_rejected_total",
+                   "Profiles the endpoint rejected in a partial success.", s->otlp.rejected,
+                   s->pyroscope.rejected, false);
+    export_counter(&b, "stoke_export_bad_responses_total", "2xx answers whose body was unreadable.",
+                   s->otlp.bad_responses, s->pyroscope.bad_responses, false);
+    export_counter(&b, "stoke_export_requests_queued", "Push requests waiting to be sent.",
+                   s->otlp.queued, s->pyroscope.queued, true);
+    counter(&b, "stoke_export_errors_total", "Profiles that could not be encoded for a push.",
+            s->export_errors);
     return b.p;
 }
 

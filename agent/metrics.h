@@ -15,6 +15,11 @@
 #include "agent/sampler.h"
 #include "symbolizer/symbolizer.h"
 
+/* One push exporter's counters (exporter/http_push.h). */
+struct export_metrics {
+    uint64_t sent, failed_attempts, dropped, rejected, bad_responses, queued;
+};
+
 struct agent_metrics {
     struct sampler_stats sampler;
     struct sym_stats sym;
@@ -31,6 +36,8 @@ struct agent_metrics {
     double last_drain_seconds; /* wall time of the last drain + symbolize + write */
     uint64_t objects_uploaded, bytes_uploaded, objects_pending, objects_dropped;
     uint64_t objects_spilled, upload_errors;
+    struct export_metrics otlp, pyroscope; /* push exporters (all zero when off) */
+    uint64_t export_errors;                /* profiles that could not be encoded/queued */
 };
 
 struct metrics_server;

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
+#include "exporter/gzip.h"
 #include "exporter/intern.h"
 #include "profile.pb-c.h"
 
@@ -283,6 +283,59 @@ size_t profile_nsamples(const struct profile *p)
     return p->nsamples;
 }
 
+int profile_common_labels(const struct profile *p, struct label_set *out)
+{
+    const uint32_t *first = NULL;
+    size_t nfirst = 0, i, j, k;
+    bool *keep = NULL;
+
+    if (p->nsamples == 0)
+        return 0;
+    for (i = 0; i < p->nsamples; i++) {
+        size_t n, nl;
+        const uint32_t *key = seqtab_get(&p->samples, (uint32_t)i, &n);
+        const uint32_t *ls = seqtab_get(&p->lsets, key[1], &nl);
+
+        if (i == 0) {
+            first = ls;
+            nfirst = nl / 2;
+            keep = calloc(nfirst ? nfirst : 1, sizeof(*keep));
+            if (!keep)
+                return -ENOMEM;
+            for (j = 0; j < nfirst; j++)
+                keep[j] = true;
+            continue;
+        }
+        /* interned ids: equal strings are equal ids, and seqtab_get on
+         * lsets stays valid since nothing is interned here */
+        for (j = 0; j < nfirst; j++) {
+            bool found = false;
+            for (k = 0; k + 1 < nl && keep[j]; k += 2)
+                if (ls[k] == first[2 * j] && ls[k + 1] == first[2 * j + 1])
+                    found = true;
+            if (!found)
+                keep[j] = false;
+        }
+    }
+    for (j = 0; j < nfirst; j++) {
+        if (keep[j] && label_set_put(out, strtab_get(&p->str, first[2 * j]),
+                                     strtab_get(&p->str, first[2 * j + 1])) != 0) {
+            free(keep);
+            return -ENOMEM;
+        }
+    }
+    free(keep);
+    return 0;
+}
+
+void profile_times(const struct profile *p, uint64_t *start_ns, uint64_t *duration_ns,
+                   uint64_t *period_ns)
+{
+    *start_ns = p->start_ns;
+    *duration_ns = p->duration_ns;
+    *period_ns = p->period_ns;
+}
+
 /* ---- pprof -------------------------------------------------------------- */
 
 /* Every message lives in a handful of flat arrays: one allocation per kind,
@@ -521,9 +574,8 @@ int profile_encode_pprof_gz(const struct profile *p, uint8_t **out, size_t *outl
 {
     Perftools__Profiles__Profile prof;
     struct pprof_arrays a;
-    uint8_t *raw = NULL, *gz = NULL;
-    size_t rawlen, gzcap;
-    z_stream zs;
+    uint8_t *raw = NULL;
+    size_t rawlen;
     int err;
 
     *out = NULL;
@@ -542,50 +594,8 @@ int profile_encode_pprof_gz(const struct profile *p, uint8_t **out, size_t *outl
         goto out;
     }
 
-    memset(&zs, 0, sizeof(zs));
-    /* windowBits 15 + 16: a gzip wrapper, which is what pprof readers expect */
-    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-        err = -ENOMEM;
-        goto out;
-    }
-    gzcap = deflateBound(&zs, rawlen) + 32; /* + the gzip header and trailer */
-    gz = malloc(gzcap);
-    if (!gz) {
-        deflateEnd(&zs);
-        err = -ENOMEM;
-        goto out;
-    }
-    zs.next_in = raw;
-    zs.next_out = gz;
-    /* deflate's lengths are uInt: feed in slices so >4 GiB cannot truncate */
-    while (1) {
-        size_t left_in = rawlen - (size_t)(zs.next_in - raw);
-        size_t left_out = gzcap - (size_t)(zs.next_out - gz);
-        int zr;
-
-        zs.avail_in = left_in > UINT32_MAX ? UINT32_MAX : (uInt)left_in;
-        zs.avail_out = left_out > UINT32_MAX ? UINT32_MAX : (uInt)left_out;
-        zr = deflate(&zs, left_in > UINT32_MAX ? Z_NO_FLUSH : Z_FINISH);
-        if (zr == Z_STREAM_END)
-            break;
-        if (zr != Z_OK && zr != Z_BUF_ERROR) {
-            deflateEnd(&zs);
-            err = -EIO;
-            goto out;
-        }
-        if (zs.avail_out == 0 && left_out <= UINT32_MAX) {
-            deflateEnd(&zs);
-            err = -ENOBUFS; /* deflateBound promised this cannot happen */
-            goto out;
-        }
-    }
-    *outlen = (size_t)(zs.next_out - gz);
-    deflateEnd(&zs);
-    *out = gz;
-    gz = NULL;
-    err = 0;
+    err = gzip_compress(raw, rawlen, out, outlen);
 out:
-    free(gz);
     free(raw);
     pprof_arrays_free(&a);
     return err;

@@ -50,6 +50,16 @@ int profile_add(struct profile *p, const uint32_t *locs, size_t nlocs,
 uint64_t profile_total_samples(const struct profile *p);
 size_t profile_nsamples(const struct profile *p); /* distinct sample rows */
 
+/* Puts into @out the labels that every sample carries with the same value
+ * (service_name, host_name, and the process labels when the service is one
+ * process): what the push exporters send as the resource / application
+ * labels. 0 or -ENOMEM. */
+int profile_common_labels(const struct profile *p, struct label_set *out);
+
+/* The window and sampling period the profile was created with. */
+void profile_times(const struct profile *p, uint64_t *start_ns, uint64_t *duration_ns,
+                   uint64_t *period_ns);
+
 /* Encodes as pprof (protobuf-c) and gzips into a malloc'd buffer.
  * 0 or a negative errno. */
 int profile_encode_pprof_gz(const struct profile *p, uint8_t **out, size_t *outlen);
