@@ -83,10 +83,7 @@ static void respond(struct http_response *r, int status, const char *ctype, stru
     r->len = b->len;
 }
 
-static void error_resp(struct http_response *r, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void error_resp(struct http_response *r, int status, const char *fmt, ...)
+void http_error_json(struct http_response *r, int status, const char *fmt, ...)
 {
     char msg[1024];
     struct sbuf b = {0};
@@ -194,11 +191,11 @@ static int int_param(const struct params *p, const char *name, long long lo, lon
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (!*s || *end || errno) {
-        error_resp(r, 400, "%s: '%.64s' is not an integer", name, s);
+        http_error_json(r, 400, "%s: '%.64s' is not an integer", name, s);
         return -EINVAL;
     }
     if (v < lo || v > hi) {
-        error_resp(r, 400, "%s: %lld is out of range [%lld, %lld]", name, v, lo, hi);
+        http_error_json(r, 400, "%s: %lld is out of range [%lld, %lld]", name, v, lo, hi);
         return -EINVAL;
     }
     *out = v;
@@ -212,28 +209,28 @@ static int range_params(const struct params *p, const char *fn, const char *un, 
     int64_t now = now_ms();
 
     if (!fs) {
-        error_resp(r, 400, "%s: missing (Unix milliseconds or now-1h)", fn);
+        http_error_json(r, 400, "%s: missing (Unix milliseconds or now-1h)", fn);
         return -EINVAL;
     }
     if (!us) {
-        error_resp(r, 400, "%s: missing (Unix milliseconds or now)", un);
+        http_error_json(r, 400, "%s: missing (Unix milliseconds or now)", un);
         return -EINVAL;
     }
     if ((why = http_parse_time(fs, now, from))) {
-        error_resp(r, 400, "%s: %s", fn, why);
+        http_error_json(r, 400, "%s: %s", fn, why);
         return -EINVAL;
     }
     if ((why = http_parse_time(us, now, until))) {
-        error_resp(r, 400, "%s: %s", un, why);
+        http_error_json(r, 400, "%s: %s", un, why);
         return -EINVAL;
     }
     if (*from >= *until) {
-        error_resp(r, 400, "%s: must be before %s (%lld >= %lld)", fn, un, (long long)*from,
-                   (long long)*until);
+        http_error_json(r, 400, "%s: must be before %s (%lld >= %lld)", fn, un, (long long)*from,
+                        (long long)*until);
         return -EINVAL;
     }
     if (*until - *from > QUERY_MAX_RANGE_MS) {
-        error_resp(r, 400, "%s: the range from %s is longer than 31 days", un, fn);
+        http_error_json(r, 400, "%s: the range from %s is longer than 31 days", un, fn);
         return -EINVAL;
     }
     return 0;
@@ -292,16 +289,16 @@ static int common_params(struct http_server *s, const struct params *p, const ch
     c->sel = NULL;
     c->tenant = P(p, "tenant") ? P(p, "tenant") : s->o.tenant;
     if (!plan_tenant_valid(c->tenant)) {
-        error_resp(r, 400, "tenant: '%.64s' is not a valid tenant name ([A-Za-z0-9._-]{1,64})",
-                   c->tenant);
+        http_error_json(r, 400, "tenant: '%.64s' is not a valid tenant name ([A-Za-z0-9._-]{1,64})",
+                        c->tenant);
         return -EINVAL;
     }
     c->profile_type = P(p, "profile_type");
     if (c->profile_type && !http_profile_type_valid(c->profile_type)) {
-        error_resp(r, 400,
-                   "profile_type: unknown profile type '%.128s' (expected "
-                   "name:type:unit:period_type:period_unit, e.g. %s)",
-                   c->profile_type, DEFAULT_PROFILE_TYPE);
+        http_error_json(r, 400,
+                        "profile_type: unknown profile type '%.128s' (expected "
+                        "name:type:unit:period_type:period_unit, e.g. %s)",
+                        c->profile_type, DEFAULT_PROFILE_TYPE);
         return -EINVAL;
     }
     if (need_type && !c->profile_type)
@@ -311,11 +308,11 @@ static int common_params(struct http_server *s, const struct params *p, const ch
     c->sel_text = P(p, qname);
     rc = selector_parse(c->sel_text, &c->sel, err, sizeof(err));
     if (rc == -ENOMEM) {
-        error_resp(r, 500, "out of memory");
+        http_error_json(r, 500, "out of memory");
         return rc;
     }
     if (rc) {
-        error_resp(r, 400, "%s: %s", qname, err);
+        http_error_json(r, 400, "%s: %s", qname, err);
         return rc;
     }
     return 0;
@@ -328,7 +325,8 @@ static int run(struct http_server *s, const struct query *q, struct mprof **out,
     int rc = engine_query(s->o.engine, q, out, err, sizeof(err));
 
     if (rc)
-        error_resp(r, rc == -ENOMEM ? 500 : 502, "query failed: %s", err[0] ? err : strerror(-rc));
+        http_error_json(r, rc == -ENOMEM ? 500 : 502, "query failed: %s",
+                        err[0] ? err : strerror(-rc));
     return rc;
 }
 
@@ -348,7 +346,7 @@ static void ep_profile_types(struct http_server *s, const struct params *p, stru
                                   err, sizeof(err));
     selector_free(c.sel);
     if (rc) {
-        error_resp(r, 502, "query failed: %s", err);
+        http_error_json(r, 502, "query failed: %s", err);
         return;
     }
     sbuf_put(&b, "{\"profile_types\":[", 18);
@@ -379,7 +377,7 @@ static void ep_labels(struct http_server *s, const struct params *p, bool values
     struct sbuf b = {0};
 
     if (values && (!name || !http_label_name_valid(name))) {
-        error_resp(r, 400, "name: %s", name ? "not a valid label name" : "missing");
+        http_error_json(r, 400, "name: %s", name ? "not a valid label name" : "missing");
         return;
     }
     if (common_params(s, p, "query", "from", "until", false, &c, r))
@@ -409,7 +407,7 @@ static void ep_labels(struct http_server *s, const struct params *p, bool values
     }
     if (!v) {
         mprof_free(mp);
-        error_resp(r, 500, "out of memory");
+        http_error_json(r, 500, "out of memory");
         return;
     }
     qsort(v, n, sizeof(*v), cmp_cstr);
@@ -455,7 +453,7 @@ static void ep_top(struct http_server *s, const struct params *p, struct http_re
         return;
     if (view_top(mp, 0, &rows, &n, &total)) {
         mprof_free(mp);
-        error_resp(r, 500, "out of memory");
+        http_error_json(r, 500, "out of memory");
         return;
     }
     sbuf_printf(&b, "{\"total\":%lld,\"functions\":[", (long long)total);
@@ -497,7 +495,7 @@ static void ep_flame(struct http_server *s, const struct params *p, struct http_
     if (view_flame_json(mp, 0, (uint32_t)max_nodes, &b)) {
         free(b.p);
         mprof_free(mp);
-        error_resp(r, 500, "out of memory");
+        http_error_json(r, 500, "out of memory");
         return;
     }
     finish_json(&b, mp);
@@ -516,7 +514,7 @@ static void ep_series(struct http_server *s, const struct params *p, struct http
     if (int_param(p, "step", 1, QUERY_MAX_RANGE_MS, 0, &step, r))
         return;
     if (gb && *gb && !http_label_name_valid(gb)) {
-        error_resp(r, 400, "group_by: '%.64s' is not a valid label name", gb);
+        http_error_json(r, 400, "group_by: '%.64s' is not a valid label name", gb);
         return;
     }
     if (common_params(s, p, "query", "from", "until", true, &c, r))
@@ -534,8 +532,8 @@ static void ep_series(struct http_server *s, const struct params *p, struct http
     uint32_t nb;
     if (engine_series_grid(&q, &st, &nb)) {
         selector_free(c.sel);
-        error_resp(r, 400, "step: %lld ms gives more than %d points over the range", step,
-                   SERIES_MAX_POINTS);
+        http_error_json(r, 400, "step: %lld ms gives more than %d points over the range", step,
+                        SERIES_MAX_POINTS);
         return;
     }
     int rc = run(s, &q, &mp, r);
@@ -546,7 +544,7 @@ static void ep_series(struct http_server *s, const struct params *p, struct http
     uint32_t *order = malloc(((size_t)mp->ngroups + 1) * sizeof(*order));
     if (!order) {
         mprof_free(mp);
-        error_resp(r, 500, "out of memory");
+        http_error_json(r, 500, "out of memory");
         return;
     }
     for (uint32_t g = 0; g < mp->ngroups; g++)
@@ -645,7 +643,7 @@ static void ep_diff(struct http_server *s, const struct params *p, struct http_r
     size_t n = 0;
     if (view_top(lm, 0, &lrows, &ln, &lt) || view_top(rm, 0, &rrows, &rn, &rt) ||
         !(rows = calloc(ln + rn + 1, sizeof(*rows)))) {
-        error_resp(r, 500, "out of memory");
+        http_error_json(r, 500, "out of memory");
         goto out;
     }
     /* Join by name through the right profile's string table. */
@@ -655,7 +653,7 @@ static void ep_diff(struct http_server *s, const struct params *p, struct http_r
         if (!rself || !taken) {
             free(rself);
             free(taken);
-            error_resp(r, 500, "out of memory");
+            http_error_json(r, 500, "out of memory");
             goto out;
         }
         for (size_t i = 0; i < rn; i++)
@@ -733,7 +731,7 @@ static void ep_pprof(struct http_server *s, const struct params *p, struct http_
     rc = view_pprof(mp, c.from, c.until - c.from, &gz, &len);
     mprof_free(mp);
     if (rc) {
-        error_resp(r, 500, "pprof encoding failed: %s", strerror(-rc));
+        http_error_json(r, 500, "pprof encoding failed: %s", strerror(-rc));
         return;
     }
     r->status = 200;
@@ -754,14 +752,14 @@ static void ep_select(struct http_server *s, const uint8_t *body, size_t len,
     size_t blen = 0;
 
     if (!body || len == 0 || len > HTTP_MAX_BODY) {
-        error_resp(r, 400, "body: expected a JSON query of at most %d bytes", HTTP_MAX_BODY);
+        http_error_json(r, 400, "body: expected a JSON query of at most %d bytes", HTTP_MAX_BODY);
         return;
     }
     text = strndup((const char *)body, len);
     j = text ? cJSON_Parse(text) : NULL;
     free(text);
     if (!j) {
-        error_resp(r, 400, "body: not JSON");
+        http_error_json(r, 400, "body: not JSON");
         return;
     }
 #define JS(name)                                                                                   \
@@ -785,7 +783,7 @@ static void ep_select(struct http_server *s, const uint8_t *body, size_t len,
         (q.profile_type && !http_profile_type_valid(q.profile_type)) ||
         (q.group_by && *q.group_by && !http_label_name_valid(q.group_by))) {
         cJSON_Delete(j);
-        error_resp(r, 400, "body: invalid peer query");
+        http_error_json(r, 400, "body: invalid peer query");
         return;
     }
     q.shard = (uint32_t)shard;
@@ -795,13 +793,13 @@ static void ep_select(struct http_server *s, const uint8_t *body, size_t len,
         uint32_t nb;
         if (engine_series_grid(&q, &st, &nb)) {
             cJSON_Delete(j);
-            error_resp(r, 400, "step: too many points");
+            http_error_json(r, 400, "step: too many points");
             return;
         }
     }
     if (selector_parse(q.selector_text, &sel, err, sizeof(err))) {
         cJSON_Delete(j);
-        error_resp(r, 400, "query: %s", err);
+        http_error_json(r, 400, "query: %s", err);
         return;
     }
     q.sel = sel;
@@ -813,7 +811,7 @@ static void ep_select(struct http_server *s, const uint8_t *body, size_t len,
     rc = mprof_encode(mp, &buf, &blen);
     mprof_free(mp);
     if (rc) {
-        error_resp(r, 500, "out of memory");
+        http_error_json(r, 500, "out of memory");
         return;
     }
     r->status = 200;
@@ -876,7 +874,7 @@ static void ep_index(struct http_server *s, struct http_response *r)
         snprintf(path, sizeof(path), "%s/index.html", s->o.web_dir);
         FILE *f = fopen(path, "rb");
         if (!f) {
-            error_resp(r, 404, "web page %s: %s", path, strerror(errno));
+            http_error_json(r, 404, "web page %s: %s", path, strerror(errno));
             return;
         }
         char chunk[65536];
@@ -893,7 +891,7 @@ static void ep_index(struct http_server *s, struct http_response *r)
          * a worker started from the repository root still serves it. */
         FILE *f = fopen("query/web/index.html", "rb");
         if (!f) {
-            error_resp(r, 404, "no web page embedded in this build; start with --web-dir DIR");
+            http_error_json(r, 404, "no web page embedded in this build; start with --web-dir DIR");
             return;
         }
         char chunk[65536];
@@ -953,7 +951,7 @@ void http_route_headers(struct http_server *s, const char *method, const char *p
         if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0 ||
             strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0) {
             if (!get) {
-                error_resp(out, 405, "%s: method %s not allowed (use GET)", path, method);
+                http_error_json(out, 405, "%s: method %s not allowed (use GET)", path, method);
             } else if (strcmp(path, "/healthz") == 0) {
                 struct sbuf b = {0};
                 sbuf_put(&b, "ok\n", 3);
@@ -964,13 +962,13 @@ void http_route_headers(struct http_server *s, const char *method, const char *p
                 ep_index(s, out);
             }
         } else {
-            error_resp(out, 404, "%.200s: no such endpoint", path);
+            http_error_json(out, 404, "%.200s: no such endpoint", path);
         }
         goto done;
     }
     if (ep == EP_SELECT ? strcmp(method, "POST") != 0 : !get) {
-        error_resp(out, 405, "%s: method %s not allowed (use %s)", path, method,
-                   ep == EP_SELECT ? "POST" : "GET");
+        http_error_json(out, 405, "%s: method %s not allowed (use %s)", path, method,
+                        ep == EP_SELECT ? "POST" : "GET");
         goto done;
     }
     switch (ep) {
@@ -1067,7 +1065,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (pyroscope_path(url))
             connect_error(&r, 0, CONNECT_RESOURCE_EXHAUSTED, "body: larger than %zu bytes", cap);
         else
-            error_resp(&r, 413, "body: larger than %d bytes", HTTP_MAX_BODY);
+            http_error_json(&r, 413, "body: larger than %d bytes", HTTP_MAX_BODY);
     } else {
         http_route_headers(s, method, url, mhd_param, mhd_header, c, cn->body, cn->len, &r);
     }

@@ -44,6 +44,11 @@ struct http_response {
     size_t len;
 };
 
+/* Fills @r with status @status and the JSON body {"error": "<message>"}
+ * (500 and "out of memory" when the body cannot be built). */
+void http_error_json(struct http_response *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Looks up query parameter @name (already URL-decoded), NULL when absent. */
 typedef const char *(*http_param_fn)(void *ctx, const char *name);
 

@@ -1198,27 +1198,6 @@ void pyroscope_route(const struct pyroscope_api *a, const char *method, const ch
 
 /* ---- render (flamebearer JSON) ------------------------------------------- */
 
-static void render_error(struct http_response *r, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void render_error(struct http_response *r, int status, const char *fmt, ...)
-{
-    char msg[512];
-    struct sbuf b = {0};
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    sbuf_put(&b, "{\"error\":", 9);
-    sbuf_json_str(&b, msg);
-    sbuf_put(&b, "}\n", 2);
-    r->status = b.oom ? 500 : status;
-    r->content_type = "application/json";
-    r->body = (uint8_t *)b.p;
-    r->len = b.oom ? 0 : b.len;
-}
-
 /* Pyroscope's render times: now, now-1h, or a Unix time in seconds (10
  * digits), milliseconds (13) or nanoseconds (19). */
 static const char *render_time(const char *s, int64_t now, int64_t *out)
@@ -1252,34 +1231,34 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
     if (!mn)
         mn = param(ctx, "max-nodes");
     if (format && strcmp(format, "json") != 0) {
-        render_error(out, 400, "format: only json is supported");
+        http_error_json(out, 400, "format: only json is supported");
         return;
     }
     if (!query || !*query) {
-        render_error(out, 400, "query: missing (e.g. %s{service_name=\"api\"})",
-                     DEFAULT_PROFILE_TYPE);
+        http_error_json(out, 400, "query: missing (e.g. %s{service_name=\"api\"})",
+                        DEFAULT_PROFILE_TYPE);
         return;
     }
     size_t tl = strcspn(query, "{");
     if (tl >= sizeof(type)) {
-        render_error(out, 400, "query: profile type too long");
+        http_error_json(out, 400, "query: profile type too long");
         return;
     }
     memcpy(type, query, tl);
     type[tl] = '\0';
     if (!http_profile_type_valid(type)) {
-        render_error(out, 400,
-                     "query: '%.128s' is not a profile type id "
-                     "(name:sample_type:sample_unit:period_type:period_unit)",
-                     type);
+        http_error_json(out, 400,
+                        "query: '%.128s' is not a profile type id "
+                        "(name:sample_type:sample_unit:period_type:period_unit)",
+                        type);
         return;
     }
     if ((why = render_time(fs ? fs : "now-1h", now, &from))) {
-        render_error(out, 400, "from: %s", why);
+        http_error_json(out, 400, "from: %s", why);
         return;
     }
     if ((why = render_time(us ? us : "now", now, &until))) {
-        render_error(out, 400, "until: %s", why);
+        http_error_json(out, 400, "until: %s", why);
         return;
     }
     if (mn) {
@@ -1287,7 +1266,7 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
         errno = 0;
         max_nodes = strtoll(mn, &end, 10);
         if (!*mn || *end || errno || max_nodes < 1) {
-            render_error(out, 400, "maxNodes: '%.32s' is not a positive integer", mn);
+            http_error_json(out, 400, "maxNodes: '%.32s' is not a positive integer", mn);
             return;
         }
         if (max_nodes > (long long)PYROSCOPE_MAX_NODES)
@@ -1303,7 +1282,7 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
         cJSON_Delete(j);
         free(out->body);
         memset(out, 0, sizeof(*out));
-        render_error(out, 400, "%s", msg);
+        http_error_json(out, 400, "%s", msg);
         return;
     }
     struct query q = {.tenant = tenant,
@@ -1334,7 +1313,7 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
     if (!mp || pyroscope_flamegraph(mp, 0, (uint32_t)max_nodes, &fg)) {
         mprof_free(mp);
         mprof_free(ts);
-        render_error(out, 500, "out of memory");
+        http_error_json(out, 500, "out of memory");
         return;
     }
     char *unit = field_dup(type, 2), *name = field_dup(type, 0);
@@ -1382,7 +1361,7 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
     mprof_free(ts);
     if (b.oom) {
         free(b.p);
-        render_error(out, 500, "out of memory");
+        http_error_json(out, 500, "out of memory");
         return;
     }
     out->status = 200;
