@@ -81,6 +81,7 @@
 #include "codec/segment.h"
 #include "query/engine.h"
 #include "query/import.h"
+#include "symbolizer/read_file.h"
 #include "query/mprof.h"
 #include "query/views.h"
 #include "symbolizer/symbolizer.h"
@@ -210,43 +211,13 @@ static uint64_t xorshift(uint64_t *x)
     return *x;
 }
 
-static int read_file(const char *path, uint8_t **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf = NULL;
-    size_t n = 0, cap = 0;
-
-    if (!f)
-        return -errno;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            uint8_t *b = realloc(buf, cap);
-            if (!b) {
-                free(buf);
-                fclose(f);
-                return -ENOMEM;
-            }
-            buf = b;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0)
-            break;
-    }
-    fclose(f);
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 static Perftools__Profiles__Profile *load_pprof(const char *path, size_t *pb_bytes)
 {
     uint8_t *raw = NULL, *pb = NULL;
     size_t len = 0, pblen = 0;
     Perftools__Profiles__Profile *p;
 
-    if (read_file(path, &raw, &len))
+    if (sym_read_file(path, 64u << 20, (char **)&raw, &len))
         return NULL;
     int rc = query_gunzip(raw, len, &pb, &pblen);
     free(raw);

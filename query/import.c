@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "query/import.h"
+#include "symbolizer/read_file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -68,46 +69,6 @@ int query_gunzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
     return 0;
 }
 
-static int read_file(const char *path, uint8_t **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf = NULL;
-    size_t n = 0, cap = 0;
-
-    if (!f)
-        return -errno;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            if (cap > IMPORT_MAX_BYTES) {
-                free(buf);
-                fclose(f);
-                return -EFBIG;
-            }
-            uint8_t *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return -ENOMEM;
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return -EIO;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 int query_import_file(struct store *st, const struct import_opts *o, const char *path, char *key,
                       size_t keylen, char *err, size_t errlen)
 {
@@ -126,7 +87,7 @@ int query_import_file(struct store *st, const struct import_opts *o, const char 
         snprintf(err, errlen, "a service name is required");
         return -EINVAL;
     }
-    if ((rc = read_file(path, &raw, &rawlen))) {
+    if ((rc = sym_read_file(path, IMPORT_MAX_BYTES, (char **)&raw, &rawlen))) {
         snprintf(err, errlen, "%s: %s", path, strerror(-rc));
         return rc;
     }

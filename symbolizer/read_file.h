@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * read_file — internal: reads a whole small file (/proc text files, perf
- * maps) into one heap buffer, refusing files larger than a cap so a runaway
- * perf map or a hostile /proc entry cannot exhaust memory.
+ * read_file — reads a whole file (/proc text files, perf maps; profiles the
+ * query worker imports) into one heap buffer, refusing files larger than a
+ * cap so a runaway perf map or a hostile /proc entry cannot exhaust memory.
  */
 #ifndef STOKE_SYM_READ_FILE_H
 #define STOKE_SYM_READ_FILE_H
