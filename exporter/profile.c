@@ -189,7 +189,7 @@ static bool intern_lines(struct profile *p, const struct sym_result *r, uint32_t
 
 uint32_t profile_location(struct profile *p, const struct sym_result *r)
 {
-    uint32_t mapping, key[3], id, i, nframes;
+    uint32_t mapping, key[2 + 2 * SYM_MAX_FRAMES], id, i, nframes, nkey;
     struct pmapping *m;
     struct plocation *l;
 
@@ -200,23 +200,45 @@ uint32_t profile_location(struct profile *p, const struct sym_result *r)
         return 0;
     if (reserve((void **)&p->locs, &p->locs_cap, p->lockey.n + 1, sizeof(*p->locs)) < 0)
         return 0;
-    key[0] = mapping;
-    key[1] = (uint32_t)r->file_offset;
-    key[2] = (uint32_t)(r->file_offset >> 32);
-    id = seqtab_intern(&p->lockey, key, 3);
+    nframes = r->nframes > SYM_MAX_FRAMES ? SYM_MAX_FRAMES : r->nframes;
+    /*
+     * A resolved frame is a source position, not an address: every address
+     * of one line of one function (with the same inline chain) is the same
+     * location, as in perf's and Pyroscope's views. Stacks that differed
+     * only in addresses then merge, which is most of what a dictionary
+     * costs for kernel frames. Unresolved frames keep their file offset so
+     * they can be symbolized later. The frames are interned (appended
+     * after p->nlines, not yet counted) to build the key.
+     */
+    if (nframes && intern_lines(p, r, nframes)) {
+        key[0] = mapping;
+        key[1] = UINT32_MAX; /* keys of 2 + 2n words; offset keys have 3 */
+        for (i = 0; i < nframes; i++) {
+            key[2 + 2 * i] = p->lines[p->nlines + i].function;
+            key[3 + 2 * i] = p->lines[p->nlines + i].line;
+        }
+        nkey = 2 + 2 * nframes;
+    } else {
+        nframes = 0;
+        key[0] = mapping;
+        key[1] = (uint32_t)r->file_offset;
+        key[2] = (uint32_t)(r->file_offset >> 32);
+        nkey = 3;
+    }
+    id = seqtab_intern(&p->lockey, key, nkey);
     if (id == INTERN_NONE)
         return 0;
     if (id < p->nlocs)
-        return id + 1; /* first answer wins: same code, same frames */
+        return id + 1;
 
     l = &p->locs[id];
-    *l = (struct plocation){
-        .mapping = mapping, .address = r->file_offset, .line_off = (uint32_t)p->nlines};
+    *l = (struct plocation){.mapping = mapping,
+                            .address = nframes ? 0 : r->file_offset,
+                            .line_off = (uint32_t)p->nlines,
+                            .nlines = nframes};
     p->nlocs++;
-    nframes = r->nframes > SYM_MAX_FRAMES ? SYM_MAX_FRAMES : r->nframes;
-    if (!nframes || !intern_lines(p, r, nframes))
+    if (!nframes)
         return id + 1;
-    l->nlines = nframes;
     p->nlines += nframes;
 
     m = &p->maps[mapping];
