@@ -99,6 +99,7 @@ struct bin {
     int dwarf_fd;          /* where to reopen it from; -1 = no DWARF */
     uint64_t dwarf_window; /* the last window a lookup used it */
     unsigned dwarf_opens;  /* times opened: a file reopened is in steady use */
+    uint64_t used_window;  /* the last window a lookup touched this binary */
     struct addr_cache ac;
     size_t heavy_bytes;
     struct lru lru;
@@ -132,6 +133,7 @@ struct symbolizer {
     struct symbolizer_opts opts;
     char *debug_dirs, *proc_root, *kallsyms_path;
     size_t max_bytes;
+    uint64_t evict_stuck_window; /* evict() found nothing idle to drop */
     uint64_t window;
     struct proc *procs[PROC_BUCKETS];
     struct bin *bins[BIN_BUCKETS];
@@ -297,17 +299,57 @@ static void bin_unref(struct symbolizer *s, struct bin *b)
         bin_destroy(s, b);
 }
 
+static bool over(const struct symbolizer *s, size_t cap)
+{
+    return s->heavy_bytes + s->fixed_bytes > cap;
+}
+
+static void evict_bin(struct symbolizer *s, struct bin *b)
+{
+    bin_unload(s, b);
+    s->st.binaries_evicted++;
+    if (b->refs == 0)
+        bin_destroy(s, b);
+}
+
+/*
+ * Keeps the caches under max_bytes, least recently used first, in three
+ * passes: DWARF handles of binaries this window has not touched (the
+ * largest part, and reopened on demand), then those binaries whole. What
+ * this window uses stays, so one drain whose working set exceeds the cap
+ * does not close and reopen the same DWARF row after row (30-70 ms each
+ * for libc's); it may hold up to twice the cap until the window ends, and
+ * beyond that anything goes.
+ */
 static void evict(struct symbolizer *s)
 {
-    while (s->heavy_bytes + s->fixed_bytes > s->max_bytes && s->lru.prev != &s->lru) {
-        struct bin *b = BIN_OF(s->lru.prev);
-        bin_unload(s, b);
-        s->st.binaries_evicted++;
-        if (b->refs == 0)
-            bin_destroy(s, b);
-    }
-    if (s->heavy_bytes + s->fixed_bytes <= s->max_bytes)
+    struct lru *l, *prev;
+
+    if (!over(s, s->max_bytes))
         return;
+    /* Everything left is in use this window: don't walk the list on every
+     * lookup until the window ends or the hard limit is reached. */
+    if (s->evict_stuck_window == s->window && !over(s, 2 * s->max_bytes))
+        return;
+    for (l = s->lru.prev; over(s, s->max_bytes) && l != &s->lru; l = l->prev) {
+        struct bin *b = BIN_OF(l);
+        if (b->used_window != s->window && b->dwarf.dw) {
+            sym_dwarf_close(&b->dwarf);
+            bin_account(s, b);
+        }
+    }
+    for (l = s->lru.prev; over(s, s->max_bytes) && l != &s->lru; l = prev) {
+        prev = l->prev;
+        if (BIN_OF(l)->used_window != s->window)
+            evict_bin(s, BIN_OF(l));
+    }
+    while (over(s, 2 * s->max_bytes) && s->lru.prev != &s->lru)
+        evict_bin(s, BIN_OF(s->lru.prev));
+    if (!over(s, 2 * s->max_bytes)) {
+        if (over(s, s->max_bytes))
+            s->evict_stuck_window = s->window;
+        return;
+    }
     /* Only perf maps are left to shed; they are re-read on demand. */
     for (size_t i = 0; i < PROC_BUCKETS; i++) {
         for (struct proc *p = s->procs[i]; p; p = p->next) {
@@ -966,6 +1008,7 @@ int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uin
 
     lru_unlink(&b->lru);
     lru_push(&s->lru, &b->lru);
+    b->used_window = s->window;
     struct cres *r = ac_get(&b->ac, vaddr);
     if (r) {
         s->st.cache_hits++;
