@@ -107,6 +107,7 @@ $(BUILD)/web_index.c: query/web/index.html
 	  echo 'const char *stoke_web_index(size_t *len) { *len = sizeof(page) - 1; return page; }'; } > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/web_index.o: $(BUILD)/web_index.c
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/stoke-query: $(BUILD)/obj/query/main.o $(BUILD)/obj/web_index.o $(BUILD)/libstoke.a
@@ -178,3 +179,14 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- benchmarks ---------------------------------------------------------
+# `make bench`: the workload mix profiled by stoke-agent, perf, bpftrace and
+# bcc one after the other, then the storage/query and micro figures
+# (bench/run.sh; needs root). BENCH_SECONDS, BENCH_FREQ: see bench/run.sh.
+bench: all $(BUILD)/bench/stoke-bench-workload
+	@bench/run.sh
+
+$(BUILD)/bench/stoke-bench-workload: bench/workload.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $<
