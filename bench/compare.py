@@ -28,6 +28,7 @@ import re
 import sys
 from collections import Counter, defaultdict
 
+sys.dont_write_bytecode = True  # no __pycache__ in tests/integration
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "integration"))
 from perf_compare import FRAME_RE, normalize, perf_frame_name  # noqa: E402

@@ -14,7 +14,8 @@ SIGINT) and waits for it to exit. Writes OUT (JSON):
                  reaped children, start to exit (getrusage RUSAGE_CHILDREN of
                  this wrapper, whose only child is COMMAND)
   steady_cpu_s, steady_wall_s
-                 CPU (utime+stime+cutime+cstime from /proc/PID/stat) between
+                 CPU (threads' /proc/PID/task/*/schedstat run time, ns, plus
+                 cutime+cstime from /proc/PID/stat) between
                  ready+warmup and the SIGINT: the steady state, without
                  start-up (compile, BPF load) and exit work (printing maps)
   startup_s      start to ready; sampling_s ready to SIGINT; exit_s SIGINT to exit
@@ -49,6 +50,25 @@ def has_perf_event(pid):
 
 
 def proc_cpu(pid):
+    """CPU seconds of pid: the sum of its threads' schedstat run time (ns
+    precision; utime/stime in /proc/PID/stat are 10 ms ticks, too coarse for
+    perf's steady state), plus cutime+cstime of reaped children; falls back
+    to utime+stime+cutime+cstime."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            s = f.read()
+        fields = s[s.rindex(")") + 2:].split()
+        ns = 0
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                ns += int(f.read().split()[0])
+        return ns / 1e9 + sum(int(x) for x in fields[13:15]) / CLK_TCK
+    except (OSError, ValueError, IndexError):
+        pass
+    return proc_cpu_ticks(pid)
+
+
+def proc_cpu_ticks(pid):
     """utime+stime+cutime+cstime of pid in seconds, or None."""
     try:
         with open("/proc/%d/stat" % pid) as f:
