@@ -192,3 +192,13 @@ $(BUILD)/stoke-bench-micro: $(BUILD)/obj/bench/micro.o $(BUILD)/libstoke.a
 bench-micro: $(BUILD)/stoke-bench-micro
 	@mkdir -p $(BUILD)/bench
 	$(BUILD)/stoke-bench-micro --json $(BUILD)/bench/micro.json
+
+# `make bench`: the workload mix profiled by stoke-agent, perf, bpftrace and
+# bcc one after the other, then the storage/query and micro figures
+# (bench/run.sh; needs root). BENCH_SECONDS, BENCH_FREQ: see bench/run.sh.
+bench: all $(BUILD)/bench/stoke-bench-workload
+	@bench/run.sh
+
+$(BUILD)/bench/stoke-bench-workload: bench/workload.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $<

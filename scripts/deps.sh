@@ -8,7 +8,11 @@ build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-d
     libmicrohttpd-dev libcjson-dev libiberty-dev golang-github-google-pprof-dev)
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
     procps python3 curl awscli nodejs npm util-linux chromium
-    dpkg-dev lintian rpm rpmlint python3-yaml help2man strace)
+    dpkg-dev lintian rpm rpmlint python3-yaml help2man strace
+    # make bench: bcc's profile compiles its BPF C against kernel headers;
+    # with none for the running kernel, bench/run.sh points BCC_KERNEL_SOURCE
+    # at Debian's (merged -common + -<arch> trees).
+    "linux-headers-$(dpkg --print-architecture 2>/dev/null || echo amd64)")
 
 want=("${build_pkgs[@]}")
 for arg in "$@"; do

@@ -42,8 +42,9 @@ awk -v s="$samples" -v b="$bytes_before" -v a="$bytes_after" \
     'BEGIN {printf "%-34s %12.3f %12.3f\n", "bytes per sample (" s " samples)", b / s, a / s}'
 
 echo "== 1 service x $hosts hosts x $hours h, compacted (generated in one go)"
+fleet_src=${STORAGE_FLEET_SOURCE:-${srcs[0]}}
 $Q generate --store "$tmp/fleet" --hosts "$hosts" --services 1 --hours "$hours" --compacted \
-    --start $start "${srcs[0]}" | tail -1
+    --start $start "$fleet_src" | tail -1
 from=$start; until=$((start + hours * 3600000))
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 p1=$(port); p2=$(port)
@@ -57,8 +58,10 @@ q() { # PORT ENDPOINT → seconds
 printf '%-34s %10s %10s\n' "query (1 service, ${hosts}x${hours}h)" cold warm
 c=$(q $p1 flamegraph); w=$(q $p1 flamegraph)
 printf '%-34s %9.3fs %9.3fs\n' "flame graph, 1 worker" "$c" "$w"
+fg1="$c $w"
 c=$(q $p1 top); w=$(q $p1 top)
 printf '%-34s %9.3fs %9.3fs\n' "top, 1 worker" "$c" "$w"
+top1="$c $w"
 grep -o '"stats":{[^}]*}' "$tmp/out.json" || true
 kill "${pids[@]}" 2>/dev/null; pids=()
 $Q --store "$tmp/fleet" --listen 127.0.0.1:$p2 >/dev/null 2>&1 & pids+=($!)
@@ -66,5 +69,27 @@ $Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 --peers 127.0.0.1:$p2 >/dev/null 
 sleep 0.5
 c=$(q $p1 flamegraph); w=$(q $p1 flamegraph)
 printf '%-34s %9.3fs %9.3fs\n' "flame graph, 2 workers" "$c" "$w"
+fg2="$c $w"
 c=$(q $p1 top); w=$(q $p1 top)
 printf '%-34s %9.3fs %9.3fs\n' "top, 2 workers" "$c" "$w"
+top2="$c $w"
+if [ -n "${STORAGE_BENCH_JSON:-}" ]; then
+    python3 - "$STORAGE_BENCH_JSON" "$hosts" "$hours" "$samples" "$objs_before" "$objs_after" \
+        "$bytes_before" "$bytes_after" "$fg1" "$top1" "$fg2" "$top2" "$fleet_src" "${srcs[@]}" <<'PY'
+import json, sys
+a = sys.argv[1:]
+lat = lambda s: dict(zip(("cold_s", "warm_s"), map(float, s.split())))
+s, ob, oa, bb, ba = (int(x) for x in a[3:8])
+json.dump({
+    "one_host_hour": {"samples": s, "objects_before": ob, "objects_after": oa,
+                      "bytes_before": bb, "bytes_after": ba,
+                      "bytes_per_sample_before": round(bb / s, 3) if s else None,
+                      "bytes_per_sample_after": round(ba / s, 3) if s else None},
+    "query": {"hosts": int(a[1]), "hours": int(a[2]), "service": "svc-00",
+              "flamegraph_1_worker": lat(a[8]), "top_1_worker": lat(a[9]),
+              "flamegraph_2_workers": lat(a[10]), "top_2_workers": lat(a[11])},
+    "fleet_source": a[12],
+    "sources": a[13:],
+}, open(a[0], "w"), indent=1)
+PY
+fi

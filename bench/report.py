@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""report.py - folds one `make bench` run (bench/run.sh's temporary
+directory) into build/bench/results.json and a Markdown table
+(build/bench/results.md, also printed). Python 3 standard library only.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+
+TOOLS = [("stoke", "stoke-agent"), ("perf", "perf record -a -g"),
+         ("bpftrace", "bpftrace profile:hz"), ("bcc", "bcc profile")]
+PROCS = ["bhot_c", "bhot_syscall"]
+
+
+def load(path, default=None):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def text(path, default=""):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def size(path):
+    try:
+        if os.path.isdir(path):
+            return sum(os.path.getsize(os.path.join(d, f))
+                       for d, _, fs in os.walk(path) for f in fs)
+        return os.path.getsize(path)
+    except OSError:
+        return None
+
+
+def num(rx, s, conv=float):
+    m = re.search(rx, s)
+    return conv(m.group(1)) if m else None
+
+
+def machine():
+    model = None
+    for line in text("/proc/cpuinfo").splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return {"kernel": platform.release(), "cpus": os.cpu_count(), "cpu_model": model,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "hostname": platform.node(), "loadavg_at_end": text("/proc/loadavg").split()[:3]}
+
+
+def stoke_log(log):
+    line = [ln for ln in log.splitlines() if "stopped after" in ln]
+    store = [ln for ln in log.splitlines() if "objects uploaded" in ln]
+    s = line[-1] if line else ""
+    st = store[-1] if store else ""
+    return {
+        "samples": num(r"(\d+) samples drained", s, int),
+        "rows": num(r"drained in (\d+) rows", s, int),
+        "windows": num(r"stopped after (\d+) windows", s, int),
+        "agent_cpu_s_logged": num(r"agent CPU ([0-9.]+) s", s),
+        "steady_cpu_pct_logged": num(r"steady state ([0-9.]+)% of a core", s),
+        "peak_rss_mb_logged": num(r"peak RSS ([0-9.]+) MB", s),
+        "bpf_ns_per_sample": num(r"BPF (\d+) ns/sample", s, int),
+        "symbol_cache_hit_pct": num(r"hit rate ([0-9.]+)%", s),
+        "store_objects": num(r"(\d+) objects uploaded", st, int),
+        "store_bytes_logged": num(r"uploaded \((\d+) bytes\)", st, int),
+        "log_line": s.strip(),
+    }
+
+
+def fmt(v, f="%.2f", none="-"):
+    return none if v is None else f % v
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for a in ("--dir", "--json", "--md"):
+        ap.add_argument(a, required=True)
+    for a in ("--seconds", "--freq", "--idle", "--churn-rate", "--window", "--wall"):
+        ap.add_argument(a, type=float, required=True)
+    a = ap.parse_args()
+    d = a.dir
+    p = lambda name: os.path.join(d, name)  # noqa: E731
+
+    cmp_ = load(p("compare.json"), {"tools": {}, "processes": {}})
+    # Workload.
+    churn_s, churn_e = text(p("churn.start")).split(), text(p("churn.end")).split()
+    churn_rate = None
+    if len(churn_s) == 2 and len(churn_e) == 2 and float(churn_e[0]) > float(churn_s[0]):
+        churn_rate = round((int(churn_e[1]) - int(churn_s[1])) /
+                           (float(churn_e[0]) - float(churn_s[0])), 1)
+    during = [int(x) for x in text(p("procs.during")).split()]
+    wl_end = text(p("workload.end")).split()
+    workload = {
+        "processes_on_host_at_start": int(text(p("procs.start"), "0").strip() or 0),
+        "processes_on_host_after_each_tool": during,
+        "idle_processes_requested": int(a.idle),
+        "idle_processes_alive_at_end": int(wl_end[1]) if len(wl_end) > 1 else None,
+        "churn_rate_requested_per_s": a.churn_rate,
+        "churn_rate_measured_per_s": churn_rate,
+        "cpu_bound": "hot_c as bhot_c: 2 threads, work_a/work_b/work_c at 50:30:20",
+        "syscall_heavy": "hot_syscall as bhot_syscall: 2 threads read()ing /dev/zero",
+    }
+
+    tools = {}
+    for key, label in TOOLS:
+        status = text(p(key + ".status"), "not run").strip()
+        m = load(p(key + ".measure.json"), {})
+        c = cmp_["tools"].get(key, {})
+        t = {"tool": label, "status": status, "command": m.get("command")}
+        if status == "ok":
+            sw = m.get("steady_wall_s")
+            t.update({
+                "cpu_s": m.get("cpu_s"),
+                "cpu_pct_of_core": round(100 * m["steady_cpu_s"] / sw, 3) if sw else None,
+                "steady_cpu_s": m.get("steady_cpu_s"), "steady_wall_s": sw,
+                "startup_s": m.get("startup_s"), "sampling_s": m.get("sampling_s"),
+                "exit_s": m.get("exit_s"),
+                "peak_rss_mb": round(m["peak_rss_kb"] / 1024, 1) if m.get("peak_rss_kb") else None,
+                "samples": c.get("samples"), "idle_samples": c.get("idle_samples"),
+                "symbolized_pct": c.get("symbolized_pct"),
+                "symbolized_pct_all": c.get("symbolized_pct_all"),
+                "share_max_diff_pp": c.get("share_max_diff_pp"),
+                "processes": c.get("processes"),
+            })
+        tools[key] = t
+
+    if tools["perf"]["status"] == "ok":
+        tools["perf"]["output_bytes"] = size(p("perf.data"))
+        pt = text(p("perf-script.time")).split()
+        if len(pt) == 2:
+            tools["perf"]["post_processing_cpu_s"] = round(float(pt[0]) + float(pt[1]), 3)
+            tools["perf"]["post_processing"] = "perf script --no-inline (not in cpu_s)"
+    for key in ("bpftrace", "bcc"):
+        if tools[key]["status"] == "ok":
+            tools[key]["output_bytes"] = size(p(key + ".out"))
+    if tools["bcc"]["status"] == "ok" or os.path.exists(p("bcc.headers")):
+        tools["bcc"]["kernel_headers"] = text(p("bcc.headers")).strip() or "running kernel's"
+        warn = re.findall(r"WARNING: (\d+) stack traces could not be displayed", text(p("bcc.err")))
+        tools["bcc"]["stacks_not_displayed"] = sum(int(x) for x in warn)
+
+    st = tools["stoke"]
+    if st["status"] == "ok":
+        log = stoke_log(text(p("stoke.err")))
+        st.update({k: v for k, v in log.items() if k != "samples"})
+        st["folded_samples"] = st.get("samples")
+        st["samples"] = log["samples"]
+        st["output_bytes"] = size(p("stoke/store"))
+        st["output"] = "segments in --store (uploaded bytes)"
+        st["pprof_and_folded_bytes"] = size(p("stoke/out"))
+        n, secs = st["samples"], st.get("sampling_s")
+        if n:
+            st["agent_cpu_us_per_sample"] = round(1e6 * st["cpu_s"] / n, 2)
+            if st.get("steady_cpu_s") is not None and secs:
+                # samples in the steady window, assuming a steady rate
+                ns = n * st["steady_wall_s"] / secs
+                st["agent_steady_cpu_us_per_sample"] = round(1e6 * st["steady_cpu_s"] / ns, 2)
+            if st.get("bpf_ns_per_sample") is not None:
+                st["end_to_end_us_per_sample"] = round(
+                    st.get("agent_steady_cpu_us_per_sample", st["agent_cpu_us_per_sample"]) +
+                    st["bpf_ns_per_sample"] / 1000.0, 2)
+            if st["output_bytes"] is not None and secs:
+                st["store_bytes_per_sample"] = round(st["output_bytes"] / n, 3)
+                st["store_bytes_per_host_hour"] = round(st["output_bytes"] * 3600 / secs)
+        if tools["perf"].get("cpu_s"):
+            st["cpu_ratio_vs_perf"] = round(st["cpu_s"] / tools["perf"]["cpu_s"], 3)
+            if tools["perf"].get("cpu_pct_of_core"):
+                st["steady_cpu_ratio_vs_perf"] = round(
+                    st["cpu_pct_of_core"] / tools["perf"]["cpu_pct_of_core"], 3)
+
+    res = {"machine": machine(),
+           "settings": {"seconds": a.seconds, "frequency_hz": a.freq, "window_s": a.window},
+           "workload": workload, "tools": tools, "compared_functions": cmp_.get("processes"),
+           "storage": load(p("storage.json")), "micro": load(p("micro.json")),
+           "bench_wall_s": a.wall}
+    with open(a.json, "w") as f:
+        json.dump(res, f, indent=1)
+
+    # ---- Markdown --------------------------------------------------------
+    mc = res["machine"]
+    L = []
+    L.append("## Stoke bench: %s, %s CPUs (%s), kernel %s" % (
+        mc["date"], mc["cpus"], mc["cpu_model"], mc["kernel"]))
+    L.append("")
+    L.append("Workload: %d processes on the host (%s idle sleepers), churn %s/s measured "
+             "(%g requested), bhot_c + bhot_syscall busy on all CPUs. Each tool: %g s of "
+             "sampling at %g Hz, one after the other." % (
+                 workload["processes_on_host_at_start"],
+                 workload["idle_processes_alive_at_end"], fmt(churn_rate, "%.1f"),
+                 a.churn_rate, a.seconds, a.freq))
+    L.append("")
+    L.append("| tool | CPU-s (start to exit) | steady CPU % of a core | start-up s | peak RSS MB "
+             "| output bytes | samples (idle) | bhot_c max Δ vs perf pp (2σ) "
+             "| bhot_syscall max Δ pp (2σ) | symbolized leaf % (fixtures / all) |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for key, label in TOOLS:
+        t = tools[key]
+        if t["status"] != "ok":
+            L.append("| %s | %s | | | | | | | | |" % (label, t["status"]))
+            continue
+
+        def dcell(proc):
+            if key == "perf":
+                return "(reference)"
+            pr = (t.get("processes") or {}).get(proc) or {}
+            if pr.get("max_diff_pp") is None:
+                return "-"
+            return "%.2f (%.2f) %s" % (pr["max_diff_pp"], pr["noise_2sigma_pp"],
+                                       pr["max_diff_function"])
+        L.append("| %s | %s | %s | %s | %s | %s | %s (%s) | %s | %s | %s / %s |" % (
+            label, fmt(t["cpu_s"], "%.3f"), fmt(t["cpu_pct_of_core"], "%.3f"),
+            fmt(t["startup_s"], "%.1f"), fmt(t["peak_rss_mb"], "%.1f"),
+            fmt(t.get("output_bytes"), "%d"), fmt(t["samples"], "%d"),
+            fmt(t["idle_samples"], "%d"), dcell("bhot_c"), dcell("bhot_syscall"),
+            fmt(t["symbolized_pct"], "%.2f"), fmt(t["symbolized_pct_all"], "%.2f")))
+    L.append("")
+    if st["status"] == "ok":
+        L.append("Agent (DESIGN.md §6) | measured | target")
+        L.append("---|---:|---")
+        L.append("steady CPU, %g Hz, all CPUs busy | %s%% of a core; %s× perf's | ≤ 1%%; ≤ 0.2× perf" % (
+            a.freq, fmt(st.get("cpu_pct_of_core"), "%.3f"), fmt(st.get("steady_cpu_ratio_vs_perf"), "%.2f")))
+        L.append("CPU-s start to exit vs perf | %s× | |" % fmt(st.get("cpu_ratio_vs_perf"), "%.2f"))
+        L.append("CPU per sample: agent process (steady / start to exit) + BPF in kernel "
+                 "| %s / %s µs + %s ns = %s µs | ≤ 5 µs" % (
+                     fmt(st.get("agent_steady_cpu_us_per_sample")),
+                     fmt(st.get("agent_cpu_us_per_sample")),
+                     fmt(st.get("bpf_ns_per_sample"), "%d"), fmt(st.get("end_to_end_us_per_sample"))))
+        L.append("peak RSS, %d processes | %s MB | ≤ 30 MB" % (
+            workload["processes_on_host_at_start"], fmt(st.get("peak_rss_mb"), "%.1f")))
+        L.append("store bytes per host-hour (extrapolated, before compaction) | %s (%s B/sample) "
+                 "| ≤ 0.5 MB; ≤ 2 B/sample" % (
+                     fmt(st.get("store_bytes_per_host_hour"), "%d"),
+                     fmt(st.get("store_bytes_per_sample"), "%.2f")))
+        L.append("symbol cache hit rate | %s%% | |" % fmt(st.get("symbol_cache_hit_pct"), "%.1f"))
+        L.append("")
+        L.append("Agent log: `%s`" % st.get("log_line", ""))
+        L.append("")
+    if tools["perf"].get("post_processing_cpu_s") is not None:
+        L.append("perf script post-processing (not in perf's CPU-s): %.3f CPU-s." %
+                 tools["perf"]["post_processing_cpu_s"])
+    if tools["bcc"].get("kernel_headers"):
+        L.append("bcc compiled its BPF program against %s; %s stack traces not displayed." % (
+            tools["bcc"]["kernel_headers"], tools["bcc"].get("stacks_not_displayed", 0)))
+    L.append("")
+    sto = res["storage"]
+    if sto:
+        o, q = sto["one_host_hour"], sto["query"]
+        L.append("Storage (fleet generator, %d agent profiles of this run as sources) | before "
+                 "compaction | after" % len(sto.get("sources", [])))
+        L.append("---|---:|---:")
+        L.append("objects per host-hour | %d | %d" % (o["objects_before"], o["objects_after"]))
+        L.append("bytes per host-hour | %d | %d" % (o["bytes_before"], o["bytes_after"]))
+        L.append("bytes per sample | %s | %s" % (fmt(o["bytes_per_sample_before"], "%.3f"),
+                                                fmt(o["bytes_per_sample_after"], "%.3f")))
+        L.append("")
+        L.append("Query, 1 service × %d hosts × %d h (compacted; fleet replays %s) | cold s | warm s" % (
+            q["hosts"], q["hours"], os.path.basename(sto.get("fleet_source") or "?")))
+        L.append("---|---:|---:")
+        for k, lab in (("flamegraph_1_worker", "flame graph, 1 worker"),
+                       ("flamegraph_2_workers", "flame graph, 2 workers"),
+                       ("top_1_worker", "top, 1 worker"), ("top_2_workers", "top, 2 workers")):
+            L.append("%s | %.3f | %.3f" % (lab, q[k]["cold_s"], q[k]["warm_s"]))
+    else:
+        L.append("Storage/query: not measured (scripts/storage_bench.sh failed)")
+    L.append("")
+    if res["micro"] is not None:
+        L.append("Micro-benchmarks (build/bench/micro.json):")
+        L.append("")
+        L.append("```")
+        L.append(json.dumps(res["micro"], indent=1)[:4000])
+        L.append("```")
+    else:
+        L.append("micro-benchmarks: not built")
+    L.append("")
+    L.append("bench wall time: %d s" % a.wall)
+    md = "\n".join(L) + "\n"
+    with open(a.md, "w") as f:
+        f.write(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    main()
