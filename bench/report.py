@@ -85,7 +85,7 @@ def main():
     ap = argparse.ArgumentParser()
     for a in ("--dir", "--json", "--md"):
         ap.add_argument(a, required=True)
-    for a in ("--seconds", "--freq", "--idle", "--churn-rate", "--window", "--wall"):
+    for a in ("--seconds", "--freq", "--hf-freq", "--idle", "--churn-rate", "--window", "--wall"):
         ap.add_argument(a, type=float, required=True)
     a = ap.parse_args()
     d = a.dir
@@ -177,13 +177,30 @@ def main():
                 st["steady_cpu_ratio_vs_perf"] = round(
                     st["cpu_pct_of_core"] / tools["perf"]["cpu_pct_of_core"], 3)
 
+    # Marginal cost per sample: the 19 Hz run against the high-frequency one.
+    hf = load(p("stoke_hf.measure.json"), {})
+    hflog = stoke_log(text(p("stoke_hf.err")))
+    if (st["status"] == "ok" and text(p("stoke_hf.status")).strip() == "ok" and hflog["samples"]
+            and hf.get("steady_wall_s") and hf.get("sampling_s") and st.get("steady_wall_s")):
+        r1 = st["samples"] / st["sampling_s"]
+        r2 = hflog["samples"] / hf["sampling_s"]
+        c1 = st["steady_cpu_s"] / st["steady_wall_s"]
+        c2 = hf["steady_cpu_s"] / hf["steady_wall_s"]
+        st["high_frequency_run"] = {
+            "frequency_hz": a.hf_freq, "samples": hflog["samples"],
+            "samples_per_s": round(r2, 1), "steady_cpu_pct_of_core": round(100 * c2, 3),
+            "peak_rss_mb": round(hf["peak_rss_kb"] / 1024, 1) if hf.get("peak_rss_kb") else None,
+            "bpf_ns_per_sample": hflog["bpf_ns_per_sample"], "log_line": hflog["log_line"]}
+        if r2 > r1:
+            st["marginal_us_per_sample"] = round(1e6 * (c2 - c1) / (r2 - r1), 2)
+            st["marginal_end_to_end_us_per_sample"] = round(
+                st["marginal_us_per_sample"] + (hflog["bpf_ns_per_sample"] or 0) / 1000.0, 2)
+
     res = {"machine": machine(),
            "settings": {"seconds": a.seconds, "frequency_hz": a.freq, "window_s": a.window},
            "workload": workload, "tools": tools, "compared_functions": cmp_.get("processes"),
            "storage": load(p("storage.json")), "micro": load(p("micro.json")),
            "bench_wall_s": a.wall}
-    with open(a.json, "w") as f:
-        json.dump(res, f, indent=1)
 
     # ---- Markdown --------------------------------------------------------
     mc = res["machine"]
@@ -234,6 +251,21 @@ def main():
                      fmt(st.get("agent_steady_cpu_us_per_sample")),
                      fmt(st.get("agent_cpu_us_per_sample")),
                      fmt(st.get("bpf_ns_per_sample"), "%d"), fmt(st.get("end_to_end_us_per_sample"))))
+        hfr = st.get("high_frequency_run")
+        if hfr:
+            L.append("CPU per sample, marginal (%g Hz vs %g Hz runs, warm caches): agent process "
+                     "+ BPF in kernel | %s µs + %s ns = %s µs | ≤ 5 µs" % (
+                         a.freq, hfr["frequency_hz"], fmt(st.get("marginal_us_per_sample")),
+                         fmt(hfr["bpf_ns_per_sample"], "%d"),
+                         fmt(st.get("marginal_end_to_end_us_per_sample"))))
+            L.append("steady CPU at %g Hz (%s samples/s) | %s%% of a core | " % (
+                hfr["frequency_hz"], fmt(hfr["samples_per_s"], "%.0f"),
+                fmt(hfr["steady_cpu_pct_of_core"], "%.3f")))
+        if tools["perf"].get("post_processing_cpu_s") is not None and tools["perf"].get("cpu_s"):
+            full = tools["perf"]["cpu_s"] + tools["perf"]["post_processing_cpu_s"]
+            st["cpu_ratio_vs_perf_record_and_script"] = round(st["cpu_s"] / full, 3)
+            L.append("CPU-s start to exit vs perf record + perf script (symbolized stacks, "
+                     "what the agent delivers) | %.2f× | ≤ 0.2×" % (st["cpu_s"] / full))
         L.append("peak RSS, %d processes | %s MB | ≤ 30 MB" % (
             workload["processes_on_host_at_start"], fmt(st.get("peak_rss_mb"), "%.1f")))
         L.append("store bytes per host-hour (extrapolated, before compaction) | %s (%s B/sample) "
@@ -267,21 +299,36 @@ def main():
         L.append("---|---:|---:")
         for k, lab in (("flamegraph_1_worker", "flame graph, 1 worker"),
                        ("flamegraph_2_workers", "flame graph, 2 workers"),
-                       ("top_1_worker", "top, 1 worker"), ("top_2_workers", "top, 2 workers")):
-            L.append("%s | %.3f | %.3f" % (lab, q[k]["cold_s"], q[k]["warm_s"]))
+                       ("top_1_worker", "top, 1 worker"), ("top_2_workers", "top, 2 workers"),
+                       ("flamegraph_1_worker_1_thread", "flame graph, 1 worker × 1 thread"),
+                       ("flamegraph_2_workers_1_thread", "flame graph, 2 workers × 1 thread")):
+            if k in q:
+                L.append("%s | %.3f | %.3f" % (lab, q[k]["cold_s"], q[k]["warm_s"]))
+        if "flamegraph_1_worker_1_thread" in q:
+            one, two = q["flamegraph_1_worker_1_thread"], q["flamegraph_2_workers_1_thread"]
+            if two["cold_s"] > 0:
+                q["speedup_2_workers_1_thread_cold"] = round(one["cold_s"] / two["cold_s"], 2)
+                L.append("")
+                L.append("Speed-up with a second worker (one decode thread each, so each has a "
+                         "core): %.2f× cold, %.2f× warm." % (
+                             one["cold_s"] / two["cold_s"],
+                             one["warm_s"] / two["warm_s"] if two["warm_s"] > 0 else 0))
     else:
         L.append("Storage/query: not measured (scripts/storage_bench.sh failed)")
     L.append("")
     if res["micro"] is not None:
-        L.append("Micro-benchmarks (build/bench/micro.json):")
+        L.append("Micro-benchmarks (build/stoke-bench-micro; JSON in build/bench/micro.json):")
         L.append("")
         L.append("```")
-        L.append(json.dumps(res["micro"], indent=1)[:4000])
+        L.append(text(p("micro.txt")).rstrip() or json.dumps(res["micro"], indent=1)[:4000])
         L.append("```")
     else:
         L.append("micro-benchmarks: not built")
     L.append("")
     L.append("bench wall time: %d s" % a.wall)
+    # after the table: it adds derived figures (ratios, speed-up) to res
+    with open(a.json, "w") as f:
+        json.dump(res, f, indent=1)
     md = "\n".join(L) + "\n"
     with open(a.md, "w") as f:
         f.write(md)

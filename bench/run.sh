@@ -29,6 +29,8 @@
 # 3. Storage and query figures: scripts/storage_bench.sh (sources: the
 #    agent's own profiles of this run; the query fleet: BENCH_FLEET_SOURCE),
 #    and micro-benchmarks when the Makefile has a bench-micro target.
+# 4. The agent alone once more at BENCH_HF_FREQ (499) Hz for BENCH_HF_SECONDS
+#    (30): the marginal CPU cost of one sample, fixed costs cancelled.
 # Note: the in-kernel sampling work (perf's callchain copy into its ring
 # buffer, the BPF programs of the agent, bpftrace and bcc) runs in interrupt
 # context and is charged to the interrupted task, not to the tool: CPU-s here
@@ -102,7 +104,7 @@ run_tool() {
     local name=$1
     shift
     echo "bench: $name ... ($(($(date +%s) - bench_start)) s)"
-    python3 bench/measure.py --json "$T/$name.measure.json" --seconds "$SECS" \
+    python3 bench/measure.py --json "$T/$name.measure.json" --seconds "$SECS" --warmup $((WINDOW + 2)) \
         --stdout "$T/$name.out" --stderr "$T/$name.err" -- "$@" &
     MPID=$!
     wait "$MPID"
@@ -126,6 +128,16 @@ missing() { echo "not installed: $2" >"$T/$1.status"; echo "bench: $1 not instal
 mkdir -p "$T/stoke/out"
 run_tool stoke "$AGENT" --frequency "$FREQ" --window "$WINDOW" --metrics-addr off \
     --store "$T/stoke/store" --output-dir "$T/stoke/out" --debug-dir "$ROOT/build/fixtures/debug"
+
+# The marginal cost of one sample with warm caches: the agent again at
+# BENCH_HF_FREQ Hz for BENCH_HF_SECONDS on the same workload. Fixed costs
+# (per window, per new process) are the same in both runs, so the steady
+# CPU difference over the sample-rate difference is the cost per sample.
+SECS_MAIN=$SECS
+SECS=${BENCH_HF_SECONDS:-30}
+run_tool stoke_hf "$AGENT" --frequency "${BENCH_HF_FREQ:-499}" --window "$WINDOW" \
+    --metrics-addr off --store "$T/stoke_hf/store"
+SECS=$SECS_MAIN
 
 # perf record -a -g (private build-id cache; perf script afterwards is
 # post-processing, timed separately).
@@ -215,6 +227,6 @@ if grep -q "^bench-micro:" Makefile; then
 fi
 [ -s "$OUT/micro.json" ] && cp "$OUT/micro.json" "$T/micro.json"
 
-python3 bench/report.py --dir "$T" --seconds "$SECS" --freq "$FREQ" --idle "$IDLE" \
+python3 bench/report.py --dir "$T" --seconds "$SECS" --freq "$FREQ" --hf-freq "${BENCH_HF_FREQ:-499}" --idle "$IDLE" \
     --churn-rate "$CHURN" --window "$WINDOW" --wall $(($(date +%s) - bench_start)) \
     --json "$OUT/results.json" --md "$OUT/results.md"

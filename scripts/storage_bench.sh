@@ -73,9 +73,24 @@ fg2="$c $w"
 c=$(q $p1 top); w=$(q $p1 top)
 printf '%-34s %9.3fs %9.3fs\n' "top, 2 workers" "$c" "$w"
 top2="$c $w"
+# Speed-up with workers on this 2-core machine: each worker limited to one
+# decode thread, so a second worker has a core of its own to add.
+kill "${pids[@]}" 2>/dev/null; pids=()
+$Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 --threads 1 >/dev/null 2>&1 & pids+=($!)
+sleep 0.5
+c=$(q $p1 flamegraph); w=$(q $p1 flamegraph)
+printf '%-34s %9.3fs %9.3fs\n' "flame graph, 1 worker x 1 thread" "$c" "$w"
+fg1t="$c $w"
+kill "${pids[@]}" 2>/dev/null; pids=()
+$Q --store "$tmp/fleet" --listen 127.0.0.1:$p2 --threads 1 >/dev/null 2>&1 & pids+=($!)
+$Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 --threads 1 --peers 127.0.0.1:$p2 >/dev/null 2>&1 & pids+=($!)
+sleep 0.5
+c=$(q $p1 flamegraph); w=$(q $p1 flamegraph)
+printf '%-34s %9.3fs %9.3fs\n' "flame graph, 2 workers x 1 thread" "$c" "$w"
+fg2t="$c $w"
 if [ -n "${STORAGE_BENCH_JSON:-}" ]; then
     python3 - "$STORAGE_BENCH_JSON" "$hosts" "$hours" "$samples" "$objs_before" "$objs_after" \
-        "$bytes_before" "$bytes_after" "$fg1" "$top1" "$fg2" "$top2" "$fleet_src" "${srcs[@]}" <<'PY'
+        "$bytes_before" "$bytes_after" "$fg1" "$top1" "$fg2" "$top2" "$fg1t" "$fg2t" "$fleet_src" "${srcs[@]}" <<'PY'
 import json, sys
 a = sys.argv[1:]
 lat = lambda s: dict(zip(("cold_s", "warm_s"), map(float, s.split())))
@@ -87,9 +102,11 @@ json.dump({
                       "bytes_per_sample_after": round(ba / s, 3) if s else None},
     "query": {"hosts": int(a[1]), "hours": int(a[2]), "service": "svc-00",
               "flamegraph_1_worker": lat(a[8]), "top_1_worker": lat(a[9]),
-              "flamegraph_2_workers": lat(a[10]), "top_2_workers": lat(a[11])},
-    "fleet_source": a[12],
-    "sources": a[13:],
+              "flamegraph_2_workers": lat(a[10]), "top_2_workers": lat(a[11]),
+              "flamegraph_1_worker_1_thread": lat(a[12]),
+              "flamegraph_2_workers_1_thread": lat(a[13])},
+    "fleet_source": a[14],
+    "sources": a[15:],
 }, open(a[0], "w"), indent=1)
 PY
 fi
