@@ -463,6 +463,8 @@ int main(int argc, char **argv)
     }
     if (token_file && auth_load(token_file, &auth, err, sizeof(err))) {
         fprintf(stderr, "stoke-query: --auth-token-file %s\n", err);
+        free(ak);
+        free(sk);
         return 2;
     }
     if (peers_arg && *peers_arg) {
