@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "codec/segment.h"
+#include "query/auth.h"
 #include "query/plan.h"
 
 struct engine {
@@ -683,6 +684,18 @@ static void *peer_main(void *arg)
     }
     snprintf(url, sizeof(url), "http://%s/internal/v1/select", pc->peer);
     hdr = curl_slist_append(hdr, "Content-Type: application/json");
+    if (pc->e->o.peer_token) {
+        /* Workers with --auth-token-file send their first token. */
+        char ah[64 + AUTH_MAX_TOKEN];
+        snprintf(ah, sizeof(ah), "Authorization: Bearer %s", pc->e->o.peer_token);
+        struct curl_slist *h2 = curl_slist_append(hdr, ah);
+        memset(ah, 0, sizeof(ah));
+        if (!h2) {
+            snprintf(pc->err, sizeof(pc->err), "out of memory");
+            goto out;
+        }
+        hdr = h2;
+    }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);

@@ -61,6 +61,7 @@ struct engine_opts {
     size_t npeers;
     unsigned threads;         /* decode threads per query; 0 = 2 */
     unsigned peer_timeout_ms; /* 0 = 60000 */
+    const char *peer_token;   /* sent as "Authorization: Bearer" to peers; NULL = none */
 };
 
 struct engine;

@@ -927,6 +927,20 @@ static const char *no_header(void *ctx, const char *name)
     return NULL;
 }
 
+bool http_authorized(const struct http_server *s, const char *method, const char *path,
+                     http_param_fn header, void *ctx)
+{
+    if (!s->o.auth)
+        return true;
+    /* Liveness and the static page (it holds no data and asks for the
+     * token itself) stay open. */
+    if ((strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) &&
+        (strcmp(path, "/healthz") == 0 || strcmp(path, "/") == 0 ||
+         strcmp(path, "/index.html") == 0))
+        return true;
+    return auth_check(s->o.auth, header ? header(ctx, "Authorization") : NULL);
+}
+
 void http_route_headers(struct http_server *s, const char *method, const char *path,
                         http_param_fn param, http_param_fn header, void *ctx, const uint8_t *body,
                         size_t body_len, struct http_response *out)
@@ -937,6 +951,16 @@ void http_route_headers(struct http_server *s, const char *method, const char *p
     int64_t t0 = mono_us();
 
     memset(out, 0, sizeof(*out));
+    if (!http_authorized(s, method, path, header, ctx)) {
+        if (strncmp(path, PYROSCOPE_SERVICE_PREFIX, strlen(PYROSCOPE_SERVICE_PREFIX)) == 0)
+            connect_error(out, 401, CONNECT_UNAUTHENTICATED,
+                          "missing or invalid token (Authorization: Bearer <token>)");
+        else
+            http_error_json(out, 401,
+                            "authorization: missing or invalid token (Authorization: Bearer "
+                            "<token>)");
+        goto done;
+    }
     if (pyroscope_path(path)) {
         struct pyroscope_api a = {s->o.engine, s->o.tenant};
         ep = EP_PYROSCOPE;
@@ -1015,6 +1039,7 @@ struct conn {
     uint8_t *body;
     size_t len;
     bool too_big;
+    bool denied; /* no valid token: the body is discarded, the answer is 401 */
 };
 
 static const char *mhd_param(void *ctx, const char *name)
@@ -1042,12 +1067,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!cn)
             return MHD_NO;
         *con_cls = cn;
+        cn->denied = !http_authorized(s, method, url, mhd_header, c);
         return MHD_YES;
     }
     /* Connect requests may be larger than the JSON API's queries. */
     size_t cap = pyroscope_path(url) ? CONNECT_MAX_BODY : HTTP_MAX_BODY;
     if (*upload_size) {
-        if (cn->len + *upload_size > cap) {
+        if (cn->denied) {
+            /* Not buffered: an unauthenticated client costs no memory. */
+        } else if (cn->len + *upload_size > cap) {
             cn->too_big = true;
         } else {
             uint8_t *nb = realloc(cn->body, cn->len + *upload_size + 1);
@@ -1060,7 +1088,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
-    if (cn->too_big) {
+    if (cn->too_big && !cn->denied) {
         memset(&r, 0, sizeof(r));
         if (pyroscope_path(url))
             connect_error(&r, 0, CONNECT_RESOURCE_EXHAUSTED, "body: larger than %zu bytes", cap);
@@ -1083,6 +1111,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                     strncmp(url, PYROSCOPE_SERVICE_PREFIX, strlen(PYROSCOPE_SERVICE_PREFIX)) == 0
                 ? "POST"
                 : "GET, HEAD");
+    if (r.status == 401)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"stoke-query\"");
     if (r.status == 415)
         MHD_add_response_header(resp, "Accept-Post", "application/json, application/proto");
     ret = MHD_queue_response(c, (unsigned)r.status, resp);

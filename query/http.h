@@ -7,7 +7,8 @@
  * 4xx with {"error": "<parameter>: <problem>"}, unknown paths 404, wrong
  * methods 405. URLs and headers are capped by the connection memory limit,
  * POST bodies by HTTP_MAX_BODY. Routing is a plain function (http_route)
- * so the unit tests reach it without sockets.
+ * so the unit tests reach it without sockets. With --auth-token-file it
+ * also refuses requests without a valid token (401) before any routing.
  */
 #ifndef STOKE_QUERY_HTTP_H
 #define STOKE_QUERY_HTTP_H
@@ -16,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "query/auth.h"
 #include "query/cache.h"
 #include "query/engine.h"
 
@@ -27,6 +29,9 @@ struct http_opts {
     struct cache *cache; /* for /metrics; may be NULL */
     const char *tenant;  /* default tenant */
     const char *web_dir; /* serve WEB_DIR/index.html instead of the embedded page */
+    /* When set, every request but GET/HEAD of /healthz, / and /index.html
+     * needs a token (query/auth.h); others get 401. */
+    const struct auth *auth;
 };
 
 struct http_server;
@@ -61,6 +66,11 @@ void http_route(struct http_server *s, const char *method, const char *path, htt
 void http_route_headers(struct http_server *s, const char *method, const char *path,
                         http_param_fn param, http_param_fn header, void *ctx, const uint8_t *body,
                         size_t body_len, struct http_response *out);
+
+/* False when @s requires a token and the request's Authorization header
+ * (looked up through @header, may be NULL) does not carry one. */
+bool http_authorized(const struct http_server *s, const char *method, const char *path,
+                     http_param_fn header, void *ctx);
 
 /* Unix ms, "now" or "now-<N><s|m|h|d>" into *out (@now = the current ms).
  * NULL on success, else what is wrong. */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "query/auth.h"
 #include "query/cache.h"
 #include "query/compact.h"
 #include "query/generate.h"
@@ -40,6 +41,10 @@ static void usage(FILE *f)
                "  --cache-mb N        memory cache size (default 256; 0 disables)\n"
                "  --cache-dir DIR     disk cache directory (default none)\n"
                "  --web-dir DIR       serve DIR/index.html instead of the embedded page\n"
+               "  --auth-token-file F require \"Authorization: Bearer TOKEN\" (or Basic auth\n"
+               "                      with TOKEN as password) on every request but /healthz\n"
+               "                      and the page; F holds one or more tokens, one per\n"
+               "                      line; the first is sent to --peers\n"
                "  --s3-endpoint URL   S3 endpoint (default AWS_ENDPOINT_URL or AWS)\n"
                "  --s3-region R       S3 region (default AWS_REGION or us-east-1)\n"
                "  --s3-access-key-file F, --s3-secret-key-file F\n"
@@ -357,6 +362,7 @@ int main(int argc, char **argv)
                                          {"cache-mb", required_argument, 0, 'c'},
                                          {"cache-dir", required_argument, 0, 'C'},
                                          {"web-dir", required_argument, 0, 'w'},
+                                         {"auth-token-file", required_argument, 0, 'T'},
                                          {"s3-endpoint", required_argument, 0, 'E'},
                                          {"s3-region", required_argument, 0, 'R'},
                                          {"s3-access-key-file", required_argument, 0, 'A'},
@@ -366,7 +372,8 @@ int main(int argc, char **argv)
                                          {0, 0, 0, 0}};
     struct store_opts so = {.path_style = -1};
     const char *listen = "127.0.0.1:4040", *tenant = "default", *cache_dir = NULL, *web_dir = NULL,
-               *peers_arg = NULL;
+               *peers_arg = NULL, *token_file = NULL;
+    struct auth *auth = NULL;
     char *ak = NULL, *sk = NULL, *peers_buf = NULL, *peers[64];
     size_t npeers = 0;
     long cache_mb = 256, threads = 2;
@@ -414,6 +421,9 @@ int main(int argc, char **argv)
         case 'w':
             web_dir = optarg;
             break;
+        case 'T':
+            token_file = optarg;
+            break;
         case 'E':
             so.endpoint = optarg;
             break;
@@ -451,6 +461,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (token_file && auth_load(token_file, &auth, err, sizeof(err))) {
+        fprintf(stderr, "stoke-query: --auth-token-file %s\n", err);
+        free(ak);
+        free(sk);
+        return 2;
+    }
     if (peers_arg && *peers_arg) {
         peers_buf = strdup(peers_arg);
         for (char *save = NULL, *tok = strtok_r(peers_buf, ",", &save); tok;
@@ -458,6 +474,7 @@ int main(int argc, char **argv)
             if (npeers == 64 || !strchr(tok, ':')) {
                 fprintf(stderr, "stoke-query: --peers: expected HOST:PORT,... (at most 64)\n");
                 free(peers_buf);
+                auth_free(auth);
                 return 2;
             }
             peers[npeers++] = tok;
@@ -492,21 +509,26 @@ int main(int argc, char **argv)
                              .cache = cache,
                              .peers = peers,
                              .npeers = npeers,
-                             .threads = (unsigned)threads};
+                             .threads = (unsigned)threads,
+                             .peer_token = auth_first(auth)};
     eng = engine_new(&eo);
     if (!eng) {
         fprintf(stderr, "stoke-query: out of memory\n");
         goto out;
     }
-    struct http_opts ho = {
-        .listen = listen, .engine = eng, .cache = cache, .tenant = tenant, .web_dir = web_dir};
+    struct http_opts ho = {.listen = listen,
+                           .engine = eng,
+                           .cache = cache,
+                           .tenant = tenant,
+                           .web_dir = web_dir,
+                           .auth = auth};
     srv = http_start(&ho, err, sizeof(err));
     if (!srv) {
         fprintf(stderr, "stoke-query: %s\n", err);
         goto out;
     }
-    fprintf(stderr, "stoke-query: serving %s on port %u (store %s, %zu peers)\n", listen,
-            http_port(srv), so.url, npeers);
+    fprintf(stderr, "stoke-query: serving %s on port %u (store %s, %zu peers, %s)\n", listen,
+            http_port(srv), so.url, npeers, auth ? "token auth on" : "no auth");
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "stoke-query: %s, stopping\n", strsignal(sig));
@@ -518,6 +540,7 @@ out:
     if (st)
         store_close(st);
     free(peers_buf);
+    auth_free(auth);
     free(ak);
     free(sk);
     return rc;

@@ -86,4 +86,27 @@ done <<<"$out"
 check "browser test exits 0 (rc=$rc)" test "$rc" -eq 0
 n=$(ls "$shots"/*.png 2>/dev/null | wc -l)
 check "screenshots saved in build/web-screenshots ($n)" test "$n" -ge 8
+
+# The real worker again with --auth-token-file: the page asks for the token.
+if [ -n "${STOKE_QUERY_BIN:-}" ] && [ -z "${STOKE_QUERY_URL:-}" ]; then
+    token=web-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    printf '%s\n' "$token" >"$tmp/token"
+    kill "$mock_pid" 2>/dev/null; wait "$mock_pid" 2>/dev/null
+    "$STOKE_QUERY_BIN" --store "$tmp/store" --listen "127.0.0.1:$port" --web-dir "$ROOT/query/web" \
+        --auth-token-file "$tmp/token" >"$mock_out" 2>&1 &
+    mock_pid=$!
+    for _ in $(seq 50); do curl -fs "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+    check "stoke-query --auth-token-file starts" curl -fs "$base/healthz" -o /dev/null
+    out=$(BASE_URL=$base TOKEN=$token CHROMIUM=$CHROMIUM PLAYWRIGHT_DIR=$PLAYWRIGHT_DIR \
+        timeout 120 node "$ROOT/tests/integration/web/auth.mjs" 2>&1)
+    rc=$?
+    while IFS= read -r line; do
+        case $line in
+            "PASS "*) pass "${line#PASS }" ;;
+            "FAIL "*) fail "${line#FAIL }" ;;
+            *) [ -n "$line" ] && echo "       $line" ;;
+        esac
+    done <<<"$out"
+    check "auth browser test exits 0 (rc=$rc)" test "$rc" -eq 0
+fi
 summary test_web
