@@ -34,6 +34,7 @@ struct sampler {
     uint32_t active;         /* the set the BPF program writes to */
     struct sample_key *keys; /* batch buffers */
     uint64_t *vals;
+    uint32_t *stack_ids; /* clear_stacks' buffer */
     uint64_t kips[STOKE_MAX_STACK_DEPTH];
     uint64_t uips[STOKE_MAX_STACK_DEPTH];
     struct sampler_stats st;
@@ -203,7 +204,8 @@ struct sampler *sampler_new(const struct sampler_opts *opts, char *err, size_t e
     }
     s->keys = calloc(STOKE_MAX_ENTRIES, sizeof(*s->keys));
     s->vals = calloc(STOKE_MAX_ENTRIES, sizeof(*s->vals));
-    if (!s->keys || !s->vals) {
+    s->stack_ids = calloc(STOKE_STACK_ENTRIES, sizeof(*s->stack_ids));
+    if (!s->keys || !s->vals || !s->stack_ids) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -233,6 +235,7 @@ void sampler_free(struct sampler *s)
     profile_bpf__destroy(s->skel);
     free(s->keys);
     free(s->vals);
+    free(s->stack_ids);
     free(s);
 }
 
@@ -288,18 +291,25 @@ static int read_counts(struct sampler *s, int fd, uint32_t *nrows)
     return 0;
 }
 
-static void clear_stacks(int fd)
+/*
+ * Empties a stack map: every id first, then the deletes. Deleting while
+ * iterating would make each get_next_key restart its scan of the buckets
+ * from the first one (the key it continues from is gone): quadratic, 7% of
+ * the agent's CPU at 499 Hz. Ids no row referenced (a sample dropped on a
+ * full counts map) are cleared too.
+ */
+static void clear_stacks(struct sampler *s, int fd)
 {
-    uint32_t key, next;
+    uint32_t key, next, n = 0;
     void *prev = NULL;
 
-    /* Deleting the key we iterate from is fine for stack maps: get_next_key
-     * with a missing key restarts from the first one. */
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        bpf_map_delete_elem(fd, &next);
+    while (n < STOKE_STACK_ENTRIES && bpf_map_get_next_key(fd, prev, &next) == 0) {
+        s->stack_ids[n++] = next;
         key = next;
         prev = &key;
     }
+    for (uint32_t i = 0; i < n; i++)
+        bpf_map_delete_elem(fd, &s->stack_ids[i]);
 }
 
 static void read_error_counters(struct sampler *s)
@@ -372,7 +382,7 @@ int sampler_drain(struct sampler *s, sampler_cb cb, void *ctx)
         cb(&row, ctx);
     }
     s->st.rows += nrows;
-    clear_stacks(stacks_fd);
+    clear_stacks(s, stacks_fd);
     read_error_counters(s);
 
     ret = attach_online_cpus(s, err, sizeof(err));

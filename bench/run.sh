@@ -30,7 +30,7 @@
 #    agent's own profiles of this run; the query fleet: BENCH_FLEET_SOURCE),
 #    and micro-benchmarks when the Makefile has a bench-micro target.
 # 4. The agent alone once more at BENCH_HF_FREQ (499) Hz for BENCH_HF_SECONDS
-#    (30): the marginal CPU cost of one sample, fixed costs cancelled.
+#    (45): the marginal CPU cost of one sample, fixed costs cancelled.
 # Note: the in-kernel sampling work (perf's callchain copy into its ring
 # buffer, the BPF programs of the agent, bpftrace and bcc) runs in interrupt
 # context and is charged to the interrupted task, not to the tool: CPU-s here
@@ -104,7 +104,7 @@ run_tool() {
     local name=$1
     shift
     echo "bench: $name ... ($(($(date +%s) - bench_start)) s)"
-    python3 bench/measure.py --json "$T/$name.measure.json" --seconds "$SECS" --warmup $((WINDOW + 2)) \
+    python3 bench/measure.py --json "$T/$name.measure.json" --seconds "$SECS" --warmup "${WARMUP:-$((WINDOW + 2))}" \
         --stdout "$T/$name.out" --stderr "$T/$name.err" -- "$@" &
     MPID=$!
     wait "$MPID"
@@ -133,10 +133,12 @@ run_tool stoke "$AGENT" --frequency "$FREQ" --window "$WINDOW" --metrics-addr of
 # BENCH_HF_FREQ Hz for BENCH_HF_SECONDS on the same workload. Fixed costs
 # (per window, per new process) are the same in both runs, so the steady
 # CPU difference over the sample-rate difference is the cost per sample.
+# Its steady state starts after two windows: at 499 Hz the second drain
+# still finds new addresses (cold symbolization is not a per-sample cost).
 SECS_MAIN=$SECS
-SECS=${BENCH_HF_SECONDS:-30}
-run_tool stoke_hf "$AGENT" --frequency "${BENCH_HF_FREQ:-499}" --window "$WINDOW" \
-    --metrics-addr off --store "$T/stoke_hf/store"
+SECS=${BENCH_HF_SECONDS:-45}
+WARMUP=$((2 * WINDOW + 2)) run_tool stoke_hf "$AGENT" --frequency "${BENCH_HF_FREQ:-499}" \
+    --window "$WINDOW" --metrics-addr off --store "$T/stoke_hf/store"
 SECS=$SECS_MAIN
 
 # perf record -a -g (private build-id cache; perf script afterwards is
