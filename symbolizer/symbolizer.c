@@ -45,7 +45,8 @@
 #define PERFMAP_MAX          (256u << 20)
 #define KSYMS_RELOAD_WINDOWS 6
 #define DWARF_IDLE_WINDOWS   3
-#define DWARF_KEEP_MAX       (4u << 20) /* larger DWARF is closed after one idle window */
+#define DWARF_KEEP_MAX       (4u << 20)          /* larger DWARF is closed after one idle window */
+#define DWARF_DEAR_NS        (20u * 1000 * 1000) /* ... unless opening it cost this much CPU */
 
 enum map_kind { MAP_FILE, MAP_ANON, MAP_VDSO, MAP_OTHER };
 enum map_state { MAP_NEW, MAP_BOUND, MAP_FAILED };
@@ -96,10 +97,11 @@ struct bin {
      * DWARF and large DWARF that had to be reopened once after
      * DWARF_IDLE_WINDOWS: reopening costs ~40 ms of CPU for libc's, so a
      * DWARF file in steady use stays open. */
-    int dwarf_fd;          /* where to reopen it from; -1 = no DWARF */
-    uint64_t dwarf_window; /* the last window a lookup used it */
-    unsigned dwarf_opens;  /* times opened: a file reopened is in steady use */
-    uint64_t used_window;  /* the last window a lookup touched this binary */
+    int dwarf_fd;           /* where to reopen it from; -1 = no DWARF */
+    uint64_t dwarf_window;  /* the last window a lookup used it */
+    unsigned dwarf_opens;   /* times opened: a file reopened is in steady use */
+    uint64_t dwarf_open_ns; /* CPU the last open took */
+    uint64_t used_window;   /* the last window a lookup touched this binary */
     struct addr_cache ac;
     size_t heavy_bytes;
     struct lru lru;
@@ -895,8 +897,9 @@ static void dwarf_ensure(struct symbolizer *s, struct bin *b)
     int fd = dup(b->dwarf_fd);
     int ret = fd >= 0 ? sym_dwarf_open(fd, &b->dwarf) : -errno;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-    s->st.dwarf_open_ns +=
+    b->dwarf_open_ns =
         (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+    s->st.dwarf_open_ns += b->dwarf_open_ns;
     s->st.dwarf_opens++;
     if (b->dwarf_opens++)
         s->st.dwarf_reopens++;
@@ -1073,12 +1076,13 @@ void symbolizer_new_window(struct symbolizer *s)
     for (struct lru *l = s->lru.next; l && l != &s->lru; l = l->next) {
         struct bin *b = BIN_OF(l);
         uint64_t idle = s->window - b->dwarf_window;
-        /* A large file is closed after one idle window, unless it had to be
-         * reopened before: then new addresses keep arriving (other processes,
-         * other paths) and each reopen costs more CPU (30-40 ms for libc's
-         * DWARF) than the memory it frees is worth. The cache cap still
-         * evicts it under memory pressure. */
-        bool large = b->dwarf.est_bytes > DWARF_KEEP_MAX && b->dwarf_opens < 2;
+        /* A large file is closed after one idle window, unless opening it
+         * was dear (compressed debug sections: libc6-dbg's inflate takes
+         * 30-70 ms) or it had to be reopened before: then new addresses keep arriving (other
+         * processes, other paths) and each reopen costs more CPU (30-40 ms for libc's DWARF) than
+         * the memory it frees is worth. The cache cap still evicts it under memory pressure. */
+        bool large = b->dwarf.est_bytes > DWARF_KEEP_MAX && b->dwarf_opens < 2 &&
+                     b->dwarf_open_ns < DWARF_DEAR_NS;
         if (b->dwarf.dw && (idle > DWARF_IDLE_WINDOWS || (idle >= 1 && large))) {
             sym_dwarf_close(&b->dwarf);
             bin_account(s, b);
