@@ -157,8 +157,9 @@ int main(int argc, char **argv)
         i++;
     }
     if (!fixtures || !dir || idle < 0 || idle > MAX_IDLE || rate < 0 || seconds <= 0) {
-        fprintf(stderr, "usage: %s --fixtures DIR --dir DIR [--idle N<=%d] [--churn-rate R] "
-                        "[--stats FILE] [--seconds S]\n",
+        fprintf(stderr,
+                "usage: %s --fixtures DIR --dir DIR [--idle N<=%d] [--churn-rate R] "
+                "[--stats FILE] [--seconds S]\n",
                 argv[0], MAX_IDLE);
         return 2;
     }
