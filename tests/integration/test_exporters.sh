@@ -119,6 +119,9 @@ echo "== 413, garbage and an endpoint that is down"
 receiver "$work/pyro2" 413,garbage,garbage,garbage,garbage,garbage,garbage; pk=$(cat "$work/pyro2/port")
 dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mport=$((20000 + RANDOM % 20000))
+# A busy process of our own, so every 2 s window has samples to write even on
+# an otherwise idle machine (windows without samples write no files).
+"$FIXTURES/hot_c" 24 >/dev/null & pids+=($!)
 "$AGENT" --output-dir "$work/local2" --window 2 --frequency 99 --metrics-addr "127.0.0.1:$mport" \
     --otlp-endpoint "http://127.0.0.1:$dead" --pyroscope-url "http://127.0.0.1:$pk" \
     --otlp-timeout 2 2>"$work/agent2.log" & agent=$!
@@ -129,7 +132,8 @@ wait $agent
 rc=$?
 check "agent with a dead endpoint exits 0 on SIGTERM" test $rc -eq 0
 nwin=$(ls "$work"/local2/*/*.pb.gz 2>/dev/null | xargs -n1 basename 2>/dev/null | sort -u | wc -l)
-check "sampling went on: $nwin local windows in 21 s" test "$nwin" -ge 8
+# ~10 windows in 21 s; start-up (BPF load, kallsyms) may take one or two.
+check "sampling went on: $nwin local windows in 21 s" test "$nwin" -ge 7
 check "OTLP to a refused port: attempts failed and requests dropped, counted" bash -c \
     "[ \"\$(sed -n 's/^stoke_export_failed_attempts_total{exporter=\"otlp\"} //p' $work/metrics2)\" -ge 4 ] && [ \"\$(sed -n 's/^stoke_export_requests_dropped_total{exporter=\"otlp\"} //p' $work/metrics2)\" -ge 1 ]"
 n413=$(grep -l '"answer": "413"' "$work"/pyro2/*.json | wc -l)
