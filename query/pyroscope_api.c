@@ -133,7 +133,9 @@ struct fg_build {
 static void fg_enter(void *ctx, uint32_t depth, const char *name, int64_t self, int64_t total)
 {
     struct fg_build *b = ctx;
-    struct level *l = level_at(&b->ls, depth), *next = level_at(&b->ls, depth + 1);
+    /* depth + 1 first: growing the array moves it, and would leave a
+     * pointer to level depth taken before dangling. */
+    struct level *next = level_at(&b->ls, depth + 1), *l = level_at(&b->ls, depth);
     uint32_t id = mstr_intern(&b->names, name, strlen(name));
 
     if (!l || !next || id == MPROF_NONE) {
@@ -351,7 +353,7 @@ int pyroscope_flamegraph_diff(const struct mprof *left, const struct mprof *righ
                 MPROF_ADD(x->self[1], t.n[c].total[1]);
             }
         }
-        struct level *l = level_at(&ls, depth), *next = level_at(&ls, depth + 1);
+        struct level *next = level_at(&ls, depth + 1), *l = level_at(&ls, depth); /* see above */
         if (!l || !next)
             goto out;
         int64_t v[7];

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -239,6 +240,41 @@ static void test_flamegraph_levels(void **state)
     mprof_free(p);
 }
 
+/* A stack 40 frames deep grows the level array past 16 and 32 entries while
+ * a level is being written: under ASan (whose realloc always moves) a
+ * pointer kept across the growth is a use after free. */
+static void test_flamegraph_deep(void **state)
+{
+    struct mprof *p = mprof_new(1), *q = mprof_new(1);
+    uint32_t frames[40];
+    char name[16];
+    for (int i = 0; i < 40; i++) {
+        int n = snprintf(name, sizeof(name), "f%d", i);
+        frames[i] = mstr_intern(&p->str, name, (size_t)n);
+        assert_int_equal(mstr_intern(&q->str, name, (size_t)n), frames[i]);
+    }
+    uint32_t id = mprof_stack(p, frames, 40);
+    p->vals[id] += 9;
+    id = mprof_stack(q, frames, 40);
+    q->vals[id] += 4;
+
+    Querier__V1__FlameGraph *fg = NULL;
+    assert_int_equal(pyroscope_flamegraph(p, 0, 100, &fg), 0);
+    assert_int_equal(fg->total, 9);
+    assert_int_equal(fg->n_levels, 41); /* total + 40 frames */
+    assert_int_equal(fg->levels[40]->values[2], 9);
+    querier__v1__flame_graph__free_unpacked(fg, NULL);
+
+    Querier__V1__FlameGraphDiff *fd = NULL;
+    assert_int_equal(pyroscope_flamegraph_diff(p, q, 100, &fd), 0);
+    assert_int_equal(fd->leftticks, 9);
+    assert_int_equal(fd->rightticks, 4);
+    assert_int_equal(fd->n_levels, 41);
+    querier__v1__flame_graph_diff__free_unpacked(fd, NULL);
+    mprof_free(p);
+    mprof_free(q);
+}
+
 static void test_flamegraph_diff(void **state)
 {
     struct mprof *l = sample_profile(1), *r = sample_profile(2);
@@ -276,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_json_request),      cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_json_encode),       cmocka_unit_test(test_codes),
         cmocka_unit_test(test_flamegraph_levels), cmocka_unit_test(test_flamegraph_diff),
+        cmocka_unit_test(test_flamegraph_deep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
