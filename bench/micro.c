@@ -542,6 +542,7 @@ static void do_symbolize(size_t naddr)
     struct sym_ctx k = {.kernel = true};
     k.n = kernel_addresses(&k.addr, naddr / 4 ? naddr / 4 : 1);
     if (!k.n) {
+        free(k.addr);
         skip(kern, "skipped: no kernel addresses (kptr_restrict; needs root)");
         return;
     }

@@ -737,7 +737,8 @@ static void strset_finish(struct strset *s)
 {
     size_t k = 0;
 
-    qsort(s->v, s->n, sizeof(*s->v), cmp_cstr);
+    if (s->n)
+        qsort(s->v, s->n, sizeof(*s->v), cmp_cstr);
     for (size_t i = 0; i < s->n; i++) {
         if (k && strcmp(s->v[k - 1], s->v[i]) == 0)
             free(s->v[i]);
