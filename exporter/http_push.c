@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* http_push — see http_push.h. */
+#include "exporter/backoff.h"
 #include "exporter/http_push.h"
 
 #include <curl/curl.h>
@@ -263,12 +264,8 @@ static void *sender(void *arg)
             pthread_mutex_unlock(&h->mu);
             if (v != PUSH_RETRY || tries >= h->o.max_attempts)
                 break;
-            backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
-            if (backoff > BACKOFF_MAX_MS)
-                backoff = BACKOFF_MAX_MS;
-            /* full jitter, so a fleet does not come back in step; the
-             * server's Retry-After wins when it asks for longer */
-            unsigned wait_ms = BACKOFF_MIN_MS / 2 + (unsigned)rand() % backoff;
+            /* the server's Retry-After wins when it asks for longer */
+            unsigned wait_ms = backoff_next(&backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
             if (resp.retry_after_ms > wait_ms)
                 wait_ms = resp.retry_after_ms;
             if (!backoff_wait(h, wait_ms)) {

@@ -52,7 +52,10 @@ struct profile {
 
     struct seqtab funcs; /* [name, file] -> function index */
 
-    struct seqtab lockey; /* [mapping, addr lo, addr hi] -> location index */
+    struct seqtab lockey;  /* position or [mapping, addr lo, addr hi] -> location */
+    struct seqtab addrkey; /* [mapping, addr lo, addr hi] -> addr_loc index */
+    uint32_t *addr_loc;    /* location id (1-based) of each address seen */
+    size_t naddr, addr_loc_cap;
     struct plocation *locs;
     size_t nlocs, locs_cap;
     struct pline *lines;
@@ -102,7 +105,8 @@ struct profile *profile_new(const char *service_name, uint64_t start_ns, uint64_
     if (strtab_init(&p->str) < 0)
         goto fail;
     if (seqtab_init(&p->mapkey) < 0 || seqtab_init(&p->funcs) < 0 || seqtab_init(&p->lockey) < 0 ||
-        seqtab_init(&p->stacks) < 0 || seqtab_init(&p->lsets) < 0 || seqtab_init(&p->samples) < 0)
+        seqtab_init(&p->addrkey) < 0 || seqtab_init(&p->stacks) < 0 || seqtab_init(&p->lsets) < 0 ||
+        seqtab_init(&p->samples) < 0)
         goto fail;
     snprintf(comment, sizeof(comment), "service_name=%s", service_name ? service_name : "");
     p->s_samples = strtab_intern(&p->str, "samples");
@@ -127,6 +131,8 @@ void profile_free(struct profile *p)
     seqtab_free(&p->mapkey);
     seqtab_free(&p->funcs);
     seqtab_free(&p->lockey);
+    seqtab_free(&p->addrkey);
+    free(p->addr_loc);
     seqtab_free(&p->stacks);
     seqtab_free(&p->lsets);
     seqtab_free(&p->samples);
@@ -187,17 +193,43 @@ static bool intern_lines(struct profile *p, const struct sym_result *r, uint32_t
     return true;
 }
 
+static uint32_t new_location(struct profile *p, const struct sym_result *r, uint32_t mapping);
+
+/* Every row repeats the addresses of earlier rows: an address seen before is
+ * answered from addrkey without interning its frames again. */
 uint32_t profile_location(struct profile *p, const struct sym_result *r)
 {
-    uint32_t mapping, key[2 + 2 * SYM_MAX_FRAMES], id, i, nframes, nkey;
-    struct pmapping *m;
-    struct plocation *l;
+    uint32_t mapping, akey[3], aid, loc;
 
     if (!r)
         return 0;
     mapping = intern_mapping(p, r);
     if (mapping == INTERN_NONE)
         return 0;
+    if (reserve((void **)&p->addr_loc, &p->addr_loc_cap, p->addrkey.n + 1, sizeof(*p->addr_loc)) <
+        0)
+        return 0;
+    akey[0] = mapping;
+    akey[1] = (uint32_t)r->file_offset;
+    akey[2] = (uint32_t)(r->file_offset >> 32);
+    aid = seqtab_intern(&p->addrkey, akey, 3);
+    if (aid == INTERN_NONE)
+        return 0;
+    if (aid == p->naddr)
+        p->addr_loc[p->naddr++] = 0;
+    else if (p->addr_loc[aid])
+        return p->addr_loc[aid];       /* first answer wins: same code, same frames */
+    loc = new_location(p, r, mapping); /* 0 (out of memory): tried again next time */
+    p->addr_loc[aid] = loc;
+    return loc;
+}
+
+static uint32_t new_location(struct profile *p, const struct sym_result *r, uint32_t mapping)
+{
+    uint32_t key[2 + 2 * SYM_MAX_FRAMES], id, i, nframes, nkey;
+    struct pmapping *m;
+    struct plocation *l;
+
     if (reserve((void **)&p->locs, &p->locs_cap, p->lockey.n + 1, sizeof(*p->locs)) < 0)
         return 0;
     nframes = r->nframes > SYM_MAX_FRAMES ? SYM_MAX_FRAMES : r->nframes;

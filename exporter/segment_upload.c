@@ -20,6 +20,7 @@
 
 #include "codec/manifest.h"
 #include "codec/segment.h"
+#include "exporter/backoff.h"
 #include "exporter/segment_upload.h"
 
 #define DEFAULT_BUFFER (64u << 20)
@@ -334,11 +335,7 @@ static void *uploader(void *arg)
         if (ret != 0) {
             if (p)
                 record_error(u, ret);
-            backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
-            if (backoff > BACKOFF_MAX_MS)
-                backoff = BACKOFF_MAX_MS;
-            /* full jitter: a fleet coming back does not stampede the store */
-            unsigned wait_ms = BACKOFF_MIN_MS / 2 + (unsigned)rand() % backoff;
+            unsigned wait_ms = backoff_next(&backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_sec += wait_ms / 1000;

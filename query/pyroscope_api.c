@@ -525,6 +525,20 @@ static bool name_matches(const struct selection *s, const char *id)
     return sel_matcher_match(s->name_m, name);
 }
 
+/* The engine query for a parsed selection: tenant, the selector without its
+ * __name__ matcher, the time range; the caller adds mode-specific fields. */
+static struct query selection_query(const struct call *c, const struct selection *s,
+                                    const char *profile_type, enum qmode mode)
+{
+    return (struct query){.tenant = c->tenant,
+                          .sel = &s->rest,
+                          .selector_text = s->rest_text,
+                          .from = s->from,
+                          .until = s->until,
+                          .profile_type = profile_type,
+                          .mode = mode};
+}
+
 static int run(struct call *c, const struct query *q, struct mprof **out)
 {
     char err[512] = "";
@@ -597,13 +611,7 @@ static int select_stacks(struct call *c, const char *what,
             connect_error(c->r, 0, CONNECT_RESOURCE_EXHAUSTED, "out of memory");
         return *out ? 0 : -ENOMEM;
     }
-    struct query q = {.tenant = c->tenant,
-                      .sel = &s.rest,
-                      .selector_text = s.rest_text,
-                      .from = s.from,
-                      .until = s.until,
-                      .profile_type = m->profile_typeid,
-                      .mode = Q_PROFILE};
+    struct query q = selection_query(c, &s, m->profile_typeid, Q_PROFILE);
     int rc = run(c, &q, out);
     selection_free(&s);
     return rc;
@@ -781,12 +789,7 @@ static void labels(struct call *c, const char *name, char *const *matchers, size
         free_strv(types, n);
         if (any && !(name && strcmp(name, "__name__") == 0)) {
             struct mprof *mp = NULL;
-            struct query q = {.tenant = c->tenant,
-                              .sel = &s.rest,
-                              .selector_text = s.rest_text,
-                              .from = s.from,
-                              .until = s.until,
-                              .mode = Q_LABELS};
+            struct query q = selection_query(c, &s, NULL, Q_LABELS);
             if (run(c, &q, &mp)) {
                 selection_free(&s);
                 goto fail;
@@ -902,13 +905,7 @@ static void m_select_merge_profile(struct call *c, const ProtobufCMessage *req)
     }
     if (selection_parse(c, "", m->label_selector, m->start, m->end, &s))
         return;
-    struct query q = {.tenant = c->tenant,
-                      .sel = &s.rest,
-                      .selector_text = s.rest_text,
-                      .from = s.from,
-                      .until = s.until,
-                      .profile_type = m->profile_typeid,
-                      .mode = Q_PROFILE};
+    struct query q = selection_query(c, &s, m->profile_typeid, Q_PROFILE);
     int rc =
         name_matches(&s, m->profile_typeid) ? run(c, &q, &mp) : ((mp = mprof_new(1)) ? 0 : -ENOMEM);
     int64_t from = s.from, until = s.until;
@@ -997,15 +994,9 @@ static void m_select_series(struct call *c, const ProtobufCMessage *req)
     int64_t step = (int64_t)llround(m->step * 1000);
     if (m->step > 0 && step < 1)
         step = 1;
-    struct query q = {.tenant = c->tenant,
-                      .sel = &s.rest,
-                      .selector_text = s.rest_text,
-                      .from = s.from,
-                      .until = s.until,
-                      .profile_type = m->profile_typeid,
-                      .mode = Q_SERIES,
-                      .step = step,
-                      .group_by = gb};
+    struct query q = selection_query(c, &s, m->profile_typeid, Q_SERIES);
+    q.step = step;
+    q.group_by = gb;
     int64_t st;
     uint32_t nb;
     if (engine_series_grid(&q, &st, &nb)) {
