@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * table — compiles a binary's call frame information into the BPF layout.
+ * See table.h.
+ */
+#include <errno.h>
+#include <gelf.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/types.h>
+#include "bpf/profile.h"
+#include "unwind/table.h"
+
+_Static_assert(sizeof(struct unwind_row) == 8, "a row is one array element");
+
+/* The section named @name with its data (decompressed if need be). */
+static Elf_Scn *find_section(Elf *elf, const char *name, GElf_Shdr *sh, Elf_Data **data)
+{
+    size_t shstrndx;
+    Elf_Scn *scn = NULL;
+
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return NULL;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        const char *n;
+        if (!gelf_getshdr(scn, sh) || sh->sh_type == SHT_NOBITS)
+            continue;
+        n = elf_strptr(elf, shstrndx, sh->sh_name);
+        if (!n || strcmp(n, name) != 0)
+            continue;
+        if ((sh->sh_flags & SHF_COMPRESSED) && elf_compress(scn, 0, 0) < 0)
+            return NULL;
+        *data = elf_getdata(scn, NULL);
+        return *data && (*data)->d_buf && (*data)->d_size ? scn : NULL;
+    }
+    return NULL;
+}
+
+int uw_table_from_elf(Elf *elf, struct uw_table *t)
+{
+    struct uw_rows rows = {0};
+    GElf_Shdr sh;
+    Elf_Data *d = NULL;
+    enum uw_section kind = UW_EH_FRAME;
+    int ret;
+
+    memset(t, 0, sizeof(*t));
+    t->source = ".eh_frame";
+    if (!find_section(elf, ".eh_frame", &sh, &d)) {
+        kind = UW_DEBUG_FRAME;
+        t->source = ".debug_frame";
+        if (!find_section(elf, ".debug_frame", &sh, &d))
+            return -ENODATA;
+    }
+    struct uw_cfi_stats st = {0};
+    ret = uw_cfi_parse(d->d_buf, d->d_size, sh.sh_addr, kind, STOKE_UW_MAX_ELEMS, &rows, &st);
+    if (ret == 0) {
+        uw_rows_finish(&rows);
+        ret = uw_table_compile(&rows, t);
+    }
+    uw_rows_free(&rows);
+    if (ret == 0)
+        t->cfi = st;
+    return ret;
+}
+
+int uw_table_compile(const struct uw_rows *rows, struct uw_table *t)
+{
+    const char *source = t->source;
+    uint64_t span, nelems, r0;
+    uint32_t npages, *idx;
+    struct unwind_row *out;
+
+    memset(t, 0, sizeof(*t));
+    t->source = source;
+    if (rows->n == 0)
+        return -ENODATA;
+    span = rows->v[rows->n - 1].pc - rows->v[0].pc;
+    if (span > UINT32_MAX)
+        return -E2BIG;
+    npages = (uint32_t)(span >> STOKE_UW_PAGE_SHIFT) + 1;
+    r0 = 1 + ((uint64_t)npages + 2) / 2;
+    nelems = r0 + rows->n;
+    if (nelems > STOKE_UW_MAX_ELEMS)
+        return -E2BIG;
+    t->elems = calloc(nelems, sizeof(*t->elems));
+    if (!t->elems)
+        return -ENOMEM;
+    t->nelems = (uint32_t)nelems;
+    t->nrows = (uint32_t)rows->n;
+    t->npages = npages;
+    t->base = rows->v[0].pc;
+
+    uint32_t *hdr = (uint32_t *)&t->elems[0];
+    hdr[0] = t->nrows;
+    hdr[1] = npages;
+    idx = (uint32_t *)&t->elems[1];
+    out = (struct unwind_row *)&t->elems[r0];
+    size_t r = 0;
+    for (uint32_t p = 0; p <= npages; p++) {
+        uint64_t page_start = (uint64_t)p << STOKE_UW_PAGE_SHIFT;
+        while (r < rows->n && rows->v[r].pc - t->base < page_start)
+            r++;
+        idx[p] = (uint32_t)r;
+    }
+    for (size_t i = 0; i < rows->n; i++) {
+        const struct uw_row *s = &rows->v[i];
+        out[i] = (struct unwind_row){
+            .pc = (uint32_t)(s->pc - t->base), .off = s->off, .kind = s->kind, .rbp = s->rbp};
+    }
+    return 0;
+}
+
+void uw_table_free(struct uw_table *t)
+{
+    free(t->elems);
+    memset(t, 0, sizeof(*t));
+}
+
+const struct unwind_row *uw_table_lookup(const struct uw_table *t, uint64_t vaddr)
+{
+    const uint32_t *hdr, *idx;
+    uint32_t nrows, npages, page, lo, hi, r0;
+    uint64_t rel;
+    const struct unwind_row *rows;
+
+    if (!t->elems || vaddr < t->base || vaddr - t->base > UINT32_MAX)
+        return NULL;
+    rel = vaddr - t->base;
+    hdr = (const uint32_t *)&t->elems[0];
+    nrows = hdr[0];
+    npages = hdr[1];
+    page = (uint32_t)(rel >> STOKE_UW_PAGE_SHIFT);
+    if (page >= npages)
+        return NULL;
+    idx = (const uint32_t *)&t->elems[1];
+    r0 = 1 + (npages + 2) / 2;
+    rows = (const struct unwind_row *)&t->elems[r0];
+    lo = idx[page];
+    hi = idx[page + 1];
+    /* the last row with pc <= rel: rows before lo start before this page,
+     * rows from hi on start after it */
+    for (int step = 0; step < STOKE_UW_SEARCH_STEPS && lo < hi; step++) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (rows[mid].pc <= rel)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0 || lo > nrows)
+        return NULL;
+    return &rows[lo - 1];
+}
