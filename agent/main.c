@@ -611,27 +611,37 @@ static int setup(struct agent *a)
         .per_cpu = a->cfg.per_cpu,
         .pid = a->cfg.pid,
         .unwind = strcmp(a->cfg.unwind, "fp") == 0 ? SAMPLER_UNWIND_FP : SAMPLER_UNWIND_AUTO,
+        .defer_attach = true,
     };
     a->sampler = sampler_new(&sopts, err, sizeof(err));
     if (!a->sampler) {
         log_error("%s", err);
         return -EIO;
     }
-    int tables_fd, procs_fd;
-    if (sampler_unwind_fds(a->sampler, &tables_fd, &procs_fd) == 0) {
+    int tables_fd, procs_fd, files_fd;
+    if (sampler_unwind_fds(a->sampler, &tables_fd, &procs_fd, &files_fd) == 0) {
         struct unwinder_opts uo = {
             .tables_fd = tables_fd,
             .procs_fd = procs_fd,
+            .files_fd = files_fd,
             .max_bytes = (size_t)a->cfg.unwind_table_mb << 20,
         };
         a->unwinder = unwinder_new(&uo);
         if (!a->unwinder)
             return -ENOMEM;
+        if (a->cfg.pid)
+            unwinder_load_pid(a->unwinder, a->cfg.pid);
+        else
+            unwinder_load_running(a->unwinder);
         int r = unwinder_start(a->unwinder, a->sampler, a->cfg.window_s * 1000);
         if (r) {
             log_error("starting the unwinder thread: %s", strerror(-r));
             return r;
         }
+    }
+    if (sampler_attach(a->sampler, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return -EIO;
     }
     if (a->cfg.store) {
         struct store_opts so = {

@@ -248,6 +248,7 @@ static int load(struct sampler *s, bool tables, bool prealloc)
     if (!tables) {
         bpf_map__set_autocreate(k->maps.unwind_tables, false);
         bpf_map__set_autocreate(k->maps.unwind_procs, false);
+        bpf_map__set_autocreate(k->maps.unwind_files, false);
         bpf_map__set_autocreate(k->maps.events, false);
         bpf_map__set_autocreate(k->maps.event_sent, false);
     }
@@ -267,7 +268,7 @@ static int on_event(void *ctx, void *data, size_t len)
     const struct stoke_event *e = data;
 
     if (len >= sizeof(*e) && s->event_cb)
-        s->event_cb(e->pid, s->event_ctx);
+        s->event_cb(e->pid, e->kind == STOKE_EV_UNMAPPED, s->event_ctx);
     return 0;
 }
 
@@ -325,17 +326,25 @@ struct sampler *sampler_new(const struct sampler_opts *opts, char *err, size_t e
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    ret = attach_online_cpus(s, err, errlen);
-    if (ret <= 0) {
-        if (ret == 0)
-            snprintf(err, errlen, "no online CPU could be sampled");
+    if (!opts->defer_attach && sampler_attach(s, err, errlen) != 0)
         goto fail;
-    }
-    s->st.cpus = (unsigned)ret;
     return s;
 fail:
     sampler_free(s);
     return NULL;
+}
+
+int sampler_attach(struct sampler *s, char *err, size_t errlen)
+{
+    int ret = attach_online_cpus(s, err, errlen);
+
+    if (ret <= 0) {
+        if (ret == 0)
+            snprintf(err, errlen, "no online CPU could be sampled");
+        return ret < 0 ? ret : -ENODEV;
+    }
+    s->st.cpus = (unsigned)ret;
+    return 0;
 }
 
 void sampler_free(struct sampler *s)
@@ -672,12 +681,13 @@ const char *sampler_lost_name(unsigned lost)
     }
 }
 
-int sampler_unwind_fds(const struct sampler *s, int *tables_fd, int *procs_fd)
+int sampler_unwind_fds(const struct sampler *s, int *tables_fd, int *procs_fd, int *files_fd)
 {
     if (!s->st.tables)
         return -ENOTSUP;
     *tables_fd = bpf_map__fd(s->skel->maps.unwind_tables);
     *procs_fd = bpf_map__fd(s->skel->maps.unwind_procs);
+    *files_fd = bpf_map__fd(s->skel->maps.unwind_files);
     return 0;
 }
 

@@ -36,6 +36,7 @@ struct sampler_opts {
     bool per_cpu;    /* keep the CPU in rows */
     uint32_t pid;    /* 0 = every process */
     enum sampler_unwind unwind;
+    bool defer_attach; /* sampling starts at sampler_attach(), not sampler_new() */
 };
 
 struct sample_row {
@@ -71,8 +72,10 @@ struct sampler_stats {
 };
 
 typedef void (*sampler_cb)(const struct sample_row *row, void *ctx);
-/* A request from the BPF program: load process @pid's mappings (again). */
-typedef void (*sampler_event_cb)(uint32_t pid, void *ctx);
+/* A request from the BPF program: load process @pid's mappings (again);
+ * @unmapped: because a pc fell outside the known ones, not because the
+ * process has none loaded. */
+typedef void (*sampler_event_cb)(uint32_t pid, bool unmapped, void *ctx);
 
 struct sampler;
 
@@ -80,6 +83,11 @@ struct sampler;
  * message for the user into @err (what failed and what to do about it). */
 struct sampler *sampler_new(const struct sampler_opts *opts, char *err, size_t errlen);
 void sampler_free(struct sampler *s);
+
+/* With opts.defer_attach: attaches to every online CPU, so sampling starts
+ * once the caller has loaded what the first samples need. 0 or -errno
+ * with a message in @err. */
+int sampler_attach(struct sampler *s, char *err, size_t errlen);
 
 /* Flips the map sets, drains the inactive one through @cb, attaches CPUs
  * that came online. Returns the number of rows drained or a negative errno. */
@@ -94,7 +102,7 @@ const char *sampler_lost_name(unsigned lost);
 
 /* The unwind maps for agent/unwinder.h: 0, or -ENOTSUP when the
  * frame-pointer program is loaded. */
-int sampler_unwind_fds(const struct sampler *s, int *tables_fd, int *procs_fd);
+int sampler_unwind_fds(const struct sampler *s, int *tables_fd, int *procs_fd, int *files_fd);
 
 /* Waits up to @timeout_ms for requests from the BPF program and hands each
  * to @cb. Returns the number handled or a negative errno. */

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <dirent.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,6 +37,11 @@
 #define BUCKETS           1024
 #define MAPS_MAX          (64u << 20)
 
+struct uw_seg {
+    uint64_t offset, vaddr, filesz;
+    bool exec;
+};
+
 /* One binary: its table (or the knowledge that it has none). */
 struct uw_bin {
     struct uw_bin *next; /* hash chain by key */
@@ -46,10 +52,8 @@ struct uw_bin {
     int map_fd;        /* the inner map, -1 when none */
     size_t bytes;
     uint32_t rows;
-    uint64_t base; /* ELF vaddr of table pc 0 */
-    struct sym_elf_seg_lite {
-        uint64_t offset, vaddr, filesz;
-    } * segs;
+    uint64_t base;       /* ELF vaddr of table pc 0 */
+    struct uw_seg *segs; /* PT_LOAD segments */
     int nsegs;
     unsigned refs; /* loaded processes mapping it */
 };
@@ -58,7 +62,10 @@ struct uw_proc {
     struct uw_proc *next;
     uint32_t pid;
     uint64_t start_time;
-    struct uw_bin **bins; /* referenced bins (one ref each) */
+    uint64_t maps_hash;    /* of the /proc/PID/maps text last loaded */
+    unsigned unchanged;    /* reloads in a row that found the same maps */
+    uint64_t ignore_until; /* CLOCK_MONOTONIC ms: unmapped requests ignored */
+    struct uw_bin **bins;  /* referenced bins (one ref each) */
     size_t nbins;
 };
 
@@ -117,6 +124,13 @@ static uint64_t thread_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* ---- the LRU of unreferenced tables -------------------------------------- */
 
 static void lru_unlink(struct uw_bin *b)
@@ -153,6 +167,27 @@ static struct uw_bin *find_by_ino(struct unwinder *u, const struct stat *st)
     return NULL;
 }
 
+/* Tells the walker @b's file by identity (for processes not loaded yet). */
+static void publish_file(struct unwinder *u, const struct uw_bin *b, const struct ino_link *l)
+{
+    struct unwind_file_key k = {.ino = l->ino, .size = l->size};
+    struct unwind_file v = {.table = b->id};
+
+    if (u->opts.files_fd < 0 || b->id == STOKE_UW_NO_TABLE)
+        return;
+    for (int i = 0; i < b->nsegs && v.nsegs < STOKE_UW_FILE_SEGS; i++) {
+        const struct uw_seg *s = &b->segs[i];
+        if (!s->exec)
+            continue;
+        v.segs[v.nsegs].off_lo = s->offset & ~0xfffull;
+        v.segs[v.nsegs].off_hi = s->offset + s->filesz;
+        v.segs[v.nsegs].delta = s->vaddr - s->offset - b->base;
+        v.nsegs++;
+    }
+    if (v.nsegs)
+        bpf_map_update_elem(u->opts.files_fd, &k, &v, BPF_ANY);
+}
+
 static void add_ino(struct unwinder *u, struct uw_bin *b, const struct stat *st)
 {
     struct ino_link *l = calloc(1, sizeof(*l));
@@ -167,6 +202,7 @@ static void add_ino(struct unwinder *u, struct uw_bin *b, const struct stat *st)
     l->bin = b;
     l->next = u->ino_links[h];
     u->ino_links[h] = l;
+    publish_file(u, b, l);
 }
 
 /* Eviction is rare: a scan of every chain is fine. */
@@ -177,6 +213,9 @@ static void drop_ino_links(struct unwinder *u, struct uw_bin *b)
         while (*pp) {
             if ((*pp)->bin == b) {
                 struct ino_link *l = *pp;
+                struct unwind_file_key k = {.ino = l->ino, .size = l->size};
+                if (u->opts.files_fd >= 0 && b->id != STOKE_UW_NO_TABLE)
+                    bpf_map_delete_elem(u->opts.files_fd, &k);
                 *pp = l->next;
                 free(l);
             } else {
@@ -289,7 +328,8 @@ static int copy_segments(Elf *elf, struct uw_bin *b)
         GElf_Phdr ph;
         if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD)
             continue;
-        b->segs[b->nsegs++] = (struct sym_elf_seg_lite){ph.p_offset, ph.p_vaddr, ph.p_filesz};
+        b->segs[b->nsegs++] =
+            (struct uw_seg){ph.p_offset, ph.p_vaddr, ph.p_filesz, (ph.p_flags & PF_X) != 0};
     }
     return 0;
 }
@@ -490,16 +530,27 @@ static void add_mapping(struct unwinder *u, uint64_t start, uint64_t end, uint32
         (struct unwind_mapping){.start = start, .len = (uint32_t)len, .table = table, .bias = bias};
 }
 
-/* The bias of a mapping of @b at @ml: address - bias = table pc. */
+/*
+ * The bias of a mapping of @b at @ml: address - bias = table pc. The
+ * mapping is the executable PT_LOAD segment that overlaps it; the kernel
+ * maps whole pages, so a segment that starts mid-page (lld, Rust) begins
+ * after the mapping's offset: address = start + (vaddr - offset) - file
+ * offset of the mapping, in modular arithmetic.
+ */
 static bool mapping_bias(const struct uw_bin *b, const struct sym_map_line *ml, uint64_t *bias)
 {
+    uint64_t len = ml->end - ml->start;
+
     if (b->id == STOKE_UW_NO_TABLE)
         return false;
-    for (int i = 0; i < b->nsegs; i++) {
-        const struct sym_elf_seg_lite *s = &b->segs[i];
-        if (ml->offset >= s->offset && ml->offset - s->offset < (s->filesz ? s->filesz : 1)) {
-            /* vaddr of the mapping's start: s->vaddr + (offset - s->offset) */
-            uint64_t vaddr = s->vaddr + (ml->offset - s->offset);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < b->nsegs; i++) {
+            const struct uw_seg *s = &b->segs[i];
+            if ((pass == 0 && !s->exec) || ml->offset >= s->offset + s->filesz ||
+                ml->offset + len <= s->offset)
+                continue;
+            /* vaddr of the mapping's first byte */
+            uint64_t vaddr = s->vaddr + ml->offset - s->offset;
             *bias = ml->start - vaddr + b->base;
             return true;
         }
@@ -513,22 +564,53 @@ static bool is_anon(const struct sym_map_line *ml)
            (ml->path_len >= 6 && memcmp(ml->path, "[anon:", 6) == 0);
 }
 
-static int load_pid(struct unwinder *u, uint32_t pid)
+static uint64_t text_hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/*
+ * A request because a pc fell outside the known mappings is answered by
+ * reading the maps again; when they have not changed twice in a row (a pc
+ * in memory that is not an executable mapping at all), the process's such
+ * requests are ignored for UNMAPPED_BACKOFF_MS.
+ */
+#define UNMAPPED_BACKOFF_MS 10000
+
+static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
 {
     char path[PATH_MAX], *buf, *line, *save;
     size_t len, cap = 1;
     struct uw_proc **pp, *p;
     struct uw_bin **bins;
-    uint64_t start_time = 0;
+    uint64_t start_time = 0, hash;
     int ret;
 
     ret = read_start_time(u, pid, &start_time);
+    if (ret) {
+        u->st.procs_failed++;
+        return ret;
+    }
+    p = *proc_slot(u, pid);
+    if (p && p->start_time != start_time)
+        p = NULL; /* a new process under a reused pid */
+    if (unmapped && p && mono_ms() < p->ignore_until)
+        return 0;
     snprintf(path, sizeof(path), "%s/%u/maps", u->proc_root, pid);
-    if (ret == 0)
-        ret = sym_read_file(path, MAPS_MAX, &buf, &len);
+    ret = sym_read_file(path, MAPS_MAX, &buf, &len);
     if (ret) {
         u->st.procs_failed++;
         return ret == -ENOENT ? -ESRCH : ret;
+    }
+    hash = text_hash(buf, len);
+    if (unmapped && p && p->maps_hash == hash) {
+        if (++p->unchanged >= 2)
+            p->ignore_until = mono_ms() + UNMAPPED_BACKOFF_MS;
+        free(buf);
+        return 0;
     }
     /* one reference per mapping at most: room for one per line, so taking
      * a reference never fails after its mapping was written */
@@ -589,6 +671,9 @@ static int load_pid(struct unwinder *u, uint32_t pid)
     p->bins = bins;
     p->nbins = nbins;
     p->start_time = start_time;
+    p->maps_hash = hash;
+    p->unchanged = 0;
+    p->ignore_until = 0;
     if (ret == 0)
         u->st.procs_loaded++;
     else
@@ -619,7 +704,7 @@ static void sweep(struct unwinder *u)
 int unwinder_load_pid(struct unwinder *u, uint32_t pid)
 {
     pthread_mutex_lock(&u->mu);
-    int ret = load_pid(u, pid);
+    int ret = load_pid(u, pid, false);
     pthread_mutex_unlock(&u->mu);
     return ret;
 }
@@ -631,20 +716,48 @@ void unwinder_sweep(struct unwinder *u)
     pthread_mutex_unlock(&u->mu);
 }
 
-static void on_request(uint32_t pid, void *ctx)
+int unwinder_load_running(struct unwinder *u)
+{
+    DIR *d = opendir(u->proc_root);
+    struct dirent *e;
+    int n = 0;
+
+    if (!d)
+        return -errno;
+    while ((e = readdir(d)) != NULL) {
+        char path[PATH_MAX], *buf, comm[17], *end;
+        uint64_t flags = 0;
+        size_t len;
+        unsigned long pid = strtoul(e->d_name, &end, 10);
+
+        if (*end || pid == 0 || pid > UINT32_MAX)
+            continue;
+        snprintf(path, sizeof(path), "%s/%lu/stat", u->proc_root, pid);
+        if (sym_read_file(path, 4096, &buf, &len) != 0)
+            continue;
+        /* the state letter follows the last ')' */
+        const char *close_p = strrchr(buf, ')');
+        bool running = close_p && close_p[1] == ' ' && close_p[2] == 'R';
+        bool kthread = procinfo_parse_stat_ex(buf, len, comm, NULL, &flags) == 0 &&
+                       (flags & 0x00200000); /* PF_KTHREAD */
+        free(buf);
+        if (running && !kthread && unwinder_load_pid(u, (uint32_t)pid) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static void on_request(uint32_t pid, bool unmapped, void *ctx)
 {
     struct unwinder *u = ctx;
-    int r = unwinder_load_pid(u, pid);
+
+    pthread_mutex_lock(&u->mu);
+    int r = load_pid(u, pid, unmapped);
+    pthread_mutex_unlock(&u->mu);
 
     if (r != 0 && r != -ESRCH)
         log_debug("unwind: loading pid %u: %s", pid, strerror(-r));
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void *run(void *arg)

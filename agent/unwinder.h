@@ -7,7 +7,9 @@
  * its own BPF array inside `unwind_tables`; and, for each process the BPF
  * program asked about (a sampled process with no entry, a return address in
  * no known mapping), its executable mappings in `unwind_procs`, each
- * pointing at its binary's table with the bias from address to table pc.
+ * pointing at its binary's table with the bias from address to table pc;
+ * and each table's file identity in `unwind_files`, which lets the walker
+ * find tables through the kernel's VMAs for a process not loaded yet.
  *
  * A table lives as long as a loaded process maps its binary; unreferenced
  * tables stay cached, least recently used first out, while the total stays
@@ -30,6 +32,7 @@
 struct unwinder_opts {
     int tables_fd;         /* the BPF outer map `unwind_tables` */
     int procs_fd;          /* the BPF map `unwind_procs` */
+    int files_fd;          /* the BPF map `unwind_files`; -1 = none */
     size_t max_bytes;      /* cap on table bytes in BPF maps; 0 = 64 MiB */
     const char *proc_root; /* NULL = "/proc" */
 };
@@ -62,6 +65,10 @@ void unwinder_free(struct unwinder *u);
  * tables of binaries new to the host. Returns 0, -ESRCH when the process is
  * gone, or a negative errno. */
 int unwinder_load_pid(struct unwinder *u, uint32_t pid);
+
+/* Loads every process that is running now (state R): at start, so the
+ * busy processes' first samples are walked whole too. Returns how many. */
+int unwinder_load_running(struct unwinder *u);
 
 /* Forgets processes that have exited and evicts tables over the cap. The
  * thread calls it every sweep period. */

@@ -40,6 +40,7 @@
 
 #define EFAULT 14
 #define EEXIST 17
+#define EBUSY  16
 
 const volatile bool include_idle = false;
 const volatile bool per_thread = false;
@@ -113,11 +114,19 @@ struct {
 } unwind_procs SEC(".maps");
 
 struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct unwind_file_key);
+    __type(value, struct unwind_file);
+} unwind_files SEC(".maps");
+
+struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
     __uint(max_entries, 64 * 1024);
 } events SEC(".maps");
 
-/* pid → when an event was last sent for it: at most one a second. */
+/* pid → when an event was last sent for it: at most five a second (the
+ * agent backs off from a process whose maps do not change). */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 16384);
@@ -131,8 +140,12 @@ struct scratch {
     __u64 hash;
     __u64 pc, sp, bp;
     __u32 pid;
-    bool is_return; /* pc is a return address: look up pc - 1 */
-    bool fp_step;   /* the last step used frame pointers for want of a row */
+    bool is_return;            /* pc is a return address: look up pc - 1 */
+    bool fp_step;              /* the last step used frame pointers for want of a row */
+    bool unknown;              /* a frame's binary has no table yet: not loaded */
+    bool vma_busy;             /* bpf_find_vma refused (one lookup per interrupt) */
+    bool vma_valid;            /* vma holds this sample's VMA lookup */
+    struct unwind_mapping vma; /* a mapping found through the kernel's VMA */
 };
 
 struct {
@@ -218,7 +231,7 @@ static __always_inline void send_event(__u32 pid, __u32 kind)
     __u64 now = bpf_ktime_get_ns(), *last = bpf_map_lookup_elem(&event_sent, &pid);
     struct stoke_event *e;
 
-    if (last && now - *last < 1000000000ull)
+    if (last && now - *last < 200000000ull)
         return;
     bpf_map_update_elem(&event_sent, &pid, &now, BPF_ANY);
     e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -340,6 +353,80 @@ static __always_inline const struct unwind_row *find_row(void *t, __u64 rel)
     return bpf_map_lookup_elem(t, &e);
 }
 
+/* The kernel's VMA of a pc: for a process the agent has not loaded yet, or
+ * a library it mapped since. */
+struct vma_ctx {
+    __u64 start, end, pgoff, ino, size;
+    bool exec, file;
+};
+
+static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+    struct vma_ctx *c = data;
+    struct file *f = BPF_CORE_READ(vma, vm_file);
+
+    c->start = BPF_CORE_READ(vma, vm_start);
+    c->end = BPF_CORE_READ(vma, vm_end);
+    c->pgoff = BPF_CORE_READ(vma, vm_pgoff);
+    c->exec = BPF_CORE_READ(vma, vm_flags) & 0x4; /* VM_EXEC */
+    c->file = f != NULL;
+    if (f) {
+        c->ino = BPF_CORE_READ(f, f_inode, i_ino);
+        c->size = BPF_CORE_READ(f, f_inode, i_size);
+    }
+    return 0;
+}
+
+/*
+ * Fills s->vma for @pc from the kernel's VMA and the table of its file.
+ * NULL when @pc is in no executable mapping, or when the kernel would not
+ * look (s->vma_busy): in interrupt context bpf_find_vma answers once per
+ * sample, so a sample of a process not loaded yet is walked as far as its
+ * leaf's mapping reaches.
+ */
+static __always_inline const struct unwind_mapping *vma_mapping(struct scratch *s, __u64 pc)
+{
+    struct vma_ctx c = {};
+    struct unwind_file_key k;
+    const struct unwind_file *f;
+    long r;
+
+    if (s->vma_valid && pc - s->vma.start < s->vma.len)
+        return &s->vma;
+    s->unknown = false;
+    r = bpf_find_vma(bpf_get_current_task_btf(), pc, vma_cb, &c, 0);
+    if (r == -EBUSY)
+        s->vma_busy = true;
+    if (r != 0 || !c.exec)
+        return NULL;
+    s->vma_valid = true;
+    s->vma.start = c.start;
+    s->vma.len = c.end - c.start > 0xffffffffull ? 0xffffffffu : (__u32)(c.end - c.start);
+    s->vma.table = STOKE_UW_NO_TABLE; /* anonymous: JIT code, frame pointers */
+    s->vma.bias = 0;
+    if (!c.file)
+        return &s->vma;
+    k.ino = c.ino;
+    k.size = c.size;
+    f = bpf_map_lookup_elem(&unwind_files, &k);
+    if (!f) {
+        s->unknown = true; /* the agent loads it on this process's request */
+        return &s->vma;
+    }
+    __u64 off = pc - c.start + (c.pgoff << 12);
+    for (int i = 0; i < STOKE_UW_FILE_SEGS; i++) {
+        if (i >= f->nsegs)
+            break;
+        if (off >= f->segs[i].off_lo && off < f->segs[i].off_hi) {
+            s->vma.table = f->table;
+            /* constant over the VMA: address - (file offset + delta) */
+            s->vma.bias = c.start - (c.pgoff << 12) - f->segs[i].delta;
+            break;
+        }
+    }
+    return &s->vma;
+}
+
 struct walk_ctx {
     struct scratch *s;
     const struct unwind_proc *proc;
@@ -371,28 +458,33 @@ static long unwind_step(__u32 i, void *data)
 
     if (len >= STOKE_MAX_STACK_DEPTH)
         return walk_end(s, STOKE_END_DEPTH);
-    m = find_mapping(proc, pc);
+    m = proc ? find_mapping(proc, pc) : NULL;
+    if (!m) {
+        /* not loaded, or a library mapped since: ask the kernel */
+        if (proc)
+            send_event(s->pid, STOKE_EV_UNMAPPED);
+        m = vma_mapping(s, pc);
+    }
     if (!m && len > 0) {
         /* a return address in no executable mapping: a guess, not kept */
-        send_event(s->pid, STOKE_EV_UNMAPPED);
+        if (s->vma_busy)
+            return walk_end(s, STOKE_END_NO_PROC);
         return walk_end(s, s->fp_step ? STOKE_END_NO_TABLE : STOKE_END_NOT_MAPPED);
     }
     s->st.ip[len] = pc;
     s->st.len = len + 1;
     s->hash = mix(s->hash, pc);
     count(STOKE_CNT_FRAMES);
-    if (!m) {
-        /* the leaf itself: the pc is real, its mapping unknown (new JIT code,
-         * a library mapped since the agent loaded the process) */
-        send_event(s->pid, STOKE_EV_UNMAPPED);
-        return walk_end(s, STOKE_END_NOT_MAPPED);
-    }
+    if (!m) /* the leaf's pc is real: kept */
+        return walk_end(s, s->vma_busy ? STOKE_END_NO_PROC : STOKE_END_NOT_MAPPED);
     if (m->table != STOKE_UW_NO_TABLE) {
         __u32 id = m->table;
         void *t = bpf_map_lookup_elem(&unwind_tables, &id);
         if (t)
             row = find_row(t, pc - (__u64)s->is_return - m->bias);
     }
+    if (!row && m == &s->vma && s->unknown)
+        return walk_end(s, STOKE_END_NO_PROC); /* no table yet for this binary */
     kind = row ? row->kind : STOKE_UW_NONE;
     s->fp_step = kind == STOKE_UW_NONE;
 
@@ -496,19 +588,15 @@ static __always_inline void walk_user(struct scratch *s, __u32 pid)
     s->pid = pid;
     s->is_return = false;
     s->fp_step = false;
+    s->vma_busy = false;
+    s->vma_valid = false;
     if (!user_regs(s))
         return;
     proc = bpf_map_lookup_elem(&unwind_procs, &pid);
-    if (!proc) {
-        s->st.ip[0] = s->pc;
-        s->st.len = 1;
-        s->st.end = STOKE_END_NO_PROC;
-        s->hash = mix(0, s->pc);
-        send_event(pid, STOKE_EV_NEW_PROC);
-    } else {
-        struct walk_ctx c = {.s = s, .proc = proc};
-        bpf_loop(STOKE_MAX_STACK_DEPTH + 1, unwind_step, &c, 0);
-    }
+    if (!proc)
+        send_event(pid, STOKE_EV_NEW_PROC); /* walked through the kernel's VMAs meanwhile */
+    struct walk_ctx c = {.s = s, .proc = proc};
+    bpf_loop(STOKE_MAX_STACK_DEPTH + 1, unwind_step, &c, 0);
     count(STOKE_CNT_WALK_END + (s->st.end < STOKE_END_MAX ? s->st.end : 0));
 }
 

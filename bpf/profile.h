@@ -141,6 +141,28 @@ struct unwind_proc {
     struct unwind_mapping maps[STOKE_UW_MAX_MAPPINGS];
 };
 
+/*
+ * A binary with a table, by file identity (key of `unwind_files`): what the
+ * walker uses for a process the agent has not loaded yet, finding the
+ * mapping of a pc through the kernel's VMA (bpf_find_vma). The inode
+ * number and size are what both the kernel's inode and fstat() report on
+ * every filesystem (device numbers differ on btrfs and overlayfs).
+ */
+struct unwind_file_key {
+    __u64 ino;
+    __u64 size;
+};
+
+#define STOKE_UW_FILE_SEGS 4
+struct unwind_file {
+    __u32 table;
+    __u32 nsegs;
+    struct {
+        __u64 off_lo, off_hi; /* file offsets of an executable PT_LOAD segment */
+        __u64 delta;          /* table pc = file offset + delta (mod 2^64) */
+    } segs[STOKE_UW_FILE_SEGS];
+};
+
 /* Events the program sends the agent (ring buffer `events`). */
 enum stoke_event_kind {
     STOKE_EV_NEW_PROC = 1, /* a sampled process has no unwind_procs entry */

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,7 +33,7 @@
 #include "unwind/table.h"
 
 struct maps {
-    int tmpl, tables, procs;
+    int tmpl, tables, procs, files;
 };
 
 static bool make_maps(struct maps *m)
@@ -47,7 +48,9 @@ static bool make_maps(struct maps *m)
     m->tables =
         bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "t_tables", 4, 4, STOKE_UW_MAX_TABLES, &oo);
     m->procs = bpf_map_create(BPF_MAP_TYPE_HASH, "t_procs", 4, sizeof(struct unwind_proc), 64, &ho);
-    return m->tables >= 0 && m->procs >= 0;
+    m->files = bpf_map_create(BPF_MAP_TYPE_HASH, "t_files", sizeof(struct unwind_file_key),
+                              sizeof(struct unwind_file), 1024, NULL);
+    return m->tables >= 0 && m->procs >= 0 && m->files >= 0;
 }
 
 static void close_maps(struct maps *m)
@@ -55,6 +58,7 @@ static void close_maps(struct maps *m)
     close(m->tmpl);
     close(m->tables);
     close(m->procs);
+    close(m->files);
 }
 
 __attribute__((noinline)) int unwinder_test_target(int x)
@@ -135,13 +139,55 @@ static int find_obj(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+/* The mapping the walker builds from the kernel's VMA (start, file offset,
+ * file identity) and `unwind_files`, for a process not loaded yet: the VMA
+ * is read here from /proc/self/maps. */
+static void vma_mapping(const struct maps *m, uint64_t addr, struct unwind_proc *out)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    char line[4096];
+    unsigned long long lo, hi, off, ino;
+    char perms[8];
+
+    assert_non_null(f);
+    memset(out, 0, sizeof(*out));
+    while (fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "%llx-%llx %7s %llx %*s %llu", &lo, &hi, perms, &off, &ino) != 5 ||
+            addr < lo || addr >= hi)
+            continue;
+        char *path = strchr(line, '/');
+        struct stat st;
+        assert_non_null(path);
+        path[strcspn(path, "\n")] = '\0';
+        assert_int_equal(stat(path, &st), 0);
+        struct unwind_file_key k = {.ino = ino, .size = (uint64_t)st.st_size};
+        struct unwind_file v;
+        assert_int_equal(bpf_map_lookup_elem(m->files, &k, &v), 0);
+        uint64_t foff = addr - lo + off;
+        for (uint32_t i = 0; i < v.nsegs; i++)
+            if (foff >= v.segs[i].off_lo && foff < v.segs[i].off_hi) {
+                out->nmaps = 1;
+                out->maps[0] = (struct unwind_mapping){.start = lo,
+                                                       .len = (uint32_t)(hi - lo),
+                                                       .table = v.table,
+                                                       .bias = addr - (foff + v.segs[i].delta)};
+            }
+    }
+    fclose(f);
+    assert_int_equal(out->nmaps, 1);
+}
+
 static void check_function(const struct maps *m, const struct unwind_proc *p, void *fn)
 {
     struct found f = {.addr = (uintptr_t)fn};
-    struct unwind_row got, want;
+    struct unwind_row got, want, via_vma;
+    struct unwind_proc vp;
 
     assert_int_equal(dl_iterate_phdr(find_obj, &f), 1);
     assert_true(walker_row(m, p, f.addr, &got));
+    vma_mapping(m, f.addr, &vp);
+    assert_true(walker_row(m, &vp, f.addr, &via_vma));
+    assert_memory_equal(&got, &via_vma, sizeof(got));
     /* one byte into the function: past its first row boundary at most */
     disk_row(f.path, f.addr - f.bias, &want);
     assert_memory_equal(&got, &want, sizeof(got));
@@ -159,7 +205,7 @@ static void test_load_self(void **state)
         skip();
     }
     elf_version(EV_CURRENT);
-    struct unwinder_opts o = {.tables_fd = m.tables, .procs_fd = m.procs};
+    struct unwinder_opts o = {.tables_fd = m.tables, .procs_fd = m.procs, .files_fd = m.files};
     struct unwinder *u = unwinder_new(&o);
     assert_non_null(u);
     assert_int_equal(unwinder_load_pid(u, pid), 0);
@@ -214,7 +260,8 @@ static void test_byte_cap(void **state)
 
     if (!make_maps(&m))
         skip();
-    struct unwinder_opts o = {.tables_fd = m.tables, .procs_fd = m.procs, .max_bytes = 1};
+    struct unwinder_opts o = {
+        .tables_fd = m.tables, .procs_fd = m.procs, .files_fd = m.files, .max_bytes = 1};
     struct unwinder *u = unwinder_new(&o);
     assert_int_equal(unwinder_load_pid(u, pid), 0);
     assert_int_equal(bpf_map_lookup_elem(m.procs, &pid, &p), 0);
