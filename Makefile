@@ -6,6 +6,7 @@
 #   make test-integration   real eBPF against real workloads, compared with perf
 #   make fuzz         longer fuzz runs (FUZZ_SECONDS per target)
 #   make lint         clang-format check, clang-tidy, cppcheck
+#   make check-deps   every tool the tests and scripts call has a package in scripts/deps.sh
 #
 # Sources are discovered per stage directory: every agent/*.c, symbolizer/*.c,
 # exporter/*.c, codec/*.c, store/*.c and query/*.c except the two main.c
@@ -47,7 +48,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
 
 .PHONY: packages
-.PHONY: all deps deps-test run test test-unit test-san test-fuzz-short test-integration \
+.PHONY: all deps deps-test deps-lint check-deps run test test-unit test-san test-fuzz-short test-integration \
         fuzz lint format clean bench
 
 all: $(BUILD)/stoke-agent $(BUILD)/stoke-query
@@ -58,6 +59,14 @@ deps:
 
 deps-test:
 	@scripts/deps.sh build test
+
+deps-lint:
+	@scripts/deps.sh lint
+
+# Every tool the Makefiles, scripts and tests call has a package in
+# scripts/deps.sh (what a fresh machine gets).
+check-deps:
+	@scripts/check-deps.sh
 
 # ---- BPF ----------------------------------------------------------------
 $(BUILD)/vmlinux.h:
@@ -153,6 +162,7 @@ fuzz: fuzz-build
 
 # ---- top-level targets --------------------------------------------------
 test: deps-test
+	@scripts/check-deps.sh
 	$(MAKE) all
 	$(MAKE) test-unit
 	$(MAKE) test-san
@@ -171,7 +181,7 @@ run: deps
 packages: all
 	scripts/packages.sh
 
-lint:
+lint: deps-lint
 	@scripts/lint.sh
 
 format:

@@ -1,23 +1,54 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages Stoke needs, or prints the exact
-# apt-get line when not root. Usage: scripts/deps.sh build [test]
+# apt-get line when not root.
+#   scripts/deps.sh GROUP...          install the groups: build, test, lint
+#   scripts/deps.sh --packages GROUP...   print their packages, one a line
+#   scripts/deps.sh --tools           print the tools table (COMMAND PACKAGE)
 set -euo pipefail
 
 build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-dev
     libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev zlib1g-dev
     libmicrohttpd-dev libcjson-dev libiberty-dev golang-github-google-pprof-dev)
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
-    procps python3 curl awscli nodejs npm util-linux chromium
-    dpkg-dev lintian rpm rpmlint python3-yaml help2man strace
+    procps python3 curl awscli nodejs npm util-linux chromium protobuf-compiler
+    dpkg dpkg-dev lintian rpm rpmlint python3-yaml help2man strace systemd
     # make bench: bcc's profile compiles its BPF C against kernel headers;
     # with none for the running kernel, bench/run.sh points BCC_KERNEL_SOURCE
     # at Debian's (merged -common + -<arch> trees).
     "linux-headers-$(dpkg --print-architecture 2>/dev/null || echo amd64)")
+lint_pkgs=(git clang-format clang-tidy cppcheck)
 
-want=("${build_pkgs[@]}")
-for arg in "$@"; do
-    [ "$arg" = test ] && want+=("${test_pkgs[@]}")
-done
+# Which package brings each command the Makefiles, scripts/ and tests/ call
+# (`need X`, `command -v X`, CC ?= X): scripts/check-deps.sh, run by
+# `make test`, fails when one has no entry here or its package no group.
+tools=(
+    make:make gcc:gcc clang:clang clang++:clang bpftool:bpftool protoc-c:protobuf-c-compiler
+    g++:g++ objcopy:binutils strip:binutils objdump:binutils go:golang-go perf:linux-perf
+    python3:python3 curl:curl aws:awscli node:nodejs npm:npm setpriv:util-linux
+    protoc:protobuf-compiler dpkg-deb:dpkg dpkg-shlibdeps:dpkg-dev lintian:lintian
+    rpmbuild:rpm rpmlint:rpmlint help2man:help2man strace:strace systemd-analyze:systemd
+    git:git clang-format:clang-format clang-tidy:clang-tidy cppcheck:cppcheck
+)
+
+group_pkgs() { # GROUP... -> the packages, one a line
+    local g
+    for g in "$@"; do
+        case $g in
+        build) printf '%s\n' "${build_pkgs[@]}" ;;
+        test) printf '%s\n' "${test_pkgs[@]}" ;;
+        lint) printf '%s\n' "${lint_pkgs[@]}" ;;
+        *) echo "deps.sh: unknown group '$g' (build, test, lint)" >&2; return 1 ;;
+        esac
+    done
+}
+case ${1:-} in
+--packages) shift; group_pkgs "$@"; exit ;;
+--tools) printf '%s\n' "${tools[@]}" | tr : ' '; exit ;;
+esac
+
+# build comes with every group
+pkgs=$(group_pkgs build "$@") || exit 1
+mapfile -t want < <(awk '!seen[$0]++' <<<"$pkgs")
 
 # npm test tools, project-local under build/ (never global): s3rver, the
 # S3-compatible server of the store tests, and playwright-core, which drives
