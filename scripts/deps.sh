@@ -90,9 +90,66 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "  apt-get install -y ${missing[*]}" >&2
     exit 1
 fi
+
+# Another apt or dpkg (unattended-upgrades on a new cloud VM, a second
+# terminal) holds these locks while it works. apt-get waits for the dpkg
+# ones when told to (DPkg::Lock::Timeout), silently under -qq, but
+# `apt-get update` does not wait for the lists lock (apt 2.6): so deps.sh
+# waits for all of them itself, saying who holds them, for at most
+# STOKE_APT_LOCK_TIMEOUT seconds in all.
+lock_timeout=${STOKE_APT_LOCK_TIMEOUT:-600}
+deadline=$((SECONDS + lock_timeout))
+apt_locks=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock
+    /var/cache/apt/archives/lock)
+lock_holder() { # "PROCESS (pid N) holds FILE" for a held lock, else nothing
+    local f maj min ino pid
+    for f in "${apt_locks[@]}"; do
+        read -r maj min ino < <(stat -c '%Hd %Ld %i' "$f" 2>/dev/null) || continue
+        # apt and dpkg take fcntl locks: /proc/locks lists them by MAJ:MIN:INODE
+        # (hex, hex, decimal); "->" lines are waiters, not holders.
+        pid=$(awk -v k="$(printf '%02x:%02x:%s' "$maj" "$min" "$ino")" \
+            '$2 != "->" && $6 == k {print $5; exit}' /proc/locks)
+        if [ -n "$pid" ]; then
+            echo "$(cat "/proc/$pid/comm" 2>/dev/null || echo "a process") (pid $pid) holds $f"
+            return
+        fi
+    done
+}
+wait_for_apt() {
+    local holder said=false
+    while holder=$(lock_holder) && [ -n "$holder" ]; do
+        if ! $said; then
+            echo "deps: waiting for another package manager to finish: $holder (up to ${lock_timeout} s, STOKE_APT_LOCK_TIMEOUT)"
+            said=true
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "deps: gave up after ${lock_timeout} s: $holder; run make again when it is done" >&2
+            return 1
+        fi
+        sleep 1
+    done
+    if $said; then echo "deps: the package manager is free, going on"; fi
+}
+apt_get() { # apt-get ARGS: waits for the locks, and again if another apt took them first
+    local err rc
+    err=$(mktemp)
+    while :; do
+        wait_for_apt || { rm -f "$err"; return 1; }
+        rc=0
+        apt-get -o DPkg::Lock::Timeout=$((deadline > SECONDS ? deadline - SECONDS : 1)) "$@" 2>"$err" || rc=$?
+        if [ $rc -ne 0 ] && grep -q 'Could not get lock' "$err" && [ "$SECONDS" -lt "$deadline" ]; then
+            sleep 1
+            continue
+        fi
+        cat "$err" >&2
+        rm -f "$err"
+        return $rc
+    done
+}
+
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt_get update -qq
+apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 $want_npm && npm_deps
 exit 0
