@@ -48,7 +48,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
 
 .PHONY: packages
-.PHONY: all deps deps-test deps-lint check-deps run test test-unit test-san test-fuzz-short test-integration \
+.PHONY: all deps deps-test deps-lint deps-packages check-deps run test test-unit test-san test-fuzz-short test-integration \
         fuzz lint format clean bench
 
 all: $(BUILD)/stoke-agent $(BUILD)/stoke-query
@@ -62,6 +62,9 @@ deps-test:
 
 deps-lint:
 	@scripts/deps.sh lint
+
+deps-packages:
+	@scripts/deps.sh build packages
 
 # Every tool the Makefiles, scripts and tests call has a package in
 # scripts/deps.sh (what a fresh machine gets).
@@ -177,8 +180,9 @@ run: deps
 	@scripts/run.sh
 
 # .deb and .rpm for stoke-agent and stoke-query in build/packages/
-# (docs/install.md); dpkg-deb, dpkg-shlibdeps and rpmbuild.
-packages: all
+# (docs/install.md); dpkg-deb, dpkg-shlibdeps and rpmbuild, installed first.
+packages: deps-packages
+	$(MAKE) all
 	scripts/packages.sh
 
 lint: deps-lint

@@ -35,7 +35,7 @@ used=$(
             Makefile tests/fixtures/Makefile
     } | grep -v '^$' | sort -u
 )
-packages=$(scripts/deps.sh --packages build test lint)
+packages=$(scripts/deps.sh --packages build test lint packages)
 table=$(scripts/deps.sh --tools)
 
 bad=0 n=0

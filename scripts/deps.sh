@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages Stoke needs, or prints the exact
 # apt-get line when not root.
-#   scripts/deps.sh GROUP...          install the groups: build, test, lint
+#   scripts/deps.sh GROUP...          install the groups: build, test, lint, packages
 #   scripts/deps.sh --packages GROUP...   print their packages, one a line
 #   scripts/deps.sh --tools           print the tools table (COMMAND PACKAGE)
 set -euo pipefail
@@ -11,12 +11,14 @@ build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-d
     libmicrohttpd-dev libcjson-dev libiberty-dev golang-github-google-pprof-dev)
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
     procps python3 curl awscli nodejs npm util-linux chromium protobuf-compiler
-    dpkg dpkg-dev lintian rpm rpmlint python3-yaml help2man strace systemd
+    lintian rpmlint python3-yaml strace systemd
     # make bench: bcc's profile compiles its BPF C against kernel headers;
     # with none for the running kernel, bench/run.sh points BCC_KERNEL_SOURCE
     # at Debian's (merged -common + -<arch> trees).
     "linux-headers-$(dpkg --print-architecture 2>/dev/null || echo amd64)")
 lint_pkgs=(git clang-format clang-tidy cppcheck)
+# make packages (scripts/packages.sh): .deb and .rpm; the tests build them too
+packages_pkgs=(dpkg dpkg-dev binutils rpm help2man)
 
 # Which package brings each command the Makefiles, scripts/ and tests/ call
 # (`need X`, `command -v X`, CC ?= X): scripts/check-deps.sh, run by
@@ -35,9 +37,10 @@ group_pkgs() { # GROUP... -> the packages, one a line
     for g in "$@"; do
         case $g in
         build) printf '%s\n' "${build_pkgs[@]}" ;;
-        test) printf '%s\n' "${test_pkgs[@]}" ;;
+        test) printf '%s\n' "${test_pkgs[@]}" "${packages_pkgs[@]}" ;;
         lint) printf '%s\n' "${lint_pkgs[@]}" ;;
-        *) echo "deps.sh: unknown group '$g' (build, test, lint)" >&2; return 1 ;;
+        packages) printf '%s\n' "${packages_pkgs[@]}" ;;
+        *) echo "deps.sh: unknown group '$g' (build, test, lint, packages)" >&2; return 1 ;;
         esac
     done
 }

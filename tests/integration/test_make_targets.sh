@@ -3,9 +3,10 @@
 #   - scripts/check-deps.sh (make test) fails when a tool the tests call has
 #     no package in scripts/deps.sh;
 #   - scripts/deps.sh waits for another apt/dpkg (unattended-upgrades on a
-#     new cloud VM) instead of failing, and says so.
-# Removes and reinstalls one small package (help2man) on this machine, from
-# a .deb it first puts in apt's cache, so the machine ends as it began even
+#     new cloud VM) instead of failing, and says so;
+#   - make packages installs rpmbuild when it is missing and builds the .rpm.
+# Removes and reinstalls two packages (help2man, rpm) on this machine, from
+# .debs it first puts in apt's cache, so the machine ends as it began even
 # offline. Run as root.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -28,12 +29,15 @@ trap cleanup EXIT
 
 installed() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx installed; }
 not_installed() { ! installed "$1"; }
-# remove_for_test PKG: removes PKG, to be restored on exit; its .deb is
-# fetched into apt's cache first. Fails when it cannot be fetched.
+# remove_for_test PKG [DPKG-OPTION...]: removes PKG, to be restored on
+# exit; its .deb is fetched into apt's cache first. Fails when it cannot be.
 remove_for_test() {
     apt-get install --reinstall --download-only -y -qq "$1" >/dev/null 2>&1 || return 1
     restore="$restore $1"
-    dpkg -r "$1" >/dev/null 2>&1
+    dpkg -r "${@:2}" "$1" >/dev/null 2>&1
+}
+cannot_fetch() {
+    if [ "${CI:-}" = true ]; then fail "cannot fetch $1: no package archive"; else echo "  skip: cannot fetch $1"; fi
 }
 # hold_locks SECONDS FILE...: holds apt's fcntl locks from another process,
 # as a running apt would (flock(1) would not: apt takes fcntl locks).
@@ -76,7 +80,7 @@ check "... naming the package" grep -q "'protoc' comes from package protobuf-com
 echo "== deps.sh waits for another apt"
 pkg=help2man # in a group of deps.sh, small, nothing depends on it
 if ! remove_for_test $pkg; then
-    if [ "${CI:-}" = true ]; then fail "cannot fetch $pkg: no package archive"; else echo "  skip: cannot fetch $pkg"; fi
+    cannot_fetch $pkg
     summary test_make_targets
     exit
 fi
@@ -112,5 +116,25 @@ check "deps.sh goes on once the lock is free and exits 0 ($rc)" test $rc -eq 0
 check "... saying so" grep -q "the package manager is free, going on" "$tmp/deps2.log"
 check "... and installs $pkg" installed $pkg
 [ $rc -eq 0 ] || sed 's/^/    /' "$tmp/deps2.log"
+
+echo "== make packages on a machine without rpmbuild"
+# rpmlint depends on rpm: removed the way a fresh machine lacks it
+if remove_for_test rpm --force-depends; then
+    check "rpm removed for the test" not_installed rpm
+    "$ROOT/scripts/packages.sh" >"$tmp/pk0.log" 2>&1
+    rc=$?
+    check "scripts/packages.sh alone stops without rpmbuild (exit $rc)" test $rc -ne 0
+    check "... saying what installs it" grep -q "rpmbuild is missing: 'make packages' installs it" "$tmp/pk0.log"
+    rm -f "$ROOT"/build/packages/*.rpm
+    make -s -C "$ROOT" packages >"$tmp/pk.log" 2>&1
+    rc=$?
+    check "make packages exits 0 ($rc)" test $rc -eq 0
+    check "make packages installed rpm" installed rpm
+    n=$(ls "$ROOT"/build/packages/*.rpm 2>/dev/null | wc -l)
+    check "make packages built the two .rpm ($n)" test "$n" -eq 2
+    [ "$n" -eq 2 ] || sed 's/^/    /' "$tmp/pk.log"
+else
+    cannot_fetch rpm
+fi
 
 summary test_make_targets
