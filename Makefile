@@ -175,9 +175,10 @@ test-integration: deps-test
 	$(MAKE) all
 	@tests/integration/run.sh
 
+# ARGS go to the agent: make run ARGS="--frequency 99"
 run: deps
 	$(MAKE) all
-	@scripts/run.sh
+	@scripts/run.sh $(ARGS)
 
 # .deb and .rpm for stoke-agent and stoke-query in build/packages/
 # (docs/install.md); dpkg-deb, dpkg-shlibdeps and rpmbuild, installed first.

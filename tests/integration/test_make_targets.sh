@@ -4,7 +4,9 @@
 #     no package in scripts/deps.sh;
 #   - scripts/deps.sh waits for another apt/dpkg (unattended-upgrades on a
 #     new cloud VM) instead of failing, and says so;
-#   - make packages installs rpmbuild when it is missing and builds the .rpm.
+#   - make packages installs rpmbuild when it is missing and builds the .rpm;
+#   - make run (scripts/run.sh) ends cleanly on Ctrl-C: the agent flushes,
+#     both processes stop, exit 0 and no "make: *** ... Error".
 # Removes and reinstalls two packages (help2man, rpm) on this machine, from
 # .debs it first puts in apt's cache, so the machine ends as it began even
 # offline. Run as root.
@@ -18,6 +20,7 @@ holder=
 restore=
 cleanup() {
     [ -n "$holder" ] && kill "$holder" 2>/dev/null && wait "$holder" 2>/dev/null
+    for p in $(pgrep -f -- "--store $tmp/data"); do kill -KILL "$p" 2>/dev/null; done
     for p in $restore; do
         dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed ||
             dpkg -i /var/cache/apt/archives/"${p}"_*.deb >/dev/null 2>&1 ||
@@ -58,6 +61,66 @@ time.sleep(float(sys.argv[1]))
     return 1
 }
 release_locks() { kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; holder=; }
+
+echo "== make run: Ctrl-C is a clean stop"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# interrupt LOG TARGET CMD...: runs CMD in a process group of its own, as a
+# terminal runs its foreground job, and once the agent samples sends SIGINT
+# to TARGET: "group" (Ctrl-C: every process of the group) or "leader"
+# (the command alone), or SIGTERM to the leader ("term"). Sets $rc ("hung"
+# when it is still running 60 s later; then killed).
+interrupt() {
+    local log=$1 target=$2 pid
+    shift 2
+    rm -rf "$tmp/data"
+    set -m
+    STOKE_DATA=$tmp/data STOKE_LISTEN=127.0.0.1:$port "$@" >"$log" 2>&1 &
+    pid=$!
+    set +m
+    for _ in $(seq 1800); do
+        grep -q 'sampling .* CPUs' "$log" && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1
+    done
+    sleep 2
+    case $target in
+    group) kill -INT -- -$pid ;;
+    leader) kill -INT $pid ;;
+    term) kill -TERM $pid ;;
+    esac
+    for _ in $(seq 600); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+    if kill -0 $pid 2>/dev/null; then
+        kill -KILL -- -$pid 2>/dev/null
+        wait $pid 2>/dev/null
+        rc=hung
+    else
+        wait $pid
+        rc=$?
+    fi
+}
+leftovers() { pgrep -f -- "--store $tmp/data" | paste -sd' '; }
+clean_stop() { # LOG: the agent flushed, run.sh said so, and nothing is left running
+    check "... the agent flushed its last window" grep -q 'stopped after [0-9]* windows' "$1"
+    check "... and wrote segments" test -n "$(find "$tmp/data" -name '*.seg' 2>/dev/null)"
+    check "... run.sh said it stopped" grep -q '^Stoke stopped' "$1"
+    check "... no stoke process left ($(leftovers))" test -z "$(leftovers)"
+    grep -q '^Stoke stopped' "$1" || sed 's/^/    /' "$1" | grep -v '^ *[0-9]' | tail -5
+}
+interrupt "$tmp/make-run.log" group make -s -C "$ROOT" run "ARGS=--metrics-addr off"
+# make passes the SIGINT on after its recipe ends: 130, silently, when the
+# recipe ended well; a failed recipe makes it print "*** [...] Error N"
+check "make run + Ctrl-C: make ends as interrupted, not failed (status $rc)" test "$rc" = 130
+check "... no 'make: *** ... Error' line" bash -c "! grep -qE '\*\*\*' '$tmp/make-run.log'"
+clean_stop "$tmp/make-run.log"
+interrupt "$tmp/run1.log" group "$ROOT/scripts/run.sh" --metrics-addr off
+check "scripts/run.sh + Ctrl-C exits 0 ($rc)" test "$rc" = 0
+clean_stop "$tmp/run1.log"
+interrupt "$tmp/run2.log" leader "$ROOT/scripts/run.sh" --metrics-addr off
+check "scripts/run.sh + SIGINT to it alone exits 0 ($rc)" test "$rc" = 0
+clean_stop "$tmp/run2.log"
+interrupt "$tmp/run3.log" term "$ROOT/scripts/run.sh" --metrics-addr off
+check "scripts/run.sh + SIGTERM exits 0 ($rc)" test "$rc" = 0
+clean_stop "$tmp/run3.log"
 
 echo "== check-deps: every tool the tests call has a package"
 out=$("$ROOT/scripts/check-deps.sh" 2>&1); rc=$?
