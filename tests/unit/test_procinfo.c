@@ -765,8 +765,9 @@ static void test_real_children(void **state)
 static void test_real_memfd_exec(void **state)
 {
     struct proc_cache *c = proc_cache_new(NULL, "real-host");
-    char path[64], link[PATH_MAX];
+    char path[64], cmdpath[64], link[PATH_MAX], cmd[64];
     ssize_t ll = -1;
+    bool done = false;
 
     assert_non_null(c);
     pid_t pid = fork();
@@ -789,15 +790,23 @@ static void test_real_memfd_exec(void **state)
         fexecve(mfd, argv, envp);
         _exit(127);
     }
-    /* until fexecve is done, /proc shows this test's executable */
+    /* Until fexecve is done, /proc shows this test's executable; the exe
+     * link changes before the new argv is in place (cmdline reads empty). */
     snprintf(path, sizeof(path), "/proc/%d/exe", pid);
-    for (int i = 0; i < 2000; i++) {
+    snprintf(cmdpath, sizeof(cmdpath), "/proc/%d/cmdline", pid);
+    for (int i = 0; i < 5000 && !done; i++) {
+        FILE *fp = fopen(cmdpath, "r");
+        size_t n = fp ? fread(cmd, 1, sizeof(cmd), fp) : 0;
+
+        if (fp)
+            fclose(fp);
         ll = readlink(path, link, sizeof(link) - 1);
-        if (ll > 7 && memcmp(link, "/memfd:", 7) == 0)
-            break;
-        usleep(1000);
+        done = ll > 7 && memcmp(link, "/memfd:", 7) == 0 && n >= 13 &&
+               memcmp(cmd, "memfd-worker", 13) == 0;
+        if (!done)
+            usleep(1000);
     }
-    if (ll <= 7 || memcmp(link, "/memfd:", 7) != 0) {
+    if (!done) {
         reap(pid);
         fail_msg("child never ran from its memfd");
     }
