@@ -5,6 +5,8 @@
 # used as a boolean); bugprone-* and the static analyzer stay.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+need() { command -v "$1" >/dev/null 2>&1 || { echo "lint: $1 is missing (scripts/deps.sh lint installs it)" >&2; exit 1; }; }
+for t in git clang-format clang-tidy cppcheck; do need "$t"; done
 files=$(git ls-files '*.c' '*.h' | grep -v '^bpf/' )
 fail=0
 echo "== clang-format"
