@@ -270,21 +270,27 @@ static bool make_room(struct unwinder *u, size_t need)
     return u->st.table_bytes + need <= u->max_bytes;
 }
 
-/* Copies @t into a new BPF array and installs it at a free table id. */
-static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_table *t)
+/* Lays the table of @rows out straight into a new BPF array (through its
+ * mmap: no copy of the table in the agent) and installs it at a free id. */
+static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_rows *rows)
 {
     LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-    size_t bytes = uw_table_bytes(t);
+    uint32_t nelems;
+    size_t bytes;
     int fd, ret;
     void *mem;
 
+    ret = uw_table_size(rows, &nelems);
+    if (ret)
+        return ret;
+    bytes = (size_t)nelems * 8;
     if (u->nfree == 0)
         return -ENOSPC;
     if (!make_room(u, bytes)) {
         u->st.over_cap++;
         return -ENOSPC;
     }
-    fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "stoke_uw_table", sizeof(__u32), 8, t->nelems, &o);
+    fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "stoke_uw_table", sizeof(__u32), 8, nelems, &o);
     if (fd < 0)
         return -errno;
     mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -293,7 +299,7 @@ static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_t
         close(fd);
         return ret;
     }
-    memcpy(mem, t->elems, bytes);
+    b->base = uw_table_write(rows, mem);
     munmap(mem, bytes);
     uint32_t id = u->free_ids[u->nfree - 1];
     if (bpf_map_update_elem(u->opts.tables_fd, &id, &fd, BPF_ANY) != 0) {
@@ -305,11 +311,10 @@ static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_t
     b->id = id;
     b->map_fd = fd;
     b->bytes = bytes;
-    b->rows = t->nrows;
-    b->base = t->base;
+    b->rows = (uint32_t)rows->n;
     u->st.tables_live++;
     u->st.table_bytes += bytes;
-    u->st.table_rows += t->nrows;
+    u->st.table_rows += rows->n;
     return 0;
 }
 
@@ -338,22 +343,24 @@ static int copy_segments(Elf *elf, struct uw_bin *b)
  * frame-pointer bin. */
 static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char *what)
 {
-    struct uw_table t;
+    struct uw_rows rows;
+    struct uw_cfi_stats st;
+    const char *source;
     uint64_t t0 = thread_cpu_ns();
     int ret;
 
     if (copy_segments(elf, b) != 0)
         return;
-    ret = uw_table_from_elf(elf, &t);
+    ret = uw_rows_from_elf(elf, &rows, &st, &source);
     if (ret == 0) {
-        ret = install_table(u, b, &t);
+        ret = install_table(u, b, &rows);
         if (ret == 0) {
             u->st.tables_built++;
-            u->st.unsupported_rows += t.cfi.unsupported_rows;
-            log_debug("unwind table for %s: %u rows, %zu bytes, %u FDEs (%u malformed)", what,
-                      t.nrows, b->bytes, t.cfi.fdes, t.cfi.bad_entries);
+            u->st.unsupported_rows += st.unsupported_rows;
+            log_debug("unwind table for %s (%s): %u rows, %zu bytes, %u FDEs (%u malformed)", what,
+                      source, b->rows, b->bytes, st.fdes, st.bad_entries);
         }
-        uw_table_free(&t);
+        uw_rows_free(&rows);
     }
     if (ret != 0) {
         u->st.tables_failed++;

@@ -208,6 +208,8 @@ struct rules {
 
 struct parser {
     struct sect s;
+    bool scan;       /* first pass: only the FDEs' address range */
+    uint64_t lo, hi; /* that range; rows are stored relative to lo */
     size_t max_rows;
     struct uw_rows *out;
     struct uw_cfi_stats *st;
@@ -350,13 +352,15 @@ static int push_row(struct parser *ps, uint64_t pc, uint8_t kind, uint16_t off, 
         return -E2BIG;
     if (o->n == o->cap) {
         size_t ncap = o->cap ? o->cap * 2 : 1024;
-        struct uw_row *nv = realloc(o->v, ncap * sizeof(*nv));
+        struct unwind_row *nv = realloc(o->v, ncap * sizeof(*nv));
         if (!nv)
             return -ENOMEM;
         o->v = nv;
         o->cap = ncap;
     }
-    o->v[o->n++] = (struct uw_row){.pc = pc, .off = off, .kind = kind, .rbp = rbp};
+    /* the scan pass bounded every FDE within 4 GiB of lo */
+    o->v[o->n++] =
+        (struct unwind_row){.pc = (uint32_t)(pc - ps->lo), .off = off, .kind = kind, .rbp = rbp};
     ps->st->rows++;
     return 0;
 }
@@ -695,6 +699,13 @@ static int parse_fde(struct parser *ps, const struct cie *c, struct rd *r)
     }
     if (range == 0 || pc + range < pc)
         return range == 0 ? 0 : -EBADMSG;
+    if (ps->scan) {
+        if (pc < ps->lo)
+            ps->lo = pc;
+        if (pc + range > ps->hi)
+            ps->hi = pc + range;
+        return 0;
+    }
 
     struct prog cp = {.cie = c, .init = &init, .emit = false, .loc = pc, .end = pc + range};
     if ((ret = run(ps, &cp, c->insns, c->insns_end, &init)) != 0)
@@ -718,45 +729,39 @@ static int parse_fde(struct parser *ps, const struct cie *c, struct rd *r)
     return ret;
 }
 
-int uw_cfi_parse(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_section kind,
-                 size_t max_rows, struct uw_rows *out, struct uw_cfi_stats *st)
+/* One pass over the section's entries: the scan pass or the parse. */
+static int parse_entries(struct parser *ps)
 {
-    struct parser *ps = calloc(1, sizeof(*ps));
+    const struct sect *sc = &ps->s;
+    struct uw_cfi_stats *st = ps->st;
     size_t off = 0;
     int ret = 0;
 
-    if (!ps)
-        return -ENOMEM;
-    ps->s = (struct sect){.data = data, .len = len, .vaddr = vaddr, .kind = kind};
-    ps->max_rows = max_rows;
-    ps->out = out;
-    ps->st = st;
-    while (off + 4 <= len) {
+    while (off + 4 <= sc->len) {
         struct rd r;
         size_t end, id_off;
         uint64_t id;
         bool is64;
 
-        if (!entry_header(&ps->s, off, &r, &end, &id, &id_off, &is64)) {
+        if (!entry_header(sc, off, &r, &end, &id, &id_off, &is64)) {
             /* A zero length is .eh_frame's terminator; any other bad length
              * leaves no way to find the next entry. */
-            uint32_t first = (uint32_t)(data[off] | data[off + 1] << 8 | data[off + 2] << 16 |
-                                        (uint32_t)data[off + 3] << 24);
-            if (first != 0)
+            const uint8_t *d = sc->data + off;
+            if ((d[0] | d[1] | d[2] | d[3]) != 0)
                 st->bad_entries++;
             break;
         }
-        bool is_cie = kind == UW_EH_FRAME ? id == 0 : id == (is64 ? ~0ull : 0xffffffffull);
+        bool is_cie = sc->kind == UW_EH_FRAME ? id == 0 : id == (is64 ? ~0ull : 0xffffffffull);
         if (!is_cie) {
             size_t cie_off;
             struct cie scratch;
             const struct cie *c;
             st->fdes++;
-            if (kind == UW_EH_FRAME)
+            if (sc->kind == UW_EH_FRAME)
                 cie_off = id <= id_off ? id_off - (size_t)id : SIZE_MAX;
             else
-                cie_off = id < len ? (size_t)id : SIZE_MAX;
-            c = cie_off < len ? find_cie(ps, cie_off, &scratch) : NULL;
+                cie_off = id < sc->len ? (size_t)id : SIZE_MAX;
+            c = cie_off < sc->len ? find_cie(ps, cie_off, &scratch) : NULL;
             if (!c) {
                 st->bad_entries++;
             } else {
@@ -771,6 +776,38 @@ int uw_cfi_parse(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_sectio
         }
         off = end;
     }
+    return ret;
+}
+
+int uw_cfi_parse(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_section kind,
+                 size_t max_rows, struct uw_rows *out, struct uw_cfi_stats *st)
+{
+    struct parser *ps = calloc(1, sizeof(*ps));
+    struct uw_cfi_stats scan_st = {0};
+    int ret;
+
+    if (!ps)
+        return -ENOMEM;
+    ps->s = (struct sect){.data = data, .len = len, .vaddr = vaddr, .kind = kind};
+    ps->max_rows = max_rows;
+    ps->out = out;
+    /* First the FDEs' address range, so rows fit 32 bits from its start. */
+    ps->scan = true;
+    ps->st = &scan_st;
+    ps->lo = UINT64_MAX;
+    ps->hi = 0;
+    ret = parse_entries(ps);
+    if (ret == 0 && ps->lo <= ps->hi) {
+        if (ps->hi - ps->lo > UINT32_MAX) {
+            ret = -E2BIG; /* unwind information over 4 GiB apart: corrupt or exotic */
+        } else {
+            ps->scan = false;
+            ps->st = st;
+            ps->ncies = 0; /* counted again in the real pass */
+            out->base = ps->lo;
+            ret = parse_entries(ps);
+        }
+    }
     free(ps);
     return ret;
 }
@@ -778,7 +815,7 @@ int uw_cfi_parse(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_sectio
 /* Sort order: by pc; at the same pc a rule before an FDE's end marker. */
 static int row_cmp(const void *a, const void *b)
 {
-    const struct uw_row *x = a, *y = b;
+    const struct unwind_row *x = a, *y = b;
 
     if (x->pc != y->pc)
         return x->pc < y->pc ? -1 : 1;
@@ -791,9 +828,15 @@ void uw_rows_finish(struct uw_rows *rows)
 
     if (rows->n == 0)
         return;
-    qsort(rows->v, rows->n, sizeof(*rows->v), row_cmp);
+    /* linkers mostly emit FDEs in address order: sort only when not */
+    for (size_t i = 1; i < rows->n; i++) {
+        if (row_cmp(&rows->v[i - 1], &rows->v[i]) > 0) {
+            qsort(rows->v, rows->n, sizeof(*rows->v), row_cmp);
+            break;
+        }
+    }
     for (size_t i = 0; i < rows->n; i++) {
-        const struct uw_row *r = &rows->v[i];
+        const struct unwind_row *r = &rows->v[i];
         if (i && rows->v[i - 1].pc == r->pc)
             continue; /* the first of a pc is the one to keep (v[i - 1] is
                          still the input row: writes go to k <= i) */
@@ -803,6 +846,14 @@ void uw_rows_finish(struct uw_rows *rows)
         rows->v[k++] = *r;
     }
     rows->n = k;
+    /* merging halves the rows of a typical binary: give the rest back */
+    if (rows->cap > 2 * k + 1024) {
+        struct unwind_row *nv = realloc(rows->v, k * sizeof(*nv));
+        if (nv) {
+            rows->v = nv;
+            rows->cap = k;
+        }
+    }
 }
 
 void uw_rows_free(struct uw_rows *rows)

@@ -26,17 +26,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A row before compilation: pc is an ELF virtual address. */
-struct uw_row {
-    uint64_t pc;
-    uint16_t off;
-    uint8_t kind; /* enum stoke_uw_kind */
-    int8_t rbp;
-};
+struct unwind_row;
 
+/* Rows as the walker runs them (struct unwind_row, 8 bytes), their pc the
+ * ELF virtual address minus @base (the lowest address of any FDE). */
 struct uw_rows {
-    struct uw_row *v;
+    struct unwind_row *v;
     size_t n, cap;
+    uint64_t base;
 };
 
 struct uw_cfi_stats {
@@ -55,9 +52,11 @@ enum uw_section {
 
 /*
  * Parses the section @data (@len bytes) loaded at virtual address @vaddr
- * and appends its rows to @out (unsorted). Stops with -E2BIG once @out
- * would hold more than @max_rows. Returns 0 (malformed parts are skipped
- * and counted in @st), -E2BIG, or -ENOMEM.
+ * into @out (empty; unsorted): a first pass finds the FDEs' address range
+ * and sets out->base, the second runs their programs. Stops with -E2BIG
+ * once @out would hold more than @max_rows, or when the FDEs span over
+ * 4 GiB. Returns 0 (malformed parts are skipped and counted in @st),
+ * -E2BIG, or -ENOMEM.
  */
 int uw_cfi_parse(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_section kind,
                  size_t max_rows, struct uw_rows *out, struct uw_cfi_stats *st);

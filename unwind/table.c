@@ -37,78 +37,111 @@ static Elf_Scn *find_section(Elf *elf, const char *name, GElf_Shdr *sh, Elf_Data
     return NULL;
 }
 
-int uw_table_from_elf(Elf *elf, struct uw_table *t)
+int uw_rows_from_elf(Elf *elf, struct uw_rows *rows, struct uw_cfi_stats *st, const char **source)
 {
-    struct uw_rows rows = {0};
     GElf_Shdr sh;
     Elf_Data *d = NULL;
     enum uw_section kind = UW_EH_FRAME;
     int ret;
 
-    memset(t, 0, sizeof(*t));
-    t->source = ".eh_frame";
+    memset(rows, 0, sizeof(*rows));
+    memset(st, 0, sizeof(*st));
+    *source = ".eh_frame";
     if (!find_section(elf, ".eh_frame", &sh, &d)) {
         kind = UW_DEBUG_FRAME;
-        t->source = ".debug_frame";
+        *source = ".debug_frame";
         if (!find_section(elf, ".debug_frame", &sh, &d))
             return -ENODATA;
     }
-    struct uw_cfi_stats st = {0};
-    ret = uw_cfi_parse(d->d_buf, d->d_size, sh.sh_addr, kind, STOKE_UW_MAX_ELEMS, &rows, &st);
-    if (ret == 0) {
-        uw_rows_finish(&rows);
-        ret = uw_table_compile(&rows, t);
-    }
-    uw_rows_free(&rows);
+    ret = uw_cfi_parse(d->d_buf, d->d_size, sh.sh_addr, kind, STOKE_UW_MAX_ELEMS, rows, st);
+    if (ret == 0 && rows->n == 0)
+        ret = -ENODATA;
     if (ret == 0)
-        t->cfi = st;
+        uw_rows_finish(rows);
+    else
+        uw_rows_free(rows);
     return ret;
+}
+
+int uw_table_from_elf(Elf *elf, struct uw_table *t)
+{
+    struct uw_rows rows;
+    struct uw_cfi_stats st;
+    const char *source;
+    int ret;
+
+    memset(t, 0, sizeof(*t));
+    ret = uw_rows_from_elf(elf, &rows, &st, &source);
+    if (ret == 0)
+        ret = uw_table_compile(&rows, t);
+    uw_rows_free(&rows);
+    t->cfi = st;
+    t->source = source;
+    return ret;
+}
+
+/* Pages of text the rows span (4 KiB each), plus the one of the last row. */
+static uint32_t table_pages(const struct uw_rows *rows)
+{
+    return ((rows->v[rows->n - 1].pc - rows->v[0].pc) >> STOKE_UW_PAGE_SHIFT) + 1;
+}
+
+int uw_table_size(const struct uw_rows *rows, uint32_t *nelems)
+{
+    uint64_t n;
+
+    if (rows->n == 0)
+        return -ENODATA;
+    n = 1 + ((uint64_t)table_pages(rows) + 2) / 2 + rows->n;
+    if (n > STOKE_UW_MAX_ELEMS)
+        return -E2BIG;
+    *nelems = (uint32_t)n;
+    return 0;
+}
+
+uint64_t uw_table_write(const struct uw_rows *rows, uint64_t *elems)
+{
+    uint32_t npages = table_pages(rows), first = rows->v[0].pc;
+    uint64_t r0 = 1 + ((uint64_t)npages + 2) / 2;
+    uint32_t *hdr = (uint32_t *)&elems[0], *idx = (uint32_t *)&elems[1];
+    struct unwind_row *out = (struct unwind_row *)&elems[r0];
+    size_t r = 0;
+
+    hdr[0] = (uint32_t)rows->n;
+    hdr[1] = npages;
+    for (uint32_t p = 0; p <= npages; p++) {
+        uint64_t page_start = (uint64_t)p << STOKE_UW_PAGE_SHIFT;
+        while (r < rows->n && rows->v[r].pc - first < page_start)
+            r++;
+        idx[p] = (uint32_t)r;
+    }
+    if ((npages + 1) % 2)
+        idx[npages + 1] = 0; /* the index's last element, half used */
+    for (size_t i = 0; i < rows->n; i++) {
+        out[i] = rows->v[i];
+        out[i].pc -= first;
+    }
+    return rows->base + first;
 }
 
 int uw_table_compile(const struct uw_rows *rows, struct uw_table *t)
 {
     const char *source = t->source;
-    uint64_t span, nelems, r0;
-    uint32_t npages, *idx;
-    struct unwind_row *out;
+    uint32_t nelems;
+    int ret;
 
     memset(t, 0, sizeof(*t));
     t->source = source;
-    if (rows->n == 0)
-        return -ENODATA;
-    span = rows->v[rows->n - 1].pc - rows->v[0].pc;
-    if (span > UINT32_MAX)
-        return -E2BIG;
-    npages = (uint32_t)(span >> STOKE_UW_PAGE_SHIFT) + 1;
-    r0 = 1 + ((uint64_t)npages + 2) / 2;
-    nelems = r0 + rows->n;
-    if (nelems > STOKE_UW_MAX_ELEMS)
-        return -E2BIG;
+    ret = uw_table_size(rows, &nelems);
+    if (ret)
+        return ret;
     t->elems = calloc(nelems, sizeof(*t->elems));
     if (!t->elems)
         return -ENOMEM;
-    t->nelems = (uint32_t)nelems;
+    t->nelems = nelems;
     t->nrows = (uint32_t)rows->n;
-    t->npages = npages;
-    t->base = rows->v[0].pc;
-
-    uint32_t *hdr = (uint32_t *)&t->elems[0];
-    hdr[0] = t->nrows;
-    hdr[1] = npages;
-    idx = (uint32_t *)&t->elems[1];
-    out = (struct unwind_row *)&t->elems[r0];
-    size_t r = 0;
-    for (uint32_t p = 0; p <= npages; p++) {
-        uint64_t page_start = (uint64_t)p << STOKE_UW_PAGE_SHIFT;
-        while (r < rows->n && rows->v[r].pc - t->base < page_start)
-            r++;
-        idx[p] = (uint32_t)r;
-    }
-    for (size_t i = 0; i < rows->n; i++) {
-        const struct uw_row *s = &rows->v[i];
-        out[i] = (struct unwind_row){
-            .pc = (uint32_t)(s->pc - t->base), .off = s->off, .kind = s->kind, .rbp = s->rbp};
-    }
+    t->npages = table_pages(rows);
+    t->base = uw_table_write(rows, t->elems);
     return 0;
 }
 

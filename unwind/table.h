@@ -37,13 +37,26 @@ struct uw_table {
 };
 
 /*
- * Builds @t from the call frame information of @elf. Returns 0, -ENODATA
- * when the file has none, -E2BIG when it is too large, -ENOMEM. On error
- * @t holds nothing to free.
+ * The finished rows (uw_rows_finish) of @elf's call frame information, and
+ * which section they came from. Returns 0, -ENODATA when the file has none,
+ * -E2BIG when it is too large, -ENOMEM. On error @rows holds nothing.
  */
+int uw_rows_from_elf(Elf *elf, struct uw_rows *rows, struct uw_cfi_stats *st, const char **source);
+
+/* The number of 8-byte elements the table of @rows takes: 0, -ENODATA
+ * (no rows) or -E2BIG (over STOKE_UW_MAX_ELEMS). */
+int uw_table_size(const struct uw_rows *rows, uint32_t *nelems);
+
+/* Writes the table of @rows into @elems (uw_table_size elements, e.g. the
+ * mmap of the BPF array itself: no copy in between). Returns the table's
+ * base: the ELF vaddr of table pc 0. */
+uint64_t uw_table_write(const struct uw_rows *rows, uint64_t *elems);
+
+/* uw_rows_from_elf + uw_table_compile, for tests and tools. On error @t
+ * holds nothing to free. */
 int uw_table_from_elf(Elf *elf, struct uw_table *t);
 
-/* Lays out finished rows (uw_rows_finish). 0, -ENODATA, -E2BIG, -ENOMEM. */
+/* Lays out finished rows in memory of its own. 0, -ENODATA, -E2BIG, -ENOMEM. */
 int uw_table_compile(const struct uw_rows *rows, struct uw_table *t);
 
 void uw_table_free(struct uw_table *t);

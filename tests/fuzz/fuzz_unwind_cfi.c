@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const struct unwind_row *first =
             (const struct unwind_row *)&t.elems[1 + ((uint64_t)t.npages + 2) / 2];
         for (size_t i = 0; i < rows.n; i++) {
-            const struct unwind_row *got = uw_table_lookup(&t, rows.v[i].pc);
+            const struct unwind_row *got = uw_table_lookup(&t, rows.base + rows.v[i].pc);
             if (got != &first[i])
                 abort();
         }

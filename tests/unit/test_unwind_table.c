@@ -206,14 +206,17 @@ static void test_lookup_page_index(void **state)
 
     rows.v = calloc(8192, sizeof(*rows.v));
     assert_non_null(rows.v);
+    rows.base = 0x800; /* rows are relative to it; the first row need not be at 0 */
     for (size_t i = 0; i < sizeof(pcs) / sizeof(pcs[0]); i++)
-        rows.v[rows.n++] =
-            (struct uw_row){.pc = pcs[i], .kind = STOKE_UW_CFA_RSP, .off = (uint16_t)(8 + 8 * i)};
+        rows.v[rows.n++] = (struct unwind_row){.pc = (uint32_t)(pcs[i] - rows.base),
+                                               .kind = STOKE_UW_CFA_RSP,
+                                               .off = (uint16_t)(8 + 8 * i)};
     /* one page with 4096 rows: one per byte */
     for (uint64_t pc = 0x30000; pc < 0x31000; pc++)
-        rows.v[rows.n++] =
-            (struct uw_row){.pc = pc, .kind = STOKE_UW_CFA_RSP, .off = (uint16_t)(pc & 0xfff)};
-    rows.v[rows.n++] = (struct uw_row){.pc = 0x31000, .kind = STOKE_UW_NONE};
+        rows.v[rows.n++] = (struct unwind_row){.pc = (uint32_t)(pc - rows.base),
+                                               .kind = STOKE_UW_CFA_RSP,
+                                               .off = (uint16_t)(pc & 0xfff)};
+    rows.v[rows.n++] = (struct unwind_row){.pc = 0x31000 - 0x800, .kind = STOKE_UW_NONE};
     assert_int_equal(uw_table_compile(&rows, &t), 0);
     assert_int_equal(t.base, 0x1000);
     for (uint64_t pc = 0xff0; pc < 0x32010; pc++) {
@@ -221,7 +224,7 @@ static void test_lookup_page_index(void **state)
         const struct unwind_row *r0 =
             (const struct unwind_row *)&t.elems[1 + ((uint64_t)t.npages + 2) / 2];
         for (size_t i = 0; i < rows.n; i++)
-            if (rows.v[i].pc <= pc)
+            if (rows.base + rows.v[i].pc <= pc)
                 want = &r0[i];
         if (pc - t.base >= (uint64_t)t.npages << STOKE_UW_PAGE_SHIFT)
             want = NULL; /* beyond the last page: no row, frame pointers */
