@@ -336,16 +336,19 @@ static int cmd_import(int argc, char **argv)
         return 1;
     }
     for (int i = optind; i < argc; i++) {
-        char key[1024];
+        char key[1024], warn[512];
         struct import_opts one = io;
         /* Several files of one service: one second apart, as windows. */
         if (io.time_ms)
             one.time_ms = io.time_ms + (int64_t)(i - optind) * 1000;
-        if (query_import_file(st, &one, argv[i], key, sizeof(key), err, sizeof(err))) {
+        if (query_import_file(st, &one, argv[i], key, sizeof(key), warn, sizeof(warn), err,
+                              sizeof(err))) {
             fprintf(stderr, "stoke-query import: %s\n", err);
             rc = 1;
             continue;
         }
+        if (warn[0])
+            fprintf(stderr, "stoke-query import: warning: %s\n", warn);
         printf("%s\n", key);
     }
     store_close(st);
