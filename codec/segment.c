@@ -870,6 +870,29 @@ out:
     return ret < 0 ? ret : 0;
 }
 
+int seg_writer_check_section(const struct seg_writer *w, const struct seg_section *sec)
+{
+    if (!w || !sec || !sec->service || !sec->service[0] || !sec->ntypes ||
+        sec->ntypes > SEG_MAX_TYPES)
+        return -EINVAL;
+    for (size_t i = 0; i < w->nsecs; i++) {
+        const struct wsec *s = w->secs[i];
+        if (strcmp(s->service, sec->service))
+            continue;
+        if (!s->ntypes)
+            return 0;
+        if (s->ntypes != sec->ntypes)
+            return -EINVAL;
+        /* the same comparison as seg_writer_add_section's, by string */
+        for (uint32_t t = 0; t < s->ntypes; t++)
+            if (strcmp(itab_str(&s->str, s->types[2 * t]), sec->strings[sec->types[t].type]) ||
+                strcmp(itab_str(&s->str, s->types[2 * t + 1]), sec->strings[sec->types[t].unit]))
+                return -EINVAL;
+        return 0;
+    }
+    return 0;
+}
+
 /* ---- profile type ids -------------------------------------------------- */
 
 static const char *type_name(const char *type, const char *ptype)

@@ -114,6 +114,11 @@ int seg_writer_set_level(struct seg_writer *w, int level);
 struct seg_section;
 int seg_writer_add_section(struct seg_writer *w, const struct seg_section *sec);
 
+/* 0 when seg_writer_add_section(@w, @sec) would take @sec; -EINVAL when the
+ * writer's section of that service has other sample types (or @sec is not
+ * a section). Adds nothing: compaction checks a whole object first. */
+int seg_writer_check_section(const struct seg_writer *w, const struct seg_section *sec);
+
 /* True when nothing was added. */
 bool seg_writer_empty(const struct seg_writer *w);
 
