@@ -76,6 +76,12 @@ static char *read_secret(const char *path)
  * until SIGINT/SIGTERM.
  */
 static volatile sig_atomic_t compact_stop;
+static void on_compact_error(const char *msg, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "stoke-query compact: skipped: %s\n", msg);
+}
+
 static void on_compact_signal(int sig)
 {
     (void)sig;
@@ -96,7 +102,7 @@ static int cmd_compact(int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     struct store_opts so = {.path_style = -1};
-    struct compact_opts co = {0};
+    struct compact_opts co = {.on_error = on_compact_error};
     unsigned every = 0;
     char err[512];
     int c;
@@ -170,11 +176,12 @@ static int cmd_compact(int argc, char **argv)
         ret = compact_run(st, &co, &cs);
         printf("compact: %llu hours compacted (%llu entries, %llu sections merged, %llu blocks, "
                "%llu bytes read, %llu written), %llu objects deleted, %llu hours expired, "
-               "%llu errors%s%s\n",
+               "%llu objects kept as they are, %llu orphan blocks, %llu errors%s%s\n",
                (unsigned long long)cs.hours_compacted, (unsigned long long)cs.entries_merged,
                (unsigned long long)cs.sections_merged, (unsigned long long)cs.blocks_written,
                (unsigned long long)cs.bytes_in, (unsigned long long)cs.bytes_out,
                (unsigned long long)cs.objects_deleted, (unsigned long long)cs.hours_expired,
+               (unsigned long long)cs.objects_kept, (unsigned long long)cs.blocks_orphaned,
                (unsigned long long)cs.errors, cs.last_error[0] ? ": " : "", cs.last_error);
         fflush(stdout);
         if (ret)
@@ -336,16 +343,19 @@ static int cmd_import(int argc, char **argv)
         return 1;
     }
     for (int i = optind; i < argc; i++) {
-        char key[1024];
+        char key[1024], warn[512];
         struct import_opts one = io;
         /* Several files of one service: one second apart, as windows. */
         if (io.time_ms)
             one.time_ms = io.time_ms + (int64_t)(i - optind) * 1000;
-        if (query_import_file(st, &one, argv[i], key, sizeof(key), err, sizeof(err))) {
+        if (query_import_file(st, &one, argv[i], key, sizeof(key), warn, sizeof(warn), err,
+                              sizeof(err))) {
             fprintf(stderr, "stoke-query import: %s\n", err);
             rc = 1;
             continue;
         }
+        if (warn[0])
+            fprintf(stderr, "stoke-query import: warning: %s\n", warn);
         printf("%s\n", key);
     }
     store_close(st);
