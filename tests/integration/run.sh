@@ -24,7 +24,9 @@ run $T/test_errors.sh
 run $T/test_service_names.sh
 run $T/test_store_s3.sh
 run $T/test_query_api.sh
+run $T/test_compact.sh
 run $T/test_pyroscope_api.sh
+run $T/test_query_limits.sh
 run $T/test_query_auth.sh
 run $T/test_e2e_s3.sh
 STOKE_QUERY_BIN=build/stoke-query run $T/test_web.sh
