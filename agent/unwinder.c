@@ -274,7 +274,7 @@ static bool make_room(struct unwinder *u, size_t need)
  * mmap: no copy of the table in the agent) and installs it at a free id. */
 static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_rows *rows)
 {
-    LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+    struct bpf_map_create_opts o = {.sz = sizeof(o), .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE};
     uint32_t nelems;
     size_t bytes;
     int fd, ret;
