@@ -279,6 +279,9 @@ def main(argv=None):
                     help="a share differing by more than --max-diff fails only when the "
                          "difference is also this many standard errors (two independent "
                          "samplings of one process; guards short runs on a busy machine)")
+    ap.add_argument("--drop", action="append", default=[],
+                    help="leave out samples holding this frame, on both sides (a phase "
+                         "of the workload the two recorders may have covered differently)")
     ap.add_argument("--inclusive", action="store_true",
                     help="compare total (inclusive) shares of the -f functions")
     ap.add_argument("--entry", default=None,
@@ -298,6 +301,12 @@ def main(argv=None):
     except OSError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
+    if args.drop:
+        drop = {normalize(d) for d in args.drop}
+        perf_samples = [(st, n) for st, n in perf_samples
+                        if not drop & {normalize(f) for f in st}]
+        agent_samples = [(st, n) for st, n in agent_samples
+                         if not drop & {normalize(f) for f in st}]
 
     passed = failed = 0
 
