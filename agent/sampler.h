@@ -100,9 +100,13 @@ void sampler_get_stats(const struct sampler *s, struct sampler_stats *out);
 const char *sampler_walk_end_name(unsigned end);
 const char *sampler_lost_name(unsigned lost);
 
-/* The unwind maps for agent/unwinder.h: 0, or -ENOTSUP when the
- * frame-pointer program is loaded. */
-int sampler_unwind_fds(const struct sampler *s, int *tables_fd, int *procs_fd, int *files_fd);
+/* The maps agent/unwinder.h keeps current. */
+struct sampler_unwind_maps {
+    int tables, procs, files, py_procs;
+};
+
+/* The unwind maps: 0, or -ENOTSUP when the frame-pointer program is loaded. */
+int sampler_unwind_maps(const struct sampler *s, struct sampler_unwind_maps *out);
 
 /* Waits up to @timeout_ms for requests from the BPF program and hands each
  * to @cb. Returns the number handled or a negative errno. */
