@@ -579,6 +579,10 @@ static void read_error_counters(struct sampler *s)
     s->st.frames_fp = tot[STOKE_CNT_FRAMES_FP];
     s->st.events = tot[STOKE_CNT_EVENTS];
     s->st.events_lost = tot[STOKE_CNT_EVENTS_LOST];
+    s->st.py_samples = tot[STOKE_CNT_PY_SAMPLES];
+    s->st.py_frames = tot[STOKE_CNT_PY_FRAMES];
+    s->st.py_no_thread = tot[STOKE_CNT_PY_NO_THREAD];
+    s->st.py_fault = tot[STOKE_CNT_PY_FAULT];
     for (uint32_t i = 0; i < STOKE_END_MAX; i++)
         s->st.walk_end[i] = tot[STOKE_CNT_WALK_END + i];
 

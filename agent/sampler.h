@@ -64,6 +64,8 @@ struct sampler_stats {
     uint64_t frames, frames_table, frames_fp; /* user frames walked, and how */
     uint64_t walk_end[SAMPLER_WALK_ENDS];     /* by enum stoke_walk_end */
     uint64_t events, events_lost;             /* requests to the agent */
+    uint64_t py_samples, py_frames;           /* CPython: walks through the eval loop, frames */
+    uint64_t py_no_thread, py_fault;          /* ... without its frames: no thread state, fault */
     unsigned cpus;                            /* CPUs currently sampled */
     bool tables;                              /* the table walker is loaded */
     uint64_t bpf_run_ns;                      /* time spent in the BPF program, when the kernel

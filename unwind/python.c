@@ -13,7 +13,7 @@
 
 #define N STOKE_PY_NONE
 
-/* offsetof() against each version's headers: tools/python_offsets.c. */
+/* offsetof() against each version's headers: tests/data/python/offsets.c. */
 static const struct py_version versions[] = {
     {.minor = 8,
      .bpf = {32, 8, 0, 8, N, 176, 24, N, 32, 24, 104, N, 0, 8, 0},

@@ -9,7 +9,7 @@
  * or libpython3.X.so): its version, _PyRuntime and _PyEval_EvalFrameDefault.
  *
  * The offsets were computed with offsetof() against each version's own
- * headers, internal ones included (tools/python_offsets.c: pyenv's 3.8.18,
+ * headers, internal ones included (tests/data/python/offsets.c: pyenv's 3.8.18,
  * 3.9.18, 3.10.13, 3.11.7, 3.12.1, 3.13.0 and Debian 12's 3.11.2). They hold
  * for every patch release of a minor version on x86-64 (CPython keeps these
  * structures' layout within one).
