@@ -31,6 +31,7 @@
 #include "symbolizer/build_id.h"
 #include "symbolizer/proc_maps.h"
 #include "symbolizer/read_file.h"
+#include "unwind/python.h"
 #include "unwind/table.h"
 
 #define DEFAULT_MAX_BYTES (64u << 20)
@@ -52,8 +53,10 @@ struct uw_bin {
     int map_fd;        /* the inner map, -1 when none */
     size_t bytes;
     uint32_t rows;
-    uint64_t base;       /* ELF vaddr of table pc 0 */
-    struct uw_seg *segs; /* PT_LOAD segments */
+    uint64_t base;        /* ELF vaddr of table pc 0 */
+    struct uw_seg *segs;  /* PT_LOAD segments */
+    struct py_runtime py; /* a CPython interpreter: minor != 0 */
+    int py_ret;           /* py_detect's answer */
     int nsegs;
     unsigned refs; /* loaded processes mapping it */
 };
@@ -65,6 +68,7 @@ struct uw_proc {
     uint64_t maps_hash;    /* of the /proc/PID/maps text last loaded */
     unsigned unchanged;    /* reloads in a row that found the same maps */
     uint64_t ignore_until; /* CLOCK_MONOTONIC ms: unmapped requests ignored */
+    bool python;           /* has a py_procs entry */
     struct uw_bin **bins;  /* referenced bins (one ref each) */
     size_t nbins;
 };
@@ -351,6 +355,13 @@ static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char
 
     if (copy_segments(elf, b) != 0)
         return;
+    b->py_ret = py_detect(elf, what, &b->py);
+    if (b->py_ret == 0)
+        log_debug("%s holds CPython 3.%u", what, b->py.minor);
+    else if (b->py_ret == -ENOTSUP)
+        log_info("%s holds a CPython this agent does not know (3.%u): its processes show "
+                 "the interpreter's native frames, not their Python functions",
+                 what, b->py.minor);
     ret = uw_rows_from_elf(elf, &rows, &st, &source);
     if (ret == 0) {
         ret = install_table(u, b, &rows);
@@ -491,6 +502,8 @@ static void proc_forget(struct unwinder *u, struct uw_proc **pp)
 
     *pp = p->next;
     proc_release(u, p);
+    if (p->python)
+        u->st.py_procs--;
     free(p);
     u->st.procs_tracked--;
 }
@@ -538,31 +551,38 @@ static void add_mapping(struct unwinder *u, uint64_t start, uint64_t end, uint32
 }
 
 /*
- * The bias of a mapping of @b at @ml: address - bias = table pc. The
- * mapping is the executable PT_LOAD segment that overlaps it; the kernel
- * maps whole pages, so a segment that starts mid-page (lld, Rust) begins
- * after the mapping's offset: address = start + (vaddr - offset) - file
- * offset of the mapping, in modular arithmetic.
+ * The load bias of a mapping of @b at @ml: address - ELF vaddr, from the
+ * executable PT_LOAD segment that overlaps it; the kernel maps whole pages,
+ * so a segment that starts mid-page (lld, Rust) begins after the mapping's
+ * offset (modular arithmetic). The table bias adds the table's base:
+ * address - bias = table pc.
  */
-static bool mapping_bias(const struct uw_bin *b, const struct sym_map_line *ml, uint64_t *bias)
+static bool load_bias(const struct uw_bin *b, const struct sym_map_line *ml, uint64_t *load)
 {
     uint64_t len = ml->end - ml->start;
 
-    if (b->id == STOKE_UW_NO_TABLE)
-        return false;
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < b->nsegs; i++) {
             const struct uw_seg *s = &b->segs[i];
             if ((pass == 0 && !s->exec) || ml->offset >= s->offset + s->filesz ||
                 ml->offset + len <= s->offset)
                 continue;
-            /* vaddr of the mapping's first byte */
-            uint64_t vaddr = s->vaddr + ml->offset - s->offset;
-            *bias = ml->start - vaddr + b->base;
+            /* address - ELF vaddr, from the vaddr of the mapping's first byte */
+            *load = ml->start - (s->vaddr + ml->offset - s->offset);
             return true;
         }
     }
     return false;
+}
+
+static bool mapping_bias(const struct uw_bin *b, const struct sym_map_line *ml, uint64_t *bias)
+{
+    uint64_t load;
+
+    if (b->id == STOKE_UW_NO_TABLE || !load_bias(b, ml, &load))
+        return false;
+    *bias = load + b->base;
+    return true;
 }
 
 static bool is_anon(const struct sym_map_line *ml)
@@ -629,6 +649,8 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
         return -ENOMEM;
     }
     size_t nbins = 0;
+    struct py_proc py = {0};
+    bool py_found = false, py_unknown = false;
     u->val.nmaps = 0;
     for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         struct sym_map_line ml;
@@ -649,6 +671,15 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
             add_mapping(u, ml.start, ml.end, b->id, bias);
         else
             add_mapping(u, ml.start, ml.end, STOKE_UW_NO_TABLE, 0);
+        uint64_t load;
+        if (b && b->py_ret == 0 && !py_found && load_bias(b, &ml, &load)) {
+            py.runtime = load + b->py.runtime_vaddr;
+            py.eval_lo = load + b->py.eval_vaddr;
+            py.eval_len = b->py.eval_size;
+            py.off = py_version(b->py.minor)->bpf;
+            py_found = true;
+        }
+        py_unknown |= b && b->py_ret == -ENOTSUP;
         if (b && nbins < cap) {
             bin_ref(u, b);
             bins[nbins++] = b;
@@ -656,6 +687,12 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
     }
     free(buf);
     ret = bpf_map_update_elem(u->opts.procs_fd, &pid, &u->val, BPF_ANY) == 0 ? 0 : -errno;
+    if (u->opts.py_procs_fd >= 0) {
+        if (py_found)
+            bpf_map_update_elem(u->opts.py_procs_fd, &pid, &py, BPF_ANY);
+        else
+            bpf_map_delete_elem(u->opts.py_procs_fd, &pid); /* an exec of something else */
+    }
 
     pp = proc_slot(u, pid);
     p = *pp;
@@ -681,6 +718,11 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
     p->maps_hash = hash;
     p->unchanged = 0;
     p->ignore_until = 0;
+    if (py_found != p->python) {
+        u->st.py_procs += py_found ? 1 : -1;
+        p->python = py_found;
+    }
+    u->st.py_unknown += py_unknown && !py_found;
     if (ret == 0)
         u->st.procs_loaded++;
     else
@@ -699,6 +741,8 @@ static void sweep(struct unwinder *u)
                  * loaded one would have its own start time here) */
                 uint32_t pid = (*pp)->pid;
                 bpf_map_delete_elem(u->opts.procs_fd, &pid);
+                if (u->opts.py_procs_fd >= 0)
+                    bpf_map_delete_elem(u->opts.py_procs_fd, &pid);
                 proc_forget(u, pp);
             } else {
                 pp = &(*pp)->next;
