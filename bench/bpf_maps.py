@@ -15,14 +15,16 @@ For the snapshot with the most table bytes it also says which binary each
 table is: `unwind_files` maps a file identity (inode, size) to a table
 index, `unwind_tables` an index to the table's map id, and /proc/*/maps an
 inode to a path. A table counts as the bench's when a process of the trees
-under --bench-pid (and the agent itself) maps its binary; the others are
-other work on the host (other users' builds) or cached after their
-processes exited.
+under --bench-pid (or the agent itself) maps its binary, or did at an
+earlier snapshot; the others are other work on the host (other users'
+builds), some cached after their processes exited.
 
-OUT (JSON): snapshots [{t, tables, table_bytes, other_bytes}], max and last
-(the same plus other maps by name), and binaries (path, bytes, entries,
-bench, bench_process: comm/pid of a bench process mapping it) for the max
-snapshot. Python 3 standard library only; needs root
+OUT (JSON): snapshots [{t, tables, table_bytes, other_bytes}], max (most
+table bytes) and last (the same plus other maps by name; snapshots without
+any map of the agent, before it made them or after it closed them, left
+out), and binaries (path, bytes, entries, bench, bench_process: comm/pid of
+a bench process that mapped it, mapped_now) for the max snapshot. A path is
+remembered from earlier snapshots when no process maps the file any more. Python 3 standard library only; needs root
 and bpftool.
 """
 import argparse
@@ -127,7 +129,9 @@ def comm(pid):
         return "?"
 
 
-def snapshot(pid, roots):
+def snapshot(pid, roots, known):
+    """One look at the agent's maps; @known keeps what earlier looks learnt
+    of each file identity (a table outlives the processes that mapped it)."""
     ids = agent_map_ids(pid)
     maps = [m for m in bpftool("map", "show") if m.get("id") in ids]
     tables = [m for m in maps if m.get("name") == TABLE_NAME]
@@ -149,6 +153,9 @@ def snapshot(pid, roots):
         index_to_id = {le32(e["key"]): le32(e["value"])
                        for e in bpftool("map", "dump", "id", str(outer[0]["id"])) or []}
         on_host = mapped_files(descendants(set(roots) | {pid}))
+        for k, (path, by) in on_host.items():
+            old = known.get(k)
+            known[k] = [path, by or (old[1] if old else None)]
         seen = set()
         for e in bpftool("map", "dump", "id", str(files[0]["id"])) or []:
             fm = e.get("formatted")
@@ -158,11 +165,11 @@ def snapshot(pid, roots):
             if mid not in byid or mid in seen:
                 continue
             seen.add(mid)
-            path, by = on_host.get((fm["key"]["ino"], fm["key"]["size"]),
-                                   ["(no process maps it now)", None])
+            k = (fm["key"]["ino"], fm["key"]["size"])
+            path, by = known.get(k, ["(not seen mapped: inode %d)" % k[0], None])
             binaries.append({"path": path, "bytes": byid[mid].get("bytes_memlock", 0),
                              "entries": byid[mid].get("max_entries", 0), "bench": by is not None,
-                             "bench_process": by})
+                             "bench_process": by, "mapped_now": k in on_host})
         for mid, m in byid.items():  # tables without a file entry
             if mid not in seen:
                 binaries.append({"path": "(no unwind_files entry)",
@@ -184,9 +191,10 @@ def main():
     res = {"pid": a.pid, "interval_s": a.interval, "snapshots": []}
     t0 = time.monotonic()
     best = last = None
+    known = {}
     while os.path.exists("/proc/%d" % a.pid):
         try:
-            snap, binaries = snapshot(a.pid, a.bench_pid)
+            snap, binaries = snapshot(a.pid, a.bench_pid, known)
         except (OSError, ValueError, KeyError, subprocess.TimeoutExpired) as e:
             if not os.path.exists("/proc/%d" % a.pid):
                 break
@@ -195,8 +203,12 @@ def main():
             continue
         snap["t"] = round(time.monotonic() - t0, 1)
         res["snapshots"].append({k: v for k, v in snap.items() if k != "others"})
+        if snap["tables"] + snap["other_maps"] == 0:
+            time.sleep(a.interval)  # maps not made yet, or closed at exit
+            continue
         last = snap
-        if best is None or snap["table_bytes"] >= best["table_bytes"]:
+        if best is None or (snap["table_bytes"], snap["other_bytes"]) >= (
+                best["table_bytes"], best["other_bytes"]):
             best = snap
             res["binaries"] = binaries
         time.sleep(a.interval)

@@ -244,7 +244,9 @@ def unwinding_md(u):
             if v["bytes"] >= 50000) + ".")
     if bm.get("largest_tables"):
         L.append("Largest tables: " + ", ".join(
-            "%s %.2f MiB%s" % (b["path"], b["bytes"] / MIB, "" if b["bench"] else " (not the bench's)")
+            "%s %.2f MiB%s" % (b["path"], b["bytes"] / MIB,
+                               ("" if b["bench"] else " (not the bench's)") +
+                               ("" if b.get("mapped_now", True) else " (no process maps it now)"))
             for b in bm["largest_tables"][:6]) + ".")
     if bm.get("error"):
         L.append("bpftool sampling: %s" % bm["error"])
