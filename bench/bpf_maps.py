@@ -88,7 +88,7 @@ def descendants(roots):
 
 def mapped_files(bench):
     """{(inode, size): [path, "comm/pid" of a bench process mapping it, or
-    None]} from /proc/*/maps
+    None]} from the executable mappings in /proc/*/maps
     (each path's size read once: the bench host has one mount namespace)."""
     files, sizes = {}, {}
     for e in os.listdir("/proc"):
@@ -101,7 +101,10 @@ def mapped_files(bench):
             continue
         for ln in lines:
             parts = ln.split(None, 5)
-            if len(parts) < 6 or parts[4] == "0" or not parts[5].startswith("/"):
+            # executable mappings only: the agent itself maps ELF and DWARF
+            # files read-only while it reads them
+            if len(parts) < 6 or "x" not in parts[1] or parts[4] == "0" or \
+                    not parts[5].startswith("/"):
                 continue
             path = parts[5].strip()
             if path.endswith(" (deleted)"):
