@@ -3,8 +3,11 @@
 reports it, sampled while the agent runs (bench/run.sh's unwinding stage).
 
 Usage: bpf_maps.py --pid PID --json OUT [--interval S] [--bench-pid P]...
+                   [--while-file F]
 
-Every S seconds (2) until PID exits, it takes the agent's maps: the map ids
+Every S seconds (2) until PID exits (or F, measure.py's --pid-file, is
+removed: measure.py removes it before it stops the agent, whose teardown
+empties unwind_files before it closes the tables), it takes the agent's maps: the map ids
 of the agent's file descriptors (/proc/PID/fdinfo, `map_id:`), with their
 `bytes_memlock` from one `bpftool -j map show`. The unwind tables are the
 arrays named `stoke_uw_table` (one per binary, inside the `unwind_tables`
@@ -190,20 +193,27 @@ def main():
     ap.add_argument("--json", required=True)
     ap.add_argument("--interval", type=float, default=2)
     ap.add_argument("--bench-pid", type=int, action="append", default=[])
+    ap.add_argument("--while-file")
     a = ap.parse_args()
+
+    def running():
+        return os.path.exists("/proc/%d" % a.pid) and (
+            not a.while_file or os.path.exists(a.while_file))
     res = {"pid": a.pid, "interval_s": a.interval, "snapshots": []}
     t0 = time.monotonic()
     best = last = None
     known = {}
-    while os.path.exists("/proc/%d" % a.pid):
+    while running():
         try:
             snap, binaries = snapshot(a.pid, a.bench_pid, known)
         except (OSError, ValueError, KeyError, subprocess.TimeoutExpired) as e:
-            if not os.path.exists("/proc/%d" % a.pid):
+            if not running():
                 break
             res["error"] = str(e)
             time.sleep(a.interval)
             continue
+        if not running():
+            break  # taken while the agent was stopping
         snap["t"] = round(time.monotonic() - t0, 1)
         res["snapshots"].append({k: v for k, v in snap.items() if k != "others"})
         if snap["tables"] + snap["other_maps"] == 0:

@@ -8,7 +8,8 @@ Starts COMMAND, waits until it has a perf_event file descriptor open (every
 profiler here samples through perf events: that is the moment sampling
 starts, after bcc's compile or the agent's BPF load), lets it sample for D
 seconds (--pid-file: COMMAND's pid is written there when it starts, for a
-tool that watches it), then sends SIGINT (all four tools stop and write their output on
+tool that watches it, and the file is removed just before the SIGINT, so
+that the watcher does not sample the exit), then sends SIGINT (all four tools stop and write their output on
 SIGINT) and waits for it to exit. Writes OUT (JSON):
 
   cpu_s          user+sys CPU-seconds of COMMAND and all its threads and
@@ -164,6 +165,11 @@ def main():
             res["steady_rss_kb"] = rss_end
             res["steady_rss_max_kb"] = max(rss_max, rss_end)
         res["sampling_s"] = round(t_b - ready, 3)
+        if a.pid_file:
+            try:
+                os.unlink(a.pid_file)
+            except OSError:
+                pass
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
         while p.poll() is None:

@@ -129,8 +129,8 @@ run_tool() {
             sleep 0.1
         done
         if [ -s "$T/$name.pid" ]; then
-            python3 bench/bpf_maps.py --pid "$(cat "$T/$name.pid")" --json "$T/$name.maps.json" \
-                $(printf -- '--bench-pid %s ' $MAPS) 2>"$T/$name.maps.err" &
+            python3 bench/bpf_maps.py --pid "$(cat "$T/$name.pid")" --while-file "$T/$name.pid" \
+                --json "$T/$name.maps.json" $(printf -- '--bench-pid %s ' $MAPS) 2>"$T/$name.maps.err" &
             watch=$!
         fi
     fi
