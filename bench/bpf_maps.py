@@ -66,17 +66,25 @@ def le32(byte_strs):
     return sum(int(b, 16) << (8 * i) for i, b in enumerate(byte_strs[:4]))
 
 
+def proc_files(name):
+    """Yields (pid as a string, text of /proc/PID/NAME) for every process
+    that is still there when it is read."""
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            try:
+                with open("/proc/%s/%s" % (e, name)) as f:
+                    yield e, f.read()
+            except OSError:
+                pass
+
+
 def descendants(roots):
     """The pids of the process trees under roots (roots included)."""
     children = {}
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
+    for e, s in proc_files("stat"):
         try:
-            with open("/proc/%s/stat" % e) as f:
-                s = f.read()
             ppid = int(s[s.rindex(")") + 2:].split()[1])
-        except (OSError, ValueError, IndexError):
+        except (ValueError, IndexError):
             continue
         children.setdefault(ppid, []).append(int(e))
     out, todo = set(), list(roots)
@@ -94,15 +102,8 @@ def mapped_files(bench):
     None]} from the executable mappings in /proc/*/maps
     (each path's size read once: the bench host has one mount namespace)."""
     files, sizes = {}, {}
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
-        try:
-            with open("/proc/%s/maps" % e) as f:
-                lines = f.readlines()
-        except OSError:
-            continue
-        for ln in lines:
+    for e, text in proc_files("maps"):
+        for ln in text.splitlines():
             parts = ln.split(None, 5)
             # executable mappings only: the agent itself maps ELF and DWARF
             # files read-only while it reads them
