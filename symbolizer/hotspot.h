@@ -44,17 +44,14 @@ int sym_jvm_scopes(const uint8_t *data, size_t n, unsigned x, uint32_t off, uint
 
 /* ---- naming -------------------------------------------------------------- */
 
+#define SYM_JVM_MAX_INLINE 16 /* frames of one compiled pc: inlined methods + the method */
+
 struct sym_jvm;
 
 struct sym_jvm_frame {
     const char *function; /* "pkg.Class.method"; owned by the cache */
     const char *file;     /* "Class.java", or NULL */
     uint32_t line;        /* 0 when unknown */
-};
-
-enum sym_jvm_err {
-    SYM_JVM_OK = 0,
-    SYM_JVM_STALE = 1, /* the compiled method was freed or replaced since the sample */
 };
 
 /*
@@ -68,8 +65,7 @@ enum sym_jvm_err {
  * @bytes is incremented (or decremented) by what the cache grew.
  */
 int sym_jvm_name(struct sym_jvm **cache, uint32_t pid, const struct hs_vm *vm, uint64_t bias,
-                 uint64_t frame, bool is_return, struct sym_jvm_frame *out, int max,
-                 long *bytes);
+                 uint64_t frame, bool is_return, struct sym_jvm_frame *out, int max, long *bytes);
 
 void sym_jvm_free(struct sym_jvm *c);
 
