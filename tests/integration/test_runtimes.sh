@@ -95,4 +95,47 @@ check "threads: the main thread's stacks named ($main% >= 30)" awk -v v="$main" 
 kill "$tp" 2>/dev/null
 wait "$tp" 2>/dev/null
 
+# Java: the JDK's own launcher, no flags. The agent starts once the JIT has
+# compiled the loop (JVM_WARMUP seconds): the JIT's threads are then quiet,
+# and the shares are the steady state's, as the program's own timing is
+# mostly. Names come from the VM's tables: JvmWork.main under __clone3
+# (the launcher runs main in a thread of its own).
+jvm() {
+    local d=$work/jvm warm=${JVM_WARMUP:-4}
+    mkdir -p "$d/classes"
+    echo "## jvm ($(java -version 2>&1 | head -1))"
+    if ! javac -d "$d/classes" "$ROOT/tests/fixtures/runtimes/JvmWork.java" 2>"$d/javac.log"; then
+        fail "jvm: javac failed: $(head -3 "$d/javac.log")"
+        return
+    fi
+    OTEL_SERVICE_NAME=rt-jvm java -cp "$d/classes" JvmWork $((DURATION + warm + 5)) \
+        "$d/truth.json" &
+    local pid=$!
+    pids+=("$pid")
+    sleep "$warm"
+    "$AGENT" --pid "$pid" --duration "$DURATION" --frequency 499 --output-dir "$d/out" \
+        --metrics-addr off >"$d/agent.log" 2>&1 || fail "jvm: agent exited $?"
+    if ! wait "$pid" || [ ! -s "$d/truth.json" ]; then
+        fail "jvm: the workload did not finish"
+        return
+    fi
+    local out
+    out=$(python3 "$CMP" "$d/out/rt-jvm" "$d/truth.json" \
+        --funcs JvmWork.alpha,JvmWork.beta,JvmWork.gamma,JvmWork.mix \
+        --own JvmWork.alpha,JvmWork.beta,JvmWork.gamma,JvmWork.mix,JvmWork.timed,JvmWork.main \
+        --entry JvmWork.main 2>&1)
+    echo "$out" | sed 's/^/    /'
+    if echo "$out" | grep -q '^RESULT passed=[0-9]* failed=0$'; then
+        pass "jvm: own methods named, whole stacks, shares as its own timing"
+    else
+        fail "jvm: see above"
+    fi
+}
+
+if command -v java >/dev/null && command -v javac >/dev/null; then
+    jvm
+else
+    echo "SKIP jvm: no java/javac"
+fi
+
 summary test_runtimes
