@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * symbolizer/hotspot + unwind/hotspot: HotSpot's compressed streams decoded
+ * as the VM wrote them. tests/data/jvm/jdk17.txt (tests/data/jvm/gen.sh)
+ * holds, from a live JDK 17 running JvmWork.java, each compiled method's
+ * line number table and debug information (PcDescs, scope data, metadata
+ * names), and javap's LineNumberTable of each method: every bci decodes to
+ * the line javac recorded, every PcDesc's scope chain decodes to methods
+ * the nmethod lists, ending at the nmethod's own method. Also UNSIGNED5
+ * round trips, corrupt streams, and libjvm detection on this machine.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "symbolizer/hotspot.h"
+
+#define FIXTURE "tests/data/jvm/jdk17.txt"
+#define MAXN    64
+
+struct table {
+    char name[128];
+    uint8_t b[256];
+    size_t n;
+};
+
+struct nm {
+    char name[128];
+    uint8_t *scopes;
+    size_t nscopes;
+    int32_t pcs[512][2];
+    int npcs;
+    char meta[32][128];
+    int nmeta;
+};
+
+static struct table tabs[MAXN];
+static int ntabs;
+static struct nm nms[MAXN];
+static int nnms;
+static struct {
+    char name[128];
+    uint32_t bci;
+    int line;
+} lines[512];
+static int nlines;
+
+static size_t unhex(const char *h, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    unsigned v;
+    while (n < cap && sscanf(h + 2 * n, "%2x", &v) == 1)
+        out[n++] = (uint8_t)v;
+    return n;
+}
+
+static int load(void **state)
+{
+    FILE *f = fopen(FIXTURE, "r");
+    static char ln[1 << 16];
+    struct nm *cur = NULL;
+
+    assert_non_null(f);
+    while (fgets(ln, sizeof(ln), f)) {
+        char a[128], b[1 << 15];
+        int x, y;
+        ln[strcspn(ln, "\n")] = '\0';
+        if (sscanf(ln, "nmethod %127s", a) == 1 && nnms < MAXN) {
+            cur = &nms[nnms++];
+            snprintf(cur->name, sizeof(cur->name), "%s", a);
+        } else if (cur && strncmp(ln, "scopes ", 7) == 0) {
+            size_t hl = strlen(ln + 7) / 2;
+            cur->scopes = malloc(hl ? hl : 1);
+            cur->nscopes = unhex(ln + 7, cur->scopes, hl);
+        } else if (cur && sscanf(ln, "pc %d %d", &x, &y) == 2 && cur->npcs < 512) {
+            cur->pcs[cur->npcs][0] = x;
+            cur->pcs[cur->npcs++][1] = y;
+        } else if (cur && sscanf(ln, "meta %d %127s", &x, a) == 2 && cur->nmeta < 32) {
+            snprintf(cur->meta[cur->nmeta++], 128, "%s", a);
+        } else if (sscanf(ln, "line %127s %d %d", a, &x, &y) == 3 && nlines < 512) {
+            snprintf(lines[nlines].name, 128, "%s", a);
+            lines[nlines].bci = (uint32_t)x;
+            lines[nlines++].line = y;
+        } else if (sscanf(ln, "JvmWork.%99s %32767s", a, b) == 2 && ntabs < MAXN) {
+            snprintf(tabs[ntabs].name, 128, "JvmWork.%.100s", a);
+            tabs[ntabs].n = unhex(b, tabs[ntabs].b, sizeof(tabs[ntabs].b));
+            ntabs++;
+        }
+    }
+    fclose(f);
+    (void)state;
+    return 0;
+}
+
+static int unload(void **state)
+{
+    for (int i = 0; i < nnms; i++)
+        free(nms[i].scopes);
+    (void)state;
+    return 0;
+}
+
+static const struct table *table_of(const char *name)
+{
+    for (int i = 0; i < ntabs; i++)
+        if (strcmp(tabs[i].name, name) == 0)
+            return &tabs[i];
+    return NULL;
+}
+
+/* Every bci of every method: the line of javap's entry with the largest bci
+ * at or before it (javac's truth), decoded from the VM's compressed table. */
+static void test_line_tables(void **state)
+{
+    int checked = 0;
+
+    (void)state;
+    assert_true(nlines > 20);
+    for (int i = 0; i < nlines; i++) {
+        const struct table *t = table_of(lines[i].name);
+        if (!t)
+            continue; /* a method not compiled when captured */
+        uint32_t hi = 0;
+        for (int k = 0; k < nlines; k++)
+            if (strcmp(lines[k].name, lines[i].name) == 0 && lines[k].bci > hi)
+                hi = lines[k].bci;
+        for (uint32_t bci = lines[i].bci; bci <= hi + 3; bci++) {
+            uint32_t best = 0;
+            int want = -1;
+            for (int k = 0; k < nlines; k++)
+                if (strcmp(lines[k].name, lines[i].name) == 0 && lines[k].bci <= bci &&
+                    lines[k].bci >= best) {
+                    best = lines[k].bci;
+                    want = lines[k].line;
+                }
+            size_t used;
+            int got = sym_jvm_line(t->b, t->n, 0, bci, &used);
+            if (got != want)
+                fail_msg("%s bci %u: line %d, javap says %d", lines[i].name, bci, got, want);
+            assert_true(used > 0 && used <= t->n); /* the table ends in the capture */
+            checked++;
+        }
+    }
+    assert_true(checked > 100);
+}
+
+/* Every PcDesc with a scope: a chain of methods the nmethod lists, the
+ * outermost its own; some methods had others inlined. */
+static void test_scopes(void **state)
+{
+    int checked = 0, inlined = 0;
+
+    (void)state;
+    assert_true(nnms >= 4);
+    for (int i = 0; i < nnms; i++) {
+        const struct nm *m = &nms[i];
+        assert_non_null(m->scopes);
+        for (int p = 0; p < m->npcs; p++) {
+            uint32_t midx[SYM_JVM_MAX_INLINE];
+            int32_t bcis[SYM_JVM_MAX_INLINE];
+            if (m->pcs[p][1] <= 0)
+                continue;
+            int n = sym_jvm_scopes(m->scopes, m->nscopes, 0, (uint32_t)m->pcs[p][1], midx, bcis,
+                                   SYM_JVM_MAX_INLINE);
+            if (n < 1)
+                fail_msg("%s pc %d: scopes %d", m->name, m->pcs[p][0], n);
+            for (int k = 0; k < n; k++) {
+                assert_true(midx[k] >= 1 && (int)midx[k] <= m->nmeta);
+                assert_string_not_equal(m->meta[midx[k] - 1], ".");
+                assert_true(bcis[k] >= -1 && bcis[k] < 65536);
+            }
+            assert_string_equal(m->meta[midx[n - 1] - 1], m->name);
+            inlined += n > 1;
+            checked++;
+        }
+    }
+    assert_true(checked > 20);
+    assert_true(inlined > 0);
+}
+
+/* Corrupt streams: every prefix and every single-byte change of the real
+ * ones decodes to an answer or -1, never past the buffer (ASan). */
+static void test_corrupt(void **state)
+{
+    uint32_t midx[4];
+    int32_t bcis[4];
+
+    (void)state;
+    for (int i = 0; i < ntabs; i++) {
+        for (size_t n = 0; n <= tabs[i].n; n++) {
+            uint8_t *cut = malloc(n ? n : 1);
+            memcpy(cut, tabs[i].b, n);
+            assert_true(sym_jvm_line(cut, n, 0, 5, NULL) >= -1);
+            assert_true(sym_jvm_line(cut, n, 1, 5, NULL) >= -1);
+            free(cut);
+        }
+    }
+    for (int i = 0; i < nnms; i++) {
+        const struct nm *m = &nms[i];
+        uint8_t *c = malloc(m->nscopes);
+        for (size_t k = 0; k < m->nscopes; k++) {
+            memcpy(c, m->scopes, m->nscopes);
+            c[k] ^= 0xa5;
+            for (int p = 0; p < m->npcs; p++) {
+                int n = sym_jvm_scopes(c, m->nscopes, 0, (uint32_t)m->pcs[p][1], midx, bcis, 4);
+                assert_true(n >= -1 && n <= 4);
+            }
+        }
+        free(c);
+    }
+    /* a sender that does not go back is a loop */
+    const uint8_t loop[] = {0xff, 0x01, 0x01, 0x01};
+    assert_int_equal(sym_jvm_scopes(loop, sizeof(loop), 0, 1, midx, bcis, 4), -1);
+    /* an offset past the stream */
+    assert_int_equal(sym_jvm_scopes(loop, sizeof(loop), 0, 9, midx, bcis, 4), -1);
+}
+
+/* UNSIGNED5 as unsigned5.hpp writes it, for x = 0 (JDK <= 19) and 1. */
+static size_t u5_write(uint8_t *o, uint32_t v, unsigned x)
+{
+    const uint32_t L = 256 - 64 - x;
+    size_t n = 0;
+    for (int i = 0; i < 4 && v >= L; i++) {
+        v -= L;
+        o[n++] = (uint8_t)(x + L + (v % 64));
+        v >>= 6;
+    }
+    o[n++] = (uint8_t)(x + v);
+    return n;
+}
+
+static void test_u5(void **state)
+{
+    const uint32_t vals[] = {0,   1,   190,   191,      192,        193,
+                             255, 256, 12345, 1u << 20, 0x7fffffff, 0xfffffffe};
+    (void)state;
+    for (unsigned x = 0; x <= 1; x++) {
+        for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+            uint8_t b[8];
+            size_t n = u5_write(b, vals[i], x), pos = 0;
+            uint32_t got = 0;
+            assert_true(n <= 5);
+            assert_int_equal(sym_jvm_u5(b, n, &pos, x, &got), 0);
+            assert_int_equal(pos, n);
+            assert_int_equal(got, vals[i]);
+            pos = 0;
+            if (n > 1) /* cut short */
+                assert_int_equal(sym_jvm_u5(b, n - 1, &pos, x, &got), -1);
+        }
+    }
+    uint8_t zero = 0;
+    size_t pos = 0;
+    uint32_t v;
+    assert_int_equal(sym_jvm_u5(&zero, 1, &pos, 1, &v), -1); /* excluded from JDK 20 */
+}
+
+/* This machine's libjvm exports the tables; libc does not. */
+static void test_detect(void **state)
+{
+    const char *paths[] = {"/usr/lib/jvm/java-17-openjdk-amd64/lib/server/libjvm.so",
+                           "/usr/lib/jvm/default-java/lib/server/libjvm.so"};
+    struct hs_syms sy;
+    int fd = -1;
+
+    (void)state;
+    elf_version(EV_CURRENT);
+    for (size_t i = 0; i < 2 && fd < 0; i++)
+        fd = open(paths[i], O_RDONLY);
+    if (fd < 0)
+        skip();
+    Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+    assert_int_equal(hs_detect(e, &sy), 0);
+    assert_true(sy.structs && sy.types && sy.s_stride && sy.t_size);
+    elf_end(e);
+    close(fd);
+    fd = open("/proc/self/exe", O_RDONLY);
+    e = elf_begin(fd, ELF_C_READ, NULL);
+    assert_int_equal(hs_detect(e, &sy), -ENOENT);
+    elf_end(e);
+    close(fd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_line_tables), cmocka_unit_test(test_scopes),
+        cmocka_unit_test(test_corrupt),     cmocka_unit_test(test_u5),
+        cmocka_unit_test(test_detect),
+    };
+    return cmocka_run_group_tests(tests, load, unload);
+}
