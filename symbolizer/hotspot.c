@@ -17,7 +17,8 @@
 #define MAX_SYMBOL           1024       /* bytes of a class, method or file name */
 #define MAX_LINETAB          (64 << 10) /* bytes of a line number table */
 #define MAX_PCS              (1 << 16)  /* PcDescs of one compiled method */
-#define MAX_SCOPES           (4 << 20)  /* bytes of one compiled method's scope data */
+#define MAX_SCOPES           (1 << 20)  /* bytes of one compiled method's scope data */
+#define MAX_NM_BYTES         (64 << 20) /* bytes of debug info cached per process */
 #define MAX_META             (1 << 16)  /* metadata entries of one compiled method */
 #define MAX_HOPS             (1 << 16)  /* segment map hops to a block's start */
 #define SEG_CHUNK            256        /* segment map bytes read at once */
@@ -130,6 +131,7 @@ struct jnmethod {
     uint64_t addr; /* the nmethod; 0 = empty slot */
     uint64_t code_begin, end;
     uint32_t compile_id;
+    uint64_t name_p; /* CodeBlob::_name: a stub still there has the same */
     bool is_nmethod; /* else a stub: name only */
     uint64_t method;
     char *stub;   /* a stub's name */
@@ -146,6 +148,7 @@ struct sym_jvm {
     size_t mcap, mused;
     struct jnmethod *nm;
     size_t nmcap, nmused;
+    size_t nm_bytes; /* debug info held, at most MAX_NM_BYTES */
     bool have_proc;
     struct jvm_proc proc; /* the code heaps */
     char stubname[96];
@@ -455,6 +458,7 @@ static int load_nmethod(uint32_t pid, const struct hs_vm *vm, uint64_t blob, str
         return -EFAULT;
     e->end = blob + (uint64_t)size;
     e->addr = blob;
+    e->name_p = name_p;
     if (strncmp(name, "nmethod", 7) != 0 && strncmp(name, "native nmethod", 14) != 0) {
         char stub[64] = "";
         for (size_t k = 0; k + 1 < sizeof(stub); k++) { /* names are short: read on to NUL */
@@ -490,6 +494,12 @@ static int load_nmethod(uint32_t pid, const struct hs_vm *vm, uint64_t blob, str
     return 0;
 }
 
+static size_t nm_size(const struct jnmethod *e, const struct hs_vm *vm)
+{
+    return e->npcs * hs_get(vm, HS_SIZE_PCDESC) + e->nscopes + e->nmeta * 8 +
+           (e->stub ? strlen(e->stub) + 1 : 0);
+}
+
 /* The cached code blob at @blob, read again when its compile id is not
  * @cookie's (a method compiled at the same address since). */
 static int get_nmethod(struct sym_jvm *c, uint32_t pid, const struct hs_vm *vm, uint64_t blob,
@@ -503,10 +513,12 @@ static int get_nmethod(struct sym_jvm *c, uint32_t pid, const struct hs_vm *vm, 
         i = SLOT(c->nm, c->nmcap, blob);
         if (c->nm[i].addr) {
             uint32_t id;
-            /* still the same method? a compile id read is cheap */
-            if (!c->nm[i].is_nmethod ||
-                (rd(pid, blob + hs_get(vm, HS_NM_COMPILE_ID), &id, 4) == 0 &&
-                 id == c->nm[i].compile_id)) {
+            uint64_t np;
+            /* still the same blob? a compile id (or name) read is cheap */
+            if (c->nm[i].is_nmethod ? rd(pid, blob + hs_get(vm, HS_NM_COMPILE_ID), &id, 4) == 0 &&
+                                          id == c->nm[i].compile_id
+                                    : rd64(pid, blob + hs_get(vm, HS_BLOB_NAME), &np) == 0 &&
+                                          np == c->nm[i].name_p) {
                 *out = &c->nm[i];
                 return 0;
             }
@@ -517,15 +529,18 @@ static int get_nmethod(struct sym_jvm *c, uint32_t pid, const struct hs_vm *vm, 
         nm_free(&fresh);
         return r;
     }
-    size_t add = fresh.npcs * hs_get(vm, HS_SIZE_PCDESC) + fresh.nscopes + fresh.nmeta * 8 +
-                 (fresh.stub ? strlen(fresh.stub) + 1 : 0);
+    size_t add = nm_size(&fresh, vm),
+           old = c->nmcap && c->nm[i].addr == blob ? nm_size(&c->nm[i], vm) : 0;
+    if (c->nm_bytes - old + add > MAX_NM_BYTES) {
+        nm_free(&fresh);
+        return -ENOSPC;
+    }
     if (c->nmcap && c->nm[i].addr == blob) { /* replaced */
         struct jnmethod *o = &c->nm[i];
-        *bytes -= (long)(o->npcs * hs_get(vm, HS_SIZE_PCDESC) + o->nscopes + o->nmeta * 8 +
-                         (o->stub ? strlen(o->stub) + 1 : 0));
         nm_free(o);
         *o = fresh;
-        *bytes += (long)add;
+        c->nm_bytes = c->nm_bytes - old + add;
+        *bytes += (long)add - (long)old;
         *out = o;
         return 0;
     }
@@ -536,6 +551,7 @@ static int get_nmethod(struct sym_jvm *c, uint32_t pid, const struct hs_vm *vm, 
     i = SLOT(c->nm, c->nmcap, blob);
     c->nm[i] = fresh;
     c->nmused++;
+    c->nm_bytes += add;
     *bytes += (long)add;
     *out = &c->nm[i];
     return 0;

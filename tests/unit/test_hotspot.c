@@ -290,12 +290,238 @@ static void test_detect(void **state)
     close(fd);
 }
 
+/* ---- naming, from this process's own memory laid out as a VM's ---------- */
+
+static uint8_t heap[4096] __attribute__((aligned(4096)));
+static uint8_t segmap[64];
+static uint8_t methods[3][64] __attribute__((aligned(8)));
+static uint8_t cms[2][96] __attribute__((aligned(8)));
+static uint8_t cp[128] __attribute__((aligned(8)));
+static uint8_t klass[32] __attribute__((aligned(8)));
+static uint8_t syms[4][80] __attribute__((aligned(8)));
+static uint8_t ga[16] __attribute__((aligned(8))), codeheap[48] __attribute__((aligned(8)));
+static uint8_t stubq[16] __attribute__((aligned(8)));
+static uint64_t heaps_var, heaparr[1], lo_var, hi_var, interp_var;
+static const char nmethod_name[] = "nmethod", stub_name[] = "StubRoutines (1)";
+
+static void put64(uint8_t *at, uint64_t v)
+{
+    memcpy(at, &v, 8);
+}
+static void put32(uint8_t *at, uint32_t v)
+{
+    memcpy(at, &v, 4);
+}
+static void put16(uint8_t *at, uint16_t v)
+{
+    memcpy(at, &v, 2);
+}
+
+static void set_symbol(uint8_t *sym, const char *text)
+{
+    put16(sym, (uint16_t)strlen(text));
+    memcpy(sym + 6, text, strlen(text));
+}
+
+#define BLOB (heap + 2 * 64 + 16) /* block at segment 2, after a 16-byte HeapBlock */
+
+static void build_vm(struct hs_vm *vm)
+{
+    static const struct {
+        enum hs_field f;
+        uint64_t v;
+    } offs[] = {
+        {HS_SIZE_CONSTMETHOD, 48},
+        {HS_SIZE_CONSTANTPOOL, 64},
+        {HS_SIZE_HEAPBLOCK, 16},
+        {HS_SIZE_PCDESC, 16},
+        {HS_SIZE_NMETHOD, 128},
+        {HS_BLOB_NAME, 0},
+        {HS_BLOB_SIZE, 8},
+        {HS_BLOB_CODE_BEGIN, 16},
+        {HS_BLOB_FRAME_COMPLETE, 24},
+        {HS_BLOB_FRAME_SIZE, 28},
+        {HS_BLOB_CODE_END, 32},
+        {HS_CM_METHOD, 40},
+        {HS_CM_SCOPES_DATA, 48},
+        {HS_CM_DEOPT, 56},
+        {HS_NM_COMPILE_ID, 64},
+        {HS_NM_ORIG_PC, 68},
+        {HS_NM_METADATA, 72},
+        {HS_NM_SCOPES_PCS, 76},
+        {HS_NM_DEPENDENCIES, 80},
+        {HS_METHOD_CONST, 8},
+        {HS_CONST_CONSTANTS, 8},
+        {HS_CONST_FLAGS, 16},
+        {HS_CONST_CODE_SIZE, 18},
+        {HS_CONST_NAME, 20},
+        {HS_CONST_SIGNATURE, 22},
+        {HS_CP_HOLDER, 8},
+        {HS_CP_SOURCE_FILE, 16},
+        {HS_KLASS_NAME, 16},
+        {HS_SYMBOL_LENGTH, 0},
+        {HS_SYMBOL_BODY, 6},
+        {HS_PCDESC_PC, 0},
+        {HS_PCDESC_SCOPE, 4},
+        {HS_HEAP_MEMORY, 0},
+        {HS_HEAP_SEGMAP, 16},
+        {HS_HEAP_LOG2SEG, 40},
+        {HS_VS_LOW, 0},
+        {HS_VS_HIGH, 8},
+        {HS_GA_LEN, 0},
+        {HS_GA_DATA, 8},
+        {HS_SQ_BUFFER, 0},
+        {HS_SQ_LIMIT, 8},
+    };
+    memset(vm, 0, sizeof(*vm));
+    for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+        vm->v[offs[i].f] = offs[i].v;
+        vm->found |= 1ull << offs[i].f;
+    }
+    /* statics: absolute addresses, the bias 0 */
+    vm->v[HS_CC_HEAPS] = (uintptr_t)&heaps_var;
+    vm->v[HS_CC_LOW] = (uintptr_t)&lo_var;
+    vm->v[HS_CC_HIGH] = (uintptr_t)&hi_var;
+    vm->v[HS_INTERP_CODE] = (uintptr_t)&interp_var;
+    vm->major = 17;
+
+    /* two methods of one class: pkg.Cls.outer and pkg.Cls.inner */
+    set_symbol(syms[0], "pkg/Cls");
+    set_symbol(syms[1], "outer");
+    set_symbol(syms[2], "inner");
+    set_symbol(syms[3], "Cls.java");
+    put64(klass + 16, (uintptr_t)syms[0]);
+    put64(cp + 8, (uintptr_t)klass);
+    put16(cp + 16, 3);
+    for (int k = 1; k <= 3; k++)
+        put64(cp + 64 + 8 * k, (uintptr_t)syms[k]);
+    /* line table after 10 bytes of bytecodes: bci 0 line 10, bci 5 line 12 */
+    const uint8_t lines[] = {0xff, 0x00, 0x14, (5 << 3) | 2, 0};
+    for (int m = 0; m < 2; m++) {
+        put64(methods[m] + 8, (uintptr_t)cms[m]);
+        put64(cms[m] + 8, (uintptr_t)cp);
+        put16(cms[m] + 16, 1); /* has a line number table */
+        put16(cms[m] + 18, 10);
+        put16(cms[m] + 20, (uint16_t)(1 + m));
+        memcpy(cms[m] + 48 + 10, lines, sizeof(lines));
+    }
+
+    /* the code heap: 64 segments of 64 bytes; the interpreter in the
+     * first, a StubRoutines blob... no: an nmethod in segments 2-9 */
+    memset(segmap, 0xff, sizeof(segmap));
+    segmap[0] = 0;
+    segmap[2] = 0;
+    for (int k = 3; k < 10; k++)
+        segmap[k] = (uint8_t)(k - 2);
+    segmap[10] = 0;
+    put64(codeheap + 0, (uintptr_t)heap);
+    put64(codeheap + 8, (uintptr_t)heap + sizeof(heap));
+    put64(codeheap + 16, (uintptr_t)segmap);
+    put32(codeheap + 40, 6);
+    heaparr[0] = (uintptr_t)codeheap;
+    put32(ga + 0, 1);
+    put64(ga + 8, (uintptr_t)heaparr);
+    heaps_var = (uintptr_t)ga;
+    lo_var = (uintptr_t)heap;
+    hi_var = (uintptr_t)heap + sizeof(heap);
+    put64(stubq + 0, (uintptr_t)heap);
+    put32(stubq + 8, 64);
+    interp_var = (uintptr_t)stubq;
+
+    uint8_t *b = BLOB;
+    put64(b + 0, (uintptr_t)nmethod_name);
+    put32(b + 8, 8 * 64 - 16);
+    put64(b + 16, (uintptr_t)b + 256);
+    put64(b + 40, (uintptr_t)methods[0]);
+    put32(b + 64, 0x1234);
+    put32(b + 72, 128); /* metadata: [outer, inner] */
+    put64(b + 128, (uintptr_t)methods[0]);
+    put64(b + 136, (uintptr_t)methods[1]);
+    /* scopes at 144: at 1 outer bci 3 (top), at 4 inner bci 6 called from it */
+    const uint8_t scopes[] = {0xff, 0, 1, 4, 1, 2, 7};
+    put64(b + 48, (uintptr_t)b + 144);
+    memcpy(b + 144, scopes, sizeof(scopes));
+    put32(b + 76, 152); /* PcDescs: (-1, 0), (20, inner's), (40, outer's) */
+    const int32_t pcs[][2] = {{-1, 0}, {20, 4}, {40, 1}};
+    for (int k = 0; k < 3; k++) {
+        put32(b + 152 + 16 * k, (uint32_t)pcs[k][0]);
+        put32(b + 152 + 16 * k + 4, (uint32_t)pcs[k][1]);
+    }
+    put32(b + 80, 152 + 48);
+    /* a stub blob at segment 10 */
+    put64(heap + 10 * 64 + 16, (uintptr_t)stub_name);
+    put32(heap + 10 * 64 + 16 + 8, 64);
+}
+
+static void test_name(void **state)
+{
+    struct hs_vm vm;
+    struct sym_jvm *c = NULL;
+    struct sym_jvm_frame f[SYM_JVM_MAX_INLINE];
+    uint32_t pid = (uint32_t)getpid();
+    uint64_t code = (uintptr_t)BLOB + 256;
+    long bytes = 0;
+    int n;
+
+    (void)state;
+    build_vm(&vm);
+    /* interpreted: the method and its bci's line */
+    n = sym_jvm_name(&c, pid, &vm, 0, STOKE_JVM_INTERP((uintptr_t)methods[1], 6), true, f, 16,
+                     &bytes);
+    assert_int_equal(n, 1);
+    assert_string_equal(f[0].function, "pkg.Cls.inner");
+    assert_string_equal(f[0].file, "Cls.java");
+    assert_int_equal(f[0].line, 12);
+    n = sym_jvm_name(&c, pid, &vm, 0, STOKE_JVM_INTERP((uintptr_t)methods[0], 2), true, f, 16,
+                     &bytes);
+    assert_int_equal(n, 1);
+    assert_string_equal(f[0].function, "pkg.Cls.outer");
+    assert_int_equal(f[0].line, 10);
+    /* compiled, at an inlined call: inner (bci 6) in outer (bci 3) */
+    n = sym_jvm_name(&c, pid, &vm, 0, STOKE_JVM_CODE(code + 20, 0x234), true, f, 16, &bytes);
+    assert_int_equal(n, 2);
+    assert_string_equal(f[0].function, "pkg.Cls.inner");
+    assert_int_equal(f[0].line, 12);
+    assert_string_equal(f[1].function, "pkg.Cls.outer");
+    assert_int_equal(f[1].line, 10);
+    /* the leaf between PcDescs: the next one's scope (outer alone) */
+    n = sym_jvm_name(&c, pid, &vm, 0, STOKE_JVM_CODE(code + 30, 0x234), false, f, 16, &bytes);
+    assert_int_equal(n, 1);
+    assert_string_equal(f[0].function, "pkg.Cls.outer");
+    /* recompiled at the same address since the sample: stale */
+    n = sym_jvm_name(&c, pid, &vm, 0, STOKE_JVM_CODE(code + 20, 0x235), true, f, 16, &bytes);
+    assert_int_equal(n, -ESTALE);
+    /* ... and the new method's frames are named once it is read again */
+    put32(BLOB + 64, 0x1235);
+    n = sym_jvm_name(&c, pid, &vm, 0, STOKE_JVM_CODE(code + 20, 0x235), true, f, 16, &bytes);
+    assert_int_equal(n, 2);
+    /* a stub: its blob's name */
+    n = sym_jvm_name(&c, pid, &vm, 0, STOKE_JVM_CODE((uintptr_t)heap + 10 * 64 + 40, 0), true, f,
+                     16, &bytes);
+    assert_int_equal(n, 1);
+    assert_string_equal(f[0].function, "[jvm] StubRoutines (1)");
+    /* a pc in a free block, memory that holds no method, a cut-off scope chain */
+    assert_int_equal(sym_jvm_name(&c, pid, &vm, 0, STOKE_JVM_CODE((uintptr_t)heap + 20 * 64, 0),
+                                  true, f, 16, &bytes),
+                     -EFAULT);
+    assert_int_equal(
+        sym_jvm_name(&c, pid, &vm, 0, STOKE_JVM_INTERP((uintptr_t)syms[0], 0), true, f, 16, &bytes),
+        -EFAULT);
+    put16(syms[1], 60000); /* a name longer than any, for a method not cached yet */
+    put64(methods[2] + 8, (uintptr_t)cms[0]);
+    assert_int_equal(sym_jvm_name(&c, pid, &vm, 0, STOKE_JVM_INTERP((uintptr_t)methods[2], 0), true,
+                                  f, 16, &bytes),
+                     -EFAULT);
+    assert_true(bytes > 0);
+    sym_jvm_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line_tables), cmocka_unit_test(test_scopes),
         cmocka_unit_test(test_corrupt),     cmocka_unit_test(test_u5),
-        cmocka_unit_test(test_detect),
+        cmocka_unit_test(test_detect),      cmocka_unit_test(test_name),
     };
     return cmocka_run_group_tests(tests, load, unload);
 }
