@@ -72,11 +72,11 @@ struct uw_proc {
     struct uw_proc *next;
     uint32_t pid;
     uint64_t start_time;
-    uint64_t maps_hash;    /* of the /proc/PID/maps text last loaded */
-    unsigned unchanged;    /* reloads in a row that found the same maps */
-    uint64_t ignore_until; /* CLOCK_MONOTONIC ms: unmapped requests ignored */
-    bool python;           /* has a py_procs entry */
-    bool jvm;              /* has a jvm_procs entry */
+    uint64_t maps_hash;     /* of the /proc/PID/maps text last loaded */
+    unsigned unchanged;     /* reloads in a row that found the same maps */
+    uint64_t ignore_until;  /* CLOCK_MONOTONIC ms: unmapped requests ignored */
+    bool python;            /* has a py_procs entry */
+    bool jvm;               /* has a jvm_procs entry */
     struct uw_bin *jvm_bin; /* its libjvm while its code cache is not set up yet */
     uint64_t jvm_bias;
     unsigned jvm_tries;

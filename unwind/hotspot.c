@@ -13,7 +13,7 @@
 
 #define MAX_ENTRIES (1u << 16) /* entries of one table: real ones hold ~3000 */
 #define MAX_STRIDE  256
-#define MAX_NAME    64  /* names the reader looks for are shorter */
+#define MAX_NAME    64 /* names the reader looks for are shorter */
 #define MAX_SIZE    (64u << 10)
 #define PAGE        4096u
 #define CACHE_PAGES 16
@@ -108,7 +108,7 @@ struct mem {
     struct {
         uint64_t page; /* page number + 1; 0 = empty */
         uint8_t data[PAGE];
-    } *slots;
+    } * slots;
 };
 
 static const uint8_t *mem_page(struct mem *m, uint64_t addr)
@@ -320,8 +320,8 @@ static bool sane(const struct hs_vm *vm)
     return true;
 }
 
-int hs_read_vm(const struct hs_syms *sy, uint64_t bias, hs_read_fn rd, void *ctx,
-               struct hs_vm *out, int *missing)
+int hs_read_vm(const struct hs_syms *sy, uint64_t bias, hs_read_fn rd, void *ctx, struct hs_vm *out,
+               int *missing)
 {
     struct mem m = {.rd = rd, .ctx = ctx};
     int32_t major = 0;

@@ -99,8 +99,8 @@ enum hs_field {
 /* One libjvm build, as its tables describe it. */
 struct hs_vm {
     uint64_t v[HS_NFIELDS];
-    uint64_t found; /* bit per enum hs_field */
-    unsigned major; /* the JDK's feature version (11, 17, 21, ...) */
+    uint64_t found;       /* bit per enum hs_field */
+    unsigned major;       /* the JDK's feature version (11, 17, 21, ...) */
     unsigned u5_excluded; /* UNSIGNED5's excluded bytes: 1 from JDK 20, else 0 */
 };
 
@@ -124,8 +124,8 @@ typedef int (*hs_read_fn)(void *ctx, uint64_t addr, void *buf, size_t len);
  * not found, or HS_NFIELDS for a version the reader refuses), -EFAULT when
  * the tables cannot be read, -EBADMSG when they make no sense.
  */
-int hs_read_vm(const struct hs_syms *sy, uint64_t bias, hs_read_fn rd, void *ctx,
-               struct hs_vm *out, int *missing);
+int hs_read_vm(const struct hs_syms *sy, uint64_t bias, hs_read_fn rd, void *ctx, struct hs_vm *out,
+               int *missing);
 
 /*
  * Reads one process's code cache: the code heaps with their segment maps,
