@@ -266,7 +266,7 @@ static int read_table(struct mem *m, struct hs_vm *vm, uint64_t bias, const stru
     if (stride < 16 || stride > MAX_STRIDE)
         return -EBADMSG;
     for (int i = 1; i < (is_types ? 3 : 6); i++)
-        if (lay[i] + 8 > stride)
+        if (lay[i] > stride - 8) /* stride >= 16; a sum could wrap */
             return -EBADMSG;
     if (mem_u64(m, bias + (is_types ? sy->types : sy->structs), &base) != 0)
         return -EFAULT;

@@ -516,12 +516,62 @@ static void test_name(void **state)
     sym_jvm_free(c);
 }
 
+/* ---- the introspection tables, from a memory image ----------------------- */
+
+#define IMG_BASE 0x10000ull
+static uint8_t img[0x10000];
+
+static int img_read(void *ctx, uint64_t addr, void *buf, size_t len)
+{
+    (void)ctx;
+    if (addr < IMG_BASE || addr - IMG_BASE > sizeof(img) || len > sizeof(img) - (addr - IMG_BASE))
+        return -EFAULT;
+    memcpy(buf, img + (addr - IMG_BASE), len);
+    return 0;
+}
+
+/* The fuzz seed (gen_hotspot_vm_seed.py: every table entry the reader
+ * wants) reads; layout variables the process could corrupt are refused:
+ * an offset that wrapped past the entry's stride once read out of bounds. */
+static void test_tables(void **state)
+{
+    const struct hs_syms sy = {IMG_BASE,      IMG_BASE + 8,  IMG_BASE + 16, IMG_BASE + 24,
+                               IMG_BASE + 32, IMG_BASE + 40, IMG_BASE + 48, IMG_BASE + 56,
+                               IMG_BASE + 64, IMG_BASE + 72, IMG_BASE + 80};
+    FILE *f = fopen("tests/fuzz/corpus/fuzz_hotspot_vm/seed", "rb");
+    struct hs_vm *vm = malloc(sizeof(*vm));
+    struct jvm_proc jp;
+    int missing;
+
+    (void)state;
+    assert_non_null(f);
+    assert_non_null(vm);
+    assert_true(fread(img, 1, sizeof(img), f) > 0x6000);
+    fclose(f);
+    assert_int_equal(hs_read_vm(&sy, 0, img_read, NULL, vm, &missing), 0);
+    assert_int_equal(vm->major, 17);
+    assert_int_equal(hs_read_proc(vm, 0, img_read, NULL, &jp), 0);
+    assert_int_equal(jp.nheaps, 1);
+    assert_int_equal(jp.segment_shift, 6);
+    for (int k = 1; k <= 10; k++) { /* every layout variable but the arrays' */
+        if (k == 7)
+            continue;
+        uint64_t saved, bad = ~0ull - 3;
+        memcpy(&saved, img + 8 * k, 8);
+        memcpy(img + 8 * k, &bad, 8);
+        assert_int_equal(hs_read_vm(&sy, 0, img_read, NULL, vm, &missing), -EBADMSG);
+        memcpy(img + 8 * k, &saved, 8);
+    }
+    free(vm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line_tables), cmocka_unit_test(test_scopes),
         cmocka_unit_test(test_corrupt),     cmocka_unit_test(test_u5),
         cmocka_unit_test(test_detect),      cmocka_unit_test(test_name),
+        cmocka_unit_test(test_tables),
     };
     return cmocka_run_group_tests(tests, load, unload);
 }
