@@ -30,8 +30,10 @@
 #include "agent/unwinder.h"
 #include "bpf/profile.h"
 #include "symbolizer/build_id.h"
+#include "symbolizer/proc_mem.h"
 #include "symbolizer/proc_maps.h"
 #include "symbolizer/read_file.h"
+#include "unwind/hotspot.h"
 #include "unwind/python.h"
 #include "unwind/table.h"
 
@@ -58,6 +60,10 @@ struct uw_bin {
     struct uw_seg *segs;  /* PT_LOAD segments */
     struct py_runtime py; /* a CPython interpreter: minor != 0 */
     int py_ret;           /* py_detect's answer */
+    struct hs_syms hs;    /* a libjvm: its introspection tables */
+    int hs_ret;           /* hs_detect's answer */
+    struct hs_vm *hsvm;   /* ... read from the first process using it */
+    int hsvm_ret;         /* hs_read_vm's answer; 1: not read yet */
     int nsegs;
     unsigned refs; /* loaded processes mapping it */
 };
@@ -66,10 +72,15 @@ struct uw_proc {
     struct uw_proc *next;
     uint32_t pid;
     uint64_t start_time;
-    uint64_t maps_hash;    /* of the /proc/PID/maps text last loaded */
-    unsigned unchanged;    /* reloads in a row that found the same maps */
-    uint64_t ignore_until; /* CLOCK_MONOTONIC ms: unmapped requests ignored */
-    bool python;           /* has a py_procs entry */
+    uint64_t maps_hash;     /* of the /proc/PID/maps text last loaded */
+    unsigned unchanged;     /* reloads in a row that found the same maps */
+    uint64_t ignore_until;  /* CLOCK_MONOTONIC ms: unmapped requests ignored */
+    bool python;            /* has a py_procs entry */
+    bool jvm;               /* has a jvm_procs entry */
+    struct uw_bin *jvm_bin; /* its libjvm while its code cache is not set up yet */
+    uint64_t jvm_bias;
+    unsigned jvm_tries;
+    uint64_t jvm_retry_at; /* CLOCK_MONOTONIC ms */
     struct uw_bin **bins;  /* referenced bins (one ref each) */
     size_t nbins;
 };
@@ -261,6 +272,7 @@ static void bin_destroy(struct unwinder *u, struct uw_bin *b)
     if (u->vdso == b)
         u->vdso = NULL;
     free(b->segs);
+    free(b->hsvm);
     free(b);
 }
 
@@ -357,6 +369,8 @@ static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char
     if (copy_segments(elf, b) != 0)
         return;
     b->py_ret = py_detect(elf, what, &b->py);
+    b->hs_ret = hs_detect(elf, &b->hs);
+    b->hsvm_ret = 1;
     if (b->py_ret == 0)
         log_debug("%s holds CPython 3.%u", what, b->py.minor);
     else if (b->py_ret == -ENOTSUP)
@@ -394,6 +408,7 @@ static struct uw_bin *bin_new(struct unwinder *u, const char *key)
     snprintf(b->key, sizeof(b->key), "%s", key);
     b->id = STOKE_UW_NO_TABLE;
     b->map_fd = -1;
+    b->hs_ret = -ENOENT;
     b->next = u->bins[h];
     u->bins[h] = b;
     return b;
@@ -508,6 +523,8 @@ static void proc_forget(struct unwinder *u, struct uw_proc **pp)
     proc_release(u, p);
     if (p->python)
         u->st.py_procs--;
+    if (p->jvm)
+        u->st.jvm_procs--;
     free(p);
     u->st.procs_tracked--;
 }
@@ -603,6 +620,107 @@ static uint64_t text_hash(const char *s, size_t len)
     return h;
 }
 
+/* ---- HotSpot ---------------------------------------------------------------- */
+
+/* A JVM found before it set up its code cache is tried again this often,
+ * for a minute. */
+#define JVM_RETRY_MS 500
+#define JVM_TRIES    120
+
+/* The introspection tables of @b's libjvm, read through process @pid once
+ * per build: 0, or why they cannot be used. */
+static int jvm_vm(struct unwinder *u, struct uw_bin *b, uint32_t pid, uint64_t bias,
+                  const char *why_path)
+{
+    struct hs_vm *vm;
+    int missing = -1, r;
+    char name[96];
+
+    if (b->hsvm_ret <= 0)
+        return b->hsvm_ret;
+    vm = malloc(sizeof(*vm));
+    if (!vm)
+        return -ENOMEM;
+    r = hs_read_vm(&b->hs, bias, sym_proc_read_cb, &pid, vm, &missing);
+    if (r == -EFAULT || r == -ESRCH || r == -ENOMEM) {
+        free(vm); /* this process, not the build: the next one may do */
+        return r;
+    }
+    b->hsvm_ret = r;
+    if (r == 0) {
+        b->hsvm = vm;
+        log_debug("%s: HotSpot %u, introspection tables read", why_path, vm->major);
+        return 0;
+    }
+    if (missing == HS_NFIELDS)
+        log_info("%s: HotSpot %u is a version the walker does not read (11-22): its processes "
+                 "show the JVM's native frames, not their Java methods",
+                 why_path, vm->major);
+    else
+        log_info("%s: HotSpot tables without %s (%s): its processes show the JVM's native "
+                 "frames, not their Java methods",
+                 why_path, missing >= 0 ? hs_field_name(missing, name, sizeof(name)) : "?",
+                 strerror(-r));
+    free(vm);
+    return r;
+}
+
+/* Writes @p's jvm_procs entry for its libjvm @b loaded at @bias, or drops
+ * it when @b is NULL. A JVM still starting is tried again (jvm_retry). */
+static void jvm_update(struct unwinder *u, struct uw_proc *p, struct uw_bin *b, uint64_t bias)
+{
+    struct jvm_proc jp;
+    uint32_t pid = p->pid;
+    int r;
+
+    if (u->opts.jvm_procs_fd < 0)
+        return;
+    if (!b) {
+        if (p->jvm) {
+            bpf_map_delete_elem(u->opts.jvm_procs_fd, &pid); /* an exec of something else */
+            u->st.jvm_procs--;
+        }
+        p->jvm = false;
+        p->jvm_bin = NULL;
+        return;
+    }
+    r = jvm_vm(u, b, pid, bias, b->key);
+    if (r == 0)
+        r = hs_read_proc(b->hsvm, bias, sym_proc_read_cb, &pid, &jp);
+    if (r == 0 && bpf_map_update_elem(u->opts.jvm_procs_fd, &pid, &jp, BPF_ANY) != 0)
+        r = -errno;
+    p->jvm_bin = NULL;
+    if (r == 0) {
+        if (!p->jvm)
+            u->st.jvm_procs++;
+        p->jvm = true;
+        p->jvm_tries = 0;
+        return;
+    }
+    if ((r == -EAGAIN || r == -EFAULT) && p->jvm_tries < JVM_TRIES) {
+        p->jvm_bin = b; /* referenced by p: lives as long as p maps it */
+        p->jvm_bias = bias;
+        p->jvm_retry_at = mono_ms() + JVM_RETRY_MS;
+        p->jvm_tries++;
+        return;
+    }
+    if (r != -ESRCH && !p->jvm_tries++) {
+        u->st.jvm_unsupported++;
+        log_debug("unwind: pid %u: HotSpot code cache not read: %s", pid, strerror(-r));
+    }
+}
+
+/* Processes whose JVM had not set up its code cache: tried again. */
+static void jvm_retry(struct unwinder *u)
+{
+    uint64_t now = mono_ms();
+
+    for (size_t h = 0; h < BUCKETS; h++)
+        for (struct uw_proc *p = u->procs[h]; p; p = p->next)
+            if (p->jvm_bin && now >= p->jvm_retry_at)
+                jvm_update(u, p, p->jvm_bin, p->jvm_bias);
+}
+
 /*
  * A request because a pc fell outside the known mappings is answered by
  * reading the maps again; when they have not changed twice in a row (a pc
@@ -655,6 +773,8 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
     size_t nbins = 0;
     struct py_proc py = {0};
     bool py_found = false, py_unknown = false;
+    struct uw_bin *jvm_bin = NULL;
+    uint64_t jvm_bias = 0;
     u->val.nmaps = 0;
     for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         struct sym_map_line ml;
@@ -684,6 +804,10 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
             py_found = true;
         }
         py_unknown |= b && b->py_ret == -ENOTSUP;
+        if (b && b->hs_ret == 0 && !jvm_bin && load_bias(b, &ml, &load)) {
+            jvm_bin = b;
+            jvm_bias = load;
+        }
         if (b && nbins < cap) {
             bin_ref(u, b);
             bins[nbins++] = b;
@@ -727,6 +851,7 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
         p->python = py_found;
     }
     u->st.py_unknown += py_unknown && !py_found;
+    jvm_update(u, p, jvm_bin, jvm_bias);
     if (ret == 0)
         u->st.procs_loaded++;
     else
@@ -747,6 +872,8 @@ static void sweep(struct unwinder *u)
                 bpf_map_delete_elem(u->opts.procs_fd, &pid);
                 if (u->opts.py_procs_fd >= 0)
                     bpf_map_delete_elem(u->opts.py_procs_fd, &pid);
+                if (u->opts.jvm_procs_fd >= 0)
+                    bpf_map_delete_elem(u->opts.jvm_procs_fd, &pid);
                 proc_forget(u, pp);
             } else {
                 pp = &(*pp)->next;
@@ -874,6 +1001,9 @@ static void *run(void *arg)
             unwinder_sweep(u);
             last_sweep = mono_ms();
         }
+        pthread_mutex_lock(&u->mu);
+        jvm_retry(u);
+        pthread_mutex_unlock(&u->mu);
     }
     return NULL;
 }

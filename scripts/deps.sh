@@ -14,6 +14,8 @@ test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils el
     lintian rpmlint python3-yaml strace systemd
     # test_unwind.sh: Debian's own stripped binaries, and a Rust fixture
     sqlite3 xz-utils perl rustc
+    # test_runtimes.sh: the JDK whose HotSpot frames are named
+    openjdk-17-jdk-headless
     # make bench: bcc's profile compiles its BPF C against kernel headers;
     # with none for the running kernel, bench/run.sh points BCC_KERNEL_SOURCE
     # at Debian's (merged -common + -<arch> trees).
@@ -33,6 +35,7 @@ tools=(
     rpmbuild:rpm rpmlint:rpmlint help2man:help2man strace:strace systemd-analyze:systemd
     git:git clang-format:clang-format clang-tidy:clang-tidy cppcheck:cppcheck
     sqlite3:sqlite3 xz:xz-utils perl:perl rustc:rustc
+    java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless
 )
 
 group_pkgs() { # GROUP... -> the packages, one a line

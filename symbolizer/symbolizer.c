@@ -35,6 +35,8 @@
 #include "symbolizer/kallsyms.h"
 #include "symbolizer/perfmap.h"
 #include "symbolizer/proc_maps.h"
+#include "symbolizer/hotspot.h"
+#include "symbolizer/proc_mem.h"
 #include "symbolizer/python.h"
 #include "symbolizer/read_file.h"
 #include "symbolizer/symbolizer.h"
@@ -81,7 +83,8 @@ struct bin {
     struct bin *next; /* hash chain by key */
     char key[64];     /* build-id, or "f:dev:ino:size:mtime" */
     char build_id[41];
-    int py_minor; /* the CPython it holds (unwind/python.h), 0: none */
+    int py_minor;       /* the CPython it holds (unwind/python.h), 0: none */
+    struct hs_syms *hs; /* a libjvm: its introspection tables' symbols */
     bool is_vdso;
     bool loaded;
     unsigned refs; /* mappings pointing here */
@@ -136,6 +139,13 @@ struct proc {
     int py_minor;
     struct sym_pycache *py;
     size_t py_bytes;
+    /* HotSpot: its libjvm's tables (0: not looked for yet, -1: none, 1:
+     * read), and the methods named so far */
+    int jvm_state;
+    struct hs_vm *jvm_vm;
+    uint64_t jvm_bias;
+    struct sym_jvm *jvm;
+    long jvm_bytes;
 };
 
 struct symbolizer {
@@ -282,6 +292,7 @@ static void bin_unload(struct symbolizer *s, struct bin *b)
 static void bin_destroy(struct symbolizer *s, struct bin *b)
 {
     bin_unload(s, b);
+    free(b->hs);
     for (struct alias *a = b->aliases, *an; a; a = an) {
         an = a->bin_next;
         struct alias **pp = &s->aliases[hash64(a->dev ^ hash64(a->ino)) % BIN_BUCKETS];
@@ -515,6 +526,18 @@ static struct bin *find_alias(struct symbolizer *s, const struct stat *st)
 /* Binds a file mapping to its bin, parsing the binary when it is new to
  * this host, and reloads an evicted heavy part. NULL when the file cannot be
  * opened or is not ELF. */
+/* A libjvm exports its introspection tables: kept to read them per process. */
+static void bin_detect_jvm(struct bin *b, Elf *elf)
+{
+    struct hs_syms sy;
+
+    if (hs_detect(elf, &sy) != 0)
+        return;
+    b->hs = malloc(sizeof(*b->hs));
+    if (b->hs)
+        *b->hs = sy;
+}
+
 static struct bin *map_bin(struct symbolizer *s, struct proc *p, struct pmap *m)
 {
     char root_prefix[PATH_MAX];
@@ -575,6 +598,7 @@ static struct bin *map_bin(struct symbolizer *s, struct proc *p, struct pmap *m)
                 struct py_runtime py;
                 if (py_detect(elf, m->path, &py) == 0)
                     b->py_minor = (int)py.minor;
+                bin_detect_jvm(b, elf);
                 size_t h = hash_str(key) % BIN_BUCKETS;
                 b->next = s->bins[h];
                 s->bins[h] = b;
@@ -631,6 +655,9 @@ static void proc_destroy(struct symbolizer *s, struct proc *p)
     proc_free_maps(s, p);
     sym_pycache_free(p->py);
     s->fixed_bytes -= p->py_bytes;
+    sym_jvm_free(p->jvm);
+    free(p->jvm_vm);
+    s->fixed_bytes -= (size_t)p->jvm_bytes;
     if (p->pm_loaded)
         s->fixed_bytes -= sym_perfmap_bytes(&p->pm);
     sym_perfmap_free(&p->pm);
@@ -1020,6 +1047,79 @@ static int python_frame(struct symbolizer *s, uint32_t pid, uint64_t start_time,
     return finish(s, out);
 }
 
+/* ---- HotSpot ------------------------------------------------------------- */
+
+/* The HotSpot tables of process @p, read from its memory once: 1, or -1
+ * when it runs no JVM the reader knows. */
+static int proc_jvm(struct symbolizer *s, struct proc *p)
+{
+    if (p->jvm_state)
+        return p->jvm_state;
+    p->jvm_state = -1;
+    for (size_t i = 0; i < p->nmaps; i++) {
+        struct pmap *m = &p->maps[i];
+        const char *base = m->kind == MAP_FILE ? strrchr(m->path, '/') : NULL;
+        uint64_t vaddr;
+        if (!base || !strstr(base, "libjvm"))
+            continue;
+        struct bin *b = map_bin(s, p, m);
+        if (!b || !b->hs || sym_elf_off_to_vaddr(b->segs, b->nsegs, m->off, &vaddr) != 0)
+            continue;
+        struct hs_vm *vm = malloc(sizeof(*vm));
+        uint32_t pid = p->pid;
+        if (!vm)
+            return -1;
+        if (hs_read_vm(b->hs, m->start - vaddr, sym_proc_read_cb, &pid, vm, NULL) != 0) {
+            free(vm);
+            break;
+        }
+        p->jvm_vm = vm;
+        p->jvm_bias = m->start - vaddr;
+        p->jvm_state = 1;
+        s->fixed_bytes += sizeof(*vm);
+        p->jvm_bytes += (long)sizeof(*vm);
+        break;
+    }
+    return p->jvm_state;
+}
+
+/* A HotSpot frame of the BPF walker: an interpreted method or a pc in
+ * compiled code, named by its method and the methods inlined there. */
+static int jvm_frame(struct symbolizer *s, uint32_t pid, uint64_t start_time, uint64_t frame,
+                     bool is_return, struct sym_result *out)
+{
+    struct sym_jvm_frame f[SYM_MAX_FRAMES];
+    struct proc *p;
+    int ret, n = 0;
+
+    out->mapping = "[java]";
+    out->file_offset = frame; /* one location per method and bci, or pc */
+    ret = proc_get(s, pid, start_time, &p);
+    if (ret)
+        return ret;
+    if (proc_jvm(s, p) > 0) {
+        long grew = 0;
+        n = sym_jvm_name(&p->jvm, pid, p->jvm_vm, p->jvm_bias, frame, is_return, f, SYM_MAX_FRAMES,
+                         &grew);
+        p->jvm_bytes += grew;
+        s->fixed_bytes += (size_t)grew;
+    }
+    if (n > 0) {
+        s->st.jvm_named++;
+        out->nframes = (uint32_t)n;
+        for (int i = 0; i < n; i++) {
+            out->frames[i].function = f[i].function;
+            out->frames[i].file = f[i].file;
+            out->frames[i].line = f[i].line;
+        }
+    } else if (n == -ESTALE) {
+        s->st.jvm_stale++;
+    } else {
+        s->st.jvm_unnamed++;
+    }
+    return finish(s, out);
+}
+
 int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uint64_t addr,
                     bool is_return_address, struct sym_result *out)
 {
@@ -1037,6 +1137,8 @@ int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uin
 
     if ((addr & STOKE_FRAME_TAGMASK) == STOKE_PY_TAG)
         return python_frame(s, pid, start_time, addr, out);
+    if ((addr & STOKE_FRAME_TAGMASK) == STOKE_JVM_TAG)
+        return jvm_frame(s, pid, start_time, addr, is_return_address, out);
     ret = proc_get(s, pid, start_time, &p);
     if (ret)
         return ret;

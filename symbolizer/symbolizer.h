@@ -84,6 +84,9 @@ struct sym_stats {
     uint64_t dwarf_open_ns; /* CPU time spent opening DWARF (thread CPU clock) */
     uint64_t py_named;      /* CPython frames named by their code object */
     uint64_t py_unnamed;    /* ... that could not be */
+    uint64_t jvm_named;     /* HotSpot frames named by their method */
+    uint64_t jvm_stale;     /* ... not: compiled code freed or replaced since the sample */
+    uint64_t jvm_unnamed;   /* ... not: memory that does not hold a method, no tables */
 };
 
 /* Allocates; free with symbolizer_free(). NULL on allocation failure. */
