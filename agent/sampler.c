@@ -241,6 +241,8 @@ static int load(struct sampler *s, bool tables, bool prealloc)
             bpf_map__set_map_flags(hash_maps[i], 0);
         bpf_map__set_map_flags(k->maps.py_procs, 0);
         bpf_map__set_max_entries(k->maps.py_procs, 256);
+        bpf_map__set_map_flags(k->maps.v8_procs, 0);
+        bpf_map__set_max_entries(k->maps.v8_procs, 256);
         bpf_map__set_max_entries(k->maps.unwind_procs, 1024);
     }
     bpf_program__set_autoload(k->progs.do_sample, tables);
@@ -252,6 +254,7 @@ static int load(struct sampler *s, bool tables, bool prealloc)
         bpf_map__set_autocreate(k->maps.unwind_procs, false);
         bpf_map__set_autocreate(k->maps.unwind_files, false);
         bpf_map__set_autocreate(k->maps.py_procs, false);
+        bpf_map__set_autocreate(k->maps.v8_procs, false);
         bpf_map__set_autocreate(k->maps.events, false);
         bpf_map__set_autocreate(k->maps.event_sent, false);
     }
@@ -583,6 +586,10 @@ static void read_error_counters(struct sampler *s)
     s->st.py_frames = tot[STOKE_CNT_PY_FRAMES];
     s->st.py_no_thread = tot[STOKE_CNT_PY_NO_THREAD];
     s->st.py_fault = tot[STOKE_CNT_PY_FAULT];
+    s->st.v8_samples = tot[STOKE_CNT_V8_SAMPLES];
+    s->st.v8_frames = tot[STOKE_CNT_V8_FRAMES];
+    s->st.v8_markers = tot[STOKE_CNT_V8_MARKERS];
+    s->st.v8_not_js = tot[STOKE_CNT_V8_NOT_JS];
     for (uint32_t i = 0; i < STOKE_END_MAX; i++)
         s->st.walk_end[i] = tot[STOKE_CNT_WALK_END + i];
 
@@ -709,6 +716,7 @@ int sampler_unwind_maps(const struct sampler *s, struct sampler_unwind_maps *out
     out->procs = bpf_map__fd(s->skel->maps.unwind_procs);
     out->files = bpf_map__fd(s->skel->maps.unwind_files);
     out->py_procs = bpf_map__fd(s->skel->maps.py_procs);
+    out->v8_procs = bpf_map__fd(s->skel->maps.v8_procs);
     return 0;
 }
 

@@ -66,6 +66,8 @@ struct sampler_stats {
     uint64_t events, events_lost;             /* requests to the agent */
     uint64_t py_samples, py_frames;           /* CPython: walks through the eval loop, frames */
     uint64_t py_no_thread, py_fault;          /* ... without its frames: no thread state, fault */
+    uint64_t v8_samples, v8_frames;           /* V8: walks with JavaScript frames, frames */
+    uint64_t v8_markers, v8_not_js;           /* V8 frames kept native: typed frames, no JSFunction */
     unsigned cpus;                            /* CPUs currently sampled */
     bool tables;                              /* the table walker is loaded */
     uint64_t bpf_run_ns;                      /* time spent in the BPF program, when the kernel
@@ -104,7 +106,7 @@ const char *sampler_lost_name(unsigned lost);
 
 /* The maps agent/unwinder.h keeps current. */
 struct sampler_unwind_maps {
-    int tables, procs, files, py_procs;
+    int tables, procs, files, py_procs, v8_procs;
 };
 
 /* The unwind maps: 0, or -ENOTSUP when the frame-pointer program is loaded. */

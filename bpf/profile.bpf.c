@@ -129,6 +129,15 @@ struct {
     __type(value, struct py_proc);
 } py_procs SEC(".maps");
 
+/* pid → where its V8 keeps what the walker reads (agent/unwinder.c). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, __u32);
+    __type(value, struct v8_proc);
+} v8_procs SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
     __uint(max_entries, 64 * 1024);
@@ -163,6 +172,10 @@ struct scratch {
     __u64 py_fsbase;               /* the sampled thread's pthread_self() */
     __u64 py_eval_lo, py_eval_len; /* the process's evaluation loop; 0: no CPython */
     __u8 py_state;                 /* 0: not looked for, 1: found, 2: none */
+    /* V8: JavaScript frames stand in for the native frames of JIT code and
+     * builtins that run them */
+    bool v8;      /* the process runs V8 (a v8_procs entry) */
+    bool v8_seen; /* a JavaScript frame was recorded in this walk */
 };
 
 struct {
@@ -593,6 +606,57 @@ static __always_inline bool read_u64(__u64 *dst, __u64 addr)
     return bpf_probe_read_user(dst, sizeof(*dst), (const void *)addr) == 0;
 }
 
+/* ---- V8 ---------------------------------------------------------------- */
+
+/*
+ * The frame just recorded was walked by frame pointers in a V8 process (JIT
+ * code, or builtins embedded in the binary without CFI): when it is a
+ * JavaScript frame, its JSFunction sits at fp + off_fp_function, and the
+ * frame is recorded as the function's SharedFunctionInfo instead of its
+ * pc. A frame whose context slot holds a Smi (a frame-type marker: entry,
+ * exit, stub, builtin frames) keeps its native pc, and so does one whose
+ * function slot is not a JSFunction (checked by its map's instance type).
+ * A global function: the verifier checks it once, on its own.
+ */
+__noinline int v8_walk(struct scratch *s)
+{
+    const struct v8_proc *v;
+    __u64 fp, ctx = 0, fn = 0, map = 0, sfi = 0;
+    __u16 type = 0;
+    __u32 len;
+
+    if (!s)
+        return 0;
+    v = bpf_map_lookup_elem(&v8_procs, &s->pid);
+    len = s->st.len;
+    fp = s->bp;
+    if (!v || len == 0 || len > STOKE_MAX_STACK_DEPTH || fp == 0)
+        return 0;
+    if (!read_u64(&ctx, fp + v->fp_context)) {
+        count(STOKE_CNT_V8_NOT_JS);
+        return 0;
+    }
+    if ((ctx & 1) == 0) { /* a Smi: a typed frame's marker */
+        count(STOKE_CNT_V8_MARKERS);
+        return 0;
+    }
+    if (!read_u64(&fn, fp + v->fp_function) || (fn & 3) != 1 ||
+        !read_u64(&map, fn - 1 + v->obj_map) || (map & 3) != 1 ||
+        bpf_probe_read_user(&type, sizeof(type), (const void *)(map - 1 + v->map_type)) != 0 ||
+        type < v->type_func_lo || type > v->type_func_hi ||
+        !read_u64(&sfi, fn - 1 + v->func_shared) || (sfi & 3) != 1) {
+        count(STOKE_CNT_V8_NOT_JS);
+        return 0;
+    }
+    s->st.ip[len - 1] = STOKE_V8_FRAME(sfi - 1, 0);
+    count(STOKE_CNT_V8_FRAMES);
+    if (!s->v8_seen) {
+        s->v8_seen = true;
+        count(STOKE_CNT_V8_SAMPLES);
+    }
+    return 1;
+}
+
 /* One frame: records pc, then finds the caller's pc, sp and bp. Returns 1
  * to stop the loop. */
 static long unwind_step(__u32 i, void *data)
@@ -628,19 +692,25 @@ static long unwind_step(__u32 i, void *data)
     }
     s->st.ip[len] = pc;
     s->st.len = len + 1;
-    s->hash = mix(s->hash, pc);
     count(STOKE_CNT_FRAMES);
-    if (!m) /* the leaf's pc is real: kept */
+    if (!m) { /* the leaf's pc is real: kept */
+        s->hash = mix(s->hash, pc);
         return walk_end(s, s->vma_busy ? STOKE_END_NO_PROC : STOKE_END_NOT_MAPPED);
+    }
     if (m->table != STOKE_UW_NO_TABLE) {
         __u32 id = m->table;
         void *t = bpf_map_lookup_elem(&unwind_tables, &id);
         if (t)
             row = find_row(t, pc - (__u64)s->is_return - m->bias);
     }
+    kind = row ? row->kind : STOKE_UW_NONE;
+    /* V8: a frame-pointer frame may be a JavaScript one (recorded by its
+     * function instead of its pc) */
+    if (kind == STOKE_UW_NONE && s->v8)
+        v8_walk(s);
+    s->hash = mix(s->hash, s->st.ip[len]);
     if (!row && m == &s->vma && s->unknown)
         return walk_end(s, STOKE_END_NO_PROC); /* no table yet for this binary */
-    kind = row ? row->kind : STOKE_UW_NONE;
     s->fp_step = kind == STOKE_UW_NONE;
 
     switch (kind) {
@@ -754,6 +824,8 @@ static __always_inline void walk_user(struct scratch *s, __u32 pid)
     s->py_state = 0;
     s->py_eval_lo = py ? py->eval_lo : 0;
     s->py_eval_len = py ? py->eval_len : 0;
+    s->v8 = bpf_map_lookup_elem(&v8_procs, &pid) != NULL;
+    s->v8_seen = false;
     struct walk_ctx c = {.s = s, .proc = proc};
     bpf_loop(STOKE_MAX_STACK_DEPTH + 1, unwind_step, &c, 0);
     count(STOKE_CNT_WALK_END + (s->st.end < STOKE_END_MAX ? s->st.end : 0));
@@ -884,6 +956,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
     bpf_map_delete_elem(&unwind_procs, &pid);
     bpf_map_delete_elem(&py_procs, &pid);
+    bpf_map_delete_elem(&v8_procs, &pid);
     bpf_map_delete_elem(&event_sent, &pid);
     return 0;
 }
@@ -900,6 +973,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
         return 0;
     bpf_map_delete_elem(&unwind_procs, &pid);
     bpf_map_delete_elem(&py_procs, &pid);
+    bpf_map_delete_elem(&v8_procs, &pid);
     bpf_map_delete_elem(&event_sent, &pid);
     return 0;
 }

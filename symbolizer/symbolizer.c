@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "symbolizer/build_id.h"
@@ -38,6 +39,7 @@
 #include "symbolizer/python.h"
 #include "symbolizer/read_file.h"
 #include "symbolizer/symbolizer.h"
+#include "symbolizer/v8.h"
 
 #define DEFAULT_MAX_BYTES    (64u << 20)
 #define PROC_BUCKETS         1024
@@ -82,6 +84,7 @@ struct bin {
     char key[64];     /* build-id, or "f:dev:ino:size:mtime" */
     char build_id[41];
     int py_minor; /* the CPython it holds (unwind/python.h), 0: none */
+    struct v8_layout *v8; /* the V8 it holds (unwind/v8.h), NULL: none */
     bool is_vdso;
     bool loaded;
     unsigned refs; /* mappings pointing here */
@@ -136,6 +139,12 @@ struct proc {
     int py_minor;
     struct sym_pycache *py;
     size_t py_bytes;
+    /* V8: the layout its binary (node, libnode) describes (v8_state 0: not
+     * looked for yet, 1: found, -1: none), and the functions named so far */
+    int v8_state;
+    struct v8_layout v8;
+    struct sym_v8cache *v8c;
+    size_t v8_bytes;
 };
 
 struct symbolizer {
@@ -298,6 +307,7 @@ static void bin_destroy(struct symbolizer *s, struct bin *b)
         *pp = b->next;
     if (s->vdso == b)
         s->vdso = NULL;
+    free(b->v8);
     free(b->segs);
     free(b);
 }
@@ -575,6 +585,9 @@ static struct bin *map_bin(struct symbolizer *s, struct proc *p, struct pmap *m)
                 struct py_runtime py;
                 if (py_detect(elf, m->path, &py) == 0)
                     b->py_minor = (int)py.minor;
+                struct v8_layout v8;
+                if (v8_detect(elf, &v8) == 0 && (b->v8 = malloc(sizeof(v8))) != NULL)
+                    *b->v8 = v8;
                 size_t h = hash_str(key) % BIN_BUCKETS;
                 b->next = s->bins[h];
                 s->bins[h] = b;
@@ -631,6 +644,8 @@ static void proc_destroy(struct symbolizer *s, struct proc *p)
     proc_free_maps(s, p);
     sym_pycache_free(p->py);
     s->fixed_bytes -= p->py_bytes;
+    sym_v8cache_free(p->v8c);
+    s->fixed_bytes -= p->v8_bytes;
     if (p->pm_loaded)
         s->fixed_bytes -= sym_perfmap_bytes(&p->pm);
     sym_perfmap_free(&p->pm);
@@ -1020,6 +1035,70 @@ static int python_frame(struct symbolizer *s, uint32_t pid, uint64_t start_time,
     return finish(s, out);
 }
 
+/* The V8 process @p runs: its node binary (node, libnode.so) tells,
+ * looked for once. */
+static bool proc_v8(struct symbolizer *s, struct proc *p)
+{
+    if (p->v8_state)
+        return p->v8_state > 0;
+    p->v8_state = -1;
+    for (size_t i = 0; i < p->nmaps; i++) {
+        struct pmap *m = &p->maps[i];
+        const char *base = m->kind == MAP_FILE ? strrchr(m->path, '/') : NULL;
+        if (!base || !strstr(base, "node"))
+            continue;
+        struct bin *b = map_bin(s, p, m);
+        if (b && b->v8) {
+            p->v8 = *b->v8;
+            p->v8_state = 1;
+            break;
+        }
+    }
+    return p->v8_state > 0;
+}
+
+static int proc_read(void *ctx, uint64_t addr, void *buf, size_t len)
+{
+    struct iovec local = {.iov_base = buf, .iov_len = len};
+    struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
+    ssize_t n = process_vm_readv((pid_t)(uintptr_t)ctx, &local, 1, &remote, 1, 0);
+
+    if (n == (ssize_t)len)
+        return 0;
+    return n < 0 && errno == ESRCH ? -ESRCH : -EFAULT;
+}
+
+/* A V8 JavaScript frame of the BPF walker: named by its SharedFunctionInfo. */
+static int v8_frame(struct symbolizer *s, uint32_t pid, uint64_t start_time, uint64_t frame,
+                    struct sym_result *out)
+{
+    struct sym_v8mem mem = {.read = proc_read, .ctx = (void *)(uintptr_t)pid};
+    struct sym_v8name name;
+    struct proc *p;
+    int ret;
+
+    out->mapping = "[v8]";
+    out->file_offset = frame; /* one location per function */
+    ret = proc_get(s, pid, start_time, &p);
+    if (ret)
+        return ret;
+    if (proc_v8(s, p)) {
+        size_t before = p->v8_bytes;
+        ret = sym_v8_name(&p->v8c, &p->v8, &mem, s->window, frame, &name, &p->v8_bytes);
+        s->fixed_bytes = s->fixed_bytes - before + p->v8_bytes;
+        if (ret == 0) {
+            s->st.v8_named++;
+            out->nframes = 1;
+            out->frames[0].function = name.function;
+            out->frames[0].file = name.file;
+            out->frames[0].line = name.line > 0 ? (uint32_t)name.line : 0;
+        }
+    }
+    if (!out->nframes)
+        s->st.v8_unnamed++;
+    return finish(s, out);
+}
+
 int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uint64_t addr,
                     bool is_return_address, struct sym_result *out)
 {
@@ -1037,6 +1116,8 @@ int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uin
 
     if ((addr & STOKE_FRAME_TAGMASK) == STOKE_PY_TAG)
         return python_frame(s, pid, start_time, addr, out);
+    if ((addr & STOKE_FRAME_TAGMASK) == STOKE_V8_TAG)
+        return v8_frame(s, pid, start_time, addr, out);
     ret = proc_get(s, pid, start_time, &p);
     if (ret)
         return ret;

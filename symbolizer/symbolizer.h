@@ -84,6 +84,8 @@ struct sym_stats {
     uint64_t dwarf_open_ns; /* CPU time spent opening DWARF (thread CPU clock) */
     uint64_t py_named;      /* CPython frames named by their code object */
     uint64_t py_unnamed;    /* ... that could not be */
+    uint64_t v8_named;      /* V8 JavaScript frames named by their SharedFunctionInfo */
+    uint64_t v8_unnamed;    /* ... that could not be */
 };
 
 /* Allocates; free with symbolizer_free(). NULL on allocation failure. */

@@ -56,6 +56,53 @@ for py in ${PYTHONS:-}; do
     python "$(basename "$py")-$(basename "$(dirname "$(dirname "$py")")")" "$py"
 done
 
+# profile_workload NAME DIR FUNCS OWN ENTRY CMD...: runs CMD (a workload
+# that writes its own timing to DIR/truth.json when it ends, after the
+# agent), profiles it with the agent for DURATION s at 499 Hz, and compares
+# (runtime_compare.py).
+profile_workload() {
+    local name=$1 d=$2 funcs=$3 own=$4 entry=$5
+    shift 5
+    mkdir -p "$d"
+    # the workload outlives the agent: its truth is written when it ends
+    OTEL_SERVICE_NAME=rt-$name "$@" &
+    local pid=$!
+    pids+=("$pid")
+    sleep 1
+    "$AGENT" --pid "$pid" --duration "$DURATION" --frequency 499 --output-dir "$d/out" \
+        --metrics-addr off >"$d/agent.log" 2>&1 || fail "$name: agent exited $?"
+    if ! wait "$pid" || [ ! -s "$d/truth.json" ]; then
+        fail "$name: the workload did not finish"
+        return
+    fi
+    local out
+    out=$(python3 "$CMP" "$d/out/rt-$name" "$d/truth.json" --funcs "$funcs" --own "$own" \
+        --entry "$entry" 2>&1)
+    echo "$out" | sed 's/^/    /'
+    if echo "$out" | grep -q '^RESULT passed=[0-9]* failed=0$'; then
+        pass "$name: own functions named, whole stacks, shares as its own timing"
+    else
+        fail "$name: see above"
+    fi
+}
+
+# Node.js with no flags: JavaScript functions named from V8's own objects.
+# The runtime's entry is node's module loader (Module._compile). mix, the
+# helper alpha calls, is not compared on its own: TurboFan inlines it into
+# alpha once alpha is optimized, and the agent does not split inlined
+# functions out of their caller yet (docs/architecture.md); alpha's total
+# holds it either way.
+if command -v node >/dev/null 2>&1; then
+    echo "## node ($(node --version))"
+    # (10 s more than the agent: it names the functions when it drains,
+    # and the process must still be there)
+    profile_workload node "$work/node" alpha,beta,gamma alpha,beta,gamma,mix,timed,main \
+        Module._compile node "$ROOT/tests/fixtures/runtimes/js_work.js" $((DURATION + 10)) \
+        "$work/node/truth.json"
+elif [ "${CI:-}" = true ]; then
+    fail "node is not installed"
+fi
+
 # A thread and a generator: the worker thread's frames are found through
 # its own thread state (matched by pthread_self, not the GIL holder).
 echo "## threads"
@@ -94,5 +141,44 @@ check "threads: the worker thread's generator stacks named ($gen% >= 30)" \
 check "threads: the main thread's stacks named ($main% >= 30)" awk -v v="$main" 'BEGIN {exit !(v >= 30)}'
 kill "$tp" 2>/dev/null
 wait "$tp" 2>/dev/null
+
+# Node: a worker thread (an isolate of its own) running a generator, and
+# the main thread sorting with a callback: both threads' JavaScript named.
+if command -v node >/dev/null 2>&1; then
+    echo "## node threads"
+    cat >"$work/threads.js" <<'JS'
+const { Worker, isMainThread } = require('worker_threads');
+function* produce(n) { for (let i = 0; i < n; i++) yield i * i; }
+function consume() { let s = 0; for (const v of produce(50000)) s += v; return s; }
+function worker(end) { while (Date.now() < end) consume(); }
+function spin(end) {
+  while (Date.now() < end) Array.from({ length: 20000 }, (_, i) => i).sort((a, b) => b - a);
+}
+const end = Date.now() + Number(process.argv[2]) * 1000;
+if (isMainThread) {
+  new Worker(__filename, { argv: process.argv.slice(2) });
+  spin(end);
+} else {
+  worker(end);
+}
+JS
+    OTEL_SERVICE_NAME=rt-node-threads node "$work/threads.js" $((DURATION + 20)) &
+    np=$!
+    pids+=("$np")
+    sleep 1
+    "$AGENT" --pid "$np" --duration "$DURATION" --frequency 499 --output-dir "$work/nthreads" \
+        --metrics-addr off >"$work/nthreads.log" 2>&1
+    nfolded() { cat "$work"/nthreads/rt-node-threads/*.folded 2>/dev/null; }
+    nshare() { nfolded | awk -v re="$1" '{n = $NF; t += n; if ($0 ~ re) h += n} END {printf "%.1f", t ? 100 * h / t : 0}'; }
+    wgen=$(nshare ';worker;consume;')
+    wmain=$(nshare ';spin;')
+    echo "  worker;consume in $wgen% of samples, spin in $wmain%"
+    check "node threads: the worker thread's stacks named ($wgen% >= 30)" \
+        awk -v v="$wgen" 'BEGIN {exit !(v >= 30)}'
+    check "node threads: the main thread's stacks named ($wmain% >= 30)" \
+        awk -v v="$wmain" 'BEGIN {exit !(v >= 30)}'
+    kill "$np" 2>/dev/null
+    wait "$np" 2>/dev/null
+fi
 
 summary test_runtimes
