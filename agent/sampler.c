@@ -243,6 +243,8 @@ static int load(struct sampler *s, bool tables, bool prealloc)
         bpf_map__set_max_entries(k->maps.py_procs, 256);
         bpf_map__set_map_flags(k->maps.v8_procs, 0);
         bpf_map__set_max_entries(k->maps.v8_procs, 256);
+        bpf_map__set_map_flags(k->maps.unwind_files, 0);
+        bpf_map__set_max_entries(k->maps.unwind_files, 1024);
         bpf_map__set_max_entries(k->maps.unwind_procs, 1024);
     }
     bpf_program__set_autoload(k->progs.do_sample, tables);

@@ -9,6 +9,7 @@
 #include <libelf.h>
 #include <dirent.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -395,6 +396,9 @@ static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char
                       source, b->rows, b->bytes, st.fdes, st.bad_entries);
         }
         uw_rows_free(&rows);
+        /* a large table's rows leave a hole in this thread's arena: give it back */
+        if (b->bytes > (1u << 20))
+            malloc_trim(0);
     }
     if (ret != 0) {
         u->st.tables_failed++;
@@ -812,14 +816,49 @@ void unwinder_sweep(struct unwinder *u)
     pthread_mutex_unlock(&u->mu);
 }
 
+/* True when a thread of @pid is running now (a main thread asleep while
+ * its workers run is the common case). */
+static bool any_thread_running(struct unwinder *u, unsigned long pid)
+{
+    char path[PATH_MAX];
+    struct dirent *e;
+    bool running = false;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "%s/%lu/task", u->proc_root, pid);
+    d = opendir(path);
+    if (!d)
+        return false;
+    while (!running && (e = readdir(d)) != NULL) {
+        char *buf;
+        size_t len;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%lu/task/%.20s/stat", u->proc_root, pid, e->d_name);
+        if (sym_read_file(path, 4096, &buf, &len) != 0)
+            continue;
+        const char *close_p = strrchr(buf, ')'); /* the state follows the last ')' */
+        running = close_p && close_p[1] == ' ' && close_p[2] == 'R';
+        free(buf);
+    }
+    closedir(d);
+    return running;
+}
+
+#define LOAD_RUNNING_MS 1000 /* at most this long before sampling starts */
+
 int unwinder_load_running(struct unwinder *u)
 {
     DIR *d = opendir(u->proc_root);
     struct dirent *e;
+    uint32_t *pids = NULL;
+    size_t npids = 0, cap = 0;
     int n = 0;
 
     if (!d)
         return -errno;
+    /* which processes run now, then load them: the time budget goes to
+     * loading, not to the order /proc lists them in */
     while ((e = readdir(d)) != NULL) {
         char path[PATH_MAX], *buf, comm[17], *end;
         uint64_t flags = 0;
@@ -831,16 +870,26 @@ int unwinder_load_running(struct unwinder *u)
         snprintf(path, sizeof(path), "%s/%lu/stat", u->proc_root, pid);
         if (sym_read_file(path, 4096, &buf, &len) != 0)
             continue;
-        /* the state letter follows the last ')' */
-        const char *close_p = strrchr(buf, ')');
-        bool running = close_p && close_p[1] == ' ' && close_p[2] == 'R';
         bool kthread = procinfo_parse_stat_ex(buf, len, comm, NULL, &flags) == 0 &&
                        (flags & 0x00200000); /* PF_KTHREAD */
         free(buf);
-        if (running && !kthread && unwinder_load_pid(u, (uint32_t)pid) == 0)
-            n++;
+        if (kthread || !any_thread_running(u, pid))
+            continue;
+        if (npids == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            uint32_t *np = realloc(pids, ncap * sizeof(*np));
+            if (!np)
+                break;
+            pids = np;
+            cap = ncap;
+        }
+        pids[npids++] = (uint32_t)pid;
     }
     closedir(d);
+    uint64_t until = mono_ms() + LOAD_RUNNING_MS;
+    for (size_t i = 0; i < npids && mono_ms() < until; i++)
+        n += unwinder_load_pid(u, pids[i]) == 0;
+    free(pids);
     return n;
 }
 

@@ -72,8 +72,9 @@ void unwinder_free(struct unwinder *u);
  * gone, or a negative errno. */
 int unwinder_load_pid(struct unwinder *u, uint32_t pid);
 
-/* Loads every process that is running now (state R): at start, so the
- * busy processes' first samples are walked whole too. Returns how many. */
+/* Loads every process with a thread running now (state R): at start, so
+ * the busy processes' first samples are walked whole too; for at most a
+ * second, the rest is loaded on request. Returns how many. */
 int unwinder_load_running(struct unwinder *u);
 
 /* Forgets processes that have exited and evicts tables over the cap. The

@@ -116,6 +116,7 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 16384);
+    __uint(map_flags, BPF_F_NO_PREALLOC); /* ~100 binaries in use, not 16384 */
     __type(key, struct unwind_file_key);
     __type(value, struct unwind_file);
 } unwind_files SEC(".maps");
@@ -144,10 +145,11 @@ struct {
 } events SEC(".maps");
 
 /* pid → when an event was last sent for it: at most five a second (the
- * agent backs off from a process whose maps do not change). */
+ * agent backs off from a process whose maps do not change). An LRU map is
+ * preallocated: sized for the processes sampled within a few seconds. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 16384);
+    __uint(max_entries, 4096);
     __type(key, __u32);
     __type(value, __u64);
 } event_sent SEC(".maps");
