@@ -158,6 +158,7 @@ struct {
 struct scratch {
     struct stack_trace st;
     __u64 hash;
+    __u64 hash_prev; /* before the last frame's: V8 replaces its pc */
     __u64 pc, sp, bp;
     __u32 pid;
     bool is_return;            /* pc is a return address: look up pc - 1 */
@@ -627,7 +628,7 @@ __noinline int v8_walk(struct scratch *s)
     __u16 type = 0;
     __u32 len;
 
-    if (!s)
+    if (!s || !s->v8)
         return 0;
     v = bpf_map_lookup_elem(&v8_procs, &s->pid);
     len = s->st.len;
@@ -651,6 +652,7 @@ __noinline int v8_walk(struct scratch *s)
         return 0;
     }
     s->st.ip[len - 1] = STOKE_V8_FRAME(sfi - 1, 0);
+    s->hash = mix(s->hash_prev, s->st.ip[len - 1]); /* instead of the pc's */
     count(STOKE_CNT_V8_FRAMES);
     if (!s->v8_seen) {
         s->v8_seen = true;
@@ -694,25 +696,20 @@ static long unwind_step(__u32 i, void *data)
     }
     s->st.ip[len] = pc;
     s->st.len = len + 1;
+    s->hash_prev = s->hash;
+    s->hash = mix(s->hash, pc);
     count(STOKE_CNT_FRAMES);
-    if (!m) { /* the leaf's pc is real: kept */
-        s->hash = mix(s->hash, pc);
+    if (!m) /* the leaf's pc is real: kept */
         return walk_end(s, s->vma_busy ? STOKE_END_NO_PROC : STOKE_END_NOT_MAPPED);
-    }
     if (m->table != STOKE_UW_NO_TABLE) {
         __u32 id = m->table;
         void *t = bpf_map_lookup_elem(&unwind_tables, &id);
         if (t)
             row = find_row(t, pc - (__u64)s->is_return - m->bias);
     }
-    kind = row ? row->kind : STOKE_UW_NONE;
-    /* V8: a frame-pointer frame may be a JavaScript one (recorded by its
-     * function instead of its pc) */
-    if (kind == STOKE_UW_NONE && s->v8)
-        v8_walk(s);
-    s->hash = mix(s->hash, s->st.ip[len]);
     if (!row && m == &s->vma && s->unknown)
         return walk_end(s, STOKE_END_NO_PROC); /* no table yet for this binary */
+    kind = row ? row->kind : STOKE_UW_NONE;
     s->fp_step = kind == STOKE_UW_NONE;
 
     switch (kind) {
@@ -730,6 +727,9 @@ static long unwind_step(__u32 i, void *data)
         return s->pc ? 0 : walk_end(s, STOKE_END_ENTRY);
     }
     case STOKE_UW_NONE:
+        /* V8: a frame-pointer frame may be a JavaScript one (recorded by
+         * its function instead of its pc) */
+        v8_walk(s);
         if (bp == 0)
             return walk_end(s,
                             m->table == STOKE_UW_NO_TABLE ? STOKE_END_ENTRY : STOKE_END_NO_TABLE);

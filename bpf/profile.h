@@ -226,11 +226,11 @@ struct py_proc {
 /* Value of `v8_procs` (key: pid): where a process's V8 keeps what the
  * walker reads, from the binary's v8dbg_* metadata (unwind/v8.c). */
 struct v8_proc {
-    __s16 fp_context;               /* off_fp_context: a Context, or a Smi frame-type marker */
-    __s16 fp_function;              /* off_fp_function: the JSFunction of a JavaScript frame */
-    __u16 obj_map;                  /* HeapObject::map */
-    __u16 map_type;                 /* Map::instance_type (16 bits) */
-    __u16 func_shared;              /* JSFunction::shared */
+    __s16 fp_context;                 /* off_fp_context: a Context, or a Smi frame-type marker */
+    __s16 fp_function;                /* off_fp_function: the JSFunction of a JavaScript frame */
+    __u16 obj_map;                    /* HeapObject::map */
+    __u16 map_type;                   /* Map::instance_type (16 bits) */
+    __u16 func_shared;                /* JSFunction::shared */
     __u16 type_func_lo, type_func_hi; /* instance types of JSFunction and its subclasses */
     __u16 pad;
 };
