@@ -177,8 +177,9 @@ struct scratch {
     __u8 py_state;                 /* 0: not looked for, 1: found, 2: none */
     /* V8: JavaScript frames stand in for the native frames of JIT code and
      * builtins that run them */
-    bool v8;      /* the process runs V8 (a v8_procs entry) */
-    bool v8_seen; /* a JavaScript frame was recorded in this walk */
+    bool v8;            /* the process runs V8 (a v8_procs entry) */
+    bool v8_seen;       /* a JavaScript frame was recorded in this walk */
+    struct v8_proc v8p; /* its entry, copied once per walk */
 };
 
 struct {
@@ -630,10 +631,10 @@ __noinline int v8_walk(struct scratch *s)
 
     if (!s || !s->v8)
         return 0;
-    v = bpf_map_lookup_elem(&v8_procs, &s->pid);
+    v = &s->v8p;
     len = s->st.len;
     fp = s->bp;
-    if (!v || len == 0 || len > STOKE_MAX_STACK_DEPTH || fp == 0)
+    if (len == 0 || len > STOKE_MAX_STACK_DEPTH || fp == 0)
         return 0;
     if (!read_u64(&ctx, fp + v->fp_context)) {
         count(STOKE_CNT_V8_NOT_JS);
@@ -826,7 +827,10 @@ static __always_inline void walk_user(struct scratch *s, __u32 pid)
     s->py_state = 0;
     s->py_eval_lo = py ? py->eval_lo : 0;
     s->py_eval_len = py ? py->eval_len : 0;
-    s->v8 = bpf_map_lookup_elem(&v8_procs, &pid) != NULL;
+    const struct v8_proc *v8 = bpf_map_lookup_elem(&v8_procs, &pid);
+    s->v8 = v8 != NULL;
+    if (v8)
+        s->v8p = *v8;
     s->v8_seen = false;
     struct walk_ctx c = {.s = s, .proc = proc};
     bpf_loop(STOKE_MAX_STACK_DEPTH + 1, unwind_step, &c, 0);
