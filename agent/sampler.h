@@ -67,11 +67,11 @@ struct sampler_stats {
     uint64_t py_samples, py_frames;           /* CPython: walks through the eval loop, frames */
     uint64_t py_no_thread, py_fault;          /* ... without its frames: no thread state, fault */
     uint64_t v8_samples, v8_frames;           /* V8: walks with JavaScript frames, frames */
-    uint64_t v8_markers, v8_not_js;           /* V8 frames kept native: typed frames, no JSFunction */
-    unsigned cpus;                            /* CPUs currently sampled */
-    bool tables;                              /* the table walker is loaded */
-    uint64_t bpf_run_ns;                      /* time spent in the BPF program, when the kernel
-                                                 keeps it (sysctl kernel.bpf_stats_enabled=1) */
+    uint64_t v8_markers, v8_not_js; /* V8 frames kept native: typed frames, no JSFunction */
+    unsigned cpus;                  /* CPUs currently sampled */
+    bool tables;                    /* the table walker is loaded */
+    uint64_t bpf_run_ns;            /* time spent in the BPF program, when the kernel
+                                       keeps it (sysctl kernel.bpf_stats_enabled=1) */
     uint64_t bpf_run_cnt;
 };
 

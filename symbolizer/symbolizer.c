@@ -26,7 +26,6 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "symbolizer/build_id.h"
@@ -38,6 +37,7 @@
 #include "symbolizer/proc_maps.h"
 #include "symbolizer/python.h"
 #include "symbolizer/read_file.h"
+#include "symbolizer/rtmem.h"
 #include "symbolizer/symbolizer.h"
 #include "symbolizer/v8.h"
 
@@ -83,7 +83,7 @@ struct bin {
     struct bin *next; /* hash chain by key */
     char key[64];     /* build-id, or "f:dev:ino:size:mtime" */
     char build_id[41];
-    int py_minor; /* the CPython it holds (unwind/python.h), 0: none */
+    int py_minor;         /* the CPython it holds (unwind/python.h), 0: none */
     struct v8_layout *v8; /* the V8 it holds (unwind/v8.h), NULL: none */
     bool is_vdso;
     bool loaded;
@@ -1059,13 +1059,7 @@ static bool proc_v8(struct symbolizer *s, struct proc *p)
 
 static int proc_read(void *ctx, uint64_t addr, void *buf, size_t len)
 {
-    struct iovec local = {.iov_base = buf, .iov_len = len};
-    struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
-    ssize_t n = process_vm_readv((pid_t)(uintptr_t)ctx, &local, 1, &remote, 1, 0);
-
-    if (n == (ssize_t)len)
-        return 0;
-    return n < 0 && errno == ESRCH ? -ESRCH : -EFAULT;
+    return sym_proc_read((uint32_t)(uintptr_t)ctx, addr, buf, len);
 }
 
 /* A V8 JavaScript frame of the BPF walker: named by its SharedFunctionInfo. */

@@ -13,20 +13,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "symbolizer/rtmem.h"
 #include "symbolizer/v8.h"
 
-#define MAX_SFIS       16384         /* functions cached per process: then the cache restarts */
-#define MAX_SCRIPTS    1024          /* scripts whose line ends are cached per process */
-#define MAX_NAME       512           /* UTF-16 units of a name or a script name */
-#define MAX_SOURCE     (16u << 20)   /* UTF-16 units of a source scanned for line ends */
-#define MAX_LINES      (4u << 20)    /* line ends of one script */
-#define MAX_DEPTH      32            /* nesting of cons, thin and sliced strings */
-#define MAX_PIECES     4096          /* string pieces visited for one string */
-#define MAX_LOCALS     65536         /* a ScopeInfo's context locals */
-#define INLINED_LOCALS 75            /* kScopeInfoMaxInlinedLocalNamesSize */
-#define CHUNK          (64u << 10)   /* bytes per read of a long string */
-#define SCOPE_SLOTS    6             /* slots read after a ScopeInfo's locals */
-#define MAP_CACHE      32            /* map -> instance type, per generation */
+#define MAX_SFIS        16384       /* functions cached per process: then the cache restarts */
+#define MAX_SCRIPTS     1024        /* scripts whose line ends are cached per process */
+#define MAX_NAME        512         /* UTF-16 units of a name or a script name */
+#define MAX_SOURCE      (16u << 20) /* UTF-16 units of a source scanned for line ends */
+#define MAX_LINES       (4u << 20)  /* line ends of one script */
+#define MAX_DEPTH       32          /* nesting of cons, thin and sliced strings */
+#define MAX_PIECES      4096        /* string pieces visited for one string */
+#define MAX_LOCALS      65536       /* a ScopeInfo's context locals */
+#define INLINED_LOCALS  75          /* kScopeInfoMaxInlinedLocalNamesSize */
+#define CHUNK           (64u << 10) /* bytes per read of a long string */
+#define SCOPE_SLOTS     6           /* slots read after a ScopeInfo's locals */
+#define MAP_CACHE       32          /* map -> instance type, per generation */
 #define FIXED_POSITIONS V8_VERSION(12, 8, 44) /* ScopeInfo's positions before its locals */
 
 static bool is_heap(uint64_t v)
@@ -47,9 +48,9 @@ static int64_t smi(uint64_t v)
 /* ---- the caches ---------------------------------------------------------- */
 
 struct v8fn {
-    uint64_t sfi;                 /* untagged; 0 = empty slot */
-    uint64_t map, name, script;   /* the SFI's words when it was read */
-    uint64_t gen;                 /* the generation it was last checked in */
+    uint64_t sfi;               /* untagged; 0 = empty slot */
+    uint64_t map, name, script; /* the SFI's words when it was read */
+    uint64_t gen;               /* the generation it was last checked in */
     char *function, *file;
     int line;
 };
@@ -254,30 +255,6 @@ static int collect(void *arg, const uint8_t *units, size_t n, bool two)
     return o->n == MAX_NAME;
 }
 
-static size_t put_utf8(char *o, uint32_t c)
-{
-    if (c < 0x80) {
-        o[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        o[0] = (char)(0xc0 | (c >> 6));
-        o[1] = (char)(0x80 | (c & 0x3f));
-        return 2;
-    }
-    if (c < 0x10000) {
-        o[0] = (char)(0xe0 | (c >> 12));
-        o[1] = (char)(0x80 | ((c >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (c & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (c >> 18));
-    o[1] = (char)(0x80 | ((c >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((c >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (c & 0x3f));
-    return 4;
-}
-
 /* The string @s as malloc'd UTF-8 (at most MAX_NAME code units), or NULL
  * when it is not a string this reader can read. */
 static char *read_string(struct rd *r, uint64_t s)
@@ -299,7 +276,7 @@ static char *read_string(struct rd *r, uint64_t s)
             } else if ((c >= 0xd800 && c < 0xe000) || c == 0) {
                 c = 0xfffd; /* a lone surrogate; NUL would end the name */
             }
-            o += put_utf8(out + o, c);
+            o += sym_put_utf8(out + o, c);
         }
         out[o] = '\0';
     }
@@ -389,8 +366,8 @@ static void load_ends(struct rd *r, uint64_t script, struct v8script *sc)
     uint64_t v;
     uint16_t t;
 
-    if (l->script_line_ends && rd_u64(r, script - 1 + l->script_line_ends, &v) == 0 &&
-        is_heap(v) && type_of(r, v, &t) == 0 && t == l->type_fixed_array) {
+    if (l->script_line_ends && rd_u64(r, script - 1 + l->script_line_ends, &v) == 0 && is_heap(v) &&
+        type_of(r, v, &t) == 0 && t == l->type_fixed_array) {
         uint64_t len, *words;
         if (rd_u64(r, v - 1 + l->fixed_length, &len) != 0 || !is_smi(len) || smi(len) < 0 ||
             smi(len) > MAX_LINES)

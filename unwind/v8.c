@@ -177,8 +177,8 @@ static int layout(const struct meta_set *ms, struct v8_layout *o)
 
     memset(o, 0, sizeof(*o));
     if (ms->have_version)
-        o->version = V8_VERSION(ms->version[0] & 0xff, ms->version[1] & 0xff,
-                                ms->version[2] & 0xffff);
+        o->version =
+            V8_VERSION(ms->version[0] & 0xff, ms->version[1] & 0xff, ms->version[2] & 0xffff);
     /* every Node.js release: 8-byte tagged values, Smis in the upper half */
     if (!get(ms, "TaggedSize", &tagged) || !get(ms, "SystemPointerSize", &ptr) ||
         !get(ms, "SmiShiftSize", &smi_shift) || !get(ms, "HeapObjectTag", &heap_tag) ||
@@ -216,8 +216,7 @@ static int layout(const struct meta_set *ms, struct v8_layout *o)
         !u16_of(ms, "StringRepresentationMask", &o->str_repr_mask) ||
         !u16_of(ms, "StringEncodingMask", &o->str_enc_mask) ||
         !u16_of(ms, "OneByteStringTag", &o->str_one_byte) ||
-        !u16_of(ms, "ConsStringTag", &o->str_cons) ||
-        !u16_of(ms, "ThinStringTag", &o->str_thin) ||
+        !u16_of(ms, "ConsStringTag", &o->str_cons) || !u16_of(ms, "ThinStringTag", &o->str_thin) ||
         !u16_of(ms, "SlicedStringTag", &o->str_sliced))
         return -ENOTSUP;
     if (!u16_of(ms, "SeqStringTag", &o->str_seq))

@@ -23,7 +23,8 @@
 #include <linux/types.h>
 #include "bpf/profile.h"
 
-#define V8_VERSION(major, minor, build) ((uint32_t)(major) << 24 | (uint32_t)(minor) << 16 | (build))
+#define V8_VERSION(major, minor, build)                                                            \
+    ((uint32_t)(major) << 24 | (uint32_t)(minor) << 16 | (build))
 
 /* Where V8 keeps what the agent reads to name a SharedFunctionInfo: field
  * offsets from the object's start (the tagged pointer - 1). */

@@ -7,7 +7,10 @@
 # within 3 points of the program's own timing (runtime_compare.py). Also a
 # threaded program with a generator, whose worker thread is found by its
 # thread state. PYTHONS="path ..." adds interpreters (e.g. pyenv's builds of
-# 3.8-3.13) to the same checks. DURATION (10), KEEP=1.
+# 3.8-3.13) to the same checks. The machine's node, when there is one, gets
+# the same checks on tests/fixtures/runtimes/js_work.js (timed with
+# process.cpuUsage()), a worker thread beside the main one, and the V8
+# self-metrics. DURATION (10), KEEP=1.
 set -u
 . "$(dirname "$0")/lib.sh"
 need python3
@@ -23,39 +26,6 @@ cleanup() {
     [ "${KEEP:-0}" = 1 ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
-
-# python NAME INTERPRETER: the self-timing workload, compared.
-python() {
-    local name=$1 py=$2 d=$work/$1
-    mkdir -p "$d"
-    echo "## $name ($("$py" -c 'import sys; print(sys.version.split()[0])' 2>&1))"
-    # the workload outlives the agent: its truth is written when it ends
-    OTEL_SERVICE_NAME=rt-$name "$py" "$ROOT/tests/fixtures/runtimes/py_work.py" \
-        $((DURATION + 6)) "$d/truth.json" &
-    local pid=$!
-    pids+=("$pid")
-    sleep 1
-    "$AGENT" --pid "$pid" --duration "$DURATION" --frequency 499 --output-dir "$d/out" \
-        --metrics-addr off >"$d/agent.log" 2>&1 || fail "$name: agent exited $?"
-    if ! wait "$pid" || [ ! -s "$d/truth.json" ]; then
-        fail "$name: the workload did not finish"
-        return
-    fi
-    local out
-    out=$(python3 "$CMP" "$d/out/rt-$name" "$d/truth.json" --funcs alpha,beta,gamma,mix \
-        --own alpha,beta,gamma,mix,timed,main --entry '<module>' 2>&1)
-    echo "$out" | sed 's/^/    /'
-    if echo "$out" | grep -q '^RESULT passed=[0-9]* failed=0$'; then
-        pass "$name: own functions named, whole stacks, shares as its own timing"
-    else
-        fail "$name: see above"
-    fi
-}
-
-python debian-python3 /usr/bin/python3
-for py in ${PYTHONS:-}; do
-    python "$(basename "$py")-$(basename "$(dirname "$(dirname "$py")")")" "$py"
-done
 
 # profile_workload NAME DIR FUNCS OWN ENTRY CMD...: runs CMD (a workload
 # that writes its own timing to DIR/truth.json when it ends, after the
@@ -86,6 +56,20 @@ profile_workload() {
         fail "$name: see above"
     fi
 }
+
+# python NAME INTERPRETER: the self-timing workload, compared.
+python() {
+    local name=$1 py=$2
+    echo "## $name ($("$py" -c 'import sys; print(sys.version.split()[0])' 2>&1))"
+    profile_workload "$name" "$work/$name" alpha,beta,gamma,mix alpha,beta,gamma,mix,timed,main \
+        '<module>' "$py" "$ROOT/tests/fixtures/runtimes/py_work.py" $((DURATION + 6)) \
+        "$work/$name/truth.json"
+}
+
+python debian-python3 /usr/bin/python3
+for py in ${PYTHONS:-}; do
+    python "$(basename "$py")-$(basename "$(dirname "$(dirname "$py")")")" "$py"
+done
 
 # Node.js with no flags: JavaScript functions named from V8's own objects.
 # The runtime's entry is node's module loader (Module._compile). mix, the

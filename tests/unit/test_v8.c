@@ -32,21 +32,28 @@
 
 /* ---- the layout as text ----------------------------------------------------- */
 
-#define F(f) {#f, offsetof(struct v8_layout, f), sizeof(((struct v8_layout *)0)->f)}
+#define F(f)                                                                                       \
+    {                                                                                              \
+#f, offsetof(struct v8_layout, f), sizeof(((struct v8_layout *)0)->f)                      \
+    }
 static const struct {
     const char *name;
     size_t off, size;
 } fields[] = {
-    F(version),          F(bpf.fp_context),     F(bpf.fp_function),   F(bpf.obj_map),
-    F(bpf.map_type),     F(bpf.func_shared),    F(bpf.type_func_lo),  F(bpf.type_func_hi),
-    F(type_sfi),         F(type_scope_info),    F(type_script),       F(type_fixed_array),
-    F(first_nonstring),  F(type_uncompiled_lo), F(type_uncompiled_hi), F(str_repr_mask),
-    F(str_enc_mask),     F(str_one_byte),       F(str_seq),           F(str_cons),
-    F(str_thin),         F(str_sliced),         F(sfi_data),          F(sfi_name),
-    F(sfi_script),       F(script_name),        F(script_source),     F(script_line_ends),
-    F(str_length),       F(seq_one_chars),      F(seq_two_chars),     F(cons_first),
-    F(cons_second),      F(thin_actual),        F(sliced_parent),     F(sliced_offset),
-    F(fixed_length),     F(fixed_data),         F(uncompiled_name),   F(uncompiled_start),
+    F(version),          F(bpf.fp_context),     F(bpf.fp_function),
+    F(bpf.obj_map),      F(bpf.map_type),       F(bpf.func_shared),
+    F(bpf.type_func_lo), F(bpf.type_func_hi),   F(type_sfi),
+    F(type_scope_info),  F(type_script),        F(type_fixed_array),
+    F(first_nonstring),  F(type_uncompiled_lo), F(type_uncompiled_hi),
+    F(str_repr_mask),    F(str_enc_mask),       F(str_one_byte),
+    F(str_seq),          F(str_cons),           F(str_thin),
+    F(str_sliced),       F(sfi_data),           F(sfi_name),
+    F(sfi_script),       F(script_name),        F(script_source),
+    F(script_line_ends), F(str_length),         F(seq_one_chars),
+    F(seq_two_chars),    F(cons_first),         F(cons_second),
+    F(thin_actual),      F(sliced_parent),      F(sliced_offset),
+    F(fixed_length),     F(fixed_data),         F(uncompiled_name),
+    F(uncompiled_start),
 };
 
 static void print_layout(FILE *f, const struct v8_layout *l)
@@ -387,7 +394,7 @@ static void make_function(struct heap *h, const char *src, int start, int end)
     put64(h, 0x1000 + l->sfi_script, tag(h, 0x1200));
     put64(h, 0x1000 + l->sfi_data, smiv(0));
     put64(h, 0x1100, tag(h, MAP_SCOPE));
-    uint64_t slots[] = {smiv(0x171c2), smiv(1),     smiv(0),     tag(h, 0x2000),
+    uint64_t slots[] = {smiv(0x171c2), smiv(1),        smiv(0),     tag(h, 0x2000),
                         smiv(-1),      tag(h, 0x1180), smiv(start), smiv(end)};
     memcpy(h->mem + 0x1108, slots, sizeof(slots));
     put64(h, 0x1180, tag(h, MAP_ODD)); /* undefined */
@@ -649,8 +656,8 @@ static void test_detect_node(void **state)
     free(fx.frames);
     if ((l.version >> 16) == (want.version >> 16)) {
         for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-            if (memcmp((char *)&l + fields[i].off, (char *)&want + fields[i].off,
-                       fields[i].size) != 0 &&
+            if (memcmp((char *)&l + fields[i].off, (char *)&want + fields[i].off, fields[i].size) !=
+                    0 &&
                 strcmp(fields[i].name, "version") != 0)
                 fail_msg("%s differs from the fixture's", fields[i].name);
     }
@@ -668,10 +675,9 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--capture") == 0)
         return capture((pid_t)atoi(argv[2]));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_node20_fixture),  cmocka_unit_test(test_lines_from_source),
-        cmocka_unit_test(test_bad_memory),      cmocka_unit_test(test_moved),
-        cmocka_unit_test(test_line),
-        cmocka_unit_test(test_detect_node),
+        cmocka_unit_test(test_node20_fixture), cmocka_unit_test(test_lines_from_source),
+        cmocka_unit_test(test_bad_memory),     cmocka_unit_test(test_moved),
+        cmocka_unit_test(test_line),           cmocka_unit_test(test_detect_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
