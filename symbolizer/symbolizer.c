@@ -1035,25 +1035,27 @@ static int python_frame(struct symbolizer *s, uint32_t pid, uint64_t start_time,
     return finish(s, out);
 }
 
-/* The V8 process @p runs: its node binary (node, libnode.so) tells,
- * looked for once. */
+/* The V8 process @p runs: the binary holding it tells, looked for once:
+ * first among files named like node (node, libnode.so), then among the
+ * others (a node renamed, a single-executable application). */
 static bool proc_v8(struct symbolizer *s, struct proc *p)
 {
     if (p->v8_state)
         return p->v8_state > 0;
     p->v8_state = -1;
-    for (size_t i = 0; i < p->nmaps; i++) {
-        struct pmap *m = &p->maps[i];
-        const char *base = m->kind == MAP_FILE ? strrchr(m->path, '/') : NULL;
-        if (!base || !strstr(base, "node"))
-            continue;
-        struct bin *b = map_bin(s, p, m);
-        if (b && b->v8) {
-            p->v8 = *b->v8;
-            p->v8_state = 1;
-            break;
+    for (int pass = 0; pass < 2 && p->v8_state < 0; pass++)
+        for (size_t i = 0; i < p->nmaps; i++) {
+            struct pmap *m = &p->maps[i];
+            const char *base = m->kind == MAP_FILE ? strrchr(m->path, '/') : NULL;
+            if (!base || (strstr(base, "node") != NULL) != (pass == 0))
+                continue;
+            struct bin *b = map_bin(s, p, m);
+            if (b && b->v8) {
+                p->v8 = *b->v8;
+                p->v8_state = 1;
+                break;
+            }
         }
-    }
     return p->v8_state > 0;
 }
 

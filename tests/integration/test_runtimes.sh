@@ -84,6 +84,14 @@ if command -v node >/dev/null 2>&1; then
     profile_workload node "$work/node" alpha,beta,gamma alpha,beta,gamma,mix,timed,main \
         Module._compile node "$ROOT/tests/fixtures/runtimes/js_work.js" $((DURATION + 10)) \
         "$work/node/truth.json"
+    # the same node under another name (a renamed binary, a single-executable
+    # application): V8 is found by its metadata, not by the file's name
+    echo "## node renamed"
+    mkdir -p "$work/renamed"
+    cp "$(command -v node)" "$work/renamed/js-app"
+    profile_workload node-renamed "$work/renamed" alpha,beta,gamma alpha,beta,gamma,mix,timed,main \
+        Module._compile "$work/renamed/js-app" "$ROOT/tests/fixtures/runtimes/js_work.js" \
+        $((DURATION + 10)) "$work/renamed/truth.json"
 elif [ "${CI:-}" = true ]; then
     fail "node is not installed"
 fi
