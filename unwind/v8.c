@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unwind/elf_syms.h"
 #include "unwind/v8.h"
 
 #define MAX_META 4096 /* v8dbg_* symbols kept (node 20 has 531) */
@@ -24,72 +25,56 @@ struct meta_set {
     bool have_version;
 };
 
-/* Reads the 4-byte int at ELF vaddr @vaddr: from the section holding it,
- * or 0 from .bss (V8 emits its zero constants there). */
-static bool read_int(Elf *elf, uint64_t vaddr, int32_t *out)
-{
-    Elf_Scn *scn = NULL;
-    GElf_Shdr sh;
-
-    while ((scn = elf_nextscn(elf, scn)) != NULL) {
-        if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_ALLOC) || vaddr < sh.sh_addr ||
-            vaddr - sh.sh_addr + sizeof(*out) > sh.sh_size)
-            continue;
-        if (sh.sh_type == SHT_NOBITS) {
-            *out = 0;
-            return true;
-        }
-        Elf_Data *d = elf_getdata(scn, NULL);
-        if (!d || !d->d_buf || vaddr - sh.sh_addr + sizeof(*out) > d->d_size)
-            return false;
-        memcpy(out, (const char *)d->d_buf + (vaddr - sh.sh_addr), sizeof(*out));
-        return true;
-    }
-    return false;
-}
-
 static const char *const version_syms[3] = {
     "_ZN2v88internal7Version6major_E",
     "_ZN2v88internal7Version6minor_E",
     "_ZN2v88internal7Version6build_E",
 };
 
+struct v8_scan {
+    Elf *elf;
+    struct meta_set *ms;
+    bool meta; /* the v8dbg_* ints too, not only the version */
+};
+
+/* Reads the 4-byte int a symbol names (0 from .bss: V8 emits its zero
+ * constants there). */
+static bool sym_int(Elf *elf, const GElf_Sym *sym, int32_t *out)
+{
+    return uw_elf_read_vaddr(elf, sym->st_value, out, sizeof(*out));
+}
+
+static int v8_take_sym(void *ctx, const char *name, const GElf_Sym *sym)
+{
+    struct v8_scan *c = ctx;
+    struct meta_set *ms = c->ms;
+    int32_t v;
+
+    if (sym->st_size != 4)
+        return 0;
+    if (c->meta && name[0] == 'v' && strncmp(name, "v8dbg_", 6) == 0) {
+        if (ms->n == MAX_META || !sym_int(c->elf, sym, &v))
+            return 0;
+        if (!ms->m && !(ms->m = calloc(MAX_META, sizeof(*ms->m))))
+            return -ENOMEM;
+        ms->m[ms->n++] = (struct meta){name + 6, v};
+    } else if (name[0] == '_' && strncmp(name, "_ZN2v88internal7Version6", 24) == 0) {
+        for (int k = 0; k < 3; k++)
+            if (strcmp(name, version_syms[k]) == 0 && sym_int(c->elf, sym, &v) && v >= 0) {
+                ms->version[k] = (uint32_t)v;
+                ms->have_version |= k == 0;
+            }
+    }
+    return 0;
+}
+
 /* Collects the v8dbg_* ints (when @meta) and the version from one symbol
  * table. */
 static int scan(Elf *elf, Elf64_Word type, struct meta_set *ms, bool meta)
 {
-    Elf_Scn *scn = NULL;
-    GElf_Shdr sh;
+    struct v8_scan c = {.elf = elf, .ms = ms, .meta = meta};
 
-    while ((scn = elf_nextscn(elf, scn)) != NULL) {
-        if (!gelf_getshdr(scn, &sh) || sh.sh_type != type || !sh.sh_entsize)
-            continue;
-        Elf_Data *d = elf_getdata(scn, NULL);
-        size_t n = sh.sh_size / sh.sh_entsize;
-        for (size_t i = 0; d && i < n; i++) {
-            GElf_Sym sym;
-            const char *name;
-            int32_t v;
-            if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || sym.st_size != 4 ||
-                !(name = elf_strptr(elf, sh.sh_link, sym.st_name)))
-                continue;
-            if (meta && name[0] == 'v' && strncmp(name, "v8dbg_", 6) == 0) {
-                if (ms->n == MAX_META || !read_int(elf, sym.st_value, &v))
-                    continue;
-                if (!ms->m && !(ms->m = calloc(MAX_META, sizeof(*ms->m))))
-                    return -ENOMEM;
-                ms->m[ms->n++] = (struct meta){name + 6, v};
-            } else if (name[0] == '_' && strncmp(name, "_ZN2v88internal7Version6", 24) == 0) {
-                for (int k = 0; k < 3; k++)
-                    if (strcmp(name, version_syms[k]) == 0 && read_int(elf, sym.st_value, &v) &&
-                        v >= 0) {
-                        ms->version[k] = (uint32_t)v;
-                        ms->have_version |= k == 0;
-                    }
-            }
-        }
-    }
-    return 0;
+    return uw_elf_syms(elf, type, v8_take_sym, &c);
 }
 
 /* The value of v8dbg_@name, exactly. */
