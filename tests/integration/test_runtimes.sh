@@ -124,10 +124,14 @@ pids+=("$tp")
 sleep 1
 "$AGENT" --pid "$tp" --duration "$DURATION" --frequency 499 --output-dir "$work/threads" \
     --metrics-addr off >"$work/threads.log" 2>&1
-folded() { cat "$work"/threads/rt-threads/*.folded 2>/dev/null; }
-share() { folded | awk -v re="$1" '{n = $NF; t += n; if ($0 ~ re) h += n} END {printf "%.1f", t ? 100 * h / t : 0}'; }
-gen=$(share ';worker;consume;[^ ]*produce')
-main=$(share ';spin;')
+# share DIR RE: the percentage of the samples in DIR's profiles whose
+# stack matches RE
+share() {
+    cat "$1"/*.folded 2>/dev/null |
+        awk -v re="$2" '{n = $NF; t += n; if ($0 ~ re) h += n} END {printf "%.1f", t ? 100 * h / t : 0}'
+}
+gen=$(share "$work/threads/rt-threads" ';worker;consume;[^ ]*produce')
+main=$(share "$work/threads/rt-threads" ';spin;')
 echo "  worker;consume;produce in $gen% of samples, spin in $main%"
 check "threads: the worker thread's generator stacks named ($gen% >= 30)" \
     awk -v v="$gen" 'BEGIN {exit !(v >= 30)}'
@@ -171,12 +175,10 @@ JS
         sleep 0.5
     done
     wait "$ap"
-    nfolded() { cat "$work"/nthreads/rt-node-threads/*.folded 2>/dev/null; }
-    nshare() { nfolded | awk -v re="$1" '{n = $NF; t += n; if ($0 ~ re) h += n} END {printf "%.1f", t ? 100 * h / t : 0}'; }
     # (consume is not asked for under worker: TurboFan inlines it into
     # worker's loop, and inlined functions are not split out yet)
-    wgen=$(nshare ';worker;')
-    wmain=$(nshare ';spin;')
+    wgen=$(share "$work/nthreads/rt-node-threads" ';worker;')
+    wmain=$(share "$work/nthreads/rt-node-threads" ';spin;')
     echo "  worker in $wgen% of samples, spin in $wmain%"
     check "node threads: the worker thread's stacks named ($wgen% >= 30)" \
         awk -v v="$wgen" 'BEGIN {exit !(v >= 30)}'
