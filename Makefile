@@ -30,7 +30,8 @@ CFLAGS    := -std=gnu11 $(WARN) -fno-omit-frame-pointer -D_GNU_SOURCE -I. -I$(BU
 LDLIBS    := -lbpf -ldw -lelf -lprotobuf-c -lcurl -lzstd -lz -lmicrohttpd -lcjson -liberty -lpthread -lm
 
 LIB_SRC   := $(filter-out agent/main.c query/main.c,\
-               $(wildcard agent/*.c unwind/*.c symbolizer/*.c exporter/*.c codec/*.c store/*.c query/*.c))
+               $(wildcard common/*.c agent/*.c unwind/*.c symbolizer/*.c exporter/*.c codec/*.c \
+                          store/*.c query/*.c))
 # Protocol definitions: pprof's profile.proto from Debian's
 # golang-github-google-pprof-dev, plus the project's own proto/**/*.proto
 # (written from the published specifications), each compiled by protoc-c

@@ -24,8 +24,8 @@
 #include <linux/types.h>
 
 #include "agent/config.h"
-#include "agent/labels.h"
-#include "agent/log.h"
+#include "common/labels.h"
+#include "common/log.h"
 #include "agent/metrics.h"
 #include "agent/procinfo.h"
 #include "agent/sampler.h"

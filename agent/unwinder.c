@@ -23,14 +23,14 @@
 #include <bpf/bpf.h>
 #include <linux/types.h>
 
-#include "agent/log.h"
+#include "common/log.h"
 #include "agent/procinfo.h"
 #include "agent/sampler.h"
 #include "agent/unwinder.h"
 #include "bpf/profile.h"
 #include "symbolizer/build_id.h"
 #include "symbolizer/proc_maps.h"
-#include "symbolizer/read_file.h"
+#include "common/file.h"
 #include "unwind/table.h"
 
 #define DEFAULT_MAX_BYTES (64u << 20)
@@ -433,7 +433,7 @@ static struct uw_bin *vdso_bin(struct unwinder *u)
 
     if (u->vdso)
         return u->vdso;
-    if (!base || sym_read_file("/proc/self/maps", MAPS_MAX, &maps, &len) != 0)
+    if (!base || read_file("/proc/self/maps", MAPS_MAX, &maps, &len) != 0)
         return NULL;
     for (line = strtok_r(maps, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         struct sym_map_line ml;
@@ -502,7 +502,7 @@ static int read_start_time(struct unwinder *u, uint32_t pid, uint64_t *start)
     int ret;
 
     snprintf(path, sizeof(path), "%s/%u/stat", u->proc_root, pid);
-    ret = sym_read_file(path, 4096, &buf, &len);
+    ret = read_file(path, 4096, &buf, &len);
     if (ret)
         return ret == -ENOENT ? -ESRCH : ret;
     ret = procinfo_parse_stat(buf, len, comm, start);
@@ -607,7 +607,7 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
     if (unmapped && p && mono_ms() < p->ignore_until)
         return 0;
     snprintf(path, sizeof(path), "%s/%u/maps", u->proc_root, pid);
-    ret = sym_read_file(path, MAPS_MAX, &buf, &len);
+    ret = read_file(path, MAPS_MAX, &buf, &len);
     if (ret) {
         u->st.procs_failed++;
         return ret == -ENOENT ? -ESRCH : ret;
@@ -740,7 +740,7 @@ int unwinder_load_running(struct unwinder *u)
         if (*end || pid == 0 || pid > UINT32_MAX)
             continue;
         snprintf(path, sizeof(path), "%s/%lu/stat", u->proc_root, pid);
-        if (sym_read_file(path, 4096, &buf, &len) != 0)
+        if (read_file(path, 4096, &buf, &len) != 0)
             continue;
         /* the state letter follows the last ')' */
         const char *close_p = strrchr(buf, ')');

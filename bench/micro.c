@@ -81,7 +81,7 @@
 #include "codec/segment.h"
 #include "query/engine.h"
 #include "query/import.h"
-#include "symbolizer/read_file.h"
+#include "common/file.h"
 #include "query/mprof.h"
 #include "query/views.h"
 #include "symbolizer/symbolizer.h"
@@ -217,7 +217,7 @@ static Perftools__Profiles__Profile *load_pprof(const char *path, size_t *pb_byt
     size_t len = 0, pblen = 0;
     Perftools__Profiles__Profile *p;
 
-    if (sym_read_file(path, 64u << 20, (char **)&raw, &len))
+    if (read_file(path, 64u << 20, (char **)&raw, &len))
         return NULL;
     int rc = query_gunzip(raw, len, &pb, &pblen);
     free(raw);

@@ -15,9 +15,9 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "agent/labels.h"
-#include "agent/log.h"
-#include "exporter/gzip.h"
+#include "common/labels.h"
+#include "common/log.h"
+#include "common/gzip.h"
 #include "exporter/http_push.h"
 #include "exporter/intern.h"
 #include "otlp/profiles_service.pb-c.h"

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "exporter/gzip.h"
+#include "common/gzip.h"
 #include "exporter/intern.h"
 #include "profile.pb-c.h"
 

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/labels.h"
+#include "common/labels.h"
 #include "profile.pb-c.h"
 #include "symbolizer/symbolizer.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "query/import.h"
-#include "symbolizer/read_file.h"
+#include "common/file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -89,7 +89,7 @@ int query_import_file(struct store *st, const struct import_opts *o, const char 
         snprintf(err, errlen, "a service name is required");
         return -EINVAL;
     }
-    if ((rc = sym_read_file(path, IMPORT_MAX_BYTES, (char **)&raw, &rawlen))) {
+    if ((rc = read_file(path, IMPORT_MAX_BYTES, (char **)&raw, &rawlen))) {
         snprintf(err, errlen, "%s: %s", path, strerror(-rc));
         return rc;
     }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "agent/labels.h"
+#include "common/labels.h"
 #include "query/selector.h"
 
 #include <errno.h>

@@ -35,7 +35,7 @@
 #include "symbolizer/kallsyms.h"
 #include "symbolizer/perfmap.h"
 #include "symbolizer/proc_maps.h"
-#include "symbolizer/read_file.h"
+#include "common/file.h"
 #include "symbolizer/symbolizer.h"
 
 #define DEFAULT_MAX_BYTES    (64u << 20)
@@ -408,7 +408,7 @@ static int vdso_image(void **img, size_t *len)
     int ret = -ENOENT;
 
     *img = NULL;
-    if (!base || sym_read_file("/proc/self/maps", MAPS_MAX, &maps, &mlen) != 0)
+    if (!base || read_file("/proc/self/maps", MAPS_MAX, &maps, &mlen) != 0)
         return -ENOENT;
     for (line = strtok_r(maps, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         struct sym_map_line ml;
@@ -663,7 +663,7 @@ static int proc_read_maps(struct symbolizer *s, struct proc *p)
     snprintf(path, sizeof(path), "%s/%u/maps", s->proc_root, p->pid);
     p->read_window = s->window;
     s->st.maps_reads++;
-    ret = sym_read_file(path, MAPS_MAX, &buf, &len);
+    ret = read_file(path, MAPS_MAX, &buf, &len);
     if (ret)
         return ret == -ENOENT ? -ESRCH : ret;
     maps = malloc(cap * sizeof(*maps));
@@ -802,7 +802,7 @@ static uint32_t ns_pid(struct symbolizer *s, uint32_t pid)
     uint32_t ret = pid;
 
     snprintf(path, sizeof(path), "%s/%u/status", s->proc_root, pid);
-    if (sym_read_file(path, 1 << 20, &buf, &len) != 0)
+    if (read_file(path, 1 << 20, &buf, &len) != 0)
         return pid;
     char *l = strstr(buf, "\nNSpid:");
     if (l) {
@@ -834,7 +834,7 @@ static void perfmap_refresh(struct symbolizer *s, struct proc *p)
              ns_pid(s, p->pid));
     if (stat(path, &st) != 0 || (p->pm_loaded && st.st_size == p->pm_size))
         return;
-    if (sym_read_file(path, PERFMAP_MAX, &buf, &len) != 0)
+    if (read_file(path, PERFMAP_MAX, &buf, &len) != 0)
         return;
     if (p->pm_loaded)
         s->fixed_bytes -= sym_perfmap_bytes(&p->pm);

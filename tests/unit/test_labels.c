@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "agent/labels.h"
+#include "common/labels.h"
 
 /* Builds a set from "a=1,b=2" (test helper; no commas in values). */
 static void set_from(struct label_set *ls, const char *spec)

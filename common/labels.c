@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/labels.h"
+#include "common/labels.h"
 
 /* ---- label_set ---------------------------------------------------------- */
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "exporter/gzip.h"
+#include "common/gzip.h"
 
 #include <errno.h>
 #include <stdlib.h>

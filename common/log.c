@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "agent/log.h"
+#include "common/log.h"
 
 static enum log_level current = LOG_INFO;
 static const char *const names[] = {"error", "warn", "info", "debug"};

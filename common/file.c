@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "symbolizer/read_file.h"
+#include "common/file.h"
 
 /* /proc files report st_size 0, so the buffer grows while reading. */
-int sym_read_file(const char *path, size_t max, char **buf, size_t *len)
+int read_file(const char *path, size_t max, char **buf, size_t *len)
 {
     size_t cap = 4096, n = 0;
     char *b;
