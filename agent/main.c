@@ -24,6 +24,7 @@
 #include <linux/types.h>
 
 #include "agent/config.h"
+#include "agent/label_limiter.h"
 #include "common/labels.h"
 #include "common/log.h"
 #include "agent/metrics.h"

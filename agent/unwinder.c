@@ -23,6 +23,7 @@
 #include <bpf/bpf.h>
 #include <linux/types.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "agent/procinfo.h"
 #include "agent/sampler.h"
@@ -99,22 +100,9 @@ struct unwinder {
     struct unwind_proc val; /* scratch for one map update (6 KiB) */
 };
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
 static size_t key_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
-    while (*s)
-        h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
-    return (size_t)(h % BUCKETS);
+    return (size_t)(hash_str(s) % BUCKETS);
 }
 
 static uint64_t thread_cpu_ns(void)
@@ -159,7 +147,7 @@ static int64_t mtime_ns(const struct stat *st)
 
 static struct uw_bin *find_by_ino(struct unwinder *u, const struct stat *st)
 {
-    for (struct ino_link *l = u->ino_links[mix64(st->st_dev ^ mix64(st->st_ino)) % BUCKETS]; l;
+    for (struct ino_link *l = u->ino_links[hash64(st->st_dev ^ hash64(st->st_ino)) % BUCKETS]; l;
          l = l->next)
         if (l->dev == st->st_dev && l->ino == st->st_ino && l->size == (uint64_t)st->st_size &&
             l->mtime_ns == mtime_ns(st))
@@ -191,7 +179,7 @@ static void publish_file(struct unwinder *u, const struct uw_bin *b, const struc
 static void add_ino(struct unwinder *u, struct uw_bin *b, const struct stat *st)
 {
     struct ino_link *l = calloc(1, sizeof(*l));
-    size_t h = mix64(st->st_dev ^ mix64(st->st_ino)) % BUCKETS;
+    size_t h = hash64(st->st_dev ^ hash64(st->st_ino)) % BUCKETS;
 
     if (!l)
         return; /* only a lookup shortcut */
@@ -571,14 +559,6 @@ static bool is_anon(const struct sym_map_line *ml)
            (ml->path_len >= 6 && memcmp(ml->path, "[anon:", 6) == 0);
 }
 
-static uint64_t text_hash(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
-    return h;
-}
-
 /*
  * A request because a pc fell outside the known mappings is answered by
  * reading the maps again; when they have not changed twice in a row (a pc
@@ -612,7 +592,7 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
         u->st.procs_failed++;
         return ret == -ENOENT ? -ESRCH : ret;
     }
-    hash = text_hash(buf, len);
+    hash = hash_fnv1a(FNV64_OFFSET, buf, len);
     if (unmapped && p && p->maps_hash == hash) {
         if (++p->unchanged >= 2)
             p->ignore_until = mono_ms() + UNMAPPED_BACKOFF_MS;

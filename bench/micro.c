@@ -80,7 +80,7 @@
 #include "agent/sampler.h"
 #include "codec/segment.h"
 #include "query/engine.h"
-#include "query/import.h"
+#include "common/gzip.h"
 #include "common/file.h"
 #include "query/mprof.h"
 #include "query/views.h"
@@ -219,7 +219,7 @@ static Perftools__Profiles__Profile *load_pprof(const char *path, size_t *pb_byt
 
     if (read_file(path, 64u << 20, (char **)&raw, &len))
         return NULL;
-    int rc = query_gunzip(raw, len, &pb, &pblen);
+    int rc = gzip_decompress(raw, len, 256u << 20, &pb, &pblen);
     free(raw);
     if (rc)
         return NULL;

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/file.h"
@@ -61,4 +65,53 @@ int read_file(const char *path, size_t max, char **buf, size_t *len)
     *buf = b;
     *len = n;
     return 0;
+}
+
+int write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int write_file_atomic(const char *path, const void *buf, size_t len, unsigned mode)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + sizeof(".tmp.XXXXXX"));
+    int fd, err;
+
+    if (!tmp)
+        return -ENOMEM;
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        err = -errno;
+        free(tmp);
+        return err;
+    }
+    err = write_all(fd, buf, len);
+    /* readers must never see a half-written file under the final name */
+    if (!err && fsync(fd) < 0)
+        err = -errno;
+    if (fchmod(fd, (mode_t)mode) < 0 && !err)
+        err = -errno;
+    if (close(fd) < 0 && !err)
+        err = -errno;
+    if (!err && rename(tmp, path) < 0)
+        err = -errno;
+    if (err)
+        unlink(tmp);
+    free(tmp);
+    return err;
 }

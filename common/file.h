@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * read_file — reads a whole file (/proc text files, perf maps; profiles the
- * query worker imports) into one heap buffer, refusing files larger than a
- * cap so a runaway perf map or a hostile /proc entry cannot exhaust memory.
+ * file — whole-file reads and writes: read_file (/proc text files, perf
+ * maps, profiles the query worker imports) into one heap buffer, refusing
+ * files larger than a cap so a runaway perf map or a hostile /proc entry
+ * cannot exhaust memory; write_all, which finishes short writes; and
+ * write_file_atomic, which readers never see half-written.
  */
 #ifndef STOKE_COMMON_FILE_H
 #define STOKE_COMMON_FILE_H
@@ -12,5 +14,14 @@
 /* Allocates *@buf (NUL-terminated, free with free()) holding the contents of
  * @path. Returns 0, -EFBIG when the file exceeds @max bytes, or -errno. */
 int read_file(const char *path, size_t max, char **buf, size_t *len);
+
+/* Writes all @len bytes of @buf to @fd, retrying short writes and EINTR.
+ * 0 or -errno. */
+int write_all(int fd, const void *buf, size_t len);
+
+/* Writes @path atomically: a temp file beside it (PATH.tmp.XXXXXX), fsync,
+ * mode @mode, then rename over @path, so a reader sees the old file or the
+ * whole new one, never a part. 0 or -errno (the temp file removed). */
+int write_file_atomic(const char *path, const void *buf, size_t len, unsigned mode);
 
 #endif

@@ -2,17 +2,17 @@
 /*
  * labels — see labels.h. Label sets are tiny (fewer than ten pairs), so a
  * sorted array with binary search beats any hash table; relabel rules keep
- * their compiled regex; the limiter keeps one open-addressing string set per
- * label name.
+ * their compiled regex.
  */
 #include <errno.h>
 #include <regex.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/labels.h"
+#include "common/errmsg.h"
+#include "common/hash.h"
 
 /* ---- label_set ---------------------------------------------------------- */
 
@@ -124,25 +124,15 @@ void label_set_clear(struct label_set *ls)
     ls->n = ls->cap = 0;
 }
 
-static uint64_t fnv1a(uint64_t h, const char *s)
-{
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    /* The terminating NUL separates fields: no string contains one, so
-     * {"ab","c"} and {"a","bc"} hash differently. */
-    h *= 0x100000001b3ULL;
-    return h;
-}
-
 uint64_t label_set_hash(const struct label_set *ls)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = FNV64_OFFSET;
 
+    /* Each string with its terminating NUL, which separates fields: no
+     * string contains one, so {"ab","c"} and {"a","bc"} hash differently. */
     for (size_t i = 0; i < ls->n; i++) {
-        h = fnv1a(h, ls->v[i].name);
-        h = fnv1a(h, ls->v[i].value);
+        h = hash_fnv1a(h, ls->v[i].name, strlen(ls->v[i].name) + 1);
+        h = hash_fnv1a(h, ls->v[i].value, strlen(ls->v[i].value) + 1);
     }
     return h;
 }
@@ -208,21 +198,6 @@ void relabel_rules_free(struct relabel_rules *r)
 size_t relabel_rules_count(const struct relabel_rules *r)
 {
     return r ? r->n : 0;
-}
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
 }
 
 static bool is_name_start(char c)
@@ -386,14 +361,14 @@ static int compile_anchored(const char *re, size_t len, regex_t *out, char *err,
         return -ENOMEM;
     const char *why = label_regex_too_costly(s, strlen(s));
     if (why) {
-        fail(err, errlen, "bad regex '%s': %s", s, why);
+        fail_einval(err, errlen, "bad regex '%s': %s", s, why);
         free(s);
         return -EINVAL;
     }
     rc = regcomp(&bare, s, REG_EXTENDED);
     if (rc != 0) {
         regerror(rc, &bare, msg, sizeof(msg));
-        fail(err, errlen, "bad regex '%s': %s", s, msg);
+        fail_einval(err, errlen, "bad regex '%s': %s", s, msg);
         free(s);
         return -EINVAL;
     }
@@ -408,7 +383,7 @@ static int compile_anchored(const char *re, size_t len, regex_t *out, char *err,
     if (rc != 0 || out->re_nsub != nsub + 1) {
         if (rc == 0)
             regfree(out);
-        fail(err, errlen, "bad regex '%s': unbalanced parentheses", s);
+        fail_einval(err, errlen, "bad regex '%s': unbalanced parentheses", s);
         free(s);
         return -EINVAL;
     }
@@ -460,21 +435,21 @@ int relabel_rules_add(struct relabel_rules *r, const char *spec, char *err, size
     if (err && errlen)
         err[0] = '\0';
     if (!r || !spec)
-        return fail(err, errlen, "no rule");
+        return fail_einval(err, errlen, "no rule");
     if (strlen(spec) > RELABEL_MAX_SPEC)
-        return fail(err, errlen, "rule longer than %d bytes", RELABEL_MAX_SPEC);
+        return fail_einval(err, errlen, "rule longer than %d bytes", RELABEL_MAX_SPEC);
     colon = strchr(spec, ':');
     alen = colon ? (size_t)(colon - spec) : strlen(spec);
     for (i = 0; i < (int)(sizeof(action_names) / sizeof(action_names[0])); i++)
         if (strlen(action_names[i]) == alen && strncmp(spec, action_names[i], alen) == 0)
             break;
     if (i == (int)(sizeof(action_names) / sizeof(action_names[0])))
-        return fail(err, errlen,
-                    "unknown action '%.*s' (expected keep, drop, replace, labeldrop or "
-                    "labelkeep)",
-                    (int)(alen > 64 ? 64 : alen), spec);
+        return fail_einval(err, errlen,
+                           "unknown action '%.*s' (expected keep, drop, replace, labeldrop or "
+                           "labelkeep)",
+                           (int)(alen > 64 ? 64 : alen), spec);
     if (!colon)
-        return fail(err, errlen, "missing ':' after action '%s'", action_names[i]);
+        return fail_einval(err, errlen, "missing ':' after action '%s'", action_names[i]);
     rule.action = (enum relabel_action)i;
     body = colon + 1;
 
@@ -484,15 +459,15 @@ int relabel_rules_add(struct relabel_rules *r, const char *spec, char *err, size
     } else {
         eq = strchr(body, '=');
         if (!eq)
-            return fail(err, errlen, "%s needs NAME=REGEX", action_names[i]);
+            return fail_einval(err, errlen, "%s needs NAME=REGEX", action_names[i]);
         if (!valid_name(body, (size_t)(eq - body)))
-            return fail(err, errlen, "bad label name '%.*s'", (int)(eq - body), body);
+            return fail_einval(err, errlen, "bad label name '%.*s'", (int)(eq - body), body);
         re = eq + 1;
         re_len = strlen(re);
         if (rule.action == RL_REPLACE) {
             tgt = find_target(re);
             if (!tgt)
-                return fail(err, errlen, "replace needs SRC=REGEX:TARGET=REPLACEMENT");
+                return fail_einval(err, errlen, "replace needs SRC=REGEX:TARGET=REPLACEMENT");
             re_len = (size_t)(tgt - re);
             size_t tn = name_len(tgt + 1, strlen(tgt + 1));
             rule.target = strndup(tgt + 1, tn);
@@ -515,8 +490,9 @@ int relabel_rules_add(struct relabel_rules *r, const char *spec, char *err, size
         int g = max_group_ref(rule.replacement);
         /* Our wrapper adds one group: user group k is submatch k + 1. */
         if (g > (int)rule.re.re_nsub - 1) {
-            rc = fail(err, errlen, "replacement refers to $%d but the regex has %zu group(s)", g,
-                      rule.re.re_nsub - 1);
+            rc =
+                fail_einval(err, errlen, "replacement refers to $%d but the regex has %zu group(s)",
+                            g, rule.re.re_nsub - 1);
             rule_free(&rule);
             return rc;
         }
@@ -526,7 +502,7 @@ int relabel_rules_add(struct relabel_rules *r, const char *spec, char *err, size
         struct relabel_rule *nv = realloc(r->v, cap * sizeof(*nv));
         if (!nv) {
             rule_free(&rule);
-            return fail(err, errlen, "out of memory");
+            return fail_einval(err, errlen, "out of memory");
         }
         r->v = nv;
         r->cap = cap;
@@ -537,7 +513,7 @@ nomem:
     free(rule.source);
     free(rule.target);
     free(rule.replacement);
-    fail(err, errlen, "out of memory");
+    fail_einval(err, errlen, "out of memory");
     return -ENOMEM;
 }
 
@@ -633,144 +609,4 @@ bool relabel_apply(const struct relabel_rules *r, struct label_set *ls)
         }
     }
     return true;
-}
-
-/* ---- cardinality limiter ------------------------------------------------ */
-
-struct value_set {
-    char *name;
-    char **slots; /* open addressing, linear probing; NULL = empty */
-    size_t cap;   /* power of two, > 2 * n */
-    size_t n;
-};
-
-struct label_limiter {
-    size_t max_values;
-    struct value_set *sets;
-    size_t nsets, capsets;
-    uint64_t overflows;
-};
-
-#define OVERFLOW_VALUE "_overflow_"
-
-struct label_limiter *label_limiter_new(size_t max_values)
-{
-    struct label_limiter *l = calloc(1, sizeof(*l));
-
-    if (l)
-        l->max_values = max_values;
-    return l;
-}
-
-void label_limiter_free(struct label_limiter *l)
-{
-    if (!l)
-        return;
-    for (size_t i = 0; i < l->nsets; i++) {
-        for (size_t j = 0; j < l->sets[i].cap; j++)
-            free(l->sets[i].slots[j]);
-        free(l->sets[i].slots);
-        free(l->sets[i].name);
-    }
-    free(l->sets);
-    free(l);
-}
-
-uint64_t label_limiter_overflows(const struct label_limiter *l)
-{
-    return l ? l->overflows : 0;
-}
-
-static struct value_set *limiter_set(struct label_limiter *l, const char *name)
-{
-    for (size_t i = 0; i < l->nsets; i++)
-        if (strcmp(l->sets[i].name, name) == 0)
-            return &l->sets[i];
-    if (l->nsets == l->capsets) {
-        size_t cap = l->capsets ? l->capsets * 2 : 8;
-        struct value_set *nv = realloc(l->sets, cap * sizeof(*nv));
-        if (!nv)
-            return NULL;
-        l->sets = nv;
-        l->capsets = cap;
-    }
-    struct value_set *s = &l->sets[l->nsets];
-    memset(s, 0, sizeof(*s));
-    s->name = strdup(name);
-    if (!s->name)
-        return NULL;
-    l->nsets++;
-    return s;
-}
-
-static char **vs_slot(const struct value_set *s, const char *value)
-{
-    size_t i = (size_t)fnv1a(0xcbf29ce484222325ULL, value) & (s->cap - 1);
-
-    while (s->slots[i] && strcmp(s->slots[i], value) != 0)
-        i = (i + 1) & (s->cap - 1);
-    return &s->slots[i];
-}
-
-static int vs_grow(struct value_set *s)
-{
-    char **old = s->slots;
-    size_t oldcap = s->cap, cap = s->cap ? s->cap * 2 : 16;
-    char **slots = calloc(cap, sizeof(*slots));
-
-    if (!slots)
-        return -ENOMEM;
-    s->slots = slots;
-    s->cap = cap;
-    for (size_t i = 0; i < oldcap; i++)
-        if (old[i])
-            *vs_slot(s, old[i]) = old[i];
-    free(old);
-    return 0;
-}
-
-/* True when @value is (now) one of the tracked values of @s. */
-static bool vs_admit(struct value_set *s, const char *value, size_t max)
-{
-    char **slot;
-
-    if (s->cap) {
-        slot = vs_slot(s, value);
-        if (*slot)
-            return true;
-    }
-    if (s->n >= max)
-        return false;
-    if ((s->n + 1) * 2 > s->cap && vs_grow(s) < 0)
-        return false;
-    slot = vs_slot(s, value);
-    *slot = strdup(value);
-    if (!*slot)
-        return false;
-    s->n++;
-    return true;
-}
-
-void label_limiter_apply(struct label_limiter *l, struct label_set *ls)
-{
-    if (!l)
-        return;
-    for (size_t i = 0; i < ls->n; i++) {
-        const char *name = ls->v[i].name;
-        if (!strcmp(name, "service_name") || !strcmp(name, "host_name"))
-            continue;
-        if (!strcmp(ls->v[i].value, OVERFLOW_VALUE))
-            continue;
-        struct value_set *s = limiter_set(l, name);
-        /* Without memory to track the value we cannot prove it is under the
-         * cap, so it is treated as over it: the cap is never exceeded. */
-        if (s && vs_admit(s, ls->v[i].value, l->max_values))
-            continue;
-        char *ov = strdup(OVERFLOW_VALUE);
-        if (!ov)
-            continue;
-        free(ls->v[i].value);
-        ls->v[i].value = ov;
-        l->overflows++;
-    }
 }

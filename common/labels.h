@@ -1,17 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * labels — the label sets attached to every series, the relabel rules that
- * rewrite them, and the cardinality cap.
+ * labels — the label sets attached to every series and the relabel rules
+ * that rewrite them: the vocabulary the agent, the exporters and the query
+ * workers' selectors share (the agent's cardinality cap is
+ * agent/label_limiter.h).
  *
- * Owns: label_set (a small sorted array of name=value pairs), the parsed
- * relabel rules from the configuration, and per-label-name counts of distinct
- * values for the cardinality limit.
+ * Owns: label_set (a small sorted array of name=value pairs) and the parsed
+ * relabel rules from the configuration.
  *
  * Label names follow the Pyroscope/OpenTelemetry conventions: service_name,
  * host_name, process_executable_name, container_id, pod_uid, systemd_unit...
  */
-#ifndef STOKE_LABELS_H
-#define STOKE_LABELS_H
+#ifndef STOKE_COMMON_LABELS_H
+#define STOKE_COMMON_LABELS_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -77,17 +78,5 @@ size_t relabel_rules_count(const struct relabel_rules *r);
 /* Applies the rules to @ls in place. Returns true to keep the series, false
  * when a keep/drop rule dropped it. */
 bool relabel_apply(const struct relabel_rules *r, struct label_set *ls);
-
-/*
- * Cardinality cap: at most @max_values distinct values per label name (except
- * service_name and host_name, which are never capped). Values past the cap are
- * replaced by "_overflow_" and counted.
- */
-struct label_limiter;
-/* Allocates. label_limiter_apply(NULL, ls) does nothing. */
-struct label_limiter *label_limiter_new(size_t max_values);
-void label_limiter_free(struct label_limiter *l);
-void label_limiter_apply(struct label_limiter *l, struct label_set *ls);
-uint64_t label_limiter_overflows(const struct label_limiter *l);
 
 #endif

@@ -2,15 +2,13 @@
 #include "exporter/profile.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "common/file.h"
 #include "common/gzip.h"
 #include "exporter/intern.h"
 #include "profile.pb-c.h"
@@ -657,49 +655,6 @@ out:
 
 /* ---- files -------------------------------------------------------------- */
 
-static int write_atomic(const char *path, const void *buf, size_t len)
-{
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof(".tmp.XXXXXX"));
-    const uint8_t *b = buf;
-    int fd, err = 0;
-
-    if (!tmp)
-        return -ENOMEM;
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        err = -errno;
-        free(tmp);
-        return err;
-    }
-    while (len) {
-        ssize_t w = write(fd, b, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            err = -errno;
-            break;
-        }
-        b += w;
-        len -= (size_t)w;
-    }
-    /* readers must never see a half-written file under the final name */
-    if (!err && fsync(fd) < 0)
-        err = -errno;
-    if (fchmod(fd, 0644) < 0 && !err)
-        err = -errno;
-    if (close(fd) < 0 && !err)
-        err = -errno;
-    if (!err && rename(tmp, path) < 0)
-        err = -errno;
-    if (err)
-        unlink(tmp);
-    free(tmp);
-    return err;
-}
-
 int profile_write_pprof_gz(const struct profile *p, const char *path)
 {
     uint8_t *buf;
@@ -708,7 +663,7 @@ int profile_write_pprof_gz(const struct profile *p, const char *path)
 
     if (err < 0)
         return err;
-    err = write_atomic(path, buf, len);
+    err = write_file_atomic(path, buf, len, 0644);
     free(buf);
     return err;
 }
@@ -865,7 +820,7 @@ int profile_write_folded(const struct profile *p, const char *path)
 
     if (err < 0)
         return err;
-    err = write_atomic(path, buf ? buf : "", len);
+    err = write_file_atomic(path, buf ? buf : "", len, 0644);
     free(buf);
     return err;
 }

@@ -11,6 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
+#include "common/hash.h"
+
 struct centry {
     char *id; /* "key\x01off\x01len" */
     uint64_t h;
@@ -30,13 +33,12 @@ struct cache {
     struct cache_stats st;
 };
 
-static uint64_t hash_str(const char *s)
+/* FNV-1a folded: the disk cache's file names carry it (disk_path). */
+static uint64_t id_hash(const char *s)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
-    h ^= h >> 32;
-    return h;
+    uint64_t h = hash_str(s);
+
+    return h ^ (h >> 32);
 }
 
 struct cache *cache_new(size_t max_bytes, const char *disk_dir)
@@ -182,7 +184,7 @@ static void disk_put(struct cache *c, uint64_t h, const char *id, const void *da
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
-    if (write(fd, data, n) == (ssize_t)n && close(fd) == 0) {
+    if (write_all(fd, data, n) == 0 && close(fd) == 0) {
         if (rename(tmp, path))
             unlink(tmp);
         return;
@@ -229,7 +231,7 @@ int cache_get(struct cache *c, const char *key, uint64_t off, uint64_t len, stru
     out->len = 0;
     if (!id)
         return -ENOMEM;
-    h = hash_str(id);
+    h = id_hash(id);
     pthread_mutex_lock(&c->lock);
     e = lookup(c, id, h);
     if (e) {
@@ -269,7 +271,7 @@ void cache_put(struct cache *c, const char *key, uint64_t off, uint64_t len, con
 
     if (!id)
         return;
-    h = hash_str(id);
+    h = id_hash(id);
     if (c->dir)
         disk_put(c, h, id, data, n);
     pthread_mutex_lock(&c->lock);

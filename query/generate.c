@@ -10,6 +10,8 @@
 
 #include "codec/manifest.h"
 #include "codec/segment.h"
+#include "common/file.h"
+#include "common/gzip.h"
 #include "query/generate.h"
 #include "query/import.h"
 
@@ -32,38 +34,17 @@ static uint64_t rng_next(uint64_t *s)
 
 static int load_source(const char *path, struct source *src, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
     uint8_t *raw = NULL, *pb = NULL;
-    size_t len = 0, pblen = 0, cap = 0;
-    int ret = 0;
+    size_t len = 0, pblen = 0;
+    int ret;
 
     memset(src, 0, sizeof(*src));
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -errno;
+    ret = read_file(path, IMPORT_MAX_BYTES, (char **)&raw, &len);
+    if (ret) {
+        snprintf(err, errlen, "%s: %s", path, strerror(-ret));
+        return ret;
     }
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 65536;
-            if (cap > IMPORT_MAX_BYTES) {
-                ret = -EFBIG;
-                break;
-            }
-            uint8_t *n = realloc(raw, cap);
-            if (!n) {
-                ret = -ENOMEM;
-                break;
-            }
-            raw = n;
-        }
-        size_t k = fread(raw + len, 1, cap - len, f);
-        len += k;
-        if (k == 0)
-            break;
-    }
-    fclose(f);
-    if (!ret)
-        ret = query_gunzip(raw, len, &pb, &pblen);
+    ret = gzip_decompress(raw, len, IMPORT_MAX_BYTES, &pb, &pblen);
     free(raw);
     if (ret) {
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(-ret));

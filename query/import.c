@@ -1,73 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "query/import.h"
-#include "common/file.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zlib.h>
 
 #include "codec/manifest.h"
 #include "codec/segment.h"
-
-int query_gunzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
-{
-    z_stream z = {0};
-    uint8_t *buf = NULL;
-    size_t cap = len * 4 + 4096;
-    int zr;
-
-    if (len < 2 || in[0] != 0x1f || in[1] != 0x8b) {
-        *out = malloc(len + 1);
-        if (!*out)
-            return -ENOMEM;
-        if (len)
-            memcpy(*out, in, len);
-        *outlen = len;
-        return 0;
-    }
-    if (inflateInit2(&z, 15 + 32) != Z_OK)
-        return -ENOMEM;
-    buf = malloc(cap);
-    if (!buf) {
-        inflateEnd(&z);
-        return -ENOMEM;
-    }
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)len;
-    for (;;) {
-        if (z.total_out == cap) {
-            if (cap >= IMPORT_MAX_BYTES) {
-                zr = Z_MEM_ERROR;
-                break;
-            }
-            cap *= 2;
-            uint8_t *nb = realloc(buf, cap);
-            if (!nb) {
-                zr = Z_MEM_ERROR;
-                break;
-            }
-            buf = nb;
-        }
-        z.next_out = buf + z.total_out;
-        z.avail_out = (uInt)(cap - z.total_out);
-        zr = inflate(&z, Z_NO_FLUSH);
-        if (zr == Z_STREAM_END || (zr != Z_OK && zr != Z_BUF_ERROR))
-            break;
-        if (zr == Z_BUF_ERROR && z.avail_in == 0)
-            break;
-    }
-    *outlen = z.total_out;
-    inflateEnd(&z);
-    if (zr != Z_STREAM_END) {
-        free(buf);
-        return zr == Z_MEM_ERROR ? -EFBIG : -EBADMSG;
-    }
-    *out = buf;
-    return 0;
-}
+#include "common/file.h"
+#include "common/gzip.h"
 
 int query_import_file(struct store *st, const struct import_opts *o, const char *path, char *key,
                       size_t keylen, char *warn, size_t warnlen, char *err, size_t errlen)
@@ -93,7 +36,7 @@ int query_import_file(struct store *st, const struct import_opts *o, const char 
         snprintf(err, errlen, "%s: %s", path, strerror(-rc));
         return rc;
     }
-    if ((rc = query_gunzip(raw, rawlen, &pb, &pblen))) {
+    if ((rc = gzip_decompress(raw, rawlen, IMPORT_MAX_BYTES, &pb, &pblen))) {
         snprintf(err, errlen, "%s: gunzip: %s", path, strerror(-rc));
         goto out;
     }

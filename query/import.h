@@ -28,8 +28,4 @@ struct import_opts {
 int query_import_file(struct store *st, const struct import_opts *o, const char *path, char *key,
                       size_t keylen, char *warn, size_t warnlen, char *err, size_t errlen);
 
-/* Gunzips @in when it is gzip, else copies it; at most IMPORT_MAX_BYTES.
- * Allocates *out. */
-int query_gunzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen);
-
 #endif

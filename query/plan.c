@@ -8,24 +8,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/hash.h"
+
 #define HOUR_MS 3600000LL
 #define DAY_MS  86400000LL
 
 uint64_t plan_key_hash(const char *key)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *key; key++)
-        h = (h ^ (uint8_t)*key) * 0x100000001b3ULL;
     /* FNV-1a's low bits are weak (bit 0 is the parity of the bytes' low
      * bits), and shards are hash % (peers + 1): 24 hourly blocks split 6/18
      * between two workers. A 64-bit finalizer (MurmurHash3's fmix64)
      * spreads every input bit over the low ones. */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
+    return hash64(hash_str(key));
 }
 
 int plan_time_check(int64_t t, const char *name, char *err, size_t errlen)

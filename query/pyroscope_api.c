@@ -13,7 +13,6 @@
 
 #include "profile.pb-c.h"
 #include "query/connect.h"
-#include "query/import.h"
 #include "query/plan.h"
 #include "query/views.h"
 
@@ -914,8 +913,8 @@ static void m_select_merge_profile(struct call *c, const ProtobufCMessage *req)
     const Querier__V1__SelectMergeProfileRequest *m = (const void *)req;
     struct selection s;
     struct mprof *mp = NULL;
-    uint8_t *gz = NULL, *raw = NULL;
-    size_t gzlen = 0, rawlen = 0;
+    uint8_t *raw = NULL;
+    size_t rawlen = 0;
 
     if (profile_type_check(c, "", m->profile_typeid))
         return;
@@ -936,11 +935,8 @@ static void m_select_merge_profile(struct call *c, const ProtobufCMessage *req)
             oom(c);
         return;
     }
-    rc = view_pprof(mp, from, until - from, &gz, &gzlen);
+    rc = view_pprof_pb(mp, from, until - from, &raw, &rawlen);
     mprof_free(mp);
-    if (!rc)
-        rc = query_gunzip(gz, gzlen, &raw, &rawlen);
-    free(gz);
     if (rc) {
         connect_error(c->r, 0, CONNECT_INTERNAL, "pprof encoding failed: %s", strerror(-rc));
         return;

@@ -1,31 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "common/labels.h"
 #include "query/selector.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec/segment.h"
+#include "common/errmsg.h"
+#include "common/labels.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
-
-/* Regexes are screened by label_regex_too_costly (agent/labels.h), the same
+/* Regexes are screened by label_regex_too_costly (common/labels.h), the same
  * screen relabel rules get, before regcomp sees them. */
 #define REGEX_MAX_LEN 1024
 
@@ -39,14 +24,14 @@ static int compile_anchored(const char *re, regex_t *out, size_t off, char *err,
     int rc;
 
     if (strlen(re) > REGEX_MAX_LEN)
-        return fail(err, errlen, "regex at offset %zu longer than %d bytes", off, REGEX_MAX_LEN);
+        return fail_einval(err, errlen, "regex at offset %zu longer than %d bytes", off, REGEX_MAX_LEN);
     const char *why = label_regex_too_costly(re, strlen(re));
     if (why)
-        return fail(err, errlen, "bad regex at offset %zu: %s", off, why);
+        return fail_einval(err, errlen, "bad regex at offset %zu: %s", off, why);
     rc = regcomp(&bare, re, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
         regerror(rc, &bare, msg, sizeof(msg));
-        return fail(err, errlen, "bad regex at offset %zu: %s", off, msg);
+        return fail_einval(err, errlen, "bad regex at offset %zu: %s", off, msg);
     }
     nsub = bare.re_nsub;
     regfree(&bare);
@@ -57,7 +42,7 @@ static int compile_anchored(const char *re, regex_t *out, size_t off, char *err,
     if (rc != 0 || out->re_nsub != nsub + 1) {
         if (rc == 0)
             regfree(out);
-        return fail(err, errlen, "bad regex at offset %zu: unbalanced parentheses", off);
+        return fail_einval(err, errlen, "bad regex at offset %zu: unbalanced parentheses", off);
     }
     return 0;
 }
@@ -99,7 +84,7 @@ static int parse_string(const char *s, size_t *i, char **out, char *err, size_t 
     char *v;
 
     if (s[*i] != '"')
-        return fail(err, errlen, "expected '\"' to open the value at offset %zu", *i);
+        return fail_einval(err, errlen, "expected '\"' to open the value at offset %zu", *i);
     v = malloc(strlen(s + *i) + 1);
     if (!v)
         return -ENOMEM;
@@ -108,7 +93,7 @@ static int parse_string(const char *s, size_t *i, char **out, char *err, size_t 
         char c = s[*i];
         if (c == '\0') {
             free(v);
-            return fail(err, errlen, "unterminated string starting at offset %zu", start);
+            return fail_einval(err, errlen, "unterminated string starting at offset %zu", start);
         }
         if (c == '"')
             break;
@@ -125,7 +110,7 @@ static int parse_string(const char *s, size_t *i, char **out, char *err, size_t 
                  * the way users write them in Prometheus. */
                 if (e == '\0') {
                     free(v);
-                    return fail(err, errlen, "unterminated string starting at offset %zu", start);
+                    return fail_einval(err, errlen, "unterminated string starting at offset %zu", start);
                 }
                 v[n++] = '\\';
                 v[n++] = e;
@@ -135,7 +120,7 @@ static int parse_string(const char *s, size_t *i, char **out, char *err, size_t 
         }
         if ((unsigned char)c < 0x20 && c != '\t') {
             free(v);
-            return fail(err, errlen, "control character in string at offset %zu", *i);
+            return fail_einval(err, errlen, "control character in string at offset %zu", *i);
         }
         v[n++] = c;
         (*i)++;
@@ -156,7 +141,7 @@ int selector_parse(const char *text, struct selector **out, char *err, size_t er
     if (!text)
         text = "";
     if (strlen(text) > SELECTOR_MAX_LEN)
-        return fail(err, errlen, "longer than %d bytes", SELECTOR_MAX_LEN);
+        return fail_einval(err, errlen, "longer than %d bytes", SELECTOR_MAX_LEN);
     sel = calloc(1, sizeof(*sel));
     if (!sel)
         return -ENOMEM;
@@ -166,7 +151,7 @@ int selector_parse(const char *text, struct selector **out, char *err, size_t er
         return 0;
     }
     if (text[i] != '{') {
-        rc = fail(err, errlen, "expected '{' at offset %zu", i);
+        rc = fail_einval(err, errlen, "expected '{' at offset %zu", i);
         goto bad;
     }
     i++;
@@ -180,12 +165,12 @@ int selector_parse(const char *text, struct selector **out, char *err, size_t er
             break;
         }
         if (!is_name_start(text[i])) {
-            rc = text[i] ? fail(err, errlen, "expected a label name or '}' at offset %zu", i)
-                         : fail(err, errlen, "expected '}' at offset %zu (end of input)", i);
+            rc = text[i] ? fail_einval(err, errlen, "expected a label name or '}' at offset %zu", i)
+                         : fail_einval(err, errlen, "expected '}' at offset %zu (end of input)", i);
             goto bad;
         }
         if (sel->n == SELECTOR_MAX_MATCHERS) {
-            rc = fail(err, errlen, "more than %d matchers at offset %zu", SELECTOR_MAX_MATCHERS, i);
+            rc = fail_einval(err, errlen, "more than %d matchers at offset %zu", SELECTOR_MAX_MATCHERS, i);
             goto bad;
         }
         name_at = i;
@@ -205,7 +190,7 @@ int selector_parse(const char *text, struct selector **out, char *err, size_t er
             m.op = SEL_EQ;
             i += 1;
         } else {
-            rc = fail(err, errlen,
+            rc = fail_einval(err, errlen,
                       "expected '=', '!=', '=~' or '!~' after label name at offset %zu", i);
             goto bad;
         }
@@ -246,13 +231,13 @@ int selector_parse(const char *text, struct selector **out, char *err, size_t er
             i++;
             break;
         }
-        rc = fail(err, errlen, "expected ',' or '}' at offset %zu%s", i,
+        rc = fail_einval(err, errlen, "expected ',' or '}' at offset %zu%s", i,
                   text[i] ? "" : " (end of input)");
         goto bad;
     }
     skip_ws(text, &i);
     if (text[i] != '\0') {
-        rc = fail(err, errlen, "unexpected text after '}' at offset %zu", i);
+        rc = fail_einval(err, errlen, "unexpected text after '}' at offset %zu", i);
         goto bad;
     }
     *out = sel;

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
+#include "common/gzip.h"
 #include "profile.pb-c.h"
 
 /* ---- JSON output ------------------------------------------------------- */
@@ -478,8 +478,8 @@ int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, str
 
 /* ---- pprof export ------------------------------------------------------ */
 
-int view_pprof(const struct mprof *p, int64_t time_ms, int64_t duration_ms, uint8_t **buf,
-               size_t *len)
+int view_pprof_pb(const struct mprof *p, int64_t time_ms, int64_t duration_ms, uint8_t **buf,
+                  size_t *len)
 {
     Perftools__Profiles__Profile pr = PERFTOOLS__PROFILES__PROFILE__INIT;
     Perftools__Profiles__ValueType vt[MPROF_MAX_TYPES], *vtp[MPROF_MAX_TYPES], period_vt;
@@ -490,7 +490,7 @@ int view_pprof(const struct mprof *p, int64_t time_ms, int64_t duration_ms, uint
     Perftools__Profiles__Sample *smp = NULL, **smpp = NULL;
     uint64_t *locids = NULL;
     int64_t *values = NULL;
-    uint8_t *raw = NULL, *gz = NULL;
+    uint8_t *raw = NULL;
     uint8_t *used = NULL;
     uint32_t *fid = NULL, nf = 0, ns = 0;
     int rc = -ENOMEM;
@@ -595,33 +595,9 @@ int view_pprof(const struct mprof *p, int64_t time_ms, int64_t duration_ms, uint
     if (!raw)
         goto out;
     perftools__profiles__profile__pack(&pr, raw);
-    {
-        z_stream z = {0};
-        uLong bound;
-        if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-            Z_OK)
-            goto out;
-        bound = deflateBound(&z, rawlen) + 32;
-        gz = malloc(bound);
-        if (!gz) {
-            deflateEnd(&z);
-            goto out;
-        }
-        z.next_in = raw;
-        z.avail_in = (uInt)rawlen;
-        z.next_out = gz;
-        z.avail_out = (uInt)bound;
-        int zr = deflate(&z, Z_FINISH);
-        size_t outlen = z.total_out;
-        deflateEnd(&z);
-        if (zr != Z_STREAM_END) {
-            rc = -EIO;
-            goto out;
-        }
-        *buf = gz;
-        *len = outlen;
-        gz = NULL;
-    }
+    *buf = raw;
+    *len = rawlen;
+    raw = NULL;
     rc = 0;
 out:
     free(pr.string_table);
@@ -638,6 +614,19 @@ out:
     free(locids);
     free(values);
     free(raw);
-    free(gz);
+    return rc;
+}
+
+int view_pprof(const struct mprof *p, int64_t time_ms, int64_t duration_ms, uint8_t **buf,
+               size_t *len)
+{
+    uint8_t *raw;
+    size_t rawlen;
+    int rc = view_pprof_pb(p, time_ms, duration_ms, &raw, &rawlen);
+
+    if (rc)
+        return rc;
+    rc = gzip_compress(raw, rawlen, buf, len);
+    free(raw);
     return rc;
 }

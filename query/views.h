@@ -52,7 +52,11 @@ int view_flame_walk(const struct mprof *p, uint32_t col, uint32_t max_nodes,
  * closing brace, so the caller can append stats) into @out. */
 int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct sbuf *out);
 
-/* The gzip-compressed pprof of @p (every named column). Allocates *buf. */
+/* The pprof of @p (every named column) as a packed protobuf message, and
+ * the same gzip-compressed (what pprof files and /api/v1/pprof hold).
+ * Allocate *buf. 0 or -ENOMEM (-EIO when zlib fails). */
+int view_pprof_pb(const struct mprof *p, int64_t time_ms, int64_t duration_ms, uint8_t **buf,
+                  size_t *len);
 int view_pprof(const struct mprof *p, int64_t time_ms, int64_t duration_ms, uint8_t **buf,
                size_t *len);
 

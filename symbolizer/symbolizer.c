@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/hash.h"
 #include "symbolizer/build_id.h"
 #include "symbolizer/debuginfo.h"
 #include "symbolizer/demangle.h"
@@ -152,24 +153,6 @@ struct symbolizer {
 };
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static uint64_t hash64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    while (*s)
-        h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
-    return h;
-}
 
 static void lru_unlink(struct lru *n)
 {

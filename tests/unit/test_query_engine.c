@@ -29,6 +29,7 @@
 
 #include "codec/manifest.h"
 #include "codec/segment.h"
+#include "common/gzip.h"
 #include "query/cache.h"
 #include "query/engine.h"
 #include "query/http.h"
@@ -439,7 +440,7 @@ static void test_pprof_export(void **state)
         .tenant = "default", .sel = sel, .from = T0, .until = T0 + NWIN * WIN, .all_types = true};
     assert_int_equal(engine_query(eng, &q, &mp, err, sizeof(err)), 0);
     assert_int_equal(view_pprof(mp, T0, NWIN * WIN, &gz, &len), 0);
-    assert_int_equal(query_gunzip(gz, len, &raw, &rawlen), 0);
+    assert_int_equal(gzip_decompress(gz, len, IMPORT_MAX_BYTES, &raw, &rawlen), 0);
     Perftools__Profiles__Profile *p = perftools__profiles__profile__unpack(NULL, rawlen, raw);
     assert_non_null(p);
     assert_int_equal(p->n_sample_type, 2);
