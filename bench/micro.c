@@ -988,7 +988,7 @@ static int bench_flame(void *ctx, uint64_t iters, struct timer *t)
 {
     struct flame_ctx *f = ctx;
     for (uint64_t i = 0; i < iters; i++) {
-        struct sbuf b = {0};
+        struct wbuf b = {0};
         t_start(t);
         int rc = view_flame_json(f->mp, 0, f->max_nodes, &b);
         t_stop(t);
@@ -996,7 +996,7 @@ static int bench_flame(void *ctx, uint64_t iters, struct timer *t)
         free(b.p);
         if (rc)
             return rc;
-        if (b.oom)
+        if (b.err)
             return -ENOMEM;
     }
     return 0;

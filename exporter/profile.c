@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/file.h"
 #include "common/gzip.h"
 #include "exporter/intern.h"
@@ -670,40 +671,21 @@ int profile_write_pprof_gz(const struct profile *p, const char *path)
 
 /* ---- folded ------------------------------------------------------------- */
 
-struct sbuf {
-    char *b;
-    size_t len, cap;
-    bool oom;
-};
-
-static void sb_put(struct sbuf *s, const char *str, size_t n)
-{
-    if (s->oom)
-        return;
-    if (reserve((void **)&s->b, &s->cap, s->len + n + 1, 1) < 0) {
-        s->oom = true;
-        return;
-    }
-    memcpy(s->b + s->len, str, n);
-    s->len += n;
-    s->b[s->len] = '\0';
-}
-
 /* ';' separates frames and '\n' lines: a name must contain neither, and
  * other control characters only confuse flamegraph tools. */
-static void sb_put_name(struct sbuf *s, const char *name)
+static void sb_put_name(struct wbuf *s, const char *name)
 {
     size_t start = s->len, i;
 
-    sb_put(s, name, strlen(name));
-    if (s->oom)
+    wb_bytes(s, name, strlen(name));
+    if (s->err)
         return;
     for (i = start; i < s->len; i++)
-        if (s->b[i] == ';' || (unsigned char)s->b[i] < 0x20)
-            s->b[i] = '_';
+        if (s->s[i] == ';' || (unsigned char)s->s[i] < 0x20)
+            s->s[i] = '_';
 }
 
-static void sb_put_location(struct sbuf *s, const struct profile *p, uint32_t loc_id)
+static void sb_put_location(struct wbuf *s, const struct profile *p, uint32_t loc_id)
 {
     const struct plocation *l = &p->locs[loc_id - 1];
     char tmp[32];
@@ -715,7 +697,7 @@ static void sb_put_location(struct sbuf *s, const struct profile *p, uint32_t lo
 
         sb_put_name(s, base ? base + 1 : path);
         snprintf(tmp, sizeof(tmp), "+0x%" PRIx64, l->address);
-        sb_put(s, tmp, strlen(tmp));
+        wb_bytes(s, tmp, strlen(tmp));
         return;
     }
     /* root first: the physical function (last line) before what it inlines */
@@ -726,7 +708,7 @@ static void sb_put_location(struct sbuf *s, const struct profile *p, uint32_t lo
 
         sb_put_name(s, strtab_get(&p->str, fk[0]));
         if (j)
-            sb_put(s, ";", 1);
+            wb_bytes(s, ";", 1);
     }
 }
 
@@ -744,7 +726,7 @@ static int fline_cmp(const void *a, const void *b, void *base)
 /* Renders the folded text into a malloc'd buffer. 0 or -ENOMEM. */
 static int folded_render(const struct profile *p, char **out, size_t *outlen)
 {
-    struct sbuf frames = {0}, text = {0};
+    struct wbuf frames = {0}, text = {0};
     struct fline *fl = NULL;
     uint64_t *per_stack;
     size_t nfl = 0, i, j;
@@ -774,39 +756,39 @@ static int folded_render(const struct profile *p, char **out, size_t *outlen)
         fl[nfl].count = per_stack[i];
         nfl++;
         if (ns == 0)
-            sb_put(&frames, "[unknown]", 9);
+            wb_bytes(&frames, "[unknown]", 9);
         for (j = ns; j-- > 0;) {
             sb_put_location(&frames, p, st[j]);
             if (j)
-                sb_put(&frames, ";", 1);
+                wb_bytes(&frames, ";", 1);
         }
-        sb_put(&frames, "", 1); /* keep the NUL: lines are sorted with strcmp */
-        if (frames.oom)
+        wb_bytes(&frames, "", 1); /* keep the NUL: lines are sorted with strcmp */
+        if (frames.err)
             goto oom;
     }
     if (nfl)
-        qsort_r(fl, nfl, sizeof(*fl), fline_cmp, frames.b);
+        qsort_r(fl, nfl, sizeof(*fl), fline_cmp, frames.s);
     for (i = 0; i < nfl; i = j) {
         uint64_t c = fl[i].count;
 
         /* distinct stacks can print alike (same names in two mappings) */
-        for (j = i + 1; j < nfl && strcmp(frames.b + fl[i].off, frames.b + fl[j].off) == 0; j++)
+        for (j = i + 1; j < nfl && strcmp(frames.s + fl[i].off, frames.s + fl[j].off) == 0; j++)
             c += fl[j].count;
-        sb_put(&text, frames.b + fl[i].off, strlen(frames.b + fl[i].off));
+        wb_bytes(&text, frames.s + fl[i].off, strlen(frames.s + fl[i].off));
         snprintf(tmp, sizeof(tmp), " %" PRIu64 "\n", c);
-        sb_put(&text, tmp, strlen(tmp));
+        wb_bytes(&text, tmp, strlen(tmp));
     }
-    if (text.oom)
+    if (text.err)
         goto oom;
-    free(frames.b);
+    free(frames.p);
     free(fl);
     free(per_stack);
-    *out = text.b;
+    *out = text.s;
     *outlen = text.len;
     return 0;
 oom:
-    free(text.b);
-    free(frames.b);
+    free(text.p);
+    free(frames.p);
     free(fl);
     free(per_stack);
     return -ENOMEM;

@@ -52,23 +52,23 @@ int connect_code_status(enum connect_code c)
 void connect_error(struct http_response *r, int status, enum connect_code c, const char *fmt, ...)
 {
     char msg[1024];
-    struct sbuf b = {0};
+    struct wbuf b = {0};
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    sbuf_printf(&b, "{\"code\":\"%s\",\"message\":", connect_code_name(c));
-    sbuf_json_str(&b, msg);
-    sbuf_put(&b, "}", 1);
+    wb_printf(&b, "{\"code\":\"%s\",\"message\":", connect_code_name(c));
+    wb_json_str(&b, msg);
+    wb_bytes(&b, "}", 1);
     r->status = status ? status : connect_code_status(c);
     r->content_type = "application/json";
-    if (b.oom) {
+    if (b.err) {
         free(b.p);
-        b.p = strdup("{\"code\":\"resource_exhausted\",\"message\":\"out of memory\"}");
-        b.len = b.p ? strlen(b.p) : 0;
+        b.s = strdup("{\"code\":\"resource_exhausted\",\"message\":\"out of memory\"}");
+        b.len = b.s ? strlen(b.s) : 0;
     }
-    r->body = (uint8_t *)b.p;
+    r->body = b.p;
     r->len = b.len;
 }
 
@@ -145,7 +145,7 @@ static void json_name(const char *name, char *out, size_t outlen)
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static void b64_encode(struct sbuf *o, const uint8_t *p, size_t n)
+static void b64_encode(struct wbuf *o, const uint8_t *p, size_t n)
 {
     char q[4];
 
@@ -159,7 +159,7 @@ static void b64_encode(struct sbuf *o, const uint8_t *p, size_t n)
         q[1] = b64[(v >> 12) & 63];
         q[2] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
         q[3] = i + 2 < n ? b64[v & 63] : '=';
-        sbuf_put(o, q, 4);
+        wb_bytes(o, q, 4);
     }
 }
 
@@ -518,63 +518,63 @@ int connect_decode(enum connect_codec codec, const ProtobufCMessageDescriptor *d
 
 /* ---- message -> JSON ----------------------------------------------------- */
 
-static void enc_message(const ProtobufCMessage *m, struct sbuf *o, int depth);
+static void enc_message(const ProtobufCMessage *m, struct wbuf *o, int depth);
 
-static void enc_value(const ProtobufCFieldDescriptor *f, const void *slot, struct sbuf *o,
+static void enc_value(const ProtobufCFieldDescriptor *f, const void *slot, struct wbuf *o,
                       int depth)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
     case PROTOBUF_C_TYPE_SFIXED32:
-        sbuf_printf(o, "%d", *(const int32_t *)slot);
+        wb_printf(o, "%d", *(const int32_t *)slot);
         break;
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
-        sbuf_printf(o, "%u", *(const uint32_t *)slot);
+        wb_printf(o, "%u", *(const uint32_t *)slot);
         break;
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
-        sbuf_printf(o, "\"%lld\"", (long long)*(const int64_t *)slot);
+        wb_printf(o, "\"%lld\"", (long long)*(const int64_t *)slot);
         break;
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-        sbuf_printf(o, "\"%llu\"", (unsigned long long)*(const uint64_t *)slot);
+        wb_printf(o, "\"%llu\"", (unsigned long long)*(const uint64_t *)slot);
         break;
     case PROTOBUF_C_TYPE_FLOAT:
     case PROTOBUF_C_TYPE_DOUBLE: {
         double x = f->type == PROTOBUF_C_TYPE_FLOAT ? *(const float *)slot : *(const double *)slot;
         if (isnan(x))
-            sbuf_put(o, "\"NaN\"", 5);
+            wb_bytes(o, "\"NaN\"", 5);
         else if (isinf(x))
-            sbuf_printf(o, "\"%sInfinity\"", x < 0 ? "-" : "");
+            wb_printf(o, "\"%sInfinity\"", x < 0 ? "-" : "");
         else
-            sbuf_printf(o, "%.17g", x);
+            wb_printf(o, "%.17g", x);
         break;
     }
     case PROTOBUF_C_TYPE_BOOL:
-        sbuf_printf(o, "%s", *(const protobuf_c_boolean *)slot ? "true" : "false");
+        wb_printf(o, "%s", *(const protobuf_c_boolean *)slot ? "true" : "false");
         break;
     case PROTOBUF_C_TYPE_ENUM: {
         int32_t v = *(const int32_t *)slot;
         const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, v);
         if (ev)
-            sbuf_printf(o, "\"%s\"", ev->name);
+            wb_printf(o, "\"%s\"", ev->name);
         else
-            sbuf_printf(o, "%d", v);
+            wb_printf(o, "%d", v);
         break;
     }
     case PROTOBUF_C_TYPE_STRING: {
         const char *s = *(char *const *)slot;
-        sbuf_json_str(o, s ? s : "");
+        wb_json_str(o, s ? s : "");
         break;
     }
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *b = slot;
-        sbuf_put(o, "\"", 1);
+        wb_bytes(o, "\"", 1);
         b64_encode(o, b->data, b->len);
-        sbuf_put(o, "\"", 1);
+        wb_bytes(o, "\"", 1);
         break;
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
@@ -582,7 +582,7 @@ static void enc_value(const ProtobufCFieldDescriptor *f, const void *slot, struc
         if (sub && depth < CONNECT_MAX_DEPTH)
             enc_message(sub, o, depth + 1);
         else
-            sbuf_put(o, "{}", 2);
+            wb_bytes(o, "{}", 2);
         break;
     }
     }
@@ -611,14 +611,14 @@ static bool is_default(const ProtobufCFieldDescriptor *f, const void *slot)
     }
 }
 
-static void enc_message(const ProtobufCMessage *m, struct sbuf *o, int depth)
+static void enc_message(const ProtobufCMessage *m, struct wbuf *o, int depth)
 {
     const ProtobufCMessageDescriptor *md = m->descriptor;
     const char *base = (const char *)m;
     bool first = true;
     char jn[128];
 
-    sbuf_put(o, "{", 1);
+    wb_bytes(o, "{", 1);
     for (unsigned i = 0; i < md->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &md->fields[i];
         const void *slot = base + f->offset;
@@ -639,26 +639,26 @@ static void enc_message(const ProtobufCMessage *m, struct sbuf *o, int depth)
             continue;
         }
         json_name(f->name, jn, sizeof(jn));
-        sbuf_printf(o, "%s\"%s\":", first ? "" : ",", jn);
+        wb_printf(o, "%s\"%s\":", first ? "" : ",", jn);
         first = false;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             const char *arr = *(char *const *)slot;
             size_t es = elem_size(f->type);
-            sbuf_put(o, "[", 1);
+            wb_bytes(o, "[", 1);
             for (size_t k = 0; k < n; k++) {
                 if (k)
-                    sbuf_put(o, ",", 1);
+                    wb_bytes(o, ",", 1);
                 enc_value(f, arr + k * es, o, depth);
             }
-            sbuf_put(o, "]", 1);
+            wb_bytes(o, "]", 1);
         } else {
             enc_value(f, slot, o, depth);
         }
     }
-    sbuf_put(o, "}", 1);
+    wb_bytes(o, "}", 1);
 }
 
-void connect_json_encode(const ProtobufCMessage *m, struct sbuf *out)
+void connect_json_encode(const ProtobufCMessage *m, struct wbuf *out)
 {
     enc_message(m, out, 0);
 }
@@ -668,16 +668,16 @@ void connect_json_encode(const ProtobufCMessage *m, struct sbuf *out)
 void connect_respond(struct http_response *r, enum connect_codec codec, const ProtobufCMessage *m)
 {
     if (codec == CONNECT_JSON) {
-        struct sbuf b = {0};
+        struct wbuf b = {0};
         connect_json_encode(m, &b);
-        if (b.oom) {
+        if (b.err) {
             free(b.p);
             connect_error(r, 0, CONNECT_RESOURCE_EXHAUSTED, "out of memory");
             return;
         }
         r->status = 200;
         r->content_type = "application/json";
-        r->body = (uint8_t *)b.p;
+        r->body = b.p;
         r->len = b.len;
         return;
     }

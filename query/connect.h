@@ -75,7 +75,7 @@ int connect_decode(enum connect_codec codec, const ProtobufCMessageDescriptor *d
 int connect_json_decode(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
                         ProtobufCMessage **out, char *err, size_t errlen);
 /* Appends the JSON form of @m to @out. */
-void connect_json_encode(const ProtobufCMessage *m, struct sbuf *out);
+void connect_json_encode(const ProtobufCMessage *m, struct wbuf *out);
 
 /* Fills @r with 200 and @m encoded in @codec. */
 void connect_respond(struct http_response *r, enum connect_codec codec, const ProtobufCMessage *m);

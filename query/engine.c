@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "codec/segment.h"
+#include "common/buf.h"
 #include "query/auth.h"
 #include "query/plan.h"
 
@@ -628,30 +629,21 @@ struct peer_call {
     bool started;
 };
 
-struct membuf {
-    uint8_t *p;
-    size_t len;
-    bool too_big;
-};
-
 #define PEER_MAX_RESPONSE (1024u * 1024 * 1024)
 
+/* libcurl's write callback: the answer into a wbuf, at most
+ * PEER_MAX_RESPONSE bytes (past that, err is -EFBIG). */
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-    struct membuf *m = ud;
+    struct wbuf *m = ud;
     size_t n = size * nmemb;
 
     if (m->len + n > PEER_MAX_RESPONSE) {
-        m->too_big = true;
+        m->err = -EFBIG;
         return 0;
     }
-    uint8_t *np = realloc(m->p, m->len + n + 1);
-    if (!np)
-        return 0;
-    m->p = np;
-    memcpy(m->p + m->len, ptr, n);
-    m->len += n;
-    return n;
+    wb_bytes(m, ptr, n);
+    return m->err ? 0 : n;
 }
 
 char *engine_query_json(const struct query *q, uint32_t shard, uint32_t nshards)
@@ -689,7 +681,7 @@ static int peer_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_of
 static void *peer_main(void *arg)
 {
     struct peer_call *pc = arg;
-    struct membuf mb = {0};
+    struct wbuf mb = {0};
     char url[512];
     char *body = engine_query_json(pc->q, pc->shard, pc->nshards);
     CURL *c = curl_easy_init();
@@ -732,7 +724,7 @@ static void *peer_main(void *arg)
     cc = curl_easy_perform(c);
     if (cc != CURLE_OK) {
         snprintf(pc->err, sizeof(pc->err), "%s",
-                 mb.too_big ? "response too large" : curl_easy_strerror(cc));
+                 mb.err == -EFBIG ? "response too large" : curl_easy_strerror(cc));
         goto out;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);

@@ -79,11 +79,11 @@ static int64_t mono_us(void)
 
 /* ---- responses --------------------------------------------------------- */
 
-static void respond(struct http_response *r, int status, const char *ctype, struct sbuf *b)
+static void respond(struct http_response *r, int status, const char *ctype, struct wbuf *b)
 {
     r->status = status;
     r->content_type = ctype;
-    if (b->oom) {
+    if (b->err) {
         free(b->p);
         r->status = 500;
         r->content_type = "application/json";
@@ -91,45 +91,45 @@ static void respond(struct http_response *r, int status, const char *ctype, stru
         r->len = r->body ? strlen((char *)r->body) : 0;
         return;
     }
-    r->body = (uint8_t *)b->p;
+    r->body = b->p;
     r->len = b->len;
 }
 
 void http_error_json(struct http_response *r, int status, const char *fmt, ...)
 {
     char msg[1024];
-    struct sbuf b = {0};
+    struct wbuf b = {0};
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    sbuf_put(&b, "{\"error\":", 9);
-    sbuf_json_str(&b, msg);
-    sbuf_put(&b, "}\n", 2);
+    wb_bytes(&b, "{\"error\":", 9);
+    wb_json_str(&b, msg);
+    wb_bytes(&b, "}\n", 2);
     respond(r, status, "application/json", &b);
 }
 
 /* Appends ,"stats":{...},"warnings":[...]} closing the object. */
-void http_finish_json(struct sbuf *b, const struct mprof *p)
+void http_finish_json(struct wbuf *b, const struct mprof *p)
 {
-    sbuf_printf(b,
-                ",\"stats\":{\"objects\":%" PRIu64 ",\"sections\":%" PRIu64
-                ",\"bytes_read\":%" PRIu64 ",\"cache_hits\":%" PRIu64 ",\"skipped\":%" PRIu64 "}",
-                p->stats.objects, p->stats.sections, p->stats.bytes_read, p->stats.cache_hits,
-                p->stats.skipped);
+    wb_printf(b,
+              ",\"stats\":{\"objects\":%" PRIu64 ",\"sections\":%" PRIu64 ",\"bytes_read\":%" PRIu64
+              ",\"cache_hits\":%" PRIu64 ",\"skipped\":%" PRIu64 "}",
+              p->stats.objects, p->stats.sections, p->stats.bytes_read, p->stats.cache_hits,
+              p->stats.skipped);
     if (p->nwarnings) {
-        sbuf_put(b, ",\"warnings\":[", 13);
+        wb_bytes(b, ",\"warnings\":[", 13);
         for (uint32_t i = 0; i < p->nwarnings; i++) {
             if (i)
-                sbuf_put(b, ",", 1);
-            sbuf_json_str(b, p->warnings[i]);
+                wb_bytes(b, ",", 1);
+            wb_json_str(b, p->warnings[i]);
         }
         if (p->warnings_dropped)
-            sbuf_printf(b, ",\"... and %" PRIu64 " more\"", p->warnings_dropped);
-        sbuf_put(b, "]", 1);
+            wb_printf(b, ",\"... and %" PRIu64 " more\"", p->warnings_dropped);
+        wb_bytes(b, "]", 1);
     }
-    sbuf_put(b, "}\n", 2);
+    wb_bytes(b, "}\n", 2);
 }
 
 /* ---- parameters -------------------------------------------------------- */
@@ -379,7 +379,7 @@ static void ep_profile_types(struct http_server *s, const struct params *p, stru
     char **types = NULL, err[256] = "";
     size_t n = 0;
     struct mprof *notes = NULL;
-    struct sbuf b = {0};
+    struct wbuf b = {0};
 
     if (common_params(s, p, "query", "from", "until", false, &c, r))
         return;
@@ -391,15 +391,15 @@ static void ep_profile_types(struct http_server *s, const struct params *p, stru
         return;
     }
     note_query(r, notes);
-    sbuf_put(&b, "{\"profile_types\":[", 18);
+    wb_bytes(&b, "{\"profile_types\":[", 18);
     for (size_t i = 0; i < n; i++) {
         if (i)
-            sbuf_put(&b, ",", 1);
-        sbuf_json_str(&b, types[i]);
+            wb_bytes(&b, ",", 1);
+        wb_json_str(&b, types[i]);
         free(types[i]);
     }
     free(types);
-    sbuf_put(&b, "]", 1);
+    wb_bytes(&b, "]", 1);
     http_finish_json(&b, notes);
     mprof_free(notes);
     respond(r, 200, "application/json", &b);
@@ -416,7 +416,7 @@ static void ep_labels(struct http_server *s, const struct params *p, bool values
     struct common c;
     struct mprof *mp = NULL;
     const char *name = P(p, "name");
-    struct sbuf b = {0};
+    struct wbuf b = {0};
 
     if (values && (!name || !http_label_name_valid(name))) {
         http_error_json(r, 400, "name: %s", name ? "not a valid label name" : "missing");
@@ -453,15 +453,15 @@ static void ep_labels(struct http_server *s, const struct params *p, bool values
         return;
     }
     qsort(v, n, sizeof(*v), cmp_cstr);
-    sbuf_printf(&b, "{\"%s\":[", values ? "values" : "names");
+    wb_printf(&b, "{\"%s\":[", values ? "values" : "names");
     for (size_t i = 0, k = 0; i < n; i++) {
         if (i && strcmp(v[i], v[i - 1]) == 0)
             continue;
         if (k++)
-            sbuf_put(&b, ",", 1);
-        sbuf_json_str(&b, v[i]);
+            wb_bytes(&b, ",", 1);
+        wb_json_str(&b, v[i]);
     }
-    sbuf_put(&b, "]", 1);
+    wb_bytes(&b, "]", 1);
     free(v);
     http_finish_json(&b, mp);
     mprof_free(mp);
@@ -476,7 +476,7 @@ static void ep_top(struct http_server *s, const struct params *p, struct http_re
     size_t n = 0;
     int64_t total = 0;
     long long limit;
-    struct sbuf b = {0};
+    struct wbuf b = {0};
 
     if (int_param(p, "limit", 1, 100000, 100, &limit, r))
         return;
@@ -498,14 +498,14 @@ static void ep_top(struct http_server *s, const struct params *p, struct http_re
         http_error_json(r, 500, "out of memory");
         return;
     }
-    sbuf_printf(&b, "{\"total\":%lld,\"functions\":[", (long long)total);
+    wb_printf(&b, "{\"total\":%lld,\"functions\":[", (long long)total);
     for (size_t i = 0; i < n && i < (size_t)limit; i++) {
-        sbuf_put(&b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
-        sbuf_json_str(&b, mstr_get(&mp->str, rows[i].name));
-        sbuf_printf(&b, ",\"self\":%lld,\"total\":%lld}", (long long)rows[i].self,
-                    (long long)rows[i].total);
+        wb_bytes(&b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
+        wb_json_str(&b, mstr_get(&mp->str, rows[i].name));
+        wb_printf(&b, ",\"self\":%lld,\"total\":%lld}", (long long)rows[i].self,
+                  (long long)rows[i].total);
     }
-    sbuf_put(&b, "]", 1);
+    wb_bytes(&b, "]", 1);
     free(rows);
     http_finish_json(&b, mp);
     mprof_free(mp);
@@ -517,7 +517,7 @@ static void ep_flame(struct http_server *s, const struct params *p, struct http_
     struct common c;
     struct mprof *mp = NULL;
     long long max_nodes;
-    struct sbuf b = {0};
+    struct wbuf b = {0};
 
     if (int_param(p, "max_nodes", 1, 100000, 1024, &max_nodes, r))
         return;
@@ -551,7 +551,7 @@ static void ep_series(struct http_server *s, const struct params *p, struct http
     struct mprof *mp = NULL;
     long long step;
     const char *gb = P(p, "group_by");
-    struct sbuf b = {0};
+    struct wbuf b = {0};
 
     if (int_param(p, "step", 1, QUERY_MAX_RANGE_MS, 0, &step, r))
         return;
@@ -599,28 +599,28 @@ static void ep_series(struct http_server *s, const struct params *p, struct http
             order[j] = order[j - 1];
             order[j - 1] = t;
         }
-    sbuf_printf(&b, "{\"step\":%lld,\"series\":[", (long long)mp->step);
+    wb_printf(&b, "{\"step\":%lld,\"series\":[", (long long)mp->step);
     for (uint32_t k = 0; k < mp->ngroups; k++) {
         uint32_t g = order[k];
-        sbuf_put(&b, k ? ",{\"labels\":{" : "{\"labels\":{", k ? 12 : 11);
+        wb_bytes(&b, k ? ",{\"labels\":{" : "{\"labels\":{", k ? 12 : 11);
         if (gb && *gb) {
-            sbuf_json_str(&b, gb);
-            sbuf_put(&b, ":", 1);
-            sbuf_json_str(&b, mstr_get(&mp->str, mp->group_val[g]));
+            wb_json_str(&b, gb);
+            wb_bytes(&b, ":", 1);
+            wb_json_str(&b, mstr_get(&mp->str, mp->group_val[g]));
         }
-        sbuf_put(&b, "},\"points\":[", 12);
+        wb_bytes(&b, "},\"points\":[", 12);
         bool first = true;
         for (uint32_t bk = 0; bk < mp->nbuckets; bk++) {
             size_t i = (size_t)g * mp->nbuckets + bk;
             if (!mp->present[i])
                 continue;
-            sbuf_printf(&b, "%s[%lld,%lld]", first ? "" : ",",
-                        (long long)(mp->from + (int64_t)bk * mp->step), (long long)mp->points[i]);
+            wb_printf(&b, "%s[%lld,%lld]", first ? "" : ",",
+                      (long long)(mp->from + (int64_t)bk * mp->step), (long long)mp->points[i]);
             first = false;
         }
-        sbuf_put(&b, "]}", 2);
+        wb_bytes(&b, "]}", 2);
     }
-    sbuf_put(&b, "]", 1);
+    wb_bytes(&b, "]", 1);
     free(order);
     http_finish_json(&b, mp);
     mprof_free(mp);
@@ -650,7 +650,7 @@ static void ep_diff(struct http_server *s, const struct params *p, struct http_r
     size_t ln = 0, rn = 0;
     int64_t lt = 0, rt = 0;
     long long limit;
-    struct sbuf b = {0};
+    struct wbuf b = {0};
 
     if (int_param(p, "limit", 1, 100000, 100, &limit, r))
         return;
@@ -727,18 +727,18 @@ static void ep_diff(struct http_server *s, const struct params *p, struct http_r
     }
     n = k;
     qsort(rows, n, sizeof(*rows), cmp_diff);
-    sbuf_printf(&b, "{\"left_total\":%lld,\"right_total\":%lld,\"functions\":[", (long long)lt,
-                (long long)rt);
+    wb_printf(&b, "{\"left_total\":%lld,\"right_total\":%lld,\"functions\":[", (long long)lt,
+              (long long)rt);
     for (size_t i = 0; i < n && i < (size_t)limit; i++) {
-        sbuf_put(&b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
-        sbuf_json_str(&b, rows[i].name);
-        sbuf_printf(&b, ",\"left_self\":%lld,\"right_self\":%lld,\"diff\":%.9g}",
-                    (long long)rows[i].l, (long long)rows[i].r, rows[i].d);
+        wb_bytes(&b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
+        wb_json_str(&b, rows[i].name);
+        wb_printf(&b, ",\"left_self\":%lld,\"right_self\":%lld,\"diff\":%.9g}",
+                  (long long)rows[i].l, (long long)rows[i].r, rows[i].d);
     }
-    sbuf_put(&b, "]", 1);
+    wb_bytes(&b, "]", 1);
     /* One stats object for the two selections. */
     if (mprof_merge(lm, rm))
-        b.oom = true;
+        b.err = -ENOMEM;
     http_finish_json(&b, lm);
     respond(r, 200, "application/json", &b);
 out:
@@ -897,74 +897,74 @@ static void ep_select(struct http_server *s, const struct params *p, const uint8
 
 static void ep_metrics(struct http_server *s, struct http_response *r)
 {
-    struct sbuf b = {0};
+    struct wbuf b = {0};
     struct engine_counters ec;
 
     engine_counters(s->o.engine, &ec);
-    sbuf_printf(&b, "# TYPE stoke_query_requests_total counter\n");
+    wb_printf(&b, "# TYPE stoke_query_requests_total counter\n");
     for (int i = 0; i < EP_N; i++)
-        sbuf_printf(&b, "stoke_query_requests_total{endpoint=\"%s\"} %" PRIu64 "\n", ep_names[i],
-                    (uint64_t)s->requests[i]);
-    sbuf_printf(&b, "# TYPE stoke_query_errors_total counter\n");
+        wb_printf(&b, "stoke_query_requests_total{endpoint=\"%s\"} %" PRIu64 "\n", ep_names[i],
+                  (uint64_t)s->requests[i]);
+    wb_printf(&b, "# TYPE stoke_query_errors_total counter\n");
     for (int i = 0; i < EP_N; i++)
-        sbuf_printf(&b, "stoke_query_errors_total{endpoint=\"%s\"} %" PRIu64 "\n", ep_names[i],
-                    (uint64_t)s->errors[i]);
-    sbuf_printf(&b, "# TYPE stoke_query_latency_seconds_sum counter\n");
+        wb_printf(&b, "stoke_query_errors_total{endpoint=\"%s\"} %" PRIu64 "\n", ep_names[i],
+                  (uint64_t)s->errors[i]);
+    wb_printf(&b, "# TYPE stoke_query_latency_seconds_sum counter\n");
     for (int i = 0; i < EP_N; i++)
-        sbuf_printf(&b, "stoke_query_latency_seconds_sum{endpoint=\"%s\"} %.6f\n", ep_names[i],
-                    (double)s->latency_us[i] / 1e6);
-    sbuf_printf(&b,
-                "# TYPE stoke_query_sections_read_total counter\n"
-                "stoke_query_sections_read_total %" PRIu64 "\n"
-                "# TYPE stoke_query_bytes_read_total counter\n"
-                "stoke_query_bytes_read_total %" PRIu64 "\n"
-                "# TYPE stoke_query_skipped_segments_total counter\n"
-                "stoke_query_skipped_segments_total %" PRIu64 "\n"
-                "# TYPE stoke_query_peer_errors_total counter\n"
-                "stoke_query_peer_errors_total %" PRIu64 "\n",
-                ec.sections, ec.bytes_read, ec.skipped, ec.peer_errors);
-    sbuf_printf(&b,
-                "# TYPE stoke_query_busy_total counter\n"
-                "stoke_query_busy_total %" PRIu64 "\n"
-                "# TYPE stoke_query_deadline_exceeded_total counter\n"
-                "stoke_query_deadline_exceeded_total %" PRIu64 "\n"
-                "# TYPE stoke_query_cancelled_total counter\n"
-                "stoke_query_cancelled_total %" PRIu64 "\n",
-                (uint64_t)s->busy, (uint64_t)s->timeouts, (uint64_t)s->cancelled);
+        wb_printf(&b, "stoke_query_latency_seconds_sum{endpoint=\"%s\"} %.6f\n", ep_names[i],
+                  (double)s->latency_us[i] / 1e6);
+    wb_printf(&b,
+              "# TYPE stoke_query_sections_read_total counter\n"
+              "stoke_query_sections_read_total %" PRIu64 "\n"
+              "# TYPE stoke_query_bytes_read_total counter\n"
+              "stoke_query_bytes_read_total %" PRIu64 "\n"
+              "# TYPE stoke_query_skipped_segments_total counter\n"
+              "stoke_query_skipped_segments_total %" PRIu64 "\n"
+              "# TYPE stoke_query_peer_errors_total counter\n"
+              "stoke_query_peer_errors_total %" PRIu64 "\n",
+              ec.sections, ec.bytes_read, ec.skipped, ec.peer_errors);
+    wb_printf(&b,
+              "# TYPE stoke_query_busy_total counter\n"
+              "stoke_query_busy_total %" PRIu64 "\n"
+              "# TYPE stoke_query_deadline_exceeded_total counter\n"
+              "stoke_query_deadline_exceeded_total %" PRIu64 "\n"
+              "# TYPE stoke_query_cancelled_total counter\n"
+              "stoke_query_cancelled_total %" PRIu64 "\n",
+              (uint64_t)s->busy, (uint64_t)s->timeouts, (uint64_t)s->cancelled);
     if (s->guard) {
         struct connguard_stats gs;
         connguard_stats(s->guard, &gs);
-        sbuf_printf(&b,
-                    "# TYPE stoke_query_connections gauge\n"
-                    "stoke_query_connections %u\n"
-                    "# TYPE stoke_query_connections_reading gauge\n"
-                    "stoke_query_connections_reading %u\n"
-                    "# TYPE stoke_query_connections_cut_total counter\n"
-                    "stoke_query_connections_cut_total{reason=\"read_timeout\"} %" PRIu64 "\n"
-                    "stoke_query_connections_cut_total{reason=\"write_timeout\"} %" PRIu64 "\n"
-                    "stoke_query_connections_cut_total{reason=\"evicted\"} %" PRIu64 "\n",
-                    gs.open, gs.reading, gs.cut_reading, gs.cut_sending, gs.evicted);
+        wb_printf(&b,
+                  "# TYPE stoke_query_connections gauge\n"
+                  "stoke_query_connections %u\n"
+                  "# TYPE stoke_query_connections_reading gauge\n"
+                  "stoke_query_connections_reading %u\n"
+                  "# TYPE stoke_query_connections_cut_total counter\n"
+                  "stoke_query_connections_cut_total{reason=\"read_timeout\"} %" PRIu64 "\n"
+                  "stoke_query_connections_cut_total{reason=\"write_timeout\"} %" PRIu64 "\n"
+                  "stoke_query_connections_cut_total{reason=\"evicted\"} %" PRIu64 "\n",
+                  gs.open, gs.reading, gs.cut_reading, gs.cut_sending, gs.evicted);
     }
     if (s->o.cache) {
         struct cache_stats cs;
         cache_stats(s->o.cache, &cs);
-        sbuf_printf(&b,
-                    "# TYPE stoke_query_cache_hits_total counter\n"
-                    "stoke_query_cache_hits_total %" PRIu64 "\n"
-                    "# TYPE stoke_query_cache_disk_hits_total counter\n"
-                    "stoke_query_cache_disk_hits_total %" PRIu64 "\n"
-                    "# TYPE stoke_query_cache_misses_total counter\n"
-                    "stoke_query_cache_misses_total %" PRIu64 "\n"
-                    "# TYPE stoke_query_cache_bytes gauge\n"
-                    "stoke_query_cache_bytes %" PRIu64 "\n",
-                    cs.hits, cs.disk_hits, cs.misses, cs.bytes);
+        wb_printf(&b,
+                  "# TYPE stoke_query_cache_hits_total counter\n"
+                  "stoke_query_cache_hits_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_cache_disk_hits_total counter\n"
+                  "stoke_query_cache_disk_hits_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_cache_misses_total counter\n"
+                  "stoke_query_cache_misses_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_cache_bytes gauge\n"
+                  "stoke_query_cache_bytes %" PRIu64 "\n",
+                  cs.hits, cs.disk_hits, cs.misses, cs.bytes);
     }
     respond(r, 200, "text/plain; version=0.0.4", &b);
 }
 
 static void ep_index(struct http_server *s, struct http_response *r)
 {
-    struct sbuf b = {0};
+    struct wbuf b = {0};
 
     if (s->o.web_dir) {
         char path[4096];
@@ -977,12 +977,12 @@ static void ep_index(struct http_server *s, struct http_response *r)
         char chunk[65536];
         size_t n;
         while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < (64u << 20))
-            sbuf_put(&b, chunk, n);
+            wb_bytes(&b, chunk, n);
         fclose(f);
     } else if (stoke_web_index) {
         size_t n = 0;
         const char *page = stoke_web_index(&n);
-        sbuf_put(&b, page, n);
+        wb_bytes(&b, page, n);
     } else {
         /* Not embedded (a library-only build): the source tree's copy, so
          * a worker started from the repository root still serves it. */
@@ -994,11 +994,11 @@ static void ep_index(struct http_server *s, struct http_response *r)
         char chunk[65536];
         size_t n;
         while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < (64u << 20))
-            sbuf_put(&b, chunk, n);
+            wb_bytes(&b, chunk, n);
         fclose(f);
     }
     if (!b.p)
-        sbuf_put(&b, "", 0);
+        wb_bytes(&b, "", 0);
     respond(r, 200, "text/html; charset=utf-8", &b);
 }
 
@@ -1141,8 +1141,8 @@ void http_handle(struct http_server *s, const struct http_request *rq, struct ht
             if (!get) {
                 http_error_json(out, 405, "%s: method %s not allowed (use GET)", path, method);
             } else if (strcmp(path, "/healthz") == 0) {
-                struct sbuf b = {0};
-                sbuf_put(&b, "ok\n", 3);
+                struct wbuf b = {0};
+                wb_bytes(&b, "ok\n", 3);
                 respond(out, 200, "text/plain", &b);
             } else if (strcmp(path, "/metrics") == 0) {
                 ep_metrics(s, out);

@@ -98,7 +98,7 @@ struct http_response {
 
 /* Appends ,"stats":{...},"warnings":[...]} to a JSON object being written
  * in @b (its closing brace included): what @p's query read and skipped. */
-void http_finish_json(struct sbuf *b, const struct mprof *p);
+void http_finish_json(struct wbuf *b, const struct mprof *p);
 
 /* Fills @r with status @status and the JSON body {"error": "<message>"}
  * (500 and "out of memory" when the body cannot be built). */

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+
 static uint64_t hash_bytes(const void *data, size_t len)
 {
     const uint8_t *p = data;
@@ -466,140 +468,108 @@ out:
  *   u64 objects sections bytes_read cache_hits skipped, u64 warnings_dropped
  *   u32 nwarnings {u32 len, bytes}
  */
-struct wbuf {
-    uint8_t *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void put(struct wbuf *w, const void *d, size_t n)
-{
-    if (w->oom)
-        return;
-    if (w->len + n > w->cap) {
-        size_t cap = w->cap ? w->cap : 4096;
-        while (cap < w->len + n)
-            cap *= 2;
-        uint8_t *np = realloc(w->p, cap);
-        if (!np) {
-            w->oom = true;
-            return;
-        }
-        w->p = np;
-        w->cap = cap;
-    }
-    memcpy(w->p + w->len, d, n);
-    w->len += n;
-}
-static void put32(struct wbuf *w, uint32_t v)
-{
-    put(w, &v, 4);
-}
-static void put64(struct wbuf *w, uint64_t v)
-{
-    put(w, &v, 8);
-}
-
 int mprof_encode(const struct mprof *p, uint8_t **buf, size_t *len)
 {
     struct wbuf w = {0};
 
-    put(&w, "SQP1", 4);
-    put32(&w, p->str.n);
+    wb_bytes(&w, "SQP1", 4);
+    wb_u32(&w, p->str.n);
     for (uint32_t i = 0; i < p->str.n; i++) {
-        put32(&w, p->str.len[i]);
-        put(&w, mstr_get(&p->str, i), p->str.len[i]);
+        wb_u32(&w, p->str.len[i]);
+        wb_bytes(&w, mstr_get(&p->str, i), p->str.len[i]);
     }
-    put32(&w, p->ntypes);
+    wb_u32(&w, p->ntypes);
     for (uint32_t t = 0; t < p->ntypes; t++) {
-        put32(&w, p->type_type[t]);
-        put32(&w, p->type_unit[t]);
+        wb_u32(&w, p->type_type[t]);
+        wb_u32(&w, p->type_unit[t]);
     }
-    put32(&w, p->period_type);
-    put32(&w, p->period_unit);
-    put64(&w, (uint64_t)p->period);
-    put32(&w, p->nstacks);
+    wb_u32(&w, p->period_type);
+    wb_u32(&w, p->period_unit);
+    wb_u64(&w, (uint64_t)p->period);
+    wb_u32(&w, p->nstacks);
     for (uint32_t s = 0; s < p->nstacks; s++) {
-        put32(&w, mprof_stack_len(p, s));
-        put(&w, mprof_stack_frames(p, s), (size_t)mprof_stack_len(p, s) * 4);
-        put(&w, p->vals + (size_t)s * p->ntypes, (size_t)p->ntypes * 8);
+        wb_u32(&w, mprof_stack_len(p, s));
+        wb_bytes(&w, mprof_stack_frames(p, s), (size_t)mprof_stack_len(p, s) * 4);
+        wb_bytes(&w, p->vals + (size_t)s * p->ntypes, (size_t)p->ntypes * 8);
     }
-    put64(&w, (uint64_t)p->from);
-    put64(&w, (uint64_t)p->step);
-    put32(&w, p->nbuckets);
-    put32(&w, p->ngroups);
+    wb_u64(&w, (uint64_t)p->from);
+    wb_u64(&w, (uint64_t)p->step);
+    wb_u32(&w, p->nbuckets);
+    wb_u32(&w, p->ngroups);
     for (uint32_t g = 0; g < p->ngroups; g++) {
         uint32_t n = 0;
         for (uint32_t b = 0; b < p->nbuckets; b++)
             n += p->present[(size_t)g * p->nbuckets + b];
-        put32(&w, p->group_val[g]);
-        put32(&w, n);
+        wb_u32(&w, p->group_val[g]);
+        wb_u32(&w, n);
         for (uint32_t b = 0; b < p->nbuckets; b++)
             if (p->present[(size_t)g * p->nbuckets + b]) {
-                put32(&w, b);
-                put64(&w, (uint64_t)p->points[(size_t)g * p->nbuckets + b]);
+                wb_u32(&w, b);
+                wb_u64(&w, (uint64_t)p->points[(size_t)g * p->nbuckets + b]);
             }
     }
-    put32(&w, p->npairs);
+    wb_u32(&w, p->npairs);
     for (uint32_t i = 0; i < p->npairs; i++) {
-        put32(&w, (uint32_t)(p->pairs[i] >> 32));
-        put32(&w, (uint32_t)p->pairs[i]);
+        wb_u32(&w, (uint32_t)(p->pairs[i] >> 32));
+        wb_u32(&w, (uint32_t)p->pairs[i]);
     }
-    put64(&w, p->stats.objects);
-    put64(&w, p->stats.sections);
-    put64(&w, p->stats.bytes_read);
-    put64(&w, p->stats.cache_hits);
-    put64(&w, p->stats.skipped);
-    put64(&w, p->warnings_dropped);
-    put32(&w, p->nwarnings);
+    wb_u64(&w, p->stats.objects);
+    wb_u64(&w, p->stats.sections);
+    wb_u64(&w, p->stats.bytes_read);
+    wb_u64(&w, p->stats.cache_hits);
+    wb_u64(&w, p->stats.skipped);
+    wb_u64(&w, p->warnings_dropped);
+    wb_u32(&w, p->nwarnings);
     for (uint32_t i = 0; i < p->nwarnings; i++) {
-        put32(&w, (uint32_t)strlen(p->warnings[i]));
-        put(&w, p->warnings[i], strlen(p->warnings[i]));
+        wb_u32(&w, (uint32_t)strlen(p->warnings[i]));
+        wb_bytes(&w, p->warnings[i], strlen(p->warnings[i]));
     }
-    if (w.oom) {
+    if (w.err) {
         free(w.p);
-        return -ENOMEM;
+        return w.err;
     }
     *buf = w.p;
     *len = w.len;
     return 0;
 }
 
-struct rbuf {
-    const uint8_t *p;
-    size_t len, pos;
+/* The reader keeps going after a short read (every get then yields 0) and
+ * is checked once per record: r.bad says a get ran past the end. */
+struct reader {
+    struct rbuf r;
     bool bad;
 };
 
-static const void *take(struct rbuf *r, size_t n)
+static const void *take(struct reader *rd, size_t n)
 {
-    if (r->bad || n > r->len - r->pos) {
-        r->bad = true;
+    const uint8_t *p = NULL;
+
+    if (rd->bad || rb_bytes(&rd->r, &p, n)) {
+        rd->bad = true;
         return NULL;
     }
-    r->pos += n;
-    return r->p + r->pos - n;
+    return p;
 }
-static uint32_t get32(struct rbuf *r)
+static uint32_t get32(struct reader *rd)
 {
     uint32_t v = 0;
-    const void *d = take(r, 4);
-    if (d)
-        memcpy(&v, d, 4);
-    return v;
+
+    if (rd->bad || rb_u32(&rd->r, &v))
+        rd->bad = true;
+    return rd->bad ? 0 : v;
 }
-static uint64_t get64(struct rbuf *r)
+static uint64_t get64(struct reader *rd)
 {
     uint64_t v = 0;
-    const void *d = take(r, 8);
-    if (d)
-        memcpy(&v, d, 8);
-    return v;
+
+    if (rd->bad || rb_u64(&rd->r, &v))
+        rd->bad = true;
+    return rd->bad ? 0 : v;
 }
 
 int mprof_decode(const uint8_t *buf, size_t len, struct mprof **out)
 {
-    struct rbuf r = {.p = buf, .len = len};
+    struct reader r = {.r = {.p = buf, .len = len}};
     struct mprof *p = NULL;
     uint32_t *f = NULL, ns, nt;
     int rc = -EBADMSG;
@@ -729,7 +699,7 @@ int mprof_decode(const uint8_t *buf, size_t len, struct mprof **out)
         tmpw[l] = '\0';
         warn_str(p, tmpw);
     }
-    if (r.bad || r.pos != r.len)
+    if (r.bad || rb_left(&r.r))
         goto out;
     free(f);
     *out = p;

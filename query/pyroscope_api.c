@@ -457,7 +457,7 @@ static int selection_parse(struct call *c, const char *what, const char *text, i
                            int64_t end, struct selection *s)
 {
     char err[256];
-    struct sbuf b = {0};
+    struct wbuf b = {0};
     int rc;
 
     memset(s, 0, sizeof(*s));
@@ -481,7 +481,7 @@ static int selection_parse(struct call *c, const char *what, const char *text, i
     s->rest.m = calloc(s->parsed->n + 1, sizeof(*s->rest.m));
     if (!s->rest.m)
         goto oom;
-    sbuf_put(&b, "{", 1);
+    wb_bytes(&b, "{", 1);
     for (size_t i = 0; i < s->parsed->n; i++) {
         const struct sel_matcher *m = &s->parsed->m[i];
         if (strcmp(m->name, "__name__") == 0) {
@@ -489,15 +489,15 @@ static int selection_parse(struct call *c, const char *what, const char *text, i
             continue;
         }
         if (s->rest.n)
-            sbuf_put(&b, ",", 1);
-        sbuf_printf(&b, "%s%s", m->name, op_text(m->op));
-        sbuf_json_str(&b, m->value); /* JSON escapes are a superset of the selector's */
+            wb_bytes(&b, ",", 1);
+        wb_printf(&b, "%s%s", m->name, op_text(m->op));
+        wb_json_str(&b, m->value); /* JSON escapes are a superset of the selector's */
         s->rest.m[s->rest.n++] = *m;
     }
-    sbuf_put(&b, "}", 1);
-    if (b.oom)
+    wb_bytes(&b, "}", 1);
+    if (b.err)
         goto oom;
-    s->rest_text = b.p;
+    s->rest_text = b.s;
     return 0;
 oom:
     free(b.p);
@@ -1328,7 +1328,7 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
     /* The timeline read the flame graph's sections again: count them once. */
     if (mp)
         out->skipped = mp->stats.skipped;
-    struct sbuf b = {0};
+    struct wbuf b = {0};
     if (!mp || pyroscope_flamegraph(mp, 0, (uint32_t)max_nodes, &fg)) {
         mprof_free(mp);
         mprof_free(ts);
@@ -1338,41 +1338,41 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
     char *unit = field_dup(type, 2), *name = field_dup(type, 0);
     bool ns = unit && strcmp(unit, "nanoseconds") == 0;
     const char *units = unit && strcmp(unit, "bytes") == 0 ? "bytes" : "samples";
-    sbuf_put(&b, "{\"version\":1,\"flamebearer\":{\"names\":[", 37);
+    wb_bytes(&b, "{\"version\":1,\"flamebearer\":{\"names\":[", 37);
     for (size_t i = 0; i < fg->n_names; i++) {
         if (i)
-            sbuf_put(&b, ",", 1);
-        sbuf_json_str(&b, fg->names[i]);
+            wb_bytes(&b, ",", 1);
+        wb_json_str(&b, fg->names[i]);
     }
-    sbuf_put(&b, "],\"levels\":[", 12);
+    wb_bytes(&b, "],\"levels\":[", 12);
     for (size_t i = 0; i < fg->n_levels; i++) {
-        sbuf_put(&b, i ? ",[" : "[", i ? 2 : 1);
+        wb_bytes(&b, i ? ",[" : "[", i ? 2 : 1);
         for (size_t k = 0; k < fg->levels[i]->n_values; k++)
-            sbuf_printf(&b, "%s%" PRId64, k ? "," : "", fg->levels[i]->values[k]);
-        sbuf_put(&b, "]", 1);
+            wb_printf(&b, "%s%" PRId64, k ? "," : "", fg->levels[i]->values[k]);
+        wb_bytes(&b, "]", 1);
     }
-    sbuf_printf(&b, "],\"numTicks\":%" PRId64 ",\"maxSelf\":%" PRId64 "}", fg->total, fg->max_self);
+    wb_printf(&b, "],\"numTicks\":%" PRId64 ",\"maxSelf\":%" PRId64 "}", fg->total, fg->max_self);
     /* Nanosecond values are shown as time by a sample rate of 1e9 per second. */
-    sbuf_printf(&b,
-                ",\"metadata\":{\"format\":\"single\",\"spyName\":\"\",\"sampleRate\":%s,"
-                "\"units\":\"%s\",\"name\":",
-                ns ? "1000000000" : "100", units);
-    sbuf_json_str(&b, query);
-    sbuf_put(&b, ",\"appName\":", 11);
-    sbuf_json_str(&b, name ? name : "");
-    sbuf_printf(&b, ",\"startTime\":%" PRId64 ",\"endTime\":%" PRId64 ",\"maxNodes\":%lld}",
-                from / 1000, until / 1000, max_nodes);
+    wb_printf(&b,
+              ",\"metadata\":{\"format\":\"single\",\"spyName\":\"\",\"sampleRate\":%s,"
+              "\"units\":\"%s\",\"name\":",
+              ns ? "1000000000" : "100", units);
+    wb_json_str(&b, query);
+    wb_bytes(&b, ",\"appName\":", 11);
+    wb_json_str(&b, name ? name : "");
+    wb_printf(&b, ",\"startTime\":%" PRId64 ",\"endTime\":%" PRId64 ",\"maxNodes\":%lld}",
+              from / 1000, until / 1000, max_nodes);
     int64_t step = ts ? ts->step : st;
-    sbuf_printf(&b, ",\"timeline\":{\"startTime\":%" PRId64 ",\"samples\":[",
-                (ts ? ts->from : from) / 1000);
+    wb_printf(&b, ",\"timeline\":{\"startTime\":%" PRId64 ",\"samples\":[",
+              (ts ? ts->from : from) / 1000);
     uint32_t nbk = ts ? ts->nbuckets : nb;
     for (uint32_t bk = 0; bk < nbk; bk++) {
         int64_t v = 0;
         for (uint32_t g = 0; ts && g < ts->ngroups; g++)
             MPROF_ADD(v, ts->points[(size_t)g * ts->nbuckets + bk]);
-        sbuf_printf(&b, "%s%" PRId64, bk ? "," : "", v);
+        wb_printf(&b, "%s%" PRId64, bk ? "," : "", v);
     }
-    sbuf_printf(&b, "],\"durationDelta\":%" PRId64 "}", step / 1000 > 0 ? step / 1000 : 1);
+    wb_printf(&b, "],\"durationDelta\":%" PRId64 "}", step / 1000 > 0 ? step / 1000 : 1);
     /* What the flame graph read and skipped, as the native API says it. */
     http_finish_json(&b, mp);
     free(unit);
@@ -1380,13 +1380,13 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
     querier__v1__flame_graph__free_unpacked(fg, NULL);
     mprof_free(mp);
     mprof_free(ts);
-    if (b.oom) {
+    if (b.err) {
         free(b.p);
         http_error_json(out, 500, "out of memory");
         return;
     }
     out->status = 200;
     out->content_type = "application/json";
-    out->body = (uint8_t *)b.p;
+    out->body = b.p;
     out->len = b.len;
 }

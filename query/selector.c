@@ -24,7 +24,8 @@ static int compile_anchored(const char *re, regex_t *out, size_t off, char *err,
     int rc;
 
     if (strlen(re) > REGEX_MAX_LEN)
-        return fail_einval(err, errlen, "regex at offset %zu longer than %d bytes", off, REGEX_MAX_LEN);
+        return fail_einval(err, errlen, "regex at offset %zu longer than %d bytes", off,
+                           REGEX_MAX_LEN);
     const char *why = label_regex_too_costly(re, strlen(re));
     if (why)
         return fail_einval(err, errlen, "bad regex at offset %zu: %s", off, why);
@@ -110,7 +111,8 @@ static int parse_string(const char *s, size_t *i, char **out, char *err, size_t 
                  * the way users write them in Prometheus. */
                 if (e == '\0') {
                     free(v);
-                    return fail_einval(err, errlen, "unterminated string starting at offset %zu", start);
+                    return fail_einval(err, errlen, "unterminated string starting at offset %zu",
+                                       start);
                 }
                 v[n++] = '\\';
                 v[n++] = e;
@@ -170,7 +172,8 @@ int selector_parse(const char *text, struct selector **out, char *err, size_t er
             goto bad;
         }
         if (sel->n == SELECTOR_MAX_MATCHERS) {
-            rc = fail_einval(err, errlen, "more than %d matchers at offset %zu", SELECTOR_MAX_MATCHERS, i);
+            rc = fail_einval(err, errlen, "more than %d matchers at offset %zu",
+                             SELECTOR_MAX_MATCHERS, i);
             goto bad;
         }
         name_at = i;
@@ -191,7 +194,7 @@ int selector_parse(const char *text, struct selector **out, char *err, size_t er
             i += 1;
         } else {
             rc = fail_einval(err, errlen,
-                      "expected '=', '!=', '=~' or '!~' after label name at offset %zu", i);
+                             "expected '=', '!=', '=~' or '!~' after label name at offset %zu", i);
             goto bad;
         }
         skip_ws(text, &i);
@@ -232,7 +235,7 @@ int selector_parse(const char *text, struct selector **out, char *err, size_t er
             break;
         }
         rc = fail_einval(err, errlen, "expected ',' or '}' at offset %zu%s", i,
-                  text[i] ? "" : " (end of input)");
+                         text[i] ? "" : " (end of input)");
         goto bad;
     }
     skip_ws(text, &i);

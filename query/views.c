@@ -10,115 +10,6 @@
 #include "common/gzip.h"
 #include "profile.pb-c.h"
 
-/* ---- JSON output ------------------------------------------------------- */
-
-void sbuf_put(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void sbuf_printf(struct sbuf *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof(tmp)) {
-        sbuf_put(b, tmp, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big) {
-        b->oom = true;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sbuf_put(b, big, (size_t)n);
-    free(big);
-}
-
-/* Length of the valid UTF-8 sequence at @s, 0 if invalid. */
-static size_t utf8_len(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))
-            return 0;
-        return 3;
-    }
-    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
-void sbuf_json_str(struct sbuf *b, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-
-    sbuf_put(b, "\"", 1);
-    while (*p) {
-        size_t run = 0;
-        while (p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
-            run++;
-        if (run) {
-            sbuf_put(b, (const char *)p, run);
-            p += run;
-            continue;
-        }
-        if (*p == '"' || *p == '\\') {
-            char e[2] = {'\\', (char)*p};
-            sbuf_put(b, e, 2);
-            p++;
-        } else if (*p < 0x20) {
-            sbuf_printf(b, "\\u%04x", *p);
-            p++;
-        } else {
-            size_t n = utf8_len(p);
-            if (n) {
-                sbuf_put(b, (const char *)p, n);
-                p += n;
-            } else {
-                sbuf_put(b, "\xef\xbf\xbd", 3);
-                p++;
-            }
-        }
-    }
-    sbuf_put(b, "\"", 1);
-}
-
 /* ---- top --------------------------------------------------------------- */
 
 static int cmp_top(const void *a, const void *b, void *ctx)
@@ -440,7 +331,7 @@ out:
 }
 
 struct json_visit {
-    struct sbuf *out;
+    struct wbuf *out;
     bool comma;
 };
 
@@ -449,13 +340,13 @@ static void json_enter(void *ctx, uint32_t depth, const char *name, int64_t self
     struct json_visit *j = ctx;
 
     if (depth == 0)
-        sbuf_printf(j->out, "{\"total\":%lld,\"tree\":", (long long)total);
+        wb_printf(j->out, "{\"total\":%lld,\"tree\":", (long long)total);
     else if (j->comma)
-        sbuf_put(j->out, ",", 1);
-    sbuf_put(j->out, "{\"name\":", 8);
-    sbuf_json_str(j->out, name);
-    sbuf_printf(j->out, ",\"self\":%lld,\"total\":%lld,\"children\":[", (long long)self,
-                (long long)total);
+        wb_bytes(j->out, ",", 1);
+    wb_bytes(j->out, "{\"name\":", 8);
+    wb_json_str(j->out, name);
+    wb_printf(j->out, ",\"self\":%lld,\"total\":%lld,\"children\":[", (long long)self,
+              (long long)total);
     j->comma = false;
 }
 
@@ -463,17 +354,17 @@ static void json_leave(void *ctx, uint32_t depth)
 {
     struct json_visit *j = ctx;
 
-    sbuf_put(j->out, "]}", 2);
+    wb_bytes(j->out, "]}", 2);
     j->comma = true;
 }
 
-int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct sbuf *out)
+int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct wbuf *out)
 {
     static const struct flame_visit v = {json_enter, json_leave};
     struct json_visit j = {out, false};
     int rc = view_flame_walk(p, col, max_nodes, &v, &j);
 
-    return rc ? rc : out->oom ? -ENOMEM : 0;
+    return rc ? rc : out->err;
 }
 
 /* ---- pprof export ------------------------------------------------------ */

@@ -2,8 +2,7 @@
 /*
  * views — what a merged profile looks like to users: top functions, the
  * flame graph tree (cut to max_nodes, with "other" nodes keeping totals
- * consistent), a diff of two profiles, and a gzip pprof export; plus the
- * small JSON writer they share.
+ * consistent), a diff of two profiles, and a gzip pprof export.
  *
  * Trees are built and printed iteratively (explicit stacks), never by
  * recursion, so a hostile stack depth costs memory, not the C stack.
@@ -15,18 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "query/mprof.h"
-
-/* A growing string; oom latches and drops further writes. */
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-void sbuf_put(struct sbuf *b, const char *s, size_t n);
-void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends @s as a JSON string literal (quoted, escaped, invalid UTF-8 as U+FFFD). */
-void sbuf_json_str(struct sbuf *b, const char *s);
 
 struct top_row {
     uint32_t name; /* string id in the mprof */
@@ -50,7 +39,7 @@ int view_flame_walk(const struct mprof *p, uint32_t col, uint32_t max_nodes,
 
 /* Writes the flame graph JSON object ({"total":..., "tree": {...}}, no
  * closing brace, so the caller can append stats) into @out. */
-int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct sbuf *out);
+int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct wbuf *out);
 
 /* The pprof of @p (every named column) as a packed protobuf message, and
  * the same gzip-compressed (what pprof files and /api/v1/pprof hold).

@@ -37,10 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* every rejection names its problem */
         return 0;
     }
-    struct sbuf b = {0};
+    struct wbuf b = {0};
     connect_json_encode(m, &b);
-    if (!b.oom) {
-        if (connect_json_decode(d, (const uint8_t *)b.p, b.len, &again, err, sizeof(err)))
+    if (!b.err) {
+        if (connect_json_decode(d, b.p, b.len, &again, err, sizeof(err)))
             abort(); /* our own JSON must decode */
         protobuf_c_message_free_unpacked(again, NULL);
     }

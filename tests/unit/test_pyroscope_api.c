@@ -118,7 +118,7 @@ static void test_json_encode(void **state)
     Types__V1__Series s = TYPES__V1__SERIES__INIT;
     Types__V1__Series *sv[1] = {&s};
     Querier__V1__SelectSeriesResponse r = QUERIER__V1__SELECT_SERIES_RESPONSE__INIT;
-    struct sbuf b = {0};
+    struct wbuf b = {0};
 
     p1.value = 2.5;
     p1.timestamp = 1700000000000LL;
@@ -132,7 +132,7 @@ static void test_json_encode(void **state)
     r.n_series = 1;
     connect_json_encode(&r.base, &b);
     /* int64 quoted, defaults left out, escaping, lowerCamelCase. */
-    assert_string_equal(b.p, "{\"series\":[{\"labels\":[{\"name\":\"service_name\",\"value\":"
+    assert_string_equal(b.s, "{\"series\":[{\"labels\":[{\"name\":\"service_name\",\"value\":"
                              "\"a\\\"b\"}],\"points\":[{\"value\":2.5,\"timestamp\":"
                              "\"1700000000000\"},{}]}]}");
     free(b.p);
@@ -142,7 +142,7 @@ static void test_json_encode(void **state)
     fd.max_self = 1;
     memset(&b, 0, sizeof(b));
     connect_json_encode(&fd.base, &b);
-    assert_string_equal(b.p, "{\"maxSelf\":\"1\",\"leftTicks\":\"3\"}");
+    assert_string_equal(b.s, "{\"maxSelf\":\"1\",\"leftTicks\":\"3\"}");
     free(b.p);
 }
 

@@ -368,10 +368,10 @@ static void test_flamegraph(void **state)
     int64_t tot;
 
     for (uint32_t max = 1; max <= 12; max++) {
-        struct sbuf b = {0};
+        struct wbuf b = {0};
         assert_int_equal(view_flame_json(mp, 0, max, &b), 0);
-        sbuf_put(&b, "}", 1);
-        cJSON *j = cJSON_Parse(b.p);
+        wb_bytes(&b, "}", 1);
+        cJSON *j = cJSON_Parse(b.s);
         assert_non_null(j);
         assert_int_equal((int64_t)cJSON_GetObjectItem(j, "total")->valuedouble,
                          expect(550, 3, 0, NWIN));
@@ -766,10 +766,10 @@ static void test_peers(void **state)
                 assert_int_equal(r1[i].self, r2[i].self);
                 assert_int_equal(r1[i].total, r2[i].total);
             }
-            struct sbuf b1 = {0}, b2 = {0};
+            struct wbuf b1 = {0}, b2 = {0};
             assert_int_equal(view_flame_json(one, 0, 5, &b1), 0);
             assert_int_equal(view_flame_json(two, 0, 5, &b2), 0);
-            assert_string_equal(b1.p, b2.p);
+            assert_string_equal(b1.s, b2.s);
             free(b1.p);
             free(b2.p);
             free(r1);
