@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/base64.h"
+
 struct auth {
     size_t n;
     char *tok[AUTH_MAX_TOKENS];
@@ -153,53 +155,6 @@ static bool match_any(const struct auth *a, const char *cand, size_t clen)
     return ok;
 }
 
-static int b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-long auth_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
-{
-    size_t o = 0;
-
-    if (len % 4)
-        return -1;
-    for (size_t i = 0; i < len; i += 4) {
-        int v[4], pad = 0;
-        for (int k = 0; k < 4; k++) {
-            unsigned char c = (unsigned char)in[i + k];
-            if (c == '=' && i + 4 == len && k >= 2) {
-                v[k] = 0;
-                pad++;
-                continue;
-            }
-            if (pad || (v[k] = b64_val(c)) < 0)
-                return -1; /* not base64, or data after '=' */
-        }
-        uint32_t w =
-            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        size_t nb = 3 - (size_t)pad;
-        if (o + nb > cap)
-            return -1;
-        out[o++] = (uint8_t)(w >> 16);
-        if (nb > 1)
-            out[o++] = (uint8_t)(w >> 8);
-        if (nb > 2)
-            out[o++] = (uint8_t)w;
-    }
-    return (long)o;
-}
-
 /* Skips the scheme @name (case-insensitive) and at least one blank; NULL
  * when @hdr has another scheme. */
 static const char *scheme(const char *hdr, const char *name)
@@ -235,7 +190,7 @@ bool auth_check(const struct auth *a, const char *hdr)
         len = strlen(v);
         while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
             len--;
-        long n = auth_base64_decode(v, len, buf, sizeof(buf));
+        long n = base64_decode(v, len, buf, sizeof(buf));
         const uint8_t *colon = n > 0 ? memchr(buf, ':', (size_t)n) : NULL;
         bool ok = colon && match_any(a, (const char *)colon + 1, (size_t)(buf + n - colon - 1));
         memset(buf, 0, sizeof(buf));

@@ -44,9 +44,4 @@ const char *auth_first(const struct auth *a);
  * configured token. */
 bool auth_check(const struct auth *a, const char *hdr);
 
-/* Standard base64 (RFC 4648, '=' padding required when the length is not a
- * multiple of 4; no blanks). Writes at most @cap bytes to @out. The decoded
- * length, or -1 when @in is not base64 or does not fit. Exposed for tests. */
-long auth_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap);
-
 #endif

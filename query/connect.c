@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/base64.h"
+
 /* ---- codes ------------------------------------------------------------- */
 
 static const struct {
@@ -143,68 +145,22 @@ static void json_name(const char *name, char *out, size_t outlen)
 
 /* ---- base64 -------------------------------------------------------------- */
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static void b64_encode(struct wbuf *o, const uint8_t *p, size_t n)
-{
-    char q[4];
-
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        q[0] = b64[v >> 18];
-        q[1] = b64[(v >> 12) & 63];
-        q[2] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-        q[3] = i + 2 < n ? b64[v & 63] : '=';
-        wb_bytes(o, q, 4);
-    }
-}
-
-static int b64_val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
 /* Standard or URL-safe alphabet, padding optional (as protojson takes). */
 static int b64_decode(const char *s, ProtobufCBinaryData *out)
 {
-    size_t n = strlen(s), k = 0;
-    uint32_t acc = 0;
-    int bits = 0;
+    size_t n = strlen(s), cap = n * 3 / 4 + 1;
+    long k;
 
-    while (n && s[n - 1] == '=')
-        n--;
-    out->data = malloc(n * 3 / 4 + 1);
+    out->data = malloc(cap);
     if (!out->data)
         return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_val(s[i]);
-        if (v < 0) {
-            free(out->data);
-            out->data = NULL;
-            return -EINVAL;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out->data[k++] = (uint8_t)(acc >> bits);
-        }
+    k = base64_decode_lenient(s, n, out->data, cap);
+    if (k < 0) {
+        free(out->data);
+        out->data = NULL;
+        return -EINVAL;
     }
-    out->len = k;
+    out->len = (size_t)k;
     return 0;
 }
 
@@ -573,7 +529,7 @@ static void enc_value(const ProtobufCFieldDescriptor *f, const void *slot, struc
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *b = slot;
         wb_bytes(o, "\"", 1);
-        b64_encode(o, b->data, b->len);
+        base64_encode(o, b->data, b->len);
         wb_bytes(o, "\"", 1);
         break;
     }

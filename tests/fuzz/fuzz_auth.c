@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base64.h"
 #include "query/auth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -28,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size] = '\0';
 
     auth_check(fixed, text);
-    long n = auth_base64_decode(text, size, out, sizeof(out));
+    long n = base64_decode(text, size, out, sizeof(out));
     if (n > (long)sizeof(out) || (n >= 0 && (size_t)n > size))
         abort();
     if (auth_parse(text, size, &a, err, sizeof(err)) == 0) {
