@@ -19,7 +19,7 @@
 #include "common/log.h"
 #include "common/gzip.h"
 #include "exporter/http_push.h"
-#include "exporter/intern.h"
+#include "common/intern.h"
 #include "otlp/profiles_service.pb-c.h"
 #include "profile.pb-c.h"
 

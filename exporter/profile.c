@@ -11,7 +11,7 @@
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/gzip.h"
-#include "exporter/intern.h"
+#include "common/intern.h"
 #include "profile.pb-c.h"
 
 /* Kernel addresses sit near the top of the address space; a limit of all-ones

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* exporter/intern: dense first-seen ids, stability across index growth. */
+/* common/intern: dense first-seen ids, stability across index growth. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "exporter/intern.h"
+#include "common/intern.h"
 
 static void test_strtab_ids(void **state)
 {

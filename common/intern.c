@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "exporter/intern.h"
+#include "common/intern.h"
 
 #include <errno.h>
 #include <stdlib.h>
