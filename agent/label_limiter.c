@@ -1,18 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* label_limiter — see label_limiter.h. */
-#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent/label_limiter.h"
-#include "common/hash.h"
+#include "common/intern.h"
 
 struct value_set {
     char *name;
-    char **slots; /* open addressing, linear probing; NULL = empty */
-    size_t cap;   /* power of two, > 2 * n */
-    size_t n;
+    struct intern values; /* the values admitted so far */
 };
 
 struct label_limiter {
@@ -38,9 +35,7 @@ void label_limiter_free(struct label_limiter *l)
     if (!l)
         return;
     for (size_t i = 0; i < l->nsets; i++) {
-        for (size_t j = 0; j < l->sets[i].cap; j++)
-            free(l->sets[i].slots[j]);
-        free(l->sets[i].slots);
+        intern_free(&l->sets[i].values);
         free(l->sets[i].name);
     }
     free(l->sets);
@@ -74,52 +69,17 @@ static struct value_set *limiter_set(struct label_limiter *l, const char *name)
     return s;
 }
 
-static char **vs_slot(const struct value_set *s, const char *value)
-{
-    size_t i = (size_t)hash_fnv1a(FNV64_OFFSET, value, strlen(value) + 1) & (s->cap - 1);
-
-    while (s->slots[i] && strcmp(s->slots[i], value) != 0)
-        i = (i + 1) & (s->cap - 1);
-    return &s->slots[i];
-}
-
-static int vs_grow(struct value_set *s)
-{
-    char **old = s->slots;
-    size_t oldcap = s->cap, cap = s->cap ? s->cap * 2 : 16;
-    char **slots = calloc(cap, sizeof(*slots));
-
-    if (!slots)
-        return -ENOMEM;
-    s->slots = slots;
-    s->cap = cap;
-    for (size_t i = 0; i < oldcap; i++)
-        if (old[i])
-            *vs_slot(s, old[i]) = old[i];
-    free(old);
-    return 0;
-}
-
 /* True when @value is (now) one of the tracked values of @s. */
 static bool vs_admit(struct value_set *s, const char *value, size_t max)
 {
-    char **slot;
+    size_t len = strlen(value);
+    uint32_t id;
 
-    if (s->cap) {
-        slot = vs_slot(s, value);
-        if (*slot)
-            return true;
-    }
-    if (s->n >= max)
+    if (intern_find(&s->values, value, len) != INTERN_NONE)
+        return true;
+    if (s->values.n >= max)
         return false;
-    if ((s->n + 1) * 2 > s->cap && vs_grow(s) < 0)
-        return false;
-    slot = vs_slot(s, value);
-    *slot = strdup(value);
-    if (!*slot)
-        return false;
-    s->n++;
-    return true;
+    return intern_add(&s->values, value, len, &id) >= 0;
 }
 
 void label_limiter_apply(struct label_limiter *l, struct label_set *ls)

@@ -4,7 +4,8 @@
  * values per label name (except service_name and host_name, which are never
  * capped). Values past the cap are replaced by "_overflow_" and counted.
  *
- * Owns one set of the values seen per label name; the cap is never
+ * Owns one set of the values seen per label name (common/intern.h); the
+ * cap is never
  * exceeded, even when memory to track a value runs out (the value then
  * counts as over the cap).
  */

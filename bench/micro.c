@@ -1053,7 +1053,7 @@ static void do_flame(uint32_t nstacks)
     for (uint32_t i = 0; i < nfuncs; i++) {
         char name[32];
         int n = snprintf(name, sizeof(name), "pkg%u.func%u", i % 97, i);
-        ids[i] = mstr_intern(&f.mp->str, name, (size_t)n);
+        ids[i] = intern_strn(&f.mp->str, name, (size_t)n);
     }
     /* Stacks walk a random call graph from 8 roots, taking one of 3 callees
      * at a quarter of the levels and the usual one elsewhere, so they share

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The segment writer and reader (docs/format.md §3-§5). The writer keeps,
- * per service, content-addressed tables (struct itab) so ids are dense and
+ * per service, content-addressed tables (struct intern) so ids are dense and
  * first-seen; the reader trusts nothing and checks every count against the
  * bytes left before it allocates.
  */
@@ -14,111 +14,10 @@
 
 #include "codec/footer.h"
 #include "codec/wire.h"
+#include "common/intern.h"
 
 #define ZSTD_LEVEL_DEFAULT 3
 #define NONE               UINT32_MAX
-
-/* ---- content-addressed tables ----------------------------------------- */
-
-struct ient {
-    size_t off;
-    uint32_t len;
-    uint32_t hash;
-};
-
-/* Byte keys → dense ids in first-seen order; open addressing, load <= 1/2. */
-struct itab {
-    uint8_t *pool;
-    size_t pool_len, pool_cap;
-    struct ient *e;
-    uint32_t n, cap;
-    uint32_t *slots; /* id + 1, 0 = empty */
-    size_t nslots;
-};
-
-static void itab_free(struct itab *t)
-{
-    free(t->pool);
-    free(t->e);
-    free(t->slots);
-    memset(t, 0, sizeof(*t));
-}
-
-static const void *itab_get(const struct itab *t, uint32_t id, uint32_t *len)
-{
-    if (len)
-        *len = t->e[id].len;
-    return t->pool + t->e[id].off;
-}
-
-static int itab_grow(struct itab *t)
-{
-    size_t ns = t->nslots ? t->nslots * 2 : 64;
-    uint32_t *sl = calloc(ns, sizeof(*sl));
-    if (!sl)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < t->n; i++) {
-        size_t h = t->e[i].hash & (ns - 1);
-        while (sl[h])
-            h = (h + 1) & (ns - 1);
-        sl[h] = i + 1;
-    }
-    free(t->slots);
-    t->slots = sl;
-    t->nslots = ns;
-    return 0;
-}
-
-/* Returns 1 (new), 0 (existing) or -ENOMEM; the id in *id. */
-static int itab_intern(struct itab *t, const void *key, size_t len, uint32_t *id)
-{
-    if (len > UINT32_MAX || t->n >= NONE - 1)
-        return -ENOMEM;
-    if ((size_t)(t->n + 1) * 2 > t->nslots && itab_grow(t))
-        return -ENOMEM;
-    uint32_t hash = (uint32_t)xxh64(key, len);
-    size_t h = hash & (t->nslots - 1);
-    for (; t->slots[h]; h = (h + 1) & (t->nslots - 1)) {
-        const struct ient *e = &t->e[t->slots[h] - 1];
-        if (e->hash == hash && e->len == len && (!len || !memcmp(t->pool + e->off, key, len))) {
-            *id = t->slots[h] - 1;
-            return 0;
-        }
-    }
-    if (t->n == t->cap) {
-        uint32_t cap = t->cap ? t->cap * 2 : 64;
-        struct ient *e = realloc(t->e, cap * sizeof(*e));
-        if (!e)
-            return -ENOMEM;
-        t->e = e;
-        t->cap = cap;
-    }
-    /* keys are kept 8-aligned so u32 and row keys can be read in place;
-     * the padding also keeps a NUL after string keys */
-    size_t need = (len + 8) & ~(size_t)7;
-    if (t->pool_len + need > t->pool_cap) {
-        size_t cap = t->pool_cap ? t->pool_cap : 1024;
-        while (cap < t->pool_len + need)
-            cap *= 2;
-        uint8_t *p = realloc(t->pool, cap);
-        if (!p)
-            return -ENOMEM;
-        t->pool = p;
-        t->pool_cap = cap;
-    }
-    memcpy(t->pool + t->pool_len, key, len);
-    memset(t->pool + t->pool_len + len, 0, need - len);
-    t->e[t->n] = (struct ient){.off = t->pool_len, .len = (uint32_t)len, .hash = hash};
-    t->pool_len += need;
-    t->slots[h] = t->n + 1;
-    *id = t->n++;
-    return 1;
-}
-
-static const char *itab_str(const struct itab *t, uint32_t id)
-{
-    return (const char *)itab_get(t, id, NULL);
-}
 
 /* ---- writer ------------------------------------------------------------ */
 
@@ -129,7 +28,7 @@ struct row_key {
 
 struct wsec {
     char *service;
-    struct itab str, map, fn, loc, stk, ser, row;
+    struct intern str, map, fn, loc, stk, ser, row;
     uint32_t ntypes, types[2 * SEG_MAX_TYPES], ptype, punit;
     int64_t period;
     int64_t t_min, t_max;
@@ -149,13 +48,13 @@ static void wsec_free(struct wsec *s)
     if (!s)
         return;
     free(s->service);
-    itab_free(&s->str);
-    itab_free(&s->map);
-    itab_free(&s->fn);
-    itab_free(&s->loc);
-    itab_free(&s->stk);
-    itab_free(&s->ser);
-    itab_free(&s->row);
+    intern_free(&s->str);
+    intern_free(&s->map);
+    intern_free(&s->fn);
+    intern_free(&s->loc);
+    intern_free(&s->stk);
+    intern_free(&s->ser);
+    intern_free(&s->row);
     free(s->vals);
     free(s);
 }
@@ -204,7 +103,7 @@ static int str_id(struct wsec *s, const char *str, uint32_t *id)
 {
     if (!str)
         str = "";
-    int r = itab_intern(&s->str, str, strlen(str), id);
+    int r = intern_add(&s->str, str, strlen(str), id);
     return r < 0 ? r : 0;
 }
 
@@ -330,7 +229,7 @@ static int map_mapping(struct addctx *c, uint64_t mapping_id, uint32_t *out)
     if (c->mmap[pos] == NONE) {
         const Perftools__Profiles__Mapping *m = c->p->mapping[pos];
         if ((r = pstr(c, m->build_id, &k[0])) || (r = pstr(c, m->filename, &k[1])) ||
-            (r = itab_intern(&c->s->map, k, sizeof(k), &c->mmap[pos])) < 0)
+            (r = intern_add(&c->s->map, k, sizeof(k), &c->mmap[pos])) < 0)
             return r;
     }
     *out = c->mmap[pos];
@@ -346,7 +245,7 @@ static int map_function(struct addctx *c, uint64_t function_id, uint32_t *out)
     if (c->fmap[pos] == NONE) {
         const Perftools__Profiles__Function *f = c->p->function[pos];
         if ((r = pstr(c, f->name, &k[0])) || (r = pstr(c, f->filename, &k[1])) ||
-            (r = itab_intern(&c->s->fn, k, sizeof(k), &c->fmap[pos])) < 0)
+            (r = intern_add(&c->s->fn, k, sizeof(k), &c->fmap[pos])) < 0)
             return r;
     }
     *out = c->fmap[pos];
@@ -375,7 +274,7 @@ static int map_location(struct addctx *c, uint32_t pos, uint32_t *out)
             k = c->scratch; /* stable: no growth since scratch_need */
             k[4 + 2 * i] = line < 0 ? 0 : line > UINT32_MAX ? UINT32_MAX : (uint32_t)line;
         }
-        if ((r = itab_intern(&c->s->loc, c->scratch, (3 + 2 * l->n_line) * 4, &c->lmap[pos])) < 0)
+        if ((r = intern_add(&c->s->loc, c->scratch, (3 + 2 * l->n_line) * 4, &c->lmap[pos])) < 0)
             return r;
     }
     *out = c->lmap[pos];
@@ -389,8 +288,8 @@ struct lpair {
 static int lpair_cmp(const void *a, const void *b, void *arg)
 {
     const struct lpair *x = a, *y = b;
-    const struct itab *str = arg;
-    int c = x->name == y->name ? 0 : strcmp(itab_str(str, x->name), itab_str(str, y->name));
+    const struct intern *str = arg;
+    int c = x->name == y->name ? 0 : strcmp(intern_str_get(str, x->name), intern_str_get(str, y->name));
     return c ? c : (int)x->prio - (int)y->prio;
 }
 
@@ -408,7 +307,7 @@ static int intern_series(struct wsec *s, struct lpair *v, size_t n, uint32_t *id
         c->scratch[2 * k + 1] = v[i].value;
         k++;
     }
-    return itab_intern(&s->ser, c->scratch, k * 8, id) < 0 ? -ENOMEM : 0;
+    return intern_add(&s->ser, c->scratch, k * 8, id) < 0 ? -ENOMEM : 0;
 }
 
 static bool pidx_ok(const Perftools__Profiles__Profile *p, int64_t i)
@@ -531,7 +430,7 @@ static int add_row(struct wsec *s, uint32_t series, uint32_t stack, int64_t t,
 {
     struct row_key k = {.series = series, .stack = stack, .time = t};
     uint32_t id;
-    int r = itab_intern(&s->row, &k, sizeof(k), &id);
+    int r = intern_add(&s->row, &k, sizeof(k), &id);
     if (r < 0)
         return r;
     if (r == 1) {
@@ -689,7 +588,7 @@ int seg_writer_add_pprof(struct seg_writer *w, const char *service,
         }
         for (size_t j = 0; j < sm->n_location_id && !ret; j++)
             ret = map_location(&c, idmap_find(&c.lid, sm->location_id[j]), &st[j]);
-        if (!ret && (ret = itab_intern(&s->stk, st, sm->n_location_id * 4, &stack)) > 0)
+        if (!ret && (ret = intern_add(&s->stk, st, sm->n_location_id * 4, &stack)) > 0)
             ret = 0;
         free(st);
         if (!ret)
@@ -717,7 +616,7 @@ static int add_row_vals(struct wsec *s, uint32_t series, uint32_t stack, int64_t
 {
     struct row_key k = {.series = series, .stack = stack, .time = t};
     uint32_t id;
-    int r = itab_intern(&s->row, &k, sizeof(k), &id);
+    int r = intern_add(&s->row, &k, sizeof(k), &id);
     if (r < 0)
         return r;
     if (r == 1) {
@@ -787,11 +686,11 @@ int seg_writer_add_section(struct seg_writer *w, const struct seg_section *sec)
     }
     for (uint32_t i = 0; i < sec->nmappings && ret >= 0; i++) {
         uint32_t key[2] = {smap[sec->mappings[i].build_id], smap[sec->mappings[i].filename]};
-        ret = itab_intern(&s->map, key, sizeof(key), &mmap[i]);
+        ret = intern_add(&s->map, key, sizeof(key), &mmap[i]);
     }
     for (uint32_t i = 0; i < sec->nfunctions && ret >= 0; i++) {
         uint32_t key[2] = {smap[sec->functions[i].name], smap[sec->functions[i].filename]};
-        ret = itab_intern(&s->fn, key, sizeof(key), &fmap[i]);
+        ret = intern_add(&s->fn, key, sizeof(key), &fmap[i]);
     }
     for (uint32_t i = 0; i < sec->nlocations && ret >= 0; i++) {
         const struct seg_location *l = &sec->locations[i];
@@ -813,7 +712,7 @@ int seg_writer_add_section(struct seg_writer *w, const struct seg_section *sec)
             k[3 + 2 * j] = fmap[ln->function];
             k[4 + 2 * j] = ln->line;
         }
-        ret = itab_intern(&s->loc, k, need * 4, &lmap[i]);
+        ret = intern_add(&s->loc, k, need * 4, &lmap[i]);
     }
     for (uint32_t i = 0; i < sec->nstacks && ret >= 0; i++) {
         uint32_t depth = sec->stack_off[i + 1] - sec->stack_off[i];
@@ -828,7 +727,7 @@ int seg_writer_add_section(struct seg_writer *w, const struct seg_section *sec)
         }
         for (uint32_t j = 0; j < depth; j++)
             k[j] = lmap[sec->stack_locs[sec->stack_off[i] + j]];
-        ret = itab_intern(&s->stk, k, depth * 4, &stmap[i]);
+        ret = intern_add(&s->stk, k, depth * 4, &stmap[i]);
     }
     for (uint32_t i = 0; i < sec->nseries && ret >= 0; i++) {
         uint32_t npairs = sec->series_off[i + 1] - sec->series_off[i];
@@ -845,7 +744,7 @@ int seg_writer_add_section(struct seg_writer *w, const struct seg_section *sec)
          * their bytes: the order holds in this writer too. */
         for (uint32_t j = 0; j < 2 * npairs; j++)
             k[j] = smap[sec->series_labels[2 * (size_t)sec->series_off[i] + j]];
-        ret = itab_intern(&s->ser, k, (size_t)npairs * 8, &sermap[i]);
+        ret = intern_add(&s->ser, k, (size_t)npairs * 8, &sermap[i]);
     }
     if (ret < 0)
         goto out;
@@ -885,8 +784,8 @@ int seg_writer_check_section(const struct seg_writer *w, const struct seg_sectio
             return -EINVAL;
         /* the same comparison as seg_writer_add_section's, by string */
         for (uint32_t t = 0; t < s->ntypes; t++)
-            if (strcmp(itab_str(&s->str, s->types[2 * t]), sec->strings[sec->types[t].type]) ||
-                strcmp(itab_str(&s->str, s->types[2 * t + 1]), sec->strings[sec->types[t].unit]))
+            if (strcmp(intern_str_get(&s->str, s->types[2 * t]), sec->strings[sec->types[t].type]) ||
+                strcmp(intern_str_get(&s->str, s->types[2 * t + 1]), sec->strings[sec->types[t].unit]))
                 return -EINVAL;
         return 0;
     }
@@ -925,9 +824,9 @@ int seg_profile_type_id(const struct seg_section *s, uint32_t i, char *buf, size
 
 static int row_cmp(const void *a, const void *b, void *arg)
 {
-    const struct itab *rows = arg;
-    const struct row_key *x = itab_get(rows, *(const uint32_t *)a, NULL);
-    const struct row_key *y = itab_get(rows, *(const uint32_t *)b, NULL);
+    const struct intern *rows = arg;
+    const struct row_key *x = intern_get(rows, *(const uint32_t *)a, NULL);
+    const struct row_key *y = intern_get(rows, *(const uint32_t *)b, NULL);
     if (x->series != y->series)
         return x->series < y->series ? -1 : 1;
     if (x->time != y->time)
@@ -964,10 +863,10 @@ static int label_summary(const struct wsec *s, struct seg_section_info *info)
         return -ENOMEM;
     for (uint32_t i = 0; i < s->ser.n; i++) {
         uint32_t len;
-        pool = itab_get(&s->ser, i, &len);
+        pool = intern_get(&s->ser, i, &len);
         const uint32_t *pr = (const uint32_t *)pool;
         for (uint32_t j = 0; j < len / 4; j++)
-            v[k++] = itab_str(&s->str, pr[j]);
+            v[k++] = intern_str_get(&s->str, pr[j]);
     }
     qsort(v, np, 2 * sizeof(*v), strp_cmp);
     info->labels = calloc(np + 1, sizeof(*info->labels));
@@ -1061,20 +960,20 @@ static int encode_section(const struct seg_writer *w, const struct wsec *s, stru
     for (uint32_t i = 1; i < s->str.n; i++)
         wb_uv(&b, s->str.e[i].len);
     for (uint32_t i = 1; i < s->str.n; i++)
-        wb_bytes(&b, itab_get(&s->str, i, &len), s->str.e[i].len);
+        wb_bytes(&b, intern_get(&s->str, i, &len), s->str.e[i].len);
     /* mappings, functions: one column per field */
     for (int f = 0; f < 2; f++)
         for (uint32_t i = 0; i < s->map.n; i++)
-            wb_uv(&b, ((const uint32_t *)itab_get(&s->map, i, NULL))[f]);
+            wb_uv(&b, ((const uint32_t *)intern_get(&s->map, i, NULL))[f]);
     for (int f = 0; f < 2; f++)
         for (uint32_t i = 0; i < s->fn.n; i++)
-            wb_uv(&b, ((const uint32_t *)itab_get(&s->fn, i, NULL))[f]);
+            wb_uv(&b, ((const uint32_t *)intern_get(&s->fn, i, NULL))[f]);
     /* locations */
     uint64_t prev = 0;
     for (uint32_t i = 0; i < s->loc.n; i++)
-        wb_uv(&b, ((const uint32_t *)itab_get(&s->loc, i, NULL))[0]);
+        wb_uv(&b, ((const uint32_t *)intern_get(&s->loc, i, NULL))[0]);
     for (uint32_t i = 0; i < s->loc.n; i++) {
-        const uint32_t *k = itab_get(&s->loc, i, NULL);
+        const uint32_t *k = intern_get(&s->loc, i, NULL);
         uint64_t a = (uint64_t)k[1] | (uint64_t)k[2] << 32;
         wb_sv(&b, (int64_t)(a - prev));
         prev = a;
@@ -1083,7 +982,7 @@ static int encode_section(const struct seg_writer *w, const struct wsec *s, stru
         wb_uv(&b, (s->loc.e[i].len / 4 - 3) / 2);
     for (int f = 0; f < 2; f++)
         for (uint32_t i = 0; i < s->loc.n; i++) {
-            const uint32_t *k = itab_get(&s->loc, i, &len);
+            const uint32_t *k = intern_get(&s->loc, i, &len);
             for (uint32_t j = 0; j < (len / 4 - 3) / 2; j++)
                 wb_uv(&b, k[3 + 2 * j + f]);
         }
@@ -1091,7 +990,7 @@ static int encode_section(const struct seg_writer *w, const struct wsec *s, stru
     for (uint32_t i = 0; i < s->stk.n; i++)
         wb_uv(&b, s->stk.e[i].len / 4);
     for (uint32_t i = 0; i < s->stk.n; i++) {
-        const uint32_t *k = itab_get(&s->stk, i, &len);
+        const uint32_t *k = intern_get(&s->stk, i, &len);
         for (uint32_t j = 0; j < len / 4; j++)
             wb_uv(&b, k[j]);
     }
@@ -1099,27 +998,27 @@ static int encode_section(const struct seg_writer *w, const struct wsec *s, stru
     for (uint32_t i = 0; i < s->ser.n; i++)
         wb_uv(&b, s->ser.e[i].len / 8);
     for (uint32_t i = 0; i < s->ser.n; i++) {
-        const uint32_t *k = itab_get(&s->ser, i, &len);
+        const uint32_t *k = intern_get(&s->ser, i, &len);
         for (uint32_t j = 0; j < len / 4; j++)
             wb_uv(&b, k[j]);
     }
     /* samples: four kinds of columns, see docs/format.md §3.4 */
     const struct row_key *pk = NULL;
     for (uint32_t i = 0; i < nrows; i++) {
-        const struct row_key *k = itab_get(&s->row, order[i], NULL);
+        const struct row_key *k = intern_get(&s->row, order[i], NULL);
         wb_uv(&b, k->series - (pk ? pk->series : 0));
         pk = k;
     }
     pk = NULL;
     for (uint32_t i = 0; i < nrows; i++) {
-        const struct row_key *k = itab_get(&s->row, order[i], NULL);
+        const struct row_key *k = intern_get(&s->row, order[i], NULL);
         bool same = pk && pk->series == k->series;
         wb_uv(&b, (uint64_t)k->time - (uint64_t)(same ? pk->time : s->t_min));
         pk = k;
     }
     pk = NULL;
     for (uint32_t i = 0; i < nrows; i++) {
-        const struct row_key *k = itab_get(&s->row, order[i], NULL);
+        const struct row_key *k = intern_get(&s->row, order[i], NULL);
         bool same = pk && pk->series == k->series && pk->time == k->time;
         wb_uv(&b, same ? k->stack - pk->stack - 1 : k->stack);
         pk = k;
@@ -1151,9 +1050,9 @@ static int encode_section(const struct seg_writer *w, const struct wsec *s, stru
     }
     for (uint32_t t = 0; t < s->ntypes; t++) {
         char id[1024];
-        if (type_id(id, sizeof(id), itab_str(&s->str, s->types[2 * t]),
-                    itab_str(&s->str, s->types[2 * t + 1]), itab_str(&s->str, s->ptype),
-                    itab_str(&s->str, s->punit)) ||
+        if (type_id(id, sizeof(id), intern_str_get(&s->str, s->types[2 * t]),
+                    intern_str_get(&s->str, s->types[2 * t + 1]), intern_str_get(&s->str, s->ptype),
+                    intern_str_get(&s->str, s->punit)) ||
             !(info->profile_types[t] = strdup(id))) {
             ret = -ENOMEM;
             goto out;

@@ -1,72 +1,80 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * intern — dense integer ids for strings and for short sequences of u32,
- * the building blocks of the exporter's dictionaries.
+ * intern — the one table of the tree that gives byte strings dense integer
+ * ids: strings, u32 sequences (stacks, location keys), fixed-size records
+ * (a segment's sample rows). The exporters' and the segment writer's
+ * dictionaries, the query worker's merged profiles and string sets, and
+ * the agent's label limiter all use it.
  *
- * Owns: for each table, one contiguous pool holding every interned item
- * (offsets, not pointers, so the pool can grow by realloc), an entry array
- * indexed by id, and an open-addressing index (linear probing, load <= 1/2)
- * over the entries. Nothing is ever removed; ids are assigned 0, 1, 2... in
- * first-seen order, so identical input sequences give identical ids.
+ * Owns one contiguous pool holding every key (offsets, not pointers, so it
+ * grows by realloc), an entry array indexed by id, and an open-addressing
+ * index (linear probing, load <= 1/2) over the entries. Each key starts
+ * 8-aligned in the pool and is followed by at least one NUL byte, so u32
+ * and u64 keys are read in place and string keys are C strings. Nothing is
+ * ever removed; ids are 0, 1, 2... in first-seen order, so identical input
+ * gives identical ids.
  *
- * strtab: id 0 is always "" (pprof's string_table[0]).
- * seqtab: sequences may be empty; each distinct sequence gets one id.
- *
- * Pointers returned by *_get are valid until the next *_intern on the same
- * table. Not thread-safe.
+ * A zeroed struct intern is an empty table. Pointers returned by
+ * intern_get are valid until the next add to the same table. Not
+ * thread-safe.
  */
-#ifndef STOKE_INTERN_H
-#define STOKE_INTERN_H
+#ifndef STOKE_COMMON_INTERN_H
+#define STOKE_COMMON_INTERN_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define INTERN_NONE UINT32_MAX /* returned on allocation failure */
+#define INTERN_NONE UINT32_MAX /* no id: absent, or out of memory */
 
 struct intern_entry {
-    uint64_t hash;
-    size_t off;   /* into the pool */
-    uint32_t len; /* bytes (strtab, excluding the NUL) or u32 items (seqtab) */
+    size_t off;    /* into the pool */
+    uint32_t len;  /* bytes, excluding the padding */
+    uint32_t hash; /* low 32 bits of hash_bytes(key) */
 };
 
-struct intern_index {
-    uint32_t *slots; /* entry id + 1; 0 = empty */
-    size_t mask;     /* nslots - 1; nslots is a power of two */
-};
-
-struct strtab {
-    char *pool;
+struct intern {
+    uint8_t *pool;
     size_t pool_len, pool_cap;
     struct intern_entry *e;
-    size_t n, cap;
-    struct intern_index idx;
+    uint32_t n, cap;
+    uint32_t *slots; /* entry id + 1; 0 = empty; NULL until the first add */
+    size_t mask;     /* number of slots - 1 (a power of two) */
 };
 
-struct seqtab {
-    uint32_t *pool;
-    size_t pool_len, pool_cap;
-    struct intern_entry *e;
-    size_t n, cap;
-    struct intern_index idx;
-};
+void intern_free(struct intern *t);
 
-uint64_t intern_hash_bytes(const void *p, size_t len);
+/* Adds @key (@len bytes) unless present; its id in *@id. Returns 1 when it
+ * was added, 0 when it was there, -ENOMEM. */
+int intern_add(struct intern *t, const void *key, size_t len, uint32_t *id);
+/* The id of @key, or INTERN_NONE when absent. */
+uint32_t intern_find(const struct intern *t, const void *key, size_t len);
 
-/* Initialises an empty table (allocates; free with strtab_free). 0 or -ENOMEM. */
-int strtab_init(struct strtab *t);
-void strtab_free(struct strtab *t);
-/* Returns the id of @s (len bytes, need not be NUL-terminated), or INTERN_NONE. */
-uint32_t strtab_intern_len(struct strtab *t, const char *s, size_t len);
-uint32_t strtab_intern(struct strtab *t, const char *s); /* NULL interns as "" */
-/* NUL-terminated; @id must be < t->n. */
-const char *strtab_get(const struct strtab *t, uint32_t id);
+/* The key of @id (< t->n) and its length in bytes (@len may be NULL). */
+static inline const void *intern_get(const struct intern *t, uint32_t id, uint32_t *len)
+{
+    if (len)
+        *len = t->e[id].len;
+    return t->pool + t->e[id].off;
+}
 
-/* Initialises an empty table (allocates; free with seqtab_free). 0 or -ENOMEM. */
-int seqtab_init(struct seqtab *t);
-void seqtab_free(struct seqtab *t);
-/* Returns the id of the sequence @v[0..n), or INTERN_NONE. */
-uint32_t seqtab_intern(struct seqtab *t, const uint32_t *v, size_t n);
-/* Returns the items of sequence @id and its length in *@n; @id must be < t->n. */
-const uint32_t *seqtab_get(const struct seqtab *t, uint32_t id, size_t *n);
+/* Strings (@len bytes, no NUL needed; NULL interns as ""): the id, or
+ * INTERN_NONE when out of memory. */
+uint32_t intern_strn(struct intern *t, const char *s, size_t len);
+uint32_t intern_str(struct intern *t, const char *s);
+static inline const char *intern_str_get(const struct intern *t, uint32_t id)
+{
+    return (const char *)intern_get(t, id, NULL);
+}
+
+/* Sequences of u32 (@n items; may be empty): the id, or INTERN_NONE. */
+uint32_t intern_seq(struct intern *t, const uint32_t *v, size_t n);
+static inline const uint32_t *intern_seq_get(const struct intern *t, uint32_t id, size_t *n)
+{
+    uint32_t len;
+    const uint32_t *v = (const uint32_t *)intern_get(t, id, &len);
+
+    *n = len / sizeof(uint32_t);
+    return v;
+}
 
 #endif

@@ -41,18 +41,18 @@ struct profile {
     uint64_t start_ns, duration_ns, period_ns;
     uint64_t total;
 
-    struct strtab str;
+    struct intern str;
     /* the well-known strings, interned up front so encoding never mutates */
     uint32_t s_samples, s_count, s_cpu, s_nanoseconds, s_comment;
 
-    struct seqtab mapkey; /* [0, build_id] or [1, path] -> mapping index */
+    struct intern mapkey; /* [0, build_id] or [1, path] -> mapping index */
     struct pmapping *maps;
     size_t nmaps, maps_cap;
 
-    struct seqtab funcs; /* [name, file] -> function index */
+    struct intern funcs; /* [name, file] -> function index */
 
-    struct seqtab lockey;  /* position or [mapping, addr lo, addr hi] -> location */
-    struct seqtab addrkey; /* [mapping, addr lo, addr hi] -> addr_loc index */
+    struct intern lockey;  /* position or [mapping, addr lo, addr hi] -> location */
+    struct intern addrkey; /* [mapping, addr lo, addr hi] -> addr_loc index */
     uint32_t *addr_loc;    /* location id (1-based) of each address seen */
     size_t naddr, addr_loc_cap;
     struct plocation *locs;
@@ -60,9 +60,9 @@ struct profile {
     struct pline *lines;
     size_t nlines, lines_cap;
 
-    struct seqtab stacks;  /* pprof location ids, leaf first */
-    struct seqtab lsets;   /* [name, value]... string ids */
-    struct seqtab samples; /* [stack, lset] -> sample index */
+    struct intern stacks;  /* pprof location ids, leaf first */
+    struct intern lsets;   /* [name, value]... string ids */
+    struct intern samples; /* [stack, lset] -> sample index */
     uint64_t *counts;
     size_t nsamples, counts_cap;
 
@@ -101,18 +101,14 @@ struct profile *profile_new(const char *service_name, uint64_t start_ns, uint64_
     p->start_ns = start_ns;
     p->duration_ns = duration_ns;
     p->period_ns = period_ns;
-    if (strtab_init(&p->str) < 0)
-        goto fail;
-    if (seqtab_init(&p->mapkey) < 0 || seqtab_init(&p->funcs) < 0 || seqtab_init(&p->lockey) < 0 ||
-        seqtab_init(&p->addrkey) < 0 || seqtab_init(&p->stacks) < 0 || seqtab_init(&p->lsets) < 0 ||
-        seqtab_init(&p->samples) < 0)
+    if (intern_str(&p->str, "") != 0) /* pprof's string_table[0] */
         goto fail;
     snprintf(comment, sizeof(comment), "service_name=%s", service_name ? service_name : "");
-    p->s_samples = strtab_intern(&p->str, "samples");
-    p->s_count = strtab_intern(&p->str, "count");
-    p->s_cpu = strtab_intern(&p->str, "cpu");
-    p->s_nanoseconds = strtab_intern(&p->str, "nanoseconds");
-    p->s_comment = strtab_intern(&p->str, comment);
+    p->s_samples = intern_str(&p->str, "samples");
+    p->s_count = intern_str(&p->str, "count");
+    p->s_cpu = intern_str(&p->str, "cpu");
+    p->s_nanoseconds = intern_str(&p->str, "nanoseconds");
+    p->s_comment = intern_str(&p->str, comment);
     if (p->s_samples == INTERN_NONE || p->s_count == INTERN_NONE || p->s_cpu == INTERN_NONE ||
         p->s_nanoseconds == INTERN_NONE || p->s_comment == INTERN_NONE)
         goto fail;
@@ -126,15 +122,15 @@ void profile_free(struct profile *p)
 {
     if (!p)
         return;
-    strtab_free(&p->str);
-    seqtab_free(&p->mapkey);
-    seqtab_free(&p->funcs);
-    seqtab_free(&p->lockey);
-    seqtab_free(&p->addrkey);
+    intern_free(&p->str);
+    intern_free(&p->mapkey);
+    intern_free(&p->funcs);
+    intern_free(&p->lockey);
+    intern_free(&p->addrkey);
     free(p->addr_loc);
-    seqtab_free(&p->stacks);
-    seqtab_free(&p->lsets);
-    seqtab_free(&p->samples);
+    intern_free(&p->stacks);
+    intern_free(&p->lsets);
+    intern_free(&p->samples);
     free(p->maps);
     free(p->locs);
     free(p->lines);
@@ -147,8 +143,8 @@ static uint32_t intern_mapping(struct profile *p, const struct sym_result *r)
 {
     uint32_t key[2], id, file, build_id;
 
-    file = strtab_intern(&p->str, r->mapping ? r->mapping : "");
-    build_id = strtab_intern(&p->str, r->build_id ? r->build_id : "");
+    file = intern_str(&p->str, r->mapping ? r->mapping : "");
+    build_id = intern_str(&p->str, r->build_id ? r->build_id : "");
     if (file == INTERN_NONE || build_id == INTERN_NONE)
         return INTERN_NONE;
     /* reserved before interning, so a key never exists without its entry */
@@ -158,7 +154,7 @@ static uint32_t intern_mapping(struct profile *p, const struct sym_result *r)
      * different paths (containers) is one mapping, as the header promises */
     key[0] = build_id ? 0 : 1;
     key[1] = build_id ? build_id : file;
-    id = seqtab_intern(&p->mapkey, key, 2);
+    id = intern_seq(&p->mapkey, key, 2);
     if (id == INTERN_NONE)
         return INTERN_NONE;
     if (id == p->nmaps) {
@@ -180,11 +176,11 @@ static bool intern_lines(struct profile *p, const struct sym_result *r, uint32_t
         const struct sym_frame *f = &r->frames[i];
         uint32_t fk[2], fn;
 
-        fk[0] = strtab_intern(&p->str, f->function ? f->function : "");
-        fk[1] = strtab_intern(&p->str, f->file);
+        fk[0] = intern_str(&p->str, f->function ? f->function : "");
+        fk[1] = intern_str(&p->str, f->file);
         if (fk[0] == INTERN_NONE || fk[1] == INTERN_NONE)
             return false;
-        fn = seqtab_intern(&p->funcs, fk, 2);
+        fn = intern_seq(&p->funcs, fk, 2);
         if (fn == INTERN_NONE)
             return false;
         p->lines[p->nlines + i] = (struct pline){.function = fn, .line = f->line};
@@ -211,7 +207,7 @@ uint32_t profile_location(struct profile *p, const struct sym_result *r)
     akey[0] = mapping;
     akey[1] = (uint32_t)r->file_offset;
     akey[2] = (uint32_t)(r->file_offset >> 32);
-    aid = seqtab_intern(&p->addrkey, akey, 3);
+    aid = intern_seq(&p->addrkey, akey, 3);
     if (aid == INTERN_NONE)
         return 0;
     if (aid == p->naddr)
@@ -256,7 +252,7 @@ static uint32_t new_location(struct profile *p, const struct sym_result *r, uint
         key[2] = (uint32_t)(r->file_offset >> 32);
         nkey = 3;
     }
-    id = seqtab_intern(&p->lockey, key, nkey);
+    id = intern_seq(&p->lockey, key, nkey);
     if (id == INTERN_NONE)
         return 0;
     if (id < p->nlocs)
@@ -296,26 +292,26 @@ int profile_add(struct profile *p, const uint32_t *locs, size_t nlocs,
     for (i = 0; i < nlocs; i++)
         if (locs[i] == 0 || locs[i] > p->nlocs)
             return -EINVAL;
-    stack = seqtab_intern(&p->stacks, locs, nlocs);
+    stack = intern_seq(&p->stacks, locs, nlocs);
     if (stack == INTERN_NONE)
         return -ENOMEM;
     if (n > SIZE_MAX / 8 ||
         reserve((void **)&p->scratch, &p->scratch_cap, 2 * n, sizeof(*p->scratch)) < 0)
         return -ENOMEM;
     for (i = 0; i < n; i++) {
-        p->scratch[2 * i] = strtab_intern(&p->str, labels->v[i].name);
-        p->scratch[2 * i + 1] = strtab_intern(&p->str, labels->v[i].value);
+        p->scratch[2 * i] = intern_str(&p->str, labels->v[i].name);
+        p->scratch[2 * i + 1] = intern_str(&p->str, labels->v[i].value);
         if (p->scratch[2 * i] == INTERN_NONE || p->scratch[2 * i + 1] == INTERN_NONE)
             return -ENOMEM;
     }
-    lset = seqtab_intern(&p->lsets, p->scratch, 2 * n);
+    lset = intern_seq(&p->lsets, p->scratch, 2 * n);
     if (lset == INTERN_NONE)
         return -ENOMEM;
     if (reserve((void **)&p->counts, &p->counts_cap, p->samples.n + 1, sizeof(*p->counts)) < 0)
         return -ENOMEM;
     key[0] = stack;
     key[1] = lset;
-    id = seqtab_intern(&p->samples, key, 2);
+    id = intern_seq(&p->samples, key, 2);
     if (id == INTERN_NONE)
         return -ENOMEM;
     if (id == p->nsamples)
@@ -346,8 +342,8 @@ int profile_common_labels(const struct profile *p, struct label_set *out)
         return 0;
     for (i = 0; i < p->nsamples; i++) {
         size_t n, nl;
-        const uint32_t *key = seqtab_get(&p->samples, (uint32_t)i, &n);
-        const uint32_t *ls = seqtab_get(&p->lsets, key[1], &nl);
+        const uint32_t *key = intern_seq_get(&p->samples, (uint32_t)i, &n);
+        const uint32_t *ls = intern_seq_get(&p->lsets, key[1], &nl);
 
         if (i == 0) {
             first = ls;
@@ -359,7 +355,7 @@ int profile_common_labels(const struct profile *p, struct label_set *out)
                 keep[j] = true;
             continue;
         }
-        /* interned ids: equal strings are equal ids, and seqtab_get on
+        /* interned ids: equal strings are equal ids, and intern_seq_get on
          * lsets stays valid since nothing is interned here */
         for (j = 0; j < nfirst; j++) {
             bool found = false;
@@ -371,8 +367,8 @@ int profile_common_labels(const struct profile *p, struct label_set *out)
         }
     }
     for (j = 0; j < nfirst; j++) {
-        if (keep[j] && label_set_put(out, strtab_get(&p->str, first[2 * j]),
-                                     strtab_get(&p->str, first[2 * j + 1])) != 0) {
+        if (keep[j] && label_set_put(out, intern_str_get(&p->str, first[2 * j]),
+                                     intern_str_get(&p->str, first[2 * j + 1])) != 0) {
             free(keep);
             return -ENOMEM;
         }
@@ -441,10 +437,10 @@ static int pprof_build(const struct profile *p, Perftools__Profiles__Profile *ou
 
     for (i = 0; i < p->nsamples; i++) {
         size_t n;
-        const uint32_t *k = seqtab_get(&p->samples, (uint32_t)i, &n);
+        const uint32_t *k = intern_seq_get(&p->samples, (uint32_t)i, &n);
         size_t ns, nl;
-        seqtab_get(&p->stacks, k[0], &ns);
-        seqtab_get(&p->lsets, k[1], &nl);
+        intern_seq_get(&p->stacks, k[0], &ns);
+        intern_seq_get(&p->lsets, k[1], &nl);
         nlocids += ns;
         nlabels += nl / 2;
     }
@@ -473,7 +469,7 @@ static int pprof_build(const struct profile *p, Perftools__Profiles__Profile *ou
     }
 
     for (i = 0; i < p->str.n; i++)
-        a->strings[i] = (char *)strtab_get(&p->str, (uint32_t)i);
+        a->strings[i] = (char *)intern_str_get(&p->str, (uint32_t)i);
 
     for (i = 0; i < 3; i++)
         perftools__profiles__value_type__init(&a->vt[i]);
@@ -506,7 +502,7 @@ static int pprof_build(const struct profile *p, Perftools__Profiles__Profile *ou
     for (i = 0; i < nfuncs; i++) {
         Perftools__Profiles__Function *f = &a->funcs[i];
         size_t n;
-        const uint32_t *k = seqtab_get(&p->funcs, (uint32_t)i, &n);
+        const uint32_t *k = intern_seq_get(&p->funcs, (uint32_t)i, &n);
 
         perftools__profiles__function__init(f);
         f->id = i + 1;
@@ -540,9 +536,9 @@ static int pprof_build(const struct profile *p, Perftools__Profiles__Profile *ou
     for (i = 0; i < p->nsamples; i++) {
         Perftools__Profiles__Sample *s = &a->samples[i];
         size_t n, ns, nl;
-        const uint32_t *k = seqtab_get(&p->samples, (uint32_t)i, &n);
-        const uint32_t *stack = seqtab_get(&p->stacks, k[0], &ns);
-        const uint32_t *lset = seqtab_get(&p->lsets, k[1], &nl);
+        const uint32_t *k = intern_seq_get(&p->samples, (uint32_t)i, &n);
+        const uint32_t *stack = intern_seq_get(&p->stacks, k[0], &ns);
+        const uint32_t *lset = intern_seq_get(&p->lsets, k[1], &nl);
 
         perftools__profiles__sample__init(s);
         s->n_location_id = ns;
@@ -692,7 +688,7 @@ static void sb_put_location(struct wbuf *s, const struct profile *p, uint32_t lo
     uint32_t j;
 
     if (l->nlines == 0) {
-        const char *path = strtab_get(&p->str, p->maps[l->mapping].file);
+        const char *path = intern_str_get(&p->str, p->maps[l->mapping].file);
         const char *base = strrchr(path, '/');
 
         sb_put_name(s, base ? base + 1 : path);
@@ -704,9 +700,9 @@ static void sb_put_location(struct wbuf *s, const struct profile *p, uint32_t lo
     for (j = l->nlines; j-- > 0;) {
         const struct pline *ln = &p->lines[l->line_off + j];
         size_t n;
-        const uint32_t *fk = seqtab_get(&p->funcs, ln->function, &n);
+        const uint32_t *fk = intern_seq_get(&p->funcs, ln->function, &n);
 
-        sb_put_name(s, strtab_get(&p->str, fk[0]));
+        sb_put_name(s, intern_str_get(&p->str, fk[0]));
         if (j)
             wb_bytes(s, ";", 1);
     }
@@ -739,7 +735,7 @@ static int folded_render(const struct profile *p, char **out, size_t *outlen)
      * fold into one line */
     for (i = 0; i < p->nsamples; i++) {
         size_t n;
-        const uint32_t *k = seqtab_get(&p->samples, (uint32_t)i, &n);
+        const uint32_t *k = intern_seq_get(&p->samples, (uint32_t)i, &n);
         per_stack[k[0]] += p->counts[i];
     }
     fl = xcalloc(p->stacks.n, sizeof(*fl));
@@ -751,7 +747,7 @@ static int folded_render(const struct profile *p, char **out, size_t *outlen)
 
         if (!per_stack[i])
             continue;
-        st = seqtab_get(&p->stacks, (uint32_t)i, &ns);
+        st = intern_seq_get(&p->stacks, (uint32_t)i, &ns);
         fl[nfl].off = frames.len;
         fl[nfl].count = per_stack[i];
         nfl++;

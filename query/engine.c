@@ -13,6 +13,7 @@
 
 #include "codec/segment.h"
 #include "common/buf.h"
+#include "common/intern.h"
 #include "query/auth.h"
 #include "query/plan.h"
 
@@ -105,7 +106,7 @@ static uint32_t func_name(struct secmap *m, uint32_t f)
 {
     if (m->fmap[f] == MPROF_NONE) {
         const char *s = m->sec->strings[m->sec->functions[f].name];
-        m->fmap[f] = mstr_intern(&m->mp->str, s, strlen(s));
+        m->fmap[f] = intern_strn(&m->mp->str, s, strlen(s));
     }
     return m->fmap[f];
 }
@@ -131,7 +132,7 @@ static int loc_frames(struct secmap *m, uint32_t l)
         }
         int n = snprintf(name, sizeof(name), "%s+0x%" PRIx64, base, loc->address);
         uint32_t id =
-            mstr_intern(&m->mp->str, name, n < (int)sizeof(name) ? (size_t)n : sizeof(name) - 1);
+            intern_strn(&m->mp->str, name, n < (int)sizeof(name) ? (size_t)n : sizeof(name) - 1);
         if (id == MPROF_NONE || lf_push(m, id))
             return -ENOMEM;
     }
@@ -168,7 +169,7 @@ static uint32_t map_stack(struct secmap *m, uint32_t s)
     }
     if (n == 0) {
         if (m->unknown == MPROF_NONE)
-            m->unknown = mstr_intern(&m->mp->str, "[unknown]", 9);
+            m->unknown = intern_strn(&m->mp->str, "[unknown]", 9);
         if (m->unknown == MPROF_NONE)
             return MPROF_NONE;
         if (!m->buf && !(m->buf = malloc(256 * sizeof(uint32_t))))
@@ -211,12 +212,12 @@ static uint32_t type_column(struct mprof *mp, const struct seg_section *sec, uin
 
     for (uint32_t c = 0; c < mp->ntypes; c++) {
         if (mp->type_type[c] == MPROF_NONE) {
-            mp->type_type[c] = mstr_intern(&mp->str, ty, strlen(ty));
-            mp->type_unit[c] = mstr_intern(&mp->str, un, strlen(un));
+            mp->type_type[c] = intern_strn(&mp->str, ty, strlen(ty));
+            mp->type_unit[c] = intern_strn(&mp->str, un, strlen(un));
             return c;
         }
-        if (strcmp(mstr_get(&mp->str, mp->type_type[c]), ty) == 0 &&
-            strcmp(mstr_get(&mp->str, mp->type_unit[c]), un) == 0)
+        if (strcmp(intern_str_get(&mp->str, mp->type_type[c]), ty) == 0 &&
+            strcmp(intern_str_get(&mp->str, mp->type_unit[c]), un) == 0)
             return c;
     }
     return MPROF_NONE;
@@ -266,8 +267,8 @@ static int merge_profile(struct mprof *mp, const struct seg_section *sec, const 
     if (mp->period_type == MPROF_NONE) {
         const char *a = sec->strings[sec->period_type.type],
                    *b = sec->strings[sec->period_type.unit];
-        mp->period_type = mstr_intern(&mp->str, a, strlen(a));
-        mp->period_unit = mstr_intern(&mp->str, b, strlen(b));
+        mp->period_type = intern_strn(&mp->str, a, strlen(a));
+        mp->period_unit = intern_strn(&mp->str, b, strlen(b));
         mp->period = sec->period;
     }
     m.fmap = malloc(((size_t)sec->nfunctions + 1) * sizeof(uint32_t));
@@ -384,7 +385,7 @@ static int merge_series(struct mprof *mp, const struct seg_section *sec, const u
             val = sec->service;
         else if (gb && strcmp(gb, "host_name") == 0)
             val = host;
-        uint32_t sid = mstr_intern(&mp->str, val, strlen(val));
+        uint32_t sid = intern_strn(&mp->str, val, strlen(val));
         uint32_t g = sid == MPROF_NONE ? MPROF_NONE : mprof_group(mp, sid);
         if (g == MPROF_NONE)
             return -ENOMEM;
@@ -423,8 +424,8 @@ static int merge_labels(struct mprof *mp, const struct seg_section *sec, const u
         uint32_t nl = sec->series_off[i + 1] - sec->series_off[i];
         for (uint32_t j = 0; j < nl; j++) {
             const char *n = sec->strings[lab[2 * j]], *v = sec->strings[lab[2 * j + 1]];
-            uint32_t a1 = mstr_intern(&mp->str, n, strlen(n));
-            uint32_t b1 = mstr_intern(&mp->str, v, strlen(v));
+            uint32_t a1 = intern_strn(&mp->str, n, strlen(n));
+            uint32_t b1 = intern_strn(&mp->str, v, strlen(v));
             if (a1 == MPROF_NONE || b1 == MPROF_NONE || mprof_pair(mp, a1, b1))
                 return -ENOMEM;
         }
@@ -433,8 +434,8 @@ static int merge_labels(struct mprof *mp, const struct seg_section *sec, const u
         for (int k = 0; k < 2; k++) {
             if (series_value(sec, i, did[k]) != UINT32_MAX || !dv[k] || !*dv[k])
                 continue;
-            uint32_t a1 = mstr_intern(&mp->str, dn[k], strlen(dn[k]));
-            uint32_t b1 = mstr_intern(&mp->str, dv[k], strlen(dv[k]));
+            uint32_t a1 = intern_strn(&mp->str, dn[k], strlen(dn[k]));
+            uint32_t b1 = intern_strn(&mp->str, dv[k], strlen(dv[k]));
             if (a1 == MPROF_NONE || b1 == MPROF_NONE || mprof_pair(mp, a1, b1))
                 return -ENOMEM;
         }
@@ -794,17 +795,14 @@ int engine_query(struct engine *e, const struct query *q, struct mprof **out, ch
     {
         /* Objects are counted by the shard that reads them, so the sum over
          * peers is the number of distinct objects. */
-        struct mstr keys = {0};
+        struct intern keys = {0};
         for (size_t i = 0; i < plan->n; i++)
             if (plan->items[i].key_hash % nsh == myshard) {
                 mine[nmine++] = &plan->items[i];
-                mstr_intern(&keys, plan->items[i].key, strlen(plan->items[i].key));
+                intern_strn(&keys, plan->items[i].key, strlen(plan->items[i].key));
             }
         res->stats.objects += keys.n;
-        free(keys.arena);
-        free(keys.off);
-        free(keys.len);
-        free(keys.slots);
+        intern_free(&keys);
     }
     if (!q->nshards && e->o.npeers) {
         calls = calloc(e->o.npeers, sizeof(*calls));
@@ -848,14 +846,11 @@ int engine_query(struct engine *e, const struct query *q, struct mprof **out, ch
             if (plan->items[j].key_hash % nsh == calls[i].shard)
                 mine[k++] = &plan->items[j];
         if (!rc) {
-            struct mstr keys = {0};
+            struct intern keys = {0};
             for (size_t j = 0; j < k; j++)
-                mstr_intern(&keys, mine[j]->key, strlen(mine[j]->key));
+                intern_strn(&keys, mine[j]->key, strlen(mine[j]->key));
             res->stats.objects += keys.n;
-            free(keys.arena);
-            free(keys.off);
-            free(keys.len);
-            free(keys.slots);
+            intern_free(&keys);
             rc = run_local(e, q, mine, k, res);
         }
     }
@@ -898,7 +893,7 @@ int engine_profile_types(struct engine *e, const char *tenant, const struct sele
     struct plan_req pr = {
         .tenant = tenant, .sel = sel, .from = from, .until = until, .cancel = cancel};
     struct plan *plan = NULL;
-    struct mstr seen = {0};
+    struct intern seen = {0};
     char **v = NULL;
     int rc;
 
@@ -911,13 +906,13 @@ int engine_profile_types(struct engine *e, const char *tenant, const struct sele
     for (size_t i = 0; i < plan->n; i++)
         for (size_t t = 0; t < plan->items[i].info->nprofile_types; t++) {
             const char *s = plan->items[i].info->profile_types[t];
-            if (mstr_intern(&seen, s, strlen(s)) == MPROF_NONE)
+            if (intern_strn(&seen, s, strlen(s)) == MPROF_NONE)
                 rc = -ENOMEM;
         }
     if (!rc && !(v = calloc(seen.n + 1, sizeof(*v))))
         rc = -ENOMEM;
     for (uint32_t i = 0; !rc && i < seen.n; i++)
-        if (!(v[i] = strdup(mstr_get(&seen, i))))
+        if (!(v[i] = strdup(intern_str_get(&seen, i))))
             rc = -ENOMEM;
     if (!rc) {
         qsort(v, seen.n, sizeof(*v), cmp_str);
@@ -933,10 +928,7 @@ int engine_profile_types(struct engine *e, const char *tenant, const struct sele
         free(v);
         snprintf(err, errlen, "out of memory");
     }
-    free(seen.arena);
-    free(seen.off);
-    free(seen.len);
-    free(seen.slots);
+    intern_free(&seen);
     plan_free(plan);
     return rc;
 }

@@ -405,11 +405,6 @@ static void ep_profile_types(struct http_server *s, const struct params *p, stru
     respond(r, 200, "application/json", &b);
 }
 
-static int cmp_cstr(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static void ep_labels(struct http_server *s, const struct params *p, bool values,
                       struct http_response *r)
 {
@@ -435,34 +430,23 @@ static void ep_labels(struct http_server *s, const struct params *p, bool values
     selector_free(c.sel);
     if (rc)
         return;
-    const char **v = calloc(mp->npairs + 1, sizeof(*v));
-    size_t n = 0;
-    uint32_t want = values ? mstr_find(&mp->str, name, strlen(name)) : MPROF_NONE;
-    for (uint32_t i = 0; v && i < mp->npairs; i++) {
-        uint32_t a = (uint32_t)(mp->pairs[i] >> 32), bb = (uint32_t)mp->pairs[i];
-        if (values) {
-            if (a == want)
-                v[n++] = mstr_get(&mp->str, bb);
-        } else {
-            v[n++] = mstr_get(&mp->str, a);
-        }
-    }
-    if (!v) {
+    struct intern set = {0};
+    const char **v = NULL;
+    if (view_label_strings(mp, values ? name : NULL, &set) || view_sorted_strings(&set, &v)) {
+        intern_free(&set);
         mprof_free(mp);
         http_error_json(r, 500, "out of memory");
         return;
     }
-    qsort(v, n, sizeof(*v), cmp_cstr);
     wb_printf(&b, "{\"%s\":[", values ? "values" : "names");
-    for (size_t i = 0, k = 0; i < n; i++) {
-        if (i && strcmp(v[i], v[i - 1]) == 0)
-            continue;
-        if (k++)
+    for (uint32_t i = 0; i < set.n; i++) {
+        if (i)
             wb_bytes(&b, ",", 1);
         wb_json_str(&b, v[i]);
     }
     wb_bytes(&b, "]", 1);
     free(v);
+    intern_free(&set);
     http_finish_json(&b, mp);
     mprof_free(mp);
     respond(r, 200, "application/json", &b);
@@ -501,7 +485,7 @@ static void ep_top(struct http_server *s, const struct params *p, struct http_re
     wb_printf(&b, "{\"total\":%lld,\"functions\":[", (long long)total);
     for (size_t i = 0; i < n && i < (size_t)limit; i++) {
         wb_bytes(&b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
-        wb_json_str(&b, mstr_get(&mp->str, rows[i].name));
+        wb_json_str(&b, intern_str_get(&mp->str, rows[i].name));
         wb_printf(&b, ",\"self\":%lld,\"total\":%lld}", (long long)rows[i].self,
                   (long long)rows[i].total);
     }
@@ -592,8 +576,8 @@ static void ep_series(struct http_server *s, const struct params *p, struct http
     for (uint32_t g = 0; g < mp->ngroups; g++)
         order[g] = g;
     for (uint32_t i = 1; i < mp->ngroups; i++)
-        for (uint32_t j = i; j > 0 && strcmp(mstr_get(&mp->str, mp->group_val[order[j - 1]]),
-                                             mstr_get(&mp->str, mp->group_val[order[j]])) > 0;
+        for (uint32_t j = i; j > 0 && strcmp(intern_str_get(&mp->str, mp->group_val[order[j - 1]]),
+                                             intern_str_get(&mp->str, mp->group_val[order[j]])) > 0;
              j--) {
             uint32_t t = order[j];
             order[j] = order[j - 1];
@@ -606,7 +590,7 @@ static void ep_series(struct http_server *s, const struct params *p, struct http
         if (gb && *gb) {
             wb_json_str(&b, gb);
             wb_bytes(&b, ":", 1);
-            wb_json_str(&b, mstr_get(&mp->str, mp->group_val[g]));
+            wb_json_str(&b, intern_str_get(&mp->str, mp->group_val[g]));
         }
         wb_bytes(&b, "},\"points\":[", 12);
         bool first = true;
@@ -701,8 +685,8 @@ static void ep_diff(struct http_server *s, const struct params *p, struct http_r
         for (size_t i = 0; i < rn; i++)
             rself[rrows[i].name] = rrows[i].self;
         for (size_t i = 0; i < ln; i++) {
-            const char *nm = mstr_get(&lm->str, lrows[i].name);
-            uint32_t rid = mstr_find(&rm->str, nm, strlen(nm));
+            const char *nm = intern_str_get(&lm->str, lrows[i].name);
+            uint32_t rid = intern_find(&rm->str, nm, strlen(nm));
             rows[n] = (struct diff_row){.name = nm, .l = lrows[i].self};
             if (rid != MPROF_NONE) {
                 rows[n].r = rself[rid];
@@ -712,7 +696,7 @@ static void ep_diff(struct http_server *s, const struct params *p, struct http_r
         }
         for (size_t i = 0; i < rn; i++)
             if (!taken[rrows[i].name])
-                rows[n++] = (struct diff_row){.name = mstr_get(&rm->str, rrows[i].name),
+                rows[n++] = (struct diff_row){.name = intern_str_get(&rm->str, rrows[i].name),
                                               .r = rrows[i].self};
         free(rself);
         free(taken);

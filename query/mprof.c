@@ -8,115 +8,7 @@
 #include <string.h>
 
 #include "common/buf.h"
-
-static uint64_t hash_bytes(const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    uint64_t h = 0xcbf29ce484222325ULL ^ (len * 0x9e3779b97f4a7c15ULL);
-    size_t i = 0;
-
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0x100000001b3ULL;
-        h ^= h >> 29;
-    }
-    for (; i < len; i++)
-        h = (h ^ p[i]) * 0x100000001b3ULL;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return h;
-}
-
-/* ---- strings ----------------------------------------------------------- */
-
-static int mstr_rehash(struct mstr *t, uint32_t nslots)
-{
-    uint32_t *slots = malloc((size_t)nslots * sizeof(*slots));
-
-    if (!slots)
-        return -ENOMEM;
-    memset(slots, 0xff, (size_t)nslots * sizeof(*slots));
-    for (uint32_t id = 0; id < t->n; id++) {
-        uint64_t h = hash_bytes(t->arena + t->off[id], t->len[id]);
-        uint32_t i = (uint32_t)h & (nslots - 1);
-        while (slots[i] != MPROF_NONE)
-            i = (i + 1) & (nslots - 1);
-        slots[i] = id;
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->nslots = nslots;
-    return 0;
-}
-
-uint32_t mstr_find(const struct mstr *t, const char *s, size_t len)
-{
-    if (!t->nslots)
-        return MPROF_NONE;
-    uint32_t i = (uint32_t)hash_bytes(s, len) & (t->nslots - 1);
-    for (;; i = (i + 1) & (t->nslots - 1)) {
-        uint32_t id = t->slots[i];
-        if (id == MPROF_NONE)
-            return MPROF_NONE;
-        if (t->len[id] == len && memcmp(t->arena + t->off[id], s, len) == 0)
-            return id;
-    }
-}
-
-uint32_t mstr_intern(struct mstr *t, const char *s, size_t len)
-{
-    uint32_t id = mstr_find(t, s, len);
-
-    if (id != MPROF_NONE)
-        return id;
-    if (len > UINT32_MAX - 1 || t->n >= UINT32_MAX - 1)
-        return MPROF_NONE;
-    if ((uint64_t)(t->n + 1) * 2 > t->nslots && mstr_rehash(t, t->nslots ? t->nslots * 2 : 64))
-        return MPROF_NONE;
-    if (t->n == t->cap) {
-        uint32_t cap = t->cap ? t->cap * 2 : 64;
-        uint64_t *off = realloc(t->off, cap * sizeof(*off));
-        if (!off)
-            return MPROF_NONE;
-        t->off = off;
-        uint32_t *ln = realloc(t->len, cap * sizeof(*ln));
-        if (!ln)
-            return MPROF_NONE;
-        t->len = ln;
-        t->cap = cap;
-    }
-    if (t->arena_len + len + 1 > t->arena_cap) {
-        size_t cap = t->arena_cap ? t->arena_cap : 4096;
-        while (cap < t->arena_len + len + 1)
-            cap *= 2;
-        char *a = realloc(t->arena, cap);
-        if (!a)
-            return MPROF_NONE;
-        t->arena = a;
-        t->arena_cap = cap;
-    }
-    memcpy(t->arena + t->arena_len, s, len);
-    t->arena[t->arena_len + len] = '\0';
-    id = t->n++;
-    t->off[id] = t->arena_len;
-    t->len[id] = (uint32_t)len;
-    t->arena_len += len + 1;
-    uint32_t i = (uint32_t)hash_bytes(s, len) & (t->nslots - 1);
-    while (t->slots[i] != MPROF_NONE)
-        i = (i + 1) & (t->nslots - 1);
-    t->slots[i] = id;
-    return id;
-}
-
-static void mstr_free(struct mstr *t)
-{
-    free(t->arena);
-    free(t->off);
-    free(t->len);
-    free(t->slots);
-}
+#include "common/intern.h"
 
 /* ---- profile ----------------------------------------------------------- */
 
@@ -133,11 +25,7 @@ struct mprof *mprof_new(uint32_t ntypes)
     for (uint32_t i = 0; i < MPROF_MAX_TYPES; i++)
         p->type_type[i] = p->type_unit[i] = MPROF_NONE;
     p->period_type = p->period_unit = MPROF_NONE;
-    p->stk_off = calloc(1, sizeof(*p->stk_off));
-    /* Never NULL, so frame pointers of empty stacks stay valid. */
-    p->frames_cap = 64;
-    p->frames = malloc(p->frames_cap * sizeof(*p->frames));
-    if (!p->stk_off || !p->frames || mstr_intern(&p->str, "", 0) != 0) {
+    if (intern_str(&p->str, "") != 0) {
         mprof_free(p);
         return NULL;
     }
@@ -148,98 +36,41 @@ void mprof_free(struct mprof *p)
 {
     if (!p)
         return;
-    mstr_free(&p->str);
-    free(p->frames);
-    free(p->stk_off);
-    free(p->stk_slots);
+    intern_free(&p->str);
+    intern_free(&p->stk);
     free(p->vals);
     free(p->group_val);
     free(p->points);
     free(p->present);
-    free(p->pairs);
-    free(p->pair_slots);
+    intern_free(&p->pairs);
     for (uint32_t i = 0; i < p->nwarnings; i++)
         free(p->warnings[i]);
     free(p);
 }
 
-static uint64_t stack_hash(const uint32_t *f, uint32_t n)
-{
-    return hash_bytes(f, (size_t)n * sizeof(*f));
-}
-
-static int stacks_rehash(struct mprof *p, uint32_t nslots)
-{
-    uint32_t *slots = malloc((size_t)nslots * sizeof(*slots));
-
-    if (!slots)
-        return -ENOMEM;
-    memset(slots, 0xff, (size_t)nslots * sizeof(*slots));
-    for (uint32_t s = 0; s < p->nstacks; s++) {
-        uint32_t i =
-            (uint32_t)stack_hash(mprof_stack_frames(p, s), mprof_stack_len(p, s)) & (nslots - 1);
-        while (slots[i] != MPROF_NONE)
-            i = (i + 1) & (nslots - 1);
-        slots[i] = s;
-    }
-    free(p->stk_slots);
-    p->stk_slots = slots;
-    p->nstk_slots = nslots;
-    return 0;
-}
-
 uint32_t mprof_stack(struct mprof *p, const uint32_t *f, uint32_t n)
 {
-    uint64_t h = stack_hash(f, n);
-    uint32_t i;
+    uint32_t s;
+    int added;
 
-    if (p->nstk_slots) {
-        for (i = (uint32_t)h & (p->nstk_slots - 1);; i = (i + 1) & (p->nstk_slots - 1)) {
-            uint32_t s = p->stk_slots[i];
-            if (s == MPROF_NONE)
-                break;
-            if (mprof_stack_len(p, s) == n &&
-                memcmp(mprof_stack_frames(p, s), f, (size_t)n * sizeof(*f)) == 0)
-                return s;
-        }
-    }
-    if (p->nstacks >= UINT32_MAX - 2)
+    if (p->stk.n >= UINT32_MAX - 2)
         return MPROF_NONE;
-    if ((uint64_t)(p->nstacks + 1) * 2 > p->nstk_slots &&
-        stacks_rehash(p, p->nstk_slots ? p->nstk_slots * 2 : 1024))
-        return MPROF_NONE;
-    if (p->nstacks == p->stacks_cap) {
-        uint32_t cap = p->stacks_cap ? p->stacks_cap * 2 : 256;
-        uint64_t *off = realloc(p->stk_off, ((size_t)cap + 1) * sizeof(*off));
-        if (!off)
-            return MPROF_NONE;
-        p->stk_off = off;
+    /* vals grows first, so a new stack always has its (zeroed) values */
+    if (p->stk.n == p->vals_cap) {
+        uint32_t cap = p->vals_cap ? p->vals_cap * 2 : 256;
         int64_t *v = realloc(p->vals, (size_t)cap * p->ntypes * sizeof(*v));
         if (!v)
             return MPROF_NONE;
-        memset(v + (size_t)p->stacks_cap * p->ntypes, 0,
-               (size_t)(cap - p->stacks_cap) * p->ntypes * sizeof(*v));
+        memset(v + (size_t)p->vals_cap * p->ntypes, 0,
+               (size_t)(cap - p->vals_cap) * p->ntypes * sizeof(*v));
         p->vals = v;
-        p->stacks_cap = cap;
+        p->vals_cap = cap;
     }
-    if (p->nframes + n > p->frames_cap) {
-        uint64_t cap = p->frames_cap ? p->frames_cap : 4096;
-        while (cap < p->nframes + n)
-            cap *= 2;
-        uint32_t *fr = realloc(p->frames, cap * sizeof(*fr));
-        if (!fr)
-            return MPROF_NONE;
-        p->frames = fr;
-        p->frames_cap = cap;
-    }
-    memcpy(p->frames + p->nframes, f, (size_t)n * sizeof(*f));
-    p->nframes += n;
-    uint32_t s = p->nstacks++;
-    p->stk_off[s + 1] = p->nframes;
-    for (i = (uint32_t)h & (p->nstk_slots - 1); p->stk_slots[i] != MPROF_NONE;
-         i = (i + 1) & (p->nstk_slots - 1))
-        ;
-    p->stk_slots[i] = s;
+    added = intern_add(&p->stk, f, (size_t)n * sizeof(*f), &s);
+    if (added < 0)
+        return MPROF_NONE;
+    p->nstacks = p->stk.n;
+    p->nframes += added ? n : 0;
     return s;
 }
 
@@ -283,45 +114,10 @@ uint32_t mprof_group(struct mprof *p, uint32_t val)
 
 int mprof_pair(struct mprof *p, uint32_t name, uint32_t value)
 {
-    uint64_t key = (uint64_t)name << 32 | value, h = hash_bytes(&key, sizeof(key));
-    uint32_t i;
+    uint64_t key = (uint64_t)name << 32 | value;
+    uint32_t id;
 
-    if (p->npair_slots) {
-        for (i = (uint32_t)h & (p->npair_slots - 1); p->pair_slots[i] != UINT64_MAX;
-             i = (i + 1) & (p->npair_slots - 1))
-            if (p->pair_slots[i] == key)
-                return 0;
-    }
-    if ((uint64_t)(p->npairs + 1) * 2 > p->npair_slots) {
-        uint32_t ns = p->npair_slots ? p->npair_slots * 2 : 256;
-        uint64_t *sl = malloc((size_t)ns * sizeof(*sl));
-        if (!sl)
-            return -ENOMEM;
-        memset(sl, 0xff, (size_t)ns * sizeof(*sl));
-        for (uint32_t k = 0; k < p->npairs; k++) {
-            uint32_t j = (uint32_t)hash_bytes(&p->pairs[k], 8) & (ns - 1);
-            while (sl[j] != UINT64_MAX)
-                j = (j + 1) & (ns - 1);
-            sl[j] = p->pairs[k];
-        }
-        free(p->pair_slots);
-        p->pair_slots = sl;
-        p->npair_slots = ns;
-    }
-    if (p->npairs == p->pairs_cap) {
-        uint32_t cap = p->pairs_cap ? p->pairs_cap * 2 : 64;
-        uint64_t *pr = realloc(p->pairs, cap * sizeof(*pr));
-        if (!pr)
-            return -ENOMEM;
-        p->pairs = pr;
-        p->pairs_cap = cap;
-    }
-    p->pairs[p->npairs++] = key;
-    for (i = (uint32_t)h & (p->npair_slots - 1); p->pair_slots[i] != UINT64_MAX;
-         i = (i + 1) & (p->npair_slots - 1))
-        ;
-    p->pair_slots[i] = key;
-    return 0;
+    return intern_add(&p->pairs, &key, sizeof(key), &id) < 0 ? -ENOMEM : 0;
 }
 
 static void warn_str(struct mprof *p, const char *s)
@@ -351,9 +147,13 @@ void mprof_warn(struct mprof *p, const char *fmt, ...)
 
 static uint32_t map_str(struct mprof *dst, const struct mprof *src, uint32_t id)
 {
+    uint32_t len;
+    const char *s;
+
     if (id == MPROF_NONE)
         return MPROF_NONE;
-    return mstr_intern(&dst->str, mstr_get(&src->str, id), src->str.len[id]);
+    s = intern_get(&src->str, id, &len);
+    return intern_strn(&dst->str, s, len);
 }
 
 int mprof_merge(struct mprof *dst, const struct mprof *src)
@@ -377,10 +177,10 @@ int mprof_merge(struct mprof *dst, const struct mprof *src)
         }
         for (uint32_t d = 0; d < dst->ntypes; d++)
             if (dst->type_type[d] != MPROF_NONE &&
-                strcmp(mstr_get(&dst->str, dst->type_type[d]),
-                       mstr_get(&src->str, src->type_type[t])) == 0 &&
-                strcmp(mstr_get(&dst->str, dst->type_unit[d]),
-                       mstr_get(&src->str, src->type_unit[t])) == 0) {
+                strcmp(intern_str_get(&dst->str, dst->type_type[d]),
+                       intern_str_get(&src->str, src->type_type[t])) == 0 &&
+                strcmp(intern_str_get(&dst->str, dst->type_unit[d]),
+                       intern_str_get(&src->str, src->type_unit[t])) == 0) {
                 tmap[t] = d;
                 break;
             }
@@ -438,9 +238,12 @@ int mprof_merge(struct mprof *dst, const struct mprof *src)
             }
         }
     }
-    for (uint32_t i = 0; i < src->npairs; i++)
-        if (mprof_pair(dst, strmap[src->pairs[i] >> 32], strmap[(uint32_t)src->pairs[i]]))
+    for (uint32_t i = 0; i < src->pairs.n; i++) {
+        uint32_t name, value;
+        mprof_pair_get(src, i, &name, &value);
+        if (mprof_pair(dst, strmap[name], strmap[value]))
             goto out;
+    }
     dst->stats.objects += src->stats.objects;
     dst->stats.sections += src->stats.sections;
     dst->stats.bytes_read += src->stats.bytes_read;
@@ -475,8 +278,10 @@ int mprof_encode(const struct mprof *p, uint8_t **buf, size_t *len)
     wb_bytes(&w, "SQP1", 4);
     wb_u32(&w, p->str.n);
     for (uint32_t i = 0; i < p->str.n; i++) {
-        wb_u32(&w, p->str.len[i]);
-        wb_bytes(&w, mstr_get(&p->str, i), p->str.len[i]);
+        uint32_t len;
+        const void *str = intern_get(&p->str, i, &len);
+        wb_u32(&w, len);
+        wb_bytes(&w, str, len);
     }
     wb_u32(&w, p->ntypes);
     for (uint32_t t = 0; t < p->ntypes; t++) {
@@ -508,10 +313,12 @@ int mprof_encode(const struct mprof *p, uint8_t **buf, size_t *len)
                 wb_u64(&w, (uint64_t)p->points[(size_t)g * p->nbuckets + b]);
             }
     }
-    wb_u32(&w, p->npairs);
-    for (uint32_t i = 0; i < p->npairs; i++) {
-        wb_u32(&w, (uint32_t)(p->pairs[i] >> 32));
-        wb_u32(&w, (uint32_t)p->pairs[i]);
+    wb_u32(&w, p->pairs.n);
+    for (uint32_t i = 0; i < p->pairs.n; i++) {
+        uint32_t name, value;
+        mprof_pair_get(p, i, &name, &value);
+        wb_u32(&w, name);
+        wb_u32(&w, value);
     }
     wb_u64(&w, p->stats.objects);
     wb_u64(&w, p->stats.sections);
@@ -580,13 +387,13 @@ int mprof_decode(const uint8_t *buf, size_t len, struct mprof **out)
         return -EBADMSG;
     ns = get32(&r);
     /* strings live in a temporary table first: ids must map 1:1 */
-    struct mstr tmp = {0};
+    struct intern tmp = {0};
     for (uint32_t i = 0; i < ns && !r.bad; i++) {
         uint32_t l = get32(&r);
         const char *s = take(&r, l);
         if (!s)
             break;
-        if (mstr_intern(&tmp, s, l) != i) {
+        if (intern_strn(&tmp, s, l) != i) {
             /* duplicate strings or ENOMEM: reject, ids would not map 1:1 */
             r.bad = true;
             break;
@@ -600,7 +407,7 @@ int mprof_decode(const uint8_t *buf, size_t len, struct mprof **out)
         rc = -ENOMEM;
         goto out_tmp;
     }
-    mstr_free(&p->str);
+    intern_free(&p->str);
     p->str = tmp;
     memset(&tmp, 0, sizeof(tmp));
 #define ID_OK(id) ((id) == MPROF_NONE || (id) < ns)
@@ -709,6 +516,6 @@ out:
     mprof_free(p);
     return rc;
 out_tmp:
-    mstr_free(&tmp);
+    intern_free(&tmp);
     return rc;
 }

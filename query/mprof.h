@@ -4,9 +4,10 @@
  * a selection, merges with its threads' and its peers' partials, and turns
  * into views (top, flame graph, series, diff, pprof).
  *
- * Owns one string table (function names, label names and values, types)
- * and one stack table (sequences of name ids, leaf first), both interned
- * with open addressing, so every later step works on dense integer ids:
+ * Owns one string table (function names, label names and values, types),
+ * one stack table (sequences of name ids, leaf first) and one set of label
+ * pairs, all common/intern.h tables, so every later step works on dense
+ * integer ids:
  * values are a dense array [stack * ntypes + type]. Series points are dense
  * [group * nbuckets + bucket] arrays with a presence bit. Invariant: ids are
  * stable once handed out; every array is sized to its table.
@@ -21,39 +22,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MPROF_NONE         UINT32_MAX
+#include "common/intern.h"
+
+#define MPROF_NONE         UINT32_MAX /* == INTERN_NONE */
 #define MPROF_MAX_TYPES    16
 #define MPROF_MAX_WARNINGS 20
-
-struct mstr {
-    char *arena;
-    size_t arena_len, arena_cap;
-    uint64_t *off; /* id -> arena offset; arena is NUL-separated */
-    uint32_t *len;
-    uint32_t n, cap;
-    uint32_t *slots; /* open addressing, MPROF_NONE = empty */
-    uint32_t nslots;
-};
 
 struct qstats {
     uint64_t objects, sections, bytes_read, cache_hits, skipped;
 };
 
 struct mprof {
-    struct mstr str;
-    /* stacks */
-    uint32_t *frames;
-    uint64_t nframes, frames_cap;
-    uint64_t *stk_off; /* nstacks + 1 */
-    uint32_t nstacks, stacks_cap;
-    uint32_t *stk_slots;
-    uint32_t nstk_slots;
+    struct intern str;
+    /* stacks: u32 sequences of string ids */
+    struct intern stk;
+    uint32_t nstacks; /* stk.n */
+    uint64_t nframes; /* frames of all stacks */
     /* values */
     uint32_t ntypes;
     uint32_t type_type[MPROF_MAX_TYPES], type_unit[MPROF_MAX_TYPES]; /* string ids */
     uint32_t period_type, period_unit;
     int64_t period;
-    int64_t *vals; /* stacks_cap * ntypes */
+    int64_t *vals; /* vals_cap * ntypes */
+    uint32_t vals_cap;
     /* series */
     int64_t from, step;
     uint32_t nbuckets;
@@ -61,11 +52,8 @@ struct mprof {
     uint32_t ngroups, groups_cap;
     int64_t *points;  /* groups_cap * nbuckets */
     uint8_t *present; /* groups_cap * nbuckets */
-    /* label pairs seen (name id << 32 | value id), a set */
-    uint64_t *pairs;
-    uint32_t npairs, pairs_cap;
-    uint64_t *pair_slots;
-    uint32_t npair_slots;
+    /* label pairs seen: u64 keys name id << 32 | value id */
+    struct intern pairs;
     /* bookkeeping */
     struct qstats stats;
     char *warnings[MPROF_MAX_WARNINGS];
@@ -82,25 +70,16 @@ struct mprof {
 struct mprof *mprof_new(uint32_t ntypes);
 void mprof_free(struct mprof *p);
 
-/* Interns @s (@len bytes, no NUL needed). Returns its id or MPROF_NONE. */
-uint32_t mstr_intern(struct mstr *t, const char *s, size_t len);
-/* Finds @s without adding it; MPROF_NONE when absent. */
-uint32_t mstr_find(const struct mstr *t, const char *s, size_t len);
-static inline const char *mstr_get(const struct mstr *t, uint32_t id)
-{
-    return t->arena + t->off[id];
-}
-
 /* Interns the stack @f[0..n) (name ids, leaf first); MPROF_NONE on ENOMEM.
  * Grows vals (zeroed) with the table. */
 uint32_t mprof_stack(struct mprof *p, const uint32_t *f, uint32_t n);
 static inline uint32_t mprof_stack_len(const struct mprof *p, uint32_t s)
 {
-    return (uint32_t)(p->stk_off[s + 1] - p->stk_off[s]);
+    return p->stk.e[s].len / (uint32_t)sizeof(uint32_t);
 }
 static inline const uint32_t *mprof_stack_frames(const struct mprof *p, uint32_t s)
 {
-    return p->frames + p->stk_off[s];
+    return (const uint32_t *)intern_get(&p->stk, s, NULL);
 }
 
 /* Series: sets the bucket grid (before any point is added). */
@@ -110,6 +89,15 @@ uint32_t mprof_group(struct mprof *p, uint32_t val);
 
 /* Records that label pair (name, value) (string ids) was seen. 0 or -ENOMEM. */
 int mprof_pair(struct mprof *p, uint32_t name, uint32_t value);
+/* The pairs seen, in first-seen order: i < p->pairs.n. */
+static inline void mprof_pair_get(const struct mprof *p, uint32_t i, uint32_t *name,
+                                  uint32_t *value)
+{
+    uint64_t k = *(const uint64_t *)intern_get(&p->pairs, i, NULL);
+
+    *name = (uint32_t)(k >> 32);
+    *value = (uint32_t)k;
+}
 
 /* Appends a warning (copied; at most MPROF_MAX_WARNINGS kept, the rest
  * counted). */

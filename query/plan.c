@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/hash.h"
+#include "common/intern.h"
 
 #define HOUR_MS 3600000LL
 #define DAY_MS  86400000LL
@@ -201,7 +202,7 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
                char *err, size_t errlen)
 {
     struct plan *p = calloc(1, sizeof(*p));
-    struct mstr seen = {0}, objects = {0};
+    struct intern seen = {0}, objects = {0};
     int rc = 0;
 
     *out = NULL;
@@ -223,7 +224,7 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
     for (int64_t day = day0; day < day0 + ndays && rc == 0; day++) {
         char prefix[256], date[32];
         struct store_list l = {0};
-        struct mstr replaced = {0};
+        struct intern replaced = {0};
         time_t secs = (time_t)(day * 86400);
         struct tm tm;
 
@@ -260,7 +261,7 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
                 bool is_entry = strncmp(key + plen + 3, "entries/", 8) == 0;
                 if ((pass == 0 && !is_hour) || (pass == 1 && !is_entry))
                     continue;
-                if (mstr_find(&replaced, key, strlen(key)) != MPROF_NONE)
+                if (intern_find(&replaced, key, strlen(key)) != MPROF_NONE)
                     continue;
                 if ((rc = qcancel_check(r->cancel)))
                     break;
@@ -273,7 +274,7 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
                 }
                 if (pass == 0)
                     for (size_t k = 0; k < m->nreplaces; k++)
-                        if (mstr_intern(&replaced, m->replaces[k], strlen(m->replaces[k])) ==
+                        if (intern_strn(&replaced, m->replaces[k], strlen(m->replaces[k])) ==
                             MPROF_NONE)
                             rc = -ENOMEM;
             }
@@ -287,9 +288,9 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
                     continue;
                 if (f->t_max_ms < r->from || f->t_min_ms >= r->until)
                     continue;
-                if (mstr_find(&seen, me->key, strlen(me->key)) != MPROF_NONE)
+                if (intern_find(&seen, me->key, strlen(me->key)) != MPROF_NONE)
                     continue;
-                if (mstr_intern(&seen, me->key, strlen(me->key)) == MPROF_NONE) {
+                if (intern_strn(&seen, me->key, strlen(me->key)) == MPROF_NONE) {
                     rc = -ENOMEM;
                     break;
                 }
@@ -315,25 +316,16 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
                         break;
                     any = true;
                 }
-                if (any && mstr_intern(&objects, me->key, strlen(me->key)) == MPROF_NONE)
+                if (any && intern_strn(&objects, me->key, strlen(me->key)) == MPROF_NONE)
                     rc = -ENOMEM;
             }
         }
-        free(replaced.arena);
-        free(replaced.off);
-        free(replaced.len);
-        free(replaced.slots);
+        intern_free(&replaced);
         store_list_free(&l);
     }
     p->objects = objects.n;
-    free(seen.arena);
-    free(seen.off);
-    free(seen.len);
-    free(seen.slots);
-    free(objects.arena);
-    free(objects.off);
-    free(objects.len);
-    free(objects.slots);
+    intern_free(&seen);
+    intern_free(&objects);
     if (rc) {
         if (rc == -ENOMEM)
             snprintf(err, errlen, "out of memory planning the query");

@@ -20,23 +20,15 @@
 
 /* ---- names and levels ---------------------------------------------------- */
 
-static void mstr_release(struct mstr *t)
-{
-    free(t->arena);
-    free(t->off);
-    free(t->len);
-    free(t->slots);
-}
-
 /* Copies the string table into a malloc'd char *[] (each strdup'd). */
-static int names_out(const struct mstr *t, char ***names, size_t *n)
+static int names_out(const struct intern *t, char ***names, size_t *n)
 {
     *n = 0;
     *names = calloc(t->n + 1, sizeof(**names));
     if (!*names)
         return -ENOMEM;
     for (uint32_t i = 0; i < t->n; i++) {
-        if (!((*names)[i] = strdup(mstr_get(t, i))))
+        if (!((*names)[i] = strdup(intern_str_get(t, i))))
             return -ENOMEM;
         (*n)++;
     }
@@ -125,7 +117,7 @@ static int levels_out(struct levels *ls, Querier__V1__Level ***out, size_t *n)
 
 struct fg_build {
     struct levels ls;
-    struct mstr names;
+    struct intern names;
     int64_t max_self;
 };
 
@@ -135,7 +127,7 @@ static void fg_enter(void *ctx, uint32_t depth, const char *name, int64_t self, 
     /* depth + 1 first: growing the array moves it, and would leave a
      * pointer to level depth taken before dangling. */
     struct level *next = level_at(&b->ls, depth + 1), *l = level_at(&b->ls, depth);
-    uint32_t id = mstr_intern(&b->names, name, strlen(name));
+    uint32_t id = intern_strn(&b->names, name, strlen(name));
 
     if (!l || !next || id == MPROF_NONE) {
         b->ls.oom = true;
@@ -181,7 +173,7 @@ int pyroscope_flamegraph(const struct mprof *p, uint32_t col, uint32_t max_nodes
         rc = rc2;
     if (!rc)
         rc = names_out(&b.names, &fg->names, &fg->n_names);
-    mstr_release(&b.names);
+    intern_free(&b.names);
     if (rc) {
         querier__v1__flame_graph__free_unpacked(fg, NULL);
         return rc;
@@ -203,7 +195,7 @@ struct dtree {
     uint32_t count, cap;
     uint32_t *slots;
     uint32_t nslots;
-    struct mstr names;
+    struct intern names;
 };
 
 static uint64_t dhash(uint32_t a, uint32_t b)
@@ -266,8 +258,8 @@ static int dtree_add(struct dtree *t, const struct mprof *p, int side)
             continue;
         MPROF_ADD(t->n[0].total[side], v);
         for (uint32_t k = mprof_stack_len(p, s); k-- > 0;) {
-            const char *nm = mstr_get(&p->str, f[k]);
-            uint32_t id = mstr_intern(&t->names, nm, strlen(nm));
+            const char *nm = intern_str_get(&p->str, f[k]);
+            uint32_t id = intern_strn(&t->names, nm, strlen(nm));
             if (id == MPROF_NONE || (node = dtree_child(t, node, id)) == UINT32_MAX)
                 return -ENOMEM;
             MPROF_ADD(t->n[node].total[side], v);
@@ -294,7 +286,7 @@ static int cmp_dchild(const void *a, const void *b, void *ctx)
     int64_t sx = x->total[0] + x->total[1], sy = y->total[0] + y->total[1];
     if (sx != sy)
         return sx > sy ? -1 : 1;
-    return strcmp(mstr_get(&t->names, x->name), mstr_get(&t->names, y->name));
+    return strcmp(intern_str_get(&t->names, x->name), intern_str_get(&t->names, y->name));
 }
 
 int pyroscope_flamegraph_diff(const struct mprof *left, const struct mprof *right,
@@ -312,7 +304,7 @@ int pyroscope_flamegraph_diff(const struct mprof *left, const struct mprof *righ
     querier__v1__flame_graph_diff__init(fg);
     t.cap = 1024;
     t.n = malloc(t.cap * sizeof(*t.n));
-    if (!t.n || mstr_intern(&t.names, "total", 5) != 0)
+    if (!t.n || intern_strn(&t.names, "total", 5) != 0)
         goto out;
     t.count = 1;
     t.n[0] =
@@ -388,7 +380,7 @@ out:
     free(ls.l);
     free(t.n);
     free(t.slots);
-    mstr_release(&t.names);
+    intern_free(&t.names);
     free(kids);
     free(stk);
     free(sums);
@@ -725,57 +717,14 @@ static void m_profile_types(struct call *c, const ProtobufCMessage *req)
     free_strv(types, n);
 }
 
-static int cmp_cstr(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* A sorted, distinct string list built from many sources. */
-struct strset {
-    char **v;
-    size_t n, cap;
-    bool oom;
-};
-
-static void strset_add(struct strset *s, const char *x)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        char **nv = realloc(s->v, cap * sizeof(*nv));
-        if (!nv) {
-            s->oom = true;
-            return;
-        }
-        s->v = nv;
-        s->cap = cap;
-    }
-    if (!(s->v[s->n] = strdup(x)))
-        s->oom = true;
-    else
-        s->n++;
-}
-
-static void strset_finish(struct strset *s)
-{
-    size_t k = 0;
-
-    if (s->n)
-        qsort(s->v, s->n, sizeof(*s->v), cmp_cstr);
-    for (size_t i = 0; i < s->n; i++) {
-        if (k && strcmp(s->v[k - 1], s->v[i]) == 0)
-            free(s->v[i]);
-        else
-            s->v[k++] = s->v[i];
-    }
-    s->n = k;
-}
-
 /* LabelNames (@name NULL) or LabelValues of @name over the union of
  * @matchers (none = everything). */
 static void labels(struct call *c, const char *name, char *const *matchers, size_t nmatchers,
                    int64_t start, int64_t end)
 {
-    struct strset out = {0};
+    struct intern out = {0};
+    const char **sorted = NULL;
+    bool nomem = false;
 
     if (name && !(strcmp(name, "__name__") == 0 || http_label_name_valid(name))) {
         connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "name: '%.64s' is not a label name", name);
@@ -796,12 +745,10 @@ static void labels(struct call *c, const char *name, char *const *matchers, size
         }
         uint64_t skipped_types = c->r->skipped - skipped0;
         if (n && !name)
-            strset_add(&out, "__name__");
+            nomem |= intern_str(&out, "__name__") == INTERN_NONE;
         if (n && name && strcmp(name, "__name__") == 0)
-            for (size_t i = 0; i < n; i++) {
-                types[i][strcspn(types[i], ":")] = '\0';
-                strset_add(&out, types[i]);
-            }
+            for (size_t i = 0; i < n; i++)
+                nomem |= intern_strn(&out, types[i], strcspn(types[i], ":")) == INTERN_NONE;
         bool any = n > 0;
         free_strv(types, n);
         if (any && !(name && strcmp(name, "__name__") == 0)) {
@@ -814,36 +761,30 @@ static void labels(struct call *c, const char *name, char *const *matchers, size
             if (mp->stats.skipped > skipped_types)
                 skipped_types = mp->stats.skipped;
             c->r->skipped = skipped0 + skipped_types;
-            uint32_t want = name ? mstr_find(&mp->str, name, strlen(name)) : MPROF_NONE;
-            for (uint32_t i = 0; i < mp->npairs; i++) {
-                uint32_t a = (uint32_t)(mp->pairs[i] >> 32), v = (uint32_t)mp->pairs[i];
-                if (!name)
-                    strset_add(&out, mstr_get(&mp->str, a));
-                else if (a == want)
-                    strset_add(&out, mstr_get(&mp->str, v));
-            }
+            nomem |= view_label_strings(mp, name, &out) != 0;
             mprof_free(mp);
         }
         selection_free(&s);
     }
-    if (out.oom) {
+    if (nomem || view_sorted_strings(&out, &sorted)) {
         oom(c);
         goto fail;
     }
-    strset_finish(&out);
+    /* protobuf-c's string arrays are char **; the message only reads them */
     if (name) {
         Types__V1__LabelValuesResponse resp = TYPES__V1__LABEL_VALUES_RESPONSE__INIT;
-        resp.names = out.v;
+        resp.names = (char **)sorted;
         resp.n_names = out.n;
         connect_respond(c->r, c->codec, &resp.base);
     } else {
         Types__V1__LabelNamesResponse resp = TYPES__V1__LABEL_NAMES_RESPONSE__INIT;
-        resp.names = out.v;
+        resp.names = (char **)sorted;
         resp.n_names = out.n;
         connect_respond(c->r, c->codec, &resp.base);
     }
 fail:
-    free_strv(out.v, out.n);
+    free(sorted);
+    intern_free(&out);
 }
 
 static void m_label_names(struct call *c, const ProtobufCMessage *req)
@@ -953,8 +894,8 @@ static int cmp_group(const void *a, const void *b, void *ctx)
 {
     const struct series_order *o = ctx;
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return strcmp(mstr_get(&o->mp->str, o->mp->group_val[x]),
-                  mstr_get(&o->mp->str, o->mp->group_val[y]));
+    return strcmp(intern_str_get(&o->mp->str, o->mp->group_val[x]),
+                  intern_str_get(&o->mp->str, o->mp->group_val[y]));
 }
 
 static int cmp_group_sum(const void *a, const void *b, void *ctx)
@@ -1065,7 +1006,7 @@ static void m_select_series(struct call *c, const ProtobufCMessage *req)
         if (gb) {
             types__v1__label_pair__init(&lp[k]);
             lp[k].name = (char *)gb;
-            lp[k].value = (char *)mstr_get(&mp->str, mp->group_val[g]);
+            lp[k].value = (char *)intern_str_get(&mp->str, mp->group_val[g]);
             lpv[k] = &lp[k];
             ser[k].labels = &lpv[k];
             ser[k].n_labels = 1;

@@ -20,7 +20,7 @@ static int cmp_top(const void *a, const void *b, void *ctx)
         return x->self > y->self ? -1 : 1;
     if (x->total != y->total)
         return x->total > y->total ? -1 : 1;
-    return strcmp(mstr_get(&p->str, x->name), mstr_get(&p->str, y->name));
+    return strcmp(intern_str_get(&p->str, x->name), intern_str_get(&p->str, y->name));
 }
 
 int view_top(const struct mprof *p, uint32_t col, struct top_row **rows, size_t *n, int64_t *total)
@@ -70,6 +70,45 @@ oom:
     free(stamp);
     free(r);
     return -ENOMEM;
+}
+
+/* ---- label names and values ------------------------------------------ */
+
+int view_label_strings(const struct mprof *p, const char *name, struct intern *set)
+{
+    uint32_t want = name ? intern_find(&p->str, name, strlen(name)) : MPROF_NONE;
+
+    if (name && want == MPROF_NONE)
+        return 0;
+    for (uint32_t i = 0; i < p->pairs.n; i++) {
+        uint32_t a, v, len;
+        mprof_pair_get(p, i, &a, &v);
+        if (name && a != want)
+            continue;
+        const char *s = intern_get(&p->str, name ? v : a, &len);
+        if (intern_strn(set, s, len) == INTERN_NONE)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int view_sorted_strings(const struct intern *set, const char ***out)
+{
+    const char **v = malloc(((size_t)set->n + 1) * sizeof(*v));
+
+    *out = NULL;
+    if (!v)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < set->n; i++)
+        v[i] = intern_str_get(set, i);
+    qsort(v, set->n, sizeof(*v), cmp_cstr);
+    *out = v;
+    return 0;
 }
 
 /* ---- flame graph ------------------------------------------------------- */
@@ -161,7 +200,7 @@ static bool heap_before(const struct ftree *t, const struct mprof *p, uint32_t a
 {
     if (t->n[a].total != t->n[b].total)
         return t->n[a].total > t->n[b].total;
-    int c = strcmp(mstr_get(&p->str, t->n[a].name), mstr_get(&p->str, t->n[b].name));
+    int c = strcmp(intern_str_get(&p->str, t->n[a].name), intern_str_get(&p->str, t->n[b].name));
     return c != 0 ? c < 0 : a < b;
 }
 
@@ -303,7 +342,8 @@ int view_flame_walk(const struct mprof *p, uint32_t col, uint32_t max_nodes,
         struct fnode *fn = &t.n[nd];
         if (stk[sp - 1].next < fn->child_count) {
             uint32_t c = sel[fn->child_start + stk[sp - 1].next++];
-            v->enter(ctx, (uint32_t)sp, mstr_get(&p->str, t.n[c].name), t.n[c].self, t.n[c].total);
+            v->enter(ctx, (uint32_t)sp, intern_str_get(&p->str, t.n[c].name), t.n[c].self,
+                     t.n[c].total);
             stk[sp].node = c;
             stk[sp].next = 0;
             sp++;
@@ -384,6 +424,7 @@ int view_pprof_pb(const struct mprof *p, int64_t time_ms, int64_t duration_ms, u
     uint8_t *raw = NULL;
     uint8_t *used = NULL;
     uint32_t *fid = NULL, nf = 0, ns = 0;
+    uint64_t nfr = 0;
     int rc = -ENOMEM;
 
     for (uint32_t c = 0; c < p->ntypes; c++)
@@ -418,7 +459,7 @@ int view_pprof_pb(const struct mprof *p, int64_t time_ms, int64_t duration_ms, u
     if (!pr.string_table || !used || !fid)
         goto out;
     for (uint32_t i = 0; i < p->str.n; i++)
-        pr.string_table[i] = (char *)mstr_get(&p->str, i);
+        pr.string_table[i] = (char *)intern_str_get(&p->str, i);
     for (uint32_t s = 0; s < p->nstacks; s++)
         for (uint32_t k = 0; k < mprof_stack_len(p, s); k++)
             used[mprof_stack_frames(p, s)[k]] = 1;
@@ -469,9 +510,10 @@ int view_pprof_pb(const struct mprof *p, int64_t time_ms, int64_t duration_ms, u
             continue;
         perftools__profiles__sample__init(&smp[ns]);
         const uint32_t *f = mprof_stack_frames(p, s);
-        uint64_t *li = locids + p->stk_off[s];
+        uint64_t *li = locids + nfr;
         for (uint32_t k = 0; k < mprof_stack_len(p, s); k++)
             li[k] = fid[f[k]];
+        nfr += mprof_stack_len(p, s);
         smp[ns].n_location_id = mprof_stack_len(p, s);
         smp[ns].location_id = li;
         smp[ns].n_value = ncols;

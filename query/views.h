@@ -41,6 +41,13 @@ int view_flame_walk(const struct mprof *p, uint32_t col, uint32_t max_nodes,
  * closing brace, so the caller can append stats) into @out. */
 int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct wbuf *out);
 
+/* Adds to @set (an intern string set) the label names of the pairs @p
+ * saw (@name NULL), or the values it saw of label @name. 0 or -ENOMEM. */
+int view_label_strings(const struct mprof *p, const char *name, struct intern *set);
+/* The strings of @set sorted by strcmp: *out (allocated, @set->n
+ * pointers into @set, valid while @set is unchanged). 0 or -ENOMEM. */
+int view_sorted_strings(const struct intern *set, const char ***out);
+
 /* The pprof of @p (every named column) as a packed protobuf message, and
  * the same gzip-compressed (what pprof files and /api/v1/pprof hold).
  * Allocate *buf. 0 or -ENOMEM (-EIO when zlib fails). */

@@ -175,9 +175,9 @@ static void test_codes(void **state)
 static struct mprof *sample_profile(int64_t scale)
 {
     struct mprof *p = mprof_new(1);
-    uint32_t main_ = mstr_intern(&p->str, "main", 4), a = mstr_intern(&p->str, "a", 1),
-             b = mstr_intern(&p->str, "b", 1), c = mstr_intern(&p->str, "c", 1),
-             d = mstr_intern(&p->str, "d", 1);
+    uint32_t main_ = intern_strn(&p->str, "main", 4), a = intern_strn(&p->str, "a", 1),
+             b = intern_strn(&p->str, "b", 1), c = intern_strn(&p->str, "c", 1),
+             d = intern_strn(&p->str, "d", 1);
     const uint32_t s1[] = {b, a, main_}, s2[] = {c, a, main_}, s3[] = {main_}, s4[] = {d};
     /* The id first: mprof_stack may move vals. */
     uint32_t id = mprof_stack(p, s1, 3);
@@ -250,8 +250,8 @@ static void test_flamegraph_deep(void **state)
     char name[16];
     for (int i = 0; i < 40; i++) {
         int n = snprintf(name, sizeof(name), "f%d", i);
-        frames[i] = mstr_intern(&p->str, name, (size_t)n);
-        assert_int_equal(mstr_intern(&q->str, name, (size_t)n), frames[i]);
+        frames[i] = intern_strn(&p->str, name, (size_t)n);
+        assert_int_equal(intern_strn(&q->str, name, (size_t)n), frames[i]);
     }
     uint32_t id = mprof_stack(p, frames, 40);
     p->vals[id] += 9;

@@ -248,7 +248,7 @@ static const struct top_row *find_row(const struct mprof *mp, const struct top_r
                                       const char *name)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(mstr_get(&mp->str, rows[i].name), name) == 0)
+        if (strcmp(intern_str_get(&mp->str, rows[i].name), name) == 0)
             return &rows[i];
     return NULL;
 }
@@ -275,7 +275,7 @@ static void check_api_top(const char *sel, int hmask, int w0, int w1)
     assert_int_equal(total, expect(550, hmask, w0, w1));
     assert_int_equal(n, 4);
     /* sorted by self: parse, handle, rec, main */
-    assert_string_equal(mstr_get(&mp->str, rows[0].name), "parse");
+    assert_string_equal(intern_str_get(&mp->str, rows[0].name), "parse");
     assert_int_equal(find_row(mp, rows, n, "parse")->self, expect(300, hmask, w0, w1));
     assert_int_equal(find_row(mp, rows, n, "handle")->self, expect(200, hmask, w0, w1));
     assert_int_equal(find_row(mp, rows, n, "handle")->total, expect(500, hmask, w0, w1));
@@ -403,7 +403,7 @@ static void test_series_labels(void **state)
     assert_int_equal(mp->nbuckets, NWIN);
     assert_int_equal(mp->ngroups, 2);
     for (uint32_t g = 0; g < 2; g++) {
-        int h = strcmp(mstr_get(&mp->str, mp->group_val[g]), "h2") == 0;
+        int h = strcmp(intern_str_get(&mp->str, mp->group_val[g]), "h2") == 0;
         for (int w = 0; w < NWIN; w++) {
             assert_true(mp->present[g * NWIN + w]);
             assert_int_equal(mp->points[g * NWIN + w], scaled(550, h, w));
@@ -412,14 +412,16 @@ static void test_series_labels(void **state)
     mprof_free(mp);
 
     mp = run_q("{host_name=\"h1\"}", T0, T0 + NWIN * WIN, Q_LABELS, NULL);
-    uint32_t sn = mstr_find(&mp->str, "service_name", 12);
-    uint32_t hn = mstr_find(&mp->str, "host_name", 9);
+    uint32_t sn = intern_find(&mp->str, "service_name", 12);
+    uint32_t hn = intern_find(&mp->str, "host_name", 9);
     int services = 0, hosts = 0;
-    for (uint32_t i = 0; i < mp->npairs; i++) {
-        services += (mp->pairs[i] >> 32) == sn;
-        if ((mp->pairs[i] >> 32) == hn) {
+    for (uint32_t i = 0; i < mp->pairs.n; i++) {
+        uint32_t name, value;
+        mprof_pair_get(mp, i, &name, &value);
+        services += name == sn;
+        if (name == hn) {
             hosts++;
-            assert_string_equal(mstr_get(&mp->str, (uint32_t)mp->pairs[i]), "h1");
+            assert_string_equal(intern_str_get(&mp->str, value), "h1");
         }
     }
     assert_int_equal(services, 2);
@@ -698,7 +700,8 @@ static void test_mprof_wire(void **state)
     assert_int_equal(t1, t2);
     assert_int_equal(n1, n2);
     for (size_t i = 0; i < n1; i++) {
-        assert_string_equal(mstr_get(&mp->str, r1[i].name), mstr_get(&back->str, r2[i].name));
+        assert_string_equal(intern_str_get(&mp->str, r1[i].name),
+                            intern_str_get(&back->str, r2[i].name));
         assert_int_equal(r1[i].self, r2[i].self);
         assert_int_equal(r1[i].total, r2[i].total);
     }
@@ -761,8 +764,8 @@ static void test_peers(void **state)
             assert_int_equal(t1, t2);
             assert_int_equal(n1, n2);
             for (size_t i = 0; i < n1; i++) {
-                assert_string_equal(mstr_get(&one->str, r1[i].name),
-                                    mstr_get(&two->str, r2[i].name));
+                assert_string_equal(intern_str_get(&one->str, r1[i].name),
+                                    intern_str_get(&two->str, r2[i].name));
                 assert_int_equal(r1[i].self, r2[i].self);
                 assert_int_equal(r1[i].total, r2[i].total);
             }
