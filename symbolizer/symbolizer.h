@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SYM_MAX_FRAMES 16 /* inlined frames + the physical function */
+#include "common/frame.h" /* struct sym_result, the answer */
 
 struct symbolizer;
 
@@ -34,37 +34,6 @@ struct symbolizer_opts {
     const char *proc_root;  /* NULL = "/proc" (tests point this elsewhere) */
     const char *kallsyms;   /* NULL = "/proc/kallsyms" */
     bool no_dwarf;          /* symbol tables only: no file:line, no inlines */
-};
-
-/* One source-level frame. Strings are owned by the symbolizer and stay valid
- * until the next call into the same symbolizer: callers copy or intern them. */
-struct sym_frame {
-    const char *function; /* demangled name; never NULL when nframes > 0 */
-    const char *file;     /* source file, NULL when unknown */
-    uint32_t line;        /* 0 when unknown */
-};
-
-enum sym_kind {
-    SYM_USER = 0,
-    SYM_KERNEL = 1,
-    SYM_JIT = 2, /* resolved from a perf map */
-};
-
-/*
- * The answer for one address. frames[0] is the innermost frame (a function
- * inlined at the address, if any); frames[nframes - 1] is the function the
- * machine code belongs to — the same order as pprof Location.line.
- */
-struct sym_result {
-    enum sym_kind kind;
-    const char *mapping;  /* path of the mapped file as the process sees it,
-                             "[vdso]", "[anon]", "[kernel.kallsyms]" or
-                             "[module_name]"; never NULL */
-    const char *build_id; /* lowercase hex; "" when unknown */
-    uint64_t file_offset; /* user: the address as an offset into the mapped
-                             file; kernel: the address itself */
-    uint32_t nframes;     /* 0 = unresolved */
-    struct sym_frame frames[SYM_MAX_FRAMES];
 };
 
 struct sym_stats {
