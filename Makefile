@@ -8,9 +8,10 @@
 #   make lint         clang-format check, clang-tidy, cppcheck
 #   make check-deps   every tool the tests and scripts call has a package in scripts/deps.sh
 #
-# Sources are discovered per stage directory: every agent/*.c, symbolizer/*.c,
-# exporter/*.c, codec/*.c, store/*.c and query/*.c except the two main.c
-# files goes into build/libstoke.a, which the agent, the query worker, the
+# Sources are discovered per stage directory: every common/*.c, agent/*.c,
+# unwind/*.c, symbolizer/*.c, exporter/*.c, codec/*.c, store/*.c and
+# query/{engine,serve,jobs}/*.c (the two main.c files are the programs)
+# goes into build/libstoke.a, which the agent, the query worker, the
 # unit tests (tests/unit/test_*.c) and the fuzz targets (tests/fuzz/fuzz_*.c)
 # link against.
 
@@ -31,7 +32,7 @@ LDLIBS    := -lbpf -ldw -lelf -lprotobuf-c -lcurl -lzstd -lz -lmicrohttpd -lcjso
 
 LIB_SRC   := $(filter-out agent/main.c query/main.c,\
                $(wildcard common/*.c agent/*.c unwind/*.c symbolizer/*.c exporter/*.c codec/*.c \
-                          store/*.c query/*.c))
+                          store/*.c query/engine/*.c query/serve/*.c query/jobs/*.c))
 # Protocol definitions: pprof's profile.proto from Debian's
 # golang-github-google-pprof-dev, plus the project's own proto/**/*.proto
 # (written from the published specifications), each compiled by protoc-c

@@ -79,11 +79,11 @@
 
 #include "agent/sampler.h"
 #include "codec/segment.h"
-#include "query/engine.h"
+#include "query/engine/engine.h"
 #include "common/gzip.h"
 #include "common/file.h"
-#include "query/mprof.h"
-#include "query/views.h"
+#include "query/engine/mprof.h"
+#include "query/engine/views.h"
 #include "symbolizer/symbolizer.h"
 
 /* ---- harness ------------------------------------------------------------ */

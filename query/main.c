@@ -14,13 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "query/auth.h"
-#include "query/cache.h"
-#include "query/compact.h"
-#include "query/generate.h"
-#include "query/engine.h"
-#include "query/http.h"
-#include "query/import.h"
+#include "query/serve/auth.h"
+#include "query/engine/cache.h"
+#include "query/jobs/compact.h"
+#include "query/jobs/generate.h"
+#include "query/engine/engine.h"
+#include "query/serve/http.h"
+#include "query/jobs/import.h"
 #include "store/store.h"
 
 static void usage(FILE *f)
@@ -147,7 +147,7 @@ static char *read_secret(const char *path)
 
 /*
  * `stoke-query compact`: merges closed hours into blocks + hour manifests
- * and applies retention (query/compact.h); once, or every --every SEC
+ * and applies retention (query/jobs/compact.h); once, or every --every SEC
  * until SIGINT/SIGTERM.
  */
 static volatile sig_atomic_t compact_stop;
@@ -270,7 +270,7 @@ static int cmd_compact(int argc, char **argv)
     return ret ? 1 : 0;
 }
 
-/* `stoke-query generate`: the fleet generator (query/generate.h). */
+/* `stoke-query generate`: the fleet generator (query/jobs/generate.h). */
 static int cmd_generate(int argc, char **argv)
 {
     static const struct option opts[] = {{"store", required_argument, 0, 's'},

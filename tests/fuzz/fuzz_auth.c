@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libFuzzer target for query/auth.c: any input, as a token file and as an
+/* libFuzzer target for query/serve/auth.c: any input, as a token file and as an
  * Authorization header value, is parsed or refused without harm; base64
  * decoding stays within its buffer and agrees with the header check. */
 #include <stddef.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "common/base64.h"
-#include "query/auth.h"
+#include "query/serve/auth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libFuzzer target for query/connect.c's request decoders: the first byte
+/* libFuzzer target for query/serve/connect.c's request decoders: the first byte
  * picks a Pyroscope request message and the codec (JSON or protobuf), the
  * rest is the body. A body decodes or fails with a message; a decoded
  * message re-encodes to JSON and decodes again, and frees cleanly. */
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "pyroscope/querier.pb-c.h"
-#include "query/connect.h"
+#include "query/serve/connect.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

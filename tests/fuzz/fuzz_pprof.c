@@ -11,7 +11,7 @@
 
 #include "codec/segment.h"
 #include "common/gzip.h"
-#include "query/import.h"
+#include "query/jobs/import.h"
 
 static void check_written(struct seg_writer *w)
 {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* query/auth.c: the token file, the Authorization header check, the base64
+/* query/serve/auth.c: the token file, the Authorization header check, the base64
  * decoders (common/base64.c); and how http_route answers without a token
  * (401, JSON or Connect error). */
 #include <errno.h>
@@ -17,8 +17,8 @@
 #include <cmocka.h>
 
 #include "common/base64.h"
-#include "query/auth.h"
-#include "query/http.h"
+#include "query/serve/auth.h"
+#include "query/serve/http.h"
 
 static struct auth *parse(const char *text)
 {

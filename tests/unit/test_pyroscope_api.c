@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for the Pyroscope API's pieces that need no store: the
- * protobuf JSON mapping of query/connect.c (names, int64 as string or
+ * protobuf JSON mapping of query/serve/connect.c (names, int64 as string or
  * number, enums, optional fields, repeated, nested, errors), Connect codes
  * and content types, and the conversion of a merged profile into
  * Pyroscope's FlameGraph levels and FlameGraphDiff.
@@ -18,10 +18,10 @@
 #include <cmocka.h>
 
 #include "pyroscope/querier.pb-c.h"
-#include "query/connect.h"
-#include "query/mprof.h"
-#include "query/pyroscope_api.h"
-#include "query/views.h"
+#include "query/serve/connect.h"
+#include "query/engine/mprof.h"
+#include "query/serve/pyroscope_api.h"
+#include "query/engine/views.h"
 
 static ProtobufCMessage *dec_ok(const ProtobufCMessageDescriptor *d, const char *json)
 {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "query/plan.h"
+#include "query/engine/plan.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -12,7 +12,7 @@
 #include "codec/manifest.h"
 #include "codec/segment.h"
 #include "codec/wire.h"
-#include "query/compact.h"
+#include "query/jobs/compact.h"
 
 #define HOUR_MS 3600000LL
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "query/cache.h"
+#include "query/engine/cache.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "query/mprof.h"
+#include "query/engine/mprof.h"
 
 #include <errno.h>
 #include <stdarg.h>

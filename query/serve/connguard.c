@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "query/connguard.h"
+#include "query/serve/connguard.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "query/cancel.h"
+#include "query/engine/cancel.h"
 
 enum phase { READING, WORKING, SENDING, CUT };
 

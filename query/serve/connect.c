@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "query/connect.h"
+#include "query/serve/connect.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

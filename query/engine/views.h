@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
-#include "query/mprof.h"
+#include "query/engine/mprof.h"
 
 struct top_row {
     uint32_t name; /* string id in the mprof */

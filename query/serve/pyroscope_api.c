@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "query/pyroscope_api.h"
+#include "query/serve/pyroscope_api.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -12,9 +12,9 @@
 #include <time.h>
 
 #include "profile.pb-c.h"
-#include "query/connect.h"
-#include "query/plan.h"
-#include "query/views.h"
+#include "query/serve/connect.h"
+#include "query/engine/plan.h"
+#include "query/engine/views.h"
 
 #define HOUR_MS 3600000LL
 

@@ -24,10 +24,10 @@
 #include <stdint.h>
 
 #include "codec/manifest.h"
-#include "query/cache.h"
-#include "query/cancel.h"
-#include "query/mprof.h"
-#include "query/selector.h"
+#include "query/engine/cache.h"
+#include "query/engine/cancel.h"
+#include "query/engine/mprof.h"
+#include "query/engine/selector.h"
 #include "store/store.h"
 
 #define QUERY_MAX_RANGE_MS (31LL * 86400000LL)

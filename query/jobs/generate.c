@@ -12,8 +12,8 @@
 #include "codec/segment.h"
 #include "common/file.h"
 #include "common/gzip.h"
-#include "query/generate.h"
-#include "query/import.h"
+#include "query/jobs/generate.h"
+#include "query/jobs/import.h"
 
 #define HOUR_MS 3600000LL
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "query/workpool.h"
+#include "query/serve/workpool.h"
 
 #include <errno.h>
 #include <pthread.h>

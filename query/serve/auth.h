@@ -3,7 +3,7 @@
  * auth — stoke-query's optional bearer-token check (--auth-token-file).
  *
  * Owns the token list and the Authorization header check, nothing about
- * HTTP routing (query/http.c decides which paths need it). The token file
+ * HTTP routing (query/serve/http.c decides which paths need it). The token file
  * holds one token per line; any listed token is accepted (rotation: add
  * the new one, move clients, remove the old one). Surrounding blanks and a
  * CR before the newline are ignored, as are blank lines. A token is 1 to

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "query/views.h"
+#include "query/engine/views.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -14,7 +14,7 @@
  * ("process_cpu:cpu:nanoseconds:cpu:nanoseconds"); the pseudo label
  * __name__ is the id's first field and is matched here, never by the engine.
  * Every input is validated before the engine runs; errors are Connect
- * errors (query/connect.h), render errors {"error": ...}. The answers
+ * errors (query/serve/connect.h), render errors {"error": ...}. The answers
  * report skipped segments in the response's skipped count (sent as the
  * X-Stoke-Skipped header); render's JSON also carries "stats" and
  * "warnings" as the native API's does.
@@ -27,9 +27,9 @@
 #include <stdint.h>
 
 #include "pyroscope/querier.pb-c.h"
-#include "query/engine.h"
-#include "query/http.h"
-#include "query/mprof.h"
+#include "query/engine/engine.h"
+#include "query/serve/http.h"
+#include "query/engine/mprof.h"
 
 #define PYROSCOPE_SERVICE_PREFIX "/querier.v1.QuerierService/"
 #define PYROSCOPE_RENDER_PATH    "/pyroscope/render"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "query/selector.h"
+#include "query/engine/selector.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "query/cancel.h"
+#include "query/engine/cancel.h"
 
 #include <errno.h>
 #include <sys/socket.h>

@@ -20,7 +20,7 @@
  * suspended meanwhile. connguard cuts connections that read or send too
  * slowly and keeps room for clients that send their request at once. Each
  * query has a deadline and stops when its client goes away or the server
- * stops (query/cancel.h). Every answer that ran a query carries the header
+ * stops (query/engine/cancel.h). Every answer that ran a query carries the header
  * X-Stoke-Skipped: N, the number of segments and manifests it had to skip.
  */
 #ifndef STOKE_QUERY_HTTP_H
@@ -30,11 +30,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "query/auth.h"
-#include "query/cache.h"
-#include "query/cancel.h"
-#include "query/engine.h"
-#include "query/views.h"
+#include "query/serve/auth.h"
+#include "query/engine/cache.h"
+#include "query/engine/cancel.h"
+#include "query/engine/engine.h"
+#include "query/engine/views.h"
 
 #define HTTP_MAX_BODY   (64 * 1024)
 #define HTTP_MAX_URI    16384 /* bytes of path and query string */
@@ -56,7 +56,7 @@ struct http_opts {
     const char *tenant;  /* default tenant */
     const char *web_dir; /* serve WEB_DIR/index.html instead of the embedded page */
     /* When set, every request but GET/HEAD of /healthz, / and /index.html
-     * needs a token (query/auth.h); others get 401. */
+     * needs a token (query/serve/auth.h); others get 401. */
     const struct auth *auth;
     /* Limits; 0 = the default above. */
     unsigned query_timeout_ms; /* a request's queries, from its last byte */

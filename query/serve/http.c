@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "query/http.h"
+#include "query/serve/http.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -19,12 +19,12 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "query/connect.h"
-#include "query/connguard.h"
-#include "query/plan.h"
-#include "query/pyroscope_api.h"
-#include "query/views.h"
-#include "query/workpool.h"
+#include "query/serve/connect.h"
+#include "query/serve/connguard.h"
+#include "query/engine/plan.h"
+#include "query/serve/pyroscope_api.h"
+#include "query/engine/views.h"
+#include "query/serve/workpool.h"
 
 /* The page embedded at build time (build/web_index.c defines it), when
  * linked into the binary; weak so the library links without it. */
@@ -53,7 +53,7 @@ struct http_server {
     struct http_limits lim;
     struct MHD_Daemon *d;
     unsigned port;
-    atomic_bool stopping; /* every query checks it (query/cancel.h) */
+    atomic_bool stopping; /* every query checks it (query/engine/cancel.h) */
     struct connguard *guard;
     struct workpool *queries, *shards; /* client queries; peers' shard reads */
     atomic_uint_fast64_t requests[EP_N], errors[EP_N], latency_us[EP_N];

@@ -27,11 +27,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "query/cache.h"
-#include "query/cancel.h"
-#include "query/mprof.h"
-#include "query/plan.h"
-#include "query/selector.h"
+#include "query/engine/cache.h"
+#include "query/engine/cancel.h"
+#include "query/engine/mprof.h"
+#include "query/engine/plan.h"
+#include "query/engine/selector.h"
 #include "store/store.h"
 
 struct seg_section;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "query/import.h"
+#include "query/jobs/import.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "query/engine.h"
+#include "query/engine/engine.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -14,8 +14,8 @@
 #include "codec/segment.h"
 #include "common/buf.h"
 #include "common/intern.h"
-#include "query/auth.h"
-#include "query/plan.h"
+#include "query/serve/auth.h"
+#include "query/engine/plan.h"
 
 struct engine {
     struct engine_opts o;
