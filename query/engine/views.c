@@ -72,6 +72,133 @@ oom:
     return -ENOMEM;
 }
 
+/* ---- diff -------------------------------------------------------------- */
+
+static int cmp_diff(const void *a, const void *b)
+{
+    const struct diff_row *x = a, *y = b;
+    double ax = x->d < 0 ? -x->d : x->d, ay = y->d < 0 ? -y->d : y->d;
+    if (ax != ay)
+        return ax > ay ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+int view_diff(const struct mprof *left, const struct mprof *right, struct diff_row **out,
+              size_t *nout, int64_t *ltotal, int64_t *rtotal)
+{
+    struct top_row *lrows = NULL, *rrows = NULL;
+    struct diff_row *rows = NULL;
+    size_t ln = 0, rn = 0, n = 0, k = 0;
+    int64_t lt = 0, rt = 0, *rself = NULL;
+    uint8_t *taken = NULL;
+    int rc = -ENOMEM;
+
+    *out = NULL;
+    *nout = 0;
+    if (view_top(left, 0, &lrows, &ln, &lt) || view_top(right, 0, &rrows, &rn, &rt) ||
+        !(rows = calloc(ln + rn + 1, sizeof(*rows))))
+        goto out;
+    /* Join by name through the right profile's string table. */
+    rself = calloc(right->str.n + 1, sizeof(*rself));
+    taken = calloc(right->str.n + 1, 1);
+    if (!rself || !taken)
+        goto out;
+    for (size_t i = 0; i < rn; i++)
+        rself[rrows[i].name] = rrows[i].self;
+    for (size_t i = 0; i < ln; i++) {
+        const char *nm = intern_str_get(&left->str, lrows[i].name);
+        uint32_t rid = intern_find(&right->str, nm, strlen(nm));
+        rows[n] = (struct diff_row){.name = nm, .l = lrows[i].self};
+        if (rid != MPROF_NONE) {
+            rows[n].r = rself[rid];
+            taken[rid] = 1;
+        }
+        n++;
+    }
+    for (size_t i = 0; i < rn; i++)
+        if (!taken[rrows[i].name])
+            rows[n++] = (struct diff_row){.name = intern_str_get(&right->str, rrows[i].name),
+                                          .r = rrows[i].self};
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].l == 0 && rows[i].r == 0)
+            continue;
+        rows[i].d =
+            (rt ? (double)rows[i].r / (double)rt : 0) - (lt ? (double)rows[i].l / (double)lt : 0);
+        rows[k++] = rows[i];
+    }
+    qsort(rows, k, sizeof(*rows), cmp_diff);
+    *out = rows;
+    *nout = k;
+    *ltotal = lt;
+    *rtotal = rt;
+    rows = NULL;
+    rc = 0;
+out:
+    free(rows);
+    free(lrows);
+    free(rrows);
+    free(rself);
+    free(taken);
+    return rc;
+}
+
+/* ---- series ------------------------------------------------------------ */
+
+struct series_order {
+    const struct mprof *p;
+    const int64_t *sum;
+};
+
+static int cmp_group(const void *a, const void *b, void *ctx)
+{
+    const struct series_order *o = ctx;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return strcmp(intern_str_get(&o->p->str, o->p->group_val[x]),
+                  intern_str_get(&o->p->str, o->p->group_val[y]));
+}
+
+static int cmp_group_sum(const void *a, const void *b, void *ctx)
+{
+    const struct series_order *o = ctx;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    if (o->sum[x] != o->sum[y])
+        return o->sum[x] > o->sum[y] ? -1 : 1;
+    return cmp_group(a, b, ctx);
+}
+
+int view_series_order(const struct mprof *p, uint32_t limit, uint32_t **out, uint32_t *nout)
+{
+    uint32_t ng = p->ngroups;
+    uint32_t *order = malloc(((size_t)ng + 1) * sizeof(*order));
+    int64_t *sum = NULL;
+    struct series_order so = {p, NULL};
+
+    *out = NULL;
+    *nout = 0;
+    if (!order)
+        return -ENOMEM;
+    for (uint32_t g = 0; g < ng; g++)
+        order[g] = g;
+    if (limit && limit < ng) {
+        sum = calloc((size_t)ng + 1, sizeof(*sum));
+        if (!sum) {
+            free(order);
+            return -ENOMEM;
+        }
+        for (uint32_t g = 0; g < ng; g++)
+            for (uint32_t bk = 0; bk < p->nbuckets; bk++)
+                MPROF_ADD(sum[g], p->points[(size_t)g * p->nbuckets + bk]);
+        so.sum = sum;
+        qsort_r(order, ng, sizeof(*order), cmp_group_sum, &so);
+        ng = limit;
+    }
+    qsort_r(order, ng, sizeof(*order), cmp_group, &so);
+    free(sum);
+    *out = order;
+    *nout = ng;
+    return 0;
+}
+
 /* ---- label names and values ------------------------------------------ */
 
 int view_label_strings(const struct mprof *p, const char *name, struct intern *set)

@@ -26,6 +26,27 @@ struct top_row {
  * then name. Allocates *rows. Returns 0 or -ENOMEM. */
 int view_top(const struct mprof *p, uint32_t col, struct top_row **rows, size_t *n, int64_t *total);
 
+/* One function of a diff: self in the left and right profiles, and the
+ * change of its share (right share - left share). @name points into one
+ * of the profiles' strings. */
+struct diff_row {
+    const char *name;
+    int64_t l, r;
+    double d;
+};
+
+/* The functions of @left and @right (column 0 each) joined by name, those
+ * with self 0 on both sides left out, sorted by |d| descending, then name;
+ * the totals in *ltotal, *rtotal. Allocates *rows. 0 or -ENOMEM. */
+int view_diff(const struct mprof *left, const struct mprof *right, struct diff_row **rows,
+              size_t *n, int64_t *ltotal, int64_t *rtotal);
+
+/* The series (groups) of @p in the order they are shown: by label value.
+ * With @limit (0 = all) below the number of groups, only the @limit
+ * largest (sum of points; ties by value) are kept. Allocates *order; *n
+ * groups in it. 0 or -ENOMEM. */
+int view_series_order(const struct mprof *p, uint32_t limit, uint32_t **order, uint32_t *n);
+
 /* The flame graph tree cut to @max_nodes, visited depth first: enter for a
  * node (the root is "total" at depth 0; children by total descending, then
  * name; an "other" child per parent holds what was cut), then its children,

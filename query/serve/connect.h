@@ -24,8 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "query/serve/http.h"
-#include "query/engine/views.h"
+#include "common/buf.h"
+#include "query/serve/request.h"
 
 #define CONNECT_MAX_BODY  (4u << 20)
 #define CONNECT_MAX_DEPTH 32

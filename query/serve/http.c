@@ -2,11 +2,9 @@
 #include "query/serve/http.h"
 
 #include <arpa/inet.h>
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -19,34 +17,26 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "common/buf.h"
+#include "query/engine/peer.h"
 #include "query/serve/connect.h"
 #include "query/serve/connguard.h"
-#include "query/engine/plan.h"
+#include "query/serve/native_api.h"
 #include "query/serve/pyroscope_api.h"
-#include "query/engine/views.h"
 #include "query/serve/workpool.h"
 
 /* The page embedded at build time (build/web_index.c defines it), when
  * linked into the binary; weak so the library links without it. */
 const char *stoke_web_index(size_t *len) __attribute__((weak));
 
-enum ep {
-    EP_TYPES,
-    EP_NAMES,
-    EP_VALUES,
-    EP_TOP,
-    EP_FLAME,
-    EP_SERIES,
-    EP_DIFF,
-    EP_PPROF,
-    EP_SELECT,
-    EP_PYROSCOPE,
-    EP_OTHER,
-    EP_N
-};
-static const char *ep_names[EP_N] = {"profile_types", "label_names", "label_values", "top",
-                                     "flamegraph",    "series",      "diff",         "pprof",
-                                     "select",        "pyroscope",   "other"};
+/* What requests are counted by in /metrics: the native API's endpoints
+ * (enum native_ep), then these. */
+enum ep { EP_PYROSCOPE = NATIVE_N, EP_OTHER, EP_N };
+
+static const char *ep_name(int ep)
+{
+    return ep < NATIVE_N ? native_names[ep] : ep == EP_PYROSCOPE ? "pyroscope" : "other";
+}
 
 struct http_server {
     struct http_opts o;
@@ -63,820 +53,11 @@ struct http_server {
     unsigned log_n, log_dropped;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* ---- responses --------------------------------------------------------- */
-
-static void respond(struct http_response *r, int status, const char *ctype, struct wbuf *b)
-{
-    r->status = status;
-    r->content_type = ctype;
-    if (b->err) {
-        free(b->p);
-        r->status = 500;
-        r->content_type = "application/json";
-        r->body = (uint8_t *)strdup("{\"error\":\"out of memory\"}");
-        r->len = r->body ? strlen((char *)r->body) : 0;
-        return;
-    }
-    r->body = b->p;
-    r->len = b->len;
-}
-
-void http_error_json(struct http_response *r, int status, const char *fmt, ...)
-{
-    char msg[1024];
-    struct wbuf b = {0};
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    wb_bytes(&b, "{\"error\":", 9);
-    wb_json_str(&b, msg);
-    wb_bytes(&b, "}\n", 2);
-    respond(r, status, "application/json", &b);
-}
-
-/* Appends ,"stats":{...},"warnings":[...]} closing the object. */
-void http_finish_json(struct wbuf *b, const struct mprof *p)
-{
-    wb_printf(b,
-              ",\"stats\":{\"objects\":%" PRIu64 ",\"sections\":%" PRIu64 ",\"bytes_read\":%" PRIu64
-              ",\"cache_hits\":%" PRIu64 ",\"skipped\":%" PRIu64 "}",
-              p->stats.objects, p->stats.sections, p->stats.bytes_read, p->stats.cache_hits,
-              p->stats.skipped);
-    if (p->nwarnings) {
-        wb_bytes(b, ",\"warnings\":[", 13);
-        for (uint32_t i = 0; i < p->nwarnings; i++) {
-            if (i)
-                wb_bytes(b, ",", 1);
-            wb_json_str(b, p->warnings[i]);
-        }
-        if (p->warnings_dropped)
-            wb_printf(b, ",\"... and %" PRIu64 " more\"", p->warnings_dropped);
-        wb_bytes(b, "]", 1);
-    }
-    wb_bytes(b, "}\n", 2);
-}
-
-/* ---- parameters -------------------------------------------------------- */
-
-struct params {
-    http_param_fn get;
-    void *ctx;
-    struct qcancel *cancel;
-};
-
-static const char *P(const struct params *p, const char *name)
-{
-    return p->get(p->ctx, name);
-}
-
-const char *http_parse_time(const char *s, int64_t now, int64_t *out)
-{
-    char *end;
-
-    if (strncmp(s, "now", 3) == 0) {
-        if (s[3] == '\0') {
-            *out = now;
-            return NULL;
-        }
-        if (s[3] != '-' || s[4] < '0' || s[4] > '9')
-            return "expected now, now-<N><s|m|h|d> or Unix milliseconds";
-        errno = 0;
-        long long n = strtoll(s + 4, &end, 10);
-        int64_t unit;
-        switch (*end) {
-        case 's':
-            unit = 1000;
-            break;
-        case 'm':
-            unit = 60000;
-            break;
-        case 'h':
-            unit = 3600000;
-            break;
-        case 'd':
-            unit = 86400000;
-            break;
-        default:
-            return "expected a unit s, m, h or d after now-N";
-        }
-        if (end[1] != '\0' || errno || n > 100LL * 365 * 86400)
-            return "expected now, now-<N><s|m|h|d> or Unix milliseconds";
-        *out = now - n * unit;
-        return NULL;
-    }
-    if (!*s || !((s[0] >= '0' && s[0] <= '9') || s[0] == '-'))
-        return "not a number (Unix milliseconds, now or now-<N><s|m|h|d>)";
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (*end || errno)
-        return "not a number (Unix milliseconds, now or now-<N><s|m|h|d>)";
-    *out = v;
-    return NULL;
-}
-
-/* Parses an integer parameter in [lo, hi]; @dflt when absent. */
-static int int_param(const struct params *p, const char *name, long long lo, long long hi,
-                     long long dflt, long long *out, struct http_response *r)
-{
-    const char *s = P(p, name);
-    char *end;
-
-    if (!s) {
-        *out = dflt;
-        return 0;
-    }
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno) {
-        http_error_json(r, 400, "%s: '%.64s' is not an integer", name, s);
-        return -EINVAL;
-    }
-    if (v < lo || v > hi) {
-        http_error_json(r, 400, "%s: %lld is out of range [%lld, %lld]", name, v, lo, hi);
-        return -EINVAL;
-    }
-    *out = v;
-    return 0;
-}
-
-static int range_params(const struct params *p, const char *fn, const char *un, int64_t *from,
-                        int64_t *until, struct http_response *r)
-{
-    const char *fs = P(p, fn), *us = P(p, un), *why;
-    int64_t now = now_ms();
-    char err[256];
-
-    if (!fs) {
-        http_error_json(r, 400, "%s: missing (Unix milliseconds or now-1h)", fn);
-        return -EINVAL;
-    }
-    if (!us) {
-        http_error_json(r, 400, "%s: missing (Unix milliseconds or now)", un);
-        return -EINVAL;
-    }
-    if ((why = http_parse_time(fs, now, from))) {
-        http_error_json(r, 400, "%s: %s", fn, why);
-        return -EINVAL;
-    }
-    if ((why = http_parse_time(us, now, until))) {
-        http_error_json(r, 400, "%s: %s", un, why);
-        return -EINVAL;
-    }
-    if (plan_range_check(*from, *until, fn, un, err, sizeof(err))) {
-        http_error_json(r, 400, "%s", err);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-bool http_profile_type_valid(const char *s)
-{
-    int fields = 1;
-    size_t flen = 0;
-
-    if (!*s || *s == ':')
-        return false;
-    for (; *s; s++) {
-        if (*s == ':') {
-            fields++;
-            flen = 0;
-            continue;
-        }
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_' || *s == '-' || *s == '.'))
-            return false;
-        if (++flen > 64)
-            return false;
-    }
-    return fields == 5;
-}
-
-bool http_label_name_valid(const char *s)
-{
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
-        return false;
-    for (size_t i = 1; s[i]; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '_') ||
-            i > 128)
-            return false;
-    return true;
-}
-
-/* The parameters every query endpoint shares. */
-struct common {
-    struct selector *sel;
-    const char *sel_text;
-    const char *tenant;
-    const char *profile_type;
-    int64_t from, until;
-};
-
-static int common_params(struct http_server *s, const struct params *p, const char *qname,
-                         const char *fname, const char *uname, bool need_type, struct common *c,
-                         struct http_response *r)
-{
-    char err[256];
-    int rc;
-
-    c->sel = NULL;
-    c->tenant = P(p, "tenant") ? P(p, "tenant") : s->o.tenant;
-    if (!plan_tenant_valid(c->tenant)) {
-        http_error_json(r, 400, "tenant: '%.64s' is not a valid tenant name ([A-Za-z0-9._-]{1,64})",
-                        c->tenant);
-        return -EINVAL;
-    }
-    c->profile_type = P(p, "profile_type");
-    if (c->profile_type && !http_profile_type_valid(c->profile_type)) {
-        http_error_json(r, 400,
-                        "profile_type: unknown profile type '%.128s' (expected "
-                        "name:type:unit:period_type:period_unit, e.g. %s)",
-                        c->profile_type, DEFAULT_PROFILE_TYPE);
-        return -EINVAL;
-    }
-    if (need_type && !c->profile_type)
-        c->profile_type = DEFAULT_PROFILE_TYPE;
-    if (range_params(p, fname, uname, &c->from, &c->until, r))
-        return -EINVAL;
-    c->sel_text = P(p, qname);
-    rc = selector_parse(c->sel_text, &c->sel, err, sizeof(err));
-    if (rc == -ENOMEM) {
-        http_error_json(r, 500, "out of memory");
-        return rc;
-    }
-    if (rc) {
-        http_error_json(r, 400, "%s: %s", qname, err);
-        return rc;
-    }
-    return 0;
-}
-
-/* Fills @r with the error of a query that failed with @rc. */
-static void query_error(struct http_server *s, int rc, const char *err, struct http_response *r)
-{
-    switch (rc) {
-    case -EINVAL:
-        http_error_json(r, 400, "%s", err);
-        break;
-    case -ETIMEDOUT:
-        s->timeouts++;
-        http_error_json(r, 504, "query: did not finish within its deadline of %u ms (%s)",
-                        s->lim.query_timeout_ms, err);
-        break;
-    case -ECANCELED:
-        s->cancelled++;
-        http_error_json(r, 503, "query: cancelled (client gone or server stopping)");
-        break;
-    default:
-        http_error_json(r, rc == -ENOMEM ? 500 : 502, "query failed: %s",
-                        err[0] ? err : strerror(-rc));
-    }
-}
-
-/* Records that a query ran, for X-Stoke-Skipped. */
-static void note_query(struct http_response *r, const struct mprof *mp)
-{
-    r->queried = true;
-    r->skipped += mp->stats.skipped;
-}
-
-static int run(struct http_server *s, const struct params *p, const struct query *q,
-               struct mprof **out, struct http_response *r)
-{
-    char err[512] = "";
-    struct query qq = *q;
-
-    qq.cancel = p->cancel;
-    int rc = engine_query(s->o.engine, &qq, out, err, sizeof(err));
-    if (rc)
-        query_error(s, rc, err, r);
-    else
-        note_query(r, *out);
-    return rc;
-}
-
-/* ---- endpoints --------------------------------------------------------- */
-
-static void ep_profile_types(struct http_server *s, const struct params *p, struct http_response *r)
-{
-    struct common c;
-    char **types = NULL, err[256] = "";
-    size_t n = 0;
-    struct mprof *notes = NULL;
-    struct wbuf b = {0};
-
-    if (common_params(s, p, "query", "from", "until", false, &c, r))
-        return;
-    int rc = engine_profile_types(s->o.engine, c.tenant, c.sel, c.from, c.until, p->cancel, &types,
-                                  &n, &notes, err, sizeof(err));
-    selector_free(c.sel);
-    if (rc) {
-        query_error(s, rc, err, r);
-        return;
-    }
-    note_query(r, notes);
-    wb_bytes(&b, "{\"profile_types\":[", 18);
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            wb_bytes(&b, ",", 1);
-        wb_json_str(&b, types[i]);
-        free(types[i]);
-    }
-    free(types);
-    wb_bytes(&b, "]", 1);
-    http_finish_json(&b, notes);
-    mprof_free(notes);
-    respond(r, 200, "application/json", &b);
-}
-
-static void ep_labels(struct http_server *s, const struct params *p, bool values,
-                      struct http_response *r)
-{
-    struct common c;
-    struct mprof *mp = NULL;
-    const char *name = P(p, "name");
-    struct wbuf b = {0};
-
-    if (values && (!name || !http_label_name_valid(name))) {
-        http_error_json(r, 400, "name: %s", name ? "not a valid label name" : "missing");
-        return;
-    }
-    if (common_params(s, p, "query", "from", "until", false, &c, r))
-        return;
-    struct query q = {.tenant = c.tenant,
-                      .sel = c.sel,
-                      .selector_text = c.sel_text,
-                      .from = c.from,
-                      .until = c.until,
-                      .profile_type = c.profile_type,
-                      .mode = Q_LABELS};
-    int rc = run(s, p, &q, &mp, r);
-    selector_free(c.sel);
-    if (rc)
-        return;
-    struct intern set = {0};
-    const char **v = NULL;
-    if (view_label_strings(mp, values ? name : NULL, &set) || view_sorted_strings(&set, &v)) {
-        intern_free(&set);
-        mprof_free(mp);
-        http_error_json(r, 500, "out of memory");
-        return;
-    }
-    wb_printf(&b, "{\"%s\":[", values ? "values" : "names");
-    for (uint32_t i = 0; i < set.n; i++) {
-        if (i)
-            wb_bytes(&b, ",", 1);
-        wb_json_str(&b, v[i]);
-    }
-    wb_bytes(&b, "]", 1);
-    free(v);
-    intern_free(&set);
-    http_finish_json(&b, mp);
-    mprof_free(mp);
-    respond(r, 200, "application/json", &b);
-}
-
-static void ep_top(struct http_server *s, const struct params *p, struct http_response *r)
-{
-    struct common c;
-    struct mprof *mp = NULL;
-    struct top_row *rows = NULL;
-    size_t n = 0;
-    int64_t total = 0;
-    long long limit;
-    struct wbuf b = {0};
-
-    if (int_param(p, "limit", 1, 100000, 100, &limit, r))
-        return;
-    if (common_params(s, p, "query", "from", "until", true, &c, r))
-        return;
-    struct query q = {.tenant = c.tenant,
-                      .sel = c.sel,
-                      .selector_text = c.sel_text,
-                      .from = c.from,
-                      .until = c.until,
-                      .profile_type = c.profile_type,
-                      .mode = Q_PROFILE};
-    int rc = run(s, p, &q, &mp, r);
-    selector_free(c.sel);
-    if (rc)
-        return;
-    if (view_top(mp, 0, &rows, &n, &total)) {
-        mprof_free(mp);
-        http_error_json(r, 500, "out of memory");
-        return;
-    }
-    wb_printf(&b, "{\"total\":%lld,\"functions\":[", (long long)total);
-    for (size_t i = 0; i < n && i < (size_t)limit; i++) {
-        wb_bytes(&b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
-        wb_json_str(&b, intern_str_get(&mp->str, rows[i].name));
-        wb_printf(&b, ",\"self\":%lld,\"total\":%lld}", (long long)rows[i].self,
-                  (long long)rows[i].total);
-    }
-    wb_bytes(&b, "]", 1);
-    free(rows);
-    http_finish_json(&b, mp);
-    mprof_free(mp);
-    respond(r, 200, "application/json", &b);
-}
-
-static void ep_flame(struct http_server *s, const struct params *p, struct http_response *r)
-{
-    struct common c;
-    struct mprof *mp = NULL;
-    long long max_nodes;
-    struct wbuf b = {0};
-
-    if (int_param(p, "max_nodes", 1, 100000, 1024, &max_nodes, r))
-        return;
-    if (common_params(s, p, "query", "from", "until", true, &c, r))
-        return;
-    struct query q = {.tenant = c.tenant,
-                      .sel = c.sel,
-                      .selector_text = c.sel_text,
-                      .from = c.from,
-                      .until = c.until,
-                      .profile_type = c.profile_type,
-                      .mode = Q_PROFILE};
-    int rc = run(s, p, &q, &mp, r);
-    selector_free(c.sel);
-    if (rc)
-        return;
-    if (view_flame_json(mp, 0, (uint32_t)max_nodes, &b)) {
-        free(b.p);
-        mprof_free(mp);
-        http_error_json(r, 500, "out of memory");
-        return;
-    }
-    http_finish_json(&b, mp);
-    mprof_free(mp);
-    respond(r, 200, "application/json", &b);
-}
-
-static void ep_series(struct http_server *s, const struct params *p, struct http_response *r)
-{
-    struct common c;
-    struct mprof *mp = NULL;
-    long long step;
-    const char *gb = P(p, "group_by");
-    struct wbuf b = {0};
-
-    if (int_param(p, "step", 1, QUERY_MAX_RANGE_MS, 0, &step, r))
-        return;
-    if (gb && *gb && !http_label_name_valid(gb)) {
-        http_error_json(r, 400, "group_by: '%.64s' is not a valid label name", gb);
-        return;
-    }
-    if (common_params(s, p, "query", "from", "until", true, &c, r))
-        return;
-    struct query q = {.tenant = c.tenant,
-                      .sel = c.sel,
-                      .selector_text = c.sel_text,
-                      .from = c.from,
-                      .until = c.until,
-                      .profile_type = c.profile_type,
-                      .mode = Q_SERIES,
-                      .step = step,
-                      .group_by = gb};
-    int64_t st;
-    uint32_t nb;
-    if (engine_series_grid(&q, &st, &nb)) {
-        selector_free(c.sel);
-        http_error_json(r, 400, "step: %lld ms gives more than %d points over the range", step,
-                        SERIES_MAX_POINTS);
-        return;
-    }
-    int rc = run(s, p, &q, &mp, r);
-    selector_free(c.sel);
-    if (rc)
-        return;
-    /* Series sorted by label value, for stable output. */
-    uint32_t *order = malloc(((size_t)mp->ngroups + 1) * sizeof(*order));
-    if (!order) {
-        mprof_free(mp);
-        http_error_json(r, 500, "out of memory");
-        return;
-    }
-    for (uint32_t g = 0; g < mp->ngroups; g++)
-        order[g] = g;
-    for (uint32_t i = 1; i < mp->ngroups; i++)
-        for (uint32_t j = i; j > 0 && strcmp(intern_str_get(&mp->str, mp->group_val[order[j - 1]]),
-                                             intern_str_get(&mp->str, mp->group_val[order[j]])) > 0;
-             j--) {
-            uint32_t t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
-        }
-    wb_printf(&b, "{\"step\":%lld,\"series\":[", (long long)mp->step);
-    for (uint32_t k = 0; k < mp->ngroups; k++) {
-        uint32_t g = order[k];
-        wb_bytes(&b, k ? ",{\"labels\":{" : "{\"labels\":{", k ? 12 : 11);
-        if (gb && *gb) {
-            wb_json_str(&b, gb);
-            wb_bytes(&b, ":", 1);
-            wb_json_str(&b, intern_str_get(&mp->str, mp->group_val[g]));
-        }
-        wb_bytes(&b, "},\"points\":[", 12);
-        bool first = true;
-        for (uint32_t bk = 0; bk < mp->nbuckets; bk++) {
-            size_t i = (size_t)g * mp->nbuckets + bk;
-            if (!mp->present[i])
-                continue;
-            wb_printf(&b, "%s[%lld,%lld]", first ? "" : ",",
-                      (long long)(mp->from + (int64_t)bk * mp->step), (long long)mp->points[i]);
-            first = false;
-        }
-        wb_bytes(&b, "]}", 2);
-    }
-    wb_bytes(&b, "]", 1);
-    free(order);
-    http_finish_json(&b, mp);
-    mprof_free(mp);
-    respond(r, 200, "application/json", &b);
-}
-
-struct diff_row {
-    const char *name;
-    int64_t l, r;
-    double d;
-};
-
-static int cmp_diff(const void *a, const void *b)
-{
-    const struct diff_row *x = a, *y = b;
-    double ax = x->d < 0 ? -x->d : x->d, ay = y->d < 0 ? -y->d : y->d;
-    if (ax != ay)
-        return ax > ay ? -1 : 1;
-    return strcmp(x->name, y->name);
-}
-
-static void ep_diff(struct http_server *s, const struct params *p, struct http_response *r)
-{
-    struct common lc, rc2;
-    struct mprof *lm = NULL, *rm = NULL;
-    struct top_row *lrows = NULL, *rrows = NULL;
-    size_t ln = 0, rn = 0;
-    int64_t lt = 0, rt = 0;
-    long long limit;
-    struct wbuf b = {0};
-
-    if (int_param(p, "limit", 1, 100000, 100, &limit, r))
-        return;
-    if (common_params(s, p, "left_query", "left_from", "left_until", true, &lc, r))
-        return;
-    if (common_params(s, p, "right_query", "right_from", "right_until", true, &rc2, r)) {
-        selector_free(lc.sel);
-        return;
-    }
-    struct query ql = {.tenant = lc.tenant,
-                       .sel = lc.sel,
-                       .selector_text = lc.sel_text,
-                       .from = lc.from,
-                       .until = lc.until,
-                       .profile_type = lc.profile_type,
-                       .mode = Q_PROFILE};
-    struct query qr = ql;
-    qr.sel = rc2.sel;
-    qr.selector_text = rc2.sel_text;
-    qr.from = rc2.from;
-    qr.until = rc2.until;
-    int rc = run(s, p, &ql, &lm, r);
-    if (!rc)
-        rc = run(s, p, &qr, &rm, r);
-    selector_free(lc.sel);
-    selector_free(rc2.sel);
-    if (rc) {
-        mprof_free(lm);
-        return;
-    }
-    struct diff_row *rows = NULL;
-    size_t n = 0;
-    if (view_top(lm, 0, &lrows, &ln, &lt) || view_top(rm, 0, &rrows, &rn, &rt) ||
-        !(rows = calloc(ln + rn + 1, sizeof(*rows)))) {
-        http_error_json(r, 500, "out of memory");
-        goto out;
-    }
-    /* Join by name through the right profile's string table. */
-    {
-        int64_t *rself = calloc(rm->str.n + 1, sizeof(*rself));
-        uint8_t *taken = calloc(rm->str.n + 1, 1);
-        if (!rself || !taken) {
-            free(rself);
-            free(taken);
-            http_error_json(r, 500, "out of memory");
-            goto out;
-        }
-        for (size_t i = 0; i < rn; i++)
-            rself[rrows[i].name] = rrows[i].self;
-        for (size_t i = 0; i < ln; i++) {
-            const char *nm = intern_str_get(&lm->str, lrows[i].name);
-            uint32_t rid = intern_find(&rm->str, nm, strlen(nm));
-            rows[n] = (struct diff_row){.name = nm, .l = lrows[i].self};
-            if (rid != MPROF_NONE) {
-                rows[n].r = rself[rid];
-                taken[rid] = 1;
-            }
-            n++;
-        }
-        for (size_t i = 0; i < rn; i++)
-            if (!taken[rrows[i].name])
-                rows[n++] = (struct diff_row){.name = intern_str_get(&rm->str, rrows[i].name),
-                                              .r = rrows[i].self};
-        free(rself);
-        free(taken);
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (rows[i].l == 0 && rows[i].r == 0)
-            continue;
-        rows[i].d =
-            (rt ? (double)rows[i].r / (double)rt : 0) - (lt ? (double)rows[i].l / (double)lt : 0);
-        rows[k++] = rows[i];
-    }
-    n = k;
-    qsort(rows, n, sizeof(*rows), cmp_diff);
-    wb_printf(&b, "{\"left_total\":%lld,\"right_total\":%lld,\"functions\":[", (long long)lt,
-              (long long)rt);
-    for (size_t i = 0; i < n && i < (size_t)limit; i++) {
-        wb_bytes(&b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
-        wb_json_str(&b, rows[i].name);
-        wb_printf(&b, ",\"left_self\":%lld,\"right_self\":%lld,\"diff\":%.9g}",
-                  (long long)rows[i].l, (long long)rows[i].r, rows[i].d);
-    }
-    wb_bytes(&b, "]", 1);
-    /* One stats object for the two selections. */
-    if (mprof_merge(lm, rm))
-        b.err = -ENOMEM;
-    http_finish_json(&b, lm);
-    respond(r, 200, "application/json", &b);
-out:
-    free(rows);
-    free(lrows);
-    free(rrows);
-    mprof_free(lm);
-    mprof_free(rm);
-}
-
-static void ep_pprof(struct http_server *s, const struct params *p, struct http_response *r)
-{
-    struct common c;
-    struct mprof *mp = NULL;
-    uint8_t *gz = NULL;
-    size_t len = 0;
-
-    if (common_params(s, p, "query", "from", "until", true, &c, r))
-        return;
-    struct query q = {.tenant = c.tenant,
-                      .sel = c.sel,
-                      .selector_text = c.sel_text,
-                      .from = c.from,
-                      .until = c.until,
-                      .profile_type = c.profile_type,
-                      .mode = Q_PROFILE,
-                      .all_types = true};
-    int rc = run(s, p, &q, &mp, r);
-    selector_free(c.sel);
-    if (rc)
-        return;
-    rc = view_pprof(mp, c.from, c.until - c.from, &gz, &len);
-    mprof_free(mp);
-    if (rc) {
-        http_error_json(r, 500, "pprof encoding failed: %s", strerror(-rc));
-        return;
-    }
-    r->status = 200;
-    r->content_type = "application/octet-stream";
-    r->body = gz;
-    r->len = len;
-}
-
-/* The integer member @name of @j, in [lo, hi], into *out (@dflt when
- * absent). A number that is not finite, not integral or out of range is
- * refused before it is converted: casting it would be undefined. NULL, or
- * what is wrong. */
-static const char *json_int(const cJSON *j, const char *name, int64_t lo, int64_t hi, int64_t dflt,
-                            int64_t *out, char *err, size_t errlen)
-{
-    const cJSON *v = cJSON_GetObjectItem(j, name);
-
-    if (!v) {
-        *out = dflt;
-        return NULL;
-    }
-    if (!cJSON_IsNumber(v)) {
-        snprintf(err, errlen, "%s: not a number", name);
-        return err;
-    }
-    double x = v->valuedouble;
-    if (!isfinite(x) || x != floor(x) || x < (double)lo || x > (double)hi) {
-        snprintf(err, errlen, "%s: %.17g is not an integer in [%" PRId64 ", %" PRId64 "]", name, x,
-                 lo, hi);
-        return err;
-    }
-    *out = (int64_t)x;
-    return NULL;
-}
-
-/* POST /internal/v1/select: a peer's shard of a query, as an mprof. */
-static void ep_select(struct http_server *s, const struct params *p, const uint8_t *body,
-                      size_t len, struct http_response *r)
-{
-    cJSON *j = NULL;
-    struct selector *sel = NULL;
-    struct mprof *mp = NULL;
-    char err[256], *text = NULL;
-    uint8_t *buf = NULL;
-    size_t blen = 0;
-    int64_t mode = -1, shard = -1, nsh = 0;
-    const char *why;
-
-    if (!body || len == 0 || len > HTTP_MAX_BODY) {
-        http_error_json(r, 400, "body: expected a JSON query of at most %d bytes", HTTP_MAX_BODY);
-        return;
-    }
-    text = strndup((const char *)body, len);
-    j = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    if (!j) {
-        http_error_json(r, 400, "body: not JSON");
-        return;
-    }
-#define JS(name)                                                                                   \
-    (cJSON_IsString(cJSON_GetObjectItem(j, name)) ? cJSON_GetObjectItem(j, name)->valuestring      \
-                                                  : NULL)
-    struct query q = {.tenant = JS("tenant"),
-                      .selector_text = JS("query"),
-                      .profile_type = JS("profile_type"),
-                      .all_types = cJSON_IsTrue(cJSON_GetObjectItem(j, "all_types")),
-                      .group_by = JS("group_by")};
-#undef JS
-    if ((why = json_int(j, "from", 0, QUERY_MAX_TIME_MS, -1, &q.from, err, sizeof(err))) ||
-        (why = json_int(j, "until", 0, QUERY_MAX_TIME_MS, -1, &q.until, err, sizeof(err))) ||
-        (why = json_int(j, "mode", Q_PROFILE, Q_LABELS, -1, &mode, err, sizeof(err))) ||
-        (why = json_int(j, "step", 0, QUERY_MAX_RANGE_MS, 0, &q.step, err, sizeof(err))) ||
-        (why = json_int(j, "nshards", 1, 1024, 0, &nsh, err, sizeof(err))) ||
-        (why = json_int(j, "shard", 0, 1023, -1, &shard, err, sizeof(err))) ||
-        (plan_range_check(q.from, q.until, "from", "until", err, sizeof(err)) && (why = err))) {
-        cJSON_Delete(j);
-        http_error_json(r, 400, "body: %s", why);
-        return;
-    }
-    q.mode = (enum qmode)mode;
-    if (!q.tenant || !plan_tenant_valid(q.tenant) || mode < 0 || nsh < 1 || shard < 0 ||
-        shard >= nsh || (q.profile_type && !http_profile_type_valid(q.profile_type)) ||
-        (q.group_by && *q.group_by && !http_label_name_valid(q.group_by))) {
-        cJSON_Delete(j);
-        http_error_json(r, 400, "body: invalid peer query");
-        return;
-    }
-    q.shard = (uint32_t)shard;
-    q.nshards = (uint32_t)nsh;
-    if (q.mode == Q_SERIES) {
-        int64_t st;
-        uint32_t nb;
-        if (engine_series_grid(&q, &st, &nb)) {
-            cJSON_Delete(j);
-            http_error_json(r, 400, "step: too many points");
-            return;
-        }
-    }
-    if (selector_parse(q.selector_text, &sel, err, sizeof(err))) {
-        cJSON_Delete(j);
-        http_error_json(r, 400, "query: %s", err);
-        return;
-    }
-    q.sel = sel;
-    int rc = run(s, p, &q, &mp, r);
-    selector_free(sel);
-    cJSON_Delete(j);
-    if (rc)
-        return;
-    rc = mprof_encode(mp, &buf, &blen);
-    mprof_free(mp);
-    if (rc) {
-        http_error_json(r, 500, "out of memory");
-        return;
-    }
-    r->status = 200;
-    r->content_type = "application/octet-stream";
-    r->body = buf;
-    r->len = blen;
 }
 
 static void ep_metrics(struct http_server *s, struct http_response *r)
@@ -887,15 +68,15 @@ static void ep_metrics(struct http_server *s, struct http_response *r)
     engine_counters(s->o.engine, &ec);
     wb_printf(&b, "# TYPE stoke_query_requests_total counter\n");
     for (int i = 0; i < EP_N; i++)
-        wb_printf(&b, "stoke_query_requests_total{endpoint=\"%s\"} %" PRIu64 "\n", ep_names[i],
+        wb_printf(&b, "stoke_query_requests_total{endpoint=\"%s\"} %" PRIu64 "\n", ep_name(i),
                   (uint64_t)s->requests[i]);
     wb_printf(&b, "# TYPE stoke_query_errors_total counter\n");
     for (int i = 0; i < EP_N; i++)
-        wb_printf(&b, "stoke_query_errors_total{endpoint=\"%s\"} %" PRIu64 "\n", ep_names[i],
+        wb_printf(&b, "stoke_query_errors_total{endpoint=\"%s\"} %" PRIu64 "\n", ep_name(i),
                   (uint64_t)s->errors[i]);
     wb_printf(&b, "# TYPE stoke_query_latency_seconds_sum counter\n");
     for (int i = 0; i < EP_N; i++)
-        wb_printf(&b, "stoke_query_latency_seconds_sum{endpoint=\"%s\"} %.6f\n", ep_names[i],
+        wb_printf(&b, "stoke_query_latency_seconds_sum{endpoint=\"%s\"} %.6f\n", ep_name(i),
                   (double)s->latency_us[i] / 1e6);
     wb_printf(&b,
               "# TYPE stoke_query_sections_read_total counter\n"
@@ -943,7 +124,7 @@ static void ep_metrics(struct http_server *s, struct http_response *r)
                   "stoke_query_cache_bytes %" PRIu64 "\n",
                   cs.hits, cs.disk_hits, cs.misses, cs.bytes);
     }
-    respond(r, 200, "text/plain; version=0.0.4", &b);
+    http_respond(r, 200, "text/plain; version=0.0.4", &b);
 }
 
 static void ep_index(struct http_server *s, struct http_response *r)
@@ -983,29 +164,13 @@ static void ep_index(struct http_server *s, struct http_response *r)
     }
     if (!b.p)
         wb_bytes(&b, "", 0);
-    respond(r, 200, "text/html; charset=utf-8", &b);
+    http_respond(r, 200, "text/html; charset=utf-8", &b);
 }
-
-static const struct {
-    const char *path;
-    enum ep ep;
-} routes[] = {
-    {"/api/v1/profile_types", EP_TYPES}, {"/api/v1/label_names", EP_NAMES},
-    {"/api/v1/label_values", EP_VALUES}, {"/api/v1/top", EP_TOP},
-    {"/api/v1/flamegraph", EP_FLAME},    {"/api/v1/series", EP_SERIES},
-    {"/api/v1/diff", EP_DIFF},           {"/api/v1/pprof", EP_PPROF},
-    {"/internal/v1/select", EP_SELECT},
-};
 
 /* Is @path answered on the query pool (it may run a query)? */
 static bool query_path(const char *path)
 {
-    if (pyroscope_path(path))
-        return true;
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (strcmp(path, routes[i].path) == 0)
-            return true;
-    return false;
+    return pyroscope_path(path) || native_find(path) != NATIVE_N;
 }
 
 void http_limits(const struct http_opts *o, uint64_t nofile, struct http_limits *l)
@@ -1093,9 +258,9 @@ void http_route_headers(struct http_server *s, const char *method, const char *p
 void http_handle(struct http_server *s, const struct http_request *rq, struct http_response *out)
 {
     const char *method = rq->method, *path = rq->path;
-    struct params p = {rq->param, rq->ctx, rq->cancel};
+    struct http_params p = {rq->param, rq->ctx, rq->cancel};
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    enum ep ep = EP_OTHER;
+    int ep = EP_OTHER;
     int64_t t0 = mono_us();
 
     memset(out, 0, sizeof(*out));
@@ -1116,10 +281,8 @@ void http_handle(struct http_server *s, const struct http_request *rq, struct ht
                         rq->body, rq->body_len, out);
         goto done;
     }
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (strcmp(path, routes[i].path) == 0)
-            ep = routes[i].ep;
-    if (ep == EP_OTHER) {
+    if ((ep = native_find(path)) == NATIVE_N) {
+        ep = EP_OTHER;
         if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0 ||
             strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0) {
             if (!get) {
@@ -1127,7 +290,7 @@ void http_handle(struct http_server *s, const struct http_request *rq, struct ht
             } else if (strcmp(path, "/healthz") == 0) {
                 struct wbuf b = {0};
                 wb_bytes(&b, "ok\n", 3);
-                respond(out, 200, "text/plain", &b);
+                http_respond(out, 200, "text/plain", &b);
             } else if (strcmp(path, "/metrics") == 0) {
                 ep_metrics(s, out);
             } else {
@@ -1138,42 +301,17 @@ void http_handle(struct http_server *s, const struct http_request *rq, struct ht
         }
         goto done;
     }
-    if (ep == EP_SELECT ? strcmp(method, "POST") != 0 : !get) {
+    if (ep == NATIVE_SELECT ? strcmp(method, "POST") != 0 : !get) {
         http_error_json(out, 405, "%s: method %s not allowed (use %s)", path, method,
-                        ep == EP_SELECT ? "POST" : "GET");
+                        ep == NATIVE_SELECT ? "POST" : "GET");
         goto done;
     }
-    switch (ep) {
-    case EP_TYPES:
-        ep_profile_types(s, &p, out);
-        break;
-    case EP_NAMES:
-        ep_labels(s, &p, false, out);
-        break;
-    case EP_VALUES:
-        ep_labels(s, &p, true, out);
-        break;
-    case EP_TOP:
-        ep_top(s, &p, out);
-        break;
-    case EP_FLAME:
-        ep_flame(s, &p, out);
-        break;
-    case EP_SERIES:
-        ep_series(s, &p, out);
-        break;
-    case EP_DIFF:
-        ep_diff(s, &p, out);
-        break;
-    case EP_PPROF:
-        ep_pprof(s, &p, out);
-        break;
-    case EP_SELECT:
-        ep_select(s, &p, rq->body, rq->body_len, out);
-        break;
-    default:
-        break;
-    }
+    struct native_api a = {.engine = s->o.engine,
+                           .tenant = s->o.tenant,
+                           .query_timeout_ms = s->lim.query_timeout_ms,
+                           .timeouts = &s->timeouts,
+                           .cancelled = &s->cancelled};
+    native_route(&a, (enum native_ep)ep, &p, rq->body, rq->body_len, out);
 done:
     s->requests[ep]++;
     if (out->status >= 400)
@@ -1275,7 +413,7 @@ static enum MHD_Result answer(struct conn *cn, const char *url, struct http_resp
     if (r->status == 405)
         MHD_add_response_header(
             resp, "Allow",
-            strcmp(url, "/internal/v1/select") == 0 ||
+            strcmp(url, PEER_SELECT_PATH) == 0 ||
                     strncmp(url, PYROSCOPE_SERVICE_PREFIX, strlen(PYROSCOPE_SERVICE_PREFIX)) == 0
                 ? "POST"
                 : "GET, HEAD");
@@ -1392,7 +530,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                  cn);
     cn->queued = true;
     MHD_suspend_connection(c);
-    int rc = workpool_submit(strcmp(url, "/internal/v1/select") == 0 ? s->shards : s->queries, cn);
+    int rc = workpool_submit(strcmp(url, PEER_SELECT_PATH) == 0 ? s->shards : s->queries, cn);
     if (rc) {
         memset(&cn->r, 0, sizeof(cn->r));
         if (rc == -EAGAIN)

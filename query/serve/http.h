@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * http — stoke-query's HTTP API (docs/api.md) on libmicrohttpd.
+ * http — stoke-query's HTTP server (docs/api.md) on libmicrohttpd: the
+ * router and the connections.
  *
- * Owns request validation and response rendering; the engine does the
- * work. Every parameter is checked before any store access: bad input is a
- * 4xx with {"error": "<parameter>: <problem>"}, unknown paths 404, wrong
- * methods 405. URLs are capped at HTTP_MAX_URI bytes and HTTP_MAX_PARAMS
- * parameters (414, 400), headers by the connection memory limit, POST
- * bodies by HTTP_MAX_BODY. Routing is a plain function (http_route) so the
- * unit tests reach it without sockets. With --auth-token-file it also
+ * Routes each request to the native API (native_api.h), the Pyroscope API
+ * (pyroscope_api.h), the page, /healthz or /metrics: unknown paths 404,
+ * wrong methods 405. URLs are capped at HTTP_MAX_URI bytes and
+ * HTTP_MAX_PARAMS parameters (414, 400), headers by the connection memory
+ * limit, POST bodies by HTTP_MAX_BODY. Routing is a plain function
+ * (http_route) so the unit tests reach it without sockets. With --auth-token-file it also
  * refuses requests without a valid token (401) as soon as their head has
  * arrived, before any routing and without reading their body.
  *
@@ -30,15 +30,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "query/serve/auth.h"
 #include "query/engine/cache.h"
 #include "query/engine/cancel.h"
 #include "query/engine/engine.h"
-#include "query/engine/views.h"
-
-#define HTTP_MAX_BODY   (64 * 1024)
-#define HTTP_MAX_URI    16384 /* bytes of path and query string */
-#define HTTP_MAX_PARAMS 64
+#include "query/serve/auth.h"
+#include "query/serve/request.h"
 
 /* Defaults of the limits in struct http_opts. */
 #define HTTP_DEFAULT_QUERY_TIMEOUT_MS 60000
@@ -87,27 +83,6 @@ const struct http_limits *http_server_limits(const struct http_server *s);
 unsigned http_port(const struct http_server *s);
 void http_stop(struct http_server *s);
 
-struct http_response {
-    int status;
-    const char *content_type;
-    uint8_t *body; /* malloc'd */
-    size_t len;
-    bool queried;     /* a query ran: send X-Stoke-Skipped */
-    uint64_t skipped; /* segments and manifests its queries skipped */
-};
-
-/* Appends ,"stats":{...},"warnings":[...]} to a JSON object being written
- * in @b (its closing brace included): what @p's query read and skipped. */
-void http_finish_json(struct wbuf *b, const struct mprof *p);
-
-/* Fills @r with status @status and the JSON body {"error": "<message>"}
- * (500 and "out of memory" when the body cannot be built). */
-void http_error_json(struct http_response *r, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Looks up query parameter @name (already URL-decoded), NULL when absent. */
-typedef const char *(*http_param_fn)(void *ctx, const char *name);
-
 /* Handles one request. @body is the POST body (may be NULL). */
 void http_route(struct http_server *s, const char *method, const char *path, http_param_fn param,
                 void *ctx, const uint8_t *body, size_t body_len, struct http_response *out);
@@ -143,15 +118,6 @@ void http_cancel_all(struct http_server *s);
  * (looked up through @header, may be NULL) does not carry one. */
 bool http_authorized(const struct http_server *s, const char *method, const char *path,
                      http_param_fn header, void *ctx);
-
-/* Unix ms, "now" or "now-<N><s|m|h|d>" into *out (@now = the current ms).
- * NULL on success, else what is wrong. */
-const char *http_parse_time(const char *s, int64_t now, int64_t *out);
-/* "name:type:unit:period_type:period_unit": five fields of safe characters;
- * the period fields may be empty (profiles without a period type). */
-bool http_profile_type_valid(const char *s);
-/* [a-zA-Z_][a-zA-Z0-9_]*, at most 128 characters. */
-bool http_label_name_valid(const char *s);
 
 /* A server without a listener, for tests: routes only. */
 struct http_server *http_new_unbound(const struct http_opts *o);

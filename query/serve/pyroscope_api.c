@@ -394,13 +394,6 @@ out:
 
 /* ---- selections ---------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* One request's context. */
 struct call {
     const struct pyroscope_api *a;
@@ -453,7 +446,7 @@ static int selection_parse(struct call *c, const char *what, const char *text, i
     int rc;
 
     memset(s, 0, sizeof(*s));
-    s->until = end ? end : now_ms();
+    s->until = end ? end : http_now_ms();
     /* Without a start, end is checked first: the default is computed from it. */
     if (start ? plan_range_check(start, s->until, "start", "end", err, sizeof(err))
               : plan_time_check(s->until, "end", err, sizeof(err)) ||
@@ -562,7 +555,7 @@ static int profile_type_check(struct call *c, const char *what, const char *id)
                       what, DEFAULT_PROFILE_TYPE);
         return -EINVAL;
     }
-    if (!http_profile_type_valid(id)) {
+    if (!query_profile_type_valid(id)) {
         connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT,
                       "%sprofile_typeID: '%.128s' is not a profile type id "
                       "(name:sample_type:sample_unit:period_type:period_unit, e.g. %s)",
@@ -726,7 +719,7 @@ static void labels(struct call *c, const char *name, char *const *matchers, size
     const char **sorted = NULL;
     bool nomem = false;
 
-    if (name && !(strcmp(name, "__name__") == 0 || http_label_name_valid(name))) {
+    if (name && !(strcmp(name, "__name__") == 0 || query_label_name_valid(name))) {
         connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "name: '%.64s' is not a label name", name);
         return;
     }
@@ -885,28 +878,6 @@ static void m_select_merge_profile(struct call *c, const ProtobufCMessage *req)
     connect_respond_packed(c->r, c->codec, &perftools__profiles__profile__descriptor, raw, rawlen);
 }
 
-struct series_order {
-    const struct mprof *mp;
-    const int64_t *sum;
-};
-
-static int cmp_group(const void *a, const void *b, void *ctx)
-{
-    const struct series_order *o = ctx;
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return strcmp(intern_str_get(&o->mp->str, o->mp->group_val[x]),
-                  intern_str_get(&o->mp->str, o->mp->group_val[y]));
-}
-
-static int cmp_group_sum(const void *a, const void *b, void *ctx)
-{
-    const struct series_order *o = ctx;
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    if (o->sum[x] != o->sum[y])
-        return o->sum[x] > o->sum[y] ? -1 : 1;
-    return cmp_group(a, b, ctx);
-}
-
 static void m_select_series(struct call *c, const ProtobufCMessage *req)
 {
     const Querier__V1__SelectSeriesRequest *m = (const void *)req;
@@ -922,7 +893,7 @@ static void m_select_series(struct call *c, const ProtobufCMessage *req)
                       "group_by: grouping by more than one label is not implemented");
         return;
     }
-    if (gb && !http_label_name_valid(gb)) {
+    if (gb && !query_label_name_valid(gb)) {
         connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "group_by: '%.64s' is not a label name",
                       gb);
         return;
@@ -957,7 +928,7 @@ static void m_select_series(struct call *c, const ProtobufCMessage *req)
     q.group_by = gb;
     int64_t st;
     uint32_t nb;
-    if (engine_series_grid(&q, &st, &nb)) {
+    if (query_series_grid(&q, &st, &nb)) {
         selection_free(&s);
         connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT,
                       "step: %g s gives more than %d points over the range", m->step,
@@ -973,32 +944,20 @@ static void m_select_series(struct call *c, const ProtobufCMessage *req)
     selection_free(&s);
     if (rc)
         return;
-    uint32_t ng = mp->ngroups;
-    uint32_t *order = malloc(((size_t)ng + 1) * sizeof(*order));
-    int64_t *sum = calloc((size_t)ng + 1, sizeof(*sum));
+    bool limited = m->_limit_case == QUERIER__V1__SELECT_SERIES_REQUEST___LIMIT_LIMIT &&
+                   m->limit > 0 && (uint64_t)m->limit < mp->ngroups;
+    uint32_t ng = mp->ngroups, *order = NULL;
+    int orc = view_series_order(mp, limited ? (uint32_t)m->limit : 0, &order, &ng);
     Types__V1__Series *ser = calloc((size_t)ng + 1, sizeof(*ser));
     Types__V1__Series **serv = calloc((size_t)ng + 1, sizeof(*serv));
     Types__V1__LabelPair *lp = calloc((size_t)ng + 1, sizeof(*lp));
     Types__V1__LabelPair **lpv = calloc((size_t)ng + 1, sizeof(*lpv));
     Types__V1__Point *pts = calloc((size_t)ng * mp->nbuckets + 1, sizeof(*pts));
     Types__V1__Point **ptv = calloc((size_t)ng * mp->nbuckets + 1, sizeof(*ptv));
-    if (!order || !sum || !ser || !serv || !lp || !lpv || !pts || !ptv) {
+    if (orc || !ser || !serv || !lp || !lpv || !pts || !ptv) {
         oom(c);
         goto out;
     }
-    for (uint32_t g = 0; g < ng; g++) {
-        order[g] = g;
-        for (uint32_t bk = 0; bk < mp->nbuckets; bk++)
-            MPROF_ADD(sum[g], mp->points[(size_t)g * mp->nbuckets + bk]);
-    }
-    struct series_order so = {mp, sum};
-    bool limited = m->_limit_case == QUERIER__V1__SELECT_SERIES_REQUEST___LIMIT_LIMIT &&
-                   m->limit > 0 && (uint64_t)m->limit < ng;
-    if (limited) {
-        qsort_r(order, ng, sizeof(*order), cmp_group_sum, &so);
-        ng = (uint32_t)m->limit;
-    }
-    qsort_r(order, ng, sizeof(*order), cmp_group, &so);
     size_t np = 0;
     for (uint32_t k = 0; k < ng; k++) {
         uint32_t g = order[k];
@@ -1030,7 +989,6 @@ static void m_select_series(struct call *c, const ProtobufCMessage *req)
     connect_respond(c->r, c->codec, &resp.base);
 out:
     free(order);
-    free(sum);
     free(ser);
     free(serv);
     free(lp);
@@ -1177,7 +1135,7 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
     const char *query = param(ctx, "query"), *fs = param(ctx, "from"), *us = param(ctx, "until");
     const char *format = param(ctx, "format"), *mn = param(ctx, "maxNodes"), *why;
     char type[512];
-    int64_t now = now_ms(), from, until;
+    int64_t now = http_now_ms(), from, until;
     long long max_nodes = PYROSCOPE_DEFAULT_NODES;
 
     if (!mn)
@@ -1198,7 +1156,7 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
     }
     memcpy(type, query, tl);
     type[tl] = '\0';
-    if (!http_profile_type_valid(type)) {
+    if (!query_profile_type_valid(type)) {
         http_error_json(out, 400,
                         "query: '%.128s' is not a profile type id "
                         "(name:sample_type:sample_unit:period_type:period_unit)",
@@ -1256,7 +1214,7 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
     uint32_t nb;
     bool match = name_matches(&s, type);
     qs.mode = Q_SERIES;
-    engine_series_grid(&qs, &st, &nb);
+    query_series_grid(&qs, &st, &nb);
     if (!match) {
         mp = mprof_new(1);
         ts = NULL;

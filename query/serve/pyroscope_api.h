@@ -28,8 +28,8 @@
 
 #include "pyroscope/querier.pb-c.h"
 #include "query/engine/engine.h"
-#include "query/serve/http.h"
 #include "query/engine/mprof.h"
+#include "query/serve/request.h"
 
 #define PYROSCOPE_SERVICE_PREFIX "/querier.v1.QuerierService/"
 #define PYROSCOPE_RENDER_PATH    "/pyroscope/render"
