@@ -26,65 +26,65 @@ int seg_footer_parse(const uint8_t *tail, size_t tail_len, uint64_t object_len,
     if (err && errlen)
         err[0] = 0;
     if (!tail || !out || tail_len > object_len) {
-        seg_seterr(err, errlen, "segment: tail longer than the object");
+        errmsg(err, errlen, "segment: tail longer than the object");
         return -EINVAL;
     }
     if (object_len < SEG_HEADER_LEN + SEG_TRAILER_LEN || tail_len < SEG_TRAILER_LEN) {
-        seg_seterr(err, errlen, "segment: %llu bytes is too short for a segment",
-                   (unsigned long long)object_len);
+        errmsg(err, errlen, "segment: %llu bytes is too short for a segment",
+               (unsigned long long)object_len);
         return -EBADMSG;
     }
     const uint8_t *tr = tail + tail_len - SEG_TRAILER_LEN;
     if (memcmp(tr + 28, "STKE", 4)) {
-        seg_seterr(err, errlen, "segment: bad trailer magic (not a Stoke segment)");
+        errmsg(err, errlen, "segment: bad trailer magic (not a Stoke segment)");
         return -EBADMSG;
     }
     if (rd_u32(tr + 24) != crc32c(tr, 24)) {
-        seg_seterr(err, errlen, "segment: trailer checksum mismatch");
+        errmsg(err, errlen, "segment: trailer checksum mismatch");
         return -EBADMSG;
     }
     if (rd_u16(tr + 20) != SEG_MAJOR) {
-        seg_seterr(err, errlen, "unsupported segment version %u (this reader knows %u)",
-                   rd_u16(tr + 20), SEG_MAJOR);
+        errmsg(err, errlen, "unsupported segment version %u (this reader knows %u)",
+               rd_u16(tr + 20), SEG_MAJOR);
         return -EPROTO;
     }
     uint64_t foff = rd_u64(tr), flen = rd_u32(tr + 8), fraw = rd_u32(tr + 12);
     if (foff < SEG_HEADER_LEN || foff > object_len || object_len - foff < SEG_TRAILER_LEN ||
         object_len - foff - SEG_TRAILER_LEN != flen) {
-        seg_seterr(err, errlen, "segment: footer range does not fit the object");
+        errmsg(err, errlen, "segment: footer range does not fit the object");
         return -EBADMSG;
     }
     if (fraw > SEG_MAX_RAW) {
-        seg_seterr(err, errlen, "segment: footer too large");
+        errmsg(err, errlen, "segment: footer too large");
         return -EBADMSG;
     }
     uint64_t tail_start = object_len - tail_len;
     if (foff < tail_start) {
         if (need_from)
             *need_from = foff;
-        seg_seterr(err, errlen, "segment: footer starts before the tail; read from %llu",
-                   (unsigned long long)foff);
+        errmsg(err, errlen, "segment: footer starts before the tail; read from %llu",
+               (unsigned long long)foff);
         return -EAGAIN;
     }
     if (tail_start == 0) {
         /* the whole object is here: check its header too */
         if (memcmp(tail, "STKS", 4) || rd_u32(tail + 12) != crc32c(tail, 12)) {
-            seg_seterr(err, errlen, "segment: bad header");
+            errmsg(err, errlen, "segment: bad header");
             return -EBADMSG;
         }
         if (rd_u16(tail + 4) != SEG_MAJOR || (rd_u32(tail + 8) & 0xffff0000u)) {
-            seg_seterr(err, errlen, "unsupported segment version %u (this reader knows %u)",
-                       rd_u16(tail + 4), SEG_MAJOR);
+            errmsg(err, errlen, "unsupported segment version %u (this reader knows %u)",
+                   rd_u16(tail + 4), SEG_MAJOR);
             return -EPROTO;
         }
     }
     const uint8_t *fp = tail + (foff - tail_start);
     if (crc32c(fp, flen) != rd_u32(tr + 16)) {
-        seg_seterr(err, errlen, "segment: footer checksum mismatch");
+        errmsg(err, errlen, "segment: footer checksum mismatch");
         return -EBADMSG;
     }
     if ((ret = zstd_decode(fp, flen, fraw, &raw))) {
-        seg_seterr(err, errlen, "segment: footer does not decompress");
+        errmsg(err, errlen, "segment: footer does not decompress");
         return ret;
     }
     struct rbuf r = {.p = raw, .len = fraw};
@@ -126,17 +126,10 @@ void seg_section_free(struct seg_section *s)
     free(p);
 }
 
-#undef BAD
-#define BAD(...)                                                                                   \
-    do {                                                                                           \
-        seg_seterr(err, errlen, __VA_ARGS__);                                                      \
-        ret = -EBADMSG;                                                                            \
-        goto out;                                                                                  \
-    } while (0)
 #define NEED(cond, what)                                                                           \
     do {                                                                                           \
         if (!(cond))                                                                               \
-            BAD("section %s: bad %s", info->service, what);                                        \
+            WIRE_BAD("section %s: bad %s", info->service, what);                                   \
     } while (0)
 #define ALLOC(ptr, n)                                                                              \
     do {                                                                                           \
@@ -172,16 +165,16 @@ int seg_section_decode(const uint8_t *buf, size_t len, const struct seg_section_
     if (!buf || !info || !out || !info->service)
         return -EINVAL;
     if (len != info->length) {
-        seg_seterr(err, errlen, "section %s: %zu bytes, the footer says %llu", info->service, len,
-                   (unsigned long long)info->length);
+        errmsg(err, errlen, "section %s: %zu bytes, the footer says %llu", info->service, len,
+               (unsigned long long)info->length);
         return -EBADMSG;
     }
     if (crc32c(buf, len) != info->crc32c) {
-        seg_seterr(err, errlen, "section %s: checksum mismatch", info->service);
+        errmsg(err, errlen, "section %s: checksum mismatch", info->service);
         return -EBADMSG;
     }
     if ((ret = zstd_decode(buf, len, info->raw_length, &raw))) {
-        seg_seterr(err, errlen, "section %s: does not decompress", info->service);
+        errmsg(err, errlen, "section %s: does not decompress", info->service);
         return ret;
     }
     if (!(p = calloc(1, sizeof(*p)))) {
@@ -244,7 +237,7 @@ int seg_section_decode(const uint8_t *buf, size_t len, const struct seg_section_
     for (uint32_t i = 1; i < s->nstrings; i++) {
         if (rb_uv_max(r, rb_left(r), &v) || v > rb_left(r) - total) {
             free(slen);
-            BAD("section %s: bad string length", info->service);
+            WIRE_BAD("section %s: bad string length", info->service);
         }
         slen[i] = (uint32_t)v;
         total += v;
@@ -252,7 +245,7 @@ int seg_section_decode(const uint8_t *buf, size_t len, const struct seg_section_
     const uint8_t *sb;
     if (rb_bytes(r, &sb, total)) {
         free(slen);
-        BAD("section %s: strings truncated", info->service);
+        WIRE_BAD("section %s: strings truncated", info->service);
     }
     p->blob = malloc(total + s->nstrings);
     s->strings = malloc(((size_t)s->nstrings + 1) * sizeof(char *));
@@ -267,7 +260,7 @@ int seg_section_decode(const uint8_t *buf, size_t len, const struct seg_section_
     for (uint32_t i = 1; i < s->nstrings; i++) {
         if (memchr(sb, 0, slen[i])) {
             free(slen);
-            BAD("section %s: NUL inside a string", info->service);
+            WIRE_BAD("section %s: NUL inside a string", info->service);
         }
         memcpy(d, sb, slen[i]);
         d[slen[i]] = 0;
@@ -284,13 +277,13 @@ int seg_section_decode(const uint8_t *buf, size_t len, const struct seg_section_
     ALLOC(col, 2 * (size_t)(s->nmappings > s->nfunctions ? s->nmappings : s->nfunctions));
     if (read_ids(r, col, 2 * (uint64_t)s->nmappings, s->nstrings)) {
         free(col);
-        BAD("section %s: bad mapping", info->service);
+        WIRE_BAD("section %s: bad mapping", info->service);
     }
     for (uint32_t i = 0; i < s->nmappings; i++)
         s->mappings[i] = (struct seg_mapping){col[i], col[s->nmappings + i]};
     if (read_ids(r, col, 2 * (uint64_t)s->nfunctions, s->nstrings)) {
         free(col);
-        BAD("section %s: bad function", info->service);
+        WIRE_BAD("section %s: bad function", info->service);
     }
     for (uint32_t i = 0; i < s->nfunctions; i++)
         s->functions[i] = (struct seg_function){col[i], col[s->nfunctions + i]};
@@ -401,7 +394,7 @@ out:
         if (p)
             seg_section_free(&p->s);
         if (ret == -EBADMSG && err && errlen && !err[0])
-            seg_seterr(err, errlen, "section %s: corrupt", info->service);
+            errmsg(err, errlen, "section %s: corrupt", info->service);
     } else {
         *out = &p->s;
     }

@@ -13,6 +13,16 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/errmsg.h"
+
+/* In a decoder with `int ret`, `char *err, size_t errlen` and an `out:`
+ * label: says what is wrong (in @err) and fails with -EBADMSG. */
+#define WIRE_BAD(...)                                                                              \
+    do {                                                                                           \
+        errmsg(err, errlen, __VA_ARGS__);                                                          \
+        ret = -EBADMSG;                                                                            \
+        goto out;                                                                                  \
+    } while (0)
 
 /* Hard cap on any decompressed footer, section or manifest body. */
 #define SEG_MAX_RAW (1ull << 30)

@@ -5,14 +5,27 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+static void verrmsg(char *err, size_t errlen, const char *fmt, va_list ap)
+{
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+}
+
+void errmsg(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    verrmsg(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
 int fail_einval(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_start(ap, fmt);
+    verrmsg(err, errlen, fmt, ap);
+    va_end(ap);
     return -EINVAL;
 }

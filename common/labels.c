@@ -348,47 +348,52 @@ const char *label_regex_too_costly(const char *re, size_t len)
 
 /* Compiles ^(@re)$ into @out. The bare expression is compiled first so an
  * unbalanced ")" cannot close the wrapper's group and change the anchoring. */
-static int compile_anchored(const char *re, size_t len, regex_t *out, char *err, size_t errlen)
+int label_regex_compile(const char *re, regex_t *out, char *why, size_t whylen)
 {
-    char msg[128];
+    const char *costly = label_regex_too_costly(re, strlen(re));
     regex_t bare;
-    char *s, *w;
-    int rc;
     size_t nsub;
+    char *w;
+    int rc;
 
-    s = strndup(re, len);
-    if (!s)
-        return -ENOMEM;
-    const char *why = label_regex_too_costly(s, strlen(s));
-    if (why) {
-        fail_einval(err, errlen, "bad regex '%s': %s", s, why);
-        free(s);
+    if (costly) {
+        snprintf(why, whylen, "%s", costly);
         return -EINVAL;
     }
-    rc = regcomp(&bare, s, REG_EXTENDED);
+    rc = regcomp(&bare, re, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
-        regerror(rc, &bare, msg, sizeof(msg));
-        fail_einval(err, errlen, "bad regex '%s': %s", s, msg);
-        free(s);
+        regerror(rc, &bare, why, whylen);
         return -EINVAL;
     }
     nsub = bare.re_nsub;
     regfree(&bare);
-    if (asprintf(&w, "^(%s)$", s) < 0) {
-        free(s);
+    if (asprintf(&w, "^(%s)$", re) < 0)
         return -ENOMEM;
-    }
     rc = regcomp(out, w, REG_EXTENDED);
     free(w);
     if (rc != 0 || out->re_nsub != nsub + 1) {
         if (rc == 0)
             regfree(out);
-        fail_einval(err, errlen, "bad regex '%s': unbalanced parentheses", s);
-        free(s);
+        snprintf(why, whylen, "unbalanced parentheses");
         return -EINVAL;
     }
-    free(s);
     return 0;
+}
+
+/* label_regex_compile of @re[0..len), its refusal said in @err. */
+static int compile_anchored(const char *re, size_t len, regex_t *out, char *err, size_t errlen)
+{
+    char why[128];
+    char *s = strndup(re, len);
+    int rc;
+
+    if (!s)
+        return -ENOMEM;
+    rc = label_regex_compile(s, out, why, sizeof(why));
+    if (rc == -EINVAL)
+        fail_einval(err, errlen, "bad regex '%s': %s", s, why);
+    free(s);
+    return rc;
 }
 
 /* Highest $N used in @repl, or -1. */

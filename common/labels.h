@@ -14,6 +14,7 @@
 #ifndef STOKE_COMMON_LABELS_H
 #define STOKE_COMMON_LABELS_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,6 +66,12 @@ bool label_set_equal(const struct label_set *a, const struct label_set *b);
  * when it is safe to regcomp. Shared by relabel rules and query selectors.
  */
 const char *label_regex_too_costly(const char *re, size_t len);
+
+/* Compiles ^(@re)$ (POSIX extended) into @out, after the screen above. The
+ * bare expression is compiled first so an unbalanced ")" cannot close the
+ * wrapper's group and change the anchoring. 0, -EINVAL with why @re is
+ * refused in @why, or -ENOMEM. Free @out with regfree. */
+int label_regex_compile(const char *re, regex_t *out, char *why, size_t whylen);
 
 struct relabel_rules;
 

@@ -14,38 +14,19 @@
  * screen relabel rules get, before regcomp sees them. */
 #define REGEX_MAX_LEN 1024
 
-/* Compiles ^(@re)$. The bare expression is compiled first so an unbalanced
- * ")" cannot close the wrapper's group and change the anchoring. */
+/* Compiles ^(@re)$ (label_regex_compile, which relabel rules use too). */
 static int compile_anchored(const char *re, regex_t *out, size_t off, char *err, size_t errlen)
 {
-    char msg[128], *w;
-    regex_t bare;
-    size_t nsub;
+    char why[128];
     int rc;
 
     if (strlen(re) > REGEX_MAX_LEN)
         return fail_einval(err, errlen, "regex at offset %zu longer than %d bytes", off,
                            REGEX_MAX_LEN);
-    const char *why = label_regex_too_costly(re, strlen(re));
-    if (why)
-        return fail_einval(err, errlen, "bad regex at offset %zu: %s", off, why);
-    rc = regcomp(&bare, re, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        regerror(rc, &bare, msg, sizeof(msg));
-        return fail_einval(err, errlen, "bad regex at offset %zu: %s", off, msg);
-    }
-    nsub = bare.re_nsub;
-    regfree(&bare);
-    if (asprintf(&w, "^(%s)$", re) < 0)
-        return -ENOMEM;
-    rc = regcomp(out, w, REG_EXTENDED);
-    free(w);
-    if (rc != 0 || out->re_nsub != nsub + 1) {
-        if (rc == 0)
-            regfree(out);
-        return fail_einval(err, errlen, "bad regex at offset %zu: unbalanced parentheses", off);
-    }
-    return 0;
+    rc = label_regex_compile(re, out, why, sizeof(why));
+    if (rc == -EINVAL)
+        fail_einval(err, errlen, "bad regex at offset %zu: %s", off, why);
+    return rc;
 }
 
 static bool is_name_start(char c)

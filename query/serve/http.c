@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/file.h"
 #include "query/engine/peer.h"
 #include "query/serve/connect.h"
 #include "query/serve/connguard.h"
@@ -127,44 +128,37 @@ static void ep_metrics(struct http_server *s, struct http_response *r)
     http_respond(r, 200, "text/plain; version=0.0.4", &b);
 }
 
+#define PAGE_MAX (64u << 20)
+
 static void ep_index(struct http_server *s, struct http_response *r)
 {
     struct wbuf b = {0};
+    char path[4096], *page = NULL;
+    size_t n = 0;
+    int rc;
 
-    if (s->o.web_dir) {
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/index.html", s->o.web_dir);
-        FILE *f = fopen(path, "rb");
-        if (!f) {
-            http_error_json(r, 404, "web page %s: %s", path, strerror(errno));
-            return;
-        }
-        char chunk[65536];
-        size_t n;
-        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < (64u << 20))
-            wb_bytes(&b, chunk, n);
-        fclose(f);
-    } else if (stoke_web_index) {
-        size_t n = 0;
-        const char *page = stoke_web_index(&n);
-        wb_bytes(&b, page, n);
-    } else {
-        /* Not embedded (a library-only build): the source tree's copy, so
-         * a worker started from the repository root still serves it. */
-        FILE *f = fopen("query/web/index.html", "rb");
-        if (!f) {
-            http_error_json(r, 404, "no web page embedded in this build; start with --web-dir DIR");
-            return;
-        }
-        char chunk[65536];
-        size_t n;
-        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < (64u << 20))
-            wb_bytes(&b, chunk, n);
-        fclose(f);
+    if (stoke_web_index && !s->o.web_dir) {
+        const char *embedded = stoke_web_index(&n);
+        wb_bytes(&b, embedded, n);
+        http_respond(r, 200, "text/html; charset=utf-8", &b);
+        return;
     }
-    if (!b.p)
-        wb_bytes(&b, "", 0);
-    http_respond(r, 200, "text/html; charset=utf-8", &b);
+    /* --web-dir, or, not embedded (a library-only build), the source
+     * tree's copy, so a worker started from the repository root still
+     * serves it. */
+    snprintf(path, sizeof(path), "%s/index.html", s->o.web_dir ? s->o.web_dir : "query/web");
+    rc = read_file(path, PAGE_MAX, &page, &n);
+    if (rc) {
+        if (s->o.web_dir)
+            http_error_json(r, 404, "web page %s: %s", path, strerror(-rc));
+        else
+            http_error_json(r, 404, "no web page embedded in this build; start with --web-dir DIR");
+        return;
+    }
+    r->status = 200;
+    r->content_type = "text/html; charset=utf-8";
+    r->body = (uint8_t *)page;
+    r->len = n;
 }
 
 /* Is @path answered on the query pool (it may run a query)? */

@@ -185,6 +185,37 @@ static int run(const struct native_api *a, const struct http_params *p, const st
     return rc;
 }
 
+/* The endpoints' common path: the shared parameters (selector "query",
+ * range "from"/"until"; the profile type defaulted when @need_type), the
+ * query @q (its mode and mode fields set by the caller) completed from them,
+ * checked and run. 0 with *@mp (and @q filled), else @r holds the error. */
+static int select_run(const struct native_api *a, const struct http_params *p, bool need_type,
+                      struct query *q, struct mprof **mp, struct http_response *r)
+{
+    struct common c;
+    int64_t st;
+    uint32_t nb;
+    int rc;
+
+    if (common_params(a, p, "query", "from", "until", need_type, &c, r))
+        return -EINVAL;
+    struct query base = common_query(&c, q->mode);
+    base.all_types = q->all_types;
+    base.step = q->step;
+    base.group_by = q->group_by;
+    *q = base;
+    if (q->mode == Q_SERIES && query_series_grid(q, &st, &nb)) {
+        selector_free(c.sel);
+        http_error_json(r, 400, "step: %lld ms gives more than %d points over the range",
+                        (long long)q->step, SERIES_MAX_POINTS);
+        return -EINVAL;
+    }
+    rc = run(a, p, q, mp, r);
+    selector_free(c.sel);
+    q->sel = NULL;
+    return rc;
+}
+
 /* ---- endpoints --------------------------------------------------------- */
 
 static void ep_profile_types(const struct native_api *a, const struct http_params *p,
@@ -223,7 +254,7 @@ static void ep_profile_types(const struct native_api *a, const struct http_param
 static void ep_labels(const struct native_api *a, const struct http_params *p, bool values,
                       struct http_response *r)
 {
-    struct common c;
+    struct query q = {.mode = Q_LABELS};
     struct mprof *mp = NULL;
     const char *name = P(p, "name");
     struct wbuf b = {0};
@@ -232,12 +263,7 @@ static void ep_labels(const struct native_api *a, const struct http_params *p, b
         http_error_json(r, 400, "name: %s", name ? "not a valid label name" : "missing");
         return;
     }
-    if (common_params(a, p, "query", "from", "until", false, &c, r))
-        return;
-    struct query q = common_query(&c, Q_LABELS);
-    int rc = run(a, p, &q, &mp, r);
-    selector_free(c.sel);
-    if (rc)
+    if (select_run(a, p, false, &q, &mp, r))
         return;
     struct intern set = {0};
     const char **v = NULL;
@@ -263,7 +289,7 @@ static void ep_labels(const struct native_api *a, const struct http_params *p, b
 
 static void ep_top(const struct native_api *a, const struct http_params *p, struct http_response *r)
 {
-    struct common c;
+    struct query q = {.mode = Q_PROFILE};
     struct mprof *mp = NULL;
     struct top_row *rows = NULL;
     size_t n = 0;
@@ -273,12 +299,7 @@ static void ep_top(const struct native_api *a, const struct http_params *p, stru
 
     if (int_param(p, "limit", 1, 100000, 100, &limit, r))
         return;
-    if (common_params(a, p, "query", "from", "until", true, &c, r))
-        return;
-    struct query q = common_query(&c, Q_PROFILE);
-    int rc = run(a, p, &q, &mp, r);
-    selector_free(c.sel);
-    if (rc)
+    if (select_run(a, p, true, &q, &mp, r))
         return;
     if (view_top(mp, 0, &rows, &n, &total)) {
         mprof_free(mp);
@@ -302,19 +323,14 @@ static void ep_top(const struct native_api *a, const struct http_params *p, stru
 static void ep_flame(const struct native_api *a, const struct http_params *p,
                      struct http_response *r)
 {
-    struct common c;
+    struct query q = {.mode = Q_PROFILE};
     struct mprof *mp = NULL;
     long long max_nodes;
     struct wbuf b = {0};
 
     if (int_param(p, "max_nodes", 1, 100000, 1024, &max_nodes, r))
         return;
-    if (common_params(a, p, "query", "from", "until", true, &c, r))
-        return;
-    struct query q = common_query(&c, Q_PROFILE);
-    int rc = run(a, p, &q, &mp, r);
-    selector_free(c.sel);
-    if (rc)
+    if (select_run(a, p, true, &q, &mp, r))
         return;
     if (view_flame_json(mp, 0, (uint32_t)max_nodes, &b)) {
         free(b.p);
@@ -330,7 +346,6 @@ static void ep_flame(const struct native_api *a, const struct http_params *p,
 static void ep_series(const struct native_api *a, const struct http_params *p,
                       struct http_response *r)
 {
-    struct common c;
     struct mprof *mp = NULL;
     long long step;
     const char *gb = P(p, "group_by");
@@ -342,22 +357,8 @@ static void ep_series(const struct native_api *a, const struct http_params *p,
         http_error_json(r, 400, "group_by: '%.64s' is not a valid label name", gb);
         return;
     }
-    if (common_params(a, p, "query", "from", "until", true, &c, r))
-        return;
-    struct query q = common_query(&c, Q_SERIES);
-    q.step = step;
-    q.group_by = gb;
-    int64_t st;
-    uint32_t nb;
-    if (query_series_grid(&q, &st, &nb)) {
-        selector_free(c.sel);
-        http_error_json(r, 400, "step: %lld ms gives more than %d points over the range", step,
-                        SERIES_MAX_POINTS);
-        return;
-    }
-    int rc = run(a, p, &q, &mp, r);
-    selector_free(c.sel);
-    if (rc)
+    struct query q = {.mode = Q_SERIES, .step = step, .group_by = gb};
+    if (select_run(a, p, true, &q, &mp, r))
         return;
     /* Series sorted by label value, for stable output. */
     uint32_t *order = NULL, ng = 0;
@@ -450,20 +451,14 @@ out:
 static void ep_pprof(const struct native_api *a, const struct http_params *p,
                      struct http_response *r)
 {
-    struct common c;
+    struct query q = {.mode = Q_PROFILE, .all_types = true};
     struct mprof *mp = NULL;
     uint8_t *gz = NULL;
     size_t len = 0;
 
-    if (common_params(a, p, "query", "from", "until", true, &c, r))
+    if (select_run(a, p, true, &q, &mp, r))
         return;
-    struct query q = common_query(&c, Q_PROFILE);
-    q.all_types = true;
-    int rc = run(a, p, &q, &mp, r);
-    selector_free(c.sel);
-    if (rc)
-        return;
-    rc = view_pprof(mp, c.from, c.until - c.from, &gz, &len);
+    int rc = view_pprof(mp, q.from, q.until - q.from, &gz, &len);
     mprof_free(mp);
     if (rc) {
         http_error_json(r, 500, "pprof encoding failed: %s", strerror(-rc));
