@@ -5,8 +5,10 @@
 #   make test         unit tests, the same tests under ASan+UBSan, short fuzz runs
 #   make test-integration   real eBPF against real workloads, compared with perf
 #   make fuzz         longer fuzz runs (FUZZ_SECONDS per target)
-#   make lint         clang-format check, clang-tidy, cppcheck
+#   make lint         clang-format check, clang-tidy, cppcheck, the include rules
 #   make check-deps   every tool the tests and scripts call has a package in scripts/deps.sh
+#   make check-includes  stages include downward only, no two modules include
+#                     each other (docs/architecture.md, Layers)
 #
 # Sources are discovered per stage directory: every common/*.c, agent/*.c,
 # unwind/*.c, symbolizer/*.c, exporter/*.c, codec/*.c, store/*.c and
@@ -50,8 +52,8 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
 
 .PHONY: packages
-.PHONY: all deps deps-test deps-lint deps-packages check-deps run test test-unit test-san test-fuzz-short test-integration \
-        fuzz lint format clean bench
+.PHONY: all deps deps-test deps-lint deps-packages check-deps check-includes run test test-unit \
+        test-san test-fuzz-short test-integration fuzz lint format clean bench
 
 all: $(BUILD)/stoke-agent $(BUILD)/stoke-query
 
@@ -72,6 +74,10 @@ deps-packages:
 # scripts/deps.sh (what a fresh machine gets).
 check-deps:
 	@scripts/check-deps.sh
+
+# The include rules of docs/architecture.md (Layers and include rules).
+check-includes:
+	@scripts/check-includes.sh
 
 # ---- BPF ----------------------------------------------------------------
 $(BUILD)/vmlinux.h:
@@ -168,6 +174,7 @@ fuzz: fuzz-build
 # ---- top-level targets --------------------------------------------------
 test: deps-test
 	@scripts/check-deps.sh
+	@scripts/check-includes.sh
 	$(MAKE) all
 	$(MAKE) test-unit
 	$(MAKE) test-san

@@ -23,7 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/frame.h" /* struct sym_result, the answer */
+#include "common/frame.h"        /* struct sym_result, the answer */
+#include "symbolizer/build_id.h" /* sym_read_build_id */
 
 struct symbolizer;
 
@@ -83,13 +84,5 @@ void symbolizer_new_window(struct symbolizer *s);
 void symbolizer_forget_pid(struct symbolizer *s, uint32_t pid);
 
 void symbolizer_get_stats(const struct symbolizer *s, struct sym_stats *out);
-
-/*
- * Reads the GNU build-id note of the ELF file at @path into @hex (lowercase,
- * NUL-terminated, at most 40 digits). Returns the number of bytes of the
- * build-id, or a negative errno (-ENODATA when the file has none,
- * -ENOEXEC when it is not ELF).
- */
-int sym_read_build_id(const char *path, char hex[41]);
 
 #endif
