@@ -427,8 +427,10 @@ out:
     return ret;
 }
 
-static int add_row(struct wsec *s, uint32_t series, uint32_t stack, int64_t t,
-                   const Perftools__Profiles__Sample *sm)
+/* Adds @n values (at most the section's types; the rest stay 0) to the row
+ * (series, stack, t), created on first use. Sums wrap, never UB. */
+static int add_row(struct wsec *s, uint32_t series, uint32_t stack, int64_t t, const int64_t *vals,
+                   size_t n)
 {
     struct row_key k = {.series = series, .stack = stack, .time = t};
     uint32_t id;
@@ -438,6 +440,8 @@ static int add_row(struct wsec *s, uint32_t series, uint32_t stack, int64_t t,
     if (r == 1) {
         if (id >= s->vals_rows) {
             size_t nr = s->vals_rows ? s->vals_rows * 2 : 256;
+            while (nr <= id)
+                nr *= 2;
             int64_t *v = realloc(s->vals, nr * s->ntypes * sizeof(*v));
             if (!v)
                 return -ENOMEM;
@@ -447,9 +451,10 @@ static int add_row(struct wsec *s, uint32_t series, uint32_t stack, int64_t t,
         memset(&s->vals[(size_t)id * s->ntypes], 0, s->ntypes * sizeof(int64_t));
     }
     int64_t *v = &s->vals[(size_t)id * s->ntypes];
-    size_t n = sm->n_value < s->ntypes ? sm->n_value : s->ntypes;
+    if (n > s->ntypes)
+        n = s->ntypes;
     for (size_t i = 0; i < n; i++)
-        v[i] = (int64_t)((uint64_t)v[i] + (uint64_t)sm->value[i]); /* wraps, never UB */
+        v[i] = (int64_t)((uint64_t)v[i] + (uint64_t)vals[i]);
     return 0;
 }
 
@@ -594,7 +599,7 @@ int seg_writer_add_pprof(struct seg_writer *w, const char *service,
             ret = 0;
         free(st);
         if (!ret)
-            ret = add_row(s, series, stack, time_ms, sm);
+            ret = add_row(s, series, stack, time_ms, sm->value, sm->n_value);
     }
     free(base);
 out:
@@ -611,34 +616,6 @@ out:
 }
 
 /* ---- merging decoded sections (compaction) ------------------------------ */
-
-/* Adds one value row; like add_row, for values that are already a row. */
-static int add_row_vals(struct wsec *s, uint32_t series, uint32_t stack, int64_t t,
-                        const int64_t *vals)
-{
-    struct row_key k = {.series = series, .stack = stack, .time = t};
-    uint32_t id;
-    int r = intern_add(&s->row, &k, sizeof(k), &id);
-    if (r < 0)
-        return r;
-    if (r == 1) {
-        if (id >= s->vals_rows) {
-            size_t nr = s->vals_rows ? s->vals_rows * 2 : 256;
-            while (nr <= id)
-                nr *= 2;
-            int64_t *v = realloc(s->vals, nr * s->ntypes * sizeof(*v));
-            if (!v)
-                return -ENOMEM;
-            s->vals = v;
-            s->vals_rows = nr;
-        }
-        memset(&s->vals[(size_t)id * s->ntypes], 0, s->ntypes * sizeof(int64_t));
-    }
-    int64_t *v = &s->vals[(size_t)id * s->ntypes];
-    for (uint32_t i = 0; i < s->ntypes; i++)
-        v[i] = (int64_t)((uint64_t)v[i] + (uint64_t)vals[i]);
-    return 0;
-}
 
 int seg_writer_add_section(struct seg_writer *w, const struct seg_section *sec)
 {
@@ -757,8 +734,8 @@ int seg_writer_add_section(struct seg_writer *w, const struct seg_section *sec)
             s->t_min = tm;
         if (tm > s->t_max)
             s->t_max = tm;
-        ret = add_row_vals(s, sermap[sec->sample_series[i]], stmap[sec->sample_stack[i]], tm,
-                           &sec->sample_values[i * sec->ntypes]);
+        ret = add_row(s, sermap[sec->sample_series[i]], stmap[sec->sample_stack[i]], tm,
+                      &sec->sample_values[i * sec->ntypes], s->ntypes);
     }
 out:
     free(k);
