@@ -67,6 +67,22 @@ int read_file(const char *path, size_t max, char **buf, size_t *len)
     return 0;
 }
 
+int read_first_line(const char *path, size_t max, char **line)
+{
+    char *buf;
+    size_t len;
+    int rc = read_file(path, max, &buf, &len);
+
+    *line = NULL;
+    if (rc)
+        return rc;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    *line = strdup(buf);
+    explicit_bzero(buf, len);
+    free(buf);
+    return *line ? 0 : -ENOMEM;
+}
+
 int write_all(int fd, const void *buf, size_t len)
 {
     const uint8_t *p = buf;

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * file — whole-file reads and writes: read_file (/proc text files, perf
- * maps, profiles the query worker imports) into one heap buffer, refusing
- * files larger than a cap so a runaway perf map or a hostile /proc entry
- * cannot exhaust memory; write_all, which finishes short writes; and
+ * maps, configuration and credentials files, profiles the query worker
+ * imports) into one heap buffer, refusing files larger than a cap so a
+ * runaway perf map or a hostile /proc entry cannot exhaust memory;
+ * read_first_line for secrets; write_all, which finishes short writes; and
  * write_file_atomic, which readers never see half-written.
  */
 #ifndef STOKE_COMMON_FILE_H
@@ -14,6 +15,11 @@
 /* Allocates *@buf (NUL-terminated, free with free()) holding the contents of
  * @path. Returns 0, -EFBIG when the file exceeds @max bytes, or -errno. */
 int read_file(const char *path, size_t max, char **buf, size_t *len);
+
+/* The first line of @path (its end of line cut) into *@line (malloc'd), for
+ * credentials kept in files: the bytes read are zeroed before they are
+ * freed. At most @max bytes are read (-EFBIG past them). 0 or -errno. */
+int read_first_line(const char *path, size_t max, char **line);
 
 /* Writes all @len bytes of @buf to @fd, retrying short writes and EINTR.
  * 0 or -errno. */

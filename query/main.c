@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "query/engine/cache.h"
 #include "query/engine/engine.h"
 #include "query/engine/plan.h"
@@ -84,7 +85,8 @@ struct opt {
     const char *help;
 };
 
-#define OFF(f) offsetof(struct cli, f)
+#define OFF(f)     offsetof(struct cli, f)
+#define SECRET_MAX (64u << 10) /* bytes of a credentials file */
 
 static const struct opt opts[] = {
     /* the store: every subcommand */
@@ -314,22 +316,6 @@ static int parse(struct cli *c, enum cmd cmd, const char *prog, int argc, char *
     return 0;
 }
 
-/* Reads the first line of @path into a malloc'd string (credentials are
- * never passed on the command line, where ps would show them). */
-static char *read_secret(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char buf[1024];
-
-    if (!f)
-        return NULL;
-    if (!fgets(buf, sizeof(buf), f))
-        buf[0] = '\0';
-    fclose(f);
-    buf[strcspn(buf, "\r\n")] = '\0';
-    return strdup(buf);
-}
-
 /* The store options every subcommand shares, credentials read from their
  * files. The secrets are the caller's to free. 0, or 2 after saying why. */
 static int store_opts_of(const struct cli *c, const char *prog, struct store_opts *so, char **ak,
@@ -341,11 +327,13 @@ static int store_opts_of(const struct cli *c, const char *prog, struct store_opt
                               .path_style = c->s3_path_style ? 1 : -1,
                               .ca_file = c->s3_ca_file};
     *ak = *sk = NULL;
-    if (c->s3_access_key_file && !(*ak = read_secret(c->s3_access_key_file))) {
+    /* Credentials come from files, never the command line, where ps would
+     * show them. */
+    if (c->s3_access_key_file && read_first_line(c->s3_access_key_file, SECRET_MAX, ak)) {
         fprintf(stderr, "%s: cannot read %s\n", prog, c->s3_access_key_file);
         return 2;
     }
-    if (c->s3_secret_key_file && !(*sk = read_secret(c->s3_secret_key_file))) {
+    if (c->s3_secret_key_file && read_first_line(c->s3_secret_key_file, SECRET_MAX, sk)) {
         fprintf(stderr, "%s: cannot read %s\n", prog, c->s3_secret_key_file);
         free(*ak);
         *ak = NULL;

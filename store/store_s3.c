@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/file.h"
 #include "store/backend.h"
 #include "store/sha256.h"
 
@@ -763,31 +764,6 @@ static const char *env(const char *name)
     return v && *v ? v : NULL;
 }
 
-static int read_small_file(const char *path, char **text, size_t *len)
-{
-    FILE *f = fopen(path, "re");
-    char *buf;
-    size_t n;
-
-    if (!f)
-        return errno ? -errno : -EIO;
-    buf = malloc(CREDS_FILE_MAX + 1);
-    if (!buf) {
-        fclose(f);
-        return -ENOMEM;
-    }
-    n = fread(buf, 1, CREDS_FILE_MAX + 1, f);
-    fclose(f);
-    if (n > CREDS_FILE_MAX) {
-        free(buf);
-        return -EFBIG;
-    }
-    buf[n] = 0;
-    *text = buf;
-    *len = n;
-    return 0;
-}
-
 /* opts, else the environment, else the shared credentials file. */
 static int resolve_creds(const struct store_opts *o, struct s3_creds *c, char *err, size_t errlen)
 {
@@ -821,7 +797,7 @@ static int resolve_creds(const struct store_opts *o, struct s3_creds *c, char *e
             snprintf(path, sizeof(path), "%s/.aws/credentials", home);
             file = path;
         }
-        rc = read_small_file(file, &text, &len);
+        rc = read_file(file, CREDS_FILE_MAX, &text, &len);
         if (rc) {
             snprintf(err, errlen,
                      "s3: no credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "

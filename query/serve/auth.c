@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "common/base64.h"
+#include "common/file.h"
 
 struct auth {
     size_t n;
@@ -93,33 +94,23 @@ int auth_parse(const char *text, size_t len, struct auth **out, char *err, size_
 
 int auth_load(const char *path, struct auth **out, char *err, size_t errlen)
 {
-    char msg[256];
-    char *buf = malloc(AUTH_MAX_FILE + 1);
-    FILE *f;
+    char msg[256], *buf;
     size_t n;
     int rc;
 
     *out = NULL;
-    if (!buf) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        return -ENOMEM;
-    }
-    if (!(f = fopen(path, "rb"))) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        free(buf);
+    rc = read_file(path, AUTH_MAX_FILE, &buf, &n);
+    if (rc == -EFBIG) {
+        snprintf(err, errlen, "%s: larger than %d bytes", path, AUTH_MAX_FILE);
         return rc;
     }
-    n = fread(buf, 1, AUTH_MAX_FILE + 1, f);
-    rc = ferror(f) ? -EIO : 0;
-    fclose(f);
-    if (rc)
-        snprintf(err, errlen, "%s: read error", path);
-    else if (n > AUTH_MAX_FILE)
-        snprintf(err, errlen, "%s: larger than %d bytes", path, AUTH_MAX_FILE), rc = -EFBIG;
-    else if ((rc = auth_parse(buf, n, out, msg, sizeof(msg))))
+    if (rc) {
+        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
+    if ((rc = auth_parse(buf, n, out, msg, sizeof(msg))))
         snprintf(err, errlen, "%s: %s", path, msg);
-    memset(buf, 0, n);
+    explicit_bzero(buf, n);
     free(buf);
     return rc;
 }
