@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * log — the agent's structured log lines on stderr (journald picks them up
- * when run as a service): `level=warn msg="..."`. One global level.
+ * log — the structured log lines of the agent and the exporters it runs, on
+ * stderr (journald picks them up when run as a service):
+ * `level=warn msg="..."`. One global level.
  */
 #ifndef STOKE_LOG_H
 #define STOKE_LOG_H

@@ -2,7 +2,9 @@
 /*
  * views — what a merged profile looks like to users: top functions, the
  * flame graph tree (cut to max_nodes, with "other" nodes keeping totals
- * consistent), a diff of two profiles, and a gzip pprof export.
+ * consistent), the diff of two profiles, the order of series, label names
+ * and values, and the pprof export. Every API (native, Pyroscope) shapes
+ * its answers from these, so they agree by construction.
  *
  * Trees are built and printed iteratively (explicit stacks), never by
  * recursion, so a hostile stack depth costs memory, not the C stack.
