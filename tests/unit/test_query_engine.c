@@ -35,6 +35,7 @@
 #include "query/serve/http.h"
 #include "query/jobs/import.h"
 #include "query/engine/mprof.h"
+#include "query/engine/peer.h"
 #include "query/engine/plan.h"
 #include "query/engine/views.h"
 #include "store/store.h"
@@ -726,6 +727,84 @@ static void test_mprof_wire(void **state)
     mprof_free(mp);
 }
 
+/* peer.c: what one worker writes, the other parses back field by field,
+ * whatever the mode; a field missing on the way is a test failure, not a
+ * silently different query. */
+static void test_peer_request(void **state)
+{
+    struct query qs[] = {
+        {.tenant = "t1",
+         .selector_text = "{service_name=\"api\"}",
+         .from = T0,
+         .until = T0 + NWIN * WIN,
+         .profile_type = DEFAULT_PROFILE_TYPE,
+         .mode = Q_PROFILE,
+         .all_types = true},
+        {.tenant = "default",
+         .from = T0,
+         .until = T0 + 3600000,
+         .mode = Q_SERIES,
+         .step = 60000,
+         .group_by = "host_name"},
+        {.tenant = "x.y-z", .from = 0, .until = 1, .mode = Q_LABELS},
+    };
+    char err[256];
+
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+        const struct query *q = &qs[i];
+        char *body = peer_request_encode(q, 2, 3);
+        struct peer_request pr;
+        assert_non_null(body);
+        assert_int_equal(
+            peer_request_decode((const uint8_t *)body, strlen(body), &pr, err, sizeof(err)), 0);
+        assert_string_equal(pr.q.tenant, q->tenant);
+        assert_string_equal(pr.q.selector_text, q->selector_text ? q->selector_text : "{}");
+        assert_int_equal(pr.q.from, q->from);
+        assert_int_equal(pr.q.until, q->until);
+        if (q->profile_type)
+            assert_string_equal(pr.q.profile_type, q->profile_type);
+        else
+            assert_null(pr.q.profile_type);
+        assert_int_equal(pr.q.mode, q->mode);
+        assert_int_equal(pr.q.all_types, q->all_types);
+        assert_int_equal(pr.q.step, q->step);
+        assert_string_equal(pr.q.group_by, q->group_by ? q->group_by : "");
+        assert_int_equal(pr.q.shard, 2);
+        assert_int_equal(pr.q.nshards, 3);
+        assert_non_null(pr.q.sel);
+        peer_request_free(&pr);
+        free(body);
+    }
+    /* The parser's refusals, one field at a time. */
+    static const struct {
+        const char *body, *want;
+    } bad[] = {
+        {"{", "body: not JSON"},
+        {"{\"tenant\":\"t\",\"from\":1,\"until\":2,\"mode\":0,\"nshards\":2}",
+         "body: invalid peer query"}, /* no shard */
+        {"{\"tenant\":\"t\",\"from\":1,\"until\":2,\"mode\":7,\"shard\":0,\"nshards\":1}",
+         "body: mode: 7 is not an integer in [0, 2]"},
+        {"{\"tenant\":\"t\",\"from\":\"1\",\"until\":2,\"mode\":0,\"shard\":0,\"nshards\":1}",
+         "body: from: not a number"},
+        {"{\"tenant\":\"t\",\"from\":3,\"until\":2,\"mode\":0,\"shard\":0,\"nshards\":1}",
+         "body: from: must be before until"},
+        {"{\"tenant\":\"t\",\"from\":1,\"until\":2,\"mode\":0,\"shard\":1,\"nshards\":1}",
+         "body: invalid peer query"},
+        {"{\"tenant\":\"t\",\"query\":\"{a=\",\"from\":1,\"until\":2,\"mode\":0,"
+         "\"shard\":0,\"nshards\":1}",
+         "query: "},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct peer_request pr;
+        err[0] = '\0';
+        assert_int_equal(peer_request_decode((const uint8_t *)bad[i].body, strlen(bad[i].body), &pr,
+                                             err, sizeof(err)),
+                         -EINVAL);
+        if (strncmp(err, bad[i].want, strlen(bad[i].want)) != 0)
+            fail_msg("%s: got '%s', want '%s'", bad[i].body, err, bad[i].want);
+    }
+}
+
 /* Two workers over loopback give what one gives. */
 static void test_peers(void **state)
 {
@@ -1283,12 +1362,19 @@ static void test_bench_merge(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_top),           cmocka_unit_test(test_flamegraph),
-        cmocka_unit_test(test_series_labels), cmocka_unit_test(test_pprof_export),
-        cmocka_unit_test(test_http),          cmocka_unit_test(test_mprof_wire),
-        cmocka_unit_test(test_peers),         cmocka_unit_test(test_corrupt_segment),
-        cmocka_unit_test(test_query_cancel),  cmocka_unit_test(test_http_socket),
-        cmocka_unit_test(test_cache),         cmocka_unit_test(test_bench_merge),
+        cmocka_unit_test(test_top),
+        cmocka_unit_test(test_flamegraph),
+        cmocka_unit_test(test_series_labels),
+        cmocka_unit_test(test_pprof_export),
+        cmocka_unit_test(test_http),
+        cmocka_unit_test(test_mprof_wire),
+        cmocka_unit_test(test_peers),
+        cmocka_unit_test(test_peer_request),
+        cmocka_unit_test(test_corrupt_segment),
+        cmocka_unit_test(test_query_cancel),
+        cmocka_unit_test(test_http_socket),
+        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_bench_merge),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
