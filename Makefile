@@ -97,9 +97,9 @@ $(BUILD)/proto/profile.pb-c.c $(BUILD)/proto/profile.pb-c.h: $(PPROF_PROTO)
 	cp $(PPROF_PROTO) $(BUILD)/proto/profile.proto
 	cd $(BUILD)/proto && $(PROTOC_C) --c_out=. profile.proto
 
-$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto $(OWN_PROTO)
+$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto $(OWN_PROTO) $(BUILD)/proto/profile.pb-c.h
 	@mkdir -p $(BUILD)/proto
-	$(PROTOC_C) --proto_path=proto --c_out=$(BUILD)/proto $<
+	$(PROTOC_C) --proto_path=proto --proto_path=$(BUILD)/proto --c_out=$(BUILD)/proto $<
 
 # ---- C ------------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c $(GEN_HDRS)

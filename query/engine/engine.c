@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec/segment.h"
 #include "common/intern.h"
@@ -390,5 +391,74 @@ int engine_profile_types(struct engine *e, const char *tenant, const struct sele
     }
     intern_free(&seen);
     plan_free(plan);
+    return rc;
+}
+
+/* The day (since the epoch) of a manifest key "<prefix>YYYY-MM-DD/...", or -1. */
+static int64_t manifest_key_day(const char *rest)
+{
+    struct tm tm = {0};
+    const char *end = strptime(rest, "%Y-%m-%d", &tm);
+
+    if (!end || *end != '/')
+        return -1;
+    return (int64_t)timegm(&tm) / 86400;
+}
+
+int engine_profile_stats(struct engine *e, const char *tenant, struct qcancel *cancel,
+                         struct profile_stats *out, char *err, size_t errlen)
+{
+    char prefix[256];
+    struct store_list l = {0};
+    int64_t first = INT64_MAX, last = -1;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    out->oldest_ms = INT64_MAX;
+    snprintf(prefix, sizeof(prefix), "%s/manifest/", tenant);
+    rc = store_list(e->o.store, prefix, &l);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc) {
+        snprintf(err, errlen, "listing %s: %s", prefix, strerror(-rc));
+        return rc;
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        int64_t d = strncmp(l.keys[i], prefix, strlen(prefix))
+                        ? -1
+                        : manifest_key_day(l.keys[i] + strlen(prefix));
+        if (d < 0 || d * 86400000LL > QUERY_MAX_TIME_MS - 86400000LL)
+            continue;
+        first = d < first ? d : first;
+        last = d > last ? d : last;
+    }
+    store_list_free(&l);
+    /* The oldest and the newest day: their sections' sample time ranges. */
+    for (int k = 0; k < 2 && last >= 0 && !rc; k++) {
+        int64_t day = k ? last : first;
+        struct plan_req pr = {.tenant = tenant,
+                              .from = day * 86400000LL,
+                              .until = (day + 1) * 86400000LL,
+                              .cancel = cancel};
+        struct plan *plan = NULL;
+        if (k && last == first)
+            break;
+        if ((rc = plan_build(e->o.store, e->o.cache, &pr, &plan, err, errlen)))
+            break;
+        for (size_t i = 0; i < plan->n; i++) {
+            const struct seg_section_info *si = plan->items[i].info;
+            if (si->nsamples == 0)
+                continue;
+            out->ingested = true;
+            if (si->t_min_ms < out->oldest_ms)
+                out->oldest_ms = si->t_min_ms;
+            if (si->t_max_ms > out->newest_ms)
+                out->newest_ms = si->t_max_ms;
+        }
+        out->skipped += plan->skipped;
+        plan_free(plan);
+    }
+    if (!out->ingested)
+        out->oldest_ms = out->newest_ms = 0;
     return rc;
 }

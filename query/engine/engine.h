@@ -67,6 +67,18 @@ int engine_profile_types(struct engine *e, const char *tenant, const struct sele
                          int64_t from, int64_t until, struct qcancel *cancel, char ***types,
                          size_t *n, struct mprof **notes, char *err, size_t errlen);
 
+/* Whether @tenant has any profile, and the first and last sample times
+ * (Unix ms) of its oldest and newest days of manifests (Pyroscope's
+ * GetProfileStats). Lists the tenant's manifest keys once and plans those
+ * two days. 0 or a negative errno with @err; @cancel may be NULL. */
+struct profile_stats {
+    bool ingested;
+    int64_t oldest_ms, newest_ms;
+    uint64_t skipped; /* unreadable manifests */
+};
+int engine_profile_stats(struct engine *e, const char *tenant, struct qcancel *cancel,
+                         struct profile_stats *out, char *err, size_t errlen);
+
 /* Counters since start, for /metrics. */
 struct engine_counters {
     uint64_t queries, sections, bytes_read, cache_hits, skipped, peer_errors;

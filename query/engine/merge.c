@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "codec/segment.h"
+#include "common/buf.h"
 
 struct secmap {
     struct mprof *mp;
@@ -290,39 +291,74 @@ out:
     return rc;
 }
 
+/* The value of label @name (string id @nid in @sec) of series @i, with
+ * service_name and host_name defaulting to the section's and the host's. */
+static const char *label_value(const struct seg_section *sec, uint32_t i, const char *name,
+                               uint32_t nid, const char *host)
+{
+    uint32_t v = series_value(sec, i, nid);
+
+    if (v != UINT32_MAX)
+        return sec->strings[v];
+    if (name && strcmp(name, "service_name") == 0)
+        return sec->service;
+    if (name && strcmp(name, "host_name") == 0)
+        return host ? host : "";
+    return "";
+}
+
 static int merge_series(struct mprof *mp, const struct seg_section *sec, const uint8_t *mask,
                         uint32_t col, const struct query *q, const char *host)
 {
     const char *gb = q->group_by && *q->group_by ? q->group_by : NULL;
-    uint32_t gname = gb ? find_string(sec, gb) : UINT32_MAX;
+    uint32_t ng = query_group_by_count(gb), gname[QUERY_MAX_GROUP_BY];
+    char names[QUERY_MAX_GROUP_BY][130];
+    struct wbuf key = {0};
     uint64_t lo = 0;
     size_t nb = mp->nbuckets;
+    int rc = 0;
 
-    for (uint32_t i = 0; i < sec->nseries; i++) {
+    if (ng > QUERY_MAX_GROUP_BY)
+        return -EINVAL;
+    for (uint32_t k = 0; k < ng; k++, gb += strcspn(gb, ",") + 1) {
+        size_t len = strcspn(gb, ",");
+        if (len >= sizeof(names[k]))
+            return -EINVAL;
+        memcpy(names[k], gb, len);
+        names[k][len] = '\0';
+        gname[k] = find_string(sec, names[k]);
+    }
+    for (uint32_t i = 0; i < sec->nseries && !rc; i++) {
         uint64_t a = lower_u32(sec->sample_series, lo, sec->nsamples, i);
         uint64_t b = lower_u32(sec->sample_series, a, sec->nsamples, i + 1);
         lo = b;
         if (!mask[i] || a == b)
             continue;
-        int rc = qcancel_check(q->cancel);
-        if (rc)
-            return rc;
+        if ((rc = qcancel_check(q->cancel)))
+            break;
         a = lower_i64(sec->sample_time_ms, a, b, q->from);
         b = lower_i64(sec->sample_time_ms, a, b, q->until);
         if (a == b)
             continue;
-        const char *val = "";
-        uint32_t v = series_value(sec, i, gname);
-        if (v != UINT32_MAX)
-            val = sec->strings[v];
-        else if (gb && strcmp(gb, "service_name") == 0)
-            val = sec->service;
-        else if (gb && strcmp(gb, "host_name") == 0)
-            val = host;
+        /* One label: the group value is its value; several: a group key. */
+        const char *val = ng ? label_value(sec, i, names[0], gname[0], host) : "";
+        if (ng > 1) {
+            key.len = 0;
+            for (uint32_t k = 0; k < ng; k++)
+                query_group_key_append(&key, label_value(sec, i, names[k], gname[k], host), k == 0);
+            wb_bytes(&key, "", 1);
+            if (key.err) {
+                rc = -ENOMEM;
+                break;
+            }
+            val = key.s;
+        }
         uint32_t sid = intern_strn(&mp->str, val, strlen(val));
         uint32_t g = sid == MPROF_NONE ? MPROF_NONE : mprof_group(mp, sid);
-        if (g == MPROF_NONE)
-            return -ENOMEM;
+        if (g == MPROF_NONE) {
+            rc = -ENOMEM;
+            break;
+        }
         int64_t *pts = mp->points + (size_t)g * nb;
         uint8_t *pr = mp->present + (size_t)g * nb;
         for (uint64_t r = a; r < b; r++) {
@@ -333,7 +369,8 @@ static int merge_series(struct mprof *mp, const struct seg_section *sec, const u
             pr[bk] = 1;
         }
     }
-    return 0;
+    free(key.p);
+    return rc;
 }
 
 static int merge_labels(struct mprof *mp, const struct seg_section *sec, const uint8_t *mask,

@@ -193,7 +193,7 @@ int peer_request_decode(const uint8_t *body, size_t len, struct peer_request *ou
     }
     if (!q->tenant || !plan_tenant_valid(q->tenant) || missing || q->shard >= q->nshards ||
         (q->profile_type && !query_profile_type_valid(q->profile_type)) ||
-        (q->group_by && *q->group_by && !query_label_name_valid(q->group_by))) {
+        (q->group_by && *q->group_by && !query_group_by_valid(q->group_by))) {
         snprintf(err, errlen, "body: invalid peer query");
         goto bad;
     }

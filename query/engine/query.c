@@ -2,6 +2,13 @@
 #include "query/engine/query.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+
+#define KEY_ESC 0x1e
+#define KEY_SEP 0x1f
 
 int query_series_grid(const struct query *q, int64_t *step, uint32_t *nbuckets)
 {
@@ -55,4 +62,79 @@ bool query_label_name_valid(const char *s)
             i > 128)
             return false;
     return true;
+}
+
+bool query_group_by_valid(const char *s)
+{
+    char name[130];
+    uint32_t n = 0;
+
+    if (!s || !*s)
+        return false;
+    for (const char *p = s;; p++) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof(name) || ++n > QUERY_MAX_GROUP_BY)
+            return false;
+        memcpy(name, p, len);
+        name[len] = '\0';
+        if (!query_label_name_valid(name))
+            return false;
+        p += len;
+        if (!*p)
+            return true;
+    }
+}
+
+uint32_t query_group_by_count(const char *s)
+{
+    uint32_t n = s && *s ? 1 : 0;
+
+    for (; s && *s; s++)
+        n += *s == ',';
+    return n;
+}
+
+void query_group_key_append(struct wbuf *b, const char *val, bool first)
+{
+    const char sep = KEY_SEP, esc = KEY_ESC;
+
+    if (!first)
+        wb_bytes(b, &sep, 1);
+    for (const char *p = val; *p; p++) {
+        if (*p == KEY_ESC || *p == KEY_SEP)
+            wb_bytes(b, &esc, 1);
+        wb_bytes(b, p, 1);
+    }
+}
+
+int query_group_key_split(const char *key, uint32_t n, char ***vals)
+{
+    size_t len = strlen(key);
+    char **v = malloc(n * sizeof(*v) + len + n);
+    char *o;
+    uint32_t k = 0;
+
+    if (!v)
+        return -ENOMEM;
+    o = (char *)(v + n);
+    v[k++] = o;
+    for (const char *p = key; *p; p++) {
+        if (*p == KEY_ESC && p[1]) {
+            *o++ = *++p;
+        } else if (*p == KEY_SEP) {
+            *o++ = '\0';
+            if (k == n)
+                break;
+            v[k++] = o;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    if (k != n || n == 0) {
+        free(v);
+        return -EINVAL;
+    }
+    *vals = v;
+    return 0;
 }

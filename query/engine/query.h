@@ -20,6 +20,7 @@
 
 #define DEFAULT_PROFILE_TYPE "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 #define SERIES_MAX_POINTS    11000
+#define QUERY_MAX_GROUP_BY   16 /* labels in one group_by list */
 
 enum qmode {
     Q_PROFILE, /* stacks and values (top, flame graph, diff, pprof) */
@@ -34,9 +35,12 @@ struct query {
     int64_t from, until;
     const char *profile_type; /* NULL: default; for Q_LABELS any type */
     enum qmode mode;
-    bool all_types;       /* Q_PROFILE: every sample type (pprof export) */
-    int64_t step;         /* Q_SERIES */
-    const char *group_by; /* Q_SERIES; NULL or "" = one series */
+    bool all_types; /* Q_PROFILE: every sample type (pprof export) */
+    int64_t step;   /* Q_SERIES */
+    /* Q_SERIES: NULL or "" = one series; "a" groups by label a (the group
+     * value is a's value); "a,b,..." by several (the group value is the
+     * group key of query_group_key_split). */
+    const char *group_by;
     /* Peers only: read the sections with key_hash % nshards == shard and do
      * not fan out again. nshards 0 = everything, fanning out if configured. */
     uint32_t shard, nshards;
@@ -53,5 +57,21 @@ int query_series_grid(const struct query *q, int64_t *step, uint32_t *nbuckets);
 bool query_profile_type_valid(const char *s);
 /* [a-zA-Z_][a-zA-Z0-9_]*, at most 128 characters. */
 bool query_label_name_valid(const char *s);
+/* A group_by list: 1 to QUERY_MAX_GROUP_BY valid label names joined by ','. */
+bool query_group_by_valid(const char *s);
+/* The number of names in a valid group_by list (0 for NULL or ""). */
+uint32_t query_group_by_count(const char *s);
+
+/*
+ * Group keys of several labels: each value with 0x1e and 0x1f escaped by a
+ * leading 0x1e, the values joined by 0x1f. So any value bytes round-trip.
+ * Appends the key part of @val (the separator first unless @first).
+ */
+struct wbuf;
+void query_group_key_append(struct wbuf *b, const char *val, bool first);
+/* Splits @key into @n values: *vals is one allocation holding the @n
+ * pointers and the strings (free it). 0, -EINVAL when @key does not hold
+ * @n values, -ENOMEM. */
+int query_group_key_split(const char *key, uint32_t n, char ***vals);
 
 #endif

@@ -2,6 +2,7 @@
 #include "query/engine/views.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -688,5 +689,154 @@ int view_pprof(const struct mprof *p, int64_t time_ms, int64_t duration_ms, uint
         return rc;
     rc = gzip_compress(raw, rawlen, buf, len);
     free(raw);
+    return rc;
+}
+
+/* ---- DOT call graph ------------------------------------------------------ */
+
+struct dot_fn {
+    uint32_t name;
+    int64_t flat, cum;
+    uint32_t rank; /* 1-based node number when kept, else 0 */
+};
+
+struct dot_ctx {
+    const struct mprof *p;
+    struct dot_fn *fn;
+};
+
+static int cmp_dot_fn(const void *a, const void *b, void *ctx)
+{
+    const struct dot_ctx *d = ctx;
+    const struct dot_fn *x = &d->fn[*(const uint32_t *)a], *y = &d->fn[*(const uint32_t *)b];
+
+    if (x->cum != y->cum)
+        return x->cum > y->cum ? -1 : 1;
+    return strcmp(intern_str_get(&d->p->str, x->name), intern_str_get(&d->p->str, y->name));
+}
+
+static void dot_str(struct wbuf *out, const char *s)
+{
+    wb_bytes(out, "\"", 1);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            wb_bytes(out, "\\", 1);
+        if ((unsigned char)*s >= 0x20)
+            wb_bytes(out, s, 1);
+    }
+    wb_bytes(out, "\"", 1);
+}
+
+int view_dot(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct wbuf *out)
+{
+    uint32_t ns = p->str.n;
+    struct dot_fn *fn = calloc((size_t)ns + 1, sizeof(*fn));
+    uint32_t *seen = calloc((size_t)ns + 1, sizeof(*seen));
+    uint32_t *order = malloc(((size_t)ns + 1) * sizeof(*order));
+    struct intern edges = {0};
+    int64_t *ew = NULL, total = 0;
+    uint32_t *eseen = NULL, ecap = 0, nfn = 0;
+    int rc = -ENOMEM;
+
+    if (!fn || !seen || !order)
+        goto out;
+    for (uint32_t i = 0; i < ns; i++)
+        fn[i].name = i;
+    for (uint32_t s = 0; s < p->nstacks; s++) {
+        int64_t v = p->vals[(size_t)s * p->ntypes + col];
+        const uint32_t *f = mprof_stack_frames(p, s);
+        uint32_t n = mprof_stack_len(p, s);
+        if (v == 0 || n == 0)
+            continue;
+        MPROF_ADD(total, v);
+        MPROF_ADD(fn[f[0]].flat, v);
+        for (uint32_t k = 0; k < n; k++) {
+            if (seen[f[k]] == s + 1)
+                continue; /* recursion: once per stack */
+            seen[f[k]] = s + 1;
+            MPROF_ADD(fn[f[k]].cum, v);
+        }
+        /* frames are leaf first: f[k + 1] calls f[k] */
+        for (uint32_t k = 0; k + 1 < n; k++) {
+            uint32_t key[2] = {f[k + 1], f[k]}, id;
+            if (intern_add(&edges, key, sizeof(key), &id) < 0)
+                goto out;
+            if (id >= ecap) {
+                uint32_t cap = ecap ? ecap * 2 : 256;
+                while (cap <= id)
+                    cap *= 2;
+                int64_t *nw = realloc(ew, cap * sizeof(*nw));
+                if (nw)
+                    ew = nw;
+                uint32_t *nse = realloc(eseen, cap * sizeof(*nse));
+                if (nse)
+                    eseen = nse;
+                if (!nw || !nse)
+                    goto out;
+                memset(ew + ecap, 0, (cap - ecap) * sizeof(*ew));
+                memset(eseen + ecap, 0, (cap - ecap) * sizeof(*eseen));
+                ecap = cap;
+            }
+            if (eseen[id] == s + 1)
+                continue;
+            eseen[id] = s + 1;
+            MPROF_ADD(ew[id], v);
+        }
+    }
+    for (uint32_t i = 0; i < ns; i++)
+        if (fn[i].cum)
+            order[nfn++] = i;
+    struct dot_ctx dc = {p, fn};
+    qsort_r(order, nfn, sizeof(*order), cmp_dot_fn, &dc);
+    if (nfn > max_nodes)
+        nfn = max_nodes;
+    int64_t shown = 0;
+    for (uint32_t k = 0; k < nfn; k++) {
+        fn[order[k]].rank = k + 1;
+        MPROF_ADD(shown, fn[order[k]].flat);
+    }
+    const char *type = p->ntypes && p->type_type[col] != MPROF_NONE
+                           ? intern_str_get(&p->str, p->type_type[col])
+                           : "value";
+    wb_bytes(out, "digraph \"unnamed\" {\n", 20);
+    wb_printf(out, "node [style=filled fillcolor=\"#f8f8f8\"]\n");
+    wb_printf(out, "subgraph cluster_L { \"Type: ");
+    for (const char *c = type; *c; c++)
+        if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20)
+            wb_bytes(out, c, 1);
+    wb_printf(out,
+              "\" [shape=box fontsize=16 label=\"Showing nodes accounting for %" PRId64
+              ", %.2f%% of %" PRId64 " total\\l\"] }\n",
+              shown, total ? 100.0 * (double)shown / (double)total : 0.0, total);
+    for (uint32_t k = 0; k < nfn; k++) {
+        const struct dot_fn *x = &fn[order[k]];
+        const char *name = intern_str_get(&p->str, x->name);
+        double pc = total ? 100.0 * (double)x->cum / (double)total : 0;
+        wb_printf(out, "N%u [label=", k + 1);
+        dot_str(out, name);
+        wb_printf(out,
+                  " xlabel=\"%" PRId64 " flat, %" PRId64 " cum (%.2f%%)\" id=\"node%u\" "
+                  "fontsize=%d shape=box tooltip=",
+                  x->flat, x->cum, pc, k + 1, 8 + (int)(pc / 100 * 16));
+        dot_str(out, name);
+        wb_printf(out, "]\n");
+    }
+    for (uint32_t id = 0; id < edges.n; id++) {
+        const uint32_t *key = intern_get(&edges, id, NULL);
+        uint32_t a = fn[key[0]].rank, b = fn[key[1]].rank;
+        if (!a || !b || !ew[id])
+            continue;
+        wb_printf(out, "N%u -> N%u [label=\" %" PRId64 "\" weight=%d]\n", a, b, ew[id],
+                  1 + (int)(total ? 100 * ew[id] / total : 0));
+    }
+    wb_bytes(out, "}\n", 2);
+    rc = out->err ? -ENOMEM : 0;
+out:
+    free(fn);
+    free(seen);
+    free(order);
+    free(ew);
+    free(eseen);
+    intern_free(&edges);
     return rc;
 }

@@ -64,6 +64,14 @@ int view_flame_walk(const struct mprof *p, uint32_t col, uint32_t max_nodes,
  * closing brace, so the caller can append stats) into @out. */
 int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct wbuf *out);
 
+/* The call graph of column @col in Graphviz DOT (as pprof's -dot draws
+ * it): the @max_nodes functions of largest cumulative value as boxes
+ * labelled with flat and cumulative values, caller -> callee edges between
+ * them weighted by the value that flowed through. Flat and cumulative
+ * values count each sample once per function, edges once per stack.
+ * Appends to @out; 0 or -ENOMEM. */
+int view_dot(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct wbuf *out);
+
 /* Adds to @set (an intern string set) the label names of the pairs @p
  * saw (@name NULL), or the values it saw of label @name. 0 or -ENOMEM. */
 int view_label_strings(const struct mprof *p, const char *name, struct intern *set);

@@ -231,7 +231,11 @@ static int dec_int(struct dec *d, const char *fname, const cJSON *v, bool is_uns
     return bad(d, fname, "expected an integer (number or string)");
 }
 
-/* Decodes one value of field @f into @slot. */
+/* dec_value's answer for a value that is dropped, not decoded. */
+#define DEC_DISCARDED 1
+
+/* Decodes one value of field @f into @slot: 0, DEC_DISCARDED (an unknown
+ * enum name; @slot untouched), or a negative errno. */
 static int dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const cJSON *v, int depth,
                      void *slot)
 {
@@ -303,8 +307,11 @@ static int dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const cJS
         if (cJSON_IsString(v)) {
             const ProtobufCEnumValue *ev =
                 protobuf_c_enum_descriptor_get_value_by_name(ed, v->valuestring);
+            /* Unknown names are dropped as protojson's DiscardUnknown
+             * (what connect-go servers use) drops them: the field keeps
+             * its default, so an older worker answers a newer client. */
             if (!ev)
-                return bad(d, f->name, "unknown %s value '%.64s'", ed->name, v->valuestring);
+                return DEC_DISCARDED;
             *(int32_t *)slot = ev->value;
             return 0;
         }
@@ -405,7 +412,9 @@ static int dec_message(struct dec *d, const ProtobufCMessageDescriptor *md, cons
                     rc = dec_value(d, f, e, depth, slot);
                 /* Counted only once whole, so the free below sees only
                  * complete elements. */
-                if (!rc)
+                if (rc == DEC_DISCARDED)
+                    rc = 0;
+                else if (!rc)
                     (*count)++;
             }
             continue;
@@ -416,6 +425,10 @@ static int dec_message(struct dec *d, const ProtobufCMessageDescriptor *md, cons
         rc = dec_value(d, f, v, depth, slot);
         if (f->type == PROTOBUF_C_TYPE_STRING && !*(char **)slot)
             *(char **)slot = (char *)f->default_value; /* failed: back to the default */
+        if (rc == DEC_DISCARDED) {
+            rc = 0;
+            continue; /* not set: no presence, no oneof case */
+        }
         if (rc)
             break;
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)

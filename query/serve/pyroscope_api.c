@@ -402,13 +402,14 @@ struct call {
     struct http_response *r;
 };
 
-/* A parsed label selector split in two: the __name__ matcher (the profile
- * type's first field, matched here) and the rest (the engine's), with the
- * rest written back as text for peers. */
+/* A parsed label selector split in two: the matchers on the pseudo labels
+ * __name__ (the profile type's first field) and __profile_type__ (the whole
+ * id), matched here, and the rest (the engine's), with the rest written
+ * back as text for peers. */
 struct selection {
     struct selector *parsed;
     struct selector rest; /* shallow: matchers borrowed from parsed */
-    const struct sel_matcher *name_m;
+    const struct sel_matcher *name_m, *type_m;
     char *rest_text;
     int64_t from, until;
 };
@@ -473,6 +474,10 @@ static int selection_parse(struct call *c, const char *what, const char *text, i
             s->name_m = m;
             continue;
         }
+        if (strcmp(m->name, "__profile_type__") == 0) {
+            s->type_m = m;
+            continue;
+        }
         if (s->rest.n)
             wb_bytes(&b, ",", 1);
         wb_printf(&b, "%s%s", m->name, op_text(m->op));
@@ -491,12 +496,15 @@ oom:
     return -ENOMEM;
 }
 
-/* Does the profile type @id pass the selection's __name__ matcher? */
+/* Does the profile type @id pass the selection's __name__ and
+ * __profile_type__ matchers? */
 static bool name_matches(const struct selection *s, const char *id)
 {
     char name[128];
     size_t n = strcspn(id, ":");
 
+    if (s->type_m && !sel_matcher_match(s->type_m, id))
+        return false;
     if (!s->name_m)
         return true;
     if (n >= sizeof(name))
@@ -588,11 +596,15 @@ static int select_stacks(struct call *c, const char *what,
     *max_nodes = m->max_nodes <= 0                             ? PYROSCOPE_DEFAULT_NODES
                  : m->max_nodes > (int64_t)PYROSCOPE_MAX_NODES ? PYROSCOPE_MAX_NODES
                                                                : (uint32_t)m->max_nodes;
-    if (m->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE) {
+    if (m->n_span_selector && m->n_trace_id_selector) {
+        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT,
+                      "%sspan_selector and trace_id_selector cannot be combined", what);
+        return -EINVAL;
+    }
+    if (m->n_span_selector || m->n_trace_id_selector) {
         connect_error(c->r, 0, CONNECT_UNIMPLEMENTED,
-                      "%sformat: PROFILE_FORMAT_TREE is not implemented (use "
-                      "PROFILE_FORMAT_FLAMEGRAPH)",
-                      what);
+                      "%s%s is not implemented: Stoke's samples carry no span or trace ids", what,
+                      m->n_span_selector ? "span_selector" : "trace_id_selector");
         return -EINVAL;
     }
     if (stack_selector_set(m->stack_trace_selector) || m->n_profile_id_selector) {
@@ -710,6 +722,48 @@ static void m_profile_types(struct call *c, const ProtobufCMessage *req)
     free_strv(types, n);
 }
 
+/* Is @name one of the pseudo labels the profile type id answers? */
+static bool pseudo_label(const char *name)
+{
+    return name && (strcmp(name, "__name__") == 0 || strcmp(name, "__profile_type__") == 0);
+}
+
+/* The label pairs of @s's series (mode Q_LABELS) into *out: of every type
+ * when the selection names none, else of each type in @types only, so
+ * {__profile_type__="..."} lists that type's labels. The skips of the
+ * queries (which read the same sections) count once. */
+static int label_pairs(struct call *c, const struct selection *s, char **types, size_t n,
+                       struct mprof **out)
+{
+    bool typed = s->name_m || s->type_m;
+    uint64_t skipped0 = c->r->skipped, most = 0;
+    int rc = 0;
+
+    *out = NULL;
+    for (size_t i = 0; i < (typed ? n : 1) && !rc; i++) {
+        struct mprof *mp = NULL;
+        struct query q = selection_query(c, s, typed ? types[i] : NULL, Q_LABELS);
+        if ((rc = run(c, &q, &mp)))
+            break;
+        if (mp->stats.skipped > most)
+            most = mp->stats.skipped;
+        if (!*out) {
+            *out = mp;
+        } else {
+            rc = mprof_merge(*out, mp);
+            mprof_free(mp);
+            if (rc)
+                oom(c);
+        }
+    }
+    c->r->skipped = skipped0 + most;
+    if (rc) {
+        mprof_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 /* LabelNames (@name NULL) or LabelValues of @name over the union of
  * @matchers (none = everything). */
 static void labels(struct call *c, const char *name, char *const *matchers, size_t nmatchers,
@@ -719,7 +773,7 @@ static void labels(struct call *c, const char *name, char *const *matchers, size
     const char **sorted = NULL;
     bool nomem = false;
 
-    if (name && !(strcmp(name, "__name__") == 0 || query_label_name_valid(name))) {
+    if (name && !(pseudo_label(name) || query_label_name_valid(name))) {
         connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "name: '%.64s' is not a label name", name);
         return;
     }
@@ -729,34 +783,38 @@ static void labels(struct call *c, const char *name, char *const *matchers, size
         size_t n = 0;
         if (selection_parse(c, "", nmatchers ? matchers[k] : "{}", start, end, &s))
             goto fail;
-        /* __name__ comes from the profile types, the rest from the engine.
-         * Both read the same selection: its skips count once. */
+        /* The pseudo labels come from the profile types, the rest from
+         * the engine. Both read the same selection: its skips count once. */
         uint64_t skipped0 = c->r->skipped;
         if (types_of(c, &s, &types, &n)) {
             selection_free(&s);
             goto fail;
         }
         uint64_t skipped_types = c->r->skipped - skipped0;
-        if (n && !name)
+        if (n && !name) {
             nomem |= intern_str(&out, "__name__") == INTERN_NONE;
+            nomem |= intern_str(&out, "__profile_type__") == INTERN_NONE;
+        }
         if (n && name && strcmp(name, "__name__") == 0)
             for (size_t i = 0; i < n; i++)
                 nomem |= intern_strn(&out, types[i], strcspn(types[i], ":")) == INTERN_NONE;
-        bool any = n > 0;
-        free_strv(types, n);
-        if (any && !(name && strcmp(name, "__name__") == 0)) {
+        if (n && name && strcmp(name, "__profile_type__") == 0)
+            for (size_t i = 0; i < n; i++)
+                nomem |= intern_str(&out, types[i]) == INTERN_NONE;
+        if (n && !pseudo_label(name)) {
             struct mprof *mp = NULL;
-            struct query q = selection_query(c, &s, NULL, Q_LABELS);
-            if (run(c, &q, &mp)) {
+            c->r->skipped = skipped0;
+            if (label_pairs(c, &s, types, n, &mp)) {
+                free_strv(types, n);
                 selection_free(&s);
                 goto fail;
             }
-            if (mp->stats.skipped > skipped_types)
-                skipped_types = mp->stats.skipped;
-            c->r->skipped = skipped0 + skipped_types;
+            if (c->r->skipped - skipped0 < skipped_types)
+                c->r->skipped = skipped0 + skipped_types;
             nomem |= view_label_strings(mp, name, &out) != 0;
             mprof_free(mp);
         }
+        free_strv(types, n);
         selection_free(&s);
     }
     if (nomem || view_sorted_strings(&out, &sorted)) {
@@ -796,22 +854,162 @@ static void m_label_values(struct call *c, const ProtobufCMessage *req)
     labels(c, m->name, m->matchers, m->n_matchers, m->start, m->end);
 }
 
+/* ---- Pyroscope tree bytes ------------------------------------------------- */
+
+struct tree_build {
+    struct intern names;
+    uint32_t *name, *depth;
+    int64_t *self;
+    size_t n, cap;
+    bool oom;
+};
+
+static void tree_enter(void *ctx, uint32_t depth, const char *name, int64_t self, int64_t total)
+{
+    struct tree_build *t = ctx;
+
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        uint32_t *nm = realloc(t->name, cap * sizeof(*nm));
+        if (nm)
+            t->name = nm;
+        uint32_t *dp = realloc(t->depth, cap * sizeof(*dp));
+        if (dp)
+            t->depth = dp;
+        int64_t *sf = realloc(t->self, cap * sizeof(*sf));
+        if (sf)
+            t->self = sf;
+        if (!nm || !dp || !sf) {
+            t->oom = true;
+            return;
+        }
+        t->cap = cap;
+    }
+    uint32_t id = intern_str(&t->names, name);
+    if (id == INTERN_NONE) {
+        t->oom = true;
+        return;
+    }
+    t->name[t->n] = id;
+    t->depth[t->n] = depth;
+    t->self[t->n] = self;
+    t->n++;
+}
+
+static void wb_uvarint(struct wbuf *b, uint64_t v)
+{
+    uint8_t x[10];
+    size_t n = 0;
+
+    do {
+        x[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            x[n] |= 0x80;
+        n++;
+    } while (v);
+    wb_bytes(b, x, n);
+}
+
+/* The flame graph tree of @p cut to @max_nodes in Pyroscope's tree bytes
+ * (pkg/model: per node, preorder, uvarint name length, name, uvarint self,
+ * uvarint number of children; the root is a nameless virtual node). The
+ * cut nodes are the walk's "other" nodes, as Pyroscope names them. */
+static int pyroscope_tree(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct wbuf *out)
+{
+    static const struct flame_visit v = {tree_enter, fg_leave};
+    struct tree_build t = {0};
+    uint32_t *kids = NULL, *stk = NULL;
+    int rc = view_flame_walk(p, col, max_nodes, &v, &t);
+
+    if (!rc && t.oom)
+        rc = -ENOMEM;
+    if (!rc && t.n && !((kids = calloc(t.n, sizeof(*kids))) && (stk = malloc(t.n * sizeof(*stk)))))
+        rc = -ENOMEM;
+    /* children counts: a node's parent is the nearest earlier node one level up */
+    size_t sp = 0;
+    for (size_t i = 0; !rc && i < t.n; i++) {
+        while (sp && t.depth[stk[sp - 1]] >= t.depth[i])
+            sp--;
+        if (sp)
+            kids[stk[sp - 1]]++;
+        stk[sp++] = (uint32_t)i;
+    }
+    for (size_t i = 0; !rc && t.n > 1 && i < t.n; i++) { /* empty: no bytes */
+        const char *nm = i ? intern_str_get(&t.names, t.name[i]) : "";
+        wb_uvarint(out, strlen(nm));
+        wb_bytes(out, nm, strlen(nm));
+        wb_uvarint(out, i && t.self[i] > 0 ? (uint64_t)t.self[i] : 0);
+        wb_uvarint(out, kids[i]);
+    }
+    if (!rc && out->err)
+        rc = -ENOMEM;
+    free(kids);
+    free(stk);
+    free(t.name);
+    free(t.depth);
+    free(t.self);
+    intern_free(&t.names);
+    return rc;
+}
+
 static void m_select_merge_stacktraces(struct call *c, const ProtobufCMessage *req)
 {
     const Querier__V1__SelectMergeStacktracesRequest *m = (const void *)req;
     Querier__V1__SelectMergeStacktracesResponse resp =
         QUERIER__V1__SELECT_MERGE_STACKTRACES_RESPONSE__INIT;
+    Querier__V1__PprofProfile pp = QUERIER__V1__PPROF_PROFILE__INIT;
     struct mprof *mp = NULL;
+    struct wbuf b = {0};
     uint32_t max_nodes;
+    int rc = 0;
 
     if (select_stacks(c, "", m, &mp, &max_nodes))
         return;
-    if (pyroscope_flamegraph(mp, 0, max_nodes, &resp.flamegraph)) {
-        oom(c);
-    } else {
-        connect_respond(c->r, c->codec, &resp.base);
-        querier__v1__flame_graph__free_unpacked(resp.flamegraph, NULL);
+    switch (m->format) {
+    case QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE:
+        if (!(rc = pyroscope_tree(mp, 0, max_nodes, &b)) && b.len > 1) {
+            resp.tree.data = b.p;
+            resp.tree.len = b.len;
+        }
+        break;
+    case QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_DOT: {
+        /* Pyroscope draws 100 nodes unless max_nodes says otherwise; an
+         * empty selection answers an empty message. */
+        uint32_t dn = m->_max_nodes_case && m->max_nodes > 0 ? max_nodes : 100;
+        int64_t any = 0;
+        for (uint32_t s = 0; s < mp->nstacks && !any; s++)
+            any = mp->vals[(size_t)s * mp->ntypes];
+        if (any && !(rc = view_dot(mp, 0, dn, &b)))
+            resp.dot = b.s;
+        break;
     }
+    case QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF: {
+        uint8_t *raw = NULL;
+        size_t rawlen = 0;
+        int64_t until = m->end ? m->end : http_now_ms();
+        int64_t from = m->start ? m->start : until - HOUR_MS;
+        if (!(rc = view_pprof_pb(mp, from, until - from, &raw, &rawlen))) {
+            pp.profile = perftools__profiles__profile__unpack(NULL, rawlen, raw);
+            rc = pp.profile ? 0 : -ENOMEM;
+            resp.pprof = &pp;
+        }
+        free(raw);
+        break;
+    }
+    default: /* FLAMEGRAPH, UNSPECIFIED and numbers from newer clients */
+        rc = pyroscope_flamegraph(mp, 0, max_nodes, &resp.flamegraph);
+        break;
+    }
+    if (rc)
+        connect_error(c->r, 0, CONNECT_RESOURCE_EXHAUSTED, "%s", strerror(-rc));
+    else
+        connect_respond(c->r, c->codec, &resp.base);
+    if (resp.flamegraph)
+        querier__v1__flame_graph__free_unpacked(resp.flamegraph, NULL);
+    if (pp.profile)
+        perftools__profiles__profile__free_unpacked(pp.profile, NULL);
+    free(b.p);
     mprof_free(mp);
 }
 
@@ -852,6 +1050,12 @@ static void m_select_merge_profile(struct call *c, const ProtobufCMessage *req)
 
     if (profile_type_check(c, "", m->profile_typeid))
         return;
+    if (m->n_trace_id_selector) {
+        connect_error(c->r, 0, CONNECT_UNIMPLEMENTED,
+                      "trace_id_selector is not implemented: Stoke's samples carry no span or "
+                      "trace ids");
+        return;
+    }
     if (stack_selector_set(m->stack_trace_selector) || m->n_profile_id_selector) {
         connect_error(c->r, 0, CONNECT_UNIMPLEMENTED,
                       "stack_trace_selector and profile_id_selector are not implemented");
@@ -878,26 +1082,50 @@ static void m_select_merge_profile(struct call *c, const ProtobufCMessage *req)
     connect_respond_packed(c->r, c->codec, &perftools__profiles__profile__descriptor, raw, rawlen);
 }
 
+/* Joins @n group_by labels into the engine's list ("a,b"); each must be a
+ * label name (pseudo labels cannot group: every series of one type shares
+ * them). *out is malloc'd (NULL when @n is 0). 0, or -EINVAL / -ENOMEM
+ * with the Connect error in c->r. */
+static int group_by_join(struct call *c, char *const *names, size_t n, char **out, uint32_t *count)
+{
+    struct wbuf b = {0};
+
+    *out = NULL;
+    *count = 0;
+    if (n > QUERY_MAX_GROUP_BY) {
+        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "group_by: more than %d labels",
+                      QUERY_MAX_GROUP_BY);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!query_label_name_valid(names[i])) {
+            connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT,
+                          "group_by: '%.64s' is not a label name", names[i]);
+            free(b.p);
+            return -EINVAL;
+        }
+        wb_printf(&b, "%s%s", i ? "," : "", names[i]);
+    }
+    if (b.err) {
+        oom(c);
+        return -ENOMEM;
+    }
+    *out = b.s;
+    *count = (uint32_t)n;
+    return 0;
+}
+
 static void m_select_series(struct call *c, const ProtobufCMessage *req)
 {
     const Querier__V1__SelectSeriesRequest *m = (const void *)req;
     Querier__V1__SelectSeriesResponse resp = QUERIER__V1__SELECT_SERIES_RESPONSE__INIT;
     struct selection s;
     struct mprof *mp = NULL;
-    const char *gb = m->n_group_by ? m->group_by[0] : NULL;
+    char *gb = NULL, ***vals = NULL;
+    uint32_t ngb = 0;
 
     if (profile_type_check(c, "", m->profile_typeid))
         return;
-    if (m->n_group_by > 1) {
-        connect_error(c->r, 0, CONNECT_UNIMPLEMENTED,
-                      "group_by: grouping by more than one label is not implemented");
-        return;
-    }
-    if (gb && !query_label_name_valid(gb)) {
-        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "group_by: '%.64s' is not a label name",
-                      gb);
-        return;
-    }
     if (m->_aggregation_case == QUERIER__V1__SELECT_SERIES_REQUEST___AGGREGATION_AGGREGATION &&
         m->aggregation !=
             TYPES__V1__TIME_SERIES_AGGREGATION_TYPE__TIME_SERIES_AGGREGATION_TYPE_SUM) {
@@ -918,8 +1146,12 @@ static void m_select_series(struct call *c, const ProtobufCMessage *req)
         connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "limit: negative");
         return;
     }
-    if (selection_parse(c, "", m->label_selector, m->start, m->end, &s))
+    if (group_by_join(c, m->group_by, m->n_group_by, &gb, &ngb))
         return;
+    if (selection_parse(c, "", m->label_selector, m->start, m->end, &s)) {
+        free(gb);
+        return;
+    }
     int64_t step = (int64_t)llround(m->step * 1000);
     if (m->step > 0 && step < 1)
         step = 1;
@@ -933,42 +1165,63 @@ static void m_select_series(struct call *c, const ProtobufCMessage *req)
         connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT,
                       "step: %g s gives more than %d points over the range", m->step,
                       SERIES_MAX_POINTS);
+        free(gb);
         return;
     }
     if (!name_matches(&s, m->profile_typeid)) {
         selection_free(&s);
         connect_respond(c->r, c->codec, &resp.base);
+        free(gb);
         return;
     }
     int rc = run(c, &q, &mp);
     selection_free(&s);
-    if (rc)
+    if (rc) {
+        free(gb);
         return;
+    }
     bool limited = m->_limit_case == QUERIER__V1__SELECT_SERIES_REQUEST___LIMIT_LIMIT &&
                    m->limit > 0 && (uint64_t)m->limit < mp->ngroups;
     uint32_t ng = mp->ngroups, *order = NULL;
     int orc = view_series_order(mp, limited ? (uint32_t)m->limit : 0, &order, &ng);
     Types__V1__Series *ser = calloc((size_t)ng + 1, sizeof(*ser));
     Types__V1__Series **serv = calloc((size_t)ng + 1, sizeof(*serv));
-    Types__V1__LabelPair *lp = calloc((size_t)ng + 1, sizeof(*lp));
-    Types__V1__LabelPair **lpv = calloc((size_t)ng + 1, sizeof(*lpv));
+    Types__V1__LabelPair *lp = calloc((size_t)ng * (ngb ? ngb : 1) + 1, sizeof(*lp));
+    Types__V1__LabelPair **lpv = calloc((size_t)ng * (ngb ? ngb : 1) + 1, sizeof(*lpv));
+    if (ngb > 1)
+        vals = calloc((size_t)ng + 1, sizeof(*vals));
     Types__V1__Point *pts = calloc((size_t)ng * mp->nbuckets + 1, sizeof(*pts));
     Types__V1__Point **ptv = calloc((size_t)ng * mp->nbuckets + 1, sizeof(*ptv));
-    if (orc || !ser || !serv || !lp || !lpv || !pts || !ptv) {
+    if (orc || !ser || !serv || !lp || !lpv || !pts || !ptv || (ngb > 1 && !vals)) {
         oom(c);
         goto out;
     }
-    size_t np = 0;
+    size_t np = 0, nl = 0;
     for (uint32_t k = 0; k < ng; k++) {
         uint32_t g = order[k];
+        const char *key = intern_str_get(&mp->str, mp->group_val[g]);
         types__v1__series__init(&ser[k]);
-        if (gb) {
-            types__v1__label_pair__init(&lp[k]);
-            lp[k].name = (char *)gb;
-            lp[k].value = (char *)intern_str_get(&mp->str, mp->group_val[g]);
-            lpv[k] = &lp[k];
-            ser[k].labels = &lpv[k];
-            ser[k].n_labels = 1;
+        ser[k].labels = &lpv[nl];
+        if (ngb > 1 && query_group_key_split(key, ngb, &vals[k])) {
+            connect_error(c->r, 0, CONNECT_INTERNAL, "series %u: malformed group key", k);
+            goto out;
+        }
+        /* A label the series lacks is left out, as Pyroscope does. */
+        const char *name = gb;
+        for (uint32_t j = 0; j < ngb; j++, name += strcspn(name, ",") + 1) {
+            const char *v = ngb > 1 ? vals[k][j] : key;
+            if (!*v)
+                continue;
+            types__v1__label_pair__init(&lp[nl]);
+            lp[nl].name = strndup(name, strcspn(name, ","));
+            lp[nl].value = (char *)v;
+            if (!lp[nl].name) {
+                oom(c);
+                goto out;
+            }
+            lpv[nl] = &lp[nl];
+            nl++;
+            ser[k].n_labels++;
         }
         ser[k].points = &ptv[np];
         for (uint32_t bk = 0; bk < mp->nbuckets; bk++) {
@@ -988,6 +1241,12 @@ static void m_select_series(struct call *c, const ProtobufCMessage *req)
     resp.n_series = ng;
     connect_respond(c->r, c->codec, &resp.base);
 out:
+    for (size_t i = 0; lp && i < (size_t)ng * (ngb ? ngb : 1); i++)
+        free(lp[i].name);
+    for (uint32_t k = 0; vals && k < ng; k++)
+        free(vals[k]);
+    free(vals);
+    free(gb);
     free(order);
     free(ser);
     free(serv);
@@ -996,6 +1255,239 @@ out:
     free(pts);
     free(ptv);
     mprof_free(mp);
+}
+
+/* ---- Series and GetProfileStats ------------------------------------------ */
+
+struct label_sets {
+    Types__V1__Labels **v;
+    size_t n, cap;
+    struct intern seen; /* each set's text form, to answer it once */
+};
+
+static void labels_msg_free(Types__V1__Labels *l)
+{
+    for (size_t k = 0; l && k < l->n_labels; k++) {
+        free(l->labels[k]->name);
+        free(l->labels[k]->value);
+        free(l->labels[k]);
+    }
+    if (l)
+        free(l->labels);
+    free(l);
+}
+
+static void label_sets_free(struct label_sets *ls)
+{
+    for (size_t i = 0; i < ls->n; i++)
+        labels_msg_free(ls->v[i]);
+    free(ls->v);
+    intern_free(&ls->seen);
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const Types__V1__LabelPair *x = *(Types__V1__LabelPair *const *)a,
+                               *y = *(Types__V1__LabelPair *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+/* Adds the set of @n pairs (@names/@vals; empty values left out), sorted
+ * by name, unless it is there already. 0 or -ENOMEM. */
+static int label_sets_add(struct label_sets *ls, const char *const *names, const char *const *vals,
+                          size_t n)
+{
+    Types__V1__Labels *l = calloc(1, sizeof(*l));
+    Types__V1__LabelPair **pv = calloc(n + 1, sizeof(*pv));
+    struct wbuf key = {0};
+    uint32_t id;
+    int rc;
+
+    if (!l || !pv) {
+        free(l);
+        free(pv);
+        return -ENOMEM;
+    }
+    types__v1__labels__init(l);
+    l->labels = pv;
+    for (size_t i = 0; i < n; i++) {
+        if (!vals[i] || !*vals[i])
+            continue;
+        Types__V1__LabelPair *p = malloc(sizeof(*p));
+        if (!p)
+            goto fail;
+        types__v1__label_pair__init(p);
+        p->name = strdup(names[i]);
+        p->value = strdup(vals[i]);
+        l->labels[l->n_labels++] = p;
+        if (!p->name || !p->value)
+            goto fail;
+    }
+    qsort(l->labels, l->n_labels, sizeof(*l->labels), cmp_pair);
+    for (size_t i = 0; i < l->n_labels; i++) {
+        query_group_key_append(&key, l->labels[i]->name, i == 0);
+        query_group_key_append(&key, l->labels[i]->value, false);
+    }
+    if (key.err)
+        goto fail;
+    rc = intern_add(&ls->seen, key.p ? key.p : (const uint8_t *)"", key.len, &id);
+    free(key.p);
+    key.p = NULL;
+    if (rc < 0)
+        goto fail;
+    if (rc == 0) { /* listed already */
+        labels_msg_free(l);
+        return 0;
+    }
+    if (ls->n == ls->cap) {
+        size_t cap = ls->cap ? ls->cap * 2 : 64;
+        Types__V1__Labels **nv = realloc(ls->v, cap * sizeof(*nv));
+        if (!nv)
+            goto fail;
+        ls->v = nv;
+        ls->cap = cap;
+    }
+    ls->v[ls->n++] = l;
+    return 0;
+fail:
+    free(key.p);
+    labels_msg_free(l);
+    return -ENOMEM;
+}
+
+/* The five fields of a profile type id as pseudo labels, Pyroscope's names. */
+static const char *const type_labels[] = {"__name__", "__type__", "__unit__", "__period_type__",
+                                          "__period_unit__"};
+
+/* Series: the label sets of the series matching any of @matchers that
+ * have samples in the range, restricted to label_names when given. Each
+ * (selection, profile type) is one engine series query of one bucket
+ * grouped by the names, so a set is listed once whatever its sample count. */
+static void m_series(struct call *c, const ProtobufCMessage *req)
+{
+    const Querier__V1__SeriesRequest *m = (const void *)req;
+    Querier__V1__SeriesResponse resp = QUERIER__V1__SERIES_RESPONSE__INIT;
+    struct label_sets ls = {0};
+    bool all = m->n_label_names == 0;
+
+    for (size_t i = 0; i < m->n_label_names; i++)
+        if (!pseudo_label(m->label_names[i]) && !query_label_name_valid(m->label_names[i])) {
+            connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT,
+                          "label_names: '%.64s' is not a label name", m->label_names[i]);
+            return;
+        }
+    for (size_t k = 0; k < (m->n_matchers ? m->n_matchers : 1); k++) {
+        struct selection s;
+        char **types = NULL, *gb = NULL;
+        size_t n = 0;
+        struct intern names = {0};
+        const char **sorted = NULL;
+        int rc = 0;
+        if (selection_parse(c, "", m->n_matchers ? m->matchers[k] : "{}", m->start, m->end, &s))
+            goto fail;
+        if (types_of(c, &s, &types, &n)) {
+            selection_free(&s);
+            goto fail;
+        }
+        /* The names to group by: those asked for, or every label name. */
+        if (all && n) {
+            struct mprof *mp = NULL;
+            if (!(rc = label_pairs(c, &s, types, n, &mp)))
+                rc = view_label_strings(mp, NULL, &names);
+            mprof_free(mp);
+        }
+        for (size_t i = 0; !rc && i < m->n_label_names; i++)
+            if (!pseudo_label(m->label_names[i]) &&
+                intern_str(&names, m->label_names[i]) == INTERN_NONE)
+                rc = -ENOMEM;
+        if (!rc && (rc = view_sorted_strings(&names, &sorted)) == 0 && names.n) {
+            if (names.n > QUERY_MAX_GROUP_BY) {
+                connect_error(c->r, 0, CONNECT_UNIMPLEMENTED,
+                              "Series: the series have %u label names, more than the %d Stoke "
+                              "lists at once; pass label_names",
+                              names.n, QUERY_MAX_GROUP_BY);
+                rc = -E2BIG;
+            } else {
+                char *const *nv = (char *const *)sorted;
+                uint32_t ngb;
+                rc = group_by_join(c, nv, names.n, &gb, &ngb);
+            }
+        }
+        for (size_t t = 0; !rc && t < n; t++) {
+            struct mprof *mp = NULL;
+            struct query q = selection_query(c, &s, types[t], Q_SERIES);
+            q.step = s.until - s.from;
+            q.group_by = gb;
+            if ((rc = run(c, &q, &mp)))
+                break;
+            for (uint32_t g = 0; !rc && g < mp->ngroups; g++) {
+                const char *key = intern_str_get(&mp->str, mp->group_val[g]);
+                const char *ln[QUERY_MAX_GROUP_BY + 6], *lv[QUERY_MAX_GROUP_BY + 6];
+                char **vals = NULL, *fields[5] = {0};
+                size_t nl = 0;
+                if (names.n > 1 && (rc = query_group_key_split(key, names.n, &vals)))
+                    break;
+                for (uint32_t j = 0; j < names.n; j++) {
+                    ln[nl] = sorted[j];
+                    lv[nl++] = names.n > 1 ? vals[j] : key;
+                }
+                for (int f = 0; f < 5; f++) {
+                    bool want = all;
+                    for (size_t i = 0; i < m->n_label_names; i++)
+                        want |= strcmp(m->label_names[i], type_labels[f]) == 0;
+                    if (want && (fields[f] = field_dup(types[t], f))) {
+                        ln[nl] = type_labels[f];
+                        lv[nl++] = fields[f];
+                    }
+                }
+                bool want_pt = all;
+                for (size_t i = 0; i < m->n_label_names; i++)
+                    want_pt |= strcmp(m->label_names[i], "__profile_type__") == 0;
+                if (want_pt) {
+                    ln[nl] = "__profile_type__";
+                    lv[nl++] = types[t];
+                }
+                rc = label_sets_add(&ls, ln, lv, nl);
+                for (int f = 0; f < 5; f++)
+                    free(fields[f]);
+                free(vals);
+            }
+            mprof_free(mp);
+        }
+        if (rc == -ENOMEM)
+            oom(c);
+        free(gb);
+        free(sorted);
+        intern_free(&names);
+        free_strv(types, n);
+        selection_free(&s);
+        if (rc)
+            goto fail;
+    }
+    resp.labels_set = ls.v;
+    resp.n_labels_set = ls.n;
+    connect_respond(c->r, c->codec, &resp.base);
+fail:
+    label_sets_free(&ls);
+}
+
+static void m_get_profile_stats(struct call *c, const ProtobufCMessage *req)
+{
+    Types__V1__GetProfileStatsResponse resp = TYPES__V1__GET_PROFILE_STATS_RESPONSE__INIT;
+    struct profile_stats st;
+    char err[256] = "";
+    int rc = engine_profile_stats(c->a->engine, c->tenant, c->a->cancel, &st, err, sizeof(err));
+
+    if (rc) {
+        query_error(c, rc, "profile stats", err);
+        return;
+    }
+    c->r->queried = true;
+    c->r->skipped += st.skipped;
+    resp.data_ingested = st.ingested;
+    resp.oldest_profile_time = st.oldest_ms;
+    resp.newest_profile_time = st.newest_ms;
+    connect_respond(c->r, c->codec, &resp.base);
 }
 
 /* ---- dispatch ------------------------------------------------------------ */
@@ -1015,25 +1507,30 @@ static const struct method {
      m_select_merge_profile, NULL},
     {"SelectSeries", &querier__v1__select_series_request__descriptor, m_select_series, NULL},
     {"Diff", &querier__v1__diff_request__descriptor, m_diff, NULL},
-    {"Series", NULL, NULL,
-     "Series (label sets of the series) is not implemented: the engine keeps label pairs, "
-     "not whole label sets; use LabelNames and LabelValues"},
+    {"Series", &querier__v1__series_request__descriptor, m_series, NULL},
     {"SelectMergeSpanProfile", NULL, NULL,
      "SelectMergeSpanProfile is not implemented: Stoke's samples carry no span ids"},
     {"SelectHeatmap", NULL, NULL,
      "SelectHeatmap is not implemented: Stoke keeps per-step sums, not individual profiles"},
-    {"GetProfileStats", NULL, NULL, "GetProfileStats is not implemented (internal scope)"},
+    {"GetProfileStats", &types__v1__get_profile_stats_request__descriptor, m_get_profile_stats,
+     NULL},
     {"AnalyzeQuery", NULL, NULL, "AnalyzeQuery is not implemented (internal scope)"},
 };
 
 bool pyroscope_path(const char *path)
 {
     return strncmp(path, PYROSCOPE_SERVICE_PREFIX, strlen(PYROSCOPE_SERVICE_PREFIX)) == 0 ||
-           strcmp(path, PYROSCOPE_RENDER_PATH) == 0;
+           strcmp(path, PYROSCOPE_RENDER_PATH) == 0 ||
+           strcmp(path, PYROSCOPE_RENDER_DIFF_PATH) == 0 ||
+           strcmp(path, PYROSCOPE_LABEL_VALUES_PATH) == 0;
 }
 
 static void render(const struct pyroscope_api *a, const char *tenant, http_param_fn param,
                    void *ctx, struct http_response *out);
+static void render_diff(const struct pyroscope_api *a, const char *tenant, http_param_fn param,
+                        void *ctx, struct http_response *out);
+static void label_values_get(const struct pyroscope_api *a, const char *tenant, http_param_fn param,
+                             void *ctx, struct http_response *out);
 
 void pyroscope_route(const struct pyroscope_api *a, const char *method, const char *path,
                      http_param_fn param, http_param_fn header, void *ctx, const uint8_t *body,
@@ -1054,13 +1551,18 @@ void pyroscope_route(const struct pyroscope_api *a, const char *method, const ch
         }
         c.tenant = org;
     }
-    if (strcmp(path, PYROSCOPE_RENDER_PATH) == 0) {
+    if (strncmp(path, PYROSCOPE_SERVICE_PREFIX, strlen(PYROSCOPE_SERVICE_PREFIX)) != 0) {
         if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
             connect_error(out, 405, CONNECT_INVALID_ARGUMENT, "%s: method %s not allowed (use GET)",
                           path, method);
             return;
         }
-        render(a, c.tenant, param, ctx, out);
+        if (strcmp(path, PYROSCOPE_RENDER_PATH) == 0)
+            render(a, c.tenant, param, ctx, out);
+        else if (strcmp(path, PYROSCOPE_RENDER_DIFF_PATH) == 0)
+            render_diff(a, c.tenant, param, ctx, out);
+        else
+            label_values_get(a, c.tenant, param, ctx, out);
         return;
     }
     const char *name = path + strlen(PYROSCOPE_SERVICE_PREFIX);
@@ -1128,76 +1630,274 @@ static const char *render_time(const char *s, int64_t now, int64_t *out)
     return http_parse_time(s, now, out);
 }
 
-static void render(const struct pyroscope_api *a, const char *tenant, http_param_fn param,
-                   void *ctx, struct http_response *out)
-{
-    struct call c = {.a = a, .tenant = tenant, .r = out};
-    const char *query = param(ctx, "query"), *fs = param(ctx, "from"), *us = param(ctx, "until");
-    const char *format = param(ctx, "format"), *mn = param(ctx, "maxNodes"), *why;
+/* One render selection from the query parameters @qn (type{selector}),
+ * @fn and @un (times), maxNodes / max-nodes. 0, or -EINVAL with the 400
+ * already in @out. */
+struct render_sel {
+    const char *query;
     char type[512];
-    int64_t now = http_now_ms(), from, until;
-    long long max_nodes = PYROSCOPE_DEFAULT_NODES;
+    size_t tl; /* where the selector starts in query */
+    int64_t from, until;
+    long long max_nodes;
+};
 
+static int render_parse(http_param_fn param, void *ctx, const char *qn, const char *fn,
+                        const char *un, struct render_sel *r, struct http_response *out)
+{
+    const char *query = param(ctx, qn), *fs = param(ctx, fn), *us = param(ctx, un);
+    const char *mn = param(ctx, "maxNodes"), *why;
+    int64_t now = http_now_ms();
+
+    r->max_nodes = PYROSCOPE_DEFAULT_NODES;
     if (!mn)
         mn = param(ctx, "max-nodes");
-    if (format && strcmp(format, "json") != 0) {
-        http_error_json(out, 400, "format: only json is supported");
-        return;
-    }
     if (!query || !*query) {
-        http_error_json(out, 400, "query: missing (e.g. %s{service_name=\"api\"})",
+        http_error_json(out, 400, "%s: missing (e.g. %s{service_name=\"api\"})", qn,
                         DEFAULT_PROFILE_TYPE);
-        return;
+        return -EINVAL;
     }
-    size_t tl = strcspn(query, "{");
-    if (tl >= sizeof(type)) {
-        http_error_json(out, 400, "query: profile type too long");
-        return;
+    r->query = query;
+    r->tl = strcspn(query, "{");
+    if (r->tl >= sizeof(r->type)) {
+        http_error_json(out, 400, "%s: profile type too long", qn);
+        return -EINVAL;
     }
-    memcpy(type, query, tl);
-    type[tl] = '\0';
-    if (!query_profile_type_valid(type)) {
+    memcpy(r->type, query, r->tl);
+    r->type[r->tl] = '\0';
+    if (!query_profile_type_valid(r->type)) {
         http_error_json(out, 400,
-                        "query: '%.128s' is not a profile type id "
+                        "%s: '%.128s' is not a profile type id "
                         "(name:sample_type:sample_unit:period_type:period_unit)",
-                        type);
-        return;
+                        qn, r->type);
+        return -EINVAL;
     }
-    if ((why = render_time(fs ? fs : "now-1h", now, &from))) {
-        http_error_json(out, 400, "from: %s", why);
-        return;
+    if ((why = render_time(fs ? fs : "now-1h", now, &r->from))) {
+        http_error_json(out, 400, "%s: %s", fn, why);
+        return -EINVAL;
     }
-    if ((why = render_time(us ? us : "now", now, &until))) {
-        http_error_json(out, 400, "until: %s", why);
-        return;
+    if ((why = render_time(us ? us : "now", now, &r->until))) {
+        http_error_json(out, 400, "%s: %s", un, why);
+        return -EINVAL;
     }
     if (mn) {
         char *end;
         errno = 0;
-        max_nodes = strtoll(mn, &end, 10);
-        if (!*mn || *end || errno || max_nodes < 1) {
+        r->max_nodes = strtoll(mn, &end, 10);
+        if (!*mn || *end || errno || r->max_nodes < 1) {
             http_error_json(out, 400, "maxNodes: '%.32s' is not a positive integer", mn);
-            return;
+            return -EINVAL;
         }
-        if (max_nodes > (long long)PYROSCOPE_MAX_NODES)
-            max_nodes = PYROSCOPE_MAX_NODES;
+        if (r->max_nodes > (long long)PYROSCOPE_MAX_NODES)
+            r->max_nodes = PYROSCOPE_MAX_NODES;
     }
     char err[256];
-    if (plan_range_check(from, until, "from", "until", err, sizeof(err))) {
+    if (plan_range_check(r->from, r->until, fn, un, err, sizeof(err))) {
         http_error_json(out, 400, "%s", err);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Re-words the Connect error in @out for the plain JSON endpoints. */
+static void render_reword(struct http_response *out)
+{
+    char msg[512] = "bad query";
+    cJSON *j = cJSON_ParseWithLength((const char *)out->body, out->len);
+    if (j && cJSON_IsString(cJSON_GetObjectItem(j, "message")))
+        snprintf(msg, sizeof(msg), "%s", cJSON_GetObjectItem(j, "message")->valuestring);
+    cJSON_Delete(j);
+    free(out->body);
+    memset(out, 0, sizeof(*out));
+    http_error_json(out, 400, "%s", msg);
+}
+
+/* The merged profile of one render selection (an empty one when the
+ * selector's pseudo labels exclude the type). 0, or an error in c->r. */
+static int render_select(struct call *c, const struct render_sel *r, struct mprof **mp)
+{
+    struct selection s;
+
+    if (selection_parse(c, "", r->query[r->tl] ? r->query + r->tl : "{}", r->from, r->until, &s)) {
+        render_reword(c->r);
+        return -EINVAL;
+    }
+    struct query q = selection_query(c, &s, r->type, Q_PROFILE);
+    int rc = name_matches(&s, r->type) ? run(c, &q, mp) : ((*mp = mprof_new(1)) ? 0 : -ENOMEM);
+    selection_free(&s);
+    if (rc == -ENOMEM && !c->r->body)
+        http_error_json(c->r, 500, "out of memory");
+    return rc;
+}
+
+/* The flamebearer fields Pyroscope's ExportToFlamebearer writes: names,
+ * levels, numTicks, maxSelf (no closing brace of "flamebearer"). */
+static void flamebearer_levels(struct wbuf *b, char **names, size_t nn, Querier__V1__Level **lv,
+                               size_t nl, int64_t total, int64_t max_self)
+{
+    wb_bytes(b, "\"flamebearer\":{\"names\":[", 24);
+    for (size_t i = 0; i < nn; i++) {
+        if (i)
+            wb_bytes(b, ",", 1);
+        wb_json_str(b, names[i]);
+    }
+    wb_bytes(b, "],\"levels\":[", 12);
+    for (size_t i = 0; i < nl; i++) {
+        wb_bytes(b, i ? ",[" : "[", i ? 2 : 1);
+        for (size_t k = 0; k < lv[i]->n_values; k++)
+            wb_printf(b, "%s%" PRId64, k ? "," : "", lv[i]->values[k]);
+        wb_bytes(b, "]", 1);
+    }
+    wb_printf(b, "],\"numTicks\":%" PRId64 ",\"maxSelf\":%" PRId64 "}", total, max_self);
+}
+
+/* GET /pyroscope/render-diff: the Diff of leftQuery/leftFrom/leftUntil and
+ * rightQuery/rightFrom/rightUntil as flamebearer JSON of format "double"
+ * with leftTicks and rightTicks (Pyroscope's ExportDiffToFlamebearer). */
+static void render_diff(const struct pyroscope_api *a, const char *tenant, http_param_fn param,
+                        void *ctx, struct http_response *out)
+{
+    struct call c = {.a = a, .tenant = tenant, .r = out};
+    struct render_sel l, r;
+    struct mprof *lm = NULL, *rm = NULL;
+    Querier__V1__FlameGraphDiff *fd = NULL;
+    struct wbuf b = {0};
+
+    if (render_parse(param, ctx, "leftQuery", "leftFrom", "leftUntil", &l, out) ||
+        render_parse(param, ctx, "rightQuery", "rightFrom", "rightUntil", &r, out))
+        return;
+    if (strcmp(l.type, r.type) != 0) {
+        http_error_json(out, 400, "profile types must match ('%.128s' and '%.128s')", l.type,
+                        r.type);
+        return;
+    }
+    if (render_select(&c, &l, &lm) || render_select(&c, &r, &rm))
+        goto out;
+    if (pyroscope_flamegraph_diff(lm, rm, (uint32_t)l.max_nodes, &fd)) {
+        http_error_json(out, 500, "out of memory");
+        goto out;
+    }
+    char *unit = field_dup(l.type, 2), *stype = field_dup(l.type, 1);
+    bool cpu = stype && strcmp(stype, "cpu") == 0;
+    wb_printf(&b, "{\"version\":1,");
+    flamebearer_levels(&b, fd->names, fd->n_names, fd->levels, fd->n_levels, fd->total,
+                       fd->max_self);
+    wb_printf(&b,
+              ",\"metadata\":{\"format\":\"double\",\"spyName\":\"\",\"sampleRate\":%s,"
+              "\"units\":\"%s\",\"name\":",
+              cpu ? "1000000000" : "100",
+              cpu                                  ? "samples"
+              : unit && strcmp(unit, "bytes") == 0 ? "bytes"
+                                                   : "objects");
+    wb_json_str(&b, stype ? stype : "");
+    wb_printf(&b,
+              "},\"timeline\":null,\"groups\":null,\"heatmap\":null,\"leftTicks\":%" PRId64
+              ",\"rightTicks\":%" PRId64 "}",
+              fd->leftticks, fd->rightticks);
+    free(unit);
+    free(stype);
+    if (b.err) {
+        free(b.p);
+        http_error_json(out, 500, "out of memory");
+        goto out;
+    }
+    out->skipped = lm->stats.skipped + rm->stats.skipped;
+    out->status = 200;
+    out->content_type = "application/json";
+    out->body = b.p;
+    out->len = b.len;
+out:
+    if (fd)
+        querier__v1__flame_graph_diff__free_unpacked(fd, NULL);
+    mprof_free(lm);
+    mprof_free(rm);
+}
+
+/* GET /pyroscope/label-values?label=NAME: a JSON array; for __name__ the
+ * profile type ids (as Pyroscope answers it), else the label's values,
+ * over from/until (default the last hour). */
+static void label_values_get(const struct pyroscope_api *a, const char *tenant, http_param_fn param,
+                             void *ctx, struct http_response *out)
+{
+    struct call c = {.a = a, .tenant = tenant, .codec = CONNECT_JSON, .r = out};
+    const char *label = param(ctx, "label"), *fs = param(ctx, "from"), *us = param(ctx, "until");
+    const char *why;
+    int64_t now = http_now_ms(), from, until;
+
+    if (!label || !*label) {
+        connect_error(out, 0, CONNECT_INVALID_ARGUMENT, "label parameter is required");
+        return;
+    }
+    if ((why = render_time(fs ? fs : "now-1h", now, &from)) ||
+        (why = render_time(us ? us : "now", now, &until))) {
+        connect_error(out, 0, CONNECT_INVALID_ARGUMENT, "%s: %s", fs && why ? "from" : "until",
+                      why);
+        return;
+    }
+    labels(&c, strcmp(label, "__name__") == 0 ? "__profile_type__" : label, NULL, 0, from, until);
+    if (out->status != 200)
+        return;
+    /* The LabelValuesResponse's JSON {"names":[...]} becomes the bare array. */
+    cJSON *j = cJSON_ParseWithLength((const char *)out->body, out->len);
+    cJSON *names = j ? cJSON_DetachItemFromObject(j, "names") : NULL;
+    char *txt = cJSON_PrintUnformatted(names ? names : cJSON_CreateArray());
+    cJSON_Delete(j);
+    cJSON_Delete(names);
+    free(out->body);
+    if (!txt) {
+        memset(out, 0, sizeof(*out));
+        http_error_json(out, 500, "out of memory");
+        return;
+    }
+    out->body = (uint8_t *)txt;
+    out->len = strlen(txt);
+    out->content_type = "application/json";
+}
+
+static void render(const struct pyroscope_api *a, const char *tenant, http_param_fn param,
+                   void *ctx, struct http_response *out)
+{
+    struct call c = {.a = a, .tenant = tenant, .r = out};
+    const char *format = param(ctx, "format");
+    struct render_sel rs;
+
+    if (format && strcmp(format, "json") != 0 && strcmp(format, "dot") != 0) {
+        http_error_json(out, 400, "format: only json and dot are supported");
+        return;
+    }
+    if (render_parse(param, ctx, "query", "from", "until", &rs, out))
+        return;
+    const char *query = rs.query, *type = rs.type;
+    size_t tl = rs.tl;
+    int64_t from = rs.from, until = rs.until;
+    long long max_nodes = rs.max_nodes;
+    if (format && strcmp(format, "dot") == 0) {
+        /* As Pyroscope: 100 nodes unless maxNodes says; text/plain, empty
+         * when nothing matched. */
+        struct mprof *mp = NULL;
+        struct wbuf b = {0};
+        bool given = param(ctx, "maxNodes") || param(ctx, "max-nodes");
+        if (render_select(&c, &rs, &mp))
+            return;
+        int64_t any = 0;
+        for (uint32_t i = 0; i < mp->nstacks && !any; i++)
+            any = mp->vals[(size_t)i * mp->ntypes];
+        int rc = any ? view_dot(mp, 0, given ? (uint32_t)max_nodes : 100, &b) : 0;
+        out->skipped = mp->stats.skipped;
+        mprof_free(mp);
+        if (rc) {
+            free(b.p);
+            http_error_json(out, 500, "out of memory");
+            return;
+        }
+        out->status = 200;
+        out->content_type = "text/plain";
+        out->body = b.p ? b.p : (uint8_t *)strdup("");
+        out->len = b.len;
         return;
     }
     struct selection s;
     if (selection_parse(&c, "", query[tl] ? query + tl : "{}", from, until, &s)) {
-        /* Re-word the Connect error for this plain JSON endpoint. */
-        char msg[512] = "bad query";
-        cJSON *j = cJSON_ParseWithLength((const char *)out->body, out->len);
-        if (j && cJSON_IsString(cJSON_GetObjectItem(j, "message")))
-            snprintf(msg, sizeof(msg), "%s", cJSON_GetObjectItem(j, "message")->valuestring);
-        cJSON_Delete(j);
-        free(out->body);
-        memset(out, 0, sizeof(*out));
-        http_error_json(out, 400, "%s", msg);
+        render_reword(out);
         return;
     }
     struct query q = {.tenant = tenant,

@@ -4,7 +4,9 @@
  * Pyroscope data source calls, answered from stoke-query's engine:
  * querier.v1.QuerierService over Connect (POST
  * /querier.v1.QuerierService/<Method>, JSON or protobuf; proto/pyroscope/)
- * and GET /pyroscope/render (flamebearer JSON). docs/api.md lists what is
+ * GET /pyroscope/render (flamebearer JSON or DOT), /pyroscope/render-diff
+ * and /pyroscope/label-values, as Grafana's Profiles Drilldown app calls
+ * them. docs/api.md lists what is
  * implemented and what is not.
  *
  * Owns the translation both ways: a request becomes the engine's selection
@@ -31,10 +33,12 @@
 #include "query/engine/mprof.h"
 #include "query/serve/request.h"
 
-#define PYROSCOPE_SERVICE_PREFIX "/querier.v1.QuerierService/"
-#define PYROSCOPE_RENDER_PATH    "/pyroscope/render"
-#define PYROSCOPE_DEFAULT_NODES  8192
-#define PYROSCOPE_MAX_NODES      (1u << 20)
+#define PYROSCOPE_SERVICE_PREFIX    "/querier.v1.QuerierService/"
+#define PYROSCOPE_RENDER_PATH       "/pyroscope/render"
+#define PYROSCOPE_RENDER_DIFF_PATH  "/pyroscope/render-diff"
+#define PYROSCOPE_LABEL_VALUES_PATH "/pyroscope/label-values"
+#define PYROSCOPE_DEFAULT_NODES     8192
+#define PYROSCOPE_MAX_NODES         (1u << 20)
 
 struct pyroscope_api {
     struct engine *engine;
