@@ -1195,13 +1195,7 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
         http_error_json(out, 400, "%s", msg);
         return;
     }
-    struct query q = {.tenant = tenant,
-                      .sel = &s.rest,
-                      .selector_text = s.rest_text,
-                      .from = s.from,
-                      .until = s.until,
-                      .profile_type = type,
-                      .mode = Q_PROFILE};
+    struct query q = selection_query(&c, &s, type, Q_PROFILE);
     struct query qs = q;
     struct mprof *mp = NULL, *ts = NULL;
     Querier__V1__FlameGraph *fg = NULL;
