@@ -218,8 +218,9 @@ bench-micro: $(BUILD)/stoke-bench-micro
 	$(BUILD)/stoke-bench-micro --json $(BUILD)/bench/micro.json
 
 # `make bench`: the workload mix profiled by stoke-agent, perf, bpftrace and
-# bcc one after the other, then the storage/query and micro figures
-# (bench/run.sh; needs root). BENCH_SECONDS, BENCH_FREQ: see bench/run.sh.
+# bcc one after the other, the agent's frame-pointer and table walkers side
+# by side, then the storage/query and micro figures (bench/run.sh; needs
+# root). BENCH_SECONDS, BENCH_FREQ, BENCH_UNWIND_SECONDS: see bench/run.sh.
 bench: all $(BUILD)/bench/stoke-bench-workload
 	@bench/run.sh
 

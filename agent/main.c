@@ -613,12 +613,13 @@ static int setup(struct agent *a)
         log_error("%s", err);
         return -EIO;
     }
-    int tables_fd, procs_fd, files_fd;
-    if (sampler_unwind_fds(a->sampler, &tables_fd, &procs_fd, &files_fd) == 0) {
+    struct sampler_unwind_maps um;
+    if (sampler_unwind_maps(a->sampler, &um) == 0) {
         struct unwinder_opts uo = {
-            .tables_fd = tables_fd,
-            .procs_fd = procs_fd,
-            .files_fd = files_fd,
+            .tables_fd = um.tables,
+            .procs_fd = um.procs,
+            .files_fd = um.files,
+            .py_procs_fd = um.py_procs,
             .max_bytes = (size_t)a->cfg.unwind_table_mb << 20,
         };
         a->unwinder = unwinder_new(&uo);

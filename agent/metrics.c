@@ -114,6 +114,24 @@ static void unwind_metrics(struct buf *b, const struct agent_metrics *s)
             u->unsupported_rows);
     gauge(b, "stoke_unwind_table_build_seconds", "CPU time spent building unwind tables.",
           (double)u->build_ns / 1e9);
+    gauge(b, "stoke_python_processes", "Processes running a CPython the walker reads.",
+          (double)u->py_procs);
+    counter(b, "stoke_python_unknown_versions_total",
+            "Processes running a CPython of a version the agent does not know.", u->py_unknown);
+    counter(b, "stoke_python_samples_total", "User walks that recorded CPython frames.",
+            s->sampler.py_samples);
+    counter(b, "stoke_python_frames_total", "CPython frames recorded.", s->sampler.py_frames);
+    counter(b, "stoke_python_no_thread_total",
+            "Walks through CPython's eval loop without the thread's frames (no thread state).",
+            s->sampler.py_no_thread);
+    counter(b, "stoke_python_read_faults_total",
+            "CPython frames not recorded: interpreter memory unreadable mid-walk.",
+            s->sampler.py_fault);
+    counter(b, "stoke_python_frames_named_total", "CPython frames named by their code object.",
+            s->sym.py_named);
+    counter(b, "stoke_python_frames_unnamed_total",
+            "CPython frames left unnamed (process gone, memory unreadable, version unknown).",
+            s->sym.py_unnamed);
 }
 
 char *metrics_render(const struct agent_metrics *s)

@@ -239,6 +239,10 @@ static int load(struct sampler *s, bool tables, bool prealloc)
     if (prealloc) {
         for (size_t i = 0; i < 3; i++)
             bpf_map__set_map_flags(hash_maps[i], 0);
+        bpf_map__set_map_flags(k->maps.py_procs, 0);
+        bpf_map__set_max_entries(k->maps.py_procs, 256);
+        bpf_map__set_map_flags(k->maps.unwind_files, 0);
+        bpf_map__set_max_entries(k->maps.unwind_files, 1024);
         bpf_map__set_max_entries(k->maps.unwind_procs, 1024);
     }
     bpf_program__set_autoload(k->progs.do_sample, tables);
@@ -249,13 +253,27 @@ static int load(struct sampler *s, bool tables, bool prealloc)
         bpf_map__set_autocreate(k->maps.unwind_tables, false);
         bpf_map__set_autocreate(k->maps.unwind_procs, false);
         bpf_map__set_autocreate(k->maps.unwind_files, false);
+        bpf_map__set_autocreate(k->maps.py_procs, false);
         bpf_map__set_autocreate(k->maps.events, false);
         bpf_map__set_autocreate(k->maps.event_sent, false);
+    }
+    /* --log-level debug: the verifier's cost of the sampling program */
+    static char vlog[1 << 16];
+    struct bpf_program *main_prog = tables ? k->progs.do_sample : k->progs.do_sample_fp;
+    if (log_level_enabled(LOG_DEBUG)) {
+        vlog[0] = '\0';
+        bpf_program__set_log_buf(main_prog, vlog, sizeof(vlog));
+        bpf_program__set_log_level(main_prog, 4); /* BPF_LOG_STATS */
     }
     ret = profile_bpf__load(k);
     if (ret) {
         profile_bpf__destroy(k);
         return ret;
+    }
+    if (vlog[0]) {
+        const char *line = strstr(vlog, "processed ");
+        log_debug("verifier: %s: %.*s", bpf_program__name(main_prog),
+                  line ? (int)strcspn(line, "\n") : 0, line ? line : "");
     }
     s->skel = k;
     s->st.tables = tables;
@@ -563,6 +581,10 @@ static void read_error_counters(struct sampler *s)
     s->st.frames_fp = tot[STOKE_CNT_FRAMES_FP];
     s->st.events = tot[STOKE_CNT_EVENTS];
     s->st.events_lost = tot[STOKE_CNT_EVENTS_LOST];
+    s->st.py_samples = tot[STOKE_CNT_PY_SAMPLES];
+    s->st.py_frames = tot[STOKE_CNT_PY_FRAMES];
+    s->st.py_no_thread = tot[STOKE_CNT_PY_NO_THREAD];
+    s->st.py_fault = tot[STOKE_CNT_PY_FAULT];
     for (uint32_t i = 0; i < STOKE_END_MAX; i++)
         s->st.walk_end[i] = tot[STOKE_CNT_WALK_END + i];
 
@@ -681,13 +703,14 @@ const char *sampler_lost_name(unsigned lost)
     }
 }
 
-int sampler_unwind_fds(const struct sampler *s, int *tables_fd, int *procs_fd, int *files_fd)
+int sampler_unwind_maps(const struct sampler *s, struct sampler_unwind_maps *out)
 {
     if (!s->st.tables)
         return -ENOTSUP;
-    *tables_fd = bpf_map__fd(s->skel->maps.unwind_tables);
-    *procs_fd = bpf_map__fd(s->skel->maps.unwind_procs);
-    *files_fd = bpf_map__fd(s->skel->maps.unwind_files);
+    out->tables = bpf_map__fd(s->skel->maps.unwind_tables);
+    out->procs = bpf_map__fd(s->skel->maps.unwind_procs);
+    out->files = bpf_map__fd(s->skel->maps.unwind_files);
+    out->py_procs = bpf_map__fd(s->skel->maps.py_procs);
     return 0;
 }
 

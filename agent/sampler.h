@@ -64,6 +64,8 @@ struct sampler_stats {
     uint64_t frames, frames_table, frames_fp; /* user frames walked, and how */
     uint64_t walk_end[SAMPLER_WALK_ENDS];     /* by enum stoke_walk_end */
     uint64_t events, events_lost;             /* requests to the agent */
+    uint64_t py_samples, py_frames;           /* CPython: walks through the eval loop, frames */
+    uint64_t py_no_thread, py_fault;          /* ... without its frames: no thread state, fault */
     unsigned cpus;                            /* CPUs currently sampled */
     bool tables;                              /* the table walker is loaded */
     uint64_t bpf_run_ns;                      /* time spent in the BPF program, when the kernel
@@ -100,9 +102,13 @@ void sampler_get_stats(const struct sampler *s, struct sampler_stats *out);
 const char *sampler_walk_end_name(unsigned end);
 const char *sampler_lost_name(unsigned lost);
 
-/* The unwind maps for agent/unwinder.h: 0, or -ENOTSUP when the
- * frame-pointer program is loaded. */
-int sampler_unwind_fds(const struct sampler *s, int *tables_fd, int *procs_fd, int *files_fd);
+/* The maps agent/unwinder.h keeps current. */
+struct sampler_unwind_maps {
+    int tables, procs, files, py_procs;
+};
+
+/* The unwind maps: 0, or -ENOTSUP when the frame-pointer program is loaded. */
+int sampler_unwind_maps(const struct sampler *s, struct sampler_unwind_maps *out);
 
 /* Waits up to @timeout_ms for requests from the BPF program and hands each
  * to @cb. Returns the number handled or a negative errno. */

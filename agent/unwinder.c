@@ -9,6 +9,7 @@
 #include <libelf.h>
 #include <dirent.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@
 #include "symbolizer/build_id.h"
 #include "symbolizer/proc_maps.h"
 #include "common/file.h"
+#include "unwind/python.h"
 #include "unwind/table.h"
 
 #define DEFAULT_MAX_BYTES (64u << 20)
@@ -53,8 +55,10 @@ struct uw_bin {
     int map_fd;        /* the inner map, -1 when none */
     size_t bytes;
     uint32_t rows;
-    uint64_t base;       /* ELF vaddr of table pc 0 */
-    struct uw_seg *segs; /* PT_LOAD segments */
+    uint64_t base;        /* ELF vaddr of table pc 0 */
+    struct uw_seg *segs;  /* PT_LOAD segments */
+    struct py_runtime py; /* a CPython interpreter: minor != 0 */
+    int py_ret;           /* py_detect's answer */
     int nsegs;
     unsigned refs; /* loaded processes mapping it */
 };
@@ -66,6 +70,7 @@ struct uw_proc {
     uint64_t maps_hash;    /* of the /proc/PID/maps text last loaded */
     unsigned unchanged;    /* reloads in a row that found the same maps */
     uint64_t ignore_until; /* CLOCK_MONOTONIC ms: unmapped requests ignored */
+    bool python;           /* has a py_procs entry */
     struct uw_bin **bins;  /* referenced bins (one ref each) */
     size_t nbins;
 };
@@ -339,6 +344,13 @@ static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char
 
     if (copy_segments(elf, b) != 0)
         return;
+    b->py_ret = py_detect(elf, what, &b->py);
+    if (b->py_ret == 0)
+        log_debug("%s holds CPython 3.%u", what, b->py.minor);
+    else if (b->py_ret == -ENOTSUP)
+        log_info("%s holds a CPython this agent does not know (3.%u): its processes show "
+                 "the interpreter's native frames, not their Python functions",
+                 what, b->py.minor);
     ret = uw_rows_from_elf(elf, &rows, &st, &source);
     if (ret == 0) {
         ret = install_table(u, b, &rows);
@@ -349,6 +361,9 @@ static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char
                       source, b->rows, b->bytes, st.fdes, st.bad_entries);
         }
         uw_rows_free(&rows);
+        /* a large table's rows leave a hole in this thread's arena: give it back */
+        if (b->bytes > (1u << 20))
+            malloc_trim(0);
     }
     if (ret != 0) {
         u->st.tables_failed++;
@@ -479,6 +494,8 @@ static void proc_forget(struct unwinder *u, struct uw_proc **pp)
 
     *pp = p->next;
     proc_release(u, p);
+    if (p->python)
+        u->st.py_procs--;
     free(p);
     u->st.procs_tracked--;
 }
@@ -526,31 +543,38 @@ static void add_mapping(struct unwinder *u, uint64_t start, uint64_t end, uint32
 }
 
 /*
- * The bias of a mapping of @b at @ml: address - bias = table pc. The
- * mapping is the executable PT_LOAD segment that overlaps it; the kernel
- * maps whole pages, so a segment that starts mid-page (lld, Rust) begins
- * after the mapping's offset: address = start + (vaddr - offset) - file
- * offset of the mapping, in modular arithmetic.
+ * The load bias of a mapping of @b at @ml: address - ELF vaddr, from the
+ * executable PT_LOAD segment that overlaps it; the kernel maps whole pages,
+ * so a segment that starts mid-page (lld, Rust) begins after the mapping's
+ * offset (modular arithmetic). The table bias adds the table's base:
+ * address - bias = table pc.
  */
-static bool mapping_bias(const struct uw_bin *b, const struct sym_map_line *ml, uint64_t *bias)
+static bool load_bias(const struct uw_bin *b, const struct sym_map_line *ml, uint64_t *load)
 {
     uint64_t len = ml->end - ml->start;
 
-    if (b->id == STOKE_UW_NO_TABLE)
-        return false;
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < b->nsegs; i++) {
             const struct uw_seg *s = &b->segs[i];
             if ((pass == 0 && !s->exec) || ml->offset >= s->offset + s->filesz ||
                 ml->offset + len <= s->offset)
                 continue;
-            /* vaddr of the mapping's first byte */
-            uint64_t vaddr = s->vaddr + ml->offset - s->offset;
-            *bias = ml->start - vaddr + b->base;
+            /* address - ELF vaddr, from the vaddr of the mapping's first byte */
+            *load = ml->start - (s->vaddr + ml->offset - s->offset);
             return true;
         }
     }
     return false;
+}
+
+static bool mapping_bias(const struct uw_bin *b, const struct sym_map_line *ml, uint64_t *bias)
+{
+    uint64_t load;
+
+    if (b->id == STOKE_UW_NO_TABLE || !load_bias(b, ml, &load))
+        return false;
+    *bias = load + b->base;
+    return true;
 }
 
 static bool is_anon(const struct sym_map_line *ml)
@@ -609,6 +633,8 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
         return -ENOMEM;
     }
     size_t nbins = 0;
+    struct py_proc py = {0};
+    bool py_found = false, py_unknown = false;
     u->val.nmaps = 0;
     for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         struct sym_map_line ml;
@@ -629,6 +655,15 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
             add_mapping(u, ml.start, ml.end, b->id, bias);
         else
             add_mapping(u, ml.start, ml.end, STOKE_UW_NO_TABLE, 0);
+        uint64_t load;
+        if (b && b->py_ret == 0 && !py_found && load_bias(b, &ml, &load)) {
+            py.runtime = load + b->py.runtime_vaddr;
+            py.eval_lo = load + b->py.eval_vaddr;
+            py.eval_len = b->py.eval_size;
+            py.off = py_version(b->py.minor)->bpf;
+            py_found = true;
+        }
+        py_unknown |= b && b->py_ret == -ENOTSUP;
         if (b && nbins < cap) {
             bin_ref(u, b);
             bins[nbins++] = b;
@@ -636,6 +671,12 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
     }
     free(buf);
     ret = bpf_map_update_elem(u->opts.procs_fd, &pid, &u->val, BPF_ANY) == 0 ? 0 : -errno;
+    if (u->opts.py_procs_fd >= 0) {
+        if (py_found)
+            bpf_map_update_elem(u->opts.py_procs_fd, &pid, &py, BPF_ANY);
+        else
+            bpf_map_delete_elem(u->opts.py_procs_fd, &pid); /* an exec of something else */
+    }
 
     pp = proc_slot(u, pid);
     p = *pp;
@@ -661,6 +702,11 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
     p->maps_hash = hash;
     p->unchanged = 0;
     p->ignore_until = 0;
+    if (py_found != p->python) {
+        u->st.py_procs += py_found ? 1 : -1;
+        p->python = py_found;
+    }
+    u->st.py_unknown += py_unknown && !py_found;
     if (ret == 0)
         u->st.procs_loaded++;
     else
@@ -679,6 +725,8 @@ static void sweep(struct unwinder *u)
                  * loaded one would have its own start time here) */
                 uint32_t pid = (*pp)->pid;
                 bpf_map_delete_elem(u->opts.procs_fd, &pid);
+                if (u->opts.py_procs_fd >= 0)
+                    bpf_map_delete_elem(u->opts.py_procs_fd, &pid);
                 proc_forget(u, pp);
             } else {
                 pp = &(*pp)->next;
@@ -703,14 +751,49 @@ void unwinder_sweep(struct unwinder *u)
     pthread_mutex_unlock(&u->mu);
 }
 
+/* True when a thread of @pid is running now (a main thread asleep while
+ * its workers run is the common case). */
+static bool any_thread_running(struct unwinder *u, unsigned long pid)
+{
+    char path[PATH_MAX];
+    struct dirent *e;
+    bool running = false;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "%s/%lu/task", u->proc_root, pid);
+    d = opendir(path);
+    if (!d)
+        return false;
+    while (!running && (e = readdir(d)) != NULL) {
+        char *buf;
+        size_t len;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%lu/task/%.20s/stat", u->proc_root, pid, e->d_name);
+        if (read_file(path, 4096, &buf, &len) != 0)
+            continue;
+        const char *close_p = strrchr(buf, ')'); /* the state follows the last ')' */
+        running = close_p && close_p[1] == ' ' && close_p[2] == 'R';
+        free(buf);
+    }
+    closedir(d);
+    return running;
+}
+
+#define LOAD_RUNNING_MS 1000 /* at most this long before sampling starts */
+
 int unwinder_load_running(struct unwinder *u)
 {
     DIR *d = opendir(u->proc_root);
     struct dirent *e;
+    uint32_t *pids = NULL;
+    size_t npids = 0, cap = 0;
     int n = 0;
 
     if (!d)
         return -errno;
+    /* which processes run now, then load them: the time budget goes to
+     * loading, not to the order /proc lists them in */
     while ((e = readdir(d)) != NULL) {
         char path[PATH_MAX], *buf, comm[17], *end;
         uint64_t flags = 0;
@@ -722,16 +805,26 @@ int unwinder_load_running(struct unwinder *u)
         snprintf(path, sizeof(path), "%s/%lu/stat", u->proc_root, pid);
         if (read_file(path, 4096, &buf, &len) != 0)
             continue;
-        /* the state letter follows the last ')' */
-        const char *close_p = strrchr(buf, ')');
-        bool running = close_p && close_p[1] == ' ' && close_p[2] == 'R';
         bool kthread = procinfo_parse_stat_ex(buf, len, comm, NULL, &flags) == 0 &&
                        (flags & 0x00200000); /* PF_KTHREAD */
         free(buf);
-        if (running && !kthread && unwinder_load_pid(u, (uint32_t)pid) == 0)
-            n++;
+        if (kthread || !any_thread_running(u, pid))
+            continue;
+        if (npids == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            uint32_t *np = realloc(pids, ncap * sizeof(*np));
+            if (!np)
+                break;
+            pids = np;
+            cap = ncap;
+        }
+        pids[npids++] = (uint32_t)pid;
     }
     closedir(d);
+    uint64_t until = mono_ms() + LOAD_RUNNING_MS;
+    for (size_t i = 0; i < npids && mono_ms() < until; i++)
+        n += unwinder_load_pid(u, pids[i]) == 0;
+    free(pids);
     return n;
 }
 

@@ -33,6 +33,7 @@ struct unwinder_opts {
     int tables_fd;         /* the BPF outer map `unwind_tables` */
     int procs_fd;          /* the BPF map `unwind_procs` */
     int files_fd;          /* the BPF map `unwind_files`; -1 = none */
+    int py_procs_fd;       /* the BPF map `py_procs`; -1 = none */
     size_t max_bytes;      /* cap on table bytes in BPF maps; 0 = 64 MiB */
     const char *proc_root; /* NULL = "/proc" */
 };
@@ -51,6 +52,8 @@ struct unwinder_stats {
     uint64_t build_ns;         /* CPU time spent building tables (thread clock) */
     uint64_t over_cap;         /* tables refused: the byte cap was reached */
     uint64_t unsupported_rows; /* rows the walker cannot run, in built tables */
+    uint64_t py_procs;         /* processes running a CPython the walker knows */
+    uint64_t py_unknown;       /* processes running a CPython of a version it does not */
 };
 
 struct unwinder;
@@ -66,8 +69,9 @@ void unwinder_free(struct unwinder *u);
  * gone, or a negative errno. */
 int unwinder_load_pid(struct unwinder *u, uint32_t pid);
 
-/* Loads every process that is running now (state R): at start, so the
- * busy processes' first samples are walked whole too. Returns how many. */
+/* Loads every process with a thread running now (state R): at start, so
+ * the busy processes' first samples are walked whole too; for at most a
+ * second, the rest is loaded on request. Returns how many. */
 int unwinder_load_running(struct unwinder *u);
 
 /* Forgets processes that have exited and evicts tables over the cap. The

@@ -2,12 +2,14 @@
 """measure.py - run one profiler for a fixed sampling time and measure it.
 
 Usage: measure.py --json OUT --seconds D [--stdout F] [--stderr F]
-                  [--ready-timeout S] [--warmup S] -- COMMAND...
+                  [--ready-timeout S] [--warmup S] [--pid-file F] -- COMMAND...
 
 Starts COMMAND, waits until it has a perf_event file descriptor open (every
 profiler here samples through perf events: that is the moment sampling
 starts, after bcc's compile or the agent's BPF load), lets it sample for D
-seconds, then sends SIGINT (all four tools stop and write their output on
+seconds (--pid-file: COMMAND's pid is written there when it starts, for a
+tool that watches it, and the file is removed just before the SIGINT, so
+that the watcher does not sample the exit), then sends SIGINT (all four tools stop and write their output on
 SIGINT) and waits for it to exit. Writes OUT (JSON):
 
   cpu_s          user+sys CPU-seconds of COMMAND and all its threads and
@@ -20,6 +22,9 @@ SIGINT) and waits for it to exit. Writes OUT (JSON):
                  start-up (compile, BPF load) and exit work (printing maps)
   startup_s      start to ready; sampling_s ready to SIGINT; exit_s SIGINT to exit
   peak_rss_kb    max of polled VmHWM and ru_maxrss
+  steady_rss_kb, steady_rss_max_kb
+                 VmRSS at the end of the steady state (just before the SIGINT)
+                 and the largest VmRSS polled during it
   exit_code
 
 Python 3 standard library only.
@@ -80,11 +85,11 @@ def proc_cpu_ticks(pid):
     return sum(int(x) for x in fields[11:15]) / CLK_TCK
 
 
-def vm_hwm_kb(pid):
+def vm_kb(pid, field="VmHWM"):
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -99,6 +104,7 @@ def main():
     ap.add_argument("--stderr", default=os.devnull)
     ap.add_argument("--ready-timeout", type=float, default=180)
     ap.add_argument("--warmup", type=float, default=3)
+    ap.add_argument("--pid-file")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
@@ -113,6 +119,11 @@ def main():
         p = subprocess.Popen(cmd, stdout=out, stderr=err, preexec_fn=lambda: (
             signal.signal(signal.SIGINT, signal.SIG_DFL),
             signal.signal(signal.SIGQUIT, signal.SIG_DFL)))
+
+    if a.pid_file:
+        with open(a.pid_file + ".tmp", "w") as f:
+            f.write("%d\n" % p.pid)
+        os.rename(a.pid_file + ".tmp", a.pid_file)
 
     def stop(*_):
         p.kill()
@@ -136,21 +147,33 @@ def main():
         res["startup_s"] = round(ready - t0, 3)
         end = ready + a.seconds
         cpu_a = t_a = None
+        rss_max = 0
         while p.poll() is None and time.monotonic() < end:
-            hwm = max(hwm, vm_hwm_kb(p.pid))
+            hwm = max(hwm, vm_kb(p.pid))
             if cpu_a is None and time.monotonic() >= ready + a.warmup:
                 cpu_a, t_a = proc_cpu(p.pid), time.monotonic()
+            if cpu_a is not None:
+                rss_max = max(rss_max, vm_kb(p.pid, "VmRSS"))
             time.sleep(min(0.5, max(0.0, end - time.monotonic())))
         cpu_b, t_b = proc_cpu(p.pid), time.monotonic()
-        hwm = max(hwm, vm_hwm_kb(p.pid))
+        rss_end = vm_kb(p.pid, "VmRSS")
+        hwm = max(hwm, vm_kb(p.pid))
         if cpu_a is not None and cpu_b is not None:
             res["steady_cpu_s"] = round(cpu_b - cpu_a, 3)
             res["steady_wall_s"] = round(t_b - t_a, 3)
+        if cpu_a is not None and rss_end:
+            res["steady_rss_kb"] = rss_end
+            res["steady_rss_max_kb"] = max(rss_max, rss_end)
         res["sampling_s"] = round(t_b - ready, 3)
+        if a.pid_file:
+            try:
+                os.unlink(a.pid_file)
+            except OSError:
+                pass
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
         while p.poll() is None:
-            hwm = max(hwm, vm_hwm_kb(p.pid))
+            hwm = max(hwm, vm_kb(p.pid))
             if time.monotonic() - t_b > 120:
                 p.kill()
                 res["error"] = "killed: no exit 120 s after SIGINT"

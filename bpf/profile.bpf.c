@@ -116,9 +116,19 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 16384);
+    __uint(map_flags, BPF_F_NO_PREALLOC); /* ~100 binaries in use, not 16384 */
     __type(key, struct unwind_file_key);
     __type(value, struct unwind_file);
 } unwind_files SEC(".maps");
+
+/* pid → where its CPython interpreter is (agent/unwinder.c). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, __u32);
+    __type(value, struct py_proc);
+} py_procs SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -126,10 +136,11 @@ struct {
 } events SEC(".maps");
 
 /* pid → when an event was last sent for it: at most five a second (the
- * agent backs off from a process whose maps do not change). */
+ * agent backs off from a process whose maps do not change). An LRU map is
+ * preallocated: sized for the processes sampled within a few seconds. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 16384);
+    __uint(max_entries, 4096);
     __type(key, __u32);
     __type(value, __u64);
 } event_sent SEC(".maps");
@@ -146,6 +157,14 @@ struct scratch {
     bool vma_busy;             /* bpf_find_vma refused (one lookup per interrupt) */
     bool vma_valid;            /* vma holds this sample's VMA lookup */
     struct unwind_mapping vma; /* a mapping found through the kernel's VMA */
+    /* CPython: the Python frames stand in for the native frames of the
+     * evaluation loop that runs them */
+    __u64 py_frame;  /* the next Python frame to record */
+    __u64 py_tstate; /* thread-state search: the one to look at next */
+    __u64 py_interp;
+    __u64 py_fsbase;               /* the sampled thread's pthread_self() */
+    __u64 py_eval_lo, py_eval_len; /* the process's evaluation loop; 0: no CPython */
+    __u8 py_state;                 /* 0: not looked for, 1: found, 2: none */
 };
 
 struct {
@@ -430,12 +449,145 @@ static __always_inline const struct unwind_mapping *vma_mapping(struct scratch *
 struct walk_ctx {
     struct scratch *s;
     const struct unwind_proc *proc;
+    const struct py_proc *py;
 };
+
+/* ---- CPython ----------------------------------------------------------- */
 
 static __always_inline long walk_end(struct scratch *s, __u16 reason)
 {
     s->st.end = reason;
     return 1;
+}
+
+static __always_inline bool read_ptr(__u64 *dst, __u64 base, __u16 off)
+{
+    return bpf_probe_read_user(dst, sizeof(*dst), (const void *)(base + off)) == 0;
+}
+
+/* One thread state of the search for the sampled thread's (matched by
+ * pthread_self(): the same in every pid namespace). */
+static long py_thread_step(__u32 i, void *data)
+{
+    struct walk_ctx *c = data;
+    struct scratch *s = c->s;
+    const struct py_proc *py = c->py;
+
+    if (!py)
+        return 1;
+    const struct py_offsets *o = &py->off;
+    __u64 tid = 0, frame = 0;
+
+    if (!s->py_tstate) { /* this interpreter's threads are done: the next one's */
+        if (!s->py_interp || !read_ptr(&s->py_interp, s->py_interp, o->interp_next) ||
+            !s->py_interp || !read_ptr(&s->py_tstate, s->py_interp, o->interp_tstate_head) ||
+            !s->py_tstate)
+            return 1;
+    }
+    if (!read_ptr(&tid, s->py_tstate, o->tstate_thread_id)) {
+        count(STOKE_CNT_PY_FAULT);
+        return 1;
+    }
+    if (tid == s->py_fsbase) {
+        if (read_ptr(&frame, s->py_tstate, o->tstate_frame) && frame &&
+            (o->cframe_current == STOKE_PY_NONE || read_ptr(&frame, frame, o->cframe_current))) {
+            s->py_frame = frame;
+            s->py_state = frame ? 1 : 2;
+        }
+        return 1;
+    }
+    if (!read_ptr(&s->py_tstate, s->py_tstate, o->tstate_next))
+        s->py_tstate = 0;
+    return 0;
+}
+
+/* Finds the sampled thread's current Python frame, once per sample. */
+static __always_inline void py_find_frame(struct walk_ctx *c, const struct py_proc *py)
+{
+    struct scratch *s = c->s;
+    const struct py_offsets *o = &py->off;
+    struct task_struct *task = bpf_get_current_task_btf();
+
+    s->py_state = 2;
+    s->py_frame = 0;
+    s->py_fsbase = BPF_CORE_READ(task, thread.fsbase);
+    if (!read_ptr(&s->py_interp, py->runtime, o->runtime_interp_head) || !s->py_interp ||
+        !read_ptr(&s->py_tstate, s->py_interp, o->interp_tstate_head)) {
+        count(STOKE_CNT_PY_FAULT);
+        return;
+    }
+    bpf_loop(STOKE_PY_MAX_THREADS, py_thread_step, c, 0);
+    count(s->py_state == 1 ? STOKE_CNT_PY_SAMPLES : STOKE_CNT_PY_NO_THREAD);
+}
+
+/* Records the next Python frame of the current eval frame; 1 when that
+ * eval frame's Python frames are done. A bpf_loop callback: the verifier
+ * sees it once, not once per native step. */
+static long py_frame_step(__u32 i, void *data)
+{
+    struct walk_ctx *c = data;
+    struct scratch *s = c->s;
+    const struct py_proc *py = c->py;
+    __u64 frame = s->py_frame, code = 0, prev = 0, instr = 0;
+    __u32 len = s->st.len, lasti = 0;
+    __u8 flag = 0;
+
+    if (!py || !frame)
+        return 1;
+    const struct py_offsets *o = &py->off;
+    if (len >= STOKE_MAX_STACK_DEPTH) {
+        s->st.end = STOKE_END_DEPTH;
+        return 1;
+    }
+    if (!read_ptr(&code, frame, o->frame_code) || !read_ptr(&prev, frame, o->frame_back)) {
+        count(STOKE_CNT_PY_FAULT);
+        s->py_frame = 0;
+        return 1;
+    }
+    if (o->frame_owner != STOKE_PY_NONE &&
+        bpf_probe_read_user(&flag, 1, (const void *)(frame + o->frame_owner)) != 0)
+        flag = 0;
+    s->py_frame = prev;
+    if (o->minor >= 12 && flag == STOKE_PY_OWNED_BY_CSTACK)
+        return 1; /* the shim at the entry from C: this eval frame's end */
+    if (o->minor >= 11) {
+        if (read_ptr(&instr, frame, o->frame_instr) && instr >= code + o->code_adaptive)
+            lasti = (__u32)((instr - code - o->code_adaptive) / 2);
+    } else {
+        __s32 l = 0;
+        if (bpf_probe_read_user(&l, sizeof(l), (const void *)(frame + o->frame_instr)) == 0 &&
+            l > 0)
+            lasti = (__u32)l;
+    }
+    __u64 ip = STOKE_PY_FRAME(code, lasti);
+    s->st.ip[len] = ip;
+    s->st.len = len + 1;
+    s->hash = mix(s->hash, ip);
+    count(STOKE_CNT_PY_FRAMES);
+    /* <= 3.10: one frame per eval frame; 3.11: up to the frame entered
+     * from C; 3.12+: up to the shim (the next step) */
+    return o->minor <= 10 || (o->minor == 11 && flag) || !prev;
+}
+
+/*
+ * The Python frames of one eval frame, from the sampled thread's current
+ * Python frame on. A global function: the verifier checks it once, on its
+ * own, instead of once for every path of the native step that calls it.
+ */
+__noinline int py_walk(struct scratch *s)
+{
+    struct walk_ctx c = {.s = s, .py = NULL};
+
+    if (!s)
+        return 0;
+    c.py = bpf_map_lookup_elem(&py_procs, &s->pid);
+    if (!c.py)
+        return 0;
+    if (s->py_state == 0)
+        py_find_frame(&c, c.py);
+    if (s->py_state == 1 && s->py_frame)
+        bpf_loop(STOKE_MAX_STACK_DEPTH, py_frame_step, &c, 0);
+    return 0;
 }
 
 static __always_inline bool read_u64(__u64 *dst, __u64 addr)
@@ -453,9 +605,14 @@ static long unwind_step(__u32 i, void *data)
     const struct unwind_mapping *m;
     const struct unwind_row *row = NULL;
     __u64 pc = s->pc, cfa, ra, bp = s->bp;
-    __u32 len = s->st.len;
+    __u32 len;
     __u8 kind;
 
+    /* CPython's evaluation loop: first the Python frames it runs, then the
+     * loop's own native frame (where the interpreter was entered) */
+    if (pc - s->py_eval_lo < s->py_eval_len)
+        py_walk(s);
+    len = s->st.len; /* on both paths: one state for the verifier */
     if (len >= STOKE_MAX_STACK_DEPTH)
         return walk_end(s, STOKE_END_DEPTH);
     m = proc ? find_mapping(proc, pc) : NULL;
@@ -595,6 +752,10 @@ static __always_inline void walk_user(struct scratch *s, __u32 pid)
     proc = bpf_map_lookup_elem(&unwind_procs, &pid);
     if (!proc)
         send_event(pid, STOKE_EV_NEW_PROC); /* walked through the kernel's VMAs meanwhile */
+    const struct py_proc *py = bpf_map_lookup_elem(&py_procs, &pid);
+    s->py_state = 0;
+    s->py_eval_lo = py ? py->eval_lo : 0;
+    s->py_eval_len = py ? py->eval_len : 0;
     struct walk_ctx c = {.s = s, .proc = proc};
     bpf_loop(STOKE_MAX_STACK_DEPTH + 1, unwind_step, &c, 0);
     count(STOKE_CNT_WALK_END + (s->st.end < STOKE_END_MAX ? s->st.end : 0));
@@ -724,6 +885,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
     __u32 pid = bpf_get_current_pid_tgid() >> 32;
 
     bpf_map_delete_elem(&unwind_procs, &pid);
+    bpf_map_delete_elem(&py_procs, &pid);
     bpf_map_delete_elem(&event_sent, &pid);
     return 0;
 }
@@ -739,6 +901,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
     if (pid != (__u32)id)
         return 0;
     bpf_map_delete_elem(&unwind_procs, &pid);
+    bpf_map_delete_elem(&py_procs, &pid);
     bpf_map_delete_elem(&event_sent, &pid);
     return 0;
 }

@@ -163,6 +163,53 @@ struct unwind_file {
     } segs[STOKE_UW_FILE_SEGS];
 };
 
+/* ---- interpreters ---------------------------------------------------- */
+
+/*
+ * A CPython frame in a user stack: instead of the native frame of
+ * _PyEval_EvalFrameDefault, the Python frames it was running, each as
+ * STOKE_PY_TAG | (code object >> 3) << 16 | instruction index. The agent
+ * names the code object (qualified name, file, line) from the process's
+ * memory. User addresses stay below 2^47, so no native pc has this tag.
+ */
+#define STOKE_PY_TAG        0xa000000000000000ull
+#define STOKE_FRAME_TAGMASK 0xf000000000000000ull
+#define STOKE_PY_FRAME(code, lasti)                                                                \
+    (STOKE_PY_TAG | ((((__u64)(code) >> 3) & 0xfffffffffffull) << 16) | ((__u64)(lasti)&0xffff))
+#define STOKE_PY_CODE(f)  ((((f) >> 16) & 0xfffffffffffull) << 3)
+#define STOKE_PY_LASTI(f) ((__u32)((f)&0xffff))
+
+#define STOKE_PY_NONE 0xffff /* an offset that does not apply to this version */
+
+/* Where CPython keeps what the walker reads, for one minor version. */
+struct py_offsets {
+    __u16 runtime_interp_head; /* _PyRuntimeState.interpreters.head */
+    __u16 interp_tstate_head;  /* PyInterpreterState.tstate_head / threads.head */
+    __u16 interp_next;
+    __u16 tstate_next;
+    __u16 tstate_native_tid; /* PyThreadState.native_thread_id (3.11+), else NONE */
+    __u16 tstate_thread_id;  /* PyThreadState.thread_id: pthread_self(), the fs base */
+    __u16 tstate_frame;      /* frame (<= 3.10), cframe (3.11, 3.12), current_frame (3.13) */
+    __u16 cframe_current;    /* _PyCFrame.current_frame (3.11, 3.12), else NONE */
+    __u16 frame_code;        /* f_code, f_executable (3.13) */
+    __u16 frame_back;        /* f_back, previous */
+    __u16 frame_instr;       /* f_lasti (int, <= 3.10), prev_instr / instr_ptr (3.11+) */
+    __u16 frame_owner;       /* is_entry (3.11), owner (3.12+), else NONE */
+    __u16 code_adaptive;     /* co_code_adaptive: the bytecode (3.11+) */
+    __u8 minor;              /* 8 .. 13 */
+    __u8 pad;
+};
+
+/* Value of `py_procs` (key: pid): a process running CPython. */
+struct py_proc {
+    __u64 runtime;           /* address of _PyRuntime */
+    __u64 eval_lo, eval_len; /* _PyEval_EvalFrameDefault's code */
+    struct py_offsets off;
+};
+
+#define STOKE_PY_OWNED_BY_CSTACK 3  /* 3.12+: the shim frame at a C -> Python entry */
+#define STOKE_PY_MAX_THREADS     64 /* thread states searched for the sampled thread */
+
 /* Events the program sends the agent (ring buffer `events`). */
 enum stoke_event_kind {
     STOKE_EV_NEW_PROC = 1, /* a sampled process has no unwind_procs entry */
@@ -188,6 +235,10 @@ enum stoke_counter {
     STOKE_CNT_FRAMES_FP,    /* of which unwound by frame pointers */
     STOKE_CNT_EVENTS,       /* events sent */
     STOKE_CNT_EVENTS_LOST,  /* events the ring buffer had no room for */
+    STOKE_CNT_PY_SAMPLES,   /* user walks that met CPython's evaluation loop */
+    STOKE_CNT_PY_FRAMES,    /* Python frames recorded */
+    STOKE_CNT_PY_NO_THREAD, /* no thread state for the sampled thread: native frames kept */
+    STOKE_CNT_PY_FAULT,     /* interpreter memory unreadable mid-walk: native frames kept */
     STOKE_CNT_WALK_END,     /* + enum stoke_walk_end: walks ended by reason */
     STOKE_CNT_MAX = STOKE_CNT_WALK_END + STOKE_END_MAX,
 };

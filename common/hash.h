@@ -2,12 +2,12 @@
 /*
  * hash — the non-cryptographic hashes every stage uses for its in-memory
  * tables and for spreading keys: FNV-1a over bytes or strings, MurmurHash3's
- * 64-bit finalizer for integers, and a word-at-a-time hash of byte strings for the intern
- * table.
+ * 64-bit finalizer for integers, a multiplicative hash of id pairs (call
+ * trees), and a word-at-a-time hash of byte strings for the intern table.
  *
  * FNV-1a and the finalizer are fixed algorithms (workers that shard by
- * plan_key_hash must agree). hash_bytes is only ever used inside one
- * process: its values are never stored or sent. The storage format's own
+ * plan_key_hash must agree). hash_bytes and hash_pair32 are only ever used
+ * inside one process: their values are never stored or sent. The storage format's own
  * hash (XXH64 of object contents) is codec/wire.h's.
  */
 #ifndef STOKE_COMMON_HASH_H
@@ -30,6 +30,15 @@ static inline uint64_t hash64(uint64_t x)
     x *= 0xc4ceb9fe1a85ec53ULL;
     x ^= x >> 33;
     return x;
+}
+
+/* A pair of 32-bit ids' hash (a call-tree edge: parent node, name), by
+ * Fibonacci multiplication; its high bits folded down, so the low bits an
+ * open-addressing table takes depend on both ids. */
+static inline uint64_t hash_pair32(uint32_t a, uint32_t b)
+{
+    uint64_t h = ((uint64_t)a << 32 | b) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 29);
 }
 
 /* FNV-1a of @len bytes at @p, continuing from @h (FNV64_OFFSET starts). */

@@ -3,7 +3,7 @@
 # rules of docs/architecture.md ("Layers and include rules").
 #
 # 1. Stages include downward only:
-#      bpf -> agent -> unwind, symbolizer -> exporter -> codec, store -> common
+#      bpf -> agent -> symbolizer -> unwind -> exporter -> codec, store -> common
 #      query/serve -> query/engine -> codec, store -> common
 #      query/jobs -> query/engine; query/main.c -> query/*
 #    A directory includes itself and what is below it; common/ includes
@@ -29,7 +29,7 @@ declare -A may=(
     [codec]="codec common"
     [store]="store common"
     [exporter]="exporter codec store common"
-    [symbolizer]="symbolizer exporter codec store common"
+    [symbolizer]="symbolizer unwind exporter codec store common"
     [unwind]="unwind exporter codec store common"
     [agent]="agent unwind symbolizer exporter codec store common"
     [bpf]="bpf"

@@ -52,6 +52,8 @@ struct sym_stats {
     uint64_t dwarf_opens;   /* DWARF handles opened (again after being closed) */
     uint64_t dwarf_reopens; /* of which opens of a file closed earlier */
     uint64_t dwarf_open_ns; /* CPU time spent opening DWARF (thread CPU clock) */
+    uint64_t py_named;      /* CPython frames named by their code object */
+    uint64_t py_unnamed;    /* ... that could not be */
 };
 
 /* Allocates; free with symbolizer_free(). NULL on allocation failure. */

@@ -729,58 +729,72 @@ static int parse_fde(struct parser *ps, const struct cie *c, struct rd *r)
     return ret;
 }
 
-/* One pass over the section's entries: the scan pass or the parse. */
-static int parse_entries(struct parser *ps)
+/* The entry at @off: an FDE is parsed (or scanned), a CIE skipped. Sets
+ * *@next to the following entry; false when no entry can be read there. */
+static bool parse_entry_at(struct parser *ps, size_t off, size_t *next, int *ret)
 {
     const struct sect *sc = &ps->s;
     struct uw_cfi_stats *st = ps->st;
-    size_t off = 0;
+    struct rd r;
+    size_t end, id_off;
+    uint64_t id;
+    bool is64;
+
+    *ret = 0;
+    if (off + 4 > sc->len || !entry_header(sc, off, &r, &end, &id, &id_off, &is64)) {
+        /* A zero length is .eh_frame's terminator; any other bad length
+         * leaves no way to find the next entry. */
+        const uint8_t *d = sc->data + off;
+        if (off + 4 <= sc->len && (d[0] | d[1] | d[2] | d[3]) != 0)
+            st->bad_entries++;
+        return false;
+    }
+    *next = end;
+    bool is_cie = sc->kind == UW_EH_FRAME ? id == 0 : id == (is64 ? ~0ull : 0xffffffffull);
+    if (is_cie)
+        return true;
+    size_t cie_off;
+    struct cie scratch;
+    const struct cie *c;
+    st->fdes++;
+    if (sc->kind == UW_EH_FRAME)
+        cie_off = id <= id_off ? id_off - (size_t)id : SIZE_MAX;
+    else
+        cie_off = id < sc->len ? (size_t)id : SIZE_MAX;
+    c = cie_off < sc->len ? find_cie(ps, cie_off, &scratch) : NULL;
+    if (!c) {
+        st->bad_entries++;
+        return true;
+    }
+    *ret = parse_fde(ps, c, &r);
+    if (*ret == -EBADMSG) {
+        st->bad_entries++;
+        *ret = 0;
+    }
+    return true;
+}
+
+/* One pass over the section's entries (the scan pass or the parse): in
+ * section order, or in the order of @order (FDE offsets) when given. */
+static int parse_entries(struct parser *ps, const uint32_t *order, size_t norder)
+{
+    size_t off = 0, next;
     int ret = 0;
 
-    while (off + 4 <= sc->len) {
-        struct rd r;
-        size_t end, id_off;
-        uint64_t id;
-        bool is64;
-
-        if (!entry_header(sc, off, &r, &end, &id, &id_off, &is64)) {
-            /* A zero length is .eh_frame's terminator; any other bad length
-             * leaves no way to find the next entry. */
-            const uint8_t *d = sc->data + off;
-            if ((d[0] | d[1] | d[2] | d[3]) != 0)
-                st->bad_entries++;
-            break;
-        }
-        bool is_cie = sc->kind == UW_EH_FRAME ? id == 0 : id == (is64 ? ~0ull : 0xffffffffull);
-        if (!is_cie) {
-            size_t cie_off;
-            struct cie scratch;
-            const struct cie *c;
-            st->fdes++;
-            if (sc->kind == UW_EH_FRAME)
-                cie_off = id <= id_off ? id_off - (size_t)id : SIZE_MAX;
-            else
-                cie_off = id < sc->len ? (size_t)id : SIZE_MAX;
-            c = cie_off < sc->len ? find_cie(ps, cie_off, &scratch) : NULL;
-            if (!c) {
-                st->bad_entries++;
-            } else {
-                ret = parse_fde(ps, c, &r);
-                if (ret == -EBADMSG) {
-                    st->bad_entries++;
-                    ret = 0;
-                }
-                if (ret)
-                    break;
-            }
-        }
-        off = end;
+    if (order) {
+        for (size_t i = 0; i < norder && ret == 0; i++)
+            if (!parse_entry_at(ps, order[i], &next, &ret))
+                ps->st->bad_entries++;
+        return ret;
     }
+    while (ret == 0 && parse_entry_at(ps, off, &next, &ret))
+        off = next;
     return ret;
 }
 
-int uw_cfi_parse(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_section kind,
-                 size_t max_rows, struct uw_rows *out, struct uw_cfi_stats *st)
+int uw_cfi_parse_ordered(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_section kind,
+                         const uint32_t *order, size_t norder, size_t max_rows, struct uw_rows *out,
+                         struct uw_cfi_stats *st)
 {
     struct parser *ps = calloc(1, sizeof(*ps));
     struct uw_cfi_stats scan_st = {0};
@@ -791,12 +805,16 @@ int uw_cfi_parse(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_sectio
     ps->s = (struct sect){.data = data, .len = len, .vaddr = vaddr, .kind = kind};
     ps->max_rows = max_rows;
     ps->out = out;
-    /* First the FDEs' address range, so rows fit 32 bits from its start. */
+    /* First the FDEs' address range, so rows fit 32 bits from its start;
+     * in section order, which also counts the FDEs. */
     ps->scan = true;
     ps->st = &scan_st;
     ps->lo = UINT64_MAX;
     ps->hi = 0;
-    ret = parse_entries(ps);
+    ret = parse_entries(ps, NULL, 0);
+    /* an order that does not list every FDE is not used */
+    if (order && norder != scan_st.fdes)
+        order = NULL;
     if (ret == 0 && ps->lo <= ps->hi) {
         if (ps->hi - ps->lo > UINT32_MAX) {
             ret = -E2BIG; /* unwind information over 4 GiB apart: corrupt or exotic */
@@ -805,11 +823,17 @@ int uw_cfi_parse(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_sectio
             ps->st = st;
             ps->ncies = 0; /* counted again in the real pass */
             out->base = ps->lo;
-            ret = parse_entries(ps);
+            ret = parse_entries(ps, order, norder);
         }
     }
     free(ps);
     return ret;
+}
+
+int uw_cfi_parse(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_section kind,
+                 size_t max_rows, struct uw_rows *out, struct uw_cfi_stats *st)
+{
+    return uw_cfi_parse_ordered(data, len, vaddr, kind, NULL, 0, max_rows, out, st);
 }
 
 /* Sort order: by pc; at the same pc a rule before an FDE's end marker. */
@@ -828,22 +852,27 @@ void uw_rows_finish(struct uw_rows *rows)
 
     if (rows->n == 0)
         return;
-    /* linkers mostly emit FDEs in address order: sort only when not */
+    /* in .eh_frame_hdr's order (and mostly in section order) the rows are
+     * sorted already: sort only when not */
     for (size_t i = 1; i < rows->n; i++) {
-        if (row_cmp(&rows->v[i - 1], &rows->v[i]) > 0) {
+        if (rows->v[i - 1].pc > rows->v[i].pc) {
             qsort(rows->v, rows->n, sizeof(*rows->v), row_cmp);
             break;
         }
     }
     for (size_t i = 0; i < rows->n; i++) {
-        const struct unwind_row *r = &rows->v[i];
-        if (i && rows->v[i - 1].pc == r->pc)
-            continue; /* the first of a pc is the one to keep (v[i - 1] is
-                         still the input row: writes go to k <= i) */
-        if (k && rows->v[k - 1].kind == r->kind && rows->v[k - 1].off == r->off &&
-            rows->v[k - 1].rbp == r->rbp)
+        struct unwind_row r = rows->v[i]; /* read before any write: writes go to k <= i */
+        if (k && rows->v[k - 1].pc == r.pc) {
+            /* one row per pc: a rule over the end marker of the FDE before,
+             * else the first */
+            if (rows->v[k - 1].kind != STOKE_UW_NONE || r.kind == STOKE_UW_NONE)
+                continue;
+            k--;
+        }
+        if (k && rows->v[k - 1].kind == r.kind && rows->v[k - 1].off == r.off &&
+            rows->v[k - 1].rbp == r.rbp)
             continue; /* same rule as the row before: one row */
-        rows->v[k++] = *r;
+        rows->v[k++] = r;
     }
     rows->n = k;
     /* merging halves the rows of a typical binary: give the rest back */

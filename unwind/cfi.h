@@ -61,6 +61,14 @@ enum uw_section {
 int uw_cfi_parse(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_section kind,
                  size_t max_rows, struct uw_rows *out, struct uw_cfi_stats *st);
 
+/* The same, parsing the FDEs at the section offsets @order in that order
+ * (.eh_frame_hdr's, sorted by address: the rows come out sorted and need
+ * no sort) — when @order lists every FDE of the section, else in section
+ * order. */
+int uw_cfi_parse_ordered(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_section kind,
+                         const uint32_t *order, size_t norder, size_t max_rows, struct uw_rows *out,
+                         struct uw_cfi_stats *st);
+
 /* Sorts @rows by pc, keeps one row per pc (a rule over the end marker of
  * the FDE before it) and merges consecutive rows with the same rule. */
 void uw_rows_finish(struct uw_rows *rows);

@@ -37,6 +37,46 @@ static Elf_Scn *find_section(Elf *elf, const char *name, GElf_Shdr *sh, Elf_Data
     return NULL;
 }
 
+/*
+ * The FDE offsets in .eh_frame in .eh_frame_hdr's order (sorted by the
+ * FDEs' first address): parsed in that order the rows need no sort. Only
+ * the common table encoding (datarel sdata4) is read; NULL otherwise.
+ */
+static uint32_t *hdr_order(Elf *elf, uint64_t eh_vaddr, size_t eh_len, size_t *n)
+{
+    GElf_Shdr sh;
+    Elf_Data *d = NULL;
+    const uint8_t *p;
+    uint32_t *order;
+    uint64_t count;
+
+    if (!find_section(elf, ".eh_frame_hdr", &sh, &d) || d->d_size < 12)
+        return NULL;
+    p = d->d_buf;
+    /* version 1; eh_frame_ptr as pcrel sdata4; count as udata4; table datarel sdata4 */
+    if (p[0] != 1 || p[1] != 0x1b || p[2] != 0x03 || p[3] != 0x3b)
+        return NULL;
+    count = (uint64_t)p[8] | (uint64_t)p[9] << 8 | (uint64_t)p[10] << 16 | (uint64_t)p[11] << 24;
+    if (count == 0 || count > (d->d_size - 12) / 8)
+        return NULL;
+    order = malloc(count * sizeof(*order));
+    if (!order)
+        return NULL;
+    for (uint64_t i = 0; i < count; i++) {
+        const uint8_t *e = p + 12 + 8 * i + 4; /* the FDE's address, after its pc */
+        int32_t rel = (int32_t)((uint32_t)e[0] | (uint32_t)e[1] << 8 | (uint32_t)e[2] << 16 |
+                                (uint32_t)e[3] << 24);
+        uint64_t fde = sh.sh_addr + (uint64_t)(int64_t)rel;
+        if (fde < eh_vaddr || fde - eh_vaddr >= eh_len) {
+            free(order);
+            return NULL;
+        }
+        order[i] = (uint32_t)(fde - eh_vaddr);
+    }
+    *n = (size_t)count;
+    return order;
+}
+
 int uw_rows_from_elf(Elf *elf, struct uw_rows *rows, struct uw_cfi_stats *st, const char **source)
 {
     GElf_Shdr sh;
@@ -53,7 +93,13 @@ int uw_rows_from_elf(Elf *elf, struct uw_rows *rows, struct uw_cfi_stats *st, co
         if (!find_section(elf, ".debug_frame", &sh, &d))
             return -ENODATA;
     }
-    ret = uw_cfi_parse(d->d_buf, d->d_size, sh.sh_addr, kind, STOKE_UW_MAX_ELEMS, rows, st);
+    size_t norder = 0;
+    uint32_t *order = kind == UW_EH_FRAME && d->d_size <= UINT32_MAX
+                          ? hdr_order(elf, sh.sh_addr, d->d_size, &norder)
+                          : NULL;
+    ret = uw_cfi_parse_ordered(d->d_buf, d->d_size, sh.sh_addr, kind, order, norder,
+                               STOKE_UW_MAX_ELEMS, rows, st);
+    free(order);
     if (ret == 0 && rows->n == 0)
         ret = -ENODATA;
     if (ret == 0)

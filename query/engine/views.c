@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/gzip.h"
+#include "common/hash.h"
 #include "profile.pb-c.h"
 
 /* ---- top --------------------------------------------------------------- */
@@ -257,12 +258,6 @@ struct ftree {
     uint32_t nslots;
 };
 
-static uint64_t pair_hash(uint32_t a, uint32_t b)
-{
-    uint64_t h = ((uint64_t)a << 32 | b) * 0x9e3779b97f4a7c15ULL;
-    return h ^ (h >> 29);
-}
-
 static int ftree_grow_slots(struct ftree *t)
 {
     uint32_t ns = t->nslots ? t->nslots * 2 : 1024;
@@ -272,7 +267,7 @@ static int ftree_grow_slots(struct ftree *t)
         return -ENOMEM;
     memset(sl, 0xff, (size_t)ns * sizeof(*sl));
     for (uint32_t i = 1; i < t->count; i++) {
-        uint32_t j = (uint32_t)pair_hash(t->n[i].parent, t->n[i].name) & (ns - 1);
+        uint32_t j = (uint32_t)hash_pair32(t->n[i].parent, t->n[i].name) & (ns - 1);
         while (sl[j] != UINT32_MAX)
             j = (j + 1) & (ns - 1);
         sl[j] = i;
@@ -288,7 +283,7 @@ static uint32_t ftree_child(struct ftree *t, uint32_t parent, uint32_t name)
     uint32_t j;
 
     if (t->nslots)
-        for (j = (uint32_t)pair_hash(parent, name) & (t->nslots - 1); t->slots[j] != UINT32_MAX;
+        for (j = (uint32_t)hash_pair32(parent, name) & (t->nslots - 1); t->slots[j] != UINT32_MAX;
              j = (j + 1) & (t->nslots - 1)) {
             struct fnode *c = &t->n[t->slots[j]];
             if (c->parent == parent && c->name == name)
@@ -311,7 +306,7 @@ static uint32_t ftree_child(struct ftree *t, uint32_t parent, uint32_t name)
                               .next_sibling = t->n[parent].first_child};
     t->n[parent].first_child = id;
     t->n[parent].nchildren++;
-    for (j = (uint32_t)pair_hash(parent, name) & (t->nslots - 1); t->slots[j] != UINT32_MAX;
+    for (j = (uint32_t)hash_pair32(parent, name) & (t->nslots - 1); t->slots[j] != UINT32_MAX;
          j = (j + 1) & (t->nslots - 1))
         ;
     t->slots[j] = id;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "profile.pb-c.h"
+#include "common/hash.h"
 #include "query/serve/connect.h"
 #include "query/engine/plan.h"
 #include "query/engine/views.h"
@@ -198,12 +199,6 @@ struct dtree {
     struct intern names;
 };
 
-static uint64_t dhash(uint32_t a, uint32_t b)
-{
-    uint64_t h = ((uint64_t)a << 32 | b) * 0x9e3779b97f4a7c15ULL;
-    return h ^ (h >> 31);
-}
-
 static uint32_t dtree_child(struct dtree *t, uint32_t parent, uint32_t name)
 {
     uint32_t j;
@@ -215,8 +210,8 @@ static uint32_t dtree_child(struct dtree *t, uint32_t parent, uint32_t name)
             return UINT32_MAX;
         memset(sl, 0xff, (size_t)ns * sizeof(*sl));
         for (uint32_t i = 1; i < t->count; i++) {
-            for (j = (uint32_t)dhash(t->n[i].parent, t->n[i].name) & (ns - 1); sl[j] != UINT32_MAX;
-                 j = (j + 1) & (ns - 1))
+            for (j = (uint32_t)hash_pair32(t->n[i].parent, t->n[i].name) & (ns - 1);
+                 sl[j] != UINT32_MAX; j = (j + 1) & (ns - 1))
                 ;
             sl[j] = i;
         }
@@ -224,7 +219,7 @@ static uint32_t dtree_child(struct dtree *t, uint32_t parent, uint32_t name)
         t->slots = sl;
         t->nslots = ns;
     }
-    for (j = (uint32_t)dhash(parent, name) & (t->nslots - 1); t->slots[j] != UINT32_MAX;
+    for (j = (uint32_t)hash_pair32(parent, name) & (t->nslots - 1); t->slots[j] != UINT32_MAX;
          j = (j + 1) & (t->nslots - 1)) {
         struct dnode *c = &t->n[t->slots[j]];
         if (c->parent == parent && c->name == name)
@@ -1900,13 +1895,7 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
         render_reword(out);
         return;
     }
-    struct query q = {.tenant = tenant,
-                      .sel = &s.rest,
-                      .selector_text = s.rest_text,
-                      .from = s.from,
-                      .until = s.until,
-                      .profile_type = type,
-                      .mode = Q_PROFILE};
+    struct query q = selection_query(&c, &s, type, Q_PROFILE);
     struct query qs = q;
     struct mprof *mp = NULL, *ts = NULL;
     Querier__V1__FlameGraph *fg = NULL;

@@ -35,6 +35,7 @@ run $T/test_packages.sh
 run $T/test_make_targets.sh
 if [ -x $T/test_all_accuracy.sh ]; then run $T/test_all_accuracy.sh; fi
 run $T/test_unwind.sh
+run $T/test_runtimes.sh
 
 passed=0; failed=0
 while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(

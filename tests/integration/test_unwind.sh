@@ -179,9 +179,13 @@ debian() {
     sleep 1
     local exe
     exe=$(readlink -f "/proc/$pid/exe")
+    # leaves are compared where both name the same code: in python3 the
+    # agent's leaves are Python functions, perf's the eval loop
+    local top=3
+    [ "$name" = python3 ] && top=0
     profile "$name" "$pid" 32768 && compare "$name" "unwind-$name" \
-        --entry "_start,clone3,$(entry_range "$exe")" --max-diff 100 --min-entry 95 --top 3 \
-        --min-share 2
+        --entry "_start,clone3,$(entry_range "$exe")" --max-diff 100 --min-entry 95 \
+        --top "$top" --min-share 2
     kill "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
 }
