@@ -110,10 +110,12 @@ void query_group_key_append(struct wbuf *b, const char *val, bool first)
 int query_group_key_split(const char *key, uint32_t n, char ***vals)
 {
     size_t len = strlen(key);
-    char **v = malloc(n * sizeof(*v) + len + n);
+    char **v = n ? malloc(n * sizeof(*v) + len + n) : NULL;
     char *o;
     uint32_t k = 0;
 
+    if (n == 0 || n > QUERY_MAX_GROUP_BY)
+        return -EINVAL;
     if (!v)
         return -ENOMEM;
     o = (char *)(v + n);
@@ -123,8 +125,10 @@ int query_group_key_split(const char *key, uint32_t n, char ***vals)
             *o++ = *++p;
         } else if (*p == KEY_SEP) {
             *o++ = '\0';
-            if (k == n)
+            if (k == n) {
+                k = n + 1; /* more values than asked for */
                 break;
+            }
             v[k++] = o;
         } else {
             *o++ = *p;

@@ -1359,12 +1359,117 @@ static void test_bench_merge(void **state)
     free(sec.sample_values);
 }
 
+/* group_by with several labels: one group per (service, host), its key
+ * splitting back into the two values, each group's points its own. */
+static void test_series_group_by_labels(void **state)
+{
+    struct mprof *mp = run_q("{}", T0, T0 + NWIN * WIN, Q_SERIES, "service_name,host_name");
+
+    assert_int_equal(mp->ngroups, 4);
+    for (uint32_t g = 0; g < mp->ngroups; g++) {
+        char **v = NULL;
+        assert_int_equal(query_group_key_split(intern_str_get(&mp->str, mp->group_val[g]), 2, &v),
+                         0);
+        int api = strcmp(v[0], "api") == 0, h = strcmp(v[1], "h2") == 0;
+        assert_true(api || strcmp(v[0], "web") == 0);
+        assert_true(h || strcmp(v[1], "h1") == 0);
+        for (int w = 0; w < NWIN; w++)
+            assert_int_equal(mp->points[g * NWIN + w], scaled(api ? 550 : 70, h, w));
+        free(v);
+    }
+    mprof_free(mp);
+}
+
+static void test_group_key(void **state)
+{
+    static const char *vals[][3] = {
+        {"a", "b", "c"}, {"", "x\x1fy", ""}, {"\x1e", "\x1e\x1f\x1e", "\\"}, {"", "", ""}};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        struct wbuf b = {0};
+        char **v = NULL;
+        for (int k = 0; k < 3; k++)
+            query_group_key_append(&b, vals[i][k], k == 0);
+        wb_bytes(&b, "", 1);
+        assert_int_equal(query_group_key_split(b.s, 3, &v), 0);
+        for (int k = 0; k < 3; k++)
+            assert_string_equal(v[k], vals[i][k]);
+        free(v);
+        /* the wrong number of values is an error, not a short read */
+        assert_int_equal(query_group_key_split(b.s, 2, &v), -EINVAL);
+        assert_int_equal(query_group_key_split(b.s, 4, &v), -EINVAL);
+        free(b.p);
+    }
+    assert_true(query_group_by_valid("a"));
+    assert_true(query_group_by_valid("service_name,host_name"));
+    assert_false(query_group_by_valid(""));
+    assert_false(query_group_by_valid("a,"));
+    assert_false(query_group_by_valid(",a"));
+    assert_false(query_group_by_valid("a,,b"));
+    assert_false(query_group_by_valid("a,1b"));
+    assert_false(query_group_by_valid("a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q"));
+    assert_true(query_group_by_valid("a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p"));
+    assert_int_equal(query_group_by_count("a,b,c"), 3);
+    assert_int_equal(query_group_by_count(""), 0);
+}
+
+/* GetProfileStats' engine side: the first and last sample of the tenant. */
+static void test_profile_stats(void **state)
+{
+    struct profile_stats ps;
+    char err[256] = "";
+
+    assert_int_equal(engine_profile_stats(eng, "default", NULL, &ps, err, sizeof(err)), 0);
+    assert_true(ps.ingested);
+    assert_int_equal(ps.oldest_ms, T0);
+    assert_int_equal(ps.newest_ms, T0 + (NWIN - 1) * WIN);
+    assert_int_equal(engine_profile_stats(eng, "nobody", NULL, &ps, err, sizeof(err)), 0);
+    assert_false(ps.ingested);
+    assert_int_equal(ps.oldest_ms, 0);
+}
+
+/* The DOT call graph: recursion counts once per stack in cum and in the
+ * self-edge; max_nodes keeps the largest and only edges between them. */
+static void test_dot(void **state)
+{
+    struct mprof *mp = run_q("{service_name=\"api\"}", T0, T0 + NWIN * WIN, Q_PROFILE, NULL);
+    struct wbuf b = {0};
+    int64_t unit = 3 * 6 * 1000; /* sum over hosts and windows of scaled(1) */
+    char want[256];
+
+    assert_int_equal(view_dot(mp, 0, 100, &b), 0);
+    wb_bytes(&b, "", 1);
+    snprintf(want, sizeof(want), "of %" PRId64 " total", 550 * unit);
+    assert_non_null(strstr(b.s, want));
+    snprintf(want, sizeof(want), "label=\"rec\" xlabel=\"%" PRId64 " flat, %" PRId64 " cum",
+             50 * unit, 50 * unit);
+    assert_non_null(strstr(b.s, want));
+    snprintf(want, sizeof(want), "label=\"main\" xlabel=\"0 flat, %" PRId64 " cum", 550 * unit);
+    assert_non_null(strstr(b.s, want));
+    snprintf(want, sizeof(want), "[label=\" %" PRId64 "\"", 50 * unit);
+    assert_non_null(strstr(b.s, want)); /* rec -> rec once, and main -> rec */
+    free(b.p);
+    b = (struct wbuf){0};
+    assert_int_equal(view_dot(mp, 0, 2, &b), 0);
+    wb_bytes(&b, "", 1);
+    assert_non_null(strstr(b.s, "N1 [label=\"main\""));
+    assert_non_null(strstr(b.s, "N2 [label=\"handle\""));
+    assert_null(strstr(b.s, "N3 ["));
+    assert_non_null(strstr(b.s, "N1 -> N2 "));
+    assert_null(strstr(b.s, "N3"));
+    free(b.p);
+    mprof_free(mp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_top),
         cmocka_unit_test(test_flamegraph),
         cmocka_unit_test(test_series_labels),
+        cmocka_unit_test(test_series_group_by_labels),
+        cmocka_unit_test(test_group_key),
+        cmocka_unit_test(test_profile_stats),
+        cmocka_unit_test(test_dot),
         cmocka_unit_test(test_pprof_export),
         cmocka_unit_test(test_http),
         cmocka_unit_test(test_mprof_wire),
