@@ -519,3 +519,29 @@ out_tmp:
     intern_free(&tmp);
     return rc;
 }
+
+void mprof_keep_call_site(struct mprof *p, const char *const *names, size_t n)
+{
+    uint32_t ids[64];
+    bool absent = false;
+
+    if (n == 0)
+        return;
+    /* Names as string ids; one the profile never saw matches no stack.
+     * Call sites deeper than ids[] compare by string. */
+    for (size_t j = 0; j < n && j < 64; j++) {
+        ids[j] = intern_find(&p->str, names[j], strlen(names[j]));
+        absent |= ids[j] == INTERN_NONE;
+    }
+    for (uint32_t s = 0; s < p->nstacks; s++) {
+        const uint32_t *f = mprof_stack_frames(p, s);
+        uint32_t len = mprof_stack_len(p, s);
+        bool keep = !absent && len >= n;
+        for (size_t j = 0; keep && j < n; j++) {
+            uint32_t id = f[len - 1 - j];
+            keep = j < 64 ? id == ids[j] : strcmp(intern_str_get(&p->str, id), names[j]) == 0;
+        }
+        if (!keep)
+            memset(p->vals + (size_t)s * p->ntypes, 0, p->ntypes * sizeof(*p->vals));
+    }
+}

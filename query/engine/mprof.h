@@ -87,6 +87,11 @@ int mprof_series_init(struct mprof *p, int64_t from, int64_t step, uint32_t nbuc
 /* Group id for label value string id @val, created on first use. */
 uint32_t mprof_group(struct mprof *p, uint32_t val);
 
+/* Keeps only the stacks whose outermost frames are @names[0..n) (root
+ * first: Pyroscope's stack trace selector call_site): the values of every
+ * other stack become 0 in every column. n = 0 keeps everything. */
+void mprof_keep_call_site(struct mprof *p, const char *const *names, size_t n);
+
 /* Records that label pair (name, value) (string ids) was seen. 0 or -ENOMEM. */
 int mprof_pair(struct mprof *p, uint32_t name, uint32_t value);
 /* The pairs seen, in first-seen order: i < p->pairs.n. */

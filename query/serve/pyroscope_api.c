@@ -389,6 +389,9 @@ out:
 
 /* ---- selections ---------------------------------------------------------- */
 
+struct call;
+static void oom(struct call *c);
+
 /* One request's context. */
 struct call {
     const struct pyroscope_api *a;
@@ -573,6 +576,43 @@ static bool stack_selector_set(const Types__V1__StackTraceSelector *s)
     return s && (s->n_call_site || s->go_pgo);
 }
 
+/* Checks a stack trace selector Stoke applies after the merge: call_site
+ * yes (at most 1024 frames), go_pgo no (501). 0 or -EINVAL with the
+ * error in c->r. */
+static int stack_selector_check(struct call *c, const char *what,
+                                const Types__V1__StackTraceSelector *s)
+{
+    if (s && s->go_pgo) {
+        connect_error(c->r, 0, CONNECT_UNIMPLEMENTED,
+                      "%sstack_trace_selector.go_pgo is not implemented", what);
+        return -EINVAL;
+    }
+    if (s && s->n_call_site > 1024) {
+        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT,
+                      "%sstack_trace_selector.call_site: more than 1024 frames", what);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Keeps the stacks of @mp under the selector's call site (root first). */
+static int stack_selector_apply(struct call *c, const Types__V1__StackTraceSelector *s,
+                                struct mprof *mp)
+{
+    if (!s || !s->n_call_site)
+        return 0;
+    const char **names = calloc(s->n_call_site, sizeof(*names));
+    if (!names) {
+        oom(c);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < s->n_call_site; i++)
+        names[i] = s->call_site[i]->name ? s->call_site[i]->name : "";
+    mprof_keep_call_site(mp, names, s->n_call_site);
+    free(names);
+    return 0;
+}
+
 /* The merged profile of one stack trace request (column 0 = the type). */
 static int select_stacks(struct call *c, const char *what,
                          const Querier__V1__SelectMergeStacktracesRequest *m, struct mprof **out,
@@ -602,11 +642,13 @@ static int select_stacks(struct call *c, const char *what,
                       m->n_span_selector ? "span_selector" : "trace_id_selector");
         return -EINVAL;
     }
-    if (stack_selector_set(m->stack_trace_selector) || m->n_profile_id_selector) {
-        connect_error(c->r, 0, CONNECT_UNIMPLEMENTED,
-                      "%sstack_trace_selector and profile_id_selector are not implemented", what);
+    if (m->n_profile_id_selector) {
+        connect_error(c->r, 0, CONNECT_UNIMPLEMENTED, "%sprofile_id_selector is not implemented",
+                      what);
         return -EINVAL;
     }
+    if (stack_selector_check(c, what, m->stack_trace_selector))
+        return -EINVAL;
     if (selection_parse(c, what, m->label_selector, m->start, m->end, &s))
         return -EINVAL;
     if (!name_matches(&s, m->profile_typeid)) {
@@ -619,6 +661,10 @@ static int select_stacks(struct call *c, const char *what,
     struct query q = selection_query(c, &s, m->profile_typeid, Q_PROFILE);
     int rc = run(c, &q, out);
     selection_free(&s);
+    if (!rc && (rc = stack_selector_apply(c, m->stack_trace_selector, *out))) {
+        mprof_free(*out);
+        *out = NULL;
+    }
     return rc;
 }
 
@@ -1051,11 +1097,12 @@ static void m_select_merge_profile(struct call *c, const ProtobufCMessage *req)
                       "trace ids");
         return;
     }
-    if (stack_selector_set(m->stack_trace_selector) || m->n_profile_id_selector) {
-        connect_error(c->r, 0, CONNECT_UNIMPLEMENTED,
-                      "stack_trace_selector and profile_id_selector are not implemented");
+    if (m->n_profile_id_selector) {
+        connect_error(c->r, 0, CONNECT_UNIMPLEMENTED, "profile_id_selector is not implemented");
         return;
     }
+    if (stack_selector_check(c, "", m->stack_trace_selector))
+        return;
     if (selection_parse(c, "", m->label_selector, m->start, m->end, &s))
         return;
     struct query q = selection_query(c, &s, m->profile_typeid, Q_PROFILE);
@@ -1066,6 +1113,10 @@ static void m_select_merge_profile(struct call *c, const ProtobufCMessage *req)
     if (rc) {
         if (rc == -ENOMEM && !mp && !c->r->body)
             oom(c);
+        return;
+    }
+    if (stack_selector_apply(c, m->stack_trace_selector, mp)) {
+        mprof_free(mp);
         return;
     }
     rc = view_pprof_pb(mp, from, until - from, &raw, &rawlen);

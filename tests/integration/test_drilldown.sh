@@ -181,6 +181,35 @@ if dt:
     check(d.startswith("digraph") and m_ and int(m_.group(1)) == F and 0 < d.count(" [label=") <= 100,
           "DOT: a digraph of at most 100 nodes whose legend total is the flame graph's")
 
+# Function details: the app's SelectMergeProfile JSON (snake_case names,
+# stackTraceSelector.call_site root first) keeps the stacks under that call
+# site: its total is that flame graph node's total.
+def nodes(fgj):
+    names = fgj["names"]; out = []
+    for d, l in enumerate(fgj["levels"]):
+        v = [int(x) for x in l.get("values", [])]; x = 0
+        for i in range(0, len(v), 4):
+            x += v[i]
+            out.append((d, x, v[i + 1], v[i + 2], names[v[i + 3]])); x += v[i + 1]
+    return out
+if fg:
+    ns = nodes(fg["flamegraph"])
+    d1 = [n for n in ns if n[0] == 1][0]
+    d2 = [n for n in ns if n[0] == 2 and d1[1] <= n[1] and n[1] + n[2] <= d1[1] + d1[2]][0]
+    for site in ([d1], [d1, d2]):
+        body = {"profile_typeID": PT, "label_selector": sel, "start": START, "end": END,
+                "stackTraceSelector": {"call_site": [{"name": n[4]} for n in site]}, "maxNodes": 16384}
+        prof = cj("SelectMergeProfile", body)
+        smst = cj("SelectMergeStacktraces", dict(base, maxNodes=16384, stackTraceSelector=body["stackTraceSelector"]))
+        if prof is not None and smst is not None:
+            strs = prof["stringTable"]
+            col = [k for k, t in enumerate(prof["sampleType"]) if strs[int(t["type"])] == "cpu"][0]
+            tot = sum(int(x["value"][col]) for x in prof.get("sample", []))
+            check(tot == site[-1][2] == int(smst["flamegraph"]["total"]) and tot < F,
+                  "stack_trace_selector call_site %s: pprof and flame graph total %d = the node's" % ([n[4] for n in site], tot))
+    nothing = cj("SelectMergeStacktraces", dict(base, stackTraceSelector={"callSite": [{"name": "no-such-function"}]}))
+    check(nothing is not None and int(nothing["flamegraph"].get("total", 0)) == 0, "a call site that matches nothing: total 0")
+
 # ---- render and render-diff ---------------------------------------------------
 # The Drilldown diff view: one service, the first and the second half hour.
 MID = START + 1800000
@@ -229,6 +258,8 @@ want(501, "unimplemented", "SelectMergeProfile", dict(base, traceIdSelector=["7c
 want(400, "invalid_argument", "Series", {"labelNames": ["bad-name"]}, "Series with a bad label name")
 want(400, "invalid_argument", "SelectSeries", {"profileTypeID": PT, "groupBy": ["ok", "1bad"]}, "group_by with a bad label name")
 want(501, "unimplemented", "SelectMergeSpanProfile", {}, "SelectMergeSpanProfile")
+want(501, "unimplemented", "SelectMergeStacktraces", dict(base, stackTraceSelector={"goPgo": {"keepLocations": 2}}), "stack_trace_selector.go_pgo")
+want(501, "unimplemented", "SelectSeries", {"profileTypeID": PT, "stackTraceSelector": {"callSite": [{"name": "main"}]}}, "SelectSeries with a call site")
 for q, what in [({"leftQuery": lq, "rightQuery": "memory:alloc_space:bytes:space:bytes{}"}, "profile types differ"),
                 ({"rightQuery": rq}, "leftQuery missing"),
                 ({"leftQuery": lq, "rightQuery": rq, "leftFrom": "x"}, "bad leftFrom")]:

@@ -1427,6 +1427,35 @@ static void test_profile_stats(void **state)
     assert_int_equal(ps.oldest_ms, 0);
 }
 
+/* Pyroscope's call site selector: only stacks under the root-first path. */
+static void test_call_site(void **state)
+{
+    static const struct {
+        const char *site[4];
+        size_t n;
+        int64_t want; /* base values kept */
+    } cases[] = {
+        {{"main"}, 1, 550},
+        {{"main", "handle"}, 2, 500},
+        {{"main", "handle", "parse"}, 3, 300},
+        {{"main", "rec", "rec", "rec"}, 4, 50},
+        {{"handle"}, 1, 0}, /* a prefix from the root, not anywhere */
+        {{"main", "nope"}, 2, 0},
+        {{0}, 0, 550},
+    };
+    int64_t unit = 3 * 6 * 1000;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct mprof *mp = run_q("{service_name=\"api\"}", T0, T0 + NWIN * WIN, Q_PROFILE, NULL);
+        int64_t tot = 0;
+        mprof_keep_call_site(mp, cases[i].site, cases[i].n);
+        for (uint32_t s = 0; s < mp->nstacks; s++)
+            tot += mp->vals[(size_t)s * mp->ntypes];
+        assert_int_equal(tot, cases[i].want * unit);
+        mprof_free(mp);
+    }
+}
+
 /* The DOT call graph: recursion counts once per stack in cum and in the
  * self-edge; max_nodes keeps the largest and only edges between them. */
 static void test_dot(void **state)
@@ -1463,23 +1492,15 @@ static void test_dot(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_top),
-        cmocka_unit_test(test_flamegraph),
-        cmocka_unit_test(test_series_labels),
-        cmocka_unit_test(test_series_group_by_labels),
-        cmocka_unit_test(test_group_key),
-        cmocka_unit_test(test_profile_stats),
-        cmocka_unit_test(test_dot),
-        cmocka_unit_test(test_pprof_export),
-        cmocka_unit_test(test_http),
-        cmocka_unit_test(test_mprof_wire),
-        cmocka_unit_test(test_peers),
-        cmocka_unit_test(test_peer_request),
-        cmocka_unit_test(test_corrupt_segment),
-        cmocka_unit_test(test_query_cancel),
-        cmocka_unit_test(test_http_socket),
-        cmocka_unit_test(test_cache),
-        cmocka_unit_test(test_bench_merge),
+        cmocka_unit_test(test_top),           cmocka_unit_test(test_flamegraph),
+        cmocka_unit_test(test_series_labels), cmocka_unit_test(test_series_group_by_labels),
+        cmocka_unit_test(test_group_key),     cmocka_unit_test(test_profile_stats),
+        cmocka_unit_test(test_dot),           cmocka_unit_test(test_call_site),
+        cmocka_unit_test(test_pprof_export),  cmocka_unit_test(test_http),
+        cmocka_unit_test(test_mprof_wire),    cmocka_unit_test(test_peers),
+        cmocka_unit_test(test_peer_request),  cmocka_unit_test(test_corrupt_segment),
+        cmocka_unit_test(test_query_cancel),  cmocka_unit_test(test_http_socket),
+        cmocka_unit_test(test_cache),         cmocka_unit_test(test_bench_merge),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
