@@ -215,7 +215,8 @@ int engine_query(struct engine *e, const struct query *q, struct mprof **out, ch
                           .from = q->from,
                           .until = q->until,
                           .profile_type =
-                              q->mode == Q_LABELS && !q->profile_type
+                              (q->mode == Q_LABELS || (q->mode == Q_SERIES && q->all_types)) &&
+                                      !q->profile_type
                                   ? NULL
                                   : (q->profile_type ? q->profile_type : DEFAULT_PROFILE_TYPE),
                           .cancel = q->cancel};

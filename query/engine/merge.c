@@ -328,6 +328,15 @@ static int merge_series(struct mprof *mp, const struct seg_section *sec, const u
         names[k][len] = '\0';
         gname[k] = find_string(sec, names[k]);
     }
+    /* Label sets only (all_types): the section's type ids, one per column. */
+    char(*tid)[256] = NULL;
+    if (q->all_types) {
+        if (!(tid = calloc(sec->ntypes + 1, sizeof(*tid))))
+            return -ENOMEM;
+        for (uint32_t t = 0; t < sec->ntypes; t++)
+            if (seg_profile_type_id(sec, t, tid[t], sizeof(tid[t])) < 0)
+                tid[t][0] = '\0';
+    }
     for (uint32_t i = 0; i < sec->nseries && !rc; i++) {
         uint64_t a = lower_u32(sec->sample_series, lo, sec->nsamples, i);
         uint64_t b = lower_u32(sec->sample_series, a, sec->nsamples, i + 1);
@@ -340,6 +349,27 @@ static int merge_series(struct mprof *mp, const struct seg_section *sec, const u
         b = lower_i64(sec->sample_time_ms, a, b, q->until);
         if (a == b)
             continue;
+        if (tid) {
+            /* A group per (label values, type): its key ends with the
+             * type id; present, no sums. No sample is read. */
+            for (uint32_t t = 0; t < sec->ntypes && !rc; t++) {
+                if (!tid[t][0])
+                    continue;
+                key.len = 0;
+                for (uint32_t k = 0; k < ng; k++)
+                    query_group_key_append(&key, label_value(sec, i, names[k], gname[k], host),
+                                           k == 0);
+                query_group_key_append(&key, tid[t], ng == 0);
+                wb_bytes(&key, "", 1);
+                uint32_t sid = key.err ? MPROF_NONE : intern_strn(&mp->str, key.s, strlen(key.s));
+                uint32_t g = sid == MPROF_NONE ? MPROF_NONE : mprof_group(mp, sid);
+                if (g == MPROF_NONE)
+                    rc = -ENOMEM;
+                else if (nb)
+                    mp->present[(size_t)g * nb] = 1;
+            }
+            continue;
+        }
         /* One label: the group value is its value; several: a group key. */
         const char *val = ng ? label_value(sec, i, names[0], gname[0], host) : "";
         if (ng > 1) {
@@ -370,6 +400,7 @@ static int merge_series(struct mprof *mp, const struct seg_section *sec, const u
         }
     }
     free(key.p);
+    free(tid);
     return rc;
 }
 
@@ -428,7 +459,9 @@ int engine_merge_section(struct mprof *mp, const struct seg_section *sec, const 
             col = t;
             break;
         }
-    if (col == UINT32_MAX && !(q->mode == Q_LABELS && !q->profile_type))
+    /* Label queries and label sets (Q_SERIES with all_types) take any type. */
+    if (col == UINT32_MAX &&
+        !((q->mode == Q_LABELS || (q->mode == Q_SERIES && q->all_types)) && !q->profile_type))
         return 1;
     mask = malloc(sec->nseries + 1);
     if (!mask)

@@ -35,8 +35,13 @@ struct query {
     int64_t from, until;
     const char *profile_type; /* NULL: default; for Q_LABELS any type */
     enum qmode mode;
-    bool all_types; /* Q_PROFILE: every sample type (pprof export) */
-    int64_t step;   /* Q_SERIES */
+    /* Q_PROFILE: every sample type (pprof export). Q_SERIES with
+     * profile_type NULL: label sets only (Series): a group per (group_by
+     * values, profile type id), its key the group_by values and the type id
+     * (query_group_key_split with one more value), marked present, no sums;
+     * no sample values are read. */
+    bool all_types;
+    int64_t step; /* Q_SERIES */
     /* Q_SERIES: NULL or "" = one series; "a" groups by label a (the group
      * value is a's value); "a,b,..." by several (the group value is the
      * group key of query_group_key_split). */

@@ -1407,8 +1407,9 @@ static const char *const type_labels[] = {"__name__", "__type__", "__unit__", "_
 
 /* Series: the label sets of the series matching any of @matchers that
  * have samples in the range, restricted to label_names when given. Each
- * (selection, profile type) is one engine series query of one bucket
- * grouped by the names, so a set is listed once whatever its sample count. */
+ * selection is one engine label-set query (Q_SERIES with all_types: one
+ * bucket, grouped by the names and the profile type, no values read), so
+ * a set is listed once whatever its sample count. */
 static void m_series(struct call *c, const ProtobufCMessage *req)
 {
     const Querier__V1__SeriesRequest *m = (const void *)req;
@@ -1459,47 +1460,52 @@ static void m_series(struct call *c, const ProtobufCMessage *req)
                 rc = group_by_join(c, nv, names.n, &gb, &ngb);
             }
         }
-        for (size_t t = 0; !rc && t < n; t++) {
-            struct mprof *mp = NULL;
-            struct query q = selection_query(c, &s, types[t], Q_SERIES);
-            q.step = s.until - s.from;
-            q.group_by = gb;
-            if ((rc = run(c, &q, &mp)))
+        /* One pass over every type: groups of (names' values, type id). */
+        struct mprof *mp = NULL;
+        struct query q = selection_query(c, &s, NULL, Q_SERIES);
+        q.step = s.until - s.from;
+        q.group_by = gb;
+        q.all_types = true;
+        if (!rc && n)
+            rc = run(c, &q, &mp);
+        for (uint32_t g = 0; !rc && mp && g < mp->ngroups; g++) {
+            const char *key = intern_str_get(&mp->str, mp->group_val[g]);
+            const char *ln[QUERY_MAX_GROUP_BY + 6], *lv[QUERY_MAX_GROUP_BY + 6];
+            char **vals = NULL, *fields[5] = {0};
+            size_t nl = 0;
+            if ((rc = query_group_key_split(key, names.n + 1, &vals)))
                 break;
-            for (uint32_t g = 0; !rc && g < mp->ngroups; g++) {
-                const char *key = intern_str_get(&mp->str, mp->group_val[g]);
-                const char *ln[QUERY_MAX_GROUP_BY + 6], *lv[QUERY_MAX_GROUP_BY + 6];
-                char **vals = NULL, *fields[5] = {0};
-                size_t nl = 0;
-                if (names.n > 1 && (rc = query_group_key_split(key, names.n, &vals)))
-                    break;
-                for (uint32_t j = 0; j < names.n; j++) {
-                    ln[nl] = sorted[j];
-                    lv[nl++] = names.n > 1 ? vals[j] : key;
-                }
-                for (int f = 0; f < 5; f++) {
-                    bool want = all;
-                    for (size_t i = 0; i < m->n_label_names; i++)
-                        want |= strcmp(m->label_names[i], type_labels[f]) == 0;
-                    if (want && (fields[f] = field_dup(types[t], f))) {
-                        ln[nl] = type_labels[f];
-                        lv[nl++] = fields[f];
-                    }
-                }
-                bool want_pt = all;
-                for (size_t i = 0; i < m->n_label_names; i++)
-                    want_pt |= strcmp(m->label_names[i], "__profile_type__") == 0;
-                if (want_pt) {
-                    ln[nl] = "__profile_type__";
-                    lv[nl++] = types[t];
-                }
-                rc = label_sets_add(&ls, ln, lv, nl);
-                for (int f = 0; f < 5; f++)
-                    free(fields[f]);
+            const char *type = vals[names.n];
+            if (!name_matches(&s, type)) { /* the pseudo label matchers */
                 free(vals);
+                continue;
             }
-            mprof_free(mp);
+            for (uint32_t j = 0; j < names.n; j++) {
+                ln[nl] = sorted[j];
+                lv[nl++] = vals[j];
+            }
+            for (int f = 0; f < 5; f++) {
+                bool want = all;
+                for (size_t i = 0; i < m->n_label_names; i++)
+                    want |= strcmp(m->label_names[i], type_labels[f]) == 0;
+                if (want && (fields[f] = field_dup(type, f))) {
+                    ln[nl] = type_labels[f];
+                    lv[nl++] = fields[f];
+                }
+            }
+            bool want_pt = all;
+            for (size_t i = 0; i < m->n_label_names; i++)
+                want_pt |= strcmp(m->label_names[i], "__profile_type__") == 0;
+            if (want_pt) {
+                ln[nl] = "__profile_type__";
+                lv[nl++] = type;
+            }
+            rc = label_sets_add(&ls, ln, lv, nl);
+            for (int f = 0; f < 5; f++)
+                free(fields[f]);
+            free(vals);
         }
+        mprof_free(mp);
         if (rc == -ENOMEM)
             oom(c);
         free(gb);

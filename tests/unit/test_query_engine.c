@@ -1380,6 +1380,52 @@ static void test_series_group_by_labels(void **state)
     mprof_free(mp);
 }
 
+/* Label sets only (Series): Q_SERIES with all_types groups by the labels
+ * and the profile type id, any type, without sums. */
+static void test_series_label_sets(void **state)
+{
+    struct selector *sel = NULL;
+    struct mprof *mp = NULL;
+    char err[256];
+    struct query q = {.tenant = "default",
+                      .selector_text = "{}",
+                      .from = T0,
+                      .until = T0 + NWIN * WIN,
+                      .mode = Q_SERIES,
+                      .step = NWIN * WIN,
+                      .group_by = "service_name",
+                      .all_types = true};
+
+    assert_int_equal(selector_parse("{}", &sel, err, sizeof(err)), 0);
+    q.sel = sel;
+    assert_int_equal(engine_query(eng, &q, &mp, err, sizeof(err)), 0);
+    /* api and web, each with the segments' two types */
+    assert_int_equal(mp->ngroups, 4);
+    int api = 0, cpu = 0;
+    for (uint32_t g = 0; g < mp->ngroups; g++) {
+        char **v = NULL;
+        assert_int_equal(query_group_key_split(intern_str_get(&mp->str, mp->group_val[g]), 2, &v),
+                         0);
+        assert_true(query_profile_type_valid(v[1]));
+        api += strcmp(v[0], "api") == 0;
+        cpu += strcmp(v[1], DEFAULT_PROFILE_TYPE) == 0;
+        assert_true(mp->present[g * mp->nbuckets]);
+        assert_int_equal(mp->points[g * mp->nbuckets], 0); /* no sums */
+        free(v);
+    }
+    assert_int_equal(api, 2);
+    assert_int_equal(cpu, 2);
+    mprof_free(mp);
+    /* a window with no samples: no sets */
+    q.from = T0 - 10 * WIN;
+    q.until = T0 - 5 * WIN;
+    q.step = 5 * WIN;
+    assert_int_equal(engine_query(eng, &q, &mp, err, sizeof(err)), 0);
+    assert_int_equal(mp->ngroups, 0);
+    mprof_free(mp);
+    selector_free(sel);
+}
+
 static void test_group_key(void **state)
 {
     static const char *vals[][3] = {
@@ -1492,15 +1538,25 @@ static void test_dot(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_top),           cmocka_unit_test(test_flamegraph),
-        cmocka_unit_test(test_series_labels), cmocka_unit_test(test_series_group_by_labels),
-        cmocka_unit_test(test_group_key),     cmocka_unit_test(test_profile_stats),
-        cmocka_unit_test(test_dot),           cmocka_unit_test(test_call_site),
-        cmocka_unit_test(test_pprof_export),  cmocka_unit_test(test_http),
-        cmocka_unit_test(test_mprof_wire),    cmocka_unit_test(test_peers),
-        cmocka_unit_test(test_peer_request),  cmocka_unit_test(test_corrupt_segment),
-        cmocka_unit_test(test_query_cancel),  cmocka_unit_test(test_http_socket),
-        cmocka_unit_test(test_cache),         cmocka_unit_test(test_bench_merge),
+        cmocka_unit_test(test_top),
+        cmocka_unit_test(test_flamegraph),
+        cmocka_unit_test(test_series_labels),
+        cmocka_unit_test(test_series_group_by_labels),
+        cmocka_unit_test(test_group_key),
+        cmocka_unit_test(test_series_label_sets),
+        cmocka_unit_test(test_profile_stats),
+        cmocka_unit_test(test_dot),
+        cmocka_unit_test(test_call_site),
+        cmocka_unit_test(test_pprof_export),
+        cmocka_unit_test(test_http),
+        cmocka_unit_test(test_mprof_wire),
+        cmocka_unit_test(test_peers),
+        cmocka_unit_test(test_peer_request),
+        cmocka_unit_test(test_corrupt_segment),
+        cmocka_unit_test(test_query_cancel),
+        cmocka_unit_test(test_http_socket),
+        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_bench_merge),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
