@@ -320,7 +320,7 @@ static int merge_series(struct mprof *mp, const struct seg_section *sec, const u
 
     if (ng > QUERY_MAX_GROUP_BY)
         return -EINVAL;
-    for (uint32_t k = 0; k < ng; k++, gb += strcspn(gb, ",") + 1) {
+    for (uint32_t k = 0; gb && k < ng; k++, gb += strcspn(gb, ",") + 1) {
         size_t len = strcspn(gb, ",");
         if (len >= sizeof(names[k]))
             return -EINVAL;

@@ -110,12 +110,12 @@ void query_group_key_append(struct wbuf *b, const char *val, bool first)
 int query_group_key_split(const char *key, uint32_t n, char ***vals)
 {
     size_t len = strlen(key);
-    char **v = n ? malloc(n * sizeof(*v) + len + n) : NULL;
-    char *o;
+    char **v, *o;
     uint32_t k = 0;
 
-    if (n == 0 || n > QUERY_MAX_GROUP_BY)
+    if (n == 0 || n > QUERY_MAX_GROUP_BY + 1) /* + 1: Series' type id */
         return -EINVAL;
+    v = malloc(n * sizeof(*v) + len + n);
     if (!v)
         return -ENOMEM;
     o = (char *)(v + n);

@@ -74,9 +74,10 @@ uint32_t query_group_by_count(const char *s);
  */
 struct wbuf;
 void query_group_key_append(struct wbuf *b, const char *val, bool first);
-/* Splits @key into @n values: *vals is one allocation holding the @n
- * pointers and the strings (free it). 0, -EINVAL when @key does not hold
- * @n values, -ENOMEM. */
+/* Splits @key into @n values (1 <= n <= QUERY_MAX_GROUP_BY + 1, the type
+ * id of a label-set query being the last): *vals is one allocation holding
+ * the @n pointers and the strings (free it). 0, -EINVAL when @key does not
+ * hold @n values, -ENOMEM. */
 int query_group_key_split(const char *key, uint32_t n, char ***vals);
 
 #endif

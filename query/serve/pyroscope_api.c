@@ -1313,7 +1313,7 @@ struct label_sets {
 
 static void labels_msg_free(Types__V1__Labels *l)
 {
-    for (size_t k = 0; l && k < l->n_labels; k++) {
+    for (size_t k = 0; l && l->labels && k < l->n_labels; k++) {
         free(l->labels[k]->name);
         free(l->labels[k]->value);
         free(l->labels[k]);
@@ -1508,6 +1508,8 @@ static void m_series(struct call *c, const ProtobufCMessage *req)
         mprof_free(mp);
         if (rc == -ENOMEM)
             oom(c);
+        else if (rc && !c->r->body) /* every failure answers */
+            connect_error(c->r, 0, CONNECT_INTERNAL, "Series: %s", strerror(-rc));
         free(gb);
         free(sorted);
         intern_free(&names);

@@ -1445,6 +1445,18 @@ static void test_group_key(void **state)
         assert_int_equal(query_group_key_split(b.s, 4, &v), -EINVAL);
         free(b.p);
     }
+    /* a label-set key: the most group_by labels and the type id */
+    struct wbuf b = {0};
+    char **v = NULL;
+    for (int k = 0; k <= QUERY_MAX_GROUP_BY; k++)
+        query_group_key_append(&b, k == QUERY_MAX_GROUP_BY ? "t:t:t:t:t" : "x", k == 0);
+    wb_bytes(&b, "", 1);
+    assert_int_equal(query_group_key_split(b.s, QUERY_MAX_GROUP_BY + 1, &v), 0);
+    assert_string_equal(v[QUERY_MAX_GROUP_BY], "t:t:t:t:t");
+    free(v);
+    assert_int_equal(query_group_key_split(b.s, QUERY_MAX_GROUP_BY + 2, &v), -EINVAL);
+    assert_int_equal(query_group_key_split(b.s, 0, &v), -EINVAL);
+    free(b.p);
     assert_true(query_group_by_valid("a"));
     assert_true(query_group_by_valid("service_name,host_name"));
     assert_false(query_group_by_valid(""));
