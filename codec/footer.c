@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static void section_info_clear(struct seg_section_info *s)
 {
     free(s->service);
