@@ -382,6 +382,7 @@ static int drain_window(struct agent *a, uint64_t end_ns)
         a->m.objects_pending = us.objects_pending;
         a->m.objects_dropped = us.objects_dropped;
         a->m.objects_spilled = us.objects_spilled;
+        a->m.objects_cut_early = us.objects_cut_early;
         a->m.upload_errors = us.upload_errors;
     }
     if (a->otlp) {

@@ -134,6 +134,9 @@ char *metrics_render(const struct agent_metrics *s)
     counter(&b, "stoke_objects_dropped_total", "Objects dropped: buffer full, store down.",
             s->objects_dropped);
     counter(&b, "stoke_objects_spilled_total", "Objects spilled to disk.", s->objects_spilled);
+    counter(&b, "stoke_objects_cut_early_total",
+            "Segments cut before --flush: the one being filled reached its 4 MiB memory cap.",
+            s->objects_cut_early);
     counter(&b, "stoke_upload_errors_total", "Failed upload attempts (retried).", s->upload_errors);
     export_counter(&b, "stoke_export_requests_sent_total", "Push requests accepted (2xx).",
                    s->otlp.sent, s->pyroscope.sent, false);
