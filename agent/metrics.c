@@ -106,6 +106,12 @@ char *metrics_render(const struct agent_metrics *s)
             s->sym.binaries_evicted);
     counter(&b, "stoke_bad_binaries_total", "Malformed ELF/DWARF files rejected.",
             s->sym.bad_binaries);
+    gauge(&b, "stoke_dwarf_scratch_bytes",
+          "Disk held by inflated copies of compressed debug sections (page cache, not heap).",
+          (double)s->sym.scratch_bytes);
+    counter(&b, "stoke_dwarf_heap_inflated_total",
+            "DWARF opens that inflated compressed sections in the heap (no scratch directory).",
+            s->sym.dwarf_heap_inflated);
     gauge(&b, "stoke_symbol_cache_bytes", "Estimated symbol cache footprint.",
           (double)s->sym.bytes_used);
     counter(&b, "stoke_windows_total", "Windows drained.", s->windows);

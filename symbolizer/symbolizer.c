@@ -24,8 +24,10 @@
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "symbolizer/build_id.h"
@@ -39,12 +41,14 @@
 #include "symbolizer/symbolizer.h"
 
 #define DEFAULT_MAX_BYTES    (64u << 20)
+#define DEFAULT_SCRATCH_MAX  (1ull << 30)
 #define PROC_BUCKETS         1024
 #define BIN_BUCKETS          4096
 #define MAPS_MAX             (64u << 20)
 #define PERFMAP_MAX          (256u << 20)
 #define KSYMS_RELOAD_WINDOWS 6
 #define DWARF_IDLE_WINDOWS   3
+#define PROC_IDLE_WINDOWS    3 /* a process's maps are dropped after this many unused windows */
 #define DWARF_KEEP_MAX       (4u << 20)          /* larger DWARF is closed after one idle window */
 #define DWARF_DEAR_NS        (20u * 1000 * 1000) /* ... unless opening it cost this much CPU */
 
@@ -98,6 +102,7 @@ struct bin {
      * DWARF_IDLE_WINDOWS: reopening costs ~40 ms of CPU for libc's, so a
      * DWARF file in steady use stays open. */
     int dwarf_fd;           /* where to reopen it from; -1 = no DWARF */
+    size_t scratch_bytes;   /* dwarf_fd is an inflated copy of this size */
     uint64_t dwarf_window;  /* the last window a lookup used it */
     unsigned dwarf_opens;   /* times opened: a file reopened is in steady use */
     uint64_t dwarf_open_ns; /* CPU the last open took */
@@ -133,8 +138,9 @@ struct proc {
 
 struct symbolizer {
     struct symbolizer_opts opts;
-    char *debug_dirs, *proc_root, *kallsyms_path;
+    char *debug_dirs, *proc_root, *kallsyms_path, *scratch_dir;
     size_t max_bytes;
+    size_t scratch_max, scratch_bytes;
     uint64_t evict_stuck_window; /* evict() found nothing idle to drop */
     uint64_t window;
     struct proc *procs[PROC_BUCKETS];
@@ -257,15 +263,22 @@ static void bin_account(struct symbolizer *s, struct bin *b)
     b->heavy_bytes = now;
 }
 
+static void close_dwarf_fd(struct symbolizer *s, struct bin *b)
+{
+    if (b->dwarf_fd >= 0)
+        close(b->dwarf_fd);
+    b->dwarf_fd = -1;
+    s->scratch_bytes -= b->scratch_bytes;
+    b->scratch_bytes = 0;
+}
+
 static void bin_unload(struct symbolizer *s, struct bin *b)
 {
     if (!b->loaded)
         return;
     sym_symtab_free(&b->symtab);
     sym_dwarf_close(&b->dwarf);
-    if (b->dwarf_fd >= 0)
-        close(b->dwarf_fd);
-    b->dwarf_fd = -1;
+    close_dwarf_fd(s, b);
     ac_free(&b->ac);
     b->loaded = false;
     lru_unlink(&b->lru);
@@ -895,7 +908,11 @@ static void dwarf_ensure(struct symbolizer *s, struct bin *b)
     struct timespec t0, t1;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
     int fd = dup(b->dwarf_fd);
-    int ret = fd >= 0 ? sym_dwarf_open(fd, &b->dwarf) : -errno;
+    struct sym_dwarf_scratch sc = {
+        .dir = s->scratch_dir,
+        .max_bytes = s->scratch_max > s->scratch_bytes ? s->scratch_max - s->scratch_bytes : 0,
+    };
+    int ret = fd >= 0 ? sym_dwarf_open(fd, &sc, &b->dwarf) : -errno;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
     b->dwarf_open_ns =
         (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
@@ -907,8 +924,16 @@ static void dwarf_ensure(struct symbolizer *s, struct bin *b)
         /* Not DWARF after all, or broken: never try again. */
         if (ret == -EBADMSG)
             s->st.bad_binaries++;
-        close(b->dwarf_fd);
-        b->dwarf_fd = -1;
+        close_dwarf_fd(s, b);
+    } else if (b->dwarf.scratch_fd >= 0) {
+        /* Reopen from the inflated copy from now on: no inflating again. */
+        close_dwarf_fd(s, b);
+        b->dwarf_fd = b->dwarf.scratch_fd;
+        b->dwarf.scratch_fd = -1;
+        b->scratch_bytes = b->dwarf.scratch_bytes;
+        s->scratch_bytes += b->scratch_bytes;
+    } else if (b->dwarf.heap_sections) {
+        s->st.dwarf_heap_inflated++;
     }
     bin_account(s, b);
 }
@@ -1086,6 +1111,9 @@ void symbolizer_new_window(struct symbolizer *s)
         if (b->dwarf.dw && (idle > DWARF_IDLE_WINDOWS || (idle >= 1 && large))) {
             sym_dwarf_close(&b->dwarf);
             bin_account(s, b);
+        } else if (b->dwarf.dw) {
+            /* what the lookups paged in of a read-only mapping */
+            sym_dwarf_trim(&b->dwarf);
         }
     }
     /* Modules come and go: a miss suggests the table is stale, but re-reading
@@ -1112,6 +1140,7 @@ void symbolizer_get_stats(const struct symbolizer *s, struct sym_stats *out)
 {
     *out = s->st;
     out->bytes_used = s->heavy_bytes + s->fixed_bytes;
+    out->scratch_bytes = s->scratch_bytes;
 }
 
 struct symbolizer *symbolizer_new(const struct symbolizer_opts *opts)
@@ -1136,6 +1165,25 @@ struct symbolizer *symbolizer_new(const struct symbolizer_opts *opts)
     s->opts.proc_root = s->proc_root;
     s->opts.kallsyms = s->kallsyms_path;
     s->max_bytes = s->opts.max_bytes ? s->opts.max_bytes : DEFAULT_MAX_BYTES;
+    s->scratch_max = s->opts.scratch_max_bytes ? s->opts.scratch_max_bytes : DEFAULT_SCRATCH_MAX;
+    if (s->opts.scratch_dir && !s->opts.no_dwarf) {
+        struct statfs fs;
+        if (statfs(s->opts.scratch_dir, &fs) != 0 || access(s->opts.scratch_dir, W_OK) != 0) {
+            fprintf(stderr,
+                    "stoke: symbolizer: scratch directory %s: %s; compressed debug sections "
+                    "are inflated in memory\n",
+                    s->opts.scratch_dir, strerror(errno));
+        } else if (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) {
+            fprintf(stderr,
+                    "stoke: symbolizer: scratch directory %s is in memory (tmpfs); compressed "
+                    "debug sections are inflated in the heap instead\n",
+                    s->opts.scratch_dir);
+        } else if (!(s->scratch_dir = strdup(s->opts.scratch_dir))) {
+            symbolizer_free(s);
+            return NULL;
+        }
+    }
+    s->opts.scratch_dir = s->scratch_dir;
     s->lru.prev = s->lru.next = &s->lru;
     s->window = 1;
     return s;
@@ -1159,5 +1207,6 @@ void symbolizer_free(struct symbolizer *s)
     free(s->debug_dirs);
     free(s->proc_root);
     free(s->kallsyms_path);
+    free(s->scratch_dir);
     free(s);
 }

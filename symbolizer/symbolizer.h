@@ -34,6 +34,13 @@ struct symbolizer_opts {
     const char *proc_root;  /* NULL = "/proc" (tests point this elsewhere) */
     const char *kallsyms;   /* NULL = "/proc/kallsyms" */
     bool no_dwarf;          /* symbol tables only: no file:line, no inlines */
+    /* Compressed debug sections (Debian's -dbg files) are inflated once into
+     * unlinked files in this directory and mapped from there: page cache,
+     * not heap. It must be on disk: a tmpfs or ramfs directory is refused
+     * (the copy would be RAM all the same) and sections are inflated in
+     * the heap, counted in max_bytes. NULL = the heap. */
+    const char *scratch_dir;
+    size_t scratch_max_bytes; /* disk cap of those copies; 0 = 1 GiB */
 };
 
 /* One source-level frame. Strings are owned by the symbolizer and stay valid
@@ -75,13 +82,16 @@ struct sym_stats {
     uint64_t unresolved;      /* lookups with nframes == 0 */
     uint64_t binaries_loaded; /* binaries opened and parsed (cold) */
     uint64_t binaries_evicted;
-    uint64_t maps_reads;    /* /proc/PID/maps reads */
-    uint64_t proc_gone;     /* lookups for processes that had exited */
-    uint64_t bad_binaries;  /* ELF/DWARF files rejected as malformed */
-    uint64_t bytes_used;    /* current cache footprint, estimated */
-    uint64_t dwarf_opens;   /* DWARF handles opened (again after being closed) */
-    uint64_t dwarf_reopens; /* of which opens of a file closed earlier */
-    uint64_t dwarf_open_ns; /* CPU time spent opening DWARF (thread CPU clock) */
+    uint64_t maps_reads;          /* /proc/PID/maps reads */
+    uint64_t proc_gone;           /* lookups for processes that had exited */
+    uint64_t bad_binaries;        /* ELF/DWARF files rejected as malformed */
+    uint64_t bytes_used;          /* current cache footprint, estimated */
+    uint64_t dwarf_opens;         /* DWARF handles opened (again after being closed) */
+    uint64_t dwarf_reopens;       /* of which opens of a file closed earlier */
+    uint64_t dwarf_open_ns;       /* CPU time spent opening DWARF (thread CPU clock) */
+    uint64_t scratch_bytes;       /* disk held by inflated debug sections, now */
+    uint64_t dwarf_heap_inflated; /* DWARF opens that inflated sections in the heap
+                                     (no scratch directory, or it was full) */
 };
 
 /* Allocates; free with symbolizer_free(). NULL on allocation failure. */

@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd = memfd_create("fuzz", MFD_CLOEXEC);
     if (fd >= 0 && write(fd, data, size) == (ssize_t)size) {
         struct sym_dwarf d;
-        if (sym_dwarf_open(fd, &d) == 0) {
+        if (sym_dwarf_open(fd, NULL, &d) == 0) {
             struct sym_raw_frame f[16];
             for (uint64_t a = 0; a < 0x3000; a += 0x101)
                 sym_dwarf_lookup(&d, a, f, 16);
