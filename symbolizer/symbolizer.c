@@ -125,6 +125,7 @@ struct proc {
     uint32_t pid;
     uint64_t start_time;
     uint64_t read_window;
+    uint64_t used_window; /* the last window a lookup came for it */
     struct pmap *maps;
     size_t nmaps;
     char *paths;
@@ -800,6 +801,7 @@ static int proc_get(struct symbolizer *s, uint32_t pid, uint64_t start_time, str
         p->next = *pp;
         *pp = p;
     }
+    p->used_window = s->window;
     *out = p;
     return 0;
 }
@@ -1098,6 +1100,20 @@ int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *ou
 void symbolizer_new_window(struct symbolizer *s)
 {
     s->window++;
+    /* Processes not looked up for a while: their maps (and perf map) go,
+     * exited or not, and are read again if they come back. Without this
+     * every process ever sampled stays, the bins it mapped pinned. */
+    for (size_t i = 0; i < PROC_BUCKETS; i++) {
+        for (struct proc **pp = &s->procs[i]; *pp;) {
+            struct proc *p = *pp;
+            if (p->used_window + PROC_IDLE_WINDOWS < s->window) {
+                *pp = p->next;
+                proc_destroy(s, p);
+            } else {
+                pp = &p->next;
+            }
+        }
+    }
     for (struct lru *l = s->lru.next; l && l != &s->lru; l = l->next) {
         struct bin *b = BIN_OF(l);
         uint64_t idle = s->window - b->dwarf_window;

@@ -10,6 +10,7 @@
  * A binary used by a hundred processes is read once. Caches are bounded by
  * symbolizer_opts.max_bytes; entries are evicted least-recently-used, and a
  * binary's heavy parts (DWARF, inline cache) may be dropped and reloaded.
+ * Per-process views last while the process is sampled, plus 3 windows.
  *
  * What cannot be resolved keeps its mapping path, build-id and file offset in
  * the result (nframes == 0) so it can be symbolized later, and is counted.
@@ -116,8 +117,11 @@ int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *ou
 
 /* Ends a drain window and starts the next: each process's maps may be
  * re-read at most once per window when an address falls outside every
- * cached mapping, and DWARF handles that are large or idle are closed (the
- * per-address results stay cached). Call it after each window's lookups. */
+ * cached mapping, DWARF handles that are large or idle are closed (the
+ * per-address results stay cached), the pages DWARF lookups read are
+ * handed back, and processes no lookup came for in 3 windows are dropped
+ * (exited or not: they are read again if they come back). Call it after
+ * each window's lookups. */
 void symbolizer_new_window(struct symbolizer *s);
 
 /* Drops what is cached for @pid (the process exited). */

@@ -691,6 +691,36 @@ static void test_pid_reuse_and_exit(void **state)
     symbolizer_free(s);
 }
 
+/* A process no lookup came for in 3 windows is dropped, alive or not: a
+ * host's thousands of processes sampled once do not stay cached. */
+static void test_idle_process_dropped(void **state)
+{
+    char path[512];
+    struct child c;
+    struct sym_stats st, st2;
+    snprintf(path, sizeof(path), "%s/plain", tmp);
+    child_start(&c, path);
+    struct symbolizer *s = new_sym("/nonexistent");
+    expect_fn(s, &c, c.addr[0], true, "leaf_function");
+    symbolizer_get_stats(s, &st);
+    assert_int_equal(st.maps_reads, 1);
+    for (int w = 0; w < 3; w++)
+        symbolizer_new_window(s);
+    expect_fn(s, &c, c.addr[0], true, "leaf_function"); /* still cached */
+    symbolizer_get_stats(s, &st);
+    assert_int_equal(st.maps_reads, 1);
+    for (int w = 0; w < 4; w++)
+        symbolizer_new_window(s);
+    symbolizer_get_stats(s, &st2);
+    assert_true(st2.bytes_used < st.bytes_used);        /* its maps are gone */
+    expect_fn(s, &c, c.addr[0], true, "leaf_function"); /* read again */
+    symbolizer_get_stats(s, &st);
+    assert_int_equal(st.maps_reads, 2);
+    assert_int_equal(st.binaries_loaded, 1); /* the binary stayed */
+    child_stop(&c);
+    symbolizer_free(s);
+}
+
 static void test_eviction(void **state)
 {
     char path[512];
@@ -813,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_cxx),
         cmocka_unit_test(test_unresolved_keeps_offset),
         cmocka_unit_test(test_pid_reuse_and_exit),
+        cmocka_unit_test(test_idle_process_dropped),
         cmocka_unit_test(test_eviction),
         cmocka_unit_test(test_vdso),
         cmocka_unit_test(test_corrupt_elf),
