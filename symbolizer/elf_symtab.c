@@ -7,11 +7,15 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <zstd.h>
 
 #include "symbolizer/elf_symtab.h"
 
-#define DEBUGDATA_MAX (64u << 20) /* decompressed MiniDebugInfo cap */
-#define NAME_MAX_LEN  4096        /* longer names are truncated C++ noise */
+#define DEBUGDATA_MAX   (64u << 20)  /* decompressed MiniDebugInfo cap */
+#define NAME_MAX_LEN    4096         /* longer names are truncated C++ noise */
+#define NAMES_PER_BLOCK 64           /* names decompressed together on a miss */
+#define COMPRESS_MIN    (256u << 10) /* smaller name arenas stay as they are */
 
 static int add_name(struct sym_symtab *t, const char *name, uint32_t *off)
 {
@@ -58,7 +62,21 @@ static int add_sym(struct sym_symtab *t, uint64_t addr, uint64_t size, const cha
     return 0;
 }
 
-static int add_section(struct sym_symtab *t, Elf *elf, Elf_Scn *scn, const GElf_Shdr *shdr)
+/* Every this many symbols read from a mapped file, its pages are handed
+ * back: a large C++ library's .symtab and .strtab (3.6 MB for libLLVM's)
+ * would otherwise be resident on top of the names being copied out. */
+#define DROP_EVERY_SYMS 4096
+
+static void drop_pages(Elf *elf)
+{
+    size_t len;
+    char *img = elf_rawfile(elf, &len);
+    if (img && len && ((uintptr_t)img & 4095) == 0)
+        madvise(img, len, MADV_DONTNEED);
+}
+
+static int add_section(struct sym_symtab *t, Elf *elf, Elf_Scn *scn, const GElf_Shdr *shdr,
+                       bool mapped)
 {
     Elf_Data *data = elf_getdata(scn, NULL);
     int added = 0;
@@ -67,6 +85,8 @@ static int add_section(struct sym_symtab *t, Elf *elf, Elf_Scn *scn, const GElf_
         return 0;
     size_t count = data->d_size / shdr->sh_entsize;
     for (size_t i = 1; i < count && i <= INT32_MAX; i++) {
+        if (mapped && i % DROP_EVERY_SYMS == 0)
+            drop_pages(elf);
         GElf_Sym sym;
         if (!gelf_getsym(data, (int)i, &sym))
             break;
@@ -189,7 +209,7 @@ static int add_debugdata(struct sym_symtab *t, Elf_Scn *scn)
         while ((s = elf_nextscn(mini, s)) != NULL) {
             if (!gelf_getshdr(s, &shdr) || shdr.sh_type != SHT_SYMTAB)
                 continue;
-            int n = add_section(t, mini, s, &shdr);
+            int n = add_section(t, mini, s, &shdr, false);
             if (n < 0) {
                 ret = n;
                 break;
@@ -205,6 +225,11 @@ static int add_debugdata(struct sym_symtab *t, Elf_Scn *scn)
 
 int sym_symtab_add_elf(struct sym_symtab *t, Elf *elf)
 {
+    return sym_symtab_add_mapped_elf(t, elf, false);
+}
+
+int sym_symtab_add_mapped_elf(struct sym_symtab *t, Elf *elf, bool mapped)
+{
     Elf_Scn *scn = NULL;
     GElf_Shdr shdr;
     size_t shstrndx;
@@ -219,7 +244,7 @@ int sym_symtab_add_elf(struct sym_symtab *t, Elf *elf)
         if (!gelf_getshdr(scn, &shdr))
             continue;
         if (shdr.sh_type == SHT_SYMTAB || shdr.sh_type == SHT_DYNSYM) {
-            n = add_section(t, elf, scn, &shdr);
+            n = add_section(t, elf, scn, &shdr, mapped);
         } else if (shdr.sh_type == SHT_PROGBITS && shstrndx) {
             const char *name = elf_strptr(elf, shstrndx, shdr.sh_name);
             if (name && strcmp(name, ".gnu_debugdata") == 0)
@@ -244,6 +269,8 @@ static int cmp_sym(const void *a, const void *b)
     return x->name < y->name ? -1 : (x->name > y->name);
 }
 
+static void compress_names(struct sym_symtab *t);
+
 void sym_symtab_finish(struct sym_symtab *t)
 {
     size_t w = 0;
@@ -264,6 +291,118 @@ void sym_symtab_finish(struct sym_symtab *t)
             t->cap = w;
         }
     }
+    /* Names are most of a symbol table (2.8 MB of libLLVM's 3.4 MB), and
+     * only a cache miss reads one: keep them zstd-compressed, NAMES_PER_BLOCK
+     * to a block in address order, 2-3x smaller. Only the names still in
+     * use go in (not those of the aliases and duplicates just dropped).
+     * Small tables (most executables) are not worth the CPU. */
+    if (t->strs_len >= COMPRESS_MIN)
+        compress_names(t);
+}
+
+/* Compresses the names of syms[0..n) into blocks and frees the arena; on
+ * failure the arena stays as it is (names read from it directly). */
+static void compress_names(struct sym_symtab *t)
+{
+    size_t nblocks = (t->n + NAMES_PER_BLOCK - 1) / NAMES_PER_BLOCK, zcap = 0, zlen = 0;
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    uint32_t *blocks = malloc((nblocks + 1) * sizeof(*blocks));
+    char *raw = NULL;
+    uint8_t *z = NULL;
+    size_t rawcap = 0;
+
+    if (!cc || !blocks)
+        goto fail;
+    for (size_t b = 0; b < nblocks; b++) {
+        size_t len = 0, first = b * NAMES_PER_BLOCK;
+        size_t last = first + NAMES_PER_BLOCK < t->n ? first + NAMES_PER_BLOCK : t->n;
+        for (size_t i = first; i < last; i++)
+            len += strlen(t->strs + t->syms[i].name) + 1;
+        if (len > rawcap) {
+            char *r = realloc(raw, len);
+            if (!r)
+                goto fail;
+            raw = r;
+            rawcap = len;
+        }
+        len = 0;
+        for (size_t i = first; i < last; i++) {
+            size_t l = strlen(t->strs + t->syms[i].name) + 1;
+            memcpy(raw + len, t->strs + t->syms[i].name, l);
+            len += l;
+        }
+        size_t bound = ZSTD_compressBound(len);
+        if (zlen + bound > zcap) {
+            size_t nc = zcap ? zcap * 2 : 4096;
+            while (nc < zlen + bound)
+                nc *= 2;
+            uint8_t *nz = realloc(z, nc);
+            if (!nz)
+                goto fail;
+            z = nz;
+            zcap = nc;
+        }
+        size_t n = ZSTD_compressCCtx(cc, z + zlen, zcap - zlen, raw, len, 1);
+        if (ZSTD_isError(n) || zlen + n > UINT32_MAX)
+            goto fail;
+        blocks[b] = (uint32_t)zlen;
+        zlen += n;
+    }
+    blocks[nblocks] = (uint32_t)zlen;
+    for (size_t i = 0; i < t->n; i++)
+        t->syms[i].name = (uint32_t)i; /* its index: block i / NAMES_PER_BLOCK */
+    uint8_t *shrunk = zlen ? realloc(z, zlen) : NULL;
+    t->z = shrunk ? shrunk : z;
+    t->z_len = zlen;
+    t->blocks = blocks;
+    t->nblocks = nblocks;
+    t->cur_block = SIZE_MAX;
+    free(t->strs);
+    t->strs = NULL;
+    t->strs_len = t->strs_cap = 0;
+    free(raw);
+    ZSTD_freeCCtx(cc);
+    return;
+fail:
+    free(raw);
+    free(z);
+    free(blocks);
+    ZSTD_freeCCtx(cc);
+}
+
+const char *sym_symtab_name(struct sym_symtab *t, const struct sym_elf_sym *s)
+{
+    if (!t->blocks)
+        return s->name < t->strs_len ? t->strs + s->name : "";
+    size_t b = s->name / NAMES_PER_BLOCK;
+    if (b >= t->nblocks)
+        return "";
+    if (b != t->cur_block) {
+        const uint8_t *src = t->z + t->blocks[b];
+        size_t srclen = t->blocks[b + 1] - t->blocks[b];
+        unsigned long long want = ZSTD_getFrameContentSize(src, srclen);
+        if (want == ZSTD_CONTENTSIZE_ERROR || want == ZSTD_CONTENTSIZE_UNKNOWN ||
+            want > NAMES_PER_BLOCK * (NAME_MAX_LEN + 1))
+            return "";
+        if (want > t->cur_cap) {
+            char *c = realloc(t->cur, want);
+            if (!c)
+                return "";
+            t->cur = c;
+            t->cur_cap = want;
+        }
+        size_t got = ZSTD_decompress(t->cur, t->cur_cap, src, srclen);
+        if (ZSTD_isError(got) || got != want || got == 0 || t->cur[got - 1] != '\0') {
+            t->cur_block = SIZE_MAX;
+            return "";
+        }
+        t->cur_len = got;
+        t->cur_block = b;
+    }
+    const char *p = t->cur, *end = t->cur + t->cur_len;
+    for (size_t k = s->name % NAMES_PER_BLOCK; k > 0 && p < end; k--)
+        p += strlen(p) + 1;
+    return p < end ? p : "";
 }
 
 const struct sym_elf_sym *sym_symtab_find(const struct sym_symtab *t, uint64_t addr)
@@ -296,13 +435,17 @@ const struct sym_elf_sym *sym_symtab_find(const struct sym_symtab *t, uint64_t a
 
 size_t sym_symtab_bytes(const struct sym_symtab *t)
 {
-    return t->cap * sizeof(*t->syms) + t->strs_cap;
+    return t->cap * sizeof(*t->syms) + t->strs_cap + t->z_len +
+           (t->blocks ? (t->nblocks + 1) * sizeof(*t->blocks) : 0) + t->cur_cap;
 }
 
 void sym_symtab_free(struct sym_symtab *t)
 {
     free(t->syms);
     free(t->strs);
+    free(t->z);
+    free(t->blocks);
+    free(t->cur);
     memset(t, 0, sizeof(*t));
 }
 

@@ -387,15 +387,17 @@ static void bin_load_elf(struct symbolizer *s, struct bin *b, Elf *elf, int fd,
 
     memset(&b->symtab, 0, sizeof(b->symtab));
     memset(&b->dwarf, 0, sizeof(b->dwarf));
+    b->dwarf.scratch_fd = -1;
     b->dwarf_fd = -1;
-    if (sym_symtab_add_elf(&b->symtab, elf) < 0)
+    b->scratch_bytes = 0;
+    if (sym_symtab_add_mapped_elf(&b->symtab, elf, fd >= 0) < 0)
         s->st.bad_binaries++;
     if (!b->is_vdso)
         dfd = sym_debuginfo_find(s->debug_dirs, b->build_id, elf, root_prefix, path);
     if (dfd >= 0) {
         Elf *delf = elf_begin(dfd, ELF_C_READ_MMAP, NULL);
         if (delf) {
-            sym_symtab_add_elf(&b->symtab, delf);
+            sym_symtab_add_mapped_elf(&b->symtab, delf, true);
             elf_end(delf);
         }
         if (s->opts.no_dwarf)
@@ -957,7 +959,7 @@ static struct cres *resolve_vaddr(struct symbolizer *s, struct bin *b, uint64_t 
             raw[0].line = 0;
             n = 1;
         }
-        raw[n - 1].name = b->symtab.strs + sym->name;
+        raw[n - 1].name = sym_symtab_name(&b->symtab, sym);
     }
     int w = 0;
     for (int i = 0; i < n; i++)
@@ -1083,15 +1085,15 @@ int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *ou
         }
         s->fixed_bytes += sym_kallsyms_bytes(&s->ksyms);
     }
-    const struct sym_ksym *k = sym_kallsyms_find(&s->ksyms, addr);
-    if (!k) {
+    struct sym_ksym_hit k;
+    if (sym_kallsyms_lookup(&s->ksyms, addr, &k) != 0) {
         s->ksyms_missed = true;
         return finish(s, out);
     }
-    if (k->module != SYM_KSYM_NO_MODULE)
-        out->mapping = s->ksyms.strs + k->module;
+    if (k.module)
+        out->mapping = k.module;
     out->nframes = 1;
-    out->frames[0].function = s->ksyms.strs + k->name;
+    out->frames[0].function = k.name;
     out->frames[0].file = NULL;
     out->frames[0].line = 0;
     return finish(s, out);

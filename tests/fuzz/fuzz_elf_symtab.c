@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sym_symtab_finish(&t);
         for (size_t i = 0; i < t.n; i++) {
             const struct sym_elf_sym *s = sym_symtab_find(&t, t.syms[i].addr + i);
-            if (s && s->name >= t.strs_len)
+            if (s && (s->name >= t.n || !sym_symtab_name(&t, s)))
                 abort();
         }
         int n = sym_elf_segments(elf, &segs);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <glob.h>
 #include <libelf.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include <cmocka.h>
 
 #include "symbolizer/demangle.h"
+#include "symbolizer/elf_symtab.h"
 #include "symbolizer/kallsyms.h"
 #include "symbolizer/perfmap.h"
 #include "symbolizer/proc_maps.h"
@@ -438,6 +440,204 @@ static void test_kallsyms_real(void **state)
     symbolizer_free(s);
 }
 
+struct ksym_line {
+    unsigned long long addr;
+    char *name;
+};
+
+static int cmp_ksym_line(const void *a, const void *b)
+{
+    const struct ksym_line *x = a, *y = b;
+    return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/* "__pfx_NAME" padding symbols are folded into NAME's entry, and a lookup
+ * in the padding still says "__pfx_NAME". */
+static void test_kallsyms_pfx(void **state)
+{
+    struct sym_kallsyms k = {0};
+    struct sym_ksym_hit h;
+    const char *txt = "ffffffff81000000 T _stext\n"
+                      "ffffffff81000ff0 T __pfx_f\n"
+                      "ffffffff81001000 T f\n"
+                      "ffffffff81001ff0 t __pfx_g\n"
+                      "ffffffff81002000 D not_text\n" /* a line between: no fold */
+                      "ffffffff81002000 t g\n"
+                      "ffffffff81002ff0 t __pfx_h\n"
+                      "ffffffff81003000 t other\n" /* not its function: no fold */
+                      "ffffffffc0000ff0 t __pfx_m\t[mod]\n"
+                      "ffffffffc0001000 t m\t[mod]\n"
+                      "ffffffffc0002000 t __pfx_last\t[mod]\n";
+    assert_int_equal(sym_kallsyms_parse(&k, txt, strlen(txt)), 0);
+    assert_int_equal(k.n, 8); /* two folded */
+    static const struct {
+        uint64_t addr;
+        const char *name, *mod;
+        uint64_t start;
+    } cases[] = {
+        {0xffffffff81000010, "_stext", NULL, 0xffffffff81000000},
+        {0xffffffff81000ff0, "__pfx_f", NULL, 0xffffffff81000ff0},
+        {0xffffffff81000fff, "__pfx_f", NULL, 0xffffffff81000ff0},
+        {0xffffffff81001000, "f", NULL, 0xffffffff81001000},
+        {0xffffffff81001ff4, "__pfx_g", NULL, 0xffffffff81001ff0},
+        {0xffffffff81002001, "g", NULL, 0xffffffff81002000},
+        {0xffffffff81002ff8, "__pfx_h", NULL, 0xffffffff81002ff0},
+        {0xffffffff81003000, "other", NULL, 0xffffffff81003000},
+        {0xffffffffc0000ff1, "__pfx_m", "[mod]", 0xffffffffc0000ff0},
+        {0xffffffffc0001004, "m", "[mod]", 0xffffffffc0001000},
+        {0xffffffffc0002001, "__pfx_last", "[mod]", 0xffffffffc0002000},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(sym_kallsyms_lookup(&k, cases[i].addr, &h), 0);
+        assert_string_equal(h.name, cases[i].name);
+        assert_int_equal(h.addr, cases[i].start);
+        if (cases[i].mod)
+            assert_string_equal(h.module, cases[i].mod);
+        else
+            assert_null(h.module);
+    }
+    sym_kallsyms_free(&k);
+
+    /* The real table: every text symbol is found at its address under one
+     * of the names it has there, the padding included. */
+    FILE *f = fopen("/proc/kallsyms", "r");
+    char line[1024];
+    size_t n = 0, cap = 0, folded = 0;
+    struct ksym_line *all = NULL;
+    assert_non_null(f);
+    assert_int_equal(sym_kallsyms_load(&k, "/proc/kallsyms"), 0);
+    if (k.restricted) {
+        fclose(f);
+        sym_kallsyms_free(&k);
+        skip();
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char name[600], type;
+        unsigned long long a;
+        if (sscanf(line, "%llx %c %599s", &a, &type, name) != 3 || (type != 't' && type != 'T'))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 4096;
+            all = realloc(all, cap * sizeof(*all));
+            assert_non_null(all);
+        }
+        all[n].addr = a;
+        all[n++].name = strdup(name);
+        folded += strncmp(name, "__pfx_", 6) == 0;
+    }
+    fclose(f);
+    qsort(all, n, sizeof(*all), cmp_ksym_line);
+    for (size_t rs = 0, re; rs < n; rs = re) {
+        for (re = rs; re < n && all[re].addr == all[rs].addr;)
+            re++;
+        assert_int_equal(sym_kallsyms_lookup(&k, all[rs].addr, &h), 0);
+        assert_int_equal(h.addr, all[rs].addr);
+        bool named = false;
+        for (size_t j = rs; j < re && !named; j++)
+            named = strcmp(all[j].name, h.name) == 0;
+        if (!named)
+            print_message("%llx: %s is none of its names\n", all[rs].addr, h.name);
+        assert_true(named);
+    }
+    print_message("kallsyms: %zu text symbols, %zu of them __pfx_, %zu entries, %zu bytes\n", n,
+                  folded, k.n, sym_kallsyms_bytes(&k));
+    assert_true(k.n <= n);
+    if (folded > n / 4) /* a kernel with function padding */
+        assert_true(k.n < n - folded / 2);
+    for (size_t i = 0; i < n; i++)
+        free(all[i].name);
+    free(all);
+    sym_kallsyms_free(&k);
+}
+
+/* Every symbol keeps a name it has in the file, after its names were
+ * compressed in blocks; and they take less room than the raw names. */
+static size_t check_symtab_names(const char *path, bool compressed)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    assert_non_null(elf);
+    struct sym_symtab t = {0};
+    assert_true(sym_symtab_add_mapped_elf(&t, elf, true) > 0);
+    size_t raw = t.strs_len;
+    sym_symtab_finish(&t);
+    if (compressed) {
+        assert_non_null(t.blocks);
+        assert_true(sym_symtab_bytes(&t) < t.n * sizeof(*t.syms) + raw);
+    }
+    /* the same file's symbols, by address */
+    Elf_Scn *scn = NULL;
+    GElf_Shdr sh;
+    size_t checked = 0;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
+            continue;
+        Elf_Data *d = elf_getdata(scn, NULL);
+        for (size_t i = 1; d && sh.sh_entsize && i < d->d_size / sh.sh_entsize; i++) {
+            GElf_Sym sym;
+            gelf_getsym(d, (int)i, &sym);
+            int type = GELF_ST_TYPE(sym.st_info);
+            if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
+                !sym.st_value)
+                continue;
+            const struct sym_elf_sym *e = sym_symtab_find(&t, sym.st_value);
+            assert_non_null(e);
+            if (e->addr != sym.st_value)
+                continue;
+            /* the name kept at this address is one of the file's names there */
+            const char *kept = sym_symtab_name(&t, e);
+            assert_true(kept[0] != '\0');
+            bool found = false;
+            Elf_Scn *s2 = NULL;
+            GElf_Shdr sh2;
+            while (!found && (s2 = elf_nextscn(elf, s2)) != NULL) {
+                if (!gelf_getshdr(s2, &sh2) ||
+                    (sh2.sh_type != SHT_SYMTAB && sh2.sh_type != SHT_DYNSYM))
+                    continue;
+                Elf_Data *d2 = elf_getdata(s2, NULL);
+                for (size_t j = 1; !found && d2 && j < d2->d_size / sh2.sh_entsize; j++) {
+                    GElf_Sym y;
+                    gelf_getsym(d2, (int)j, &y);
+                    const char *nm =
+                        y.st_value == sym.st_value ? elf_strptr(elf, sh2.sh_link, y.st_name) : NULL;
+                    found = nm && strcmp(nm, kept) == 0;
+                }
+            }
+            assert_true(found);
+            if (++checked >= 400) /* the inner search is quadratic: a sample */
+                break;
+        }
+    }
+    sym_symtab_free(&t);
+    elf_end(elf);
+    close(fd);
+    return checked;
+}
+
+static void test_symtab_names_compressed(void **state)
+{
+    char path[512];
+    elf_version(EV_CURRENT);
+    snprintf(path, sizeof(path), "%s/plain", tmp);
+    assert_true(check_symtab_names(path, false) >= 5);
+    snprintf(path, sizeof(path), "%s/cxx", tmp);
+    assert_true(check_symtab_names(path, false) >= 5);
+    /* a large C++ library (clang's libLLVM, a build dependency): its 2.8 MB
+     * of names are compressed */
+    glob_t g;
+    size_t done = 0;
+    if (glob("/usr/lib/*/libLLVM-*.so*", 0, NULL, &g) == 0) {
+        if (g.gl_pathc > 0) {
+            assert_true(check_symtab_names(g.gl_pathv[0], true) >= 100);
+            done++;
+        }
+        globfree(&g);
+    }
+    if (!done)
+        print_message("no large C++ library here: compressed names not checked\n");
+}
+
 static void test_perfmap_parse(void **state)
 {
     struct sym_perfmap m = {0};
@@ -832,6 +1032,8 @@ int main(void)
         cmocka_unit_test(test_kallsyms_fake),
         cmocka_unit_test(test_kallsyms_restricted),
         cmocka_unit_test(test_kallsyms_real),
+        cmocka_unit_test(test_kallsyms_pfx),
+        cmocka_unit_test(test_symtab_names_compressed),
         cmocka_unit_test(test_perfmap_parse),
         cmocka_unit_test(test_perfmap_fake_proc),
         cmocka_unit_test(test_plain),
