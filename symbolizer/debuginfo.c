@@ -790,7 +790,10 @@ int sym_dwarf_lookup(struct sym_dwarf *d, uint64_t vaddr, struct sym_raw_frame *
 
     if (!d->dw || max < 1)
         return 0;
-    if (d->droppable && ++d->since_drop >= SYM_DWARF_DROP_EVERY)
+    /* A file this large has units whose DIE trees span megabytes (CPython's
+     * ceval): one lookup reads them, so drop them after each. */
+    if (d->droppable &&
+        (d->map_len >= SYM_DWARF_LARGE || ++d->since_drop >= SYM_DWARF_DROP_EVERY))
         sym_dwarf_trim(d);
     if (!find_cu(d, vaddr, &cudie))
         return 0;

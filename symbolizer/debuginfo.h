@@ -22,7 +22,8 @@
  *    scratch directory (or on tmpfs, or when the copy fails) libelf
  *    inflates them into the heap as before, and est_bytes says so.
  *  - Pages of read-only mappings are handed back (MADV_DONTNEED) while the
- *    CU table is built, every SYM_DWARF_DROP_EVERY lookups and on
+ *    CU table is built, every SYM_DWARF_DROP_EVERY lookups (every one for
+ *    files of SYM_DWARF_LARGE or more) and on
  *    sym_dwarf_trim(): what stays resident is one window's working set.
  *  - Lines come from dwarf_line.c, which keeps one unit's file table, not
  *    libdw's line tables (17 MB for all of libc's units).
@@ -42,6 +43,7 @@
 #include "symbolizer/dwarf_line.h"
 
 #define SYM_DWARF_DROP_EVERY 4
+#define SYM_DWARF_LARGE      (8u << 20) /* files this large: dropped before every lookup */
 
 struct sym_dwarf {
     Elf *elf;

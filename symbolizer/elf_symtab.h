@@ -8,11 +8,14 @@
  * a separate debug file when one is added. Only defined STT_FUNC /
  * STT_GNU_IFUNC symbols are kept. After sym_symtab_finish() the array is
  * sorted by address with one entry per address, so a lookup is one binary
- * search. Names live in one string arena while symbols are added (offsets,
- * not pointers, so the arena may grow); finishing compresses them, when
- * they take 256 KB or more, with zstd, 64 names to a block in address order
- * (2-3x smaller: names are most of a large C++ library's table), and
- * sym_symtab_name() inflates one block on demand, keeping the last. All lengths come from libelf, which checks them
+ * search. Names are read in two passes: adding records where each name is
+ * in its file's string table, and finishing (while those files are still
+ * open) copies only the kept symbols' names in address order, into an
+ * arena of their exact size, or, once the string tables reach 256 KB,
+ * zstd-compressed 64 to a block (names are most of a large C++ library's
+ * table: libLLVM's 3 MB become 1.1 MB, and its raw names are never all in
+ * the heap); sym_symtab_name() inflates one block on demand, keeping the
+ * last. All lengths come from libelf, which checks them
  * against the section data; nothing here reads the image directly.
  */
 #ifndef STOKE_SYM_ELF_SYMTAB_H
@@ -26,23 +29,41 @@
 struct sym_elf_sym {
     uint64_t addr;
     uint32_t size; /* clamped; 0 = unknown, bounded by the next symbol */
-    uint32_t name; /* offset into strs; after finishing, the symbol's index
-                      (read it with sym_symtab_name) */
+    uint32_t name; /* read it with sym_symtab_name(): an offset into strs, or the
+                      name's index in the blocks (while adding: a string table
+                      number in the top bits, the offset in it below) */
+};
+
+#define SYM_SRC_MAX        8 /* string tables a table may point into while adding */
+#define SYM_NAME_SRC_SHIFT 29
+#define SYM_NAME_OFF_MASK  ((1u << SYM_NAME_SRC_SHIFT) - 1)
+#define SYM_NAME_NONE      UINT32_MAX /* no name could be kept (out of memory) */
+
+struct sym_strsrc {
+    const char *data; /* a string table of an ELF file still open */
+    size_t len;
+    const char *map; /* that file's read-only mapping, or NULL */
+    size_t map_len;
 };
 
 struct sym_symtab {
     struct sym_elf_sym *syms;
     size_t n, cap;
-    char *strs; /* the arena while adding (and if compressing failed) */
+    char *strs; /* small tables: the names, one arena (also names copied while
+                   adding, from string tables that do not stay open) */
     size_t strs_len, strs_cap;
-    /* after finishing: the compressed name blocks, blocks[i] their offsets
-     * in z (blocks[nblocks] = z_len), and the last block inflated */
+    /* large tables: the names compressed NAMES_PER_BLOCK to a block in
+     * address order, blocks[i] their offsets in z, blocks[nblocks] = z_len;
+     * and the last block inflated */
     uint8_t *z;
-    size_t z_len;
+    size_t z_len, z_cap;
     uint32_t *blocks;
-    size_t nblocks;
+    size_t nblocks, blocks_cap;
     char *cur;
     size_t cur_len, cur_cap, cur_block;
+    /* while adding: the string tables names point into */
+    struct sym_strsrc src[SYM_SRC_MAX];
+    unsigned nsrc;
 };
 
 struct sym_elf_seg {
@@ -54,9 +75,10 @@ struct sym_elf_seg {
 int sym_symtab_add_elf(struct sym_symtab *t, Elf *elf);
 /* The same, and when @mapped (@elf comes from elf_begin(ELF_C_READ_MMAP)
  * of a file, whose read-only mapping nothing writes) the file's pages are
- * handed back (MADV_DONTNEED) every 4096 symbols read. */
+ * handed back (MADV_DONTNEED) every 1024 symbols read. */
 int sym_symtab_add_mapped_elf(struct sym_symtab *t, Elf *elf, bool mapped);
-/* Sorts and drops duplicate addresses; call once after the last add. */
+/* Sorts, drops duplicate addresses and takes the names in; call once after
+ * the last add, before any ELF added is closed (elf_end). */
 void sym_symtab_finish(struct sym_symtab *t);
 /* The symbol containing @addr, or NULL. */
 const struct sym_elf_sym *sym_symtab_find(const struct sym_symtab *t, uint64_t addr);

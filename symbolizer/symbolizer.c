@@ -394,12 +394,11 @@ static void bin_load_elf(struct symbolizer *s, struct bin *b, Elf *elf, int fd,
         s->st.bad_binaries++;
     if (!b->is_vdso)
         dfd = sym_debuginfo_find(s->debug_dirs, b->build_id, elf, root_prefix, path);
+    Elf *delf = NULL;
     if (dfd >= 0) {
-        Elf *delf = elf_begin(dfd, ELF_C_READ_MMAP, NULL);
-        if (delf) {
+        delf = elf_begin(dfd, ELF_C_READ_MMAP, NULL);
+        if (delf)
             sym_symtab_add_mapped_elf(&b->symtab, delf, true);
-            elf_end(delf);
-        }
         if (s->opts.no_dwarf)
             close(dfd);
         else
@@ -408,7 +407,9 @@ static void bin_load_elf(struct symbolizer *s, struct bin *b, Elf *elf, int fd,
         b->dwarf_fd = dup(fd);
     }
     (void)ret;
-    sym_symtab_finish(&b->symtab);
+    sym_symtab_finish(&b->symtab); /* reads the names: before the files close */
+    if (delf)
+        elf_end(delf);
     b->loaded = true;
     lru_push(&s->lru, &b->lru);
     bin_account(s, b);
