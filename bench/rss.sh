@@ -71,7 +71,7 @@ trap 'exit 130' INT TERM
 
 # Each background load runs in its own process group (setsid), so that it and
 # everything it started can be stopped together.
-bg() { setsid "$@" >/dev/null 2>&1 & BG+=($!); }
+bg() { setsid "$@" >>"$T/load.log" 2>&1 & BG+=($!); }
 
 # Short-lived programs of several kinds, forever: new executables, new
 # libraries and new service names all the time.
@@ -112,7 +112,11 @@ sleepers() {
 export -f mix_loop compile_loop sleepers
 export ROOT
 
-workload() { bg "$WL" --fixtures "$ROOT/build/fixtures" --dir "$T/bin" --seconds $((SECS + 120)) "$@"; }
+workload() {
+    rm -f "$T/workload.stats"
+    bg "$WL" --fixtures "$ROOT/build/fixtures" --dir "$T/bin" --stats "$T/workload.stats" \
+        --seconds $((SECS + 400)) "$@"
+}
 
 start_load() {
     case $1 in
@@ -142,13 +146,15 @@ for run in $(seq 1 "$RUNS"); do
     for s in $SCEN; do
         d=$T/$s.$run
         mkdir -p "$d"
-        base=$(nprocs)
         start_load "$s"
         sleep 5
-        # a loaded machine forks slowly: wait (up to 3 minutes) for the idle
-        # processes before sampling
-        want=$((base + $(procs_of "$s")))
-        for _ in $(seq 1 180); do [ "$(nprocs)" -ge "$want" ] && break; sleep 1; done
+        # a loaded machine forks slowly: wait (up to 3 minutes) until the
+        # workload's idle processes are all up before sampling
+        want=$(procs_of "$s")
+        for _ in $(seq 1 180); do
+            [ "$(cut -d' ' -f2 "$T/workload.stats" 2>/dev/null || echo 0)" -ge "$want" ] && break
+            sleep 1
+        done
         nprocs >"$d/procs"
         port=$(free_port)
         echo "rss: run $run/$RUNS: $s: $(cat "$d/procs") processes on the host," \

@@ -9,6 +9,9 @@ build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-d
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
     procps python3 curl awscli nodejs npm util-linux chromium
     dpkg-dev lintian rpm rpmlint python3-yaml help2man strace
+    # test_agent_rss.sh and make bench: libc's separate DWARF (10 MB of
+    # compressed sections), the heaviest thing the symbolizer opens
+    libc6-dbg
     # make bench: bcc's profile compiles its BPF C against kernel headers;
     # with none for the running kernel, bench/run.sh points BCC_KERNEL_SOURCE
     # at Debian's (merged -common + -<arch> trees).

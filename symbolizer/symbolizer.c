@@ -333,10 +333,13 @@ static void evict_bin(struct symbolizer *s, struct bin *b)
  * passes: DWARF handles of binaries this window has not touched (the
  * largest part, and reopened on demand), then those binaries whole. What
  * this window uses stays, so one drain whose working set exceeds the cap
- * does not close and reopen the same DWARF row after row (30-70 ms each
- * for libc's); it may hold up to twice the cap until the window ends, and
- * beyond that anything goes.
+ * does not reload the same binary row after row; it may hold up to
+ * HARD_CAP (1.25x the cap) until the window ends, and beyond that anything
+ * goes. (Not more: max_bytes is what keeps the agent's RSS in its budget,
+ * and reopening DWARF is cheap since the scratch copies.)
  */
+#define HARD_CAP(s) ((s)->max_bytes + (s)->max_bytes / 4)
+
 static void evict(struct symbolizer *s)
 {
     struct lru *l, *prev;
@@ -345,7 +348,7 @@ static void evict(struct symbolizer *s)
         return;
     /* Everything left is in use this window: don't walk the list on every
      * lookup until the window ends or the hard limit is reached. */
-    if (s->evict_stuck_window == s->window && !over(s, 2 * s->max_bytes))
+    if (s->evict_stuck_window == s->window && !over(s, HARD_CAP(s)))
         return;
     for (l = s->lru.prev; over(s, s->max_bytes) && l != &s->lru; l = l->prev) {
         struct bin *b = BIN_OF(l);
@@ -359,9 +362,9 @@ static void evict(struct symbolizer *s)
         if (BIN_OF(l)->used_window != s->window)
             evict_bin(s, BIN_OF(l));
     }
-    while (over(s, 2 * s->max_bytes) && s->lru.prev != &s->lru)
+    while (over(s, HARD_CAP(s)) && s->lru.prev != &s->lru)
         evict_bin(s, BIN_OF(s->lru.prev));
-    if (!over(s, 2 * s->max_bytes)) {
+    if (!over(s, HARD_CAP(s))) {
         if (over(s, s->max_bytes))
             s->evict_stuck_window = s->window;
         return;
