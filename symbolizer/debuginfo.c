@@ -561,54 +561,58 @@ static int scratch_file(const char *dir)
     return fd;
 }
 
-/* True when a debug section of @elf is compressed (libelf would inflate it
- * into the heap). */
-static bool has_compressed_debug(Elf *elf)
+/* The first section (with data, named) for which @match says yes, or NULL. */
+static Elf_Scn *find_section(Elf *elf, bool (*match)(const GElf_Shdr *, const char *, const void *),
+                             const void *arg)
 {
     Elf_Scn *scn = NULL;
     GElf_Shdr shdr;
     size_t shstrndx;
 
     if (elf_getshdrstrndx(elf, &shstrndx) != 0)
-        return false;
+        return NULL;
     while ((scn = elf_nextscn(elf, scn)) != NULL) {
         if (!gelf_getshdr(scn, &shdr) || shdr.sh_type == SHT_NOBITS)
             continue;
         const char *name = elf_strptr(elf, shstrndx, shdr.sh_name);
-        if (!name)
-            continue;
-        if ((shdr.sh_flags & SHF_COMPRESSED) && strncmp(name, ".debug", 6) == 0)
-            return true;
-        if (strncmp(name, ".zdebug", 7) == 0)
-            return true;
+        if (name && match(&shdr, name, arg))
+            return scn;
     }
-    return false;
+    return NULL;
+}
+
+static bool compressed_debug(const GElf_Shdr *shdr, const char *name, const void *arg)
+{
+    (void)arg;
+    return ((shdr->sh_flags & SHF_COMPRESSED) && strncmp(name, ".debug", 6) == 0) ||
+           strncmp(name, ".zdebug", 7) == 0;
+}
+
+/* libdw's choice of a section: by name, not in a group */
+static bool named(const GElf_Shdr *shdr, const char *name, const void *want)
+{
+    return !(shdr->sh_flags & SHF_GROUP) && strcmp(name, want) == 0;
+}
+
+/* True when a debug section of @elf is compressed (libelf would inflate it
+ * into the heap). */
+static bool has_compressed_debug(Elf *elf)
+{
+    return find_section(elf, compressed_debug, NULL) != NULL;
 }
 
 /* The data of the first section named @want as libdw picks it (not
  * NOBITS, not in a group), after dwarf_begin_elf. */
 static const uint8_t *section_data(Elf *elf, const char *want, size_t *len)
 {
-    Elf_Scn *scn = NULL;
-    GElf_Shdr shdr;
-    size_t shstrndx;
+    Elf_Scn *scn = find_section(elf, named, want);
+    Elf_Data *d = scn ? elf_getdata(scn, NULL) : NULL;
 
     *len = 0;
-    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+    if (!d || !d->d_buf || d->d_size == 0)
         return NULL;
-    while ((scn = elf_nextscn(elf, scn)) != NULL) {
-        if (!gelf_getshdr(scn, &shdr) || shdr.sh_type == SHT_NOBITS || (shdr.sh_flags & SHF_GROUP))
-            continue;
-        const char *name = elf_strptr(elf, shstrndx, shdr.sh_name);
-        if (!name || strcmp(name, want) != 0)
-            continue;
-        Elf_Data *d = elf_getdata(scn, NULL);
-        if (!d || !d->d_buf || d->d_size == 0)
-            return NULL;
-        *len = d->d_size;
-        return d->d_buf;
-    }
-    return NULL;
+    *len = d->d_size;
+    return d->d_buf;
 }
 
 /* Maps @fd read-only; 0 or a negative errno. */
@@ -792,8 +796,7 @@ int sym_dwarf_lookup(struct sym_dwarf *d, uint64_t vaddr, struct sym_raw_frame *
         return 0;
     /* A file this large has units whose DIE trees span megabytes (CPython's
      * ceval): one lookup reads them, so drop them after each. */
-    if (d->droppable &&
-        (d->map_len >= SYM_DWARF_LARGE || ++d->since_drop >= SYM_DWARF_DROP_EVERY))
+    if (d->droppable && (d->map_len >= SYM_DWARF_LARGE || ++d->since_drop >= SYM_DWARF_DROP_EVERY))
         sym_dwarf_trim(d);
     if (!find_cu(d, vaddr, &cudie))
         return 0;
