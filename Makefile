@@ -6,6 +6,7 @@
 #   make test-integration   real eBPF against real workloads, compared with perf
 #   make fuzz         longer fuzz runs (FUZZ_SECONDS per target)
 #   make lint         clang-format check, clang-tidy, cppcheck
+#   make check-deps   every tool the tests and scripts call has a package in scripts/deps.sh
 #
 # Sources are discovered per stage directory: every agent/*.c, symbolizer/*.c,
 # exporter/*.c, codec/*.c, store/*.c and query/*.c except the two main.c
@@ -29,7 +30,7 @@ CFLAGS    := -std=gnu11 $(WARN) -fno-omit-frame-pointer -D_GNU_SOURCE -I. -I$(BU
 LDLIBS    := -lbpf -ldw -lelf -lprotobuf-c -lcurl -lzstd -lz -lmicrohttpd -lcjson -liberty -lpthread -lm
 
 LIB_SRC   := $(filter-out agent/main.c query/main.c,\
-               $(wildcard agent/*.c symbolizer/*.c exporter/*.c codec/*.c store/*.c query/*.c))
+               $(wildcard agent/*.c unwind/*.c symbolizer/*.c exporter/*.c codec/*.c store/*.c query/*.c))
 # Protocol definitions: pprof's profile.proto from Debian's
 # golang-github-google-pprof-dev, plus the project's own proto/**/*.proto
 # (written from the published specifications), each compiled by protoc-c
@@ -47,7 +48,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
 
 .PHONY: packages
-.PHONY: all deps deps-test run test test-unit test-san test-fuzz-short test-integration \
+.PHONY: all deps deps-test deps-lint deps-packages check-deps run test test-unit test-san test-fuzz-short test-integration \
         fuzz lint format clean bench
 
 all: $(BUILD)/stoke-agent $(BUILD)/stoke-query
@@ -58,6 +59,17 @@ deps:
 
 deps-test:
 	@scripts/deps.sh build test
+
+deps-lint:
+	@scripts/deps.sh lint
+
+deps-packages:
+	@scripts/deps.sh build packages
+
+# Every tool the Makefiles, scripts and tests call has a package in
+# scripts/deps.sh (what a fresh machine gets).
+check-deps:
+	@scripts/check-deps.sh
 
 # ---- BPF ----------------------------------------------------------------
 $(BUILD)/vmlinux.h:
@@ -153,6 +165,7 @@ fuzz: fuzz-build
 
 # ---- top-level targets --------------------------------------------------
 test: deps-test
+	@scripts/check-deps.sh
 	$(MAKE) all
 	$(MAKE) test-unit
 	$(MAKE) test-san
@@ -162,16 +175,18 @@ test-integration: deps-test
 	$(MAKE) all
 	@tests/integration/run.sh
 
+# ARGS go to the agent: make run ARGS="--frequency 99"
 run: deps
 	$(MAKE) all
-	@scripts/run.sh
+	@scripts/run.sh $(ARGS)
 
 # .deb and .rpm for stoke-agent and stoke-query in build/packages/
-# (docs/install.md); dpkg-deb, dpkg-shlibdeps and rpmbuild.
-packages: all
+# (docs/install.md); dpkg-deb, dpkg-shlibdeps and rpmbuild, installed first.
+packages: deps-packages
+	$(MAKE) all
 	scripts/packages.sh
 
-lint:
+lint: deps-lint
 	@scripts/lint.sh
 
 format:
@@ -194,8 +209,9 @@ bench-micro: $(BUILD)/stoke-bench-micro
 	$(BUILD)/stoke-bench-micro --json $(BUILD)/bench/micro.json
 
 # `make bench`: the workload mix profiled by stoke-agent, perf, bpftrace and
-# bcc one after the other, then the storage/query and micro figures
-# (bench/run.sh; needs root). BENCH_SECONDS, BENCH_FREQ: see bench/run.sh.
+# bcc one after the other, the agent's frame-pointer and table walkers side
+# by side, then the storage/query and micro figures (bench/run.sh; needs
+# root). BENCH_SECONDS, BENCH_FREQ, BENCH_UNWIND_SECONDS: see bench/run.sh.
 bench: all $(BUILD)/bench/stoke-bench-workload
 	@bench/run.sh
 

@@ -46,6 +46,11 @@ static const struct opt_def opts[] = {
      "colon-separated roots of separate debug files (default /usr/lib/debug)"},
     {"no-dwarf", OPT_BOOL, OFF(no_dwarf), 0, 0, NULL,
      "symbol tables only: no file:line, no inlined frames"},
+    {"unwind", OPT_STR, OFF(unwind), 0, 0, "MODE",
+     "user stacks: 'auto' walks .eh_frame tables in BPF (frame pointers where a binary has "
+     "none; the kernel's frame-pointer walker before 5.17), 'fp' frame pointers only"},
+    {"unwind-table-mb", OPT_UINT, OFF(unwind_table_mb), 1, 65536, "MB",
+     "cap of the unwind tables in BPF maps (default 64)"},
     {"host-name", OPT_STR, OFF(host_name), 0, 0, "NAME", "host_name label (default: hostname)"},
     {"relabel", OPT_LIST, OFF(relabel), 0, 0, "RULE",
      "relabel rule, repeatable: keep:L=RE drop:L=RE replace:L=RE:T=REPL labeldrop:RE "
@@ -110,6 +115,8 @@ void config_defaults(struct agent_config *c)
     c->symbol_cache_mb = 12;
     c->dwarf_scratch_dir = strdup("/var/tmp");
     c->dwarf_scratch_mb = 1024;
+    c->unwind = strdup("auto");
+    c->unwind_table_mb = 64;
     c->metrics_addr = strdup("127.0.0.1:9465");
     c->log_level = strdup("info");
     c->flush_s = 60;

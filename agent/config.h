@@ -26,7 +26,9 @@ struct agent_config {
     bool per_cpu;     /* cpu label */
     char *debug_dirs; /* colon-separated debug roots (/usr/lib/debug) */
     bool no_dwarf;
-    char *host_name; /* NULL = gethostname() */
+    char *unwind;             /* user stacks: "auto" (tables) or "fp" */
+    unsigned unwind_table_mb; /* cap of unwind tables in BPF maps (64) */
+    char *host_name;          /* NULL = gethostname() */
     char *relabel[CONFIG_MAX_RELABEL];
     size_t nrelabel;
     unsigned max_label_values; /* per label name (1000) */

@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/types.h>
+
 #include "agent/config.h"
 #include "agent/labels.h"
 #include "agent/log.h"
@@ -28,6 +30,8 @@
 #include "agent/procinfo.h"
 #include "agent/sampler.h"
 #include "agent/top.h"
+#include "agent/unwinder.h"
+#include "bpf/profile.h"
 #include "exporter/http_push.h"
 #include "exporter/otlp.h"
 #include "exporter/profile.h"
@@ -36,7 +40,7 @@
 #include "store/store.h"
 #include "symbolizer/symbolizer.h"
 
-#define MAX_FRAMES    (2 * 127)
+#define MAX_FRAMES    (2 * 127 + 4) /* kernel + user + the frames synthetic() adds */
 #define MAX_TOP_NAMES 1024
 
 static volatile sig_atomic_t stop_requested;
@@ -60,6 +64,7 @@ struct agent {
     struct label_limiter *limiter;
     struct metrics_server *metrics;
     struct sampler *sampler;
+    struct unwinder *unwinder; /* NULL with the frame-pointer program */
     struct top *top;
     struct store *store;
     struct seg_upload *upload;
@@ -118,6 +123,24 @@ static void unplaced(struct sym_result *r, enum sym_kind kind, uint64_t addr)
     r->file_offset = addr;
 }
 
+/*
+ * A frame the profile shows instead of what could not be had: a lost stack
+ * ("[lost stack: collision]"), where a user walk stopped short
+ * ("[truncated: not_mapped]"), a sample with no stack at all. Each is its
+ * own location in the "[stoke]" mapping (offset = @id), so totals stay
+ * whole and the reason is visible in every view.
+ */
+static void synthetic(struct sym_result *r, uint64_t id, const char *name)
+{
+    memset(r, 0, sizeof(*r));
+    r->kind = SYM_USER;
+    r->mapping = "[stoke]";
+    r->build_id = "";
+    r->file_offset = id;
+    r->nframes = 1;
+    r->frames[0].function = name;
+}
+
 /* Names of one resolved location for the top table, innermost first. */
 static size_t frame_names(const struct sym_result *r, char (*scratch)[160], const char **names,
                           size_t room)
@@ -146,6 +169,19 @@ struct drain_ctx {
     char (*scratch)[160];
 };
 
+/* Adds @r's location to the row's stack and its names to the top table. */
+static size_t add_loc(struct drain_ctx *d, struct profile *p, const struct sym_result *r,
+                      size_t nlocs, size_t *nnames)
+{
+    if (nlocs >= MAX_FRAMES)
+        return nlocs;
+    d->locs[nlocs++] = profile_location(p, r);
+    if (d->a->top)
+        *nnames +=
+            frame_names(r, d->scratch + *nnames, d->names + *nnames, MAX_TOP_NAMES - *nnames);
+    return nlocs;
+}
+
 static void on_row(const struct sample_row *row, void *ctx)
 {
     struct drain_ctx *d = ctx;
@@ -157,7 +193,7 @@ static void on_row(const struct sample_row *row, void *ctx)
     struct profile *p;
     size_t nlocs = 0, nnames = 0;
     const char *service;
-    char buf[32];
+    char buf[64];
 
     if (row->pid == 0) {
         label_set_put(&ls, "service_name", "kernel");
@@ -204,20 +240,35 @@ static void on_row(const struct sample_row *row, void *ctx)
     for (uint32_t i = 0; i < row->nk && nlocs < MAX_FRAMES; i++) {
         if (symbolizer_kernel(a->sym, row->kstack[i], &r) != 0)
             unplaced(&r, SYM_KERNEL, row->kstack[i]);
-        d->locs[nlocs++] = profile_location(p, &r);
-        if (a->top)
-            nnames +=
-                frame_names(&r, d->scratch + nnames, d->names + nnames, MAX_TOP_NAMES - nnames);
+        nlocs = add_loc(d, p, &r, nlocs, &nnames);
+    }
+    if (row->klost) {
+        snprintf(buf, sizeof(buf), "[lost kernel stack: %s]", sampler_lost_name(row->klost));
+        synthetic(&r, 0x100 + row->klost, buf);
+        nlocs = add_loc(d, p, &r, nlocs, &nnames);
     }
     for (uint32_t i = 0; i < row->nu && nlocs < MAX_FRAMES; i++) {
         int ret = pi ? symbolizer_user(a->sym, row->pid, pi->start_time, row->ustack[i], i > 0, &r)
                      : -ESRCH;
         if (ret != 0)
             unplaced(&r, SYM_USER, row->ustack[i]);
-        d->locs[nlocs++] = profile_location(p, &r);
-        if (a->top)
-            nnames +=
-                frame_names(&r, d->scratch + nnames, d->names + nnames, MAX_TOP_NAMES - nnames);
+        nlocs = add_loc(d, p, &r, nlocs, &nnames);
+    }
+    if (row->ulost) {
+        snprintf(buf, sizeof(buf), "[lost stack: %s]", sampler_lost_name(row->ulost));
+        synthetic(&r, 0x200 + row->ulost, buf);
+        nlocs = add_loc(d, p, &r, nlocs, &nnames);
+    } else if (row->nu && row->uend != STOKE_END_ENTRY && row->uend != STOKE_END_FP) {
+        /* the walk stopped before the outermost frame: say why, at the root */
+        snprintf(buf, sizeof(buf), "[truncated: %s]", sampler_walk_end_name(row->uend));
+        synthetic(&r, 0x300 + row->uend, buf);
+        nlocs = add_loc(d, p, &r, nlocs, &nnames);
+    }
+    if (row->klost || row->ulost)
+        a->m.samples_lost_stack += row->count;
+    if (nlocs == 0) {
+        synthetic(&r, 0x400, "[no stack]");
+        nlocs = add_loc(d, p, &r, nlocs, &nnames);
     }
     /* profile_location returns 0 only when out of memory. */
     size_t k = 0;
@@ -371,6 +422,8 @@ static int drain_window(struct agent *a, uint64_t end_ns)
     malloc_trim(0);
     a->m.windows++;
     sampler_get_stats(a->sampler, &a->m.sampler);
+    if (a->unwinder)
+        unwinder_get_stats(a->unwinder, &a->m.unwind);
     symbolizer_get_stats(a->sym, &a->m.sym);
     a->m.processes_cached = proc_cache_size(a->procs);
     a->m.label_overflows = label_limiter_overflows(a->limiter);
@@ -552,15 +605,48 @@ static int setup(struct agent *a)
         a->top = top_new();
     if (!a->sym || !a->procs || !a->limiter || (a->cfg.top && !a->top))
         return -ENOMEM;
+    if (strcmp(a->cfg.unwind, "auto") != 0 && strcmp(a->cfg.unwind, "fp") != 0) {
+        log_error("--unwind must be 'auto' or 'fp', not '%s'", a->cfg.unwind);
+        return -EINVAL;
+    }
     struct sampler_opts sopts = {
         .frequency = a->cfg.frequency,
+        .window_s = a->cfg.window_s,
         .include_idle = a->cfg.include_idle,
         .per_thread = a->cfg.per_thread,
         .per_cpu = a->cfg.per_cpu,
         .pid = a->cfg.pid,
+        .unwind = strcmp(a->cfg.unwind, "fp") == 0 ? SAMPLER_UNWIND_FP : SAMPLER_UNWIND_AUTO,
+        .defer_attach = true,
     };
     a->sampler = sampler_new(&sopts, err, sizeof(err));
     if (!a->sampler) {
+        log_error("%s", err);
+        return -EIO;
+    }
+    struct sampler_unwind_maps um;
+    if (sampler_unwind_maps(a->sampler, &um) == 0) {
+        struct unwinder_opts uo = {
+            .tables_fd = um.tables,
+            .procs_fd = um.procs,
+            .files_fd = um.files,
+            .py_procs_fd = um.py_procs,
+            .max_bytes = (size_t)a->cfg.unwind_table_mb << 20,
+        };
+        a->unwinder = unwinder_new(&uo);
+        if (!a->unwinder)
+            return -ENOMEM;
+        if (a->cfg.pid)
+            unwinder_load_pid(a->unwinder, a->cfg.pid);
+        else
+            unwinder_load_running(a->unwinder);
+        int r = unwinder_start(a->unwinder, a->sampler, a->cfg.window_s * 1000);
+        if (r) {
+            log_error("starting the unwinder thread: %s", strerror(-r));
+            return r;
+        }
+    }
+    if (sampler_attach(a->sampler, err, sizeof(err)) != 0) {
         log_error("%s", err);
         return -EIO;
     }
@@ -604,6 +690,7 @@ static int setup(struct agent *a)
 static void teardown(struct agent *a)
 {
     metrics_stop(a->metrics);
+    unwinder_free(a->unwinder);
     sampler_free(a->sampler);
     if (a->upload) {
         struct seg_upload_stats us;
@@ -677,9 +764,10 @@ int main(int argc, char **argv)
         return 1;
     }
     sampler_get_stats(a.sampler, &a.m.sampler);
-    log_info("sampling %u CPUs at %u Hz, %u s windows%s%s", a.m.sampler.cpus, a.cfg.frequency,
-             a.cfg.window_s, a.cfg.output_dir ? ", writing to " : "",
-             a.cfg.output_dir ? a.cfg.output_dir : "");
+    log_info("sampling %u CPUs at %u Hz, %u s windows, user stacks by %s%s%s", a.m.sampler.cpus,
+             a.cfg.frequency, a.cfg.window_s,
+             a.m.sampler.tables ? "unwind tables" : "frame pointers",
+             a.cfg.output_dir ? ", writing to " : "", a.cfg.output_dir ? a.cfg.output_dir : "");
 
     uint64_t mono0 = now_ns(CLOCK_MONOTONIC);
     uint64_t end = a.cfg.duration_s ? mono0 + (uint64_t)a.cfg.duration_s * 1000000000ull : 0;
@@ -723,6 +811,23 @@ int main(int argc, char **argv)
              (double)sy->dwarf_open_ns / 1e6, a.m.cpu_seconds, steady_pct,
              (double)a.m.peak_rss_bytes / 1e6,
              ss->bpf_run_cnt ? (double)ss->bpf_run_ns / (double)ss->bpf_run_cnt : 0);
+    if (a.unwinder) {
+        uint64_t walks = 0;
+        for (unsigned i = 0; i < SAMPLER_WALK_ENDS; i++)
+            walks += ss->walk_end[i];
+        const struct unwinder_stats *us = &a.m.unwind;
+        log_info("unwinding: %.1f user frames per walk (%llu by tables, %llu by frame pointers), "
+                 "%.1f%% of walks reached the entry, %.1f%% not loaded yet; %llu tables "
+                 "(%.1f MB in BPF maps) for %llu processes, %llu binaries without one, %.0f ms "
+                 "to build; %llu samples under a lost-stack frame",
+                 walks ? (double)ss->frames / (double)walks : 0,
+                 (unsigned long long)ss->frames_table, (unsigned long long)ss->frames_fp,
+                 walks ? 100.0 * (double)ss->walk_end[STOKE_END_ENTRY] / (double)walks : 0,
+                 walks ? 100.0 * (double)ss->walk_end[STOKE_END_NO_PROC] / (double)walks : 0,
+                 (unsigned long long)us->tables_live, (double)us->table_bytes / 1e6,
+                 (unsigned long long)us->procs_tracked, (unsigned long long)us->tables_failed,
+                 (double)us->build_ns / 1e6, (unsigned long long)a.m.samples_lost_stack);
+    }
     teardown(&a);
     return 0;
 }

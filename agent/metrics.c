@@ -69,6 +69,71 @@ static void export_counter(struct buf *b, const char *name, const char *help, ui
         (unsigned long long)pyro);
 }
 
+/* The user-stack walker (docs/architecture.md, "How a PC becomes a frame"). */
+static void unwind_metrics(struct buf *b, const struct agent_metrics *s)
+{
+    const struct unwinder_stats *u = &s->unwind;
+
+    counter(b, "stoke_unwind_frames_total", "User frames walked in BPF.", s->sampler.frames);
+    counter(b, "stoke_unwind_frames_table_total", "User frames unwound by an unwind-table row.",
+            s->sampler.frames_table);
+    counter(b, "stoke_unwind_frames_fp_total",
+            "User frames unwound by frame pointers (no table covered them).", s->sampler.frames_fp);
+    bprintf(b, "# HELP stoke_unwind_walks_total User-stack walks by how they ended.\n"
+               "# TYPE stoke_unwind_walks_total counter\n");
+    for (unsigned i = 0; i < SAMPLER_WALK_ENDS; i++)
+        bprintf(b, "stoke_unwind_walks_total{end=\"%s\"} %llu\n", sampler_walk_end_name(i),
+                (unsigned long long)s->sampler.walk_end[i]);
+    counter(b, "stoke_unwind_requests_total",
+            "Requests from the BPF program to load a process's mappings.", s->sampler.events);
+    counter(b, "stoke_unwind_requests_lost_total", "Requests the ring buffer had no room for.",
+            s->sampler.events_lost);
+    gauge(b, "stoke_unwind_processes", "Processes whose mappings the BPF walker has.",
+          (double)u->procs_tracked);
+    counter(b, "stoke_unwind_processes_loaded_total", "Process mappings written for the walker.",
+            u->procs_loaded);
+    counter(b, "stoke_unwind_processes_failed_total",
+            "Processes whose mappings could not be read (most had exited).", u->procs_failed);
+    counter(b, "stoke_unwind_mappings_capped_total",
+            "Executable mappings left out: over 256 in one process.", u->mappings_capped);
+    gauge(b, "stoke_unwind_tables", "Unwind tables in BPF maps.", (double)u->tables_live);
+    gauge(b, "stoke_unwind_table_bytes", "Bytes of unwind tables in BPF maps.",
+          (double)u->table_bytes);
+    gauge(b, "stoke_unwind_table_rows", "Rows of unwind tables in BPF maps.",
+          (double)u->table_rows);
+    counter(b, "stoke_unwind_tables_built_total",
+            "Unwind tables built from .eh_frame/.debug_frame.", u->tables_built);
+    counter(b, "stoke_unwind_tables_failed_total",
+            "Binaries without a usable table (walked by frame pointers).", u->tables_failed);
+    counter(b, "stoke_unwind_tables_evicted_total", "Unwind tables evicted (byte cap).",
+            u->tables_evicted);
+    counter(b, "stoke_unwind_tables_over_cap_total",
+            "Unwind tables refused: the byte cap was reached by tables in use.", u->over_cap);
+    counter(b, "stoke_unwind_unsupported_rows_total",
+            "Table rows with a rule the walker cannot run (the walk stops there).",
+            u->unsupported_rows);
+    gauge(b, "stoke_unwind_table_build_seconds", "CPU time spent building unwind tables.",
+          (double)u->build_ns / 1e9);
+    gauge(b, "stoke_python_processes", "Processes running a CPython the walker reads.",
+          (double)u->py_procs);
+    counter(b, "stoke_python_unknown_versions_total",
+            "Processes running a CPython of a version the agent does not know.", u->py_unknown);
+    counter(b, "stoke_python_samples_total", "User walks that recorded CPython frames.",
+            s->sampler.py_samples);
+    counter(b, "stoke_python_frames_total", "CPython frames recorded.", s->sampler.py_frames);
+    counter(b, "stoke_python_no_thread_total",
+            "Walks through CPython's eval loop without the thread's frames (no thread state).",
+            s->sampler.py_no_thread);
+    counter(b, "stoke_python_read_faults_total",
+            "CPython frames not recorded: interpreter memory unreadable mid-walk.",
+            s->sampler.py_fault);
+    counter(b, "stoke_python_frames_named_total", "CPython frames named by their code object.",
+            s->sym.py_named);
+    counter(b, "stoke_python_frames_unnamed_total",
+            "CPython frames left unnamed (process gone, memory unreadable, version unknown).",
+            s->sym.py_unnamed);
+}
+
 char *metrics_render(const struct agent_metrics *s)
 {
     struct buf b = {0};
@@ -85,9 +150,12 @@ char *metrics_render(const struct agent_metrics *s)
             s->sampler.stack_errors);
     counter(&b, "stoke_samples_dropped_map_full_total", "Samples dropped: counts map full.",
             s->sampler.map_full);
-    counter(&b, "stoke_stacks_truncated_total", "Stacks cut at 127 frames.", s->sampler.truncated);
-    counter(&b, "stoke_stacks_lost_total", "Stack ids that were gone at drain time.",
+    counter(&b, "stoke_stacks_lost_total", "Stacks that were gone at drain time.",
             s->sampler.lost_stacks);
+    counter(&b, "stoke_samples_lost_stack_total",
+            "Samples kept under a [lost stack: ...] frame (collision, map full, error).",
+            s->samples_lost_stack);
+    unwind_metrics(&b, s);
     gauge(&b, "stoke_cpus_sampled", "CPUs with an attached sampler.", s->sampler.cpus);
     counter(&b, "stoke_bpf_run_nanoseconds_total",
             "Nanoseconds spent in the BPF sampler (needs kernel.bpf_stats_enabled=1).",

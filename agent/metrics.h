@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "agent/sampler.h"
+#include "agent/unwinder.h"
 #include "symbolizer/symbolizer.h"
 
 /* One push exporter's counters (exporter/http_push.h). */
@@ -22,7 +23,9 @@ struct export_metrics {
 
 struct agent_metrics {
     struct sampler_stats sampler;
+    struct unwinder_stats unwind;
     struct sym_stats sym;
+    uint64_t samples_lost_stack; /* samples under a [lost stack: ...] frame */
     uint64_t windows;
     uint64_t profiles_written;
     uint64_t write_errors;

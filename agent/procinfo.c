@@ -482,6 +482,88 @@ char *procinfo_service_from_environ(const char *buf, size_t len, const char **so
     return NULL;
 }
 
+/* ---- the executable's name ---------------------------------------------- */
+
+#define DELETED     " (deleted)"
+#define CMDLINE_MAX 4096 /* argv[0] is all that is read from it */
+
+/* Length of @link without the " (deleted)" the kernel appends to the path
+ * of an unlinked file. */
+static size_t undeleted_len(const char *link, bool *deleted)
+{
+    size_t n = strlen(link), dl = strlen(DELETED);
+
+    *deleted = n > dl && memcmp(link + n - dl, DELETED, dl) == 0;
+    return *deleted ? n - dl : n;
+}
+
+/*
+ * Whether @link (an exe link target) names a file a path reaches, and where
+ * its last component starts. Not files: a memfd ("/memfd:NAME (deleted)",
+ * NAME may hold '/'), an O_TMPFILE never linked ("/tmp/#12345 (deleted)"),
+ * anything not absolute ("anon_inode:...", a path outside our root).
+ */
+static bool exe_link_file(const char *link, const char **base, size_t *base_len)
+{
+    bool deleted;
+    size_t n = undeleted_len(link, &deleted);
+    const char *slash = memrchr(link, '/', n);
+
+    if (link[0] != '/' || has_prefix(link, n, "/memfd:"))
+        return false;
+    *base = slash + 1;
+    *base_len = (size_t)(link + n - *base);
+    if (*base_len == 0)
+        return false;
+    if (deleted && (*base)[0] == '#' && *base_len > 1) {
+        for (size_t i = 1; i < *base_len; i++)
+            if ((*base)[i] < '0' || (*base)[i] > '9')
+                return true;
+        return false;
+    }
+    return true;
+}
+
+static bool all_digits(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+char *procinfo_exe_name(const char *link, const char *comm, const char *cmdline, size_t cmdline_len,
+                        const char **source)
+{
+    const char *base;
+    size_t base_len;
+    char *name;
+
+    if (link && exe_link_file(link, &base, &base_len)) {
+        *source = "executable";
+        return strndup(base, base_len);
+    }
+    /* fexecve() of a file that is not one: since Linux 6.14 the kernel names
+     * the task after the fd's file ("memfd:sealed-91" for a memfd), before
+     * that after the fd number ("3" for /dev/fd/3). Such a comm names the
+     * fd, not the program: the program's own argv[0] does. */
+    if (link && cmdline && (all_digits(comm) || (comm[0] && strstr(link, comm)))) {
+        size_t al = strnlen(cmdline, cmdline_len);
+        const char *slash = memrchr(cmdline, '/', al);
+        const char *a = slash ? slash + 1 : cmdline;
+
+        name = clean_value(a, al - (size_t)(a - cmdline), false);
+        if (name) {
+            *source = "cmdline";
+            return name;
+        }
+    }
+    *source = "comm";
+    return strdup(comm);
+}
+
 /* ---- reading /proc ------------------------------------------------------ */
 
 /*
@@ -705,12 +787,6 @@ static int set_labels(struct proc_info *pi, const char *host_name)
     return ret ? -ENOMEM : 0;
 }
 
-static char *exe_basename(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return strdup(slash ? slash + 1 : path);
-}
-
 /* Builds a fresh entry from /proc/PID. NULL with errno when the process is
  * gone (ENOENT/ESRCH), unreadable, or out of memory. */
 static struct proc_entry *load(struct proc_cache *c, uint32_t pid)
@@ -723,6 +799,7 @@ static struct proc_entry *load(struct proc_cache *c, uint32_t pid)
     uint64_t flags = 0;
     ssize_t ll;
     bool truncated;
+    const char *exe_source;
     int dirfd, ret, err = ENOMEM;
 
     dirfd = open_pid_dir(c->root, pid);
@@ -754,23 +831,37 @@ static struct proc_entry *load(struct proc_cache *c, uint32_t pid)
 
     ll = readlinkat(dirfd, "exe", link, sizeof(link) - 1);
     if (ll > 0) {
-        static const char deleted[] = " (deleted)";
-        size_t dl = sizeof(deleted) - 1;
+        const char *base;
+        size_t base_len;
+        bool deleted;
+
         link[ll] = '\0';
-        if ((size_t)ll > dl && strcmp(link + ll - dl, deleted) == 0)
-            link[ll - dl] = '\0';
-        pi->exe_path = strdup(link);
-        if (!pi->exe_path || !(pi->exe_name = exe_basename(pi->exe_path)))
+        pi->exe_path = strndup(link, undeleted_len(link, &deleted));
+        if (!pi->exe_path)
             goto fail;
         /* Through /proc/PID/exe, not exe_path: it reaches binaries inside
          * other mount namespaces and binaries deleted since. */
         if (snprintf(path, sizeof(path), "%s/%u/exe", c->root, pid) < (int)sizeof(path))
             sym_read_build_id(path, pi->build_id);
+        /* argv[0] may name an executable that is not a file (memfd). */
+        if (!exe_link_file(link, &base, &base_len)) {
+            buf = read_capped(dirfd, "cmdline", CMDLINE_MAX, &len, NULL);
+            if (!buf && (errno == ESRCH || errno == ENOMEM)) {
+                err = errno;
+                goto fail;
+            }
+        }
     } else if (errno == ESRCH) {
         err = ESRCH;
         goto fail;
     }
-    /* Otherwise (zombie, no permission): fall back to comm below. */
+    /* Otherwise (zombie, no permission): comm names it. */
+    pi->exe_name =
+        procinfo_exe_name(ll > 0 ? link : NULL, pi->comm, buf, buf ? len : 0, &exe_source);
+    free(buf);
+    buf = NULL;
+    if (!pi->exe_name)
+        goto fail;
 
     buf = read_capped(dirfd, "cgroup", CGROUP_MAX, &len, NULL);
     if (buf) {
@@ -804,15 +895,9 @@ static struct proc_entry *load(struct proc_cache *c, uint32_t pid)
         size_t ul = strlen(pi->systemd_unit) - strlen(".service");
         pi->service_name = strndup(pi->systemd_unit, ul);
         pi->service_source = "systemd_unit";
-    } else if (!pi->service_name && pi->exe_name) {
-        pi->service_name = strdup(pi->exe_name);
-        pi->service_source = "executable";
-    }
-    if (!pi->exe_name && !(pi->exe_name = strdup(pi->comm)))
-        goto fail;
-    if (!pi->service_name) {
-        pi->service_name = strdup(pi->comm[0] ? pi->comm : "unknown");
-        pi->service_source = "comm";
+    } else if (!pi->service_name) {
+        pi->service_name = strdup(pi->exe_name[0] ? pi->exe_name : "unknown");
+        pi->service_source = exe_source;
     }
     if (!pi->service_name)
         goto fail;

@@ -11,7 +11,10 @@
  *   3. Kubernetes label app.kubernetes.io/name (or app) + namespace — only
  *      when pod metadata is available (not yet: no kubelet client)
  *   4. the systemd unit (without ".service")
- *   5. the executable name (comm for kernel threads)
+ *   5. the executable name: the file's name when /proc/PID/exe is a file;
+ *      otherwise (a memfd, an unlinked O_TMPFILE, no readable link) comm as
+ *      perf and OpenTelemetry name processes, or argv[0] when comm is only
+ *      the kernel's name for the fd that fexecve() ran (procinfo_exe_name)
  *
  * Every /proc read tolerates the process vanishing midway and files that
  * are truncated, oversized or full of garbage.
@@ -40,7 +43,7 @@ struct proc_info {
     uint64_t start_time; /* field 22 of /proc/PID/stat (clock ticks after boot) */
     char comm[17];
     char *exe_path; /* readlink of /proc/PID/exe, " (deleted)" removed; NULL for kernel threads */
-    char *exe_name; /* basename of exe_path, or comm */
+    char *exe_name; /* basename of exe_path, or comm, or argv[0] (procinfo_exe_name) */
     char build_id[41];          /* of the executable; "" when unknown */
     char *cgroup;               /* the v2 ("0::") path, else the name=systemd path; NULL if none */
     char *container_id;         /* 64 hex digits (docker, containerd, cri-o, podman), or NULL */
@@ -50,8 +53,8 @@ struct proc_info {
     const char *service_source; /* which rule named it: "OTEL_SERVICE_NAME",
                                    "PYROSCOPE_APPLICATION_NAME",
                                    "OTEL_RESOURCE_ATTRIBUTES", "systemd_unit",
-                                   "executable", "comm" (no readable exe link)
-                                   or "kernel_thread" */
+                                   "executable", "comm", "cmdline" (the last
+                                   three: procinfo_exe_name) or "kernel_thread" */
     bool kernel_thread;
     struct label_set labels; /* service_name, host_name, process_executable_name,
                                 container_id, pod_uid, systemd_unit (those known) */
@@ -94,6 +97,21 @@ char *procinfo_service_from_environ(const char *buf, size_t len, const char **so
  * contents of /proc/PID/cgroup. Returns 0 or -EINVAL. */
 int procinfo_parse_cgroup(const char *buf, size_t len, char **cgroup_path, char **container_id,
                           char **pod_uid, char **systemd_unit);
+/*
+ * Names a process's executable. @link is the target of /proc/PID/exe (NULL
+ * when unreadable), @comm the task's name, @cmdline the first @cmdline_len
+ * bytes of /proc/PID/cmdline (may be NULL). A link to a file gives the
+ * file's name, " (deleted)" aside ("executable"). A link to no file — a
+ * memfd ("/memfd:NAME (deleted)"), an O_TMPFILE never linked ("/tmp/#123
+ * (deleted)"), "anon_inode:..." — or no link gives comm ("comm"), except
+ * when comm is what the kernel made of the fd fexecve() ran (the fd number,
+ * or since Linux 6.14 a prefix of the file's name, e.g. "memfd:sealed-91"):
+ * then the last component of argv[0] ("cmdline"), cleaned like a service
+ * name, if there is one. Returns a malloc'd name (never NULL but on ENOMEM)
+ * and sets *source.
+ */
+char *procinfo_exe_name(const char *link, const char *comm, const char *cmdline, size_t cmdline_len,
+                        const char **source);
 /* Parses /proc/PID/stat: comm and start time. 0 or -EINVAL. */
 int procinfo_parse_stat(const char *buf, size_t len, char comm[17], uint64_t *start_time);
 /* The same, also returning the task flags (field 9; PF_KTHREAD = 0x00200000).

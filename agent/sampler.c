@@ -23,22 +23,45 @@
 #include "agent/log.h"
 #include "agent/sampler.h"
 
-#define MAX_CPUS 1024
+#define MAX_CPUS    1024
+#define STASH_CHUNK 256 /* stacks per batch read */
+
+_Static_assert(SAMPLER_WALK_ENDS == STOKE_END_MAX, "sampler.h's count of walk ends");
+
+/* One window's stacks, read out of stacks_N before its rows: hash → frames
+ * in an arena, so each row finds its stacks without a syscall. */
+struct stash_ent {
+    uint64_t hash; /* 0 = empty slot */
+    uint32_t off;  /* into frames */
+    uint32_t len;
+    uint16_t end;
+};
+
+struct stash {
+    struct stash_ent *slots;
+    size_t cap, used;
+    uint64_t *frames;
+    size_t nframes, frames_cap;
+};
 
 struct sampler {
     struct sampler_opts opts;
     struct profile_bpf *skel;
     int perf_fd[MAX_CPUS];
     struct bpf_link *link[MAX_CPUS];
-    unsigned ncpus_possible;
+    struct bpf_link *exec_link, *exit_link;
+    struct ring_buffer *events;
+    sampler_event_cb event_cb;
+    void *event_ctx;
+    uint32_t max_rows;       /* counts map size */
+    uint32_t max_stacks;     /* stacks map size */
     uint32_t active;         /* the set the BPF program writes to */
     struct sample_key *keys; /* batch buffers */
     uint64_t *vals;
-    uint32_t *stack_ids; /* clear_stacks' buffer */
-    uint64_t kips[STOKE_MAX_STACK_DEPTH];
-    uint64_t uips[STOKE_MAX_STACK_DEPTH];
+    uint64_t *stack_keys;
+    struct stack_trace *stack_vals;
+    struct stash stash;
     struct sampler_stats st;
-    uint64_t err_base[STOKE_CNT_MAX];
 };
 
 static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -156,7 +179,8 @@ static int attach_online_cpus(struct sampler *s, char *err, size_t errlen)
             snprintf(err, errlen, "perf_event_open(cpu-clock, cpu %d): %s", cpu, strerror(-e));
             return e;
         }
-        struct bpf_link *l = bpf_program__attach_perf_event(s->skel->progs.do_sample, fd);
+        struct bpf_link *l = bpf_program__attach_perf_event(
+            s->st.tables ? s->skel->progs.do_sample : s->skel->progs.do_sample_fp, fd);
         if (!l) {
             int e = -errno;
             snprintf(err, errlen, "attaching the BPF program to cpu %d: %s", cpu, strerror(-e));
@@ -171,10 +195,105 @@ static int attach_online_cpus(struct sampler *s, char *err, size_t errlen)
     return n;
 }
 
+/* Map sizes from the sample rate: a window holds at most freq x window x
+ * CPUs samples, each at most one row and two stacks. */
+static void size_maps(struct sampler *s, bool prealloc)
+{
+    unsigned window = s->opts.window_s ? s->opts.window_s : 10;
+    int ncpu = libbpf_num_possible_cpus();
+    uint64_t n = (uint64_t)s->opts.frequency * window * (uint64_t)(ncpu > 0 ? ncpu : 1);
+    uint64_t rows = n + n / 4, stacks = 2 * n + n / 4;
+    /* Preallocated maps cost their full size up front: 1 KiB a stack. */
+    uint64_t rows_cap = 1u << 18, stacks_cap = prealloc ? 1u << 14 : 1u << 18;
+
+    rows = rows < 4096 ? 4096 : rows > rows_cap ? rows_cap : rows;
+    stacks = stacks < 4096 ? 4096 : stacks > stacks_cap ? stacks_cap : stacks;
+    s->max_rows = (uint32_t)rows;
+    s->max_stacks = (uint32_t)stacks;
+}
+
+/* Opens and loads one variant of the program. @tables: the table walker
+ * (needs bpf_loop, map-in-map with per-map sizes, tp_btf); @prealloc:
+ * preallocated hash maps (kernels before 6.1 refuse others in perf_event
+ * programs). */
+static int load(struct sampler *s, bool tables, bool prealloc)
+{
+    struct profile_bpf *k = profile_bpf__open();
+    struct bpf_map *hash_maps[] = {NULL, NULL, NULL};
+    int ret;
+
+    if (!k)
+        return -errno;
+    k->rodata->include_idle = s->opts.include_idle;
+    k->rodata->per_thread = s->opts.per_thread;
+    k->rodata->per_cpu = s->opts.per_cpu;
+    k->rodata->target_pid = s->opts.pid;
+    size_maps(s, prealloc);
+    bpf_map__set_max_entries(k->maps.counts_0, s->max_rows);
+    bpf_map__set_max_entries(k->maps.counts_1, s->max_rows);
+    bpf_map__set_max_entries(k->maps.stacks_0, s->max_stacks);
+    bpf_map__set_max_entries(k->maps.stacks_1, s->max_stacks);
+    hash_maps[0] = k->maps.stacks_0;
+    hash_maps[1] = k->maps.stacks_1;
+    hash_maps[2] = k->maps.unwind_procs;
+    if (prealloc) {
+        for (size_t i = 0; i < 3; i++)
+            bpf_map__set_map_flags(hash_maps[i], 0);
+        bpf_map__set_map_flags(k->maps.py_procs, 0);
+        bpf_map__set_max_entries(k->maps.py_procs, 256);
+        bpf_map__set_map_flags(k->maps.unwind_files, 0);
+        bpf_map__set_max_entries(k->maps.unwind_files, 1024);
+        bpf_map__set_max_entries(k->maps.unwind_procs, 1024);
+    }
+    bpf_program__set_autoload(k->progs.do_sample, tables);
+    bpf_program__set_autoload(k->progs.on_exec, tables);
+    bpf_program__set_autoload(k->progs.on_exit, tables);
+    bpf_program__set_autoload(k->progs.do_sample_fp, !tables);
+    if (!tables) {
+        bpf_map__set_autocreate(k->maps.unwind_tables, false);
+        bpf_map__set_autocreate(k->maps.unwind_procs, false);
+        bpf_map__set_autocreate(k->maps.unwind_files, false);
+        bpf_map__set_autocreate(k->maps.py_procs, false);
+        bpf_map__set_autocreate(k->maps.events, false);
+        bpf_map__set_autocreate(k->maps.event_sent, false);
+    }
+    /* --log-level debug: the verifier's cost of the sampling program */
+    static char vlog[1 << 16];
+    struct bpf_program *main_prog = tables ? k->progs.do_sample : k->progs.do_sample_fp;
+    if (log_level_enabled(LOG_DEBUG)) {
+        vlog[0] = '\0';
+        bpf_program__set_log_buf(main_prog, vlog, sizeof(vlog));
+        bpf_program__set_log_level(main_prog, 4); /* BPF_LOG_STATS */
+    }
+    ret = profile_bpf__load(k);
+    if (ret) {
+        profile_bpf__destroy(k);
+        return ret;
+    }
+    if (vlog[0]) {
+        const char *line = strstr(vlog, "processed ");
+        log_debug("verifier: %s: %.*s", bpf_program__name(main_prog),
+                  line ? (int)strcspn(line, "\n") : 0, line ? line : "");
+    }
+    s->skel = k;
+    s->st.tables = tables;
+    return 0;
+}
+
+static int on_event(void *ctx, void *data, size_t len)
+{
+    struct sampler *s = ctx;
+    const struct stoke_event *e = data;
+
+    if (len >= sizeof(*e) && s->event_cb)
+        s->event_cb(e->pid, e->kind == STOKE_EV_UNMAPPED, s->event_ctx);
+    return 0;
+}
+
 struct sampler *sampler_new(const struct sampler_opts *opts, char *err, size_t errlen)
 {
     struct sampler *s = calloc(1, sizeof(*s));
-    int ret;
+    int ret = -ENOTSUP;
 
     if (!s) {
         snprintf(err, errlen, "out of memory");
@@ -185,16 +304,22 @@ struct sampler *sampler_new(const struct sampler_opts *opts, char *err, size_t e
         s->perf_fd[i] = -1;
     libbpf_set_print(libbpf_quiet);
 
-    s->skel = profile_bpf__open();
-    if (!s->skel) {
-        snprintf(err, errlen, "opening the BPF object: %s", strerror(errno));
-        goto fail;
+    /* The table walker where the kernel runs it (6.1+ with maps allocated
+     * on demand, 5.17+ preallocated), else the frame-pointer program. */
+    if (opts->unwind != SAMPLER_UNWIND_FP) {
+        ret = load(s, true, false);
+        if (ret)
+            ret = load(s, true, true);
+        if (ret)
+            log_warn("the unwind-table walker does not load on this kernel (%s; it needs 5.17+): "
+                     "user stacks by frame pointers only",
+                     strerror(-ret));
     }
-    s->skel->rodata->include_idle = opts->include_idle;
-    s->skel->rodata->per_thread = opts->per_thread;
-    s->skel->rodata->per_cpu = opts->per_cpu;
-    s->skel->rodata->target_pid = opts->pid;
-    ret = profile_bpf__load(s->skel);
+    if (ret) {
+        ret = load(s, false, false);
+        if (ret)
+            ret = load(s, false, true);
+    }
     if (ret) {
         snprintf(err, errlen,
                  "loading the BPF program failed (%s): the kernel needs BPF, BTF and "
@@ -202,24 +327,42 @@ struct sampler *sampler_new(const struct sampler_opts *opts, char *err, size_t e
                  strerror(-ret));
         goto fail;
     }
-    s->keys = calloc(STOKE_MAX_ENTRIES, sizeof(*s->keys));
-    s->vals = calloc(STOKE_MAX_ENTRIES, sizeof(*s->vals));
-    s->stack_ids = calloc(STOKE_STACK_ENTRIES, sizeof(*s->stack_ids));
-    if (!s->keys || !s->vals || !s->stack_ids) {
+    if (s->st.tables) {
+        s->exec_link = bpf_program__attach(s->skel->progs.on_exec);
+        s->exit_link = bpf_program__attach(s->skel->progs.on_exit);
+        s->events = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event, s, NULL);
+        if (!s->exec_link || !s->exit_link || !s->events) {
+            snprintf(err, errlen, "attaching the exec/exit tracepoints: %s", strerror(errno));
+            goto fail;
+        }
+    }
+    s->keys = calloc(s->max_rows, sizeof(*s->keys));
+    s->vals = calloc(s->max_rows, sizeof(*s->vals));
+    s->stack_keys = calloc(STASH_CHUNK, sizeof(*s->stack_keys));
+    s->stack_vals = calloc(STASH_CHUNK, sizeof(*s->stack_vals));
+    if (!s->keys || !s->vals || !s->stack_keys || !s->stack_vals) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    ret = attach_online_cpus(s, err, errlen);
-    if (ret <= 0) {
-        if (ret == 0)
-            snprintf(err, errlen, "no online CPU could be sampled");
+    if (!opts->defer_attach && sampler_attach(s, err, errlen) != 0)
         goto fail;
-    }
-    s->st.cpus = (unsigned)ret;
     return s;
 fail:
     sampler_free(s);
     return NULL;
+}
+
+int sampler_attach(struct sampler *s, char *err, size_t errlen)
+{
+    int ret = attach_online_cpus(s, err, errlen);
+
+    if (ret <= 0) {
+        if (ret == 0)
+            snprintf(err, errlen, "no online CPU could be sampled");
+        return ret < 0 ? ret : -ENODEV;
+    }
+    s->st.cpus = (unsigned)ret;
+    return 0;
 }
 
 void sampler_free(struct sampler *s)
@@ -232,39 +375,155 @@ void sampler_free(struct sampler *s)
         if (s->perf_fd[i] >= 0)
             close(s->perf_fd[i]);
     }
+    bpf_link__destroy(s->exec_link);
+    bpf_link__destroy(s->exit_link);
+    ring_buffer__free(s->events);
     profile_bpf__destroy(s->skel);
     free(s->keys);
     free(s->vals);
-    free(s->stack_ids);
+    free(s->stack_keys);
+    free(s->stack_vals);
+    free(s->stash.slots);
+    free(s->stash.frames);
     free(s);
 }
 
-/* Reads a stack by id into @ips; returns the depth, 0 when the id is an
- * error or the stack is gone. */
-static uint32_t read_stack(struct sampler *s, int map_fd, int32_t id, uint64_t *ips, bool *trunc)
-{
-    uint32_t n = 0;
+/* ---- the stash of one window's stacks ----------------------------------- */
 
-    *trunc = false;
-    if (id < 0)
-        return 0;
-    memset(ips, 0, STOKE_MAX_STACK_DEPTH * sizeof(*ips));
-    if (bpf_map_lookup_elem(map_fd, &id, ips) != 0) {
-        s->st.lost_stacks++;
-        return 0;
+static size_t stash_slot(const struct stash *st, uint64_t hash)
+{
+    size_t i = (size_t)(hash * 0x9e3779b97f4a7c15ull) & (st->cap - 1);
+    while (st->slots[i].hash && st->slots[i].hash != hash)
+        i = (i + 1) & (st->cap - 1);
+    return i;
+}
+
+static int stash_put(struct stash *st, uint64_t hash, const struct stack_trace *t)
+{
+    uint32_t len = t->len > STOKE_MAX_STACK_DEPTH ? STOKE_MAX_STACK_DEPTH : t->len;
+
+    if ((st->used + 1) * 2 > st->cap) {
+        size_t ncap = st->cap ? st->cap * 2 : 1024;
+        struct stash_ent *ns = calloc(ncap, sizeof(*ns)), *old = st->slots;
+        size_t ocap = st->cap;
+        if (!ns)
+            return -ENOMEM;
+        st->slots = ns;
+        st->cap = ncap;
+        for (size_t i = 0; i < ocap; i++)
+            if (old[i].hash)
+                st->slots[stash_slot(st, old[i].hash)] = old[i];
+        free(old);
     }
-    while (n < STOKE_MAX_STACK_DEPTH && ips[n])
-        n++;
-    *trunc = n == STOKE_MAX_STACK_DEPTH;
-    return n;
+    if (st->nframes + len > st->frames_cap) {
+        size_t ncap = st->frames_cap ? st->frames_cap * 2 : 8192;
+        while (ncap < st->nframes + len)
+            ncap *= 2;
+        uint64_t *nf = realloc(st->frames, ncap * sizeof(*nf));
+        if (!nf)
+            return -ENOMEM;
+        st->frames = nf;
+        st->frames_cap = ncap;
+    }
+    size_t i = stash_slot(st, hash);
+    if (st->slots[i].hash)
+        return 0;
+    memcpy(st->frames + st->nframes, t->ip, len * sizeof(uint64_t));
+    st->slots[i] =
+        (struct stash_ent){.hash = hash, .off = (uint32_t)st->nframes, .len = len, .end = t->end};
+    st->nframes += len;
+    st->used++;
+    return 0;
+}
+
+static const struct stash_ent *stash_get(const struct stash *st, uint64_t hash)
+{
+    if (!st->cap || !hash)
+        return NULL;
+    const struct stash_ent *e = &st->slots[stash_slot(st, hash)];
+    return e->hash ? e : NULL;
+}
+
+/* Empties the window's stash, and gives back memory a busy window grew. */
+static void stash_reset(struct stash *st)
+{
+    if (st->cap > 1u << 16) {
+        free(st->slots);
+        st->slots = NULL;
+        st->cap = 0;
+    } else if (st->slots) {
+        memset(st->slots, 0, st->cap * sizeof(*st->slots));
+    }
+    if (st->frames_cap > 1u << 18) {
+        free(st->frames);
+        st->frames = NULL;
+        st->frames_cap = 0;
+    }
+    st->used = 0;
+    st->nframes = 0;
+}
+
+/* Moves every stack of the quiescent set into the stash, emptying the map:
+ * batches where the kernel has them (5.6+), one key at a time otherwise. */
+static int read_stacks(struct sampler *s, int fd)
+{
+    uint64_t batch = 0;
+    void *in = NULL;
+    int ret = 0;
+
+    DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, bo);
+    for (;;) {
+        uint32_t n = STASH_CHUNK;
+        int r =
+            bpf_map_lookup_and_delete_batch(fd, in, &batch, s->stack_keys, s->stack_vals, &n, &bo);
+        int e = r ? errno : 0;
+        for (uint32_t i = 0; i < n && ret == 0; i++)
+            ret = stash_put(&s->stash, s->stack_keys[i], &s->stack_vals[i]);
+        if (ret)
+            return ret;
+        if (r == 0) {
+            in = &batch;
+            continue;
+        }
+        if (e == ENOENT)
+            return 0;
+        if (e != EINVAL && e != ENOTSUP && e != EOPNOTSUPP)
+            return -e;
+        break;
+    }
+    /* Fallback: every key first, then read and delete each. */
+    uint64_t key, next;
+    void *prev = NULL;
+    size_t nk = 0, cap = 0;
+    uint64_t *ids = NULL;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        if (nk == cap) {
+            size_t ncap = cap ? cap * 2 : 1024;
+            uint64_t *ni = realloc(ids, ncap * sizeof(*ni));
+            if (!ni)
+                break;
+            ids = ni;
+            cap = ncap;
+        }
+        ids[nk++] = next;
+        key = next;
+        prev = &key;
+    }
+    for (size_t i = 0; i < nk && ret == 0; i++) {
+        if (bpf_map_lookup_elem(fd, &ids[i], &s->stack_vals[0]) == 0)
+            ret = stash_put(&s->stash, ids[i], &s->stack_vals[0]);
+        bpf_map_delete_elem(fd, &ids[i]);
+    }
+    free(ids);
+    return ret;
 }
 
 /* Reads every row of the counts map, deleting as it goes. Batch lookup and
  * delete where the kernel has it (5.6+), one key at a time otherwise. */
 static int read_counts(struct sampler *s, int fd, uint32_t *nrows)
 {
-    uint32_t count = STOKE_MAX_ENTRIES;
-    struct sample_key batch_out;
+    uint32_t count = s->max_rows;
+    uint64_t batch_out;
     int ret;
 
     DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, bo);
@@ -279,7 +538,7 @@ static int read_counts(struct sampler *s, int fd, uint32_t *nrows)
     uint32_t n = 0;
     struct sample_key key, next;
     void *prev = NULL;
-    while (n < STOKE_MAX_ENTRIES && bpf_map_get_next_key(fd, prev, &next) == 0) {
+    while (n < s->max_rows && bpf_map_get_next_key(fd, prev, &next) == 0) {
         if (bpf_map_lookup_elem(fd, &next, &s->vals[n]) == 0)
             s->keys[n++] = next;
         key = next;
@@ -289,27 +548,6 @@ static int read_counts(struct sampler *s, int fd, uint32_t *nrows)
         bpf_map_delete_elem(fd, &s->keys[i]);
     *nrows = n;
     return 0;
-}
-
-/*
- * Empties a stack map: every id first, then the deletes. Deleting while
- * iterating would make each get_next_key restart its scan of the buckets
- * from the first one (the key it continues from is gone): quadratic, 7% of
- * the agent's CPU at 499 Hz. Ids no row referenced (a sample dropped on a
- * full counts map) are cleared too.
- */
-static void clear_stacks(struct sampler *s, int fd)
-{
-    uint32_t key, next, n = 0;
-    void *prev = NULL;
-
-    while (n < STOKE_STACK_ENTRIES && bpf_map_get_next_key(fd, prev, &next) == 0) {
-        s->stack_ids[n++] = next;
-        key = next;
-        prev = &key;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        bpf_map_delete_elem(fd, &s->stack_ids[i]);
 }
 
 static void read_error_counters(struct sampler *s)
@@ -334,15 +572,52 @@ static void read_error_counters(struct sampler *s)
     s->st.samples = tot[STOKE_CNT_SAMPLES];
     s->st.idle = tot[STOKE_CNT_IDLE];
     s->st.stack_collisions = tot[STOKE_CNT_KSTACK_COLL] + tot[STOKE_CNT_USTACK_COLL];
-    s->st.stack_errors = tot[STOKE_CNT_KSTACK_ERR] + tot[STOKE_CNT_USTACK_ERR];
+    /* the _ERR counters count every loss, collisions included */
+    s->st.stack_errors =
+        tot[STOKE_CNT_KSTACK_ERR] + tot[STOKE_CNT_USTACK_ERR] - s->st.stack_collisions;
     s->st.map_full = tot[STOKE_CNT_MAP_FULL];
+    s->st.frames = tot[STOKE_CNT_FRAMES];
+    s->st.frames_table = tot[STOKE_CNT_FRAMES_TABLE];
+    s->st.frames_fp = tot[STOKE_CNT_FRAMES_FP];
+    s->st.events = tot[STOKE_CNT_EVENTS];
+    s->st.events_lost = tot[STOKE_CNT_EVENTS_LOST];
+    s->st.py_samples = tot[STOKE_CNT_PY_SAMPLES];
+    s->st.py_frames = tot[STOKE_CNT_PY_FRAMES];
+    s->st.py_no_thread = tot[STOKE_CNT_PY_NO_THREAD];
+    s->st.py_fault = tot[STOKE_CNT_PY_FAULT];
+    for (uint32_t i = 0; i < STOKE_END_MAX; i++)
+        s->st.walk_end[i] = tot[STOKE_CNT_WALK_END + i];
 
     struct bpf_prog_info info = {0};
     __u32 len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(bpf_program__fd(s->skel->progs.do_sample), &info, &len) == 0) {
+    struct bpf_program *prog =
+        s->st.tables ? s->skel->progs.do_sample : s->skel->progs.do_sample_fp;
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0) {
         s->st.bpf_run_ns = info.run_time_ns;
         s->st.bpf_run_cnt = info.run_cnt;
     }
+}
+
+/* A stack of the stash, or nothing (and counted) when it is gone. */
+static const uint64_t *row_stack(struct sampler *s, uint64_t hash, uint32_t *n, uint16_t *end,
+                                 uint8_t *lost)
+{
+    const struct stash_ent *e;
+
+    *n = 0;
+    if (!hash)
+        return NULL;
+    e = stash_get(&s->stash, hash);
+    if (!e) {
+        /* only when the stash could not grow: say so in the profile */
+        s->st.lost_stacks++;
+        *lost = STOKE_LOST_ERROR;
+        return NULL;
+    }
+    *n = e->len;
+    if (end)
+        *end = e->end;
+    return e->len ? s->stash.frames + e->off : NULL;
 }
 
 int sampler_drain(struct sampler *s, sampler_cb cb, void *ctx)
@@ -360,6 +635,11 @@ int sampler_drain(struct sampler *s, sampler_cb cb, void *ctx)
 
     counts_fd = bpf_map__fd(old ? s->skel->maps.counts_1 : s->skel->maps.counts_0);
     stacks_fd = bpf_map__fd(old ? s->skel->maps.stacks_1 : s->skel->maps.stacks_0);
+    stash_reset(&s->stash);
+    ret = read_stacks(s, stacks_fd);
+    if (ret < 0)
+        log_error("draining the stacks map: %s (those samples keep a lost-stack frame)",
+                  strerror(-ret));
     ret = read_counts(s, counts_fd, &nrows);
     if (ret < 0) {
         log_error("draining the counts map: %s", strerror(-ret));
@@ -371,18 +651,17 @@ int sampler_drain(struct sampler *s, sampler_cb cb, void *ctx)
             .pid = k->pid,
             .tid = k->tid,
             .cpu = k->cpu,
+            .klost = k->klost,
+            .ulost = k->ulost,
+            .uend = STOKE_END_ENTRY,
             .count = s->vals[i],
         };
-        row.nk = read_stack(s, stacks_fd, k->kstack, s->kips, &row.kstack_truncated);
-        row.nu = read_stack(s, stacks_fd, k->ustack, s->uips, &row.ustack_truncated);
-        row.kstack = row.nk ? s->kips : NULL;
-        row.ustack = row.nu ? s->uips : NULL;
-        s->st.truncated += row.kstack_truncated + row.ustack_truncated;
+        row.kstack = row_stack(s, k->kstack, &row.nk, NULL, &row.klost);
+        row.ustack = row_stack(s, k->ustack, &row.nu, &row.uend, &row.ulost);
         s->st.drained += row.count;
         cb(&row, ctx);
     }
     s->st.rows += nrows;
-    clear_stacks(s, stacks_fd);
     read_error_counters(s);
 
     ret = attach_online_cpus(s, err, sizeof(err));
@@ -396,6 +675,62 @@ int sampler_drain(struct sampler *s, sampler_cb cb, void *ctx)
 void sampler_get_stats(const struct sampler *s, struct sampler_stats *out)
 {
     *out = s->st;
+}
+
+const char *sampler_walk_end_name(unsigned end)
+{
+    static const char *const names[STOKE_END_MAX] = {
+        [STOKE_END_ENTRY] = "entry",           [STOKE_END_NOT_MAPPED] = "not_mapped",
+        [STOKE_END_NO_TABLE] = "no_table",     [STOKE_END_UNSUPPORTED] = "unsupported",
+        [STOKE_END_READ_FAULT] = "read_fault", [STOKE_END_DEPTH] = "depth_limit",
+        [STOKE_END_NO_PROC] = "not_loaded",    [STOKE_END_BAD_FRAME] = "bad_frame",
+        [STOKE_END_FP] = "frame_pointers",
+    };
+    return end < STOKE_END_MAX ? names[end] : "unknown";
+}
+
+const char *sampler_lost_name(unsigned lost)
+{
+    switch (lost) {
+    case STOKE_LOST_COLLISION:
+        return "collision";
+    case STOKE_LOST_MAP_FULL:
+        return "map full";
+    case STOKE_LOST_ERROR:
+        return "error";
+    default:
+        return "none";
+    }
+}
+
+int sampler_unwind_maps(const struct sampler *s, struct sampler_unwind_maps *out)
+{
+    if (!s->st.tables)
+        return -ENOTSUP;
+    out->tables = bpf_map__fd(s->skel->maps.unwind_tables);
+    out->procs = bpf_map__fd(s->skel->maps.unwind_procs);
+    out->files = bpf_map__fd(s->skel->maps.unwind_files);
+    out->py_procs = bpf_map__fd(s->skel->maps.py_procs);
+    return 0;
+}
+
+int sampler_poll(struct sampler *s, int timeout_ms, sampler_event_cb cb, void *ctx)
+{
+    int n;
+
+    if (!s->events) {
+        if (timeout_ms > 0) {
+            struct timespec ts = {.tv_sec = timeout_ms / 1000,
+                                  .tv_nsec = (long)(timeout_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+        }
+        return 0;
+    }
+    s->event_cb = cb;
+    s->event_ctx = ctx;
+    n = ring_buffer__poll(s->events, timeout_ms);
+    s->event_cb = NULL;
+    return n < 0 && n != -EINTR ? n : (n < 0 ? 0 : n);
 }
 
 int sampler_comm(const struct sampler *s, uint32_t pid, char out[17])
@@ -414,21 +749,21 @@ int sampler_fill_for_bench(struct sampler *s, uint32_t nrows)
     /* The next drain flips away from the active set and reads it. */
     int counts_fd = bpf_map__fd(s->active ? s->skel->maps.counts_1 : s->skel->maps.counts_0);
     int stacks_fd = bpf_map__fd(s->active ? s->skel->maps.stacks_1 : s->skel->maps.stacks_0);
-    int32_t ids[1024];
-    uint32_t nids = 0, key, next, added = 0;
+    uint64_t ids[1024], key, next;
+    uint32_t nids = 0, added = 0;
     void *prev = NULL;
 
     while (nids < sizeof(ids) / sizeof(ids[0]) &&
            bpf_map_get_next_key(stacks_fd, prev, &next) == 0) {
-        ids[nids++] = (int32_t)next;
+        ids[nids++] = next;
         key = next;
         prev = &key;
     }
     for (uint32_t i = 0; i < nrows; i++) {
         struct sample_key k = {
             .pid = SAMPLER_FILL_PID0 + i,
-            .kstack = nids ? ids[i % nids] : -EFAULT,
-            .ustack = nids ? ids[(i + 1) % nids] : -EFAULT,
+            .kstack = nids ? ids[i % nids] : 0,
+            .ustack = nids ? ids[(i + 1) % nids] : 0,
         };
         uint64_t one = 1;
         if (bpf_map_update_elem(counts_fd, &k, &one, BPF_NOEXIST) != 0) {

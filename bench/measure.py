@@ -2,12 +2,14 @@
 """measure.py - run one profiler for a fixed sampling time and measure it.
 
 Usage: measure.py --json OUT --seconds D [--stdout F] [--stderr F]
-                  [--ready-timeout S] [--warmup S] -- COMMAND...
+                  [--ready-timeout S] [--warmup S] [--pid-file F] -- COMMAND...
 
 Starts COMMAND, waits until it has a perf_event file descriptor open (every
 profiler here samples through perf events: that is the moment sampling
 starts, after bcc's compile or the agent's BPF load), lets it sample for D
-seconds, then sends SIGINT (all four tools stop and write their output on
+seconds (--pid-file: COMMAND's pid is written there when it starts, for a
+tool that watches it, and the file is removed just before the SIGINT, so
+that the watcher does not sample the exit), then sends SIGINT (all four tools stop and write their output on
 SIGINT) and waits for it to exit. Writes OUT (JSON):
 
   cpu_s          user+sys CPU-seconds of COMMAND and all its threads and
@@ -85,19 +87,15 @@ def proc_cpu_ticks(pid):
     return sum(int(x) for x in fields[11:15]) / CLK_TCK
 
 
-def vm_kb(pid, field="VmHWM:"):
+def vm_kb(pid, field="VmHWM"):
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith(field):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
-
-
-def vm_hwm_kb(pid):
-    return vm_kb(pid, "VmHWM:")
 
 
 def host_forks():
@@ -119,6 +117,7 @@ def main():
     ap.add_argument("--stderr", default=os.devnull)
     ap.add_argument("--ready-timeout", type=float, default=180)
     ap.add_argument("--warmup", type=float, default=3)
+    ap.add_argument("--pid-file")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
@@ -133,6 +132,11 @@ def main():
         p = subprocess.Popen(cmd, stdout=out, stderr=err, preexec_fn=lambda: (
             signal.signal(signal.SIGINT, signal.SIG_DFL),
             signal.signal(signal.SIGQUIT, signal.SIG_DFL)))
+
+    if a.pid_file:
+        with open(a.pid_file + ".tmp", "w") as f:
+            f.write("%d\n" % p.pid)
+        os.rename(a.pid_file + ".tmp", a.pid_file)
 
     def stop(*_):
         p.kill()
@@ -159,15 +163,15 @@ def main():
         rss = []
         forks_a = host_forks()
         while p.poll() is None and time.monotonic() < end:
-            hwm = max(hwm, vm_hwm_kb(p.pid))
+            hwm = max(hwm, vm_kb(p.pid))
             if cpu_a is None and time.monotonic() >= ready + a.warmup:
                 cpu_a, t_a = proc_cpu(p.pid), time.monotonic()
             if cpu_a is not None:
-                rss.append(vm_kb(p.pid, "VmRSS:"))
+                rss.append(vm_kb(p.pid, "VmRSS"))
             time.sleep(min(0.5, max(0.0, end - time.monotonic())))
         cpu_b, t_b = proc_cpu(p.pid), time.monotonic()
         forks_b = host_forks()
-        hwm = max(hwm, vm_hwm_kb(p.pid))
+        hwm = max(hwm, vm_kb(p.pid))
         res["sampling_peak_rss_kb"] = hwm
         rss = sorted(x for x in rss if x)
         if rss:
@@ -179,10 +183,15 @@ def main():
         res["sampling_s"] = round(t_b - ready, 3)
         if forks_a is not None and forks_b is not None and t_b > ready:
             res["host_forks_per_s"] = round((forks_b - forks_a) / (t_b - ready), 1)
+        if a.pid_file:
+            try:
+                os.unlink(a.pid_file)
+            except OSError:
+                pass
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
         while p.poll() is None:
-            hwm = max(hwm, vm_hwm_kb(p.pid))
+            hwm = max(hwm, vm_kb(p.pid))
             if time.monotonic() - t_b > 120:
                 p.kill()
                 res["error"] = "killed: no exit 120 s after SIGINT"

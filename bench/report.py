@@ -13,6 +13,7 @@ import re
 TOOLS = [("stoke", "stoke-agent"), ("perf", "perf record -a -g"),
          ("bpftrace", "bpftrace profile:hz"), ("bcc", "bcc profile")]
 PROCS = ["bhot_c", "bhot_syscall"]
+MIB = 1 << 20
 
 
 def load(path, default=None):
@@ -57,6 +58,10 @@ def machine():
             "hostname": platform.node(), "loadavg_at_end": text("/proc/loadavg").split()[:3]}
 
 
+def loadavg_at_start(d):
+    return text(os.path.join(d, "loadavg.start")).split()
+
+
 def stoke_log(log):
     line = [ln for ln in log.splitlines() if "stopped after" in ln]
     store = [ln for ln in log.splitlines() if "objects uploaded" in ln]
@@ -77,6 +82,201 @@ def stoke_log(log):
     }
 
 
+def unwind_log(log):
+    """The agent's own unwinding figures: its start line (which walker) and
+    its "unwinding:" line (table walk only)."""
+    start = [ln for ln in log.splitlines() if "user stacks by" in ln]
+    line = [ln for ln in log.splitlines() if "unwinding:" in ln]
+    u = line[-1] if line else ""
+    r = {"walker": num(r"user stacks by ([a-z ]+)", start[-1], str) if start else None}
+    if u:
+        r.update({
+            "frames_per_walk": num(r"([0-9.]+) user frames per walk", u),
+            "frames_by_tables": num(r"\((\d+) by tables", u, int),
+            "frames_by_frame_pointers": num(r"(\d+) by frame pointers", u, int),
+            "walks_entry_pct": num(r"([0-9.]+)% of walks reached the entry", u),
+            "walks_not_loaded_pct": num(r"([0-9.]+)% not loaded yet", u),
+            "tables": num(r"(\d+) tables \(", u, int),
+            "table_mb": num(r"\(([0-9.]+) MB in BPF maps\)", u),
+            "processes": num(r"for (\d+) processes", u, int),
+            "binaries_without_table": num(r"(\d+) binaries without one", u, int),
+            "table_build_ms": num(r"([0-9.]+) ms\s+to build", u),
+            "lost_stack_samples": num(r"(\d+) samples under a lost-stack frame", u, int),
+            "unwinding_log_line": u.strip(),
+        })
+    return r
+
+
+def unwinding(p, a, freq):
+    """The unwinding stage: the agent with --unwind fp and --unwind auto on
+    the mix plus node and python3 (bench/run.sh step 5), and the targets of
+    GitHub issue #12."""
+    modes = {}
+    stacks = load(p("unwind_stacks.json"), {})
+    for mode in ("fp", "auto"):
+        name = "unwind_" + mode
+        status = text(p(name + ".status"), "not run").strip()
+        m = load(p(name + ".measure.json"), {})
+        r = {"status": status, "command": m.get("command")}
+        if status == "ok":
+            log = text(p(name + ".err"))
+            sl = stoke_log(log)
+            sw = m.get("steady_wall_s")
+            kb = lambda k: round(m[k] / 1024, 1) if m.get(k) else None  # noqa: E731
+            r.update({
+                "samples": sl["samples"], "bpf_ns_per_sample": sl["bpf_ns_per_sample"],
+                "cpu_s": m.get("cpu_s"), "steady_cpu_s": m.get("steady_cpu_s"),
+                "steady_cpu_pct_of_core": round(100 * m["steady_cpu_s"] / sw, 3) if sw else None,
+                "startup_s": m.get("startup_s"), "peak_rss_mb": kb("peak_rss_kb"),
+                "steady_rss_mb": kb("steady_rss_kb"), "steady_rss_max_mb": kb("steady_rss_max_kb"),
+                "log_line": sl["log_line"]})
+            r.update(unwind_log(log))
+        maps = load(p(name + ".maps.json"))
+        if maps and maps.get("max"):
+            mx, last = maps["max"], maps["last"]
+            r["bpf_maps"] = {
+                "snapshots": len(maps["snapshots"]), "interval_s": maps["interval_s"],
+                "table_maps": mx["tables"], "table_bytes": mx["table_bytes"],
+                "table_bytes_last": last["table_bytes"],
+                "bench_tables": mx.get("bench_tables"), "bench_table_bytes": mx.get("bench_table_bytes"),
+                "other_maps": mx["other_maps"], "other_bytes": mx["other_bytes"],
+                "other_bytes_last": last["other_bytes"], "others": mx["others"],
+                "largest_tables": maps.get("binaries", [])[:8]}
+        elif maps is not None or os.path.exists(p(name + ".maps.err")):
+            r["bpf_maps"] = {"error": (maps or {}).get("error") or
+                             text(p(name + ".maps.err")).strip()[-200:] or "no snapshot"}
+        st = stacks.get(mode)
+        if st:
+            r["stacks"] = st
+        modes[mode] = r
+    fp, tb = modes["fp"], modes["auto"]
+    res = {"seconds": a.unwind_seconds, "frequency_hz": freq,
+           "workload": "the mix plus bench/busy.js (node, service bnode) and bench/busy.py "
+                       "(/usr/bin/python3, service bpython3), no flags",
+           "loadavg_start": text(p("unwind.loadavg.start")).split(),
+           "loadavg_end": text(p("unwind.loadavg.end")).split(),
+           "processes_on_host": int(text(p("unwind.procs"), "0").strip() or 0),
+           "busy_status": {k: text(p(k + ".status")).strip() or "ran" for k in ("bnode", "bpython3")},
+           "fp": fp, "tables": tb, "targets": {}}
+    t = res["targets"]
+    if fp.get("bpf_ns_per_sample") and tb.get("bpf_ns_per_sample") is not None:
+        ratio = tb["bpf_ns_per_sample"] / fp["bpf_ns_per_sample"]
+        t["bpf_ns_ratio"] = {"measured": round(ratio, 2), "target": "<= 2", "met": ratio <= 2}
+    bm = tb.get("bpf_maps") or {}
+    if bm.get("table_bytes") is not None:
+        t["table_map_bytes"] = {"measured": bm["table_bytes"], "target": "<= 16 MiB",
+                                "met": bm["table_bytes"] <= 16 * MIB}
+        if bm.get("bench_table_bytes") is not None:
+            t["table_map_bytes_bench_binaries"] = {
+                "measured": bm["bench_table_bytes"], "target": "<= 16 MiB",
+                "met": bm["bench_table_bytes"] <= 16 * MIB}
+    if tb.get("steady_rss_mb") is not None:
+        t["steady_rss_mb"] = {"measured": tb["steady_rss_mb"], "target": "<= 30",
+                              "met": tb["steady_rss_mb"] <= 30}
+    return res
+
+
+def unwinding_md(u):
+    """Markdown lines for the unwinding stage."""
+    fp, tb = u["fp"], u["tables"]
+    L = ["### Unwinding: frame-pointer walk vs table walk", ""]
+    L.append("The mix plus a CPU-busy node and Debian's python3 (bnode, bpython3; %d processes on "
+             "the host), the agent once per walker, %g s each at %g Hz (BENCH_FREQ), one after "
+             "the other. Load average (1/5/15 min) %s at the start, %s at the end." % (
+                 u["processes_on_host"], u["seconds"], u["frequency_hz"],
+                 "/".join(u["loadavg_start"]) or "?", "/".join(u["loadavg_end"]) or "?"))
+    for k, v in u["busy_status"].items():
+        if v != "ran":
+            L.append("%s: %s." % (k, v))
+    L.append("")
+    if fp["status"] != "ok" or tb["status"] != "ok":
+        L.append("--unwind fp: %s; --unwind auto: %s" % (fp["status"], tb["status"]))
+        L.append("")
+
+    def row(label, f, fmt_="%s"):
+        cells = []
+        for r in (fp, tb):
+            try:
+                v = f(r)
+            except (KeyError, TypeError, ZeroDivisionError):
+                v = None
+            cells.append("-" if v is None else fmt_ % v)
+        L.append("| %s | %s | %s |" % (label, cells[0], cells[1]))
+
+    L.append("| | --unwind fp | --unwind auto (tables) |")
+    L.append("|---|---:|---:|")
+    row("walker (agent's start line)", lambda r: r.get("walker"))
+    row("BPF ns per sample (bpf_stats run_time_ns / run_cnt)", lambda r: r["bpf_ns_per_sample"], "%d")
+    row("samples", lambda r: r["samples"], "%d")
+    row("agent CPU-s, start to exit", lambda r: r["cpu_s"], "%.3f")
+    row("agent steady CPU, % of a core", lambda r: r["steady_cpu_pct_of_core"], "%.3f")
+    row("agent start-up s (to sampling)", lambda r: r["startup_s"], "%.1f")
+    row("agent peak RSS MB", lambda r: r["peak_rss_mb"], "%.1f")
+    row("agent steady RSS MB (end / max of the steady state)",
+        lambda r: "%.1f / %.1f" % (r["steady_rss_mb"], r["steady_rss_max_mb"]))
+    for svc in ("bhot_c", "bhot_syscall", "bnode", "bpython3"):
+        row("%s: user frames per sample; %% reaching the entry" % svc,
+            lambda r, s=svc: "%.1f; %.1f%%" % (r["stacks"]["services"][s]["user_frames_per_sample"],
+                                                r["stacks"]["services"][s]["entry_pct"]))
+    row("all processes: user frames per sample; % reaching the entry; % truncated",
+        lambda r: "%.1f; %.1f%%; %.1f%%" % (r["stacks"]["all"]["user_frames_per_sample"],
+                                             r["stacks"]["all"]["entry_pct"],
+                                             r["stacks"]["all"]["truncated_pct"]))
+    row("agent's count: frames per walk; walks reaching the entry; not loaded yet",
+        lambda r: "%.1f; %.1f%%; %.1f%%" % (r["frames_per_walk"], r["walks_entry_pct"],
+                                             r["walks_not_loaded_pct"]))
+    row("agent's count: tables, MiB; binaries without one; build ms",
+        lambda r: "%d, %.1f MiB; %d; %.0f ms" % (r["tables"], r["table_mb"] * 1e6 / MIB,
+                                                 r["binaries_without_table"], r["table_build_ms"]))
+    row("bpftool: stoke_uw_table maps, bytes_memlock (max / last snapshot)",
+        lambda r: "%d, %.1f / %.1f MiB" % (r["bpf_maps"]["table_maps"], r["bpf_maps"]["table_bytes"] / MIB,
+                                           r["bpf_maps"]["table_bytes_last"] / MIB))
+    row("… of which binaries the bench's processes map",
+        lambda r: "%d, %.1f MiB" % (r["bpf_maps"]["bench_tables"], r["bpf_maps"]["bench_table_bytes"] / MIB))
+    row("bpftool: the agent's other BPF maps, bytes_memlock",
+        lambda r: "%d maps, %.1f MiB" % (r["bpf_maps"]["other_maps"], r["bpf_maps"]["other_bytes"] / MIB))
+    L.append("")
+    bm = tb.get("bpf_maps") or {}
+    if bm.get("others"):
+        L.append("Other maps (table walk run): " + ", ".join(
+            "%s %.2f MiB" % (k, v["bytes"] / MIB)
+            for k, v in sorted(bm["others"].items(), key=lambda kv: -kv[1]["bytes"])
+            if v["bytes"] >= 50000) + ".")
+    if bm.get("largest_tables"):
+        L.append("Largest tables: " + ", ".join(
+            "%s %.2f MiB%s" % (b["path"], b["bytes"] / MIB,
+                               ("" if b["bench"] else " (not the bench's)") +
+                               ("" if b.get("mapped_now", True) else " (no process maps it now)"))
+            for b in bm["largest_tables"][:6]) + ".")
+    if bm.get("error"):
+        L.append("bpftool sampling: %s" % bm["error"])
+    L.append("")
+    t = u["targets"]
+    L.append("Target (issue #12) | measured | met?")
+    L.append("---|---:|---")
+
+    def met(k):
+        return ("**met**" if t[k]["met"] else "**not met**") if k in t else "not measured"
+    L.append("table walk BPF ns per sample ≤ 2× the FP walk's | %s | %s" % (
+        "%.2f× (%s / %s ns)" % (t["bpf_ns_ratio"]["measured"], tb.get("bpf_ns_per_sample"),
+                                fp.get("bpf_ns_per_sample")) if "bpf_ns_ratio" in t else "-",
+        met("bpf_ns_ratio")))
+    L.append("tables ≤ 16 MiB of BPF map memory (bpftool bytes_memlock, max while running) | %s | %s" % (
+        "%.1f MiB" % (bm["table_bytes"] / MIB) if "table_map_bytes" in t else "-", met("table_map_bytes")))
+    if "table_map_bytes_bench_binaries" in t:
+        L.append("… counting only binaries the bench's processes map | %.1f MiB | %s" % (
+            bm["bench_table_bytes"] / MIB, met("table_map_bytes_bench_binaries")))
+    L.append("agent steady RSS ≤ 30 MB (table walk) | %s | %s" % (
+        "%.1f MB" % tb["steady_rss_mb"] if "steady_rss_mb" in t else "-", met("steady_rss_mb")))
+    L.append("")
+    for r, lab in ((fp, "fp"), (tb, "auto")):
+        for k in ("log_line", "unwinding_log_line"):
+            if r.get(k):
+                L.append("Agent log (--unwind %s): `%s`" % (lab, r[k]))
+                L.append("")
+    return L
+
+
 def fmt(v, f="%.2f", none="-"):
     return none if v is None else f % v
 
@@ -87,6 +287,7 @@ def main():
         ap.add_argument(a, required=True)
     for a in ("--seconds", "--freq", "--hf-freq", "--idle", "--churn-rate", "--window", "--wall"):
         ap.add_argument(a, type=float, required=True)
+    ap.add_argument("--unwind-seconds", type=float, default=0)
     a = ap.parse_args()
     d = a.dir
     p = lambda name: os.path.join(d, name)  # noqa: E731
@@ -196,17 +397,24 @@ def main():
             st["marginal_end_to_end_us_per_sample"] = round(
                 st["marginal_us_per_sample"] + (hflog["bpf_ns_per_sample"] or 0) / 1000.0, 2)
 
-    res = {"machine": machine(),
+    mach = machine()
+    mach["loadavg_at_start"] = loadavg_at_start(d)
+    res = {"machine": mach,
            "settings": {"seconds": a.seconds, "frequency_hz": a.freq, "window_s": a.window},
            "workload": workload, "tools": tools, "compared_functions": cmp_.get("processes"),
            "storage": load(p("storage.json")), "micro": load(p("micro.json")),
            "agent_rss": load(p("rss.json")), "bench_wall_s": a.wall}
+    if a.unwind_seconds > 0:
+        res["unwinding"] = unwinding(p, a, a.freq)
 
     # ---- Markdown --------------------------------------------------------
     mc = res["machine"]
     L = []
     L.append("## Stoke bench: %s, %s CPUs (%s), kernel %s" % (
         mc["date"], mc["cpus"], mc["cpu_model"], mc["kernel"]))
+    L.append("")
+    L.append("Load average (1/5/15 min): %s at the start, %s at the end." % (
+        "/".join(mc["loadavg_at_start"]) or "?", "/".join(mc["loadavg_at_end"]) or "?"))
     L.append("")
     L.append("Workload: %d processes on the host (%s idle sleepers), churn %s/s measured "
              "(%g requested), bhot_c + bhot_syscall busy on all CPUs. Each tool: %g s of "
@@ -276,6 +484,8 @@ def main():
         L.append("")
         L.append("Agent log: `%s`" % st.get("log_line", ""))
         L.append("")
+    if res.get("unwinding"):
+        L.extend(unwinding_md(res["unwinding"]))
     if tools["perf"].get("post_processing_cpu_s") is not None:
         L.append("perf script post-processing (not in perf's CPU-s): %.3f CPU-s." %
                  tools["perf"]["post_processing_cpu_s"])

@@ -33,6 +33,15 @@
 #    processes, 500 processes, a busy host; ~6 minutes; BENCH_RSS=0 skips).
 # 4. The agent alone once more at BENCH_HF_FREQ (499) Hz for BENCH_HF_SECONDS
 #    (45): the marginal CPU cost of one sample, fixed costs cancelled.
+# 5. Unwinding (GitHub issue #12): the mix plus a CPU-busy node
+#    (bench/busy.js) and Debian's /usr/bin/python3 (bench/busy.py), both with
+#    no flags, services bnode and bpython3; the agent once with --unwind fp
+#    (the kernel's frame-pointer walker) and once with --unwind auto (tables
+#    from .eh_frame), each BENCH_UNWIND_SECONDS (60; 0 skips the stage) at
+#    BENCH_FREQ Hz, measured as above. bench/bpf_maps.py samples the agent's
+#    BPF maps with bpftool every 2 s (unwind tables, stoke_uw_table, apart
+#    from the rest); bench/unwind_stacks.py counts user frames per sample and
+#    stacks reaching the entry in each run's profiles.
 # Note: the in-kernel sampling work (perf's callchain copy into its ring
 # buffer, the BPF programs of the agent, bpftrace and bcc) runs in interrupt
 # context and is charged to the interrupted task, not to the tool: CPU-s here
@@ -42,7 +51,8 @@
 # Writes build/bench/results.json and build/bench/results.md and prints the
 # table. A tool that is missing or cannot run is reported as such, never
 # skipped silently. Needs root (perf events, BPF). KEEP=1 keeps the
-# temporary directory. Takes about 4 x BENCH_SECONDS + 1-2 minutes.
+# temporary directory. Takes about 4 x BENCH_SECONDS + BENCH_HF_SECONDS +
+# 2 x BENCH_UNWIND_SECONDS + 2-3 minutes (about 9 minutes by default).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -50,6 +60,7 @@ SECS=${BENCH_SECONDS:-60}
 FREQ=${BENCH_FREQ:-19}
 IDLE=${BENCH_IDLE:-500}
 CHURN=${BENCH_CHURN_RATE:-100}
+USECS=${BENCH_UNWIND_SECONDS:-60}
 WINDOW=10
 OUT=$ROOT/build/bench
 WL=$OUT/stoke-bench-workload
@@ -68,11 +79,13 @@ rm -f "$OUT/micro.json" "$OUT/results.json" "$OUT/results.md"
 T=$(mktemp -d /tmp/stoke-bench.XXXXXX)
 WPID=
 MPID=
+BUSY=()
 old_stats=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo)
 old_kptr=$(sysctl -n kernel.kptr_restrict 2>/dev/null || echo)
 cleanup() {
     [ -n "$MPID" ] && kill "$MPID" 2>/dev/null # measure.py kills its tool on SIGTERM
     [ -n "$WPID" ] && kill "$WPID" 2>/dev/null # the workload kills its children
+    for p in "${BUSY[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
     [ -n "$old_stats" ] && sysctl -qw kernel.bpf_stats_enabled="$old_stats" 2>/dev/null
     [ -n "$old_kptr" ] && sysctl -qw kernel.kptr_restrict="$old_kptr" 2>/dev/null
@@ -85,9 +98,10 @@ trap 'exit 130' INT TERM
 sysctl -qw kernel.bpf_stats_enabled=1 2>/dev/null
 sysctl -qw kernel.kptr_restrict=0 2>/dev/null
 bench_start=$(date +%s)
+cut -d' ' -f1-3 /proc/loadavg >"$T/loadavg.start"
 
 # ---- workload ------------------------------------------------------------
-budget=$((SECS * 4 + 600))
+budget=$((SECS * 4 + 2 * USECS + 600))
 "$WL" --fixtures "$ROOT/build/fixtures" --dir "$T/bin" --idle "$IDLE" --churn-rate "$CHURN" \
     --stats "$T/workload.stats" --seconds "$budget" >"$T/workload.log" 2>&1 &
 WPID=$!
@@ -101,17 +115,31 @@ nproc_host >"$T/procs.start"
 
 # ---- one profiler ---------------------------------------------------------
 # run_tool NAME CMD...: measures CMD with stdout in $T/NAME.out, stderr in
-# $T/NAME.err, result in $T/NAME.measure.json; writes $T/NAME.status.
+# $T/NAME.err, result in $T/NAME.measure.json; writes $T/NAME.status. With
+# MAPS="PID..." set, bench/bpf_maps.py also samples CMD's BPF maps into
+# $T/NAME.maps.json (tables mapped by the trees under PID... are the bench's).
 run_tool() {
-    local name=$1
+    local name=$1 watch= i
     shift
     echo "bench: $name ... ($(($(date +%s) - bench_start)) s)"
     python3 bench/measure.py --json "$T/$name.measure.json" --seconds "$SECS" --warmup "${WARMUP:-$((WINDOW + 2))}" \
-        --stdout "$T/$name.out" --stderr "$T/$name.err" -- "$@" &
+        --stdout "$T/$name.out" --stderr "$T/$name.err" --pid-file "$T/$name.pid" -- "$@" &
     MPID=$!
+    if [ -n "${MAPS:-}" ]; then
+        for i in $(seq 100); do
+            [ -s "$T/$name.pid" ] && break
+            sleep 0.1
+        done
+        if [ -s "$T/$name.pid" ]; then
+            python3 bench/bpf_maps.py --pid "$(cat "$T/$name.pid")" --while-file "$T/$name.pid" \
+                --json "$T/$name.maps.json" $(printf -- '--bench-pid %s ' $MAPS) 2>"$T/$name.maps.err" &
+            watch=$!
+        fi
+    fi
     wait "$MPID"
     local rc=$?
     MPID=
+    [ -n "$watch" ] && wait "$watch" # it ends with the tool
     nproc_host >>"$T/procs.during"
     if [ $rc -ne 0 ]; then
         local why
@@ -190,6 +218,49 @@ else
     missing bcc "bcc profile (apt-get install bpfcc-tools)"
 fi
 
+# ---- unwinding: the frame-pointer walk against the table walk -------------
+# Same workload, frequency and duration for both; a CPU-busy node and
+# python3 join the mix for this stage only (the figures above stay
+# comparable with earlier runs).
+if [ "$USECS" -gt 0 ]; then
+    life=$((2 * USECS + 180))
+    if command -v node >/dev/null; then
+        OTEL_SERVICE_NAME=bnode node bench/busy.js "$life" >/dev/null 2>"$T/bnode.err" &
+        BUSY+=($!)
+    else
+        echo "not installed: node (apt-get install nodejs)" >"$T/bnode.status"
+    fi
+    if [ -x /usr/bin/python3 ]; then
+        OTEL_SERVICE_NAME=bpython3 /usr/bin/python3 bench/busy.py "$life" >/dev/null 2>"$T/bpython3.err" &
+        BUSY+=($!)
+    else
+        echo "not installed: /usr/bin/python3 (apt-get install python3)" >"$T/bpython3.status"
+    fi
+    sleep 2
+    cut -d' ' -f1-3 /proc/loadavg >"$T/unwind.loadavg.start"
+    nproc_host >"$T/unwind.procs"
+    echo "bench: unwinding: mix + node + python3, $USECS s at $FREQ Hz per walker"
+    for mode in fp auto; do
+        name=unwind_$mode
+        mkdir -p "$T/$name/out"
+        SECS=$USECS MAPS="$WPID ${BUSY[*]}" run_tool "$name" "$AGENT" --unwind "$mode" --frequency "$FREQ" \
+            --window "$WINDOW" --metrics-addr off --store "$T/$name/store" --output-dir "$T/$name/out" \
+            --debug-dir "$ROOT/build/fixtures/debug"
+    done
+    cut -d' ' -f1-3 /proc/loadavg >"$T/unwind.loadavg.end"
+    for p in "${BUSY[@]}"; do
+        kill -0 "$p" 2>/dev/null ||
+            echo "bench: a busy process ($p) ended early: $(cat "$T/bnode.err" "$T/bpython3.err" 2>/dev/null)"
+        kill "$p" 2>/dev/null
+    done
+    [ ${#BUSY[@]} -gt 0 ] && wait "${BUSY[@]}" 2>/dev/null
+    BUSY=()
+    python3 bench/unwind_stacks.py --json "$T/unwind_stacks.json" --service bhot_c \
+        --service bhot_syscall --service bnode --service bpython3 \
+        --label fp="$T/unwind_fp/out" --label auto="$T/unwind_auto/out" >"$T/unwind_stacks.txt" 2>&1 ||
+        echo "bench: unwind_stacks.py failed: $(tail -2 "$T/unwind_stacks.txt")"
+fi
+
 cp "$T/workload.stats.churn" "$T/churn.end" 2>/dev/null
 cp "$T/workload.stats" "$T/workload.end" 2>/dev/null
 kill "$WPID" 2>/dev/null
@@ -242,5 +313,6 @@ if [ "${BENCH_RSS:-1}" = 1 ]; then
 fi
 
 python3 bench/report.py --dir "$T" --seconds "$SECS" --freq "$FREQ" --hf-freq "${BENCH_HF_FREQ:-499}" --idle "$IDLE" \
+    --unwind-seconds "$USECS" \
     --churn-rate "$CHURN" --window "$WINDOW" --wall $(($(date +%s) - bench_start)) \
     --json "$OUT/results.json" --md "$OUT/results.md"

@@ -3,17 +3,33 @@
  * profile.bpf.c — Stoke's CPU sampler.
  *
  * Attached to a software cpu-clock perf event on every online CPU. Each
- * sample walks the kernel and user stacks (frame pointers, up to 127
- * frames each) with bpf_get_stackid and adds one to the count of
- * {pid, kernel stack id, user stack id} in the active map set.
+ * sample takes the kernel stack (bpf_get_stack) and walks the user stack,
+ * stores each stack once per window under a 64-bit hash of its frames
+ * (checked frame by frame on a hit), and adds one to the count of
+ * {pid, kernel stack, user stack} in the active map set.
+ *
+ * The user walk (do_sample) runs the process's unwind tables: the agent
+ * keeps each sampled process's executable mappings in `unwind_procs` and
+ * one compiled table per binary in `unwind_tables` (bpf/profile.h has the
+ * layout). Each frame: find the mapping of the pc, the table row of the pc,
+ * compute the CFA, read the return address and the caller's rbp, repeat —
+ * in a bpf_loop, up to STOKE_MAX_STACK_DEPTH frames. A mapping without a
+ * table (JIT code, a binary without CFI) is walked by frame pointers. A
+ * return address outside every executable mapping ends the walk: no junk
+ * frames. A process the agent has not loaded yet gets its leaf frame only,
+ * and an event asks the agent to load it; so does a return address in no
+ * known mapping (a library dlopen'ed since). Exec and exit drop a process's
+ * mappings, so a reused pid or a new image is loaded afresh.
+ *
+ * do_sample_fp is the same program with the kernel's frame-pointer walker
+ * (bpf_get_stack) for user stacks: for kernels without bpf_loop (< 5.17),
+ * or when asked (--unwind fp).
  *
  * Two map sets, flipped by the agent each window: the program reads
  * `active_set` once per sample and only touches that set, so after a flip
  * and a grace period the other set is quiescent and can be drained.
- *
- * Nothing is dropped silently: collisions (-EEXIST from bpf_get_stackid
- * without BPF_F_REUSE_STACKID), other stack errors and a full counts map
- * are counted in the per-CPU `errors` array.
+ * Nothing is dropped silently: a lost stack is marked in the sample's key,
+ * walks are counted by how they ended, and a full counts map is counted.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -24,6 +40,7 @@
 
 #define EFAULT 14
 #define EEXIST 17
+#define EBUSY  16
 
 const volatile bool include_idle = false;
 const volatile bool per_thread = false;
@@ -32,18 +49,20 @@ const volatile __u32 target_pid = 0; /* 0 = every process */
 
 volatile __u32 active_set = 0;
 
+/* Sizes are set by the agent before loading (sampler.c). */
 struct counts_map {
     __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, STOKE_MAX_ENTRIES);
+    __uint(max_entries, 16384);
     __type(key, struct sample_key);
     __type(value, __u64);
 };
 
 struct stacks_map {
-    __uint(type, BPF_MAP_TYPE_STACK_TRACE);
-    __uint(max_entries, STOKE_STACK_ENTRIES);
-    __uint(key_size, sizeof(__u32));
-    __uint(value_size, STOKE_MAX_STACK_DEPTH * sizeof(__u64));
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, __u64);
+    __type(value, struct stack_trace);
 };
 
 struct counts_map counts_0 SEC(".maps");
@@ -68,6 +87,93 @@ struct {
     __type(value, __u64);
 } errors SEC(".maps");
 
+/* ---- unwind state ------------------------------------------------------ */
+
+struct unwind_table_map {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    /* each table has its own size; the agent fills it through mmap */
+    __uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+    __uint(max_entries, 1);
+    __uint(key_size, sizeof(__u32));
+    __uint(value_size, sizeof(struct unwind_row));
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+    __uint(max_entries, STOKE_UW_MAX_TABLES);
+    __type(key, __u32);
+    __array(values, struct unwind_table_map);
+} unwind_tables SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, __u32);
+    __type(value, struct unwind_proc);
+} unwind_procs SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __uint(map_flags, BPF_F_NO_PREALLOC); /* ~100 binaries in use, not 16384 */
+    __type(key, struct unwind_file_key);
+    __type(value, struct unwind_file);
+} unwind_files SEC(".maps");
+
+/* pid → where its CPython interpreter is (agent/unwinder.c). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, __u32);
+    __type(value, struct py_proc);
+} py_procs SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 64 * 1024);
+} events SEC(".maps");
+
+/* pid → when an event was last sent for it: at most five a second (the
+ * agent backs off from a process whose maps do not change). An LRU map is
+ * preallocated: sized for the processes sampled within a few seconds. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u32);
+    __type(value, __u64);
+} event_sent SEC(".maps");
+
+/* A stack being built: too large for the BPF stack. */
+struct scratch {
+    struct stack_trace st;
+    __u64 hash;
+    __u64 pc, sp, bp;
+    __u32 pid;
+    bool is_return;            /* pc is a return address: look up pc - 1 */
+    bool fp_step;              /* the last step used frame pointers for want of a row */
+    bool unknown;              /* a frame's binary has no table yet: not loaded */
+    bool vma_busy;             /* bpf_find_vma refused (one lookup per interrupt) */
+    bool vma_valid;            /* vma holds this sample's VMA lookup */
+    struct unwind_mapping vma; /* a mapping found through the kernel's VMA */
+    /* CPython: the Python frames stand in for the native frames of the
+     * evaluation loop that runs them */
+    __u64 py_frame;  /* the next Python frame to record */
+    __u64 py_tstate; /* thread-state search: the one to look at next */
+    __u64 py_interp;
+    __u64 py_fsbase;               /* the sampled thread's pthread_self() */
+    __u64 py_eval_lo, py_eval_len; /* the process's evaluation loop; 0: no CPython */
+    __u8 py_state;                 /* 0: not looked for, 1: found, 2: none */
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct scratch);
+} scratch_map SEC(".maps");
+
 static __always_inline void count(__u32 which)
 {
     __u64 *v = bpf_map_lookup_elem(&errors, &which);
@@ -89,25 +195,619 @@ static __always_inline void remember_comm(__u32 pid)
     bpf_map_update_elem(&comms, &pid, &c, BPF_ANY);
 }
 
-/* -EFAULT means "no stack of that kind" (a user-mode sample has no kernel
- * stack, a kernel thread no user stack): not an error. */
-static __always_inline void account_stack_error(long id, __u32 collision, __u32 other)
+static __always_inline __u64 mix(__u64 h, __u64 v)
 {
-    if (id == -EEXIST)
-        count(collision);
-    else if (id < 0 && id != -EFAULT)
-        count(other);
+    h ^= v;
+    h *= 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
 }
 
-SEC("perf_event")
-int do_sample(struct bpf_perf_event_data *ctx)
+/* ---- stack storage ------------------------------------------------------ */
+
+static __always_inline bool same_stack(const struct stack_trace *a, const struct stack_trace *b)
+{
+    if (a->len != b->len || a->end != b->end || a->kind != b->kind)
+        return false;
+    for (int i = 0; i < STOKE_MAX_STACK_DEPTH; i++) {
+        if (i >= a->len)
+            break;
+        if (a->ip[i] != b->ip[i])
+            return false;
+    }
+    return true;
+}
+
+/* Stores s->st under its hash in @stacks; returns the hash, or 0 with
+ * @lost saying why the stack could not be kept. */
+static __always_inline __u64 store_stack(void *stacks, struct scratch *s, __u8 *lost)
+{
+    __u64 h = mix(mix(s->hash, s->st.len), ((__u64)s->st.kind << 16) | s->st.end);
+    struct stack_trace *old;
+
+    if (h == 0)
+        h = 1;
+    old = bpf_map_lookup_elem(stacks, &h);
+    if (!old) {
+        if (bpf_map_update_elem(stacks, &h, &s->st, BPF_NOEXIST) == 0)
+            return h;
+        /* another CPU stored it meanwhile, or the map is full */
+        old = bpf_map_lookup_elem(stacks, &h);
+        if (!old) {
+            *lost = STOKE_LOST_MAP_FULL;
+            return 0;
+        }
+    }
+    if (same_stack(old, &s->st))
+        return h;
+    *lost = STOKE_LOST_COLLISION;
+    return 0;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static __always_inline void send_event(__u32 pid, __u32 kind)
+{
+    __u64 now = bpf_ktime_get_ns(), *last = bpf_map_lookup_elem(&event_sent, &pid);
+    struct stoke_event *e;
+
+    if (last && now - *last < 200000000ull)
+        return;
+    bpf_map_update_elem(&event_sent, &pid, &now, BPF_ANY);
+    e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    if (!e) {
+        count(STOKE_CNT_EVENTS_LOST);
+        return;
+    }
+    e->pid = pid;
+    e->kind = kind;
+    bpf_ringbuf_submit(e, 0);
+    count(STOKE_CNT_EVENTS);
+}
+
+/* ---- the table walker --------------------------------------------------- */
+
+/*
+ * The two binary searches run as bpf_loop callbacks: verified once each,
+ * where an open-coded loop of loops makes the verifier walk every path of
+ * every iteration (it gives up past a million instructions).
+ */
+struct map_search {
+    const struct unwind_proc *proc;
+    __u64 pc;
+    __u32 lo, hi;
+};
+
+static long map_search_step(__u32 i, void *data)
+{
+    struct map_search *c = data;
+    __u32 mid;
+
+    if (c->lo >= c->hi)
+        return 1;
+    mid = (c->lo + c->hi) / 2;
+    if (c->proc->maps[mid & (STOKE_UW_MAX_MAPPINGS - 1)].start <= c->pc)
+        c->lo = mid + 1;
+    else
+        c->hi = mid;
+    return 0;
+}
+
+static __always_inline const struct unwind_mapping *find_mapping(const struct unwind_proc *proc,
+                                                                 __u64 pc)
+{
+    struct map_search c = {.proc = proc, .pc = pc, .lo = 0, .hi = proc->nmaps};
+    const struct unwind_mapping *m;
+
+    if (c.hi > STOKE_UW_MAX_MAPPINGS)
+        c.hi = STOKE_UW_MAX_MAPPINGS;
+    bpf_loop(9, map_search_step, &c, 0); /* 2^9 > STOKE_UW_MAX_MAPPINGS */
+    if (c.lo == 0)
+        return NULL;
+    m = &proc->maps[(c.lo - 1) & (STOKE_UW_MAX_MAPPINGS - 1)];
+    if (pc - m->start >= m->len)
+        return NULL;
+    return m;
+}
+
+struct row_search {
+    void *t;
+    __u64 rel;
+    __u32 lo, hi, r0;
+    bool fault;
+};
+
+static long row_search_step(__u32 i, void *data)
+{
+    struct row_search *c = data;
+    const struct unwind_row *row;
+    __u32 mid, e;
+
+    if (c->lo >= c->hi)
+        return 1;
+    mid = c->lo + (c->hi - c->lo) / 2;
+    e = c->r0 + mid;
+    row = bpf_map_lookup_elem(c->t, &e);
+    if (!row) {
+        c->fault = true;
+        return 1;
+    }
+    if (row->pc <= c->rel)
+        c->lo = mid + 1;
+    else
+        c->hi = mid;
+    return 0;
+}
+
+/* The row covering table pc @rel in @t, or NULL (see bpf/profile.h). */
+static __always_inline const struct unwind_row *find_row(void *t, __u64 rel)
+{
+    struct row_search c = {.t = t, .rel = rel};
+    __u32 zero = 0, e, npages, page;
+    const __u32 *w;
+
+    if (rel >> 32)
+        return NULL;
+    w = bpf_map_lookup_elem(t, &zero);
+    if (!w)
+        return NULL;
+    npages = w[1];
+    page = (__u32)(rel >> STOKE_UW_PAGE_SHIFT);
+    if (page >= npages)
+        return NULL;
+    e = 1 + page / 2;
+    w = bpf_map_lookup_elem(t, &e);
+    if (!w)
+        return NULL;
+    c.lo = w[page & 1];
+    e = 1 + (page + 1) / 2;
+    w = bpf_map_lookup_elem(t, &e);
+    if (!w)
+        return NULL;
+    c.hi = w[(page + 1) & 1];
+    c.r0 = 1 + (npages + 2) / 2;
+    bpf_loop(STOKE_UW_SEARCH_STEPS, row_search_step, &c, 0);
+    if (c.fault || c.lo == 0)
+        return NULL;
+    e = c.r0 + c.lo - 1;
+    return bpf_map_lookup_elem(t, &e);
+}
+
+/* The kernel's VMA of a pc: for a process the agent has not loaded yet, or
+ * a library it mapped since. */
+struct vma_ctx {
+    __u64 start, end, pgoff, ino, size;
+    bool exec, file;
+};
+
+static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+    struct vma_ctx *c = data;
+    struct file *f = BPF_CORE_READ(vma, vm_file);
+
+    c->start = BPF_CORE_READ(vma, vm_start);
+    c->end = BPF_CORE_READ(vma, vm_end);
+    c->pgoff = BPF_CORE_READ(vma, vm_pgoff);
+    c->exec = BPF_CORE_READ(vma, vm_flags) & 0x4; /* VM_EXEC */
+    c->file = f != NULL;
+    if (f) {
+        c->ino = BPF_CORE_READ(f, f_inode, i_ino);
+        c->size = BPF_CORE_READ(f, f_inode, i_size);
+    }
+    return 0;
+}
+
+/*
+ * Fills s->vma for @pc from the kernel's VMA and the table of its file.
+ * NULL when @pc is in no executable mapping, or when the kernel would not
+ * look (s->vma_busy): in interrupt context bpf_find_vma answers once per
+ * sample, so a sample of a process not loaded yet is walked as far as its
+ * leaf's mapping reaches.
+ */
+static __always_inline const struct unwind_mapping *vma_mapping(struct scratch *s, __u64 pc)
+{
+    struct vma_ctx c = {};
+    struct unwind_file_key k;
+    const struct unwind_file *f;
+    long r;
+
+    if (s->vma_valid && pc - s->vma.start < s->vma.len)
+        return &s->vma;
+    s->unknown = false;
+    r = bpf_find_vma(bpf_get_current_task_btf(), pc, vma_cb, &c, 0);
+    if (r == -EBUSY)
+        s->vma_busy = true;
+    if (r != 0 || !c.exec)
+        return NULL;
+    s->vma_valid = true;
+    s->vma.start = c.start;
+    s->vma.len = c.end - c.start > 0xffffffffull ? 0xffffffffu : (__u32)(c.end - c.start);
+    s->vma.table = STOKE_UW_NO_TABLE; /* anonymous: JIT code, frame pointers */
+    s->vma.bias = 0;
+    if (!c.file)
+        return &s->vma;
+    k.ino = c.ino;
+    k.size = c.size;
+    f = bpf_map_lookup_elem(&unwind_files, &k);
+    if (!f) {
+        s->unknown = true; /* the agent loads it on this process's request */
+        return &s->vma;
+    }
+    __u64 off = pc - c.start + (c.pgoff << 12);
+    for (int i = 0; i < STOKE_UW_FILE_SEGS; i++) {
+        if (i >= f->nsegs)
+            break;
+        if (off >= f->segs[i].off_lo && off < f->segs[i].off_hi) {
+            s->vma.table = f->table;
+            /* constant over the VMA: address - (file offset + delta) */
+            s->vma.bias = c.start - (c.pgoff << 12) - f->segs[i].delta;
+            break;
+        }
+    }
+    return &s->vma;
+}
+
+struct walk_ctx {
+    struct scratch *s;
+    const struct unwind_proc *proc;
+    const struct py_proc *py;
+};
+
+/* ---- CPython ----------------------------------------------------------- */
+
+static __always_inline long walk_end(struct scratch *s, __u16 reason)
+{
+    s->st.end = reason;
+    return 1;
+}
+
+static __always_inline bool read_ptr(__u64 *dst, __u64 base, __u16 off)
+{
+    return bpf_probe_read_user(dst, sizeof(*dst), (const void *)(base + off)) == 0;
+}
+
+/* One thread state of the search for the sampled thread's (matched by
+ * pthread_self(): the same in every pid namespace). */
+static long py_thread_step(__u32 i, void *data)
+{
+    struct walk_ctx *c = data;
+    struct scratch *s = c->s;
+    const struct py_proc *py = c->py;
+
+    if (!py)
+        return 1;
+    const struct py_offsets *o = &py->off;
+    __u64 tid = 0, frame = 0;
+
+    if (!s->py_tstate) { /* this interpreter's threads are done: the next one's */
+        if (!s->py_interp || !read_ptr(&s->py_interp, s->py_interp, o->interp_next) ||
+            !s->py_interp || !read_ptr(&s->py_tstate, s->py_interp, o->interp_tstate_head) ||
+            !s->py_tstate)
+            return 1;
+    }
+    if (!read_ptr(&tid, s->py_tstate, o->tstate_thread_id)) {
+        count(STOKE_CNT_PY_FAULT);
+        return 1;
+    }
+    if (tid == s->py_fsbase) {
+        if (read_ptr(&frame, s->py_tstate, o->tstate_frame) && frame &&
+            (o->cframe_current == STOKE_PY_NONE || read_ptr(&frame, frame, o->cframe_current))) {
+            s->py_frame = frame;
+            s->py_state = frame ? 1 : 2;
+        }
+        return 1;
+    }
+    if (!read_ptr(&s->py_tstate, s->py_tstate, o->tstate_next))
+        s->py_tstate = 0;
+    return 0;
+}
+
+/* Finds the sampled thread's current Python frame, once per sample. */
+static __always_inline void py_find_frame(struct walk_ctx *c, const struct py_proc *py)
+{
+    struct scratch *s = c->s;
+    const struct py_offsets *o = &py->off;
+    struct task_struct *task = bpf_get_current_task_btf();
+
+    s->py_state = 2;
+    s->py_frame = 0;
+    s->py_fsbase = BPF_CORE_READ(task, thread.fsbase);
+    if (!read_ptr(&s->py_interp, py->runtime, o->runtime_interp_head) || !s->py_interp ||
+        !read_ptr(&s->py_tstate, s->py_interp, o->interp_tstate_head)) {
+        count(STOKE_CNT_PY_FAULT);
+        return;
+    }
+    bpf_loop(STOKE_PY_MAX_THREADS, py_thread_step, c, 0);
+    count(s->py_state == 1 ? STOKE_CNT_PY_SAMPLES : STOKE_CNT_PY_NO_THREAD);
+}
+
+/* Records the next Python frame of the current eval frame; 1 when that
+ * eval frame's Python frames are done. A bpf_loop callback: the verifier
+ * sees it once, not once per native step. */
+static long py_frame_step(__u32 i, void *data)
+{
+    struct walk_ctx *c = data;
+    struct scratch *s = c->s;
+    const struct py_proc *py = c->py;
+    __u64 frame = s->py_frame, code = 0, prev = 0, instr = 0;
+    __u32 len = s->st.len, lasti = 0;
+    __u8 flag = 0;
+
+    if (!py || !frame)
+        return 1;
+    const struct py_offsets *o = &py->off;
+    if (len >= STOKE_MAX_STACK_DEPTH) {
+        s->st.end = STOKE_END_DEPTH;
+        return 1;
+    }
+    if (!read_ptr(&code, frame, o->frame_code) || !read_ptr(&prev, frame, o->frame_back)) {
+        count(STOKE_CNT_PY_FAULT);
+        s->py_frame = 0;
+        return 1;
+    }
+    if (o->frame_owner != STOKE_PY_NONE &&
+        bpf_probe_read_user(&flag, 1, (const void *)(frame + o->frame_owner)) != 0)
+        flag = 0;
+    s->py_frame = prev;
+    if (o->minor >= 12 && flag == STOKE_PY_OWNED_BY_CSTACK)
+        return 1; /* the shim at the entry from C: this eval frame's end */
+    if (o->minor >= 11) {
+        if (read_ptr(&instr, frame, o->frame_instr) && instr >= code + o->code_adaptive)
+            lasti = (__u32)((instr - code - o->code_adaptive) / 2);
+    } else {
+        __s32 l = 0;
+        if (bpf_probe_read_user(&l, sizeof(l), (const void *)(frame + o->frame_instr)) == 0 &&
+            l > 0)
+            lasti = (__u32)l;
+    }
+    __u64 ip = STOKE_PY_FRAME(code, lasti);
+    s->st.ip[len] = ip;
+    s->st.len = len + 1;
+    s->hash = mix(s->hash, ip);
+    count(STOKE_CNT_PY_FRAMES);
+    /* <= 3.10: one frame per eval frame; 3.11: up to the frame entered
+     * from C; 3.12+: up to the shim (the next step) */
+    return o->minor <= 10 || (o->minor == 11 && flag) || !prev;
+}
+
+/*
+ * The Python frames of one eval frame, from the sampled thread's current
+ * Python frame on. A global function: the verifier checks it once, on its
+ * own, instead of once for every path of the native step that calls it.
+ */
+__noinline int py_walk(struct scratch *s)
+{
+    struct walk_ctx c = {.s = s, .py = NULL};
+
+    if (!s)
+        return 0;
+    c.py = bpf_map_lookup_elem(&py_procs, &s->pid);
+    if (!c.py)
+        return 0;
+    if (s->py_state == 0)
+        py_find_frame(&c, c.py);
+    if (s->py_state == 1 && s->py_frame)
+        bpf_loop(STOKE_MAX_STACK_DEPTH, py_frame_step, &c, 0);
+    return 0;
+}
+
+static __always_inline bool read_u64(__u64 *dst, __u64 addr)
+{
+    return bpf_probe_read_user(dst, sizeof(*dst), (const void *)addr) == 0;
+}
+
+/* One frame: records pc, then finds the caller's pc, sp and bp. Returns 1
+ * to stop the loop. */
+static long unwind_step(__u32 i, void *data)
+{
+    struct walk_ctx *c = data;
+    struct scratch *s = c->s;
+    const struct unwind_proc *proc = c->proc;
+    const struct unwind_mapping *m;
+    const struct unwind_row *row = NULL;
+    __u64 pc = s->pc, cfa, ra, bp = s->bp;
+    __u32 len;
+    __u8 kind;
+
+    /* CPython's evaluation loop: first the Python frames it runs, then the
+     * loop's own native frame (where the interpreter was entered) */
+    if (pc - s->py_eval_lo < s->py_eval_len)
+        py_walk(s);
+    len = s->st.len; /* on both paths: one state for the verifier */
+    if (len >= STOKE_MAX_STACK_DEPTH)
+        return walk_end(s, STOKE_END_DEPTH);
+    m = proc ? find_mapping(proc, pc) : NULL;
+    if (!m) {
+        /* not loaded, or a library mapped since: ask the kernel */
+        if (proc)
+            send_event(s->pid, STOKE_EV_UNMAPPED);
+        m = vma_mapping(s, pc);
+    }
+    if (!m && len > 0) {
+        /* a return address in no executable mapping: a guess, not kept */
+        if (s->vma_busy)
+            return walk_end(s, STOKE_END_NO_PROC);
+        return walk_end(s, s->fp_step ? STOKE_END_NO_TABLE : STOKE_END_NOT_MAPPED);
+    }
+    s->st.ip[len] = pc;
+    s->st.len = len + 1;
+    s->hash = mix(s->hash, pc);
+    count(STOKE_CNT_FRAMES);
+    if (!m) /* the leaf's pc is real: kept */
+        return walk_end(s, s->vma_busy ? STOKE_END_NO_PROC : STOKE_END_NOT_MAPPED);
+    if (m->table != STOKE_UW_NO_TABLE) {
+        __u32 id = m->table;
+        void *t = bpf_map_lookup_elem(&unwind_tables, &id);
+        if (t)
+            row = find_row(t, pc - (__u64)s->is_return - m->bias);
+    }
+    if (!row && m == &s->vma && s->unknown)
+        return walk_end(s, STOKE_END_NO_PROC); /* no table yet for this binary */
+    kind = row ? row->kind : STOKE_UW_NONE;
+    s->fp_step = kind == STOKE_UW_NONE;
+
+    switch (kind) {
+    case STOKE_UW_END:
+        return walk_end(s, STOKE_END_ENTRY);
+    case STOKE_UW_SIGNAL: {
+        /* rsp points at the ucontext: uc_mcontext at 40, and in it rbp,
+         * rsp and rip at 10, 15 and 16 words */
+        __u64 sp = s->sp;
+        if (!read_u64(&s->pc, sp + 40 + 16 * 8) || !read_u64(&s->sp, sp + 40 + 15 * 8) ||
+            !read_u64(&s->bp, sp + 40 + 10 * 8))
+            return walk_end(s, STOKE_END_READ_FAULT);
+        s->is_return = false;
+        count(STOKE_CNT_FRAMES_TABLE);
+        return s->pc ? 0 : walk_end(s, STOKE_END_ENTRY);
+    }
+    case STOKE_UW_NONE:
+        if (bp == 0)
+            return walk_end(s,
+                            m->table == STOKE_UW_NO_TABLE ? STOKE_END_ENTRY : STOKE_END_NO_TABLE);
+        cfa = bp + 16;
+        if (!read_u64(&bp, cfa - 16))
+            return walk_end(s, STOKE_END_NO_TABLE);
+        count(STOKE_CNT_FRAMES_FP);
+        break;
+    case STOKE_UW_CFA_RSP:
+        cfa = s->sp + row->off;
+        break;
+    case STOKE_UW_CFA_RSP_X8:
+        cfa = s->sp + ((__u64)row->off << 3);
+        break;
+    case STOKE_UW_CFA_RBP:
+        if (bp == 0)
+            return walk_end(s, STOKE_END_UNSUPPORTED);
+        cfa = bp + row->off;
+        break;
+    case STOKE_UW_PLT:
+        cfa = s->sp + row->off + ((pc & 15) >= (__u64)(__u8)row->rbp ? 8 : 0);
+        break;
+    case STOKE_UW_DEREF_RBP:
+        if (bp == 0 || !read_u64(&cfa, bp - row->off))
+            return walk_end(s, STOKE_END_READ_FAULT);
+        break;
+    default:
+        return walk_end(s, STOKE_END_UNSUPPORTED);
+    }
+    if (kind != STOKE_UW_NONE) {
+        count(STOKE_CNT_FRAMES_TABLE);
+        if (kind != STOKE_UW_PLT && row->rbp) {
+            if (row->rbp == STOKE_UW_RBP_LOST) {
+                bp = 0;
+            } else {
+                __u64 at = row->rbp == STOKE_UW_RBP_DEREF ? bp : cfa + (__s64)row->rbp * 8;
+                if (!read_u64(&bp, at))
+                    return walk_end(s, STOKE_END_READ_FAULT);
+            }
+        }
+    }
+    if (cfa <= s->sp)
+        return walk_end(s, STOKE_END_BAD_FRAME);
+    if (!read_u64(&ra, cfa - 8))
+        return walk_end(s, s->fp_step ? STOKE_END_NO_TABLE : STOKE_END_READ_FAULT);
+    if (ra == 0)
+        return walk_end(s, STOKE_END_ENTRY);
+    s->pc = ra;
+    s->sp = cfa;
+    s->bp = bp;
+    s->is_return = true;
+    return 0;
+}
+
+/* The registers of the interrupted user code: saved at the top of the
+ * task's kernel stack on every entry from user mode, the timer interrupt
+ * of this very sample included (perf_callchain_user reads the same). */
+static __always_inline bool user_regs(struct scratch *s)
+{
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct pt_regs *regs;
+
+    if (!task->mm)
+        return false; /* a kernel thread */
+    regs = (struct pt_regs *)bpf_task_pt_regs(task);
+    if (!regs)
+        return false;
+    s->pc = BPF_CORE_READ(regs, ip);
+    s->sp = BPF_CORE_READ(regs, sp);
+    s->bp = BPF_CORE_READ(regs, bp);
+    return s->pc != 0;
+}
+
+/* Walks the user stack into s->st. */
+static __always_inline void walk_user(struct scratch *s, __u32 pid)
+{
+    const struct unwind_proc *proc;
+
+    s->st.len = 0;
+    s->st.end = STOKE_END_ENTRY;
+    s->st.kind = STOKE_STACK_USER;
+    s->hash = 0;
+    s->pid = pid;
+    s->is_return = false;
+    s->fp_step = false;
+    s->vma_busy = false;
+    s->vma_valid = false;
+    if (!user_regs(s))
+        return;
+    proc = bpf_map_lookup_elem(&unwind_procs, &pid);
+    if (!proc)
+        send_event(pid, STOKE_EV_NEW_PROC); /* walked through the kernel's VMAs meanwhile */
+    const struct py_proc *py = bpf_map_lookup_elem(&py_procs, &pid);
+    s->py_state = 0;
+    s->py_eval_lo = py ? py->eval_lo : 0;
+    s->py_eval_len = py ? py->eval_len : 0;
+    struct walk_ctx c = {.s = s, .proc = proc};
+    bpf_loop(STOKE_MAX_STACK_DEPTH + 1, unwind_step, &c, 0);
+    count(STOKE_CNT_WALK_END + (s->st.end < STOKE_END_MAX ? s->st.end : 0));
+}
+
+/* bpf_get_stack into s->st: the kernel stack, or the user stack walked by
+ * the kernel's frame-pointer unwinder. Returns false on an error other than
+ * "no stack of that kind". */
+static __always_inline bool get_stack(struct bpf_perf_event_data *ctx, struct scratch *s,
+                                      __u64 flags, __u16 kind)
+{
+    long n = bpf_get_stack(ctx, s->st.ip, sizeof(s->st.ip), flags);
+
+    s->st.len = 0;
+    s->st.end = kind == STOKE_STACK_USER ? STOKE_END_FP : STOKE_END_ENTRY;
+    s->st.kind = kind;
+    s->hash = 0;
+    if (n < 0)
+        return n == -EFAULT;
+    s->st.len = (__u32)(n / 8);
+    for (int i = 0; i < STOKE_MAX_STACK_DEPTH; i++) {
+        if (i >= s->st.len)
+            break;
+        s->hash = mix(s->hash, s->st.ip[i]);
+    }
+    return true;
+}
+
+/* Stores the stack in s->st (if any) and returns its hash. */
+static __always_inline __u64 keep(void *stacks, struct scratch *s, bool ok, __u8 *lost,
+                                  __u32 lost_cnt)
+{
+    __u64 h = 0;
+
+    if (!ok)
+        *lost = STOKE_LOST_ERROR;
+    else if (s->st.len)
+        h = store_stack(stacks, s, lost);
+    if (*lost)
+        count(lost_cnt);
+    return h;
+}
+
+static __always_inline int sample(struct bpf_perf_event_data *ctx, bool tables)
 {
     __u64 id = bpf_get_current_pid_tgid();
-    __u32 pid = id >> 32, tid = (__u32)id;
+    __u32 pid = id >> 32, tid = (__u32)id, zero = 0;
     struct sample_key key = {};
+    struct scratch *s;
     void *counts, *stacks;
     __u64 one = 1, *val;
-    __u32 set;
+    bool ok;
 
     count(STOKE_CNT_SAMPLES);
     if (tid == 0 && !include_idle) {
@@ -118,23 +818,36 @@ int do_sample(struct bpf_perf_event_data *ctx)
         count(STOKE_CNT_FILTERED);
         return 0;
     }
+    s = bpf_map_lookup_elem(&scratch_map, &zero);
+    if (!s)
+        return 0;
 
-    set = active_set;
-    if (set) {
+    if (active_set) {
         counts = &counts_1;
         stacks = &stacks_1;
     } else {
         counts = &counts_0;
         stacks = &stacks_0;
     }
-
     key.pid = pid;
     key.tid = per_thread ? tid : 0;
     key.cpu = per_cpu ? bpf_get_smp_processor_id() : 0;
-    key.kstack = bpf_get_stackid(ctx, stacks, 0);
-    account_stack_error(key.kstack, STOKE_CNT_KSTACK_COLL, STOKE_CNT_KSTACK_ERR);
-    key.ustack = bpf_get_stackid(ctx, stacks, BPF_F_USER_STACK);
-    account_stack_error(key.ustack, STOKE_CNT_USTACK_COLL, STOKE_CNT_USTACK_ERR);
+
+    ok = get_stack(ctx, s, 0, STOKE_STACK_KERNEL);
+    key.kstack = keep(stacks, s, ok, &key.klost, STOKE_CNT_KSTACK_ERR);
+    if (pid) {
+        if (tables) {
+            walk_user(s, pid);
+            ok = true;
+        } else {
+            ok = get_stack(ctx, s, BPF_F_USER_STACK, STOKE_STACK_USER);
+        }
+        key.ustack = keep(stacks, s, ok, &key.ulost, STOKE_CNT_USTACK_ERR);
+    }
+    if (key.klost == STOKE_LOST_COLLISION)
+        count(STOKE_CNT_KSTACK_COLL);
+    if (key.ulost == STOKE_LOST_COLLISION)
+        count(STOKE_CNT_USTACK_COLL);
 
     val = bpf_map_lookup_elem(counts, &key);
     if (val) {
@@ -150,6 +863,46 @@ int do_sample(struct bpf_perf_event_data *ctx)
         else
             count(STOKE_CNT_MAP_FULL);
     }
+    return 0;
+}
+
+SEC("perf_event")
+int do_sample(struct bpf_perf_event_data *ctx)
+{
+    return sample(ctx, true);
+}
+
+SEC("perf_event")
+int do_sample_fp(struct bpf_perf_event_data *ctx)
+{
+    return sample(ctx, false);
+}
+
+/* A new image: its mappings are loaded again on its next sample. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+    __u32 pid = bpf_get_current_pid_tgid() >> 32;
+
+    bpf_map_delete_elem(&unwind_procs, &pid);
+    bpf_map_delete_elem(&py_procs, &pid);
+    bpf_map_delete_elem(&event_sent, &pid);
+    return 0;
+}
+
+/* The process is gone (its main thread exits): a later process with the
+ * same pid must not inherit its mappings. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    __u32 pid = id >> 32;
+
+    if (pid != (__u32)id)
+        return 0;
+    bpf_map_delete_elem(&unwind_procs, &pid);
+    bpf_map_delete_elem(&py_procs, &pid);
+    bpf_map_delete_elem(&event_sent, &pid);
     return 0;
 }
 

@@ -360,8 +360,8 @@ static int map_function(struct addctx *c, uint64_t function_id, uint32_t *out)
 {
     uint32_t pos = idmap_find(&c->fid, function_id), k[2] = {0, 0};
     int r;
-    if (pos == NONE) /* undefined function: keep the line, nameless */
-        return itab_intern(&c->s->fn, k, sizeof(k), out) < 0 ? -ENOMEM : 0;
+    if (pos == NONE) /* validate() rejects such a line: never a nameless frame */
+        return -EINVAL;
     if (c->fmap[pos] == NONE) {
         const Perftools__Profiles__Function *f = c->p->function[pos];
         if ((r = pstr(c, f->name, &k[0])) || (r = pstr(c, f->filename, &k[1])) ||
@@ -435,38 +435,114 @@ static bool pidx_ok(const Perftools__Profiles__Profile *p, int64_t i)
     return i >= 0 && (uint64_t)i < p->n_string_table;
 }
 
-/* Everything that can make a profile invalid, checked before anything is
- * added, so a rejected profile leaves the writer unchanged. */
-static int validate(const Perftools__Profiles__Profile *p, const struct idmap *lid)
+/* Function ids → positions. Every function with id 0 is a known producer
+ * bug (early versions of Pyroscope's .NET profiler wrote no ids; `go tool
+ * pprof` rejects such a profile, Pyroscope's /ingest repairs it): then
+ * function_id k names the k-th function, which *positional reports. */
+static int fid_build(struct idmap *m, const Perftools__Profiles__Profile *p, bool *positional)
 {
-    if (!p->n_string_table || !p->n_sample_type || p->n_sample_type > SEG_MAX_TYPES)
-        return -EINVAL;
+    bool all_zero = p->n_function > 0;
+    for (size_t i = 0; i < p->n_function && all_zero; i++)
+        all_zero = p->function[i] && p->function[i]->id == 0;
+    *positional = all_zero;
+    if (all_zero) {
+        *m = (struct idmap){.n = p->n_function, .direct = true};
+        return 0;
+    }
+    return IDMAP_BUILD(m, p->function, p->n_function);
+}
+
+#define BAD(...)                                                                                   \
+    do {                                                                                           \
+        if (msg && msglen)                                                                         \
+            snprintf(msg, msglen, __VA_ARGS__);                                                    \
+        return -EINVAL;                                                                            \
+    } while (0)
+
+/* Everything that can make a profile invalid, checked before anything is
+ * added, so a rejected profile leaves the writer unchanged. @msg (may be
+ * NULL) receives what is wrong. */
+static int validate(const Perftools__Profiles__Profile *p, const struct idmap *lid,
+                    const struct idmap *fid, bool positional, char *msg, size_t msglen)
+{
+    if (!p->n_string_table)
+        BAD("no string table");
+    if (!p->n_sample_type || p->n_sample_type > SEG_MAX_TYPES)
+        BAD("%zu sample types (1 to %d)", p->n_sample_type, SEG_MAX_TYPES);
     for (size_t i = 0; i < p->n_sample_type; i++)
         if (!p->sample_type[i] || !pidx_ok(p, p->sample_type[i]->type) ||
             !pidx_ok(p, p->sample_type[i]->unit))
-            return -EINVAL;
+            BAD("sample type %zu: string index out of range", i);
     if (p->period_type && (!pidx_ok(p, p->period_type->type) || !pidx_ok(p, p->period_type->unit)))
-        return -EINVAL;
+        BAD("period type: string index out of range");
     for (size_t i = 0; i < p->n_mapping; i++)
         if (p->mapping[i] &&
             (!pidx_ok(p, p->mapping[i]->filename) || !pidx_ok(p, p->mapping[i]->build_id)))
-            return -EINVAL;
-    for (size_t i = 0; i < p->n_function; i++)
-        if (p->function[i] &&
-            (!pidx_ok(p, p->function[i]->name) || !pidx_ok(p, p->function[i]->filename)))
-            return -EINVAL;
+            BAD("mapping %llu: string index out of range", (unsigned long long)p->mapping[i]->id);
+    for (size_t i = 0; i < p->n_function; i++) {
+        const Perftools__Profiles__Function *f = p->function[i];
+        if (!f)
+            BAD("function %zu is missing", i);
+        if (!pidx_ok(p, f->name) || !pidx_ok(p, f->filename))
+            BAD("function %llu: string index out of range", (unsigned long long)f->id);
+        if (!positional && f->id == 0)
+            BAD("function %zu has the reserved id 0", i);
+    }
+    /* duplicate ids: adjacent in the sorted table (direct means 1..n) */
+    for (size_t i = 1; !fid->direct && i < fid->n; i++)
+        if (fid->v[i].id == fid->v[i - 1].id)
+            BAD("two functions have id %llu", (unsigned long long)fid->v[i].id);
+    for (size_t i = 0; i < p->n_location; i++) {
+        const Perftools__Profiles__Location *l = p->location[i];
+        for (size_t j = 0; l && j < l->n_line; j++)
+            if (!l->line[j] || idmap_find(fid, l->line[j]->function_id) == NONE)
+                BAD("location %llu: line %zu names function %llu, which the profile does not "
+                    "define",
+                    (unsigned long long)l->id, j,
+                    (unsigned long long)(l->line[j] ? l->line[j]->function_id : 0));
+    }
     for (size_t i = 0; i < p->n_sample; i++) {
         const Perftools__Profiles__Sample *sm = p->sample[i];
         if (!sm)
-            return -EINVAL;
+            BAD("sample %zu is missing", i);
         for (size_t j = 0; j < sm->n_location_id; j++)
             if (idmap_find(lid, sm->location_id[j]) == NONE)
-                return -EINVAL;
+                BAD("sample %zu: location %llu is not defined", i,
+                    (unsigned long long)sm->location_id[j]);
         for (size_t j = 0; j < sm->n_label; j++)
             if (!sm->label[j] || !pidx_ok(p, sm->label[j]->key) || !pidx_ok(p, sm->label[j]->str))
-                return -EINVAL;
+                BAD("sample %zu: label %zu: string index out of range", i, j);
     }
     return 0;
+}
+#undef BAD
+
+int seg_pprof_check(const Perftools__Profiles__Profile *p, char *msg, size_t msglen)
+{
+    struct idmap lid = {0}, fid = {0};
+    bool positional = false;
+    int ret;
+
+    if (msg && msglen)
+        msg[0] = 0;
+    if (!p)
+        return -EINVAL;
+    if ((ret = IDMAP_BUILD(&lid, p->location, p->n_location)) ||
+        (ret = fid_build(&fid, p, &positional)))
+        goto out;
+    ret = validate(p, &lid, &fid, positional, msg, msglen);
+    if (ret == 0 && positional) {
+        if (msg && msglen)
+            snprintf(msg, msglen,
+                     "every function id is 0 (%zu functions): function_id k is taken as the "
+                     "k-th function, as Pyroscope does",
+                     p->n_function);
+        ret = SEG_PPROF_REPAIRED;
+    }
+out:
+    free(lid.v);
+    free(fid.v);
+    return ret;
 }
 
 static int add_row(struct wsec *s, uint32_t series, uint32_t stack, int64_t t,
@@ -503,15 +579,16 @@ int seg_writer_add_pprof(struct seg_writer *w, const char *service,
     struct lpair *lp = NULL;
     uint32_t base_series = NONE, t[2 * SEG_MAX_TYPES], pt[2] = {0, 0};
     size_t nbase = 0, lp_cap = 0;
+    bool positional = false;
     int ret;
 
     if (!w || !service || !service[0] || !p || (nlabels && !labels))
         return -EINVAL;
     if ((ret = IDMAP_BUILD(&c.lid, p->location, p->n_location)) ||
-        (ret = IDMAP_BUILD(&c.fid, p->function, p->n_function)) ||
+        (ret = fid_build(&c.fid, p, &positional)) ||
         (ret = IDMAP_BUILD(&c.mid, p->mapping, p->n_mapping)))
         goto out;
-    if ((ret = validate(p, &c.lid)))
+    if ((ret = validate(p, &c.lid, &c.fid, positional, NULL, 0)))
         goto out;
     if (!time_ms)
         time_ms = p->time_nanos / 1000000;
@@ -810,6 +887,29 @@ out:
     free(stmap);
     free(sermap);
     return ret < 0 ? ret : 0;
+}
+
+int seg_writer_check_section(const struct seg_writer *w, const struct seg_section *sec)
+{
+    if (!w || !sec || !sec->service || !sec->service[0] || !sec->ntypes ||
+        sec->ntypes > SEG_MAX_TYPES)
+        return -EINVAL;
+    for (size_t i = 0; i < w->nsecs; i++) {
+        const struct wsec *s = w->secs[i];
+        if (strcmp(s->service, sec->service))
+            continue;
+        if (!s->ntypes)
+            return 0;
+        if (s->ntypes != sec->ntypes)
+            return -EINVAL;
+        /* the same comparison as seg_writer_add_section's, by string */
+        for (uint32_t t = 0; t < s->ntypes; t++)
+            if (strcmp(itab_str(&s->str, s->types[2 * t]), sec->strings[sec->types[t].type]) ||
+                strcmp(itab_str(&s->str, s->types[2 * t + 1]), sec->strings[sec->types[t].unit]))
+                return -EINVAL;
+        return 0;
+    }
+    return 0;
 }
 
 /* ---- profile type ids -------------------------------------------------- */

@@ -81,11 +81,25 @@ void seg_writer_free(struct seg_writer *w);
  * clash). @time_ms is the samples' timestamp; 0 means p->time_nanos / 1e6.
  * A section's sample types are fixed by its first profile: a later profile
  * with other types returns -EINVAL. Copies what it needs; @p may be freed.
+ * A malformed profile (seg_pprof_check) returns -EINVAL and adds nothing.
  * Returns 0 or a negative errno.
  */
 int seg_writer_add_pprof(struct seg_writer *w, const char *service,
                          const Perftools__Profiles__Profile *p, const struct seg_label *labels,
                          size_t nlabels, int64_t time_ms);
+
+/*
+ * What seg_writer_add_pprof checks before it adds anything, with a message:
+ * string indexes in range, 1..SEG_MAX_TYPES sample types, function ids
+ * unique and non-zero, every line naming a defined function (a frame is
+ * never stored without its name) and every sample's locations defined.
+ * One known producer bug is repaired instead: when every function has id
+ * 0, function_id k names the k-th function (docs/format.md §4).
+ * Returns 0, SEG_PPROF_REPAIRED with @msg saying what was repaired,
+ * -EINVAL with @msg naming the first problem, or -ENOMEM.
+ */
+#define SEG_PPROF_REPAIRED 1
+int seg_pprof_check(const Perftools__Profiles__Profile *p, char *msg, size_t msglen);
 
 /* zstd level for the sections and footer (1..19; 3 by default). */
 int seg_writer_set_level(struct seg_writer *w, int level);
@@ -99,6 +113,11 @@ int seg_writer_set_level(struct seg_writer *w, int level);
  */
 struct seg_section;
 int seg_writer_add_section(struct seg_writer *w, const struct seg_section *sec);
+
+/* 0 when seg_writer_add_section(@w, @sec) would take @sec; -EINVAL when the
+ * writer's section of that service has other sample types (or @sec is not
+ * a section). Adds nothing: compaction checks a whole object first. */
+int seg_writer_check_section(const struct seg_writer *w, const struct seg_section *sec);
 
 /* True when nothing was added. */
 bool seg_writer_empty(const struct seg_writer *w);

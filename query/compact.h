@@ -13,6 +13,26 @@
  * new hour manifest and old entries ignores the replaced entries; a reader
  * that planned before (2) still finds every object until (3).
  *
+ * Compaction never changes what a query answers. An object goes into the
+ * block whole or stays as it is: every section of an entry's objects is
+ * read, decoded and checked against the block before any is added, so a
+ * segment readable only in part stays an entry (queries read its good
+ * sections and skip the rest, as before), and a previous block readable
+ * only in part is listed again as it is instead of merged. The hour
+ * manifest in force is the newest that decodes, as for the query planner;
+ * newer ones that do not decode are counted, replaced by the next
+ * generation and deleted, and the hour is rebuilt from what readers still
+ * see (the entries, and the readable manifest's blocks). Blocks that only
+ * such a manifest listed stay, counted (blocks_orphaned): their data may be
+ * nowhere else. One hour's unreadable objects never stop the others.
+ *
+ * Several compactors on one hour at once: a pass that finds objects of its
+ * listing deleted under it, or the generation it is about to write already
+ * there, leaves the hour to the compactor that moved it on. That narrows
+ * the race; it does not close it (a put landing between the other's look
+ * and its own still wins), which needs a create-only put from the store:
+ * until then, run one compactor per tenant (docs/architecture.md).
+ *
  * Keys: blocks go to <tenant>/blocks/<date>/<HH>/<generation>-<hash>.blk.
  * Retention deletes every object of an hour that ended before now - age,
  * in segments/, blocks/ and manifest/, on every run: data that arrives late
@@ -34,6 +54,10 @@ struct compact_opts {
     int open_hours;       /* also compact the current, still open hour (tests,
                              and on demand): later entries of it go into the
                              next generation */
+    /* Called with every error as it is counted ("WHAT KEY: WHY"); may be
+     * NULL. compact_stats keeps only the count and the last one. */
+    void (*on_error)(const char *msg, void *arg);
+    void *on_error_arg;
 };
 
 struct compact_stats {
@@ -41,7 +65,12 @@ struct compact_stats {
     uint64_t entries_merged, segments_read, sections_merged;
     uint64_t blocks_written, bytes_in, bytes_out;
     uint64_t objects_deleted, hours_expired;
-    uint64_t errors; /* unreadable objects skipped */
+    uint64_t errors;          /* unreadable objects skipped */
+    uint64_t objects_kept;    /* segments and blocks that could not be read
+                                 whole: left as they are, still read (and
+                                 skipped in part) by queries */
+    uint64_t blocks_orphaned; /* blocks of an hour whose unreadable manifest
+                                 was replaced, listed by no manifest now */
     char last_error[256];
 };
 

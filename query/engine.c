@@ -291,6 +291,9 @@ static int merge_profile(struct mprof *mp, const struct seg_section *sec, const 
         lo = b;
         if (!mask[i] || a == b)
             continue;
+        if ((rc = qcancel_check(q->cancel)))
+            goto out;
+        rc = -ENOMEM;
         a = lower_i64(sec->sample_time_ms, a, b, q->from);
         b = lower_i64(sec->sample_time_ms, a, b, q->until);
         if (q->all_types) {
@@ -365,6 +368,9 @@ static int merge_series(struct mprof *mp, const struct seg_section *sec, const u
         lo = b;
         if (!mask[i] || a == b)
             continue;
+        int rc = qcancel_check(q->cancel);
+        if (rc)
+            return rc;
         a = lower_i64(sec->sample_time_ms, a, b, q->from);
         b = lower_i64(sec->sample_time_ms, a, b, q->until);
         if (a == b)
@@ -406,6 +412,9 @@ static int merge_labels(struct mprof *mp, const struct seg_section *sec, const u
         lo = b;
         if (!mask[i] || a == b)
             continue;
+        int rc = qcancel_check(q->cancel);
+        if (rc)
+            return rc;
         a = lower_i64(sec->sample_time_ms, a, b, q->from);
         if (a == lower_i64(sec->sample_time_ms, a, b, q->until))
             continue;
@@ -544,7 +553,7 @@ static void process_item(struct engine *e, struct mprof *mp, const struct query 
     mp->stats.sections++;
     rc = engine_merge_section(mp, sec, it->host, q);
     seg_section_free(sec);
-    if (rc < 0)
+    if (rc == -ENOMEM)
         mprof_warn(mp, "segment %s: out of memory merging", it->key);
 }
 
@@ -555,7 +564,7 @@ static void *worker_main(void *arg)
 
     for (;;) {
         size_t i = atomic_fetch_add(&w->next, 1);
-        if (i >= w->n)
+        if (i >= w->n || qcancel_check(w->q->cancel))
             break;
         process_item(w->e, wk->mp, w->q, w->items[i]);
     }
@@ -596,6 +605,8 @@ static int run_local(struct engine *e, const struct query *q, const struct plan_
     worker_main(&wk[0]);
     for (unsigned t = 1; t < started; t++)
         pthread_join(wk[t].tid, NULL);
+    /* A cancelled query's partial result is never merged. */
+    rc = qcancel_check(q->cancel);
     for (unsigned t = 0; t < nth; t++) {
         if (!rc)
             rc = mprof_merge(out, wk[t].mp);
@@ -667,6 +678,14 @@ char *engine_query_json(const struct query *q, uint32_t shard, uint32_t nshards)
     return s;
 }
 
+/* libcurl's progress callback: a non-zero return aborts the transfer. */
+static int peer_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                         curl_off_t ulnow)
+{
+    const struct peer_call *pc = ud;
+    return qcancel_check(pc->q->cancel) != 0;
+}
+
 static void *peer_main(void *arg)
 {
     struct peer_call *pc = arg;
@@ -701,8 +720,15 @@ static void *peer_main(void *arg)
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &mb);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)pc->e->o.peer_timeout_ms);
+    /* Never longer than the query may still run. */
+    int64_t left = qcancel_left_ms(pc->q->cancel), tmo = pc->e->o.peer_timeout_ms;
+    if (left >= 0 && left < tmo)
+        tmo = left > 0 ? left : 1;
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)tmo);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, peer_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, pc);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     cc = curl_easy_perform(c);
     if (cc != CURLE_OK) {
         snprintf(pc->err, sizeof(pc->err), "%s",
@@ -737,7 +763,8 @@ int engine_query(struct engine *e, const struct query *q, struct mprof **out, ch
                           .profile_type =
                               q->mode == Q_LABELS && !q->profile_type
                                   ? NULL
-                                  : (q->profile_type ? q->profile_type : DEFAULT_PROFILE_TYPE)};
+                                  : (q->profile_type ? q->profile_type : DEFAULT_PROFILE_TYPE),
+                          .cancel = q->cancel};
     struct plan *plan = NULL;
     struct mprof *res = NULL;
     const struct plan_item **mine = NULL;
@@ -806,6 +833,13 @@ int engine_query(struct engine *e, const struct query *q, struct mprof **out, ch
     for (size_t i = 0; i < ncalls; i++) {
         if (calls[i].started)
             pthread_join(calls[i].tid, NULL);
+        if (!rc)
+            rc = qcancel_check(q->cancel);
+        if (rc) {
+            /* Cancelled or failed: no fallback read of the peer's shard. */
+            mprof_free(calls[i].result);
+            continue;
+        }
         if (calls[i].result) {
             if (!rc)
                 rc = mprof_merge(res, calls[i].result);
@@ -834,7 +868,11 @@ int engine_query(struct engine *e, const struct query *q, struct mprof **out, ch
         }
     }
     if (rc && err && errlen)
-        snprintf(err, errlen, "%s", rc == -ENOMEM ? "out of memory" : strerror(-rc));
+        snprintf(err, errlen, "%s",
+                 rc == -ENOMEM      ? "out of memory"
+                 : rc == -ETIMEDOUT ? "deadline passed"
+                 : rc == -ECANCELED ? "cancelled"
+                                    : strerror(-rc));
 out:
     pthread_mutex_lock(&e->lock);
     e->c.queries++;
@@ -862,10 +900,11 @@ static int cmp_str(const void *a, const void *b)
 }
 
 int engine_profile_types(struct engine *e, const char *tenant, const struct selector *sel,
-                         int64_t from, int64_t until, char ***types, size_t *n,
-                         struct mprof **notes, char *err, size_t errlen)
+                         int64_t from, int64_t until, struct qcancel *cancel, char ***types,
+                         size_t *n, struct mprof **notes, char *err, size_t errlen)
 {
-    struct plan_req pr = {.tenant = tenant, .sel = sel, .from = from, .until = until};
+    struct plan_req pr = {
+        .tenant = tenant, .sel = sel, .from = from, .until = until, .cancel = cancel};
     struct plan *plan = NULL;
     struct mstr seen = {0};
     char **v = NULL;

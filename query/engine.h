@@ -14,6 +14,11 @@
  *
  * A corrupt or unreadable section is skipped, counted and reported as a
  * warning in the result; it never fails the query.
+ *
+ * A query stops early when its qcancel fires (deadline, client gone,
+ * worker stopping): the planner, the decode threads, the merge kernel and
+ * the peer calls check it, and engine_query then fails with -ETIMEDOUT or
+ * -ECANCELED.
  */
 #ifndef STOKE_QUERY_ENGINE_H
 #define STOKE_QUERY_ENGINE_H
@@ -23,14 +28,15 @@
 #include <stdint.h>
 
 #include "query/cache.h"
+#include "query/cancel.h"
 #include "query/mprof.h"
+#include "query/plan.h"
 #include "query/selector.h"
 #include "store/store.h"
 
 struct seg_section;
 
 #define DEFAULT_PROFILE_TYPE "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
-#define QUERY_MAX_RANGE_MS   (31LL * 86400000LL)
 #define SERIES_MAX_POINTS    11000
 
 enum qmode {
@@ -52,6 +58,7 @@ struct query {
     /* Peers only: read the sections with key_hash % nshards == shard and do
      * not fan out again. nshards 0 = everything, fanning out if configured. */
     uint32_t shard, nshards;
+    struct qcancel *cancel; /* NULL = never cancelled */
 };
 
 struct engine_opts {
@@ -72,7 +79,9 @@ void engine_free(struct engine *e);
 /*
  * Runs @q. On success *out is a new mprof (mprof_free) with the result,
  * its stats and warnings. Fails (negative errno, message in @err) only when
- * the store cannot be listed or memory runs out; bad sections are warnings.
+ * the range fails plan_range_check (-EINVAL), the store cannot be listed,
+ * memory runs out, or q->cancel fires (-ETIMEDOUT, -ECANCELED); bad
+ * sections are warnings.
  */
 int engine_query(struct engine *e, const struct query *q, struct mprof **out, char *err,
                  size_t errlen);
@@ -82,10 +91,10 @@ char *engine_query_json(const struct query *q, uint32_t shard, uint32_t nshards)
 
 /* The sorted, distinct profile type ids of the sections in [from, until)
  * whose label summaries can match @sel (NULL = all). Allocates *types (free
- * each and the array). 0 or a negative errno with @err. */
+ * each and the array). 0 or a negative errno with @err; @cancel may be NULL. */
 int engine_profile_types(struct engine *e, const char *tenant, const struct selector *sel,
-                         int64_t from, int64_t until, char ***types, size_t *n,
-                         struct mprof **notes, char *err, size_t errlen);
+                         int64_t from, int64_t until, struct qcancel *cancel, char ***types,
+                         size_t *n, struct mprof **notes, char *err, size_t errlen);
 
 /* Counters since start, for /metrics. */
 struct engine_counters {
@@ -97,7 +106,7 @@ void engine_counters(struct engine *e, struct engine_counters *out);
  * The merge kernel, exposed for tests and benchmarks: adds the samples of
  * @sec in [q->from, q->until) of the series @q's selector matches into @mp.
  * @host is the object's host (default host_name). Returns 0, 1 when the
- * section lacks the profile type, or -ENOMEM.
+ * section lacks the profile type, -ENOMEM, or q->cancel's error.
  */
 int engine_merge_section(struct mprof *mp, const struct seg_section *sec, const char *host,
                          const struct query *q);

@@ -76,6 +76,14 @@ static int load_source(const char *path, struct source *src, char *err, size_t e
         snprintf(err, errlen, "%s: not a pprof profile", path);
         return -EBADMSG;
     }
+    /* a repaired source is used as the writer repairs it */
+    char why[256];
+    int chk = seg_pprof_check(src->p, why, sizeof(why));
+    if (chk < 0) {
+        snprintf(err, errlen, "%s: malformed pprof profile: %s", path,
+                 why[0] ? why : strerror(-chk));
+        return chk;
+    }
     /* The generator names services and hosts itself: the source's own
      * service_name/host_name labels (the agent's files carry them) are
      * blanked (key 0 is skipped by the codec), everything else is kept. */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -14,13 +15,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include "query/connect.h"
+#include "query/connguard.h"
 #include "query/plan.h"
 #include "query/pyroscope_api.h"
 #include "query/views.h"
+#include "query/workpool.h"
 
 /* The page embedded at build time (build/web_index.c defines it), when
  * linked into the binary; weak so the library links without it. */
@@ -46,9 +50,17 @@ static const char *ep_names[EP_N] = {"profile_types", "label_names", "label_valu
 
 struct http_server {
     struct http_opts o;
+    struct http_limits lim;
     struct MHD_Daemon *d;
     unsigned port;
+    atomic_bool stopping; /* every query checks it (query/cancel.h) */
+    struct connguard *guard;
+    struct workpool *queries, *shards; /* client queries; peers' shard reads */
     atomic_uint_fast64_t requests[EP_N], errors[EP_N], latency_us[EP_N];
+    atomic_uint_fast64_t busy, timeouts, cancelled; /* 429s, 504s, cancelled queries */
+    pthread_mutex_t log_lock;                       /* libmicrohttpd's messages */
+    int64_t log_window_us;
+    unsigned log_n, log_dropped;
 };
 
 static int64_t now_ms(void)
@@ -99,7 +111,7 @@ void http_error_json(struct http_response *r, int status, const char *fmt, ...)
 }
 
 /* Appends ,"stats":{...},"warnings":[...]} closing the object. */
-static void finish_json(struct sbuf *b, const struct mprof *p)
+void http_finish_json(struct sbuf *b, const struct mprof *p)
 {
     sbuf_printf(b,
                 ",\"stats\":{\"objects\":%" PRIu64 ",\"sections\":%" PRIu64
@@ -125,6 +137,7 @@ static void finish_json(struct sbuf *b, const struct mprof *p)
 struct params {
     http_param_fn get;
     void *ctx;
+    struct qcancel *cancel;
 };
 
 static const char *P(const struct params *p, const char *name)
@@ -207,6 +220,7 @@ static int range_params(const struct params *p, const char *fn, const char *un, 
 {
     const char *fs = P(p, fn), *us = P(p, un), *why;
     int64_t now = now_ms();
+    char err[256];
 
     if (!fs) {
         http_error_json(r, 400, "%s: missing (Unix milliseconds or now-1h)", fn);
@@ -224,13 +238,8 @@ static int range_params(const struct params *p, const char *fn, const char *un, 
         http_error_json(r, 400, "%s: %s", un, why);
         return -EINVAL;
     }
-    if (*from >= *until) {
-        http_error_json(r, 400, "%s: must be before %s (%lld >= %lld)", fn, un, (long long)*from,
-                        (long long)*until);
-        return -EINVAL;
-    }
-    if (*until - *from > QUERY_MAX_RANGE_MS) {
-        http_error_json(r, 400, "%s: the range from %s is longer than 31 days", un, fn);
+    if (plan_range_check(*from, *until, fn, un, err, sizeof(err))) {
+        http_error_json(r, 400, "%s", err);
         return -EINVAL;
     }
     return 0;
@@ -318,15 +327,47 @@ static int common_params(struct http_server *s, const struct params *p, const ch
     return 0;
 }
 
-static int run(struct http_server *s, const struct query *q, struct mprof **out,
-               struct http_response *r)
+/* Fills @r with the error of a query that failed with @rc. */
+static void query_error(struct http_server *s, int rc, const char *err, struct http_response *r)
 {
-    char err[512] = "";
-    int rc = engine_query(s->o.engine, q, out, err, sizeof(err));
-
-    if (rc)
+    switch (rc) {
+    case -EINVAL:
+        http_error_json(r, 400, "%s", err);
+        break;
+    case -ETIMEDOUT:
+        s->timeouts++;
+        http_error_json(r, 504, "query: did not finish within its deadline of %u ms (%s)",
+                        s->lim.query_timeout_ms, err);
+        break;
+    case -ECANCELED:
+        s->cancelled++;
+        http_error_json(r, 503, "query: cancelled (client gone or server stopping)");
+        break;
+    default:
         http_error_json(r, rc == -ENOMEM ? 500 : 502, "query failed: %s",
                         err[0] ? err : strerror(-rc));
+    }
+}
+
+/* Records that a query ran, for X-Stoke-Skipped. */
+static void note_query(struct http_response *r, const struct mprof *mp)
+{
+    r->queried = true;
+    r->skipped += mp->stats.skipped;
+}
+
+static int run(struct http_server *s, const struct params *p, const struct query *q,
+               struct mprof **out, struct http_response *r)
+{
+    char err[512] = "";
+    struct query qq = *q;
+
+    qq.cancel = p->cancel;
+    int rc = engine_query(s->o.engine, &qq, out, err, sizeof(err));
+    if (rc)
+        query_error(s, rc, err, r);
+    else
+        note_query(r, *out);
     return rc;
 }
 
@@ -342,13 +383,14 @@ static void ep_profile_types(struct http_server *s, const struct params *p, stru
 
     if (common_params(s, p, "query", "from", "until", false, &c, r))
         return;
-    int rc = engine_profile_types(s->o.engine, c.tenant, c.sel, c.from, c.until, &types, &n, &notes,
-                                  err, sizeof(err));
+    int rc = engine_profile_types(s->o.engine, c.tenant, c.sel, c.from, c.until, p->cancel, &types,
+                                  &n, &notes, err, sizeof(err));
     selector_free(c.sel);
     if (rc) {
-        http_error_json(r, 502, "query failed: %s", err);
+        query_error(s, rc, err, r);
         return;
     }
+    note_query(r, notes);
     sbuf_put(&b, "{\"profile_types\":[", 18);
     for (size_t i = 0; i < n; i++) {
         if (i)
@@ -358,7 +400,7 @@ static void ep_profile_types(struct http_server *s, const struct params *p, stru
     }
     free(types);
     sbuf_put(&b, "]", 1);
-    finish_json(&b, notes);
+    http_finish_json(&b, notes);
     mprof_free(notes);
     respond(r, 200, "application/json", &b);
 }
@@ -389,7 +431,7 @@ static void ep_labels(struct http_server *s, const struct params *p, bool values
                       .until = c.until,
                       .profile_type = c.profile_type,
                       .mode = Q_LABELS};
-    int rc = run(s, &q, &mp, r);
+    int rc = run(s, p, &q, &mp, r);
     selector_free(c.sel);
     if (rc)
         return;
@@ -421,7 +463,7 @@ static void ep_labels(struct http_server *s, const struct params *p, bool values
     }
     sbuf_put(&b, "]", 1);
     free(v);
-    finish_json(&b, mp);
+    http_finish_json(&b, mp);
     mprof_free(mp);
     respond(r, 200, "application/json", &b);
 }
@@ -447,7 +489,7 @@ static void ep_top(struct http_server *s, const struct params *p, struct http_re
                       .until = c.until,
                       .profile_type = c.profile_type,
                       .mode = Q_PROFILE};
-    int rc = run(s, &q, &mp, r);
+    int rc = run(s, p, &q, &mp, r);
     selector_free(c.sel);
     if (rc)
         return;
@@ -465,7 +507,7 @@ static void ep_top(struct http_server *s, const struct params *p, struct http_re
     }
     sbuf_put(&b, "]", 1);
     free(rows);
-    finish_json(&b, mp);
+    http_finish_json(&b, mp);
     mprof_free(mp);
     respond(r, 200, "application/json", &b);
 }
@@ -488,7 +530,7 @@ static void ep_flame(struct http_server *s, const struct params *p, struct http_
                       .until = c.until,
                       .profile_type = c.profile_type,
                       .mode = Q_PROFILE};
-    int rc = run(s, &q, &mp, r);
+    int rc = run(s, p, &q, &mp, r);
     selector_free(c.sel);
     if (rc)
         return;
@@ -498,7 +540,7 @@ static void ep_flame(struct http_server *s, const struct params *p, struct http_
         http_error_json(r, 500, "out of memory");
         return;
     }
-    finish_json(&b, mp);
+    http_finish_json(&b, mp);
     mprof_free(mp);
     respond(r, 200, "application/json", &b);
 }
@@ -536,7 +578,7 @@ static void ep_series(struct http_server *s, const struct params *p, struct http
                         SERIES_MAX_POINTS);
         return;
     }
-    int rc = run(s, &q, &mp, r);
+    int rc = run(s, p, &q, &mp, r);
     selector_free(c.sel);
     if (rc)
         return;
@@ -580,7 +622,7 @@ static void ep_series(struct http_server *s, const struct params *p, struct http
     }
     sbuf_put(&b, "]", 1);
     free(order);
-    finish_json(&b, mp);
+    http_finish_json(&b, mp);
     mprof_free(mp);
     respond(r, 200, "application/json", &b);
 }
@@ -630,9 +672,9 @@ static void ep_diff(struct http_server *s, const struct params *p, struct http_r
     qr.selector_text = rc2.sel_text;
     qr.from = rc2.from;
     qr.until = rc2.until;
-    int rc = run(s, &ql, &lm, r);
+    int rc = run(s, p, &ql, &lm, r);
     if (!rc)
-        rc = run(s, &qr, &rm, r);
+        rc = run(s, p, &qr, &rm, r);
     selector_free(lc.sel);
     selector_free(rc2.sel);
     if (rc) {
@@ -697,7 +739,7 @@ static void ep_diff(struct http_server *s, const struct params *p, struct http_r
     /* One stats object for the two selections. */
     if (mprof_merge(lm, rm))
         b.oom = true;
-    finish_json(&b, lm);
+    http_finish_json(&b, lm);
     respond(r, 200, "application/json", &b);
 out:
     free(rows);
@@ -724,7 +766,7 @@ static void ep_pprof(struct http_server *s, const struct params *p, struct http_
                       .profile_type = c.profile_type,
                       .mode = Q_PROFILE,
                       .all_types = true};
-    int rc = run(s, &q, &mp, r);
+    int rc = run(s, p, &q, &mp, r);
     selector_free(c.sel);
     if (rc)
         return;
@@ -740,9 +782,36 @@ static void ep_pprof(struct http_server *s, const struct params *p, struct http_
     r->len = len;
 }
 
+/* The integer member @name of @j, in [lo, hi], into *out (@dflt when
+ * absent). A number that is not finite, not integral or out of range is
+ * refused before it is converted: casting it would be undefined. NULL, or
+ * what is wrong. */
+static const char *json_int(const cJSON *j, const char *name, int64_t lo, int64_t hi, int64_t dflt,
+                            int64_t *out, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItem(j, name);
+
+    if (!v) {
+        *out = dflt;
+        return NULL;
+    }
+    if (!cJSON_IsNumber(v)) {
+        snprintf(err, errlen, "%s: not a number", name);
+        return err;
+    }
+    double x = v->valuedouble;
+    if (!isfinite(x) || x != floor(x) || x < (double)lo || x > (double)hi) {
+        snprintf(err, errlen, "%s: %.17g is not an integer in [%" PRId64 ", %" PRId64 "]", name, x,
+                 lo, hi);
+        return err;
+    }
+    *out = (int64_t)x;
+    return NULL;
+}
+
 /* POST /internal/v1/select: a peer's shard of a query, as an mprof. */
-static void ep_select(struct http_server *s, const uint8_t *body, size_t len,
-                      struct http_response *r)
+static void ep_select(struct http_server *s, const struct params *p, const uint8_t *body,
+                      size_t len, struct http_response *r)
 {
     cJSON *j = NULL;
     struct selector *sel = NULL;
@@ -750,6 +819,8 @@ static void ep_select(struct http_server *s, const uint8_t *body, size_t len,
     char err[256], *text = NULL;
     uint8_t *buf = NULL;
     size_t blen = 0;
+    int64_t mode = -1, shard = -1, nsh = 0;
+    const char *why;
 
     if (!body || len == 0 || len > HTTP_MAX_BODY) {
         http_error_json(r, 400, "body: expected a JSON query of at most %d bytes", HTTP_MAX_BODY);
@@ -765,22 +836,26 @@ static void ep_select(struct http_server *s, const uint8_t *body, size_t len,
 #define JS(name)                                                                                   \
     (cJSON_IsString(cJSON_GetObjectItem(j, name)) ? cJSON_GetObjectItem(j, name)->valuestring      \
                                                   : NULL)
-#define JN(name)                                                                                   \
-    (cJSON_IsNumber(cJSON_GetObjectItem(j, name)) ? cJSON_GetObjectItem(j, name)->valuedouble : -1)
     struct query q = {.tenant = JS("tenant"),
                       .selector_text = JS("query"),
-                      .from = (int64_t)JN("from"),
-                      .until = (int64_t)JN("until"),
                       .profile_type = JS("profile_type"),
-                      .mode = (enum qmode)(int)JN("mode"),
                       .all_types = cJSON_IsTrue(cJSON_GetObjectItem(j, "all_types")),
-                      .step = (int64_t)JN("step"),
                       .group_by = JS("group_by")};
-    double shard = JN("shard"), nsh = JN("nshards");
-    if (!q.tenant || !plan_tenant_valid(q.tenant) || q.from >= q.until ||
-        q.until - q.from > QUERY_MAX_RANGE_MS || (int)q.mode < Q_PROFILE || q.mode > Q_LABELS ||
-        nsh < 1 || nsh > 1024 || shard < 0 || shard >= nsh ||
-        (q.profile_type && !http_profile_type_valid(q.profile_type)) ||
+#undef JS
+    if ((why = json_int(j, "from", 0, QUERY_MAX_TIME_MS, -1, &q.from, err, sizeof(err))) ||
+        (why = json_int(j, "until", 0, QUERY_MAX_TIME_MS, -1, &q.until, err, sizeof(err))) ||
+        (why = json_int(j, "mode", Q_PROFILE, Q_LABELS, -1, &mode, err, sizeof(err))) ||
+        (why = json_int(j, "step", 0, QUERY_MAX_RANGE_MS, 0, &q.step, err, sizeof(err))) ||
+        (why = json_int(j, "nshards", 1, 1024, 0, &nsh, err, sizeof(err))) ||
+        (why = json_int(j, "shard", 0, 1023, -1, &shard, err, sizeof(err))) ||
+        (plan_range_check(q.from, q.until, "from", "until", err, sizeof(err)) && (why = err))) {
+        cJSON_Delete(j);
+        http_error_json(r, 400, "body: %s", why);
+        return;
+    }
+    q.mode = (enum qmode)mode;
+    if (!q.tenant || !plan_tenant_valid(q.tenant) || mode < 0 || nsh < 1 || shard < 0 ||
+        shard >= nsh || (q.profile_type && !http_profile_type_valid(q.profile_type)) ||
         (q.group_by && *q.group_by && !http_label_name_valid(q.group_by))) {
         cJSON_Delete(j);
         http_error_json(r, 400, "body: invalid peer query");
@@ -803,7 +878,7 @@ static void ep_select(struct http_server *s, const uint8_t *body, size_t len,
         return;
     }
     q.sel = sel;
-    int rc = run(s, &q, &mp, r);
+    int rc = run(s, p, &q, &mp, r);
     selector_free(sel);
     cJSON_Delete(j);
     if (rc)
@@ -848,6 +923,28 @@ static void ep_metrics(struct http_server *s, struct http_response *r)
                 "# TYPE stoke_query_peer_errors_total counter\n"
                 "stoke_query_peer_errors_total %" PRIu64 "\n",
                 ec.sections, ec.bytes_read, ec.skipped, ec.peer_errors);
+    sbuf_printf(&b,
+                "# TYPE stoke_query_busy_total counter\n"
+                "stoke_query_busy_total %" PRIu64 "\n"
+                "# TYPE stoke_query_deadline_exceeded_total counter\n"
+                "stoke_query_deadline_exceeded_total %" PRIu64 "\n"
+                "# TYPE stoke_query_cancelled_total counter\n"
+                "stoke_query_cancelled_total %" PRIu64 "\n",
+                (uint64_t)s->busy, (uint64_t)s->timeouts, (uint64_t)s->cancelled);
+    if (s->guard) {
+        struct connguard_stats gs;
+        connguard_stats(s->guard, &gs);
+        sbuf_printf(&b,
+                    "# TYPE stoke_query_connections gauge\n"
+                    "stoke_query_connections %u\n"
+                    "# TYPE stoke_query_connections_reading gauge\n"
+                    "stoke_query_connections_reading %u\n"
+                    "# TYPE stoke_query_connections_cut_total counter\n"
+                    "stoke_query_connections_cut_total{reason=\"read_timeout\"} %" PRIu64 "\n"
+                    "stoke_query_connections_cut_total{reason=\"write_timeout\"} %" PRIu64 "\n"
+                    "stoke_query_connections_cut_total{reason=\"evicted\"} %" PRIu64 "\n",
+                    gs.open, gs.reading, gs.cut_reading, gs.cut_sending, gs.evicted);
+    }
     if (s->o.cache) {
         struct cache_stats cs;
         cache_stats(s->o.cache, &cs);
@@ -916,6 +1013,34 @@ static const struct {
     {"/internal/v1/select", EP_SELECT},
 };
 
+/* Is @path answered on the query pool (it may run a query)? */
+static bool query_path(const char *path)
+{
+    if (pyroscope_path(path))
+        return true;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (strcmp(path, routes[i].path) == 0)
+            return true;
+    return false;
+}
+
+void http_limits(const struct http_opts *o, uint64_t nofile, struct http_limits *l)
+{
+    uint64_t mc = o->max_connections ? o->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS;
+    uint64_t room = nofile > HTTP_FD_RESERVE + 16 ? nofile - HTTP_FD_RESERVE : 16;
+
+    l->query_timeout_ms = o->query_timeout_ms ? o->query_timeout_ms : HTTP_DEFAULT_QUERY_TIMEOUT_MS;
+    l->read_timeout_ms = o->read_timeout_ms ? o->read_timeout_ms : HTTP_DEFAULT_READ_TIMEOUT_MS;
+    l->write_timeout_ms = o->write_timeout_ms ? o->write_timeout_ms : HTTP_DEFAULT_WRITE_TIMEOUT_MS;
+    l->max_queries = o->max_queries ? o->max_queries : HTTP_DEFAULT_MAX_QUERIES;
+    l->max_waiting = 4 * l->max_queries;
+    l->max_connections = (unsigned)(mc < room ? mc : room);
+    /* Connections reading a request leave a quarter free for the ones
+     * being answered, so a slow crowd cannot take the last slot. */
+    l->max_reading = l->max_connections * 3 / 4 ? l->max_connections * 3 / 4 : 1;
+    l->max_per_ip = o->max_per_ip;
+}
+
 void http_route(struct http_server *s, const char *method, const char *path, http_param_fn param,
                 void *ctx, const uint8_t *body, size_t body_len, struct http_response *out)
 {
@@ -941,17 +1066,56 @@ bool http_authorized(const struct http_server *s, const char *method, const char
     return auth_check(s->o.auth, header ? header(ctx, "Authorization") : NULL);
 }
 
+uint64_t http_query_timeout_ms(const struct http_server *s, const char *path, http_param_fn header,
+                               void *ctx)
+{
+    uint64_t t = s->lim.query_timeout_ms;
+    const char *v;
+
+    /* Connect's own deadline header: at most 10 digits of milliseconds. */
+    if (header && strncmp(path, PYROSCOPE_SERVICE_PREFIX, strlen(PYROSCOPE_SERVICE_PREFIX)) == 0 &&
+        (v = header(ctx, "Connect-Timeout-Ms")) && *v && strlen(v) <= 10 &&
+        strspn(v, "0123456789") == strlen(v)) {
+        uint64_t c = strtoull(v, NULL, 10);
+        if (c > 0 && c < t)
+            t = c;
+    }
+    return t;
+}
+
+void http_cancel_all(struct http_server *s)
+{
+    atomic_store(&s->stopping, true);
+}
+
 void http_route_headers(struct http_server *s, const char *method, const char *path,
                         http_param_fn param, http_param_fn header, void *ctx, const uint8_t *body,
                         size_t body_len, struct http_response *out)
 {
-    struct params p = {param, ctx};
+    struct qcancel qc;
+
+    qcancel_init(&qc, http_query_timeout_ms(s, path, header, ctx), &s->stopping, NULL, NULL);
+    struct http_request rq = {.method = method,
+                              .path = path,
+                              .param = param,
+                              .header = header,
+                              .ctx = ctx,
+                              .body = body,
+                              .body_len = body_len,
+                              .cancel = &qc};
+    http_handle(s, &rq, out);
+}
+
+void http_handle(struct http_server *s, const struct http_request *rq, struct http_response *out)
+{
+    const char *method = rq->method, *path = rq->path;
+    struct params p = {rq->param, rq->ctx, rq->cancel};
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     enum ep ep = EP_OTHER;
     int64_t t0 = mono_us();
 
     memset(out, 0, sizeof(*out));
-    if (!http_authorized(s, method, path, header, ctx)) {
+    if (!http_authorized(s, method, path, rq->header, rq->ctx)) {
         if (strncmp(path, PYROSCOPE_SERVICE_PREFIX, strlen(PYROSCOPE_SERVICE_PREFIX)) == 0)
             connect_error(out, 401, CONNECT_UNAUTHENTICATED,
                           "missing or invalid token (Authorization: Bearer <token>)");
@@ -962,10 +1126,10 @@ void http_route_headers(struct http_server *s, const char *method, const char *p
         goto done;
     }
     if (pyroscope_path(path)) {
-        struct pyroscope_api a = {s->o.engine, s->o.tenant};
+        struct pyroscope_api a = {s->o.engine, s->o.tenant, rq->cancel};
         ep = EP_PYROSCOPE;
-        pyroscope_route(&a, method, path, param, header ? header : no_header, ctx, body, body_len,
-                        out);
+        pyroscope_route(&a, method, path, rq->param, rq->header ? rq->header : no_header, rq->ctx,
+                        rq->body, rq->body_len, out);
         goto done;
     }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
@@ -1021,7 +1185,7 @@ void http_route_headers(struct http_server *s, const char *method, const char *p
         ep_pprof(s, &p, out);
         break;
     case EP_SELECT:
-        ep_select(s, body, body_len, out);
+        ep_select(s, &p, rq->body, rq->body_len, out);
         break;
     default:
         break;
@@ -1035,11 +1199,24 @@ done:
 
 /* ---- libmicrohttpd glue ------------------------------------------------ */
 
+/* One request on a connection (libmicrohttpd's con_cls), from its URI to
+ * its answer. */
 struct conn {
+    struct http_server *s;
+    struct MHD_Connection *c;
+    struct connguard_conn *g; /* the connection's guard record */
+    int fd;
     uint8_t *body;
     size_t len;
-    bool too_big;
-    bool denied; /* no valid token: the body is discarded, the answer is 401 */
+    bool started;  /* the access handler has seen the head */
+    bool too_big;  /* the body went over its cap (discarded) */
+    bool queued;   /* handed to a pool: r holds the answer once resumed */
+    int refused;   /* 414 or 400: the URI was too long or had too many parameters */
+    size_t urilen; /* of a refused URI */
+    unsigned nparams;
+    const char *method, *url;
+    struct qcancel cancel;
+    struct http_response r;
 };
 
 static const char *mhd_param(void *ctx, const char *name)
@@ -1052,30 +1229,150 @@ static const char *mhd_header(void *ctx, const char *name)
     return MHD_lookup_connection_value(ctx, MHD_HEADER_KIND, name);
 }
 
+static bool conn_gone(void *ctx)
+{
+    const struct conn *cn = ctx;
+    return cn->fd >= 0 && qcancel_socket_gone(cn->fd);
+}
+
+/* Called with the raw request URI before libmicrohttpd splits its
+ * arguments; what it returns is the request's con_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct conn *cn = calloc(1, sizeof(*cn));
+    const char *q = strchr(uri, '?');
+    size_t n = strlen(uri);
+    unsigned np = 0;
+
+    if (!cn)
+        return NULL;
+    cn->fd = -1;
+    if (q) {
+        np = 1;
+        for (const char *t = q + 1; *t; t++)
+            np += *t == '&';
+    }
+    if (n > HTTP_MAX_URI || np > HTTP_MAX_PARAMS) {
+        cn->refused = n > HTTP_MAX_URI ? 414 : 400;
+        cn->urilen = n;
+        cn->nparams = np;
+        /* libmicrohttpd (0.9.75) next parses every argument into the
+         * connection's memory pool; thousands of them exhaust it and it
+         * closes the connection without an answer (its 431 cannot be built
+         * in the full pool). The string is the connection's own read
+         * buffer: ending it at the '?' leaves no arguments to parse, and
+         * the handler answers. */
+        if (q)
+            ((char *)q)[1] = '\0';
+    }
+    return cn;
+}
+
+/* Queues @cn's answer @r (taking its body). */
+static enum MHD_Result answer(struct conn *cn, const char *url, struct http_response *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+    enum MHD_Result ret;
+    char skipped[32];
+
+    if (!resp) {
+        free(r->body);
+        r->body = NULL;
+        return MHD_NO;
+    }
+    r->body = NULL;
+    MHD_add_response_header(resp, "Content-Type", r->content_type ? r->content_type : "text/plain");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (r->queried) {
+        snprintf(skipped, sizeof(skipped), "%" PRIu64, r->skipped);
+        MHD_add_response_header(resp, "X-Stoke-Skipped", skipped);
+    }
+    if (r->status == 405)
+        MHD_add_response_header(
+            resp, "Allow",
+            strcmp(url, "/internal/v1/select") == 0 ||
+                    strncmp(url, PYROSCOPE_SERVICE_PREFIX, strlen(PYROSCOPE_SERVICE_PREFIX)) == 0
+                ? "POST"
+                : "GET, HEAD");
+    if (r->status == 401)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"stoke-query\"");
+    if (r->status == 415)
+        MHD_add_response_header(resp, "Accept-Post", "application/json, application/proto");
+    if (r->status == 429 || r->status == 503)
+        MHD_add_response_header(resp, "Retry-After", "1");
+    connguard_sending(cn->s->guard, cn->g);
+    ret = MHD_queue_response(cn->c, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* A pool's job: runs the request, then wakes its connection, whose
+ * handler (called again) sends the answer. */
+static void run_job(void *job)
+{
+    struct conn *cn = job;
+    struct http_request rq = {.method = cn->method,
+                              .path = cn->url,
+                              .param = mhd_param,
+                              .header = mhd_header,
+                              .ctx = cn->c,
+                              .body = cn->body,
+                              .body_len = cn->len,
+                              .cancel = &cn->cancel};
+
+    if (qcancel_check(&cn->cancel) == -ETIMEDOUT) {
+        /* Waited in the queue past its deadline. */
+        cn->s->timeouts++;
+        http_error_json(&cn->r, 504, "query: waited longer than its deadline of %u ms for a turn",
+                        cn->s->lim.query_timeout_ms);
+    } else {
+        http_handle(cn->s, &rq, &cn->r);
+    }
+    MHD_resume_connection(cn->c);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
 {
     struct http_server *s = cls;
     struct conn *cn = *con_cls;
+    const union MHD_ConnectionInfo *ci;
     struct http_response r;
-    struct MHD_Response *resp;
-    enum MHD_Result ret;
 
-    if (!cn) {
-        cn = calloc(1, sizeof(*cn));
-        if (!cn)
-            return MHD_NO;
-        *con_cls = cn;
-        cn->denied = !http_authorized(s, method, url, mhd_header, c);
+    if (!cn)
+        return MHD_NO; /* on_uri ran out of memory */
+    if (!cn->started) {
+        /* The head has arrived: refuse at once what needs no body. */
+        cn->started = true;
+        cn->s = s;
+        cn->c = c;
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        cn->g = ci ? ci->socket_context : NULL;
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        cn->fd = ci ? ci->connect_fd : -1;
+        memset(&r, 0, sizeof(r));
+        if (cn->refused == 414) {
+            http_error_json(&r, 414, "url: %zu bytes, more than %d", cn->urilen, HTTP_MAX_URI);
+            return answer(cn, url, &r);
+        }
+        if (cn->refused) {
+            http_error_json(&r, 400, "query string: %u parameters, more than %d", cn->nparams,
+                            HTTP_MAX_PARAMS);
+            return answer(cn, url, &r);
+        }
+        if (!http_authorized(s, method, url, mhd_header, c)) {
+            /* 401 before the body: a refused client costs no reading. */
+            http_route_headers(s, method, url, mhd_param, mhd_header, c, NULL, 0, &r);
+            return answer(cn, url, &r);
+        }
         return MHD_YES;
     }
     /* Connect requests may be larger than the JSON API's queries. */
     size_t cap = pyroscope_path(url) ? CONNECT_MAX_BODY : HTTP_MAX_BODY;
     if (*upload_size) {
-        if (cn->denied) {
-            /* Not buffered: an unauthenticated client costs no memory. */
-        } else if (cn->len + *upload_size > cap) {
+        if (cn->len + *upload_size > cap) {
             cn->too_big = true;
         } else {
             uint8_t *nb = realloc(cn->body, cn->len + *upload_size + 1);
@@ -1088,55 +1385,125 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
-    if (cn->too_big && !cn->denied) {
-        memset(&r, 0, sizeof(r));
+    if (cn->queued) /* resumed: the pool has answered */
+        return answer(cn, url, &cn->r);
+    connguard_working(s->guard, cn->g);
+    memset(&r, 0, sizeof(r));
+    if (cn->too_big) {
         if (pyroscope_path(url))
             connect_error(&r, 0, CONNECT_RESOURCE_EXHAUSTED, "body: larger than %zu bytes", cap);
         else
             http_error_json(&r, 413, "body: larger than %d bytes", HTTP_MAX_BODY);
-    } else {
+        return answer(cn, url, &r);
+    }
+    if (!query_path(url)) {
+        /* The page, /healthz, /metrics, 404: answered here, at once. */
         http_route_headers(s, method, url, mhd_param, mhd_header, c, cn->body, cn->len, &r);
+        return answer(cn, url, &r);
     }
-    resp = MHD_create_response_from_buffer(r.len, r.body, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(r.body);
-        return MHD_NO;
+    /* A query: on a pool, its connection suspended meanwhile. */
+    cn->method = method;
+    cn->url = url;
+    qcancel_init(&cn->cancel, http_query_timeout_ms(s, url, mhd_header, c), &s->stopping, conn_gone,
+                 cn);
+    cn->queued = true;
+    MHD_suspend_connection(c);
+    int rc = workpool_submit(strcmp(url, "/internal/v1/select") == 0 ? s->shards : s->queries, cn);
+    if (rc) {
+        memset(&cn->r, 0, sizeof(cn->r));
+        if (rc == -EAGAIN)
+            s->busy++;
+        if (pyroscope_path(url))
+            connect_error(&cn->r, rc == -EAGAIN ? 429 : 503,
+                          rc == -EAGAIN ? CONNECT_RESOURCE_EXHAUSTED : CONNECT_UNAVAILABLE, "%s",
+                          rc == -EAGAIN ? "too many queries at once; retry" : "stopping");
+        else
+            http_error_json(&cn->r, rc == -EAGAIN ? 429 : 503, "%s",
+                            rc == -EAGAIN ? "too many queries at once (--max-queries); retry"
+                                          : "stopping");
+        MHD_resume_connection(c);
     }
-    MHD_add_response_header(resp, "Content-Type", r.content_type ? r.content_type : "text/plain");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    if (r.status == 405)
-        MHD_add_response_header(
-            resp, "Allow",
-            strcmp(url, "/internal/v1/select") == 0 ||
-                    strncmp(url, PYROSCOPE_SERVICE_PREFIX, strlen(PYROSCOPE_SERVICE_PREFIX)) == 0
-                ? "POST"
-                : "GET, HEAD");
-    if (r.status == 401)
-        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"stoke-query\"");
-    if (r.status == 415)
-        MHD_add_response_header(resp, "Accept-Post", "application/json, application/proto");
-    ret = MHD_queue_response(c, (unsigned)r.status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return MHD_YES;
 }
 
 static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
                     enum MHD_RequestTerminationCode toe)
 {
+    struct http_server *s = cls;
     struct conn *cn = *con_cls;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    /* Kept alive, the connection now reads its next request. */
+    if (ci)
+        connguard_reading(s->guard, ci->socket_context);
     if (cn) {
+        free(cn->r.body);
         free(cn->body);
         free(cn);
         *con_cls = NULL;
     }
 }
 
+/* libmicrohttpd's messages, at most HTTP_LOG_BURST per minute: a crowd
+ * of slow clients being cut must not flood the log. */
+#define HTTP_LOG_BURST 20
+static void on_log(void *cls, const char *fmt, va_list ap)
+{
+    struct http_server *s = cls;
+    int64_t now = mono_us();
+    char msg[512];
+
+    pthread_mutex_lock(&s->log_lock);
+    if (now - s->log_window_us >= 60000000) {
+        if (s->log_dropped)
+            fprintf(stderr, "stoke-query: http: %u more messages in the last minute not shown\n",
+                    s->log_dropped);
+        s->log_window_us = now;
+        s->log_n = s->log_dropped = 0;
+    }
+    bool show = s->log_n++ < HTTP_LOG_BURST;
+    if (!show)
+        s->log_dropped++;
+    pthread_mutex_unlock(&s->log_lock);
+    if (!show)
+        return;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    fprintf(stderr, "stoke-query: http: %s\n", msg);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *s = cls;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? connguard_open(s->guard, ci->connect_fd) : NULL;
+    } else {
+        /* Before libmicrohttpd closes the descriptor. */
+        connguard_close(s->guard, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
 struct http_server *http_new_unbound(const struct http_opts *o)
 {
     struct http_server *s = calloc(1, sizeof(*s));
-    if (s)
+    if (s) {
         s->o = *o;
+        http_limits(o, UINT64_MAX, &s->lim);
+        pthread_mutex_init(&s->log_lock, NULL);
+        s->log_window_us = mono_us();
+    }
     return s;
+}
+
+const struct http_limits *http_server_limits(const struct http_server *s)
+{
+    return &s->lim;
 }
 
 struct http_server *http_start(const struct http_opts *o, char *err, size_t errlen)
@@ -1146,19 +1513,23 @@ struct http_server *http_start(const struct http_opts *o, char *err, size_t errl
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
                     *ai = NULL;
+    struct rlimit nofile = {0};
     char host[256];
     const char *colon;
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+    /* One thread polls every connection: an idle or slow client costs a
+     * descriptor, not a thread; queries run on the pools. */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0)
+        http_limits(o, nofile.rlim_cur, &s->lim);
     colon = strrchr(o->listen, ':');
     if (!colon || colon - o->listen >= (long)sizeof(host) || !colon[1]) {
         snprintf(err, errlen, "--listen %s: expected HOST:PORT", o->listen);
-        free(s);
+        http_stop(s);
         return NULL;
     }
     memcpy(host, o->listen, (size_t)(colon - o->listen));
@@ -1170,21 +1541,30 @@ struct http_server *http_start(const struct http_opts *o, char *err, size_t errl
     int gr = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
     if (gr) {
         snprintf(err, errlen, "--listen %s: %s", o->listen, gai_strerror(gr));
-        free(s);
+        http_stop(s);
         return NULL;
     }
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_done, s,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
-                            MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
-                            MHD_OPTION_END);
+    struct connguard_opts go = {.read_timeout_ms = s->lim.read_timeout_ms,
+                                .write_timeout_ms = s->lim.write_timeout_ms,
+                                .max_reading = s->lim.max_reading};
+    s->guard = connguard_new(&go);
+    s->queries = workpool_new(s->lim.max_queries, s->lim.max_waiting, run_job);
+    s->shards = workpool_new(s->lim.max_queries, s->lim.max_waiting, run_job);
+    if (s->guard && s->queries && s->shards)
+        s->d = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_log, s,
+            MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+            MHD_OPTION_NOTIFY_COMPLETED, on_done, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_CONNECTION_LIMIT,
+            s->lim.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->lim.max_per_ip,
+            MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->d) {
         snprintf(err, errlen, "--listen %s: cannot listen (address in use or not permitted)",
                  o->listen);
-        free(s);
+        http_stop(s);
         return NULL;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -1201,7 +1581,19 @@ void http_stop(struct http_server *s)
 {
     if (!s)
         return;
+    /* Running queries stop at their next check; queued ones answer 503
+     * without running; new ones are refused. Only then may the daemon stop:
+     * it must not find a connection still suspended. */
+    atomic_store(&s->stopping, true);
+    if (s->queries)
+        workpool_close(s->queries);
+    if (s->shards)
+        workpool_close(s->shards);
     if (s->d)
         MHD_stop_daemon(s->d);
+    workpool_free(s->queries);
+    workpool_free(s->shards);
+    connguard_free(s->guard);
+    pthread_mutex_destroy(&s->log_lock);
     free(s);
 }

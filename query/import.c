@@ -70,7 +70,7 @@ int query_gunzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
 }
 
 int query_import_file(struct store *st, const struct import_opts *o, const char *path, char *key,
-                      size_t keylen, char *err, size_t errlen)
+                      size_t keylen, char *warn, size_t warnlen, char *err, size_t errlen)
 {
     const char *tenant = o->tenant ? o->tenant : "default";
     const char *host = o->host ? o->host : "import";
@@ -83,6 +83,8 @@ int query_import_file(struct store *st, const struct import_opts *o, const char 
     char segkey[1024], mankey[1024];
     int rc;
 
+    if (warn && warnlen)
+        warn[0] = 0;
     if (!o->service || !*o->service) {
         snprintf(err, errlen, "a service name is required");
         return -EINVAL;
@@ -101,6 +103,15 @@ int query_import_file(struct store *st, const struct import_opts *o, const char 
         snprintf(err, errlen, "%s: not a pprof profile", path);
         goto out;
     }
+    char why[256];
+    rc = seg_pprof_check(p, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: malformed pprof profile: %s", path,
+                 why[0] ? why : strerror(-rc));
+        goto out;
+    }
+    if (rc == SEG_PPROF_REPAIRED && warn && warnlen)
+        snprintf(warn, warnlen, "%s: repaired: %s", path, why);
     int64_t t = o->time_ms;
     if (t == 0)
         t = p->time_nanos / 1000000;

@@ -22,9 +22,11 @@ struct import_opts {
 };
 
 /* Reads @path (pprof, gzip or not) and writes it. Returns 0 or a negative
- * errno with a message in @err. @key (may be NULL) receives the object key. */
+ * errno with a message in @err; a malformed profile (seg_pprof_check) is
+ * -EINVAL naming the problem. @key (may be NULL) receives the object key,
+ * @warn (may be NULL) what was repaired to import it ("" when nothing). */
 int query_import_file(struct store *st, const struct import_opts *o, const char *path, char *key,
-                      size_t keylen, char *err, size_t errlen);
+                      size_t keylen, char *warn, size_t warnlen, char *err, size_t errlen);
 
 /* Gunzips @in when it is gzip, else copies it; at most IMPORT_MAX_BYTES.
  * Allocates *out. */

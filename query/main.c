@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "query/auth.h"
 #include "query/cache.h"
@@ -41,6 +43,16 @@ static void usage(FILE *f)
                "  --cache-mb N        memory cache size (default 256; 0 disables)\n"
                "  --cache-dir DIR     disk cache directory (default none)\n"
                "  --web-dir DIR       serve DIR/index.html instead of the embedded page\n"
+               "  --query-timeout T   a request's queries stop after T (default 60s; 500ms,\n"
+               "                      10s, 2m); Connect clients may ask for less\n"
+               "  --read-timeout T    a request (head and body) must arrive within T of its\n"
+               "                      first byte, or of the previous answer (default 10s)\n"
+               "  --write-timeout T   an answer must be taken within T (default 60s)\n"
+               "  --max-connections N open connections (default 1024, at most the\n"
+               "                      descriptor limit less 64); 3/4 may be reading requests\n"
+               "  --max-connections-per-ip N  per client address (default: no limit)\n"
+               "  --max-queries N     queries running at once (default 8); 4N more wait,\n"
+               "                      beyond that 429\n"
                "  --auth-token-file F require \"Authorization: Bearer TOKEN\" (or Basic auth\n"
                "                      with TOKEN as password) on every request but /healthz\n"
                "                      and the page; F holds one or more tokens, one per\n"
@@ -52,6 +64,69 @@ static void usage(FILE *f)
                "                      then ~/.aws/credentials)\n"
                "  --s3-path-style     use path-style S3 URLs\n"
                "  -h, --help          this text\n");
+}
+
+/* "30", "30s", "500ms", "2m" into milliseconds in [1, 86400000]. */
+static int parse_duration_ms(const char *s, unsigned *out)
+{
+    char *end;
+    unsigned long long mult = 1000;
+
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno || s[0] == '-')
+        return -EINVAL;
+    if (strcmp(end, "ms") == 0)
+        mult = 1;
+    else if (strcmp(end, "m") == 0)
+        mult = 60000;
+    else if (*end && strcmp(end, "s") != 0)
+        return -EINVAL;
+    if (v == 0 || v > 86400000ULL / mult)
+        return -EINVAL;
+    *out = (unsigned)(v * mult);
+    return 0;
+}
+
+/* A count in [1, max]. */
+static int parse_count(const char *s, unsigned long max, unsigned *out)
+{
+    char *end;
+
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (!*s || *end || errno || s[0] == '-' || v < 1 || v > max)
+        return -EINVAL;
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* Raises the soft descriptor limit to the hard one: each client
+ * connection holds a descriptor (Go's runtime does the same at start). */
+static void raise_nofile(void)
+{
+    struct rlimit r;
+
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &r);
+    }
+}
+
+/* Stopping waits for running queries, which stop at their next check; one
+ * stuck in a store read (an S3 request has its own 30 s timeout) must not
+ * hold the exit: after STOP_GRACE_S the process exits anyway. */
+#define STOP_GRACE_S 5
+static void *stop_watchdog(void *arg)
+{
+    (void)arg;
+    sleep(STOP_GRACE_S);
+    fprintf(stderr,
+            "stoke-query: still stopping after %d s (a query blocked in the store); "
+            "exiting without waiting\n",
+            STOP_GRACE_S);
+    _exit(1);
+    return NULL;
 }
 
 /* Reads the first line of @path into a malloc'd string (credentials are
@@ -76,6 +151,12 @@ static char *read_secret(const char *path)
  * until SIGINT/SIGTERM.
  */
 static volatile sig_atomic_t compact_stop;
+static void on_compact_error(const char *msg, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "stoke-query compact: skipped: %s\n", msg);
+}
+
 static void on_compact_signal(int sig)
 {
     (void)sig;
@@ -96,7 +177,7 @@ static int cmd_compact(int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     struct store_opts so = {.path_style = -1};
-    struct compact_opts co = {0};
+    struct compact_opts co = {.on_error = on_compact_error};
     unsigned every = 0;
     char err[512];
     int c;
@@ -170,11 +251,12 @@ static int cmd_compact(int argc, char **argv)
         ret = compact_run(st, &co, &cs);
         printf("compact: %llu hours compacted (%llu entries, %llu sections merged, %llu blocks, "
                "%llu bytes read, %llu written), %llu objects deleted, %llu hours expired, "
-               "%llu errors%s%s\n",
+               "%llu objects kept as they are, %llu orphan blocks, %llu errors%s%s\n",
                (unsigned long long)cs.hours_compacted, (unsigned long long)cs.entries_merged,
                (unsigned long long)cs.sections_merged, (unsigned long long)cs.blocks_written,
                (unsigned long long)cs.bytes_in, (unsigned long long)cs.bytes_out,
                (unsigned long long)cs.objects_deleted, (unsigned long long)cs.hours_expired,
+               (unsigned long long)cs.objects_kept, (unsigned long long)cs.blocks_orphaned,
                (unsigned long long)cs.errors, cs.last_error[0] ? ": " : "", cs.last_error);
         fflush(stdout);
         if (ret)
@@ -336,16 +418,19 @@ static int cmd_import(int argc, char **argv)
         return 1;
     }
     for (int i = optind; i < argc; i++) {
-        char key[1024];
+        char key[1024], warn[512];
         struct import_opts one = io;
         /* Several files of one service: one second apart, as windows. */
         if (io.time_ms)
             one.time_ms = io.time_ms + (int64_t)(i - optind) * 1000;
-        if (query_import_file(st, &one, argv[i], key, sizeof(key), err, sizeof(err))) {
+        if (query_import_file(st, &one, argv[i], key, sizeof(key), warn, sizeof(warn), err,
+                              sizeof(err))) {
             fprintf(stderr, "stoke-query import: %s\n", err);
             rc = 1;
             continue;
         }
+        if (warn[0])
+            fprintf(stderr, "stoke-query import: warning: %s\n", warn);
         printf("%s\n", key);
     }
     store_close(st);
@@ -368,9 +453,16 @@ int main(int argc, char **argv)
                                          {"s3-access-key-file", required_argument, 0, 'A'},
                                          {"s3-secret-key-file", required_argument, 0, 'K'},
                                          {"s3-path-style", no_argument, 0, 'P'},
+                                         {"query-timeout", required_argument, 0, 'Q'},
+                                         {"read-timeout", required_argument, 0, 'r'},
+                                         {"write-timeout", required_argument, 0, 'W'},
+                                         {"max-connections", required_argument, 0, 'M'},
+                                         {"max-connections-per-ip", required_argument, 0, 'I'},
+                                         {"max-queries", required_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     struct store_opts so = {.path_style = -1};
+    struct http_opts ho = {0};
     const char *listen = "127.0.0.1:4040", *tenant = "default", *cache_dir = NULL, *web_dir = NULL,
                *peers_arg = NULL, *token_file = NULL;
     struct auth *auth = NULL;
@@ -447,6 +539,37 @@ int main(int argc, char **argv)
         case 'P':
             so.path_style = 1;
             break;
+        case 'Q':
+        case 'r':
+        case 'W':
+            if (parse_duration_ms(optarg, c == 'Q'   ? &ho.query_timeout_ms
+                                          : c == 'r' ? &ho.read_timeout_ms
+                                                     : &ho.write_timeout_ms)) {
+                fprintf(stderr,
+                        "stoke-query: --%s: '%s' is not a duration from 1ms to 24h (e.g. 30s, "
+                        "500ms, 2m)\n",
+                        c == 'Q'   ? "query-timeout"
+                        : c == 'r' ? "read-timeout"
+                                   : "write-timeout",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'M':
+        case 'I':
+        case 'q':
+            if (parse_count(optarg, c == 'q' ? 256 : 1000000,
+                            c == 'M'   ? &ho.max_connections
+                            : c == 'I' ? &ho.max_per_ip
+                                       : &ho.max_queries)) {
+                fprintf(stderr, "stoke-query: --%s: '%s' is not a number from 1 to %lu\n",
+                        c == 'M'   ? "max-connections"
+                        : c == 'I' ? "max-connections-per-ip"
+                                   : "max-queries",
+                        optarg, c == 'q' ? 256UL : 1000000UL);
+                return 2;
+            }
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -488,6 +611,7 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
 
     struct store *st = store_open(&so, err, sizeof(err));
     struct cache *cache = NULL;
@@ -516,22 +640,34 @@ int main(int argc, char **argv)
         fprintf(stderr, "stoke-query: out of memory\n");
         goto out;
     }
-    struct http_opts ho = {.listen = listen,
-                           .engine = eng,
-                           .cache = cache,
-                           .tenant = tenant,
-                           .web_dir = web_dir,
-                           .auth = auth};
+    ho.listen = listen;
+    ho.engine = eng;
+    ho.cache = cache;
+    ho.tenant = tenant;
+    ho.web_dir = web_dir;
+    ho.auth = auth;
     srv = http_start(&ho, err, sizeof(err));
     if (!srv) {
         fprintf(stderr, "stoke-query: %s\n", err);
         goto out;
     }
-    fprintf(stderr, "stoke-query: serving %s on port %u (store %s, %zu peers, %s)\n", listen,
-            http_port(srv), so.url, npeers, auth ? "token auth on" : "no auth");
+    const struct http_limits *lim = http_server_limits(srv);
+    fprintf(stderr,
+            "stoke-query: serving %s on port %u (store %s, %zu peers, %s; %u connections, "
+            "%u queries at once, query timeout %u ms, read timeout %u ms)\n",
+            listen, http_port(srv), so.url, npeers, auth ? "token auth on" : "no auth",
+            lim->max_connections, lim->max_queries, lim->query_timeout_ms, lim->read_timeout_ms);
+    if (ho.max_connections && lim->max_connections < ho.max_connections)
+        fprintf(stderr,
+                "stoke-query: --max-connections %u lowered to %u: the descriptor limit "
+                "(ulimit -n) leaves no more\n",
+                ho.max_connections, lim->max_connections);
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "stoke-query: %s, stopping\n", strsignal(sig));
+    pthread_t wd;
+    if (pthread_create(&wd, NULL, stop_watchdog, NULL) == 0)
+        pthread_detach(wd);
     rc = 0;
 out:
     http_stop(srv);

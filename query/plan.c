@@ -2,6 +2,7 @@
 #include "query/plan.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,36 @@ uint64_t plan_key_hash(const char *key)
     h *= 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 33;
     return h;
+}
+
+int plan_time_check(int64_t t, const char *name, char *err, size_t errlen)
+{
+    if (t < 0 || t > QUERY_MAX_TIME_MS) {
+        snprintf(err, errlen,
+                 "%s: %" PRId64 " is out of range (Unix milliseconds from 0 to %lld, "
+                 "9999-12-31)",
+                 name, t, QUERY_MAX_TIME_MS);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int plan_range_check(int64_t from, int64_t until, const char *fname, const char *uname, char *err,
+                     size_t errlen)
+{
+    if (plan_time_check(from, fname, err, errlen) || plan_time_check(until, uname, err, errlen))
+        return -EINVAL;
+    /* Both are in [0, QUERY_MAX_TIME_MS] now: the difference cannot overflow. */
+    if (from >= until) {
+        snprintf(err, errlen, "%s: must be before %s (%" PRId64 " >= %" PRId64 ")", fname, uname,
+                 from, until);
+        return -EINVAL;
+    }
+    if (until - from > QUERY_MAX_RANGE_MS) {
+        snprintf(err, errlen, "%s: the range from %s is longer than 31 days", uname, fname);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 bool plan_tenant_valid(const char *t)
@@ -184,19 +215,26 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
         free(p);
         return -ENOMEM;
     }
-    if (r->until <= r->from) {
-        *out = p;
-        return 0;
+    if ((rc = plan_range_check(r->from, r->until, "from", "until", err, errlen))) {
+        plan_free(p);
+        return rc;
     }
-    int64_t day0 = r->from >= 0 ? r->from / DAY_MS : (r->from - DAY_MS + 1) / DAY_MS;
-    int64_t day1 = (r->until - 1) >= 0 ? (r->until - 1) / DAY_MS : (r->until - DAY_MS) / DAY_MS;
-    for (int64_t day = day0; day <= day1 && rc == 0; day++) {
+    /* Both ends are in [0, QUERY_MAX_TIME_MS] and at most 31 days apart, so
+     * this loop runs at most PLAN_MAX_DAYS times. */
+    int64_t day0 = r->from / DAY_MS, ndays = (r->until - 1) / DAY_MS - day0 + 1;
+    if (ndays < 1 || ndays > PLAN_MAX_DAYS) {
+        fprintf(stderr, "plan_build: %" PRId64 " days after plan_range_check\n", ndays);
+        abort();
+    }
+    for (int64_t day = day0; day < day0 + ndays && rc == 0; day++) {
         char prefix[256], date[32];
         struct store_list l = {0};
         struct mstr replaced = {0};
         time_t secs = (time_t)(day * 86400);
         struct tm tm;
 
+        if ((rc = qcancel_check(r->cancel)))
+            break;
         gmtime_r(&secs, &tm);
         strftime(date, sizeof(date), "%Y-%m-%d", &tm);
         snprintf(prefix, sizeof(prefix), "%s/manifest/%s/", r->tenant, date);
@@ -230,6 +268,8 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
                     continue;
                 if (mstr_find(&replaced, key, strlen(key)) != MPROF_NONE)
                     continue;
+                if ((rc = qcancel_check(r->cancel)))
+                    break;
                 struct manifest *m = load_manifest(p, st, c, key);
                 if (!m)
                     continue;
@@ -303,6 +343,9 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
     if (rc) {
         if (rc == -ENOMEM)
             snprintf(err, errlen, "out of memory planning the query");
+        else if (rc == -ETIMEDOUT || rc == -ECANCELED)
+            snprintf(err, errlen, "%s while planning",
+                     rc == -ETIMEDOUT ? "deadline passed" : "cancelled");
         plan_free(p);
         return rc;
     }

@@ -463,18 +463,15 @@ static int selection_parse(struct call *c, const char *what, const char *text, i
 
     memset(s, 0, sizeof(*s));
     s->until = end ? end : now_ms();
+    /* Without a start, end is checked first: the default is computed from it. */
+    if (start ? plan_range_check(start, s->until, "start", "end", err, sizeof(err))
+              : plan_time_check(s->until, "end", err, sizeof(err)) ||
+                    plan_range_check(s->until - HOUR_MS, s->until, "start", "end", err,
+                                     sizeof(err))) {
+        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "%s%s", what, err);
+        return -EINVAL;
+    }
     s->from = start ? start : s->until - HOUR_MS;
-    if (s->from >= s->until) {
-        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT,
-                      "%sstart: must be before end (%" PRId64 " >= %" PRId64 ")", what, s->from,
-                      s->until);
-        return -EINVAL;
-    }
-    if (s->until - s->from > QUERY_MAX_RANGE_MS) {
-        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT,
-                      "%send: the range from start is longer than 31 days", what);
-        return -EINVAL;
-    }
     rc = selector_parse(text, &s->parsed, err, sizeof(err));
     if (rc) {
         connect_error(c->r, 0,
@@ -539,15 +536,32 @@ static struct query selection_query(const struct call *c, const struct selection
                           .mode = mode};
 }
 
+/* Fills c->r with the Connect error of a query that failed with @rc. */
+static void query_error(struct call *c, int rc, const char *what, const char *err)
+{
+    enum connect_code code = rc == -ENOMEM      ? CONNECT_RESOURCE_EXHAUSTED
+                             : rc == -ETIMEDOUT ? CONNECT_DEADLINE_EXCEEDED
+                             : rc == -ECANCELED ? CONNECT_CANCELED
+                             : rc == -EINVAL    ? CONNECT_INVALID_ARGUMENT
+                                                : CONNECT_UNAVAILABLE;
+
+    connect_error(c->r, 0, code, "%s: %s", what, err[0] ? err : strerror(-rc));
+}
+
 static int run(struct call *c, const struct query *q, struct mprof **out)
 {
     char err[512] = "";
-    int rc = engine_query(c->a->engine, q, out, err, sizeof(err));
+    struct query qq = *q;
 
-    if (rc)
-        connect_error(c->r, 0, rc == -ENOMEM ? CONNECT_RESOURCE_EXHAUSTED : CONNECT_UNAVAILABLE,
-                      "query failed: %s", err[0] ? err : strerror(-rc));
-    return rc;
+    qq.cancel = c->a->cancel;
+    int rc = engine_query(c->a->engine, &qq, out, err, sizeof(err));
+    if (rc) {
+        query_error(c, rc, "query failed", err);
+        return rc;
+    }
+    c->r->queried = true;
+    c->r->skipped += (*out)->stats.skipped;
+    return 0;
 }
 
 static int profile_type_check(struct call *c, const char *what, const char *id)
@@ -639,14 +653,15 @@ static int types_of(struct call *c, const struct selection *s, char ***types, si
     char err[256] = "";
     struct mprof *notes = NULL;
     int rc = engine_profile_types(c->a->engine, c->tenant, s->parsed ? &s->rest : NULL, s->from,
-                                  s->until, types, n, &notes, err, sizeof(err));
+                                  s->until, c->a->cancel, types, n, &notes, err, sizeof(err));
 
-    mprof_free(notes);
     if (rc) {
-        connect_error(c->r, 0, rc == -ENOMEM ? CONNECT_RESOURCE_EXHAUSTED : CONNECT_UNAVAILABLE,
-                      "profile types: %s", err[0] ? err : strerror(-rc));
+        query_error(c, rc, "profile types", err);
         return rc;
     }
+    c->r->queried = true;
+    c->r->skipped += notes->stats.skipped;
+    mprof_free(notes);
     size_t k = 0;
     for (size_t i = 0; i < *n; i++) {
         if (name_matches(s, (*types)[i]))
@@ -773,11 +788,14 @@ static void labels(struct call *c, const char *name, char *const *matchers, size
         size_t n = 0;
         if (selection_parse(c, "", nmatchers ? matchers[k] : "{}", start, end, &s))
             goto fail;
-        /* __name__ comes from the profile types, the rest from the engine. */
+        /* __name__ comes from the profile types, the rest from the engine.
+         * Both read the same selection: its skips count once. */
+        uint64_t skipped0 = c->r->skipped;
         if (types_of(c, &s, &types, &n)) {
             selection_free(&s);
             goto fail;
         }
+        uint64_t skipped_types = c->r->skipped - skipped0;
         if (n && !name)
             strset_add(&out, "__name__");
         if (n && name && strcmp(name, "__name__") == 0)
@@ -794,6 +812,9 @@ static void labels(struct call *c, const char *name, char *const *matchers, size
                 selection_free(&s);
                 goto fail;
             }
+            if (mp->stats.skipped > skipped_types)
+                skipped_types = mp->stats.skipped;
+            c->r->skipped = skipped0 + skipped_types;
             uint32_t want = name ? mstr_find(&mp->str, name, strlen(name)) : MPROF_NONE;
             for (uint32_t i = 0; i < mp->npairs; i++) {
                 uint32_t a = (uint32_t)(mp->pairs[i] >> 32), v = (uint32_t)mp->pairs[i];
@@ -1266,6 +1287,11 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
         if (max_nodes > (long long)PYROSCOPE_MAX_NODES)
             max_nodes = PYROSCOPE_MAX_NODES;
     }
+    char err[256];
+    if (plan_range_check(from, until, "from", "until", err, sizeof(err))) {
+        http_error_json(out, 400, "%s", err);
+        return;
+    }
     struct selection s;
     if (selection_parse(&c, "", query[tl] ? query + tl : "{}", from, until, &s)) {
         /* Re-word the Connect error for this plain JSON endpoint. */
@@ -1303,6 +1329,9 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
         return; /* run left a Connect error (same JSON shape plus a code) */
     }
     selection_free(&s);
+    /* The timeline read the flame graph's sections again: count them once. */
+    if (mp)
+        out->skipped = mp->stats.skipped;
     struct sbuf b = {0};
     if (!mp || pyroscope_flamegraph(mp, 0, (uint32_t)max_nodes, &fg)) {
         mprof_free(mp);
@@ -1347,7 +1376,9 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
             MPROF_ADD(v, ts->points[(size_t)g * ts->nbuckets + bk]);
         sbuf_printf(&b, "%s%" PRId64, bk ? "," : "", v);
     }
-    sbuf_printf(&b, "],\"durationDelta\":%" PRId64 "}}\n", step / 1000 > 0 ? step / 1000 : 1);
+    sbuf_printf(&b, "],\"durationDelta\":%" PRId64 "}", step / 1000 > 0 ? step / 1000 : 1);
+    /* What the flame graph read and skipped, as the native API says it. */
+    http_finish_json(&b, mp);
     free(unit);
     free(name);
     querier__v1__flame_graph__free_unpacked(fg, NULL);

@@ -14,7 +14,10 @@
  * ("process_cpu:cpu:nanoseconds:cpu:nanoseconds"); the pseudo label
  * __name__ is the id's first field and is matched here, never by the engine.
  * Every input is validated before the engine runs; errors are Connect
- * errors (query/connect.h), render errors {"error": ...}.
+ * errors (query/connect.h), render errors {"error": ...}. The answers
+ * report skipped segments in the response's skipped count (sent as the
+ * X-Stoke-Skipped header); render's JSON also carries "stats" and
+ * "warnings" as the native API's does.
  */
 #ifndef STOKE_QUERY_PYROSCOPE_API_H
 #define STOKE_QUERY_PYROSCOPE_API_H
@@ -35,7 +38,8 @@
 
 struct pyroscope_api {
     struct engine *engine;
-    const char *tenant; /* default; X-Scope-OrgID overrides */
+    const char *tenant;     /* default; X-Scope-OrgID overrides */
+    struct qcancel *cancel; /* the request's queries stop when it fires; may be NULL */
 };
 
 /* Is @path answered by pyroscope_route? */

@@ -9,7 +9,8 @@ secs=${1:-30}
 make -s -C tests/fixtures OUT="$PWD/build/fixtures" >/dev/null
 run() { # LABEL FREQ: profile the whole machine for SEC, print samples per row
     local line
-    line=$(build/stoke-agent --duration "$secs" --frequency "$2" --metrics-addr off 2>&1 | tail -1)
+    # the "stopped after" line: an "unwinding:" line follows it with the table walker
+    line=$(build/stoke-agent --duration "$secs" --frequency "$2" --metrics-addr off 2>&1 | grep "stopped after" | tail -1)
     printf '%-32s %4s Hz  %s\n' "$1" "$2" \
         "$(sed -n 's/.*samples drained in \([0-9]*\) rows (\([0-9.]*\) samples\/row).*/\2 samples per row (\1 rows)/p' <<<"$line")"
 }

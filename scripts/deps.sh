@@ -1,26 +1,63 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages Stoke needs, or prints the exact
-# apt-get line when not root. Usage: scripts/deps.sh build [test]
+# apt-get line when not root.
+#   scripts/deps.sh GROUP...          install the groups: build, test, lint, packages
+#   scripts/deps.sh --packages GROUP...   print their packages, one a line
+#   scripts/deps.sh --tools           print the tools table (COMMAND PACKAGE)
 set -euo pipefail
 
 build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-dev
     libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev zlib1g-dev
     libmicrohttpd-dev libcjson-dev libiberty-dev golang-github-google-pprof-dev)
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
-    procps python3 curl awscli nodejs npm util-linux chromium
-    dpkg-dev lintian rpm rpmlint python3-yaml help2man strace
+    procps python3 curl awscli nodejs npm util-linux chromium protobuf-compiler
+    lintian rpmlint python3-yaml strace systemd
     # test_agent_rss.sh and make bench: libc's separate DWARF (10 MB of
     # compressed sections), the heaviest thing the symbolizer opens
     libc6-dbg
+    # test_unwind.sh: Debian's own stripped binaries, and a Rust fixture
+    sqlite3 xz-utils perl rustc
     # make bench: bcc's profile compiles its BPF C against kernel headers;
     # with none for the running kernel, bench/run.sh points BCC_KERNEL_SOURCE
     # at Debian's (merged -common + -<arch> trees).
     "linux-headers-$(dpkg --print-architecture 2>/dev/null || echo amd64)")
+lint_pkgs=(git clang-format clang-tidy cppcheck)
+# make packages (scripts/packages.sh): .deb and .rpm; the tests build them too
+packages_pkgs=(dpkg dpkg-dev binutils rpm help2man)
 
-want=("${build_pkgs[@]}")
-for arg in "$@"; do
-    [ "$arg" = test ] && want+=("${test_pkgs[@]}")
-done
+# Which package brings each command the Makefiles, scripts/ and tests/ call
+# (`need X`, `command -v X`, CC ?= X): scripts/check-deps.sh, run by
+# `make test`, fails when one has no entry here or its package no group.
+tools=(
+    make:make gcc:gcc clang:clang clang++:clang bpftool:bpftool protoc-c:protobuf-c-compiler
+    g++:g++ objcopy:binutils strip:binutils objdump:binutils go:golang-go perf:linux-perf
+    python3:python3 curl:curl aws:awscli node:nodejs npm:npm setpriv:util-linux
+    protoc:protobuf-compiler dpkg-deb:dpkg dpkg-shlibdeps:dpkg-dev lintian:lintian
+    rpmbuild:rpm rpmlint:rpmlint help2man:help2man strace:strace systemd-analyze:systemd
+    git:git clang-format:clang-format clang-tidy:clang-tidy cppcheck:cppcheck
+    sqlite3:sqlite3 xz:xz-utils perl:perl rustc:rustc
+)
+
+group_pkgs() { # GROUP... -> the packages, one a line
+    local g
+    for g in "$@"; do
+        case $g in
+        build) printf '%s\n' "${build_pkgs[@]}" ;;
+        test) printf '%s\n' "${test_pkgs[@]}" "${packages_pkgs[@]}" ;;
+        lint) printf '%s\n' "${lint_pkgs[@]}" ;;
+        packages) printf '%s\n' "${packages_pkgs[@]}" ;;
+        *) echo "deps.sh: unknown group '$g' (build, test, lint, packages)" >&2; return 1 ;;
+        esac
+    done
+}
+case ${1:-} in
+--packages) shift; group_pkgs "$@"; exit ;;
+--tools) printf '%s\n' "${tools[@]}" | tr : ' '; exit ;;
+esac
+
+# build comes with every group
+pkgs=$(group_pkgs build "$@") || exit 1
+mapfile -t want < <(awk '!seen[$0]++' <<<"$pkgs")
 
 # npm test tools, project-local under build/ (never global): s3rver, the
 # S3-compatible server of the store tests, and playwright-core, which drives
@@ -62,9 +99,66 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "  apt-get install -y ${missing[*]}" >&2
     exit 1
 fi
+
+# Another apt or dpkg (unattended-upgrades on a new cloud VM, a second
+# terminal) holds these locks while it works. apt-get waits for the dpkg
+# ones when told to (DPkg::Lock::Timeout), silently under -qq, but
+# `apt-get update` does not wait for the lists lock (apt 2.6): so deps.sh
+# waits for all of them itself, saying who holds them, for at most
+# STOKE_APT_LOCK_TIMEOUT seconds in all.
+lock_timeout=${STOKE_APT_LOCK_TIMEOUT:-600}
+deadline=$((SECONDS + lock_timeout))
+apt_locks=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock
+    /var/cache/apt/archives/lock)
+lock_holder() { # "PROCESS (pid N) holds FILE" for a held lock, else nothing
+    local f maj min ino pid
+    for f in "${apt_locks[@]}"; do
+        read -r maj min ino < <(stat -c '%Hd %Ld %i' "$f" 2>/dev/null) || continue
+        # apt and dpkg take fcntl locks: /proc/locks lists them by MAJ:MIN:INODE
+        # (hex, hex, decimal); "->" lines are waiters, not holders.
+        pid=$(awk -v k="$(printf '%02x:%02x:%s' "$maj" "$min" "$ino")" \
+            '$2 != "->" && $6 == k {print $5; exit}' /proc/locks)
+        if [ -n "$pid" ]; then
+            echo "$(cat "/proc/$pid/comm" 2>/dev/null || echo "a process") (pid $pid) holds $f"
+            return
+        fi
+    done
+}
+wait_for_apt() {
+    local holder said=false
+    while holder=$(lock_holder) && [ -n "$holder" ]; do
+        if ! $said; then
+            echo "deps: waiting for another package manager to finish: $holder (up to ${lock_timeout} s, STOKE_APT_LOCK_TIMEOUT)"
+            said=true
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "deps: gave up after ${lock_timeout} s: $holder; run make again when it is done" >&2
+            return 1
+        fi
+        sleep 1
+    done
+    if $said; then echo "deps: the package manager is free, going on"; fi
+}
+apt_get() { # apt-get ARGS: waits for the locks, and again if another apt took them first
+    local err rc
+    err=$(mktemp)
+    while :; do
+        wait_for_apt || { rm -f "$err"; return 1; }
+        rc=0
+        apt-get -o DPkg::Lock::Timeout=$((deadline > SECONDS ? deadline - SECONDS : 1)) "$@" 2>"$err" || rc=$?
+        if [ $rc -ne 0 ] && grep -q 'Could not get lock' "$err" && [ "$SECONDS" -lt "$deadline" ]; then
+            sleep 1
+            continue
+        fi
+        cat "$err" >&2
+        rm -f "$err"
+        return $rc
+    done
+}
+
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt_get update -qq
+apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 $want_npm && npm_deps
 exit 0

@@ -2,7 +2,7 @@
 # Builds the binary packages of the prebuilt build/stoke-agent and
 # build/stoke-query (run `make all` first):
 #   build/packages/stoke-agent_VER_amd64.deb, stoke-query_VER_amd64.deb (dpkg-deb)
-#   build/packages/stoke-agent-VER-1.x86_64.rpm, stoke-query-...    (rpmbuild, if installed)
+#   build/packages/stoke-agent-VER-1.x86_64.rpm, stoke-query-...    (rpmbuild)
 # Both formats are made from one staged tree per package (build/packages/stage/PKG).
 # Debian Depends come from dpkg-shlibdeps; RPM Requires from rpm's AutoReq (sonames).
 # Environment: SKIP_RPM=1 skips the rpm; STOKE_VERSION overrides the version.
@@ -21,6 +21,10 @@ MAINT="Stoke maintainers <maintainers@users.noreply.b-seed-cfbf746f.example>"
 for b in stoke-agent stoke-query; do
     [ -x "$BUILD/$b" ] || { echo "packages.sh: $BUILD/$b is missing: run 'make all' first" >&2; exit 1; }
 done
+# `make packages` installs these first (scripts/deps.sh packages).
+need() { command -v "$1" >/dev/null 2>&1 || { echo "packages.sh: $1 is missing: 'make packages' installs it (scripts/deps.sh packages)${2:-}" >&2; exit 1; }; }
+for t in dpkg-deb strip objdump; do need "$t"; done
+[ "${SKIP_RPM:-0}" = 1 ] || need rpmbuild ", or SKIP_RPM=1 builds the .deb only"
 VER=${STOKE_VERSION:-$("$BUILD/stoke-agent" --version | awk '{print $2}')}
 [[ $VER =~ ^[0-9][A-Za-z0-9.+~]*$ ]] || { echo "packages.sh: bad version '$VER'" >&2; exit 1; }
 # reproducible: the date of the last commit, else now
@@ -131,10 +135,6 @@ done
 
 # --- RPM ---------------------------------------------------------------------
 if [ "${SKIP_RPM:-0}" = 1 ]; then exit 0; fi
-if ! command -v rpmbuild >/dev/null 2>&1; then
-    echo "packages.sh: rpmbuild not installed (apt-get install rpm): no .rpm" >&2
-    exit 0
-fi
 TOP=$OUT/rpmbuild
 mkdir -p "$TOP"/{BUILD,BUILDROOT,RPMS,SOURCES,SPECS,SRPMS}
 rpmbuild -bb --quiet \

@@ -37,6 +37,7 @@
 #include "symbolizer/kallsyms.h"
 #include "symbolizer/perfmap.h"
 #include "symbolizer/proc_maps.h"
+#include "symbolizer/python.h"
 #include "symbolizer/read_file.h"
 #include "symbolizer/symbolizer.h"
 
@@ -84,6 +85,7 @@ struct bin {
     struct bin *next; /* hash chain by key */
     char key[64];     /* build-id, or "f:dev:ino:size:mtime" */
     char build_id[41];
+    int py_minor; /* the CPython it holds (unwind/python.h), 0: none */
     bool is_vdso;
     bool loaded;
     unsigned refs; /* mappings pointing here */
@@ -135,6 +137,11 @@ struct proc {
     bool pm_loaded;
     off_t pm_size;
     uint64_t pm_window;
+    /* CPython: the version its interpreter binary says (0: not looked for
+     * yet, -1: none), and the code objects named so far */
+    int py_minor;
+    struct sym_pycache *py;
+    size_t py_bytes;
 };
 
 struct symbolizer {
@@ -585,6 +592,9 @@ static struct bin *map_bin(struct symbolizer *s, struct proc *p, struct pmap *m)
                 memcpy(b->build_id, bid, sizeof(bid));
                 int n = sym_elf_segments(elf, &b->segs);
                 b->nsegs = n > 0 ? n : 0;
+                struct py_runtime py;
+                if (py_detect(elf, m->path, &py) == 0)
+                    b->py_minor = (int)py.minor;
                 size_t h = hash_str(key) % BIN_BUCKETS;
                 b->next = s->bins[h];
                 s->bins[h] = b;
@@ -639,6 +649,8 @@ static void proc_free_maps(struct symbolizer *s, struct proc *p)
 static void proc_destroy(struct symbolizer *s, struct proc *p)
 {
     proc_free_maps(s, p);
+    sym_pycache_free(p->py);
+    s->fixed_bytes -= p->py_bytes;
     if (p->pm_loaded)
         s->fixed_bytes -= sym_perfmap_bytes(&p->pm);
     sym_perfmap_free(&p->pm);
@@ -987,6 +999,60 @@ static int finish(struct symbolizer *s, struct sym_result *out)
     return 0;
 }
 
+/* The CPython version process @p runs: its interpreter binary (python3.X
+ * or libpython3.X.so) tells, looked for once. */
+static int proc_py_minor(struct symbolizer *s, struct proc *p)
+{
+    if (p->py_minor)
+        return p->py_minor;
+    p->py_minor = -1;
+    for (size_t i = 0; i < p->nmaps; i++) {
+        struct pmap *m = &p->maps[i];
+        const char *base = m->kind == MAP_FILE ? strrchr(m->path, '/') : NULL;
+        if (!base || !strstr(base, "python"))
+            continue;
+        struct bin *b = map_bin(s, p, m);
+        if (b && b->py_minor) {
+            p->py_minor = b->py_minor;
+            break;
+        }
+    }
+    return p->py_minor;
+}
+
+/* A CPython frame of the BPF walker: named by its code object. */
+static int python_frame(struct symbolizer *s, uint32_t pid, uint64_t start_time, uint64_t frame,
+                        struct sym_result *out)
+{
+    const struct py_version *v;
+    struct sym_pyname name;
+    struct proc *p;
+    int ret;
+
+    out->mapping = "[python]";
+    out->file_offset = frame; /* one location per code object and instruction */
+    ret = proc_get(s, pid, start_time, &p);
+    if (ret)
+        return ret;
+    v = py_version((unsigned)(proc_py_minor(s, p) > 0 ? p->py_minor : 0));
+    if (v) {
+        size_t grew = 0;
+        ret = sym_py_name(&p->py, pid, v, frame, &name, &grew);
+        p->py_bytes += grew;
+        s->fixed_bytes += grew;
+        if (ret == 0) {
+            s->st.py_named++;
+            out->nframes = 1;
+            out->frames[0].function = name.function;
+            out->frames[0].file = name.file;
+            out->frames[0].line = name.line > 0 ? (uint32_t)name.line : 0;
+        }
+    }
+    if (!out->nframes)
+        s->st.py_unnamed++;
+    return finish(s, out);
+}
+
 int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uint64_t addr,
                     bool is_return_address, struct sym_result *out)
 {
@@ -1002,6 +1068,8 @@ int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uin
     out->file_offset = 0;
     out->nframes = 0;
 
+    if ((addr & STOKE_FRAME_TAGMASK) == STOKE_PY_TAG)
+        return python_frame(s, pid, start_time, addr, out);
     ret = proc_get(s, pid, start_time, &p);
     if (ret)
         return ret;

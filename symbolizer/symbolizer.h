@@ -93,6 +93,8 @@ struct sym_stats {
     uint64_t scratch_bytes;       /* disk held by inflated debug sections, now */
     uint64_t dwarf_heap_inflated; /* DWARF opens that inflated sections in the heap
                                      (no scratch directory, or it was full) */
+    uint64_t py_named;            /* CPython frames named by their code object */
+    uint64_t py_unnamed;          /* ... that could not be */
 };
 
 /* Allocates; free with symbolizer_free(). NULL on allocation failure. */

@@ -37,6 +37,16 @@ agent leaf frames matching HELPER are folded into their caller before
 comparing. --expect-frame NAME checks NAME appears (as a substring of the
 normalised name) in at least --expect-min percent of the agent's samples.
 
+Whole stacks (for code without frame pointers): --inclusive compares the
+listed functions' TOTAL shares (samples with the function anywhere in the
+stack) instead of their self shares; --entry NAME,NAME,... compares the
+share of stacks whose outermost frame is one of those names (`_start`,
+`clone3`: the stack reached the program's entry) within --max-diff, and
+--min-entry asserts the agent's share. --expect-root NAME --root-min P
+asserts that P%% of the agent's stacks have an outermost frame holding NAME
+(e.g. `[truncated: depth_limit]`), and --only-frames RE that every frame of
+those stacks matches RE (no junk frames).
+
 The last line printed is `RESULT passed=P failed=F` (for test scripts).
 Exit status: 0 when every check passed, 1 otherwise, 2 on bad input.
 Python 3 standard library only.
@@ -50,6 +60,7 @@ import sys
 from collections import Counter
 
 OFFSET_RE = re.compile(r"\+0x[0-9a-fA-F]+$")
+RUST_HASH_RE = re.compile(r"::h[0-9a-f]{16}$")
 CLONE_RE = re.compile(r"(\.(isra|constprop|part|cold|llvm|lto_priv)(\.\d+)*)+$")
 DEMANGLED_CLONE_RE = re.compile(r"\s*\[clone [^\]]*\]")
 ABI_RE = re.compile(r"\[abi:[^\]]*\]")
@@ -89,6 +100,7 @@ def normalize(name):
     if s == "[unknown]":
         return s
     s = OFFSET_RE.sub("", s)
+    s = RUST_HASH_RE.sub("", s)
     s = DEMANGLED_CLONE_RE.sub("", s)
     s = CLONE_RE.sub("", s)
     s = ABI_RE.sub("", s)
@@ -186,6 +198,45 @@ def self_shares(samples, collapse=()):
     return leaf, total, unsym
 
 
+def total_shares(samples, names):
+    """Returns {normalised name: weight of samples holding it anywhere}, total."""
+    want = {normalize(n) for n in names}
+    got = Counter()
+    total = 0
+    for stack, n in samples:
+        total += n
+        for k in want & {normalize(fr) for fr in stack}:
+            got[k] += n
+    return got, total
+
+
+def is_entry(frame, names):
+    """True when frame is one of names (`__clone3` is `clone3`), or, for a
+    name BINARY+0xLO-0xHI, an unsymbolised address of BINARY in [LO, HI)
+    (the entry point of a stripped binary)."""
+    f = frame.strip()
+    for n in names:
+        m = re.match(r"^(.*)\+0x([0-9a-fA-F]+)-0x([0-9a-fA-F]+)$", n)
+        if m:
+            fm = re.match(r"^(.*)\+0x([0-9a-fA-F]+)$", f)
+            if fm and os.path.basename(fm.group(1)) == m.group(1) and \
+                    int(m.group(2), 16) <= int(fm.group(2), 16) < int(m.group(3), 16):
+                return True
+        elif normalize(f).lstrip("_") == normalize(n).lstrip("_"):
+            return True
+    return False
+
+
+def root_share(samples, names):
+    """Weight of samples whose outermost frame is an entry, total."""
+    hit = total = 0
+    for stack, n in samples:
+        total += n
+        if stack and is_entry(stack[0], names):
+            hit += n
+    return hit, total
+
+
 def frame_presence(samples, name):
     """Weight of samples with a frame whose normalised name contains name."""
     want = normalize(name)
@@ -224,6 +275,24 @@ def main(argv=None):
                     help="only count perf samples of this PID")
     ap.add_argument("--min-samples", type=int, default=200,
                     help="minimum samples on each side (200)")
+    ap.add_argument("--z-min", type=float, default=None,
+                    help="a share differing by more than --max-diff fails only when the "
+                         "difference is also this many standard errors (two independent "
+                         "samplings of one process; guards short runs on a busy machine)")
+    ap.add_argument("--drop", action="append", default=[],
+                    help="leave out samples holding this frame, on both sides (a phase "
+                         "of the workload the two recorders may have covered differently)")
+    ap.add_argument("--inclusive", action="store_true",
+                    help="compare total (inclusive) shares of the -f functions")
+    ap.add_argument("--entry", default=None,
+                    help="comma-separated outermost frames that mean 'reached the entry'")
+    ap.add_argument("--min-entry", type=float, default=None,
+                    help="minimum %% of agent stacks reaching --entry")
+    ap.add_argument("--expect-root", default=None,
+                    help="NAME held by the outermost frame of --root-min %% of agent stacks")
+    ap.add_argument("--root-min", type=float, default=90.0)
+    ap.add_argument("--only-frames", default=None,
+                    help="regex every frame of the --expect-root stacks must match")
     args = ap.parse_args(argv)
 
     try:
@@ -232,6 +301,12 @@ def main(argv=None):
     except OSError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
+    if args.drop:
+        drop = {normalize(d) for d in args.drop}
+        perf_samples = [(st, n) for st, n in perf_samples
+                        if not drop & {normalize(f) for f in st}]
+        agent_samples = [(st, n) for st, n in agent_samples
+                         if not drop & {normalize(f) for f in st}]
 
     passed = failed = 0
 
@@ -256,16 +331,30 @@ def main(argv=None):
         funcs = [(k, k) for k, v in p_leaf.most_common()
                  if k != "[unknown]" and pct(v, p_total) >= args.min_share][:args.top]
 
+    if args.inclusive:
+        p_cmp, _ = total_shares(perf_samples, [k for _, k in funcs])
+        a_cmp, _ = total_shares(agent_samples, [k for _, k in funcs])
+    else:
+        p_cmp, a_cmp = p_leaf, a_leaf
     width = max([len(f) for f, _ in funcs] + [24])
-    print("%-*s %8s %8s %7s" % (width, "function", "perf%", "stoke%", "diff"))
+    print("%-*s %8s %8s %7s" % (width, "total of" if args.inclusive else "function", "perf%",
+                                "stoke%", "diff"))
+    def significant(diff, pp, ap_, pn, an):
+        """|diff| in points is beyond what sampling noise explains (--z-min)."""
+        if args.z_min is None or pn == 0 or an == 0:
+            return True
+        p = (pp * pn + ap_ * an) / (100.0 * (pn + an))
+        se = 100.0 * (p * (1 - p) * (1.0 / pn + 1.0 / an)) ** 0.5
+        return se == 0 or abs(diff) / se >= args.z_min
+
     for shown, key in funcs:
-        pp, ap_ = pct(p_leaf.get(key, 0), p_total), pct(a_leaf.get(key, 0), a_total)
+        pp, ap_ = pct(p_cmp.get(key, 0), p_total), pct(a_cmp.get(key, 0), a_total)
         diff = ap_ - pp
-        bad = abs(diff) > args.max_diff
-        missing = key not in p_leaf or key not in a_leaf
+        bad = abs(diff) > args.max_diff and significant(diff, pp, ap_, p_total, a_total)
+        missing = key not in p_cmp or key not in a_cmp
         print("%-*s %8.2f %8.2f %+7.2f%s" % (width, shown, pp, ap_, diff,
                                              "  MISSING" if missing else ("  FAIL" if bad else "")))
-        where = " and ".join(n for n, d in (("perf", p_leaf), ("stoke", a_leaf)) if key not in d)
+        where = " and ".join(n for n, d in (("perf", p_cmp), ("stoke", a_cmp)) if key not in d)
         check(not missing, "%s missing from %s" % (shown, where))
         check(not bad, "%s differs by %+.2f points (> %.2f)" % (shown, diff, args.max_diff))
 
@@ -289,6 +378,47 @@ def main(argv=None):
         check(pct(hit, tot) >= args.expect_min,
               "frame %s in %.2f%% of stoke samples (< %.2f%%)" % (name, pct(hit, tot),
                                                                  args.expect_min))
+
+    if args.entry:
+        names = [n for n in args.entry.split(",") if n]
+        ph, pt = root_share(perf_samples, names)
+        ah, at = root_share(agent_samples, names)
+        diff = pct(ah, at) - pct(ph, pt)
+        print("stacks reaching %s: perf %.2f%%, stoke %.2f%% (%+.2f)" % (
+            "/".join(names), pct(ph, pt), pct(ah, at), diff))
+        check(abs(diff) <= args.max_diff or not significant(diff, pct(ph, pt), pct(ah, at), pt, at),
+              "stacks reaching the entry differ by %+.2f points (> %.2f)" % (diff, args.max_diff))
+        if args.min_entry is not None:
+            check(pct(ah, at) >= args.min_entry,
+                  "stoke: %.2f%% of stacks reach the entry (< %.2f%%)" % (pct(ah, at),
+                                                                          args.min_entry))
+        roots = Counter()
+        for stack, n in agent_samples:
+            if stack and not is_entry(stack[0], names):
+                roots[stack[0]] += n
+        for r, n in roots.most_common(5):
+            print("  stoke root %-40s %6.2f%%" % (r, pct(n, at)))
+
+    if args.expect_root:
+        hit = total = 0
+        junk = Counter()
+        frame_re = re.compile(args.only_frames) if args.only_frames else None
+        for stack, n in agent_samples:
+            total += n
+            if stack and args.expect_root in stack[0]:
+                hit += n
+                if frame_re:
+                    for fr in stack[1:]:
+                        if not frame_re.search(fr):
+                            junk[fr] += n
+        print("stacks rooted at %s: %.2f%%" % (args.expect_root, pct(hit, total)))
+        check(pct(hit, total) >= args.root_min, "%.2f%% of stoke stacks rooted at %s (< %.2f%%)" % (
+            pct(hit, total), args.expect_root, args.root_min))
+        if frame_re:
+            for fr, n in junk.most_common(5):
+                print("  unexpected frame %s in %d samples" % (fr, n))
+            check(not junk, "frames outside /%s/ in stacks rooted at %s" % (args.only_frames,
+                                                                          args.expect_root))
 
     print("RESULT passed=%d failed=%d" % (passed, failed))
     return 0 if failed == 0 else 1

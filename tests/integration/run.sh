@@ -25,13 +25,18 @@ run $T/test_service_names.sh
 run $T/test_agent_rss.sh
 run $T/test_store_s3.sh
 run $T/test_query_api.sh
+run $T/test_compact.sh
 run $T/test_pyroscope_api.sh
+run $T/test_query_limits.sh
 run $T/test_query_auth.sh
 run $T/test_e2e_s3.sh
 STOKE_QUERY_BIN=build/stoke-query run $T/test_web.sh
 run $T/test_exporters.sh
 run $T/test_packages.sh
+run $T/test_make_targets.sh
 if [ -x $T/test_all_accuracy.sh ]; then run $T/test_all_accuracy.sh; fi
+run $T/test_unwind.sh
+run $T/test_runtimes.sh
 
 passed=0; failed=0
 while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(

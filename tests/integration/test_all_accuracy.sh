@@ -16,5 +16,5 @@ $T/test_accuracy.sh hot_cpp acc-hot-cpp -f 'stoke::Matrix::multiply(int)' \
     --collapse-inlined mix_step --expect-frame mix_step --expect-min 5 --min-symbolized 99 || rc=1
 $T/test_accuracy.sh hot_stripped acc-hot-stripped -f stripped_hot_x -f stripped_hot_y \
     --min-symbolized 99 || rc=1
-$T/test_accuracy.sh hot_syscall acc-hot-syscall -f rep_stos_alternative -f read_zero || rc=1
+$T/test_accuracy.sh hot_syscall acc-hot-syscall -f read_zero || rc=1
 exit $rc

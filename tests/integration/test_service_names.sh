@@ -1,33 +1,59 @@
 #!/usr/bin/env bash
 # Service names and labels as DESIGN.md §3 says: OTEL_SERVICE_NAME first, then
-# service.name in OTEL_RESOURCE_ATTRIBUTES, then the executable name. Three
-# copies of one workload run side by side under the real agent; the pprof
+# service.name in OTEL_RESOURCE_ATTRIBUTES, then the executable name. Copies
+# of one workload run side by side under the real agent, one of them from a
+# sealed memfd (memfd_create + fexecve: its executable is no file); the pprof
 # labels are read back with `go tool pprof -raw` (an independent reader).
 set -u
 . "$(dirname "$0")/lib.sh"
 need go
+need python3
 build_fixtures
 
 echo "== service names and labels"
 out=$(mktemp -d)
-env OTEL_SERVICE_NAME=svc-otel "$FIXTURES/hot_c" 14 >/dev/null & p1=$!
+# Each workload outlives the agent (killed after it): one that exits before
+# the first drain would be named by its comm alone, environment unread.
+# The same program run from a sealed memfd, as argv[0] "memfd-hot" (first:
+# python may take seconds to start on a busy machine).
+python3 -c '
+import fcntl, os, sys
+fd = os.memfd_create("sealed-91173221a7ea", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+data = memoryview(open(sys.argv[1], "rb").read())
+while data:
+    data = data[os.write(fd, data):]
+fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+os.execve(fd, ["memfd-hot", "30"], {})
+' "$FIXTURES/hot_c" >/dev/null & p5=$!
+for _ in $(seq 300); do readlink /proc/$p5/exe | grep -q '^/memfd:' && break; sleep 0.1; done
+env OTEL_SERVICE_NAME=svc-otel "$FIXTURES/hot_c" 30 >/dev/null & p1=$!
 env OTEL_RESOURCE_ATTRIBUTES="deployment.environment=test,service.name=svc%2Dattrs" \
-    "$FIXTURES/hot_c" 14 >/dev/null & p2=$!
-env -u OTEL_SERVICE_NAME -u OTEL_RESOURCE_ATTRIBUTES "$FIXTURES/hot_c" 14 >/dev/null & p3=$!
+    "$FIXTURES/hot_c" 30 >/dev/null & p2=$!
+env -u OTEL_SERVICE_NAME -u OTEL_RESOURCE_ATTRIBUTES "$FIXTURES/hot_c" 30 >/dev/null & p3=$!
 # both OTEL variables: OTEL_SERVICE_NAME wins
 env OTEL_SERVICE_NAME=svc-both OTEL_RESOURCE_ATTRIBUTES=service.name=loser \
-    "$FIXTURES/hot_c" 14 >/dev/null & p4=$!
-sleep 1
+    "$FIXTURES/hot_c" 30 >/dev/null & p4=$!
+# the agent reads a process once: start it after every exec is done
+for _ in $(seq 100); do
+    [ "$(cat /proc/{$p1,$p2,$p3,$p4}/comm 2>/dev/null | sort -u)" = hot_c ] && break
+    sleep 0.1
+done
+memfd_exe=$(readlink /proc/$p5/exe)
 "$AGENT" --output-dir "$out" --duration 10 --window 5 --frequency 49 --metrics-addr off \
     --host-name test-host 2>"$out/agent.log"
 rc=$?
-wait $p1 $p2 $p3 $p4
+kill $p1 $p2 $p3 $p4 $p5 2>/dev/null
+wait $p1 $p2 $p3 $p4 $p5 2>/dev/null
 check "agent exits 0" test $rc -eq 0
+check "the memfd workload ran from its memfd ($memfd_exe)" grep -q '^/memfd:sealed-' <<<"$memfd_exe"
 
-for svc in svc-otel svc-attrs hot_c svc-both; do
+for svc in svc-otel svc-attrs hot_c svc-both memfd-hot; do
     check "service directory $svc/ has profiles" bash -c "ls '$out/$svc'/*.pb.gz >/dev/null 2>&1"
 done
 check "no directory for the overridden name 'loser'" test ! -d "$out/loser"
+# (service "memfd:sealed-..." would be directory memfd_sealed-...)
+check "no service named after a memfd ($(cd "$out" && ls -d memfd[:_]* 2>/dev/null | paste -sd' '))" \
+    bash -c "! ls -d '$out'/memfd[:_]* >/dev/null 2>&1"
 
 raw() { (cd /tmp && go tool pprof -raw "$@" 2>/dev/null); }
 for svc in svc-otel svc-attrs hot_c svc-both; do
@@ -38,6 +64,13 @@ for svc in svc-otel svc-attrs hot_c svc-both; do
     check "$svc: host_name label" grep -q "host_name:\[test-host\]" <<<"$r"
     check "$svc: process_executable_name label" grep -q "process_executable_name:\[hot_c\]" <<<"$r"
 done
+f=$(ls "$out/memfd-hot"/*.pb.gz 2>/dev/null | head -1)
+if [ -n "$f" ]; then
+    check "memfd-hot: process_executable_name label" \
+        grep -q "process_executable_name:\[memfd-hot\]" <<<"$(raw "$f")"
+else
+    fail "no pprof for memfd-hot"
+fi
 # Every pprof opens in go tool pprof with the totals of the folded file beside it.
 check "pprof files agree with folded files (go tool pprof + Go reader)" \
     "$ROOT/tests/integration/check_pprof.sh" "$out"

@@ -1,12 +1,15 @@
 /* Unit tests: query/compact.c — merging an hour's segments into one block,
- * generations, idempotence, late entries, corrupt entries, retention —
- * against the real directory store and the real codec. */
+ * generations, idempotence, late entries, corrupt entries, retention,
+ * objects readable only in part, unreadable hour manifests — against the
+ * real directory store, the real codec and the real query engine (what a
+ * query answers must not change with compaction). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,9 @@
 #include "codec/segment.h"
 #include "exporter/profile.h"
 #include "query/compact.h"
+#include "query/engine.h"
+#include "query/selector.h"
+#include "query/views.h"
 #include "store/store.h"
 
 #define HOUR_MS 3600000LL
@@ -62,47 +68,147 @@ static struct sym_result frame(const char *fn, uint64_t off)
     return r;
 }
 
-/* One flush of @host: a profile of service "api" whose leaf functions get
- * @a samples of hot_a and @b of hot_b, written as segment + entry. */
-static void put_flush(struct env *e, const char *host, int64_t t, uint64_t a, uint64_t b)
+/* One service's part of a flush: leaf hot_a gets @a samples, hot_b @b.
+ * @ntypes 1 keeps only the first sample type (samples), so the section's
+ * types differ from a full one's (samples, cpu). */
+struct part {
+    const char *service;
+    uint64_t a, b;
+    size_t ntypes;
+};
+
+/* One flush of @host holding @parts, written as segment + entry. @key (may
+ * be NULL) receives the segment key, @cut the end of its first section. */
+static void put_parts(struct env *e, const char *host, int64_t t, const struct part *parts,
+                      size_t nparts, char *key, uint64_t *cut)
 {
-    struct profile *p = profile_new("api", (uint64_t)t * 1000000, 10000000000ull, 10000000);
-    struct label_set ls = {0};
-    struct sym_result fa = frame("hot_a", 0x100), fb = frame("hot_b", 0x200),
-                      fm = frame("main", 0x300);
-    uint32_t sa[2] = {profile_location(p, &fa), profile_location(p, &fm)};
-    uint32_t sb[2] = {profile_location(p, &fb), profile_location(p, &fm)};
-    label_set_put(&ls, "service_name", "api");
-    label_set_put(&ls, "host_name", host);
-    if (a)
-        assert_int_equal(profile_add(p, sa, 2, &ls, a), 0);
-    if (b)
-        assert_int_equal(profile_add(p, sb, 2, &ls, b), 0);
-    struct profile_pprof *pp;
-    assert_int_equal(profile_to_pprof(p, &pp), 0);
     struct seg_writer *w = seg_writer_new("default", host);
-    assert_int_equal(seg_writer_add_pprof(w, "api", profile_pprof_msg(pp), NULL, 0, t), 0);
+    for (size_t i = 0; i < nparts; i++) {
+        const struct part *pt = &parts[i];
+        struct profile *p =
+            profile_new(pt->service, (uint64_t)t * 1000000, 10000000000ull, 10000000);
+        struct label_set ls = {0};
+        struct sym_result fa = frame("hot_a", 0x100), fb = frame("hot_b", 0x200),
+                          fm = frame("main", 0x300);
+        uint32_t sa[2] = {profile_location(p, &fa), profile_location(p, &fm)};
+        uint32_t sb[2] = {profile_location(p, &fb), profile_location(p, &fm)};
+        label_set_put(&ls, "service_name", pt->service);
+        label_set_put(&ls, "host_name", host);
+        if (pt->a)
+            assert_int_equal(profile_add(p, sa, 2, &ls, pt->a), 0);
+        if (pt->b)
+            assert_int_equal(profile_add(p, sb, 2, &ls, pt->b), 0);
+        struct profile_pprof *pp;
+        assert_int_equal(profile_to_pprof(p, &pp), 0);
+        Perftools__Profiles__Profile *msg = (Perftools__Profiles__Profile *)profile_pprof_msg(pp);
+        size_t ntypes = msg->n_sample_type;
+        if (pt->ntypes)
+            msg->n_sample_type = pt->ntypes;
+        assert_int_equal(seg_writer_add_pprof(w, pt->service, msg, NULL, 0, t), 0);
+        msg->n_sample_type = ntypes;
+        profile_pprof_free(pp);
+        profile_free(p);
+        label_set_clear(&ls);
+    }
     uint8_t *buf, *mbuf;
     size_t len, mlen;
     struct seg_footer *f;
-    char key[512], ekey[512];
+    char skey[512], ekey[512];
     assert_int_equal(seg_writer_finish(w, &buf, &len, &f), 0);
-    assert_true(seg_object_key(key, sizeof(key), "default", host, t, seg_hash64(buf, len)) > 0);
-    assert_int_equal(store_put(e->st, key, buf, len), 0);
+    assert_true(seg_object_key(skey, sizeof(skey), "default", host, t, seg_hash64(buf, len)) > 0);
+    assert_int_equal(store_put(e->st, skey, buf, len), 0);
     struct manifest *m = calloc(1, sizeof(*m));
-    assert_int_equal(manifest_add(m, key, f), 0);
+    assert_int_equal(manifest_add(m, skey, f), 0);
     assert_int_equal(manifest_encode(m, &mbuf, &mlen), 0);
     assert_true(manifest_entry_key(ekey, sizeof(ekey), "default", host, t, seg_hash64(mbuf, mlen)) >
                 0);
     assert_int_equal(store_put(e->st, ekey, mbuf, mlen), 0);
+    if (key)
+        snprintf(key, 512, "%s", skey);
+    if (cut)
+        *cut = f->sections[0].offset + f->sections[0].length;
     free(buf);
     free(mbuf);
     manifest_free(m);
     seg_footer_free(f);
     seg_writer_free(w);
-    profile_pprof_free(pp);
-    profile_free(p);
-    label_set_clear(&ls);
+}
+
+/* One flush of @host: a profile of service "api" whose leaf functions get
+ * @a samples of hot_a and @b of hot_b, written as segment + entry. */
+static void put_flush(struct env *e, const char *host, int64_t t, uint64_t a, uint64_t b)
+{
+    struct part pt = {"api", a, b, 0};
+    put_parts(e, host, t, &pt, 1, NULL, NULL);
+}
+
+/* What a query of the hour answers: the total of @ptype over the series
+ * @sel selects, and how many sections or manifests it skipped. */
+struct answer {
+    int64_t total;
+    uint64_t skipped;
+};
+
+#define SAMPLES "process_cpu:samples:count:cpu:nanoseconds"
+
+static struct answer ask(struct env *e, const char *sel_text, const char *ptype)
+{
+    struct engine_opts eo = {.store = e->st};
+    struct engine *eng = engine_new(&eo);
+    struct selector *sel = NULL;
+    struct mprof *mp = NULL;
+    struct top_row *rows = NULL;
+    struct answer a = {0};
+    char err[256];
+    size_t n = 0;
+
+    assert_non_null(eng);
+    assert_int_equal(selector_parse(sel_text, &sel, err, sizeof(err)), 0);
+    struct query q = {.tenant = "default",
+                      .sel = sel,
+                      .selector_text = sel_text,
+                      .from = H,
+                      .until = H + HOUR_MS,
+                      .profile_type = ptype,
+                      .mode = Q_PROFILE};
+    if (engine_query(eng, &q, &mp, err, sizeof(err)))
+        fail_msg("query: %s", err);
+    assert_int_equal(view_top(mp, 0, &rows, &n, &a.total), 0);
+    a.skipped = mp->stats.skipped;
+    free(rows);
+    mprof_free(mp);
+    selector_free(sel);
+    engine_free(eng);
+    return a;
+}
+
+/* The four answers compared: services api and db, cpu and samples. */
+static void answers(struct env *e, struct answer out[4])
+{
+    static const char *const sels[2] = {"{service_name=\"api\"}", "{service_name=\"db\"}"};
+    for (int i = 0; i < 4; i++)
+        out[i] = ask(e, sels[i / 2], i % 2 ? SAMPLES : NULL);
+}
+
+static void assert_same_answers(struct env *e, const struct answer before[4])
+{
+    struct answer now[4];
+    answers(e, now);
+    for (int i = 0; i < 4; i++)
+        if (now[i].total != before[i].total || now[i].skipped != before[i].skipped)
+            fail_msg("answer %d: total %lld, %llu skipped; before compaction %lld, %llu skipped", i,
+                     (long long)now[i].total, (unsigned long long)now[i].skipped,
+                     (long long)before[i].total, (unsigned long long)before[i].skipped);
+}
+
+static void write_file(struct env *e, const char *key, const void *data, size_t len)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", e->dir, key);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
 }
 
 static size_t count(struct env *e, const char *prefix)
@@ -241,6 +347,343 @@ static void test_retention(void **state)
     assert_int_equal(count(e, "default/blocks/2026-01-01/10/"), 0);
 }
 
+/* A segment whose second section is cut off (a truncated upload, a bad
+ * disk) stays an entry, whole: merging its first section into the block
+ * too would count that section twice, once in the block and once through
+ * the entry that stays. Queries answer the same before and after. */
+static void test_partial_segment_stays_whole(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    const struct part both[2] = {{"api", 5, 3, 0}, {"db", 2, 7, 0}};
+    struct answer before[4];
+    char bad[512], path[1024];
+    uint64_t cut;
+
+    put_parts(e, "host-a", H, both, 2, NULL, NULL);
+    put_parts(e, "host-b", H + 60000, both, 2, bad, &cut);
+    put_parts(e, "host-c", H + 120000, both, 2, NULL, NULL);
+    snprintf(path, sizeof(path), "%s/%s", e->dir, bad);
+    assert_int_equal(truncate(path, (off_t)cut), 0); /* host-b's "db" is gone */
+    answers(e, before);
+    assert_int_equal(before[1].total, 3 * (5 + 3)); /* api, samples */
+    assert_int_equal(before[1].skipped, 0);
+    assert_int_equal(before[3].total, 2 * (2 + 7)); /* db: host-b's skipped */
+    assert_int_equal(before[3].skipped, 1);
+
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_same_answers(e, before);
+    /* the block holds the two whole segments; the cut one stays */
+    assert_int_equal(block_samples(e, NULL), 2 * (8 + 9));
+    assert_int_equal(count(e, bad), 1);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(s.entries_merged, 2);
+    assert_int_equal(s.objects_kept, 1);
+    assert_true(s.errors >= 1);
+    assert_non_null(strstr(s.last_error, bad));
+    /* a second pass changes nothing either */
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 0);
+    assert_same_answers(e, before);
+}
+
+/* A segment with a section the block cannot take (other sample types for
+ * the same service) stays whole too, its other sections included. */
+static void test_mismatched_types_stay_whole(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    const struct part full[2] = {{"api", 5, 3, 0}, {"db", 2, 7, 0}};
+    const struct part odd[2] = {{"api", 4, 4, 0}, {"db", 1, 1, 1}}; /* db: samples only */
+    struct answer before[4];
+    char oddkey[512];
+
+    put_parts(e, "host-a", H, full, 2, NULL, NULL);
+    put_parts(e, "host-b", H + 60000, odd, 2, oddkey, NULL);
+    answers(e, before);
+    assert_int_equal(before[1].total, 16);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_same_answers(e, before);
+    assert_int_equal(block_samples(e, NULL), 8 + 9);
+    assert_int_equal(count(e, oddkey), 1);
+    assert_int_equal(s.entries_merged, 1);
+    assert_int_equal(s.objects_kept, 1);
+    assert_non_null(strstr(s.last_error, "sample types"));
+}
+
+/* An hour manifest that does not decode is skipped with an error, replaced
+ * by the next generation built from what readers still see (the entries),
+ * and deleted; the pass goes on to the other hours. */
+struct seen {
+    unsigned n, manifest;
+};
+
+static void on_error(const char *msg, void *arg)
+{
+    struct seen *v = arg;
+    v->n++;
+    v->manifest += strstr(msg, "manifest/2026-01-01/10/hour-000001.man") != NULL;
+}
+
+static void test_garbage_hour_manifest(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct seen seen = {0};
+    struct compact_opts o = {
+        .now_ms = H + 2 * HOUR_MS, .on_error = on_error, .on_error_arg = &seen};
+    const char *garbage = "default/manifest/2026-01-01/10/hour-000001.man";
+    struct answer before[4];
+
+    put_flush(e, "host-a", H, 3, 4);
+    put_flush(e, "host-b", H + 60000, 5, 6);
+    put_flush(e, "host-a", H - HOUR_MS, 1, 1); /* the hour before */
+    assert_int_equal(store_put(e->st, garbage, "garbage", 7), 0);
+    answers(e, before);
+    assert_int_equal(before[1].total, 18);
+    assert_int_equal(before[1].skipped, 1); /* the manifest */
+
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 2);
+    assert_int_equal(s.errors, 1);
+    assert_non_null(strstr(s.last_error, "hour-000001.man"));
+    assert_int_equal(seen.n, 1); /* every error reported as it is counted */
+    assert_int_equal(seen.manifest, 1);
+    assert_int_equal(count(e, garbage), 0);
+    assert_int_equal(count(e, "default/manifest/2026-01-01/10/hour-000002.man"), 1);
+    assert_int_equal(count(e, "default/manifest/2026-01-01/10/entries/"), 0);
+    assert_int_equal(count(e, "default/manifest/2026-01-01/09/hour-000001.man"), 1);
+    assert_int_equal(block_samples(e, NULL), 3 + 4 + 5 + 6 + 1 + 1);
+    struct answer after = ask(e, "{service_name=\"api\"}", SAMPLES);
+    assert_int_equal(after.total, before[1].total);
+    assert_int_equal(after.skipped, 0);
+    /* and the next pass has nothing to say */
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.errors, 0);
+}
+
+/* A compacted hour whose newer manifest is garbage: the readable one stays
+ * in force (as for queries), late entries are merged into the generation
+ * after the garbage's, and the block only the garbage listed is kept and
+ * counted, not merged (its data is in the readable block already here:
+ * adopting it would count it twice). */
+static void test_garbage_over_compacted_hour(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    const char *garbage = "default/manifest/2026-01-01/10/hour-000002.man";
+    const char *orphan = "default/blocks/2026-01-01/10/000002-0000000000000000.blk";
+    struct store_list l = {0};
+    struct store_buf b = {0};
+    struct answer before[4];
+
+    put_flush(e, "host-a", H, 4, 4);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    put_flush(e, "host-c", H + 30 * 60000, 2, 0); /* late */
+    assert_int_equal(store_list(e->st, "default/blocks/", &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(store_get(e->st, l.keys[0], 0, 0, &b), 0);
+    assert_int_equal(store_put(e->st, orphan, b.data, b.len), 0);
+    free(b.data);
+    store_list_free(&l);
+    assert_int_equal(store_put(e->st, garbage, "\0\0\0\0", 4), 0);
+    answers(e, before);
+    assert_int_equal(before[1].total, 10);
+
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(s.entries_merged, 1);
+    assert_int_equal(s.blocks_orphaned, 1);
+    assert_non_null(strstr(s.last_error, "hour-000002.man"));
+    assert_int_equal(count(e, "default/manifest/2026-01-01/10/hour-000003.man"), 1);
+    assert_int_equal(count(e, "default/manifest/2026-01-01/10/hour-0000"), 1);
+    assert_int_equal(count(e, orphan), 1);
+    struct answer after = ask(e, "{service_name=\"api\"}", SAMPLES);
+    assert_int_equal(after.total, before[1].total);
+    assert_int_equal(after.skipped, 0);
+}
+
+/* A block of the previous generation readable only in part is listed again
+ * as it is, next to the new block, instead of stopping the pass. */
+static void test_corrupt_block_stays_listed(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    const struct part both[2] = {{"api", 5, 3, 0}, {"db", 2, 7, 0}};
+    struct store_list l = {0};
+    struct store_buf b = {0};
+    struct seg_footer *f;
+    struct answer before[4];
+    char err[256], blk[512];
+    uint64_t need;
+
+    put_parts(e, "host-a", H, both, 2, NULL, NULL);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(store_list(e->st, "default/blocks/", &l), 0);
+    assert_int_equal(l.n, 1);
+    snprintf(blk, sizeof(blk), "%s", l.keys[0]);
+    store_list_free(&l);
+    assert_int_equal(store_get(e->st, blk, 0, 0, &b), 0);
+    assert_int_equal(seg_footer_parse(b.data, b.len, b.len, &f, &need, err, sizeof(err)), 0);
+    assert_string_equal(f->sections[1].service, "db");
+    b.data[f->sections[1].offset + f->sections[1].length / 2] ^= 0x55;
+    write_file(e, blk, b.data, b.len);
+    seg_footer_free(f);
+    free(b.data);
+    put_parts(e, "host-b", H + 60000, both, 2, NULL, NULL); /* late */
+    answers(e, before);
+    assert_int_equal(before[3].skipped, 1);
+
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(s.objects_kept, 1);
+    assert_int_equal(count(e, blk), 1);
+    assert_int_equal(count(e, "default/blocks/"), 2);
+    assert_int_equal(count(e, "default/manifest/"), 1);
+    assert_same_answers(e, before);
+}
+
+/* A manifest of a newer format version is not ours to replace: its hour is
+ * left as it is (counted), and the other hours are compacted. */
+static void test_newer_version_manifest_left_alone(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    const char *newer = "default/manifest/2026-01-01/10/hour-000001.man";
+    struct manifest m = {0};
+    uint8_t *buf;
+    size_t len;
+
+    put_flush(e, "host-a", H, 3, 3);
+    put_flush(e, "host-a", H - HOUR_MS, 1, 1);
+    assert_int_equal(manifest_encode(&m, &buf, &len), 0);
+    buf[4] = 2; /* major 2 */
+    assert_int_equal(store_put(e->st, newer, buf, len), 0);
+    free(buf);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_non_null(strstr(s.last_error, "version"));
+    assert_int_equal(count(e, newer), 1);
+    assert_int_equal(count(e, "default/manifest/2026-01-01/10/entries/"), 1);
+    assert_int_equal(count(e, "default/manifest/2026-01-01/09/hour-000001.man"), 1);
+}
+
+/* ---- two compactors at once ---------------------------------------------
+ * A store that forwards to the test's directory store and, once, at a
+ * chosen call, lets another compactor run a whole pass on the same store
+ * (and a late flush arrive first): the moments where a pass's view of the
+ * hour goes stale. */
+struct race {
+    struct store base;
+    struct env *e;
+    int at;   /* 1: the second segment read; 2: the first block put */
+    int gets; /* segment reads so far */
+    bool late, done;
+};
+
+static void race_other_compactor(struct race *r)
+{
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    r->done = true;
+    if (r->late)
+        put_flush(r->e, "host-late", H + 50 * 60000, 100, 0);
+    assert_int_equal(compact_run(r->e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 1);
+}
+
+static int race_put(struct store *st, const char *key, const void *d, size_t n)
+{
+    struct race *r = (struct race *)st;
+    if (!r->done && r->at == 2 && strstr(key, ".blk"))
+        race_other_compactor(r);
+    int ret = store_put(r->e->st, key, d, n);
+    snprintf(st->err, sizeof(st->err), "%s", r->e->st->err);
+    return ret;
+}
+
+static int race_get(struct store *st, const char *key, uint64_t off, uint64_t len,
+                    struct store_buf *out)
+{
+    struct race *r = (struct race *)st;
+    if (strstr(key, "/segments/") && ++r->gets == 2 && !r->done && r->at == 1)
+        race_other_compactor(r);
+    int ret = store_get(r->e->st, key, off, len, out);
+    snprintf(st->err, sizeof(st->err), "%s", r->e->st->err);
+    return ret;
+}
+
+static int race_head(struct store *st, const char *key, uint64_t *size)
+{
+    return store_head(((struct race *)st)->e->st, key, size);
+}
+
+static int race_list(struct store *st, const char *prefix, struct store_list *out)
+{
+    return store_list(((struct race *)st)->e->st, prefix, out);
+}
+
+static int race_del(struct store *st, const char *key)
+{
+    return store_del(((struct race *)st)->e->st, key);
+}
+
+static void race_free(struct store *st)
+{
+    (void)st;
+}
+
+static const struct store_ops race_ops = {race_put,  race_get, race_head,
+                                          race_list, race_del, race_free};
+
+/* Another compactor compacts the hour and deletes its entries while this
+ * pass is reading them: this pass must not then write its own manifest of
+ * the same generation, holding only what it read before, over the other's. */
+static void test_other_compactor_deletes_under_us(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    struct race r = {.base = {.ops = &race_ops}, .e = e, .at = 1};
+
+    for (int i = 0; i < 4; i++)
+        put_flush(e, "host-a", H + i * 60000, 1 + i, 1);
+    struct answer before = ask(e, "{}", SAMPLES);
+    assert_int_equal(before.total, 14);
+    assert_int_equal(compact_run(&r.base, &o, &s), 0);
+    assert_true(r.done);
+    struct answer after = ask(e, "{}", SAMPLES);
+    assert_int_equal(after.total, before.total);
+    assert_int_equal(after.skipped, 0);
+    assert_int_equal(count(e, "default/blocks/"), 1);
+}
+
+/* Another compactor writes the next generation, with a flush that arrived
+ * after this pass listed the hour, between this pass's block and its hour
+ * manifest: this pass must not overwrite it (the other one has deleted the
+ * late entry it merged), and its own block goes. */
+static void test_other_compactor_writes_first(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    struct race r = {.base = {.ops = &race_ops}, .e = e, .at = 2, .late = true};
+
+    for (int i = 0; i < 4; i++)
+        put_flush(e, "host-a", H + i * 60000, 1 + i, 1);
+    assert_int_equal(compact_run(&r.base, &o, &s), 0);
+    assert_true(r.done);
+    struct answer after = ask(e, "{}", SAMPLES);
+    assert_int_equal(after.total, 14 + 100);
+    assert_int_equal(count(e, "default/blocks/"), 1);
+    assert_int_equal(count(e, "default/manifest/"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +691,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_late_entry_next_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_entry_left_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_segment_stays_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mismatched_types_stay_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_hour_manifest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_over_compacted_hour, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_block_stays_listed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_version_manifest_left_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_compactor_deletes_under_us, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_compactor_writes_first, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

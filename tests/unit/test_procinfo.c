@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -321,6 +322,72 @@ static void test_environ_table(void **state)
     assert_null(procinfo_service_from_environ(NULL, 10, NULL));
 }
 
+/* ---- the executable's name ----------------------------------------------- */
+
+struct exe_case {
+    const char *name;
+    const char *link; /* NULL: no readable exe link */
+    const char *comm;
+    const char *cmdline; /* '|' stands for NUL; NULL: not read */
+    const char *want, *source;
+};
+
+static const struct exe_case exe_cases[] = {
+    {"a file", "/usr/sbin/nginx", "nginx", NULL, "nginx", "executable"},
+    {"a file's name beats a longer comm", "/opt/app/bin/billing-service-main", "billing-service",
+     NULL, "billing-service-main", "executable"},
+    {"a deleted file keeps its name", "/usr/sbin/nginx (deleted)", "nginx", NULL, "nginx",
+     "executable"},
+    {"a file named like a memfd elsewhere", "/srv/memfd:x", "memfd:x", NULL, "memfd:x",
+     "executable"},
+    {"a file named like a tmpfile, linked", "/tmp/#123", "#123", NULL, "#123", "executable"},
+    {"a file named '#' and letters, deleted", "/tmp/#abc (deleted)", "x", NULL, "#abc",
+     "executable"},
+    /* Linux >= 6.14: fexecve() names the task after the memfd */
+    {"sealed memfd, comm from the memfd", "/memfd:sealed-91173221a7ea (deleted)", "memfd:sealed-91",
+     "/usr/bin/worker|--serve|", "worker", "cmdline"},
+    {"memfd whose name holds '/'", "/memfd:runc_cloned:/proc/self/exe (deleted)", "memfd:runc_clon",
+     "runc|init|", "runc", "cmdline"},
+    /* Linux < 6.14: fexecve() names the task after /dev/fd/N */
+    {"memfd, comm from the fd number", "/memfd:sealed-91173221a7ea (deleted)", "3", "worker|",
+     "worker", "cmdline"},
+    {"memfd, a comm the program set", "/memfd:runc_cloned:/proc/self/exe (deleted)",
+     "runc:[2:INIT]", "runc|init|", "runc:[2:INIT]", "comm"},
+    {"memfd, no cmdline", "/memfd:x (deleted)", "memfd:x", NULL, "memfd:x", "comm"},
+    {"memfd, empty argv[0]", "/memfd:x (deleted)", "memfd:x", "|", "memfd:x", "comm"},
+    {"memfd, argv[0] ends in '/'", "/memfd:x (deleted)", "memfd:x", "bin/|", "memfd:x", "comm"},
+    {"memfd, argv[0] without NUL", "/memfd:x (deleted)", "3", "/bin/tool", "tool", "cmdline"},
+    {"memfd, argv[0] with a control byte", "/memfd:x (deleted)", "3",
+     "a\tb\x01"
+     "c|",
+     "a_b_c", "cmdline"},
+    {"O_TMPFILE never linked", "/tmp/#1234567 (deleted)", "#1234567", "./job|", "job", "cmdline"},
+    {"O_TMPFILE, comm set by the program", "/tmp/#1234567 (deleted)", "job", "x|", "job", "comm"},
+    {"not a path", "anon_inode:[memfd]", "worker", NULL, "worker", "comm"},
+    {"the root", "/", "init", NULL, "init", "comm"},
+    {"no link (zombie, no permission)", NULL, "zombie", "zombie|", "zombie", "comm"},
+    {"no link, no comm", NULL, "", NULL, "", "comm"},
+};
+
+static void test_exe_name_table(void **state)
+{
+    for (size_t i = 0; i < sizeof(exe_cases) / sizeof(exe_cases[0]); i++) {
+        const struct exe_case *tc = &exe_cases[i];
+        char *cmd = tc->cmdline ? strdup(tc->cmdline) : NULL;
+        size_t len = cmd ? strlen(cmd) : 0;
+        const char *src = NULL;
+
+        for (size_t j = 0; j < len; j++)
+            if (cmd[j] == '|')
+                cmd[j] = '\0';
+        char *got = procinfo_exe_name(tc->link, tc->comm, cmd, len, &src);
+        free(cmd);
+        check_str("name", tc->name, got, tc->want);
+        check_str("source", tc->name, src, tc->source);
+        free(got);
+    }
+}
+
 /* ---- a fake /proc tree ---------------------------------------------------- */
 
 struct fake {
@@ -571,6 +638,25 @@ static void test_cache_hostile_files(void **state)
     assert_null(proc_cache_get(c, 51));
     assert_int_equal(errno, EINVAL);
 
+    /* an executable that is no file: not "memfd:...", but argv[0] */
+    fake_proc(f->root, 53, "memfd:sealed-91", 0, 1, "/memfd:sealed-91173221a7ea (deleted)",
+              "0::/\n", "");
+    snprintf(dir, sizeof(dir), "%s/53", f->root);
+    write_file(dir, "cmdline", "/opt/w/worker\0--serve\0", 22);
+    pi = proc_cache_get(c, 53);
+    assert_non_null(pi);
+    assert_string_equal(pi->exe_path, "/memfd:sealed-91173221a7ea");
+    assert_string_equal(pi->exe_name, "worker");
+    assert_string_equal(pi->service_name, "worker");
+    assert_string_equal(pi->service_source, "cmdline");
+    assert_string_equal(label_set_get(&pi->labels, "process_executable_name"), "worker");
+    /* the same with cmdline unreadable: comm */
+    fake_proc(f->root, 54, "memfd:x", 0, 1, "/memfd:x (deleted)", "0::/\n", "");
+    pi = proc_cache_get(c, 54);
+    assert_non_null(pi);
+    assert_string_equal(pi->service_name, "memfd:x");
+    assert_string_equal(pi->service_source, "comm");
+
     /* empty cgroup and environ, missing cgroup file */
     fake_proc(f->root, 52, "e", 0, 1, "/bin/true", "", "");
     snprintf(dir, sizeof(dir), "%s/52/cgroup", f->root);
@@ -680,6 +766,72 @@ static void test_real_children(void **state)
     proc_cache_free(c);
 }
 
+/* A real process whose executable is a sealed memfd (memfd_create +
+ * fexecve, as runc and in-memory loaders do): named by argv[0], whatever
+ * the kernel made its comm. */
+static void test_real_memfd_exec(void **state)
+{
+    struct proc_cache *c = proc_cache_new(NULL, "real-host");
+    char path[64], cmdpath[64], link[PATH_MAX], cmd[64];
+    ssize_t ll = -1;
+    bool done = false;
+
+    assert_non_null(c);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *const argv[] = {"memfd-worker", "30", NULL};
+        char *const envp[] = {"PATH=/bin", NULL};
+        int src = open("/bin/sleep", O_RDONLY | O_CLOEXEC);
+        int mfd = memfd_create("sealed-91173221a7ea", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        char buf[65536];
+        ssize_t n;
+
+        if (src < 0 || mfd < 0)
+            _exit(126);
+        while ((n = read(src, buf, sizeof(buf))) > 0)
+            if (write(mfd, buf, (size_t)n) != n)
+                _exit(126);
+        if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE))
+            _exit(126);
+        fexecve(mfd, argv, envp);
+        _exit(127);
+    }
+    /* Until fexecve is done, /proc shows this test's executable; the exe
+     * link changes before the new argv is in place (cmdline reads empty). */
+    snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+    snprintf(cmdpath, sizeof(cmdpath), "/proc/%d/cmdline", pid);
+    for (int i = 0; i < 5000 && !done; i++) {
+        FILE *fp = fopen(cmdpath, "r");
+        size_t n = fp ? fread(cmd, 1, sizeof(cmd), fp) : 0;
+
+        if (fp)
+            fclose(fp);
+        ll = readlink(path, link, sizeof(link) - 1);
+        done = ll > 7 && memcmp(link, "/memfd:", 7) == 0 && n >= 13 &&
+               memcmp(cmd, "memfd-worker", 13) == 0;
+        if (!done)
+            usleep(1000);
+    }
+    if (!done) {
+        reap(pid);
+        fail_msg("child never ran from its memfd");
+    }
+    const struct proc_info *pi = proc_cache_get(c, (uint32_t)pid);
+    assert_non_null(pi);
+    /* the premise: comm names the fd ("memfd:sealed-91" since Linux 6.14, "3" before) */
+    assert_true(strncmp(pi->comm, "memfd:", 6) == 0 || strspn(pi->comm, "0123456789") > 0);
+    assert_string_equal(pi->exe_path, "/memfd:sealed-91173221a7ea");
+    assert_string_equal(pi->exe_name, "memfd-worker");
+    assert_string_equal(label_set_get(&pi->labels, "process_executable_name"), "memfd-worker");
+    if (!pi->systemd_unit) {
+        assert_string_equal(pi->service_name, "memfd-worker");
+        assert_string_equal(pi->service_source, "cmdline");
+    }
+    reap(pid);
+    proc_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -687,10 +839,12 @@ int main(void)
         cmocka_unit_test(test_stat_bad),
         cmocka_unit_test(test_cgroup_table),
         cmocka_unit_test(test_environ_table),
+        cmocka_unit_test(test_exe_name_table),
         cmocka_unit_test_setup_teardown(test_cache_fake_tree, fake_setup, fake_teardown),
         cmocka_unit_test_setup_teardown(test_cache_many_pids, fake_setup, fake_teardown),
         cmocka_unit_test_setup_teardown(test_cache_hostile_files, fake_setup, fake_teardown),
         cmocka_unit_test(test_real_children),
+        cmocka_unit_test(test_real_memfd_exec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

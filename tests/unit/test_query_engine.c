@@ -7,8 +7,11 @@
  * the HTTP layer's validation; the mprof wire encoding; two workers over
  * loopback agreeing with one; and the merge kernel's speed (printed).
  */
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -515,7 +520,31 @@ static void test_http(void **state)
         {"/api/v1/nope", "", 404, "no such endpoint"},
         {"/healthz", "", 200, "ok"},
         {"/api/v1/top", "from=now-1h&until=now", 200, "\"total\":0"},
+        /* until - from overflowed int64 and passed the 31-day check; the
+         * planner then looped ~2e11 times (alarm() below catches a hang) */
+        {"/api/v1/top", "from=-9000000000000000000&until=9000000000000000000", 400,
+         "from: -9000000000000000000 is out of range"},
+        {"/api/v1/top", "from=-9223372036854775808&until=9223372036854775807", 400,
+         "from: -9223372036854775808 is out of range"},
+        {"/api/v1/top", "from=0&until=9223372036854775807", 400,
+         "until: 9223372036854775807 is out of range"},
+        {"/api/v1/top", "from=now-36500d&until=now", 400, "from: -"},
+        {"/api/v1/series", "from=-9000000000000000000&until=9000000000000000000", 400, "from:"},
+        {"/api/v1/profile_types", "from=-9223372036854775808&until=9223372036854775807", 400,
+         "from:"},
+        {"/api/v1/diff",
+         "left_from=1&left_until=2&right_from=-9000000000000000000&right_until="
+         "9000000000000000000",
+         400, "right_from: -9000000000000000000 is out of range"},
+        {"/pyroscope/render",
+         "query=process_cpu:cpu:nanoseconds:cpu:nanoseconds{}&from=-9223372036854775808&until="
+         "9223372036854775807",
+         400, "from: -9223372036854775808 is out of range"},
+        {"/pyroscope/render",
+         "query=process_cpu:cpu:nanoseconds:cpu:nanoseconds{}&from=-9000000000000000000&until=now",
+         400, "from: -9000000000000000000 is out of range"},
     };
+    alarm(30);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         get(s, cases[i].path, cases[i].query, &r);
         if (r.status != cases[i].status || !strstr((char *)r.body, cases[i].msg))
@@ -533,6 +562,78 @@ static void test_http(void **state)
                &r);
     assert_int_equal(r.status, 400);
     free(r.body);
+    /* Peer queries: doubles are range-checked before any cast (a cast of
+     * -9.2e18 or 1e300 to int64 is undefined, and wrapped the range). */
+    static const struct {
+        const char *body, *msg;
+    } peer[] = {
+        {"{\"tenant\":\"default\",\"query\":\"{}\",\"from\":-9.2e18,\"until\":9.2e18,"
+         "\"mode\":0,\"shard\":0,\"nshards\":1}",
+         "body: from: -9.2e+18 is not an integer"},
+        {"{\"tenant\":\"default\",\"query\":\"{}\",\"from\":0,\"until\":1e300,"
+         "\"mode\":0,\"shard\":0,\"nshards\":1}",
+         "body: until: 1.0000000000000001e+300 is not an integer"},
+        {"{\"tenant\":\"default\",\"query\":\"{}\",\"from\":1,\"until\":2,"
+         "\"mode\":1e300,\"shard\":0,\"nshards\":1}",
+         "body: mode:"},
+        {"{\"tenant\":\"default\",\"query\":\"{}\",\"from\":1,\"until\":2,"
+         "\"mode\":1,\"step\":-1e19,\"shard\":0,\"nshards\":1}",
+         "body: step:"},
+        {"{\"tenant\":\"default\",\"query\":\"{}\",\"from\":1,\"until\":2,"
+         "\"mode\":0,\"shard\":1e20,\"nshards\":1}",
+         "body: shard:"},
+        {"{\"tenant\":\"default\",\"query\":\"{}\",\"from\":1.5,\"until\":2,"
+         "\"mode\":0,\"shard\":0,\"nshards\":1}",
+         "body: from: 1.5 is not an integer"},
+        {"{\"tenant\":\"default\",\"query\":\"{}\",\"from\":2,\"until\":1,"
+         "\"mode\":0,\"shard\":0,\"nshards\":1}",
+         "body: from: must be before until"},
+    };
+    for (size_t i = 0; i < sizeof(peer) / sizeof(peer[0]); i++) {
+        http_route(s, "POST", "/internal/v1/select", kv_get, &(struct kv){0},
+                   (const uint8_t *)peer[i].body, strlen(peer[i].body), &r);
+        if (r.status != 400 || !strstr((char *)r.body, peer[i].msg))
+            fail_msg("%s: %d %.*s", peer[i].body, r.status, (int)r.len, (char *)r.body);
+        free(r.body);
+    }
+    /* Connect: the same check, naming start or end. */
+    static const struct {
+        const char *method, *body, *msg;
+    } con[] = {
+        {"SelectMergeStacktraces",
+         "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":"
+         "\"{}\",\"start\":\"-9000000000000000000\",\"end\":\"9000000000000000000\"}",
+         "start: -9000000000000000000 is out of range"},
+        {"SelectMergeStacktraces",
+         "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":"
+         "\"{}\",\"end\":\"-9223372036854775807\"}",
+         "end: -9223372036854775807 is out of range"},
+        {"SelectSeries",
+         "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":"
+         "\"{}\",\"start\":\"1\",\"end\":\"9223372036854775807\",\"step\":1}",
+         "end: 9223372036854775807 is out of range"},
+        {"LabelNames", "{\"start\":\"-9223372036854775808\",\"end\":\"1\"}",
+         "start: -9223372036854775808 is out of range"},
+        {"ProfileTypes", "{\"start\":\"1\",\"end\":\"9223372036854775807\"}", "end:"},
+        {"Diff",
+         "{\"left\":{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\","
+         "\"labelSelector\":\"{}\",\"start\":\"1\",\"end\":\"2\"},\"right\":{"
+         "\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":"
+         "\"{}\",\"start\":\"-9000000000000000000\",\"end\":\"9000000000000000000\"}}",
+         "right.start: -9000000000000000000 is out of range"},
+    };
+    for (size_t i = 0; i < sizeof(con) / sizeof(con[0]); i++) {
+        char path[128];
+        struct kv h = {.k = {"Content-Type"}, .v = {"application/json"}, .n = 1};
+        snprintf(path, sizeof(path), "/querier.v1.QuerierService/%s", con[i].method);
+        http_route_headers(s, "POST", path, kv_get, kv_get, &h, (const uint8_t *)con[i].body,
+                           strlen(con[i].body), &r);
+        if (r.status != 400 || !strstr((char *)r.body, con[i].msg))
+            fail_msg("%s %s: %d %.*s", con[i].method, con[i].body, r.status, (int)r.len,
+                     (char *)r.body);
+        free(r.body);
+    }
+    alarm(0);
 
     /* a real answer, parsed */
     snprintf(q, sizeof(q), "query={service_name=\"api\"}&from=%lld&until=%lld&limit=2",
@@ -738,6 +839,49 @@ static void test_corrupt_segment(void **state)
     free(r);
     mprof_free(mp);
 
+    /* Every answer says so: X-Stoke-Skipped (the response's count) on the
+     * native API, Connect and render, and render's JSON too. */
+    struct http_opts ho = {.engine = e, .tenant = "default"};
+    struct http_server *s = http_new_unbound(&ho);
+    struct http_response hr;
+    char qs[512];
+    snprintf(qs, sizeof(qs), "query={service_name=\"api\"}&from=%lld&until=%lld", (long long)T0,
+             (long long)(T0 + NWIN * WIN));
+    assert_int_equal(get(s, "/api/v1/top", qs, &hr), 200);
+    assert_true(hr.queried);
+    assert_int_equal(hr.skipped, 1);
+    assert_non_null(strstr((char *)hr.body, "\"skipped\":1"));
+    free(hr.body);
+    snprintf(qs, sizeof(qs),
+             "query=process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"api\"}&from=%lld&"
+             "until=%lld",
+             (long long)T0, (long long)(T0 + NWIN * WIN));
+    assert_int_equal(get(s, "/pyroscope/render", qs, &hr), 200);
+    assert_true(hr.queried);
+    assert_int_equal(hr.skipped, 1); /* the timeline's second read counts once */
+    cJSON *j = cJSON_ParseWithLength((char *)hr.body, hr.len);
+    assert_non_null(j);
+    assert_int_equal(
+        (int64_t)cJSON_GetObjectItem(cJSON_GetObjectItem(j, "stats"), "skipped")->valuedouble, 1);
+    assert_non_null(strstr(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "warnings"), 0)->valuestring,
+                           seg_keys[1][2]));
+    assert_non_null(cJSON_GetObjectItem(j, "flamebearer"));
+    cJSON_Delete(j);
+    free(hr.body);
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\","
+             "\"labelSelector\":\"{service_name=\\\"api\\\"}\",\"start\":%lld,\"end\":%lld}",
+             (long long)T0, (long long)(T0 + NWIN * WIN));
+    struct kv h = {.k = {"Content-Type"}, .v = {"application/json"}, .n = 1};
+    http_route_headers(s, "POST", "/querier.v1.QuerierService/SelectMergeStacktraces", kv_get,
+                       kv_get, &h, (const uint8_t *)body, strlen(body), &hr);
+    if (hr.status != 200)
+        fail_msg("%d %.*s", hr.status, (int)hr.len, (char *)hr.body);
+    assert_true(hr.queried);
+    assert_int_equal(hr.skipped, 1);
+    free(hr.body);
+
     /* a manifest that is garbage: skipped and reported too */
     char mk[1024];
     assert_true(manifest_entry_key(mk, sizeof(mk), "default", "h9", T0, 42) > 0);
@@ -749,8 +893,230 @@ static void test_corrupt_segment(void **state)
         found += strstr(mp->warnings[i], mk) != NULL;
     assert_int_equal(found, 1);
     mprof_free(mp);
+    /* LabelNames reads the types and the labels of one selection: the
+     * manifest and the segment's two sections (both services) count once
+     * each, not once per read. */
+    snprintf(body, sizeof(body), "{\"start\":%lld,\"end\":%lld}", (long long)T0,
+             (long long)(T0 + NWIN * WIN));
+    http_route_headers(s, "POST", "/querier.v1.QuerierService/LabelNames", kv_get, kv_get, &h,
+                       (const uint8_t *)body, strlen(body), &hr);
+    assert_int_equal(hr.status, 200);
+    assert_int_equal(hr.skipped, 3);
+    free(hr.body);
+    http_stop(s);
     selector_free(sel);
     engine_free(e);
+}
+
+static int connect_to(unsigned port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* Sends @req on a new connection and reads until the server closes it or
+ * 3 s pass; the status, 0 without an answer. */
+static int raw_http(unsigned port, const char *req, char *resp, size_t cap)
+{
+    int fd = connect_to(port), status = 0;
+    struct timeval tv = {.tv_sec = 3};
+    size_t n = 0, len = strlen(req);
+    ssize_t k;
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    for (size_t off = 0; off < len; off += (size_t)k)
+        if ((k = send(fd, req + off, len - off, 0)) <= 0)
+            break;
+    while (n + 1 < cap && (k = recv(fd, resp + n, cap - 1 - n, 0)) > 0)
+        n += (size_t)k;
+    resp[n] = '\0';
+    close(fd);
+    if (sscanf(resp, "HTTP/1.1 %d", &status) != 1)
+        status = 0;
+    return status;
+}
+
+/* The served socket: thousands of parameters get an answer, slow readers
+ * are cut however they trickle, and a crowd of them leaves room. */
+static void test_http_socket(void **state)
+{
+    struct http_opts ho = {.listen = "127.0.0.1:0",
+                           .engine = eng,
+                           .tenant = "default",
+                           .read_timeout_ms = 400,
+                           .max_connections = 20};
+    char err[256], resp[8192], *req = malloc(64 * 1024);
+    struct http_server *s = http_start(&ho, err, sizeof(err));
+    unsigned port;
+
+    assert_non_null(s);
+    port = http_port(s);
+    /* 5000 parameters: libmicrohttpd alone closed the connection */
+    strcpy(req, "GET /api/v1/top?a");
+    for (int i = 1; i < 5000; i++)
+        strcat(req + strlen(req) - 1, "&a");
+    strcat(req, " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_int_equal(raw_http(port, req, resp, sizeof(resp)), 400);
+    assert_non_null(strstr(resp, "5000 parameters, more than 64"));
+    /* a long URL */
+    strcpy(req, "GET /api/v1/top?query=");
+    memset(req + strlen(req), 'x', 20000);
+    strcpy(req + 22 + 20000, " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_int_equal(raw_http(port, req, resp, sizeof(resp)), 414);
+    /* a real query says how many segments it skipped */
+    snprintf(req, 1024,
+             "GET /api/v1/top?from=%lld&until=%lld HTTP/1.1\r\nHost: x\r\nConnection: "
+             "close\r\n\r\n",
+             (long long)T0, (long long)(T0 + NWIN * WIN));
+    assert_int_equal(raw_http(port, req, resp, sizeof(resp)), 200);
+    /* (test_corrupt_segment broke a segment of this store before) */
+    const char *xs = strstr(resp, "\r\nX-Stoke-Skipped: ");
+    assert_non_null(xs);
+    assert_non_null(strstr(resp, "\"skipped\":"));
+    assert_int_equal(atoi(xs + 19), atoi(strstr(resp, "\"skipped\":") + 10));
+
+    /* A head trickled a byte every 50 ms is cut at the read deadline. */
+    int fd = connect_to(port);
+    assert_int_equal(send(fd, "GET / HTTP/1.1\r\nHost: x\r\n", 26, 0), 26);
+    int64_t t0 = qcancel_now_us(), cut_ms = -1;
+    for (int i = 0; i < 60 && cut_ms < 0; i++) {
+        char b;
+        usleep(50000);
+        if (recv(fd, &b, 1, MSG_DONTWAIT) == 0 || send(fd, "X", 1, MSG_NOSIGNAL) < 0)
+            cut_ms = (qcancel_now_us() - t0) / 1000;
+    }
+    close(fd);
+    if (cut_ms < 350 || cut_ms > 1000)
+        fail_msg("a trickling client was cut after %lld ms (read timeout 400 ms)",
+                 (long long)cut_ms);
+
+    /* 40 slow clients, 20 connections: the normal request is answered */
+    int slow[40];
+    for (int i = 0; i < 40; i++) {
+        slow[i] = connect_to(port);
+        assert_int_equal(send(slow[i], "GET / HTTP/1.1\r\n", 16, 0), 16);
+    }
+    usleep(50000);
+    assert_int_equal(raw_http(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                              resp, sizeof(resp)),
+                     200);
+    assert_int_equal(raw_http(port, req, resp, sizeof(resp)), 200);
+    for (int i = 0; i < 40; i++)
+        close(slow[i]);
+    free(req);
+    http_stop(s);
+}
+
+static atomic_bool stop_flag;
+
+/* A query stops when its qcancel fires: before planning, and the HTTP
+ * layer answers 504 or 503. */
+static void test_query_cancel(void **state)
+{
+    struct selector *sel = NULL;
+    struct mprof *mp = NULL;
+    struct qcancel qc;
+    char err[256];
+
+    assert_int_equal(selector_parse("{}", &sel, err, sizeof(err)), 0);
+    struct query q = {.tenant = "default",
+                      .sel = sel,
+                      .selector_text = "{}",
+                      .from = T0,
+                      .until = T0 + NWIN * WIN,
+                      .cancel = &qc};
+    qcancel_init(&qc, 0, NULL, NULL, NULL);
+    assert_int_equal(engine_query(eng, &q, &mp, err, sizeof(err)), 0);
+    mprof_free(mp);
+    mp = NULL;
+    stop_flag = true;
+    qcancel_init(&qc, 0, &stop_flag, NULL, NULL);
+    assert_int_equal(engine_query(eng, &q, &mp, err, sizeof(err)), -ECANCELED);
+    assert_null(mp);
+    stop_flag = false;
+    qcancel_init(&qc, 1, &stop_flag, NULL, NULL);
+    usleep(3000);
+    assert_int_equal(engine_query(eng, &q, &mp, err, sizeof(err)), -ETIMEDOUT);
+    assert_non_null(strstr(err, "deadline"));
+    char **types = NULL;
+    size_t n = 0;
+    assert_int_equal(engine_profile_types(eng, "default", NULL, T0, T0 + NWIN * WIN, &qc, &types,
+                                          &n, &mp, err, sizeof(err)),
+                     -ETIMEDOUT);
+    /* q's range goes through the one check too */
+    q.cancel = NULL;
+    q.from = -9000000000000000000LL;
+    q.until = 9000000000000000000LL;
+    assert_int_equal(engine_query(eng, &q, &mp, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "from: -9000000000000000000 is out of range"));
+
+    struct http_opts ho = {.engine = eng, .tenant = "default", .query_timeout_ms = 5000};
+    struct http_server *s = http_new_unbound(&ho);
+    struct http_response r;
+    char qs[32];
+    snprintf(qs, sizeof(qs), "%lld", (long long)T0);
+    char us[32];
+    snprintf(us, sizeof(us), "%lld", (long long)(T0 + NWIN * WIN));
+    struct kv kv = {
+        .k = {"from", "until", "Content-Type"}, .v = {qs, us, "application/json"}, .n = 3};
+    struct http_request rq = {.method = "GET",
+                              .path = "/api/v1/top",
+                              .param = kv_get,
+                              .header = kv_get,
+                              .ctx = &kv,
+                              .cancel = &qc};
+    http_handle(s, &rq, &r);
+    if (r.status != 504 || !strstr((char *)r.body, "deadline of 5000 ms"))
+        fail_msg("%d %.*s", r.status, (int)r.len, (char *)r.body);
+    free(r.body);
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":"
+             "\"{}\",\"start\":%s,\"end\":%s}",
+             qs, us);
+    rq = (struct http_request){.method = "POST",
+                               .path = "/querier.v1.QuerierService/SelectMergeStacktraces",
+                               .param = kv_get,
+                               .header = kv_get,
+                               .ctx = &kv,
+                               .body = (const uint8_t *)body,
+                               .body_len = strlen(body),
+                               .cancel = &qc};
+    http_handle(s, &rq, &r);
+    if (r.status != 504 || !strstr((char *)r.body, "deadline_exceeded"))
+        fail_msg("%d %.*s", r.status, (int)r.len, (char *)r.body);
+    free(r.body);
+    stop_flag = true;
+    qcancel_init(&qc, 0, &stop_flag, NULL, NULL);
+    http_handle(s, &rq, &r);
+    assert_int_equal(r.status, 499); /* Connect's "canceled" */
+    free(r.body);
+    rq.path = "/api/v1/top";
+    rq.method = "GET";
+    http_handle(s, &rq, &r);
+    assert_int_equal(r.status, 503);
+    free(r.body);
+    stop_flag = false;
+
+    /* The deadline: the server's, or a Connect client's smaller one. */
+    struct kv th = {.k = {"Connect-Timeout-Ms"}, .v = {"250"}, .n = 1};
+    const char *cpath = "/querier.v1.QuerierService/SelectMergeStacktraces";
+    assert_int_equal(http_query_timeout_ms(s, cpath, kv_get, &th), 250);
+    assert_int_equal(http_query_timeout_ms(s, "/api/v1/top", kv_get, &th), 5000);
+    th.v[0] = "9999999";
+    assert_int_equal(http_query_timeout_ms(s, cpath, kv_get, &th), 5000);
+    th.v[0] = "-1";
+    assert_int_equal(http_query_timeout_ms(s, cpath, kv_get, &th), 5000);
+    th.v[0] = "12345678901";
+    assert_int_equal(http_query_timeout_ms(s, cpath, kv_get, &th), 5000);
+    assert_int_equal(http_query_timeout_ms(s, cpath, NULL, NULL), 5000);
+    http_stop(s);
+    selector_free(sel);
 }
 
 /* The cache: LRU by bytes, a disk tier that survives the memory tier. */
@@ -917,6 +1283,7 @@ int main(void)
         cmocka_unit_test(test_series_labels), cmocka_unit_test(test_pprof_export),
         cmocka_unit_test(test_http),          cmocka_unit_test(test_mprof_wire),
         cmocka_unit_test(test_peers),         cmocka_unit_test(test_corrupt_segment),
+        cmocka_unit_test(test_query_cancel),  cmocka_unit_test(test_http_socket),
         cmocka_unit_test(test_cache),         cmocka_unit_test(test_bench_merge),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -260,12 +260,18 @@ static void agg_pprof(struct agg *a, const Perftools__Profiles__Profile *p,
                 if (p->location[l]->id == s->location_id[0]) {
                     leaf = "<noline>";
                     if (p->location[l]->n_line) {
-                        leaf = "";
+                        uint64_t fid = p->location[l]->line[0]->function_id;
+                        leaf = NULL;
                         for (size_t f = 0; f < p->n_function; f++)
-                            if (p->function[f]->id == p->location[l]->line[0]->function_id) {
+                            if (p->function[f]->id == fid) {
                                 leaf = pp_str(p, p->function[f]->name);
                                 break;
                             }
+                        /* every function id 0: the writer takes them by
+                         * position (docs/format.md §4) */
+                        if (!leaf && fid >= 1 && fid <= p->n_function)
+                            leaf = pp_str(p, p->function[fid - 1]->name);
+                        assert_non_null(leaf);
                     }
                     break;
                 }
@@ -556,11 +562,25 @@ static void test_roundtrip_fixed(void **state)
     seg_writer_free(w);
 }
 
+/* Rejected adds leave a writer as it was: it finishes to @b1 (@l1 bytes)
+ * again. Frees @b1 and @w. */
+static void assert_unchanged(struct seg_writer *w, uint8_t *b1, size_t l1)
+{
+    uint8_t *b2;
+    size_t l2;
+    assert_int_equal(seg_writer_finish(w, &b2, &l2, NULL), 0);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(b1, b2, l1);
+    free(b1);
+    free(b2);
+    seg_writer_free(w);
+}
+
 static void test_rejects(void **state)
 {
     static struct pb b;
-    uint8_t *b1, *b2;
-    size_t l1, l2;
+    uint8_t *b1;
+    size_t l1;
     struct seg_writer *w = seg_writer_new("t", "h");
     assert_true(seg_writer_empty(w));
     pb_init(&b, 1000000000);
@@ -584,12 +604,72 @@ static void test_rejects(void **state)
     assert_int_equal(seg_writer_add_pprof(w, "svc", &b.p, NULL, 0, 0), -EINVAL);
     b.smp[0].n_label = 0;
     assert_int_equal(seg_writer_add_pprof(w, "", &b.p, NULL, 0, 0), -EINVAL);
-    assert_int_equal(seg_writer_finish(w, &b2, &l2, NULL), 0);
-    assert_int_equal(l1, l2);
-    assert_memory_equal(b1, b2, l1);
-    free(b1);
-    free(b2);
-    seg_writer_free(w);
+    assert_unchanged(w, b1, l1);
+}
+
+/* Function ids: a profile whose every function has id 0 (early versions of
+ * Pyroscope's .NET profiler wrote none) is repaired by position and says
+ * so; any other bad id is rejected with a message naming it and adds
+ * nothing: a frame is never stored without its name. */
+static void test_function_ids(void **state)
+{
+    static struct pb b;
+    static const char *stk[] = {"leaf", "mid", "root", NULL};
+    char msg[256];
+    uint8_t *b1;
+    size_t l1;
+    struct seg_footer *f;
+    struct seg_section **v;
+
+    pb_init(&b, 1000000000);
+    pb_sample(&b, stk, 3, NULL, NULL);
+    assert_int_equal(b.p.n_function, 3);
+    assert_int_equal(seg_pprof_check(&b.p, msg, sizeof(msg)), 0);
+    assert_string_equal(msg, "");
+
+    /* Every id 0, and the lines name functions by position: the leaf's
+     * line names function 3 ("root"), the root's names function 1. */
+    for (size_t i = 0; i < 3; i++)
+        b.fn[i].id = 0;
+    b.ln[0].function_id = 3;
+    b.ln[2].function_id = 1;
+    assert_int_equal(seg_pprof_check(&b.p, msg, sizeof(msg)), SEG_PPROF_REPAIRED);
+    assert_non_null(strstr(msg, "every function id is 0"));
+    struct seg_writer *w = seg_writer_new("t", "h");
+    assert_int_equal(seg_writer_add_pprof(w, "svc", &b.p, NULL, 0, 0), 0);
+    assert_int_equal(seg_writer_finish(w, &b1, &l1, NULL), 0);
+    assert_int_equal(decode_all(b1, l1, &f, &v), 0);
+    assert_int_equal(v[0]->nstacks, 1);
+    const char *want[] = {"root", "mid", "leaf"};
+    for (uint32_t i = 0; i < 3; i++) {
+        const struct seg_location *loc = &v[0]->locations[v[0]->stack_locs[i]];
+        assert_int_equal(loc->nlines, 1);
+        assert_string_equal(
+            v[0]->strings[v[0]->functions[v[0]->lines[loc->line_off].function].name], want[i]);
+    }
+    free_all(f, v);
+
+    /* Everything else that is wrong with an id is an error. */
+    struct {
+        uint64_t fid[3], line0;
+        const char *says;
+    } bad[] = {
+        {{0, 2, 3}, 3, "function 0 has the reserved id 0"},
+        {{1, 1, 3}, 3, "two functions have id 1"},
+        {{1, 2, 3}, 7, "location 1: line 0 names function 7, which the profile does not define"},
+        {{1, 2, 3}, 0, "location 1: line 0 names function 0"},
+        {{0, 0, 0}, 4, "location 1: line 0 names function 4"},
+    };
+    for (size_t t = 0; t < sizeof(bad) / sizeof(bad[0]); t++) {
+        for (size_t i = 0; i < 3; i++)
+            b.fn[i].id = bad[t].fid[i];
+        b.ln[0].function_id = bad[t].line0;
+        assert_int_equal(seg_pprof_check(&b.p, msg, sizeof(msg)), -EINVAL);
+        if (!strstr(msg, bad[t].says))
+            fail_msg("case %zu: \"%s\" does not say \"%s\"", t, msg, bad[t].says);
+        assert_int_equal(seg_writer_add_pprof(w, "svc", &b.p, NULL, 0, 0), -EINVAL);
+    }
+    assert_unchanged(w, b1, l1);
 }
 
 static void test_deterministic(void **state)
@@ -915,10 +995,11 @@ static void test_golden(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_wire),    cmocka_unit_test(test_roundtrip_fixed),
-        cmocka_unit_test(test_rejects), cmocka_unit_test(test_deterministic),
-        cmocka_unit_test(test_keys),    cmocka_unit_test(test_corruption),
-        cmocka_unit_test(test_corpus),  cmocka_unit_test(test_golden),
+        cmocka_unit_test(test_wire),          cmocka_unit_test(test_roundtrip_fixed),
+        cmocka_unit_test(test_rejects),       cmocka_unit_test(test_function_ids),
+        cmocka_unit_test(test_deterministic), cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_corruption),    cmocka_unit_test(test_corpus),
+        cmocka_unit_test(test_golden),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

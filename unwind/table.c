@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * table — compiles a binary's call frame information into the BPF layout.
+ * See table.h.
+ */
+#include <errno.h>
+#include <gelf.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/types.h>
+#include "bpf/profile.h"
+#include "unwind/table.h"
+
+_Static_assert(sizeof(struct unwind_row) == 8, "a row is one array element");
+
+/* The section named @name with its data (decompressed if need be). */
+static Elf_Scn *find_section(Elf *elf, const char *name, GElf_Shdr *sh, Elf_Data **data)
+{
+    size_t shstrndx;
+    Elf_Scn *scn = NULL;
+
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return NULL;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        const char *n;
+        if (!gelf_getshdr(scn, sh) || sh->sh_type == SHT_NOBITS)
+            continue;
+        n = elf_strptr(elf, shstrndx, sh->sh_name);
+        if (!n || strcmp(n, name) != 0)
+            continue;
+        if ((sh->sh_flags & SHF_COMPRESSED) && elf_compress(scn, 0, 0) < 0)
+            return NULL;
+        *data = elf_getdata(scn, NULL);
+        return *data && (*data)->d_buf && (*data)->d_size ? scn : NULL;
+    }
+    return NULL;
+}
+
+/*
+ * The FDE offsets in .eh_frame in .eh_frame_hdr's order (sorted by the
+ * FDEs' first address): parsed in that order the rows need no sort. Only
+ * the common table encoding (datarel sdata4) is read; NULL otherwise.
+ */
+static uint32_t *hdr_order(Elf *elf, uint64_t eh_vaddr, size_t eh_len, size_t *n)
+{
+    GElf_Shdr sh;
+    Elf_Data *d = NULL;
+    const uint8_t *p;
+    uint32_t *order;
+    uint64_t count;
+
+    if (!find_section(elf, ".eh_frame_hdr", &sh, &d) || d->d_size < 12)
+        return NULL;
+    p = d->d_buf;
+    /* version 1; eh_frame_ptr as pcrel sdata4; count as udata4; table datarel sdata4 */
+    if (p[0] != 1 || p[1] != 0x1b || p[2] != 0x03 || p[3] != 0x3b)
+        return NULL;
+    count = (uint64_t)p[8] | (uint64_t)p[9] << 8 | (uint64_t)p[10] << 16 | (uint64_t)p[11] << 24;
+    if (count == 0 || count > (d->d_size - 12) / 8)
+        return NULL;
+    order = malloc(count * sizeof(*order));
+    if (!order)
+        return NULL;
+    for (uint64_t i = 0; i < count; i++) {
+        const uint8_t *e = p + 12 + 8 * i + 4; /* the FDE's address, after its pc */
+        int32_t rel = (int32_t)((uint32_t)e[0] | (uint32_t)e[1] << 8 | (uint32_t)e[2] << 16 |
+                                (uint32_t)e[3] << 24);
+        uint64_t fde = sh.sh_addr + (uint64_t)(int64_t)rel;
+        if (fde < eh_vaddr || fde - eh_vaddr >= eh_len) {
+            free(order);
+            return NULL;
+        }
+        order[i] = (uint32_t)(fde - eh_vaddr);
+    }
+    *n = (size_t)count;
+    return order;
+}
+
+int uw_rows_from_elf(Elf *elf, struct uw_rows *rows, struct uw_cfi_stats *st, const char **source)
+{
+    GElf_Shdr sh;
+    Elf_Data *d = NULL;
+    enum uw_section kind = UW_EH_FRAME;
+    int ret;
+
+    memset(rows, 0, sizeof(*rows));
+    memset(st, 0, sizeof(*st));
+    *source = ".eh_frame";
+    if (!find_section(elf, ".eh_frame", &sh, &d)) {
+        kind = UW_DEBUG_FRAME;
+        *source = ".debug_frame";
+        if (!find_section(elf, ".debug_frame", &sh, &d))
+            return -ENODATA;
+    }
+    size_t norder = 0;
+    uint32_t *order = kind == UW_EH_FRAME && d->d_size <= UINT32_MAX
+                          ? hdr_order(elf, sh.sh_addr, d->d_size, &norder)
+                          : NULL;
+    ret = uw_cfi_parse_ordered(d->d_buf, d->d_size, sh.sh_addr, kind, order, norder,
+                               STOKE_UW_MAX_ELEMS, rows, st);
+    free(order);
+    if (ret == 0 && rows->n == 0)
+        ret = -ENODATA;
+    if (ret == 0)
+        uw_rows_finish(rows);
+    else
+        uw_rows_free(rows);
+    return ret;
+}
+
+int uw_table_from_elf(Elf *elf, struct uw_table *t)
+{
+    struct uw_rows rows;
+    struct uw_cfi_stats st;
+    const char *source;
+    int ret;
+
+    memset(t, 0, sizeof(*t));
+    ret = uw_rows_from_elf(elf, &rows, &st, &source);
+    if (ret == 0)
+        ret = uw_table_compile(&rows, t);
+    uw_rows_free(&rows);
+    t->cfi = st;
+    t->source = source;
+    return ret;
+}
+
+/* Pages of text the rows span (4 KiB each), plus the one of the last row. */
+static uint32_t table_pages(const struct uw_rows *rows)
+{
+    return ((rows->v[rows->n - 1].pc - rows->v[0].pc) >> STOKE_UW_PAGE_SHIFT) + 1;
+}
+
+int uw_table_size(const struct uw_rows *rows, uint32_t *nelems)
+{
+    uint64_t n;
+
+    if (rows->n == 0)
+        return -ENODATA;
+    n = 1 + ((uint64_t)table_pages(rows) + 2) / 2 + rows->n;
+    if (n > STOKE_UW_MAX_ELEMS)
+        return -E2BIG;
+    *nelems = (uint32_t)n;
+    return 0;
+}
+
+uint64_t uw_table_write(const struct uw_rows *rows, uint64_t *elems)
+{
+    uint32_t npages = table_pages(rows), first = rows->v[0].pc;
+    uint64_t r0 = 1 + ((uint64_t)npages + 2) / 2;
+    uint32_t *hdr = (uint32_t *)&elems[0], *idx = (uint32_t *)&elems[1];
+    struct unwind_row *out = (struct unwind_row *)&elems[r0];
+    size_t r = 0;
+
+    hdr[0] = (uint32_t)rows->n;
+    hdr[1] = npages;
+    for (uint32_t p = 0; p <= npages; p++) {
+        uint64_t page_start = (uint64_t)p << STOKE_UW_PAGE_SHIFT;
+        while (r < rows->n && rows->v[r].pc - first < page_start)
+            r++;
+        idx[p] = (uint32_t)r;
+    }
+    if ((npages + 1) % 2)
+        idx[npages + 1] = 0; /* the index's last element, half used */
+    for (size_t i = 0; i < rows->n; i++) {
+        out[i] = rows->v[i];
+        out[i].pc -= first;
+    }
+    return rows->base + first;
+}
+
+int uw_table_compile(const struct uw_rows *rows, struct uw_table *t)
+{
+    const char *source = t->source;
+    uint32_t nelems;
+    int ret;
+
+    memset(t, 0, sizeof(*t));
+    t->source = source;
+    ret = uw_table_size(rows, &nelems);
+    if (ret)
+        return ret;
+    t->elems = calloc(nelems, sizeof(*t->elems));
+    if (!t->elems)
+        return -ENOMEM;
+    t->nelems = nelems;
+    t->nrows = (uint32_t)rows->n;
+    t->npages = table_pages(rows);
+    t->base = uw_table_write(rows, t->elems);
+    return 0;
+}
+
+void uw_table_free(struct uw_table *t)
+{
+    free(t->elems);
+    memset(t, 0, sizeof(*t));
+}
+
+const struct unwind_row *uw_table_lookup(const struct uw_table *t, uint64_t vaddr)
+{
+    const uint32_t *hdr, *idx;
+    uint32_t nrows, npages, page, lo, hi, r0;
+    uint64_t rel;
+    const struct unwind_row *rows;
+
+    if (!t->elems || vaddr < t->base || vaddr - t->base > UINT32_MAX)
+        return NULL;
+    rel = vaddr - t->base;
+    hdr = (const uint32_t *)&t->elems[0];
+    nrows = hdr[0];
+    npages = hdr[1];
+    page = (uint32_t)(rel >> STOKE_UW_PAGE_SHIFT);
+    if (page >= npages)
+        return NULL;
+    idx = (const uint32_t *)&t->elems[1];
+    r0 = 1 + (npages + 2) / 2;
+    rows = (const struct unwind_row *)&t->elems[r0];
+    lo = idx[page];
+    hi = idx[page + 1];
+    /* the last row with pc <= rel: rows before lo start before this page,
+     * rows from hi on start after it */
+    for (int step = 0; step < STOKE_UW_SEARCH_STEPS && lo < hi; step++) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (rows[mid].pc <= rel)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0 || lo > nrows)
+        return NULL;
+    return &rows[lo - 1];
+}
