@@ -126,23 +126,23 @@ static int add_section(struct sym_symtab *t, Elf *elf, Elf_Scn *scn, const GElf_
         if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
             sym.st_value == 0)
             continue;
-        /* Inside the table; not read here (that would fault in every page of
-         * a large .dynstr in the order of the symbols, twice with the drops):
-         * finishing reads it once, in address order, and checks it ends
-         * there. Offset 0 is the empty name. */
+        /* As elf_strptr: a name must end inside its table; an empty one
+         * (offset 0, or any offset of a NUL) names nothing and is skipped.
+         * Reading it here goes through the table in symbol order, which is
+         * the table's own order, with the pages dropped every
+         * DROP_EVERY_SYMS; finishing copies the kept ones in address order. */
         const char *base = strs->d_buf;
         if (sym.st_name == 0 || sym.st_name >= strs->d_size)
             continue;
+        size_t room = strs->d_size - sym.st_name, n = strnlen(base + sym.st_name, room);
+        if (n == room || n == 0)
+            continue;
         uint32_t name;
         int err = 0;
-        if (src && sym.st_name <= SYM_NAME_OFF_MASK) {
+        if (src && sym.st_name <= SYM_NAME_OFF_MASK)
             name = (uint32_t)src << SYM_NAME_SRC_SHIFT | (uint32_t)sym.st_name;
-        } else {
-            size_t room = strs->d_size - sym.st_name, n = strnlen(base + sym.st_name, room);
-            if (n == room || n == 0) /* not ended inside the table, or empty */
-                continue;
+        else
             err = arena_add(t, base + sym.st_name, n < NAME_MAX_LEN ? n : NAME_MAX_LEN, &name);
-        }
         if (!err)
             err = add_sym(t, sym.st_value, sym.st_size, name);
         if (err)

@@ -550,8 +550,22 @@ static void test_kallsyms_pfx(void **state)
     sym_kallsyms_free(&k);
 }
 
-/* Every symbol keeps a name it has in the file, after its names were
- * compressed in blocks; and they take less room than the raw names. */
+struct file_sym {
+    uint64_t addr;
+    const char *name; /* as elf_strptr reads it: NULL or "" for none */
+};
+
+static int cmp_file_sym(const void *a, const void *b)
+{
+    const struct file_sym *x = a, *y = b;
+    return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/* Every symbol kept has a name, and it is one of the names its address has
+ * in the file (cut at 4096 bytes); every function address with a name in
+ * the file is kept. Checks every symbol, not a sample. When @compressed,
+ * the names were compressed in blocks and take less room than the raw
+ * names. Returns the number of symbols checked. */
 static size_t check_symtab_names(const char *path, bool compressed)
 {
     int fd = open(path, O_RDONLY);
@@ -561,68 +575,108 @@ static size_t check_symtab_names(const char *path, bool compressed)
     struct sym_symtab t = {0};
     assert_true(sym_symtab_add_mapped_elf(&t, elf, true) > 0);
     sym_symtab_finish(&t);
+    /* the file's function symbols, by address, and its string tables (an
+     * upper bound of the raw names) */
+    struct file_sym *fs = NULL;
+    size_t nfs = 0, cap = 0, strtabs = 0;
+    Elf_Scn *scn = NULL;
+    GElf_Shdr sh, sh2;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
+            continue;
+        if (gelf_getshdr(elf_getscn(elf, sh.sh_link), &sh2))
+            strtabs += sh2.sh_size;
+        Elf_Data *d = elf_getdata(scn, NULL);
+        for (size_t i = 1; d && sh.sh_entsize && i < d->d_size / sh.sh_entsize; i++) {
+            GElf_Sym sym;
+            assert_non_null(gelf_getsym(d, (int)i, &sym));
+            int type = GELF_ST_TYPE(sym.st_info);
+            if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
+                !sym.st_value)
+                continue;
+            if (nfs == cap) {
+                cap = cap ? 2 * cap : 1024;
+                fs = realloc(fs, cap * sizeof(*fs));
+                assert_non_null(fs);
+            }
+            fs[nfs].addr = sym.st_value;
+            fs[nfs++].name = elf_strptr(elf, sh.sh_link, sym.st_name);
+        }
+    }
+    qsort(fs, nfs, sizeof(*fs), cmp_file_sym);
     if (compressed) {
-        /* the file's string tables, an upper bound of the raw names */
-        size_t strtabs = 0;
-        Elf_Scn *s = NULL;
-        GElf_Shdr h, sh2;
-        while ((s = elf_nextscn(elf, s)) != NULL)
-            if (gelf_getshdr(s, &h) && (h.sh_type == SHT_SYMTAB || h.sh_type == SHT_DYNSYM) &&
-                gelf_getshdr(elf_getscn(elf, h.sh_link), &sh2))
-                strtabs += sh2.sh_size;
         assert_non_null(t.blocks);
         assert_null(t.strs);
         print_message("%s: %zu symbols, %zu bytes of string tables, table %zu bytes\n", path, t.n,
                       strtabs, sym_symtab_bytes(&t));
         assert_true(sym_symtab_bytes(&t) < t.n * sizeof(*t.syms) + strtabs / 2);
     }
-    /* the same file's symbols, by address */
-    Elf_Scn *scn = NULL;
-    GElf_Shdr sh;
-    size_t checked = 0;
-    while ((scn = elf_nextscn(elf, scn)) != NULL) {
-        if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
-            continue;
-        Elf_Data *d = elf_getdata(scn, NULL);
-        for (size_t i = 1; d && sh.sh_entsize && i < d->d_size / sh.sh_entsize; i++) {
-            GElf_Sym sym;
-            gelf_getsym(d, (int)i, &sym);
-            int type = GELF_ST_TYPE(sym.st_info);
-            if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
-                !sym.st_value)
-                continue;
-            const struct sym_elf_sym *e = sym_symtab_find(&t, sym.st_value);
-            assert_non_null(e);
-            if (e->addr != sym.st_value)
-                continue;
-            /* the name kept at this address is one of the file's names there */
-            const char *kept = sym_symtab_name(&t, e);
-            assert_true(kept[0] != '\0');
-            bool found = false;
-            Elf_Scn *s2 = NULL;
-            GElf_Shdr sh2;
-            while (!found && (s2 = elf_nextscn(elf, s2)) != NULL) {
-                if (!gelf_getshdr(s2, &sh2) ||
-                    (sh2.sh_type != SHT_SYMTAB && sh2.sh_type != SHT_DYNSYM))
-                    continue;
-                Elf_Data *d2 = elf_getdata(s2, NULL);
-                for (size_t j = 1; !found && d2 && j < d2->d_size / sh2.sh_entsize; j++) {
-                    GElf_Sym y;
-                    gelf_getsym(d2, (int)j, &y);
-                    const char *nm =
-                        y.st_value == sym.st_value ? elf_strptr(elf, sh2.sh_link, y.st_name) : NULL;
-                    found = nm && strcmp(nm, kept) == 0;
-                }
-            }
-            assert_true(found);
-            if (++checked >= 400) /* the inner search is quadratic: a sample */
-                break;
+    /* each symbol kept: a name of its address in the file */
+    for (size_t i = 0, lo = 0; i < t.n; i++) {
+        const char *kept = sym_symtab_name(&t, &t.syms[i]);
+        if (kept[0] == '\0')
+            print_message("%s: %#llx kept without a name\n", path,
+                          (unsigned long long)t.syms[i].addr);
+        assert_true(kept[0] != '\0');
+        while (lo < nfs && fs[lo].addr < t.syms[i].addr)
+            lo++;
+        bool found = false;
+        for (size_t j = lo; j < nfs && fs[j].addr == t.syms[i].addr && !found; j++) {
+            size_t fl = fs[j].name ? strlen(fs[j].name) : 0;
+            found = fl && strlen(kept) == (fl < 4096 ? fl : 4096) &&
+                    strncmp(kept, fs[j].name, strlen(kept)) == 0;
         }
+        assert_true(found);
     }
+    /* each named function address: kept, at that address */
+    for (size_t j = 0; j < nfs; j++) {
+        if (!fs[j].name || !fs[j].name[0])
+            continue;
+        const struct sym_elf_sym *e = sym_symtab_find(&t, fs[j].addr);
+        assert_non_null(e);
+        assert_true(e->addr == fs[j].addr);
+    }
+    size_t checked = t.n;
+    free(fs);
     sym_symtab_free(&t);
     elf_end(elf);
     close(fd);
     return checked;
+}
+
+/* A copy of @src whose symbol @name is made nameless: its st_name points at
+ * the end of its own name (an empty string inside the table), in every
+ * symbol table. Returns the symbol's address. */
+static uint64_t unname_symbol(const char *src, const char *dst, const char *name)
+{
+    uint64_t addr = 0;
+    assert_int_equal(sh("cp %s %s", src, dst), 0);
+    int fd = open(dst, O_RDWR);
+    assert_true(fd >= 0);
+    Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+    assert_non_null(elf);
+    Elf_Scn *scn = NULL;
+    GElf_Shdr sh;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
+            continue;
+        Elf_Data *d = elf_getdata(scn, NULL);
+        for (size_t i = 1; d && i < d->d_size / sh.sh_entsize; i++) {
+            GElf_Sym sym;
+            gelf_getsym(d, (int)i, &sym);
+            const char *nm = elf_strptr(elf, sh.sh_link, sym.st_name);
+            if (!nm || strcmp(nm, name) != 0)
+                continue;
+            uint32_t empty = sym.st_name + (uint32_t)strlen(nm);
+            off_t at = (off_t)(sh.sh_offset + i * sh.sh_entsize + offsetof(Elf64_Sym, st_name));
+            assert_int_equal(pwrite(fd, &empty, sizeof(empty), at), (ssize_t)sizeof(empty));
+            addr = sym.st_value;
+        }
+    }
+    elf_end(elf);
+    close(fd);
+    assert_true(addr != 0);
+    return addr;
 }
 
 static void test_symtab_names_compressed(void **state)
@@ -633,6 +687,24 @@ static void test_symtab_names_compressed(void **state)
     assert_true(check_symtab_names(path, false) >= 5);
     snprintf(path, sizeof(path), "%s/cxx", tmp);
     assert_true(check_symtab_names(path, false) >= 5);
+    /* a symbol whose name is empty is not kept (it would name its code "") */
+    char src[512];
+    snprintf(src, sizeof(src), "%s/plain", tmp);
+    snprintf(path, sizeof(path), "%s/unnamed", tmp);
+    uint64_t addr = unname_symbol(src, path, "leaf_function");
+    assert_true(check_symtab_names(path, false) >= 5);
+    {
+        int fd = open(path, O_RDONLY);
+        Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+        struct sym_symtab t = {0};
+        assert_true(sym_symtab_add_mapped_elf(&t, elf, true) > 0);
+        sym_symtab_finish(&t);
+        const struct sym_elf_sym *e = sym_symtab_find(&t, addr);
+        assert_true(e == NULL || e->addr != addr);
+        sym_symtab_free(&t);
+        elf_end(elf);
+        close(fd);
+    }
     /* a large C++ library (clang's libLLVM, a build dependency): its 2.8 MB
      * of names are compressed */
     glob_t g;
