@@ -345,8 +345,9 @@ static int copy_segments(Elf *elf, struct uw_bin *b)
 }
 
 /* Builds and installs the table of @elf into @b; on failure @b stays a
- * frame-pointer bin. */
-static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char *what)
+ * frame-pointer bin. @mapped: @elf is elf_begin(ELF_C_READ_MMAP) of a file,
+ * whose pages may be handed back. */
+static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char *what, bool mapped)
 {
     struct uw_rows rows;
     struct uw_cfi_stats st;
@@ -356,7 +357,7 @@ static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char
 
     if (copy_segments(elf, b) != 0)
         return;
-    b->py_ret = py_detect(elf, what, &b->py);
+    b->py_ret = py_detect(elf, what, &b->py, mapped);
     if (b->py_ret == 0)
         log_debug("%s holds CPython 3.%u", what, b->py.minor);
     else if (b->py_ret == -ENOTSUP)
@@ -429,7 +430,7 @@ static struct uw_bin *file_bin(struct unwinder *u, uint32_t pid, const struct sy
                  (unsigned long long)st.st_mtim.tv_sec);
     b = find_by_key(u, key);
     if (!b && (b = bin_new(u, key)) != NULL)
-        bin_build(u, b, elf, path);
+        bin_build(u, b, elf, path, true);
     if (b)
         add_ino(u, b, &st);
 out:
@@ -456,7 +457,7 @@ static struct uw_bin *vdso_bin(struct unwinder *u)
             continue;
         Elf *elf = elf_memory((char *)base, (size_t)(ml.end - ml.start));
         if (elf && elf_kind(elf) == ELF_K_ELF && (u->vdso = bin_new(u, "[vdso]")) != NULL)
-            bin_build(u, u->vdso, elf, "[vdso]");
+            bin_build(u, u->vdso, elf, "[vdso]", false);
         if (elf)
             elf_end(elf);
         break;

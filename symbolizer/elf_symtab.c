@@ -68,7 +68,7 @@ static void drop_pages(const char *img, size_t len)
         madvise((void *)(uintptr_t)img, len, MADV_DONTNEED);
 }
 
-static void drop_elf_pages(Elf *elf)
+void sym_elf_drop_pages(Elf *elf)
 {
     size_t len;
     char *img = elf_rawfile(elf, &len);
@@ -118,7 +118,7 @@ static int add_section(struct sym_symtab *t, Elf *elf, Elf_Scn *scn, const GElf_
     size_t count = data->d_size / shdr->sh_entsize;
     for (size_t i = 1; i < count && i <= INT32_MAX; i++) {
         if (mapped && i % DROP_EVERY_SYMS == 0)
-            drop_elf_pages(elf);
+            sym_elf_drop_pages(elf);
         GElf_Sym sym;
         if (!gelf_getsym(data, (int)i, &sym))
             break;
@@ -373,6 +373,8 @@ static int compress_names(struct sym_symtab *t)
         return -ENOMEM;
     for (size_t i = 0; i < t->n; i++) {
         size_t n;
+        if (i % DROP_EVERY_SYMS == DROP_EVERY_SYMS - 1)
+            drop_sources(t);
         const char *name = raw_name(t, t->syms[i].name, &n);
         if (grow((void **)&blk, &blk_cap, blk_len + n + 1, 1, 4096))
             goto out;
@@ -407,6 +409,8 @@ static int copy_names(struct sym_symtab *t)
     struct sym_symtab fresh = {0};
     for (size_t i = 0; i < t->n; i++) {
         size_t n;
+        if (i % DROP_EVERY_SYMS == DROP_EVERY_SYMS - 1)
+            drop_sources(t);
         const char *name = raw_name(t, t->syms[i].name, &n);
         uint32_t off;
         if (arena_add(&fresh, name, n, &off)) {

@@ -75,8 +75,13 @@ struct sym_elf_seg {
 int sym_symtab_add_elf(struct sym_symtab *t, Elf *elf);
 /* The same, and when @mapped (@elf comes from elf_begin(ELF_C_READ_MMAP)
  * of a file, whose read-only mapping nothing writes) the file's pages are
- * handed back (MADV_DONTNEED) every 1024 symbols read. */
+ * handed back (MADV_DONTNEED) every 4096 symbols read. */
 int sym_symtab_add_mapped_elf(struct sym_symtab *t, Elf *elf, bool mapped);
+/* Hands back the pages of @elf's file (MADV_DONTNEED on its read-only
+ * mapping: they are read again from the page cache when next touched).
+ * Only for elf_begin(ELF_C_READ_MMAP) of a file: an image in memory
+ * (elf_memory) would lose its contents. */
+void sym_elf_drop_pages(Elf *elf);
 /* Sorts, drops duplicate addresses and takes the names in; call once after
  * the last add, before any ELF added is closed (elf_end). */
 void sym_symtab_finish(struct sym_symtab *t);

@@ -593,7 +593,7 @@ static struct bin *map_bin(struct symbolizer *s, struct proc *p, struct pmap *m)
                 int n = sym_elf_segments(elf, &b->segs);
                 b->nsegs = n > 0 ? n : 0;
                 struct py_runtime py;
-                if (py_detect(elf, m->path, &py) == 0)
+                if (py_detect(elf, m->path, &py, true) == 0)
                     b->py_minor = (int)py.minor;
                 size_t h = hash_str(key) % BIN_BUCKETS;
                 b->next = s->bins[h];
