@@ -275,6 +275,8 @@ static bool make_room(struct unwinder *u, size_t need)
     return u->st.table_bytes + need <= u->max_bytes;
 }
 
+#define UW_WRITE_WINDOW (1u << 20) /* a multiple of the page size and of 8 */
+
 /* Lays the table of @rows out straight into a new BPF array (through its
  * mmap: no copy of the table in the agent) and installs it at a free id. */
 static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_rows *rows)
@@ -298,14 +300,19 @@ static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_r
     fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "stoke_uw_table", sizeof(__u32), 8, nelems, &o);
     if (fd < 0)
         return -errno;
-    mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mem == MAP_FAILED) {
-        ret = -errno;
-        close(fd);
-        return ret;
+    /* through windows of UW_WRITE_WINDOW: mapped, the array is resident in
+     * the agent until unmapped (libclang-cpp's 7.9 MB, on top of its rows) */
+    for (size_t off = 0; off < bytes; off += UW_WRITE_WINDOW) {
+        size_t len = bytes - off < UW_WRITE_WINDOW ? bytes - off : UW_WRITE_WINDOW;
+        mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+        if (mem == MAP_FAILED) {
+            ret = -errno;
+            close(fd);
+            return ret;
+        }
+        b->base = uw_table_write_part(rows, mem, off / 8, len / 8);
+        munmap(mem, len);
     }
-    b->base = uw_table_write(rows, mem);
-    munmap(mem, bytes);
     uint32_t id = u->free_ids[u->nfree - 1];
     if (bpf_map_update_elem(u->opts.tables_fd, &id, &fd, BPF_ANY) != 0) {
         ret = -errno;
