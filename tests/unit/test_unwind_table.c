@@ -255,6 +255,61 @@ static void test_lookup_page_index(void **state)
     uw_rows_free(&rows);
 }
 
+struct indexed_row {
+    struct unwind_row r;
+    size_t i;
+};
+
+static int cmp_indexed(const void *a, const void *b)
+{
+    const struct indexed_row *x = a, *y = b;
+    if (x->r.pc != y->r.pc)
+        return x->r.pc < y->r.pc ? -1 : 1;
+    int nx = x->r.kind == STOKE_UW_NONE, ny = y->r.kind == STOKE_UW_NONE;
+    if (nx != ny)
+        return nx - ny;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Rows out of order, with many equal pcs of different rules: finishing
+ * them sorts stably (by pc, end markers last, else in the order given) as
+ * a sort by (pc, end marker, index) does, then merges alike. */
+static void test_rows_sorted_stably(void **state)
+{
+    const size_t sizes[] = {2, 3, 17, 1000, 200003};
+    unsigned seed = 12345;
+
+    for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+        size_t n = sizes[z];
+        struct uw_rows a = {0}, b = {0};
+        struct indexed_row *ix = calloc(n, sizeof(*ix));
+        a.v = calloc(n, sizeof(*a.v));
+        b.v = calloc(n, sizeof(*b.v));
+        assert_true(ix && a.v && b.v);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            uint32_t x = seed >> 8;
+            a.v[i] =
+                (struct unwind_row){.pc = x % (uint32_t)(n / 2 + 1),
+                                    .kind = (x >> 12) % 4 == 0 ? STOKE_UW_NONE : STOKE_UW_CFA_RSP,
+                                    .off = (uint16_t)(8 * ((x >> 16) % 3)),
+                                    .rbp = (int8_t)((x >> 20) % 2)};
+            ix[i] = (struct indexed_row){a.v[i], i};
+        }
+        a.n = a.cap = b.n = b.cap = n;
+        qsort(ix, n, sizeof(*ix), cmp_indexed);
+        for (size_t i = 0; i < n; i++)
+            b.v[i] = ix[i].r;
+        uw_rows_finish(&a);
+        uw_rows_finish(&b); /* sorted already: merged only */
+        assert_int_equal(a.n, b.n);
+        assert_memory_equal(a.v, b.v, a.n * sizeof(*a.v));
+        free(ix);
+        uw_rows_free(&a);
+        uw_rows_free(&b);
+    }
+}
+
 /* libc's table written through windows is the table written whole. */
 static void test_write_in_windows(void **state)
 {
@@ -456,9 +511,9 @@ static void test_truncated_and_corrupt(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rows_match_libdw),      cmocka_unit_test(test_lookup_page_index),
-        cmocka_unit_test(test_write_in_windows),      cmocka_unit_test(test_handwritten_cfi),
-        cmocka_unit_test(test_truncated_and_corrupt),
+        cmocka_unit_test(test_rows_match_libdw), cmocka_unit_test(test_lookup_page_index),
+        cmocka_unit_test(test_write_in_windows), cmocka_unit_test(test_rows_sorted_stably),
+        cmocka_unit_test(test_handwritten_cfi),  cmocka_unit_test(test_truncated_and_corrupt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
