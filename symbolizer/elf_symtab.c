@@ -48,11 +48,17 @@ static int arena_add(struct sym_symtab *t, const char *name, size_t n, uint32_t 
 
 static int add_sym(struct sym_symtab *t, uint64_t addr, uint64_t size, uint32_t name)
 {
-    if (grow((void **)&t->syms, &t->cap, t->n + 1, sizeof(*t->syms), 256))
+    if (t->n >= SYM_NAME_OFF_MASK ||
+        grow((void **)&t->syms, &t->cap, t->n + 1, sizeof(*t->syms), 256) ||
+        grow((void **)&t->raw, &t->raw_cap, t->n + 1, sizeof(*t->raw), 256))
         return -ENOMEM;
     t->syms[t->n].addr = addr;
     t->syms[t->n].size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
-    t->syms[t->n].name = name;
+    /* while adding, a symbol's name is its order of adding: finishing keeps
+     * the first added of the symbols at one address, as elf_strptr-era
+     * tables did (__clone3 before __GI___clone3) */
+    t->syms[t->n].name = (uint32_t)t->n;
+    t->raw[t->n] = name;
     t->n++;
     return 0;
 }
@@ -375,7 +381,7 @@ static int compress_names(struct sym_symtab *t)
         size_t n;
         if (i % DROP_EVERY_SYMS == DROP_EVERY_SYMS - 1)
             drop_sources(t);
-        const char *name = raw_name(t, t->syms[i].name, &n);
+        const char *name = raw_name(t, t->raw[t->syms[i].name], &n);
         if (grow((void **)&blk, &blk_cap, blk_len + n + 1, 1, 4096))
             goto out;
         memcpy(blk + blk_len, name, n);
@@ -411,7 +417,7 @@ static int copy_names(struct sym_symtab *t)
         size_t n;
         if (i % DROP_EVERY_SYMS == DROP_EVERY_SYMS - 1)
             drop_sources(t);
-        const char *name = raw_name(t, t->syms[i].name, &n);
+        const char *name = raw_name(t, t->raw[t->syms[i].name], &n);
         uint32_t off;
         if (arena_add(&fresh, name, n, &off)) {
             free(fresh.strs);
@@ -467,9 +473,11 @@ void sym_symtab_finish(struct sym_symtab *t)
         t->blocks = NULL;
         t->z_len = t->z_cap = t->nblocks = t->blocks_cap = 0;
         for (size_t i = 0; i < t->n; i++)
-            if (t->syms[i].name >> SYM_NAME_SRC_SHIFT)
-                t->syms[i].name = SYM_NAME_NONE;
+            t->syms[i].name = SYM_NAME_NONE;
     }
+    free(t->raw);
+    t->raw = NULL;
+    t->raw_cap = 0;
     drop_sources(t);
     memset(t->src, 0, sizeof(t->src));
     t->nsrc = 0;
@@ -551,6 +559,7 @@ void sym_symtab_free(struct sym_symtab *t)
     free(t->z);
     free(t->blocks);
     free(t->cur);
+    free(t->raw);
     memset(t, 0, sizeof(*t));
 }
 

@@ -30,8 +30,8 @@ struct sym_elf_sym {
     uint64_t addr;
     uint32_t size; /* clamped; 0 = unknown, bounded by the next symbol */
     uint32_t name; /* read it with sym_symtab_name(): an offset into strs, or the
-                      name's index in the blocks (while adding: a string table
-                      number in the top bits, the offset in it below) */
+                      name's index in the blocks (while adding: the symbol's
+                      order of adding, its name in raw[]) */
 };
 
 #define SYM_SRC_MAX        8 /* string tables a table may point into while adding */
@@ -61,6 +61,10 @@ struct sym_symtab {
     size_t nblocks, blocks_cap;
     char *cur;
     size_t cur_len, cur_cap, cur_block;
+    /* while adding: where each symbol's name is (by order of adding: a
+     * string table number in the top bits, the offset in it below) */
+    uint32_t *raw;
+    size_t raw_cap;
     /* while adding: the string tables names point into */
     struct sym_strsrc src[SYM_SRC_MAX];
     unsigned nsrc;
