@@ -287,6 +287,8 @@ static bool make_room(struct unwinder *u, size_t need)
     return u->st.table_bytes + need <= u->max_bytes;
 }
 
+#define UW_WRITE_WINDOW (1u << 20) /* a multiple of the page size and of 8 */
+
 /* Lays the table of @rows out straight into a new BPF array (through its
  * mmap: no copy of the table in the agent) and installs it at a free id. */
 static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_rows *rows)
@@ -310,14 +312,19 @@ static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_r
     fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "stoke_uw_table", sizeof(__u32), 8, nelems, &o);
     if (fd < 0)
         return -errno;
-    mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mem == MAP_FAILED) {
-        ret = -errno;
-        close(fd);
-        return ret;
+    /* through windows of UW_WRITE_WINDOW: mapped, the array is resident in
+     * the agent until unmapped (libclang-cpp's 7.9 MB, on top of its rows) */
+    for (size_t off = 0; off < bytes; off += UW_WRITE_WINDOW) {
+        size_t len = bytes - off < UW_WRITE_WINDOW ? bytes - off : UW_WRITE_WINDOW;
+        mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+        if (mem == MAP_FAILED) {
+            ret = -errno;
+            close(fd);
+            return ret;
+        }
+        b->base = uw_table_write_part(rows, mem, off / 8, len / 8);
+        munmap(mem, len);
     }
-    b->base = uw_table_write(rows, mem);
-    munmap(mem, bytes);
     uint32_t id = u->free_ids[u->nfree - 1];
     if (bpf_map_update_elem(u->opts.tables_fd, &id, &fd, BPF_ANY) != 0) {
         ret = -errno;
@@ -357,8 +364,9 @@ static int copy_segments(Elf *elf, struct uw_bin *b)
 }
 
 /* Builds and installs the table of @elf into @b; on failure @b stays a
- * frame-pointer bin. */
-static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char *what)
+ * frame-pointer bin. @mapped: @elf is elf_begin(ELF_C_READ_MMAP) of a file,
+ * whose pages may be handed back. */
+static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char *what, bool mapped)
 {
     struct uw_rows rows;
     struct uw_cfi_stats st;
@@ -368,7 +376,7 @@ static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char
 
     if (copy_segments(elf, b) != 0)
         return;
-    b->py_ret = py_detect(elf, what, &b->py);
+    b->py_ret = py_detect(elf, what, &b->py, mapped);
     b->hs_ret = hs_detect(elf, &b->hs);
     b->hsvm_ret = 1;
     if (b->py_ret == 0)
@@ -444,7 +452,7 @@ static struct uw_bin *file_bin(struct unwinder *u, uint32_t pid, const struct sy
                  (unsigned long long)st.st_mtim.tv_sec);
     b = find_by_key(u, key);
     if (!b && (b = bin_new(u, key)) != NULL)
-        bin_build(u, b, elf, path);
+        bin_build(u, b, elf, path, true);
     if (b)
         add_ino(u, b, &st);
 out:
@@ -471,7 +479,7 @@ static struct uw_bin *vdso_bin(struct unwinder *u)
             continue;
         Elf *elf = elf_memory((char *)base, (size_t)(ml.end - ml.start));
         if (elf && elf_kind(elf) == ELF_K_ELF && (u->vdso = bin_new(u, "[vdso]")) != NULL)
-            bin_build(u, u->vdso, elf, "[vdso]");
+            bin_build(u, u->vdso, elf, "[vdso]", false);
         if (elf)
             elf_end(elf);
         break;

@@ -200,6 +200,25 @@ bool seg_writer_empty(const struct seg_writer *w)
     return !w || w->nsecs == 0;
 }
 
+static size_t itab_bytes(const struct itab *t)
+{
+    return t->pool_cap + t->cap * sizeof(*t->e) + t->nslots * sizeof(*t->slots);
+}
+
+size_t seg_writer_bytes(const struct seg_writer *w)
+{
+    size_t n = 0;
+    if (!w)
+        return 0;
+    for (size_t i = 0; i < w->nsecs; i++) {
+        const struct wsec *s = w->secs[i];
+        n += sizeof(*s) + itab_bytes(&s->str) + itab_bytes(&s->map) + itab_bytes(&s->fn) +
+             itab_bytes(&s->loc) + itab_bytes(&s->stk) + itab_bytes(&s->ser) + itab_bytes(&s->row) +
+             s->vals_rows * s->ntypes * sizeof(*s->vals);
+    }
+    return n + w->cap * sizeof(*w->secs);
+}
+
 static int str_id(struct wsec *s, const char *str, uint32_t *id)
 {
     if (!str)
