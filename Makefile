@@ -224,6 +224,13 @@ bench-micro: $(BUILD)/stoke-bench-micro
 bench: all $(BUILD)/bench/stoke-bench-workload
 	@bench/run.sh
 
+# `make bench-rss`: the agent's memory alone (bench/rss.sh: peak and steady
+# RSS under process churn, with 2000 and 500 processes, on a busy host;
+# RSS_RUNS, RSS_SECONDS; needs root).
+.PHONY: bench-rss
+bench-rss: all $(BUILD)/bench/stoke-bench-workload
+	@bench/rss.sh
+
 $(BUILD)/bench/stoke-bench-workload: bench/workload.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<

@@ -59,7 +59,12 @@ static const struct opt_def opts[] = {
     {"max-label-values", OPT_UINT, OFF(max_label_values), 1, 1000000, "N",
      "distinct values per label name before '_overflow_' (default 1000)"},
     {"symbol-cache-mb", OPT_UINT, OFF(symbol_cache_mb), 4, 65536, "MB",
-     "memory cap of the symbol caches (default 32)"},
+     "memory cap of the symbol caches (default 12)"},
+    {"dwarf-scratch-dir", OPT_STR, OFF(dwarf_scratch_dir), 0, 0, "DIR",
+     "inflate compressed debug sections into unlinked files here, not the heap "
+     "(default /var/tmp; 'off': the heap)"},
+    {"dwarf-scratch-mb", OPT_UINT, OFF(dwarf_scratch_mb), 1, 1048576, "MB",
+     "disk cap of those inflated copies (default 1024)"},
     {"metrics-addr", OPT_STR, OFF(metrics_addr), 0, 0, "ADDR:PORT",
      "serve /metrics and /healthz here (default 127.0.0.1:9465; 'off' disables)"},
     {"log-level", OPT_STR, OFF(log_level), 0, 0, "LEVEL", "error, warn, info or debug"},
@@ -108,7 +113,9 @@ void config_defaults(struct agent_config *c)
     c->frequency = 19;
     c->window_s = 10;
     c->max_label_values = 1000;
-    c->symbol_cache_mb = 32;
+    c->symbol_cache_mb = 12;
+    c->dwarf_scratch_dir = strdup("/var/tmp");
+    c->dwarf_scratch_mb = 1024;
     c->unwind = strdup("auto");
     c->unwind_table_mb = 64;
     c->metrics_addr = strdup("127.0.0.1:9465");

@@ -437,6 +437,7 @@ static int drain_window(struct agent *a, uint64_t end_ns)
         a->m.objects_pending = us.objects_pending;
         a->m.objects_dropped = us.objects_dropped;
         a->m.objects_spilled = us.objects_spilled;
+        a->m.objects_cut_early = us.objects_cut_early;
         a->m.upload_errors = us.upload_errors;
     }
     if (a->otlp) {
@@ -586,6 +587,11 @@ static int setup(struct agent *a)
         .max_bytes = (size_t)a->cfg.symbol_cache_mb << 20,
         .debug_dirs = a->cfg.debug_dirs,
         .no_dwarf = a->cfg.no_dwarf,
+        .scratch_dir = a->cfg.dwarf_scratch_dir && *a->cfg.dwarf_scratch_dir &&
+                               strcmp(a->cfg.dwarf_scratch_dir, "off") != 0
+                           ? a->cfg.dwarf_scratch_dir
+                           : NULL,
+        .scratch_max_bytes = (size_t)a->cfg.dwarf_scratch_mb << 20,
     };
     a->sym = symbolizer_new(&so);
     a->procs = proc_cache_new(NULL, a->cfg.host_name);
@@ -620,6 +626,7 @@ static int setup(struct agent *a)
             .procs_fd = um.procs,
             .files_fd = um.files,
             .py_procs_fd = um.py_procs,
+            .jvm_procs_fd = um.jvm_procs,
             .max_bytes = (size_t)a->cfg.unwind_table_mb << 20,
         };
         a->unwinder = unwinder_new(&uo);

@@ -134,6 +134,35 @@ static void unwind_metrics(struct buf *b, const struct agent_metrics *s)
             s->sym.py_unnamed);
 }
 
+/* HotSpot: what the walker met and how the frames were named. */
+static void jvm_metrics(struct buf *b, const struct agent_metrics *s)
+{
+    const struct unwinder_stats *u = &s->unwind;
+
+    gauge(b, "stoke_jvm_processes",
+          "Processes running a HotSpot JVM whose code cache the walker reads.",
+          (double)u->jvm_procs);
+    counter(b, "stoke_jvm_unsupported_total",
+            "Processes running a HotSpot JVM the walker cannot read (version, tables).",
+            u->jvm_unsupported);
+    counter(b, "stoke_jvm_samples_total", "User walks that met HotSpot's code cache.",
+            s->sampler.jvm_samples);
+    counter(b, "stoke_jvm_frames_total", "HotSpot frames recorded.", s->sampler.jvm_frames);
+    counter(b, "stoke_jvm_no_blob_total", "Walks ended at a pc in the code cache in no code blob.",
+            s->sampler.jvm_no_blob);
+    counter(b, "stoke_jvm_bad_frames_total",
+            "Walks ended at a HotSpot frame that could not be read or did not add up.",
+            s->sampler.jvm_fault);
+    counter(b, "stoke_jvm_frames_named_total", "HotSpot frames named by their method.",
+            s->sym.jvm_named);
+    counter(b, "stoke_jvm_frames_stale_total",
+            "HotSpot frames unnamed: compiled code freed or replaced before they were named.",
+            s->sym.jvm_stale);
+    counter(b, "stoke_jvm_frames_unnamed_total",
+            "HotSpot frames unnamed otherwise (process gone, memory that holds no method).",
+            s->sym.jvm_unnamed);
+}
+
 char *metrics_render(const struct agent_metrics *s)
 {
     struct buf b = {0};
@@ -156,6 +185,7 @@ char *metrics_render(const struct agent_metrics *s)
             "Samples kept under a [lost stack: ...] frame (collision, map full, error).",
             s->samples_lost_stack);
     unwind_metrics(&b, s);
+    jvm_metrics(&b, s);
     gauge(&b, "stoke_cpus_sampled", "CPUs with an attached sampler.", s->sampler.cpus);
     counter(&b, "stoke_bpf_run_nanoseconds_total",
             "Nanoseconds spent in the BPF sampler (needs kernel.bpf_stats_enabled=1).",
@@ -174,6 +204,12 @@ char *metrics_render(const struct agent_metrics *s)
             s->sym.binaries_evicted);
     counter(&b, "stoke_bad_binaries_total", "Malformed ELF/DWARF files rejected.",
             s->sym.bad_binaries);
+    gauge(&b, "stoke_dwarf_scratch_bytes",
+          "Disk held by inflated copies of compressed debug sections (page cache, not heap).",
+          (double)s->sym.scratch_bytes);
+    counter(&b, "stoke_dwarf_heap_inflated_total",
+            "DWARF opens that inflated compressed sections in the heap (no scratch directory).",
+            s->sym.dwarf_heap_inflated);
     gauge(&b, "stoke_symbol_cache_bytes", "Estimated symbol cache footprint.",
           (double)s->sym.bytes_used);
     counter(&b, "stoke_windows_total", "Windows drained.", s->windows);
@@ -202,6 +238,9 @@ char *metrics_render(const struct agent_metrics *s)
     counter(&b, "stoke_objects_dropped_total", "Objects dropped: buffer full, store down.",
             s->objects_dropped);
     counter(&b, "stoke_objects_spilled_total", "Objects spilled to disk.", s->objects_spilled);
+    counter(&b, "stoke_objects_cut_early_total",
+            "Segments cut before --flush: the one being filled reached its 4 MiB memory cap.",
+            s->objects_cut_early);
     counter(&b, "stoke_upload_errors_total", "Failed upload attempts (retried).", s->upload_errors);
     export_counter(&b, "stoke_export_requests_sent_total", "Push requests accepted (2xx).",
                    s->otlp.sent, s->pyroscope.sent, false);

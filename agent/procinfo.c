@@ -628,6 +628,9 @@ static int read_stat(int dirfd, char comm[17], uint64_t *start_time, uint64_t *f
 
 /* ---- the cache ---------------------------------------------------------- */
 
+/* Windows an entry may go unused while its process lives (6 = a minute). */
+#define PROC_IDLE_WINDOWS 6
+
 struct proc_entry {
     struct proc_info info; /* first: callers get &entry->info */
     struct proc_entry *next_retired;
@@ -987,7 +990,12 @@ size_t proc_cache_sweep(struct proc_cache *c, uint64_t window)
             i++;
             continue;
         }
-        if (current_start_time(c, e->info.pid, &st) == 0 && st == e->info.start_time) {
+        /* A live process idle for PROC_IDLE_WINDOWS goes too: a host with
+         * thousands of sleeping processes, each sampled once when it
+         * started, would otherwise keep them all. Coming back costs one
+         * read of its /proc files. */
+        if (e->info.last_seen + PROC_IDLE_WINDOWS >= window &&
+            current_start_time(c, e->info.pid, &st) == 0 && st == e->info.start_time) {
             i++;
             continue;
         }

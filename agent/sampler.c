@@ -241,6 +241,8 @@ static int load(struct sampler *s, bool tables, bool prealloc)
             bpf_map__set_map_flags(hash_maps[i], 0);
         bpf_map__set_map_flags(k->maps.py_procs, 0);
         bpf_map__set_max_entries(k->maps.py_procs, 256);
+        bpf_map__set_map_flags(k->maps.jvm_procs, 0);
+        bpf_map__set_max_entries(k->maps.jvm_procs, 256);
         bpf_map__set_map_flags(k->maps.unwind_files, 0);
         bpf_map__set_max_entries(k->maps.unwind_files, 1024);
         bpf_map__set_max_entries(k->maps.unwind_procs, 1024);
@@ -254,6 +256,7 @@ static int load(struct sampler *s, bool tables, bool prealloc)
         bpf_map__set_autocreate(k->maps.unwind_procs, false);
         bpf_map__set_autocreate(k->maps.unwind_files, false);
         bpf_map__set_autocreate(k->maps.py_procs, false);
+        bpf_map__set_autocreate(k->maps.jvm_procs, false);
         bpf_map__set_autocreate(k->maps.events, false);
         bpf_map__set_autocreate(k->maps.event_sent, false);
     }
@@ -267,6 +270,10 @@ static int load(struct sampler *s, bool tables, bool prealloc)
     }
     ret = profile_bpf__load(k);
     if (ret) {
+        size_t n = strlen(vlog);
+        if (n) /* the verifier's last words: why it refused */
+            log_debug("verifier: %s refused: %s", bpf_program__name(main_prog),
+                      vlog + (n > 600 ? n - 600 : 0));
         profile_bpf__destroy(k);
         return ret;
     }
@@ -585,6 +592,10 @@ static void read_error_counters(struct sampler *s)
     s->st.py_frames = tot[STOKE_CNT_PY_FRAMES];
     s->st.py_no_thread = tot[STOKE_CNT_PY_NO_THREAD];
     s->st.py_fault = tot[STOKE_CNT_PY_FAULT];
+    s->st.jvm_samples = tot[STOKE_CNT_JVM_SAMPLES];
+    s->st.jvm_frames = tot[STOKE_CNT_JVM_FRAMES];
+    s->st.jvm_no_blob = tot[STOKE_CNT_JVM_NO_BLOB];
+    s->st.jvm_fault = tot[STOKE_CNT_JVM_FAULT];
     for (uint32_t i = 0; i < STOKE_END_MAX; i++)
         s->st.walk_end[i] = tot[STOKE_CNT_WALK_END + i];
 
@@ -711,6 +722,7 @@ int sampler_unwind_maps(const struct sampler *s, struct sampler_unwind_maps *out
     out->procs = bpf_map__fd(s->skel->maps.unwind_procs);
     out->files = bpf_map__fd(s->skel->maps.unwind_files);
     out->py_procs = bpf_map__fd(s->skel->maps.py_procs);
+    out->jvm_procs = bpf_map__fd(s->skel->maps.jvm_procs);
     return 0;
 }
 

@@ -66,6 +66,8 @@ struct sampler_stats {
     uint64_t events, events_lost;             /* requests to the agent */
     uint64_t py_samples, py_frames;           /* CPython: walks through the eval loop, frames */
     uint64_t py_no_thread, py_fault;          /* ... without its frames: no thread state, fault */
+    uint64_t jvm_samples, jvm_frames;         /* HotSpot: walks through the code cache, frames */
+    uint64_t jvm_no_blob, jvm_fault;          /* ... ended there: no code blob, bad frame */
     unsigned cpus;                            /* CPUs currently sampled */
     bool tables;                              /* the table walker is loaded */
     uint64_t bpf_run_ns;                      /* time spent in the BPF program, when the kernel
@@ -105,6 +107,7 @@ const char *sampler_lost_name(unsigned lost);
 /* The maps agent/unwinder.h keeps current. */
 struct sampler_unwind_maps {
     int tables, procs, files, py_procs;
+    int jvm_procs;
 };
 
 /* The unwind maps: 0, or -ENOTSUP when the frame-pointer program is loaded. */

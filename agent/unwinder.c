@@ -31,8 +31,10 @@
 #include "agent/unwinder.h"
 #include "bpf/profile.h"
 #include "symbolizer/build_id.h"
+#include "symbolizer/proc_mem.h"
 #include "symbolizer/proc_maps.h"
 #include "common/file.h"
+#include "unwind/hotspot.h"
 #include "unwind/python.h"
 #include "unwind/table.h"
 
@@ -59,6 +61,10 @@ struct uw_bin {
     struct uw_seg *segs;  /* PT_LOAD segments */
     struct py_runtime py; /* a CPython interpreter: minor != 0 */
     int py_ret;           /* py_detect's answer */
+    struct hs_syms hs;    /* a libjvm: its introspection tables */
+    int hs_ret;           /* hs_detect's answer */
+    struct hs_vm *hsvm;   /* ... read from the first process using it */
+    int hsvm_ret;         /* hs_read_vm's answer; 1: not read yet */
     int nsegs;
     unsigned refs; /* loaded processes mapping it */
 };
@@ -67,10 +73,15 @@ struct uw_proc {
     struct uw_proc *next;
     uint32_t pid;
     uint64_t start_time;
-    uint64_t maps_hash;    /* of the /proc/PID/maps text last loaded */
-    unsigned unchanged;    /* reloads in a row that found the same maps */
-    uint64_t ignore_until; /* CLOCK_MONOTONIC ms: unmapped requests ignored */
-    bool python;           /* has a py_procs entry */
+    uint64_t maps_hash;     /* of the /proc/PID/maps text last loaded */
+    unsigned unchanged;     /* reloads in a row that found the same maps */
+    uint64_t ignore_until;  /* CLOCK_MONOTONIC ms: unmapped requests ignored */
+    bool python;            /* has a py_procs entry */
+    bool jvm;               /* has a jvm_procs entry */
+    struct uw_bin *jvm_bin; /* its libjvm while its code cache is not set up yet */
+    uint64_t jvm_bias;
+    unsigned jvm_tries;
+    uint64_t jvm_retry_at; /* CLOCK_MONOTONIC ms */
     struct uw_bin **bins;  /* referenced bins (one ref each) */
     size_t nbins;
 };
@@ -249,6 +260,7 @@ static void bin_destroy(struct unwinder *u, struct uw_bin *b)
     if (u->vdso == b)
         u->vdso = NULL;
     free(b->segs);
+    free(b->hsvm);
     free(b);
 }
 
@@ -262,6 +274,8 @@ static bool make_room(struct unwinder *u, size_t need)
     }
     return u->st.table_bytes + need <= u->max_bytes;
 }
+
+#define UW_WRITE_WINDOW (1u << 20) /* a multiple of the page size and of 8 */
 
 /* Lays the table of @rows out straight into a new BPF array (through its
  * mmap: no copy of the table in the agent) and installs it at a free id. */
@@ -286,14 +300,19 @@ static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_r
     fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "stoke_uw_table", sizeof(__u32), 8, nelems, &o);
     if (fd < 0)
         return -errno;
-    mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mem == MAP_FAILED) {
-        ret = -errno;
-        close(fd);
-        return ret;
+    /* through windows of UW_WRITE_WINDOW: mapped, the array is resident in
+     * the agent until unmapped (libclang-cpp's 7.9 MB, on top of its rows) */
+    for (size_t off = 0; off < bytes; off += UW_WRITE_WINDOW) {
+        size_t len = bytes - off < UW_WRITE_WINDOW ? bytes - off : UW_WRITE_WINDOW;
+        mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+        if (mem == MAP_FAILED) {
+            ret = -errno;
+            close(fd);
+            return ret;
+        }
+        b->base = uw_table_write_part(rows, mem, off / 8, len / 8);
+        munmap(mem, len);
     }
-    b->base = uw_table_write(rows, mem);
-    munmap(mem, bytes);
     uint32_t id = u->free_ids[u->nfree - 1];
     if (bpf_map_update_elem(u->opts.tables_fd, &id, &fd, BPF_ANY) != 0) {
         ret = -errno;
@@ -333,8 +352,9 @@ static int copy_segments(Elf *elf, struct uw_bin *b)
 }
 
 /* Builds and installs the table of @elf into @b; on failure @b stays a
- * frame-pointer bin. */
-static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char *what)
+ * frame-pointer bin. @mapped: @elf is elf_begin(ELF_C_READ_MMAP) of a file,
+ * whose pages may be handed back. */
+static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char *what, bool mapped)
 {
     struct uw_rows rows;
     struct uw_cfi_stats st;
@@ -344,7 +364,9 @@ static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char
 
     if (copy_segments(elf, b) != 0)
         return;
-    b->py_ret = py_detect(elf, what, &b->py);
+    b->py_ret = py_detect(elf, what, &b->py, mapped);
+    b->hs_ret = hs_detect(elf, &b->hs);
+    b->hsvm_ret = 1;
     if (b->py_ret == 0)
         log_debug("%s holds CPython 3.%u", what, b->py.minor);
     else if (b->py_ret == -ENOTSUP)
@@ -382,6 +404,7 @@ static struct uw_bin *bin_new(struct unwinder *u, const char *key)
     snprintf(b->key, sizeof(b->key), "%s", key);
     b->id = STOKE_UW_NO_TABLE;
     b->map_fd = -1;
+    b->hs_ret = -ENOENT;
     b->next = u->bins[h];
     u->bins[h] = b;
     return b;
@@ -417,7 +440,7 @@ static struct uw_bin *file_bin(struct unwinder *u, uint32_t pid, const struct sy
                  (unsigned long long)st.st_mtim.tv_sec);
     b = find_by_key(u, key);
     if (!b && (b = bin_new(u, key)) != NULL)
-        bin_build(u, b, elf, path);
+        bin_build(u, b, elf, path, true);
     if (b)
         add_ino(u, b, &st);
 out:
@@ -444,7 +467,7 @@ static struct uw_bin *vdso_bin(struct unwinder *u)
             continue;
         Elf *elf = elf_memory((char *)base, (size_t)(ml.end - ml.start));
         if (elf && elf_kind(elf) == ELF_K_ELF && (u->vdso = bin_new(u, "[vdso]")) != NULL)
-            bin_build(u, u->vdso, elf, "[vdso]");
+            bin_build(u, u->vdso, elf, "[vdso]", false);
         if (elf)
             elf_end(elf);
         break;
@@ -496,6 +519,8 @@ static void proc_forget(struct unwinder *u, struct uw_proc **pp)
     proc_release(u, p);
     if (p->python)
         u->st.py_procs--;
+    if (p->jvm)
+        u->st.jvm_procs--;
     free(p);
     u->st.procs_tracked--;
 }
@@ -583,6 +608,107 @@ static bool is_anon(const struct sym_map_line *ml)
            (ml->path_len >= 6 && memcmp(ml->path, "[anon:", 6) == 0);
 }
 
+/* ---- HotSpot ---------------------------------------------------------------- */
+
+/* A JVM found before it set up its code cache is tried again this often,
+ * for a minute. */
+#define JVM_RETRY_MS 500
+#define JVM_TRIES    120
+
+/* The introspection tables of @b's libjvm, read through process @pid once
+ * per build: 0, or why they cannot be used. */
+static int jvm_vm(struct unwinder *u, struct uw_bin *b, uint32_t pid, uint64_t bias,
+                  const char *why_path)
+{
+    struct hs_vm *vm;
+    int missing = -1, r;
+    char name[96];
+
+    if (b->hsvm_ret <= 0)
+        return b->hsvm_ret;
+    vm = malloc(sizeof(*vm));
+    if (!vm)
+        return -ENOMEM;
+    r = hs_read_vm(&b->hs, bias, sym_proc_read_cb, &pid, vm, &missing);
+    if (r == -EFAULT || r == -ESRCH || r == -ENOMEM) {
+        free(vm); /* this process, not the build: the next one may do */
+        return r;
+    }
+    b->hsvm_ret = r;
+    if (r == 0) {
+        b->hsvm = vm;
+        log_debug("%s: HotSpot %u, introspection tables read", why_path, vm->major);
+        return 0;
+    }
+    if (missing == HS_NFIELDS)
+        log_info("%s: HotSpot %u is a version the walker does not read (11-22): its processes "
+                 "show the JVM's native frames, not their Java methods",
+                 why_path, vm->major);
+    else
+        log_info("%s: HotSpot tables without %s (%s): its processes show the JVM's native "
+                 "frames, not their Java methods",
+                 why_path, missing >= 0 ? hs_field_name(missing, name, sizeof(name)) : "?",
+                 strerror(-r));
+    free(vm);
+    return r;
+}
+
+/* Writes @p's jvm_procs entry for its libjvm @b loaded at @bias, or drops
+ * it when @b is NULL. A JVM still starting is tried again (jvm_retry). */
+static void jvm_update(struct unwinder *u, struct uw_proc *p, struct uw_bin *b, uint64_t bias)
+{
+    struct jvm_proc jp;
+    uint32_t pid = p->pid;
+    int r;
+
+    if (u->opts.jvm_procs_fd < 0)
+        return;
+    if (!b) {
+        if (p->jvm) {
+            bpf_map_delete_elem(u->opts.jvm_procs_fd, &pid); /* an exec of something else */
+            u->st.jvm_procs--;
+        }
+        p->jvm = false;
+        p->jvm_bin = NULL;
+        return;
+    }
+    r = jvm_vm(u, b, pid, bias, b->key);
+    if (r == 0)
+        r = hs_read_proc(b->hsvm, bias, sym_proc_read_cb, &pid, &jp);
+    if (r == 0 && bpf_map_update_elem(u->opts.jvm_procs_fd, &pid, &jp, BPF_ANY) != 0)
+        r = -errno;
+    p->jvm_bin = NULL;
+    if (r == 0) {
+        if (!p->jvm)
+            u->st.jvm_procs++;
+        p->jvm = true;
+        p->jvm_tries = 0;
+        return;
+    }
+    if ((r == -EAGAIN || r == -EFAULT) && p->jvm_tries < JVM_TRIES) {
+        p->jvm_bin = b; /* referenced by p: lives as long as p maps it */
+        p->jvm_bias = bias;
+        p->jvm_retry_at = mono_ms() + JVM_RETRY_MS;
+        p->jvm_tries++;
+        return;
+    }
+    if (r != -ESRCH && !p->jvm_tries++) {
+        u->st.jvm_unsupported++;
+        log_debug("unwind: pid %u: HotSpot code cache not read: %s", pid, strerror(-r));
+    }
+}
+
+/* Processes whose JVM had not set up its code cache: tried again. */
+static void jvm_retry(struct unwinder *u)
+{
+    uint64_t now = mono_ms();
+
+    for (size_t h = 0; h < BUCKETS; h++)
+        for (struct uw_proc *p = u->procs[h]; p; p = p->next)
+            if (p->jvm_bin && now >= p->jvm_retry_at)
+                jvm_update(u, p, p->jvm_bin, p->jvm_bias);
+}
+
 /*
  * A request because a pc fell outside the known mappings is answered by
  * reading the maps again; when they have not changed twice in a row (a pc
@@ -635,6 +761,8 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
     size_t nbins = 0;
     struct py_proc py = {0};
     bool py_found = false, py_unknown = false;
+    struct uw_bin *jvm_bin = NULL;
+    uint64_t jvm_bias = 0;
     u->val.nmaps = 0;
     for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         struct sym_map_line ml;
@@ -664,6 +792,10 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
             py_found = true;
         }
         py_unknown |= b && b->py_ret == -ENOTSUP;
+        if (b && b->hs_ret == 0 && !jvm_bin && load_bias(b, &ml, &load)) {
+            jvm_bin = b;
+            jvm_bias = load;
+        }
         if (b && nbins < cap) {
             bin_ref(u, b);
             bins[nbins++] = b;
@@ -707,6 +839,7 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
         p->python = py_found;
     }
     u->st.py_unknown += py_unknown && !py_found;
+    jvm_update(u, p, jvm_bin, jvm_bias);
     if (ret == 0)
         u->st.procs_loaded++;
     else
@@ -727,6 +860,8 @@ static void sweep(struct unwinder *u)
                 bpf_map_delete_elem(u->opts.procs_fd, &pid);
                 if (u->opts.py_procs_fd >= 0)
                     bpf_map_delete_elem(u->opts.py_procs_fd, &pid);
+                if (u->opts.jvm_procs_fd >= 0)
+                    bpf_map_delete_elem(u->opts.jvm_procs_fd, &pid);
                 proc_forget(u, pp);
             } else {
                 pp = &(*pp)->next;
@@ -854,6 +989,9 @@ static void *run(void *arg)
             unwinder_sweep(u);
             last_sweep = mono_ms();
         }
+        pthread_mutex_lock(&u->mu);
+        jvm_retry(u);
+        pthread_mutex_unlock(&u->mu);
     }
     return NULL;
 }

@@ -34,6 +34,7 @@ struct unwinder_opts {
     int procs_fd;          /* the BPF map `unwind_procs` */
     int files_fd;          /* the BPF map `unwind_files`; -1 = none */
     int py_procs_fd;       /* the BPF map `py_procs`; -1 = none */
+    int jvm_procs_fd;      /* the BPF map `jvm_procs`; -1 = none */
     size_t max_bytes;      /* cap on table bytes in BPF maps; 0 = 64 MiB */
     const char *proc_root; /* NULL = "/proc" */
 };
@@ -54,6 +55,8 @@ struct unwinder_stats {
     uint64_t unsupported_rows; /* rows the walker cannot run, in built tables */
     uint64_t py_procs;         /* processes running a CPython the walker knows */
     uint64_t py_unknown;       /* processes running a CPython of a version it does not */
+    uint64_t jvm_procs;        /* processes running a HotSpot JVM the walker reads */
+    uint64_t jvm_unsupported;  /* processes whose JVM it cannot read (version, tables) */
 };
 
 struct unwinder;

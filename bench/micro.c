@@ -410,11 +410,13 @@ static size_t kernel_addresses(uint64_t **out, size_t want)
         return 0;
     }
     /* Every 16th text symbol, plus a few bytes: spread over the kernel and
-     * the modules. */
+     * the modules. Not the "__pfx_" paddings (half of a 6.x kernel's text
+     * symbols): no sample lands in them. */
     while (n < want && fgets(line, sizeof(line), f)) {
         uint64_t v;
-        char type;
-        if (sscanf(line, "%" SCNx64 " %c", &v, &type) != 2 || (type != 't' && type != 'T') || !v)
+        char type, name[64];
+        if (sscanf(line, "%" SCNx64 " %c %63s", &v, &type, name) != 3 ||
+            (type != 't' && type != 'T') || !v || strncmp(name, "__pfx_", 6) == 0)
             continue;
         if (seen++ % 16 == 0)
             a[n++] = v + 4;

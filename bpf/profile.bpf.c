@@ -130,6 +130,15 @@ struct {
     __type(value, struct py_proc);
 } py_procs SEC(".maps");
 
+/* pid → where its JVM's code cache is and how to unwind it (agent/unwinder.c). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, __u32);
+    __type(value, struct jvm_proc);
+} jvm_procs SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
     __uint(max_entries, 64 * 1024);
@@ -165,6 +174,25 @@ struct scratch {
     __u64 py_fsbase;               /* the sampled thread's pthread_self() */
     __u64 py_eval_lo, py_eval_len; /* the process's evaluation loop; 0: no CPython */
     __u8 py_state;                 /* 0: not looked for, 1: found, 2: none */
+    /* HotSpot: the process's code cache; 0: no JVM */
+    __u64 jvm_lo, jvm_len;
+    bool jvm_seen;                     /* this walk met the code cache */
+    __u64 jvm_frame;                   /* the frame a step records */
+    struct {
+        __u64 complete; /* where its prologue ends */
+        __u32 fsize;    /* its frame size in bytes */
+        __u8 kind;      /* JVM_BLOB_* */
+    } jvm_blob;                        /* the code blob of the pc */
+    struct {
+        __u64 pc, sp, bp;
+    } jvm_next;                        /* ... and its caller */
+    __u8 jvm_hdr[STOKE_JVM_HDR + 8];   /* a code blob's header */
+    __u8 jvm_code[32];                 /* instructions at the pc */
+    struct {
+        __u32 i;   /* the next instruction in jvm_code */
+        __s32 left; /* what the epilogue has yet to pop */
+        bool done;  /* a `ret` was reached */
+    } jvm_dec;
 };
 
 struct {
@@ -595,6 +623,388 @@ static __always_inline bool read_u64(__u64 *dst, __u64 addr)
     return bpf_probe_read_user(dst, sizeof(*dst), (const void *)addr) == 0;
 }
 
+/* ---- HotSpot ------------------------------------------------------------ */
+
+/*
+ * x86-64 HotSpot frames, as frame_x86.hpp lays them out:
+ *   interpreted: rbp-based; at rbp: the caller's rbp, rbp + 8 the return
+ *     address, rbp - 8 the caller's sp, rbp - 24 the Method*, rbp - 64 the
+ *     bytecode pointer (saved there at calls; r13 holds it while running).
+ *   compiled (nmethod) and most stubs: frame_size words from the sp at the
+ *     call to the caller's sp; the return address in the top word, the
+ *     caller's rbp below it (without -XX:+PreserveFramePointer rbp is an
+ *     ordinary register in compiled code, so the frame size is the only way).
+ *   StubRoutines (frame size 0): rbp-based after their `enter`.
+ */
+#define JVM_INTERP_METHOD   (-3)
+#define JVM_INTERP_BCP      (-8)
+#define JVM_INTERP_SENDERSP (-1)
+#define JVM_SEGMAP_HOPS     32      /* a block of 32 * 254 segments: 500 KiB of code */
+#define JVM_MAX_FRAME       0x40000 /* 256 KiB: larger frame sizes are not believed */
+#define JVM_RA_SLOTS        4       /* words above the frame searched for a return address */
+
+/* The name of a code blob, by its first four characters. */
+#define JVM_NAME_NMETHOD 0x74656d6e /* "nmethod" */
+#define JVM_NAME_NATIVE  0x6974616e /* "native nmethod" */
+#define JVM_NAME_VTABLE  0x62617476 /* "vtable chunks" */
+#define JVM_NAME_ITABLE  0x62617469 /* "itable chunks" */
+#define JVM_NAME_ADAPTER 0x2f433249 /* "I2C/C2I adapters": frameless */
+
+static __always_inline bool jvm_in_code(const struct jvm_proc *j, __u64 pc)
+{
+    return pc - j->code_lo < j->code_hi - j->code_lo;
+}
+
+/* The code blob holding a pc: in its heap's segment map, hop back to the
+ * segment where its block starts (0 there; 0xff: free). One hop per call
+ * of a bpf_loop callback, verified once. */
+struct jvm_hops {
+    __u64 segmap, seg;
+    bool found;
+};
+
+static long jvm_hop(__u32 i, void *data)
+{
+    struct jvm_hops *c = data;
+    __u8 tag = 0xff;
+
+    if (bpf_probe_read_user(&tag, 1, (const void *)(c->segmap + c->seg)) != 0 || tag == 0xff)
+        return 1;
+    if (tag == 0) {
+        c->found = true;
+        return 1;
+    }
+    if (tag > c->seg)
+        return 1;
+    c->seg -= tag;
+    return 0;
+}
+
+static __always_inline __u64 jvm_find_blob(const struct jvm_proc *j, __u64 pc)
+{
+    struct jvm_hops c = {};
+    __u64 lo = 0;
+    __u8 shift = j->segment_shift & 31;
+
+    for (int h = 0; h < STOKE_JVM_MAX_HEAPS; h++) {
+        if (h < j->nheaps && pc - j->heaps[h].lo < j->heaps[h].hi - j->heaps[h].lo) {
+            lo = j->heaps[h].lo;
+            c.segmap = j->heaps[h].segmap;
+            break;
+        }
+    }
+    if (!c.segmap)
+        return 0;
+    c.seg = (pc - lo) >> shift;
+    bpf_loop(JVM_SEGMAP_HOPS, jvm_hop, &c, 0);
+    return c.found ? lo + (c.seg << shift) + j->heapblock_size : 0;
+}
+
+/* The word at @off of the blob header in s->jvm_hdr. */
+static __always_inline __u64 jvm_hdr64(struct scratch *s, __u16 off)
+{
+    if (off > STOKE_JVM_HDR - 8)
+        return 0;
+    return *(__u64 *)(s->jvm_hdr + off);
+}
+
+static __always_inline __u32 jvm_hdr32(struct scratch *s, __u16 off)
+{
+    if (off > STOKE_JVM_HDR - 4)
+        return 0;
+    return *(__u32 *)(s->jvm_hdr + off);
+}
+
+/*
+ * Is the leaf pc in a compiled method's epilogue? Decodes forward to the
+ * `ret` through the only instructions HotSpot's epilogues hold (add rsp,
+ * pop rbp, leave, the return poll of JDK 11-21, vzeroupper), one
+ * instruction per callback. s->jvm_dec.left ends as what is left to pop:
+ * 2 the whole frame, 1 rbp and the return address, 0 the return address,
+ * 3 an rbp frame (leave ahead). The decoder's state lives in the scratch
+ * map, where the verifier does not follow its values: on the stack, every
+ * position and outcome would be a state of its own (millions).
+ */
+static long jvm_decode_step(__u32 k, void *data)
+{
+    struct scratch *s = *(struct scratch **)data;
+    __u32 i = s->jvm_dec.i, n;
+
+    if (i > 24)
+        return 1;
+    __u8 b0 = s->jvm_code[i & 31], b1 = s->jvm_code[(i + 1) & 31], b2 = s->jvm_code[(i + 2) & 31];
+    if (b0 == 0xc3) { /* ret */
+        s->jvm_dec.done = true;
+        return 1;
+    }
+    if (b0 == 0x5d) { /* pop rbp */
+        if (s->jvm_dec.left < 1)
+            s->jvm_dec.left = 1;
+        n = 1;
+    } else if (b0 == 0xc9) { /* leave */
+        s->jvm_dec.left = 3;
+        n = 1;
+    } else if (b0 == 0x48 && b1 == 0x83 && b2 == 0xc4) { /* add rsp, imm8 */
+        s->jvm_dec.left = 2;
+        n = 4;
+    } else if (b0 == 0x48 && b1 == 0x81 && b2 == 0xc4) { /* add rsp, imm32 */
+        s->jvm_dec.left = 2;
+        n = 7;
+    } else if ((b0 == 0x49 && b1 == 0x3b && b2 == 0x67) || /* cmp rsp, [r15 + d8] */
+               (b0 == 0x4d && b1 == 0x8b && b2 == 0x57)) { /* mov r10, [r15 + d8] */
+        n = 4;
+    } else if ((b0 == 0x49 && b1 == 0x3b && b2 == 0xa7) || /* cmp rsp, [r15 + d32] */
+               (b0 == 0x4d && b1 == 0x8b && b2 == 0x97)) { /* mov r10, [r15 + d32] */
+        n = 7;
+    } else if (b0 == 0x0f && b1 == 0x87) { /* ja rel32: to the poll stub */
+        n = 6;
+    } else if (b0 == 0x77) { /* ja rel8 */
+        n = 2;
+    } else if ((b0 == 0x41 && b1 == 0x85 && b2 == 0x02) || /* test [r10], eax */
+               (b0 == 0xc5 && b1 == 0xf8 && b2 == 0x77)) { /* vzeroupper */
+        n = 3;
+    } else {
+        return 1;
+    }
+    s->jvm_dec.i = i + n;
+    return 0;
+}
+
+/* -1: not an epilogue; else s->jvm_dec.left, above. */
+static __always_inline int jvm_epilogue(struct scratch *s, __u64 pc)
+{
+    if (bpf_probe_read_user(s->jvm_code, sizeof(s->jvm_code), (const void *)pc) != 0)
+        return -1;
+    s->jvm_dec.i = 0;
+    s->jvm_dec.left = 0;
+    s->jvm_dec.done = false;
+    bpf_loop(8, jvm_decode_step, &s, 0);
+    return s->jvm_dec.done ? s->jvm_dec.left : -1;
+}
+
+/* The caller of a frame whose return address is at @ra_at (the caller's sp
+ * is right above it) and whose caller's rbp is at @ra_at - 8 when @has_bp:
+ * into s->jvm_next. */
+static __always_inline bool jvm_pop(struct scratch *s, __u64 ra_at, bool has_bp)
+{
+    __u64 w[2];
+
+    if (bpf_probe_read_user(w, sizeof(w), (const void *)(ra_at - 8)) != 0)
+        return false;
+    s->jvm_next.pc = w[1];
+    s->jvm_next.sp = ra_at + 8;
+    s->jvm_next.bp = has_bp ? w[0] : s->bp;
+    return true;
+}
+
+/* An interpreted frame: the Method* and bytecode index, and its caller.
+ * A global function, as the two below: each is verified once. */
+__noinline int jvm_interpreted(struct scratch *s, const struct jvm_proc *j)
+{
+    __u64 w[11], fp, bcp, cm = 0, method, bci = 0;
+
+    if (!s || !j)
+        return -1;
+    fp = s->bp;
+    /* rbp - 64 .. rbp + 16 */
+    if (fp < s->sp || fp - s->sp > JVM_MAX_FRAME ||
+        bpf_probe_read_user(w, sizeof(w), (const void *)(fp - 64)) != 0)
+        return -1;
+    method = w[8 + JVM_INTERP_METHOD];
+    bcp = w[8 + JVM_INTERP_BCP];
+    if (!s->is_return) {
+        struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+        if (regs)
+            bcp = BPF_CORE_READ(regs, r13);
+    }
+    if (method &&
+        bpf_probe_read_user(&cm, sizeof(cm), (const void *)(method + j->method_const)) == 0 &&
+        bcp >= cm + j->const_size)
+        bci = bcp - cm - j->const_size;
+    s->jvm_frame = STOKE_JVM_INTERP(method, bci > 0x7fff ? 0x7fff : bci);
+    s->jvm_next.pc = w[9];
+    s->jvm_next.bp = w[8];
+    /* the caller's sp as it was at the call (compiled callers need it) */
+    s->jvm_next.sp = w[8 + JVM_INTERP_SENDERSP];
+    if (s->jvm_next.sp <= fp || s->jvm_next.sp - fp > JVM_MAX_FRAME)
+        s->jvm_next.sp = fp + 16;
+    return 0;
+}
+
+/* The code blob holding the pc, into s->jvm_blob: its kind, frame size
+ * and prologue end, and the frame to record. */
+#define JVM_BLOB_STUB      0
+#define JVM_BLOB_NMETHOD   1
+#define JVM_BLOB_FRAMELESS 2
+
+__noinline int jvm_blob(struct scratch *s, const struct jvm_proc *j)
+{
+    __u64 pc, blob, code_begin, rec_pc;
+    __u32 name = 0, fsize, cookie = 0;
+
+    if (!s || !j)
+        return -1;
+    pc = rec_pc = s->pc;
+    blob = jvm_find_blob(j, pc);
+    if (!blob) {
+        count(STOKE_CNT_JVM_NO_BLOB);
+        return -1;
+    }
+    if (bpf_probe_read_user(s->jvm_hdr, STOKE_JVM_HDR, (const void *)blob) != 0 ||
+        bpf_probe_read_user(&name, sizeof(name), (const void *)jvm_hdr64(s, j->blob_name)) != 0)
+        return -1;
+    fsize = jvm_hdr32(s, j->blob_frame_size) * 8;
+    if (fsize > JVM_MAX_FRAME)
+        return -1;
+    code_begin = jvm_hdr64(s, j->blob_code_begin);
+    s->jvm_blob.fsize = fsize;
+    s->jvm_blob.complete = code_begin + jvm_hdr32(s, j->blob_frame_complete);
+    s->jvm_blob.kind = JVM_BLOB_STUB;
+    if (name == JVM_NAME_VTABLE || name == JVM_NAME_ITABLE || name == JVM_NAME_ADAPTER)
+        s->jvm_blob.kind = JVM_BLOB_FRAMELESS;
+    if (name == JVM_NAME_NMETHOD || name == JVM_NAME_NATIVE) {
+        s->jvm_blob.kind = JVM_BLOB_NMETHOD;
+        if (bpf_probe_read_user(&cookie, sizeof(cookie),
+                                (const void *)(blob + j->nm_compile_id)) != 0)
+            return -1;
+        /* a deoptimized frame returns to the deopt handler; the pc it had
+         * is in the frame */
+        if (s->is_return && pc == jvm_hdr64(s, j->nm_deopt_handler)) {
+            __s32 off = 0;
+            __u64 orig = 0;
+            if (bpf_probe_read_user(&off, sizeof(off),
+                                    (const void *)(blob + j->nm_orig_pc_offset)) == 0 &&
+                bpf_probe_read_user(&orig, sizeof(orig), (const void *)(s->sp + off)) == 0 &&
+                orig - code_begin < 0x1000000)
+                rec_pc = orig;
+        }
+    }
+    s->jvm_frame = STOKE_JVM_CODE(rec_pc, cookie);
+    return 0;
+}
+
+/* A compiled method's caller is in the code cache: when the frame size did
+ * not lead there (words pushed for a moment), a little higher. */
+struct jvm_ra_search {
+    struct scratch *s;
+    const struct jvm_proc *j;
+    __u64 at;
+    bool found;
+};
+
+static long jvm_ra_step(__u32 i, void *data)
+{
+    struct jvm_ra_search *c = data;
+
+    c->at += 8;
+    if (jvm_pop(c->s, c->at, true) && jvm_in_code(c->j, c->s->jvm_next.pc)) {
+        c->found = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* The caller of a compiled method, stub or adapter. */
+__noinline int jvm_compiled(struct scratch *s, const struct jvm_proc *j)
+{
+    __u64 pc, sp;
+    __u32 fsize;
+    int ep;
+
+    if (!s || !j || jvm_blob(s, j) != 0)
+        return -1;
+    pc = s->pc;
+    sp = s->sp;
+    fsize = s->jvm_blob.fsize;
+    if (s->jvm_blob.kind == JVM_BLOB_FRAMELESS)
+        return jvm_pop(s, sp, false) ? 0 : -1;
+    if (!s->is_return && pc < s->jvm_blob.complete) {
+        /* the prologue: the return address pushed, then rbp, then the rest */
+        __u64 at = pc + 4 >= s->jvm_blob.complete ? sp + 8 : sp;
+        if (!jvm_pop(s, at, at != sp))
+            return -1;
+        if (!jvm_in_code(j, s->jvm_next.pc) && !jvm_pop(s, at == sp ? sp + 8 : sp, at == sp))
+            return -1;
+        return 0;
+    }
+    if (fsize == 0) { /* StubRoutines: rbp frames */
+        if (s->bp < sp || s->bp - sp > JVM_MAX_FRAME)
+            return jvm_pop(s, sp, false) ? 0 : -1;
+        return jvm_pop(s, s->bp + 8, true) ? 0 : -1;
+    }
+    if (!s->is_return && s->jvm_blob.kind == JVM_BLOB_NMETHOD) {
+        ep = jvm_epilogue(s, pc);
+        if (ep == 3)
+            return jvm_pop(s, s->bp + 8, true) ? 0 : -1;
+        if (ep == 0 || ep == 1)
+            return jvm_pop(s, ep == 1 ? sp + 8 : sp, ep == 1) ? 0 : -1;
+    }
+    if (!jvm_pop(s, sp + fsize - 8, true))
+        return -1;
+    if (s->jvm_blob.kind != JVM_BLOB_NMETHOD || jvm_in_code(j, s->jvm_next.pc))
+        return 0;
+    struct jvm_ra_search c = {.s = s, .j = j, .at = sp + fsize - 8};
+    bpf_loop(JVM_RA_SLOTS, jvm_ra_step, &c, 0);
+    return c.found ? 0 : -1;
+}
+
+/*
+ * One HotSpot frame: records it and moves s->pc/sp/bp to its caller.
+ * Returns 0 to go on, 1 when the walk ends.
+ */
+__noinline int jvm_walk(struct scratch *s)
+{
+    const struct jvm_proc *j;
+    __u32 len;
+    int r;
+
+    if (!s)
+        return 1;
+    j = bpf_map_lookup_elem(&jvm_procs, &s->pid);
+    if (!j) {
+        s->st.end = STOKE_END_UNSUPPORTED;
+        return 1;
+    }
+    if (!s->jvm_seen) {
+        s->jvm_seen = true;
+        count(STOKE_CNT_JVM_SAMPLES);
+    }
+    len = s->st.len;
+    if (len >= STOKE_MAX_STACK_DEPTH) {
+        s->st.end = STOKE_END_DEPTH;
+        return 1;
+    }
+    if (s->pc - j->interp_lo < j->interp_hi - j->interp_lo)
+        r = jvm_interpreted(s, j);
+    else
+        r = jvm_compiled(s, j);
+    if (r != 0) {
+        /* nothing recorded: a frame that cannot be placed is not kept */
+        count(STOKE_CNT_JVM_FAULT);
+        if (len == 0) {
+            s->st.ip[0] = s->pc;
+            s->st.len = 1;
+            s->hash = mix(s->hash, s->pc);
+        }
+        s->st.end = STOKE_END_BAD_FRAME;
+        return 1;
+    }
+    s->st.ip[len] = s->jvm_frame;
+    s->st.len = len + 1;
+    s->hash = mix(s->hash, s->jvm_frame);
+    count(STOKE_CNT_JVM_FRAMES);
+    if (s->jvm_next.sp <= s->sp || s->jvm_next.pc == 0) {
+        s->st.end = s->jvm_next.pc == 0 ? STOKE_END_ENTRY : STOKE_END_BAD_FRAME;
+        return 1;
+    }
+    s->pc = s->jvm_next.pc;
+    s->sp = s->jvm_next.sp;
+    s->bp = s->jvm_next.bp;
+    s->is_return = true;
+    s->fp_step = false;
+    return 0;
+}
+
 /* One frame: records pc, then finds the caller's pc, sp and bp. Returns 1
  * to stop the loop. */
 static long unwind_step(__u32 i, void *data)
@@ -613,6 +1023,9 @@ static long unwind_step(__u32 i, void *data)
     if (pc - s->py_eval_lo < s->py_eval_len)
         py_walk(s);
     len = s->st.len; /* on both paths: one state for the verifier */
+    /* HotSpot's code cache: unwound from the VM's metadata */
+    if (pc - s->jvm_lo < s->jvm_len)
+        return jvm_walk(s) ? 1 : 0;
     if (len >= STOKE_MAX_STACK_DEPTH)
         return walk_end(s, STOKE_END_DEPTH);
     m = proc ? find_mapping(proc, pc) : NULL;
@@ -756,6 +1169,10 @@ static __always_inline void walk_user(struct scratch *s, __u32 pid)
     s->py_state = 0;
     s->py_eval_lo = py ? py->eval_lo : 0;
     s->py_eval_len = py ? py->eval_len : 0;
+    const struct jvm_proc *jvm = bpf_map_lookup_elem(&jvm_procs, &pid);
+    s->jvm_seen = false;
+    s->jvm_lo = jvm ? jvm->code_lo : 0;
+    s->jvm_len = jvm ? jvm->code_hi - jvm->code_lo : 0;
     struct walk_ctx c = {.s = s, .proc = proc};
     bpf_loop(STOKE_MAX_STACK_DEPTH + 1, unwind_step, &c, 0);
     count(STOKE_CNT_WALK_END + (s->st.end < STOKE_END_MAX ? s->st.end : 0));
@@ -886,6 +1303,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
     bpf_map_delete_elem(&unwind_procs, &pid);
     bpf_map_delete_elem(&py_procs, &pid);
+    bpf_map_delete_elem(&jvm_procs, &pid);
     bpf_map_delete_elem(&event_sent, &pid);
     return 0;
 }
@@ -902,6 +1320,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
         return 0;
     bpf_map_delete_elem(&unwind_procs, &pid);
     bpf_map_delete_elem(&py_procs, &pid);
+    bpf_map_delete_elem(&jvm_procs, &pid);
     bpf_map_delete_elem(&event_sent, &pid);
     return 0;
 }

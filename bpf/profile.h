@@ -210,6 +210,61 @@ struct py_proc {
 #define STOKE_PY_OWNED_BY_CSTACK 3  /* 3.12+: the shim frame at a C -> Python entry */
 #define STOKE_PY_MAX_THREADS     64 /* thread states searched for the sampled thread */
 
+/*
+ * A HotSpot frame in a user stack: the JVM's code cache (JIT-compiled
+ * methods, the template interpreter, stubs) has no unwind tables and, without
+ * -XX:+PreserveFramePointer, no frame pointers; the walker unwinds it from
+ * the VM's own metadata (struct jvm_proc) and records each frame as
+ *   interpreted: STOKE_JVM_TAG | (Method* >> 3) << 15 | bytecode index
+ *   code:        STOKE_JVM_TAG | STOKE_JVM_CODE_BIT | cookie << 47 | pc
+ * where code is a compiled method (nmethod) or a stub, and the cookie the
+ * low 12 bits of the nmethod's compile id (0 for stubs), so the agent can
+ * tell a method recompiled at the same address since. The agent names both
+ * from the process's memory (method, inlined methods, line).
+ */
+#define STOKE_JVM_TAG      0xc000000000000000ull
+#define STOKE_JVM_CODE_BIT (1ull << 59)
+#define STOKE_JVM_INTERP(method, bci)                                                              \
+    (STOKE_JVM_TAG | ((((__u64)(method) >> 3) & 0xfffffffffffull) << 15) | ((__u64)(bci)&0x7fff))
+#define STOKE_JVM_CODE(pc, cookie)                                                                 \
+    (STOKE_JVM_TAG | STOKE_JVM_CODE_BIT | (((__u64)(cookie)&0xfff) << 47) |                        \
+     ((__u64)(pc)&0x7fffffffffffull))
+#define STOKE_JVM_IS_CODE(f) (((f)&STOKE_JVM_CODE_BIT) != 0)
+#define STOKE_JVM_METHOD(f)  ((((f) >> 15) & 0xfffffffffffull) << 3)
+#define STOKE_JVM_BCI(f)     ((__u32)((f)&0x7fff))
+#define STOKE_JVM_PC(f)      ((f)&0x7fffffffffffull)
+#define STOKE_JVM_COOKIE(f)  ((__u32)(((f) >> 47) & 0xfff))
+
+#define STOKE_JVM_MAX_HEAPS 4   /* code heaps: 3 with the segmented code cache, else 1 */
+#define STOKE_JVM_HDR       192 /* bytes of a code blob's header the walker reads */
+
+/* One code heap: its reserved range and its segment map, one byte per
+ * segment saying how far back the block holding it starts. */
+struct jvm_heap {
+    __u64 lo, hi;
+    __u64 segmap;
+};
+
+/* Value of `jvm_procs` (key: pid): a process running HotSpot. Offsets come
+ * from the VM's own gHotSpotVMStructs tables (unwind/hotspot.c). */
+struct jvm_proc {
+    __u64 code_lo, code_hi;     /* CodeCache::_low_bound, _high_bound */
+    __u64 interp_lo, interp_hi; /* the template interpreter's code */
+    struct jvm_heap heaps[STOKE_JVM_MAX_HEAPS];
+    __u8 nheaps;
+    __u8 segment_shift;  /* log2 of the code heaps' segment size */
+    __u8 heapblock_size; /* sizeof(HeapBlock): a block's header before its code blob */
+    __u8 pad;
+    /* offsets into a code blob, all < STOKE_JVM_HDR - 8 */
+    __u16 blob_name, blob_frame_complete, blob_frame_size, blob_code_begin;
+    __u16 nm_deopt_handler; /* CompiledMethod::_deopt_handler_begin */
+    /* offsets into an nmethod, anywhere */
+    __u16 nm_compile_id, nm_orig_pc_offset;
+    __u16 method_const; /* Method::_constMethod */
+    __u16 const_size;   /* sizeof(ConstMethod): the bytecodes follow it */
+    __u16 pad2;
+};
+
 /* Events the program sends the agent (ring buffer `events`). */
 enum stoke_event_kind {
     STOKE_EV_NEW_PROC = 1, /* a sampled process has no unwind_procs entry */
@@ -239,6 +294,10 @@ enum stoke_counter {
     STOKE_CNT_PY_FRAMES,    /* Python frames recorded */
     STOKE_CNT_PY_NO_THREAD, /* no thread state for the sampled thread: native frames kept */
     STOKE_CNT_PY_FAULT,     /* interpreter memory unreadable mid-walk: native frames kept */
+    STOKE_CNT_JVM_SAMPLES,  /* user walks that met HotSpot's code cache */
+    STOKE_CNT_JVM_FRAMES,   /* HotSpot frames recorded */
+    STOKE_CNT_JVM_NO_BLOB,  /* a pc in the code cache in no code blob: the walk ends */
+    STOKE_CNT_JVM_FAULT,    /* VM memory unreadable or a frame that does not add up: the walk ends */
     STOKE_CNT_WALK_END,     /* + enum stoke_walk_end: walks ended by reason */
     STOKE_CNT_MAX = STOKE_CNT_WALK_END + STOKE_END_MAX,
 };

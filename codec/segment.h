@@ -123,6 +123,8 @@ int seg_writer_check_section(const struct seg_writer *w, const struct seg_sectio
 
 /* True when nothing was added. */
 bool seg_writer_empty(const struct seg_writer *w);
+/* Heap the writer holds (its tables, with their growth slack). */
+size_t seg_writer_bytes(const struct seg_writer *w);
 
 /* Encodes the whole object into a malloc'd buffer. The writer stays valid
  * (and can be finished again, giving the same bytes). @footer, when not

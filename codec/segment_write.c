@@ -100,6 +100,20 @@ bool seg_writer_empty(const struct seg_writer *w)
     return !w || w->nsecs == 0;
 }
 
+size_t seg_writer_bytes(const struct seg_writer *w)
+{
+    size_t n = 0;
+    if (!w)
+        return 0;
+    for (size_t i = 0; i < w->nsecs; i++) {
+        const struct wsec *s = w->secs[i];
+        n += sizeof(*s) + intern_bytes(&s->str) + intern_bytes(&s->map) + intern_bytes(&s->fn) +
+             intern_bytes(&s->loc) + intern_bytes(&s->stk) + intern_bytes(&s->ser) +
+             intern_bytes(&s->row) + s->vals_rows * s->ntypes * sizeof(*s->vals);
+    }
+    return n + w->cap * sizeof(*w->secs);
+}
+
 static int str_id(struct wsec *s, const char *str, uint32_t *id)
 {
     if (!str)

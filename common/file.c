@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,4 +131,10 @@ int write_file_atomic(const char *path, const void *buf, size_t len, unsigned mo
         unlink(tmp);
     free(tmp);
     return err;
+}
+
+void file_drop_pages(const void *img, size_t len)
+{
+    if (img && len && ((uintptr_t)img & 4095) == 0)
+        madvise((void *)(uintptr_t)img, len, MADV_DONTNEED);
 }

@@ -5,7 +5,8 @@
  * imports) into one heap buffer, refusing files larger than a cap so a
  * runaway perf map or a hostile /proc entry cannot exhaust memory;
  * read_first_line for secrets; write_all, which finishes short writes; and
- * write_file_atomic, which readers never see half-written.
+ * write_file_atomic, which readers never see half-written; and
+ * file_drop_pages, which hands a read-only file mapping's pages back.
  */
 #ifndef STOKE_COMMON_FILE_H
 #define STOKE_COMMON_FILE_H
@@ -29,5 +30,11 @@ int write_all(int fd, const void *buf, size_t len);
  * mode @mode, then rename over @path, so a reader sees the old file or the
  * whole new one, never a part. 0 or -errno (the temp file removed). */
 int write_file_atomic(const char *path, const void *buf, size_t len, unsigned mode);
+
+/* Hands the pages of the page-aligned read-only file mapping @img (@len
+ * bytes) back to the kernel (they are read again on the next access):
+ * scanning a big binary's tables need not keep all of them resident. Does
+ * nothing for a NULL, empty or unaligned @img. */
+void file_drop_pages(const void *img, size_t len);
 
 #endif

@@ -43,6 +43,13 @@ struct intern {
 
 void intern_free(struct intern *t);
 
+/* The heap bytes @t holds (pool, entries and index, as allocated). */
+static inline size_t intern_bytes(const struct intern *t)
+{
+    return t->pool_cap + (size_t)t->cap * sizeof(*t->e) +
+           (t->slots ? (t->mask + 1) * sizeof(*t->slots) : 0);
+}
+
 /* Adds @key (@len bytes) unless present; its id in *@id. Returns 1 when it
  * was added, 0 when it was there, -ENOMEM. */
 int intern_add(struct intern *t, const void *key, size_t len, uint32_t *id);

@@ -12,8 +12,13 @@ build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-d
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
     procps python3 curl awscli nodejs npm util-linux chromium protobuf-compiler
     lintian rpmlint python3-yaml strace systemd
+    # test_agent_rss.sh and make bench: libc's separate DWARF (10 MB of
+    # compressed sections), the heaviest thing the symbolizer opens
+    libc6-dbg
     # test_unwind.sh: Debian's own stripped binaries, and a Rust fixture
     sqlite3 xz-utils perl rustc
+    # test_runtimes.sh: the JDK whose HotSpot frames are named
+    openjdk-17-jdk-headless
     # make bench: bcc's profile compiles its BPF C against kernel headers;
     # with none for the running kernel, bench/run.sh points BCC_KERNEL_SOURCE
     # at Debian's (merged -common + -<arch> trees).
@@ -33,6 +38,7 @@ tools=(
     rpmbuild:rpm rpmlint:rpmlint help2man:help2man strace:strace systemd-analyze:systemd
     git:git clang-format:clang-format clang-tidy:clang-tidy cppcheck:cppcheck
     sqlite3:sqlite3 xz:xz-utils perl:perl rustc:rustc
+    java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless
 )
 
 group_pkgs() { # GROUP... -> the packages, one a line

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 
+#include "symbolizer/proc_mem.h"
 #include "symbolizer/python.h"
 #include "common/hash.h"
 
@@ -157,13 +157,7 @@ uint32_t sym_py_offset(unsigned minor, uint32_t lasti)
 
 static int read_mem(uint32_t pid, uint64_t addr, void *buf, size_t len)
 {
-    struct iovec local = {.iov_base = buf, .iov_len = len};
-    struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
-    ssize_t n = process_vm_readv((pid_t)pid, &local, 1, &remote, 1, 0);
-
-    if (n == (ssize_t)len)
-        return 0;
-    return n < 0 && errno == ESRCH ? -ESRCH : -EFAULT;
+    return sym_proc_read(pid, addr, buf, len);
 }
 
 static int read_u64(uint32_t pid, uint64_t addr, uint64_t *out)

@@ -24,8 +24,10 @@
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "common/hash.h"
@@ -36,17 +38,21 @@
 #include "symbolizer/kallsyms.h"
 #include "symbolizer/perfmap.h"
 #include "symbolizer/proc_maps.h"
+#include "symbolizer/hotspot.h"
+#include "symbolizer/proc_mem.h"
 #include "symbolizer/python.h"
 #include "common/file.h"
 #include "symbolizer/symbolizer.h"
 
 #define DEFAULT_MAX_BYTES    (64u << 20)
+#define DEFAULT_SCRATCH_MAX  (1ull << 30)
 #define PROC_BUCKETS         1024
 #define BIN_BUCKETS          4096
 #define MAPS_MAX             (64u << 20)
 #define PERFMAP_MAX          (256u << 20)
 #define KSYMS_RELOAD_WINDOWS 6
 #define DWARF_IDLE_WINDOWS   3
+#define PROC_IDLE_WINDOWS    3 /* a process's maps are dropped after this many unused windows */
 #define DWARF_KEEP_MAX       (4u << 20)          /* larger DWARF is closed after one idle window */
 #define DWARF_DEAR_NS        (20u * 1000 * 1000) /* ... unless opening it cost this much CPU */
 
@@ -82,7 +88,8 @@ struct bin {
     struct bin *next; /* hash chain by key */
     char key[64];     /* build-id, or "f:dev:ino:size:mtime" */
     char build_id[41];
-    int py_minor; /* the CPython it holds (unwind/python.h), 0: none */
+    int py_minor;       /* the CPython it holds (unwind/python.h), 0: none */
+    struct hs_syms *hs; /* a libjvm: its introspection tables' symbols */
     bool is_vdso;
     bool loaded;
     unsigned refs; /* mappings pointing here */
@@ -101,6 +108,7 @@ struct bin {
      * DWARF_IDLE_WINDOWS: reopening costs ~40 ms of CPU for libc's, so a
      * DWARF file in steady use stays open. */
     int dwarf_fd;           /* where to reopen it from; -1 = no DWARF */
+    size_t scratch_bytes;   /* dwarf_fd is an inflated copy of this size */
     uint64_t dwarf_window;  /* the last window a lookup used it */
     unsigned dwarf_opens;   /* times opened: a file reopened is in steady use */
     uint64_t dwarf_open_ns; /* CPU the last open took */
@@ -123,6 +131,7 @@ struct proc {
     uint32_t pid;
     uint64_t start_time;
     uint64_t read_window;
+    uint64_t used_window; /* the last window a lookup came for it */
     struct pmap *maps;
     size_t nmaps;
     char *paths;
@@ -137,12 +146,20 @@ struct proc {
     int py_minor;
     struct sym_pycache *py;
     size_t py_bytes;
+    /* HotSpot: its libjvm's tables (0: not looked for yet, -1: none, 1:
+     * read), and the methods named so far */
+    int jvm_state;
+    struct hs_vm *jvm_vm;
+    uint64_t jvm_bias;
+    struct sym_jvm *jvm;
+    long jvm_bytes;
 };
 
 struct symbolizer {
     struct symbolizer_opts opts;
-    char *debug_dirs, *proc_root, *kallsyms_path;
+    char *debug_dirs, *proc_root, *kallsyms_path, *scratch_dir;
     size_t max_bytes;
+    size_t scratch_max, scratch_bytes;
     uint64_t evict_stuck_window; /* evict() found nothing idle to drop */
     uint64_t window;
     struct proc *procs[PROC_BUCKETS];
@@ -247,15 +264,22 @@ static void bin_account(struct symbolizer *s, struct bin *b)
     b->heavy_bytes = now;
 }
 
+static void close_dwarf_fd(struct symbolizer *s, struct bin *b)
+{
+    if (b->dwarf_fd >= 0)
+        close(b->dwarf_fd);
+    b->dwarf_fd = -1;
+    s->scratch_bytes -= b->scratch_bytes;
+    b->scratch_bytes = 0;
+}
+
 static void bin_unload(struct symbolizer *s, struct bin *b)
 {
     if (!b->loaded)
         return;
     sym_symtab_free(&b->symtab);
     sym_dwarf_close(&b->dwarf);
-    if (b->dwarf_fd >= 0)
-        close(b->dwarf_fd);
-    b->dwarf_fd = -1;
+    close_dwarf_fd(s, b);
     ac_free(&b->ac);
     b->loaded = false;
     lru_unlink(&b->lru);
@@ -265,6 +289,7 @@ static void bin_unload(struct symbolizer *s, struct bin *b)
 static void bin_destroy(struct symbolizer *s, struct bin *b)
 {
     bin_unload(s, b);
+    free(b->hs);
     for (struct alias *a = b->aliases, *an; a; a = an) {
         an = a->bin_next;
         struct alias **pp = &s->aliases[hash64(a->dev ^ hash64(a->ino)) % BIN_BUCKETS];
@@ -309,10 +334,13 @@ static void evict_bin(struct symbolizer *s, struct bin *b)
  * passes: DWARF handles of binaries this window has not touched (the
  * largest part, and reopened on demand), then those binaries whole. What
  * this window uses stays, so one drain whose working set exceeds the cap
- * does not close and reopen the same DWARF row after row (30-70 ms each
- * for libc's); it may hold up to twice the cap until the window ends, and
- * beyond that anything goes.
+ * does not reload the same binary row after row; it may hold up to
+ * HARD_CAP (1.25x the cap) until the window ends, and beyond that anything
+ * goes. (Not more: max_bytes is what keeps the agent's RSS in its budget,
+ * and reopening DWARF is cheap since the scratch copies.)
  */
+#define HARD_CAP(s) ((s)->max_bytes + (s)->max_bytes / 4)
+
 static void evict(struct symbolizer *s)
 {
     struct lru *l, *prev;
@@ -321,7 +349,7 @@ static void evict(struct symbolizer *s)
         return;
     /* Everything left is in use this window: don't walk the list on every
      * lookup until the window ends or the hard limit is reached. */
-    if (s->evict_stuck_window == s->window && !over(s, 2 * s->max_bytes))
+    if (s->evict_stuck_window == s->window && !over(s, HARD_CAP(s)))
         return;
     for (l = s->lru.prev; over(s, s->max_bytes) && l != &s->lru; l = l->prev) {
         struct bin *b = BIN_OF(l);
@@ -335,9 +363,9 @@ static void evict(struct symbolizer *s)
         if (BIN_OF(l)->used_window != s->window)
             evict_bin(s, BIN_OF(l));
     }
-    while (over(s, 2 * s->max_bytes) && s->lru.prev != &s->lru)
+    while (over(s, HARD_CAP(s)) && s->lru.prev != &s->lru)
         evict_bin(s, BIN_OF(s->lru.prev));
-    if (!over(s, 2 * s->max_bytes)) {
+    if (!over(s, HARD_CAP(s))) {
         if (over(s, s->max_bytes))
             s->evict_stuck_window = s->window;
         return;
@@ -363,17 +391,18 @@ static void bin_load_elf(struct symbolizer *s, struct bin *b, Elf *elf, int fd,
 
     memset(&b->symtab, 0, sizeof(b->symtab));
     memset(&b->dwarf, 0, sizeof(b->dwarf));
+    b->dwarf.scratch_fd = -1;
     b->dwarf_fd = -1;
-    if (sym_symtab_add_elf(&b->symtab, elf) < 0)
+    b->scratch_bytes = 0;
+    if (sym_symtab_add_mapped_elf(&b->symtab, elf, fd >= 0) < 0)
         s->st.bad_binaries++;
     if (!b->is_vdso)
         dfd = sym_debuginfo_find(s->debug_dirs, b->build_id, elf, root_prefix, path);
+    Elf *delf = NULL;
     if (dfd >= 0) {
-        Elf *delf = elf_begin(dfd, ELF_C_READ_MMAP, NULL);
-        if (delf) {
-            sym_symtab_add_elf(&b->symtab, delf);
-            elf_end(delf);
-        }
+        delf = elf_begin(dfd, ELF_C_READ_MMAP, NULL);
+        if (delf)
+            sym_symtab_add_mapped_elf(&b->symtab, delf, true);
         if (s->opts.no_dwarf)
             close(dfd);
         else
@@ -382,7 +411,9 @@ static void bin_load_elf(struct symbolizer *s, struct bin *b, Elf *elf, int fd,
         b->dwarf_fd = dup(fd);
     }
     (void)ret;
-    sym_symtab_finish(&b->symtab);
+    sym_symtab_finish(&b->symtab); /* reads the names: before the files close */
+    if (delf)
+        elf_end(delf);
     b->loaded = true;
     lru_push(&s->lru, &b->lru);
     bin_account(s, b);
@@ -498,6 +529,18 @@ static struct bin *find_alias(struct symbolizer *s, const struct stat *st)
 /* Binds a file mapping to its bin, parsing the binary when it is new to
  * this host, and reloads an evicted heavy part. NULL when the file cannot be
  * opened or is not ELF. */
+/* A libjvm exports its introspection tables: kept to read them per process. */
+static void bin_detect_jvm(struct bin *b, Elf *elf)
+{
+    struct hs_syms sy;
+
+    if (hs_detect(elf, &sy) != 0)
+        return;
+    b->hs = malloc(sizeof(*b->hs));
+    if (b->hs)
+        *b->hs = sy;
+}
+
 static struct bin *map_bin(struct symbolizer *s, struct proc *p, struct pmap *m)
 {
     char root_prefix[PATH_MAX];
@@ -556,8 +599,9 @@ static struct bin *map_bin(struct symbolizer *s, struct proc *p, struct pmap *m)
                 int n = sym_elf_segments(elf, &b->segs);
                 b->nsegs = n > 0 ? n : 0;
                 struct py_runtime py;
-                if (py_detect(elf, m->path, &py) == 0)
+                if (py_detect(elf, m->path, &py, true) == 0)
                     b->py_minor = (int)py.minor;
+                bin_detect_jvm(b, elf);
                 size_t h = hash_str(key) % BIN_BUCKETS;
                 b->next = s->bins[h];
                 s->bins[h] = b;
@@ -614,6 +658,9 @@ static void proc_destroy(struct symbolizer *s, struct proc *p)
     proc_free_maps(s, p);
     sym_pycache_free(p->py);
     s->fixed_bytes -= p->py_bytes;
+    sym_jvm_free(p->jvm);
+    free(p->jvm_vm);
+    s->fixed_bytes -= (size_t)p->jvm_bytes;
     if (p->pm_loaded)
         s->fixed_bytes -= sym_perfmap_bytes(&p->pm);
     sym_perfmap_free(&p->pm);
@@ -782,6 +829,7 @@ static int proc_get(struct symbolizer *s, uint32_t pid, uint64_t start_time, str
         p->next = *pp;
         *pp = p;
     }
+    p->used_window = s->window;
     *out = p;
     return 0;
 }
@@ -890,7 +938,11 @@ static void dwarf_ensure(struct symbolizer *s, struct bin *b)
     struct timespec t0, t1;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
     int fd = dup(b->dwarf_fd);
-    int ret = fd >= 0 ? sym_dwarf_open(fd, &b->dwarf) : -errno;
+    struct sym_dwarf_scratch sc = {
+        .dir = s->scratch_dir,
+        .max_bytes = s->scratch_max > s->scratch_bytes ? s->scratch_max - s->scratch_bytes : 0,
+    };
+    int ret = fd >= 0 ? sym_dwarf_open(fd, &sc, &b->dwarf) : -errno;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
     b->dwarf_open_ns =
         (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
@@ -902,8 +954,16 @@ static void dwarf_ensure(struct symbolizer *s, struct bin *b)
         /* Not DWARF after all, or broken: never try again. */
         if (ret == -EBADMSG)
             s->st.bad_binaries++;
-        close(b->dwarf_fd);
-        b->dwarf_fd = -1;
+        close_dwarf_fd(s, b);
+    } else if (b->dwarf.scratch_fd >= 0) {
+        /* Reopen from the inflated copy from now on: no inflating again. */
+        close_dwarf_fd(s, b);
+        b->dwarf_fd = b->dwarf.scratch_fd;
+        b->dwarf.scratch_fd = -1;
+        b->scratch_bytes = b->dwarf.scratch_bytes;
+        s->scratch_bytes += b->scratch_bytes;
+    } else if (b->dwarf.heap_sections) {
+        s->st.dwarf_heap_inflated++;
     }
     bin_account(s, b);
 }
@@ -925,7 +985,7 @@ static struct cres *resolve_vaddr(struct symbolizer *s, struct bin *b, uint64_t 
             raw[0].line = 0;
             n = 1;
         }
-        raw[n - 1].name = b->symtab.strs + sym->name;
+        raw[n - 1].name = sym_symtab_name(&b->symtab, sym);
     }
     int w = 0;
     for (int i = 0; i < n; i++)
@@ -1003,6 +1063,79 @@ static int python_frame(struct symbolizer *s, uint32_t pid, uint64_t start_time,
     return finish(s, out);
 }
 
+/* ---- HotSpot ------------------------------------------------------------- */
+
+/* The HotSpot tables of process @p, read from its memory once: 1, or -1
+ * when it runs no JVM the reader knows. */
+static int proc_jvm(struct symbolizer *s, struct proc *p)
+{
+    if (p->jvm_state)
+        return p->jvm_state;
+    p->jvm_state = -1;
+    for (size_t i = 0; i < p->nmaps; i++) {
+        struct pmap *m = &p->maps[i];
+        const char *base = m->kind == MAP_FILE ? strrchr(m->path, '/') : NULL;
+        uint64_t vaddr;
+        if (!base || !strstr(base, "libjvm"))
+            continue;
+        struct bin *b = map_bin(s, p, m);
+        if (!b || !b->hs || sym_elf_off_to_vaddr(b->segs, b->nsegs, m->off, &vaddr) != 0)
+            continue;
+        struct hs_vm *vm = malloc(sizeof(*vm));
+        uint32_t pid = p->pid;
+        if (!vm)
+            return -1;
+        if (hs_read_vm(b->hs, m->start - vaddr, sym_proc_read_cb, &pid, vm, NULL) != 0) {
+            free(vm);
+            break;
+        }
+        p->jvm_vm = vm;
+        p->jvm_bias = m->start - vaddr;
+        p->jvm_state = 1;
+        s->fixed_bytes += sizeof(*vm);
+        p->jvm_bytes += (long)sizeof(*vm);
+        break;
+    }
+    return p->jvm_state;
+}
+
+/* A HotSpot frame of the BPF walker: an interpreted method or a pc in
+ * compiled code, named by its method and the methods inlined there. */
+static int jvm_frame(struct symbolizer *s, uint32_t pid, uint64_t start_time, uint64_t frame,
+                     bool is_return, struct sym_result *out)
+{
+    struct sym_jvm_frame f[SYM_MAX_FRAMES];
+    struct proc *p;
+    int ret, n = 0;
+
+    out->mapping = "[java]";
+    out->file_offset = frame; /* one location per method and bci, or pc */
+    ret = proc_get(s, pid, start_time, &p);
+    if (ret)
+        return ret;
+    if (proc_jvm(s, p) > 0) {
+        long grew = 0;
+        n = sym_jvm_name(&p->jvm, pid, p->jvm_vm, p->jvm_bias, frame, is_return, f, SYM_MAX_FRAMES,
+                         &grew);
+        p->jvm_bytes += grew;
+        s->fixed_bytes += (size_t)grew;
+    }
+    if (n > 0) {
+        s->st.jvm_named++;
+        out->nframes = (uint32_t)n;
+        for (int i = 0; i < n; i++) {
+            out->frames[i].function = f[i].function;
+            out->frames[i].file = f[i].file;
+            out->frames[i].line = f[i].line;
+        }
+    } else if (n == -ESTALE) {
+        s->st.jvm_stale++;
+    } else {
+        s->st.jvm_unnamed++;
+    }
+    return finish(s, out);
+}
+
 int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uint64_t addr,
                     bool is_return_address, struct sym_result *out)
 {
@@ -1020,6 +1153,8 @@ int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uin
 
     if ((addr & STOKE_FRAME_TAGMASK) == STOKE_PY_TAG)
         return python_frame(s, pid, start_time, addr, out);
+    if ((addr & STOKE_FRAME_TAGMASK) == STOKE_JVM_TAG)
+        return jvm_frame(s, pid, start_time, addr, is_return_address, out);
     ret = proc_get(s, pid, start_time, &p);
     if (ret)
         return ret;
@@ -1107,15 +1242,15 @@ int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *ou
         }
         s->fixed_bytes += sym_kallsyms_bytes(&s->ksyms);
     }
-    const struct sym_ksym *k = sym_kallsyms_find(&s->ksyms, addr);
-    if (!k) {
+    struct sym_ksym_hit k;
+    if (sym_kallsyms_lookup(&s->ksyms, addr, &k) != 0) {
         s->ksyms_missed = true;
         return finish(s, out);
     }
-    if (k->module != SYM_KSYM_NO_MODULE)
-        out->mapping = s->ksyms.strs + k->module;
+    if (k.module)
+        out->mapping = k.module;
     out->nframes = 1;
-    out->frames[0].function = s->ksyms.strs + k->name;
+    out->frames[0].function = k.name;
     out->frames[0].file = NULL;
     out->frames[0].line = 0;
     return finish(s, out);
@@ -1124,6 +1259,20 @@ int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *ou
 void symbolizer_new_window(struct symbolizer *s)
 {
     s->window++;
+    /* Processes not looked up for a while: their maps (and perf map) go,
+     * exited or not, and are read again if they come back. Without this
+     * every process ever sampled stays, the bins it mapped pinned. */
+    for (size_t i = 0; i < PROC_BUCKETS; i++) {
+        for (struct proc **pp = &s->procs[i]; *pp;) {
+            struct proc *p = *pp;
+            if (p->used_window + PROC_IDLE_WINDOWS < s->window) {
+                *pp = p->next;
+                proc_destroy(s, p);
+            } else {
+                pp = &p->next;
+            }
+        }
+    }
     for (struct lru *l = s->lru.next; l && l != &s->lru; l = l->next) {
         struct bin *b = BIN_OF(l);
         uint64_t idle = s->window - b->dwarf_window;
@@ -1137,6 +1286,9 @@ void symbolizer_new_window(struct symbolizer *s)
         if (b->dwarf.dw && (idle > DWARF_IDLE_WINDOWS || (idle >= 1 && large))) {
             sym_dwarf_close(&b->dwarf);
             bin_account(s, b);
+        } else if (b->dwarf.dw) {
+            /* what the lookups paged in of a read-only mapping */
+            sym_dwarf_trim(&b->dwarf);
         }
     }
     /* Modules come and go: a miss suggests the table is stale, but re-reading
@@ -1163,6 +1315,7 @@ void symbolizer_get_stats(const struct symbolizer *s, struct sym_stats *out)
 {
     *out = s->st;
     out->bytes_used = s->heavy_bytes + s->fixed_bytes;
+    out->scratch_bytes = s->scratch_bytes;
 }
 
 struct symbolizer *symbolizer_new(const struct symbolizer_opts *opts)
@@ -1187,6 +1340,25 @@ struct symbolizer *symbolizer_new(const struct symbolizer_opts *opts)
     s->opts.proc_root = s->proc_root;
     s->opts.kallsyms = s->kallsyms_path;
     s->max_bytes = s->opts.max_bytes ? s->opts.max_bytes : DEFAULT_MAX_BYTES;
+    s->scratch_max = s->opts.scratch_max_bytes ? s->opts.scratch_max_bytes : DEFAULT_SCRATCH_MAX;
+    if (s->opts.scratch_dir && !s->opts.no_dwarf) {
+        struct statfs fs;
+        if (statfs(s->opts.scratch_dir, &fs) != 0 || access(s->opts.scratch_dir, W_OK) != 0) {
+            fprintf(stderr,
+                    "stoke: symbolizer: scratch directory %s: %s; compressed debug sections "
+                    "are inflated in memory\n",
+                    s->opts.scratch_dir, strerror(errno));
+        } else if (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) {
+            fprintf(stderr,
+                    "stoke: symbolizer: scratch directory %s is in memory (tmpfs); compressed "
+                    "debug sections are inflated in the heap instead\n",
+                    s->opts.scratch_dir);
+        } else if (!(s->scratch_dir = strdup(s->opts.scratch_dir))) {
+            symbolizer_free(s);
+            return NULL;
+        }
+    }
+    s->opts.scratch_dir = s->scratch_dir;
     s->lru.prev = s->lru.next = &s->lru;
     s->window = 1;
     return s;
@@ -1210,5 +1382,6 @@ void symbolizer_free(struct symbolizer *s)
     free(s->debug_dirs);
     free(s->proc_root);
     free(s->kallsyms_path);
+    free(s->scratch_dir);
     free(s);
 }

@@ -10,6 +10,7 @@
  * A binary used by a hundred processes is read once. Caches are bounded by
  * symbolizer_opts.max_bytes; entries are evicted least-recently-used, and a
  * binary's heavy parts (DWARF, inline cache) may be dropped and reloaded.
+ * Per-process views last while the process is sampled, plus 3 windows.
  *
  * What cannot be resolved keeps its mapping path, build-id and file offset in
  * the result (nframes == 0) so it can be symbolized later, and is counted.
@@ -35,6 +36,13 @@ struct symbolizer_opts {
     const char *proc_root;  /* NULL = "/proc" (tests point this elsewhere) */
     const char *kallsyms;   /* NULL = "/proc/kallsyms" */
     bool no_dwarf;          /* symbol tables only: no file:line, no inlines */
+    /* Compressed debug sections (Debian's -dbg files) are inflated once into
+     * unlinked files in this directory and mapped from there: page cache,
+     * not heap. It must be on disk: a tmpfs or ramfs directory is refused
+     * (the copy would be RAM all the same) and sections are inflated in
+     * the heap, counted in max_bytes. NULL = the heap. */
+    const char *scratch_dir;
+    size_t scratch_max_bytes; /* disk cap of those copies; 0 = 1 GiB */
 };
 
 struct sym_stats {
@@ -45,15 +53,21 @@ struct sym_stats {
     uint64_t unresolved;      /* lookups with nframes == 0 */
     uint64_t binaries_loaded; /* binaries opened and parsed (cold) */
     uint64_t binaries_evicted;
-    uint64_t maps_reads;    /* /proc/PID/maps reads */
-    uint64_t proc_gone;     /* lookups for processes that had exited */
-    uint64_t bad_binaries;  /* ELF/DWARF files rejected as malformed */
-    uint64_t bytes_used;    /* current cache footprint, estimated */
-    uint64_t dwarf_opens;   /* DWARF handles opened (again after being closed) */
-    uint64_t dwarf_reopens; /* of which opens of a file closed earlier */
-    uint64_t dwarf_open_ns; /* CPU time spent opening DWARF (thread CPU clock) */
-    uint64_t py_named;      /* CPython frames named by their code object */
-    uint64_t py_unnamed;    /* ... that could not be */
+    uint64_t maps_reads;          /* /proc/PID/maps reads */
+    uint64_t proc_gone;           /* lookups for processes that had exited */
+    uint64_t bad_binaries;        /* ELF/DWARF files rejected as malformed */
+    uint64_t bytes_used;          /* current cache footprint, estimated */
+    uint64_t dwarf_opens;         /* DWARF handles opened (again after being closed) */
+    uint64_t dwarf_reopens;       /* of which opens of a file closed earlier */
+    uint64_t dwarf_open_ns;       /* CPU time spent opening DWARF (thread CPU clock) */
+    uint64_t scratch_bytes;       /* disk held by inflated debug sections, now */
+    uint64_t dwarf_heap_inflated; /* DWARF opens that inflated sections in the heap
+                                     (no scratch directory, or it was full) */
+    uint64_t py_named;            /* CPython frames named by their code object */
+    uint64_t py_unnamed;          /* ... that could not be */
+    uint64_t jvm_named;           /* HotSpot frames named by their method */
+    uint64_t jvm_stale;           /* ... not: compiled code freed or replaced since the sample */
+    uint64_t jvm_unnamed;         /* ... not: memory that does not hold a method, no tables */
 };
 
 /* Allocates; free with symbolizer_free(). NULL on allocation failure. */
@@ -78,8 +92,11 @@ int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *ou
 
 /* Ends a drain window and starts the next: each process's maps may be
  * re-read at most once per window when an address falls outside every
- * cached mapping, and DWARF handles that are large or idle are closed (the
- * per-address results stay cached). Call it after each window's lookups. */
+ * cached mapping, DWARF handles that are large or idle are closed (the
+ * per-address results stay cached), the pages DWARF lookups read are
+ * handed back, and processes no lookup came for in 3 windows are dropped
+ * (exited or not: they are read again if they come back). Call it after
+ * each window's lookups. */
 void symbolizer_new_window(struct symbolizer *s);
 
 /* Drops what is cached for @pid (the process exited). */

@@ -73,6 +73,10 @@ interrupt() {
     local log=$1 target=$2 pid
     shift 2
     rm -rf "$tmp/data"
+    # a busy process, so the windows hold samples on an idle machine too
+    # (19 Hz over 2 s of idle CPUs may give none, and then no segment)
+    timeout 30 sh -c 'while :; do :; done' &
+    burner=$!
     set -m
     STOKE_DATA=$tmp/data STOKE_LISTEN=127.0.0.1:$port "$@" >"$log" 2>&1 &
     pid=$!
@@ -97,6 +101,8 @@ interrupt() {
         wait $pid
         rc=$?
     fi
+    kill $burner 2>/dev/null
+    wait $burner 2>/dev/null
 }
 leftovers() { pgrep -f -- "--store $tmp/data" | paste -sd' '; }
 clean_stop() { # LOG: the agent flushed, run.sh said so, and nothing is left running

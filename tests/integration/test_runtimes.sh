@@ -23,17 +23,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# python NAME INTERPRETER: the self-timing workload, compared.
-python() {
-    local name=$1 py=$2 d=$work/$1
-    mkdir -p "$d"
-    echo "## $name ($("$py" -c 'import sys; print(sys.version.split()[0])' 2>&1))"
-    # the workload outlives the agent: its truth is written when it ends
-    OTEL_SERVICE_NAME=rt-$name "$py" "$ROOT/tests/fixtures/runtimes/py_work.py" \
-        $((DURATION + 6)) "$d/truth.json" &
+# profiled NAME WARMUP "COMPARE ARGS" CMD...: runs the self-timing workload
+# CMD (its truth to $work/NAME/truth.json when it ends: it outlives the
+# agent), profiles it from WARMUP seconds in for DURATION, and compares.
+profiled() {
+    local name=$1 warm=$2 cmpargs=$3 d=$work/$1
+    shift 3
+    OTEL_SERVICE_NAME=rt-$name "$@" &
     local pid=$!
     pids+=("$pid")
-    sleep 1
+    sleep "$warm"
     "$AGENT" --pid "$pid" --duration "$DURATION" --frequency 499 --output-dir "$d/out" \
         --metrics-addr off >"$d/agent.log" 2>&1 || fail "$name: agent exited $?"
     if ! wait "$pid" || [ ! -s "$d/truth.json" ]; then
@@ -41,14 +40,23 @@ python() {
         return
     fi
     local out
-    out=$(python3 "$CMP" "$d/out/rt-$name" "$d/truth.json" --funcs alpha,beta,gamma,mix \
-        --own alpha,beta,gamma,mix,timed,main --entry '<module>' 2>&1)
+    # shellcheck disable=SC2086 # the arguments, one word each
+    out=$(python3 "$CMP" "$d/out/rt-$name" "$d/truth.json" $cmpargs 2>&1)
     echo "$out" | sed 's/^/    /'
     if echo "$out" | grep -q '^RESULT passed=[0-9]* failed=0$'; then
         pass "$name: own functions named, whole stacks, shares as its own timing"
     else
         fail "$name: see above"
     fi
+}
+
+# python NAME INTERPRETER: the self-timing workload, compared.
+python() {
+    local name=$1 py=$2 d=$work/$1
+    mkdir -p "$d"
+    echo "## $name ($("$py" -c 'import sys; print(sys.version.split()[0])' 2>&1))"
+    profiled "$name" 1 "--funcs alpha,beta,gamma,mix --own alpha,beta,gamma,mix,timed,main --entry <module>" \
+        "$py" "$ROOT/tests/fixtures/runtimes/py_work.py" $((DURATION + 6)) "$d/truth.json"
 }
 
 python debian-python3 /usr/bin/python3
@@ -94,5 +102,29 @@ check "threads: the worker thread's generator stacks named ($gen% >= 30)" \
 check "threads: the main thread's stacks named ($main% >= 30)" awk -v v="$main" 'BEGIN {exit !(v >= 30)}'
 kill "$tp" 2>/dev/null
 wait "$tp" 2>/dev/null
+
+# Java: the JDK's own launcher, no flags. The agent starts once the JIT has
+# compiled the loop (JVM_WARMUP seconds): the JIT's threads are then quiet,
+# and the shares are the steady state's, as the program's own timing is
+# mostly. Names come from the VM's tables: JvmWork.main under __clone3
+# (the launcher runs main in a thread of its own).
+jvm() {
+    local d=$work/jvm warm=${JVM_WARMUP:-4}
+    mkdir -p "$d/classes"
+    echo "## jvm ($(java -version 2>&1 | head -1))"
+    if ! javac -d "$d/classes" "$ROOT/tests/fixtures/runtimes/JvmWork.java" 2>"$d/javac.log"; then
+        fail "jvm: javac failed: $(head -3 "$d/javac.log")"
+        return
+    fi
+    local own=JvmWork.alpha,JvmWork.beta,JvmWork.gamma,JvmWork.mix
+    profiled jvm "$warm" "--funcs $own --own $own,JvmWork.timed,JvmWork.main --entry JvmWork.main" \
+        java -cp "$d/classes" JvmWork $((DURATION + warm + 5)) "$d/truth.json"
+}
+
+if command -v java >/dev/null && command -v javac >/dev/null; then
+    jvm
+else
+    echo "SKIP jvm: no java/javac"
+fi
 
 summary test_runtimes
