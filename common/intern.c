@@ -15,10 +15,9 @@ void intern_free(struct intern *t)
     memset(t, 0, sizeof(*t));
 }
 
-/* Doubles the index: keeps probe runs short at load <= 1/2. */
-static int grow_slots(struct intern *t)
+/* Rebuilds the index with @ns slots (a power of two above 2 * t->n). */
+static int resize_slots(struct intern *t, size_t ns)
 {
-    size_t ns = t->slots ? (t->mask + 1) * 2 : 64;
     uint32_t *sl = calloc(ns, sizeof(*sl));
 
     if (!sl)
@@ -32,6 +31,30 @@ static int grow_slots(struct intern *t)
     free(t->slots);
     t->slots = sl;
     t->mask = ns - 1;
+    return 0;
+}
+
+/* Doubles the index: keeps probe runs short at load <= 1/2. */
+static int grow_slots(struct intern *t)
+{
+    return resize_slots(t, t->slots ? (t->mask + 1) * 2 : 64);
+}
+
+int intern_reserve(struct intern *t, uint32_t n)
+{
+    size_t ns = 64;
+
+    while (ns < (size_t)n * 2)
+        ns *= 2;
+    if (ns > (t->slots ? t->mask + 1 : 0) && resize_slots(t, ns))
+        return -ENOMEM;
+    if (n > t->cap) {
+        struct intern_entry *e = realloc(t->e, (size_t)n * sizeof(*e));
+        if (!e)
+            return -ENOMEM;
+        t->e = e;
+        t->cap = n;
+    }
     return 0;
 }
 

@@ -53,6 +53,9 @@ static inline size_t intern_bytes(const struct intern *t)
 /* Adds @key (@len bytes) unless present; its id in *@id. Returns 1 when it
  * was added, 0 when it was there, -ENOMEM. */
 int intern_add(struct intern *t, const void *key, size_t len, uint32_t *id);
+/* Makes room for @n keys without growing the index or the entry array
+ * (a table whose size is known roughly up front). 0 or -ENOMEM. */
+int intern_reserve(struct intern *t, uint32_t n);
 /* The id of @key, or INTERN_NONE when absent. */
 uint32_t intern_find(const struct intern *t, const void *key, size_t len);
 

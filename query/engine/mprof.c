@@ -12,6 +12,8 @@
 
 /* ---- profile ----------------------------------------------------------- */
 
+#define MPROF_STACKS_RESERVED 1024
+
 struct mprof *mprof_new(uint32_t ntypes)
 {
     struct mprof *p;
@@ -25,7 +27,8 @@ struct mprof *mprof_new(uint32_t ntypes)
     for (uint32_t i = 0; i < MPROF_MAX_TYPES; i++)
         p->type_type[i] = p->type_unit[i] = MPROF_NONE;
     p->period_type = p->period_unit = MPROF_NONE;
-    if (intern_str(&p->str, "") != 0) {
+    /* a merged profile holds thousands of stacks: skip the first doublings */
+    if (intern_str(&p->str, "") != 0 || intern_reserve(&p->stk, MPROF_STACKS_RESERVED) != 0) {
         mprof_free(p);
         return NULL;
     }

@@ -104,6 +104,32 @@ static void test_keys(void **state)
     assert_int_equal(t.n, 0);
 }
 
+/* A reserved table holds its keys without regrowing, before or after adds,
+ * and keeps the ids it gave. */
+static void test_reserve(void **state)
+{
+    struct intern t = {0};
+    uint32_t id, k;
+
+    assert_int_equal(intern_reserve(&t, 1000), 0);
+    assert_true(t.mask + 1 >= 2000);
+    assert_true(t.cap >= 1000);
+    const uint32_t *slots = t.slots;
+    const struct intern_entry *e = t.e;
+    for (k = 0; k < 1000; k++) {
+        assert_int_equal(intern_add(&t, &k, sizeof(k), &id), 1);
+        assert_int_equal(id, k);
+    }
+    assert_ptr_equal(t.slots, slots); /* no regrowth */
+    assert_ptr_equal(t.e, e);
+    assert_int_equal(intern_reserve(&t, 5000), 0); /* rehashes what is there */
+    for (k = 0; k < 1000; k++)
+        assert_int_equal(intern_find(&t, &k, sizeof(k)), k);
+    assert_int_equal(intern_reserve(&t, 10), 0); /* never shrinks */
+    assert_true(t.mask + 1 >= 10000);
+    intern_free(&t);
+}
+
 static void test_hash_spreads(void **state)
 {
     /* inputs differing in one byte, or only in length, hash apart */
@@ -117,9 +143,8 @@ static void test_hash_spreads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strtab_ids),
-        cmocka_unit_test(test_seqtab_ids),
-        cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_strtab_ids),   cmocka_unit_test(test_seqtab_ids),
+        cmocka_unit_test(test_keys),         cmocka_unit_test(test_reserve),
         cmocka_unit_test(test_hash_spreads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
