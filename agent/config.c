@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "agent/config.h"
+#include "common/file.h"
 
 #define STOKE_VERSION "0.1.0"
 
@@ -290,31 +291,24 @@ int config_parse_text(struct agent_config *c, const char *text, size_t len, char
     return ret;
 }
 
+#define CONFIG_FILE_MAX (1u << 20)
+
 static int load_file(struct agent_config *c, const char *path)
 {
-    char err[512];
-    FILE *f = fopen(path, "re");
-    char *buf;
+    char err[512], *buf;
     size_t n;
-    int ret;
+    int ret = read_file(path, CONFIG_FILE_MAX, &buf, &n);
 
-    if (!f) {
-        fprintf(stderr, "stoke-agent: cannot open config file %s: %s\n", path, strerror(errno));
-        return -EINVAL;
-    }
-    buf = malloc(1 << 20);
-    if (!buf) {
-        fclose(f);
-        return -ENOMEM;
-    }
-    n = fread(buf, 1, 1 << 20, f);
-    if (n == 1 << 20) {
+    if (ret == -EFBIG) {
         fprintf(stderr, "stoke-agent: config file %s is larger than 1 MiB\n", path);
-        fclose(f);
-        free(buf);
         return -EINVAL;
     }
-    fclose(f);
+    if (ret == -ENOMEM)
+        return ret;
+    if (ret) {
+        fprintf(stderr, "stoke-agent: cannot open config file %s: %s\n", path, strerror(-ret));
+        return -EINVAL;
+    }
     ret = config_parse_text(c, buf, n, err, sizeof(err));
     free(buf);
     if (ret)

@@ -24,8 +24,10 @@
 #include <linux/types.h>
 
 #include "agent/config.h"
-#include "agent/labels.h"
-#include "agent/log.h"
+#include "agent/label_limiter.h"
+#include "common/file.h"
+#include "common/labels.h"
+#include "common/log.h"
 #include "agent/metrics.h"
 #include "agent/procinfo.h"
 #include "agent/sampler.h"
@@ -479,21 +481,14 @@ static void sleep_until(uint64_t deadline)
 /* A secret from a file (first line) or the environment; malloc'd or NULL. */
 static char *read_secret(const char *file, const char *env, int *err)
 {
-    char buf[4096];
+    char *s;
     *err = 0;
     if (file) {
-        FILE *f = fopen(file, "re");
-        if (!f) {
-            log_error("cannot read %s: %s", file, strerror(errno));
-            *err = -errno;
+        *err = read_first_line(file, 64u << 10, &s);
+        if (*err) {
+            log_error("cannot read %s: %s", file, strerror(-*err));
             return NULL;
         }
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        buf[strcspn(buf, "\r\n")] = '\0';
-        char *s = strdup(buf);
-        explicit_bzero(buf, sizeof(buf));
         return s;
     }
     const char *v = getenv(env);

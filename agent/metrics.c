@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/log.h"
+#include "common/log.h"
 #include "agent/metrics.h"
 
 struct metrics_server {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "agent/procinfo.h"
+#include "common/hex.h"
 #include "symbolizer/symbolizer.h"
 
 #define PF_KTHREAD 0x00200000u
@@ -352,17 +353,6 @@ out:
     free(*systemd_unit);
     *cgroup_path = *container_id = *pod_uid = *systemd_unit = NULL;
     return ret;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Copies [s, s+n) trimmed of spaces/tabs, optionally %XX-decoded, with

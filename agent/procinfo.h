@@ -36,7 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/labels.h"
+#include "common/labels.h"
 
 struct proc_info {
     uint32_t pid;

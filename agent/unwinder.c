@@ -24,7 +24,8 @@
 #include <bpf/bpf.h>
 #include <linux/types.h>
 
-#include "agent/log.h"
+#include "common/hash.h"
+#include "common/log.h"
 #include "agent/procinfo.h"
 #include "agent/sampler.h"
 #include "agent/unwinder.h"
@@ -32,7 +33,7 @@
 #include "symbolizer/build_id.h"
 #include "symbolizer/proc_mem.h"
 #include "symbolizer/proc_maps.h"
-#include "symbolizer/read_file.h"
+#include "common/file.h"
 #include "unwind/hotspot.h"
 #include "unwind/python.h"
 #include "unwind/table.h"
@@ -115,22 +116,9 @@ struct unwinder {
     struct unwind_proc val; /* scratch for one map update (6 KiB) */
 };
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
 static size_t key_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
-    while (*s)
-        h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
-    return (size_t)(h % BUCKETS);
+    return (size_t)(hash_str(s) % BUCKETS);
 }
 
 static uint64_t thread_cpu_ns(void)
@@ -175,7 +163,7 @@ static int64_t mtime_ns(const struct stat *st)
 
 static struct uw_bin *find_by_ino(struct unwinder *u, const struct stat *st)
 {
-    for (struct ino_link *l = u->ino_links[mix64(st->st_dev ^ mix64(st->st_ino)) % BUCKETS]; l;
+    for (struct ino_link *l = u->ino_links[hash64(st->st_dev ^ hash64(st->st_ino)) % BUCKETS]; l;
          l = l->next)
         if (l->dev == st->st_dev && l->ino == st->st_ino && l->size == (uint64_t)st->st_size &&
             l->mtime_ns == mtime_ns(st))
@@ -207,7 +195,7 @@ static void publish_file(struct unwinder *u, const struct uw_bin *b, const struc
 static void add_ino(struct unwinder *u, struct uw_bin *b, const struct stat *st)
 {
     struct ino_link *l = calloc(1, sizeof(*l));
-    size_t h = mix64(st->st_dev ^ mix64(st->st_ino)) % BUCKETS;
+    size_t h = hash64(st->st_dev ^ hash64(st->st_ino)) % BUCKETS;
 
     if (!l)
         return; /* only a lookup shortcut */
@@ -471,7 +459,7 @@ static struct uw_bin *vdso_bin(struct unwinder *u)
 
     if (u->vdso)
         return u->vdso;
-    if (!base || sym_read_file("/proc/self/maps", MAPS_MAX, &maps, &len) != 0)
+    if (!base || read_file("/proc/self/maps", MAPS_MAX, &maps, &len) != 0)
         return NULL;
     for (line = strtok_r(maps, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         struct sym_map_line ml;
@@ -544,7 +532,7 @@ static int read_start_time(struct unwinder *u, uint32_t pid, uint64_t *start)
     int ret;
 
     snprintf(path, sizeof(path), "%s/%u/stat", u->proc_root, pid);
-    ret = sym_read_file(path, 4096, &buf, &len);
+    ret = read_file(path, 4096, &buf, &len);
     if (ret)
         return ret == -ENOENT ? -ESRCH : ret;
     ret = procinfo_parse_stat(buf, len, comm, start);
@@ -618,14 +606,6 @@ static bool is_anon(const struct sym_map_line *ml)
 {
     return ml->path_len == 0 || (ml->path_len >= 6 && memcmp(ml->path, "//anon", 6) == 0) ||
            (ml->path_len >= 6 && memcmp(ml->path, "[anon:", 6) == 0);
-}
-
-static uint64_t text_hash(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
-    return h;
 }
 
 /* ---- HotSpot ---------------------------------------------------------------- */
@@ -757,12 +737,12 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
     if (unmapped && p && mono_ms() < p->ignore_until)
         return 0;
     snprintf(path, sizeof(path), "%s/%u/maps", u->proc_root, pid);
-    ret = sym_read_file(path, MAPS_MAX, &buf, &len);
+    ret = read_file(path, MAPS_MAX, &buf, &len);
     if (ret) {
         u->st.procs_failed++;
         return ret == -ENOENT ? -ESRCH : ret;
     }
-    hash = text_hash(buf, len);
+    hash = hash_fnv1a(FNV64_OFFSET, buf, len);
     if (unmapped && p && p->maps_hash == hash) {
         if (++p->unchanged >= 2)
             p->ignore_until = mono_ms() + UNMAPPED_BACKOFF_MS;
@@ -925,7 +905,7 @@ static bool any_thread_running(struct unwinder *u, unsigned long pid)
         if (e->d_name[0] == '.')
             continue;
         snprintf(path, sizeof(path), "%s/%lu/task/%.20s/stat", u->proc_root, pid, e->d_name);
-        if (sym_read_file(path, 4096, &buf, &len) != 0)
+        if (read_file(path, 4096, &buf, &len) != 0)
             continue;
         const char *close_p = strrchr(buf, ')'); /* the state follows the last ')' */
         running = close_p && close_p[1] == ' ' && close_p[2] == 'R';
@@ -958,7 +938,7 @@ int unwinder_load_running(struct unwinder *u)
         if (*end || pid == 0 || pid > UINT32_MAX)
             continue;
         snprintf(path, sizeof(path), "%s/%lu/stat", u->proc_root, pid);
-        if (sym_read_file(path, 4096, &buf, &len) != 0)
+        if (read_file(path, 4096, &buf, &len) != 0)
             continue;
         bool kthread = procinfo_parse_stat_ex(buf, len, comm, NULL, &flags) == 0 &&
                        (flags & 0x00200000); /* PF_KTHREAD */

@@ -79,11 +79,11 @@
 
 #include "agent/sampler.h"
 #include "codec/segment.h"
-#include "query/engine.h"
-#include "query/import.h"
-#include "symbolizer/read_file.h"
-#include "query/mprof.h"
-#include "query/views.h"
+#include "query/engine/engine.h"
+#include "common/gzip.h"
+#include "common/file.h"
+#include "query/engine/mprof.h"
+#include "query/engine/views.h"
 #include "symbolizer/symbolizer.h"
 
 /* ---- harness ------------------------------------------------------------ */
@@ -217,9 +217,9 @@ static Perftools__Profiles__Profile *load_pprof(const char *path, size_t *pb_byt
     size_t len = 0, pblen = 0;
     Perftools__Profiles__Profile *p;
 
-    if (sym_read_file(path, 64u << 20, (char **)&raw, &len))
+    if (read_file(path, 64u << 20, (char **)&raw, &len))
         return NULL;
-    int rc = query_gunzip(raw, len, &pb, &pblen);
+    int rc = gzip_decompress(raw, len, 256u << 20, &pb, &pblen);
     free(raw);
     if (rc)
         return NULL;
@@ -990,7 +990,7 @@ static int bench_flame(void *ctx, uint64_t iters, struct timer *t)
 {
     struct flame_ctx *f = ctx;
     for (uint64_t i = 0; i < iters; i++) {
-        struct sbuf b = {0};
+        struct wbuf b = {0};
         t_start(t);
         int rc = view_flame_json(f->mp, 0, f->max_nodes, &b);
         t_stop(t);
@@ -998,7 +998,7 @@ static int bench_flame(void *ctx, uint64_t iters, struct timer *t)
         free(b.p);
         if (rc)
             return rc;
-        if (b.oom)
+        if (b.err)
             return -ENOMEM;
     }
     return 0;
@@ -1055,7 +1055,7 @@ static void do_flame(uint32_t nstacks)
     for (uint32_t i = 0; i < nfuncs; i++) {
         char name[32];
         int n = snprintf(name, sizeof(name), "pkg%u.func%u", i % 97, i);
-        ids[i] = mstr_intern(&f.mp->str, name, (size_t)n);
+        ids[i] = intern_strn(&f.mp->str, name, (size_t)n);
     }
     /* Stacks walk a random call graph from 8 roots, taking one of 3 callees
      * at a quarter of the levels and the usual one elsewhere, so they share

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "codec/manifest.h"
+#include "common/file.h"
 #include "codec/segment.h"
 #include "exporter/backoff.h"
 #include "exporter/segment_upload.h"
@@ -82,22 +83,6 @@ static size_t pending_bytes(const struct pending *p)
 }
 
 /* ---- spill files ---------------------------------------------------------- */
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 static size_t spill_dir_bytes(const char *dir)
 {

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <zstd.h>
 
+#include "common/file.h"
 #include "symbolizer/elf_symtab.h"
 
 #define DEBUGDATA_MAX   (64u << 20)  /* decompressed MiniDebugInfo cap */
@@ -68,17 +69,11 @@ static int add_sym(struct sym_symtab *t, uint64_t addr, uint64_t size, uint32_t 
  * back once the names are in. */
 #define DROP_EVERY_SYMS 4096
 
-static void drop_pages(const char *img, size_t len)
-{
-    if (img && len && ((uintptr_t)img & 4095) == 0)
-        madvise((void *)(uintptr_t)img, len, MADV_DONTNEED);
-}
-
 void sym_elf_drop_pages(Elf *elf)
 {
     size_t len;
     char *img = elf_rawfile(elf, &len);
-    drop_pages(img, len);
+    file_drop_pages(img, len);
 }
 
 /* The source number of a string table (1..SYM_SRC_MAX-1), registering it;
@@ -363,7 +358,7 @@ static int flush_block(struct sym_symtab *t, void *cc, const char *blk, size_t l
 static void drop_sources(const struct sym_symtab *t)
 {
     for (unsigned i = 1; i < t->nsrc; i++)
-        drop_pages(t->src[i].map, t->src[i].map_len);
+        file_drop_pages(t->src[i].map, t->src[i].map_len);
 }
 
 /* Pass 2, compressed: the names in address order, NAMES_PER_BLOCK to a

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hex.h"
 #include "symbolizer/kallsyms.h"
 
 #define KALLSYMS_MAX  (256u << 20)
@@ -17,17 +18,6 @@
 /* The last symbol has no successor to bound it; kernel functions are rarely
  * larger than this. */
 #define KSYM_LAST_SPAN (64u * 1024)
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static int cmp_ksym(const void *a, const void *b)
 {

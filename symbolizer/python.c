@@ -12,6 +12,7 @@
 
 #include "symbolizer/proc_mem.h"
 #include "symbolizer/python.h"
+#include "common/hash.h"
 
 #define MAX_CODES 8192       /* code objects cached per process */
 #define MAX_STR   512        /* characters of a name or file */
@@ -277,7 +278,7 @@ struct sym_pycache {
 
 static size_t slot_of(const struct sym_pycache *c, uint64_t addr)
 {
-    size_t i = (size_t)((addr >> 3) * 0x9e3779b97f4a7c15ull) & (c->cap - 1);
+    size_t i = (size_t)hash64(addr) & (c->cap - 1);
     while (c->slots[i].addr && c->slots[i].addr != addr)
         i = (i + 1) & (c->cap - 1);
     return i;

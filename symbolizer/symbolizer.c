@@ -30,6 +30,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "common/hash.h"
 #include "symbolizer/build_id.h"
 #include "symbolizer/debuginfo.h"
 #include "symbolizer/demangle.h"
@@ -40,7 +41,7 @@
 #include "symbolizer/hotspot.h"
 #include "symbolizer/proc_mem.h"
 #include "symbolizer/python.h"
-#include "symbolizer/read_file.h"
+#include "common/file.h"
 #include "symbolizer/symbolizer.h"
 
 #define DEFAULT_MAX_BYTES    (64u << 20)
@@ -176,24 +177,6 @@ struct symbolizer {
 };
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static uint64_t hash64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    while (*s)
-        h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
-    return h;
-}
 
 static void lru_unlink(struct lru *n)
 {
@@ -446,7 +429,7 @@ static int vdso_image(void **img, size_t *len)
     int ret = -ENOENT;
 
     *img = NULL;
-    if (!base || sym_read_file("/proc/self/maps", MAPS_MAX, &maps, &mlen) != 0)
+    if (!base || read_file("/proc/self/maps", MAPS_MAX, &maps, &mlen) != 0)
         return -ENOENT;
     for (line = strtok_r(maps, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         struct sym_map_line ml;
@@ -722,7 +705,7 @@ static int proc_read_maps(struct symbolizer *s, struct proc *p)
     snprintf(path, sizeof(path), "%s/%u/maps", s->proc_root, p->pid);
     p->read_window = s->window;
     s->st.maps_reads++;
-    ret = sym_read_file(path, MAPS_MAX, &buf, &len);
+    ret = read_file(path, MAPS_MAX, &buf, &len);
     if (ret)
         return ret == -ENOENT ? -ESRCH : ret;
     maps = malloc(cap * sizeof(*maps));
@@ -862,7 +845,7 @@ static uint32_t ns_pid(struct symbolizer *s, uint32_t pid)
     uint32_t ret = pid;
 
     snprintf(path, sizeof(path), "%s/%u/status", s->proc_root, pid);
-    if (sym_read_file(path, 1 << 20, &buf, &len) != 0)
+    if (read_file(path, 1 << 20, &buf, &len) != 0)
         return pid;
     char *l = strstr(buf, "\nNSpid:");
     if (l) {
@@ -894,7 +877,7 @@ static void perfmap_refresh(struct symbolizer *s, struct proc *p)
              ns_pid(s, p->pid));
     if (stat(path, &st) != 0 || (p->pm_loaded && st.st_size == p->pm_size))
         return;
-    if (sym_read_file(path, PERFMAP_MAX, &buf, &len) != 0)
+    if (read_file(path, PERFMAP_MAX, &buf, &len) != 0)
         return;
     if (p->pm_loaded)
         s->fixed_bytes -= sym_perfmap_bytes(&p->pm);

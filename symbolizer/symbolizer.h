@@ -24,7 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SYM_MAX_FRAMES 16 /* inlined frames + the physical function */
+#include "common/frame.h"        /* struct sym_result, the answer */
+#include "symbolizer/build_id.h" /* sym_read_build_id */
 
 struct symbolizer;
 
@@ -42,37 +43,6 @@ struct symbolizer_opts {
      * the heap, counted in max_bytes. NULL = the heap. */
     const char *scratch_dir;
     size_t scratch_max_bytes; /* disk cap of those copies; 0 = 1 GiB */
-};
-
-/* One source-level frame. Strings are owned by the symbolizer and stay valid
- * until the next call into the same symbolizer: callers copy or intern them. */
-struct sym_frame {
-    const char *function; /* demangled name; never NULL when nframes > 0 */
-    const char *file;     /* source file, NULL when unknown */
-    uint32_t line;        /* 0 when unknown */
-};
-
-enum sym_kind {
-    SYM_USER = 0,
-    SYM_KERNEL = 1,
-    SYM_JIT = 2, /* resolved from a perf map */
-};
-
-/*
- * The answer for one address. frames[0] is the innermost frame (a function
- * inlined at the address, if any); frames[nframes - 1] is the function the
- * machine code belongs to — the same order as pprof Location.line.
- */
-struct sym_result {
-    enum sym_kind kind;
-    const char *mapping;  /* path of the mapped file as the process sees it,
-                             "[vdso]", "[anon]", "[kernel.kallsyms]" or
-                             "[module_name]"; never NULL */
-    const char *build_id; /* lowercase hex; "" when unknown */
-    uint64_t file_offset; /* user: the address as an offset into the mapped
-                             file; kernel: the address itself */
-    uint32_t nframes;     /* 0 = unresolved */
-    struct sym_frame frames[SYM_MAX_FRAMES];
 };
 
 struct sym_stats {
@@ -133,13 +103,5 @@ void symbolizer_new_window(struct symbolizer *s);
 void symbolizer_forget_pid(struct symbolizer *s, uint32_t pid);
 
 void symbolizer_get_stats(const struct symbolizer *s, struct sym_stats *out);
-
-/*
- * Reads the GNU build-id note of the ELF file at @path into @hex (lowercase,
- * NUL-terminated, at most 40 digits). Returns the number of bytes of the
- * build-id, or a negative errno (-ENODATA when the file has none,
- * -ENOEXEC when it is not ELF).
- */
-int sym_read_build_id(const char *path, char hex[41]);
 
 #endif

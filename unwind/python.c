@@ -9,8 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "symbolizer/elf_symtab.h"
+#include "common/file.h"
 #include "unwind/python.h"
+
+/* Hands back the pages of @elf's file mapping (see file_drop_pages). */
+static void elf_drop_pages(Elf *elf)
+{
+    size_t len;
+    const char *img = elf_rawfile(elf, &len);
+    file_drop_pages(img, len);
+}
 
 #define N STOKE_PY_NONE
 
@@ -184,7 +192,7 @@ int py_detect(Elf *elf, const char *path, struct py_runtime *out, bool mapped)
                 GElf_Sym sym;
                 const char *name;
                 if (mapped && i % PY_DROP_EVERY_SYMS == PY_DROP_EVERY_SYMS - 1)
-                    sym_elf_drop_pages(elf);
+                    elf_drop_pages(elf);
                 if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
                     sym.st_value == 0 || !(name = elf_strptr(elf, sh.sh_link, sym.st_name)) ||
                     (name[0] != '_' && name[0] != 'P'))
@@ -203,7 +211,7 @@ int py_detect(Elf *elf, const char *path, struct py_runtime *out, bool mapped)
         }
     }
     if (mapped)
-        sym_elf_drop_pages(elf);
+        elf_drop_pages(elf);
     if (!have_eval || !have_runtime || out->eval_size == 0)
         return -ENOENT;
     uint32_t hex;

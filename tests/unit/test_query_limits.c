@@ -22,11 +22,11 @@
 
 #include <cmocka.h>
 
-#include "query/cancel.h"
-#include "query/connguard.h"
-#include "query/http.h"
-#include "query/plan.h"
-#include "query/workpool.h"
+#include "query/engine/cancel.h"
+#include "query/serve/connguard.h"
+#include "query/serve/http.h"
+#include "query/engine/plan.h"
+#include "query/serve/workpool.h"
 
 #define DAY 86400000LL
 
