@@ -5,12 +5,15 @@
 #   make test         unit tests, the same tests under ASan+UBSan, short fuzz runs
 #   make test-integration   real eBPF against real workloads, compared with perf
 #   make fuzz         longer fuzz runs (FUZZ_SECONDS per target)
-#   make lint         clang-format check, clang-tidy, cppcheck
+#   make lint         clang-format check, clang-tidy, cppcheck, the include rules
 #   make check-deps   every tool the tests and scripts call has a package in scripts/deps.sh
+#   make check-includes  stages include downward only, no two modules include
+#                     each other (docs/architecture.md, Layers)
 #
-# Sources are discovered per stage directory: every agent/*.c, symbolizer/*.c,
-# exporter/*.c, codec/*.c, store/*.c and query/*.c except the two main.c
-# files goes into build/libstoke.a, which the agent, the query worker, the
+# Sources are discovered per stage directory: every common/*.c, agent/*.c,
+# unwind/*.c, symbolizer/*.c, exporter/*.c, codec/*.c, store/*.c and
+# query/{engine,serve,jobs}/*.c (the two main.c files are the programs)
+# goes into build/libstoke.a, which the agent, the query worker, the
 # unit tests (tests/unit/test_*.c) and the fuzz targets (tests/fuzz/fuzz_*.c)
 # link against.
 
@@ -30,7 +33,8 @@ CFLAGS    := -std=gnu11 $(WARN) -fno-omit-frame-pointer -D_GNU_SOURCE -I. -I$(BU
 LDLIBS    := -lbpf -ldw -lelf -lprotobuf-c -lcurl -lzstd -lz -lmicrohttpd -lcjson -liberty -lpthread -lm
 
 LIB_SRC   := $(filter-out agent/main.c query/main.c,\
-               $(wildcard agent/*.c unwind/*.c symbolizer/*.c exporter/*.c codec/*.c store/*.c query/*.c))
+               $(wildcard common/*.c agent/*.c unwind/*.c symbolizer/*.c exporter/*.c codec/*.c \
+                          store/*.c query/engine/*.c query/serve/*.c query/jobs/*.c))
 # Protocol definitions: pprof's profile.proto from Debian's
 # golang-github-google-pprof-dev, plus the project's own proto/**/*.proto
 # (written from the published specifications), each compiled by protoc-c
@@ -48,8 +52,8 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
 
 .PHONY: packages
-.PHONY: all deps deps-test deps-lint deps-packages check-deps run test test-unit test-san test-fuzz-short test-integration \
-        fuzz lint format clean bench
+.PHONY: all deps deps-test deps-lint deps-packages check-deps check-includes run test test-unit \
+        test-san test-fuzz-short test-integration fuzz lint format clean bench
 
 all: $(BUILD)/stoke-agent $(BUILD)/stoke-query
 
@@ -71,6 +75,10 @@ deps-packages:
 check-deps:
 	@scripts/check-deps.sh
 
+# The include rules of docs/architecture.md (Layers and include rules).
+check-includes:
+	@scripts/check-includes.sh
+
 # ---- BPF ----------------------------------------------------------------
 $(BUILD)/vmlinux.h:
 	@mkdir -p $(@D)
@@ -89,9 +97,9 @@ $(BUILD)/proto/profile.pb-c.c $(BUILD)/proto/profile.pb-c.h: $(PPROF_PROTO)
 	cp $(PPROF_PROTO) $(BUILD)/proto/profile.proto
 	cd $(BUILD)/proto && $(PROTOC_C) --c_out=. profile.proto
 
-$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto $(OWN_PROTO)
+$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto $(OWN_PROTO) $(BUILD)/proto/profile.pb-c.h
 	@mkdir -p $(BUILD)/proto
-	$(PROTOC_C) --proto_path=proto --c_out=$(BUILD)/proto $<
+	$(PROTOC_C) --proto_path=proto --proto_path=$(BUILD)/proto --c_out=$(BUILD)/proto $<
 
 # ---- C ------------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c $(GEN_HDRS)
@@ -166,6 +174,7 @@ fuzz: fuzz-build
 # ---- top-level targets --------------------------------------------------
 test: deps-test
 	@scripts/check-deps.sh
+	@scripts/check-includes.sh
 	$(MAKE) all
 	$(MAKE) test-unit
 	$(MAKE) test-san
@@ -214,6 +223,13 @@ bench-micro: $(BUILD)/stoke-bench-micro
 # root). BENCH_SECONDS, BENCH_FREQ, BENCH_UNWIND_SECONDS: see bench/run.sh.
 bench: all $(BUILD)/bench/stoke-bench-workload
 	@bench/run.sh
+
+# `make bench-rss`: the agent's memory alone (bench/rss.sh: peak and steady
+# RSS under process churn, with 2000 and 500 processes, on a busy host;
+# RSS_RUNS, RSS_SECONDS; needs root).
+.PHONY: bench-rss
+bench-rss: all $(BUILD)/bench/stoke-bench-workload
+	@bench/rss.sh
 
 $(BUILD)/bench/stoke-bench-workload: bench/workload.c
 	@mkdir -p $(@D)

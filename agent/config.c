@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "agent/config.h"
+#include "common/file.h"
 
 #define STOKE_VERSION "0.1.0"
 
@@ -58,7 +59,12 @@ static const struct opt_def opts[] = {
     {"max-label-values", OPT_UINT, OFF(max_label_values), 1, 1000000, "N",
      "distinct values per label name before '_overflow_' (default 1000)"},
     {"symbol-cache-mb", OPT_UINT, OFF(symbol_cache_mb), 4, 65536, "MB",
-     "memory cap of the symbol caches (default 32)"},
+     "memory cap of the symbol caches (default 12)"},
+    {"dwarf-scratch-dir", OPT_STR, OFF(dwarf_scratch_dir), 0, 0, "DIR",
+     "inflate compressed debug sections into unlinked files here, not the heap "
+     "(default /var/tmp; 'off': the heap)"},
+    {"dwarf-scratch-mb", OPT_UINT, OFF(dwarf_scratch_mb), 1, 1048576, "MB",
+     "disk cap of those inflated copies (default 1024)"},
     {"metrics-addr", OPT_STR, OFF(metrics_addr), 0, 0, "ADDR:PORT",
      "serve /metrics and /healthz here (default 127.0.0.1:9465; 'off' disables)"},
     {"log-level", OPT_STR, OFF(log_level), 0, 0, "LEVEL", "error, warn, info or debug"},
@@ -107,7 +113,9 @@ void config_defaults(struct agent_config *c)
     c->frequency = 19;
     c->window_s = 10;
     c->max_label_values = 1000;
-    c->symbol_cache_mb = 32;
+    c->symbol_cache_mb = 12;
+    c->dwarf_scratch_dir = strdup("/var/tmp");
+    c->dwarf_scratch_mb = 1024;
     c->unwind = strdup("auto");
     c->unwind_table_mb = 64;
     c->metrics_addr = strdup("127.0.0.1:9465");
@@ -283,31 +291,24 @@ int config_parse_text(struct agent_config *c, const char *text, size_t len, char
     return ret;
 }
 
+#define CONFIG_FILE_MAX (1u << 20)
+
 static int load_file(struct agent_config *c, const char *path)
 {
-    char err[512];
-    FILE *f = fopen(path, "re");
-    char *buf;
+    char err[512], *buf;
     size_t n;
-    int ret;
+    int ret = read_file(path, CONFIG_FILE_MAX, &buf, &n);
 
-    if (!f) {
-        fprintf(stderr, "stoke-agent: cannot open config file %s: %s\n", path, strerror(errno));
-        return -EINVAL;
-    }
-    buf = malloc(1 << 20);
-    if (!buf) {
-        fclose(f);
-        return -ENOMEM;
-    }
-    n = fread(buf, 1, 1 << 20, f);
-    if (n == 1 << 20) {
+    if (ret == -EFBIG) {
         fprintf(stderr, "stoke-agent: config file %s is larger than 1 MiB\n", path);
-        fclose(f);
-        free(buf);
         return -EINVAL;
     }
-    fclose(f);
+    if (ret == -ENOMEM)
+        return ret;
+    if (ret) {
+        fprintf(stderr, "stoke-agent: cannot open config file %s: %s\n", path, strerror(-ret));
+        return -EINVAL;
+    }
     ret = config_parse_text(c, buf, n, err, sizeof(err));
     free(buf);
     if (ret)

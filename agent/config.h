@@ -32,7 +32,9 @@ struct agent_config {
     char *relabel[CONFIG_MAX_RELABEL];
     size_t nrelabel;
     unsigned max_label_values; /* per label name (1000) */
-    unsigned symbol_cache_mb;  /* (64) */
+    unsigned symbol_cache_mb;  /* (12) */
+    char *dwarf_scratch_dir;   /* inflated debug sections ("/var/tmp"); "off" = heap */
+    unsigned dwarf_scratch_mb; /* disk cap of those (1024) */
     char *metrics_addr;        /* "127.0.0.1:9465"; "" or "off" disables */
     char *log_level;           /* error, warn, info, debug */
     /* object storage */

@@ -24,8 +24,10 @@
 #include <linux/types.h>
 
 #include "agent/config.h"
-#include "agent/labels.h"
-#include "agent/log.h"
+#include "agent/label_limiter.h"
+#include "common/file.h"
+#include "common/labels.h"
+#include "common/log.h"
 #include "agent/metrics.h"
 #include "agent/procinfo.h"
 #include "agent/sampler.h"
@@ -435,6 +437,7 @@ static int drain_window(struct agent *a, uint64_t end_ns)
         a->m.objects_pending = us.objects_pending;
         a->m.objects_dropped = us.objects_dropped;
         a->m.objects_spilled = us.objects_spilled;
+        a->m.objects_cut_early = us.objects_cut_early;
         a->m.upload_errors = us.upload_errors;
     }
     if (a->otlp) {
@@ -478,21 +481,14 @@ static void sleep_until(uint64_t deadline)
 /* A secret from a file (first line) or the environment; malloc'd or NULL. */
 static char *read_secret(const char *file, const char *env, int *err)
 {
-    char buf[4096];
+    char *s;
     *err = 0;
     if (file) {
-        FILE *f = fopen(file, "re");
-        if (!f) {
-            log_error("cannot read %s: %s", file, strerror(errno));
-            *err = -errno;
+        *err = read_first_line(file, 64u << 10, &s);
+        if (*err) {
+            log_error("cannot read %s: %s", file, strerror(-*err));
             return NULL;
         }
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        buf[strcspn(buf, "\r\n")] = '\0';
-        char *s = strdup(buf);
-        explicit_bzero(buf, sizeof(buf));
         return s;
     }
     const char *v = getenv(env);
@@ -591,6 +587,11 @@ static int setup(struct agent *a)
         .max_bytes = (size_t)a->cfg.symbol_cache_mb << 20,
         .debug_dirs = a->cfg.debug_dirs,
         .no_dwarf = a->cfg.no_dwarf,
+        .scratch_dir = a->cfg.dwarf_scratch_dir && *a->cfg.dwarf_scratch_dir &&
+                               strcmp(a->cfg.dwarf_scratch_dir, "off") != 0
+                           ? a->cfg.dwarf_scratch_dir
+                           : NULL,
+        .scratch_max_bytes = (size_t)a->cfg.dwarf_scratch_mb << 20,
     };
     a->sym = symbolizer_new(&so);
     a->procs = proc_cache_new(NULL, a->cfg.host_name);

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/log.h"
+#include "common/log.h"
 #include "agent/metrics.h"
 
 struct metrics_server {
@@ -231,6 +231,12 @@ char *metrics_render(const struct agent_metrics *s)
             s->sym.binaries_evicted);
     counter(&b, "stoke_bad_binaries_total", "Malformed ELF/DWARF files rejected.",
             s->sym.bad_binaries);
+    gauge(&b, "stoke_dwarf_scratch_bytes",
+          "Disk held by inflated copies of compressed debug sections (page cache, not heap).",
+          (double)s->sym.scratch_bytes);
+    counter(&b, "stoke_dwarf_heap_inflated_total",
+            "DWARF opens that inflated compressed sections in the heap (no scratch directory).",
+            s->sym.dwarf_heap_inflated);
     gauge(&b, "stoke_symbol_cache_bytes", "Estimated symbol cache footprint.",
           (double)s->sym.bytes_used);
     counter(&b, "stoke_windows_total", "Windows drained.", s->windows);
@@ -259,6 +265,9 @@ char *metrics_render(const struct agent_metrics *s)
     counter(&b, "stoke_objects_dropped_total", "Objects dropped: buffer full, store down.",
             s->objects_dropped);
     counter(&b, "stoke_objects_spilled_total", "Objects spilled to disk.", s->objects_spilled);
+    counter(&b, "stoke_objects_cut_early_total",
+            "Segments cut before --flush: the one being filled reached its 4 MiB memory cap.",
+            s->objects_cut_early);
     counter(&b, "stoke_upload_errors_total", "Failed upload attempts (retried).", s->upload_errors);
     export_counter(&b, "stoke_export_requests_sent_total", "Push requests accepted (2xx).",
                    s->otlp.sent, s->pyroscope.sent, false);

@@ -39,6 +39,7 @@ struct agent_metrics {
     double last_drain_seconds; /* wall time of the last drain + symbolize + write */
     uint64_t objects_uploaded, bytes_uploaded, objects_pending, objects_dropped;
     uint64_t objects_spilled, upload_errors;
+    uint64_t objects_cut_early;            /* segments cut at the writer's memory cap */
     struct export_metrics otlp, pyroscope; /* push exporters (all zero when off) */
     uint64_t export_errors;                /* profiles that could not be encoded/queued */
 };

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "agent/procinfo.h"
+#include "common/hex.h"
 #include "symbolizer/symbolizer.h"
 
 #define PF_KTHREAD 0x00200000u
@@ -354,17 +355,6 @@ out:
     return ret;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Copies [s, s+n) trimmed of spaces/tabs, optionally %XX-decoded, with
  * control bytes made '_' (label values must be printable) and capped.
  * Returns NULL when empty or out of memory. */
@@ -637,6 +627,9 @@ static int read_stat(int dirfd, char comm[17], uint64_t *start_time, uint64_t *f
 }
 
 /* ---- the cache ---------------------------------------------------------- */
+
+/* Windows an entry may go unused while its process lives (6 = a minute). */
+#define PROC_IDLE_WINDOWS 6
 
 struct proc_entry {
     struct proc_info info; /* first: callers get &entry->info */
@@ -997,7 +990,12 @@ size_t proc_cache_sweep(struct proc_cache *c, uint64_t window)
             i++;
             continue;
         }
-        if (current_start_time(c, e->info.pid, &st) == 0 && st == e->info.start_time) {
+        /* A live process idle for PROC_IDLE_WINDOWS goes too: a host with
+         * thousands of sleeping processes, each sampled once when it
+         * started, would otherwise keep them all. Coming back costs one
+         * read of its /proc files. */
+        if (e->info.last_seen + PROC_IDLE_WINDOWS >= window &&
+            current_start_time(c, e->info.pid, &st) == 0 && st == e->info.start_time) {
             i++;
             continue;
         }

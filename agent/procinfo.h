@@ -36,7 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/labels.h"
+#include "common/labels.h"
 
 struct proc_info {
     uint32_t pid;
@@ -77,7 +77,9 @@ const struct proc_info *proc_cache_get(struct proc_cache *c, uint32_t pid);
 
 /* Marks the start of window @window; entries not used for 2 windows whose
  * process has exited are freed (last_seen + 2 < @window, and /proc/PID is
- * gone or has another start time), as are entries replaced by PID reuse
+ * gone or has another start time), entries not used for 6 windows whatever
+ * their process does (the cache holds what was sampled in the last minute,
+ * not every process that ever ran), and entries replaced by PID reuse
  * during the previous window. Returns how many were freed. */
 size_t proc_cache_sweep(struct proc_cache *c, uint64_t window);
 

@@ -20,7 +20,7 @@
 #include "bpf/profile.h"
 #include "profile.skel.h"
 
-#include "agent/log.h"
+#include "common/log.h"
 #include "agent/sampler.h"
 
 #define MAX_CPUS    1024

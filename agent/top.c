@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "agent/top.h"
+#include "common/hash.h"
 
 struct top_entry {
     char *name;
@@ -19,14 +20,6 @@ struct top {
     uint64_t total;
     uint64_t stamp;
 };
-
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
 
 struct top *top_new(void)
 {
@@ -74,7 +67,7 @@ static int grow(struct top *t)
 
 static struct top_entry *lookup(struct top *t, const char *name)
 {
-    uint64_t h = fnv1a(name);
+    uint64_t h = hash_str(name);
     size_t i;
 
     if ((t->n + 1) * 2 > t->cap && grow(t) != 0)

@@ -24,7 +24,8 @@
 #include <bpf/bpf.h>
 #include <linux/types.h>
 
-#include "agent/log.h"
+#include "common/hash.h"
+#include "common/log.h"
 #include "agent/procinfo.h"
 #include "agent/sampler.h"
 #include "agent/unwinder.h"
@@ -32,7 +33,7 @@
 #include "symbolizer/build_id.h"
 #include "symbolizer/proc_mem.h"
 #include "symbolizer/proc_maps.h"
-#include "symbolizer/read_file.h"
+#include "common/file.h"
 #include "unwind/hotspot.h"
 #include "unwind/python.h"
 #include "unwind/table.h"
@@ -119,22 +120,9 @@ struct unwinder {
     struct unwind_proc val; /* scratch for one map update (6 KiB) */
 };
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
 static size_t key_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
-    while (*s)
-        h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
-    return (size_t)(h % BUCKETS);
+    return (size_t)(hash_str(s) % BUCKETS);
 }
 
 static uint64_t thread_cpu_ns(void)
@@ -179,7 +167,7 @@ static int64_t mtime_ns(const struct stat *st)
 
 static struct uw_bin *find_by_ino(struct unwinder *u, const struct stat *st)
 {
-    for (struct ino_link *l = u->ino_links[mix64(st->st_dev ^ mix64(st->st_ino)) % BUCKETS]; l;
+    for (struct ino_link *l = u->ino_links[hash64(st->st_dev ^ hash64(st->st_ino)) % BUCKETS]; l;
          l = l->next)
         if (l->dev == st->st_dev && l->ino == st->st_ino && l->size == (uint64_t)st->st_size &&
             l->mtime_ns == mtime_ns(st))
@@ -211,7 +199,7 @@ static void publish_file(struct unwinder *u, const struct uw_bin *b, const struc
 static void add_ino(struct unwinder *u, struct uw_bin *b, const struct stat *st)
 {
     struct ino_link *l = calloc(1, sizeof(*l));
-    size_t h = mix64(st->st_dev ^ mix64(st->st_ino)) % BUCKETS;
+    size_t h = hash64(st->st_dev ^ hash64(st->st_ino)) % BUCKETS;
 
     if (!l)
         return; /* only a lookup shortcut */
@@ -291,6 +279,8 @@ static bool make_room(struct unwinder *u, size_t need)
     return u->st.table_bytes + need <= u->max_bytes;
 }
 
+#define UW_WRITE_WINDOW (1u << 20) /* a multiple of the page size and of 8 */
+
 /* Lays the table of @rows out straight into a new BPF array (through its
  * mmap: no copy of the table in the agent) and installs it at a free id. */
 static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_rows *rows)
@@ -314,14 +304,19 @@ static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_r
     fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "stoke_uw_table", sizeof(__u32), 8, nelems, &o);
     if (fd < 0)
         return -errno;
-    mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mem == MAP_FAILED) {
-        ret = -errno;
-        close(fd);
-        return ret;
+    /* through windows of UW_WRITE_WINDOW: mapped, the array is resident in
+     * the agent until unmapped (libclang-cpp's 7.9 MB, on top of its rows) */
+    for (size_t off = 0; off < bytes; off += UW_WRITE_WINDOW) {
+        size_t len = bytes - off < UW_WRITE_WINDOW ? bytes - off : UW_WRITE_WINDOW;
+        mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+        if (mem == MAP_FAILED) {
+            ret = -errno;
+            close(fd);
+            return ret;
+        }
+        b->base = uw_table_write_part(rows, mem, off / 8, len / 8);
+        munmap(mem, len);
     }
-    b->base = uw_table_write(rows, mem);
-    munmap(mem, bytes);
     uint32_t id = u->free_ids[u->nfree - 1];
     if (bpf_map_update_elem(u->opts.tables_fd, &id, &fd, BPF_ANY) != 0) {
         ret = -errno;
@@ -361,11 +356,11 @@ static int copy_segments(Elf *elf, struct uw_bin *b)
 }
 
 /* Whether @elf holds V8 (node, libnode.so), and its layout. */
-static void v8_bin(struct uw_bin *b, Elf *elf, const char *what)
+static void v8_bin(struct uw_bin *b, Elf *elf, const char *what, bool mapped)
 {
     struct v8_layout l;
 
-    b->v8_ret = v8_detect(elf, &l);
+    b->v8_ret = v8_detect(elf, &l, mapped);
     if (b->v8_ret == 0) {
         b->v8 = l.bpf;
         log_debug("%s holds V8 %u.%u.%u", what, l.version >> 24, (l.version >> 16) & 0xff,
@@ -379,8 +374,9 @@ static void v8_bin(struct uw_bin *b, Elf *elf, const char *what)
 }
 
 /* Builds and installs the table of @elf into @b; on failure @b stays a
- * frame-pointer bin. */
-static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char *what)
+ * frame-pointer bin. @mapped: @elf is elf_begin(ELF_C_READ_MMAP) of a file,
+ * whose pages may be handed back. */
+static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char *what, bool mapped)
 {
     struct uw_rows rows;
     struct uw_cfi_stats st;
@@ -390,8 +386,8 @@ static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char
 
     if (copy_segments(elf, b) != 0)
         return;
-    b->py_ret = py_detect(elf, what, &b->py);
-    b->hs_ret = hs_detect(elf, &b->hs);
+    b->py_ret = py_detect(elf, what, &b->py, mapped);
+    b->hs_ret = hs_detect(elf, &b->hs, mapped);
     b->hsvm_ret = 1;
     if (b->py_ret == 0)
         log_debug("%s holds CPython 3.%u", what, b->py.minor);
@@ -399,7 +395,7 @@ static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char
         log_info("%s holds a CPython this agent does not know (3.%u): its processes show "
                  "the interpreter's native frames, not their Python functions",
                  what, b->py.minor);
-    v8_bin(b, elf, what);
+    v8_bin(b, elf, what, mapped);
     ret = uw_rows_from_elf(elf, &rows, &st, &source);
     if (ret == 0) {
         ret = install_table(u, b, &rows);
@@ -468,7 +464,7 @@ static struct uw_bin *file_bin(struct unwinder *u, uint32_t pid, const struct sy
                  (unsigned long long)st.st_mtim.tv_sec);
     b = find_by_key(u, key);
     if (!b && (b = bin_new(u, key)) != NULL)
-        bin_build(u, b, elf, path);
+        bin_build(u, b, elf, path, true);
     if (b)
         add_ino(u, b, &st);
 out:
@@ -487,7 +483,7 @@ static struct uw_bin *vdso_bin(struct unwinder *u)
 
     if (u->vdso)
         return u->vdso;
-    if (!base || sym_read_file("/proc/self/maps", MAPS_MAX, &maps, &len) != 0)
+    if (!base || read_file("/proc/self/maps", MAPS_MAX, &maps, &len) != 0)
         return NULL;
     for (line = strtok_r(maps, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         struct sym_map_line ml;
@@ -495,7 +491,7 @@ static struct uw_bin *vdso_bin(struct unwinder *u)
             continue;
         Elf *elf = elf_memory((char *)base, (size_t)(ml.end - ml.start));
         if (elf && elf_kind(elf) == ELF_K_ELF && (u->vdso = bin_new(u, "[vdso]")) != NULL)
-            bin_build(u, u->vdso, elf, "[vdso]");
+            bin_build(u, u->vdso, elf, "[vdso]", false);
         if (elf)
             elf_end(elf);
         break;
@@ -562,7 +558,7 @@ static int read_start_time(struct unwinder *u, uint32_t pid, uint64_t *start)
     int ret;
 
     snprintf(path, sizeof(path), "%s/%u/stat", u->proc_root, pid);
-    ret = sym_read_file(path, 4096, &buf, &len);
+    ret = read_file(path, 4096, &buf, &len);
     if (ret)
         return ret == -ENOENT ? -ESRCH : ret;
     ret = procinfo_parse_stat(buf, len, comm, start);
@@ -636,14 +632,6 @@ static bool is_anon(const struct sym_map_line *ml)
 {
     return ml->path_len == 0 || (ml->path_len >= 6 && memcmp(ml->path, "//anon", 6) == 0) ||
            (ml->path_len >= 6 && memcmp(ml->path, "[anon:", 6) == 0);
-}
-
-static uint64_t text_hash(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
-    return h;
 }
 
 /* ---- HotSpot ---------------------------------------------------------------- */
@@ -775,12 +763,12 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
     if (unmapped && p && mono_ms() < p->ignore_until)
         return 0;
     snprintf(path, sizeof(path), "%s/%u/maps", u->proc_root, pid);
-    ret = sym_read_file(path, MAPS_MAX, &buf, &len);
+    ret = read_file(path, MAPS_MAX, &buf, &len);
     if (ret) {
         u->st.procs_failed++;
         return ret == -ENOENT ? -ESRCH : ret;
     }
-    hash = text_hash(buf, len);
+    hash = hash_fnv1a(FNV64_OFFSET, buf, len);
     if (unmapped && p && p->maps_hash == hash) {
         if (++p->unchanged >= 2)
             p->ignore_until = mono_ms() + UNMAPPED_BACKOFF_MS;
@@ -963,7 +951,7 @@ static bool any_thread_running(struct unwinder *u, unsigned long pid)
         if (e->d_name[0] == '.')
             continue;
         snprintf(path, sizeof(path), "%s/%lu/task/%.20s/stat", u->proc_root, pid, e->d_name);
-        if (sym_read_file(path, 4096, &buf, &len) != 0)
+        if (read_file(path, 4096, &buf, &len) != 0)
             continue;
         const char *close_p = strrchr(buf, ')'); /* the state follows the last ')' */
         running = close_p && close_p[1] == ' ' && close_p[2] == 'R';
@@ -996,7 +984,7 @@ int unwinder_load_running(struct unwinder *u)
         if (*end || pid == 0 || pid > UINT32_MAX)
             continue;
         snprintf(path, sizeof(path), "%s/%lu/stat", u->proc_root, pid);
-        if (sym_read_file(path, 4096, &buf, &len) != 0)
+        if (read_file(path, 4096, &buf, &len) != 0)
             continue;
         bool kthread = procinfo_parse_stat_ex(buf, len, comm, NULL, &flags) == 0 &&
                        (flags & 0x00200000); /* PF_KTHREAD */

@@ -22,9 +22,11 @@ SIGINT) and waits for it to exit. Writes OUT (JSON):
                  start-up (compile, BPF load) and exit work (printing maps)
   startup_s      start to ready; sampling_s ready to SIGINT; exit_s SIGINT to exit
   peak_rss_kb    max of polled VmHWM and ru_maxrss
-  steady_rss_kb, steady_rss_max_kb
-                 VmRSS at the end of the steady state (just before the SIGINT)
-                 and the largest VmRSS polled during it
+  steady_rss_kb  median of VmRSS polled (every 0.5 s) from ready+warmup to the
+                 SIGINT; steady_rss_max_kb their maximum
+  sampling_peak_rss_kb  VmHWM just before the SIGINT (without exit work)
+  host_forks_per_s  processes created on the host per second while sampling
+                 (the "processes" counter of /proc/stat)
   exit_code
 
 Python 3 standard library only.
@@ -96,6 +98,17 @@ def vm_kb(pid, field="VmHWM"):
     return 0
 
 
+def host_forks():
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("processes "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", required=True)
@@ -147,24 +160,29 @@ def main():
         res["startup_s"] = round(ready - t0, 3)
         end = ready + a.seconds
         cpu_a = t_a = None
-        rss_max = 0
+        rss = []
+        forks_a = host_forks()
         while p.poll() is None and time.monotonic() < end:
             hwm = max(hwm, vm_kb(p.pid))
             if cpu_a is None and time.monotonic() >= ready + a.warmup:
                 cpu_a, t_a = proc_cpu(p.pid), time.monotonic()
             if cpu_a is not None:
-                rss_max = max(rss_max, vm_kb(p.pid, "VmRSS"))
+                rss.append(vm_kb(p.pid, "VmRSS"))
             time.sleep(min(0.5, max(0.0, end - time.monotonic())))
         cpu_b, t_b = proc_cpu(p.pid), time.monotonic()
-        rss_end = vm_kb(p.pid, "VmRSS")
+        forks_b = host_forks()
         hwm = max(hwm, vm_kb(p.pid))
+        res["sampling_peak_rss_kb"] = hwm
+        rss = sorted(x for x in rss if x)
+        if rss:
+            res["steady_rss_kb"] = rss[len(rss) // 2]
+            res["steady_rss_max_kb"] = rss[-1]
         if cpu_a is not None and cpu_b is not None:
             res["steady_cpu_s"] = round(cpu_b - cpu_a, 3)
             res["steady_wall_s"] = round(t_b - t_a, 3)
-        if cpu_a is not None and rss_end:
-            res["steady_rss_kb"] = rss_end
-            res["steady_rss_max_kb"] = max(rss_max, rss_end)
         res["sampling_s"] = round(t_b - ready, 3)
+        if forks_a is not None and forks_b is not None and t_b > ready:
+            res["host_forks_per_s"] = round((forks_b - forks_a) / (t_b - ready), 1)
         if a.pid_file:
             try:
                 os.unlink(a.pid_file)

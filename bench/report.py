@@ -403,7 +403,7 @@ def main():
            "settings": {"seconds": a.seconds, "frequency_hz": a.freq, "window_s": a.window},
            "workload": workload, "tools": tools, "compared_functions": cmp_.get("processes"),
            "storage": load(p("storage.json")), "micro": load(p("micro.json")),
-           "bench_wall_s": a.wall}
+           "agent_rss": load(p("rss.json")), "bench_wall_s": a.wall}
     if a.unwind_seconds > 0:
         res["unwinding"] = unwinding(p, a, a.freq)
 
@@ -534,6 +534,12 @@ def main():
         L.append("```")
     else:
         L.append("micro-benchmarks: not built")
+    L.append("")
+    # The agent's memory scenarios (bench/rss.sh writes the table itself).
+    if res["agent_rss"] is not None:
+        L.append(text(p("rss.md")).rstrip())
+    else:
+        L.append("agent RSS scenarios: not run (BENCH_RSS=0, or bench/rss.sh failed)")
     L.append("")
     L.append("bench wall time: %d s" % a.wall)
     # after the table: it adds derived figures (ratios, speed-up) to res

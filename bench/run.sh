@@ -29,6 +29,8 @@
 # 3. Storage and query figures: scripts/storage_bench.sh (sources: the
 #    agent's own profiles of this run; the query fleet: BENCH_FLEET_SOURCE),
 #    and micro-benchmarks when the Makefile has a bench-micro target.
+# 3b. The agent's memory: bench/rss.sh (churn at 19 and 99 Hz, 2000 idle
+#    processes, 500 processes, a busy host; ~6 minutes; BENCH_RSS=0 skips).
 # 4. The agent alone once more at BENCH_HF_FREQ (499) Hz for BENCH_HF_SECONDS
 #    (45): the marginal CPU cost of one sample, fixed costs cancelled.
 # 5. Unwinding (GitHub issue #12): the mix plus a CPU-busy node
@@ -299,6 +301,16 @@ if grep -q "^bench-micro:" Makefile; then
     fi
 fi
 [ -s "$OUT/micro.json" ] && cp "$OUT/micro.json" "$T/micro.json"
+
+# ---- agent memory (bench/rss.sh) --------------------------------------------
+# Peak and steady RSS under process churn (19 and 99 Hz), with 2000 idle
+# processes, with 500, and on a busy host: RSS_SECONDS (60) each, one run.
+if [ "${BENCH_RSS:-1}" = 1 ]; then
+    echo "bench: agent RSS scenarios, bench/rss.sh ... ($(($(date +%s) - bench_start)) s)"
+    rm -f "$OUT/rss.json" "$OUT/rss.md"
+    bench/rss.sh >"$T/rss.txt" 2>&1 || echo "bench: bench/rss.sh failed: $(tail -2 "$T/rss.txt")"
+    [ -s "$OUT/rss.json" ] && cp "$OUT/rss.json" "$OUT/rss.md" "$T/"
+fi
 
 python3 bench/report.py --dir "$T" --seconds "$SECS" --freq "$FREQ" --hf-freq "${BENCH_HF_FREQ:-499}" --idle "$IDLE" \
     --unwind-seconds "$USECS" \

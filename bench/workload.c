@@ -7,6 +7,7 @@
  *   - FIXTURES/hot_syscall as comm/service "bhot_syscall" (2 threads read()ing
  *                         /dev/zero: kernel-heavy)
  *   - a churn process "bchurn" that fork+execs /bin/true RATE times a second
+ *     (--churn-rate max: as fast as it can; --churners N such processes)
  *   - IDLE sleeping processes "bidle" (pause())
  * The fixtures are exec'd through symlinks in --dir so that their comm is
  * distinct from other hot_c runs on the machine (perf, bpftrace and bcc filter
@@ -14,14 +15,17 @@
  * Every second it rewrites --stats FILE with "elapsed_s spawned idle_alive".
  * All children die with it (PR_SET_PDEATHSIG) and are killed on exit.
  *
- * Usage: stoke-bench-workload --fixtures DIR --dir DIR [--idle N] [--churn-rate R]
- *            [--stats FILE] [--seconds S]
+ * --no-hot leaves out the two fixtures (a churn-only or idle-only host).
+ *
+ * Usage: stoke-bench-workload --fixtures DIR --dir DIR [--idle N] [--churn-rate R|max]
+ *            [--churners N] [--no-hot] [--stats FILE] [--seconds S]
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -34,7 +38,7 @@
 static volatile sig_atomic_t stop;
 static pid_t idle_pids[MAX_IDLE];
 static int n_idle;
-static pid_t hot_pids[3];
+static pid_t hot_pids[2 + 64];
 static int n_hot;
 
 static void on_signal(int sig)
@@ -87,14 +91,18 @@ static pid_t start_fixture(const char *fixtures, const char *dir, const char *bi
     return p;
 }
 
-/* fork+exec /bin/true `rate` times a second, reaping as it goes. */
-static void churn(double rate, const char *stats)
+/* Every churner's spawn count, shared across their fork()s. */
+static unsigned long *spawned_total;
+
+/* fork+exec /bin/true `rate` times a second (rate 0: as fast as it can),
+ * reaping as it goes. Churner 0 writes the stats file with every churner's
+ * spawns. */
+static void churn(double rate, int index, const char *stats)
 {
     child_setup("bchurn");
-    double period = 1.0 / rate, next = now(), t0 = next, last_stats = 0;
-    unsigned long spawned = 0;
+    double period = rate > 0 ? 1.0 / rate : 0, next = now(), t0 = next, last_stats = 0;
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.churn.tmp", stats);
+    snprintf(tmp, sizeof tmp, "%s.churn.tmp", stats ? stats : "");
     for (;;) {
         pid_t p = fork();
         if (p == 0) {
@@ -102,20 +110,25 @@ static void churn(double rate, const char *stats)
             _exit(127);
         }
         if (p > 0)
-            spawned++;
+            __atomic_add_fetch(spawned_total, 1, __ATOMIC_RELAXED);
         while (waitpid(-1, NULL, WNOHANG) > 0)
             ;
         double t = now();
-        if (stats && t - last_stats >= 1.0) {
+        if (stats && index == 0 && t - last_stats >= 1.0) {
             FILE *f = fopen(tmp, "w");
             if (f) {
-                fprintf(f, "%.3f %lu\n", t - t0, spawned);
+                fprintf(f, "%.3f %lu\n", t - t0, __atomic_load_n(spawned_total, __ATOMIC_RELAXED));
                 fclose(f);
                 char dst[4096];
                 snprintf(dst, sizeof dst, "%s.churn", stats);
                 rename(tmp, dst);
             }
             last_stats = t;
+        }
+        if (period == 0) {
+            if (p < 0) /* out of processes: let the reaper catch up */
+                usleep(1000);
+            continue;
         }
         next += period;
         if (next < t - 1.0) /* fell far behind (busy machine): do not burst */
@@ -129,11 +142,15 @@ static void churn(double rate, const char *stats)
 int main(int argc, char **argv)
 {
     const char *fixtures = NULL, *dir = NULL, *stats = NULL;
-    int idle = 500;
+    int idle = 500, churners = 1, hot = 1;
     double rate = 100, seconds = 1200;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--no-hot")) {
+            hot = 0;
+            continue;
+        }
         if (!v) {
             fprintf(stderr, "workload: %s needs a value\n", a);
             return 2;
@@ -147,7 +164,9 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--idle"))
             idle = atoi(v);
         else if (!strcmp(a, "--churn-rate"))
-            rate = atof(v);
+            rate = strcmp(v, "max") == 0 ? -1 : atof(v);
+        else if (!strcmp(a, "--churners"))
+            churners = atoi(v);
         else if (!strcmp(a, "--seconds"))
             seconds = atof(v);
         else {
@@ -156,10 +175,11 @@ int main(int argc, char **argv)
         }
         i++;
     }
-    if (!fixtures || !dir || idle < 0 || idle > MAX_IDLE || rate < 0 || seconds <= 0) {
+    if (!fixtures || !dir || idle < 0 || idle > MAX_IDLE || (rate < 0 && rate != -1) ||
+        churners < 1 || churners > 64 || seconds <= 0) {
         fprintf(stderr,
-                "usage: %s --fixtures DIR --dir DIR [--idle N<=%d] [--churn-rate R] "
-                "[--stats FILE] [--seconds S]\n",
+                "usage: %s --fixtures DIR --dir DIR [--idle N<=%d] [--churn-rate R|max] "
+                "[--churners N<=64] [--no-hot] [--stats FILE] [--seconds S]\n",
                 argv[0], MAX_IDLE);
         return 2;
     }
@@ -174,12 +194,20 @@ int main(int argc, char **argv)
 
     char secs[32];
     snprintf(secs, sizeof secs, "%.0f", seconds + 5);
-    hot_pids[n_hot++] = start_fixture(fixtures, dir, "hot_c", "bhot_c", secs);
-    hot_pids[n_hot++] = start_fixture(fixtures, dir, "hot_syscall", "bhot_syscall", secs);
-    if (rate > 0) {
+    if (hot) {
+        hot_pids[n_hot++] = start_fixture(fixtures, dir, "hot_c", "bhot_c", secs);
+        hot_pids[n_hot++] = start_fixture(fixtures, dir, "hot_syscall", "bhot_syscall", secs);
+    }
+    spawned_total = mmap(NULL, sizeof(*spawned_total), PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (spawned_total == MAP_FAILED) {
+        perror("workload: mmap");
+        return 1;
+    }
+    for (int i = 0; rate != 0 && i < churners; i++) {
         pid_t p = fork();
         if (p == 0)
-            churn(rate, stats);
+            churn(rate < 0 ? 0 : rate, i, stats);
         hot_pids[n_hot++] = p;
     }
     for (int i = 0; i < idle; i++) {
@@ -203,8 +231,8 @@ int main(int argc, char **argv)
             snprintf(tmp, sizeof tmp, "%s.tmp", stats);
             FILE *f = fopen(tmp, "w");
             if (f) {
-                fprintf(f, "%.3f %d %d %d %d\n", now() - t0, alive, (int)hot_pids[0],
-                        (int)hot_pids[1], (int)getpid());
+                fprintf(f, "%.3f %d %d %d %d\n", now() - t0, alive, hot ? (int)hot_pids[0] : 0,
+                        hot ? (int)hot_pids[1] : 0, (int)getpid());
                 fclose(f);
                 rename(tmp, stats);
             }

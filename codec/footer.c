@@ -7,18 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec/manifest.h"
-
-void seg_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static void section_info_clear(struct seg_section_info *s)
 {
     free(s->service);
@@ -95,12 +83,6 @@ void footer_encode_body(struct wbuf *b, const struct seg_footer *f)
     wb_free(&rec);
 }
 
-#define BAD(...)                                                                                   \
-    do {                                                                                           \
-        seg_seterr(err, errlen, __VA_ARGS__);                                                      \
-        ret = -EBADMSG;                                                                            \
-        goto out;                                                                                  \
-    } while (0)
 #define TRY(call, what)                                                                            \
     do {                                                                                           \
         int _r = (call);                                                                           \
@@ -109,7 +91,7 @@ void footer_encode_body(struct wbuf *b, const struct seg_footer *f)
             goto out;                                                                              \
         }                                                                                          \
         if (_r)                                                                                    \
-            BAD("footer: truncated or bad %s", what);                                              \
+            WIRE_BAD("footer: truncated or bad %s", what);                                         \
     } while (0)
 
 /* Time ranges are stored as (min, max - min); max must not wrap. */
@@ -135,10 +117,10 @@ static int decode_section(struct rbuf *r, uint64_t footer_off, struct seg_sectio
     TRY(rb_uv(r, &s->length), "length");
     TRY(rb_uv(r, &s->raw_length), "raw length");
     if (s->offset < SEG_HEADER_LEN || s->length > footer_off || s->offset > footer_off - s->length)
-        BAD("footer: section %s byte range outside the object", s->service);
+        WIRE_BAD("footer: section %s byte range outside the object", s->service);
     if (s->raw_length > SEG_MAX_RAW)
-        BAD("footer: section %s too large (%llu bytes)", s->service,
-            (unsigned long long)s->raw_length);
+        WIRE_BAD("footer: section %s too large (%llu bytes)", s->service,
+                 (unsigned long long)s->raw_length);
     const uint8_t *p;
     TRY(rb_bytes(r, &p, 4), "crc");
     s->crc32c = rd_u32(p);
@@ -163,7 +145,7 @@ static int decode_section(struct rbuf *r, uint64_t footer_off, struct seg_sectio
         TRY(rb_str(r, &l->name), "label name");
         TRY(rb_u8(r, &trunc), "label flags");
         if (trunc > 1)
-            BAD("footer: bad label flag %u", trunc);
+            WIRE_BAD("footer: bad label flag %u", trunc);
         l->values_truncated = trunc;
         TRY(rb_uv_max(r, SEG_MAX_SUMMARY_VALUES, &nv), "label value count");
         if (!(l->values = calloc(nv ? nv : 1, sizeof(char *))))
@@ -202,7 +184,7 @@ int footer_decode_body(struct rbuf *r, uint64_t footer_off, struct seg_footer **
         if ((ret = decode_section(&rec, footer_off, s, err, errlen)))
             goto out;
         if (f->nsections > 1 && strcmp(f->sections[f->nsections - 2].service, s->service) >= 0)
-            BAD("footer: services not unique and sorted at %s", s->service);
+            WIRE_BAD("footer: services not unique and sorted at %s", s->service);
     }
 out:
     if (ret)

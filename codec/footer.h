@@ -30,8 +30,4 @@ void footer_encode_body(struct wbuf *b, const struct seg_footer *f);
 int footer_decode_body(struct rbuf *r, uint64_t footer_off, struct seg_footer **out, char *err,
                        size_t errlen);
 
-/* snprintf into @err when it is not NULL. */
-void seg_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 #endif

@@ -120,21 +120,21 @@ int manifest_decode(const uint8_t *buf, size_t len, struct manifest **out, char 
     if (!buf || !out)
         return -EINVAL;
     if (len < MAN_HEADER_LEN || memcmp(buf, "STKM", 4)) {
-        seg_seterr(err, errlen, "manifest: bad magic (not a Stoke manifest)");
+        errmsg(err, errlen, "manifest: bad magic (not a Stoke manifest)");
         return -EBADMSG;
     }
     if (rd_u16(buf + 4) != MAN_MAJOR || (rd_u32(buf + 8) & 0xffff0000u)) {
-        seg_seterr(err, errlen, "unsupported manifest version %u (this reader knows %u)",
-                   rd_u16(buf + 4), MAN_MAJOR);
+        errmsg(err, errlen, "unsupported manifest version %u (this reader knows %u)",
+               rd_u16(buf + 4), MAN_MAJOR);
         return -EPROTO;
     }
     if (crc32c(buf + MAN_HEADER_LEN, len - MAN_HEADER_LEN) != rd_u32(buf + 16)) {
-        seg_seterr(err, errlen, "manifest: checksum mismatch");
+        errmsg(err, errlen, "manifest: checksum mismatch");
         return -EBADMSG;
     }
     uint64_t rawlen = rd_u32(buf + 12);
     if ((ret = zstd_decode(buf + MAN_HEADER_LEN, len - MAN_HEADER_LEN, rawlen, &raw))) {
-        seg_seterr(err, errlen, "manifest: body does not decompress");
+        errmsg(err, errlen, "manifest: body does not decompress");
         return ret;
     }
     struct rbuf r = {.p = raw, .len = rawlen};
@@ -168,8 +168,8 @@ int manifest_decode(const uint8_t *buf, size_t len, struct manifest **out, char 
             goto out;
         }
         if (ver != SEG_MAJOR) {
-            seg_seterr(err, errlen, "manifest: entry %s has segment version %llu", e->key,
-                       (unsigned long long)ver);
+            errmsg(err, errlen, "manifest: entry %s has segment version %llu", e->key,
+                   (unsigned long long)ver);
             ret = -EPROTO;
             goto out;
         }
@@ -196,7 +196,7 @@ out:
     free(raw);
     if (ret) {
         if (ret == -EBADMSG && err && errlen && !err[0])
-            seg_seterr(err, errlen, "manifest: corrupt body");
+            errmsg(err, errlen, "manifest: corrupt body");
         manifest_free(m);
     } else {
         *out = m;

@@ -13,7 +13,9 @@
  * the footer with one range read and then only the sections it needs.
  *
  * Writers feed pprof messages (the agent's windows, imported profiles);
- * readers get a decoded section with dense integer ids throughout.
+ * readers get a decoded section with dense integer ids throughout. The
+ * writer is codec/segment_write.c, the reader codec/segment_read.c, the
+ * footer codec/footer.c.
  */
 #ifndef STOKE_SEGMENT_H
 #define STOKE_SEGMENT_H
@@ -121,6 +123,8 @@ int seg_writer_check_section(const struct seg_writer *w, const struct seg_sectio
 
 /* True when nothing was added. */
 bool seg_writer_empty(const struct seg_writer *w);
+/* Heap the writer holds (its tables, with their growth slack). */
+size_t seg_writer_bytes(const struct seg_writer *w);
 
 /* Encodes the whole object into a malloc'd buffer. The writer stays valid
  * (and can be finished again, giving the same bytes). @footer, when not
@@ -215,6 +219,10 @@ void seg_section_free(struct seg_section *s);
  * "<name>:<type>:<unit>:<period type>:<period unit>" with name
  * "process_cpu" for cpu/samples types. Writes into @buf. */
 int seg_profile_type_id(const struct seg_section *s, uint32_t i, char *buf, size_t len);
+/* The same from the names: sample type and unit, period type and unit.
+ * 0 or -ENOSPC. */
+int seg_type_id(char *buf, size_t len, const char *type, const char *unit, const char *ptype,
+                const char *punit);
 
 /* ---- keys ------------------------------------------------------------- */
 

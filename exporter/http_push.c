@@ -13,7 +13,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "agent/log.h"
+#include "common/log.h"
 
 #define BACKOFF_MIN_MS  1000u
 #define BACKOFF_MAX_MS  30000u

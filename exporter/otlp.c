@@ -15,11 +15,11 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "agent/labels.h"
-#include "agent/log.h"
-#include "exporter/gzip.h"
+#include "common/labels.h"
+#include "common/log.h"
+#include "common/gzip.h"
 #include "exporter/http_push.h"
-#include "exporter/intern.h"
+#include "common/intern.h"
 #include "otlp/profiles_service.pb-c.h"
 #include "profile.pb-c.h"
 
@@ -63,15 +63,15 @@ struct rprof {
 };
 
 struct otlp_batch {
-    struct strtab str;
+    struct intern str;
     /* Item 0 of every table is the empty sequence: the zero value, as the
      * dictionary requires; real items are never empty (stacks may be, and
      * an empty stack is the zero stack). */
-    struct seqtab maps;   /* [file, build-id attribute or 0] */
-    struct seqtab funcs;  /* [name, system name, file] */
-    struct seqtab locs;   /* [mapping, addr lo, addr hi, (function, line lo, line hi)...] */
-    struct seqtab stacks; /* [location...], leaf first */
-    struct seqtab attrs;  /* [key, is_int, value] */
+    struct intern maps;   /* [file, build-id attribute or 0] */
+    struct intern funcs;  /* [name, system name, file] */
+    struct intern locs;   /* [mapping, addr lo, addr hi, (function, line lo, line hi)...] */
+    struct intern stacks; /* [location...], leaf first */
+    struct intern attrs;  /* [key, is_int, value] */
     uint32_t s_cpu, s_ns;
     struct rprof *rp;
     size_t nrp, caprp;
@@ -129,15 +129,14 @@ struct otlp_batch *otlp_batch_new(void)
 
     if (!b)
         return NULL;
-    if (strtab_init(&b->str) < 0 || seqtab_init(&b->maps) < 0 || seqtab_init(&b->funcs) < 0 ||
-        seqtab_init(&b->locs) < 0 || seqtab_init(&b->stacks) < 0 || seqtab_init(&b->attrs) < 0)
+    if (intern_str(&b->str, "") != 0) /* zero values at index 0 */
         goto fail;
-    if (seqtab_intern(&b->maps, NULL, 0) != 0 || seqtab_intern(&b->funcs, NULL, 0) != 0 ||
-        seqtab_intern(&b->locs, NULL, 0) != 0 || seqtab_intern(&b->stacks, NULL, 0) != 0 ||
-        seqtab_intern(&b->attrs, NULL, 0) != 0)
+    if (intern_seq(&b->maps, NULL, 0) != 0 || intern_seq(&b->funcs, NULL, 0) != 0 ||
+        intern_seq(&b->locs, NULL, 0) != 0 || intern_seq(&b->stacks, NULL, 0) != 0 ||
+        intern_seq(&b->attrs, NULL, 0) != 0)
         goto fail;
-    b->s_cpu = strtab_intern(&b->str, "cpu");
-    b->s_ns = strtab_intern(&b->str, "nanoseconds");
+    b->s_cpu = intern_str(&b->str, "cpu");
+    b->s_ns = intern_str(&b->str, "nanoseconds");
     if (b->s_cpu == INTERN_NONE || b->s_ns == INTERN_NONE)
         goto fail;
     return b;
@@ -160,12 +159,12 @@ void otlp_batch_free(struct otlp_batch *b)
 {
     if (!b)
         return;
-    strtab_free(&b->str);
-    seqtab_free(&b->maps);
-    seqtab_free(&b->funcs);
-    seqtab_free(&b->locs);
-    seqtab_free(&b->stacks);
-    seqtab_free(&b->attrs);
+    intern_free(&b->str);
+    intern_free(&b->maps);
+    intern_free(&b->funcs);
+    intern_free(&b->locs);
+    intern_free(&b->stacks);
+    intern_free(&b->attrs);
     for (size_t i = 0; i < b->nrp; i++)
         rprof_free(&b->rp[i]);
     free(b->rp);
@@ -199,12 +198,12 @@ static uint32_t intern_attr(struct otlp_batch *b, const char *label, const char 
     const char *name = otlp_attr_name(label, &is_int);
     uint32_t key[3];
 
-    key[0] = strtab_intern(&b->str, name);
+    key[0] = intern_str(&b->str, name);
     key[1] = is_int && parse_int(value, &iv);
-    key[2] = strtab_intern(&b->str, value);
+    key[2] = intern_str(&b->str, value);
     if (key[0] == INTERN_NONE || key[2] == INTERN_NONE)
         return INTERN_NONE;
-    return seqtab_intern(&b->attrs, key, 3);
+    return intern_seq(&b->attrs, key, 3);
 }
 
 /* Dictionary ids fit int32: the wire type of every *_index field. */
@@ -237,11 +236,11 @@ static int add_profile(struct otlp_batch *b, struct rprof *r, const Perftools__P
             err = -EINVAL;
             goto out;
         }
-        key[0] = strtab_intern(&b->str, STR(pm->filename));
+        key[0] = intern_str(&b->str, STR(pm->filename));
         key[1] = *bid ? intern_attr(b, BUILD_ID_ATTR, bid) : 0;
         if (key[0] == INTERN_NONE || key[1] == INTERN_NONE)
             goto out;
-        mapidx[i + 1] = seqtab_intern(&b->maps, key, 2);
+        mapidx[i + 1] = intern_seq(&b->maps, key, 2);
         if (!ID_OK(mapidx[i + 1]))
             goto out;
     }
@@ -253,12 +252,12 @@ static int add_profile(struct otlp_batch *b, struct rprof *r, const Perftools__P
             err = -EINVAL;
             goto out;
         }
-        key[0] = strtab_intern(&b->str, STR(pf->name));
-        key[1] = strtab_intern(&b->str, STR(pf->system_name));
-        key[2] = strtab_intern(&b->str, STR(pf->filename));
+        key[0] = intern_str(&b->str, STR(pf->name));
+        key[1] = intern_str(&b->str, STR(pf->system_name));
+        key[2] = intern_str(&b->str, STR(pf->filename));
         if (key[0] == INTERN_NONE || key[1] == INTERN_NONE || key[2] == INTERN_NONE)
             goto out;
-        funcidx[i + 1] = seqtab_intern(&b->funcs, key, 3);
+        funcidx[i + 1] = intern_seq(&b->funcs, key, 3);
         if (!ID_OK(funcidx[i + 1]))
             goto out;
     }
@@ -285,7 +284,7 @@ static int add_profile(struct otlp_batch *b, struct rprof *r, const Perftools__P
             key[4 + 3 * j] = (uint32_t)pl->line[j]->line;
             key[5 + 3 * j] = (uint32_t)((uint64_t)pl->line[j]->line >> 32);
         }
-        locidx[i + 1] = seqtab_intern(&b->locs, key, 3 + 3 * pl->n_line);
+        locidx[i + 1] = intern_seq(&b->locs, key, 3 + 3 * pl->n_line);
         if (!ID_OK(locidx[i + 1]))
             goto out;
     }
@@ -313,7 +312,7 @@ static int add_profile(struct otlp_batch *b, struct rprof *r, const Perftools__P
             }
             st[j] = locidx[ps->location_id[j]];
         }
-        id = seqtab_intern(&b->stacks, st, ps->n_location_id);
+        id = intern_seq(&b->stacks, st, ps->n_location_id);
         if (!ID_OK(id))
             goto out;
         r->stack[i] = (int32_t)id;
@@ -419,11 +418,11 @@ static void allocs_free(struct allocs *a)
     free(a->v);
 }
 
-/* A seqtab sequence as int32 (ids are <= INT32_MAX; same object
+/* An interned u32 sequence as int32 (ids are <= INT32_MAX; same object
  * representation, and signed/unsigned variants may alias). */
-static int32_t *seq_i32(const struct seqtab *t, uint32_t id, size_t *n)
+static int32_t *seq_i32(const struct intern *t, uint32_t id, size_t *n)
 {
-    return (int32_t *)seqtab_get(t, id, n);
+    return (int32_t *)intern_seq_get(t, id, n);
 }
 
 static void build_dictionary(const struct otlp_batch *b, Dictionary *d, struct allocs *a)
@@ -455,12 +454,12 @@ static void build_dictionary(const struct otlp_batch *b, Dictionary *d, struct a
         return;
 
     for (i = 0; i < b->str.n; i++)
-        d->string_table[i] = (char *)strtab_get(&b->str, (uint32_t)i);
+        d->string_table[i] = (char *)intern_str_get(&b->str, (uint32_t)i);
     opentelemetry__proto__profiles__v1development__link__init(link);
     d->link_table[0] = link;
 
     for (i = 0; i < b->maps.n; i++) {
-        const uint32_t *k = seqtab_get(&b->maps, (uint32_t)i, &n);
+        const uint32_t *k = intern_seq_get(&b->maps, (uint32_t)i, &n);
         Mapping *m = &maps[i];
 
         opentelemetry__proto__profiles__v1development__mapping__init(m);
@@ -475,7 +474,7 @@ static void build_dictionary(const struct otlp_batch *b, Dictionary *d, struct a
         d->mapping_table[i] = m;
     }
     for (i = 0; i < b->funcs.n; i++) {
-        const uint32_t *k = seqtab_get(&b->funcs, (uint32_t)i, &n);
+        const uint32_t *k = intern_seq_get(&b->funcs, (uint32_t)i, &n);
         Function *f = &funcs[i];
 
         opentelemetry__proto__profiles__v1development__function__init(f);
@@ -487,7 +486,7 @@ static void build_dictionary(const struct otlp_batch *b, Dictionary *d, struct a
         d->function_table[i] = f;
     }
     for (i = 0; i < b->locs.n; i++) {
-        const uint32_t *k = seqtab_get(&b->locs, (uint32_t)i, &n);
+        const uint32_t *k = intern_seq_get(&b->locs, (uint32_t)i, &n);
         Location *l = &locs[i];
         size_t nl = n >= 3 ? (n - 3) / 3 : 0;
 
@@ -519,7 +518,7 @@ static void build_dictionary(const struct otlp_batch *b, Dictionary *d, struct a
         d->stack_table[i] = st;
     }
     for (i = 0; i < b->attrs.n; i++) {
-        const uint32_t *k = seqtab_get(&b->attrs, (uint32_t)i, &n);
+        const uint32_t *k = intern_seq_get(&b->attrs, (uint32_t)i, &n);
         KeyValueAndUnit *kv = &attrs[i];
         AnyValue *v = &vals[i];
 
@@ -529,7 +528,7 @@ static void build_dictionary(const struct otlp_batch *b, Dictionary *d, struct a
             continue; /* the zero attribute: no key, no value */
         opentelemetry__proto__common__v1__any_value__init(v);
         kv->key_strindex = (int32_t)k[0];
-        const char *s = strtab_get(&b->str, k[2]);
+        const char *s = intern_str_get(&b->str, k[2]);
         int64_t iv;
         if (k[1] && parse_int(s, &iv)) {
             v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;

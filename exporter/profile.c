@@ -2,17 +2,16 @@
 #include "exporter/profile.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "exporter/gzip.h"
-#include "exporter/intern.h"
+#include "common/buf.h"
+#include "common/file.h"
+#include "common/gzip.h"
+#include "common/intern.h"
 #include "profile.pb-c.h"
 
 /* Kernel addresses sit near the top of the address space; a limit of all-ones
@@ -42,18 +41,18 @@ struct profile {
     uint64_t start_ns, duration_ns, period_ns;
     uint64_t total;
 
-    struct strtab str;
+    struct intern str;
     /* the well-known strings, interned up front so encoding never mutates */
     uint32_t s_samples, s_count, s_cpu, s_nanoseconds, s_comment;
 
-    struct seqtab mapkey; /* [0, build_id] or [1, path] -> mapping index */
+    struct intern mapkey; /* [0, build_id] or [1, path] -> mapping index */
     struct pmapping *maps;
     size_t nmaps, maps_cap;
 
-    struct seqtab funcs; /* [name, file] -> function index */
+    struct intern funcs; /* [name, file] -> function index */
 
-    struct seqtab lockey;  /* position or [mapping, addr lo, addr hi] -> location */
-    struct seqtab addrkey; /* [mapping, addr lo, addr hi] -> addr_loc index */
+    struct intern lockey;  /* position or [mapping, addr lo, addr hi] -> location */
+    struct intern addrkey; /* [mapping, addr lo, addr hi] -> addr_loc index */
     uint32_t *addr_loc;    /* location id (1-based) of each address seen */
     size_t naddr, addr_loc_cap;
     struct plocation *locs;
@@ -61,9 +60,9 @@ struct profile {
     struct pline *lines;
     size_t nlines, lines_cap;
 
-    struct seqtab stacks;  /* pprof location ids, leaf first */
-    struct seqtab lsets;   /* [name, value]... string ids */
-    struct seqtab samples; /* [stack, lset] -> sample index */
+    struct intern stacks;  /* pprof location ids, leaf first */
+    struct intern lsets;   /* [name, value]... string ids */
+    struct intern samples; /* [stack, lset] -> sample index */
     uint64_t *counts;
     size_t nsamples, counts_cap;
 
@@ -102,18 +101,14 @@ struct profile *profile_new(const char *service_name, uint64_t start_ns, uint64_
     p->start_ns = start_ns;
     p->duration_ns = duration_ns;
     p->period_ns = period_ns;
-    if (strtab_init(&p->str) < 0)
-        goto fail;
-    if (seqtab_init(&p->mapkey) < 0 || seqtab_init(&p->funcs) < 0 || seqtab_init(&p->lockey) < 0 ||
-        seqtab_init(&p->addrkey) < 0 || seqtab_init(&p->stacks) < 0 || seqtab_init(&p->lsets) < 0 ||
-        seqtab_init(&p->samples) < 0)
+    if (intern_str(&p->str, "") != 0) /* pprof's string_table[0] */
         goto fail;
     snprintf(comment, sizeof(comment), "service_name=%s", service_name ? service_name : "");
-    p->s_samples = strtab_intern(&p->str, "samples");
-    p->s_count = strtab_intern(&p->str, "count");
-    p->s_cpu = strtab_intern(&p->str, "cpu");
-    p->s_nanoseconds = strtab_intern(&p->str, "nanoseconds");
-    p->s_comment = strtab_intern(&p->str, comment);
+    p->s_samples = intern_str(&p->str, "samples");
+    p->s_count = intern_str(&p->str, "count");
+    p->s_cpu = intern_str(&p->str, "cpu");
+    p->s_nanoseconds = intern_str(&p->str, "nanoseconds");
+    p->s_comment = intern_str(&p->str, comment);
     if (p->s_samples == INTERN_NONE || p->s_count == INTERN_NONE || p->s_cpu == INTERN_NONE ||
         p->s_nanoseconds == INTERN_NONE || p->s_comment == INTERN_NONE)
         goto fail;
@@ -127,15 +122,15 @@ void profile_free(struct profile *p)
 {
     if (!p)
         return;
-    strtab_free(&p->str);
-    seqtab_free(&p->mapkey);
-    seqtab_free(&p->funcs);
-    seqtab_free(&p->lockey);
-    seqtab_free(&p->addrkey);
+    intern_free(&p->str);
+    intern_free(&p->mapkey);
+    intern_free(&p->funcs);
+    intern_free(&p->lockey);
+    intern_free(&p->addrkey);
     free(p->addr_loc);
-    seqtab_free(&p->stacks);
-    seqtab_free(&p->lsets);
-    seqtab_free(&p->samples);
+    intern_free(&p->stacks);
+    intern_free(&p->lsets);
+    intern_free(&p->samples);
     free(p->maps);
     free(p->locs);
     free(p->lines);
@@ -148,8 +143,8 @@ static uint32_t intern_mapping(struct profile *p, const struct sym_result *r)
 {
     uint32_t key[2], id, file, build_id;
 
-    file = strtab_intern(&p->str, r->mapping ? r->mapping : "");
-    build_id = strtab_intern(&p->str, r->build_id ? r->build_id : "");
+    file = intern_str(&p->str, r->mapping ? r->mapping : "");
+    build_id = intern_str(&p->str, r->build_id ? r->build_id : "");
     if (file == INTERN_NONE || build_id == INTERN_NONE)
         return INTERN_NONE;
     /* reserved before interning, so a key never exists without its entry */
@@ -159,7 +154,7 @@ static uint32_t intern_mapping(struct profile *p, const struct sym_result *r)
      * different paths (containers) is one mapping, as the header promises */
     key[0] = build_id ? 0 : 1;
     key[1] = build_id ? build_id : file;
-    id = seqtab_intern(&p->mapkey, key, 2);
+    id = intern_seq(&p->mapkey, key, 2);
     if (id == INTERN_NONE)
         return INTERN_NONE;
     if (id == p->nmaps) {
@@ -181,11 +176,11 @@ static bool intern_lines(struct profile *p, const struct sym_result *r, uint32_t
         const struct sym_frame *f = &r->frames[i];
         uint32_t fk[2], fn;
 
-        fk[0] = strtab_intern(&p->str, f->function ? f->function : "");
-        fk[1] = strtab_intern(&p->str, f->file);
+        fk[0] = intern_str(&p->str, f->function ? f->function : "");
+        fk[1] = intern_str(&p->str, f->file);
         if (fk[0] == INTERN_NONE || fk[1] == INTERN_NONE)
             return false;
-        fn = seqtab_intern(&p->funcs, fk, 2);
+        fn = intern_seq(&p->funcs, fk, 2);
         if (fn == INTERN_NONE)
             return false;
         p->lines[p->nlines + i] = (struct pline){.function = fn, .line = f->line};
@@ -212,7 +207,7 @@ uint32_t profile_location(struct profile *p, const struct sym_result *r)
     akey[0] = mapping;
     akey[1] = (uint32_t)r->file_offset;
     akey[2] = (uint32_t)(r->file_offset >> 32);
-    aid = seqtab_intern(&p->addrkey, akey, 3);
+    aid = intern_seq(&p->addrkey, akey, 3);
     if (aid == INTERN_NONE)
         return 0;
     if (aid == p->naddr)
@@ -257,7 +252,7 @@ static uint32_t new_location(struct profile *p, const struct sym_result *r, uint
         key[2] = (uint32_t)(r->file_offset >> 32);
         nkey = 3;
     }
-    id = seqtab_intern(&p->lockey, key, nkey);
+    id = intern_seq(&p->lockey, key, nkey);
     if (id == INTERN_NONE)
         return 0;
     if (id < p->nlocs)
@@ -297,26 +292,26 @@ int profile_add(struct profile *p, const uint32_t *locs, size_t nlocs,
     for (i = 0; i < nlocs; i++)
         if (locs[i] == 0 || locs[i] > p->nlocs)
             return -EINVAL;
-    stack = seqtab_intern(&p->stacks, locs, nlocs);
+    stack = intern_seq(&p->stacks, locs, nlocs);
     if (stack == INTERN_NONE)
         return -ENOMEM;
     if (n > SIZE_MAX / 8 ||
         reserve((void **)&p->scratch, &p->scratch_cap, 2 * n, sizeof(*p->scratch)) < 0)
         return -ENOMEM;
     for (i = 0; i < n; i++) {
-        p->scratch[2 * i] = strtab_intern(&p->str, labels->v[i].name);
-        p->scratch[2 * i + 1] = strtab_intern(&p->str, labels->v[i].value);
+        p->scratch[2 * i] = intern_str(&p->str, labels->v[i].name);
+        p->scratch[2 * i + 1] = intern_str(&p->str, labels->v[i].value);
         if (p->scratch[2 * i] == INTERN_NONE || p->scratch[2 * i + 1] == INTERN_NONE)
             return -ENOMEM;
     }
-    lset = seqtab_intern(&p->lsets, p->scratch, 2 * n);
+    lset = intern_seq(&p->lsets, p->scratch, 2 * n);
     if (lset == INTERN_NONE)
         return -ENOMEM;
     if (reserve((void **)&p->counts, &p->counts_cap, p->samples.n + 1, sizeof(*p->counts)) < 0)
         return -ENOMEM;
     key[0] = stack;
     key[1] = lset;
-    id = seqtab_intern(&p->samples, key, 2);
+    id = intern_seq(&p->samples, key, 2);
     if (id == INTERN_NONE)
         return -ENOMEM;
     if (id == p->nsamples)
@@ -347,8 +342,8 @@ int profile_common_labels(const struct profile *p, struct label_set *out)
         return 0;
     for (i = 0; i < p->nsamples; i++) {
         size_t n, nl;
-        const uint32_t *key = seqtab_get(&p->samples, (uint32_t)i, &n);
-        const uint32_t *ls = seqtab_get(&p->lsets, key[1], &nl);
+        const uint32_t *key = intern_seq_get(&p->samples, (uint32_t)i, &n);
+        const uint32_t *ls = intern_seq_get(&p->lsets, key[1], &nl);
 
         if (i == 0) {
             first = ls;
@@ -360,7 +355,7 @@ int profile_common_labels(const struct profile *p, struct label_set *out)
                 keep[j] = true;
             continue;
         }
-        /* interned ids: equal strings are equal ids, and seqtab_get on
+        /* interned ids: equal strings are equal ids, and intern_seq_get on
          * lsets stays valid since nothing is interned here */
         for (j = 0; j < nfirst; j++) {
             bool found = false;
@@ -372,8 +367,8 @@ int profile_common_labels(const struct profile *p, struct label_set *out)
         }
     }
     for (j = 0; j < nfirst; j++) {
-        if (keep[j] && label_set_put(out, strtab_get(&p->str, first[2 * j]),
-                                     strtab_get(&p->str, first[2 * j + 1])) != 0) {
+        if (keep[j] && label_set_put(out, intern_str_get(&p->str, first[2 * j]),
+                                     intern_str_get(&p->str, first[2 * j + 1])) != 0) {
             free(keep);
             return -ENOMEM;
         }
@@ -442,10 +437,10 @@ static int pprof_build(const struct profile *p, Perftools__Profiles__Profile *ou
 
     for (i = 0; i < p->nsamples; i++) {
         size_t n;
-        const uint32_t *k = seqtab_get(&p->samples, (uint32_t)i, &n);
+        const uint32_t *k = intern_seq_get(&p->samples, (uint32_t)i, &n);
         size_t ns, nl;
-        seqtab_get(&p->stacks, k[0], &ns);
-        seqtab_get(&p->lsets, k[1], &nl);
+        intern_seq_get(&p->stacks, k[0], &ns);
+        intern_seq_get(&p->lsets, k[1], &nl);
         nlocids += ns;
         nlabels += nl / 2;
     }
@@ -474,7 +469,7 @@ static int pprof_build(const struct profile *p, Perftools__Profiles__Profile *ou
     }
 
     for (i = 0; i < p->str.n; i++)
-        a->strings[i] = (char *)strtab_get(&p->str, (uint32_t)i);
+        a->strings[i] = (char *)intern_str_get(&p->str, (uint32_t)i);
 
     for (i = 0; i < 3; i++)
         perftools__profiles__value_type__init(&a->vt[i]);
@@ -507,7 +502,7 @@ static int pprof_build(const struct profile *p, Perftools__Profiles__Profile *ou
     for (i = 0; i < nfuncs; i++) {
         Perftools__Profiles__Function *f = &a->funcs[i];
         size_t n;
-        const uint32_t *k = seqtab_get(&p->funcs, (uint32_t)i, &n);
+        const uint32_t *k = intern_seq_get(&p->funcs, (uint32_t)i, &n);
 
         perftools__profiles__function__init(f);
         f->id = i + 1;
@@ -541,9 +536,9 @@ static int pprof_build(const struct profile *p, Perftools__Profiles__Profile *ou
     for (i = 0; i < p->nsamples; i++) {
         Perftools__Profiles__Sample *s = &a->samples[i];
         size_t n, ns, nl;
-        const uint32_t *k = seqtab_get(&p->samples, (uint32_t)i, &n);
-        const uint32_t *stack = seqtab_get(&p->stacks, k[0], &ns);
-        const uint32_t *lset = seqtab_get(&p->lsets, k[1], &nl);
+        const uint32_t *k = intern_seq_get(&p->samples, (uint32_t)i, &n);
+        const uint32_t *stack = intern_seq_get(&p->stacks, k[0], &ns);
+        const uint32_t *lset = intern_seq_get(&p->lsets, k[1], &nl);
 
         perftools__profiles__sample__init(s);
         s->n_location_id = ns;
@@ -657,49 +652,6 @@ out:
 
 /* ---- files -------------------------------------------------------------- */
 
-static int write_atomic(const char *path, const void *buf, size_t len)
-{
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof(".tmp.XXXXXX"));
-    const uint8_t *b = buf;
-    int fd, err = 0;
-
-    if (!tmp)
-        return -ENOMEM;
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        err = -errno;
-        free(tmp);
-        return err;
-    }
-    while (len) {
-        ssize_t w = write(fd, b, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            err = -errno;
-            break;
-        }
-        b += w;
-        len -= (size_t)w;
-    }
-    /* readers must never see a half-written file under the final name */
-    if (!err && fsync(fd) < 0)
-        err = -errno;
-    if (fchmod(fd, 0644) < 0 && !err)
-        err = -errno;
-    if (close(fd) < 0 && !err)
-        err = -errno;
-    if (!err && rename(tmp, path) < 0)
-        err = -errno;
-    if (err)
-        unlink(tmp);
-    free(tmp);
-    return err;
-}
-
 int profile_write_pprof_gz(const struct profile *p, const char *path)
 {
     uint8_t *buf;
@@ -708,70 +660,51 @@ int profile_write_pprof_gz(const struct profile *p, const char *path)
 
     if (err < 0)
         return err;
-    err = write_atomic(path, buf, len);
+    err = write_file_atomic(path, buf, len, 0644);
     free(buf);
     return err;
 }
 
 /* ---- folded ------------------------------------------------------------- */
 
-struct sbuf {
-    char *b;
-    size_t len, cap;
-    bool oom;
-};
-
-static void sb_put(struct sbuf *s, const char *str, size_t n)
-{
-    if (s->oom)
-        return;
-    if (reserve((void **)&s->b, &s->cap, s->len + n + 1, 1) < 0) {
-        s->oom = true;
-        return;
-    }
-    memcpy(s->b + s->len, str, n);
-    s->len += n;
-    s->b[s->len] = '\0';
-}
-
 /* ';' separates frames and '\n' lines: a name must contain neither, and
  * other control characters only confuse flamegraph tools. */
-static void sb_put_name(struct sbuf *s, const char *name)
+static void sb_put_name(struct wbuf *s, const char *name)
 {
     size_t start = s->len, i;
 
-    sb_put(s, name, strlen(name));
-    if (s->oom)
+    wb_bytes(s, name, strlen(name));
+    if (s->err)
         return;
     for (i = start; i < s->len; i++)
-        if (s->b[i] == ';' || (unsigned char)s->b[i] < 0x20)
-            s->b[i] = '_';
+        if (s->s[i] == ';' || (unsigned char)s->s[i] < 0x20)
+            s->s[i] = '_';
 }
 
-static void sb_put_location(struct sbuf *s, const struct profile *p, uint32_t loc_id)
+static void sb_put_location(struct wbuf *s, const struct profile *p, uint32_t loc_id)
 {
     const struct plocation *l = &p->locs[loc_id - 1];
     char tmp[32];
     uint32_t j;
 
     if (l->nlines == 0) {
-        const char *path = strtab_get(&p->str, p->maps[l->mapping].file);
+        const char *path = intern_str_get(&p->str, p->maps[l->mapping].file);
         const char *base = strrchr(path, '/');
 
         sb_put_name(s, base ? base + 1 : path);
         snprintf(tmp, sizeof(tmp), "+0x%" PRIx64, l->address);
-        sb_put(s, tmp, strlen(tmp));
+        wb_bytes(s, tmp, strlen(tmp));
         return;
     }
     /* root first: the physical function (last line) before what it inlines */
     for (j = l->nlines; j-- > 0;) {
         const struct pline *ln = &p->lines[l->line_off + j];
         size_t n;
-        const uint32_t *fk = seqtab_get(&p->funcs, ln->function, &n);
+        const uint32_t *fk = intern_seq_get(&p->funcs, ln->function, &n);
 
-        sb_put_name(s, strtab_get(&p->str, fk[0]));
+        sb_put_name(s, intern_str_get(&p->str, fk[0]));
         if (j)
-            sb_put(s, ";", 1);
+            wb_bytes(s, ";", 1);
     }
 }
 
@@ -789,7 +722,7 @@ static int fline_cmp(const void *a, const void *b, void *base)
 /* Renders the folded text into a malloc'd buffer. 0 or -ENOMEM. */
 static int folded_render(const struct profile *p, char **out, size_t *outlen)
 {
-    struct sbuf frames = {0}, text = {0};
+    struct wbuf frames = {0}, text = {0};
     struct fline *fl = NULL;
     uint64_t *per_stack;
     size_t nfl = 0, i, j;
@@ -802,7 +735,7 @@ static int folded_render(const struct profile *p, char **out, size_t *outlen)
      * fold into one line */
     for (i = 0; i < p->nsamples; i++) {
         size_t n;
-        const uint32_t *k = seqtab_get(&p->samples, (uint32_t)i, &n);
+        const uint32_t *k = intern_seq_get(&p->samples, (uint32_t)i, &n);
         per_stack[k[0]] += p->counts[i];
     }
     fl = xcalloc(p->stacks.n, sizeof(*fl));
@@ -814,44 +747,44 @@ static int folded_render(const struct profile *p, char **out, size_t *outlen)
 
         if (!per_stack[i])
             continue;
-        st = seqtab_get(&p->stacks, (uint32_t)i, &ns);
+        st = intern_seq_get(&p->stacks, (uint32_t)i, &ns);
         fl[nfl].off = frames.len;
         fl[nfl].count = per_stack[i];
         nfl++;
         if (ns == 0)
-            sb_put(&frames, "[unknown]", 9);
+            wb_bytes(&frames, "[unknown]", 9);
         for (j = ns; j-- > 0;) {
             sb_put_location(&frames, p, st[j]);
             if (j)
-                sb_put(&frames, ";", 1);
+                wb_bytes(&frames, ";", 1);
         }
-        sb_put(&frames, "", 1); /* keep the NUL: lines are sorted with strcmp */
-        if (frames.oom)
+        wb_bytes(&frames, "", 1); /* keep the NUL: lines are sorted with strcmp */
+        if (frames.err)
             goto oom;
     }
     if (nfl)
-        qsort_r(fl, nfl, sizeof(*fl), fline_cmp, frames.b);
+        qsort_r(fl, nfl, sizeof(*fl), fline_cmp, frames.s);
     for (i = 0; i < nfl; i = j) {
         uint64_t c = fl[i].count;
 
         /* distinct stacks can print alike (same names in two mappings) */
-        for (j = i + 1; j < nfl && strcmp(frames.b + fl[i].off, frames.b + fl[j].off) == 0; j++)
+        for (j = i + 1; j < nfl && strcmp(frames.s + fl[i].off, frames.s + fl[j].off) == 0; j++)
             c += fl[j].count;
-        sb_put(&text, frames.b + fl[i].off, strlen(frames.b + fl[i].off));
+        wb_bytes(&text, frames.s + fl[i].off, strlen(frames.s + fl[i].off));
         snprintf(tmp, sizeof(tmp), " %" PRIu64 "\n", c);
-        sb_put(&text, tmp, strlen(tmp));
+        wb_bytes(&text, tmp, strlen(tmp));
     }
-    if (text.oom)
+    if (text.err)
         goto oom;
-    free(frames.b);
+    free(frames.p);
     free(fl);
     free(per_stack);
-    *out = text.b;
+    *out = text.s;
     *outlen = text.len;
     return 0;
 oom:
-    free(text.b);
-    free(frames.b);
+    free(text.p);
+    free(frames.p);
     free(fl);
     free(per_stack);
     return -ENOMEM;
@@ -865,7 +798,7 @@ int profile_write_folded(const struct profile *p, const char *path)
 
     if (err < 0)
         return err;
-    err = write_atomic(path, buf ? buf : "", len);
+    err = write_file_atomic(path, buf ? buf : "", len, 0644);
     free(buf);
     return err;
 }

@@ -26,9 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/labels.h"
+#include "common/frame.h"
+#include "common/labels.h"
 #include "profile.pb-c.h"
-#include "symbolizer/symbolizer.h"
 
 struct profile;
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/labels.h"
+#include "common/labels.h"
 #include "exporter/http_push.h"
 
 struct pyroscope_push {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "codec/manifest.h"
+#include "common/file.h"
 #include "codec/segment.h"
 #include "exporter/backoff.h"
 #include "exporter/segment_upload.h"
@@ -82,22 +83,6 @@ static size_t pending_bytes(const struct pending *p)
 }
 
 /* ---- spill files ---------------------------------------------------------- */
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 static size_t spill_dir_bytes(const char *dir)
 {
@@ -480,6 +465,14 @@ int seg_upload_add(struct seg_upload *u, const char *service, const struct profi
     profile_pprof_free(pp);
     if (ret == 0)
         u->cur_samples += profile_total_samples(p);
+    /* The memory cap of the segment being filled: cut it now rather than
+     * let a churning host's services and stacks pile up for flush_s. */
+    if (ret == 0 && seg_writer_bytes(u->w) > u->o.writer_bytes) {
+        ret = cut(u);
+        pthread_mutex_lock(&u->mu);
+        u->st.objects_cut_early++;
+        pthread_mutex_unlock(&u->mu);
+    }
     return ret;
 }
 
@@ -522,6 +515,8 @@ struct seg_upload *seg_upload_new(const struct seg_upload_opts *opts, char *err,
     u->o = *opts;
     if (!u->o.flush_s)
         u->o.flush_s = 60;
+    if (!u->o.writer_bytes)
+        u->o.writer_bytes = 4u << 20;
     if (!u->o.buffer_bytes)
         u->o.buffer_bytes = DEFAULT_BUFFER;
     if (!u->o.spill_bytes)

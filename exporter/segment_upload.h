@@ -6,7 +6,9 @@
  * per-service profile goes into its service's section), and the queue of
  * finished objects waiting for upload, drained by one uploader thread.
  *
- * For each flush (default 60 s) the object goes to
+ * For each flush (default 60 s, or earlier when the segment being filled
+ * holds more than writer_bytes: a churning host has many services and
+ * stacks) the object goes to
  * <tenant>/segments/<date>/<hour>/<host>/<start>-<hash>.seg and only then
  * its manifest entry to <tenant>/manifest/<date>/<hour>/entries/...: a
  * reader that finds an entry always finds its segment. Keys carry a content
@@ -33,6 +35,7 @@ struct seg_upload_opts {
     const char *tenant;  /* "default" when NULL */
     const char *host;
     unsigned flush_s;      /* 60 when 0 */
+    size_t writer_bytes;   /* cut the object early past this much heap; 4 MiB when 0 */
     size_t buffer_bytes;   /* pending memory cap; 64 MiB when 0 */
     const char *spill_dir; /* NULL: no disk spill */
     size_t spill_bytes;    /* disk cap of the spill directory; 256 MiB when 0 */
@@ -44,6 +47,7 @@ struct seg_upload_stats {
     uint64_t objects_spilled, objects_dropped, samples_dropped;
     uint64_t upload_errors; /* failed attempts (each retried) */
     uint64_t encode_errors;
+    uint64_t objects_cut_early; /* cut before flush_s: the writer reached writer_bytes */
     char last_error[256];
 };
 

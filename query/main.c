@@ -1,12 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * stoke-query — the stateless query worker (docs/api.md), and
- * `stoke-query import`, which writes pprof files into a store.
+ * stoke-query — the stateless query worker (docs/api.md), and its offline
+ * subcommands: import (pprof files into a store), compact (hours into
+ * blocks, retention) and generate (a synthetic fleet for benchmarks).
+ *
+ * One table lists every option once: its name, the subcommands that take
+ * it, its kind and bounds, where it is stored, and its help line; the
+ * command-line parser and --help both read it, so they cannot disagree
+ * (as agent/config.c does for the agent). The store options are one block
+ * every subcommand shares.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,56 +24,204 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "query/auth.h"
-#include "query/cache.h"
-#include "query/compact.h"
-#include "query/generate.h"
-#include "query/engine.h"
-#include "query/http.h"
-#include "query/import.h"
+#include "common/file.h"
+#include "query/engine/cache.h"
+#include "query/engine/engine.h"
+#include "query/engine/plan.h"
+#include "query/jobs/compact.h"
+#include "query/jobs/generate.h"
+#include "query/jobs/import.h"
+#include "query/serve/auth.h"
+#include "query/serve/http.h"
 #include "store/store.h"
+
+enum cmd {
+    CMD_SERVE = 1 << 0,
+    CMD_IMPORT = 1 << 1,
+    CMD_COMPACT = 1 << 2,
+    CMD_GENERATE = 1 << 3,
+    CMD_ALL = CMD_SERVE | CMD_IMPORT | CMD_COMPACT | CMD_GENERATE,
+};
+
+/* Every value any subcommand takes; the table below says which. */
+struct cli {
+    /* the store, every subcommand */
+    const char *store, *s3_endpoint, *s3_region, *s3_access_key_file, *s3_secret_key_file,
+        *s3_ca_file;
+    bool s3_path_style;
+    const char *tenant;
+    /* serve */
+    const char *listen, *peers, *cache_dir, *web_dir, *auth_token_file;
+    unsigned threads, cache_mb;
+    unsigned query_timeout_ms, read_timeout_ms, write_timeout_ms;
+    unsigned max_connections, max_per_ip, max_queries;
+    /* import */
+    const char *service, *host;
+    int64_t time_ms;
+    /* compact */
+    unsigned retention_days, delay_s, every_s;
+    bool open_hours;
+    /* generate */
+    unsigned hosts, services, hours, flush_s;
+    int64_t start_ms, seed;
+    bool compacted;
+};
+
+enum okind {
+    O_STR,  /* const char * */
+    O_BOOL, /* bool, no argument */
+    O_UINT, /* unsigned in [min, max] */
+    O_I64,  /* int64_t in [min, max] */
+    O_DUR,  /* unsigned milliseconds: 30, 30s, 500ms, 2m; 1 ms to 24 h */
+};
+
+struct opt {
+    const char *name;
+    unsigned cmds; /* the subcommands that take it */
+    enum okind kind;
+    size_t off;
+    int64_t min, max;
+    const char *arg; /* metavariable for --help */
+    const char *help;
+};
+
+#define OFF(f)     offsetof(struct cli, f)
+#define SECRET_MAX (64u << 10) /* bytes of a credentials file */
+
+static const struct opt opts[] = {
+    /* the store: every subcommand */
+    {"store", CMD_ALL, O_STR, OFF(store), 0, 0, "URL",
+     "directory or s3://bucket/prefix (required)"},
+    {"s3-endpoint", CMD_ALL, O_STR, OFF(s3_endpoint), 0, 0, "URL",
+     "S3 endpoint (default AWS_ENDPOINT_URL or AWS)"},
+    {"s3-region", CMD_ALL, O_STR, OFF(s3_region), 0, 0, "R",
+     "S3 region (default AWS_REGION or us-east-1)"},
+    {"s3-access-key-file", CMD_ALL, O_STR, OFF(s3_access_key_file), 0, 0, "F",
+     "read the access key from F (default: environment, then ~/.aws/credentials)"},
+    {"s3-secret-key-file", CMD_ALL, O_STR, OFF(s3_secret_key_file), 0, 0, "F",
+     "read the secret key from F"},
+    {"s3-path-style", CMD_ALL, O_BOOL, OFF(s3_path_style), 0, 0, NULL, "use path-style S3 URLs"},
+    {"s3-ca-file", CMD_ALL, O_STR, OFF(s3_ca_file), 0, 0, "F",
+     "extra CA bundle for TLS to S3 (default AWS_CA_BUNDLE, else the system's)"},
+    {"tenant", CMD_ALL, O_STR, OFF(tenant), 0, 0, "T", "tenant (default \"default\")"},
+    /* serve */
+    {"listen", CMD_SERVE, O_STR, OFF(listen), 0, 0, "ADDR",
+     "HOST:PORT to listen on (default 127.0.0.1:4040)"},
+    {"peers", CMD_SERVE, O_STR, OFF(peers), 0, 0, "A:P,B:P",
+     "other workers to share large queries with (at most 64)"},
+    {"threads", CMD_SERVE, O_UINT, OFF(threads), 1, 8, "N", "decode threads per query (default 2)"},
+    {"cache-mb", CMD_SERVE, O_UINT, OFF(cache_mb), 0, 1 << 20, "N",
+     "memory cache size (default 256; 0 disables)"},
+    {"cache-dir", CMD_SERVE, O_STR, OFF(cache_dir), 0, 0, "DIR",
+     "disk cache directory (default none)"},
+    {"web-dir", CMD_SERVE, O_STR, OFF(web_dir), 0, 0, "DIR",
+     "serve DIR/index.html instead of the embedded page"},
+    {"query-timeout", CMD_SERVE, O_DUR, OFF(query_timeout_ms), 0, 0, "T",
+     "a request's queries stop after T (default 60s; 500ms, 10s, 2m); Connect clients may ask "
+     "for less"},
+    {"read-timeout", CMD_SERVE, O_DUR, OFF(read_timeout_ms), 0, 0, "T",
+     "a request (head and body) must arrive within T of its first byte, or of the previous "
+     "answer (default 10s)"},
+    {"write-timeout", CMD_SERVE, O_DUR, OFF(write_timeout_ms), 0, 0, "T",
+     "an answer must be taken within T (default 60s)"},
+    {"max-connections", CMD_SERVE, O_UINT, OFF(max_connections), 1, 1000000, "N",
+     "open connections (default 1024, at most the descriptor limit less 64); 3/4 may be reading "
+     "requests"},
+    {"max-connections-per-ip", CMD_SERVE, O_UINT, OFF(max_per_ip), 1, 1000000, "N",
+     "per client address (default: no limit)"},
+    {"max-queries", CMD_SERVE, O_UINT, OFF(max_queries), 1, 256, "N",
+     "queries running at once (default 8); 4N more wait, beyond that 429"},
+    {"auth-token-file", CMD_SERVE, O_STR, OFF(auth_token_file), 0, 0, "F",
+     "require \"Authorization: Bearer TOKEN\" (or Basic auth with TOKEN as password) on every "
+     "request but /healthz and the page; F holds one or more tokens, one per line; the first is "
+     "sent to --peers"},
+    /* import */
+    {"service", CMD_IMPORT, O_STR, OFF(service), 0, 0, "NAME", "service name (required)"},
+    {"host", CMD_IMPORT, O_STR, OFF(host), 0, 0, "H", "host name (default \"import\")"},
+    {"time", CMD_IMPORT, O_I64, OFF(time_ms), 0, QUERY_MAX_TIME_MS, "MS",
+     "time of the first file, Unix ms (default: the profile's, else now); the next files one "
+     "second apart"},
+    /* compact */
+    {"retention-days", CMD_COMPACT, O_UINT, OFF(retention_days), 0, 100000, "N",
+     "delete hours older than N days (default 0: keep)"},
+    {"delay", CMD_COMPACT, O_UINT, OFF(delay_s), 0, 100000, "SEC",
+     "an hour is closed SEC after it ends (default 600)"},
+    {"open-hours", CMD_COMPACT, O_BOOL, OFF(open_hours), 0, 0, NULL,
+     "also compact the current, still open hour"},
+    {"every", CMD_COMPACT, O_UINT, OFF(every_s), 0, 100000, "SEC",
+     "run again every SEC until SIGINT/SIGTERM (default: once)"},
+    /* generate */
+    {"hosts", CMD_GENERATE, O_UINT, OFF(hosts), 0, UINT_MAX, "N",
+     "hosts (required, as are the next two)"},
+    {"services", CMD_GENERATE, O_UINT, OFF(services), 0, UINT_MAX, "M", "services per host"},
+    {"hours", CMD_GENERATE, O_UINT, OFF(hours), 0, UINT_MAX, "T", "hours of data"},
+    {"flush", CMD_GENERATE, O_UINT, OFF(flush_s), 0, UINT_MAX, "SEC",
+     "one segment per host per SEC (default 60)"},
+    {"start", CMD_GENERATE, O_I64, OFF(start_ms), 0, INT64_MAX, "MS",
+     "first hour, Unix ms (default: now - hours)"},
+    {"seed", CMD_GENERATE, O_I64, OFF(seed), 0, INT64_MAX, "N", "variation seed"},
+    {"compacted", CMD_GENERATE, O_BOOL, OFF(compacted), 0, 0, NULL,
+     "write compacted hours (blocks and hour manifests)"},
+};
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static const struct {
+    const char *name;
+    enum cmd cmd;
+    const char *usage;
+} cmds[] = {
+    {NULL, CMD_SERVE, "stoke-query --store URL [--listen ADDR] [options]"},
+    {"import", CMD_IMPORT, "stoke-query import --store URL --service NAME [options] FILE.pb.gz..."},
+    {"compact", CMD_COMPACT, "stoke-query compact --store URL [options]"},
+    {"generate", CMD_GENERATE,
+     "stoke-query generate --store URL --hosts N --services M --hours T [options] "
+     "FILE.pb.gz..."},
+};
+
+#define HELP_WIDTH 51 /* 80 columns less the option column */
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: stoke-query --store DIR|s3://BUCKET/PREFIX [--listen ADDR] [options]\n"
-               "       stoke-query import --store URL --service NAME [--tenant T] [--host H]\n"
-               "                          [--time MS] FILE.pb.gz...\n"
-               "       stoke-query compact --store URL [--tenant T] [--retention-days N]\n"
-               "                          [--delay SEC] [--open-hours] [--every SEC] [S3 options]\n"
-               "       stoke-query generate --store DIR --hosts N --services M --hours T\n"
-               "                          [--compacted] [--flush SEC] [--start MS] FILE.pb.gz...\n"
-               "\n"
-               "Serves the query API (docs/api.md) and the web page.\n"
-               "\n"
-               "  --store URL         directory or s3://bucket/prefix (required)\n"
-               "  --listen ADDR       HOST:PORT to listen on (default 127.0.0.1:4040)\n"
-               "  --tenant T          default tenant (default \"default\")\n"
-               "  --peers A:P,B:P     other workers to share large queries with\n"
-               "  --threads N         decode threads per query (default 2)\n"
-               "  --cache-mb N        memory cache size (default 256; 0 disables)\n"
-               "  --cache-dir DIR     disk cache directory (default none)\n"
-               "  --web-dir DIR       serve DIR/index.html instead of the embedded page\n"
-               "  --query-timeout T   a request's queries stop after T (default 60s; 500ms,\n"
-               "                      10s, 2m); Connect clients may ask for less\n"
-               "  --read-timeout T    a request (head and body) must arrive within T of its\n"
-               "                      first byte, or of the previous answer (default 10s)\n"
-               "  --write-timeout T   an answer must be taken within T (default 60s)\n"
-               "  --max-connections N open connections (default 1024, at most the\n"
-               "                      descriptor limit less 64); 3/4 may be reading requests\n"
-               "  --max-connections-per-ip N  per client address (default: no limit)\n"
-               "  --max-queries N     queries running at once (default 8); 4N more wait,\n"
-               "                      beyond that 429\n"
-               "  --auth-token-file F require \"Authorization: Bearer TOKEN\" (or Basic auth\n"
-               "                      with TOKEN as password) on every request but /healthz\n"
-               "                      and the page; F holds one or more tokens, one per\n"
-               "                      line; the first is sent to --peers\n"
-               "  --s3-endpoint URL   S3 endpoint (default AWS_ENDPOINT_URL or AWS)\n"
-               "  --s3-region R       S3 region (default AWS_REGION or us-east-1)\n"
-               "  --s3-access-key-file F, --s3-secret-key-file F\n"
-               "                      read credentials from files (default: environment,\n"
-               "                      then ~/.aws/credentials)\n"
-               "  --s3-path-style     use path-style S3 URLs\n"
-               "  -h, --help          this text\n");
+    static const struct {
+        unsigned cmds;
+        const char *title;
+    } groups[] = {
+        {CMD_ALL, "every subcommand (the store)"}, {CMD_SERVE, "stoke-query (serving)"},
+        {CMD_IMPORT, "stoke-query import"},        {CMD_COMPACT, "stoke-query compact"},
+        {CMD_GENERATE, "stoke-query generate"},
+    };
+
+    fprintf(f, "usage:\n");
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        fprintf(f, "  %s\n", cmds[i].usage);
+    fprintf(f, "\nServes the query API (docs/api.md) and the web page; imports pprof files,\n"
+               "compacts closed hours and applies retention (docs/storage.md), or writes a\n"
+               "synthetic fleet for benchmarks.\n");
+    for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+        fprintf(f, "\n%s:\n", groups[g].title);
+        for (size_t k = 0; k < NOPTS; k++) {
+            const struct opt *o = &opts[k];
+            const char *h = o->help;
+            char left[64];
+            if (o->cmds != groups[g].cmds)
+                continue;
+            snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? " " : "",
+                     o->arg ? o->arg : "");
+            fprintf(f, "  %-26s ", left);
+            /* the help wrapped at 80 columns, continued under itself */
+            while (strlen(h) > HELP_WIDTH) {
+                int cut = HELP_WIDTH;
+                while (cut > 0 && h[cut] != ' ')
+                    cut--;
+                if (cut == 0)
+                    break;
+                fprintf(f, "%.*s\n%29s", cut, h, "");
+                h += cut + 1;
+            }
+            fprintf(f, "%s\n", h);
+        }
+    }
+    fprintf(f, "\n  -h, --help                 this text\n");
 }
 
 /* "30", "30s", "500ms", "2m" into milliseconds in [1, 86400000]. */
@@ -88,17 +246,236 @@ static int parse_duration_ms(const char *s, unsigned *out)
     return 0;
 }
 
-/* A count in [1, max]. */
-static int parse_count(const char *s, unsigned long max, unsigned *out)
+/* Stores @val for option @o into @c. 0, or -EINVAL after saying why. */
+static int set_opt(struct cli *c, const struct opt *o, const char *val, const char *prog)
 {
-    char *end;
+    char *field = (char *)c + o->off, *end;
 
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (!*s || *end || errno || s[0] == '-' || v < 1 || v > max)
-        return -EINVAL;
-    *out = (unsigned)v;
+    switch (o->kind) {
+    case O_STR:
+        *(const char **)field = val;
+        return 0;
+    case O_BOOL:
+        *(bool *)field = true;
+        return 0;
+    case O_DUR:
+        if (parse_duration_ms(val, (unsigned *)field)) {
+            fprintf(stderr,
+                    "%s: --%s: '%s' is not a duration from 1ms to 24h (e.g. 30s, 500ms, 2m)\n",
+                    prog, o->name, val);
+            return -EINVAL;
+        }
+        return 0;
+    case O_UINT:
+    case O_I64: {
+        errno = 0;
+        long long v = strtoll(val, &end, 10);
+        if (!*val || *end || errno || v < o->min || v > o->max) {
+            fprintf(stderr, "%s: --%s: '%s' is not a number from %lld to %lld\n", prog, o->name,
+                    val, (long long)o->min, (long long)o->max);
+            return -EINVAL;
+        }
+        if (o->kind == O_UINT)
+            *(unsigned *)field = (unsigned)v;
+        else
+            *(int64_t *)field = v;
+        return 0;
+    }
+    }
+    return -EINVAL;
+}
+
+/* Parses the options of subcommand @cmd (argv[0] is its name). 0, 1 when
+ * --help was printed, or 2 after saying what is wrong. */
+static int parse(struct cli *c, enum cmd cmd, const char *prog, int argc, char **argv)
+{
+    struct option lopts[NOPTS + 2];
+    size_t n = 0;
+    int ch;
+
+    for (size_t i = 0; i < NOPTS; i++)
+        if (opts[i].cmds & cmd)
+            lopts[n++] = (struct option){opts[i].name,
+                                         opts[i].kind == O_BOOL ? no_argument : required_argument,
+                                         NULL, 1000 + (int)i};
+    lopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    lopts[n] = (struct option){0};
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+        if (ch == 'h') {
+            usage(stdout);
+            return 1;
+        }
+        if (ch < 1000) {
+            usage(stderr);
+            return 2;
+        }
+        if (set_opt(c, &opts[ch - 1000], optarg, prog))
+            return 2;
+    }
     return 0;
+}
+
+/* The store options every subcommand shares, credentials read from their
+ * files. The secrets are the caller's to free. 0, or 2 after saying why. */
+static int store_opts_of(const struct cli *c, const char *prog, struct store_opts *so, char **ak,
+                         char **sk)
+{
+    *so = (struct store_opts){.url = c->store,
+                              .endpoint = c->s3_endpoint,
+                              .region = c->s3_region,
+                              .path_style = c->s3_path_style ? 1 : -1,
+                              .ca_file = c->s3_ca_file};
+    *ak = *sk = NULL;
+    /* Credentials come from files, never the command line, where ps would
+     * show them. */
+    if (c->s3_access_key_file && read_first_line(c->s3_access_key_file, SECRET_MAX, ak)) {
+        fprintf(stderr, "%s: cannot read %s\n", prog, c->s3_access_key_file);
+        return 2;
+    }
+    if (c->s3_secret_key_file && read_first_line(c->s3_secret_key_file, SECRET_MAX, sk)) {
+        fprintf(stderr, "%s: cannot read %s\n", prog, c->s3_secret_key_file);
+        free(*ak);
+        *ak = NULL;
+        return 2;
+    }
+    so->access_key = *ak;
+    so->secret_key = *sk;
+    return 0;
+}
+
+/* Opens the store of @c into *@st. 0, 2 when a credentials file cannot be
+ * read, 1 when the store cannot be opened (after saying why). */
+static int open_store(const struct cli *c, const char *prog, struct store **st, char **ak,
+                      char **sk)
+{
+    struct store_opts so;
+    char err[512];
+    int rc = store_opts_of(c, prog, &so, ak, sk);
+
+    *st = NULL;
+    if (rc)
+        return rc;
+    *st = store_open(&so, err, sizeof(err));
+    if (!*st) {
+        fprintf(stderr, "%s: --store %s: %s\n", prog, c->store, err);
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * `stoke-query compact`: merges closed hours into blocks + hour manifests
+ * and applies retention (query/jobs/compact.h); once, or every --every SEC
+ * until SIGINT/SIGTERM.
+ */
+static volatile sig_atomic_t compact_stop;
+static void on_compact_error(const char *msg, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "stoke-query compact: skipped: %s\n", msg);
+}
+
+static void on_compact_signal(int sig)
+{
+    (void)sig;
+    compact_stop = 1;
+}
+
+static int cmd_compact(const struct cli *c, struct store *st, char **files, int nfiles)
+{
+    struct compact_opts co = {.tenant = c->tenant,
+                              .delay_s = c->delay_s,
+                              .retention_h = c->retention_days * 24,
+                              .open_hours = c->open_hours,
+                              .on_error = on_compact_error};
+
+    struct sigaction sa = {.sa_handler = on_compact_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int ret;
+    do {
+        struct compact_stats cs;
+        ret = compact_run(st, &co, &cs);
+        printf("compact: %llu hours compacted (%llu entries, %llu sections merged, %llu blocks, "
+               "%llu bytes read, %llu written), %llu objects deleted, %llu hours expired, "
+               "%llu objects kept as they are, %llu orphan blocks, %llu errors%s%s\n",
+               (unsigned long long)cs.hours_compacted, (unsigned long long)cs.entries_merged,
+               (unsigned long long)cs.sections_merged, (unsigned long long)cs.blocks_written,
+               (unsigned long long)cs.bytes_in, (unsigned long long)cs.bytes_out,
+               (unsigned long long)cs.objects_deleted, (unsigned long long)cs.hours_expired,
+               (unsigned long long)cs.objects_kept, (unsigned long long)cs.blocks_orphaned,
+               (unsigned long long)cs.errors, cs.last_error[0] ? ": " : "", cs.last_error);
+        fflush(stdout);
+        if (ret)
+            fprintf(stderr, "stoke-query compact: %s\n", st->err[0] ? st->err : strerror(-ret));
+        for (unsigned i = 0; c->every_s && i < c->every_s * 10 && !compact_stop; i++) {
+            struct timespec ts = {0, 100000000};
+            nanosleep(&ts, NULL);
+        }
+    } while (c->every_s && !compact_stop);
+    return ret ? 1 : 0;
+}
+
+/* `stoke-query generate`: the fleet generator (query/jobs/generate.h). */
+static int cmd_generate(const struct cli *c, struct store *st, char **files, int nfiles)
+{
+    struct generate_opts go = {.tenant = c->tenant,
+                               .hosts = c->hosts,
+                               .services = c->services,
+                               .hours = c->hours,
+                               .flush_s = c->flush_s,
+                               .start_ms = c->start_ms,
+                               .seed = (uint64_t)c->seed,
+                               .compacted = c->compacted,
+                               .files = (const char *const *)files,
+                               .nfiles = (size_t)nfiles};
+    struct generate_stats gs;
+    struct timespec t0, t1;
+    char err[512];
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int ret = fleet_generate(st, &go, &gs, err, sizeof(err));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (ret) {
+        fprintf(stderr, "stoke-query generate: %s\n", err);
+        return 1;
+    }
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("generate: %llu objects, %llu bytes (%llu in segments/blocks), %llu samples in %llu "
+           "rows, %.2f bytes/sample, %.1f s\n",
+           (unsigned long long)gs.objects, (unsigned long long)gs.bytes,
+           (unsigned long long)gs.segment_bytes, (unsigned long long)gs.samples,
+           (unsigned long long)gs.rows, gs.samples ? (double)gs.bytes / (double)gs.samples : 0,
+           secs);
+    return 0;
+}
+
+/* `stoke-query import`: pprof files into the store (query/jobs/import.h). */
+static int cmd_import(const struct cli *c, struct store *st, char **files, int nfiles)
+{
+    struct import_opts io = {
+        .tenant = c->tenant, .host = c->host, .service = c->service, .time_ms = c->time_ms};
+    char err[512];
+    int rc = 0;
+
+    for (int i = 0; i < nfiles; i++) {
+        char key[1024], warn[512];
+        struct import_opts one = io;
+        /* Several files of one service: one second apart, as windows. */
+        if (io.time_ms)
+            one.time_ms = io.time_ms + (int64_t)i * 1000;
+        if (query_import_file(st, &one, files[i], key, sizeof(key), warn, sizeof(warn), err,
+                              sizeof(err))) {
+            fprintf(stderr, "stoke-query import: %s\n", err);
+            rc = 1;
+            continue;
+        }
+        if (warn[0])
+            fprintf(stderr, "stoke-query import: warning: %s\n", warn);
+        printf("%s\n", key);
+    }
+    return rc;
 }
 
 /* Raises the soft descriptor limit to the hard one: each client
@@ -129,470 +506,33 @@ static void *stop_watchdog(void *arg)
     return NULL;
 }
 
-/* Reads the first line of @path into a malloc'd string (credentials are
- * never passed on the command line, where ps would show them). */
-static char *read_secret(const char *path)
+/* The worker: serves until SIGINT/SIGTERM. */
+static int cmd_serve(const struct cli *c, struct store *st, char **files, int nfiles)
 {
-    FILE *f = fopen(path, "r");
-    char buf[1024];
-
-    if (!f)
-        return NULL;
-    if (!fgets(buf, sizeof(buf), f))
-        buf[0] = '\0';
-    fclose(f);
-    buf[strcspn(buf, "\r\n")] = '\0';
-    return strdup(buf);
-}
-
-/*
- * `stoke-query compact`: merges closed hours into blocks + hour manifests
- * and applies retention (query/compact.h); once, or every --every SEC
- * until SIGINT/SIGTERM.
- */
-static volatile sig_atomic_t compact_stop;
-static void on_compact_error(const char *msg, void *arg)
-{
-    (void)arg;
-    fprintf(stderr, "stoke-query compact: skipped: %s\n", msg);
-}
-
-static void on_compact_signal(int sig)
-{
-    (void)sig;
-    compact_stop = 1;
-}
-
-static int cmd_compact(int argc, char **argv)
-{
-    static const struct option opts[] = {{"store", required_argument, 0, 's'},
-                                         {"tenant", required_argument, 0, 't'},
-                                         {"retention-days", required_argument, 0, 'r'},
-                                         {"delay", required_argument, 0, 'd'},
-                                         {"open-hours", no_argument, 0, 'o'},
-                                         {"every", required_argument, 0, 'e'},
-                                         {"s3-endpoint", required_argument, 0, 'E'},
-                                         {"s3-region", required_argument, 0, 'R'},
-                                         {"s3-path-style", no_argument, 0, 'P'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    struct store_opts so = {.path_style = -1};
-    struct compact_opts co = {.on_error = on_compact_error};
-    unsigned every = 0;
-    char err[512];
-    int c;
-
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        char *end = NULL;
-        unsigned long v = 0;
-        if (c == 'r' || c == 'd' || c == 'e') {
-            v = strtoul(optarg, &end, 10);
-            if (!*optarg || *end || v > 100000) {
-                fprintf(stderr, "stoke-query compact: --%s: '%s' is not a number\n",
-                        c == 'r'   ? "retention-days"
-                        : c == 'd' ? "delay"
-                                   : "every",
-                        optarg);
-                return 2;
-            }
-        }
-        switch (c) {
-        case 's':
-            so.url = optarg;
-            break;
-        case 't':
-            co.tenant = optarg;
-            break;
-        case 'r':
-            co.retention_h = (unsigned)v * 24;
-            break;
-        case 'd':
-            co.delay_s = (unsigned)v;
-            break;
-        case 'o':
-            co.open_hours = 1;
-            break;
-        case 'e':
-            every = (unsigned)v;
-            break;
-        case 'E':
-            so.endpoint = optarg;
-            break;
-        case 'R':
-            so.region = optarg;
-            break;
-        case 'P':
-            so.path_style = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!so.url) {
-        fprintf(stderr, "stoke-query compact: --store is required\n");
-        return 2;
-    }
-    struct store *st = store_open(&so, err, sizeof(err));
-    if (!st) {
-        fprintf(stderr, "stoke-query compact: %s\n", err);
-        return 1;
-    }
-    struct sigaction sa = {.sa_handler = on_compact_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    int ret;
-    do {
-        struct compact_stats cs;
-        ret = compact_run(st, &co, &cs);
-        printf("compact: %llu hours compacted (%llu entries, %llu sections merged, %llu blocks, "
-               "%llu bytes read, %llu written), %llu objects deleted, %llu hours expired, "
-               "%llu objects kept as they are, %llu orphan blocks, %llu errors%s%s\n",
-               (unsigned long long)cs.hours_compacted, (unsigned long long)cs.entries_merged,
-               (unsigned long long)cs.sections_merged, (unsigned long long)cs.blocks_written,
-               (unsigned long long)cs.bytes_in, (unsigned long long)cs.bytes_out,
-               (unsigned long long)cs.objects_deleted, (unsigned long long)cs.hours_expired,
-               (unsigned long long)cs.objects_kept, (unsigned long long)cs.blocks_orphaned,
-               (unsigned long long)cs.errors, cs.last_error[0] ? ": " : "", cs.last_error);
-        fflush(stdout);
-        if (ret)
-            fprintf(stderr, "stoke-query compact: %s\n", st->err[0] ? st->err : strerror(-ret));
-        for (unsigned i = 0; every && i < every * 10 && !compact_stop; i++) {
-            struct timespec ts = {0, 100000000};
-            nanosleep(&ts, NULL);
-        }
-    } while (every && !compact_stop);
-    store_close(st);
-    return ret ? 1 : 0;
-}
-
-/* `stoke-query generate`: the fleet generator (query/generate.h). */
-static int cmd_generate(int argc, char **argv)
-{
-    static const struct option opts[] = {{"store", required_argument, 0, 's'},
-                                         {"tenant", required_argument, 0, 't'},
-                                         {"hosts", required_argument, 0, 'H'},
-                                         {"services", required_argument, 0, 'S'},
-                                         {"hours", required_argument, 0, 'T'},
-                                         {"flush", required_argument, 0, 'f'},
-                                         {"start", required_argument, 0, 'b'},
-                                         {"seed", required_argument, 0, 'r'},
-                                         {"compacted", no_argument, 0, 'c'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    struct store_opts so = {.path_style = -1};
-    struct generate_opts go = {0};
-    char err[512];
-    int c;
-
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        char *end = NULL;
-        long long v = 0;
-        if (c != 's' && c != 't' && c != 'c' && c != 'h' && c != '?') {
-            v = strtoll(optarg, &end, 10);
-            if (!*optarg || *end || v < 0) {
-                fprintf(stderr, "stoke-query generate: '%s' is not a number\n", optarg);
-                return 2;
-            }
-        }
-        switch (c) {
-        case 's':
-            so.url = optarg;
-            break;
-        case 't':
-            go.tenant = optarg;
-            break;
-        case 'H':
-            go.hosts = (unsigned)v;
-            break;
-        case 'S':
-            go.services = (unsigned)v;
-            break;
-        case 'T':
-            go.hours = (unsigned)v;
-            break;
-        case 'f':
-            go.flush_s = (unsigned)v;
-            break;
-        case 'b':
-            go.start_ms = v;
-            break;
-        case 'r':
-            go.seed = (uint64_t)v;
-            break;
-        case 'c':
-            go.compacted = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!so.url || optind >= argc) {
-        fprintf(stderr, "stoke-query generate: --store and at least one pprof FILE are required\n");
-        return 2;
-    }
-    go.files = (const char *const *)&argv[optind];
-    go.nfiles = (size_t)(argc - optind);
-    struct store *st = store_open(&so, err, sizeof(err));
-    if (!st) {
-        fprintf(stderr, "stoke-query generate: %s\n", err);
-        return 1;
-    }
-    struct generate_stats gs;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int ret = fleet_generate(st, &go, &gs, err, sizeof(err));
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    store_close(st);
-    if (ret) {
-        fprintf(stderr, "stoke-query generate: %s\n", err);
-        return 1;
-    }
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    printf("generate: %llu objects, %llu bytes (%llu in segments/blocks), %llu samples in %llu "
-           "rows, %.2f bytes/sample, %.1f s\n",
-           (unsigned long long)gs.objects, (unsigned long long)gs.bytes,
-           (unsigned long long)gs.segment_bytes, (unsigned long long)gs.samples,
-           (unsigned long long)gs.rows, gs.samples ? (double)gs.bytes / (double)gs.samples : 0,
-           secs);
-    return 0;
-}
-
-static int cmd_import(int argc, char **argv)
-{
-    static const struct option opts[] = {{"store", required_argument, 0, 's'},
-                                         {"service", required_argument, 0, 'S'},
-                                         {"tenant", required_argument, 0, 't'},
-                                         {"host", required_argument, 0, 'H'},
-                                         {"time", required_argument, 0, 'T'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    struct import_opts io = {0};
-    struct store_opts so = {0};
-    char err[512];
-    int c, rc = 0;
-
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 's':
-            so.url = optarg;
-            break;
-        case 'S':
-            io.service = optarg;
-            break;
-        case 't':
-            io.tenant = optarg;
-            break;
-        case 'H':
-            io.host = optarg;
-            break;
-        case 'T':
-            io.time_ms = strtoll(optarg, NULL, 10);
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!so.url || !io.service || optind >= argc) {
-        fprintf(stderr, "stoke-query import: --store, --service and at least one FILE are "
-                        "required\n");
-        return 2;
-    }
-    struct store *st = store_open(&so, err, sizeof(err));
-    if (!st) {
-        fprintf(stderr, "stoke-query import: %s\n", err);
-        return 1;
-    }
-    for (int i = optind; i < argc; i++) {
-        char key[1024], warn[512];
-        struct import_opts one = io;
-        /* Several files of one service: one second apart, as windows. */
-        if (io.time_ms)
-            one.time_ms = io.time_ms + (int64_t)(i - optind) * 1000;
-        if (query_import_file(st, &one, argv[i], key, sizeof(key), warn, sizeof(warn), err,
-                              sizeof(err))) {
-            fprintf(stderr, "stoke-query import: %s\n", err);
-            rc = 1;
-            continue;
-        }
-        if (warn[0])
-            fprintf(stderr, "stoke-query import: warning: %s\n", warn);
-        printf("%s\n", key);
-    }
-    store_close(st);
-    return rc;
-}
-
-int main(int argc, char **argv)
-{
-    static const struct option opts[] = {{"store", required_argument, 0, 's'},
-                                         {"listen", required_argument, 0, 'l'},
-                                         {"tenant", required_argument, 0, 't'},
-                                         {"peers", required_argument, 0, 'p'},
-                                         {"threads", required_argument, 0, 'n'},
-                                         {"cache-mb", required_argument, 0, 'c'},
-                                         {"cache-dir", required_argument, 0, 'C'},
-                                         {"web-dir", required_argument, 0, 'w'},
-                                         {"auth-token-file", required_argument, 0, 'T'},
-                                         {"s3-endpoint", required_argument, 0, 'E'},
-                                         {"s3-region", required_argument, 0, 'R'},
-                                         {"s3-access-key-file", required_argument, 0, 'A'},
-                                         {"s3-secret-key-file", required_argument, 0, 'K'},
-                                         {"s3-path-style", no_argument, 0, 'P'},
-                                         {"query-timeout", required_argument, 0, 'Q'},
-                                         {"read-timeout", required_argument, 0, 'r'},
-                                         {"write-timeout", required_argument, 0, 'W'},
-                                         {"max-connections", required_argument, 0, 'M'},
-                                         {"max-connections-per-ip", required_argument, 0, 'I'},
-                                         {"max-queries", required_argument, 0, 'q'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    struct store_opts so = {.path_style = -1};
-    struct http_opts ho = {0};
-    const char *listen = "127.0.0.1:4040", *tenant = "default", *cache_dir = NULL, *web_dir = NULL,
-               *peers_arg = NULL, *token_file = NULL;
+    struct http_opts ho = {.listen = c->listen,
+                           .tenant = c->tenant ? c->tenant : "default",
+                           .web_dir = c->web_dir,
+                           .query_timeout_ms = c->query_timeout_ms,
+                           .read_timeout_ms = c->read_timeout_ms,
+                           .write_timeout_ms = c->write_timeout_ms,
+                           .max_connections = c->max_connections,
+                           .max_per_ip = c->max_per_ip,
+                           .max_queries = c->max_queries};
     struct auth *auth = NULL;
-    char *ak = NULL, *sk = NULL, *peers_buf = NULL, *peers[64];
+    char err[512], *peers_buf = NULL, *peers[64];
     size_t npeers = 0;
-    long cache_mb = 256, threads = 2;
-    char err[512];
-    int c, rc = 1;
+    struct cache *cache = NULL;
+    struct engine *eng = NULL;
+    struct http_server *srv = NULL;
+    int rc = 1;
 
-    if (argc > 1 && strcmp(argv[1], "import") == 0)
-        return cmd_import(argc - 1, argv + 1);
-    if (argc > 1 && strcmp(argv[1], "compact") == 0)
-        return cmd_compact(argc - 1, argv + 1);
-    if (argc > 1 && strcmp(argv[1], "generate") == 0)
-        return cmd_generate(argc - 1, argv + 1);
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        char *end;
-        switch (c) {
-        case 's':
-            so.url = optarg;
-            break;
-        case 'l':
-            listen = optarg;
-            break;
-        case 't':
-            tenant = optarg;
-            break;
-        case 'p':
-            peers_arg = optarg;
-            break;
-        case 'n':
-            threads = strtol(optarg, &end, 10);
-            if (*end || threads < 1 || threads > 8) {
-                fprintf(stderr, "stoke-query: --threads must be 1..8\n");
-                return 2;
-            }
-            break;
-        case 'c':
-            cache_mb = strtol(optarg, &end, 10);
-            if (*end || cache_mb < 0 || cache_mb > 1 << 20) {
-                fprintf(stderr, "stoke-query: --cache-mb must be 0..1048576\n");
-                return 2;
-            }
-            break;
-        case 'C':
-            cache_dir = optarg;
-            break;
-        case 'w':
-            web_dir = optarg;
-            break;
-        case 'T':
-            token_file = optarg;
-            break;
-        case 'E':
-            so.endpoint = optarg;
-            break;
-        case 'R':
-            so.region = optarg;
-            break;
-        case 'A':
-            if (!(ak = read_secret(optarg))) {
-                fprintf(stderr, "stoke-query: cannot read %s\n", optarg);
-                return 2;
-            }
-            so.access_key = ak;
-            break;
-        case 'K':
-            if (!(sk = read_secret(optarg))) {
-                fprintf(stderr, "stoke-query: cannot read %s\n", optarg);
-                return 2;
-            }
-            so.secret_key = sk;
-            break;
-        case 'P':
-            so.path_style = 1;
-            break;
-        case 'Q':
-        case 'r':
-        case 'W':
-            if (parse_duration_ms(optarg, c == 'Q'   ? &ho.query_timeout_ms
-                                          : c == 'r' ? &ho.read_timeout_ms
-                                                     : &ho.write_timeout_ms)) {
-                fprintf(stderr,
-                        "stoke-query: --%s: '%s' is not a duration from 1ms to 24h (e.g. 30s, "
-                        "500ms, 2m)\n",
-                        c == 'Q'   ? "query-timeout"
-                        : c == 'r' ? "read-timeout"
-                                   : "write-timeout",
-                        optarg);
-                return 2;
-            }
-            break;
-        case 'M':
-        case 'I':
-        case 'q':
-            if (parse_count(optarg, c == 'q' ? 256 : 1000000,
-                            c == 'M'   ? &ho.max_connections
-                            : c == 'I' ? &ho.max_per_ip
-                                       : &ho.max_queries)) {
-                fprintf(stderr, "stoke-query: --%s: '%s' is not a number from 1 to %lu\n",
-                        c == 'M'   ? "max-connections"
-                        : c == 'I' ? "max-connections-per-ip"
-                                   : "max-queries",
-                        optarg, c == 'q' ? 256UL : 1000000UL);
-                return 2;
-            }
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!so.url || optind != argc) {
-        fprintf(stderr, "stoke-query: %s\n",
-                so.url ? "unexpected arguments" : "--store is required");
-        usage(stderr);
-        return 2;
-    }
-    if (token_file && auth_load(token_file, &auth, err, sizeof(err))) {
+    if (c->auth_token_file && auth_load(c->auth_token_file, &auth, err, sizeof(err))) {
         fprintf(stderr, "stoke-query: --auth-token-file %s\n", err);
-        free(ak);
-        free(sk);
         return 2;
     }
-    if (peers_arg && *peers_arg) {
-        peers_buf = strdup(peers_arg);
-        for (char *save = NULL, *tok = strtok_r(peers_buf, ",", &save); tok;
+    if (c->peers && *c->peers) {
+        peers_buf = strdup(c->peers);
+        for (char *save = NULL, *tok = peers_buf ? strtok_r(peers_buf, ",", &save) : NULL; tok;
              tok = strtok_r(NULL, ",", &save)) {
             if (npeers == 64 || !strchr(tok, ':')) {
                 fprintf(stderr, "stoke-query: --peers: expected HOST:PORT,... (at most 64)\n");
@@ -613,19 +553,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
 
-    struct store *st = store_open(&so, err, sizeof(err));
-    struct cache *cache = NULL;
-    struct engine *eng = NULL;
-    struct http_server *srv = NULL;
-    if (!st) {
-        fprintf(stderr, "stoke-query: --store %s: %s\n", so.url, err);
-        goto out;
-    }
-    if (cache_mb || cache_dir) {
-        cache = cache_new((size_t)cache_mb << 20, cache_dir);
+    if (c->cache_mb || c->cache_dir) {
+        cache = cache_new((size_t)c->cache_mb << 20, c->cache_dir);
         if (!cache) {
             fprintf(stderr, "stoke-query: --cache-dir %s: cannot create\n",
-                    cache_dir ? cache_dir : "");
+                    c->cache_dir ? c->cache_dir : "");
             goto out;
         }
     }
@@ -633,18 +565,15 @@ int main(int argc, char **argv)
                              .cache = cache,
                              .peers = peers,
                              .npeers = npeers,
-                             .threads = (unsigned)threads,
+                             .threads = c->threads,
                              .peer_token = auth_first(auth)};
     eng = engine_new(&eo);
     if (!eng) {
         fprintf(stderr, "stoke-query: out of memory\n");
         goto out;
     }
-    ho.listen = listen;
     ho.engine = eng;
     ho.cache = cache;
-    ho.tenant = tenant;
-    ho.web_dir = web_dir;
     ho.auth = auth;
     srv = http_start(&ho, err, sizeof(err));
     if (!srv) {
@@ -655,7 +584,7 @@ int main(int argc, char **argv)
     fprintf(stderr,
             "stoke-query: serving %s on port %u (store %s, %zu peers, %s; %u connections, "
             "%u queries at once, query timeout %u ms, read timeout %u ms)\n",
-            listen, http_port(srv), so.url, npeers, auth ? "token auth on" : "no auth",
+            c->listen, http_port(srv), c->store, npeers, auth ? "token auth on" : "no auth",
             lim->max_connections, lim->max_queries, lim->query_timeout_ms, lim->read_timeout_ms);
     if (ho.max_connections && lim->max_connections < ho.max_connections)
         fprintf(stderr,
@@ -673,10 +602,60 @@ out:
     http_stop(srv);
     engine_free(eng);
     cache_free(cache);
-    if (st)
-        store_close(st);
     free(peers_buf);
     auth_free(auth);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static int (*const run[])(const struct cli *, struct store *, char **,
+                              int) = {cmd_serve, cmd_import, cmd_compact, cmd_generate};
+    struct cli c = {.listen = "127.0.0.1:4040", .threads = 2, .cache_mb = 256};
+    size_t k = 0;
+    char prog[64], *ak = NULL, *sk = NULL;
+    int rc;
+
+    for (size_t i = 1; argc > 1 && i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (strcmp(argv[1], cmds[i].name) == 0)
+            k = i;
+    snprintf(prog, sizeof(prog), "stoke-query%s%s", k ? " " : "", k ? cmds[k].name : "");
+    /* a subcommand's argv[0] is its name */
+    rc = parse(&c, cmds[k].cmd, prog, argc - (k ? 1 : 0), argv + (k ? 1 : 0));
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    char **files = argv + (k ? 1 : 0) + optind;
+    int nfiles = argc - (k ? 1 : 0) - optind;
+    /* What each subcommand needs, named as before. */
+    const char *missing = NULL;
+    switch (cmds[k].cmd) {
+    case CMD_SERVE:
+        missing = !c.store ? "--store is required" : nfiles ? "unexpected arguments" : NULL;
+        break;
+    case CMD_IMPORT:
+        if (!c.store || !c.service || nfiles < 1)
+            missing = "--store, --service and at least one FILE are required";
+        break;
+    case CMD_COMPACT:
+        missing = !c.store ? "--store is required" : nfiles ? "unexpected arguments" : NULL;
+        break;
+    default:
+        if (!c.store || nfiles < 1)
+            missing = "--store and at least one pprof FILE are required";
+        break;
+    }
+    if (missing) {
+        fprintf(stderr, "%s: %s\n", prog, missing);
+        if (!k)
+            usage(stderr);
+        return 2;
+    }
+    struct store *st;
+    rc = open_store(&c, prog, &st, &ak, &sk);
+    if (!rc) {
+        rc = run[k](&c, st, files, nfiles);
+        store_close(st);
+    }
     free(ak);
     free(sk);
     return rc;

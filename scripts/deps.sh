@@ -12,6 +12,9 @@ build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-d
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
     procps python3 curl awscli nodejs npm util-linux chromium protobuf-compiler
     lintian rpmlint python3-yaml strace systemd
+    # test_agent_rss.sh and make bench: libc's separate DWARF (10 MB of
+    # compressed sections), the heaviest thing the symbolizer opens
+    libc6-dbg
     # test_unwind.sh: Debian's own stripped binaries, and a Rust fixture
     sqlite3 xz-utils perl rustc
     # test_runtimes.sh: the JDK whose HotSpot frames are named

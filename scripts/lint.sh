@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make lint`: formatting, clang-tidy and cppcheck over the project's C.
+# `make lint`: formatting, clang-tidy and cppcheck over the project's C, and
+# the include rules (scripts/check-includes.sh).
 # The clang-tidy set leaves out checks that only flag style here (implicit
 # widening of small products, sizeof of pointer arrays in realloc, memcmp
 # used as a boolean); bugprone-* and the static analyzer stay.
@@ -19,6 +20,8 @@ for f in $(echo "$files" | grep '\.c$' | grep -v '^tests/'); do
 done
 echo "== cppcheck"
 cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
-    -I. -Ibuild -Ibuild/proto --suppress=missingIncludeSystem agent symbolizer exporter || fail=1
+    -I. -Ibuild -Ibuild/proto --suppress=missingIncludeSystem common agent symbolizer exporter || fail=1
+echo "== include rules"
+scripts/check-includes.sh || fail=1
 [ $fail -eq 0 ] && echo "lint: clean" || echo "lint: problems found"
 exit $fail

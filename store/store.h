@@ -80,7 +80,8 @@ struct store {
     struct store_stats stats;
 };
 
-/* Opens the backend the URL names. NULL with a message in @err. */
+/* Opens the backend the URL names (store/backend.c). NULL with a message in
+ * @err. */
 struct store *store_open(const struct store_opts *opts, char *err, size_t errlen);
 void store_close(struct store *s);
 

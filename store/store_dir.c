@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "store/backend.h"
 
 #define TMP_MARK ".stoke-tmp-"
@@ -52,20 +53,6 @@ static int mkparents(struct dir_store *d, char *path)
         *p = '/';
         if (rc && e != EEXIST)
             return -e;
-    }
-    return 0;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += n, len -= (size_t)n;
     }
     return 0;
 }

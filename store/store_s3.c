@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/buf.h"
+#include "common/file.h"
 #include "store/backend.h"
 #include "store/sha256.h"
 
@@ -55,8 +57,8 @@ struct s3_store {
 };
 
 struct body {
-    uint8_t *data;
-    size_t len, cap, max;
+    struct wbuf b; /* the answer */
+    size_t max;
     int overflow;
 };
 
@@ -190,23 +192,12 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg)
     struct body *b = arg;
     size_t n = size * nmemb;
 
-    if (n > b->max - b->len) {
+    if (n > b->max - b->b.len) {
         b->overflow = 1;
         return 0;
     }
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-        uint8_t *d = realloc(b->data, cap);
-        if (!d)
-            return 0;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    return n;
+    wb_bytes(&b->b, ptr, n);
+    return b->b.err ? 0 : n;
 }
 
 static size_t on_read(char *buf, size_t size, size_t nitems, void *arg)
@@ -424,7 +415,7 @@ static int status_errno(long status)
 }
 
 /* Runs @r with retries; 0 on a 2xx (or 416 for a ranged GET), else a
- * negative errno with s->err set. The caller frees r->resp.data. */
+ * negative errno with s->err set. The caller frees r->resp.b.p. */
 static int perform(struct s3_store *d, struct req *r)
 {
     unsigned attempts = 0;
@@ -436,7 +427,7 @@ static int perform(struct s3_store *d, struct req *r)
         CURLcode cc;
         int rc;
 
-        free(r->resp.data);
+        free(r->resp.b.p);
         r->resp = (struct body){.max = r->max_resp};
         r->status = 0;
         r->have_crange = 0;
@@ -456,7 +447,7 @@ static int perform(struct s3_store *d, struct req *r)
             return 0;
         code[0] = 0;
         if (cc == CURLE_OK)
-            s3_error_code((const char *)r->resp.data, r->resp.len, code, sizeof(code));
+            s3_error_code(r->resp.b.s, r->resp.b.len, code, sizeof(code));
         int retry = cc != CURLE_OK ? curl_retriable(cc)
                                    : r->status >= 500 || r->status == 429 ||
                                          (r->status == 400 && !strcmp(code, "RequestTimeout"));
@@ -524,7 +515,7 @@ static int s3_put(struct store *s, const char *key, const void *data, size_t len
     pthread_mutex_lock(&d->lock);
     rc = perform(d, &r);
     pthread_mutex_unlock(&d->lock);
-    free(r.resp.data);
+    free(r.resp.b.p);
     free((char *)r.url);
     if (!rc) {
         STORE_STAT_ADD(s, puts, 1);
@@ -560,28 +551,28 @@ static int s3_get(struct store *s, const char *key, uint64_t off, uint64_t len,
     pthread_mutex_unlock(&d->lock);
     free((char *)r.url);
     if (rc) {
-        free(r.resp.data);
+        free(r.resp.b.p);
         return rc;
     }
     if (r.status == 416) {
-        r.resp.len = 0; /* the range starts past the end: clipped to nothing */
+        r.resp.b.len = 0; /* the range starts past the end: clipped to nothing */
     } else if ((off || len) && (r.status == 200 || (r.have_crange && r.crange_start <= off))) {
         /* The whole object (200), or a range starting at or before ours. */
         uint64_t skip = r.status == 200 ? off : off - r.crange_start;
-        size_t start = skip < r.resp.len ? (size_t)skip : r.resp.len;
-        size_t n = r.resp.len - start;
+        size_t start = skip < r.resp.b.len ? (size_t)skip : r.resp.b.len;
+        size_t n = r.resp.b.len - start;
         if (len && len < n)
             n = (size_t)len;
-        memmove(r.resp.data, r.resp.data + start, n);
-        r.resp.len = n;
-    } else if (len && r.resp.len > len) {
-        free(r.resp.data);
+        memmove(r.resp.b.p, r.resp.b.p + start, n);
+        r.resp.b.len = n;
+    } else if (len && r.resp.b.len > len) {
+        free(r.resp.b.p);
         return store_fail(s, -EPROTO, "s3 GET %s: server sent more than the range asked", key);
     }
-    if (!r.resp.data && !(r.resp.data = malloc(1)))
+    if (!r.resp.b.p && !(r.resp.b.p = malloc(1)))
         return store_fail(s, -ENOMEM, "s3 GET %s: out of memory", key);
-    out->data = r.resp.data;
-    out->len = r.resp.len;
+    out->data = r.resp.b.p;
+    out->len = r.resp.b.len;
     STORE_STAT_ADD(s, gets, 1);
     STORE_STAT_ADD(s, bytes_got, out->len);
     return 0;
@@ -600,7 +591,7 @@ static int s3_head(struct store *s, const char *key, uint64_t *size)
     pthread_mutex_lock(&d->lock);
     rc = perform(d, &r);
     pthread_mutex_unlock(&d->lock);
-    free(r.resp.data);
+    free(r.resp.b.p);
     free((char *)r.url);
     if (rc == -ENOENT)
         STORE_STAT_ADD(s, errors, (uint64_t)-1); /* an answer, not a failure */
@@ -657,7 +648,7 @@ static int s3_list(struct store *s, const char *prefix, struct store_list *out)
         if (!rc) {
             char *next = NULL;
 
-            rc = s3_list_parse((const char *)r.resp.data, r.resp.len, out, &cap, &truncated, &next);
+            rc = s3_list_parse(r.resp.b.s, r.resp.b.len, out, &cap, &truncated, &next);
             if (rc)
                 rc = store_fail(s, rc, "s3 LIST %s: cannot parse the server's response", prefix);
             else if (truncated && (!next || (token && !strcmp(next, token)) || out->n == before)) {
@@ -676,7 +667,7 @@ static int s3_list(struct store *s, const char *prefix, struct store_list *out)
                     rc = store_fail(s, -ENOMEM, "s3 LIST: out of memory");
             }
         }
-        free(r.resp.data);
+        free(r.resp.b.p);
         if (rc)
             break;
     }
@@ -721,7 +712,7 @@ static int s3_del(struct store *s, const char *key)
     pthread_mutex_lock(&d->lock);
     rc = perform(d, &r);
     pthread_mutex_unlock(&d->lock);
-    free(r.resp.data);
+    free(r.resp.b.p);
     free((char *)r.url);
     if (rc == -ENOENT) {
         STORE_STAT_ADD(s, errors, (uint64_t)-1);
@@ -773,31 +764,6 @@ static const char *env(const char *name)
     return v && *v ? v : NULL;
 }
 
-static int read_small_file(const char *path, char **text, size_t *len)
-{
-    FILE *f = fopen(path, "re");
-    char *buf;
-    size_t n;
-
-    if (!f)
-        return errno ? -errno : -EIO;
-    buf = malloc(CREDS_FILE_MAX + 1);
-    if (!buf) {
-        fclose(f);
-        return -ENOMEM;
-    }
-    n = fread(buf, 1, CREDS_FILE_MAX + 1, f);
-    fclose(f);
-    if (n > CREDS_FILE_MAX) {
-        free(buf);
-        return -EFBIG;
-    }
-    buf[n] = 0;
-    *text = buf;
-    *len = n;
-    return 0;
-}
-
 /* opts, else the environment, else the shared credentials file. */
 static int resolve_creds(const struct store_opts *o, struct s3_creds *c, char *err, size_t errlen)
 {
@@ -831,7 +797,7 @@ static int resolve_creds(const struct store_opts *o, struct s3_creds *c, char *e
             snprintf(path, sizeof(path), "%s/.aws/credentials", home);
             file = path;
         }
-        rc = read_small_file(file, &text, &len);
+        rc = read_file(file, CREDS_FILE_MAX, &text, &len);
         if (rc) {
             snprintf(err, errlen,
                      "s3: no credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "

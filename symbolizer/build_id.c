@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "symbolizer/build_id.h"
-#include "symbolizer/symbolizer.h"
 
 #define BUILD_ID_MAX 20
 

@@ -7,27 +7,39 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <zstd.h>
 
+#include "common/file.h"
 #include "symbolizer/elf_symtab.h"
 
-#define DEBUGDATA_MAX (64u << 20) /* decompressed MiniDebugInfo cap */
-#define NAME_MAX_LEN  4096        /* longer names are truncated C++ noise */
+#define DEBUGDATA_MAX   (64u << 20)  /* decompressed MiniDebugInfo cap */
+#define NAME_MAX_LEN    4096         /* longer names are truncated C++ noise */
+#define NAMES_PER_BLOCK 64           /* names decompressed together on a miss */
+#define COMPRESS_MIN    (256u << 10) /* smaller name arenas stay as they are */
 
-static int add_name(struct sym_symtab *t, const char *name, uint32_t *off)
+static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t first)
 {
-    size_t n = strnlen(name, NAME_MAX_LEN);
-    if (t->strs_len + n + 1 > UINT32_MAX)
+    if (need <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap : first;
+    while (nc < need)
+        nc += nc / 2;
+    void *q = realloc(*p, nc * elem);
+    if (!q)
+        return -ENOMEM;
+    *p = q;
+    *cap = nc;
+    return 0;
+}
+
+/* Copies @name into the arena; its offset in *@off. */
+static int arena_add(struct sym_symtab *t, const char *name, size_t n, uint32_t *off)
+{
+    if (t->strs_len + n + 1 > SYM_NAME_OFF_MASK)
         return -E2BIG;
-    if (t->strs_len + n + 1 > t->strs_cap) {
-        size_t cap = t->strs_cap ? t->strs_cap : 4096;
-        while (cap < t->strs_len + n + 1)
-            cap *= 2;
-        char *s = realloc(t->strs, cap);
-        if (!s)
-            return -ENOMEM;
-        t->strs = s;
-        t->strs_cap = cap;
-    }
+    if (grow((void **)&t->strs, &t->strs_cap, t->strs_len + n + 1, 1, 4096))
+        return -ENOMEM;
     memcpy(t->strs + t->strs_len, name, n);
     t->strs[t->strs_len + n] = '\0';
     *off = (uint32_t)t->strs_len;
@@ -35,38 +47,79 @@ static int add_name(struct sym_symtab *t, const char *name, uint32_t *off)
     return 0;
 }
 
-static int add_sym(struct sym_symtab *t, uint64_t addr, uint64_t size, const char *name)
+static int add_sym(struct sym_symtab *t, uint64_t addr, uint64_t size, uint32_t name)
 {
-    uint32_t off;
-    int err;
-
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        struct sym_elf_sym *s = realloc(t->syms, cap * sizeof(*s));
-        if (!s)
-            return -ENOMEM;
-        t->syms = s;
-        t->cap = cap;
-    }
-    err = add_name(t, name, &off);
-    if (err)
-        return err;
+    if (t->n >= SYM_NAME_OFF_MASK ||
+        grow((void **)&t->syms, &t->cap, t->n + 1, sizeof(*t->syms), 256) ||
+        grow((void **)&t->raw, &t->raw_cap, t->n + 1, sizeof(*t->raw), 256))
+        return -ENOMEM;
     t->syms[t->n].addr = addr;
     t->syms[t->n].size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
-    t->syms[t->n].name = off;
+    /* while adding, a symbol's name is its order of adding: finishing keeps
+     * the first added of the symbols at one address, as elf_strptr-era
+     * tables did (__clone3 before __GI___clone3) */
+    t->syms[t->n].name = (uint32_t)t->n;
+    t->raw[t->n] = name;
     t->n++;
     return 0;
 }
 
-static int add_section(struct sym_symtab *t, Elf *elf, Elf_Scn *scn, const GElf_Shdr *shdr)
+/* Every this many symbols read from a mapped file, its pages are handed
+ * back (libLLVM's .dynsym is 800 KB); the string tables' pages are handed
+ * back once the names are in. */
+#define DROP_EVERY_SYMS 4096
+
+void sym_elf_drop_pages(Elf *elf)
+{
+    size_t len;
+    char *img = elf_rawfile(elf, &len);
+    file_drop_pages(img, len);
+}
+
+/* The source number of a string table (1..SYM_SRC_MAX-1), registering it;
+ * 0 when the sources are all taken (names are then copied). */
+static unsigned source_of(struct sym_symtab *t, const Elf_Data *d, Elf *mapped)
+{
+    unsigned i;
+    for (i = 1; i < t->nsrc; i++)
+        if (t->src[i].data == d->d_buf)
+            return i;
+    if (t->nsrc == 0)
+        t->nsrc = 1; /* 0 is the arena */
+    if (t->nsrc == SYM_SRC_MAX)
+        return 0;
+    i = t->nsrc++;
+    t->src[i].data = d->d_buf;
+    t->src[i].len = d->d_size;
+    t->src[i].map = NULL;
+    t->src[i].map_len = 0;
+    if (mapped) {
+        size_t len;
+        char *img = elf_rawfile(mapped, &len);
+        t->src[i].map = img;
+        t->src[i].map_len = img ? len : 0;
+    }
+    return i;
+}
+
+/* Pass 1: the symbols, and where each name is in its string table; names
+ * are not copied yet (@copy: they are, into the arena, because @elf goes
+ * away before sym_symtab_finish). */
+static int add_section(struct sym_symtab *t, Elf *elf, Elf_Scn *scn, const GElf_Shdr *shdr,
+                       bool mapped, bool copy)
 {
     Elf_Data *data = elf_getdata(scn, NULL);
+    Elf_Scn *strscn = elf_getscn(elf, shdr->sh_link);
+    Elf_Data *strs = strscn ? elf_getdata(strscn, NULL) : NULL;
     int added = 0;
 
-    if (!data || !data->d_buf || shdr->sh_entsize == 0)
+    if (!data || !data->d_buf || shdr->sh_entsize == 0 || !strs || !strs->d_buf)
         return 0;
+    unsigned src = copy ? 0 : source_of(t, strs, mapped ? elf : NULL);
     size_t count = data->d_size / shdr->sh_entsize;
     for (size_t i = 1; i < count && i <= INT32_MAX; i++) {
+        if (mapped && i % DROP_EVERY_SYMS == 0)
+            sym_elf_drop_pages(elf);
         GElf_Sym sym;
         if (!gelf_getsym(data, (int)i, &sym))
             break;
@@ -74,10 +127,25 @@ static int add_section(struct sym_symtab *t, Elf *elf, Elf_Scn *scn, const GElf_
         if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
             sym.st_value == 0)
             continue;
-        const char *name = elf_strptr(elf, shdr->sh_link, sym.st_name);
-        if (!name || !name[0])
+        /* As elf_strptr: a name must end inside its table; an empty one
+         * (offset 0, or any offset of a NUL) names nothing and is skipped.
+         * Reading it here goes through the table in symbol order, which is
+         * the table's own order, with the pages dropped every
+         * DROP_EVERY_SYMS; finishing copies the kept ones in address order. */
+        const char *base = strs->d_buf;
+        if (sym.st_name == 0 || sym.st_name >= strs->d_size)
             continue;
-        int err = add_sym(t, sym.st_value, sym.st_size, name);
+        size_t room = strs->d_size - sym.st_name, n = strnlen(base + sym.st_name, room);
+        if (n == room || n == 0)
+            continue;
+        uint32_t name;
+        int err = 0;
+        if (src && sym.st_name <= SYM_NAME_OFF_MASK)
+            name = (uint32_t)src << SYM_NAME_SRC_SHIFT | (uint32_t)sym.st_name;
+        else
+            err = arena_add(t, base + sym.st_name, n < NAME_MAX_LEN ? n : NAME_MAX_LEN, &name);
+        if (!err)
+            err = add_sym(t, sym.st_value, sym.st_size, name);
         if (err)
             return err;
         added++;
@@ -189,7 +257,7 @@ static int add_debugdata(struct sym_symtab *t, Elf_Scn *scn)
         while ((s = elf_nextscn(mini, s)) != NULL) {
             if (!gelf_getshdr(s, &shdr) || shdr.sh_type != SHT_SYMTAB)
                 continue;
-            int n = add_section(t, mini, s, &shdr);
+            int n = add_section(t, mini, s, &shdr, false, true);
             if (n < 0) {
                 ret = n;
                 break;
@@ -205,6 +273,11 @@ static int add_debugdata(struct sym_symtab *t, Elf_Scn *scn)
 
 int sym_symtab_add_elf(struct sym_symtab *t, Elf *elf)
 {
+    return sym_symtab_add_mapped_elf(t, elf, false);
+}
+
+int sym_symtab_add_mapped_elf(struct sym_symtab *t, Elf *elf, bool mapped)
+{
     Elf_Scn *scn = NULL;
     GElf_Shdr shdr;
     size_t shstrndx;
@@ -219,7 +292,7 @@ int sym_symtab_add_elf(struct sym_symtab *t, Elf *elf)
         if (!gelf_getshdr(scn, &shdr))
             continue;
         if (shdr.sh_type == SHT_SYMTAB || shdr.sh_type == SHT_DYNSYM) {
-            n = add_section(t, elf, scn, &shdr);
+            n = add_section(t, elf, scn, &shdr, mapped, false);
         } else if (shdr.sh_type == SHT_PROGBITS && shstrndx) {
             const char *name = elf_strptr(elf, shstrndx, shdr.sh_name);
             if (name && strcmp(name, ".gnu_debugdata") == 0)
@@ -244,13 +317,123 @@ static int cmp_sym(const void *a, const void *b)
     return x->name < y->name ? -1 : (x->name > y->name);
 }
 
+/* The name a pass-1 symbol points at. */
+static const char *raw_name(const struct sym_symtab *t, uint32_t name, size_t *len)
+{
+    unsigned src = name >> SYM_NAME_SRC_SHIFT;
+    uint32_t off = name & SYM_NAME_OFF_MASK;
+    const char *p;
+    size_t room;
+    if (src == 0) {
+        p = t->strs + off;
+        room = t->strs_len - off;
+    } else {
+        p = t->src[src].data + off;
+        room = t->src[src].len - off;
+    }
+    /* as elf_strptr, a name must end inside its table (longer ones are cut
+     * at NAME_MAX_LEN) */
+    *len = strnlen(p, room);
+    if (*len == room)
+        *len = 0;
+    else if (*len > NAME_MAX_LEN)
+        *len = NAME_MAX_LEN;
+    return p;
+}
+
+static int flush_block(struct sym_symtab *t, void *cc, const char *blk, size_t len)
+{
+    size_t bound = ZSTD_compressBound(len);
+    if (grow((void **)&t->z, &t->z_cap, t->z_len + bound, 1, 16384) ||
+        grow((void **)&t->blocks, &t->blocks_cap, t->nblocks + 2, sizeof(*t->blocks), 64))
+        return -ENOMEM;
+    size_t n = ZSTD_compressCCtx(cc, t->z + t->z_len, t->z_cap - t->z_len, blk, len, 1);
+    if (ZSTD_isError(n) || t->z_len + n > UINT32_MAX)
+        return -ENOMEM;
+    t->blocks[t->nblocks++] = (uint32_t)t->z_len;
+    t->z_len += n;
+    return 0;
+}
+
+static void drop_sources(const struct sym_symtab *t)
+{
+    for (unsigned i = 1; i < t->nsrc; i++)
+        file_drop_pages(t->src[i].map, t->src[i].map_len);
+}
+
+/* Pass 2, compressed: the names in address order, NAMES_PER_BLOCK to a
+ * zstd block; a symbol's name becomes its index. */
+static int compress_names(struct sym_symtab *t)
+{
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    char *blk = NULL;
+    size_t blk_len = 0, blk_cap = 0;
+    int ret = -ENOMEM;
+
+    if (!cc)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t n;
+        if (i % DROP_EVERY_SYMS == DROP_EVERY_SYMS - 1)
+            drop_sources(t);
+        const char *name = raw_name(t, t->raw[t->syms[i].name], &n);
+        if (grow((void **)&blk, &blk_cap, blk_len + n + 1, 1, 4096))
+            goto out;
+        memcpy(blk + blk_len, name, n);
+        blk[blk_len + n] = '\0';
+        blk_len += n + 1;
+        t->syms[i].name = (uint32_t)i;
+        if ((i + 1) % NAMES_PER_BLOCK == 0 || i + 1 == t->n) {
+            if (flush_block(t, cc, blk, blk_len))
+                goto out;
+            blk_len = 0;
+        }
+    }
+    t->blocks[t->nblocks] = (uint32_t)t->z_len; /* the end of the last block */
+    uint8_t *z = realloc(t->z, t->z_len);
+    if (z) {
+        t->z = z;
+        t->z_cap = t->z_len;
+    }
+    t->cur_block = SIZE_MAX;
+    ret = 0;
+out:
+    free(blk);
+    ZSTD_freeCCtx(cc);
+    return ret;
+}
+
+/* Pass 2, small tables: the names in address order, in an arena of their
+ * exact size. */
+static int copy_names(struct sym_symtab *t)
+{
+    struct sym_symtab fresh = {0};
+    for (size_t i = 0; i < t->n; i++) {
+        size_t n;
+        if (i % DROP_EVERY_SYMS == DROP_EVERY_SYMS - 1)
+            drop_sources(t);
+        const char *name = raw_name(t, t->raw[t->syms[i].name], &n);
+        uint32_t off;
+        if (arena_add(&fresh, name, n, &off)) {
+            free(fresh.strs);
+            return -ENOMEM;
+        }
+        t->syms[i].name = off;
+    }
+    char *exact = fresh.strs_len ? realloc(fresh.strs, fresh.strs_len) : NULL;
+    free(t->strs);
+    t->strs = exact ? exact : fresh.strs;
+    t->strs_len = fresh.strs_len;
+    t->strs_cap = exact ? fresh.strs_len : fresh.strs_cap;
+    return 0;
+}
+
 void sym_symtab_finish(struct sym_symtab *t)
 {
-    size_t w = 0;
+    size_t w = 0, srcbytes = t->strs_len;
 
-    if (t->n == 0)
-        return;
-    qsort(t->syms, t->n, sizeof(*t->syms), cmp_sym);
+    if (t->n > 0)
+        qsort(t->syms, t->n, sizeof(*t->syms), cmp_sym);
     for (size_t r = 0; r < t->n; r++) {
         if (w > 0 && t->syms[w - 1].addr == t->syms[r].addr)
             continue;
@@ -258,12 +441,76 @@ void sym_symtab_finish(struct sym_symtab *t)
     }
     t->n = w;
     if (w < t->cap) {
-        struct sym_elf_sym *s = realloc(t->syms, w * sizeof(*s));
-        if (s) {
+        struct sym_elf_sym *s = w ? realloc(t->syms, w * sizeof(*s)) : NULL;
+        if (s || !w) {
+            if (!w)
+                free(t->syms);
             t->syms = s;
             t->cap = w;
         }
     }
+    /* Names are most of a large table (2.5 MB of libLLVM's 3 MB): over
+     * COMPRESS_MIN of string tables they are compressed, 64 to a block in
+     * address order (4x smaller for libLLVM), else copied into an arena of
+     * their size; either way only the names of the symbols kept. A failure
+     * (out of memory) leaves a symbol nameless, never a dangling name. */
+    for (unsigned i = 1; i < t->nsrc; i++)
+        srcbytes += t->src[i].len;
+    int ret = w == 0 ? 0 : srcbytes >= COMPRESS_MIN ? compress_names(t) : copy_names(t);
+    if (ret == 0 && t->blocks) {
+        free(t->strs);
+        t->strs = NULL;
+        t->strs_len = t->strs_cap = 0;
+    } else if (ret != 0) {
+        free(t->z);
+        free(t->blocks);
+        t->z = NULL;
+        t->blocks = NULL;
+        t->z_len = t->z_cap = t->nblocks = t->blocks_cap = 0;
+        for (size_t i = 0; i < t->n; i++)
+            t->syms[i].name = SYM_NAME_NONE;
+    }
+    free(t->raw);
+    t->raw = NULL;
+    t->raw_cap = 0;
+    drop_sources(t);
+    memset(t->src, 0, sizeof(t->src));
+    t->nsrc = 0;
+}
+
+const char *sym_symtab_name(struct sym_symtab *t, const struct sym_elf_sym *s)
+{
+    if (!t->blocks)
+        return s->name < t->strs_len ? t->strs + s->name : "";
+    size_t b = s->name / NAMES_PER_BLOCK;
+    if (b >= t->nblocks)
+        return "";
+    if (b != t->cur_block) {
+        const uint8_t *src = t->z + t->blocks[b];
+        size_t srclen = t->blocks[b + 1] - t->blocks[b];
+        unsigned long long want = ZSTD_getFrameContentSize(src, srclen);
+        if (want == ZSTD_CONTENTSIZE_ERROR || want == ZSTD_CONTENTSIZE_UNKNOWN ||
+            want > NAMES_PER_BLOCK * (NAME_MAX_LEN + 1))
+            return "";
+        if (want > t->cur_cap) {
+            char *c = realloc(t->cur, want);
+            if (!c)
+                return "";
+            t->cur = c;
+            t->cur_cap = want;
+        }
+        size_t got = ZSTD_decompress(t->cur, t->cur_cap, src, srclen);
+        if (ZSTD_isError(got) || got != want || got == 0 || t->cur[got - 1] != '\0') {
+            t->cur_block = SIZE_MAX;
+            return "";
+        }
+        t->cur_len = got;
+        t->cur_block = b;
+    }
+    const char *p = t->cur, *end = t->cur + t->cur_len;
+    for (size_t k = s->name % NAMES_PER_BLOCK; k > 0 && p < end; k--)
+        p += strlen(p) + 1;
+    return p < end ? p : "";
 }
 
 const struct sym_elf_sym *sym_symtab_find(const struct sym_symtab *t, uint64_t addr)
@@ -296,13 +543,18 @@ const struct sym_elf_sym *sym_symtab_find(const struct sym_symtab *t, uint64_t a
 
 size_t sym_symtab_bytes(const struct sym_symtab *t)
 {
-    return t->cap * sizeof(*t->syms) + t->strs_cap;
+    return t->cap * sizeof(*t->syms) + t->strs_cap + t->z_cap + t->blocks_cap * sizeof(*t->blocks) +
+           t->cur_cap;
 }
 
 void sym_symtab_free(struct sym_symtab *t)
 {
     free(t->syms);
     free(t->strs);
+    free(t->z);
+    free(t->blocks);
+    free(t->cur);
+    free(t->raw);
     memset(t, 0, sizeof(*t));
 }
 

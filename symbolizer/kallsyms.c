@@ -2,36 +2,30 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hex.h"
 #include "symbolizer/kallsyms.h"
 
 #define KALLSYMS_MAX  (256u << 20)
-#define KSYM_NAME_MAX 512
+#define KSYM_NAME_MAX SYM_KSYM_NAME_MAX
+#define NAME_MASK     ((1u << SYM_KSYM_NAME_BITS) - 1)
+#define PFX_MAX       ((1u << (32 - SYM_KSYM_NAME_BITS)) - 1)
 /* The last symbol has no successor to bound it; kernel functions are rarely
  * larger than this. */
 #define KSYM_LAST_SPAN (64u * 1024)
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static int cmp_ksym(const void *a, const void *b)
 {
     const struct sym_ksym *x = a, *y = b;
     if (x->addr != y->addr)
         return x->addr < y->addr ? -1 : 1;
-    return x->name < y->name ? -1 : (x->name > y->name);
+    uint32_t xn = x->name & NAME_MASK, yn = y->name & NAME_MASK;
+    return xn < yn ? -1 : (xn > yn);
 }
 
 /* Parses "ADDR TYPE NAME[\t[MODULE]]". Returns 1 for a text symbol, 0 for a
@@ -78,13 +72,19 @@ struct kparse {
     size_t cap, scap, nonzero, total;
     uint32_t last_mod_off; /* the last module name, shared by the lines after it */
     size_t last_mod_len;
+    /* a "__pfx_" line waiting for the function it pads */
+    bool pending;
+    uint64_t p_addr;
+    size_t p_len, p_mod_len;
+    bool p_has_mod;
+    char p_name[KSYM_NAME_MAX + 1], p_mod[KSYM_NAME_MAX + 1];
 };
 
 static int append(struct sym_kallsyms *k, struct kparse *st, uint64_t addr, const char *name,
-                  size_t name_len, const char *mod, size_t mod_len)
+                  size_t name_len, const char *mod, size_t mod_len, unsigned pfx)
 {
     size_t need = name_len + 1 + (mod ? mod_len + 1 : 0);
-    if (k->strs_len + need > UINT32_MAX - 1)
+    if (k->strs_len + need > NAME_MASK)
         return -E2BIG;
     if (k->strs_len + need > st->scap) {
         size_t ns = st->scap ? st->scap + st->scap / 2 : 65536;
@@ -106,7 +106,7 @@ static int append(struct sym_kallsyms *k, struct kparse *st, uint64_t addr, cons
     }
     struct sym_ksym *ks = &k->syms[k->n++];
     ks->addr = addr;
-    ks->name = (uint32_t)k->strs_len;
+    ks->name = (uint32_t)k->strs_len | (uint32_t)pfx << SYM_KSYM_NAME_BITS;
     memcpy(k->strs + k->strs_len, name, name_len);
     k->strs[k->strs_len + name_len] = '\0';
     k->strs_len += name_len + 1;
@@ -125,6 +125,49 @@ static int append(struct sym_kallsyms *k, struct kparse *st, uint64_t addr, cons
         }
     }
     return 0;
+}
+
+/* Appends the waiting "__pfx_" line as a symbol of its own. */
+static int flush_pending(struct sym_kallsyms *k, struct kparse *st)
+{
+    if (!st->pending)
+        return 0;
+    st->pending = false;
+    return append(k, st, st->p_addr, st->p_name, st->p_len, st->p_has_mod ? st->p_mod : NULL,
+                  st->p_mod_len, 0);
+}
+
+/* One text symbol. "__pfx_NAME" waits for the next line: when that is NAME,
+ * in the same module, within PFX_MAX bytes after it, the two become one
+ * entry. */
+static int add_text(struct sym_kallsyms *k, struct kparse *st, uint64_t addr, const char *name,
+                    size_t name_len, const char *mod, size_t mod_len)
+{
+    int ret;
+    if (st->pending) {
+        bool same_mod =
+            mod ? st->p_has_mod && st->p_mod_len == mod_len && memcmp(st->p_mod, mod, mod_len) == 0
+                : !st->p_has_mod;
+        if (same_mod && st->p_len == name_len + 6 && memcmp(st->p_name + 6, name, name_len) == 0 &&
+            addr > st->p_addr && addr - st->p_addr <= PFX_MAX) {
+            st->pending = false;
+            return append(k, st, addr, name, name_len, mod, mod_len, (unsigned)(addr - st->p_addr));
+        }
+        if ((ret = flush_pending(k, st)) != 0)
+            return ret;
+    }
+    if (name_len > 6 && memcmp(name, "__pfx_", 6) == 0) {
+        st->pending = true;
+        st->p_addr = addr;
+        memcpy(st->p_name, name, name_len);
+        st->p_len = name_len;
+        st->p_has_mod = mod != NULL;
+        st->p_mod_len = mod ? mod_len : 0;
+        if (mod)
+            memcpy(st->p_mod, mod, mod_len);
+        return 0;
+    }
+    return append(k, st, addr, name, name_len, mod, mod_len, 0);
 }
 
 /* Parses the complete lines of @buf; returns the bytes consumed (a final
@@ -155,9 +198,13 @@ static ssize_t parse_lines(struct sym_kallsyms *k, struct kparse *st, const char
         st->total++;
         if (addr)
             st->nonzero++;
-        if (r == 0)
-            continue;
-        int ret = append(k, st, addr, name, name_len, mod, mod_len);
+        int ret =
+            r == 0 ? flush_pending(k, st) : add_text(k, st, addr, name, name_len, mod, mod_len);
+        if (ret)
+            return ret;
+    }
+    if (last) {
+        int ret = flush_pending(k, st);
         if (ret)
             return ret;
     }
@@ -244,12 +291,31 @@ int sym_kallsyms_load(struct sym_kallsyms *k, const char *path)
     return ret;
 }
 
-const struct sym_ksym *sym_kallsyms_find(const struct sym_kallsyms *k, uint64_t addr)
+static unsigned pfx_of(const struct sym_ksym *s)
+{
+    return s->name >> SYM_KSYM_NAME_BITS;
+}
+
+static void hit(struct sym_kallsyms *k, const struct sym_ksym *s, bool in_pfx,
+                struct sym_ksym_hit *out)
+{
+    const char *name = k->strs + (s->name & NAME_MASK);
+    out->module = s->module == SYM_KSYM_NO_MODULE ? NULL : k->strs + s->module;
+    out->addr = s->addr;
+    out->name = name;
+    if (in_pfx) {
+        out->addr = s->addr - pfx_of(s);
+        snprintf(k->pfx_name, sizeof(k->pfx_name), "__pfx_%s", name);
+        out->name = k->pfx_name;
+    }
+}
+
+int sym_kallsyms_lookup(struct sym_kallsyms *k, uint64_t addr, struct sym_ksym_hit *out)
 {
     size_t lo = 0, hi = k->n;
 
     if (k->restricted || addr == 0)
-        return NULL;
+        return -ENOENT;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (k->syms[mid].addr <= addr)
@@ -257,15 +323,29 @@ const struct sym_ksym *sym_kallsyms_find(const struct sym_kallsyms *k, uint64_t 
         else
             hi = mid;
     }
+    /* The padding before the next symbol (any of its aliases) is its
+     * "__pfx_" symbol, unless another symbol starts inside the padding. An
+     * address is in a padding only when the next symbol starts within
+     * PFX_MAX bytes: the common case costs one comparison. */
+    if (lo < k->n && k->syms[lo].addr - addr <= PFX_MAX) {
+        for (size_t j = lo; j < k->n && k->syms[j].addr == k->syms[lo].addr; j++) {
+            uint64_t start = k->syms[j].addr - pfx_of(&k->syms[j]);
+            if (pfx_of(&k->syms[j]) && addr >= start && (lo == 0 || k->syms[lo - 1].addr < start)) {
+                hit(k, &k->syms[j], true, out);
+                return 0;
+            }
+        }
+    }
     if (lo == 0)
-        return NULL;
+        return -ENOENT;
     /* Several names may share an address; lo - 1 is the last of them. */
     size_t i = lo - 1;
     if (lo == k->n && addr - k->syms[i].addr >= KSYM_LAST_SPAN)
-        return NULL;
+        return -ENOENT;
     while (i > 0 && k->syms[i - 1].addr == k->syms[i].addr)
         i--;
-    return &k->syms[i];
+    hit(k, &k->syms[i], false, out);
+    return 0;
 }
 
 size_t sym_kallsyms_bytes(const struct sym_kallsyms *k)

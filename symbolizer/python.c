@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "symbolizer/proc_mem.h"
 #include "symbolizer/python.h"
 #include "symbolizer/utf8.h"
@@ -246,7 +247,7 @@ struct sym_pycache {
 
 static size_t slot_of(const struct sym_pycache *c, uint64_t addr)
 {
-    size_t i = (size_t)((addr >> 3) * 0x9e3779b97f4a7c15ull) & (c->cap - 1);
+    size_t i = (size_t)hash64(addr) & (c->cap - 1);
     while (c->slots[i].addr && c->slots[i].addr != addr)
         i = (i + 1) & (c->cap - 1);
     return i;

@@ -24,10 +24,13 @@
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
+#include "common/hash.h"
 #include "symbolizer/build_id.h"
 #include "symbolizer/debuginfo.h"
 #include "symbolizer/demangle.h"
@@ -38,17 +41,19 @@
 #include "symbolizer/hotspot.h"
 #include "symbolizer/proc_mem.h"
 #include "symbolizer/python.h"
-#include "symbolizer/read_file.h"
+#include "common/file.h"
 #include "symbolizer/symbolizer.h"
 #include "symbolizer/v8.h"
 
 #define DEFAULT_MAX_BYTES    (64u << 20)
+#define DEFAULT_SCRATCH_MAX  (1ull << 30)
 #define PROC_BUCKETS         1024
 #define BIN_BUCKETS          4096
 #define MAPS_MAX             (64u << 20)
 #define PERFMAP_MAX          (256u << 20)
 #define KSYMS_RELOAD_WINDOWS 6
 #define DWARF_IDLE_WINDOWS   3
+#define PROC_IDLE_WINDOWS    3 /* a process's maps are dropped after this many unused windows */
 #define DWARF_KEEP_MAX       (4u << 20)          /* larger DWARF is closed after one idle window */
 #define DWARF_DEAR_NS        (20u * 1000 * 1000) /* ... unless opening it cost this much CPU */
 
@@ -105,6 +110,7 @@ struct bin {
      * DWARF_IDLE_WINDOWS: reopening costs ~40 ms of CPU for libc's, so a
      * DWARF file in steady use stays open. */
     int dwarf_fd;           /* where to reopen it from; -1 = no DWARF */
+    size_t scratch_bytes;   /* dwarf_fd is an inflated copy of this size */
     uint64_t dwarf_window;  /* the last window a lookup used it */
     unsigned dwarf_opens;   /* times opened: a file reopened is in steady use */
     uint64_t dwarf_open_ns; /* CPU the last open took */
@@ -127,6 +133,7 @@ struct proc {
     uint32_t pid;
     uint64_t start_time;
     uint64_t read_window;
+    uint64_t used_window; /* the last window a lookup came for it */
     struct pmap *maps;
     size_t nmaps;
     char *paths;
@@ -158,8 +165,9 @@ struct proc {
 
 struct symbolizer {
     struct symbolizer_opts opts;
-    char *debug_dirs, *proc_root, *kallsyms_path;
+    char *debug_dirs, *proc_root, *kallsyms_path, *scratch_dir;
     size_t max_bytes;
+    size_t scratch_max, scratch_bytes;
     uint64_t evict_stuck_window; /* evict() found nothing idle to drop */
     uint64_t window;
     struct proc *procs[PROC_BUCKETS];
@@ -177,24 +185,6 @@ struct symbolizer {
 };
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static uint64_t hash64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    while (*s)
-        h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
-    return h;
-}
 
 static void lru_unlink(struct lru *n)
 {
@@ -282,15 +272,22 @@ static void bin_account(struct symbolizer *s, struct bin *b)
     b->heavy_bytes = now;
 }
 
+static void close_dwarf_fd(struct symbolizer *s, struct bin *b)
+{
+    if (b->dwarf_fd >= 0)
+        close(b->dwarf_fd);
+    b->dwarf_fd = -1;
+    s->scratch_bytes -= b->scratch_bytes;
+    b->scratch_bytes = 0;
+}
+
 static void bin_unload(struct symbolizer *s, struct bin *b)
 {
     if (!b->loaded)
         return;
     sym_symtab_free(&b->symtab);
     sym_dwarf_close(&b->dwarf);
-    if (b->dwarf_fd >= 0)
-        close(b->dwarf_fd);
-    b->dwarf_fd = -1;
+    close_dwarf_fd(s, b);
     ac_free(&b->ac);
     b->loaded = false;
     lru_unlink(&b->lru);
@@ -346,10 +343,13 @@ static void evict_bin(struct symbolizer *s, struct bin *b)
  * passes: DWARF handles of binaries this window has not touched (the
  * largest part, and reopened on demand), then those binaries whole. What
  * this window uses stays, so one drain whose working set exceeds the cap
- * does not close and reopen the same DWARF row after row (30-70 ms each
- * for libc's); it may hold up to twice the cap until the window ends, and
- * beyond that anything goes.
+ * does not reload the same binary row after row; it may hold up to
+ * HARD_CAP (1.25x the cap) until the window ends, and beyond that anything
+ * goes. (Not more: max_bytes is what keeps the agent's RSS in its budget,
+ * and reopening DWARF is cheap since the scratch copies.)
  */
+#define HARD_CAP(s) ((s)->max_bytes + (s)->max_bytes / 4)
+
 static void evict(struct symbolizer *s)
 {
     struct lru *l, *prev;
@@ -358,7 +358,7 @@ static void evict(struct symbolizer *s)
         return;
     /* Everything left is in use this window: don't walk the list on every
      * lookup until the window ends or the hard limit is reached. */
-    if (s->evict_stuck_window == s->window && !over(s, 2 * s->max_bytes))
+    if (s->evict_stuck_window == s->window && !over(s, HARD_CAP(s)))
         return;
     for (l = s->lru.prev; over(s, s->max_bytes) && l != &s->lru; l = l->prev) {
         struct bin *b = BIN_OF(l);
@@ -372,9 +372,9 @@ static void evict(struct symbolizer *s)
         if (BIN_OF(l)->used_window != s->window)
             evict_bin(s, BIN_OF(l));
     }
-    while (over(s, 2 * s->max_bytes) && s->lru.prev != &s->lru)
+    while (over(s, HARD_CAP(s)) && s->lru.prev != &s->lru)
         evict_bin(s, BIN_OF(s->lru.prev));
-    if (!over(s, 2 * s->max_bytes)) {
+    if (!over(s, HARD_CAP(s))) {
         if (over(s, s->max_bytes))
             s->evict_stuck_window = s->window;
         return;
@@ -400,17 +400,18 @@ static void bin_load_elf(struct symbolizer *s, struct bin *b, Elf *elf, int fd,
 
     memset(&b->symtab, 0, sizeof(b->symtab));
     memset(&b->dwarf, 0, sizeof(b->dwarf));
+    b->dwarf.scratch_fd = -1;
     b->dwarf_fd = -1;
-    if (sym_symtab_add_elf(&b->symtab, elf) < 0)
+    b->scratch_bytes = 0;
+    if (sym_symtab_add_mapped_elf(&b->symtab, elf, fd >= 0) < 0)
         s->st.bad_binaries++;
     if (!b->is_vdso)
         dfd = sym_debuginfo_find(s->debug_dirs, b->build_id, elf, root_prefix, path);
+    Elf *delf = NULL;
     if (dfd >= 0) {
-        Elf *delf = elf_begin(dfd, ELF_C_READ_MMAP, NULL);
-        if (delf) {
-            sym_symtab_add_elf(&b->symtab, delf);
-            elf_end(delf);
-        }
+        delf = elf_begin(dfd, ELF_C_READ_MMAP, NULL);
+        if (delf)
+            sym_symtab_add_mapped_elf(&b->symtab, delf, true);
         if (s->opts.no_dwarf)
             close(dfd);
         else
@@ -419,7 +420,9 @@ static void bin_load_elf(struct symbolizer *s, struct bin *b, Elf *elf, int fd,
         b->dwarf_fd = dup(fd);
     }
     (void)ret;
-    sym_symtab_finish(&b->symtab);
+    sym_symtab_finish(&b->symtab); /* reads the names: before the files close */
+    if (delf)
+        elf_end(delf);
     b->loaded = true;
     lru_push(&s->lru, &b->lru);
     bin_account(s, b);
@@ -435,7 +438,7 @@ static int vdso_image(void **img, size_t *len)
     int ret = -ENOENT;
 
     *img = NULL;
-    if (!base || sym_read_file("/proc/self/maps", MAPS_MAX, &maps, &mlen) != 0)
+    if (!base || read_file("/proc/self/maps", MAPS_MAX, &maps, &mlen) != 0)
         return -ENOENT;
     for (line = strtok_r(maps, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         struct sym_map_line ml;
@@ -540,7 +543,7 @@ static void bin_detect_jvm(struct bin *b, Elf *elf)
 {
     struct hs_syms sy;
 
-    if (hs_detect(elf, &sy) != 0)
+    if (hs_detect(elf, &sy, true) != 0)
         return;
     b->hs = malloc(sizeof(*b->hs));
     if (b->hs)
@@ -605,11 +608,11 @@ static struct bin *map_bin(struct symbolizer *s, struct proc *p, struct pmap *m)
                 int n = sym_elf_segments(elf, &b->segs);
                 b->nsegs = n > 0 ? n : 0;
                 struct py_runtime py;
-                if (py_detect(elf, m->path, &py) == 0)
+                if (py_detect(elf, m->path, &py, true) == 0)
                     b->py_minor = (int)py.minor;
                 bin_detect_jvm(b, elf);
                 struct v8_layout v8;
-                if (v8_detect(elf, &v8) == 0 && (b->v8 = malloc(sizeof(v8))) != NULL)
+                if (v8_detect(elf, &v8, true) == 0 && (b->v8 = malloc(sizeof(v8))) != NULL)
                     *b->v8 = v8;
                 size_t h = hash_str(key) % BIN_BUCKETS;
                 b->next = s->bins[h];
@@ -716,7 +719,7 @@ static int proc_read_maps(struct symbolizer *s, struct proc *p)
     snprintf(path, sizeof(path), "%s/%u/maps", s->proc_root, p->pid);
     p->read_window = s->window;
     s->st.maps_reads++;
-    ret = sym_read_file(path, MAPS_MAX, &buf, &len);
+    ret = read_file(path, MAPS_MAX, &buf, &len);
     if (ret)
         return ret == -ENOENT ? -ESRCH : ret;
     maps = malloc(cap * sizeof(*maps));
@@ -840,6 +843,7 @@ static int proc_get(struct symbolizer *s, uint32_t pid, uint64_t start_time, str
         p->next = *pp;
         *pp = p;
     }
+    p->used_window = s->window;
     *out = p;
     return 0;
 }
@@ -855,7 +859,7 @@ static uint32_t ns_pid(struct symbolizer *s, uint32_t pid)
     uint32_t ret = pid;
 
     snprintf(path, sizeof(path), "%s/%u/status", s->proc_root, pid);
-    if (sym_read_file(path, 1 << 20, &buf, &len) != 0)
+    if (read_file(path, 1 << 20, &buf, &len) != 0)
         return pid;
     char *l = strstr(buf, "\nNSpid:");
     if (l) {
@@ -887,7 +891,7 @@ static void perfmap_refresh(struct symbolizer *s, struct proc *p)
              ns_pid(s, p->pid));
     if (stat(path, &st) != 0 || (p->pm_loaded && st.st_size == p->pm_size))
         return;
-    if (sym_read_file(path, PERFMAP_MAX, &buf, &len) != 0)
+    if (read_file(path, PERFMAP_MAX, &buf, &len) != 0)
         return;
     if (p->pm_loaded)
         s->fixed_bytes -= sym_perfmap_bytes(&p->pm);
@@ -948,7 +952,11 @@ static void dwarf_ensure(struct symbolizer *s, struct bin *b)
     struct timespec t0, t1;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
     int fd = dup(b->dwarf_fd);
-    int ret = fd >= 0 ? sym_dwarf_open(fd, &b->dwarf) : -errno;
+    struct sym_dwarf_scratch sc = {
+        .dir = s->scratch_dir,
+        .max_bytes = s->scratch_max > s->scratch_bytes ? s->scratch_max - s->scratch_bytes : 0,
+    };
+    int ret = fd >= 0 ? sym_dwarf_open(fd, &sc, &b->dwarf) : -errno;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
     b->dwarf_open_ns =
         (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
@@ -960,8 +968,16 @@ static void dwarf_ensure(struct symbolizer *s, struct bin *b)
         /* Not DWARF after all, or broken: never try again. */
         if (ret == -EBADMSG)
             s->st.bad_binaries++;
-        close(b->dwarf_fd);
-        b->dwarf_fd = -1;
+        close_dwarf_fd(s, b);
+    } else if (b->dwarf.scratch_fd >= 0) {
+        /* Reopen from the inflated copy from now on: no inflating again. */
+        close_dwarf_fd(s, b);
+        b->dwarf_fd = b->dwarf.scratch_fd;
+        b->dwarf.scratch_fd = -1;
+        b->scratch_bytes = b->dwarf.scratch_bytes;
+        s->scratch_bytes += b->scratch_bytes;
+    } else if (b->dwarf.heap_sections) {
+        s->st.dwarf_heap_inflated++;
     }
     bin_account(s, b);
 }
@@ -983,7 +999,7 @@ static struct cres *resolve_vaddr(struct symbolizer *s, struct bin *b, uint64_t 
             raw[0].line = 0;
             n = 1;
         }
-        raw[n - 1].name = b->symtab.strs + sym->name;
+        raw[n - 1].name = sym_symtab_name(&b->symtab, sym);
     }
     int w = 0;
     for (int i = 0; i < n; i++)
@@ -1299,15 +1315,15 @@ int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *ou
         }
         s->fixed_bytes += sym_kallsyms_bytes(&s->ksyms);
     }
-    const struct sym_ksym *k = sym_kallsyms_find(&s->ksyms, addr);
-    if (!k) {
+    struct sym_ksym_hit k;
+    if (sym_kallsyms_lookup(&s->ksyms, addr, &k) != 0) {
         s->ksyms_missed = true;
         return finish(s, out);
     }
-    if (k->module != SYM_KSYM_NO_MODULE)
-        out->mapping = s->ksyms.strs + k->module;
+    if (k.module)
+        out->mapping = k.module;
     out->nframes = 1;
-    out->frames[0].function = s->ksyms.strs + k->name;
+    out->frames[0].function = k.name;
     out->frames[0].file = NULL;
     out->frames[0].line = 0;
     return finish(s, out);
@@ -1316,6 +1332,20 @@ int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *ou
 void symbolizer_new_window(struct symbolizer *s)
 {
     s->window++;
+    /* Processes not looked up for a while: their maps (and perf map) go,
+     * exited or not, and are read again if they come back. Without this
+     * every process ever sampled stays, the bins it mapped pinned. */
+    for (size_t i = 0; i < PROC_BUCKETS; i++) {
+        for (struct proc **pp = &s->procs[i]; *pp;) {
+            struct proc *p = *pp;
+            if (p->used_window + PROC_IDLE_WINDOWS < s->window) {
+                *pp = p->next;
+                proc_destroy(s, p);
+            } else {
+                pp = &p->next;
+            }
+        }
+    }
     for (struct lru *l = s->lru.next; l && l != &s->lru; l = l->next) {
         struct bin *b = BIN_OF(l);
         uint64_t idle = s->window - b->dwarf_window;
@@ -1329,6 +1359,9 @@ void symbolizer_new_window(struct symbolizer *s)
         if (b->dwarf.dw && (idle > DWARF_IDLE_WINDOWS || (idle >= 1 && large))) {
             sym_dwarf_close(&b->dwarf);
             bin_account(s, b);
+        } else if (b->dwarf.dw) {
+            /* what the lookups paged in of a read-only mapping */
+            sym_dwarf_trim(&b->dwarf);
         }
     }
     /* Modules come and go: a miss suggests the table is stale, but re-reading
@@ -1355,6 +1388,7 @@ void symbolizer_get_stats(const struct symbolizer *s, struct sym_stats *out)
 {
     *out = s->st;
     out->bytes_used = s->heavy_bytes + s->fixed_bytes;
+    out->scratch_bytes = s->scratch_bytes;
 }
 
 struct symbolizer *symbolizer_new(const struct symbolizer_opts *opts)
@@ -1379,6 +1413,25 @@ struct symbolizer *symbolizer_new(const struct symbolizer_opts *opts)
     s->opts.proc_root = s->proc_root;
     s->opts.kallsyms = s->kallsyms_path;
     s->max_bytes = s->opts.max_bytes ? s->opts.max_bytes : DEFAULT_MAX_BYTES;
+    s->scratch_max = s->opts.scratch_max_bytes ? s->opts.scratch_max_bytes : DEFAULT_SCRATCH_MAX;
+    if (s->opts.scratch_dir && !s->opts.no_dwarf) {
+        struct statfs fs;
+        if (statfs(s->opts.scratch_dir, &fs) != 0 || access(s->opts.scratch_dir, W_OK) != 0) {
+            fprintf(stderr,
+                    "stoke: symbolizer: scratch directory %s: %s; compressed debug sections "
+                    "are inflated in memory\n",
+                    s->opts.scratch_dir, strerror(errno));
+        } else if (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) {
+            fprintf(stderr,
+                    "stoke: symbolizer: scratch directory %s is in memory (tmpfs); compressed "
+                    "debug sections are inflated in the heap instead\n",
+                    s->opts.scratch_dir);
+        } else if (!(s->scratch_dir = strdup(s->opts.scratch_dir))) {
+            symbolizer_free(s);
+            return NULL;
+        }
+    }
+    s->opts.scratch_dir = s->scratch_dir;
     s->lru.prev = s->lru.next = &s->lru;
     s->window = 1;
     return s;
@@ -1402,5 +1455,6 @@ void symbolizer_free(struct symbolizer *s)
     free(s->debug_dirs);
     free(s->proc_root);
     free(s->kallsyms_path);
+    free(s->scratch_dir);
     free(s);
 }

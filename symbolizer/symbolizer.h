@@ -10,6 +10,7 @@
  * A binary used by a hundred processes is read once. Caches are bounded by
  * symbolizer_opts.max_bytes; entries are evicted least-recently-used, and a
  * binary's heavy parts (DWARF, inline cache) may be dropped and reloaded.
+ * Per-process views last while the process is sampled, plus 3 windows.
  *
  * What cannot be resolved keeps its mapping path, build-id and file offset in
  * the result (nframes == 0) so it can be symbolized later, and is counted.
@@ -23,7 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SYM_MAX_FRAMES 16 /* inlined frames + the physical function */
+#include "common/frame.h"        /* struct sym_result, the answer */
+#include "symbolizer/build_id.h" /* sym_read_build_id */
 
 struct symbolizer;
 
@@ -34,37 +36,13 @@ struct symbolizer_opts {
     const char *proc_root;  /* NULL = "/proc" (tests point this elsewhere) */
     const char *kallsyms;   /* NULL = "/proc/kallsyms" */
     bool no_dwarf;          /* symbol tables only: no file:line, no inlines */
-};
-
-/* One source-level frame. Strings are owned by the symbolizer and stay valid
- * until the next call into the same symbolizer: callers copy or intern them. */
-struct sym_frame {
-    const char *function; /* demangled name; never NULL when nframes > 0 */
-    const char *file;     /* source file, NULL when unknown */
-    uint32_t line;        /* 0 when unknown */
-};
-
-enum sym_kind {
-    SYM_USER = 0,
-    SYM_KERNEL = 1,
-    SYM_JIT = 2, /* resolved from a perf map */
-};
-
-/*
- * The answer for one address. frames[0] is the innermost frame (a function
- * inlined at the address, if any); frames[nframes - 1] is the function the
- * machine code belongs to — the same order as pprof Location.line.
- */
-struct sym_result {
-    enum sym_kind kind;
-    const char *mapping;  /* path of the mapped file as the process sees it,
-                             "[vdso]", "[anon]", "[kernel.kallsyms]" or
-                             "[module_name]"; never NULL */
-    const char *build_id; /* lowercase hex; "" when unknown */
-    uint64_t file_offset; /* user: the address as an offset into the mapped
-                             file; kernel: the address itself */
-    uint32_t nframes;     /* 0 = unresolved */
-    struct sym_frame frames[SYM_MAX_FRAMES];
+    /* Compressed debug sections (Debian's -dbg files) are inflated once into
+     * unlinked files in this directory and mapped from there: page cache,
+     * not heap. It must be on disk: a tmpfs or ramfs directory is refused
+     * (the copy would be RAM all the same) and sections are inflated in
+     * the heap, counted in max_bytes. NULL = the heap. */
+    const char *scratch_dir;
+    size_t scratch_max_bytes; /* disk cap of those copies; 0 = 1 GiB */
 };
 
 struct sym_stats {
@@ -75,20 +53,23 @@ struct sym_stats {
     uint64_t unresolved;      /* lookups with nframes == 0 */
     uint64_t binaries_loaded; /* binaries opened and parsed (cold) */
     uint64_t binaries_evicted;
-    uint64_t maps_reads;    /* /proc/PID/maps reads */
-    uint64_t proc_gone;     /* lookups for processes that had exited */
-    uint64_t bad_binaries;  /* ELF/DWARF files rejected as malformed */
-    uint64_t bytes_used;    /* current cache footprint, estimated */
-    uint64_t dwarf_opens;   /* DWARF handles opened (again after being closed) */
-    uint64_t dwarf_reopens; /* of which opens of a file closed earlier */
-    uint64_t dwarf_open_ns; /* CPU time spent opening DWARF (thread CPU clock) */
-    uint64_t py_named;      /* CPython frames named by their code object */
-    uint64_t py_unnamed;    /* ... that could not be */
-    uint64_t jvm_named;     /* HotSpot frames named by their method */
-    uint64_t jvm_stale;     /* ... not: compiled code freed or replaced since the sample */
-    uint64_t jvm_unnamed;   /* ... not: memory that does not hold a method, no tables */
-    uint64_t v8_named;      /* V8 JavaScript frames named by their SharedFunctionInfo */
-    uint64_t v8_unnamed;    /* ... that could not be */
+    uint64_t maps_reads;          /* /proc/PID/maps reads */
+    uint64_t proc_gone;           /* lookups for processes that had exited */
+    uint64_t bad_binaries;        /* ELF/DWARF files rejected as malformed */
+    uint64_t bytes_used;          /* current cache footprint, estimated */
+    uint64_t dwarf_opens;         /* DWARF handles opened (again after being closed) */
+    uint64_t dwarf_reopens;       /* of which opens of a file closed earlier */
+    uint64_t dwarf_open_ns;       /* CPU time spent opening DWARF (thread CPU clock) */
+    uint64_t scratch_bytes;       /* disk held by inflated debug sections, now */
+    uint64_t dwarf_heap_inflated; /* DWARF opens that inflated sections in the heap
+                                     (no scratch directory, or it was full) */
+    uint64_t py_named;            /* CPython frames named by their code object */
+    uint64_t py_unnamed;          /* ... that could not be */
+    uint64_t jvm_named;           /* HotSpot frames named by their method */
+    uint64_t jvm_stale;           /* ... not: compiled code freed or replaced since the sample */
+    uint64_t jvm_unnamed;         /* ... not: memory that does not hold a method, no tables */
+    uint64_t v8_named;            /* V8 JavaScript frames named by their SharedFunctionInfo */
+    uint64_t v8_unnamed;          /* ... that could not be */
 };
 
 /* Allocates; free with symbolizer_free(). NULL on allocation failure. */
@@ -113,21 +94,16 @@ int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *ou
 
 /* Ends a drain window and starts the next: each process's maps may be
  * re-read at most once per window when an address falls outside every
- * cached mapping, and DWARF handles that are large or idle are closed (the
- * per-address results stay cached). Call it after each window's lookups. */
+ * cached mapping, DWARF handles that are large or idle are closed (the
+ * per-address results stay cached), the pages DWARF lookups read are
+ * handed back, and processes no lookup came for in 3 windows are dropped
+ * (exited or not: they are read again if they come back). Call it after
+ * each window's lookups. */
 void symbolizer_new_window(struct symbolizer *s);
 
 /* Drops what is cached for @pid (the process exited). */
 void symbolizer_forget_pid(struct symbolizer *s, uint32_t pid);
 
 void symbolizer_get_stats(const struct symbolizer *s, struct sym_stats *out);
-
-/*
- * Reads the GNU build-id note of the ELF file at @path into @hex (lowercase,
- * NUL-terminated, at most 40 digits). Returns the number of bytes of the
- * build-id, or a negative errno (-ENODATA when the file has none,
- * -ENOEXEC when it is not ELF).
- */
-int sym_read_build_id(const char *path, char hex[41]);
 
 #endif

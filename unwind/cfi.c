@@ -846,6 +846,28 @@ static int row_cmp(const void *a, const void *b)
     return (x->kind == STOKE_UW_NONE) - (y->kind == STOKE_UW_NONE);
 }
 
+/* Stable merge sort of v[0..n) by row_cmp, @tmp holding (n + 1) / 2 rows:
+ * only the left half of each merge is copied out. qsort (glibc's merge
+ * sort) allocates a copy of all the rows, which for a large binary's
+ * unsorted table was as much again as the rows themselves. */
+static void rows_sort(struct unwind_row *v, size_t n, struct unwind_row *tmp)
+{
+    size_t h = (n + 1) / 2, i = 0, j = h, k = 0;
+
+    if (n < 2)
+        return;
+    rows_sort(v, h, tmp);
+    rows_sort(v + h, n - h, tmp);
+    if (row_cmp(&v[h - 1], &v[h]) <= 0)
+        return; /* already in order */
+    memcpy(tmp, v, h * sizeof(*v));
+    /* the left half from tmp[0..h), the right in place; k < j always */
+    while (i < h && j < n)
+        v[k++] = row_cmp(&v[j], &tmp[i]) < 0 ? v[j++] : tmp[i++];
+    while (i < h)
+        v[k++] = tmp[i++];
+}
+
 void uw_rows_finish(struct uw_rows *rows)
 {
     size_t k = 0;
@@ -856,7 +878,12 @@ void uw_rows_finish(struct uw_rows *rows)
      * sorted already: sort only when not */
     for (size_t i = 1; i < rows->n; i++) {
         if (rows->v[i - 1].pc > rows->v[i].pc) {
-            qsort(rows->v, rows->n, sizeof(*rows->v), row_cmp);
+            struct unwind_row *tmp = malloc((rows->n + 1) / 2 * sizeof(*tmp));
+            if (tmp)
+                rows_sort(rows->v, rows->n, tmp);
+            else /* no room for half: in place, unstable among equal rows */
+                qsort(rows->v, rows->n, sizeof(*rows->v), row_cmp);
+            free(tmp);
             break;
         }
     }

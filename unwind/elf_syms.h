@@ -22,8 +22,14 @@
 typedef int (*uw_sym_fn)(void *ctx, const char *name, const GElf_Sym *sym);
 
 /* Calls @fn for every defined symbol of the sections of type @type
- * (SHT_DYNSYM or SHT_SYMTAB) of @elf. 0, or @fn's error. */
-int uw_elf_syms(Elf *elf, Elf64_Word type, uw_sym_fn fn, void *ctx);
+ * (SHT_DYNSYM or SHT_SYMTAB) of @elf. 0, or @fn's error. @mapped: @elf
+ * reads a read-only file mapping (elf_memory over mmap), whose pages are
+ * handed back as the scan goes and at its end, so that scanning a big
+ * binary does not leave all of it resident; never for a heap image. */
+int uw_elf_syms(Elf *elf, Elf64_Word type, bool mapped, uw_sym_fn fn, void *ctx);
+
+/* Hands back the pages of @elf's file mapping (see file_drop_pages). */
+void uw_elf_drop_pages(Elf *elf);
 
 /* Reads @len bytes at ELF vaddr @vaddr from the allocated section holding
  * them: zeros from one without bytes in the file (.bss). False when no

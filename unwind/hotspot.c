@@ -204,12 +204,12 @@ static int hs_take_sym(void *ctx, const char *name, const GElf_Sym *sym)
     return 0;
 }
 
-int hs_detect(Elf *elf, struct hs_syms *out)
+int hs_detect(Elf *elf, struct hs_syms *out, bool mapped)
 {
     struct hs_scan c = {.out = out};
 
     memset(out, 0, sizeof(*out));
-    uw_elf_syms(elf, SHT_DYNSYM, hs_take_sym, &c);
+    uw_elf_syms(elf, SHT_DYNSYM, mapped, hs_take_sym, &c);
     return c.have == (1u << HS_NSYMS) - 1 ? 0 : -ENOENT;
 }
 

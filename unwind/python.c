@@ -167,14 +167,14 @@ static int py_take_sym(void *ctx, const char *name, const GElf_Sym *sym)
     return 0;
 }
 
-int py_detect(Elf *elf, const char *path, struct py_runtime *out)
+int py_detect(Elf *elf, const char *path, struct py_runtime *out, bool mapped)
 {
     struct py_scan c = {.out = out};
 
     memset(out, 0, sizeof(*out));
-    uw_elf_syms(elf, SHT_DYNSYM, py_take_sym, &c);
+    uw_elf_syms(elf, SHT_DYNSYM, mapped, py_take_sym, &c);
     if (!c.have_eval || !c.have_runtime)
-        uw_elf_syms(elf, SHT_SYMTAB, py_take_sym, &c);
+        uw_elf_syms(elf, SHT_SYMTAB, mapped, py_take_sym, &c);
     if (!c.have_eval || !c.have_runtime || out->eval_size == 0)
         return -ENOENT;
     uint32_t hex;

@@ -18,6 +18,7 @@
 #define STOKE_UNWIND_PYTHON_H
 
 #include <libelf.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <linux/types.h>
@@ -48,7 +49,11 @@ struct py_runtime {
  * comes from Py_Version (3.11+), else from the DT_SONAME (libpython3.X) or
  * the file name @path (python3.X). Returns 0, -ENOENT when @elf holds no
  * interpreter, -ENOTSUP when it does but its version is not 3.8 - 3.13.
+ * When @mapped (@elf is elf_begin(ELF_C_READ_MMAP) of a file), the file's
+ * pages are handed back every 4096 symbols and at the end: an unstripped
+ * binary's symbol and string tables (13 MB of node's) would otherwise all
+ * be resident in the agent while they are scanned.
  */
-int py_detect(Elf *elf, const char *path, struct py_runtime *out);
+int py_detect(Elf *elf, const char *path, struct py_runtime *out, bool mapped);
 
 #endif

@@ -145,29 +145,58 @@ int uw_table_size(const struct uw_rows *rows, uint32_t *nelems)
     return 0;
 }
 
-uint64_t uw_table_write(const struct uw_rows *rows, uint64_t *elems)
+/* The first row at or after text page @p of the table (rows->n if none). */
+static uint32_t page_first_row(const struct uw_rows *rows, uint64_t p)
+{
+    uint64_t at = rows->v[0].pc + (p << STOKE_UW_PAGE_SHIFT);
+    size_t lo = 0, hi = rows->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rows->v[mid].pc < at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (uint32_t)lo;
+}
+
+uint64_t uw_table_write_part(const struct uw_rows *rows, uint64_t *win, uint64_t from,
+                             uint64_t count)
 {
     uint32_t npages = table_pages(rows), first = rows->v[0].pc;
     uint64_t r0 = 1 + ((uint64_t)npages + 2) / 2;
-    uint32_t *hdr = (uint32_t *)&elems[0], *idx = (uint32_t *)&elems[1];
-    struct unwind_row *out = (struct unwind_row *)&elems[r0];
-    size_t r = 0;
 
-    hdr[0] = (uint32_t)rows->n;
-    hdr[1] = npages;
-    for (uint32_t p = 0; p <= npages; p++) {
-        uint64_t page_start = (uint64_t)p << STOKE_UW_PAGE_SHIFT;
-        while (r < rows->n && rows->v[r].pc - first < page_start)
-            r++;
-        idx[p] = (uint32_t)r;
-    }
-    if ((npages + 1) % 2)
-        idx[npages + 1] = 0; /* the index's last element, half used */
-    for (size_t i = 0; i < rows->n; i++) {
-        out[i] = rows->v[i];
-        out[i].pc -= first;
+    for (uint64_t e = from; e < from + count; e++) {
+        uint64_t *out = &win[e - from];
+        if (e == 0) {
+            uint32_t hdr[2] = {(uint32_t)rows->n, npages};
+            memcpy(out, hdr, sizeof(hdr));
+        } else if (e < r0) {
+            /* two entries of the page index; the last element's second
+             * half is 0 when npages + 1 is odd */
+            uint32_t idx[2];
+            for (int k = 0; k < 2; k++) {
+                uint64_t p = 2 * (e - 1) + (uint64_t)k;
+                idx[k] = p <= npages ? page_first_row(rows, p) : 0;
+            }
+            memcpy(out, idx, sizeof(idx));
+        } else {
+            struct unwind_row row = rows->v[e - r0];
+            row.pc -= first;
+            memcpy(out, &row, sizeof(row));
+        }
     }
     return rows->base + first;
+}
+
+uint64_t uw_table_write(const struct uw_rows *rows, uint64_t *elems)
+{
+    uint32_t nelems;
+
+    if (uw_table_size(rows, &nelems) != 0)
+        return 0;
+    return uw_table_write_part(rows, elems, 0, nelems);
 }
 
 int uw_table_compile(const struct uw_rows *rows, struct uw_table *t)

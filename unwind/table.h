@@ -52,6 +52,14 @@ int uw_table_size(const struct uw_rows *rows, uint32_t *nelems);
  * base: the ELF vaddr of table pc 0. */
 uint64_t uw_table_write(const struct uw_rows *rows, uint64_t *elems);
 
+/* The same for elements [@from, @from + @count) of the table only, into
+ * @win (its element 0 is table element @from): a large table is written
+ * through a window of its BPF array at a time, so that the agent never has
+ * the whole array mapped (resident) on top of the rows. @from + @count
+ * must not pass uw_table_size. Returns the table's base. */
+uint64_t uw_table_write_part(const struct uw_rows *rows, uint64_t *win, uint64_t from,
+                             uint64_t count);
+
 /* uw_rows_from_elf + uw_table_compile, for tests and tools. On error @t
  * holds nothing to free. */
 int uw_table_from_elf(Elf *elf, struct uw_table *t);

@@ -70,11 +70,11 @@ static int v8_take_sym(void *ctx, const char *name, const GElf_Sym *sym)
 
 /* Collects the v8dbg_* ints (when @meta) and the version from one symbol
  * table. */
-static int scan(Elf *elf, Elf64_Word type, struct meta_set *ms, bool meta)
+static int scan(Elf *elf, Elf64_Word type, struct meta_set *ms, bool meta, bool mapped)
 {
     struct v8_scan c = {.elf = elf, .ms = ms, .meta = meta};
 
-    return uw_elf_syms(elf, type, v8_take_sym, &c);
+    return uw_elf_syms(elf, type, mapped, v8_take_sym, &c);
 }
 
 /* The value of v8dbg_@name, exactly. */
@@ -251,15 +251,15 @@ static int layout(const struct meta_set *ms, struct v8_layout *o)
     return 0;
 }
 
-int v8_detect(Elf *elf, struct v8_layout *out)
+int v8_detect(Elf *elf, struct v8_layout *out, bool mapped)
 {
     struct meta_set ms = {0};
     int ret;
 
-    ret = scan(elf, SHT_DYNSYM, &ms, true);
+    ret = scan(elf, SHT_DYNSYM, &ms, true, mapped);
     /* node exports its metadata; a build that does not has it in .symtab */
     if (ret == 0 && (ms.n == 0 || !ms.have_version))
-        ret = scan(elf, SHT_SYMTAB, &ms, ms.n == 0);
+        ret = scan(elf, SHT_SYMTAB, &ms, ms.n == 0, mapped);
     if (ret == 0)
         ret = ms.n ? layout(&ms, out) : -ENOENT;
     free(ms.m);

@@ -49,8 +49,8 @@ struct v8_layout {
  * Looks for V8's metadata in @elf (.dynsym, then .symtab). Returns 0 with
  * @out filled, -ENOENT when @elf holds no V8, -ENOTSUP when it does but
  * its metadata lacks what the walker needs or describes a layout it cannot
- * read (pointer compression).
+ * read (pointer compression). @mapped as for uw_elf_syms.
  */
-int v8_detect(Elf *elf, struct v8_layout *out);
+int v8_detect(Elf *elf, struct v8_layout *out, bool mapped);
 
 #endif

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libFuzzer target for query/auth.c: any input, as a token file and as an
+/* libFuzzer target for query/serve/auth.c: any input, as a token file and as an
  * Authorization header value, is parsed or refused without harm; base64
  * decoding stays within its buffer and agrees with the header check. */
 #include <stddef.h>
@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "query/auth.h"
+#include "common/base64.h"
+#include "query/serve/auth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -28,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size] = '\0';
 
     auth_check(fixed, text);
-    long n = auth_base64_decode(text, size, out, sizeof(out));
+    long n = base64_decode(text, size, out, sizeof(out));
     if (n > (long)sizeof(out) || (n >= 0 && (size_t)n > size))
         abort();
     if (auth_parse(text, size, &a, err, sizeof(err)) == 0) {

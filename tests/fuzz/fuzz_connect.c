@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libFuzzer target for query/connect.c's request decoders: the first byte
+/* libFuzzer target for query/serve/connect.c's request decoders: the first byte
  * picks a Pyroscope request message and the codec (JSON or protobuf), the
  * rest is the body. A body decodes or fails with a message; a decoded
  * message re-encodes to JSON and decodes again, and frees cleanly. */
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "pyroscope/querier.pb-c.h"
-#include "query/connect.h"
+#include "query/serve/connect.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -37,10 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* every rejection names its problem */
         return 0;
     }
-    struct sbuf b = {0};
+    struct wbuf b = {0};
     connect_json_encode(m, &b);
-    if (!b.oom) {
-        if (connect_json_decode(d, (const uint8_t *)b.p, b.len, &again, err, sizeof(err)))
+    if (!b.err) {
+        if (connect_json_decode(d, b.p, b.len, &again, err, sizeof(err)))
             abort(); /* our own JSON must decode */
         protobuf_c_message_free_unpacked(again, NULL);
     }

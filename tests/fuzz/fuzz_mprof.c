@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libFuzzer target for query/mprof.c's wire decoder (what peers send back
+/* libFuzzer target for query/engine/mprof.c's wire decoder (what peers send back
  * from /internal/v1/select): anything decodes or fails, and whatever
  * decodes re-encodes, decodes again and merges without harm. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "query/mprof.h"
+#include "query/engine/mprof.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

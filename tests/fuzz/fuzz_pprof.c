@@ -10,7 +10,8 @@
 #include <stdlib.h>
 
 #include "codec/segment.h"
-#include "query/import.h"
+#include "common/gzip.h"
+#include "query/jobs/import.h"
 
 static void check_written(struct seg_writer *w)
 {
@@ -43,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t *pb = NULL;
     size_t len = 0;
-    if (query_gunzip(data, size, &pb, &len))
+    if (gzip_decompress(data, size, IMPORT_MAX_BYTES, &pb, &len))
         return 0;
     Perftools__Profiles__Profile *p = perftools__profiles__profile__unpack(NULL, len, pb);
     free(pb);

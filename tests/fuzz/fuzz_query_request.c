@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libFuzzer target for stoke-query's request validation (query/http.c,
- * query/pyroscope_api.c, plan_range_check): the first byte picks an
+/* libFuzzer target for stoke-query's request validation (query/serve/http.c,
+ * query/serve/pyroscope_api.c, plan_range_check): the first byte picks an
  * endpoint, the rest is its query string ("k=v&k=v", GET) or its body
  * (POST: the peer query's JSON, or a Connect JSON request). The engine runs
  * over an empty store, so whatever passes validation is planned for real:
@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "query/engine.h"
-#include "query/http.h"
+#include "query/engine/engine.h"
+#include "query/serve/http.h"
 #include "store/store.h"
 
 static struct http_server *srv;

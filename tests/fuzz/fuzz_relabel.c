@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/labels.h"
+#include "agent/label_limiter.h"
+#include "common/labels.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libFuzzer target for query/selector.c: any input parses or fails with a
+/* libFuzzer target for query/engine/selector.c: any input parses or fails with a
  * message, and a parsed selector matches a small label set without harm. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "query/selector.h"
+#include "query/engine/selector.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -59,7 +59,7 @@ post() { # post METHOD json|proto BODYFILE OUT: prints the HTTP status
 decode() { # decode MESSAGE FILE: protoc's text form of a proto response
     local proto=pyroscope/querier.proto
     case $1 in types.v1.*) proto=pyroscope/types.proto ;; esac
-    protoc --decode="$1" -I "$ROOT/proto" "$proto" <"$2"
+    protoc --decode="$1" -I "$ROOT/proto" -I "$(dirname "${PPROF_PROTO:-/usr/share/gocode/src/github.com/google/pprof/proto/profile.proto}")" "$proto" <"$2"
 }
 
 top() { # top SERVICE: /api/v1/top for the same selection

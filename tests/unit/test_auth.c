@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* query/auth.c: the token file, the Authorization header check, base64; and
- * how http_route answers without a token (401, JSON or Connect error). */
+/* query/serve/auth.c: the token file, the Authorization header check, the base64
+ * decoders (common/base64.c); and how http_route answers without a token
+ * (401, JSON or Connect error). */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -15,8 +16,9 @@
 
 #include <cmocka.h>
 
-#include "query/auth.h"
-#include "query/http.h"
+#include "common/base64.h"
+#include "query/serve/auth.h"
+#include "query/serve/http.h"
 
 static struct auth *parse(const char *text)
 {
@@ -143,19 +145,40 @@ static void test_base64(void **st)
 {
     uint8_t out[16];
 
-    assert_int_equal(auth_base64_decode("", 0, out, sizeof(out)), 0);
-    assert_int_equal(auth_base64_decode("Zm9v", 4, out, sizeof(out)), 3);
+    assert_int_equal(base64_decode("", 0, out, sizeof(out)), 0);
+    assert_int_equal(base64_decode("Zm9v", 4, out, sizeof(out)), 3);
     assert_memory_equal(out, "foo", 3);
-    assert_int_equal(auth_base64_decode("Zm8=", 4, out, sizeof(out)), 2);
+    assert_int_equal(base64_decode("Zm8=", 4, out, sizeof(out)), 2);
     assert_memory_equal(out, "fo", 2);
-    assert_int_equal(auth_base64_decode("Zg==", 4, out, sizeof(out)), 1);
+    assert_int_equal(base64_decode("Zg==", 4, out, sizeof(out)), 1);
     assert_memory_equal(out, "f", 1);
-    assert_int_equal(auth_base64_decode("+/+/", 4, out, sizeof(out)), 3);
-    assert_int_equal(auth_base64_decode("Zg=", 3, out, sizeof(out)), -1);
-    assert_int_equal(auth_base64_decode("Z===", 4, out, sizeof(out)), -1);
-    assert_int_equal(auth_base64_decode("Zg=a", 4, out, sizeof(out)), -1);
-    assert_int_equal(auth_base64_decode("Zg==Zm9v", 8, out, sizeof(out)), -1);
-    assert_int_equal(auth_base64_decode("Zm9vYmFy", 8, out, 5), -1);
+    assert_int_equal(base64_decode("+/+/", 4, out, sizeof(out)), 3);
+    assert_int_equal(base64_decode("Zg=", 3, out, sizeof(out)), -1);
+    assert_int_equal(base64_decode("Z===", 4, out, sizeof(out)), -1);
+    assert_int_equal(base64_decode("Zg=a", 4, out, sizeof(out)), -1);
+    assert_int_equal(base64_decode("Zg==Zm9v", 8, out, sizeof(out)), -1);
+    assert_int_equal(base64_decode("Zm9vYmFy", 8, out, 5), -1);
+}
+
+/* The protobuf JSON flavour: URL-safe characters, padding optional. */
+static void test_base64_lenient(void **st)
+{
+    uint8_t out[16];
+
+    assert_int_equal(base64_decode_lenient("Zg", 2, out, sizeof(out)), 1);
+    assert_memory_equal(out, "f", 1);
+    assert_int_equal(base64_decode_lenient("Zm8", 3, out, sizeof(out)), 2);
+    assert_memory_equal(out, "fo", 2);
+    assert_int_equal(base64_decode_lenient("-_-_", 4, out, sizeof(out)), 3);
+    assert_int_equal(base64_decode("-_-_", 4, out, sizeof(out)), -1);
+    assert_memory_equal(out, "\xfb\xff\xbf", 3);
+    assert_int_equal(base64_decode_lenient("Zg=a", 4, out, sizeof(out)), -1);
+    assert_int_equal(base64_decode_lenient("Zm9vYmFy", 8, out, 5), -1);
+    struct wbuf b = {0};
+    base64_encode(&b, (const uint8_t *)"fo", 2);
+    base64_encode(&b, (const uint8_t *)"\xfb\xff\xbf", 3);
+    assert_string_equal(b.s, "Zm8=+/+/");
+    wb_free(&b);
 }
 
 /* ---- http_route with auth ---- */
@@ -245,7 +268,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_format), cmocka_unit_test(test_load),
         cmocka_unit_test(test_bearer),      cmocka_unit_test(test_basic),
-        cmocka_unit_test(test_base64),      cmocka_unit_test(test_http),
+        cmocka_unit_test(test_base64),      cmocka_unit_test(test_base64_lenient),
+        cmocka_unit_test(test_http),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

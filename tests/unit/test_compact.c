@@ -1,4 +1,4 @@
-/* Unit tests: query/compact.c — merging an hour's segments into one block,
+/* Unit tests: query/jobs/compact.c — merging an hour's segments into one block,
  * generations, idempotence, late entries, corrupt entries, retention,
  * objects readable only in part, unreadable hour manifests — against the
  * real directory store, the real codec and the real query engine (what a
@@ -18,10 +18,10 @@
 #include "codec/manifest.h"
 #include "codec/segment.h"
 #include "exporter/profile.h"
-#include "query/compact.h"
-#include "query/engine.h"
-#include "query/selector.h"
-#include "query/views.h"
+#include "query/jobs/compact.h"
+#include "query/engine/engine.h"
+#include "query/engine/selector.h"
+#include "query/engine/views.h"
 #include "store/store.h"
 
 #define HOUR_MS 3600000LL

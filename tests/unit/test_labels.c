@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests for agent/labels.c: label sets, relabel rules, the limiter. */
+/* Unit tests for common/labels.c (label sets, relabel rules) and
+ * agent/label_limiter.c. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +11,8 @@
 
 #include <cmocka.h>
 
-#include "agent/labels.h"
+#include "agent/label_limiter.h"
+#include "common/labels.h"
 
 /* Builds a set from "a=1,b=2" (test helper; no commas in values). */
 static void set_from(struct label_set *ls, const char *spec)

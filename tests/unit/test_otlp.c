@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/labels.h"
+#include "common/labels.h"
 #include "exporter/otlp.h"
 #include "otlp/profiles_service.pb-c.h"
 

@@ -589,7 +589,7 @@ static void test_cache_many_pids(void **state)
     /* remove every other process; sweep must find them across shifted slots */
     for (unsigned p = 1000; p < 1000 + n; p += 2)
         rm_fake(f->root, p);
-    assert_int_equal(proc_cache_sweep(c, 10), n / 2);
+    assert_int_equal(proc_cache_sweep(c, 5), n / 2);
     assert_int_equal(proc_cache_size(c), n / 2);
     for (unsigned p = 1001; p < 1000 + n; p += 2) {
         const struct proc_info *pi = proc_cache_get(c, p);
@@ -599,6 +599,13 @@ static void test_cache_many_pids(void **state)
     }
     for (unsigned p = 1000; p < 1000 + n; p += 2)
         assert_null(proc_cache_get(c, p));
+    /* live but idle: kept for 6 windows (last seen in 5), then freed, so
+     * thousands of sleeping processes sampled once do not stay cached */
+    assert_int_equal(proc_cache_sweep(c, 11), 0);
+    assert_int_equal(proc_cache_size(c), n / 2);
+    assert_int_equal(proc_cache_sweep(c, 12), n / 2);
+    assert_int_equal(proc_cache_size(c), 0);
+    assert_non_null(proc_cache_get(c, 1001)); /* and read again when sampled */
     proc_cache_free(c);
 }
 

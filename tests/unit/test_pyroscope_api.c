@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for the Pyroscope API's pieces that need no store: the
- * protobuf JSON mapping of query/connect.c (names, int64 as string or
+ * protobuf JSON mapping of query/serve/connect.c (names, int64 as string or
  * number, enums, optional fields, repeated, nested, errors), Connect codes
  * and content types, and the conversion of a merged profile into
  * Pyroscope's FlameGraph levels and FlameGraphDiff.
@@ -18,10 +18,10 @@
 #include <cmocka.h>
 
 #include "pyroscope/querier.pb-c.h"
-#include "query/connect.h"
-#include "query/mprof.h"
-#include "query/pyroscope_api.h"
-#include "query/views.h"
+#include "query/serve/connect.h"
+#include "query/engine/mprof.h"
+#include "query/serve/pyroscope_api.h"
+#include "query/engine/views.h"
 
 static ProtobufCMessage *dec_ok(const ProtobufCMessageDescriptor *d, const char *json)
 {
@@ -78,6 +78,33 @@ static void test_json_request(void **state)
     protobuf_c_message_free_unpacked(&d->base, NULL);
 }
 
+/* Unknown enum names are dropped as protojson's DiscardUnknown drops them:
+ * the field keeps its default and an optional one stays unset. */
+static void test_json_unknown_enum(void **state)
+{
+    Querier__V1__SelectMergeStacktracesRequest *m =
+        (void *)dec_ok(&querier__v1__select_merge_stacktraces_request__descriptor,
+                       "{\"format\":\"PROFILE_FORMAT_FROM_THE_FUTURE\",\"start\":\"5\"}");
+    assert_int_equal(m->format, QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_UNSPECIFIED);
+    assert_int_equal(m->start, 5);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    Querier__V1__SelectSeriesRequest *s =
+        (void *)dec_ok(&querier__v1__select_series_request__descriptor,
+                       "{\"aggregation\":\"TIME_SERIES_AGGREGATION_TYPE_MEDIAN\","
+                       "\"exemplarType\":\"EXEMPLAR_TYPE_NEW\",\"step\":2}");
+    assert_int_equal(s->_aggregation_case, 0);
+    assert_int_equal(s->exemplar_type, 0);
+    assert_true(s->step == 2);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    /* Still a type error: an enum is a name or a number. */
+    ProtobufCMessage *bad = NULL;
+    char err[128];
+    assert_int_equal(connect_json_decode(&querier__v1__select_merge_stacktraces_request__descriptor,
+                                         (const uint8_t *)"{\"format\":{}}", 13, &bad, err,
+                                         sizeof(err)),
+                     -EINVAL);
+}
+
 static void test_json_errors(void **state)
 {
     static const char *bad[] = {
@@ -90,7 +117,6 @@ static void test_json_errors(void **state)
         "{\"start\":\"99999999999999999999\"}",
         "{\"start\":true}",
         "{\"profileTypeID\":5}",
-        "{\"format\":\"NOPE\"}",
         "{\"maxNodes\":\"-\"}",
         "{\"start\":1,\"start\":2}",
         "{\"profileIdSelector\":\"x\"}",
@@ -118,7 +144,7 @@ static void test_json_encode(void **state)
     Types__V1__Series s = TYPES__V1__SERIES__INIT;
     Types__V1__Series *sv[1] = {&s};
     Querier__V1__SelectSeriesResponse r = QUERIER__V1__SELECT_SERIES_RESPONSE__INIT;
-    struct sbuf b = {0};
+    struct wbuf b = {0};
 
     p1.value = 2.5;
     p1.timestamp = 1700000000000LL;
@@ -132,7 +158,7 @@ static void test_json_encode(void **state)
     r.n_series = 1;
     connect_json_encode(&r.base, &b);
     /* int64 quoted, defaults left out, escaping, lowerCamelCase. */
-    assert_string_equal(b.p, "{\"series\":[{\"labels\":[{\"name\":\"service_name\",\"value\":"
+    assert_string_equal(b.s, "{\"series\":[{\"labels\":[{\"name\":\"service_name\",\"value\":"
                              "\"a\\\"b\"}],\"points\":[{\"value\":2.5,\"timestamp\":"
                              "\"1700000000000\"},{}]}]}");
     free(b.p);
@@ -142,7 +168,7 @@ static void test_json_encode(void **state)
     fd.max_self = 1;
     memset(&b, 0, sizeof(b));
     connect_json_encode(&fd.base, &b);
-    assert_string_equal(b.p, "{\"maxSelf\":\"1\",\"leftTicks\":\"3\"}");
+    assert_string_equal(b.s, "{\"maxSelf\":\"1\",\"leftTicks\":\"3\"}");
     free(b.p);
 }
 
@@ -175,9 +201,9 @@ static void test_codes(void **state)
 static struct mprof *sample_profile(int64_t scale)
 {
     struct mprof *p = mprof_new(1);
-    uint32_t main_ = mstr_intern(&p->str, "main", 4), a = mstr_intern(&p->str, "a", 1),
-             b = mstr_intern(&p->str, "b", 1), c = mstr_intern(&p->str, "c", 1),
-             d = mstr_intern(&p->str, "d", 1);
+    uint32_t main_ = intern_strn(&p->str, "main", 4), a = intern_strn(&p->str, "a", 1),
+             b = intern_strn(&p->str, "b", 1), c = intern_strn(&p->str, "c", 1),
+             d = intern_strn(&p->str, "d", 1);
     const uint32_t s1[] = {b, a, main_}, s2[] = {c, a, main_}, s3[] = {main_}, s4[] = {d};
     /* The id first: mprof_stack may move vals. */
     uint32_t id = mprof_stack(p, s1, 3);
@@ -250,8 +276,8 @@ static void test_flamegraph_deep(void **state)
     char name[16];
     for (int i = 0; i < 40; i++) {
         int n = snprintf(name, sizeof(name), "f%d", i);
-        frames[i] = mstr_intern(&p->str, name, (size_t)n);
-        assert_int_equal(mstr_intern(&q->str, name, (size_t)n), frames[i]);
+        frames[i] = intern_strn(&p->str, name, (size_t)n);
+        assert_int_equal(intern_strn(&q->str, name, (size_t)n), frames[i]);
     }
     uint32_t id = mprof_stack(p, frames, 40);
     p->vals[id] += 9;
@@ -309,9 +335,13 @@ static void test_flamegraph_diff(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_request),      cmocka_unit_test(test_json_errors),
-        cmocka_unit_test(test_json_encode),       cmocka_unit_test(test_codes),
-        cmocka_unit_test(test_flamegraph_levels), cmocka_unit_test(test_flamegraph_diff),
+        cmocka_unit_test(test_json_request),
+        cmocka_unit_test(test_json_errors),
+        cmocka_unit_test(test_json_unknown_enum),
+        cmocka_unit_test(test_json_encode),
+        cmocka_unit_test(test_codes),
+        cmocka_unit_test(test_flamegraph_levels),
+        cmocka_unit_test(test_flamegraph_diff),
         cmocka_unit_test(test_flamegraph_deep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

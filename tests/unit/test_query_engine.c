@@ -29,13 +29,15 @@
 
 #include "codec/manifest.h"
 #include "codec/segment.h"
-#include "query/cache.h"
-#include "query/engine.h"
-#include "query/http.h"
-#include "query/import.h"
-#include "query/mprof.h"
-#include "query/plan.h"
-#include "query/views.h"
+#include "common/gzip.h"
+#include "query/engine/cache.h"
+#include "query/engine/engine.h"
+#include "query/serve/http.h"
+#include "query/jobs/import.h"
+#include "query/engine/mprof.h"
+#include "query/engine/peer.h"
+#include "query/engine/plan.h"
+#include "query/engine/views.h"
 #include "store/store.h"
 
 #define T0   1700000000000LL /* 2023-11-14 22:13:20 UTC */
@@ -247,7 +249,7 @@ static const struct top_row *find_row(const struct mprof *mp, const struct top_r
                                       const char *name)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(mstr_get(&mp->str, rows[i].name), name) == 0)
+        if (strcmp(intern_str_get(&mp->str, rows[i].name), name) == 0)
             return &rows[i];
     return NULL;
 }
@@ -274,7 +276,7 @@ static void check_api_top(const char *sel, int hmask, int w0, int w1)
     assert_int_equal(total, expect(550, hmask, w0, w1));
     assert_int_equal(n, 4);
     /* sorted by self: parse, handle, rec, main */
-    assert_string_equal(mstr_get(&mp->str, rows[0].name), "parse");
+    assert_string_equal(intern_str_get(&mp->str, rows[0].name), "parse");
     assert_int_equal(find_row(mp, rows, n, "parse")->self, expect(300, hmask, w0, w1));
     assert_int_equal(find_row(mp, rows, n, "handle")->self, expect(200, hmask, w0, w1));
     assert_int_equal(find_row(mp, rows, n, "handle")->total, expect(500, hmask, w0, w1));
@@ -367,10 +369,10 @@ static void test_flamegraph(void **state)
     int64_t tot;
 
     for (uint32_t max = 1; max <= 12; max++) {
-        struct sbuf b = {0};
+        struct wbuf b = {0};
         assert_int_equal(view_flame_json(mp, 0, max, &b), 0);
-        sbuf_put(&b, "}", 1);
-        cJSON *j = cJSON_Parse(b.p);
+        wb_bytes(&b, "}", 1);
+        cJSON *j = cJSON_Parse(b.s);
         assert_non_null(j);
         assert_int_equal((int64_t)cJSON_GetObjectItem(j, "total")->valuedouble,
                          expect(550, 3, 0, NWIN));
@@ -402,7 +404,7 @@ static void test_series_labels(void **state)
     assert_int_equal(mp->nbuckets, NWIN);
     assert_int_equal(mp->ngroups, 2);
     for (uint32_t g = 0; g < 2; g++) {
-        int h = strcmp(mstr_get(&mp->str, mp->group_val[g]), "h2") == 0;
+        int h = strcmp(intern_str_get(&mp->str, mp->group_val[g]), "h2") == 0;
         for (int w = 0; w < NWIN; w++) {
             assert_true(mp->present[g * NWIN + w]);
             assert_int_equal(mp->points[g * NWIN + w], scaled(550, h, w));
@@ -411,14 +413,16 @@ static void test_series_labels(void **state)
     mprof_free(mp);
 
     mp = run_q("{host_name=\"h1\"}", T0, T0 + NWIN * WIN, Q_LABELS, NULL);
-    uint32_t sn = mstr_find(&mp->str, "service_name", 12);
-    uint32_t hn = mstr_find(&mp->str, "host_name", 9);
+    uint32_t sn = intern_find(&mp->str, "service_name", 12);
+    uint32_t hn = intern_find(&mp->str, "host_name", 9);
     int services = 0, hosts = 0;
-    for (uint32_t i = 0; i < mp->npairs; i++) {
-        services += (mp->pairs[i] >> 32) == sn;
-        if ((mp->pairs[i] >> 32) == hn) {
+    for (uint32_t i = 0; i < mp->pairs.n; i++) {
+        uint32_t name, value;
+        mprof_pair_get(mp, i, &name, &value);
+        services += name == sn;
+        if (name == hn) {
             hosts++;
-            assert_string_equal(mstr_get(&mp->str, (uint32_t)mp->pairs[i]), "h1");
+            assert_string_equal(intern_str_get(&mp->str, value), "h1");
         }
     }
     assert_int_equal(services, 2);
@@ -439,7 +443,7 @@ static void test_pprof_export(void **state)
         .tenant = "default", .sel = sel, .from = T0, .until = T0 + NWIN * WIN, .all_types = true};
     assert_int_equal(engine_query(eng, &q, &mp, err, sizeof(err)), 0);
     assert_int_equal(view_pprof(mp, T0, NWIN * WIN, &gz, &len), 0);
-    assert_int_equal(query_gunzip(gz, len, &raw, &rawlen), 0);
+    assert_int_equal(gzip_decompress(gz, len, IMPORT_MAX_BYTES, &raw, &rawlen), 0);
     Perftools__Profiles__Profile *p = perftools__profiles__profile__unpack(NULL, rawlen, raw);
     assert_non_null(p);
     assert_int_equal(p->n_sample_type, 2);
@@ -697,7 +701,8 @@ static void test_mprof_wire(void **state)
     assert_int_equal(t1, t2);
     assert_int_equal(n1, n2);
     for (size_t i = 0; i < n1; i++) {
-        assert_string_equal(mstr_get(&mp->str, r1[i].name), mstr_get(&back->str, r2[i].name));
+        assert_string_equal(intern_str_get(&mp->str, r1[i].name),
+                            intern_str_get(&back->str, r2[i].name));
         assert_int_equal(r1[i].self, r2[i].self);
         assert_int_equal(r1[i].total, r2[i].total);
     }
@@ -720,6 +725,84 @@ static void test_mprof_wire(void **state)
     }
     free(buf);
     mprof_free(mp);
+}
+
+/* peer.c: what one worker writes, the other parses back field by field,
+ * whatever the mode; a field missing on the way is a test failure, not a
+ * silently different query. */
+static void test_peer_request(void **state)
+{
+    struct query qs[] = {
+        {.tenant = "t1",
+         .selector_text = "{service_name=\"api\"}",
+         .from = T0,
+         .until = T0 + NWIN * WIN,
+         .profile_type = DEFAULT_PROFILE_TYPE,
+         .mode = Q_PROFILE,
+         .all_types = true},
+        {.tenant = "default",
+         .from = T0,
+         .until = T0 + 3600000,
+         .mode = Q_SERIES,
+         .step = 60000,
+         .group_by = "host_name"},
+        {.tenant = "x.y-z", .from = 0, .until = 1, .mode = Q_LABELS},
+    };
+    char err[256];
+
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+        const struct query *q = &qs[i];
+        char *body = peer_request_encode(q, 2, 3);
+        struct peer_request pr;
+        assert_non_null(body);
+        assert_int_equal(
+            peer_request_decode((const uint8_t *)body, strlen(body), &pr, err, sizeof(err)), 0);
+        assert_string_equal(pr.q.tenant, q->tenant);
+        assert_string_equal(pr.q.selector_text, q->selector_text ? q->selector_text : "{}");
+        assert_int_equal(pr.q.from, q->from);
+        assert_int_equal(pr.q.until, q->until);
+        if (q->profile_type)
+            assert_string_equal(pr.q.profile_type, q->profile_type);
+        else
+            assert_null(pr.q.profile_type);
+        assert_int_equal(pr.q.mode, q->mode);
+        assert_int_equal(pr.q.all_types, q->all_types);
+        assert_int_equal(pr.q.step, q->step);
+        assert_string_equal(pr.q.group_by, q->group_by ? q->group_by : "");
+        assert_int_equal(pr.q.shard, 2);
+        assert_int_equal(pr.q.nshards, 3);
+        assert_non_null(pr.q.sel);
+        peer_request_free(&pr);
+        free(body);
+    }
+    /* The parser's refusals, one field at a time. */
+    static const struct {
+        const char *body, *want;
+    } bad[] = {
+        {"{", "body: not JSON"},
+        {"{\"tenant\":\"t\",\"from\":1,\"until\":2,\"mode\":0,\"nshards\":2}",
+         "body: invalid peer query"}, /* no shard */
+        {"{\"tenant\":\"t\",\"from\":1,\"until\":2,\"mode\":7,\"shard\":0,\"nshards\":1}",
+         "body: mode: 7 is not an integer in [0, 2]"},
+        {"{\"tenant\":\"t\",\"from\":\"1\",\"until\":2,\"mode\":0,\"shard\":0,\"nshards\":1}",
+         "body: from: not a number"},
+        {"{\"tenant\":\"t\",\"from\":3,\"until\":2,\"mode\":0,\"shard\":0,\"nshards\":1}",
+         "body: from: must be before until"},
+        {"{\"tenant\":\"t\",\"from\":1,\"until\":2,\"mode\":0,\"shard\":1,\"nshards\":1}",
+         "body: invalid peer query"},
+        {"{\"tenant\":\"t\",\"query\":\"{a=\",\"from\":1,\"until\":2,\"mode\":0,"
+         "\"shard\":0,\"nshards\":1}",
+         "query: "},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct peer_request pr;
+        err[0] = '\0';
+        assert_int_equal(peer_request_decode((const uint8_t *)bad[i].body, strlen(bad[i].body), &pr,
+                                             err, sizeof(err)),
+                         -EINVAL);
+        if (strncmp(err, bad[i].want, strlen(bad[i].want)) != 0)
+            fail_msg("%s: got '%s', want '%s'", bad[i].body, err, bad[i].want);
+    }
 }
 
 /* Two workers over loopback give what one gives. */
@@ -760,15 +843,15 @@ static void test_peers(void **state)
             assert_int_equal(t1, t2);
             assert_int_equal(n1, n2);
             for (size_t i = 0; i < n1; i++) {
-                assert_string_equal(mstr_get(&one->str, r1[i].name),
-                                    mstr_get(&two->str, r2[i].name));
+                assert_string_equal(intern_str_get(&one->str, r1[i].name),
+                                    intern_str_get(&two->str, r2[i].name));
                 assert_int_equal(r1[i].self, r2[i].self);
                 assert_int_equal(r1[i].total, r2[i].total);
             }
-            struct sbuf b1 = {0}, b2 = {0};
+            struct wbuf b1 = {0}, b2 = {0};
             assert_int_equal(view_flame_json(one, 0, 5, &b1), 0);
             assert_int_equal(view_flame_json(two, 0, 5, &b2), 0);
-            assert_string_equal(b1.p, b2.p);
+            assert_string_equal(b1.s, b2.s);
             free(b1.p);
             free(b2.p);
             free(r1);
@@ -1276,15 +1359,216 @@ static void test_bench_merge(void **state)
     free(sec.sample_values);
 }
 
+/* group_by with several labels: one group per (service, host), its key
+ * splitting back into the two values, each group's points its own. */
+static void test_series_group_by_labels(void **state)
+{
+    struct mprof *mp = run_q("{}", T0, T0 + NWIN * WIN, Q_SERIES, "service_name,host_name");
+
+    assert_int_equal(mp->ngroups, 4);
+    for (uint32_t g = 0; g < mp->ngroups; g++) {
+        char **v = NULL;
+        assert_int_equal(query_group_key_split(intern_str_get(&mp->str, mp->group_val[g]), 2, &v),
+                         0);
+        int api = strcmp(v[0], "api") == 0, h = strcmp(v[1], "h2") == 0;
+        assert_true(api || strcmp(v[0], "web") == 0);
+        assert_true(h || strcmp(v[1], "h1") == 0);
+        for (int w = 0; w < NWIN; w++)
+            assert_int_equal(mp->points[g * NWIN + w], scaled(api ? 550 : 70, h, w));
+        free(v);
+    }
+    mprof_free(mp);
+}
+
+/* Label sets only (Series): Q_SERIES with all_types groups by the labels
+ * and the profile type id, any type, without sums. */
+static void test_series_label_sets(void **state)
+{
+    struct selector *sel = NULL;
+    struct mprof *mp = NULL;
+    char err[256];
+    struct query q = {.tenant = "default",
+                      .selector_text = "{}",
+                      .from = T0,
+                      .until = T0 + NWIN * WIN,
+                      .mode = Q_SERIES,
+                      .step = NWIN * WIN,
+                      .group_by = "service_name",
+                      .all_types = true};
+
+    assert_int_equal(selector_parse("{}", &sel, err, sizeof(err)), 0);
+    q.sel = sel;
+    assert_int_equal(engine_query(eng, &q, &mp, err, sizeof(err)), 0);
+    /* api and web, each with the segments' two types */
+    assert_int_equal(mp->ngroups, 4);
+    int api = 0, cpu = 0;
+    for (uint32_t g = 0; g < mp->ngroups; g++) {
+        char **v = NULL;
+        assert_int_equal(query_group_key_split(intern_str_get(&mp->str, mp->group_val[g]), 2, &v),
+                         0);
+        assert_true(query_profile_type_valid(v[1]));
+        api += strcmp(v[0], "api") == 0;
+        cpu += strcmp(v[1], DEFAULT_PROFILE_TYPE) == 0;
+        assert_true(mp->present[g * mp->nbuckets]);
+        assert_int_equal(mp->points[g * mp->nbuckets], 0); /* no sums */
+        free(v);
+    }
+    assert_int_equal(api, 2);
+    assert_int_equal(cpu, 2);
+    mprof_free(mp);
+    /* a window with no samples: no sets */
+    q.from = T0 - 10 * WIN;
+    q.until = T0 - 5 * WIN;
+    q.step = 5 * WIN;
+    assert_int_equal(engine_query(eng, &q, &mp, err, sizeof(err)), 0);
+    assert_int_equal(mp->ngroups, 0);
+    mprof_free(mp);
+    selector_free(sel);
+}
+
+static void test_group_key(void **state)
+{
+    static const char *vals[][3] = {
+        {"a", "b", "c"}, {"", "x\x1fy", ""}, {"\x1e", "\x1e\x1f\x1e", "\\"}, {"", "", ""}};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        struct wbuf b = {0};
+        char **v = NULL;
+        for (int k = 0; k < 3; k++)
+            query_group_key_append(&b, vals[i][k], k == 0);
+        wb_bytes(&b, "", 1);
+        assert_int_equal(query_group_key_split(b.s, 3, &v), 0);
+        for (int k = 0; k < 3; k++)
+            assert_string_equal(v[k], vals[i][k]);
+        free(v);
+        /* the wrong number of values is an error, not a short read */
+        assert_int_equal(query_group_key_split(b.s, 2, &v), -EINVAL);
+        assert_int_equal(query_group_key_split(b.s, 4, &v), -EINVAL);
+        free(b.p);
+    }
+    /* a label-set key: the most group_by labels and the type id */
+    struct wbuf b = {0};
+    char **v = NULL;
+    for (int k = 0; k <= QUERY_MAX_GROUP_BY; k++)
+        query_group_key_append(&b, k == QUERY_MAX_GROUP_BY ? "t:t:t:t:t" : "x", k == 0);
+    wb_bytes(&b, "", 1);
+    assert_int_equal(query_group_key_split(b.s, QUERY_MAX_GROUP_BY + 1, &v), 0);
+    assert_string_equal(v[QUERY_MAX_GROUP_BY], "t:t:t:t:t");
+    free(v);
+    assert_int_equal(query_group_key_split(b.s, QUERY_MAX_GROUP_BY + 2, &v), -EINVAL);
+    assert_int_equal(query_group_key_split(b.s, 0, &v), -EINVAL);
+    free(b.p);
+    assert_true(query_group_by_valid("a"));
+    assert_true(query_group_by_valid("service_name,host_name"));
+    assert_false(query_group_by_valid(""));
+    assert_false(query_group_by_valid("a,"));
+    assert_false(query_group_by_valid(",a"));
+    assert_false(query_group_by_valid("a,,b"));
+    assert_false(query_group_by_valid("a,1b"));
+    assert_false(query_group_by_valid("a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q"));
+    assert_true(query_group_by_valid("a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p"));
+    assert_int_equal(query_group_by_count("a,b,c"), 3);
+    assert_int_equal(query_group_by_count(""), 0);
+}
+
+/* GetProfileStats' engine side: the first and last sample of the tenant. */
+static void test_profile_stats(void **state)
+{
+    struct profile_stats ps;
+    char err[256] = "";
+
+    assert_int_equal(engine_profile_stats(eng, "default", NULL, &ps, err, sizeof(err)), 0);
+    assert_true(ps.ingested);
+    assert_int_equal(ps.oldest_ms, T0);
+    assert_int_equal(ps.newest_ms, T0 + (NWIN - 1) * WIN);
+    assert_int_equal(engine_profile_stats(eng, "nobody", NULL, &ps, err, sizeof(err)), 0);
+    assert_false(ps.ingested);
+    assert_int_equal(ps.oldest_ms, 0);
+}
+
+/* Pyroscope's call site selector: only stacks under the root-first path. */
+static void test_call_site(void **state)
+{
+    static const struct {
+        const char *site[4];
+        size_t n;
+        int64_t want; /* base values kept */
+    } cases[] = {
+        {{"main"}, 1, 550},
+        {{"main", "handle"}, 2, 500},
+        {{"main", "handle", "parse"}, 3, 300},
+        {{"main", "rec", "rec", "rec"}, 4, 50},
+        {{"handle"}, 1, 0}, /* a prefix from the root, not anywhere */
+        {{"main", "nope"}, 2, 0},
+        {{0}, 0, 550},
+    };
+    int64_t unit = 3 * 6 * 1000;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct mprof *mp = run_q("{service_name=\"api\"}", T0, T0 + NWIN * WIN, Q_PROFILE, NULL);
+        int64_t tot = 0;
+        mprof_keep_call_site(mp, cases[i].site, cases[i].n);
+        for (uint32_t s = 0; s < mp->nstacks; s++)
+            tot += mp->vals[(size_t)s * mp->ntypes];
+        assert_int_equal(tot, cases[i].want * unit);
+        mprof_free(mp);
+    }
+}
+
+/* The DOT call graph: recursion counts once per stack in cum and in the
+ * self-edge; max_nodes keeps the largest and only edges between them. */
+static void test_dot(void **state)
+{
+    struct mprof *mp = run_q("{service_name=\"api\"}", T0, T0 + NWIN * WIN, Q_PROFILE, NULL);
+    struct wbuf b = {0};
+    int64_t unit = 3 * 6 * 1000; /* sum over hosts and windows of scaled(1) */
+    char want[256];
+
+    assert_int_equal(view_dot(mp, 0, 100, &b), 0);
+    wb_bytes(&b, "", 1);
+    snprintf(want, sizeof(want), "of %" PRId64 " total", 550 * unit);
+    assert_non_null(strstr(b.s, want));
+    snprintf(want, sizeof(want), "label=\"rec\" xlabel=\"%" PRId64 " flat, %" PRId64 " cum",
+             50 * unit, 50 * unit);
+    assert_non_null(strstr(b.s, want));
+    snprintf(want, sizeof(want), "label=\"main\" xlabel=\"0 flat, %" PRId64 " cum", 550 * unit);
+    assert_non_null(strstr(b.s, want));
+    snprintf(want, sizeof(want), "[label=\" %" PRId64 "\"", 50 * unit);
+    assert_non_null(strstr(b.s, want)); /* rec -> rec once, and main -> rec */
+    free(b.p);
+    b = (struct wbuf){0};
+    assert_int_equal(view_dot(mp, 0, 2, &b), 0);
+    wb_bytes(&b, "", 1);
+    assert_non_null(strstr(b.s, "N1 [label=\"main\""));
+    assert_non_null(strstr(b.s, "N2 [label=\"handle\""));
+    assert_null(strstr(b.s, "N3 ["));
+    assert_non_null(strstr(b.s, "N1 -> N2 "));
+    assert_null(strstr(b.s, "N3"));
+    free(b.p);
+    mprof_free(mp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_top),           cmocka_unit_test(test_flamegraph),
-        cmocka_unit_test(test_series_labels), cmocka_unit_test(test_pprof_export),
-        cmocka_unit_test(test_http),          cmocka_unit_test(test_mprof_wire),
-        cmocka_unit_test(test_peers),         cmocka_unit_test(test_corrupt_segment),
-        cmocka_unit_test(test_query_cancel),  cmocka_unit_test(test_http_socket),
-        cmocka_unit_test(test_cache),         cmocka_unit_test(test_bench_merge),
+        cmocka_unit_test(test_top),
+        cmocka_unit_test(test_flamegraph),
+        cmocka_unit_test(test_series_labels),
+        cmocka_unit_test(test_series_group_by_labels),
+        cmocka_unit_test(test_group_key),
+        cmocka_unit_test(test_series_label_sets),
+        cmocka_unit_test(test_profile_stats),
+        cmocka_unit_test(test_dot),
+        cmocka_unit_test(test_call_site),
+        cmocka_unit_test(test_pprof_export),
+        cmocka_unit_test(test_http),
+        cmocka_unit_test(test_mprof_wire),
+        cmocka_unit_test(test_peers),
+        cmocka_unit_test(test_peer_request),
+        cmocka_unit_test(test_corrupt_segment),
+        cmocka_unit_test(test_query_cancel),
+        cmocka_unit_test(test_http_socket),
+        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_bench_merge),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

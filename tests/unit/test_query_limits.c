@@ -22,11 +22,11 @@
 
 #include <cmocka.h>
 
-#include "query/cancel.h"
-#include "query/connguard.h"
-#include "query/http.h"
-#include "query/plan.h"
-#include "query/workpool.h"
+#include "query/engine/cancel.h"
+#include "query/serve/connguard.h"
+#include "query/serve/http.h"
+#include "query/engine/plan.h"
+#include "query/serve/workpool.h"
 
 #define DAY 86400000LL
 
@@ -210,8 +210,11 @@ static void test_connguard(void **state)
     /* Bytes trickling in do not matter: only the phase's start does. */
     assert_int_equal(connguard_sweep(g, t0 + rt - 1000000), 0);
     assert_false(was_cut(sv[0][1]));
-    connguard_sending(g, c1);
+    /* t2 before the phase starts, so that c1's deadline is at least t2 + wt
+     * however long the call takes (after it, a busy machine made the sweep
+     * at t2 + wt - 1 cut c1) */
     int64_t t2 = qcancel_now_us();
+    connguard_sending(g, c1);
     connguard_reading(g, c2);
     int64_t t3 = qcancel_now_us();
     assert_int_equal(connguard_sweep(g, t1 + rt), 1); /* c0, reading since t0 <= t1 */

@@ -92,6 +92,46 @@ static void test_uploads_in_order(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A host with many services fills the segment faster than flush_s: past
+ * writer_bytes it is cut early, and counted, instead of growing. */
+static void test_cut_at_writer_cap(void **state)
+{
+    char dir[] = "/tmp/stoke-upl3-XXXXXX", err[256], svc[32];
+    assert_non_null(mkdtemp(dir));
+    struct store_opts so = {.url = dir};
+    struct store *st = store_open(&so, err, sizeof(err));
+    struct seg_upload_opts uo = {
+        .store = st, .host = "h1", .flush_s = 60, .writer_bytes = 64 << 10};
+    struct seg_upload *u = seg_upload_new(&uo, err, sizeof(err));
+    assert_non_null(u);
+    /* 3 windows of 10 s, 80 services each: one flush interval's worth */
+    for (int w = 0; w < 3; w++) {
+        for (int i = 0; i < 80; i++) {
+            snprintf(svc, sizeof(svc), "svc-%d", i);
+            struct profile *p = make_profile(T0 + (uint64_t)w * 10000000000ull, 3);
+            assert_int_equal(seg_upload_add(u, svc, p, T0 + (uint64_t)w * 10000000000ull), 0);
+            profile_free(p);
+        }
+    }
+    struct seg_upload_stats s;
+    seg_upload_get_stats(u, &s);
+    assert_true(s.objects_cut_early >= 2);
+    assert_int_equal(seg_upload_flush(u), 0);
+    assert_int_equal(seg_upload_drain(u, 5000), 0);
+    seg_upload_get_stats(u, &s);
+    /* the early cuts, and what was left for the flush (if anything) */
+    assert_true(s.objects_uploaded == s.objects_cut_early ||
+                s.objects_uploaded == s.objects_cut_early + 1);
+    assert_int_equal(s.objects_dropped, 0);
+    assert_int_equal(s.encode_errors, 0);
+    seg_upload_free(u, 1000);
+    assert_int_equal(count_files(dir, ".seg"), (int)s.objects_uploaded);
+    store_close(st);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_store_down_drops_counted(void **state)
 {
     char err[256];
@@ -159,6 +199,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uploads_in_order),
+        cmocka_unit_test(test_cut_at_writer_cap),
         cmocka_unit_test(test_store_down_drops_counted),
         cmocka_unit_test(test_spill_then_recover),
     };

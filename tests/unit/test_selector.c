@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests for query/selector.c: parsing (good and bad, with offsets),
+/* Unit tests for query/engine/selector.c: parsing (good and bad, with offsets),
  * matching label sets and matching a decoded section's series. */
 #include <errno.h>
 #include <setjmp.h>
@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "codec/segment.h"
-#include "query/selector.h"
+#include "query/engine/selector.h"
 
 static const struct {
     const char *text;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <glob.h>
 #include <libelf.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include <cmocka.h>
 
 #include "symbolizer/demangle.h"
+#include "symbolizer/elf_symtab.h"
 #include "symbolizer/kallsyms.h"
 #include "symbolizer/perfmap.h"
 #include "symbolizer/proc_maps.h"
@@ -438,6 +440,313 @@ static void test_kallsyms_real(void **state)
     symbolizer_free(s);
 }
 
+struct ksym_line {
+    unsigned long long addr;
+    char *name;
+};
+
+static int cmp_ksym_line(const void *a, const void *b)
+{
+    const struct ksym_line *x = a, *y = b;
+    return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/* "__pfx_NAME" padding symbols are folded into NAME's entry, and a lookup
+ * in the padding still says "__pfx_NAME". */
+static void test_kallsyms_pfx(void **state)
+{
+    struct sym_kallsyms k = {0};
+    struct sym_ksym_hit h;
+    const char *txt = "ffffffff81000000 T _stext\n"
+                      "ffffffff81000ff0 T __pfx_f\n"
+                      "ffffffff81001000 T f\n"
+                      "ffffffff81001ff0 t __pfx_g\n"
+                      "ffffffff81002000 D not_text\n" /* a line between: no fold */
+                      "ffffffff81002000 t g\n"
+                      "ffffffff81002ff0 t __pfx_h\n"
+                      "ffffffff81003000 t other\n" /* not its function: no fold */
+                      "ffffffffc0000ff0 t __pfx_m\t[mod]\n"
+                      "ffffffffc0001000 t m\t[mod]\n"
+                      "ffffffffc0002000 t __pfx_last\t[mod]\n";
+    assert_int_equal(sym_kallsyms_parse(&k, txt, strlen(txt)), 0);
+    assert_int_equal(k.n, 8); /* two folded */
+    static const struct {
+        uint64_t addr;
+        const char *name, *mod;
+        uint64_t start;
+    } cases[] = {
+        {0xffffffff81000010, "_stext", NULL, 0xffffffff81000000},
+        {0xffffffff81000ff0, "__pfx_f", NULL, 0xffffffff81000ff0},
+        {0xffffffff81000fff, "__pfx_f", NULL, 0xffffffff81000ff0},
+        {0xffffffff81001000, "f", NULL, 0xffffffff81001000},
+        {0xffffffff81001ff4, "__pfx_g", NULL, 0xffffffff81001ff0},
+        {0xffffffff81002001, "g", NULL, 0xffffffff81002000},
+        {0xffffffff81002ff8, "__pfx_h", NULL, 0xffffffff81002ff0},
+        {0xffffffff81003000, "other", NULL, 0xffffffff81003000},
+        {0xffffffffc0000ff1, "__pfx_m", "[mod]", 0xffffffffc0000ff0},
+        {0xffffffffc0001004, "m", "[mod]", 0xffffffffc0001000},
+        {0xffffffffc0002001, "__pfx_last", "[mod]", 0xffffffffc0002000},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(sym_kallsyms_lookup(&k, cases[i].addr, &h), 0);
+        assert_string_equal(h.name, cases[i].name);
+        assert_int_equal(h.addr, cases[i].start);
+        if (cases[i].mod)
+            assert_string_equal(h.module, cases[i].mod);
+        else
+            assert_null(h.module);
+    }
+    sym_kallsyms_free(&k);
+
+    /* The real table: every text symbol is found at its address under one
+     * of the names it has there, the padding included. */
+    FILE *f = fopen("/proc/kallsyms", "r");
+    char line[1024];
+    size_t n = 0, cap = 0, folded = 0;
+    struct ksym_line *all = NULL;
+    assert_non_null(f);
+    assert_int_equal(sym_kallsyms_load(&k, "/proc/kallsyms"), 0);
+    if (k.restricted) {
+        fclose(f);
+        sym_kallsyms_free(&k);
+        skip();
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char name[600], type;
+        unsigned long long a;
+        if (sscanf(line, "%llx %c %599s", &a, &type, name) != 3 || (type != 't' && type != 'T'))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 4096;
+            all = realloc(all, cap * sizeof(*all));
+            assert_non_null(all);
+        }
+        all[n].addr = a;
+        all[n++].name = strdup(name);
+        folded += strncmp(name, "__pfx_", 6) == 0;
+    }
+    fclose(f);
+    qsort(all, n, sizeof(*all), cmp_ksym_line);
+    for (size_t rs = 0, re; rs < n; rs = re) {
+        for (re = rs; re < n && all[re].addr == all[rs].addr;)
+            re++;
+        assert_int_equal(sym_kallsyms_lookup(&k, all[rs].addr, &h), 0);
+        assert_int_equal(h.addr, all[rs].addr);
+        bool named = false;
+        for (size_t j = rs; j < re && !named; j++)
+            named = strcmp(all[j].name, h.name) == 0;
+        if (!named)
+            print_message("%llx: %s is none of its names\n", all[rs].addr, h.name);
+        assert_true(named);
+    }
+    print_message("kallsyms: %zu text symbols, %zu of them __pfx_, %zu entries, %zu bytes\n", n,
+                  folded, k.n, sym_kallsyms_bytes(&k));
+    assert_true(k.n <= n);
+    if (folded > n / 4) /* a kernel with function padding */
+        assert_true(k.n < n - folded / 2);
+    for (size_t i = 0; i < n; i++)
+        free(all[i].name);
+    free(all);
+    sym_kallsyms_free(&k);
+}
+
+struct file_sym {
+    uint64_t addr;
+    const char *name; /* as elf_strptr reads it: NULL or "" for none */
+    uint64_t size;
+    size_t seq; /* order in the file: section, then index */
+};
+
+static int cmp_file_sym(const void *a, const void *b)
+{
+    const struct file_sym *x = a, *y = b;
+    if (x->addr != y->addr)
+        return x->addr < y->addr ? -1 : 1;
+    if (x->size != y->size) /* the table prefers a sized alias, the largest */
+        return x->size > y->size ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Every symbol kept has a name, and it is, of the names its address has in
+ * the file, the largest, then the first in the file (cut at 4096 bytes), as
+ * before names were read in a second pass; every function address with a name in
+ * the file is kept. Checks every symbol, not a sample. When @compressed,
+ * the names were compressed in blocks and take less room than the raw
+ * names. Returns the number of symbols checked. */
+static size_t check_symtab_names(const char *path, bool compressed)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    assert_non_null(elf);
+    struct sym_symtab t = {0};
+    assert_true(sym_symtab_add_mapped_elf(&t, elf, true) > 0);
+    sym_symtab_finish(&t);
+    /* the file's function symbols, by address, and its string tables (an
+     * upper bound of the raw names) */
+    struct file_sym *fs = NULL;
+    size_t nfs = 0, cap = 0, strtabs = 0;
+    Elf_Scn *scn = NULL;
+    GElf_Shdr sh, sh2;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
+            continue;
+        if (gelf_getshdr(elf_getscn(elf, sh.sh_link), &sh2))
+            strtabs += sh2.sh_size;
+        Elf_Data *d = elf_getdata(scn, NULL);
+        for (size_t i = 1; d && sh.sh_entsize && i < d->d_size / sh.sh_entsize; i++) {
+            GElf_Sym sym;
+            assert_non_null(gelf_getsym(d, (int)i, &sym));
+            int type = GELF_ST_TYPE(sym.st_info);
+            if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
+                !sym.st_value)
+                continue;
+            if (nfs == cap) {
+                cap = cap ? 2 * cap : 1024;
+                fs = realloc(fs, cap * sizeof(*fs));
+                assert_non_null(fs);
+            }
+            fs[nfs].addr = sym.st_value;
+            fs[nfs].seq = nfs;
+            fs[nfs].size = sym.st_size > UINT32_MAX ? UINT32_MAX : sym.st_size;
+            fs[nfs++].name = elf_strptr(elf, sh.sh_link, sym.st_name);
+        }
+    }
+    qsort(fs, nfs, sizeof(*fs), cmp_file_sym);
+    if (compressed) {
+        assert_non_null(t.blocks);
+        assert_null(t.strs);
+        print_message("%s: %zu symbols, %zu bytes of string tables, table %zu bytes\n", path, t.n,
+                      strtabs, sym_symtab_bytes(&t));
+        assert_true(sym_symtab_bytes(&t) < t.n * sizeof(*t.syms) + strtabs / 2);
+    }
+    /* each symbol kept: a name of its address in the file */
+    for (size_t i = 0, lo = 0; i < t.n; i++) {
+        const char *kept = sym_symtab_name(&t, &t.syms[i]);
+        if (kept[0] == '\0')
+            print_message("%s: %#llx kept without a name\n", path,
+                          (unsigned long long)t.syms[i].addr);
+        assert_true(kept[0] != '\0');
+        while (lo < nfs && fs[lo].addr < t.syms[i].addr)
+            lo++;
+        /* of its names, the largest, then the first in the file's order
+         * (aliases: __clone3, not __GI___clone3) */
+        size_t j = lo;
+        while (j < nfs && fs[j].addr == t.syms[i].addr && !(fs[j].name && fs[j].name[0]))
+            j++;
+        assert_true(j < nfs && fs[j].addr == t.syms[i].addr);
+        size_t fl = strlen(fs[j].name);
+        if (strlen(kept) != (fl < 4096 ? fl : 4096) || strncmp(kept, fs[j].name, strlen(kept)))
+            print_message("%s: %#llx kept as %s, its first name is %s\n", path,
+                          (unsigned long long)t.syms[i].addr, kept, fs[j].name);
+        assert_true(strlen(kept) == (fl < 4096 ? fl : 4096) &&
+                    strncmp(kept, fs[j].name, strlen(kept)) == 0);
+    }
+    /* each named function address: kept, at that address */
+    for (size_t j = 0; j < nfs; j++) {
+        if (!fs[j].name || !fs[j].name[0])
+            continue;
+        const struct sym_elf_sym *e = sym_symtab_find(&t, fs[j].addr);
+        assert_non_null(e);
+        assert_true(e->addr == fs[j].addr);
+    }
+    size_t checked = t.n;
+    free(fs);
+    sym_symtab_free(&t);
+    elf_end(elf);
+    close(fd);
+    return checked;
+}
+
+/* A copy of @src whose symbol @name is made nameless: its st_name points at
+ * the end of its own name (an empty string inside the table), in every
+ * symbol table. Returns the symbol's address. */
+static uint64_t unname_symbol(const char *src, const char *dst, const char *name)
+{
+    uint64_t addr = 0;
+    assert_int_equal(sh("cp %s %s", src, dst), 0);
+    int fd = open(dst, O_RDWR);
+    assert_true(fd >= 0);
+    Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+    assert_non_null(elf);
+    Elf_Scn *scn = NULL;
+    GElf_Shdr sh;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
+            continue;
+        Elf_Data *d = elf_getdata(scn, NULL);
+        for (size_t i = 1; d && i < d->d_size / sh.sh_entsize; i++) {
+            GElf_Sym sym;
+            gelf_getsym(d, (int)i, &sym);
+            const char *nm = elf_strptr(elf, sh.sh_link, sym.st_name);
+            if (!nm || strcmp(nm, name) != 0)
+                continue;
+            uint32_t empty = sym.st_name + (uint32_t)strlen(nm);
+            off_t at = (off_t)(sh.sh_offset + i * sh.sh_entsize + offsetof(Elf64_Sym, st_name));
+            assert_int_equal(pwrite(fd, &empty, sizeof(empty), at), (ssize_t)sizeof(empty));
+            addr = sym.st_value;
+        }
+    }
+    elf_end(elf);
+    close(fd);
+    assert_true(addr != 0);
+    return addr;
+}
+
+static void test_symtab_names_compressed(void **state)
+{
+    char path[512];
+    elf_version(EV_CURRENT);
+    snprintf(path, sizeof(path), "%s/plain", tmp);
+    assert_true(check_symtab_names(path, false) >= 5);
+    snprintf(path, sizeof(path), "%s/cxx", tmp);
+    assert_true(check_symtab_names(path, false) >= 5);
+    /* a symbol whose name is empty is not kept (it would name its code "") */
+    char src[512];
+    snprintf(src, sizeof(src), "%s/plain", tmp);
+    snprintf(path, sizeof(path), "%s/unnamed", tmp);
+    uint64_t addr = unname_symbol(src, path, "leaf_function");
+    assert_true(check_symtab_names(path, false) >= 5);
+    {
+        int fd = open(path, O_RDONLY);
+        Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+        struct sym_symtab t = {0};
+        assert_true(sym_symtab_add_mapped_elf(&t, elf, true) > 0);
+        sym_symtab_finish(&t);
+        const struct sym_elf_sym *e = sym_symtab_find(&t, addr);
+        assert_true(e == NULL || e->addr != addr);
+        sym_symtab_free(&t);
+        elf_end(elf);
+        close(fd);
+    }
+    /* a large C++ library (clang's libLLVM, a build dependency): its 2.8 MB
+     * of names are compressed */
+    glob_t g;
+    size_t done = 0;
+    if (glob("/usr/lib/*/libLLVM-*.so*", 0, NULL, &g) == 0) {
+        if (g.gl_pathc > 0) {
+            assert_true(check_symtab_names(g.gl_pathv[0], true) >= 100);
+            done++;
+        }
+        globfree(&g);
+    }
+    if (!done)
+        print_message("no large C++ library here: compressed names not checked\n");
+    /* libc6-dbg's debug file: a .symtab of many aliases per address */
+    if (glob("/usr/lib/debug/.build-id/*/*.debug", 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            char cmd[1024];
+            snprintf(cmd, sizeof(cmd), "readelf -sW %s 2>/dev/null | grep -q ' __GI___clone3$'",
+                     g.gl_pathv[i]);
+            if (system(cmd) == 0) {
+                assert_true(check_symtab_names(g.gl_pathv[i], false) >= 1000);
+                break;
+            }
+        }
+        globfree(&g);
+    }
+}
+
 static void test_perfmap_parse(void **state)
 {
     struct sym_perfmap m = {0};
@@ -691,6 +1000,36 @@ static void test_pid_reuse_and_exit(void **state)
     symbolizer_free(s);
 }
 
+/* A process no lookup came for in 3 windows is dropped, alive or not: a
+ * host's thousands of processes sampled once do not stay cached. */
+static void test_idle_process_dropped(void **state)
+{
+    char path[512];
+    struct child c;
+    struct sym_stats st, st2;
+    snprintf(path, sizeof(path), "%s/plain", tmp);
+    child_start(&c, path);
+    struct symbolizer *s = new_sym("/nonexistent");
+    expect_fn(s, &c, c.addr[0], true, "leaf_function");
+    symbolizer_get_stats(s, &st);
+    assert_int_equal(st.maps_reads, 1);
+    for (int w = 0; w < 3; w++)
+        symbolizer_new_window(s);
+    expect_fn(s, &c, c.addr[0], true, "leaf_function"); /* still cached */
+    symbolizer_get_stats(s, &st);
+    assert_int_equal(st.maps_reads, 1);
+    for (int w = 0; w < 4; w++)
+        symbolizer_new_window(s);
+    symbolizer_get_stats(s, &st2);
+    assert_true(st2.bytes_used < st.bytes_used);        /* its maps are gone */
+    expect_fn(s, &c, c.addr[0], true, "leaf_function"); /* read again */
+    symbolizer_get_stats(s, &st);
+    assert_int_equal(st.maps_reads, 2);
+    assert_int_equal(st.binaries_loaded, 1); /* the binary stayed */
+    child_stop(&c);
+    symbolizer_free(s);
+}
+
 static void test_eviction(void **state)
 {
     char path[512];
@@ -802,6 +1141,8 @@ int main(void)
         cmocka_unit_test(test_kallsyms_fake),
         cmocka_unit_test(test_kallsyms_restricted),
         cmocka_unit_test(test_kallsyms_real),
+        cmocka_unit_test(test_kallsyms_pfx),
+        cmocka_unit_test(test_symtab_names_compressed),
         cmocka_unit_test(test_perfmap_parse),
         cmocka_unit_test(test_perfmap_fake_proc),
         cmocka_unit_test(test_plain),
@@ -813,6 +1154,7 @@ int main(void)
         cmocka_unit_test(test_cxx),
         cmocka_unit_test(test_unresolved_keeps_offset),
         cmocka_unit_test(test_pid_reuse_and_exit),
+        cmocka_unit_test(test_idle_process_dropped),
         cmocka_unit_test(test_eviction),
         cmocka_unit_test(test_vdso),
         cmocka_unit_test(test_corrupt_elf),

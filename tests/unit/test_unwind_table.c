@@ -196,6 +196,26 @@ static void test_rows_match_libdw(void **state)
     assert_true(c.pcs > 10000);
 }
 
+/* The table of @rows written through windows of several sizes (1 element,
+ * odd sizes straddling the header, the page index and the rows) is
+ * element for element the table @t written whole. */
+static void check_windows(const struct uw_rows *rows, const struct uw_table *t)
+{
+    const uint64_t wins[] = {1, 3, 7, 512, 1000, (uint64_t)t->nelems};
+    uint64_t *buf = malloc((size_t)t->nelems * sizeof(*buf));
+
+    assert_non_null(buf);
+    for (size_t w = 0; w < sizeof(wins) / sizeof(wins[0]); w++) {
+        memset(buf, 0xa5, (size_t)t->nelems * sizeof(*buf));
+        for (uint64_t from = 0; from < t->nelems; from += wins[w]) {
+            uint64_t n = t->nelems - from < wins[w] ? t->nelems - from : wins[w];
+            assert_int_equal(uw_table_write_part(rows, buf + from, from, n), t->base);
+        }
+        assert_memory_equal(buf, t->elems, (size_t)t->nelems * sizeof(*buf));
+    }
+    free(buf);
+}
+
 /* The page index finds what a linear search finds, across page edges,
  * empty pages and pages with many rows. */
 static void test_lookup_page_index(void **state)
@@ -230,8 +250,88 @@ static void test_lookup_page_index(void **state)
             want = NULL; /* beyond the last page: no row, frame pointers */
         assert_ptr_equal(got, want);
     }
+    check_windows(&rows, &t);
     uw_table_free(&t);
     uw_rows_free(&rows);
+}
+
+struct indexed_row {
+    struct unwind_row r;
+    size_t i;
+};
+
+static int cmp_indexed(const void *a, const void *b)
+{
+    const struct indexed_row *x = a, *y = b;
+    if (x->r.pc != y->r.pc)
+        return x->r.pc < y->r.pc ? -1 : 1;
+    int nx = x->r.kind == STOKE_UW_NONE, ny = y->r.kind == STOKE_UW_NONE;
+    if (nx != ny)
+        return nx - ny;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Rows out of order, with many equal pcs of different rules: finishing
+ * them sorts stably (by pc, end markers last, else in the order given) as
+ * a sort by (pc, end marker, index) does, then merges alike. */
+static void test_rows_sorted_stably(void **state)
+{
+    const size_t sizes[] = {2, 3, 17, 1000, 200003};
+    unsigned seed = 12345;
+
+    for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+        size_t n = sizes[z];
+        struct uw_rows a = {0}, b = {0};
+        struct indexed_row *ix = calloc(n, sizeof(*ix));
+        a.v = calloc(n, sizeof(*a.v));
+        b.v = calloc(n, sizeof(*b.v));
+        assert_true(ix && a.v && b.v);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            uint32_t x = seed >> 8;
+            a.v[i] =
+                (struct unwind_row){.pc = x % (uint32_t)(n / 2 + 1),
+                                    .kind = (x >> 12) % 4 == 0 ? STOKE_UW_NONE : STOKE_UW_CFA_RSP,
+                                    .off = (uint16_t)(8 * ((x >> 16) % 3)),
+                                    .rbp = (int8_t)((x >> 20) % 2)};
+            ix[i] = (struct indexed_row){a.v[i], i};
+        }
+        a.n = a.cap = b.n = b.cap = n;
+        qsort(ix, n, sizeof(*ix), cmp_indexed);
+        for (size_t i = 0; i < n; i++)
+            b.v[i] = ix[i].r;
+        uw_rows_finish(&a);
+        uw_rows_finish(&b); /* sorted already: merged only */
+        assert_int_equal(a.n, b.n);
+        assert_memory_equal(a.v, b.v, a.n * sizeof(*a.v));
+        free(ix);
+        uw_rows_free(&a);
+        uw_rows_free(&b);
+    }
+}
+
+/* libc's table written through windows is the table written whole. */
+static void test_write_in_windows(void **state)
+{
+    char libc[4096] = "";
+    struct uw_rows rows = {0};
+    struct uw_cfi_stats st;
+    struct uw_table t = {0};
+    const char *source;
+
+    elf_version(EV_CURRENT);
+    dl_iterate_phdr(libc_path_cb, libc);
+    int fd = open(libc, O_RDONLY);
+    assert_true(fd >= 0);
+    Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    assert_int_equal(uw_rows_from_elf(elf, &rows, &st, &source), 0);
+    assert_int_equal(uw_table_compile(&rows, &t), 0);
+    assert_true(t.npages > 100);
+    check_windows(&rows, &t);
+    uw_table_free(&t);
+    uw_rows_free(&rows);
+    elf_end(elf);
+    close(fd);
 }
 
 /* Hand-written CFI: CIE + FDEs exercising PLT, realignment, remember/
@@ -411,10 +511,9 @@ static void test_truncated_and_corrupt(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rows_match_libdw),
-        cmocka_unit_test(test_lookup_page_index),
-        cmocka_unit_test(test_handwritten_cfi),
-        cmocka_unit_test(test_truncated_and_corrupt),
+        cmocka_unit_test(test_rows_match_libdw), cmocka_unit_test(test_lookup_page_index),
+        cmocka_unit_test(test_write_in_windows), cmocka_unit_test(test_rows_sorted_stably),
+        cmocka_unit_test(test_handwritten_cfi),  cmocka_unit_test(test_truncated_and_corrupt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -187,7 +187,7 @@ static int capture(pid_t pid)
     elf_version(EV_CURRENT);
     fd = open(path, O_RDONLY);
     Elf *elf = fd >= 0 ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
-    if (!elf || v8_detect(elf, &l) != 0) {
+    if (!elf || v8_detect(elf, &l, false) != 0) {
         fprintf(stderr, "capture: %s holds no V8 this agent reads\n", path);
         return 1;
     }
@@ -644,7 +644,7 @@ static void test_detect_node(void **state)
     elf_version(EV_CURRENT);
     Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
     assert_non_null(elf);
-    assert_int_equal(v8_detect(elf, &l), 0);
+    assert_int_equal(v8_detect(elf, &l, false), 0);
     elf_end(elf);
     close(fd);
     assert_true(l.version >= V8_VERSION(10, 2, 0));
@@ -665,7 +665,7 @@ static void test_detect_node(void **state)
     /* not V8: the agent's own binary */
     fd = open("/proc/self/exe", O_RDONLY);
     elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-    assert_int_equal(v8_detect(elf, &l), -ENOENT);
+    assert_int_equal(v8_detect(elf, &l, false), -ENOENT);
     elf_end(elf);
     close(fd);
 }

@@ -13,5 +13,5 @@ for t in *.textproto; do
     LabelNames | LabelValues) msg=types.v1.${m}Request; proto=pyroscope/types.proto ;;
     *) msg=querier.v1.${m}Request; proto=pyroscope/querier.proto ;;
     esac
-    protoc --encode="$msg" -I "$root/proto" "$proto" <"$t" >"$m.bin"
+    protoc --encode="$msg" -I "$root/proto" -I /usr/share/gocode/src/github.com/google/pprof/proto "$proto" <"$t" >"$m.bin"
 done

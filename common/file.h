@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * file — whole-file reads and writes: read_file (/proc text files, perf
+ * maps, configuration and credentials files, profiles the query worker
+ * imports) into one heap buffer, refusing files larger than a cap so a
+ * runaway perf map or a hostile /proc entry cannot exhaust memory;
+ * read_first_line for secrets; write_all, which finishes short writes; and
+ * write_file_atomic, which readers never see half-written; and
+ * file_drop_pages, which hands a read-only file mapping's pages back.
+ */
+#ifndef STOKE_COMMON_FILE_H
+#define STOKE_COMMON_FILE_H
+
+#include <stddef.h>
+
+/* Allocates *@buf (NUL-terminated, free with free()) holding the contents of
+ * @path. Returns 0, -EFBIG when the file exceeds @max bytes, or -errno. */
+int read_file(const char *path, size_t max, char **buf, size_t *len);
+
+/* The first line of @path (its end of line cut) into *@line (malloc'd), for
+ * credentials kept in files: the bytes read are zeroed before they are
+ * freed. At most @max bytes are read (-EFBIG past them). 0 or -errno. */
+int read_first_line(const char *path, size_t max, char **line);
+
+/* Writes all @len bytes of @buf to @fd, retrying short writes and EINTR.
+ * 0 or -errno. */
+int write_all(int fd, const void *buf, size_t len);
+
+/* Writes @path atomically: a temp file beside it (PATH.tmp.XXXXXX), fsync,
+ * mode @mode, then rename over @path, so a reader sees the old file or the
+ * whole new one, never a part. 0 or -errno (the temp file removed). */
+int write_file_atomic(const char *path, const void *buf, size_t len, unsigned mode);
+
+/* Hands the pages of the page-aligned read-only file mapping @img (@len
+ * bytes) back to the kernel (they are read again on the next access):
+ * scanning a big binary's tables need not keep all of them resident. Does
+ * nothing for a NULL, empty or unaligned @img. */
+void file_drop_pages(const void *img, size_t len);
+
+#endif

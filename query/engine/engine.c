@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "query/engine/engine.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec/segment.h"
+#include "common/intern.h"
+#include "query/engine/peer.h"
+#include "query/engine/plan.h"
+
+struct engine {
+    struct engine_opts o;
+    pthread_mutex_t lock;
+    struct engine_counters c;
+};
+
+struct engine *engine_new(const struct engine_opts *o)
+{
+    struct engine *e = calloc(1, sizeof(*e));
+
+    if (!e)
+        return NULL;
+    e->o = *o;
+    if (!e->o.threads)
+        e->o.threads = 2;
+    if (!e->o.peer_timeout_ms)
+        e->o.peer_timeout_ms = 60000;
+    pthread_mutex_init(&e->lock, NULL);
+    return e;
+}
+
+void engine_free(struct engine *e)
+{
+    if (!e)
+        return;
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}
+
+void engine_counters(struct engine *e, struct engine_counters *out)
+{
+    pthread_mutex_lock(&e->lock);
+    *out = e->c;
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* ---- running a query --------------------------------------------------- */
+
+static struct mprof *new_result(const struct query *q)
+{
+    struct mprof *mp = mprof_new(q->mode == Q_PROFILE && q->all_types ? MPROF_MAX_TYPES : 1);
+
+    if (mp && q->mode == Q_SERIES) {
+        int64_t step;
+        uint32_t nb;
+        if (query_series_grid(q, &step, &nb) || mprof_series_init(mp, q->from, step, nb)) {
+            mprof_free(mp);
+            return NULL;
+        }
+    }
+    return mp;
+}
+
+struct work {
+    struct engine *e;
+    const struct query *q;
+    const struct plan_item **items;
+    size_t n;
+    atomic_size_t next;
+    atomic_int failed;
+};
+
+struct worker {
+    struct work *w;
+    struct mprof *mp;
+    pthread_t tid;
+};
+
+static void process_item(struct engine *e, struct mprof *mp, const struct query *q,
+                         const struct plan_item *it)
+{
+    const struct seg_section_info *info = it->info;
+    struct store_buf b = {0};
+    struct seg_section *sec = NULL;
+    char err[256] = "";
+    bool hit = false;
+    int rc;
+
+    rc = cache_fetch(e->o.cache, e->o.store, it->key, info->offset, info->length, &b, &hit);
+    if (rc) {
+        mp->stats.skipped++;
+        mprof_warn(mp, "segment %s: %s", it->key, strerror(-rc));
+        return;
+    }
+    if (hit)
+        mp->stats.cache_hits++;
+    else
+        mp->stats.bytes_read += b.len;
+    if (b.len != info->length) {
+        mp->stats.skipped++;
+        mprof_warn(mp, "segment %s: section %s truncated (%zu of %" PRIu64 " bytes)", it->key,
+                   info->service, b.len, info->length);
+        free(b.data);
+        return;
+    }
+    rc = seg_section_decode(b.data, b.len, info, &sec, err, sizeof(err));
+    free(b.data);
+    if (rc) {
+        mp->stats.skipped++;
+        mprof_warn(mp, "segment %s: %s", it->key, err[0] ? err : strerror(-rc));
+        return;
+    }
+    mp->stats.sections++;
+    rc = engine_merge_section(mp, sec, it->host, q);
+    seg_section_free(sec);
+    if (rc == -ENOMEM)
+        mprof_warn(mp, "segment %s: out of memory merging", it->key);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *wk = arg;
+    struct work *w = wk->w;
+
+    for (;;) {
+        size_t i = atomic_fetch_add(&w->next, 1);
+        if (i >= w->n || qcancel_check(w->q->cancel))
+            break;
+        process_item(w->e, wk->mp, w->q, w->items[i]);
+    }
+    return NULL;
+}
+
+/* Reads @items on up to e->o.threads threads and merges into @out. */
+static int run_local(struct engine *e, const struct query *q, const struct plan_item **items,
+                     size_t n, struct mprof *out)
+{
+    unsigned nth = e->o.threads;
+    struct worker wk[8];
+    struct work w = {.e = e, .q = q, .items = items, .n = n};
+    int rc = 0;
+
+    if (nth > 8)
+        nth = 8;
+    if (nth > n)
+        nth = (unsigned)n;
+    if (nth == 0)
+        return 0;
+    for (unsigned t = 0; t < nth; t++) {
+        wk[t].w = &w;
+        wk[t].mp = new_result(q);
+        if (!wk[t].mp) {
+            for (unsigned k = 0; k < t; k++)
+                mprof_free(wk[k].mp);
+            return -ENOMEM;
+        }
+    }
+    /* Thread 0 is this one, so one section needs no thread at all. */
+    unsigned started = 1;
+    for (unsigned t = 1; t < nth; t++) {
+        if (pthread_create(&wk[t].tid, NULL, worker_main, &wk[t]))
+            break;
+        started++;
+    }
+    worker_main(&wk[0]);
+    for (unsigned t = 1; t < started; t++)
+        pthread_join(wk[t].tid, NULL);
+    /* A cancelled query's partial result is never merged. */
+    rc = qcancel_check(q->cancel);
+    for (unsigned t = 0; t < nth; t++) {
+        if (!rc)
+            rc = mprof_merge(out, wk[t].mp);
+        mprof_free(wk[t].mp);
+    }
+    return rc;
+}
+
+/* ---- peers ------------------------------------------------------------- */
+
+struct peer_call {
+    struct engine *e;
+    const struct query *q;
+    const char *peer;
+    uint32_t shard, nshards;
+    struct mprof *result;
+    char err[256];
+    pthread_t tid;
+    bool started;
+};
+
+static void *peer_main(void *arg)
+{
+    struct peer_call *pc = arg;
+    struct peer_target t = {
+        .addr = pc->peer, .token = pc->e->o.peer_token, .timeout_ms = pc->e->o.peer_timeout_ms};
+
+    peer_select(&t, pc->q, pc->shard, pc->nshards, &pc->result, pc->err, sizeof(pc->err));
+    return NULL;
+}
+
+/* ---- entry point ------------------------------------------------------- */
+
+int engine_query(struct engine *e, const struct query *q, struct mprof **out, char *err,
+                 size_t errlen)
+{
+    struct plan_req pr = {.tenant = q->tenant,
+                          .sel = q->sel,
+                          .from = q->from,
+                          .until = q->until,
+                          .profile_type =
+                              (q->mode == Q_LABELS || (q->mode == Q_SERIES && q->all_types)) &&
+                                      !q->profile_type
+                                  ? NULL
+                                  : (q->profile_type ? q->profile_type : DEFAULT_PROFILE_TYPE),
+                          .cancel = q->cancel};
+    struct plan *plan = NULL;
+    struct mprof *res = NULL;
+    const struct plan_item **mine = NULL;
+    struct peer_call *calls = NULL;
+    uint32_t nsh, myshard;
+    size_t nmine = 0, ncalls = 0;
+    int rc;
+
+    *out = NULL;
+    rc = plan_build(e->o.store, e->o.cache, &pr, &plan, err, errlen);
+    if (rc)
+        return rc;
+    res = new_result(q);
+    if (!res) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (q->nshards) {
+        nsh = q->nshards;
+        myshard = q->shard;
+    } else {
+        nsh = (uint32_t)e->o.npeers + 1;
+        myshard = 0;
+        /* Only the coordinator reports what planning cost and skipped:
+         * peers plan the same manifests again. */
+        res->stats.skipped += plan->skipped;
+        if ((rc = mprof_merge(res, plan->notes)))
+            goto out;
+    }
+    mine = malloc((plan->n + 1) * sizeof(*mine));
+    if (!mine) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    {
+        /* Objects are counted by the shard that reads them, so the sum over
+         * peers is the number of distinct objects. */
+        struct intern keys = {0};
+        for (size_t i = 0; i < plan->n; i++)
+            if (plan->items[i].key_hash % nsh == myshard) {
+                mine[nmine++] = &plan->items[i];
+                intern_strn(&keys, plan->items[i].key, strlen(plan->items[i].key));
+            }
+        res->stats.objects += keys.n;
+        intern_free(&keys);
+    }
+    if (!q->nshards && e->o.npeers) {
+        calls = calloc(e->o.npeers, sizeof(*calls));
+        if (!calls) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        ncalls = e->o.npeers;
+        for (size_t i = 0; i < ncalls; i++) {
+            calls[i] = (struct peer_call){
+                .e = e, .q = q, .peer = e->o.peers[i], .shard = (uint32_t)i + 1, .nshards = nsh};
+            calls[i].started = pthread_create(&calls[i].tid, NULL, peer_main, &calls[i]) == 0;
+            if (!calls[i].started)
+                snprintf(calls[i].err, sizeof(calls[i].err), "cannot start a thread");
+        }
+    }
+    rc = run_local(e, q, mine, nmine, res);
+    for (size_t i = 0; i < ncalls; i++) {
+        if (calls[i].started)
+            pthread_join(calls[i].tid, NULL);
+        if (!rc)
+            rc = qcancel_check(q->cancel);
+        if (rc) {
+            /* Cancelled or failed: no fallback read of the peer's shard. */
+            mprof_free(calls[i].result);
+            continue;
+        }
+        if (calls[i].result) {
+            if (!rc)
+                rc = mprof_merge(res, calls[i].result);
+            mprof_free(calls[i].result);
+            continue;
+        }
+        /* A peer that fails costs speed, not results: read its shard here. */
+        pthread_mutex_lock(&e->lock);
+        e->c.peer_errors++;
+        pthread_mutex_unlock(&e->lock);
+        mprof_warn(res, "peer %s: %s; its shard was read locally", calls[i].peer, calls[i].err);
+        size_t k = 0;
+        for (size_t j = 0; j < plan->n; j++)
+            if (plan->items[j].key_hash % nsh == calls[i].shard)
+                mine[k++] = &plan->items[j];
+        if (!rc) {
+            struct intern keys = {0};
+            for (size_t j = 0; j < k; j++)
+                intern_strn(&keys, mine[j]->key, strlen(mine[j]->key));
+            res->stats.objects += keys.n;
+            intern_free(&keys);
+            rc = run_local(e, q, mine, k, res);
+        }
+    }
+    if (rc && err && errlen)
+        snprintf(err, errlen, "%s",
+                 rc == -ENOMEM      ? "out of memory"
+                 : rc == -ETIMEDOUT ? "deadline passed"
+                 : rc == -ECANCELED ? "cancelled"
+                                    : strerror(-rc));
+out:
+    pthread_mutex_lock(&e->lock);
+    e->c.queries++;
+    if (res) {
+        e->c.sections += res->stats.sections;
+        e->c.bytes_read += res->stats.bytes_read;
+        e->c.cache_hits += res->stats.cache_hits;
+        e->c.skipped += res->stats.skipped;
+    }
+    pthread_mutex_unlock(&e->lock);
+    free(calls);
+    free(mine);
+    plan_free(plan);
+    if (rc) {
+        mprof_free(res);
+        return rc;
+    }
+    *out = res;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int engine_profile_types(struct engine *e, const char *tenant, const struct selector *sel,
+                         int64_t from, int64_t until, struct qcancel *cancel, char ***types,
+                         size_t *n, struct mprof **notes, char *err, size_t errlen)
+{
+    struct plan_req pr = {
+        .tenant = tenant, .sel = sel, .from = from, .until = until, .cancel = cancel};
+    struct plan *plan = NULL;
+    struct intern seen = {0};
+    char **v = NULL;
+    int rc;
+
+    *types = NULL;
+    *n = 0;
+    *notes = NULL;
+    rc = plan_build(e->o.store, e->o.cache, &pr, &plan, err, errlen);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < plan->n; i++)
+        for (size_t t = 0; t < plan->items[i].info->nprofile_types; t++) {
+            const char *s = plan->items[i].info->profile_types[t];
+            if (intern_strn(&seen, s, strlen(s)) == MPROF_NONE)
+                rc = -ENOMEM;
+        }
+    if (!rc && !(v = calloc(seen.n + 1, sizeof(*v))))
+        rc = -ENOMEM;
+    for (uint32_t i = 0; !rc && i < seen.n; i++)
+        if (!(v[i] = strdup(intern_str_get(&seen, i))))
+            rc = -ENOMEM;
+    if (!rc) {
+        qsort(v, seen.n, sizeof(*v), cmp_str);
+        *types = v;
+        *n = seen.n;
+        plan->notes->stats.objects = plan->objects;
+        plan->notes->stats.skipped = plan->skipped;
+        *notes = plan->notes;
+        plan->notes = NULL;
+    } else {
+        for (uint32_t i = 0; v && i < seen.n; i++)
+            free(v[i]);
+        free(v);
+        snprintf(err, errlen, "out of memory");
+    }
+    intern_free(&seen);
+    plan_free(plan);
+    return rc;
+}
+
+/* The day (since the epoch) of a manifest key "<prefix>YYYY-MM-DD/...", or -1. */
+static int64_t manifest_key_day(const char *rest)
+{
+    struct tm tm = {0};
+    const char *end = strptime(rest, "%Y-%m-%d", &tm);
+
+    if (!end || *end != '/')
+        return -1;
+    return (int64_t)timegm(&tm) / 86400;
+}
+
+int engine_profile_stats(struct engine *e, const char *tenant, struct qcancel *cancel,
+                         struct profile_stats *out, char *err, size_t errlen)
+{
+    char prefix[256];
+    struct store_list l = {0};
+    int64_t first = INT64_MAX, last = -1;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    out->oldest_ms = INT64_MAX;
+    snprintf(prefix, sizeof(prefix), "%s/manifest/", tenant);
+    rc = store_list(e->o.store, prefix, &l);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc) {
+        snprintf(err, errlen, "listing %s: %s", prefix, strerror(-rc));
+        return rc;
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        int64_t d = strncmp(l.keys[i], prefix, strlen(prefix))
+                        ? -1
+                        : manifest_key_day(l.keys[i] + strlen(prefix));
+        if (d < 0 || d * 86400000LL > QUERY_MAX_TIME_MS - 86400000LL)
+            continue;
+        first = d < first ? d : first;
+        last = d > last ? d : last;
+    }
+    store_list_free(&l);
+    /* The oldest and the newest day: their sections' sample time ranges. */
+    for (int k = 0; k < 2 && last >= 0 && !rc; k++) {
+        int64_t day = k ? last : first;
+        struct plan_req pr = {.tenant = tenant,
+                              .from = day * 86400000LL,
+                              .until = (day + 1) * 86400000LL,
+                              .cancel = cancel};
+        struct plan *plan = NULL;
+        if (k && last == first)
+            break;
+        if ((rc = plan_build(e->o.store, e->o.cache, &pr, &plan, err, errlen)))
+            break;
+        for (size_t i = 0; i < plan->n; i++) {
+            const struct seg_section_info *si = plan->items[i].info;
+            if (si->nsamples == 0)
+                continue;
+            out->ingested = true;
+            if (si->t_min_ms < out->oldest_ms)
+                out->oldest_ms = si->t_min_ms;
+            if (si->t_max_ms > out->newest_ms)
+                out->newest_ms = si->t_max_ms;
+        }
+        out->skipped += plan->skipped;
+        plan_free(plan);
+    }
+    if (!out->ingested)
+        out->oldest_ms = out->newest_ms = 0;
+    return rc;
+}

@@ -1,0 +1,491 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "query/engine/merge.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/segment.h"
+#include "common/buf.h"
+
+struct secmap {
+    struct mprof *mp;
+    const struct seg_section *sec;
+    uint32_t *fmap;      /* section function -> name id */
+    uint32_t *loc_start; /* section location -> offset in lf, NONE = not yet */
+    uint32_t *loc_n;
+    uint32_t *lf;
+    size_t nlf, lf_cap;
+    uint32_t *buf;
+    size_t buf_cap;
+    uint32_t unknown;
+};
+
+static int lf_push(struct secmap *m, uint32_t id)
+{
+    if (m->nlf == m->lf_cap) {
+        size_t cap = m->lf_cap ? m->lf_cap * 2 : 1024;
+        uint32_t *n = realloc(m->lf, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        m->lf = n;
+        m->lf_cap = cap;
+    }
+    m->lf[m->nlf++] = id;
+    return 0;
+}
+
+static uint32_t func_name(struct secmap *m, uint32_t f)
+{
+    if (m->fmap[f] == MPROF_NONE) {
+        const char *s = m->sec->strings[m->sec->functions[f].name];
+        m->fmap[f] = intern_strn(&m->mp->str, s, strlen(s));
+    }
+    return m->fmap[f];
+}
+
+static int loc_frames(struct secmap *m, uint32_t l)
+{
+    const struct seg_section *sec = m->sec;
+    const struct seg_location *loc = &sec->locations[l];
+
+    if (m->loc_start[l] != MPROF_NONE)
+        return 0;
+    m->loc_start[l] = (uint32_t)m->nlf;
+    if (loc->nlines == 0) {
+        /* No symbol: name it the way pprof tools do, "<file base>+0x<addr>". */
+        char name[512];
+        const char *base = "";
+        if (loc->mapping != UINT32_MAX && loc->mapping < sec->nmappings) {
+            const char *fn = sec->strings[sec->mappings[loc->mapping].filename];
+            const char *sl = strrchr(fn, '/');
+            base = sl ? sl + 1 : fn;
+            if (!*fn)
+                base = ".";
+        }
+        int n = snprintf(name, sizeof(name), "%s+0x%" PRIx64, base, loc->address);
+        uint32_t id =
+            intern_strn(&m->mp->str, name, n < (int)sizeof(name) ? (size_t)n : sizeof(name) - 1);
+        if (id == MPROF_NONE || lf_push(m, id))
+            return -ENOMEM;
+    }
+    for (uint32_t j = 0; j < loc->nlines; j++) {
+        uint32_t id = func_name(m, sec->lines[loc->line_off + j].function);
+        if (id == MPROF_NONE || lf_push(m, id))
+            return -ENOMEM;
+    }
+    m->loc_n[l] = (uint32_t)(m->nlf - m->loc_start[l]);
+    return 0;
+}
+
+static uint32_t map_stack(struct secmap *m, uint32_t s)
+{
+    const struct seg_section *sec = m->sec;
+    size_t n = 0;
+
+    for (uint32_t k = sec->stack_off[s]; k < sec->stack_off[s + 1]; k++) {
+        uint32_t l = sec->stack_locs[k];
+        if (loc_frames(m, l))
+            return MPROF_NONE;
+        if (n + m->loc_n[l] + 1 > m->buf_cap) {
+            size_t cap = m->buf_cap ? m->buf_cap : 256;
+            while (cap < n + m->loc_n[l] + 1)
+                cap *= 2;
+            uint32_t *b = realloc(m->buf, cap * sizeof(*b));
+            if (!b)
+                return MPROF_NONE;
+            m->buf = b;
+            m->buf_cap = cap;
+        }
+        memcpy(m->buf + n, m->lf + m->loc_start[l], (size_t)m->loc_n[l] * sizeof(uint32_t));
+        n += m->loc_n[l];
+    }
+    if (n == 0) {
+        if (m->unknown == MPROF_NONE)
+            m->unknown = intern_strn(&m->mp->str, "[unknown]", 9);
+        if (m->unknown == MPROF_NONE)
+            return MPROF_NONE;
+        if (!m->buf && !(m->buf = malloc(256 * sizeof(uint32_t))))
+            return MPROF_NONE;
+        if (!m->buf_cap)
+            m->buf_cap = 256;
+        m->buf[n++] = m->unknown;
+    }
+    return mprof_stack(m->mp, m->buf, (uint32_t)n);
+}
+
+/* First index in [lo, hi) with a[i] >= v (a sorted). */
+static uint64_t lower_u32(const uint32_t *a, uint64_t lo, uint64_t hi, uint32_t v)
+{
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static uint64_t lower_i64(const int64_t *a, uint64_t lo, uint64_t hi, int64_t v)
+{
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static uint32_t type_column(struct mprof *mp, const struct seg_section *sec, uint32_t t)
+{
+    const char *ty = sec->strings[sec->types[t].type], *un = sec->strings[sec->types[t].unit];
+
+    for (uint32_t c = 0; c < mp->ntypes; c++) {
+        if (mp->type_type[c] == MPROF_NONE) {
+            mp->type_type[c] = intern_strn(&mp->str, ty, strlen(ty));
+            mp->type_unit[c] = intern_strn(&mp->str, un, strlen(un));
+            return c;
+        }
+        if (strcmp(intern_str_get(&mp->str, mp->type_type[c]), ty) == 0 &&
+            strcmp(intern_str_get(&mp->str, mp->type_unit[c]), un) == 0)
+            return c;
+    }
+    return MPROF_NONE;
+}
+
+/* Label value string id of @name_id in series @i, or UINT32_MAX. */
+static uint32_t series_value(const struct seg_section *sec, uint32_t i, uint32_t name_id)
+{
+    const uint32_t *lab = sec->series_labels + 2 * (size_t)sec->series_off[i];
+    uint32_t nl = sec->series_off[i + 1] - sec->series_off[i];
+
+    if (name_id == UINT32_MAX)
+        return UINT32_MAX;
+    for (uint32_t j = 0; j < nl; j++)
+        if (lab[2 * j] == name_id)
+            return lab[2 * j + 1];
+    return UINT32_MAX;
+}
+
+static uint32_t find_string(const struct seg_section *sec, const char *s)
+{
+    for (uint32_t j = 1; j < sec->nstrings; j++)
+        if (strcmp(sec->strings[j], s) == 0)
+            return j;
+    return UINT32_MAX;
+}
+
+static int merge_profile(struct mprof *mp, const struct seg_section *sec, const uint8_t *mask,
+                         uint32_t col, const struct query *q)
+{
+    struct secmap m = {.mp = mp, .sec = sec, .unknown = MPROF_NONE};
+    uint32_t cmap[MPROF_MAX_TYPES], *smap = NULL;
+    int64_t *acc = NULL;
+    bool any = false;
+    uint32_t nt = sec->ntypes < MPROF_MAX_TYPES ? sec->ntypes : MPROF_MAX_TYPES;
+    int rc = -ENOMEM;
+
+    for (uint32_t t = 0; t < MPROF_MAX_TYPES; t++)
+        cmap[t] = MPROF_NONE;
+    if (q->all_types) {
+        for (uint32_t t = 0; t < nt; t++)
+            cmap[t] = type_column(mp, sec, t);
+    } else {
+        if (mp->type_type[0] == MPROF_NONE)
+            type_column(mp, sec, col);
+    }
+    if (mp->period_type == MPROF_NONE) {
+        const char *a = sec->strings[sec->period_type.type],
+                   *b = sec->strings[sec->period_type.unit];
+        mp->period_type = intern_strn(&mp->str, a, strlen(a));
+        mp->period_unit = intern_strn(&mp->str, b, strlen(b));
+        mp->period = sec->period;
+    }
+    m.fmap = malloc(((size_t)sec->nfunctions + 1) * sizeof(uint32_t));
+    m.loc_start = malloc(((size_t)sec->nlocations + 1) * sizeof(uint32_t));
+    m.loc_n = malloc(((size_t)sec->nlocations + 1) * sizeof(uint32_t));
+    smap = malloc(((size_t)sec->nstacks + 1) * sizeof(uint32_t));
+    if (!q->all_types)
+        acc = calloc((size_t)sec->nstacks + 1, sizeof(*acc));
+    if (!m.fmap || !m.loc_start || !m.loc_n || !smap || (!q->all_types && !acc))
+        goto out;
+    memset(m.fmap, 0xff, (size_t)sec->nfunctions * sizeof(uint32_t));
+    memset(m.loc_start, 0xff, (size_t)sec->nlocations * sizeof(uint32_t));
+    memset(smap, 0xff, (size_t)sec->nstacks * sizeof(uint32_t));
+
+    const uint32_t *stk = sec->sample_stack;
+    const int64_t *sv = sec->sample_values;
+    const uint32_t stride = sec->ntypes;
+    uint64_t lo = 0;
+    for (uint32_t i = 0; i < sec->nseries; i++) {
+        uint64_t a = lower_u32(sec->sample_series, lo, sec->nsamples, i);
+        uint64_t b = lower_u32(sec->sample_series, a, sec->nsamples, i + 1);
+        lo = b;
+        if (!mask[i] || a == b)
+            continue;
+        if ((rc = qcancel_check(q->cancel)))
+            goto out;
+        rc = -ENOMEM;
+        a = lower_i64(sec->sample_time_ms, a, b, q->from);
+        b = lower_i64(sec->sample_time_ms, a, b, q->until);
+        if (q->all_types) {
+            for (uint64_t r = a; r < b; r++) {
+                uint32_t g = smap[stk[r]];
+                if (__builtin_expect(g == MPROF_NONE, 0)) {
+                    g = smap[stk[r]] = map_stack(&m, stk[r]);
+                    if (g == MPROF_NONE)
+                        goto out;
+                }
+                for (uint32_t t = 0; t < nt; t++)
+                    if (cmap[t] != MPROF_NONE)
+                        MPROF_ADD(mp->vals[(size_t)g * mp->ntypes + cmap[t]], sv[r * stride + t]);
+            }
+            continue;
+        }
+        /* The hot loop: one array add per row, indexed by the section's own
+         * dense stack id; mapping to global stacks happens once per stack
+         * below, not once per row. */
+        const int64_t *v = sv + col;
+        if (a == b)
+            continue;
+        /* Rows are sorted by stack within each time step, so runs of one
+         * stack are summed in a register: adding to acc[] every row would
+         * chain each add through store-to-load forwarding. */
+        uint32_t cur = stk[a];
+        uint64_t sum = 0;
+        for (uint64_t r = a; r < b; r++) {
+            uint32_t st = stk[r];
+            if (st != cur) {
+                MPROF_ADD(acc[cur], sum);
+                sum = 0;
+                cur = st;
+            }
+            sum += (uint64_t)v[r * stride];
+        }
+        MPROF_ADD(acc[cur], sum);
+        any = true;
+    }
+    if (any)
+        for (uint32_t s = 0; s < sec->nstacks; s++) {
+            if (!acc[s])
+                continue;
+            uint32_t g = map_stack(&m, s);
+            if (g == MPROF_NONE)
+                goto out;
+            MPROF_ADD(mp->vals[g], acc[s]);
+        }
+    rc = 0;
+out:
+    free(m.fmap);
+    free(m.loc_start);
+    free(m.loc_n);
+    free(m.lf);
+    free(m.buf);
+    free(smap);
+    free(acc);
+    return rc;
+}
+
+/* The value of label @name (string id @nid in @sec) of series @i, with
+ * service_name and host_name defaulting to the section's and the host's. */
+static const char *label_value(const struct seg_section *sec, uint32_t i, const char *name,
+                               uint32_t nid, const char *host)
+{
+    uint32_t v = series_value(sec, i, nid);
+
+    if (v != UINT32_MAX)
+        return sec->strings[v];
+    if (name && strcmp(name, "service_name") == 0)
+        return sec->service;
+    if (name && strcmp(name, "host_name") == 0)
+        return host ? host : "";
+    return "";
+}
+
+static int merge_series(struct mprof *mp, const struct seg_section *sec, const uint8_t *mask,
+                        uint32_t col, const struct query *q, const char *host)
+{
+    const char *gb = q->group_by && *q->group_by ? q->group_by : NULL;
+    uint32_t ng = query_group_by_count(gb), gname[QUERY_MAX_GROUP_BY];
+    char names[QUERY_MAX_GROUP_BY][130];
+    struct wbuf key = {0};
+    uint64_t lo = 0;
+    size_t nb = mp->nbuckets;
+    int rc = 0;
+
+    if (ng > QUERY_MAX_GROUP_BY)
+        return -EINVAL;
+    for (uint32_t k = 0; gb && k < ng; k++, gb += strcspn(gb, ",") + 1) {
+        size_t len = strcspn(gb, ",");
+        if (len >= sizeof(names[k]))
+            return -EINVAL;
+        memcpy(names[k], gb, len);
+        names[k][len] = '\0';
+        gname[k] = find_string(sec, names[k]);
+    }
+    /* Label sets only (all_types): the section's type ids, one per column. */
+    char(*tid)[256] = NULL;
+    if (q->all_types) {
+        if (!(tid = calloc(sec->ntypes + 1, sizeof(*tid))))
+            return -ENOMEM;
+        for (uint32_t t = 0; t < sec->ntypes; t++)
+            if (seg_profile_type_id(sec, t, tid[t], sizeof(tid[t])) < 0)
+                tid[t][0] = '\0';
+    }
+    for (uint32_t i = 0; i < sec->nseries && !rc; i++) {
+        uint64_t a = lower_u32(sec->sample_series, lo, sec->nsamples, i);
+        uint64_t b = lower_u32(sec->sample_series, a, sec->nsamples, i + 1);
+        lo = b;
+        if (!mask[i] || a == b)
+            continue;
+        if ((rc = qcancel_check(q->cancel)))
+            break;
+        a = lower_i64(sec->sample_time_ms, a, b, q->from);
+        b = lower_i64(sec->sample_time_ms, a, b, q->until);
+        if (a == b)
+            continue;
+        if (tid) {
+            /* A group per (label values, type): its key ends with the
+             * type id; present, no sums. No sample is read. */
+            for (uint32_t t = 0; t < sec->ntypes && !rc; t++) {
+                if (!tid[t][0])
+                    continue;
+                key.len = 0;
+                for (uint32_t k = 0; k < ng; k++)
+                    query_group_key_append(&key, label_value(sec, i, names[k], gname[k], host),
+                                           k == 0);
+                query_group_key_append(&key, tid[t], ng == 0);
+                wb_bytes(&key, "", 1);
+                uint32_t sid = key.err ? MPROF_NONE : intern_strn(&mp->str, key.s, strlen(key.s));
+                uint32_t g = sid == MPROF_NONE ? MPROF_NONE : mprof_group(mp, sid);
+                if (g == MPROF_NONE)
+                    rc = -ENOMEM;
+                else if (nb)
+                    mp->present[(size_t)g * nb] = 1;
+            }
+            continue;
+        }
+        /* One label: the group value is its value; several: a group key. */
+        const char *val = ng ? label_value(sec, i, names[0], gname[0], host) : "";
+        if (ng > 1) {
+            key.len = 0;
+            for (uint32_t k = 0; k < ng; k++)
+                query_group_key_append(&key, label_value(sec, i, names[k], gname[k], host), k == 0);
+            wb_bytes(&key, "", 1);
+            if (key.err) {
+                rc = -ENOMEM;
+                break;
+            }
+            val = key.s;
+        }
+        uint32_t sid = intern_strn(&mp->str, val, strlen(val));
+        uint32_t g = sid == MPROF_NONE ? MPROF_NONE : mprof_group(mp, sid);
+        if (g == MPROF_NONE) {
+            rc = -ENOMEM;
+            break;
+        }
+        int64_t *pts = mp->points + (size_t)g * nb;
+        uint8_t *pr = mp->present + (size_t)g * nb;
+        for (uint64_t r = a; r < b; r++) {
+            uint64_t bk = (uint64_t)(sec->sample_time_ms[r] - mp->from) / (uint64_t)mp->step;
+            if (bk >= nb)
+                continue;
+            MPROF_ADD(pts[bk], sec->sample_values[r * sec->ntypes + col]);
+            pr[bk] = 1;
+        }
+    }
+    free(key.p);
+    free(tid);
+    return rc;
+}
+
+static int merge_labels(struct mprof *mp, const struct seg_section *sec, const uint8_t *mask,
+                        const struct query *q, const char *host)
+{
+    uint32_t sn = find_string(sec, "service_name"), hn = find_string(sec, "host_name");
+    uint64_t lo = 0;
+
+    for (uint32_t i = 0; i < sec->nseries; i++) {
+        uint64_t a = lower_u32(sec->sample_series, lo, sec->nsamples, i);
+        uint64_t b = lower_u32(sec->sample_series, a, sec->nsamples, i + 1);
+        lo = b;
+        if (!mask[i] || a == b)
+            continue;
+        int rc = qcancel_check(q->cancel);
+        if (rc)
+            return rc;
+        a = lower_i64(sec->sample_time_ms, a, b, q->from);
+        if (a == lower_i64(sec->sample_time_ms, a, b, q->until))
+            continue;
+        const uint32_t *lab = sec->series_labels + 2 * (size_t)sec->series_off[i];
+        uint32_t nl = sec->series_off[i + 1] - sec->series_off[i];
+        for (uint32_t j = 0; j < nl; j++) {
+            const char *n = sec->strings[lab[2 * j]], *v = sec->strings[lab[2 * j + 1]];
+            uint32_t a1 = intern_strn(&mp->str, n, strlen(n));
+            uint32_t b1 = intern_strn(&mp->str, v, strlen(v));
+            if (a1 == MPROF_NONE || b1 == MPROF_NONE || mprof_pair(mp, a1, b1))
+                return -ENOMEM;
+        }
+        const char *dn[2] = {"service_name", "host_name"}, *dv[2] = {sec->service, host};
+        uint32_t did[2] = {sn, hn};
+        for (int k = 0; k < 2; k++) {
+            if (series_value(sec, i, did[k]) != UINT32_MAX || !dv[k] || !*dv[k])
+                continue;
+            uint32_t a1 = intern_strn(&mp->str, dn[k], strlen(dn[k]));
+            uint32_t b1 = intern_strn(&mp->str, dv[k], strlen(dv[k]));
+            if (a1 == MPROF_NONE || b1 == MPROF_NONE || mprof_pair(mp, a1, b1))
+                return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int engine_merge_section(struct mprof *mp, const struct seg_section *sec, const char *host,
+                         const struct query *q)
+{
+    const char *want = q->profile_type ? q->profile_type : DEFAULT_PROFILE_TYPE;
+    uint32_t col = UINT32_MAX;
+    char id[256];
+    uint8_t *mask;
+    int rc;
+
+    for (uint32_t t = 0; t < sec->ntypes; t++)
+        if (seg_profile_type_id(sec, t, id, sizeof(id)) >= 0 && strcmp(id, want) == 0) {
+            col = t;
+            break;
+        }
+    /* Label queries and label sets (Q_SERIES with all_types) take any type. */
+    if (col == UINT32_MAX &&
+        !((q->mode == Q_LABELS || (q->mode == Q_SERIES && q->all_types)) && !q->profile_type))
+        return 1;
+    mask = malloc(sec->nseries + 1);
+    if (!mask)
+        return -ENOMEM;
+    if (q->sel) {
+        long n = selector_match_section(q->sel, sec, sec->service, host, mask);
+        if (n < 0) {
+            free(mask);
+            return -ENOMEM;
+        }
+    } else {
+        memset(mask, 1, sec->nseries);
+    }
+    switch (q->mode) {
+    case Q_PROFILE:
+        rc = merge_profile(mp, sec, mask, col, q);
+        break;
+    case Q_SERIES:
+        rc = merge_series(mp, sec, mask, col, q, host);
+        break;
+    default:
+        rc = merge_labels(mp, sec, mask, q, host);
+        break;
+    }
+    free(mask);
+    return rc;
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * merge — the merge kernel: adds one decoded section's samples into a
+ * merged profile. It maps the section's ids to the mprof's once per
+ * section (functions and locations interned lazily, stacks through a dense
+ * map) and then aggregates rows with one array add each; series and label
+ * pairs are merged likewise (DESIGN.md §6: >= 500 M sample-rows/s/core).
+ *
+ * Samples are kept when their series matches the query's selector (one pass
+ * over the section's series, not per sample) and their time is in
+ * [from, until). The kernel checks the query's qcancel once per series.
+ */
+#ifndef STOKE_QUERY_MERGE_H
+#define STOKE_QUERY_MERGE_H
+
+#include "query/engine/mprof.h"
+#include "query/engine/query.h"
+
+struct seg_section;
+
+/*
+ * Adds the samples of @sec in [q->from, q->until) of the series @q's
+ * selector matches into @mp. @host is the object's host (default
+ * host_name). Returns 0, 1 when the section lacks the profile type,
+ * -ENOMEM, or q->cancel's error.
+ */
+int engine_merge_section(struct mprof *mp, const struct seg_section *sec, const char *host,
+                         const struct query *q);
+
+#endif

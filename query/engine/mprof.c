@@ -1,0 +1,550 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "query/engine/mprof.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/intern.h"
+
+/* ---- profile ----------------------------------------------------------- */
+
+#define MPROF_STACKS_RESERVED 1024
+
+struct mprof *mprof_new(uint32_t ntypes)
+{
+    struct mprof *p;
+
+    if (ntypes == 0 || ntypes > MPROF_MAX_TYPES)
+        return NULL;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->ntypes = ntypes;
+    for (uint32_t i = 0; i < MPROF_MAX_TYPES; i++)
+        p->type_type[i] = p->type_unit[i] = MPROF_NONE;
+    p->period_type = p->period_unit = MPROF_NONE;
+    /* a merged profile holds thousands of stacks: skip the first doublings */
+    if (intern_str(&p->str, "") != 0 || intern_reserve(&p->stk, MPROF_STACKS_RESERVED) != 0) {
+        mprof_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void mprof_free(struct mprof *p)
+{
+    if (!p)
+        return;
+    intern_free(&p->str);
+    intern_free(&p->stk);
+    free(p->vals);
+    free(p->group_val);
+    free(p->points);
+    free(p->present);
+    intern_free(&p->pairs);
+    for (uint32_t i = 0; i < p->nwarnings; i++)
+        free(p->warnings[i]);
+    free(p);
+}
+
+uint32_t mprof_stack(struct mprof *p, const uint32_t *f, uint32_t n)
+{
+    uint32_t s;
+    int added;
+
+    if (p->stk.n >= UINT32_MAX - 2)
+        return MPROF_NONE;
+    /* vals grows first, so a new stack always has its (zeroed) values */
+    if (p->stk.n == p->vals_cap) {
+        uint32_t cap = p->vals_cap ? p->vals_cap * 2 : 256;
+        int64_t *v = realloc(p->vals, (size_t)cap * p->ntypes * sizeof(*v));
+        if (!v)
+            return MPROF_NONE;
+        memset(v + (size_t)p->vals_cap * p->ntypes, 0,
+               (size_t)(cap - p->vals_cap) * p->ntypes * sizeof(*v));
+        p->vals = v;
+        p->vals_cap = cap;
+    }
+    added = intern_add(&p->stk, f, (size_t)n * sizeof(*f), &s);
+    if (added < 0)
+        return MPROF_NONE;
+    p->nstacks = p->stk.n;
+    p->nframes += added ? n : 0;
+    return s;
+}
+
+int mprof_series_init(struct mprof *p, int64_t from, int64_t step, uint32_t nbuckets)
+{
+    if (p->ngroups || step <= 0 || nbuckets == 0)
+        return -EINVAL;
+    p->from = from;
+    p->step = step;
+    p->nbuckets = nbuckets;
+    return 0;
+}
+
+uint32_t mprof_group(struct mprof *p, uint32_t val)
+{
+    for (uint32_t g = 0; g < p->ngroups; g++)
+        if (p->group_val[g] == val)
+            return g;
+    if (p->ngroups == p->groups_cap) {
+        uint32_t cap = p->groups_cap ? p->groups_cap * 2 : 8;
+        size_t nb = p->nbuckets;
+        uint32_t *gv = realloc(p->group_val, cap * sizeof(*gv));
+        if (!gv)
+            return MPROF_NONE;
+        p->group_val = gv;
+        int64_t *pt = realloc(p->points, cap * nb * sizeof(*pt));
+        if (!pt)
+            return MPROF_NONE;
+        p->points = pt;
+        uint8_t *pr = realloc(p->present, cap * nb);
+        if (!pr)
+            return MPROF_NONE;
+        p->present = pr;
+        memset(pt + p->groups_cap * nb, 0, (cap - p->groups_cap) * nb * sizeof(*pt));
+        memset(pr + p->groups_cap * nb, 0, (cap - p->groups_cap) * nb);
+        p->groups_cap = cap;
+    }
+    p->group_val[p->ngroups] = val;
+    return p->ngroups++;
+}
+
+int mprof_pair(struct mprof *p, uint32_t name, uint32_t value)
+{
+    uint64_t key = (uint64_t)name << 32 | value;
+    uint32_t id;
+
+    return intern_add(&p->pairs, &key, sizeof(key), &id) < 0 ? -ENOMEM : 0;
+}
+
+static void warn_str(struct mprof *p, const char *s)
+{
+    for (uint32_t i = 0; i < p->nwarnings; i++)
+        if (strcmp(p->warnings[i], s) == 0)
+            return;
+    if (p->nwarnings == MPROF_MAX_WARNINGS) {
+        p->warnings_dropped++;
+        return;
+    }
+    char *d = strdup(s);
+    if (d)
+        p->warnings[p->nwarnings++] = d;
+}
+
+void mprof_warn(struct mprof *p, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    warn_str(p, buf);
+}
+
+static uint32_t map_str(struct mprof *dst, const struct mprof *src, uint32_t id)
+{
+    uint32_t len;
+    const char *s;
+
+    if (id == MPROF_NONE)
+        return MPROF_NONE;
+    s = intern_get(&src->str, id, &len);
+    return intern_strn(&dst->str, s, len);
+}
+
+int mprof_merge(struct mprof *dst, const struct mprof *src)
+{
+    uint32_t *fbuf = NULL, tmap[MPROF_MAX_TYPES];
+    uint32_t maxd = 0;
+    int rc = -ENOMEM;
+
+    /* types: adopt src's names when dst has none yet */
+    if (dst->period_type == MPROF_NONE && src->period_type != MPROF_NONE) {
+        dst->period_type = map_str(dst, src, src->period_type);
+        dst->period_unit = map_str(dst, src, src->period_unit);
+        dst->period = src->period;
+    }
+    for (uint32_t t = 0; t < src->ntypes; t++) {
+        tmap[t] = MPROF_NONE;
+        if (src->type_type[t] == MPROF_NONE) {
+            if (t < dst->ntypes)
+                tmap[t] = t;
+            continue;
+        }
+        for (uint32_t d = 0; d < dst->ntypes; d++)
+            if (dst->type_type[d] != MPROF_NONE &&
+                strcmp(intern_str_get(&dst->str, dst->type_type[d]),
+                       intern_str_get(&src->str, src->type_type[t])) == 0 &&
+                strcmp(intern_str_get(&dst->str, dst->type_unit[d]),
+                       intern_str_get(&src->str, src->type_unit[t])) == 0) {
+                tmap[t] = d;
+                break;
+            }
+        /* A type dst has not seen yet takes a free column. */
+        for (uint32_t d = 0; d < dst->ntypes && tmap[t] == MPROF_NONE; d++)
+            if (dst->type_type[d] == MPROF_NONE) {
+                dst->type_type[d] = map_str(dst, src, src->type_type[t]);
+                dst->type_unit[d] = map_str(dst, src, src->type_unit[t]);
+                tmap[t] = d;
+            }
+    }
+    /* strings, mapped lazily through a dense table */
+    uint32_t *strmap = malloc(((size_t)src->str.n + 1) * sizeof(*strmap));
+    if (!strmap)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < src->str.n; i++) {
+        strmap[i] = map_str(dst, src, i);
+        if (strmap[i] == MPROF_NONE)
+            goto out;
+    }
+    for (uint32_t s = 0; s < src->nstacks; s++)
+        if (mprof_stack_len(src, s) > maxd)
+            maxd = mprof_stack_len(src, s);
+    fbuf = malloc(((size_t)maxd + 1) * sizeof(*fbuf));
+    if (!fbuf)
+        goto out;
+    for (uint32_t s = 0; s < src->nstacks; s++) {
+        const uint32_t *f = mprof_stack_frames(src, s);
+        uint32_t n = mprof_stack_len(src, s);
+        for (uint32_t k = 0; k < n; k++)
+            fbuf[k] = strmap[f[k]];
+        uint32_t g = mprof_stack(dst, fbuf, n);
+        if (g == MPROF_NONE)
+            goto out;
+        for (uint32_t t = 0; t < src->ntypes; t++)
+            if (tmap[t] != MPROF_NONE)
+                MPROF_ADD(dst->vals[(size_t)g * dst->ntypes + tmap[t]],
+                          src->vals[(size_t)s * src->ntypes + t]);
+    }
+    if (src->ngroups) {
+        if (dst->nbuckets == 0 && dst->ngroups == 0)
+            mprof_series_init(dst, src->from, src->step, src->nbuckets);
+        if (dst->nbuckets != src->nbuckets || dst->step != src->step || dst->from != src->from) {
+            rc = -EINVAL;
+            goto out;
+        }
+        for (uint32_t g = 0; g < src->ngroups; g++) {
+            uint32_t dg = mprof_group(dst, strmap[src->group_val[g]]);
+            if (dg == MPROF_NONE)
+                goto out;
+            size_t nb = src->nbuckets;
+            for (size_t b = 0; b < nb; b++) {
+                MPROF_ADD(dst->points[dg * nb + b], src->points[g * nb + b]);
+                dst->present[dg * nb + b] |= src->present[g * nb + b];
+            }
+        }
+    }
+    for (uint32_t i = 0; i < src->pairs.n; i++) {
+        uint32_t name, value;
+        mprof_pair_get(src, i, &name, &value);
+        if (mprof_pair(dst, strmap[name], strmap[value]))
+            goto out;
+    }
+    dst->stats.objects += src->stats.objects;
+    dst->stats.sections += src->stats.sections;
+    dst->stats.bytes_read += src->stats.bytes_read;
+    dst->stats.cache_hits += src->stats.cache_hits;
+    dst->stats.skipped += src->stats.skipped;
+    for (uint32_t i = 0; i < src->nwarnings; i++)
+        warn_str(dst, src->warnings[i]);
+    dst->warnings_dropped += src->warnings_dropped;
+    rc = 0;
+out:
+    free(strmap);
+    free(fbuf);
+    return rc;
+}
+
+/* ---- wire encoding ----------------------------------------------------- */
+
+/*
+ * Little-endian, fixed width:
+ *   "SQP1" u32 nstrings {u32 len, bytes}
+ *   u32 ntypes {u32 type, u32 unit} u32 period_type u32 period_unit i64 period
+ *   u32 nstacks {u32 n, u32 frame[n], i64 val[ntypes]}
+ *   i64 from i64 step u32 nbuckets u32 ngroups {u32 val, u32 npoints {u32 b, i64 v}}
+ *   u32 npairs {u32 name, u32 value}
+ *   u64 objects sections bytes_read cache_hits skipped, u64 warnings_dropped
+ *   u32 nwarnings {u32 len, bytes}
+ */
+int mprof_encode(const struct mprof *p, uint8_t **buf, size_t *len)
+{
+    struct wbuf w = {0};
+
+    wb_bytes(&w, "SQP1", 4);
+    wb_u32(&w, p->str.n);
+    for (uint32_t i = 0; i < p->str.n; i++) {
+        uint32_t len;
+        const void *str = intern_get(&p->str, i, &len);
+        wb_u32(&w, len);
+        wb_bytes(&w, str, len);
+    }
+    wb_u32(&w, p->ntypes);
+    for (uint32_t t = 0; t < p->ntypes; t++) {
+        wb_u32(&w, p->type_type[t]);
+        wb_u32(&w, p->type_unit[t]);
+    }
+    wb_u32(&w, p->period_type);
+    wb_u32(&w, p->period_unit);
+    wb_u64(&w, (uint64_t)p->period);
+    wb_u32(&w, p->nstacks);
+    for (uint32_t s = 0; s < p->nstacks; s++) {
+        wb_u32(&w, mprof_stack_len(p, s));
+        wb_bytes(&w, mprof_stack_frames(p, s), (size_t)mprof_stack_len(p, s) * 4);
+        wb_bytes(&w, p->vals + (size_t)s * p->ntypes, (size_t)p->ntypes * 8);
+    }
+    wb_u64(&w, (uint64_t)p->from);
+    wb_u64(&w, (uint64_t)p->step);
+    wb_u32(&w, p->nbuckets);
+    wb_u32(&w, p->ngroups);
+    for (uint32_t g = 0; g < p->ngroups; g++) {
+        uint32_t n = 0;
+        for (uint32_t b = 0; b < p->nbuckets; b++)
+            n += p->present[(size_t)g * p->nbuckets + b];
+        wb_u32(&w, p->group_val[g]);
+        wb_u32(&w, n);
+        for (uint32_t b = 0; b < p->nbuckets; b++)
+            if (p->present[(size_t)g * p->nbuckets + b]) {
+                wb_u32(&w, b);
+                wb_u64(&w, (uint64_t)p->points[(size_t)g * p->nbuckets + b]);
+            }
+    }
+    wb_u32(&w, p->pairs.n);
+    for (uint32_t i = 0; i < p->pairs.n; i++) {
+        uint32_t name, value;
+        mprof_pair_get(p, i, &name, &value);
+        wb_u32(&w, name);
+        wb_u32(&w, value);
+    }
+    wb_u64(&w, p->stats.objects);
+    wb_u64(&w, p->stats.sections);
+    wb_u64(&w, p->stats.bytes_read);
+    wb_u64(&w, p->stats.cache_hits);
+    wb_u64(&w, p->stats.skipped);
+    wb_u64(&w, p->warnings_dropped);
+    wb_u32(&w, p->nwarnings);
+    for (uint32_t i = 0; i < p->nwarnings; i++) {
+        wb_u32(&w, (uint32_t)strlen(p->warnings[i]));
+        wb_bytes(&w, p->warnings[i], strlen(p->warnings[i]));
+    }
+    if (w.err) {
+        free(w.p);
+        return w.err;
+    }
+    *buf = w.p;
+    *len = w.len;
+    return 0;
+}
+
+/* The reader keeps going after a short read (every get then yields 0) and
+ * is checked once per record: r.bad says a get ran past the end. */
+struct reader {
+    struct rbuf r;
+    bool bad;
+};
+
+static const void *take(struct reader *rd, size_t n)
+{
+    const uint8_t *p = NULL;
+
+    if (rd->bad || rb_bytes(&rd->r, &p, n)) {
+        rd->bad = true;
+        return NULL;
+    }
+    return p;
+}
+static uint32_t get32(struct reader *rd)
+{
+    uint32_t v = 0;
+
+    if (rd->bad || rb_u32(&rd->r, &v))
+        rd->bad = true;
+    return rd->bad ? 0 : v;
+}
+static uint64_t get64(struct reader *rd)
+{
+    uint64_t v = 0;
+
+    if (rd->bad || rb_u64(&rd->r, &v))
+        rd->bad = true;
+    return rd->bad ? 0 : v;
+}
+
+int mprof_decode(const uint8_t *buf, size_t len, struct mprof **out)
+{
+    struct reader r = {.r = {.p = buf, .len = len}};
+    struct mprof *p = NULL;
+    uint32_t *f = NULL, ns, nt;
+    int rc = -EBADMSG;
+
+    *out = NULL;
+    const void *magic = take(&r, 4);
+    if (!magic || memcmp(magic, "SQP1", 4))
+        return -EBADMSG;
+    ns = get32(&r);
+    /* strings live in a temporary table first: ids must map 1:1 */
+    struct intern tmp = {0};
+    for (uint32_t i = 0; i < ns && !r.bad; i++) {
+        uint32_t l = get32(&r);
+        const char *s = take(&r, l);
+        if (!s)
+            break;
+        if (intern_strn(&tmp, s, l) != i) {
+            /* duplicate strings or ENOMEM: reject, ids would not map 1:1 */
+            r.bad = true;
+            break;
+        }
+    }
+    nt = get32(&r);
+    if (r.bad || ns == 0 || nt == 0 || nt > MPROF_MAX_TYPES)
+        goto out_tmp;
+    p = mprof_new(nt);
+    if (!p) {
+        rc = -ENOMEM;
+        goto out_tmp;
+    }
+    intern_free(&p->str);
+    p->str = tmp;
+    memset(&tmp, 0, sizeof(tmp));
+#define ID_OK(id) ((id) == MPROF_NONE || (id) < ns)
+    for (uint32_t t = 0; t < nt; t++) {
+        p->type_type[t] = get32(&r);
+        p->type_unit[t] = get32(&r);
+        /* a type is named by both ids or by neither */
+        if (!ID_OK(p->type_type[t]) || !ID_OK(p->type_unit[t]) ||
+            (p->type_type[t] == MPROF_NONE) != (p->type_unit[t] == MPROF_NONE))
+            goto out;
+    }
+    p->period_type = get32(&r);
+    p->period_unit = get32(&r);
+    p->period = (int64_t)get64(&r);
+    if (!ID_OK(p->period_type) || !ID_OK(p->period_unit) ||
+        (p->period_type == MPROF_NONE) != (p->period_unit == MPROF_NONE))
+        goto out;
+    uint32_t nstk = get32(&r);
+    for (uint32_t s = 0; s < nstk && !r.bad; s++) {
+        uint32_t n = get32(&r);
+        const uint8_t *fr = take(&r, (size_t)n * 4);
+        const uint8_t *vv = take(&r, (size_t)nt * 8);
+        if (!fr || !vv)
+            goto out;
+        uint32_t *nf = realloc(f, ((size_t)n + 1) * 4);
+        if (!nf) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        f = nf;
+        memcpy(f, fr, (size_t)n * 4);
+        for (uint32_t k = 0; k < n; k++)
+            if (f[k] >= ns)
+                goto out;
+        uint32_t g = mprof_stack(p, f, n);
+        if (g == MPROF_NONE) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        for (uint32_t t = 0; t < nt; t++) {
+            int64_t v;
+            memcpy(&v, vv + (size_t)t * 8, 8);
+            MPROF_ADD(p->vals[(size_t)g * nt + t], v);
+        }
+    }
+    int64_t from = (int64_t)get64(&r), step = (int64_t)get64(&r);
+    uint32_t nb = get32(&r), ng = get32(&r);
+    if (r.bad || nb > 1000000)
+        goto out;
+    if (ng) {
+        if (mprof_series_init(p, from, step, nb))
+            goto out;
+        for (uint32_t g = 0; g < ng && !r.bad; g++) {
+            uint32_t val = get32(&r), np = get32(&r);
+            if (val >= ns || np > nb)
+                goto out;
+            uint32_t dg = mprof_group(p, val);
+            if (dg == MPROF_NONE) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            for (uint32_t k = 0; k < np && !r.bad; k++) {
+                uint32_t b = get32(&r);
+                int64_t v = (int64_t)get64(&r);
+                if (b >= nb)
+                    goto out;
+                MPROF_ADD(p->points[(size_t)dg * nb + b], v);
+                p->present[(size_t)dg * nb + b] = 1;
+            }
+        }
+    }
+    uint32_t npairs = get32(&r);
+    for (uint32_t i = 0; i < npairs && !r.bad; i++) {
+        uint32_t a = get32(&r), b = get32(&r);
+        if (r.bad || a >= ns || b >= ns)
+            goto out;
+        if (mprof_pair(p, a, b)) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    p->stats.objects = get64(&r);
+    p->stats.sections = get64(&r);
+    p->stats.bytes_read = get64(&r);
+    p->stats.cache_hits = get64(&r);
+    p->stats.skipped = get64(&r);
+    p->warnings_dropped = get64(&r);
+    uint32_t nw = get32(&r);
+    for (uint32_t i = 0; i < nw && !r.bad; i++) {
+        uint32_t l = get32(&r);
+        const char *s = take(&r, l);
+        if (!s || l > 4096)
+            goto out;
+        char tmpw[4097];
+        memcpy(tmpw, s, l);
+        tmpw[l] = '\0';
+        warn_str(p, tmpw);
+    }
+    if (r.bad || rb_left(&r.r))
+        goto out;
+    free(f);
+    *out = p;
+    return 0;
+out:
+    free(f);
+    mprof_free(p);
+    return rc;
+out_tmp:
+    intern_free(&tmp);
+    return rc;
+}
+
+void mprof_keep_call_site(struct mprof *p, const char *const *names, size_t n)
+{
+    uint32_t ids[64];
+    bool absent = false;
+
+    if (n == 0)
+        return;
+    /* Names as string ids; one the profile never saw matches no stack.
+     * Call sites deeper than ids[] compare by string. */
+    for (size_t j = 0; j < n && j < 64; j++) {
+        ids[j] = intern_find(&p->str, names[j], strlen(names[j]));
+        absent |= ids[j] == INTERN_NONE;
+    }
+    for (uint32_t s = 0; s < p->nstacks; s++) {
+        const uint32_t *f = mprof_stack_frames(p, s);
+        uint32_t len = mprof_stack_len(p, s);
+        bool keep = !absent && len >= n;
+        for (size_t j = 0; keep && j < n; j++) {
+            uint32_t id = f[len - 1 - j];
+            keep = j < 64 ? id == ids[j] : strcmp(intern_str_get(&p->str, id), names[j]) == 0;
+        }
+        if (!keep)
+            memset(p->vals + (size_t)s * p->ntypes, 0, p->ntypes * sizeof(*p->vals));
+    }
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mprof — a merged profile: what a query worker builds from the sections of
+ * a selection, merges with its threads' and its peers' partials, and turns
+ * into views (top, flame graph, series, diff, pprof).
+ *
+ * Owns one string table (function names, label names and values, types),
+ * one stack table (sequences of name ids, leaf first) and one set of label
+ * pairs, all common/intern.h tables, so every later step works on dense
+ * integer ids:
+ * values are a dense array [stack * ntypes + type]. Series points are dense
+ * [group * nbuckets + bucket] arrays with a presence bit. Invariant: ids are
+ * stable once handed out; every array is sized to its table.
+ *
+ * The wire encoding (mprof_encode/mprof_decode) is what peers return from
+ * /internal/v1/select; the decoder bounds-checks every count and id.
+ */
+#ifndef STOKE_QUERY_MPROF_H
+#define STOKE_QUERY_MPROF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/intern.h"
+
+#define MPROF_NONE         UINT32_MAX /* == INTERN_NONE */
+#define MPROF_MAX_TYPES    16
+#define MPROF_MAX_WARNINGS 20
+
+struct qstats {
+    uint64_t objects, sections, bytes_read, cache_hits, skipped;
+};
+
+struct mprof {
+    struct intern str;
+    /* stacks: u32 sequences of string ids */
+    struct intern stk;
+    uint32_t nstacks; /* stk.n */
+    uint64_t nframes; /* frames of all stacks */
+    /* values */
+    uint32_t ntypes;
+    uint32_t type_type[MPROF_MAX_TYPES], type_unit[MPROF_MAX_TYPES]; /* string ids */
+    uint32_t period_type, period_unit;
+    int64_t period;
+    int64_t *vals; /* vals_cap * ntypes */
+    uint32_t vals_cap;
+    /* series */
+    int64_t from, step;
+    uint32_t nbuckets;
+    uint32_t *group_val; /* string id of each group's label value */
+    uint32_t ngroups, groups_cap;
+    int64_t *points;  /* groups_cap * nbuckets */
+    uint8_t *present; /* groups_cap * nbuckets */
+    /* label pairs seen: u64 keys name id << 32 | value id */
+    struct intern pairs;
+    /* bookkeeping */
+    struct qstats stats;
+    char *warnings[MPROF_MAX_WARNINGS];
+    uint32_t nwarnings;
+    uint64_t warnings_dropped;
+};
+
+/* Values come from segments and peers, which may be hostile: sums wrap
+ * (two's complement) instead of being undefined behaviour. */
+#define MPROF_ADD(dst, v) ((dst) = (int64_t)((uint64_t)(dst) + (uint64_t)(v)))
+
+/* Allocates an empty profile of @ntypes value columns (0 < ntypes <=
+ * MPROF_MAX_TYPES; the types' names are set with mprof_set_types). */
+struct mprof *mprof_new(uint32_t ntypes);
+void mprof_free(struct mprof *p);
+
+/* Interns the stack @f[0..n) (name ids, leaf first); MPROF_NONE on ENOMEM.
+ * Grows vals (zeroed) with the table. */
+uint32_t mprof_stack(struct mprof *p, const uint32_t *f, uint32_t n);
+static inline uint32_t mprof_stack_len(const struct mprof *p, uint32_t s)
+{
+    return p->stk.e[s].len / (uint32_t)sizeof(uint32_t);
+}
+static inline const uint32_t *mprof_stack_frames(const struct mprof *p, uint32_t s)
+{
+    return (const uint32_t *)intern_get(&p->stk, s, NULL);
+}
+
+/* Series: sets the bucket grid (before any point is added). */
+int mprof_series_init(struct mprof *p, int64_t from, int64_t step, uint32_t nbuckets);
+/* Group id for label value string id @val, created on first use. */
+uint32_t mprof_group(struct mprof *p, uint32_t val);
+
+/* Keeps only the stacks whose outermost frames are @names[0..n) (root
+ * first: Pyroscope's stack trace selector call_site): the values of every
+ * other stack become 0 in every column. n = 0 keeps everything. */
+void mprof_keep_call_site(struct mprof *p, const char *const *names, size_t n);
+
+/* Records that label pair (name, value) (string ids) was seen. 0 or -ENOMEM. */
+int mprof_pair(struct mprof *p, uint32_t name, uint32_t value);
+/* The pairs seen, in first-seen order: i < p->pairs.n. */
+static inline void mprof_pair_get(const struct mprof *p, uint32_t i, uint32_t *name,
+                                  uint32_t *value)
+{
+    uint64_t k = *(const uint64_t *)intern_get(&p->pairs, i, NULL);
+
+    *name = (uint32_t)(k >> 32);
+    *value = (uint32_t)k;
+}
+
+/* Appends a warning (copied; at most MPROF_MAX_WARNINGS kept, the rest
+ * counted). */
+void mprof_warn(struct mprof *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Adds @src into @dst: strings, stacks, values, series, pairs, stats and
+ * warnings. Types are matched by (type, unit) name; @dst takes @src's types
+ * when it has none named yet. 0 or -ENOMEM / -EINVAL (grid mismatch). */
+int mprof_merge(struct mprof *dst, const struct mprof *src);
+
+/* Wire encoding for peers. */
+int mprof_encode(const struct mprof *p, uint8_t **buf, size_t *len);
+int mprof_decode(const uint8_t *buf, size_t len, struct mprof **out);
+
+#endif

@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "query/engine/plan.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/hash.h"
+#include "common/intern.h"
+
+#define HOUR_MS 3600000LL
+#define DAY_MS  86400000LL
+
+uint64_t plan_key_hash(const char *key)
+{
+    /* FNV-1a's low bits are weak (bit 0 is the parity of the bytes' low
+     * bits), and shards are hash % (peers + 1): 24 hourly blocks split 6/18
+     * between two workers. A 64-bit finalizer (MurmurHash3's fmix64)
+     * spreads every input bit over the low ones. */
+    return hash64(hash_str(key));
+}
+
+int plan_time_check(int64_t t, const char *name, char *err, size_t errlen)
+{
+    if (t < 0 || t > QUERY_MAX_TIME_MS) {
+        snprintf(err, errlen,
+                 "%s: %" PRId64 " is out of range (Unix milliseconds from 0 to %lld, "
+                 "9999-12-31)",
+                 name, t, QUERY_MAX_TIME_MS);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int plan_range_check(int64_t from, int64_t until, const char *fname, const char *uname, char *err,
+                     size_t errlen)
+{
+    if (plan_time_check(from, fname, err, errlen) || plan_time_check(until, uname, err, errlen))
+        return -EINVAL;
+    /* Both are in [0, QUERY_MAX_TIME_MS] now: the difference cannot overflow. */
+    if (from >= until) {
+        snprintf(err, errlen, "%s: must be before %s (%" PRId64 " >= %" PRId64 ")", fname, uname,
+                 from, until);
+        return -EINVAL;
+    }
+    if (until - from > QUERY_MAX_RANGE_MS) {
+        snprintf(err, errlen, "%s: the range from %s is longer than 31 days", uname, fname);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+bool plan_tenant_valid(const char *t)
+{
+    size_t n = 0;
+
+    if (!t || !*t || strcmp(t, ".") == 0 || strcmp(t, "..") == 0)
+        return false;
+    for (; t[n]; n++) {
+        char c = t[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return n <= 64;
+}
+
+void plan_free(struct plan *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->nmans; i++)
+        manifest_free(p->mans[i]);
+    free(p->mans);
+    free(p->items);
+    mprof_free(p->notes);
+    free(p);
+}
+
+static bool summary_may_match(const struct sel_matcher *m, const struct seg_label_summary *ls)
+{
+    if (ls->values_truncated)
+        return true;
+    /* A series may lack the label (matches as ""), unless it is one the
+     * writer puts on every series; treating "" as possible is the safe side. */
+    if (sel_matcher_match(m, ""))
+        return true;
+    for (size_t i = 0; i < ls->nvalues; i++)
+        if (sel_matcher_match(m, ls->values[i]))
+            return true;
+    return false;
+}
+
+bool plan_section_may_match(const struct selector *sel, const struct seg_section_info *info,
+                            const char *host)
+{
+    for (size_t k = 0; k < sel->n; k++) {
+        const struct sel_matcher *m = &sel->m[k];
+        const struct seg_label_summary *ls = NULL;
+
+        for (size_t j = 0; j < info->nlabels; j++)
+            if (strcmp(info->labels[j].name, m->name) == 0) {
+                ls = &info->labels[j];
+                break;
+            }
+        if (ls) {
+            if (!summary_may_match(m, ls))
+                return false;
+            continue;
+        }
+        /* Label absent from every series: it is "" there, except the two
+         * the engine defaults from the section and the object. */
+        const char *v = NULL;
+        if (strcmp(m->name, "service_name") == 0)
+            v = info->service;
+        else if (strcmp(m->name, "host_name") == 0)
+            v = host;
+        if (!sel_matcher_match(m, v))
+            return false;
+    }
+    return true;
+}
+
+static int add_manifest(struct plan *p, struct manifest *m)
+{
+    if (p->nmans == p->mans_cap) {
+        size_t cap = p->mans_cap ? p->mans_cap * 2 : 16;
+        struct manifest **nm = realloc(p->mans, cap * sizeof(*nm));
+        if (!nm)
+            return -ENOMEM;
+        p->mans = nm;
+        p->mans_cap = cap;
+    }
+    p->mans[p->nmans++] = m;
+    return 0;
+}
+
+static int add_item(struct plan *p, const struct plan_item *it)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 64;
+        struct plan_item *ni = realloc(p->items, cap * sizeof(*ni));
+        if (!ni)
+            return -ENOMEM;
+        p->items = ni;
+        p->cap = cap;
+    }
+    p->items[p->n++] = *it;
+    return 0;
+}
+
+/* Reads and decodes one manifest object; NULL (counted, warned) if it is
+ * unreadable. */
+static struct manifest *load_manifest(struct plan *p, struct store *st, struct cache *c,
+                                      const char *key)
+{
+    struct store_buf b = {0};
+    struct manifest *m = NULL;
+    char err[256] = "";
+    bool hit = false;
+    int rc;
+
+    rc = cache_fetch(c, st, key, 0, 0, &b, &hit);
+    if (rc) {
+        p->skipped++;
+        mprof_warn(p->notes, "manifest %s: %s", key, strerror(-rc));
+        return NULL;
+    }
+    if (hit)
+        p->notes->stats.cache_hits++;
+    else
+        p->notes->stats.bytes_read += b.len;
+    rc = manifest_decode(b.data, b.len, &m, err, sizeof(err));
+    free(b.data);
+    if (rc) {
+        p->skipped++;
+        mprof_warn(p->notes, "manifest %s: %s", key, err[0] ? err : strerror(-rc));
+        return NULL;
+    }
+    p->manifests++;
+    return m;
+}
+
+static int hour_of_key(const char *rest)
+{
+    /* rest = "HH/..." */
+    if (rest[0] < '0' || rest[0] > '9' || rest[1] < '0' || rest[1] > '9' || rest[2] != '/')
+        return -1;
+    return (rest[0] - '0') * 10 + (rest[1] - '0');
+}
+
+static bool ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+int plan_build(struct store *st, struct cache *c, const struct plan_req *r, struct plan **out,
+               char *err, size_t errlen)
+{
+    struct plan *p = calloc(1, sizeof(*p));
+    struct intern seen = {0}, objects = {0};
+    int rc = 0;
+
+    *out = NULL;
+    if (!p || !(p->notes = mprof_new(1))) {
+        free(p);
+        return -ENOMEM;
+    }
+    if ((rc = plan_range_check(r->from, r->until, "from", "until", err, errlen))) {
+        plan_free(p);
+        return rc;
+    }
+    /* Both ends are in [0, QUERY_MAX_TIME_MS] and at most 31 days apart, so
+     * this loop runs at most PLAN_MAX_DAYS times. */
+    int64_t day0 = r->from / DAY_MS, ndays = (r->until - 1) / DAY_MS - day0 + 1;
+    if (ndays < 1 || ndays > PLAN_MAX_DAYS) {
+        fprintf(stderr, "plan_build: %" PRId64 " days after plan_range_check\n", ndays);
+        abort();
+    }
+    for (int64_t day = day0; day < day0 + ndays && rc == 0; day++) {
+        char prefix[256], date[32];
+        struct store_list l = {0};
+        struct intern replaced = {0};
+        time_t secs = (time_t)(day * 86400);
+        struct tm tm;
+
+        if ((rc = qcancel_check(r->cancel)))
+            break;
+        gmtime_r(&secs, &tm);
+        strftime(date, sizeof(date), "%Y-%m-%d", &tm);
+        snprintf(prefix, sizeof(prefix), "%s/manifest/%s/", r->tenant, date);
+        rc = store_list(st, prefix, &l);
+        if (rc == -ENOENT) {
+            rc = 0;
+            continue;
+        }
+        if (rc) {
+            snprintf(err, errlen, "listing %s: %s", prefix, strerror(-rc));
+            break;
+        }
+        size_t plen = strlen(prefix);
+        size_t first_new_man = p->nmans;
+        /* Pass 1: hour manifests, which name the entries they replace. */
+        for (int pass = 0; pass < 2 && rc == 0; pass++) {
+            for (size_t i = 0; i < l.n && rc == 0; i++) {
+                /* Newest generation first, so it can shadow older ones. */
+                const char *key = l.keys[pass == 0 ? l.n - 1 - i : i];
+                if (strncmp(key, prefix, plen) || !ends_with(key, ".man"))
+                    continue;
+                int hh = hour_of_key(key + plen);
+                if (hh < 0)
+                    continue;
+                int64_t hs = day * DAY_MS + hh * HOUR_MS;
+                if (hs + HOUR_MS <= r->from || hs >= r->until)
+                    continue;
+                bool is_hour = strncmp(key + plen + 3, "hour-", 5) == 0;
+                bool is_entry = strncmp(key + plen + 3, "entries/", 8) == 0;
+                if ((pass == 0 && !is_hour) || (pass == 1 && !is_entry))
+                    continue;
+                if (intern_find(&replaced, key, strlen(key)) != MPROF_NONE)
+                    continue;
+                if ((rc = qcancel_check(r->cancel)))
+                    break;
+                struct manifest *m = load_manifest(p, st, c, key);
+                if (!m)
+                    continue;
+                if ((rc = add_manifest(p, m))) {
+                    manifest_free(m);
+                    break;
+                }
+                if (pass == 0)
+                    for (size_t k = 0; k < m->nreplaces; k++)
+                        if (intern_strn(&replaced, m->replaces[k], strlen(m->replaces[k])) ==
+                            MPROF_NONE)
+                            rc = -ENOMEM;
+            }
+        }
+        for (size_t i = first_new_man; i < p->nmans && rc == 0; i++) {
+            struct manifest *m = p->mans[i];
+            for (size_t e = 0; e < m->nentries && rc == 0; e++) {
+                const struct manifest_entry *me = &m->entries[e];
+                const struct seg_footer *f = me->footer;
+                if (!me->key || !f)
+                    continue;
+                if (f->t_max_ms < r->from || f->t_min_ms >= r->until)
+                    continue;
+                if (intern_find(&seen, me->key, strlen(me->key)) != MPROF_NONE)
+                    continue;
+                if (intern_strn(&seen, me->key, strlen(me->key)) == MPROF_NONE) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                bool any = false;
+                for (size_t s = 0; s < f->nsections; s++) {
+                    const struct seg_section_info *si = &f->sections[s];
+                    if (si->t_max_ms < r->from || si->t_min_ms >= r->until)
+                        continue;
+                    if (r->profile_type) {
+                        bool has = false;
+                        for (size_t t = 0; t < si->nprofile_types && !has; t++)
+                            has = strcmp(si->profile_types[t], r->profile_type) == 0;
+                        if (!has)
+                            continue;
+                    }
+                    if (r->sel && !plan_section_may_match(r->sel, si, f->host))
+                        continue;
+                    struct plan_item it = {.key = me->key,
+                                           .host = f->host ? f->host : "",
+                                           .info = si,
+                                           .key_hash = plan_key_hash(me->key)};
+                    if ((rc = add_item(p, &it)))
+                        break;
+                    any = true;
+                }
+                if (any && intern_strn(&objects, me->key, strlen(me->key)) == MPROF_NONE)
+                    rc = -ENOMEM;
+            }
+        }
+        intern_free(&replaced);
+        store_list_free(&l);
+    }
+    p->objects = objects.n;
+    intern_free(&seen);
+    intern_free(&objects);
+    if (rc) {
+        if (rc == -ENOMEM)
+            snprintf(err, errlen, "out of memory planning the query");
+        else if (rc == -ETIMEDOUT || rc == -ECANCELED)
+            snprintf(err, errlen, "%s while planning",
+                     rc == -ETIMEDOUT ? "deadline passed" : "cancelled");
+        plan_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}

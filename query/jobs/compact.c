@@ -1,0 +1,610 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * compact — see compact.h.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec/manifest.h"
+#include "codec/segment.h"
+#include "codec/wire.h"
+#include "query/jobs/compact.h"
+
+#define HOUR_MS 3600000LL
+
+/* One pass: what it reports to. */
+struct pass {
+    const struct compact_opts *o;
+    struct compact_stats *s;
+};
+
+/* "WHAT KEY: WHY", each part cut to fit last_error; every one goes to the
+ * caller's on_error too. */
+static void note_error(struct pass *p, const char *what, const char *key, const char *why)
+{
+    p->s->errors++;
+    snprintf(p->s->last_error, sizeof(p->s->last_error), "%.20s %.120s: %.100s", what, key, why);
+    if (p->o->on_error) {
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "%s %s: %s", what, key, why);
+        p->o->on_error(msg, p->o->on_error_arg);
+    }
+}
+
+/* "<tenant>/<kind>/<YYYY-MM-DD>/<HH>/..." → the hour's start, or -1. */
+static int64_t key_hour(const char *key, size_t tenant_len)
+{
+    const char *p = strchr(key + tenant_len + 1, '/');
+    struct tm tm = {0};
+    char tail;
+
+    if (!p)
+        return -1;
+    if (sscanf(p + 1, "%4d-%2d-%2d/%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tail) != 5 ||
+        tail != '/' || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+        tm.tm_hour > 23)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000;
+}
+
+static int get_all(struct store *st, const char *key, struct store_buf *b)
+{
+    return store_get(st, key, 0, 0, b);
+}
+
+/* Reads and decodes a manifest. A store failure is returned as it is; a
+ * manifest that does not decode (-EBADMSG, -EPROTO) is counted. */
+static int load_manifest(struct store *st, const char *key, struct manifest **m, struct pass *p)
+{
+    struct store_buf b = {0};
+    char err[256];
+    int ret = get_all(st, key, &b);
+
+    *m = NULL;
+    if (ret)
+        return ret;
+    ret = manifest_decode(b.data, b.len, m, err, sizeof(err));
+    free(b.data);
+    if (ret == -EBADMSG || ret == -EPROTO)
+        note_error(p, "manifest", key, err);
+    return ret;
+}
+
+static bool in_list(char **v, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], key) == 0)
+            return true;
+    return false;
+}
+
+/* The decoded sections of one or more objects that go into the block
+ * together or not at all. */
+struct batch {
+    struct seg_section **secs;
+    size_t n, cap;
+};
+
+static void batch_free(struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        seg_section_free(b->secs[i]);
+    free(b->secs);
+    memset(b, 0, sizeof(*b));
+}
+
+static bool same_types(const struct seg_section *a, const struct seg_section *b)
+{
+    if (a->ntypes != b->ntypes)
+        return false;
+    for (uint32_t t = 0; t < a->ntypes; t++)
+        if (strcmp(a->strings[a->types[t].type], b->strings[b->types[t].type]) ||
+            strcmp(a->strings[a->types[t].unit], b->strings[b->types[t].unit]))
+            return false;
+    return true;
+}
+
+/*
+ * Reads and decodes every section of the object @key (described by @f)
+ * into @b, and checks that each can go into @w next to what @w and @b
+ * already hold. Adds nothing to @w. Returns 0; -EBADMSG (corrupt or
+ * truncated) or -EINVAL (sample types other than the block's), counted;
+ * or the store's errno, or -ENOMEM.
+ */
+static int batch_load(struct store *st, const struct seg_writer *w, const char *key,
+                      const struct seg_footer *f, struct batch *b, struct pass *p)
+{
+    struct compact_stats *s = p->s;
+
+    if (!key || !f) {
+        note_error(p, "manifest entry", key ? key : "", "no key or no footer");
+        return -EBADMSG;
+    }
+    for (size_t i = 0; i < f->nsections; i++) {
+        const struct seg_section_info *info = &f->sections[i];
+        struct store_buf buf = {0};
+        struct seg_section *sec = NULL;
+        char err[256];
+        int ret = store_get(st, key, info->offset, info->length, &buf);
+        if (ret) {
+            note_error(p, "reading", key, st->err);
+            return ret;
+        }
+        s->bytes_in += buf.len;
+        ret = seg_section_decode(buf.data, buf.len, info, &sec, err, sizeof(err));
+        free(buf.data);
+        if (ret) {
+            if (ret == -EBADMSG)
+                note_error(p, "section of", key, err);
+            return ret;
+        }
+        bool fits = seg_writer_check_section(w, sec) == 0;
+        for (size_t j = 0; j < b->n && fits; j++)
+            fits = strcmp(b->secs[j]->service, sec->service) || same_types(b->secs[j], sec);
+        if (!fits) {
+            snprintf(err, sizeof(err), "section %.64s: sample types differ from the block's",
+                     sec->service);
+            note_error(p, "merging", key, err);
+            seg_section_free(sec);
+            return -EINVAL;
+        }
+        if (b->n == b->cap) {
+            size_t cap = b->cap ? b->cap * 2 : 8;
+            struct seg_section **v = realloc(b->secs, cap * sizeof(*v));
+            if (!v) {
+                seg_section_free(sec);
+                return -ENOMEM;
+            }
+            b->secs = v;
+            b->cap = cap;
+        }
+        b->secs[b->n++] = sec;
+    }
+    return 0;
+}
+
+/* Adds every section of @b to @w. Checked by batch_load, so only memory
+ * can fail here; then @w holds part of the batch and must not be written. */
+static int batch_add(struct seg_writer *w, const struct batch *b, struct compact_stats *s)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        int ret = seg_writer_add_section(w, b->secs[i]);
+        if (ret)
+            return ret;
+        s->sections_merged++;
+    }
+    return 0;
+}
+
+static int block_key(char *buf, size_t len, const char *tenant, int64_t hour_ms, unsigned gen,
+                     uint64_t hash)
+{
+    char date[11], hour[3];
+    if (utc_date_hour(hour_ms, date, hour))
+        return -EINVAL;
+    int n = snprintf(buf, len, "%s/blocks/%s/%s/%06u-%016llx.blk", tenant, date, hour, gen,
+                     (unsigned long long)hash);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : n;
+}
+
+struct todo {
+    char **keys;
+    size_t n, cap;
+};
+
+static int todo_add(struct todo *t, const char *key)
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        char **k = realloc(t->keys, cap * sizeof(*k));
+        if (!k)
+            return -ENOMEM;
+        t->keys = k;
+        t->cap = cap;
+    }
+    if (!(t->keys[t->n] = strdup(key)))
+        return -ENOMEM;
+    t->n++;
+    return 0;
+}
+
+static void todo_free(struct todo *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->keys[i]);
+    free(t->keys);
+}
+
+/* The generation of an hour manifest key under @prefix, or -1. */
+static long hour_gen(const char *key, const char *prefix)
+{
+    const char *base = key + strlen(prefix);
+    unsigned g;
+    if (strlen(base) != 15 || sscanf(base, "hour-%6u.man", &g) != 1)
+        return -1;
+    return (long)g;
+}
+
+/* True when an hour manifest newer than @gen is under @prefix now: another
+ * compactor has moved the hour on since we listed it. */
+static bool moved_on(struct store *st, const char *prefix, long gen)
+{
+    struct store_list l = {0};
+    bool moved = false;
+    if (store_list(st, prefix, &l))
+        return true; /* cannot tell: assume the worst and leave the hour */
+    for (size_t i = 0; i < l.n && !moved; i++)
+        moved = hour_gen(l.keys[i], prefix) > gen;
+    store_list_free(&l);
+    return moved;
+}
+
+/* True unless the manifest @man_key surely does not list @obj_key (it
+ * does not exist, or decodes without it): when in doubt, keep. */
+static bool listed_by(struct store *st, const char *man_key, const char *obj_key)
+{
+    struct store_buf b = {0};
+    struct manifest *m = NULL;
+    int ret = get_all(st, man_key, &b);
+    if (ret)
+        return ret != -ENOENT;
+    ret = manifest_decode(b.data, b.len, &m, NULL, 0);
+    free(b.data);
+    if (ret)
+        return true;
+    bool listed = false;
+    for (size_t i = 0; i < m->nentries && !listed; i++)
+        listed = m->entries[i].key && strcmp(m->entries[i].key, obj_key) == 0;
+    manifest_free(m);
+    return listed;
+}
+
+/* Blocks of the hour that @hm does not list. */
+static void count_orphans(struct store *st, const char *tenant, const char *date, const char *hour,
+                          const struct manifest *hm, struct compact_stats *s)
+{
+    char prefix[512];
+    struct store_list l = {0};
+    snprintf(prefix, sizeof(prefix), "%s/blocks/%s/%s/", tenant, date, hour);
+    if (store_list(st, prefix, &l))
+        return;
+    for (size_t i = 0; i < l.n; i++) {
+        bool listed = false;
+        for (size_t j = 0; hm && j < hm->nentries && !listed; j++)
+            listed = strcmp(hm->entries[j].key, l.keys[i]) == 0;
+        s->blocks_orphaned += !listed;
+    }
+    store_list_free(&l);
+}
+
+/*
+ * Compacts one hour. Returns 0 when the hour is done or left as it is
+ * (what could not be read is counted in @s), or a negative errno when the
+ * store or memory failed: the pass stops, and nothing was deleted that the
+ * hour manifest in force does not cover.
+ */
+static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, struct pass *p)
+{
+    struct compact_stats *s = p->s;
+    char prefix[512], date[11], hour[3], key[1024] = "", block[1024] = "";
+    struct store_list l = {0};
+    struct manifest *old = NULL, *hm = NULL;
+    struct seg_writer *w = NULL;
+    struct todo merged = {0}, del = {0}, garbage = {0};
+    struct batch b = {0};
+    const char *old_key = NULL;
+    long max_gen = 0;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    uint64_t size;
+    int ret;
+
+    if (utc_date_hour(hour_ms, date, hour))
+        return -EINVAL;
+    snprintf(prefix, sizeof(prefix), "%s/manifest/%s/%s/", tenant, date, hour);
+    ret = store_list(st, prefix, &l);
+    if (ret)
+        return ret == -ENOENT ? 0 : ret;
+
+    /* The newest hour manifest that decodes is the one in force, as for
+     * the query planner; newer ones that do not decode are skipped (and
+     * replaced below), never a reason to stop. */
+    for (size_t i = 0; i < l.n; i++) {
+        long g = hour_gen(l.keys[i], prefix);
+        if (g > max_gen)
+            max_gen = g;
+    }
+    if (max_gen >= 999999) {
+        note_error(p, "hour of", prefix, "no generation left after 999999");
+        ret = 0;
+        goto out;
+    }
+    for (long g = max_gen; g >= 0 && !old; g--) {
+        const char *k = NULL;
+        for (size_t i = 0; i < l.n && !k; i++)
+            if (hour_gen(l.keys[i], prefix) == g)
+                k = l.keys[i];
+        if (!k)
+            continue;
+        ret = load_manifest(st, k, &old, p);
+        if (ret == 0) {
+            old_key = k;
+        } else if (ret == -EBADMSG) {
+            if ((ret = todo_add(&garbage, k)))
+                goto out;
+        } else {
+            /* -EPROTO: a newer version's, not ours to replace; -ENOENT:
+             * another compactor moved the hour on since the listing */
+            if (ret == -EPROTO || ret == -ENOENT)
+                ret = 0;
+            goto out;
+        }
+    }
+
+    w = seg_writer_new(tenant, "compacted");
+    hm = calloc(1, sizeof(*hm));
+    if (!w || !hm) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        const char *k = l.keys[i];
+        size_t kl = strlen(k);
+        if (strncmp(k + strlen(prefix), "entries/", 8) != 0 || kl < 4 ||
+            strcmp(k + kl - 4, ".man") != 0)
+            continue;
+        struct manifest *e = NULL;
+        if ((ret = load_manifest(st, k, &e, p)) != 0) {
+            if (ret == -ENOMEM)
+                goto out;
+            if (ret == -ENOENT && moved_on(st, prefix, max_gen)) {
+                ret = 0; /* another compactor is at this hour: leave it */
+                goto out;
+            }
+            if (ret != -EBADMSG && ret != -EPROTO && ret != -ENOENT)
+                note_error(p, "reading", k, st->err);
+            continue; /* left in place: readers skip it with a warning */
+        }
+        if (old && in_list(old->replaces, old->nreplaces, k)) {
+            /* An entry re-uploaded after an earlier compaction replaced it
+             * (an agent's retry) is deleted again with its segment. */
+            for (size_t j = 0; j < e->nentries && !ret; j++)
+                ret = todo_add(&del, e->entries[j].key);
+            if (!ret)
+                ret = todo_add(&del, k);
+            manifest_free(e);
+            if (ret)
+                goto out;
+            continue;
+        }
+        /* The entry's objects go into the block whole or not at all: a
+         * section added before a later one failed would count twice, once
+         * in the block and once through the entry that stays. */
+        int lr = 0;
+        for (size_t j = 0; j < e->nentries && !lr; j++)
+            lr = batch_load(st, w, e->entries[j].key, e->entries[j].footer, &b, p);
+        if (lr == 0 && (ret = batch_add(w, &b, s)) == 0) {
+            s->segments_read += e->nentries;
+            for (size_t j = 0; j < e->nentries && !ret; j++)
+                ret = todo_add(&del, e->entries[j].key);
+            if (!ret)
+                ret = todo_add(&del, k);
+            if (!ret)
+                ret = todo_add(&merged, k);
+        } else if (lr == -ENOENT && moved_on(st, prefix, max_gen)) {
+            /* Deleted under us by another compactor that has written the
+             * next generation: writing ours too would put a manifest
+             * without those objects over the one that holds them. */
+            batch_free(&b);
+            manifest_free(e);
+            ret = 0;
+            goto out;
+        } else if (lr) {
+            s->objects_kept++; /* stays an entry: queries read it as before */
+            if (lr == -ENOMEM)
+                ret = lr;
+        }
+        batch_free(&b);
+        manifest_free(e);
+        if (ret)
+            goto out;
+    }
+    if (merged.n == 0 && garbage.n == 0) {
+        /* Nothing new, but re-uploaded replaced entries still go. */
+        for (size_t i = 0; i < del.n; i++)
+            if (store_del(st, del.keys[i]) == 0)
+                s->objects_deleted++;
+        ret = 0;
+        goto out;
+    }
+    /* The previous generation's blocks are merged in too, one block per
+     * hour keeping a query of the hour at one range read per service; a
+     * block that cannot be read whole stays as it is, listed again. With
+     * nothing new (only unreadable manifests to replace), they are listed
+     * again as they are. */
+    for (size_t i = 0; old && i < old->nentries; i++) {
+        const struct manifest_entry *oe = &old->entries[i];
+        int lr = merged.n ? batch_load(st, w, oe->key, oe->footer, &b, p) : 1;
+        if (lr == 0) {
+            ret = batch_add(w, &b, s);
+            batch_free(&b);
+            if (ret || (ret = todo_add(&del, oe->key)))
+                goto out;
+            continue;
+        }
+        batch_free(&b);
+        if (lr == -ENOENT && moved_on(st, prefix, max_gen)) {
+            ret = 0; /* another compactor deleted it after replacing it */
+            goto out;
+        }
+        if (lr < 0 && lr != -EBADMSG && lr != -EINVAL && lr != -ENOENT) {
+            ret = lr; /* never write over what we cannot read */
+            goto out;
+        }
+        if (lr < 0)
+            s->objects_kept++;
+        if ((ret = manifest_add(hm, oe->key, oe->footer)))
+            goto out;
+    }
+
+    unsigned gen = (unsigned)max_gen + 1;
+    if ((ret = manifest_hour_key(key, sizeof(key), tenant, hour_ms, gen)) < 0)
+        goto out;
+    if (merged.n) {
+        struct seg_footer *bf = NULL;
+        ret = seg_writer_finish(w, &buf, &len, &bf);
+        if (ret)
+            goto out;
+        ret = block_key(block, sizeof(block), tenant, hour_ms, gen, seg_hash64(buf, len));
+        if (ret >= 0)
+            ret = store_put(st, block, buf, len);
+        if (ret == 0)
+            ret = manifest_add(hm, block, bf);
+        seg_footer_free(bf);
+        if (ret)
+            goto out;
+        s->blocks_written++;
+        s->bytes_out += len;
+    }
+
+    /* replaces: everything the previous generation replaced, the entries
+     * merged now, the previous hour manifest and the unreadable ones. */
+    size_t nrep = (old ? old->nreplaces : 0) + merged.n + (old_key ? 1 : 0) + garbage.n;
+    hm->replaces = calloc(nrep ? nrep : 1, sizeof(char *));
+    if (!hm->replaces) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; old && i < old->nreplaces; i++)
+        hm->replaces[hm->nreplaces++] = strdup(old->replaces[i]);
+    for (size_t i = 0; i < merged.n; i++)
+        hm->replaces[hm->nreplaces++] = strdup(merged.keys[i]);
+    if (old_key)
+        hm->replaces[hm->nreplaces++] = strdup(old_key);
+    for (size_t i = 0; i < garbage.n; i++)
+        hm->replaces[hm->nreplaces++] = strdup(garbage.keys[i]);
+    for (size_t i = 0; i < hm->nreplaces; i++)
+        if (!hm->replaces[i]) {
+            ret = -ENOMEM;
+            goto out;
+        }
+    free(buf);
+    buf = NULL;
+    ret = manifest_encode(hm, &buf, &len);
+    if (ret)
+        goto out;
+    /* Another compactor wrote this generation since the listing: ours
+     * would overwrite it, and what it deleted may not be in ours. (Between
+     * this look and the put the window stays open: closing it needs a
+     * create-only put from the store.) */
+    if (store_head(st, key, &size) != -ENOENT) {
+        ret = 0;
+        goto out;
+    }
+    if ((ret = store_put(st, key, buf, len)))
+        goto out;
+    block[0] = 0; /* listed now: no longer ours to clean up */
+    s->hours_compacted++;
+    s->entries_merged += merged.n;
+
+    /* Only now, with the new generation visible, the old objects go. */
+    if (old_key && (ret = todo_add(&del, old_key)))
+        goto out;
+    for (size_t i = 0; i < garbage.n && !ret; i++)
+        ret = todo_add(&del, garbage.keys[i]);
+    if (ret)
+        goto out;
+    for (size_t i = 0; i < del.n; i++)
+        if (store_del(st, del.keys[i]) == 0)
+            s->objects_deleted++;
+    /* An unreadable hour manifest may have listed a block no manifest
+     * names now: it stays (its data may be nowhere else), and is counted. */
+    if (garbage.n)
+        count_orphans(st, tenant, date, hour, hm, s);
+    ret = 0;
+out:
+    /* A block written but listed by no manifest is read by nobody: it goes,
+     * unless the manifest put failed only in appearance or another
+     * compactor's manifest of this generation lists the same block. */
+    if (block[0] && !listed_by(st, key, block))
+        store_del(st, block);
+    batch_free(&b);
+    free(buf);
+    seg_writer_free(w);
+    manifest_free(old);
+    manifest_free(hm);
+    todo_free(&merged);
+    todo_free(&del);
+    todo_free(&garbage);
+    store_list_free(&l);
+    return ret;
+}
+
+static int expire(struct store *st, const char *tenant, int64_t cutoff_ms, struct compact_stats *s)
+{
+    static const char *const kinds[] = {"segments", "blocks", "manifest"};
+    char prefix[512];
+    int64_t last_hour = -1;
+
+    for (size_t k = 0; k < 3; k++) {
+        struct store_list l = {0};
+        snprintf(prefix, sizeof(prefix), "%s/%s/", tenant, kinds[k]);
+        int ret = store_list(st, prefix, &l);
+        if (ret && ret != -ENOENT)
+            return ret;
+        for (size_t i = 0; i < l.n; i++) {
+            int64_t h = key_hour(l.keys[i], strlen(tenant));
+            if (h < 0 || h + HOUR_MS > cutoff_ms)
+                continue;
+            if (store_del(st, l.keys[i]) == 0) {
+                s->objects_deleted++;
+                if (h != last_hour) {
+                    s->hours_expired++;
+                    last_hour = h;
+                }
+            }
+        }
+        store_list_free(&l);
+    }
+    return 0;
+}
+
+int compact_run(struct store *st, const struct compact_opts *o, struct compact_stats *out)
+{
+    const char *tenant = o->tenant ? o->tenant : "default";
+    int64_t now = o->now_ms;
+    unsigned delay = o->delay_s ? o->delay_s : 600;
+    unsigned max_hours = o->max_hours ? o->max_hours : 48;
+    struct pass p = {.o = o, .s = out};
+    int ret = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (!now) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
+    if (o->retention_h) {
+        ret = expire(st, tenant, now - (int64_t)o->retention_h * HOUR_MS, out);
+        if (ret)
+            return ret;
+    }
+    int64_t newest = o->open_hours ? now / HOUR_MS * HOUR_MS
+                                   : (now - (int64_t)delay * 1000) / HOUR_MS * HOUR_MS - HOUR_MS;
+    for (unsigned i = 0; i < max_hours; i++) {
+        int64_t h = newest - (int64_t)i * HOUR_MS;
+        if (o->retention_h && h + HOUR_MS <= now - (int64_t)o->retention_h * HOUR_MS)
+            break;
+        ret = compact_hour(st, tenant, h, &p);
+        if (ret)
+            return ret;
+    }
+    return 0;
+}
