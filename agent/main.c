@@ -627,6 +627,7 @@ static int setup(struct agent *a)
             .files_fd = um.files,
             .py_procs_fd = um.py_procs,
             .jvm_procs_fd = um.jvm_procs,
+            .v8_procs_fd = um.v8_procs,
             .max_bytes = (size_t)a->cfg.unwind_table_mb << 20,
         };
         a->unwinder = unwinder_new(&uo);

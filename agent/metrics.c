@@ -163,6 +163,32 @@ static void jvm_metrics(struct buf *b, const struct agent_metrics *s)
             s->sym.jvm_unnamed);
 }
 
+/* V8 (Node.js): JavaScript frames read and named. */
+static void v8_metrics(struct buf *b, const struct agent_metrics *s)
+{
+    const struct unwinder_stats *u = &s->unwind;
+
+    gauge(b, "stoke_v8_processes", "Processes running a V8 (Node.js) the walker reads.",
+          (double)u->v8_procs);
+    counter(b, "stoke_v8_unknown_layouts_total",
+            "Processes running a V8 whose layout the agent cannot read.", u->v8_unknown);
+    counter(b, "stoke_v8_samples_total", "User walks that recorded JavaScript frames.",
+            s->sampler.v8_samples);
+    counter(b, "stoke_v8_frames_total", "JavaScript frames recorded.", s->sampler.v8_frames);
+    counter(b, "stoke_v8_marker_frames_total",
+            "V8 frames with a type marker (entry, exit, stub, builtin): native pc kept.",
+            s->sampler.v8_markers);
+    counter(b, "stoke_v8_not_js_frames_total",
+            "Frame-pointer frames of V8 processes that hold no JSFunction: native pc kept.",
+            s->sampler.v8_not_js);
+    counter(b, "stoke_v8_frames_named_total",
+            "JavaScript frames named by their SharedFunctionInfo.", s->sym.v8_named);
+    counter(b, "stoke_v8_frames_unnamed_total",
+            "JavaScript frames left unnamed (process gone, function moved by the collector, "
+            "memory unreadable).",
+            s->sym.v8_unnamed);
+}
+
 char *metrics_render(const struct agent_metrics *s)
 {
     struct buf b = {0};
@@ -186,6 +212,7 @@ char *metrics_render(const struct agent_metrics *s)
             s->samples_lost_stack);
     unwind_metrics(&b, s);
     jvm_metrics(&b, s);
+    v8_metrics(&b, s);
     gauge(&b, "stoke_cpus_sampled", "CPUs with an attached sampler.", s->sampler.cpus);
     counter(&b, "stoke_bpf_run_nanoseconds_total",
             "Nanoseconds spent in the BPF sampler (needs kernel.bpf_stats_enabled=1).",

@@ -243,6 +243,8 @@ static int load(struct sampler *s, bool tables, bool prealloc)
         bpf_map__set_max_entries(k->maps.py_procs, 256);
         bpf_map__set_map_flags(k->maps.jvm_procs, 0);
         bpf_map__set_max_entries(k->maps.jvm_procs, 256);
+        bpf_map__set_map_flags(k->maps.v8_procs, 0);
+        bpf_map__set_max_entries(k->maps.v8_procs, 256);
         bpf_map__set_map_flags(k->maps.unwind_files, 0);
         bpf_map__set_max_entries(k->maps.unwind_files, 1024);
         bpf_map__set_max_entries(k->maps.unwind_procs, 1024);
@@ -257,6 +259,7 @@ static int load(struct sampler *s, bool tables, bool prealloc)
         bpf_map__set_autocreate(k->maps.unwind_files, false);
         bpf_map__set_autocreate(k->maps.py_procs, false);
         bpf_map__set_autocreate(k->maps.jvm_procs, false);
+        bpf_map__set_autocreate(k->maps.v8_procs, false);
         bpf_map__set_autocreate(k->maps.events, false);
         bpf_map__set_autocreate(k->maps.event_sent, false);
     }
@@ -596,6 +599,10 @@ static void read_error_counters(struct sampler *s)
     s->st.jvm_frames = tot[STOKE_CNT_JVM_FRAMES];
     s->st.jvm_no_blob = tot[STOKE_CNT_JVM_NO_BLOB];
     s->st.jvm_fault = tot[STOKE_CNT_JVM_FAULT];
+    s->st.v8_samples = tot[STOKE_CNT_V8_SAMPLES];
+    s->st.v8_frames = tot[STOKE_CNT_V8_FRAMES];
+    s->st.v8_markers = tot[STOKE_CNT_V8_MARKERS];
+    s->st.v8_not_js = tot[STOKE_CNT_V8_NOT_JS];
     for (uint32_t i = 0; i < STOKE_END_MAX; i++)
         s->st.walk_end[i] = tot[STOKE_CNT_WALK_END + i];
 
@@ -723,6 +730,7 @@ int sampler_unwind_maps(const struct sampler *s, struct sampler_unwind_maps *out
     out->files = bpf_map__fd(s->skel->maps.unwind_files);
     out->py_procs = bpf_map__fd(s->skel->maps.py_procs);
     out->jvm_procs = bpf_map__fd(s->skel->maps.jvm_procs);
+    out->v8_procs = bpf_map__fd(s->skel->maps.v8_procs);
     return 0;
 }
 

@@ -68,10 +68,12 @@ struct sampler_stats {
     uint64_t py_no_thread, py_fault;          /* ... without its frames: no thread state, fault */
     uint64_t jvm_samples, jvm_frames;         /* HotSpot: walks through the code cache, frames */
     uint64_t jvm_no_blob, jvm_fault;          /* ... ended there: no code blob, bad frame */
-    unsigned cpus;                            /* CPUs currently sampled */
-    bool tables;                              /* the table walker is loaded */
-    uint64_t bpf_run_ns;                      /* time spent in the BPF program, when the kernel
-                                                 keeps it (sysctl kernel.bpf_stats_enabled=1) */
+    uint64_t v8_samples, v8_frames;           /* V8: walks with JavaScript frames, frames */
+    uint64_t v8_markers, v8_not_js; /* V8 frames kept native: typed frames, no JSFunction */
+    unsigned cpus;                  /* CPUs currently sampled */
+    bool tables;                    /* the table walker is loaded */
+    uint64_t bpf_run_ns;            /* time spent in the BPF program, when the kernel
+                                       keeps it (sysctl kernel.bpf_stats_enabled=1) */
     uint64_t bpf_run_cnt;
 };
 
@@ -107,7 +109,7 @@ const char *sampler_lost_name(unsigned lost);
 /* The maps agent/unwinder.h keeps current. */
 struct sampler_unwind_maps {
     int tables, procs, files, py_procs;
-    int jvm_procs;
+    int jvm_procs, v8_procs;
 };
 
 /* The unwind maps: 0, or -ENOTSUP when the frame-pointer program is loaded. */

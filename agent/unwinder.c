@@ -37,6 +37,7 @@
 #include "unwind/hotspot.h"
 #include "unwind/python.h"
 #include "unwind/table.h"
+#include "unwind/v8.h"
 
 #define DEFAULT_MAX_BYTES (64u << 20)
 #define BUCKETS           1024
@@ -65,6 +66,8 @@ struct uw_bin {
     int hs_ret;           /* hs_detect's answer */
     struct hs_vm *hsvm;   /* ... read from the first process using it */
     int hsvm_ret;         /* hs_read_vm's answer; 1: not read yet */
+    struct v8_proc v8;    /* V8's layout, for the walker */
+    int v8_ret;           /* v8_detect's answer */
     int nsegs;
     unsigned refs; /* loaded processes mapping it */
 };
@@ -78,6 +81,7 @@ struct uw_proc {
     uint64_t ignore_until;  /* CLOCK_MONOTONIC ms: unmapped requests ignored */
     bool python;            /* has a py_procs entry */
     bool jvm;               /* has a jvm_procs entry */
+    bool v8;                /* has a v8_procs entry */
     struct uw_bin *jvm_bin; /* its libjvm while its code cache is not set up yet */
     uint64_t jvm_bias;
     unsigned jvm_tries;
@@ -351,6 +355,24 @@ static int copy_segments(Elf *elf, struct uw_bin *b)
     return 0;
 }
 
+/* Whether @elf holds V8 (node, libnode.so), and its layout. */
+static void v8_bin(struct uw_bin *b, Elf *elf, const char *what, bool mapped)
+{
+    struct v8_layout l;
+
+    b->v8_ret = v8_detect(elf, &l, mapped);
+    if (b->v8_ret == 0) {
+        b->v8 = l.bpf;
+        log_debug("%s holds V8 %u.%u.%u", what, l.version >> 24, (l.version >> 16) & 0xff,
+                  l.version & 0xffff);
+    } else if (b->v8_ret == -ENOTSUP) {
+        log_info("%s holds a V8 whose layout this agent cannot read (its v8dbg_ metadata lacks "
+                 "what the walker needs, or pointer compression): its processes show native "
+                 "frames, not their JavaScript functions",
+                 what);
+    }
+}
+
 /* Builds and installs the table of @elf into @b; on failure @b stays a
  * frame-pointer bin. @mapped: @elf is elf_begin(ELF_C_READ_MMAP) of a file,
  * whose pages may be handed back. */
@@ -365,7 +387,7 @@ static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char
     if (copy_segments(elf, b) != 0)
         return;
     b->py_ret = py_detect(elf, what, &b->py, mapped);
-    b->hs_ret = hs_detect(elf, &b->hs);
+    b->hs_ret = hs_detect(elf, &b->hs, mapped);
     b->hsvm_ret = 1;
     if (b->py_ret == 0)
         log_debug("%s holds CPython 3.%u", what, b->py.minor);
@@ -373,6 +395,7 @@ static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char
         log_info("%s holds a CPython this agent does not know (3.%u): its processes show "
                  "the interpreter's native frames, not their Python functions",
                  what, b->py.minor);
+    v8_bin(b, elf, what, mapped);
     ret = uw_rows_from_elf(elf, &rows, &st, &source);
     if (ret == 0) {
         ret = install_table(u, b, &rows);
@@ -405,6 +428,7 @@ static struct uw_bin *bin_new(struct unwinder *u, const char *key)
     b->id = STOKE_UW_NO_TABLE;
     b->map_fd = -1;
     b->hs_ret = -ENOENT;
+    b->v8_ret = -ENOENT;
     b->next = u->bins[h];
     u->bins[h] = b;
     return b;
@@ -521,6 +545,8 @@ static void proc_forget(struct unwinder *u, struct uw_proc **pp)
         u->st.py_procs--;
     if (p->jvm)
         u->st.jvm_procs--;
+    if (p->v8)
+        u->st.v8_procs--;
     free(p);
     u->st.procs_tracked--;
 }
@@ -763,6 +789,8 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
     bool py_found = false, py_unknown = false;
     struct uw_bin *jvm_bin = NULL;
     uint64_t jvm_bias = 0;
+    struct v8_proc v8 = {0};
+    bool v8_found = false, v8_unknown = false;
     u->val.nmaps = 0;
     for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         struct sym_map_line ml;
@@ -796,6 +824,11 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
             jvm_bin = b;
             jvm_bias = load;
         }
+        if (b && b->v8_ret == 0 && !v8_found) {
+            v8 = b->v8;
+            v8_found = true;
+        }
+        v8_unknown |= b && b->v8_ret == -ENOTSUP;
         if (b && nbins < cap) {
             bin_ref(u, b);
             bins[nbins++] = b;
@@ -808,6 +841,12 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
             bpf_map_update_elem(u->opts.py_procs_fd, &pid, &py, BPF_ANY);
         else
             bpf_map_delete_elem(u->opts.py_procs_fd, &pid); /* an exec of something else */
+    }
+    if (u->opts.v8_procs_fd >= 0) {
+        if (v8_found)
+            bpf_map_update_elem(u->opts.v8_procs_fd, &pid, &v8, BPF_ANY);
+        else
+            bpf_map_delete_elem(u->opts.v8_procs_fd, &pid);
     }
 
     pp = proc_slot(u, pid);
@@ -840,6 +879,11 @@ static int load_pid(struct unwinder *u, uint32_t pid, bool unmapped)
     }
     u->st.py_unknown += py_unknown && !py_found;
     jvm_update(u, p, jvm_bin, jvm_bias);
+    if (v8_found != p->v8) {
+        u->st.v8_procs += v8_found ? 1 : -1;
+        p->v8 = v8_found;
+    }
+    u->st.v8_unknown += v8_unknown && !v8_found;
     if (ret == 0)
         u->st.procs_loaded++;
     else
@@ -862,6 +906,8 @@ static void sweep(struct unwinder *u)
                     bpf_map_delete_elem(u->opts.py_procs_fd, &pid);
                 if (u->opts.jvm_procs_fd >= 0)
                     bpf_map_delete_elem(u->opts.jvm_procs_fd, &pid);
+                if (u->opts.v8_procs_fd >= 0)
+                    bpf_map_delete_elem(u->opts.v8_procs_fd, &pid);
                 proc_forget(u, pp);
             } else {
                 pp = &(*pp)->next;

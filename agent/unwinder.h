@@ -35,6 +35,7 @@ struct unwinder_opts {
     int files_fd;          /* the BPF map `unwind_files`; -1 = none */
     int py_procs_fd;       /* the BPF map `py_procs`; -1 = none */
     int jvm_procs_fd;      /* the BPF map `jvm_procs`; -1 = none */
+    int v8_procs_fd;       /* the BPF map `v8_procs`; -1 = none */
     size_t max_bytes;      /* cap on table bytes in BPF maps; 0 = 64 MiB */
     const char *proc_root; /* NULL = "/proc" */
 };
@@ -57,6 +58,8 @@ struct unwinder_stats {
     uint64_t py_unknown;       /* processes running a CPython of a version it does not */
     uint64_t jvm_procs;        /* processes running a HotSpot JVM the walker reads */
     uint64_t jvm_unsupported;  /* processes whose JVM it cannot read (version, tables) */
+    uint64_t v8_procs;         /* processes running a V8 the walker reads */
+    uint64_t v8_unknown;       /* processes running a V8 whose layout it cannot read */
 };
 
 struct unwinder;

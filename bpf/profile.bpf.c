@@ -139,6 +139,15 @@ struct {
     __type(value, struct jvm_proc);
 } jvm_procs SEC(".maps");
 
+/* pid → where its V8 keeps what the walker reads (agent/unwinder.c). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, __u32);
+    __type(value, struct v8_proc);
+} v8_procs SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
     __uint(max_entries, 64 * 1024);
@@ -158,6 +167,7 @@ struct {
 struct scratch {
     struct stack_trace st;
     __u64 hash;
+    __u64 hash_prev; /* before the last frame's: V8 replaces its pc */
     __u64 pc, sp, bp;
     __u32 pid;
     bool is_return;            /* pc is a return address: look up pc - 1 */
@@ -176,23 +186,28 @@ struct scratch {
     __u8 py_state;                 /* 0: not looked for, 1: found, 2: none */
     /* HotSpot: the process's code cache; 0: no JVM */
     __u64 jvm_lo, jvm_len;
-    bool jvm_seen;                     /* this walk met the code cache */
-    __u64 jvm_frame;                   /* the frame a step records */
+    bool jvm_seen;   /* this walk met the code cache */
+    __u64 jvm_frame; /* the frame a step records */
     struct {
         __u64 complete; /* where its prologue ends */
         __u32 fsize;    /* its frame size in bytes */
         __u8 kind;      /* JVM_BLOB_* */
-    } jvm_blob;                        /* the code blob of the pc */
+    } jvm_blob;         /* the code blob of the pc */
     struct {
         __u64 pc, sp, bp;
-    } jvm_next;                        /* ... and its caller */
-    __u8 jvm_hdr[STOKE_JVM_HDR + 8];   /* a code blob's header */
-    __u8 jvm_code[32];                 /* instructions at the pc */
+    } jvm_next;                      /* ... and its caller */
+    __u8 jvm_hdr[STOKE_JVM_HDR + 8]; /* a code blob's header */
+    __u8 jvm_code[32];               /* instructions at the pc */
     struct {
-        __u32 i;   /* the next instruction in jvm_code */
+        __u32 i;    /* the next instruction in jvm_code */
         __s32 left; /* what the epilogue has yet to pop */
         bool done;  /* a `ret` was reached */
     } jvm_dec;
+    /* V8: JavaScript frames stand in for the native frames of JIT code and
+     * builtins that run them */
+    bool v8;            /* the process runs V8 (a v8_procs entry) */
+    bool v8_seen;       /* a JavaScript frame was recorded in this walk */
+    struct v8_proc v8p; /* its entry, copied once per walk */
 };
 
 struct {
@@ -864,8 +879,8 @@ __noinline int jvm_blob(struct scratch *s, const struct jvm_proc *j)
         s->jvm_blob.kind = JVM_BLOB_FRAMELESS;
     if (name == JVM_NAME_NMETHOD || name == JVM_NAME_NATIVE) {
         s->jvm_blob.kind = JVM_BLOB_NMETHOD;
-        if (bpf_probe_read_user(&cookie, sizeof(cookie),
-                                (const void *)(blob + j->nm_compile_id)) != 0)
+        if (bpf_probe_read_user(&cookie, sizeof(cookie), (const void *)(blob + j->nm_compile_id)) !=
+            0)
             return -1;
         /* a deoptimized frame returns to the deopt handler; the pc it had
          * is in the frame */
@@ -1005,6 +1020,58 @@ __noinline int jvm_walk(struct scratch *s)
     return 0;
 }
 
+/* ---- V8 ---------------------------------------------------------------- */
+
+/*
+ * The frame just recorded was walked by frame pointers in a V8 process (JIT
+ * code, or builtins embedded in the binary without CFI): when it is a
+ * JavaScript frame, its JSFunction sits at fp + off_fp_function, and the
+ * frame is recorded as the function's SharedFunctionInfo instead of its
+ * pc. A frame whose context slot holds a Smi (a frame-type marker: entry,
+ * exit, stub, builtin frames) keeps its native pc, and so does one whose
+ * function slot is not a JSFunction (checked by its map's instance type).
+ * A global function: the verifier checks it once, on its own.
+ */
+__noinline int v8_walk(struct scratch *s)
+{
+    const struct v8_proc *v;
+    __u64 fp, ctx = 0, fn = 0, map = 0, sfi = 0;
+    __u16 type = 0;
+    __u32 len;
+
+    if (!s || !s->v8)
+        return 0;
+    v = &s->v8p;
+    len = s->st.len;
+    fp = s->bp;
+    if (len == 0 || len > STOKE_MAX_STACK_DEPTH || fp == 0)
+        return 0;
+    if (!read_u64(&ctx, fp + v->fp_context)) {
+        count(STOKE_CNT_V8_NOT_JS);
+        return 0;
+    }
+    if ((ctx & 1) == 0) { /* a Smi: a typed frame's marker */
+        count(STOKE_CNT_V8_MARKERS);
+        return 0;
+    }
+    if (!read_u64(&fn, fp + v->fp_function) || (fn & 3) != 1 ||
+        !read_u64(&map, fn - 1 + v->obj_map) || (map & 3) != 1 ||
+        bpf_probe_read_user(&type, sizeof(type), (const void *)(map - 1 + v->map_type)) != 0 ||
+        type < v->type_func_lo || type > v->type_func_hi ||
+        !read_u64(&sfi, fn - 1 + v->func_shared) || (sfi & 3) != 1) {
+        count(STOKE_CNT_V8_NOT_JS);
+        return 0;
+    }
+    s->st.ip[len - 1] = STOKE_V8_FRAME(sfi - 1, 0);
+    s->hash = mix(s->hash_prev, s->st.ip[len - 1]); /* instead of the pc's */
+    count(STOKE_CNT_V8_FRAMES);
+    if (!s->v8_seen) {
+        s->v8_seen = true;
+        count(STOKE_CNT_V8_SAMPLES);
+    }
+    return 1;
+}
+
 /* One frame: records pc, then finds the caller's pc, sp and bp. Returns 1
  * to stop the loop. */
 static long unwind_step(__u32 i, void *data)
@@ -1043,6 +1110,7 @@ static long unwind_step(__u32 i, void *data)
     }
     s->st.ip[len] = pc;
     s->st.len = len + 1;
+    s->hash_prev = s->hash;
     s->hash = mix(s->hash, pc);
     count(STOKE_CNT_FRAMES);
     if (!m) /* the leaf's pc is real: kept */
@@ -1073,6 +1141,9 @@ static long unwind_step(__u32 i, void *data)
         return s->pc ? 0 : walk_end(s, STOKE_END_ENTRY);
     }
     case STOKE_UW_NONE:
+        /* V8: a frame-pointer frame may be a JavaScript one (recorded by
+         * its function instead of its pc) */
+        v8_walk(s);
         if (bp == 0)
             return walk_end(s,
                             m->table == STOKE_UW_NO_TABLE ? STOKE_END_ENTRY : STOKE_END_NO_TABLE);
@@ -1173,6 +1244,11 @@ static __always_inline void walk_user(struct scratch *s, __u32 pid)
     s->jvm_seen = false;
     s->jvm_lo = jvm ? jvm->code_lo : 0;
     s->jvm_len = jvm ? jvm->code_hi - jvm->code_lo : 0;
+    const struct v8_proc *v8 = bpf_map_lookup_elem(&v8_procs, &pid);
+    s->v8 = v8 != NULL;
+    if (v8)
+        s->v8p = *v8;
+    s->v8_seen = false;
     struct walk_ctx c = {.s = s, .proc = proc};
     bpf_loop(STOKE_MAX_STACK_DEPTH + 1, unwind_step, &c, 0);
     count(STOKE_CNT_WALK_END + (s->st.end < STOKE_END_MAX ? s->st.end : 0));
@@ -1304,6 +1380,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
     bpf_map_delete_elem(&unwind_procs, &pid);
     bpf_map_delete_elem(&py_procs, &pid);
     bpf_map_delete_elem(&jvm_procs, &pid);
+    bpf_map_delete_elem(&v8_procs, &pid);
     bpf_map_delete_elem(&event_sent, &pid);
     return 0;
 }
@@ -1321,6 +1398,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
     bpf_map_delete_elem(&unwind_procs, &pid);
     bpf_map_delete_elem(&py_procs, &pid);
     bpf_map_delete_elem(&jvm_procs, &pid);
+    bpf_map_delete_elem(&v8_procs, &pid);
     bpf_map_delete_elem(&event_sent, &pid);
     return 0;
 }

@@ -265,6 +265,31 @@ struct jvm_proc {
     __u16 pad2;
 };
 
+/*
+ * A V8 (Node.js) JavaScript frame in a user stack: instead of the native pc
+ * of JIT code or of an embedded builtin, the function's SharedFunctionInfo
+ * (the JSFunction's, which moves less), as STOKE_V8_TAG | (sfi >> 3) << 16.
+ * The low 16 bits are reserved (0). The agent names it (function, script,
+ * line) from the process's memory. Frames whose context slot holds a
+ * marker (entry, exit, stub and builtin frames) keep their native pc.
+ */
+#define STOKE_V8_TAG 0xb000000000000000ull
+#define STOKE_V8_FRAME(sfi, extra)                                                                 \
+    (STOKE_V8_TAG | ((((__u64)(sfi) >> 3) & 0xfffffffffffull) << 16) | ((__u64)(extra)&0xffff))
+#define STOKE_V8_SFI(f) ((((f) >> 16) & 0xfffffffffffull) << 3) /* untagged */
+
+/* Value of `v8_procs` (key: pid): where a process's V8 keeps what the
+ * walker reads, from the binary's v8dbg_* metadata (unwind/v8.c). */
+struct v8_proc {
+    __s16 fp_context;                 /* off_fp_context: a Context, or a Smi frame-type marker */
+    __s16 fp_function;                /* off_fp_function: the JSFunction of a JavaScript frame */
+    __u16 obj_map;                    /* HeapObject::map */
+    __u16 map_type;                   /* Map::instance_type (16 bits) */
+    __u16 func_shared;                /* JSFunction::shared */
+    __u16 type_func_lo, type_func_hi; /* instance types of JSFunction and its subclasses */
+    __u16 pad;
+};
+
 /* Events the program sends the agent (ring buffer `events`). */
 enum stoke_event_kind {
     STOKE_EV_NEW_PROC = 1, /* a sampled process has no unwind_procs entry */
@@ -297,8 +322,12 @@ enum stoke_counter {
     STOKE_CNT_JVM_SAMPLES,  /* user walks that met HotSpot's code cache */
     STOKE_CNT_JVM_FRAMES,   /* HotSpot frames recorded */
     STOKE_CNT_JVM_NO_BLOB,  /* a pc in the code cache in no code blob: the walk ends */
-    STOKE_CNT_JVM_FAULT,    /* VM memory unreadable or a frame that does not add up: the walk ends */
-    STOKE_CNT_WALK_END,     /* + enum stoke_walk_end: walks ended by reason */
+    STOKE_CNT_JVM_FAULT,  /* VM memory unreadable or a frame that does not add up: the walk ends */
+    STOKE_CNT_V8_SAMPLES, /* user walks that recorded a JavaScript frame */
+    STOKE_CNT_V8_FRAMES,  /* JavaScript frames recorded */
+    STOKE_CNT_V8_MARKERS, /* V8 frames with a type marker (entry, exit, stub): native pc kept */
+    STOKE_CNT_V8_NOT_JS,  /* frame-pointer frames of a V8 process with no JSFunction: kept */
+    STOKE_CNT_WALK_END,   /* + enum stoke_walk_end: walks ended by reason */
     STOKE_CNT_MAX = STOKE_CNT_WALK_END + STOKE_END_MAX,
 };
 

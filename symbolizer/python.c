@@ -10,9 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "symbolizer/proc_mem.h"
 #include "symbolizer/python.h"
-#include "common/hash.h"
+#include "symbolizer/utf8.h"
 
 #define MAX_CODES 8192       /* code objects cached per process */
 #define MAX_STR   512        /* characters of a name or file */
@@ -155,41 +156,9 @@ uint32_t sym_py_offset(unsigned minor, uint32_t lasti)
 
 /* ---- the process's memory ---------------------------------------------- */
 
-static int read_mem(uint32_t pid, uint64_t addr, void *buf, size_t len)
-{
-    return sym_proc_read(pid, addr, buf, len);
-}
-
 static int read_u64(uint32_t pid, uint64_t addr, uint64_t *out)
 {
-    return read_mem(pid, addr, out, sizeof(*out));
-}
-
-/* Appends code point @c as UTF-8. */
-static size_t put_utf8(char *o, uint32_t c)
-{
-    if (c < 0x80) {
-        o[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        o[0] = (char)(0xc0 | (c >> 6));
-        o[1] = (char)(0x80 | (c & 0x3f));
-        return 2;
-    }
-    if (c < 0x10000) {
-        o[0] = (char)(0xe0 | (c >> 12));
-        o[1] = (char)(0x80 | ((c >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (c & 0x3f));
-        return 3;
-    }
-    if (c > 0x10ffff)
-        c = 0xfffd;
-    o[0] = (char)(0xf0 | (c >> 18));
-    o[1] = (char)(0x80 | ((c >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((c >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (c & 0x3f));
-    return 4;
+    return sym_proc_read(pid, addr, out, sizeof(*out));
 }
 
 /* A str object at @addr as a malloc'd UTF-8 string (at most MAX_STR
@@ -201,8 +170,8 @@ static char *read_str(uint32_t pid, const struct py_version *v, uint64_t addr)
     int64_t len;
     char *out;
 
-    if (!addr || read_mem(pid, addr + v->unicode_state, &state, sizeof(state)) != 0 ||
-        read_mem(pid, addr + v->unicode_length, &len, sizeof(len)) != 0 || len < 0)
+    if (!addr || sym_proc_read(pid, addr + v->unicode_state, &state, sizeof(state)) != 0 ||
+        sym_proc_read(pid, addr + v->unicode_length, &len, sizeof(len)) != 0 || len < 0)
         return NULL;
     unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
     if (!compact || (kind != 1 && kind != 2 && kind != 4))
@@ -213,7 +182,7 @@ static char *read_str(uint32_t pid, const struct py_version *v, uint64_t addr)
     if (!out)
         return NULL;
     if (ascii) {
-        if (read_mem(pid, addr + v->unicode_ascii_data, out, (size_t)len) != 0)
+        if (sym_proc_read(pid, addr + v->unicode_ascii_data, out, (size_t)len) != 0)
             goto fail;
         for (int64_t i = 0; i < len; i++)
             if ((unsigned char)out[i] >= 0x80)
@@ -222,7 +191,7 @@ static char *read_str(uint32_t pid, const struct py_version *v, uint64_t addr)
         return out;
     }
     uint8_t *raw = malloc((size_t)len * kind);
-    if (!raw || read_mem(pid, addr + v->unicode_compact_data, raw, (size_t)len * kind) != 0) {
+    if (!raw || sym_proc_read(pid, addr + v->unicode_compact_data, raw, (size_t)len * kind) != 0) {
         free(raw);
         goto fail;
     }
@@ -233,7 +202,7 @@ static char *read_str(uint32_t pid, const struct py_version *v, uint64_t addr)
                          ? (uint32_t)raw[2 * i] | (uint32_t)raw[2 * i + 1] << 8
                          : (uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 |
                                (uint32_t)raw[4 * i + 2] << 16 | (uint32_t)raw[4 * i + 3] << 24;
-        o += put_utf8(out + o, c ? c : 0xfffd);
+        o += sym_put_utf8(out + o, c ? c : 0xfffd);
     }
     free(raw);
     out[o] = '\0';
@@ -249,11 +218,11 @@ static uint8_t *read_bytes(uint32_t pid, const struct py_version *v, uint64_t ad
     int64_t len;
     uint8_t *out;
 
-    if (!addr || read_mem(pid, addr + v->bytes_size, &len, sizeof(len)) != 0 || len < 0 ||
+    if (!addr || sym_proc_read(pid, addr + v->bytes_size, &len, sizeof(len)) != 0 || len < 0 ||
         len > MAX_TABLE)
         return NULL;
     out = malloc(len ? (size_t)len : 1);
-    if (!out || (len && read_mem(pid, addr + v->bytes_data, out, (size_t)len) != 0)) {
+    if (!out || (len && sym_proc_read(pid, addr + v->bytes_data, out, (size_t)len) != 0)) {
         free(out);
         return NULL;
     }
@@ -313,7 +282,7 @@ static int load_code(uint32_t pid, const struct py_version *v, uint64_t addr, st
     if ((r = read_u64(pid, addr + name_off, &name)) != 0 ||
         (r = read_u64(pid, addr + v->code_filename, &file)) != 0 ||
         (r = read_u64(pid, addr + v->code_linetable, &table)) != 0 ||
-        (r = read_mem(pid, addr + v->code_firstlineno, &first, sizeof(first))) != 0)
+        (r = sym_proc_read(pid, addr + v->code_firstlineno, &first, sizeof(first))) != 0)
         return r;
     e->name = read_str(pid, v, name);
     if (!e->name)

@@ -43,6 +43,7 @@
 #include "symbolizer/python.h"
 #include "common/file.h"
 #include "symbolizer/symbolizer.h"
+#include "symbolizer/v8.h"
 
 #define DEFAULT_MAX_BYTES    (64u << 20)
 #define DEFAULT_SCRATCH_MAX  (1ull << 30)
@@ -88,8 +89,9 @@ struct bin {
     struct bin *next; /* hash chain by key */
     char key[64];     /* build-id, or "f:dev:ino:size:mtime" */
     char build_id[41];
-    int py_minor;       /* the CPython it holds (unwind/python.h), 0: none */
-    struct hs_syms *hs; /* a libjvm: its introspection tables' symbols */
+    int py_minor;         /* the CPython it holds (unwind/python.h), 0: none */
+    struct hs_syms *hs;   /* a libjvm: its introspection tables' symbols */
+    struct v8_layout *v8; /* the V8 it holds (unwind/v8.h), NULL: none */
     bool is_vdso;
     bool loaded;
     unsigned refs; /* mappings pointing here */
@@ -153,6 +155,12 @@ struct proc {
     uint64_t jvm_bias;
     struct sym_jvm *jvm;
     long jvm_bytes;
+    /* V8: the layout its binary (node, libnode) describes (v8_state 0: not
+     * looked for yet, 1: found, -1: none), and the functions named so far */
+    int v8_state;
+    struct v8_layout v8;
+    struct sym_v8cache *v8c;
+    size_t v8_bytes;
 };
 
 struct symbolizer {
@@ -306,6 +314,7 @@ static void bin_destroy(struct symbolizer *s, struct bin *b)
         *pp = b->next;
     if (s->vdso == b)
         s->vdso = NULL;
+    free(b->v8);
     free(b->segs);
     free(b);
 }
@@ -534,7 +543,7 @@ static void bin_detect_jvm(struct bin *b, Elf *elf)
 {
     struct hs_syms sy;
 
-    if (hs_detect(elf, &sy) != 0)
+    if (hs_detect(elf, &sy, true) != 0)
         return;
     b->hs = malloc(sizeof(*b->hs));
     if (b->hs)
@@ -602,6 +611,9 @@ static struct bin *map_bin(struct symbolizer *s, struct proc *p, struct pmap *m)
                 if (py_detect(elf, m->path, &py, true) == 0)
                     b->py_minor = (int)py.minor;
                 bin_detect_jvm(b, elf);
+                struct v8_layout v8;
+                if (v8_detect(elf, &v8, true) == 0 && (b->v8 = malloc(sizeof(v8))) != NULL)
+                    *b->v8 = v8;
                 size_t h = hash_str(key) % BIN_BUCKETS;
                 b->next = s->bins[h];
                 s->bins[h] = b;
@@ -661,6 +673,8 @@ static void proc_destroy(struct symbolizer *s, struct proc *p)
     sym_jvm_free(p->jvm);
     free(p->jvm_vm);
     s->fixed_bytes -= (size_t)p->jvm_bytes;
+    sym_v8cache_free(p->v8c);
+    s->fixed_bytes -= p->v8_bytes;
     if (p->pm_loaded)
         s->fixed_bytes -= sym_perfmap_bytes(&p->pm);
     sym_perfmap_free(&p->pm);
@@ -1136,6 +1150,63 @@ static int jvm_frame(struct symbolizer *s, uint32_t pid, uint64_t start_time, ui
     return finish(s, out);
 }
 
+/* ---- V8 ------------------------------------------------------------------ */
+
+/* The V8 process @p runs: the binary holding it tells, looked for once:
+ * first among files named like node (node, libnode.so), then among the
+ * others (a node renamed, a single-executable application). */
+static bool proc_v8(struct symbolizer *s, struct proc *p)
+{
+    if (p->v8_state)
+        return p->v8_state > 0;
+    p->v8_state = -1;
+    for (int pass = 0; pass < 2 && p->v8_state < 0; pass++)
+        for (size_t i = 0; i < p->nmaps; i++) {
+            struct pmap *m = &p->maps[i];
+            const char *base = m->kind == MAP_FILE ? strrchr(m->path, '/') : NULL;
+            if (!base || (strstr(base, "node") != NULL) != (pass == 0))
+                continue;
+            struct bin *b = map_bin(s, p, m);
+            if (b && b->v8) {
+                p->v8 = *b->v8;
+                p->v8_state = 1;
+                break;
+            }
+        }
+    return p->v8_state > 0;
+}
+
+/* A V8 JavaScript frame of the BPF walker: named by its SharedFunctionInfo. */
+static int v8_frame(struct symbolizer *s, uint32_t pid, uint64_t start_time, uint64_t frame,
+                    struct sym_result *out)
+{
+    struct sym_v8mem mem = {.read = sym_proc_read_cb, .ctx = &pid};
+    struct sym_v8name name;
+    struct proc *p;
+    int ret;
+
+    out->mapping = "[v8]";
+    out->file_offset = frame; /* one location per function */
+    ret = proc_get(s, pid, start_time, &p);
+    if (ret)
+        return ret;
+    if (proc_v8(s, p)) {
+        size_t before = p->v8_bytes;
+        ret = sym_v8_name(&p->v8c, &p->v8, &mem, s->window, frame, &name, &p->v8_bytes);
+        s->fixed_bytes = s->fixed_bytes - before + p->v8_bytes;
+        if (ret == 0) {
+            s->st.v8_named++;
+            out->nframes = 1;
+            out->frames[0].function = name.function;
+            out->frames[0].file = name.file;
+            out->frames[0].line = name.line > 0 ? (uint32_t)name.line : 0;
+        }
+    }
+    if (!out->nframes)
+        s->st.v8_unnamed++;
+    return finish(s, out);
+}
+
 int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uint64_t addr,
                     bool is_return_address, struct sym_result *out)
 {
@@ -1155,6 +1226,8 @@ int symbolizer_user(struct symbolizer *s, uint32_t pid, uint64_t start_time, uin
         return python_frame(s, pid, start_time, addr, out);
     if ((addr & STOKE_FRAME_TAGMASK) == STOKE_JVM_TAG)
         return jvm_frame(s, pid, start_time, addr, is_return_address, out);
+    if ((addr & STOKE_FRAME_TAGMASK) == STOKE_V8_TAG)
+        return v8_frame(s, pid, start_time, addr, out);
     ret = proc_get(s, pid, start_time, &p);
     if (ret)
         return ret;

@@ -68,6 +68,8 @@ struct sym_stats {
     uint64_t jvm_named;           /* HotSpot frames named by their method */
     uint64_t jvm_stale;           /* ... not: compiled code freed or replaced since the sample */
     uint64_t jvm_unnamed;         /* ... not: memory that does not hold a method, no tables */
+    uint64_t v8_named;            /* V8 JavaScript frames named by their SharedFunctionInfo */
+    uint64_t v8_unnamed;          /* ... that could not be */
 };
 
 /* Allocates; free with symbolizer_free(). NULL on allocation failure. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unwind/elf_syms.h"
 #include "unwind/hotspot.h"
 
 #define MAX_ENTRIES (1u << 16) /* entries of one table: real ones hold ~3000 */
@@ -165,51 +166,51 @@ static int mem_u64(struct mem *m, uint64_t addr, uint64_t *out)
 
 /* ---- detection ------------------------------------------------------------ */
 
-int hs_detect(Elf *elf, struct hs_syms *out)
-{
-    static const struct {
-        const char *name;
-        size_t off;
-    } syms[] = {
-        {"gHotSpotVMStructs", offsetof(struct hs_syms, structs)},
-        {"gHotSpotVMStructEntryArrayStride", offsetof(struct hs_syms, s_stride)},
-        {"gHotSpotVMStructEntryTypeNameOffset", offsetof(struct hs_syms, s_type)},
-        {"gHotSpotVMStructEntryFieldNameOffset", offsetof(struct hs_syms, s_field)},
-        {"gHotSpotVMStructEntryIsStaticOffset", offsetof(struct hs_syms, s_static)},
-        {"gHotSpotVMStructEntryOffsetOffset", offsetof(struct hs_syms, s_offset)},
-        {"gHotSpotVMStructEntryAddressOffset", offsetof(struct hs_syms, s_address)},
-        {"gHotSpotVMTypes", offsetof(struct hs_syms, types)},
-        {"gHotSpotVMTypeEntryArrayStride", offsetof(struct hs_syms, t_stride)},
-        {"gHotSpotVMTypeEntryTypeNameOffset", offsetof(struct hs_syms, t_type)},
-        {"gHotSpotVMTypeEntrySizeOffset", offsetof(struct hs_syms, t_size)},
-    };
-    const size_t nsyms = sizeof(syms) / sizeof(syms[0]);
-    unsigned have = 0;
-    Elf_Scn *scn = NULL;
-    GElf_Shdr sh;
+static const struct {
+    const char *name;
+    size_t off;
+} hs_syms_wanted[] = {
+    {"gHotSpotVMStructs", offsetof(struct hs_syms, structs)},
+    {"gHotSpotVMStructEntryArrayStride", offsetof(struct hs_syms, s_stride)},
+    {"gHotSpotVMStructEntryTypeNameOffset", offsetof(struct hs_syms, s_type)},
+    {"gHotSpotVMStructEntryFieldNameOffset", offsetof(struct hs_syms, s_field)},
+    {"gHotSpotVMStructEntryIsStaticOffset", offsetof(struct hs_syms, s_static)},
+    {"gHotSpotVMStructEntryOffsetOffset", offsetof(struct hs_syms, s_offset)},
+    {"gHotSpotVMStructEntryAddressOffset", offsetof(struct hs_syms, s_address)},
+    {"gHotSpotVMTypes", offsetof(struct hs_syms, types)},
+    {"gHotSpotVMTypeEntryArrayStride", offsetof(struct hs_syms, t_stride)},
+    {"gHotSpotVMTypeEntryTypeNameOffset", offsetof(struct hs_syms, t_type)},
+    {"gHotSpotVMTypeEntrySizeOffset", offsetof(struct hs_syms, t_size)},
+};
+#define HS_NSYMS (sizeof(hs_syms_wanted) / sizeof(hs_syms_wanted[0]))
 
-    memset(out, 0, sizeof(*out));
-    while ((scn = elf_nextscn(elf, scn)) != NULL) {
-        if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM || !sh.sh_entsize)
-            continue;
-        Elf_Data *d = elf_getdata(scn, NULL);
-        size_t n = sh.sh_size / sh.sh_entsize;
-        for (size_t i = 0; d && i < n; i++) {
-            GElf_Sym sym;
-            const char *name;
-            if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || !sym.st_value ||
-                !(name = elf_strptr(elf, sh.sh_link, sym.st_name)) ||
-                strncmp(name, "gHotSpotVM", 10) != 0)
-                continue;
-            for (size_t k = 0; k < nsyms; k++) {
-                if (strcmp(name, syms[k].name) == 0) {
-                    memcpy((char *)out + syms[k].off, &sym.st_value, sizeof(uint64_t));
-                    have |= 1u << k;
-                }
-            }
+struct hs_scan {
+    struct hs_syms *out;
+    unsigned have; /* bit k: hs_syms_wanted[k] found */
+};
+
+static int hs_take_sym(void *ctx, const char *name, const GElf_Sym *sym)
+{
+    struct hs_scan *c = ctx;
+
+    if (!sym->st_value || strncmp(name, "gHotSpotVM", 10) != 0)
+        return 0;
+    for (size_t k = 0; k < HS_NSYMS; k++) {
+        if (strcmp(name, hs_syms_wanted[k].name) == 0) {
+            memcpy((char *)c->out + hs_syms_wanted[k].off, &sym->st_value, sizeof(uint64_t));
+            c->have |= 1u << k;
         }
     }
-    return have == (1u << nsyms) - 1 ? 0 : -ENOENT;
+    return 0;
+}
+
+int hs_detect(Elf *elf, struct hs_syms *out, bool mapped)
+{
+    struct hs_scan c = {.out = out};
+
+    memset(out, 0, sizeof(*out));
+    uw_elf_syms(elf, SHT_DYNSYM, mapped, hs_take_sym, &c);
+    return c.have == (1u << HS_NSYMS) - 1 ? 0 : -ENOENT;
 }
 
 /* ---- the introspection tables --------------------------------------------- */

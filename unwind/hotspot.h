@@ -37,8 +37,8 @@ struct hs_syms {
 };
 
 /* Looks for the tables' symbols in @elf's .dynsym. 0, or -ENOENT when
- * @elf is not a libjvm. */
-int hs_detect(Elf *elf, struct hs_syms *out);
+ * @elf is not a libjvm. @mapped as for uw_elf_syms. */
+int hs_detect(Elf *elf, struct hs_syms *out, bool mapped);
 
 /* What the reader needs from the VM, by name. */
 enum hs_field {

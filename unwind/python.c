@@ -9,16 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/file.h"
+#include "unwind/elf_syms.h"
 #include "unwind/python.h"
-
-/* Hands back the pages of @elf's file mapping (see file_drop_pages). */
-static void elf_drop_pages(Elf *elf)
-{
-    size_t len;
-    const char *img = elf_rawfile(elf, &len);
-    file_drop_pages(img, len);
-}
 
 #define N STOKE_PY_NONE
 
@@ -112,26 +104,6 @@ const struct py_version *py_version(unsigned minor)
     return NULL;
 }
 
-/* Reads @len bytes at ELF vaddr @vaddr from the section holding them. */
-static bool read_vaddr(Elf *elf, uint64_t vaddr, void *out, size_t len)
-{
-    Elf_Scn *scn = NULL;
-    GElf_Shdr sh;
-
-    while ((scn = elf_nextscn(elf, scn)) != NULL) {
-        Elf_Data *d;
-        if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS || !(sh.sh_flags & SHF_ALLOC) ||
-            vaddr < sh.sh_addr || vaddr - sh.sh_addr + len > sh.sh_size)
-            continue;
-        d = elf_getdata(scn, NULL);
-        if (!d || !d->d_buf || vaddr - sh.sh_addr + len > d->d_size)
-            return false;
-        memcpy(out, (const char *)d->d_buf + (vaddr - sh.sh_addr), len);
-        return true;
-    }
-    return false;
-}
-
 /* "3.X" at @s (after a "python" prefix): X, or 0. */
 static unsigned minor_after(const char *s)
 {
@@ -170,52 +142,44 @@ static unsigned minor_from_soname(Elf *elf)
     return 0;
 }
 
-#define PY_DROP_EVERY_SYMS 4096
+struct py_scan {
+    struct py_runtime *out;
+    uint64_t version_vaddr;
+    bool have_eval, have_runtime;
+};
+
+static int py_take_sym(void *ctx, const char *name, const GElf_Sym *sym)
+{
+    struct py_scan *c = ctx;
+
+    if (sym->st_value == 0 || (name[0] != '_' && name[0] != 'P'))
+        return 0;
+    if (strcmp(name, "_PyEval_EvalFrameDefault") == 0) {
+        c->out->eval_vaddr = sym->st_value;
+        c->out->eval_size = sym->st_size;
+        c->have_eval = true;
+    } else if (strcmp(name, "_PyRuntime") == 0) {
+        c->out->runtime_vaddr = sym->st_value;
+        c->have_runtime = true;
+    } else if (strcmp(name, "Py_Version") == 0) {
+        c->version_vaddr = sym->st_value;
+    }
+    return 0;
+}
 
 int py_detect(Elf *elf, const char *path, struct py_runtime *out, bool mapped)
 {
-    Elf_Scn *scn = NULL;
-    GElf_Shdr sh;
-    uint64_t version_vaddr = 0;
-    bool have_eval = false, have_runtime = false;
+    struct py_scan c = {.out = out};
 
     memset(out, 0, sizeof(*out));
-    for (int pass = 0; pass < 2 && !(have_eval && have_runtime); pass++) {
-        Elf64_Word want = pass == 0 ? SHT_DYNSYM : SHT_SYMTAB;
-        scn = NULL;
-        while ((scn = elf_nextscn(elf, scn)) != NULL) {
-            if (!gelf_getshdr(scn, &sh) || sh.sh_type != want || !sh.sh_entsize)
-                continue;
-            Elf_Data *d = elf_getdata(scn, NULL);
-            size_t n = sh.sh_size / sh.sh_entsize;
-            for (size_t i = 0; d && i < n; i++) {
-                GElf_Sym sym;
-                const char *name;
-                if (mapped && i % PY_DROP_EVERY_SYMS == PY_DROP_EVERY_SYMS - 1)
-                    elf_drop_pages(elf);
-                if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
-                    sym.st_value == 0 || !(name = elf_strptr(elf, sh.sh_link, sym.st_name)) ||
-                    (name[0] != '_' && name[0] != 'P'))
-                    continue;
-                if (strcmp(name, "_PyEval_EvalFrameDefault") == 0) {
-                    out->eval_vaddr = sym.st_value;
-                    out->eval_size = sym.st_size;
-                    have_eval = true;
-                } else if (strcmp(name, "_PyRuntime") == 0) {
-                    out->runtime_vaddr = sym.st_value;
-                    have_runtime = true;
-                } else if (strcmp(name, "Py_Version") == 0) {
-                    version_vaddr = sym.st_value;
-                }
-            }
-        }
-    }
-    if (mapped)
-        elf_drop_pages(elf);
-    if (!have_eval || !have_runtime || out->eval_size == 0)
+    uw_elf_syms(elf, SHT_DYNSYM, mapped, py_take_sym, &c);
+    if (!c.have_eval || !c.have_runtime)
+        uw_elf_syms(elf, SHT_SYMTAB, mapped, py_take_sym, &c);
+    if (!c.have_eval || !c.have_runtime || out->eval_size == 0)
         return -ENOENT;
     uint32_t hex;
-    if (version_vaddr && read_vaddr(elf, version_vaddr, &hex, sizeof(hex)) && (hex >> 24) == 3)
+    if (c.version_vaddr && uw_elf_read_vaddr(elf, c.version_vaddr, &hex, sizeof(hex)) &&
+        (hex >> 24) == 3)
         out->minor = (hex >> 16) & 0xff;
     if (!out->minor)
         out->minor = minor_from_soname(elf);

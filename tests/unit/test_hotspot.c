@@ -279,13 +279,13 @@ static void test_detect(void **state)
     if (fd < 0)
         skip();
     Elf *e = elf_begin(fd, ELF_C_READ, NULL);
-    assert_int_equal(hs_detect(e, &sy), 0);
+    assert_int_equal(hs_detect(e, &sy, false), 0);
     assert_true(sy.structs && sy.types && sy.s_stride && sy.t_size);
     elf_end(e);
     close(fd);
     fd = open("/proc/self/exe", O_RDONLY);
     e = elf_begin(fd, ELF_C_READ, NULL);
-    assert_int_equal(hs_detect(e, &sy), -ENOENT);
+    assert_int_equal(hs_detect(e, &sy, false), -ENOENT);
     elf_end(e);
     close(fd);
 }

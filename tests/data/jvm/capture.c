@@ -91,7 +91,7 @@ int main(int argc, char **argv)
     int fd = open(argv[2], O_RDONLY);
     Elf *e = fd >= 0 ? elf_begin(fd, ELF_C_READ, NULL) : NULL;
     struct hs_syms sy;
-    if (!e || hs_detect(e, &sy) != 0)
+    if (!e || hs_detect(e, &sy, false) != 0)
         return 1;
     /* the load bias: the first mapping of the file, at offset 0 */
     char path[64], line[512];
