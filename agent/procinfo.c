@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "agent/procinfo.h"
+#include "common/file.h"
 #include "common/hex.h"
 #include "symbolizer/symbolizer.h"
 
@@ -620,7 +621,7 @@ static int read_stat(int dirfd, char comm[17], uint64_t *start_time, uint64_t *f
     int ret;
 
     if (!buf)
-        return errno ? -errno : -EIO;
+        return neg_errno();
     ret = procinfo_parse_stat_ex(buf, len, comm, start_time, flags);
     free(buf);
     return ret;
@@ -913,7 +914,7 @@ static int current_start_time(struct proc_cache *c, uint32_t pid, uint64_t *star
     int ret;
 
     if (dirfd < 0)
-        return errno ? -errno : -EIO;
+        return neg_errno();
     ret = read_stat(dirfd, comm, start_time, NULL);
     close(dirfd);
     return ret;

@@ -119,7 +119,7 @@ typedef int (*bench_fn)(void *ctx, uint64_t iters, struct timer *t);
 struct result {
     const char *name, *op, *item;
     uint64_t iters;
-    int reps;
+    int reps, nextra;
     double cpu_min, cpu_mean, wall_min, wall_mean; /* ns per op */
     double items_per_op, bytes_per_op;
     char skipped[160];
@@ -127,7 +127,6 @@ struct result {
         const char *key;
         double v;
     } extra[MAX_EXTRA];
-    int nextra;
 };
 
 static struct result results[32];
@@ -955,15 +954,17 @@ static void do_merge_kernel(uint64_t nrows)
     full->bytes_per_op = (double)nrows * (4 + 4 + 8 + 16); /* series, stack, time, 2 values */
     add_extra(full, "stacks", nstacks);
     add_extra(full, "depth", depth);
-    y.sec.nsamples = nrows / 4;
+    /* The quarter run merges exactly the first nquarter rows. */
+    const uint64_t nquarter = nrows / 4;
+    y.sec.nsamples = nquarter;
     rc = rc ? rc : run(quarter, bench_merge_kernel, &m, scaled(24));
-    quarter->items_per_op = (double)(nrows / 4);
-    quarter->bytes_per_op = (double)(nrows / 4) * 32;
+    quarter->items_per_op = (double)nquarter;
+    quarter->bytes_per_op = (double)nquarter * 32;
     y.sec.nsamples = nrows;
     if (rc) {
         skip(marg, "failed");
     } else {
-        double dr = (double)(nrows - nrows / 4);
+        double dr = (double)(nrows - nquarter);
         marg->iters = full->iters;
         marg->reps = full->reps;
         marg->cpu_min = (full->cpu_min - quarter->cpu_min) / dr;

@@ -839,9 +839,9 @@ static int label_summary(const struct wsec *s, struct seg_section_info *info)
     info->labels = calloc(np + 1, sizeof(*info->labels));
     if (!info->labels)
         goto nomem;
+    struct seg_label_summary *l = NULL; /* the name being summarized */
     for (size_t i = 0; i < np; i++) {
         const char *n = v[2 * i], *val = v[2 * i + 1];
-        struct seg_label_summary *l = info->nlabels ? &info->labels[info->nlabels - 1] : NULL;
         if (!l || strcmp(l->name, n)) {
             l = &info->labels[info->nlabels++];
             if (!(l->name = strdup(n)) ||

@@ -19,13 +19,3 @@ void errmsg(char *err, size_t errlen, const char *fmt, ...)
     verrmsg(err, errlen, fmt, ap);
     va_end(ap);
 }
-
-int fail_einval(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    verrmsg(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}

@@ -21,7 +21,7 @@ int read_file(const char *path, size_t max, char **buf, size_t *len)
     *buf = NULL;
     *len = 0;
     if (fd < 0)
-        return -errno;
+        return neg_errno();
     b = malloc(cap);
     if (!b) {
         close(fd);
@@ -47,7 +47,7 @@ int read_file(const char *path, size_t max, char **buf, size_t *len)
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            int err = -errno;
+            int err = neg_errno();
             free(b);
             close(fd);
             return err;

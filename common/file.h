@@ -5,12 +5,14 @@
  * imports) into one heap buffer, refusing files larger than a cap so a
  * runaway perf map or a hostile /proc entry cannot exhaust memory;
  * read_first_line for secrets; write_all, which finishes short writes; and
- * write_file_atomic, which readers never see half-written; and
- * file_drop_pages, which hands a read-only file mapping's pages back.
+ * write_file_atomic, which readers never see half-written;
+ * file_drop_pages, which hands a read-only file mapping's pages back; and
+ * neg_errno, the negative errno these and their callers return.
  */
 #ifndef STOKE_COMMON_FILE_H
 #define STOKE_COMMON_FILE_H
 
+#include <errno.h>
 #include <stddef.h>
 
 /* Allocates *@buf (NUL-terminated, free with free()) holding the contents of
@@ -36,5 +38,16 @@ int write_file_atomic(const char *path, const void *buf, size_t len, unsigned mo
  * scanning a big binary's tables need not keep all of them resident. Does
  * nothing for a NULL, empty or unaligned @img. */
 void file_drop_pages(const void *img, size_t len);
+
+/* -errno right after a failed system call; -EIO should the call have left
+ * errno 0, so that a caller's "< 0" test holds either way. (Written so the
+ * static analyzer sees the result is negative: it reads errno once and
+ * tests the value it returns.) */
+static inline int neg_errno(void)
+{
+    int r = -errno;
+
+    return r < 0 ? r : -EIO;
+}
 
 #endif

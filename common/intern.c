@@ -75,7 +75,7 @@ int intern_add(struct intern *t, const void *key, size_t len, uint32_t *id)
 {
     if (len > UINT32_MAX - 8 || t->n >= INTERN_NONE - 1)
         return -ENOMEM;
-    if ((size_t)(t->n + 1) * 2 > (t->slots ? t->mask + 1 : 0) && grow_slots(t))
+    if ((!t->slots || (size_t)(t->n + 1) * 2 > t->mask + 1) && grow_slots(t))
         return -ENOMEM;
     uint32_t hash = (uint32_t)hash_bytes(key, len);
     size_t h = hash & t->mask;

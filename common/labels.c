@@ -391,7 +391,7 @@ static int compile_anchored(const char *re, size_t len, regex_t *out, char *err,
         return -ENOMEM;
     rc = label_regex_compile(s, out, why, sizeof(why));
     if (rc == -EINVAL)
-        fail_einval(err, errlen, "bad regex '%s': %s", s, why);
+        errmsg(err, errlen, "bad regex '%s': %s", s, why);
     free(s);
     return rc;
 }
@@ -518,7 +518,7 @@ nomem:
     free(rule.source);
     free(rule.target);
     free(rule.replacement);
-    fail_einval(err, errlen, "out of memory");
+    errmsg(err, errlen, "out of memory");
     return -ENOMEM;
 }
 

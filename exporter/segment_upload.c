@@ -151,7 +151,7 @@ static int spill_read(const char *path, struct pending **out)
     int ret = -EBADMSG;
 
     if (!p || !f) {
-        ret = p ? -errno : -ENOMEM;
+        ret = p ? neg_errno() : -ENOMEM;
         goto out;
     }
     parts[0] = (void **)&p->seg_key;

@@ -132,7 +132,7 @@ void s3_creds_clear(struct s3_creds *c)
 
 int s3_creds_parse(const char *text, size_t len, const char *profile, struct s3_creds *c)
 {
-    char *copy = malloc(len + 1), *line, *next;
+    char *copy = calloc(len + 1, 1), *line, *next; /* NUL-terminated */
     int in = 0, rc = -ENOENT;
 
     memset(c, 0, sizeof(*c));
@@ -140,7 +140,6 @@ int s3_creds_parse(const char *text, size_t len, const char *profile, struct s3_
         return -ENOMEM;
     if (len)
         memcpy(copy, text, len);
-    copy[len] = 0;
     for (line = copy; line; line = next) {
         char *nl = strchr(line, '\n'), *eq, *k, *v;
 

@@ -97,14 +97,16 @@ static char *make_id(const char *key, uint64_t off, uint64_t len)
 
 static void lru_unlink(struct cache *c, struct centry *e)
 {
-    if (e->prev)
-        e->prev->next = e->next;
-    else
+    /* The ends are recognized by c->head and c->tail themselves, so that
+     * unlinking the tail visibly moves c->tail (mem_put's eviction loop). */
+    if (e == c->head)
         c->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
     else
+        e->prev->next = e->next;
+    if (e == c->tail)
         c->tail = e->prev;
+    else
+        e->next->prev = e->prev;
     e->prev = e->next = NULL;
 }
 

@@ -311,7 +311,7 @@ static int merge_series(struct mprof *mp, const struct seg_section *sec, const u
                         uint32_t col, const struct query *q, const char *host)
 {
     const char *gb = q->group_by && *q->group_by ? q->group_by : NULL;
-    uint32_t ng = query_group_by_count(gb), gname[QUERY_MAX_GROUP_BY];
+    uint32_t ng = gb ? query_group_by_count(gb) : 0, gname[QUERY_MAX_GROUP_BY];
     char names[QUERY_MAX_GROUP_BY][130];
     struct wbuf key = {0};
     uint64_t lo = 0;
@@ -320,7 +320,7 @@ static int merge_series(struct mprof *mp, const struct seg_section *sec, const u
 
     if (ng > QUERY_MAX_GROUP_BY)
         return -EINVAL;
-    for (uint32_t k = 0; gb && k < ng; k++, gb += strcspn(gb, ",") + 1) {
+    for (uint32_t k = 0; k < ng; k++, gb += strcspn(gb, ",") + 1) {
         size_t len = strcspn(gb, ",");
         if (len >= sizeof(names[k]))
             return -EINVAL;

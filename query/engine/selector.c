@@ -25,7 +25,7 @@ static int compile_anchored(const char *re, regex_t *out, size_t off, char *err,
                            REGEX_MAX_LEN);
     rc = label_regex_compile(re, out, why, sizeof(why));
     if (rc == -EINVAL)
-        fail_einval(err, errlen, "bad regex at offset %zu: %s", off, why);
+        errmsg(err, errlen, "bad regex at offset %zu: %s", off, why);
     return rc;
 }
 

@@ -66,9 +66,11 @@ void connect_error(struct http_response *r, int status, enum connect_code c, con
     r->status = status ? status : connect_code_status(c);
     r->content_type = "application/json";
     if (b.err) {
-        free(b.p);
-        b.s = strdup("{\"code\":\"resource_exhausted\",\"message\":\"out of memory\"}");
-        b.len = b.s ? strlen(b.s) : 0;
+        char *oom = strdup("{\"code\":\"resource_exhausted\",\"message\":\"out of memory\"}");
+        wb_free(&b);
+        r->body = (uint8_t *)oom;
+        r->len = oom ? strlen(oom) : 0;
+        return;
     }
     r->body = b.p;
     r->len = b.len;

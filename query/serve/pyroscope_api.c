@@ -125,9 +125,9 @@ struct fg_build {
 static void fg_enter(void *ctx, uint32_t depth, const char *name, int64_t self, int64_t total)
 {
     struct fg_build *b = ctx;
-    /* depth + 1 first: growing the array moves it, and would leave a
-     * pointer to level depth taken before dangling. */
-    struct level *next = level_at(&b->ls, depth + 1), *l = level_at(&b->ls, depth);
+    /* One lookup: growing the array moves it, so level depth is the one
+     * before depth + 1 rather than a pointer taken before the move. */
+    struct level *next = level_at(&b->ls, (size_t)depth + 1), *l = next ? next - 1 : NULL;
     uint32_t id = intern_strn(&b->names, name, strlen(name));
 
     if (!l || !next || id == MPROF_NONE) {
@@ -1313,7 +1313,7 @@ struct label_sets {
 
 static void labels_msg_free(Types__V1__Labels *l)
 {
-    for (size_t k = 0; l && l->labels && k < l->n_labels; k++) {
+    for (size_t k = 0; l && l->labels && k < l->n_labels && l->labels[k]; k++) {
         free(l->labels[k]->name);
         free(l->labels[k]->value);
         free(l->labels[k]);
