@@ -681,15 +681,23 @@ static pid_t spawn_sleep(char *const envp[])
         execve("/bin/sleep", argv, envp);
         _exit(127);
     }
-    /* Until execve is done, /proc shows the parent's environment. */
-    snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+    /* Until execve is done, /proc shows the parent's environment; and the
+     * kernel names the task (comm) before it sets up the new environment,
+     * which reads as empty in between: wait for both. */
     for (int i = 0; i < 2000; i++) {
+        snprintf(path, sizeof(path), "/proc/%d/comm", pid);
         FILE *fp = fopen(path, "r");
         if (fp) {
             char *ok = fgets(comm, sizeof(comm), fp);
             fclose(fp);
-            if (ok && strcmp(comm, "sleep\n") == 0)
-                return pid;
+            snprintf(path, sizeof(path), "/proc/%d/environ", pid);
+            if (ok && strcmp(comm, "sleep\n") == 0 && (!envp[0] || (fp = fopen(path, "r")))) {
+                int c = envp[0] ? fgetc(fp) : 0;
+                if (envp[0])
+                    fclose(fp);
+                if (c != EOF)
+                    return pid;
+            }
         }
         usleep(1000);
     }
