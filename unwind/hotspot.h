@@ -22,6 +22,7 @@
 #define STOKE_UNWIND_HOTSPOT_H
 
 #include <libelf.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 

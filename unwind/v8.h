@@ -18,6 +18,7 @@
 #define STOKE_UNWIND_V8_H
 
 #include <libelf.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <linux/types.h>
