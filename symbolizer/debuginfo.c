@@ -447,6 +447,8 @@ ssize_t sym_dwarf_inflate_copy(const void *img, size_t len, int out_fd, size_t m
     if (n == 0 || n >= SHN_LORESERVE || eh->e_shstrndx >= SHN_LORESERVE ||
         eh->e_shentsize != sizeof(Elf64_Shdr))
         return -ENOTSUP;
+    if (eh->e_shstrndx >= n)
+        return -EBADMSG; /* the section-name table is not among the sections */
     if (eh->e_shoff > len || (len - eh->e_shoff) / sizeof(Elf64_Shdr) < n)
         return -EBADMSG;
     sh = malloc(n * sizeof(*sh));

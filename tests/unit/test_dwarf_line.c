@@ -413,6 +413,15 @@ static void test_inflate_copy(void **state)
         /* garbage and truncations: an error, never a crash */
         for (size_t len = 0; len < (size_t)st.st_size; len += 97)
             sym_dwarf_inflate_copy(img, len, junk, 64 << 20, true);
+        /* a section-name index past the section table (a fuzzer's find) */
+        uint8_t *bad = malloc((size_t)st.st_size);
+        assert_non_null(bad);
+        memcpy(bad, img, (size_t)st.st_size);
+        Elf64_Ehdr *beh = (Elf64_Ehdr *)bad;
+        beh->e_shstrndx = (Elf64_Half)(beh->e_shnum + 200);
+        assert_int_equal(sym_dwarf_inflate_copy(bad, (size_t)st.st_size, junk, 64 << 20, false),
+                         -EBADMSG);
+        free(bad);
         close(junk);
         munmap(img, (size_t)st.st_size);
 
