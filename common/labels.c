@@ -507,7 +507,8 @@ int relabel_rules_add(struct relabel_rules *r, const char *spec, char *err, size
         struct relabel_rule *nv = realloc(r->v, cap * sizeof(*nv));
         if (!nv) {
             rule_free(&rule);
-            return fail_einval(err, errlen, "out of memory");
+            errmsg(err, errlen, "out of memory");
+            return -ENOMEM;
         }
         r->v = nv;
         r->cap = cap;

@@ -1025,24 +1025,27 @@ static int finish(struct symbolizer *s, struct sym_result *out)
     return 0;
 }
 
-/* The CPython version process @p runs: its interpreter binary (python3.X
- * or libpython3.X.so) tells, looked for once. */
+/* The CPython version process @p runs: its interpreter binary tells,
+ * looked for once: first among files named like it (python3.X,
+ * libpython3.X.so), then among the others (an interpreter renamed, an
+ * application's own launcher linking it statically). */
 static int proc_py_minor(struct symbolizer *s, struct proc *p)
 {
     if (p->py_minor)
         return p->py_minor;
     p->py_minor = -1;
-    for (size_t i = 0; i < p->nmaps; i++) {
-        struct pmap *m = &p->maps[i];
-        const char *base = m->kind == MAP_FILE ? strrchr(m->path, '/') : NULL;
-        if (!base || !strstr(base, "python"))
-            continue;
-        struct bin *b = map_bin(s, p, m);
-        if (b && b->py_minor) {
-            p->py_minor = b->py_minor;
-            break;
+    for (int pass = 0; pass < 2 && p->py_minor < 0; pass++)
+        for (size_t i = 0; i < p->nmaps; i++) {
+            struct pmap *m = &p->maps[i];
+            const char *base = m->kind == MAP_FILE ? strrchr(m->path, '/') : NULL;
+            if (!base || (strstr(base, "python") != NULL) != (pass == 0))
+                continue;
+            struct bin *b = map_bin(s, p, m);
+            if (b && b->py_minor) {
+                p->py_minor = b->py_minor;
+                break;
+            }
         }
-    }
     return p->py_minor;
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Interpreted code by its own function names, with no flags: Debian's python3
+# (and the same binary copied under another name)
 # running a workload that times itself with the thread CPU clock
 # (tests/fixtures/runtimes/py_work.py), profiled by stoke-agent at 499 Hz.
 # >= 90% of the samples name the program's own functions, >= 90% of stacks
@@ -67,6 +68,12 @@ python() {
 }
 
 python debian-python3 /usr/bin/python3
+# the same interpreter under another name (an application's own launcher, a
+# frozen or vendored build): CPython is found by its symbols, not by the
+# file's name
+mkdir -p "$work/bin"
+cp "$(readlink -f /usr/bin/python3)" "$work/bin/py-app"
+python python-renamed "$work/bin/py-app"
 for py in ${PYTHONS:-}; do
     python "$(basename "$py")-$(basename "$(dirname "$(dirname "$py")")")" "$py"
 done
