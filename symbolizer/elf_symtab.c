@@ -5,6 +5,7 @@
 #include <lzma.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -271,6 +272,150 @@ static int add_debugdata(struct sym_symtab *t, Elf_Scn *scn)
     return ret;
 }
 
+/* ---- PLT stubs ------------------------------------------------------------
+ *
+ * A call into a shared library goes through a stub in .plt (.plt.sec with
+ * IBT, .plt.got for functions whose address is also taken): the stub jumps
+ * through the GOT slot that the dynamic linker fills for one symbol. No
+ * symbol table covers the stubs, so as perf and objdump do they get names
+ * made up here, "function@plt": each stub's `jmp *disp32(%rip)` (ff 25,
+ * perhaps after endbr64 or a bnd prefix) gives its GOT slot, and the slot's
+ * JUMP_SLOT or GLOB_DAT relocation gives the symbol. x86-64 only; stubs of
+ * other shapes (the lazy-binding half of .plt with IBT, the header PLT0,
+ * IRELATIVE slots) stay unnamed. Everything is bounded by the sections'
+ * own sizes as libelf checked them. */
+
+#define PLT_MAX_RELOCS (1u << 20)
+
+struct plt_reloc {
+    uint64_t got;
+    uint32_t sym;
+};
+
+static int cmp_reloc(const void *a, const void *b)
+{
+    const struct plt_reloc *x = a, *y = b;
+    return x->got < y->got ? -1 : x->got > y->got;
+}
+
+/* The GOT slots of the file's dynamic JUMP_SLOT and GLOB_DAT relocations,
+ * sorted, with the .dynsym section they index. */
+static int plt_relocs(Elf *elf, struct plt_reloc **out, size_t *n, Elf_Scn **dynsym)
+{
+    Elf_Scn *scn = NULL;
+    GElf_Shdr sh, ln;
+    struct plt_reloc *v = NULL;
+    size_t cap = 0;
+
+    *n = 0;
+    *dynsym = NULL;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA || sh.sh_entsize == 0)
+            continue;
+        Elf_Scn *link = elf_getscn(elf, sh.sh_link);
+        if (!link || !gelf_getshdr(link, &ln) || ln.sh_type != SHT_DYNSYM)
+            continue;
+        if (*dynsym && *dynsym != link)
+            continue; /* one dynamic symbol table per file */
+        *dynsym = link;
+        Elf_Data *d = elf_getdata(scn, NULL);
+        size_t count = d ? d->d_size / sh.sh_entsize : 0;
+        for (size_t i = 0; i < count && i <= INT32_MAX && *n < PLT_MAX_RELOCS; i++) {
+            GElf_Rela r;
+            if (!gelf_getrela(d, (int)i, &r))
+                break;
+            uint32_t type = GELF_R_TYPE(r.r_info), sym = GELF_R_SYM(r.r_info);
+            if ((type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) || sym == 0)
+                continue;
+            if (grow((void **)&v, &cap, *n + 1, sizeof(*v), 64)) {
+                free(v);
+                return -ENOMEM;
+            }
+            v[*n].got = r.r_offset;
+            v[(*n)++].sym = sym;
+        }
+    }
+    if (*n)
+        qsort(v, *n, sizeof(*v), cmp_reloc);
+    *out = v;
+    return 0;
+}
+
+static const struct plt_reloc *reloc_at(const struct plt_reloc *v, size_t n, uint64_t got)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].got < got)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && v[lo].got == got ? &v[lo] : NULL;
+}
+
+/* The GOT slot a stub of @len bytes at @addr jumps through, or 0. */
+static uint64_t stub_target(const uint8_t *code, size_t len, uint64_t addr)
+{
+    for (size_t i = 0; i + 6 <= len; i++) {
+        if (code[i] != 0xff || code[i + 1] != 0x25)
+            continue;
+        int32_t disp;
+        memcpy(&disp, code + i + 2, sizeof(disp));
+        return addr + i + 6 + (uint64_t)(int64_t)disp;
+    }
+    return 0;
+}
+
+static int add_plt(struct sym_symtab *t, Elf *elf, size_t shstrndx)
+{
+    GElf_Ehdr eh;
+    GElf_Shdr sh, dsh;
+    Elf_Scn *scn = NULL, *dynsym;
+    struct plt_reloc *rel = NULL;
+    size_t nrel;
+    int added = 0, ret;
+
+    if (!gelf_getehdr(elf, &eh) || eh.e_machine != EM_X86_64 || !shstrndx)
+        return 0;
+    if ((ret = plt_relocs(elf, &rel, &nrel, &dynsym)) != 0 || nrel == 0) {
+        free(rel);
+        return ret;
+    }
+    Elf_Data *syms = gelf_getshdr(dynsym, &dsh) ? elf_getdata(dynsym, NULL) : NULL;
+    while (syms && (scn = elf_nextscn(elf, scn)) != NULL) {
+        if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS || !(sh.sh_flags & SHF_EXECINSTR))
+            continue;
+        const char *name = elf_strptr(elf, shstrndx, sh.sh_name);
+        if (!name || (strcmp(name, ".plt") && strcmp(name, ".plt.sec") && strcmp(name, ".plt.got")))
+            continue;
+        Elf_Data *d = elf_getdata(scn, NULL);
+        size_t ent = sh.sh_entsize >= 8 && sh.sh_entsize <= 32 ? sh.sh_entsize : 16;
+        if (!d || !d->d_buf || d->d_size % ent)
+            ent = 16;
+        for (size_t off = 0; d && d->d_buf && off + ent <= d->d_size; off += ent) {
+            uint64_t got = stub_target((const uint8_t *)d->d_buf + off, ent, sh.sh_addr + off);
+            const struct plt_reloc *r = got ? reloc_at(rel, nrel, got) : NULL;
+            GElf_Sym sym;
+            const char *fn;
+            if (!r || r->sym > INT32_MAX || !gelf_getsym(syms, (int)r->sym, &sym) ||
+                !(fn = elf_strptr(elf, dsh.sh_link, sym.st_name)) || !*fn)
+                continue;
+            char buf[NAME_MAX_LEN + 8];
+            int len = snprintf(buf, sizeof(buf), "%.*s@plt", NAME_MAX_LEN, fn);
+            uint32_t sname;
+            if ((ret = arena_add(t, buf, (size_t)len, &sname)) != 0 ||
+                (ret = add_sym(t, sh.sh_addr + off, ent, sname)) != 0) {
+                free(rel);
+                return ret;
+            }
+            added++;
+        }
+    }
+    free(rel);
+    return added;
+}
+
 int sym_symtab_add_elf(struct sym_symtab *t, Elf *elf)
 {
     return sym_symtab_add_mapped_elf(t, elf, false);
@@ -302,7 +447,8 @@ int sym_symtab_add_mapped_elf(struct sym_symtab *t, Elf *elf, bool mapped)
             return n;
         total += n;
     }
-    return total;
+    int n = add_plt(t, elf, shstrndx);
+    return n < 0 ? n : total + n;
 }
 
 static int cmp_sym(const void *a, const void *b)

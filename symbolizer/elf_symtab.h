@@ -16,7 +16,9 @@
  * table: libLLVM's 3 MB become 1.1 MB, and its raw names are never all in
  * the heap); sym_symtab_name() inflates one block on demand, keeping the
  * last. All lengths come from libelf, which checks them
- * against the section data; nothing here reads the image directly.
+ * against the section data; nothing here reads the image directly. PLT
+ * stubs get made-up names, "function@plt", from their GOT slots' dynamic
+ * relocations (x86-64).
  */
 #ifndef STOKE_SYM_ELF_SYMTAB_H
 #define STOKE_SYM_ELF_SYMTAB_H

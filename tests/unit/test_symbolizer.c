@@ -627,6 +627,9 @@ static size_t check_symtab_names(const char *path, bool compressed)
             print_message("%s: %#llx kept without a name\n", path,
                           (unsigned long long)t.syms[i].addr);
         assert_true(kept[0] != '\0');
+        size_t kl = strlen(kept);
+        if (kl > 4 && strcmp(kept + kl - 4, "@plt") == 0)
+            continue; /* a PLT stub's made-up name: test_plt */
         while (lo < nfs && fs[lo].addr < t.syms[i].addr)
             lo++;
         /* of its names, the largest, then the first in the file's order
@@ -743,6 +746,97 @@ static void test_symtab_names_compressed(void **state)
                 break;
             }
         }
+        globfree(&g);
+    }
+}
+
+/* PLT stubs are named "function@plt" as objdump names them: every stub
+ * objdump labels (but its *ABS* IRELATIVE ones) gets the same name at the
+ * same address, and nothing else is named @plt. */
+static size_t check_plt(const char *path)
+{
+    char cmd[1024], line[1024];
+    size_t want = 0, got = 0;
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    struct sym_symtab t = {0};
+    assert_true(sym_symtab_add_mapped_elf(&t, elf, true) > 0);
+    sym_symtab_finish(&t);
+    snprintf(cmd, sizeof(cmd),
+             "objdump -d -j .plt -j .plt.sec -j .plt.got %s 2>/dev/null | "
+             "grep -E '^[0-9a-f]+ <.*@plt>:$'",
+             path);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long long addr;
+        char name[512];
+        if (sscanf(line, "%llx <%511[^>]>:", &addr, name) != 2 || !strncmp(name, "*ABS*", 5))
+            continue;
+        want++;
+        const struct sym_elf_sym *e = sym_symtab_find(&t, addr);
+        if (e && e->addr == addr && strcmp(sym_symtab_name(&t, e), name) == 0)
+            continue;
+        fprintf(stderr, "%s: %llx is %s, not %s\n", path, addr,
+                e ? sym_symtab_name(&t, e) : "(none)", name);
+        fail();
+    }
+    pclose(f);
+    for (size_t i = 0; i < t.n; i++) {
+        const char *n = sym_symtab_name(&t, &t.syms[i]);
+        size_t len = strlen(n);
+        got += len > 4 && strcmp(n + len - 4, "@plt") == 0;
+    }
+    assert_int_equal(got, want);
+    sym_symtab_free(&t);
+    elf_end(elf);
+    close(fd);
+    return want;
+}
+
+static void test_plt(void **state)
+{
+    static const char src[] =
+        "#include <stdio.h>\n"
+        "#include <stdlib.h>\n"
+        "#include <string.h>\n"
+        "static int cmp(const void *a, const void *b) { return *(const int *)a - *(const int *)b; "
+        "}\n"
+        "int (*volatile taken)(int) = abs;\n"
+        "int main(int argc, char **argv)\n"
+        "{\n"
+        "    int v[3] = {3, 1, 2};\n"
+        "    qsort(v, 3, sizeof(int), cmp);\n"
+        "    printf(\"%zu %d %d\\n\", strlen(argv[0]), abs(argc - 5), taken(v[0]));\n"
+        "    return 0;\n"
+        "}\n";
+    static const char *const variants[][2] = {
+        {"plt-default", ""},
+        {"plt-ibt", "-fcf-protection=full"},
+        {"plt-ibt-now", "-fcf-protection=full -Wl,-z,now"},
+        {"plt-nopie", "-no-pie -fno-pie"},
+    };
+    char path[512];
+
+    elf_version(EV_CURRENT);
+    snprintf(path, sizeof(path), "%s/plt.c", tmp);
+    write_file(path, src, sizeof(src) - 1);
+    for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+        assert_int_equal(sh("cd %s && gcc -O1 %s -o %s plt.c", tmp, variants[i][1], variants[i][0]),
+                         0);
+        snprintf(path, sizeof(path), "%s/%s", tmp, variants[i][0]);
+        assert_true(check_plt(path) >= 3); /* qsort, strlen, printf, abs */
+    }
+    /* the machine's own binaries and libc */
+    static const char *const real[] = {"/usr/bin/python3", "/bin/bash", "/usr/bin/sqlite3"};
+    for (size_t i = 0; i < sizeof(real) / sizeof(real[0]); i++)
+        if (access(real[i], R_OK) == 0)
+            check_plt(real[i]);
+    glob_t g;
+    if (glob("/lib/x86_64-linux-gnu/libc.so.6", 0, NULL, &g) == 0) {
+        if (g.gl_pathc)
+            assert_true(check_plt(g.gl_pathv[0]) > 0);
         globfree(&g);
     }
 }
@@ -1143,6 +1237,7 @@ int main(void)
         cmocka_unit_test(test_kallsyms_real),
         cmocka_unit_test(test_kallsyms_pfx),
         cmocka_unit_test(test_symtab_names_compressed),
+        cmocka_unit_test(test_plt),
         cmocka_unit_test(test_perfmap_parse),
         cmocka_unit_test(test_perfmap_fake_proc),
         cmocka_unit_test(test_plain),
