@@ -632,9 +632,15 @@ static int read_stat(int dirfd, char comm[17], uint64_t *start_time, uint64_t *f
 /* Windows an entry may go unused while its process lives (6 = a minute). */
 #define PROC_IDLE_WINDOWS 6
 
+/* Windows in which a process whose environment read empty is read again:
+ * caught between execve() naming the task and setting up its new
+ * environment, it would otherwise keep its executable's name for good. */
+#define EMPTY_ENV_RECHECKS 3
+
 struct proc_entry {
     struct proc_info info; /* first: callers get &entry->info */
     struct proc_entry *next_retired;
+    uint8_t recheck; /* reads left while the environment reads empty */
 };
 
 struct proc_cache {
@@ -875,6 +881,7 @@ static struct proc_entry *load(struct proc_cache *c, uint32_t pid)
                 len--;
         }
         pi->service_name = procinfo_service_from_environ(buf, len, &pi->service_source);
+        e->recheck = len == 0 ? EMPTY_ENV_RECHECKS : 0;
         free(buf);
         buf = NULL;
     } else if (errno == ESRCH || errno == ENOMEM) {
@@ -907,9 +914,8 @@ fail:
 }
 
 /* Reads only the start time: the cheap liveness and PID-reuse check. */
-static int current_start_time(struct proc_cache *c, uint32_t pid, uint64_t *start_time)
+static int current_stat(struct proc_cache *c, uint32_t pid, uint64_t *start_time, char comm[17])
 {
-    char comm[17];
     int dirfd = open_pid_dir(c->root, pid);
     int ret;
 
@@ -924,6 +930,7 @@ const struct proc_info *proc_cache_get(struct proc_cache *c, uint32_t pid)
 {
     struct proc_entry *e, *ne;
     uint64_t st;
+    char comm[17];
     size_t i;
 
     if (!c) {
@@ -937,14 +944,21 @@ const struct proc_info *proc_cache_get(struct proc_cache *c, uint32_t pid)
     if (e && e->info.last_seen == c->window)
         return &e->info;
     if (e) {
-        if (current_start_time(c, pid, &st) < 0 || st == e->info.start_time) {
+        int rc = current_stat(c, pid, &st, comm);
+        if (rc < 0 ||
+            (st == e->info.start_time && strcmp(comm, e->info.comm) == 0 && e->recheck == 0)) {
             /* Unchanged, or exited: samples drained after the exit still
-             * belong to the process we knew. */
+             * belong to the process we knew. Another start time is another
+             * process; another comm, the same one after an execve() (a
+             * shell's or a launcher's `exec`): both are read again. */
             e->info.last_seen = c->window;
             return &e->info;
         }
     }
     ne = load(c, pid);
+    if (ne && e && ne->recheck && ne->info.start_time == e->info.start_time &&
+        strcmp(ne->info.comm, e->info.comm) == 0)
+        ne->recheck = e->recheck - 1; /* still empty: fewer reads left */
     if (!ne) {
         if (e) {
             e->info.last_seen = c->window;
@@ -975,6 +989,7 @@ size_t proc_cache_sweep(struct proc_cache *c, uint64_t window)
 {
     size_t freed = 0;
     uint64_t st;
+    char comm[17];
 
     if (!c)
         return 0;
@@ -996,7 +1011,7 @@ size_t proc_cache_sweep(struct proc_cache *c, uint64_t window)
          * started, would otherwise keep them all. Coming back costs one
          * read of its /proc files. */
         if (e->info.last_seen + PROC_IDLE_WINDOWS >= window &&
-            current_start_time(c, e->info.pid, &st) == 0 && st == e->info.start_time) {
+            current_stat(c, e->info.pid, &st, comm) == 0 && st == e->info.start_time) {
             i++;
             continue;
         }

@@ -27,6 +27,10 @@
  * Cost: a cached pid costs one /proc/PID/stat read the first time it is
  * looked up in a window (the PID-reuse check), nothing after that; a pid
  * reused within one window keeps the first process's info until the next.
+ * An execve() keeps pid and start time: a new comm in that read tells it,
+ * and the process is read again (a shell's `exec java …`). A process whose
+ * environment reads empty (caught between execve() naming it and setting up
+ * its environment) is read again in the next few windows.
  * Not thread-safe.
  */
 #ifndef STOKE_PROCINFO_H

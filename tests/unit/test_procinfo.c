@@ -568,6 +568,55 @@ static void test_cache_fake_tree(void **state)
     proc_cache_free(c);
 }
 
+/* execve() keeps the pid and the start time: a shell's or a launcher's
+ * `exec` is told by the new comm, and read again; and a process caught
+ * between execve() naming it and its new environment (read as empty) is
+ * read again for a few windows, not named by its executable for good. */
+static void test_cache_exec(void **state)
+{
+    struct fake *f = *state;
+    struct proc_cache *c = proc_cache_new(f->root, "h");
+    const struct proc_info *pi;
+
+    assert_non_null(c);
+    fake_proc(f->root, 400, "sh", 0, 7000, "/bin/dash", "0::/\n", "PATH=/bin");
+    pi = proc_cache_get(c, 400);
+    assert_string_equal(pi->service_name, "dash");
+    fake_proc(f->root, 400, "java", 0, 7000, "/usr/lib/jvm/bin/java", "0::/\n",
+              "OTEL_SERVICE_NAME=orders");
+    assert_ptr_equal(proc_cache_get(c, 400), pi); /* same window */
+    proc_cache_sweep(c, 1);
+    pi = proc_cache_get(c, 400);
+    assert_string_equal(pi->service_name, "orders");
+    assert_string_equal(pi->exe_name, "java");
+    assert_string_equal(pi->comm, "java");
+
+    /* mid-exec: the new comm, no environment yet */
+    fake_proc(f->root, 500, "app", 0, 8000, "/usr/bin/app", "0::/\n", "");
+    pi = proc_cache_get(c, 500);
+    assert_string_equal(pi->service_name, "app");
+    fake_proc(f->root, 500, "app", 0, 8000, "/usr/bin/app", "0::/\n", "OTEL_SERVICE_NAME=late");
+    proc_cache_sweep(c, 2);
+    pi = proc_cache_get(c, 500);
+    assert_string_equal(pi->service_name, "late");
+    assert_string_equal(pi->service_source, "OTEL_SERVICE_NAME");
+
+    /* an environment that stays empty (env -i): read again a few times,
+     * then kept */
+    fake_proc(f->root, 600, "bare", 0, 9000, "/usr/bin/bare", "0::/\n", "");
+    const struct proc_info *prev = proc_cache_get(c, 600);
+    size_t reads = 0;
+    for (uint64_t w = 3; w < 12; w++) {
+        proc_cache_sweep(c, w);
+        pi = proc_cache_get(c, 600);
+        assert_string_equal(pi->service_name, "bare");
+        reads += pi != prev;
+        prev = pi;
+    }
+    assert_true(reads >= 1 && reads <= 3);
+    proc_cache_free(c);
+}
+
 static void test_cache_many_pids(void **state)
 {
     struct fake *f = *state;
@@ -576,7 +625,7 @@ static void test_cache_many_pids(void **state)
 
     assert_non_null(c);
     for (unsigned p = 1000; p < 1000 + n; p++)
-        fake_proc(f->root, p, "w", 0, p, "/bin/true", "0::/\n", "");
+        fake_proc(f->root, p, "w", 0, p, "/bin/true", "0::/\n", "PATH=/bin");
     for (unsigned p = 1000; p < 1000 + n; p++)
         assert_non_null(proc_cache_get(c, p));
     assert_int_equal(proc_cache_size(c), n);
@@ -849,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_environ_table),
         cmocka_unit_test(test_exe_name_table),
         cmocka_unit_test_setup_teardown(test_cache_fake_tree, fake_setup, fake_teardown),
+        cmocka_unit_test_setup_teardown(test_cache_exec, fake_setup, fake_teardown),
         cmocka_unit_test_setup_teardown(test_cache_many_pids, fake_setup, fake_teardown),
         cmocka_unit_test_setup_teardown(test_cache_hostile_files, fake_setup, fake_teardown),
         cmocka_unit_test(test_real_children),
