@@ -406,6 +406,12 @@ static int64_t manifest_key_day(const char *rest)
     return (int64_t)timegm(&tm) / 86400;
 }
 
+int engine_plan(struct engine *e, const struct plan_req *r, struct plan **out, char *err,
+                size_t errlen)
+{
+    return plan_build(e->o.store, e->o.cache, r, out, err, errlen);
+}
+
 int engine_profile_stats(struct engine *e, const char *tenant, struct qcancel *cancel,
                          struct profile_stats *out, char *err, size_t errlen)
 {

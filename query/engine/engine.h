@@ -79,6 +79,12 @@ struct profile_stats {
 int engine_profile_stats(struct engine *e, const char *tenant, struct qcancel *cancel,
                          struct profile_stats *out, char *err, size_t errlen);
 
+/* The plan of @r over the engine's store and cache: the sections a query
+ * would read, from manifests and footers alone (plan_build). For answers
+ * the footers hold, such as which services have which profile types. */
+int engine_plan(struct engine *e, const struct plan_req *r, struct plan **out, char *err,
+                size_t errlen);
+
 /* Counters since start, for /metrics. */
 struct engine_counters {
     uint64_t queries, sections, bytes_read, cache_hits, skipped, peer_errors;

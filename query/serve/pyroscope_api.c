@@ -1405,6 +1405,91 @@ fail:
 static const char *const type_labels[] = {"__name__", "__type__", "__unit__", "__period_type__",
                                           "__period_unit__"};
 
+/* Can Series be answered from the footers for @s? When every label name
+ * asked for is service_name or a profile-type label, and the selector
+ * names no label but service_name: a section is one service, and its
+ * footer record lists its profile types, so no section is read. This is
+ * what Grafana's Profiles Drilldown asks on load (service_name and
+ * __profile_type__ over every series). */
+static bool series_from_footers(const Querier__V1__SeriesRequest *m, const struct selection *s)
+{
+    if (m->n_label_names == 0)
+        return false;
+    for (size_t i = 0; i < m->n_label_names; i++) {
+        bool ok = strcmp(m->label_names[i], "service_name") == 0 ||
+                  strcmp(m->label_names[i], "__profile_type__") == 0;
+        for (int f = 0; f < 5 && !ok; f++)
+            ok = strcmp(m->label_names[i], type_labels[f]) == 0;
+        if (!ok)
+            return false;
+    }
+    for (size_t i = 0; i < s->rest.n; i++)
+        if (strcmp(s->rest.m[i].name, "service_name") != 0)
+            return false;
+    return true;
+}
+
+/* Series from the footers (series_from_footers): one label set per
+ * (service, profile type) of the sections overlapping the range. */
+static int series_footers(struct call *c, const Querier__V1__SeriesRequest *m,
+                          const struct selection *s, struct label_sets *ls)
+{
+    struct plan_req pr = {.tenant = c->tenant,
+                          .sel = &s->rest,
+                          .from = s->from,
+                          .until = s->until,
+                          .cancel = c->a->cancel};
+    struct plan *plan = NULL;
+    char err[256] = "";
+    int rc = engine_plan(c->a->engine, &pr, &plan, err, sizeof(err));
+
+    if (rc) {
+        query_error(c, rc, "Series", err);
+        return rc;
+    }
+    c->r->queried = true;
+    c->r->skipped += plan->skipped;
+    for (size_t i = 0; !rc && i < plan->n; i++) {
+        const struct seg_section_info *si = plan->items[i].info;
+        const char *sn[1] = {"service_name"}, *sv[1] = {si->service};
+        if (si->nsamples == 0 || !selector_match_labels(&s->rest, sn, sv, 1))
+            continue;
+        for (size_t t = 0; !rc && t < si->nprofile_types; t++) {
+            const char *type = si->profile_types[t];
+            const char *ln[7], *lv[7];
+            char *fields[5] = {0};
+            size_t nl = 0;
+            if (!name_matches(s, type))
+                continue;
+            for (size_t k = 0; k < m->n_label_names; k++) {
+                const char *want = m->label_names[k];
+                if (strcmp(want, "service_name") == 0) {
+                    ln[nl] = want;
+                    lv[nl++] = si->service;
+                } else if (strcmp(want, "__profile_type__") == 0) {
+                    ln[nl] = want;
+                    lv[nl++] = type;
+                }
+                for (int f = 0; f < 5 && nl < 7; f++)
+                    if (strcmp(want, type_labels[f]) == 0 && !fields[f] &&
+                        (fields[f] = field_dup(type, f))) {
+                        ln[nl] = type_labels[f];
+                        lv[nl++] = fields[f];
+                    }
+                if (nl == 7)
+                    break;
+            }
+            rc = label_sets_add(ls, ln, lv, nl);
+            for (int f = 0; f < 5; f++)
+                free(fields[f]);
+        }
+    }
+    plan_free(plan);
+    if (rc == -ENOMEM)
+        oom(c);
+    return rc;
+}
+
 /* Series: the label sets of the series matching any of @matchers that
  * have samples in the range, restricted to label_names when given. Each
  * selection is one engine label-set query (Q_SERIES with all_types: one
@@ -1432,6 +1517,13 @@ static void m_series(struct call *c, const ProtobufCMessage *req)
         int rc = 0;
         if (selection_parse(c, "", m->n_matchers ? m->matchers[k] : "{}", m->start, m->end, &s))
             goto fail;
+        if (series_from_footers(m, &s)) {
+            int frc = series_footers(c, m, &s, &ls);
+            selection_free(&s);
+            if (frc)
+                goto fail;
+            continue;
+        }
         if (types_of(c, &s, &types, &n)) {
             selection_free(&s);
             goto fail;

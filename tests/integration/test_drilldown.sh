@@ -125,6 +125,20 @@ if full:
     names = {l["name"] for ls in full["labelsSet"] for l in ls["labels"]}
     check({"service_name", "host_name", "__profile_type__", "__name__"} <= names and len(full["labelsSet"]) == 3 * ntypes,
           "Series without label_names: whole label sets, %d (3 hosts x %d types)" % (len(full["labelsSet"]), ntypes))
+    # service_name and type labels are answered from the footers alone: the
+    # same sets as the whole label sets give, projected
+    fast = cj("Series", {"start": START, "end": END, "matchers": ['{service_name="%s"}' % svc],
+                         "labelNames": ["service_name", "__profile_type__", "__type__"]})
+    proj = set()
+    for ls in full["labelsSet"]:
+        d = {l["name"]: l["value"] for l in ls["labels"]}
+        proj.add((d.get("service_name"), d.get("__profile_type__"), d.get("__type__")))
+    gotf = set()
+    for ls in (fast or {}).get("labelsSet", []):
+        d = {l["name"]: l["value"] for l in ls["labels"]}
+        gotf.add((d.get("service_name"), d.get("__profile_type__"), d.get("__type__")))
+    check(fast is not None and gotf == proj and len(fast["labelsSet"]) == ntypes,
+          "Series by service_name, __profile_type__, __type__ (from the footers) = the whole sets' projection (%d)" % len(gotf))
 
 # Label queries as the app writes them: {__profile_type__="...", } (trailing comma).
 m = ['{__profile_type__="%s", }' % PT]
