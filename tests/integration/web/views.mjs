@@ -237,6 +237,27 @@ await step("sandwich view", async () => {
   check("a click on a caller opens its sandwich (handleB, total " + hb.total + ")", sw2.fn === "handleB" && sw2.total === hb.total && /fn=handleB/.test(page.url()), sw2.fn + " " + sw2.total);
 });
 
+/* ---------- from the sandwich to the flame graph; what the views say about bad input ---------- */
+await step("sandwich to flame graph, empty and bad states", async () => {
+  await open({ view: "sandwich", fn: "parse", query: SEL, from: H0, until: H2 });
+  const tot = await page.evaluate(() => window.__stoke.sandwich.total);
+  let n = await loads();
+  await page.click("#swFlame");
+  await settle(n);
+  const st = await page.evaluate(() => ({ view: window.__stoke.state.view, matched: window.__stoke.matched, hits: [...document.querySelectorAll("#flame .frame.hit")].map((e) => e.dataset.name) }));
+  check("'Show in flame graph' opens the flame view with parse highlighted, matching its total", st.view === "flame" && st.matched && st.matched.value === tot && st.hits.length === 2 && st.hits.every((h) => h === "parse"), JSON.stringify(st));
+  await open({ view: "sandwich", fn: "no_such_function", query: SEL, from: H0, until: H2 });
+  const e = await page.evaluate(() => ({ msg: document.getElementById("swEmpty").hidden ? "" : document.getElementById("swEmpty").textContent, frames: document.querySelectorAll("#swCallers .frame, #swCallees .frame").length }));
+  check("a function not in the selection: a message, no frames", /not in this selection/.test(e.msg) && e.frames === 0, JSON.stringify(e));
+  await page.goto(BASE + "/?" + qs({ view: "diff", query: SEL, from: H0, until: H2, bfrom: H1, buntil: H0, cfrom: H1, cuntil: H2 }));
+  await settle(0);
+  const err = await page.evaluate(() => window.__stoke.error);
+  check("a baseline that ends before it starts: an error naming it", /diff: each range needs 'from' before 'until'/.test(err || ""), err);
+  await open({ view: "services", from: H0 - 86400e3, until: H0 - 82800e3 });
+  const em = await page.evaluate(() => ({ rows: document.querySelectorAll("#svcBody tr").length, msg: document.getElementById("svcEmpty").hidden ? "" : document.getElementById("svcEmpty").textContent }));
+  check("the service list of an empty range: no rows, a message", em.rows === 0 && /No data in this range/.test(em.msg), JSON.stringify(em));
+});
+
 check("no request left the server (offline page)", offsite.length === 0, offsite.join(" "));
 check("no JavaScript errors or warnings in the console", consoleErrors.length === 0, consoleErrors.join(" | "));
 await ctx.close();
