@@ -31,6 +31,7 @@ run $T/test_query_limits.sh
 run $T/test_query_auth.sh
 run $T/test_e2e_s3.sh
 STOKE_QUERY_BIN=build/stoke-query run $T/test_web.sh
+run $T/test_web_views.sh
 run $T/test_exporters.sh
 run $T/test_packages.sh
 run $T/test_make_targets.sh

@@ -14,19 +14,8 @@
 # Deps: apt-get install chromium; cp tests/integration/web/package.json build/web-test/ && npm install --prefix build/web-test
 set -u
 . "$(dirname "$0")/lib.sh"
-need node
+need_browser
 need python3
-CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-PLAYWRIGHT_DIR=${PLAYWRIGHT_DIR:-$ROOT/build/web-test}
-if [ ! -x "$CHROMIUM" ]; then
-    [ "${CI:-}" = true ] && { echo "missing required tool: chromium ($CHROMIUM)" >&2; exit 1; }
-    echo "skipping: chromium is not installed (apt-get install chromium)" >&2; exit 0
-fi
-if [ ! -f "$PLAYWRIGHT_DIR/node_modules/playwright-core/package.json" ]; then
-    [ "${CI:-}" = true ] && { echo "missing required tool: playwright-core in $PLAYWRIGHT_DIR" >&2; exit 1; }
-    echo "skipping: playwright-core is not installed (cp tests/integration/web/package.json build/web-test/ && npm install --prefix build/web-test)" >&2
-    exit 0
-fi
 
 echo "== web page"
 mock_pid=
@@ -71,20 +60,14 @@ fi
 echo "   page at $base"
 
 shots=$ROOT/build/web-screenshots
-rm -f "$shots"/*.png
+rm -f "$shots"/[0-9]*.png  # its own; test_web_views.sh writes views-*.png
 out=$(BASE_URL=$base KNOWN=$known MOCK=$mock CHROMIUM=$CHROMIUM PLAYWRIGHT_DIR=$PLAYWRIGHT_DIR \
     SHOTS=$shots WEB_SERVICE=${STOKE_WEB_SERVICE:-} WEB_FROM=${STOKE_WEB_FROM:-now-1h} \
     WEB_UNTIL=${STOKE_WEB_UNTIL:-now} timeout 180 node "$ROOT/tests/integration/web/test.mjs" 2>&1)
 rc=$?
-while IFS= read -r line; do
-    case $line in
-        "PASS "*) pass "${line#PASS }" ;;
-        "FAIL "*) fail "${line#FAIL }" ;;
-        *) [ -n "$line" ] && echo "       $line" ;;
-    esac
-done <<<"$out"
+count_lines "$out"
 check "browser test exits 0 (rc=$rc)" test "$rc" -eq 0
-n=$(ls "$shots"/*.png 2>/dev/null | wc -l)
+n=$(ls "$shots"/[0-9]*.png 2>/dev/null | wc -l)
 check "screenshots saved in build/web-screenshots ($n)" test "$n" -ge 8
 
 # The real worker again with --auth-token-file: the page asks for the token.
@@ -100,13 +83,7 @@ if [ -n "${STOKE_QUERY_BIN:-}" ] && [ -z "${STOKE_QUERY_URL:-}" ]; then
     out=$(BASE_URL=$base TOKEN=$token CHROMIUM=$CHROMIUM PLAYWRIGHT_DIR=$PLAYWRIGHT_DIR \
         timeout 120 node "$ROOT/tests/integration/web/auth.mjs" 2>&1)
     rc=$?
-    while IFS= read -r line; do
-        case $line in
-            "PASS "*) pass "${line#PASS }" ;;
-            "FAIL "*) fail "${line#FAIL }" ;;
-            *) [ -n "$line" ] && echo "       $line" ;;
-        esac
-    done <<<"$out"
+    count_lines "$out"
     check "auth browser test exits 0 (rc=$rc)" test "$rc" -eq 0
 fi
 summary test_web
