@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "query/engine/engine.h"
+#include "query/engine/footers.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -248,6 +249,11 @@ int engine_query(struct engine *e, const struct query *q, struct mprof **out, ch
         res->stats.skipped += plan->skipped;
         if ((rc = mprof_merge(res, plan->notes)))
             goto out;
+        /* Label names and values: from the footers when they answer
+         * exactly (query/engine/footers.h), no section read. */
+        if ((rc = footers_labels(plan, q, res)) != -EAGAIN)
+            goto out;
+        rc = 0;
     }
     mine = malloc((plan->n + 1) * sizeof(*mine));
     if (!mine) {

@@ -46,6 +46,10 @@ struct query {
      * value is a's value); "a,b,..." by several (the group value is the
      * group key of query_group_key_split). */
     const char *group_by;
+    /* Q_LABELS, a hint for answering from the footers (query/engine/
+     * footers.h): NULL = every pair is wanted; "" = only the label names
+     * are read from the answer; "a" = only a's values. Not sent to peers. */
+    const char *labels_of;
     /* Peers only: read the sections with key_hash % nshards == shard and do
      * not fan out again. nshards 0 = everything, fanning out if configured. */
     uint32_t shard, nshards;

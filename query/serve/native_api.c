@@ -203,6 +203,7 @@ static int select_run(const struct native_api *a, const struct http_params *p, b
     base.all_types = q->all_types;
     base.step = q->step;
     base.group_by = q->group_by;
+    base.labels_of = q->labels_of;
     *q = base;
     if (q->mode == Q_SERIES && query_series_grid(q, &st, &nb)) {
         selector_free(c.sel);
@@ -263,6 +264,7 @@ static void ep_labels(const struct native_api *a, const struct http_params *p, b
         http_error_json(r, 400, "name: %s", name ? "not a valid label name" : "missing");
         return;
     }
+    q.labels_of = values ? name : "";
     if (select_run(a, p, false, &q, &mp, r))
         return;
     struct intern set = {0};

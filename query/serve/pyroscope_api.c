@@ -774,7 +774,7 @@ static bool pseudo_label(const char *name)
  * {__profile_type__="..."} lists that type's labels. The skips of the
  * queries (which read the same sections) count once. */
 static int label_pairs(struct call *c, const struct selection *s, char **types, size_t n,
-                       struct mprof **out)
+                       const char *labels_of, struct mprof **out)
 {
     bool typed = s->name_m || s->type_m;
     uint64_t skipped0 = c->r->skipped, most = 0;
@@ -784,6 +784,7 @@ static int label_pairs(struct call *c, const struct selection *s, char **types, 
     for (size_t i = 0; i < (typed ? n : 1) && !rc; i++) {
         struct mprof *mp = NULL;
         struct query q = selection_query(c, s, typed ? types[i] : NULL, Q_LABELS);
+        q.labels_of = labels_of;
         if ((rc = run(c, &q, &mp)))
             break;
         if (mp->stats.skipped > most)
@@ -845,7 +846,7 @@ static void labels(struct call *c, const char *name, char *const *matchers, size
         if (n && !pseudo_label(name)) {
             struct mprof *mp = NULL;
             c->r->skipped = skipped0;
-            if (label_pairs(c, &s, types, n, &mp)) {
+            if (label_pairs(c, &s, types, n, name ? name : "", &mp)) {
                 free_strv(types, n);
                 selection_free(&s);
                 goto fail;
@@ -1531,7 +1532,7 @@ static void m_series(struct call *c, const ProtobufCMessage *req)
         /* The names to group by: those asked for, or every label name. */
         if (all && n) {
             struct mprof *mp = NULL;
-            if (!(rc = label_pairs(c, &s, types, n, &mp)))
+            if (!(rc = label_pairs(c, &s, types, n, "", &mp)))
                 rc = view_label_strings(mp, NULL, &names);
             mprof_free(mp);
         }

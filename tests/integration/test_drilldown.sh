@@ -140,6 +140,22 @@ if full:
     check(fast is not None and gotf == proj and len(fast["labelsSet"]) == ntypes,
           "Series by service_name, __profile_type__, __type__ (from the footers) = the whole sets' projection (%d)" % len(gotf))
 
+# Label names and values come from the footers when those answer exactly;
+# a matcher on another label makes the engine read the sections: both
+# answers must be the same.
+slow_m = '{service_name=~".+", zz_absent!="x"}'
+for mt in ([], ['{__profile_type__="%s"}' % PT]):
+    fast_n = (cj("LabelNames", {"start": START, "end": END, "matchers": mt}) or {}).get("names")
+    slow_n = (cj("LabelNames", {"start": START, "end": END,
+                                "matchers": [slow_m.replace("{", "{" + mt[0][1:-1] + ", ") if mt else slow_m]}) or {}).get("names")
+    same = fast_n is not None and fast_n == slow_n
+    for nm in [n for n in (fast_n or []) if not n.startswith("__")]:
+        fv = (cj("LabelValues", {"name": nm, "start": START, "end": END, "matchers": mt}) or {}).get("names")
+        sv = (cj("LabelValues", {"name": nm, "start": START, "end": END,
+                                 "matchers": [slow_m.replace("{", "{" + mt[0][1:-1] + ", ") if mt else slow_m]}) or {}).get("names")
+        same = same and fv is not None and fv == sv
+    check(same and len(fast_n) >= 3, "label names and every label's values: footers = sections (%s, %d names)" % (mt or "{}", len(fast_n or [])))
+
 # Label queries as the app writes them: {__profile_type__="...", } (trailing comma).
 m = ['{__profile_type__="%s", }' % PT]
 ln = (cj("LabelNames", {"matchers": m, "start": START, "end": END}) or {}).get("names", [])
