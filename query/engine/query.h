@@ -36,7 +36,7 @@ enum qmode {
  * a 64-bit hash of the tenant, the section's service and the series' stored
  * label pairs (query_series_hash), so it survives compaction, which moves
  * rows between objects but keeps series labels and times. Written as a
- * UUIDv7 (docs/format.md §9): the first 48 bits are the time, so a query
+ * UUIDv7 (docs/format.md §10): the first 48 bits are the time, so a query
  * by id reads only the hour that holds it.
  */
 struct prof_id {
