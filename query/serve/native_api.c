@@ -382,8 +382,10 @@ static int individual_run(const struct native_api *a, const struct http_params *
 {
     struct indsel s;
 
-    if (indsel_parse(p, &s, r))
+    if (indsel_parse(p, &s, r)) {
+        free(s.ids);
         return -EINVAL;
+    }
     if (s.n) {
         free(s.ids);
         http_error_json(r, 400, "profile_id: not a parameter of this endpoint");
