@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/hash.h"
 #include "query/engine/query.h"
 
 const char *mprof_lset_value(const struct mprof *p, uint32_t lset, const char *name)
@@ -89,6 +90,16 @@ static int lset_groups(const struct mprof *p, const char *group_by, uint32_t *lg
     return 0;
 }
 
+size_t heatmap_dense_cells = HEATMAP_DENSE_CELLS;
+
+/* Is @a a better exemplar than @b: larger, or as large with a smaller id? */
+static bool better(const struct mprof_ind *a, const struct mprof_ind *b)
+{
+    struct prof_id ia = {a->time, a->hash}, ib = {b->time, b->hash};
+
+    return a->value > b->value || (a->value == b->value && prof_id_cmp(&ia, &ib) < 0);
+}
+
 int heatmap_build(const struct mprof *p, int64_t from, int64_t until, int64_t step,
                   const char *group_by, struct heatmap *h)
 {
@@ -119,12 +130,70 @@ int heatmap_build(const struct mprof *p, int64_t from, int64_t until, int64_t st
 
     rc = -ENOMEM;
     lg = calloc((size_t)p->lsets.n + 1, sizeof(*lg));
-    hk = malloc(p->nind * sizeof(*hk));
-    if (!lg || !hk)
+    if (!lg)
         goto out;
     if ((rc = lset_groups(p, group_by, lg, &keys)))
         goto out;
     rc = -ENOMEM;
+    h->group_rep = calloc((size_t)keys.n + 1, sizeof(*h->group_rep));
+    if (!h->group_rep)
+        goto out;
+    h->ngroups = keys.n;
+    for (uint32_t g = 0; g < keys.n; g++)
+        h->group_rep[g] = SIZE_MAX;
+    size_t dense = (size_t)keys.n * h->nslots * HEATMAP_BUCKETS;
+    if (dense <= heatmap_dense_cells) {
+        /* Few enough cells for a dense grid: one pass, no sort. */
+        uint32_t *cnt = calloc(dense + 1, sizeof(*cnt));
+        size_t *best = malloc((dense + 1) * sizeof(*best));
+        size_t n = 0;
+        if (!cnt || !best) {
+            free(cnt);
+            free(best);
+            goto out;
+        }
+        for (size_t i = 0; i < p->nind; i++) {
+            const struct mprof_ind *v = &p->ind[i];
+            if (v->time < from || v->time >= until)
+                continue;
+            size_t slot = (size_t)((uint64_t)(v->time - from) / (uint64_t)h->step);
+            size_t g = v->lset < p->lsets.n ? lg[v->lset] : 0;
+            size_t c = (g * h->nslots + slot) * HEATMAP_BUCKETS + heatmap_bucket(h, v->value);
+            if (!cnt[c]++) {
+                best[c] = i;
+                n++;
+            } else if (better(&p->ind[i], &p->ind[best[c]])) {
+                best[c] = i;
+            }
+        }
+        if (!(h->cells = malloc((n + 1) * sizeof(*h->cells)))) {
+            free(cnt);
+            free(best);
+            goto out;
+        }
+        for (size_t c = 0; c < dense; c++) {
+            if (!cnt[c])
+                continue;
+            uint32_t g = (uint32_t)(c / HEATMAP_BUCKETS / h->nslots);
+            if (h->group_rep[g] == SIZE_MAX)
+                h->group_rep[g] = best[c];
+            h->cells[h->ncells++] =
+                (struct heatmap_cell){.group = g,
+                                      .slot = (uint32_t)(c / HEATMAP_BUCKETS % h->nslots),
+                                      .bucket = (uint32_t)(c % HEATMAP_BUCKETS),
+                                      .count = cnt[c],
+                                      .best = best[c]};
+            h->profiles += cnt[c];
+        }
+        free(cnt);
+        free(best);
+        rc = 0;
+        goto out;
+    }
+    /* Many groups: only the non-empty cells, by sorting their keys. */
+    hk = malloc((p->nind + 1) * sizeof(*hk));
+    if (!hk)
+        goto out;
     size_t n = 0;
     for (size_t i = 0; i < p->nind; i++) {
         const struct mprof_ind *v = &p->ind[i];
@@ -136,20 +205,13 @@ int heatmap_build(const struct mprof *p, int64_t from, int64_t until, int64_t st
     }
     qsort(hk, n, sizeof(*hk), cmp_hkey);
     h->cells = malloc((n + 1) * sizeof(*h->cells));
-    h->group_rep = calloc((size_t)keys.n + 1, sizeof(*h->group_rep));
-    if (!h->cells || !h->group_rep)
+    if (!h->cells)
         goto out;
-    h->ngroups = keys.n;
-    for (uint32_t g = 0; g < keys.n; g++)
-        h->group_rep[g] = SIZE_MAX;
     for (size_t i = 0; i < n;) {
         size_t j = i, best = hk[i].idx;
-        for (; j < n && hk[j].key == hk[i].key; j++) {
-            const struct mprof_ind *a = &p->ind[hk[j].idx], *b = &p->ind[best];
-            struct prof_id ia = {a->time, a->hash}, ib = {b->time, b->hash};
-            if (a->value > b->value || (a->value == b->value && prof_id_cmp(&ia, &ib) < 0))
+        for (; j < n && hk[j].key == hk[i].key; j++)
+            if (better(&p->ind[hk[j].idx], &p->ind[best]))
                 best = hk[j].idx;
-        }
         uint32_t g = (uint32_t)(hk[i].key >> 40);
         if (h->group_rep[g] == SIZE_MAX)
             h->group_rep[g] = best;
@@ -177,6 +239,38 @@ void heatmap_free(struct heatmap *h)
     free(h->cells);
     free(h->group_rep);
     memset(h, 0, sizeof(*h));
+}
+
+static bool same_id(const struct mprof_ind *a, const struct mprof_ind *b)
+{
+    return a->time == b->time && a->hash == b->hash;
+}
+
+int individual_dedup(struct mprof *p)
+{
+    size_t cap = 16, k = 0;
+
+    while (cap < 2 * p->nind)
+        cap <<= 1;
+    uint32_t *t = malloc(cap * sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    memset(t, 0xff, cap * sizeof(*t));
+    for (size_t i = 0; i < p->nind; i++) {
+        const struct mprof_ind v = p->ind[i];
+        size_t s = hash64((uint64_t)v.time ^ hash64(v.hash)) & (cap - 1);
+        for (; t[s] != UINT32_MAX && !same_id(&p->ind[t[s]], &v); s = (s + 1) & (cap - 1))
+            ;
+        if (t[s] != UINT32_MAX) {
+            MPROF_ADD(p->ind[t[s]].value, v.value);
+            continue;
+        }
+        t[s] = (uint32_t)k;
+        p->ind[k++] = v;
+    }
+    p->nind = k;
+    free(t);
+    return 0;
 }
 
 static int cmp_time(const void *a, const void *b)

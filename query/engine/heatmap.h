@@ -24,6 +24,11 @@
 #include "query/engine/mprof.h"
 
 #define HEATMAP_BUCKETS 20
+/* Up to this many (group, slot, bucket) cells the heatmap counts into a
+ * dense grid (12 bytes a cell); past it (many groups) it sorts the
+ * profiles' cell keys instead. Both give the same cells. */
+#define HEATMAP_DENSE_CELLS (1u << 20)
+extern size_t heatmap_dense_cells; /* HEATMAP_DENSE_CELLS; tests lower it */
 
 struct heatmap_cell {
     uint32_t group, slot, bucket;
@@ -59,12 +64,17 @@ void heatmap_free(struct heatmap *h);
 /* The bucket of value @v (y_min[0] <= v <= vmax). */
 uint32_t heatmap_bucket(const struct heatmap *h, int64_t v);
 
+/* Merges the entries of @p's individual profiles that share an id (the
+ * parts of a profile found in two sections, summed), keeping their order:
+ * O(n), no sort. Call before heatmap_build. 0 or -ENOMEM. */
+int individual_dedup(struct mprof *p);
+
 /* Value of label @name in label set @lset of @p, or NULL. */
 const char *mprof_lset_value(const struct mprof *p, uint32_t lset, const char *name);
 
 /* Sorts @p's individual profiles by time, then id (or, with @by_value, by
  * value descending, then time and id), one entry per id: the parts of a
- * profile found in two sections are summed. Call before heatmap_build. */
+ * profile found in two sections are summed. */
 void individual_sort(struct mprof *p, bool by_value);
 
 #endif

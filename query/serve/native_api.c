@@ -472,8 +472,7 @@ static void ep_heatmap(const struct native_api *a, const struct http_params *p,
     }
     if (individual_run(a, p, &q, &mp, r))
         return;
-    individual_sort(mp, false);
-    if (heatmap_build(mp, q.from, q.until, step, gb, &h)) {
+    if (individual_dedup(mp) || heatmap_build(mp, q.from, q.until, step, gb, &h)) {
         mprof_free(mp);
         http_error_json(r, 500, "out of memory");
         return;

@@ -1566,8 +1566,7 @@ static void m_select_heatmap(struct call *c, const ProtobufCMessage *req)
                       MPROF_MAX_INDIVIDUAL);
         goto out;
     }
-    individual_sort(mp, false);
-    if (heatmap_build(mp, q.from, q.until, step, gb, &h)) {
+    if (individual_dedup(mp) || heatmap_build(mp, q.from, q.until, step, gb, &h)) {
         oom(c);
         goto out;
     }

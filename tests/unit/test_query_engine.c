@@ -1651,7 +1651,25 @@ static void test_individual(void **state)
     }
     assert_int_equal(hm.cells[hm.ncells - 1].bucket, HEATMAP_BUCKETS - 1);
     assert_int_equal(hm.cells[0].bucket, 0);
+    /* the sorting path (many groups) gives the very same cells */
+    struct heatmap hs;
+    heatmap_dense_cells = 0;
+    assert_int_equal(heatmap_build(mp, T0, T0 + NWIN * WIN, WIN, "host_name", &hs), 0);
+    heatmap_dense_cells = HEATMAP_DENSE_CELLS;
+    assert_int_equal(hs.ncells, hm.ncells);
+    assert_int_equal(hs.ngroups, hm.ngroups);
+    assert_memory_equal(hs.cells, hm.cells, hm.ncells * sizeof(*hm.cells));
+    assert_memory_equal(hs.group_rep, hm.group_rep, hm.ngroups * sizeof(*hm.group_rep));
+    heatmap_free(&hs);
     heatmap_free(&hm);
+    /* a profile found in two parts is one profile of their sum */
+    struct mprof_ind part = mp->ind[2];
+    int64_t whole = part.value;
+    part.value = 7;
+    assert_int_equal(mprof_ind_add(mp, &part), 0);
+    assert_int_equal(individual_dedup(mp), 0);
+    assert_int_equal(mp->nind, 2 * NWIN);
+    assert_int_equal(mp->ind[2].value, whole + 7);
     /* too many slots */
     assert_int_equal(heatmap_build(mp, T0, T0 + NWIN * WIN, 1, NULL, &hm), -E2BIG);
     mprof_free(mp);
