@@ -69,26 +69,16 @@ H0=$(( ($(date +%s) / 3600 - 2) * 3600000 ))
 # One python driver, run before and after compaction: it prints "ok ..." /
 # "FAIL ..." lines; "before" saves the profiles it saw, "after" compares.
 cat >"$work/driver.py" <<'PY'
-import json, re, subprocess, sys, urllib.error, urllib.parse, urllib.request
+import json, re, sys, urllib.parse
 URL, H0, PROTO, PPROF, PHASE, SAVE = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 START, END = H0, H0 + 3600000
 PT = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 SEL = '{service_name="svc-00"}'
-PROXY = {"Content-Type": "application/json", "X-Grafana-Org-Id": "1",
-         "User-Agent": "Grafana/12.0.0", "X-Forwarded-For": "127.0.0.1"}
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-
-def ok(what): print("ok   " + what)
-def bad(what): print("FAIL " + what)
-def check(cond, what): ok(what) if cond else bad(what)
-
-def http(method, path, body=None, headers=None):
-    req = urllib.request.Request(URL + path, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+sys.path.insert(0, sys.argv[7])
+from connect_client import Client, ok, bad, check
+C = Client(URL, PROTO, PPROF)
+http, cj, protoc, cp = C.http, C.cj, C.protoc, C.cp
 
 def get(path, **params):
     st, b = http("GET", path + "?" + urllib.parse.urlencode(params))
@@ -96,30 +86,6 @@ def get(path, **params):
         bad("GET %s %s answered %d: %s" % (path, params, st, b[:200]))
         return None
     return json.loads(b)
-
-def cj(method, body, want=200):  # Connect JSON through the proxy's headers
-    st, b = http("POST", "/querier.v1.QuerierService/" + method, json.dumps(body).encode(), PROXY)
-    if st != want:
-        bad("%s (json) answered %d, not %d: %s" % (method, st, want, b[:200]))
-        return None
-    return json.loads(b) if b else {}
-
-def protoc(mode, msg, data):
-    proto = "pyroscope/types.proto" if msg.startswith("types.v1.") else "pyroscope/querier.proto"
-    if msg.startswith("perftools."):
-        return subprocess.run(["protoc", "--%s=%s" % (mode, msg), "-I", PPROF, "profile.proto"],
-                              input=data, capture_output=True, check=True).stdout
-    return subprocess.run(["protoc", "--%s=%s" % (mode, msg), "-I", PROTO, "-I", PPROF, proto],
-                          input=data, capture_output=True, check=True).stdout
-
-def cp(method, req_msg, text, resp_msg, want=200):  # binary protobuf, protoc both ways
-    body = protoc("encode", req_msg, text.encode())
-    st, b = http("POST", "/querier.v1.QuerierService/" + method, body,
-                 {"Content-Type": "application/proto", "Connect-Protocol-Version": "1"})
-    if st != want:
-        bad("%s (proto) answered %d, not %d: %s" % (method, st, want, b[:200]))
-        return None
-    return protoc("decode", resp_msg, b).decode() if want == 200 else b.decode()
 
 def flame_total(**params):
     f = get("/api/v1/flamegraph", **params)
@@ -299,7 +265,7 @@ check(st == 200, "worker still up")
 PY
 
 start_worker
-python3 "$work/driver.py" "http://127.0.0.1:$port" "$H0" "$ROOT/proto" "$PPROF_PROTO_DIR" before "$work/ids.json" \
+python3 "$work/driver.py" "http://127.0.0.1:$port" "$H0" "$ROOT/proto" "$PPROF_PROTO_DIR" before "$work/ids.json" "$ROOT/tests/integration" \
     >"$work/out1" 2>&1
 count_driver "$work/out1"
 
@@ -334,7 +300,7 @@ stop_worker
 check "compact exits 0: $(tail -c 200 "$work/c.log")" [ $? -eq 0 ]
 check "compact compacted the hour" grep -q "1 hours compacted" "$work/c.log"
 start_worker
-python3 "$work/driver.py" "http://127.0.0.1:$port" "$H0" "$ROOT/proto" "$PPROF_PROTO_DIR" after "$work/ids.json" \
+python3 "$work/driver.py" "http://127.0.0.1:$port" "$H0" "$ROOT/proto" "$PPROF_PROTO_DIR" after "$work/ids.json" "$ROOT/tests/integration" \
     >"$work/out2" 2>&1
 count_driver "$work/out2"
 stop_worker
