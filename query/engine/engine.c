@@ -58,7 +58,16 @@ static struct mprof *new_result(const struct query *q)
 {
     struct mprof *mp = mprof_new(q->mode == Q_PROFILE && q->all_types ? MPROF_MAX_TYPES : 1);
 
+    if (mp && q->mode == Q_PROFILE && q->nids) {
+        mp->id_found = calloc(q->nids, 1);
+        mp->nids = q->nids;
+        if (!mp->id_found) {
+            mprof_free(mp);
+            return NULL;
+        }
+    }
     if (mp && q->mode == Q_SERIES) {
+        mp->want_ex = q->exemplars;
         int64_t step;
         uint32_t nb;
         if (query_series_grid(q, &step, &nb) || mprof_series_init(mp, q->from, step, nb)) {
@@ -226,10 +235,30 @@ int engine_query(struct engine *e, const struct query *q, struct mprof **out, ch
     const struct plan_item **mine = NULL;
     struct peer_call *calls = NULL;
     uint32_t nsh, myshard;
-    size_t nmine = 0, ncalls = 0;
+    size_t nmine = 0, ncalls = 0, npeers = e->o.npeers;
     int rc;
 
     *out = NULL;
+    /* Individual profiles are not in the peers' wire format (mprof.h):
+     * such queries read every shard here. */
+    if (q->mode == Q_INDIVIDUAL || q->exemplars || q->nids)
+        npeers = 0;
+    /* A selection by ids reads only the windows the ids name. */
+    if (q->nids && q->mode == Q_PROFILE) {
+        int64_t lo = q->ids[0].time_ms, hi = q->ids[q->nids - 1].time_ms + 1;
+        if (lo > pr.from)
+            pr.from = lo;
+        if (hi < pr.until)
+            pr.until = hi;
+        if (pr.from >= pr.until) {
+            /* None of them is in the range: nothing to read. */
+            res = new_result(q);
+            if (!res)
+                return -ENOMEM;
+            *out = res;
+            return 0;
+        }
+    }
     rc = plan_build(e->o.store, e->o.cache, &pr, &plan, err, errlen);
     if (rc)
         return rc;
@@ -242,7 +271,7 @@ int engine_query(struct engine *e, const struct query *q, struct mprof **out, ch
         nsh = q->nshards;
         myshard = q->shard;
     } else {
-        nsh = (uint32_t)e->o.npeers + 1;
+        nsh = (uint32_t)npeers + 1;
         myshard = 0;
         /* Only the coordinator reports what planning cost and skipped:
          * peers plan the same manifests again. */
@@ -272,13 +301,13 @@ int engine_query(struct engine *e, const struct query *q, struct mprof **out, ch
         res->stats.objects += keys.n;
         intern_free(&keys);
     }
-    if (!q->nshards && e->o.npeers) {
-        calls = calloc(e->o.npeers, sizeof(*calls));
+    if (!q->nshards && npeers) {
+        calls = calloc(npeers, sizeof(*calls));
         if (!calls) {
             rc = -ENOMEM;
             goto out;
         }
-        ncalls = e->o.npeers;
+        ncalls = npeers;
         for (size_t i = 0; i < ncalls; i++) {
             calls[i] = (struct peer_call){
                 .e = e, .q = q, .peer = e->o.peers[i], .shard = (uint32_t)i + 1, .nshards = nsh};

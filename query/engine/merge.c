@@ -180,8 +180,213 @@ static uint32_t find_string(const struct seg_section *sec, const char *s)
     return UINT32_MAX;
 }
 
+/* ---- individual profiles ------------------------------------------------ */
+
+/* The id hash of series @i (query_series_hash of its stored pairs), and,
+ * when @lset is not NULL, its label set as the query shows it (the stored
+ * pairs, with service_name and host_name defaulting to the section's and
+ * the host's) interned in @mp. 0 or -ENOMEM. */
+static int series_ident(struct mprof *mp, const struct seg_section *sec, uint32_t i,
+                        const struct query *q, const char *host, uint64_t *hash, uint32_t *lset)
+{
+    const uint32_t *lab = sec->series_labels + 2 * (size_t)sec->series_off[i];
+    uint32_t nl = sec->series_off[i + 1] - sec->series_off[i];
+    const char *sbuf[2 * 32], **sp = sbuf;
+    uint32_t ibuf[2 * 34], *ip = ibuf;
+    int rc = -ENOMEM;
+
+    if (nl > 32 && !(sp = malloc((size_t)nl * 2 * sizeof(*sp))))
+        return -ENOMEM;
+    if (nl > 32 && !(ip = malloc(((size_t)nl + 2) * 2 * sizeof(*ip))))
+        goto out;
+    for (uint32_t j = 0; j < 2 * nl; j++)
+        sp[j] = sec->strings[lab[j]];
+    *hash = query_series_hash(q->tenant ? q->tenant : "", sec->service, sp, nl);
+    if (!lset) {
+        rc = 0;
+        goto out;
+    }
+    /* Stored pairs are sorted by name: the defaults go in their places. */
+    const char *dn[2] = {"host_name", "service_name"}, *dv[2] = {host, sec->service};
+    uint32_t n = 0, d = 0;
+    for (uint32_t j = 0; j <= nl; j++) {
+        const char *name = j < nl ? sp[2 * j] : NULL;
+        for (; d < 2 && (!name || strcmp(dn[d], name) <= 0); d++) {
+            if ((name && strcmp(dn[d], name) == 0) || !dv[d] || !*dv[d])
+                continue;
+            ip[2 * n] = intern_str(&mp->str, dn[d]);
+            ip[2 * n + 1] = intern_str(&mp->str, dv[d]);
+            n++;
+        }
+        if (!name)
+            break;
+        ip[2 * n] = intern_str(&mp->str, name);
+        ip[2 * n + 1] = intern_str(&mp->str, sp[2 * j + 1]);
+        n++;
+    }
+    for (uint32_t j = 0; j < 2 * n; j++)
+        if (ip[j] == MPROF_NONE)
+            goto out;
+    if (intern_add(&mp->lsets, ip, (size_t)n * 2 * sizeof(*ip), lset) < 0)
+        goto out;
+    rc = 0;
+out:
+    if (sp != sbuf)
+        free(sp);
+    if (ip != ibuf)
+        free(ip);
+    return rc;
+}
+
+/* The end of the time run starting at row @r (rows [r, end) share a time)
+ * and its value sum in column @col. */
+static uint64_t time_run(const struct seg_section *sec, uint64_t r, uint64_t b, uint32_t col,
+                         int64_t *sum)
+{
+    int64_t t = sec->sample_time_ms[r], s = 0;
+
+    for (; r < b && sec->sample_time_ms[r] == t; r++)
+        MPROF_ADD(s, sec->sample_values[r * sec->ntypes + col]);
+    *sum = s;
+    return r;
+}
+
+static bool in_vrange(const struct query *q, int64_t v)
+{
+    return !q->has_vrange || (v >= q->vmin && v < q->vmax);
+}
+
+static int merge_individual(struct mprof *mp, const struct seg_section *sec, const uint8_t *mask,
+                            uint32_t col, const struct query *q, const char *host)
+{
+    uint64_t lo = 0;
+
+    for (uint32_t i = 0; i < sec->nseries; i++) {
+        uint64_t a = lower_u32(sec->sample_series, lo, sec->nsamples, i);
+        uint64_t b = lower_u32(sec->sample_series, a, sec->nsamples, i + 1);
+        lo = b;
+        if (!mask[i] || a == b)
+            continue;
+        int rc = qcancel_check(q->cancel);
+        if (rc)
+            return rc;
+        a = lower_i64(sec->sample_time_ms, a, b, q->from);
+        b = lower_i64(sec->sample_time_ms, a, b, q->until);
+        if (a == b)
+            continue;
+        struct mprof_ind v;
+        if (series_ident(mp, sec, i, q, host, &v.hash, &v.lset))
+            return -ENOMEM;
+        for (uint64_t r = a; r < b;) {
+            v.time = sec->sample_time_ms[r];
+            r = time_run(sec, r, b, col, &v.value);
+            if (!in_vrange(q, v.value))
+                continue;
+            if ((rc = mprof_ind_add(mp, &v)))
+                return rc == -E2BIG ? 0 : rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- profiles ------------------------------------------------------------- */
+
+struct pctx {
+    struct mprof *mp;
+    struct secmap *m;
+    const struct seg_section *sec;
+    uint32_t *smap, *cmap, nt, col;
+    int64_t *acc;
+    bool all_types, any;
+};
+
+/* Adds rows [a, b) of one series: the hot loop. */
+static int add_rows(struct pctx *c, uint64_t a, uint64_t b)
+{
+    const struct seg_section *sec = c->sec;
+    const uint32_t *stk = sec->sample_stack;
+    const int64_t *sv = sec->sample_values;
+    const uint32_t stride = sec->ntypes;
+    struct mprof *mp = c->mp;
+
+    if (a == b)
+        return 0;
+    if (c->all_types) {
+        for (uint64_t r = a; r < b; r++) {
+            uint32_t g = c->smap[stk[r]];
+            if (__builtin_expect(g == MPROF_NONE, 0)) {
+                g = c->smap[stk[r]] = map_stack(c->m, stk[r]);
+                if (g == MPROF_NONE)
+                    return -ENOMEM;
+            }
+            for (uint32_t t = 0; t < c->nt; t++)
+                if (c->cmap[t] != MPROF_NONE)
+                    MPROF_ADD(mp->vals[(size_t)g * mp->ntypes + c->cmap[t]], sv[r * stride + t]);
+        }
+        return 0;
+    }
+    /* One array add per row, indexed by the section's own dense stack id;
+     * mapping to global stacks happens once per stack, not once per row.
+     * Rows are sorted by stack within each time step, so runs of one
+     * stack are summed in a register: adding to acc[] every row would
+     * chain each add through store-to-load forwarding. */
+    const int64_t *v = sv + c->col;
+    int64_t *acc = c->acc;
+    uint32_t cur = stk[a];
+    uint64_t sum = 0;
+    for (uint64_t r = a; r < b; r++) {
+        uint32_t st = stk[r];
+        if (st != cur) {
+            MPROF_ADD(acc[cur], sum);
+            sum = 0;
+            cur = st;
+        }
+        sum += (uint64_t)v[r * stride];
+    }
+    MPROF_ADD(acc[cur], sum);
+    c->any = true;
+    return 0;
+}
+
+/* Rows [a, b) of series @i restricted to the query's individual profiles:
+ * the ids asked for, and the value range. */
+static int add_selected(struct pctx *c, uint32_t i, uint64_t a, uint64_t b, const struct query *q,
+                        const char *host)
+{
+    const struct seg_section *sec = c->sec;
+    int64_t sum;
+    int rc = 0;
+
+    if (!q->nids) {
+        for (uint64_t r = a; r < b && !rc;) {
+            uint64_t e = time_run(sec, r, b, c->col, &sum);
+            if (in_vrange(q, sum))
+                rc = add_rows(c, r, e);
+            r = e;
+        }
+        return rc;
+    }
+    uint64_t h;
+    if (series_ident(c->mp, sec, i, q, host, &h, NULL))
+        return -ENOMEM;
+    for (uint32_t k = 0; k < q->nids && !rc; k++) {
+        if (q->ids[k].hash != h)
+            continue;
+        uint64_t a2 = lower_i64(sec->sample_time_ms, a, b, q->ids[k].time_ms);
+        uint64_t b2 = a2 < b && sec->sample_time_ms[a2] == q->ids[k].time_ms
+                          ? time_run(sec, a2, b, c->col, &sum)
+                          : a2;
+        if (a2 == b2 || !in_vrange(q, sum))
+            continue;
+        if (c->mp->id_found && k < c->mp->nids)
+            c->mp->id_found[k] = 1;
+        rc = add_rows(c, a2, b2);
+    }
+    return rc;
+}
+
 static int merge_profile(struct mprof *mp, const struct seg_section *sec, const uint8_t *mask,
-                         uint32_t col, const struct query *q)
+                         uint32_t col, const struct query *q, const char *host)
 {
     struct secmap m = {.mp = mp, .sec = sec, .unknown = MPROF_NONE};
     uint32_t cmap[MPROF_MAX_TYPES], *smap = NULL;
@@ -218,9 +423,15 @@ static int merge_profile(struct mprof *mp, const struct seg_section *sec, const 
     memset(m.loc_start, 0xff, (size_t)sec->nlocations * sizeof(uint32_t));
     memset(smap, 0xff, (size_t)sec->nstacks * sizeof(uint32_t));
 
-    const uint32_t *stk = sec->sample_stack;
-    const int64_t *sv = sec->sample_values;
-    const uint32_t stride = sec->ntypes;
+    struct pctx c = {.mp = mp,
+                     .m = &m,
+                     .sec = sec,
+                     .smap = smap,
+                     .cmap = cmap,
+                     .nt = nt,
+                     .col = col,
+                     .acc = acc,
+                     .all_types = q->all_types};
     uint64_t lo = 0;
     for (uint32_t i = 0; i < sec->nseries; i++) {
         uint64_t a = lower_u32(sec->sample_series, lo, sec->nsamples, i);
@@ -230,46 +441,14 @@ static int merge_profile(struct mprof *mp, const struct seg_section *sec, const 
             continue;
         if ((rc = qcancel_check(q->cancel)))
             goto out;
-        rc = -ENOMEM;
         a = lower_i64(sec->sample_time_ms, a, b, q->from);
         b = lower_i64(sec->sample_time_ms, a, b, q->until);
-        if (q->all_types) {
-            for (uint64_t r = a; r < b; r++) {
-                uint32_t g = smap[stk[r]];
-                if (__builtin_expect(g == MPROF_NONE, 0)) {
-                    g = smap[stk[r]] = map_stack(&m, stk[r]);
-                    if (g == MPROF_NONE)
-                        goto out;
-                }
-                for (uint32_t t = 0; t < nt; t++)
-                    if (cmap[t] != MPROF_NONE)
-                        MPROF_ADD(mp->vals[(size_t)g * mp->ntypes + cmap[t]], sv[r * stride + t]);
-            }
-            continue;
-        }
-        /* The hot loop: one array add per row, indexed by the section's own
-         * dense stack id; mapping to global stacks happens once per stack
-         * below, not once per row. */
-        const int64_t *v = sv + col;
-        if (a == b)
-            continue;
-        /* Rows are sorted by stack within each time step, so runs of one
-         * stack are summed in a register: adding to acc[] every row would
-         * chain each add through store-to-load forwarding. */
-        uint32_t cur = stk[a];
-        uint64_t sum = 0;
-        for (uint64_t r = a; r < b; r++) {
-            uint32_t st = stk[r];
-            if (st != cur) {
-                MPROF_ADD(acc[cur], sum);
-                sum = 0;
-                cur = st;
-            }
-            sum += (uint64_t)v[r * stride];
-        }
-        MPROF_ADD(acc[cur], sum);
-        any = true;
+        rc = q->nids || q->has_vrange ? add_selected(&c, i, a, b, q, host) : add_rows(&c, a, b);
+        if (rc)
+            goto out;
+        rc = -ENOMEM;
     }
+    any = c.any;
     if (any)
         for (uint32_t s = 0; s < sec->nstacks; s++) {
             if (!acc[s])
@@ -391,12 +570,25 @@ static int merge_series(struct mprof *mp, const struct seg_section *sec, const u
         }
         int64_t *pts = mp->points + (size_t)g * nb;
         uint8_t *pr = mp->present + (size_t)g * nb;
-        for (uint64_t r = a; r < b; r++) {
-            uint64_t bk = (uint64_t)(sec->sample_time_ms[r] - mp->from) / (uint64_t)mp->step;
+        /* Each time run is one individual profile: one step lookup (a
+         * division) per run, not per row; with exemplars it also offers
+         * itself as its point's exemplar. */
+        struct mprof_ind v;
+        bool ex = q->exemplars && mp->want_ex;
+        if (ex && series_ident(mp, sec, i, q, host, &v.hash, &v.lset)) {
+            rc = -ENOMEM;
+            break;
+        }
+        for (uint64_t r = a; r < b;) {
+            v.time = sec->sample_time_ms[r];
+            r = time_run(sec, r, b, col, &v.value);
+            uint64_t bk = (uint64_t)(v.time - mp->from) / (uint64_t)mp->step;
             if (bk >= nb)
                 continue;
-            MPROF_ADD(pts[bk], sec->sample_values[r * sec->ntypes + col]);
+            MPROF_ADD(pts[bk], v.value);
             pr[bk] = 1;
+            if (ex)
+                mprof_ex_offer(mp, (size_t)g * nb + bk, &v);
         }
     }
     free(key.p);
@@ -477,10 +669,13 @@ int engine_merge_section(struct mprof *mp, const struct seg_section *sec, const 
     }
     switch (q->mode) {
     case Q_PROFILE:
-        rc = merge_profile(mp, sec, mask, col, q);
+        rc = merge_profile(mp, sec, mask, col, q, host);
         break;
     case Q_SERIES:
         rc = merge_series(mp, sec, mask, col, q, host);
+        break;
+    case Q_INDIVIDUAL:
+        rc = merge_individual(mp, sec, mask, col, q, host);
         break;
     default:
         rc = merge_labels(mp, sec, mask, q, host);

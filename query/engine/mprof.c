@@ -9,6 +9,7 @@
 
 #include "common/buf.h"
 #include "common/intern.h"
+#include "query/engine/query.h"
 
 /* ---- profile ----------------------------------------------------------- */
 
@@ -46,6 +47,10 @@ void mprof_free(struct mprof *p)
     free(p->points);
     free(p->present);
     intern_free(&p->pairs);
+    intern_free(&p->lsets);
+    free(p->ind);
+    free(p->ex);
+    free(p->id_found);
     for (uint32_t i = 0; i < p->nwarnings; i++)
         free(p->warnings[i]);
     free(p);
@@ -107,6 +112,14 @@ uint32_t mprof_group(struct mprof *p, uint32_t val)
         if (!pr)
             return MPROF_NONE;
         p->present = pr;
+        if (p->want_ex) {
+            struct mprof_ind *ex = realloc(p->ex, cap * nb * sizeof(*ex));
+            if (!ex)
+                return MPROF_NONE;
+            p->ex = ex;
+            for (size_t i = p->groups_cap * nb; i < cap * nb; i++)
+                ex[i] = (struct mprof_ind){.lset = MPROF_NONE};
+        }
         memset(pt + p->groups_cap * nb, 0, (cap - p->groups_cap) * nb * sizeof(*pt));
         memset(pr + p->groups_cap * nb, 0, (cap - p->groups_cap) * nb);
         p->groups_cap = cap;
@@ -121,6 +134,52 @@ int mprof_pair(struct mprof *p, uint32_t name, uint32_t value)
     uint32_t id;
 
     return intern_add(&p->pairs, &key, sizeof(key), &id) < 0 ? -ENOMEM : 0;
+}
+
+int mprof_ind_add(struct mprof *p, const struct mprof_ind *v)
+{
+    if (p->nind == p->ind_cap) {
+        if (p->ind_cap >= MPROF_MAX_INDIVIDUAL) {
+            p->ind_full = true;
+            return -E2BIG;
+        }
+        size_t cap = p->ind_cap ? p->ind_cap * 2 : 1024;
+        struct mprof_ind *n = realloc(p->ind, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        p->ind = n;
+        p->ind_cap = cap;
+    }
+    p->ind[p->nind++] = *v;
+    return 0;
+}
+
+void mprof_ex_offer(struct mprof *p, size_t i, const struct mprof_ind *v)
+{
+    struct mprof_ind *e = &p->ex[i];
+    struct prof_id a = {v->time, v->hash}, b = {e->time, e->hash};
+
+    if (e->lset == MPROF_NONE || v->value > e->value ||
+        (v->value == e->value && prof_id_cmp(&a, &b) < 0))
+        *e = *v;
+}
+
+/* Label set @l of @src as a label set of @dst (strings through @strmap). */
+static uint32_t map_lset(struct mprof *dst, const struct mprof *src, const uint32_t *strmap,
+                         uint32_t l)
+{
+    uint32_t n, buf[2 * 64], *v = buf, id = MPROF_NONE;
+    const uint32_t *sv = mprof_lset(src, l, &n);
+
+    if (n > 64 && !(v = malloc((size_t)n * 2 * sizeof(*v))))
+        return MPROF_NONE;
+    for (uint32_t k = 0; k < 2 * n; k++)
+        v[k] = strmap[sv[k]];
+    if (intern_add(&dst->lsets, v, (size_t)n * 2 * sizeof(*v), &id) < 0)
+        id = MPROF_NONE;
+    if (v != buf)
+        free(v);
+    return id;
 }
 
 static void warn_str(struct mprof *p, const char *s)
@@ -247,6 +306,47 @@ int mprof_merge(struct mprof *dst, const struct mprof *src)
         if (mprof_pair(dst, strmap[name], strmap[value]))
             goto out;
     }
+    if (src->lsets.n) {
+        /* Label sets once each, then the profiles and exemplars. */
+        uint32_t *lmap = malloc((size_t)src->lsets.n * sizeof(*lmap));
+        if (!lmap)
+            goto out;
+        for (uint32_t l = 0; l < src->lsets.n; l++)
+            if ((lmap[l] = map_lset(dst, src, strmap, l)) == MPROF_NONE) {
+                free(lmap);
+                goto out;
+            }
+        for (size_t i = 0; i < src->nind; i++) {
+            struct mprof_ind v = src->ind[i];
+            v.lset = lmap[v.lset];
+            int r = mprof_ind_add(dst, &v);
+            if (r == -E2BIG)
+                break;
+            if (r) {
+                free(lmap);
+                goto out;
+            }
+        }
+        if (src->ex && dst->ex && src->ngroups)
+            for (uint32_t g = 0; g < src->ngroups; g++) {
+                uint32_t dg = mprof_group(dst, strmap[src->group_val[g]]);
+                if (dg == MPROF_NONE) {
+                    free(lmap);
+                    goto out;
+                }
+                for (size_t b = 0; b < src->nbuckets; b++) {
+                    struct mprof_ind v = src->ex[(size_t)g * src->nbuckets + b];
+                    if (v.lset == MPROF_NONE)
+                        continue;
+                    v.lset = lmap[v.lset];
+                    mprof_ex_offer(dst, (size_t)dg * dst->nbuckets + b, &v);
+                }
+            }
+        free(lmap);
+    }
+    dst->ind_full |= src->ind_full;
+    for (uint32_t i = 0; src->id_found && dst->id_found && i < src->nids && i < dst->nids; i++)
+        dst->id_found[i] |= src->id_found[i];
     dst->stats.objects += src->stats.objects;
     dst->stats.sections += src->stats.sections;
     dst->stats.bytes_read += src->stats.bytes_read;

@@ -13,7 +13,9 @@
  * stable once handed out; every array is sized to its table.
  *
  * The wire encoding (mprof_encode/mprof_decode) is what peers return from
- * /internal/v1/select; the decoder bounds-checks every count and id.
+ * /internal/v1/select; the decoder bounds-checks every count and id. It
+ * leaves out the individual profiles (ind, ex, id_found): queries that
+ * need them are not sent to peers (engine.h).
  */
 #ifndef STOKE_QUERY_MPROF_H
 #define STOKE_QUERY_MPROF_H
@@ -27,6 +29,17 @@
 #define MPROF_NONE         UINT32_MAX /* == INTERN_NONE */
 #define MPROF_MAX_TYPES    16
 #define MPROF_MAX_WARNINGS 20
+
+/* One individual profile (query.h): its id (time, hash), its value of the
+ * query's profile type, and its label set (an id in mprof.lsets). */
+struct mprof_ind {
+    int64_t time;
+    uint64_t hash;
+    int64_t value;
+    uint32_t lset; /* MPROF_NONE: none (an empty exemplar slot) */
+};
+/* Individual profiles one query may collect (32 bytes each). */
+#define MPROF_MAX_INDIVIDUAL (2u << 20)
 
 struct qstats {
     uint64_t objects, sections, bytes_read, cache_hits, skipped;
@@ -54,6 +67,18 @@ struct mprof {
     uint8_t *present; /* groups_cap * nbuckets */
     /* label pairs seen: u64 keys name id << 32 | value id */
     struct intern pairs;
+    /* Individual profiles. lsets: label sets, each a u32 sequence of
+     * (name id, value id) pairs sorted by name. ind: Q_INDIVIDUAL's list
+     * (unordered). ex: with want_ex, each series point's exemplar
+     * [group * nbuckets + bucket], the largest (then smallest id) wins.
+     * id_found: one flag per id of a Q_PROFILE by ids. */
+    struct intern lsets;
+    struct mprof_ind *ind;
+    size_t nind, ind_cap;
+    bool want_ex, ind_full;
+    struct mprof_ind *ex;
+    uint8_t *id_found;
+    uint32_t nids;
     /* bookkeeping */
     struct qstats stats;
     char *warnings[MPROF_MAX_WARNINGS];
@@ -91,6 +116,21 @@ uint32_t mprof_group(struct mprof *p, uint32_t val);
  * first: Pyroscope's stack trace selector call_site): the values of every
  * other stack become 0 in every column. n = 0 keeps everything. */
 void mprof_keep_call_site(struct mprof *p, const char *const *names, size_t n);
+
+/* Appends @v to p->ind (0; -E2BIG past MPROF_MAX_INDIVIDUAL, which also
+ * sets ind_full; -ENOMEM). */
+int mprof_ind_add(struct mprof *p, const struct mprof_ind *v);
+/* Keeps @v in exemplar slot @i when it beats what is there. */
+void mprof_ex_offer(struct mprof *p, size_t i, const struct mprof_ind *v);
+/* Label set @l's pairs: *n pairs at the returned pointer (name, value, ...). */
+static inline const uint32_t *mprof_lset(const struct mprof *p, uint32_t l, uint32_t *n)
+{
+    uint32_t len;
+    const uint32_t *v = intern_get(&p->lsets, l, &len);
+
+    *n = len / (2 * (uint32_t)sizeof(uint32_t));
+    return v;
+}
 
 /* Records that label pair (name, value) (string ids) was seen. 0 or -ENOMEM. */
 int mprof_pair(struct mprof *p, uint32_t name, uint32_t value);

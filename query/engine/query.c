@@ -2,10 +2,12 @@
 #include "query/engine/query.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/hash.h"
 
 #define KEY_ESC 0x1e
 #define KEY_SEP 0x1f
@@ -141,4 +143,85 @@ int query_group_key_split(const char *key, uint32_t n, char ***vals)
     }
     *vals = v;
     return 0;
+}
+
+/* ---- individual profile ids ---------------------------------------------- */
+
+/*
+ * UUIDv7 (RFC 9562): 48 bits of Unix ms, version 7, 12 bits "rand_a", the
+ * variant 10, 62 bits "rand_b". Stoke puts the window start in the time and
+ * the series hash in the rest: its top 12 bits in rand_a, its low 52 bits
+ * in rand_b (whose top 10 bits stay 0).
+ */
+void prof_id_format(const struct prof_id *id, char *buf)
+{
+    uint64_t t = (uint64_t)id->time_ms & 0xffffffffffffULL, h = id->hash;
+    uint64_t hi = t << 16 | 0x7000 | (h >> 52);
+    uint64_t lo = 0x8000000000000000ULL | (h & 0xfffffffffffffULL);
+
+    snprintf(buf, PROF_ID_LEN + 1, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(hi >> 32),
+             (unsigned)(hi >> 16) & 0xffff, (unsigned)hi & 0xffff, (unsigned)(lo >> 48),
+             (unsigned long long)(lo & 0xffffffffffffULL));
+}
+
+int prof_id_parse(const char *s, struct prof_id *out)
+{
+    uint64_t v[2] = {0, 0};
+    int nd = 0;
+
+    for (int i = 0; i < PROF_ID_LEN; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return -EINVAL;
+            continue;
+        }
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -EINVAL;
+        v[nd / 16] = v[nd / 16] << 4 | (uint64_t)d;
+        nd++;
+    }
+    if (s[PROF_ID_LEN])
+        return -EINVAL;
+    /* version 7, variant 10, rand_b's top 10 bits 0: else not ours */
+    if ((v[0] >> 12 & 0xf) != 7 || v[1] >> 52 != 0x800)
+        return -ENOENT;
+    out->time_ms = (int64_t)(v[0] >> 16);
+    out->hash = (v[0] & 0xfff) << 52 | (v[1] & 0xfffffffffffffULL);
+    return 0;
+}
+
+int prof_id_cmp(const void *a, const void *b)
+{
+    const struct prof_id *x = a, *y = b;
+
+    if (x->time_ms != y->time_ms)
+        return x->time_ms < y->time_ms ? -1 : 1;
+    return x->hash < y->hash ? -1 : x->hash > y->hash;
+}
+
+void prof_ids_sort(struct prof_id *ids, uint32_t *n)
+{
+    uint32_t k = 0;
+
+    qsort(ids, *n, sizeof(*ids), prof_id_cmp);
+    for (uint32_t i = 0; i < *n; i++)
+        if (!k || prof_id_cmp(&ids[k - 1], &ids[i]))
+            ids[k++] = ids[i];
+    *n = k;
+}
+
+uint64_t query_series_hash(const char *tenant, const char *service, const char *const *pairs,
+                           uint32_t n)
+{
+    uint64_t h = hash_fnv1a(FNV64_OFFSET, tenant, strlen(tenant) + 1);
+
+    h = hash_fnv1a(h, service, strlen(service) + 1);
+    for (uint32_t i = 0; i < 2 * n; i++)
+        h = hash_fnv1a(h, pairs[i], strlen(pairs[i]) + 1);
+    return hash64(h);
 }

@@ -23,10 +23,28 @@
 #define QUERY_MAX_GROUP_BY   16 /* labels in one group_by list */
 
 enum qmode {
-    Q_PROFILE, /* stacks and values (top, flame graph, diff, pprof) */
-    Q_SERIES,  /* per-step sums grouped by a label */
-    Q_LABELS,  /* label pairs of matching series */
+    Q_PROFILE,    /* stacks and values (top, flame graph, diff, pprof) */
+    Q_SERIES,     /* per-step sums grouped by a label */
+    Q_LABELS,     /* label pairs of matching series */
+    Q_INDIVIDUAL, /* the individual profiles: id, time, value, labels */
 };
+
+/*
+ * An individual profile is one window of one series as its writer added
+ * it: the rows of one (series, time) of a section. Its id is what
+ * identifies it, never where it is stored: the window's start (Unix ms) and
+ * a 64-bit hash of the tenant, the section's service and the series' stored
+ * label pairs (query_series_hash), so it survives compaction, which moves
+ * rows between objects but keeps series labels and times. Written as a
+ * UUIDv7 (docs/format.md §10): the first 48 bits are the time, so a query
+ * by id reads only the hour that holds it.
+ */
+struct prof_id {
+    int64_t time_ms;
+    uint64_t hash;
+};
+#define PROF_ID_LEN           36   /* characters of the text form */
+#define QUERY_MAX_PROFILE_IDS 1024 /* ids in one selection */
 
 struct query {
     const char *tenant;
@@ -50,6 +68,17 @@ struct query {
      * footers.h): NULL = every pair is wanted; "" = only the label names
      * are read from the answer; "a" = only a's values. Not sent to peers. */
     const char *labels_of;
+    /* Q_SERIES: each point also gets its exemplar, the largest individual
+     * profile in its step (mprof.ex). */
+    bool exemplars;
+    /* Q_PROFILE: only these individual profiles (nids > 0; sorted by
+     * prof_id_cmp, no duplicates); mprof.id_found says which were seen. */
+    const struct prof_id *ids;
+    uint32_t nids;
+    /* Q_PROFILE and Q_INDIVIDUAL: only individual profiles whose value (of
+     * the profile type) is in [vmin, vmax) when has_vrange: a heatmap cell. */
+    bool has_vrange;
+    int64_t vmin, vmax;
     /* Peers only: read the sections with key_hash % nshards == shard and do
      * not fan out again. nshards 0 = everything, fanning out if configured. */
     uint32_t shard, nshards;
@@ -60,6 +89,21 @@ struct query {
  * points over the range, whole seconds) and number of buckets. 0, -EINVAL
  * for an empty range, -E2BIG past SERIES_MAX_POINTS. */
 int query_series_grid(const struct query *q, int64_t *step, uint32_t *nbuckets);
+
+/* The text form of @id into @buf (PROF_ID_LEN + 1 bytes). */
+void prof_id_format(const struct prof_id *id, char *buf);
+/* Parses a text id: 0, -EINVAL when @s is not a UUID, -ENOENT when it is a
+ * UUID no Stoke worker writes (so it names no profile). */
+int prof_id_parse(const char *s, struct prof_id *out);
+/* Orders ids by time, then hash (qsort). */
+int prof_id_cmp(const void *a, const void *b);
+/* Sorts @ids[0..*n) and drops duplicates (the form struct query takes). */
+void prof_ids_sort(struct prof_id *ids, uint32_t *n);
+/* The hash part of the ids of the series whose stored label pairs are
+ * @pairs[0..2n) (name, value, ...; sorted by name), of @service of
+ * @tenant. Stable across versions: FNV-1a, then hash64. */
+uint64_t query_series_hash(const char *tenant, const char *service, const char *const *pairs,
+                           uint32_t n);
 
 /* "name:type:unit:period_type:period_unit": five fields of safe characters;
  * the period fields may be empty (profiles without a period type). */

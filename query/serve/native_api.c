@@ -8,19 +8,20 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "query/engine/heatmap.h"
 #include "query/engine/peer.h"
 #include "query/engine/plan.h"
 #include "query/engine/views.h"
 #include "query/serve/request.h"
 
 const char *const native_paths[NATIVE_N] = {
-    "/api/v1/profile_types", "/api/v1/label_names", "/api/v1/label_values",
-    "/api/v1/top",           "/api/v1/flamegraph",  "/api/v1/series",
-    "/api/v1/diff",          "/api/v1/pprof",       PEER_SELECT_PATH,
+    "/api/v1/profile_types", "/api/v1/label_names", "/api/v1/label_values", "/api/v1/top",
+    "/api/v1/flamegraph",    "/api/v1/series",      "/api/v1/diff",         "/api/v1/pprof",
+    "/api/v1/profiles",      "/api/v1/heatmap",     PEER_SELECT_PATH,
 };
-const char *const native_names[NATIVE_N] = {"profile_types", "label_names", "label_values",
-                                            "top",           "flamegraph",  "series",
-                                            "diff",          "pprof",       "select"};
+const char *const native_names[NATIVE_N] = {"profile_types", "label_names", "label_values", "top",
+                                            "flamegraph",    "series",      "diff",         "pprof",
+                                            "profiles",      "heatmap",     "select"};
 
 /* ---- parameters -------------------------------------------------------- */
 
@@ -204,6 +205,12 @@ static int select_run(const struct native_api *a, const struct http_params *p, b
     base.step = q->step;
     base.group_by = q->group_by;
     base.labels_of = q->labels_of;
+    base.exemplars = q->exemplars;
+    base.ids = q->ids;
+    base.nids = q->nids;
+    base.has_vrange = q->has_vrange;
+    base.vmin = q->vmin;
+    base.vmax = q->vmax;
     *q = base;
     if (q->mode == Q_SERIES && query_series_grid(q, &st, &nb)) {
         selector_free(c.sel);
@@ -215,6 +222,302 @@ static int select_run(const struct native_api *a, const struct http_params *p, b
     selector_free(c.sel);
     q->sel = NULL;
     return rc;
+}
+
+/* ---- individual profiles ------------------------------------------------ */
+
+/* profile_id (ids joined by ','), value_min and value_max: which individual
+ * profiles a profile query keeps. With ids and without from/until, the
+ * range is the ids' windows: the parameters are read through this. */
+struct indsel {
+    struct prof_id *ids;
+    uint32_t n;
+    bool has_vrange;
+    int64_t vmin, vmax;
+    char from[24], until[24];
+    const struct http_params *inner;
+    struct http_params p; /* what the endpoint reads */
+};
+
+static const char *indsel_get(void *ctx, const char *name)
+{
+    struct indsel *s = ctx;
+    const char *v = P(s->inner, name);
+
+    if (!v && s->n && strcmp(name, "from") == 0)
+        return s->from;
+    if (!v && s->n && strcmp(name, "until") == 0)
+        return s->until;
+    return v;
+}
+
+/* 0, or -EINVAL with the 400 (or, for an id no worker writes, the 404) in @r. */
+static int indsel_parse(const struct http_params *p, struct indsel *s, struct http_response *r)
+{
+    const char *ids = P(p, "profile_id"), *lo = P(p, "value_min"), *hi = P(p, "value_max");
+    long long v;
+
+    memset(s, 0, sizeof(*s));
+    s->inner = p;
+    s->p = (struct http_params){.get = indsel_get, .ctx = s, .cancel = p->cancel};
+    if (lo || hi) {
+        s->has_vrange = true;
+        if (int_param(p, "value_min", INT64_MIN, INT64_MAX, INT64_MIN, &v, r))
+            return -EINVAL;
+        s->vmin = v;
+        if (int_param(p, "value_max", INT64_MIN, INT64_MAX, INT64_MAX, &v, r))
+            return -EINVAL;
+        s->vmax = v;
+    }
+    if (!ids)
+        return 0;
+    s->ids = calloc(QUERY_MAX_PROFILE_IDS, sizeof(*s->ids));
+    if (!s->ids) {
+        http_error_json(r, 500, "out of memory");
+        return -ENOMEM;
+    }
+    for (const char *q = ids;; q++) {
+        char one[PROF_ID_LEN + 2];
+        size_t len = strcspn(q, ",");
+        if (s->n == QUERY_MAX_PROFILE_IDS) {
+            http_error_json(r, 400, "profile_id: more than %d ids", QUERY_MAX_PROFILE_IDS);
+            return -EINVAL;
+        }
+        snprintf(one, sizeof(one), "%.*s", (int)(len < sizeof(one) - 1 ? len : sizeof(one) - 1), q);
+        int rc = len > PROF_ID_LEN ? -EINVAL : prof_id_parse(one, &s->ids[s->n]);
+        if (rc == -ENOENT) {
+            http_error_json(r, 404, "profile_id: no profile %s", one);
+            return -EINVAL;
+        }
+        if (rc) {
+            http_error_json(r, 400, "profile_id: '%.*s' is not a profile id (a UUID)",
+                            (int)(len > 64 ? 64 : len), q);
+            return -EINVAL;
+        }
+        s->n++;
+        q += len;
+        if (!*q)
+            break;
+    }
+    prof_ids_sort(s->ids, &s->n);
+    snprintf(s->from, sizeof(s->from), "%lld", (long long)s->ids[0].time_ms);
+    snprintf(s->until, sizeof(s->until), "%lld", (long long)s->ids[s->n - 1].time_ms + 1);
+    return 0;
+}
+
+static void indsel_apply(const struct indsel *s, struct query *q)
+{
+    q->ids = s->ids;
+    q->nids = s->n;
+    q->has_vrange = s->has_vrange;
+    q->vmin = s->vmin;
+    q->vmax = s->vmax;
+}
+
+/* Runs @q (a Q_PROFILE) with the selection @s: 0 with *mp, or the error
+ * (an id that names no profile in the range: 404) in @r. */
+static int indsel_run(const struct native_api *a, struct indsel *s, bool all_types,
+                      struct mprof **mp, struct query *q, struct http_response *r)
+{
+    *q = (struct query){.mode = Q_PROFILE, .all_types = all_types};
+    indsel_apply(s, q);
+    int rc = select_run(a, &s->p, true, q, mp, r);
+    for (uint32_t k = 0; !rc && (*mp)->id_found && k < s->n; k++)
+        if (!(*mp)->id_found[k]) {
+            char id[PROF_ID_LEN + 1];
+            prof_id_format(&s->ids[k], id);
+            http_error_json(r, 404, "profile_id: no profile %s in [%lld, %lld) of this selection",
+                            id, (long long)q->from, (long long)q->until);
+            mprof_free(*mp);
+            *mp = NULL;
+            rc = -ENOENT;
+        }
+    free(s->ids);
+    s->ids = NULL;
+    return rc;
+}
+
+/* Writes label set @l of @p as a JSON object, leaving out the ','-separated
+ * names @skip (NULL = none). */
+static void lset_json(struct wbuf *b, const struct mprof *p, uint32_t l, const char *skip)
+{
+    uint32_t n;
+    const uint32_t *v = l == MPROF_NONE ? NULL : mprof_lset(p, l, &n);
+    bool first = true;
+
+    wb_bytes(b, "{", 1);
+    for (uint32_t k = 0; v && k < n; k++) {
+        const char *name = intern_str_get(&p->str, v[2 * k]);
+        size_t nl = strlen(name);
+        bool skipped = false;
+        for (const char *q = skip; q && *q; q += strcspn(q, ",") + (q[strcspn(q, ",")] != 0))
+            skipped |= strcspn(q, ",") == nl && strncmp(q, name, nl) == 0;
+        if (skipped)
+            continue;
+        if (!first)
+            wb_bytes(b, ",", 1);
+        first = false;
+        wb_json_str(b, name);
+        wb_bytes(b, ":", 1);
+        wb_json_str(b, intern_str_get(&p->str, v[2 * k + 1]));
+    }
+    wb_bytes(b, "}", 1);
+}
+
+static void ind_json(struct wbuf *b, const struct mprof *p, const struct mprof_ind *v,
+                     const char *skip)
+{
+    char id[PROF_ID_LEN + 1];
+    struct prof_id pid = {v->time, v->hash};
+
+    prof_id_format(&pid, id);
+    wb_printf(b, "{\"id\":\"%s\",\"timestamp\":%lld,\"value\":%lld,\"labels\":", id,
+              (long long)v->time, (long long)v->value);
+    lset_json(b, p, v->lset, skip);
+    wb_bytes(b, "}", 1);
+}
+
+/* A Q_INDIVIDUAL query's result, or the error in @r. */
+static int individual_run(const struct native_api *a, const struct http_params *p, struct query *q,
+                          struct mprof **mp, struct http_response *r)
+{
+    struct indsel s;
+
+    if (indsel_parse(p, &s, r)) {
+        free(s.ids);
+        return -EINVAL;
+    }
+    if (s.n) {
+        free(s.ids);
+        http_error_json(r, 400, "profile_id: not a parameter of this endpoint");
+        return -EINVAL;
+    }
+    q->has_vrange = s.has_vrange;
+    q->vmin = s.vmin;
+    q->vmax = s.vmax;
+    if (select_run(a, p, true, q, mp, r))
+        return -EINVAL;
+    if ((*mp)->ind_full) {
+        mprof_free(*mp);
+        *mp = NULL;
+        http_error_json(r, 400,
+                        "query: more than %u individual profiles in the range; narrow the "
+                        "selector or the range",
+                        MPROF_MAX_INDIVIDUAL);
+        return -E2BIG;
+    }
+    return 0;
+}
+
+/* GET /api/v1/profiles: the individual profiles of a selection, by time
+ * (order=value: largest first), at most limit of them; count is how many
+ * there are. */
+static void ep_profiles(const struct native_api *a, const struct http_params *p,
+                        struct http_response *r)
+{
+    struct query q = {.mode = Q_INDIVIDUAL};
+    struct mprof *mp = NULL;
+    const char *order = P(p, "order");
+    long long limit;
+    struct wbuf b = {0};
+
+    if (int_param(p, "limit", 1, 10000, 100, &limit, r))
+        return;
+    if (order && strcmp(order, "time") && strcmp(order, "value")) {
+        http_error_json(r, 400, "order: '%.32s' is neither time nor value", order);
+        return;
+    }
+    if (individual_run(a, p, &q, &mp, r))
+        return;
+    individual_sort(mp, order && strcmp(order, "value") == 0);
+    wb_printf(&b, "{\"count\":%zu,\"limit\":%lld,\"profiles\":[", mp->nind, limit);
+    for (size_t i = 0; i < mp->nind && i < (size_t)limit; i++) {
+        if (i)
+            wb_bytes(&b, ",", 1);
+        ind_json(&b, mp, &mp->ind[i], NULL);
+    }
+    wb_bytes(&b, "]", 1);
+    http_finish_json(&b, mp);
+    mprof_free(mp);
+    http_respond(r, 200, "application/json", &b);
+}
+
+/* GET /api/v1/heatmap: heatmap.h's heatmap of a selection's individual
+ * profiles; step in ms (default: about 100 slots). */
+static void ep_heatmap(const struct native_api *a, const struct http_params *p,
+                       struct http_response *r)
+{
+    struct mprof *mp = NULL;
+    const char *gb = P(p, "group_by");
+    struct heatmap h;
+    long long step;
+    struct wbuf b = {0};
+
+    if (int_param(p, "step", 1, QUERY_MAX_RANGE_MS, 0, &step, r))
+        return;
+    if (gb && *gb && !query_group_by_valid(gb)) {
+        http_error_json(r, 400, "group_by: '%.64s' is not a list of label names", gb);
+        return;
+    }
+    struct query q = {.mode = Q_INDIVIDUAL, .step = step};
+    /* The grid is checked before anything is read. */
+    int64_t from, until, st;
+    uint32_t nb;
+    if (range_params(p, "from", "until", &from, &until, r))
+        return;
+    struct query grid = {.from = from, .until = until, .step = step};
+    if (query_series_grid(&grid, &st, &nb)) {
+        http_error_json(r, 400, "step: %lld ms gives more than %d slots over the range", step,
+                        SERIES_MAX_POINTS);
+        return;
+    }
+    if (individual_run(a, p, &q, &mp, r))
+        return;
+    if (individual_dedup(mp) || heatmap_build(mp, q.from, q.until, step, gb, &h)) {
+        mprof_free(mp);
+        http_error_json(r, 500, "out of memory");
+        return;
+    }
+    wb_printf(&b,
+              "{\"from\":%lld,\"step\":%lld,\"slots\":%u,\"min\":%lld,\"max\":%lld,"
+              "\"count\":%llu,\"y_min\":[",
+              (long long)h.from, (long long)h.step, h.nslots, (long long)h.vmin, (long long)h.vmax,
+              (unsigned long long)h.profiles);
+    for (int k = 0; k <= HEATMAP_BUCKETS; k++)
+        wb_printf(&b, "%s%lld", k ? "," : "", (long long)h.y_min[k]);
+    wb_bytes(&b, "],\"series\":[", 12);
+    for (size_t c = 0; c < h.ncells;) {
+        uint32_t g = h.cells[c].group;
+        wb_bytes(&b, c ? ",{\"labels\":{" : "{\"labels\":{", c ? 12 : 11);
+        const char *name = gb;
+        for (uint32_t j = 0; j < query_group_by_count(gb); j++, name += strcspn(name, ",") + 1) {
+            char nm[130];
+            snprintf(nm, sizeof(nm), "%.*s", (int)strcspn(name, ","), name);
+            const char *v = mprof_lset_value(mp, mp->ind[h.group_rep[g]].lset, nm);
+            if (!v)
+                continue;
+            if (b.len && b.s[b.len - 1] != '{')
+                wb_bytes(&b, ",", 1);
+            wb_json_str(&b, nm);
+            wb_bytes(&b, ":", 1);
+            wb_json_str(&b, v);
+        }
+        wb_bytes(&b, "},\"cells\":[", 11);
+        /* One cell per line: [slot start, bucket, count, exemplar]. */
+        for (bool first = true; c < h.ncells && h.cells[c].group == g; c++, first = false) {
+            const struct heatmap_cell *e = &h.cells[c];
+            wb_printf(&b, "%s{\"t\":%lld,\"b\":%u,\"count\":%u,\"exemplar\":", first ? "" : ",",
+                      (long long)(h.from + (int64_t)e->slot * h.step), e->bucket, e->count);
+            ind_json(&b, mp, &mp->ind[e->best], gb);
+            wb_bytes(&b, "}", 1);
+        }
+        wb_bytes(&b, "]}", 2);
+    }
+    wb_bytes(&b, "]", 1);
+    heatmap_free(&h);
+    http_finish_json(&b, mp);
+    mprof_free(mp);
+    http_respond(r, 200, "application/json", &b);
 }
 
 /* ---- endpoints --------------------------------------------------------- */
@@ -299,9 +602,14 @@ static void ep_top(const struct native_api *a, const struct http_params *p, stru
     long long limit;
     struct wbuf b = {0};
 
+    struct indsel is;
     if (int_param(p, "limit", 1, 100000, 100, &limit, r))
         return;
-    if (select_run(a, p, true, &q, &mp, r))
+    if (indsel_parse(p, &is, r)) {
+        free(is.ids);
+        return;
+    }
+    if (indsel_run(a, &is, false, &mp, &q, r))
         return;
     if (view_top(mp, 0, &rows, &n, &total)) {
         mprof_free(mp);
@@ -330,9 +638,14 @@ static void ep_flame(const struct native_api *a, const struct http_params *p,
     long long max_nodes;
     struct wbuf b = {0};
 
+    struct indsel is;
     if (int_param(p, "max_nodes", 1, 100000, 1024, &max_nodes, r))
         return;
-    if (select_run(a, p, true, &q, &mp, r))
+    if (indsel_parse(p, &is, r)) {
+        free(is.ids);
+        return;
+    }
+    if (indsel_run(a, &is, false, &mp, &q, r))
         return;
     if (view_flame_json(mp, 0, (uint32_t)max_nodes, &b)) {
         free(b.p);
@@ -457,8 +770,13 @@ static void ep_pprof(const struct native_api *a, const struct http_params *p,
     struct mprof *mp = NULL;
     uint8_t *gz = NULL;
     size_t len = 0;
+    struct indsel is;
 
-    if (select_run(a, p, true, &q, &mp, r))
+    if (indsel_parse(p, &is, r)) {
+        free(is.ids);
+        return;
+    }
+    if (indsel_run(a, &is, true, &mp, &q, r))
         return;
     int rc = view_pprof(mp, q.from, q.until - q.from, &gz, &len);
     mprof_free(mp);
@@ -542,6 +860,12 @@ void native_route(const struct native_api *a, enum native_ep ep, const struct ht
         break;
     case NATIVE_PPROF:
         ep_pprof(a, p, r);
+        break;
+    case NATIVE_PROFILES:
+        ep_profiles(a, p, r);
+        break;
+    case NATIVE_HEATMAP:
+        ep_heatmap(a, p, r);
         break;
     case NATIVE_SELECT:
         ep_select(a, p, body, len, r);

@@ -2,7 +2,9 @@
 /*
  * native_api — stoke-query's own JSON API (docs/api.md): profile types,
  * label names and values, top, flame graph, series, diff and pprof under
- * /api/v1/, and the peers' POST /internal/v1/select.
+ * /api/v1/, the individual profiles (list, heatmap, selection by id and
+ * value on top, flamegraph and pprof), and the peers' POST
+ * /internal/v1/select.
  *
  * Owns the validation of every parameter before any store access (bad
  * input is a 400 with {"error": "<parameter>: <problem>"}) and the JSON
@@ -29,6 +31,8 @@ enum native_ep {
     NATIVE_SERIES,
     NATIVE_DIFF,
     NATIVE_PPROF,
+    NATIVE_PROFILES, /* individual profiles */
+    NATIVE_HEATMAP,
     NATIVE_SELECT, /* POST; the others GET */
     NATIVE_N
 };

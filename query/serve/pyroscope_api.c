@@ -14,6 +14,7 @@
 #include "profile.pb-c.h"
 #include "common/hash.h"
 #include "query/serve/connect.h"
+#include "query/engine/heatmap.h"
 #include "query/engine/plan.h"
 #include "query/engine/views.h"
 
@@ -613,6 +614,147 @@ static int stack_selector_apply(struct call *c, const Types__V1__StackTraceSelec
     return 0;
 }
 
+/* ---- individual profiles ---------------------------------------------------- */
+
+/* Parses a profile_id_selector: *ids sorted (free it). 0; -EINVAL with
+ * invalid_argument for what is not a UUID or not_found for a UUID no
+ * worker writes, in c->r; -ENOMEM. */
+static int id_selection(struct call *c, const char *what, char *const *v, size_t n,
+                        struct prof_id **ids, uint32_t *nids)
+{
+    *ids = NULL;
+    *nids = 0;
+    if (n == 0)
+        return 0;
+    if (n > QUERY_MAX_PROFILE_IDS) {
+        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "%sprofile_id_selector: more than %d ids",
+                      what, QUERY_MAX_PROFILE_IDS);
+        return -EINVAL;
+    }
+    if (!(*ids = calloc(n, sizeof(**ids)))) {
+        oom(c);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = prof_id_parse(v[i], &(*ids)[i]);
+        if (rc) {
+            connect_error(c->r, 0, rc == -ENOENT ? CONNECT_NOT_FOUND : CONNECT_INVALID_ARGUMENT,
+                          rc == -ENOENT ? "%sprofile_id_selector: no profile %.64s"
+                                        : "%sprofile_id_selector: '%.64s' is not a profile id (a "
+                                          "UUID)",
+                          what, v[i]);
+            free(*ids);
+            *ids = NULL;
+            return -EINVAL;
+        }
+    }
+    *nids = (uint32_t)n;
+    prof_ids_sort(*ids, nids);
+    return 0;
+}
+
+/* The ids' own range when the request names none (start and end 0). */
+static void id_range(const struct prof_id *ids, uint32_t n, int64_t *start, int64_t *end)
+{
+    if (n && !*start && !*end) {
+        *start = ids[0].time_ms;
+        *end = ids[n - 1].time_ms + 1;
+    }
+}
+
+/* not_found naming the first id @mp did not see (-ENOENT); 0 when it saw
+ * them all. */
+static int ids_found(struct call *c, const char *what, const struct mprof *mp,
+                     const struct prof_id *ids, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++)
+        if (!mp->id_found || k >= mp->nids || !mp->id_found[k]) {
+            char id[PROF_ID_LEN + 1];
+            prof_id_format(&ids[k], id);
+            connect_error(c->r, 0, CONNECT_NOT_FOUND,
+                          "%sprofile_id_selector: no profile %s in this selection and range", what,
+                          id);
+            return -ENOENT;
+        }
+    return 0;
+}
+
+/* Allocations of one answer, freed together. */
+struct pool {
+    void **p;
+    size_t n, cap;
+    bool oom;
+};
+
+static void *pool_alloc(struct pool *pl, size_t n)
+{
+    void *v;
+
+    if (pl->n == pl->cap) {
+        size_t cap = pl->cap ? pl->cap * 2 : 64;
+        void **np = realloc(pl->p, cap * sizeof(*np));
+        if (!np) {
+            pl->oom = true;
+            return NULL;
+        }
+        pl->p = np;
+        pl->cap = cap;
+    }
+    if (!(v = calloc(1, n ? n : 1))) {
+        pl->oom = true;
+        return NULL;
+    }
+    return pl->p[pl->n++] = v;
+}
+
+static void pool_free(struct pool *pl)
+{
+    for (size_t i = 0; i < pl->n; i++)
+        free(pl->p[i]);
+    free(pl->p);
+}
+
+/* The Exemplar of individual profile @v of @mp: its labels but the
+ * ','-separated @skip (the series' own, as Pyroscope leaves them out).
+ * Strings point into @mp. NULL when out of memory. */
+static Types__V1__Exemplar *exemplar_msg(struct pool *pl, const struct mprof *mp,
+                                         const struct mprof_ind *v, const char *skip)
+{
+    Types__V1__Exemplar *e = pool_alloc(pl, sizeof(*e));
+    char *id = pool_alloc(pl, PROF_ID_LEN + 1);
+    struct prof_id pid = {v->time, v->hash};
+    uint32_t n = 0;
+    const uint32_t *l = v->lset == MPROF_NONE ? NULL : mprof_lset(mp, v->lset, &n);
+
+    if (!e || !id)
+        return NULL;
+    types__v1__exemplar__init(e);
+    prof_id_format(&pid, id);
+    e->profile_id = id;
+    e->timestamp = v->time;
+    e->value = v->value;
+    e->labels = pool_alloc(pl, (n + 1) * sizeof(*e->labels));
+    if (!e->labels)
+        return NULL;
+    for (uint32_t k = 0; k < n; k++) {
+        const char *name = intern_str_get(&mp->str, l[2 * k]);
+        size_t nl = strlen(name);
+        bool skipped = false;
+        for (const char *q = skip; q && *q; q += strcspn(q, ",") + (q[strcspn(q, ",")] != 0))
+            skipped |= strcspn(q, ",") == nl && strncmp(q, name, nl) == 0;
+        if (skipped)
+            continue;
+        Types__V1__LabelPair *lp = pool_alloc(pl, sizeof(*lp));
+        if (!lp)
+            return NULL;
+        types__v1__label_pair__init(lp);
+        lp->name = (char *)name;
+        lp->value = (char *)intern_str_get(&mp->str, l[2 * k + 1]);
+        e->labels[e->n_labels++] = lp;
+    }
+    return e;
+}
+
 /* The merged profile of one stack trace request (column 0 = the type). */
 static int select_stacks(struct call *c, const char *what,
                          const Querier__V1__SelectMergeStacktracesRequest *m, struct mprof **out,
@@ -642,25 +784,42 @@ static int select_stacks(struct call *c, const char *what,
                       m->n_span_selector ? "span_selector" : "trace_id_selector");
         return -EINVAL;
     }
-    if (m->n_profile_id_selector) {
-        connect_error(c->r, 0, CONNECT_UNIMPLEMENTED, "%sprofile_id_selector is not implemented",
-                      what);
-        return -EINVAL;
-    }
     if (stack_selector_check(c, what, m->stack_trace_selector))
         return -EINVAL;
-    if (selection_parse(c, what, m->label_selector, m->start, m->end, &s))
+    struct prof_id *ids;
+    uint32_t nids;
+    int64_t start = m->start, end = m->end;
+    if (id_selection(c, what, m->profile_id_selector, m->n_profile_id_selector, &ids, &nids))
         return -EINVAL;
+    id_range(ids, nids, &start, &end);
+    if (selection_parse(c, what, m->label_selector, start, end, &s)) {
+        free(ids);
+        return -EINVAL;
+    }
     if (!name_matches(&s, m->profile_typeid)) {
         selection_free(&s);
         *out = mprof_new(1);
+        if (*out && nids && ids_found(c, what, *out, ids, nids)) {
+            mprof_free(*out);
+            *out = NULL;
+            free(ids);
+            return -ENOENT;
+        }
+        free(ids);
         if (!*out)
             connect_error(c->r, 0, CONNECT_RESOURCE_EXHAUSTED, "out of memory");
         return *out ? 0 : -ENOMEM;
     }
     struct query q = selection_query(c, &s, m->profile_typeid, Q_PROFILE);
+    q.ids = ids;
+    q.nids = nids;
     int rc = run(c, &q, out);
     selection_free(&s);
+    if (!rc && (rc = ids_found(c, what, *out, ids, nids))) {
+        mprof_free(*out);
+        *out = NULL;
+    }
+    free(ids);
     if (!rc && (rc = stack_selector_apply(c, m->stack_trace_selector, *out))) {
         mprof_free(*out);
         *out = NULL;
@@ -1098,22 +1257,32 @@ static void m_select_merge_profile(struct call *c, const ProtobufCMessage *req)
                       "trace ids");
         return;
     }
-    if (m->n_profile_id_selector) {
-        connect_error(c->r, 0, CONNECT_UNIMPLEMENTED, "profile_id_selector is not implemented");
-        return;
-    }
     if (stack_selector_check(c, "", m->stack_trace_selector))
         return;
-    if (selection_parse(c, "", m->label_selector, m->start, m->end, &s))
+    struct prof_id *ids;
+    uint32_t nids;
+    int64_t start = m->start, end = m->end;
+    if (id_selection(c, "", m->profile_id_selector, m->n_profile_id_selector, &ids, &nids))
         return;
+    id_range(ids, nids, &start, &end);
+    if (selection_parse(c, "", m->label_selector, start, end, &s)) {
+        free(ids);
+        return;
+    }
     struct query q = selection_query(c, &s, m->profile_typeid, Q_PROFILE);
+    q.ids = ids;
+    q.nids = nids;
     int rc =
         name_matches(&s, m->profile_typeid) ? run(c, &q, &mp) : ((mp = mprof_new(1)) ? 0 : -ENOMEM);
     int64_t from = s.from, until = s.until;
     selection_free(&s);
+    if (!rc)
+        rc = ids_found(c, "", mp, ids, nids);
+    free(ids);
     if (rc) {
         if (rc == -ENOMEM && !mp && !c->r->body)
             oom(c);
+        mprof_free(mp);
         return;
     }
     if (stack_selector_apply(c, m->stack_trace_selector, mp)) {
@@ -1184,6 +1353,12 @@ static void m_select_series(struct call *c, const ProtobufCMessage *req)
         connect_error(c->r, 0, CONNECT_UNIMPLEMENTED, "stack_trace_selector is not implemented");
         return;
     }
+    if (m->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_SPAN) {
+        connect_error(c->r, 0, CONNECT_UNIMPLEMENTED,
+                      "exemplar_type: EXEMPLAR_TYPE_SPAN is not implemented: Stoke's samples "
+                      "carry no span ids");
+        return;
+    }
     if (!isfinite(m->step) || m->step < 0 || m->step > (double)QUERY_MAX_RANGE_MS / 1000) {
         connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "step: %g is not a step in seconds",
                       m->step);
@@ -1205,6 +1380,8 @@ static void m_select_series(struct call *c, const ProtobufCMessage *req)
     struct query q = selection_query(c, &s, m->profile_typeid, Q_SERIES);
     q.step = step;
     q.group_by = gb;
+    q.exemplars = m->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_INDIVIDUAL;
+    struct pool pl = {0};
     int64_t st;
     uint32_t nb;
     if (query_series_grid(&q, &st, &nb)) {
@@ -1278,6 +1455,15 @@ static void m_select_series(struct call *c, const ProtobufCMessage *req)
             types__v1__point__init(&pts[np]);
             pts[np].value = (double)mp->points[i];
             pts[np].timestamp = mp->from + (int64_t)bk * mp->step;
+            if (mp->ex && mp->ex[i].lset != MPROF_NONE) {
+                pts[np].exemplars = pool_alloc(&pl, sizeof(*pts[np].exemplars));
+                if (!pts[np].exemplars ||
+                    !(pts[np].exemplars[0] = exemplar_msg(&pl, mp, &mp->ex[i], gb))) {
+                    oom(c);
+                    goto out;
+                }
+                pts[np].n_exemplars = 1;
+            }
             ptv[np] = &pts[np];
             np++;
             ser[k].n_points++;
@@ -1301,6 +1487,180 @@ out:
     free(lpv);
     free(pts);
     free(ptv);
+    pool_free(&pl);
+    mprof_free(mp);
+}
+
+/* SelectHeatmap (query_type INDIVIDUAL): heatmap.h's heatmap of the
+ * selection's individual profiles, a series per group_by values (the
+ * limit largest by count when limit is set), exemplars when asked. */
+static void m_select_heatmap(struct call *c, const ProtobufCMessage *req)
+{
+    const Querier__V1__SelectHeatmapRequest *m = (const void *)req;
+    Querier__V1__SelectHeatmapResponse resp = QUERIER__V1__SELECT_HEATMAP_RESPONSE__INIT;
+    struct selection s;
+    struct mprof *mp = NULL;
+    struct heatmap h = {0};
+    struct pool pl = {0};
+    char *gb = NULL;
+    uint32_t ngb = 0;
+    uint64_t *gcount = NULL;
+    uint32_t *gorder = NULL;
+
+    if (profile_type_check(c, "", m->profile_typeid))
+        return;
+    if (m->query_type == QUERIER__V1__HEATMAP_QUERY_TYPE__HEATMAP_QUERY_TYPE_SPAN ||
+        m->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_SPAN) {
+        connect_error(c->r, 0, CONNECT_UNIMPLEMENTED,
+                      "%s: span heatmaps are not implemented: Stoke's samples carry no span ids",
+                      m->query_type == QUERIER__V1__HEATMAP_QUERY_TYPE__HEATMAP_QUERY_TYPE_SPAN
+                          ? "query_type"
+                          : "exemplar_type");
+        return;
+    }
+    if (!isfinite(m->step) || m->step < 0 || m->step > (double)QUERY_MAX_RANGE_MS / 1000) {
+        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "step: %g is not a step in seconds",
+                      m->step);
+        return;
+    }
+    if (m->_limit_case == QUERIER__V1__SELECT_HEATMAP_REQUEST___LIMIT_LIMIT && m->limit < 0) {
+        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "limit: negative");
+        return;
+    }
+    if (group_by_join(c, m->group_by, m->n_group_by, &gb, &ngb))
+        return;
+    if (selection_parse(c, "", m->label_selector, m->start, m->end, &s)) {
+        free(gb);
+        return;
+    }
+    int64_t step = (int64_t)llround(m->step * 1000);
+    if (m->step > 0 && step < 1)
+        step = 1;
+    struct query q = selection_query(c, &s, m->profile_typeid, Q_INDIVIDUAL);
+    q.step = step;
+    int64_t st;
+    uint32_t nb;
+    if (query_series_grid(&q, &st, &nb)) {
+        selection_free(&s);
+        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT,
+                      "step: %g s gives more than %d slots over the range", m->step,
+                      SERIES_MAX_POINTS);
+        free(gb);
+        return;
+    }
+    if (!name_matches(&s, m->profile_typeid)) {
+        selection_free(&s);
+        connect_respond(c->r, c->codec, &resp.base);
+        free(gb);
+        return;
+    }
+    int rc = run(c, &q, &mp);
+    selection_free(&s);
+    if (rc) {
+        free(gb);
+        return;
+    }
+    if (mp->ind_full) {
+        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT,
+                      "more than %u individual profiles in the range; narrow the selector or the "
+                      "range",
+                      MPROF_MAX_INDIVIDUAL);
+        goto out;
+    }
+    if (individual_dedup(mp) || heatmap_build(mp, q.from, q.until, step, gb, &h)) {
+        oom(c);
+        goto out;
+    }
+    bool ex = m->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_INDIVIDUAL;
+    gcount = calloc((size_t)h.ngroups + 1, sizeof(*gcount));
+    gorder = calloc((size_t)h.ngroups + 1, sizeof(*gorder));
+    resp.series = pool_alloc(&pl, ((size_t)h.ngroups + 1) * sizeof(*resp.series));
+    if (!gcount || !gorder || !resp.series) {
+        oom(c);
+        goto out;
+    }
+    for (size_t i = 0; i < h.ncells; i++)
+        gcount[h.cells[i].group] += h.cells[i].count;
+    /* limit: the groups with the most profiles (ties: the first). */
+    if (m->_limit_case == QUERIER__V1__SELECT_HEATMAP_REQUEST___LIMIT_LIMIT && m->limit > 0 &&
+        (uint64_t)m->limit < h.ngroups) {
+        for (uint32_t k = 0; k < (uint32_t)m->limit; k++) {
+            uint32_t best = UINT32_MAX;
+            for (uint32_t g = 0; g < h.ngroups; g++)
+                if (!gorder[g] && (best == UINT32_MAX || gcount[g] > gcount[best]))
+                    best = g;
+            gorder[best] = 1;
+        }
+    } else {
+        for (uint32_t g = 0; g < h.ngroups; g++)
+            gorder[g] = 1;
+    }
+    Types__V1__HeatmapSeries *ser = NULL;
+    Types__V1__HeatmapSlot *slot = NULL;
+    for (size_t i = 0; i < h.ncells; i++) {
+        const struct heatmap_cell *e = &h.cells[i];
+        if (!gorder[e->group])
+            continue;
+        if (!ser || i == 0 || h.cells[i - 1].group != e->group) {
+            /* a new series: its labels are the group_by values */
+            ser = pool_alloc(&pl, sizeof(*ser));
+            if (!ser)
+                break;
+            types__v1__heatmap_series__init(ser);
+            ser->labels = pool_alloc(&pl, ((size_t)ngb + 1) * sizeof(*ser->labels));
+            ser->slots = pool_alloc(&pl, (h.ncells - i + 1) * sizeof(*ser->slots));
+            if (!ser->labels || !ser->slots)
+                break;
+            const char *name = gb;
+            for (uint32_t j = 0; j < ngb; j++, name += strcspn(name, ",") + 1) {
+                char *nm = pool_alloc(&pl, strcspn(name, ",") + 1);
+                Types__V1__LabelPair *lp = pool_alloc(&pl, sizeof(*lp));
+                if (!nm || !lp)
+                    break;
+                memcpy(nm, name, strcspn(name, ","));
+                const char *v = mprof_lset_value(mp, mp->ind[h.group_rep[e->group]].lset, nm);
+                if (!v)
+                    continue;
+                types__v1__label_pair__init(lp);
+                lp->name = nm;
+                lp->value = (char *)v;
+                ser->labels[ser->n_labels++] = lp;
+            }
+            resp.series[resp.n_series++] = ser;
+            slot = NULL;
+        }
+        if (!slot || i == 0 || h.cells[i - 1].slot != e->slot || h.cells[i - 1].group != e->group) {
+            slot = pool_alloc(&pl, sizeof(*slot));
+            if (!slot)
+                break;
+            types__v1__heatmap_slot__init(slot);
+            slot->timestamp = h.from + ((int64_t)e->slot + 1) * h.step;
+            slot->n_y_min = slot->n_counts = HEATMAP_BUCKETS;
+            slot->y_min = pool_alloc(&pl, HEATMAP_BUCKETS * sizeof(*slot->y_min));
+            slot->counts = pool_alloc(&pl, HEATMAP_BUCKETS * sizeof(*slot->counts));
+            slot->exemplars = pool_alloc(&pl, HEATMAP_BUCKETS * sizeof(*slot->exemplars));
+            if (!slot->y_min || !slot->counts || !slot->exemplars)
+                break;
+            for (int k = 0; k < HEATMAP_BUCKETS; k++)
+                slot->y_min[k] = (double)h.y_min[k];
+            ser->slots[ser->n_slots++] = slot;
+        }
+        slot->counts[e->bucket] = (int32_t)e->count;
+        /* Exemplars in bucket order, one per non-empty cell. */
+        if (ex &&
+            !(slot->exemplars[slot->n_exemplars++] = exemplar_msg(&pl, mp, &mp->ind[e->best], gb)))
+            break;
+    }
+    if (pl.oom)
+        oom(c);
+    else
+        connect_respond(c->r, c->codec, &resp.base);
+out:
+    free(gcount);
+    free(gorder);
+    heatmap_free(&h);
+    pool_free(&pl);
+    free(gb);
     mprof_free(mp);
 }
 
@@ -1657,8 +2017,7 @@ static const struct method {
     {"Series", &querier__v1__series_request__descriptor, m_series, NULL},
     {"SelectMergeSpanProfile", NULL, NULL,
      "SelectMergeSpanProfile is not implemented: Stoke's samples carry no span ids"},
-    {"SelectHeatmap", NULL, NULL,
-     "SelectHeatmap is not implemented: Stoke keeps per-step sums, not individual profiles"},
+    {"SelectHeatmap", &querier__v1__select_heatmap_request__descriptor, m_select_heatmap, NULL},
     {"GetProfileStats", &types__v1__get_profile_stats_request__descriptor, m_get_profile_stats,
      NULL},
     {"AnalyzeQuery", NULL, NULL, "AnalyzeQuery is not implemented (internal scope)"},

@@ -28,6 +28,7 @@ run $T/test_query_api.sh
 run $T/test_compact.sh
 run $T/test_pyroscope_api.sh
 run $T/test_drilldown.sh
+run $T/test_individual.sh
 run $T/test_query_limits.sh
 run $T/test_query_auth.sh
 run $T/test_e2e_s3.sh

@@ -44,46 +44,16 @@ done
 [ -n "$port" ] || { fail "stoke-query did not start: $(cat "$work/q.log")"; summary test_drilldown; exit 1; }
 
 # One python driver: it prints "ok ..." / "FAIL ..." lines, counted below.
-python3 - "http://127.0.0.1:$port" "$H0" "$ROOT/proto" "$PPROF_PROTO_DIR" >"$work/out" 2>&1 <<'PY'
+python3 - "http://127.0.0.1:$port" "$H0" "$ROOT/proto" "$PPROF_PROTO_DIR" "$ROOT/tests/integration" \
+    >"$work/out" 2>&1 <<'PY'
 import base64, json, re, subprocess, sys, urllib.error, urllib.parse, urllib.request
 URL, H0, PROTO, PPROF = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 START, END = H0, H0 + 3600000
 PT = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
-PROXY = {"Content-Type": "application/json", "X-Grafana-Org-Id": "1",
-         "User-Agent": "Grafana/12.0.0", "X-Forwarded-For": "127.0.0.1"}
-
-def ok(what): print("ok   " + what)
-def bad(what): print("FAIL " + what)
-def check(cond, what): ok(what) if cond else bad(what)
-
-def http(method, path, body=None, headers=None):
-    req = urllib.request.Request(URL + path, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-def cj(method, body):  # Connect JSON through the proxy's headers
-    st, b = http("POST", "/querier.v1.QuerierService/" + method, json.dumps(body).encode(), PROXY)
-    if st != 200:
-        bad("%s (json) answered %d: %s" % (method, st, b[:200]))
-        return None
-    return json.loads(b)
-
-def protoc(mode, msg, data):
-    proto = "pyroscope/types.proto" if msg.startswith("types.v1.") else "pyroscope/querier.proto"
-    return subprocess.run(["protoc", "--%s=%s" % (mode, msg), "-I", PROTO, "-I", PPROF, proto],
-                          input=data, capture_output=True, check=True).stdout
-
-def cp(method, req_msg, text, resp_msg):  # binary protobuf, protoc both ways
-    body = protoc("encode", req_msg, text.encode())
-    st, b = http("POST", "/querier.v1.QuerierService/" + method, body,
-                 {"Content-Type": "application/proto", "Connect-Protocol-Version": "1"})
-    if st != 200:
-        bad("%s (proto) answered %d: %s" % (method, st, b[:200]))
-        return None
-    return protoc("decode", resp_msg, b).decode()
+sys.path.insert(0, sys.argv[5])
+from connect_client import Client, PROXY, ok, bad, check
+C = Client(URL, PROTO, PPROF)
+http, cj, protoc, cp = C.http, C.cj, C.protoc, C.cp
 
 # ---- what the app calls on load ---------------------------------------------
 stats = cj("GetProfileStats", {})

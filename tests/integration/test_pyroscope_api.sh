@@ -242,7 +242,7 @@ bad 400 invalid_argument "start after end" "${J[@]}" --data-binary '{"start":"5"
     "$SVCURL/ProfileTypes"
 bad 404 unimplemented "unknown method" "${J[@]}" --data-binary '{}' "$SVCURL/NoSuchMethod"
 bad 501 unimplemented "known but unimplemented method" "${J[@]}" --data-binary '{}' \
-    "$SVCURL/SelectHeatmap"
+    "$SVCURL/SelectMergeSpanProfile"
 bad 429 resource_exhausted "oversized body (5 MiB)" "${P[@]}" \
     --data-binary @<(head -c 5242880 /dev/zero) "$SVCURL/SelectMergeStacktraces"
 code=$(post SelectMergeStacktraces json "$DATA/SelectMergeStacktraces.json" "$work/again.json")

@@ -32,6 +32,7 @@
 #include "common/gzip.h"
 #include "query/engine/cache.h"
 #include "query/engine/engine.h"
+#include "query/engine/heatmap.h"
 #include "query/serve/http.h"
 #include "query/jobs/import.h"
 #include "query/engine/mprof.h"
@@ -1527,6 +1528,164 @@ static void test_call_site(void **state)
 
 /* The DOT call graph: recursion counts once per stack in cum and in the
  * self-edge; max_nodes keeps the largest and only edges between them. */
+/* Runs @q (selector @sel_text) and fails the test on an error. */
+static struct mprof *run_query(struct query *q, const char *sel_text)
+{
+    struct selector *sel = NULL;
+    struct mprof *mp = NULL;
+    char err[256];
+
+    assert_int_equal(selector_parse(sel_text, &sel, err, sizeof(err)), 0);
+    q->tenant = "default";
+    q->sel = sel;
+    q->selector_text = sel_text;
+    if (engine_query(eng, q, &mp, err, sizeof(err)))
+        fail_msg("query: %s", err);
+    selector_free(sel);
+    return mp;
+}
+
+static int64_t profile_total(struct mprof *mp)
+{
+    int64_t t = 0;
+
+    for (uint32_t s = 0; s < mp->nstacks; s++)
+        t += mp->vals[(size_t)s * mp->ntypes];
+    return t;
+}
+
+/* Profile ids: the text form round-trips, is a UUIDv7 holding the time,
+ * and what is not one of Stoke's is told apart from what is not a UUID. */
+static void test_profile_ids(void **state)
+{
+    const struct prof_id cases[] = {
+        {0, 0}, {T0, 0x0123456789abcdefULL}, {QUERY_MAX_TIME_MS, UINT64_MAX}, {1, 1ULL << 52}};
+    char buf[PROF_ID_LEN + 1];
+    struct prof_id back;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        prof_id_format(&cases[i], buf);
+        assert_int_equal(strlen(buf), PROF_ID_LEN);
+        assert_int_equal(buf[14], '7'); /* version */
+        assert_int_equal(prof_id_parse(buf, &back), 0);
+        assert_int_equal(back.time_ms, cases[i].time_ms);
+        assert_true(back.hash == cases[i].hash);
+        for (char *c = buf; *c; c++)
+            *c = (char)(*c >= 'a' && *c <= 'f' ? *c - 32 : *c);
+        assert_int_equal(prof_id_parse(buf, &back), 0); /* upper case too */
+    }
+    prof_id_format(&cases[1], buf);
+    assert_string_equal(buf, "018bcfe5-6800-7012-8003-456789abcdef");
+    assert_int_equal(prof_id_parse("7c9e6679-7425-40de-944b-e07fc1f90ae7", &back), -ENOENT);
+    assert_int_equal(prof_id_parse("018bcfe5-6800-7012-c003-456789abcdef", &back), -ENOENT);
+    assert_int_equal(prof_id_parse("018bcfe5-6800-7012-8003-456789abcde", &back), -EINVAL);
+    assert_int_equal(prof_id_parse("018bcfe5-6800-7012-8003-456789abcdef0", &back), -EINVAL);
+    assert_int_equal(prof_id_parse("018bcfe5x6800-7012-8003-456789abcdef", &back), -EINVAL);
+    assert_int_equal(prof_id_parse("018bcfe5-6800-7012-8003-456789abcdeg", &back), -EINVAL);
+    assert_int_equal(prof_id_parse("", &back), -EINVAL);
+    /* the hash covers tenant, service and every label byte */
+    const char *pa[] = {"host_name", "h1"}, *pb2[] = {"host_name", "h2"};
+    uint64_t h = query_series_hash("default", "api", pa, 1);
+    assert_true(h != query_series_hash("default", "api", pb2, 1));
+    assert_true(h != query_series_hash("other", "api", pa, 1));
+    assert_true(h != query_series_hash("default", "web", pa, 1));
+    assert_true(h == query_series_hash("default", "api", pa, 1));
+}
+
+/* Individual profiles of the fixture: api has one per host and window,
+ * with known values; selection by id, by value range, the exemplars of a
+ * series and the heatmap all agree with them. */
+static void test_individual(void **state)
+{
+    struct query q = {.from = T0, .until = T0 + NWIN * WIN, .mode = Q_INDIVIDUAL};
+    struct mprof *mp = run_query(&q, "{service_name=\"api\"}");
+
+    assert_int_equal(mp->nind, 2 * NWIN);
+    individual_sort(mp, false);
+    for (size_t i = 0; i < mp->nind; i++) {
+        const struct mprof_ind *v = &mp->ind[i];
+        const char *host = mprof_lset_value(mp, v->lset, "host_name");
+        assert_non_null(host);
+        assert_string_equal(mprof_lset_value(mp, v->lset, "service_name"), "api");
+        int h = strcmp(host, "h2") == 0, w = (int)((v->time - T0) / WIN);
+        assert_int_equal(v->value, scaled(550, h, w));
+        if (i)
+            assert_true(v->time != mp->ind[i - 1].time || v->hash != mp->ind[i - 1].hash);
+    }
+
+    /* by id: exactly that profile; an id that names nothing is not found */
+    struct prof_id ids[2] = {{mp->ind[3].time, mp->ind[3].hash},
+                             {mp->ind[3].time, mp->ind[3].hash + 1}};
+    prof_ids_sort(ids, &(uint32_t){2});
+    struct query qi = {.from = T0, .until = T0 + NWIN * WIN, .ids = ids, .nids = 2};
+    struct mprof *one = run_query(&qi, "{}");
+    assert_int_equal(profile_total(one), mp->ind[3].value);
+    assert_int_equal(one->nids, 2);
+    assert_int_equal(one->id_found[0] + one->id_found[1], 1);
+    mprof_free(one);
+
+    /* by value range: the profiles in [v, v + 1) are the one of value v */
+    struct query qv = {.from = T0,
+                       .until = T0 + NWIN * WIN,
+                       .has_vrange = true,
+                       .vmin = mp->ind[4].value,
+                       .vmax = mp->ind[4].value + 1};
+    one = run_query(&qv, "{service_name=\"api\"}");
+    assert_int_equal(profile_total(one), mp->ind[4].value);
+    mprof_free(one);
+
+    /* exemplars: each window's largest is h2's */
+    struct query qs = {
+        .from = T0, .until = T0 + NWIN * WIN, .mode = Q_SERIES, .step = WIN, .exemplars = true};
+    struct mprof *ser = run_query(&qs, "{service_name=\"api\"}");
+    assert_int_equal(ser->ngroups, 1);
+    for (int w = 0; w < NWIN; w++) {
+        assert_int_equal(ser->points[w], scaled(550, 0, w) + scaled(550, 1, w));
+        assert_int_equal(ser->ex[w].value, scaled(550, 1, w));
+        assert_int_equal(ser->ex[w].time, T0 + w * WIN);
+        assert_string_equal(mprof_lset_value(ser, ser->ex[w].lset, "host_name"), "h2");
+    }
+    mprof_free(ser);
+
+    /* heatmap: every profile counted once, in the bucket of its value */
+    struct heatmap hm;
+    assert_int_equal(heatmap_build(mp, T0, T0 + NWIN * WIN, WIN, "host_name", &hm), 0);
+    assert_int_equal(hm.profiles, 2 * NWIN);
+    assert_int_equal(hm.ngroups, 2);
+    assert_int_equal(hm.vmin, scaled(550, 0, 0));
+    assert_int_equal(hm.vmax, scaled(550, 1, NWIN - 1));
+    for (size_t c = 0; c < hm.ncells; c++) {
+        const struct mprof_ind *b = &mp->ind[hm.cells[c].best];
+        assert_int_equal(hm.cells[c].bucket, heatmap_bucket(&hm, b->value));
+        assert_int_equal(hm.cells[c].slot, (b->time - T0) / WIN);
+        assert_true(b->value >= hm.y_min[hm.cells[c].bucket]);
+    }
+    assert_int_equal(hm.cells[hm.ncells - 1].bucket, HEATMAP_BUCKETS - 1);
+    assert_int_equal(hm.cells[0].bucket, 0);
+    /* the sorting path (many groups) gives the very same cells */
+    struct heatmap hs;
+    heatmap_dense_cells = 0;
+    assert_int_equal(heatmap_build(mp, T0, T0 + NWIN * WIN, WIN, "host_name", &hs), 0);
+    heatmap_dense_cells = HEATMAP_DENSE_CELLS;
+    assert_int_equal(hs.ncells, hm.ncells);
+    assert_int_equal(hs.ngroups, hm.ngroups);
+    assert_memory_equal(hs.cells, hm.cells, hm.ncells * sizeof(*hm.cells));
+    assert_memory_equal(hs.group_rep, hm.group_rep, hm.ngroups * sizeof(*hm.group_rep));
+    heatmap_free(&hs);
+    heatmap_free(&hm);
+    /* a profile found in two parts is one profile of their sum */
+    struct mprof_ind part = mp->ind[2];
+    int64_t whole = part.value;
+    part.value = 7;
+    assert_int_equal(mprof_ind_add(mp, &part), 0);
+    assert_int_equal(individual_dedup(mp), 0);
+    assert_int_equal(mp->nind, 2 * NWIN);
+    assert_int_equal(mp->ind[2].value, whole + 7);
+    /* too many slots */
+    assert_int_equal(heatmap_build(mp, T0, T0 + NWIN * WIN, 1, NULL, &hm), -E2BIG);
+    mprof_free(mp);
+}
+
 static void test_dot(void **state)
 {
     struct mprof *mp = run_q("{service_name=\"api\"}", T0, T0 + NWIN * WIN, Q_PROFILE, NULL);
@@ -1569,6 +1728,8 @@ int main(void)
         cmocka_unit_test(test_series_label_sets),
         cmocka_unit_test(test_profile_stats),
         cmocka_unit_test(test_dot),
+        cmocka_unit_test(test_profile_ids),
+        cmocka_unit_test(test_individual),
         cmocka_unit_test(test_call_site),
         cmocka_unit_test(test_pprof_export),
         cmocka_unit_test(test_http),
