@@ -11,7 +11,8 @@
 # the flame graph's). Also: one sample per flush interval at its start;
 # bad rules answer 400 naming the field; a stale generation 409, an unknown
 # id 404; with the receiver down the compaction still succeeds and the
-# drops are counted; the worker's /metrics shows the recorded series.
+# drops are counted, and so are samples the receiver refuses (400, not
+# retried); the worker's /metrics shows the recorded series.
 source "$(dirname "$0")/lib.sh"
 QUERY=${STOKE_QUERY:-$ROOT/build/stoke-query}
 CORPUS=${STOKE_PPROF_CORPUS:-/work/shared/corpus/pprof}
@@ -321,6 +322,18 @@ check("# TYPE profiles_recorded_cpu_nanoseconds gauge" in b.decode() and
       "stoke_recording_rules_samples_dropped_total 0" in b.decode(), "/metrics: TYPE lines and the drop counter")
 PY
 cat "$work/out2"
+
+# ---- the receiver refuses: a 4xx is not retried, its samples are counted --
+# An hour two hours before the one Prometheus holds is out of its TSDB's
+# bounds (docs/api.md, Recording rules).
+"$QUERY" generate --store "$work/s" --hosts 1 --services 1 --hours 1 --flush 300 \
+    --start $((H0 - 2 * 3600000)) "$CORPUS/go-cpu.pb.gz" >/dev/null 2>&1
+"$QUERY" compact --store "$work/s" --remote-write-url "http://127.0.0.1:$pport/api/v1/write" \
+    >"$work/compact3.out" 2>&1 && pass "receiver refusing: compact exits 0" ||
+    fail "receiver refusing: $(cat "$work/compact3.out")"
+grep -Eq 'remote write: 0 sent, ([1-9][0-9]*) dropped, 1 requests, 0 retries: .*HTTP 400' "$work/compact3.out" &&
+    pass "receiver refusing: HTTP 400 not retried, every sample dropped and counted: $(sed -n 's/.*\(HTTP 400.*\)/\1/p' "$work/compact3.out")" ||
+    fail "receiver refusing: $(tail -1 "$work/compact3.out")"
 for f in "$work/out1" "$work/out2"; do
     while IFS= read -r line; do
         case $line in
