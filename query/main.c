@@ -64,7 +64,7 @@ struct cli {
     unsigned retention_days, delay_s, every_s;
     bool open_hours;
     const char *remote_write_url;
-    unsigned remote_write_retries, remote_write_timeout_ms;
+    unsigned remote_write_retries, remote_write_timeout_ms, rule_interval_s;
     /* generate */
     unsigned hosts, services, hours, flush_s;
     int64_t start_ms, seed;
@@ -154,6 +154,9 @@ static const struct opt opts[] = {
      "also compact the current, still open hour"},
     {"every", CMD_COMPACT, O_UINT, OFF(every_s), 0, 100000, "SEC",
      "run again every SEC until SIGINT/SIGTERM (default: once)"},
+    {"rule-interval", CMD_COMPACT, O_UINT, OFF(rule_interval_s), 1, 3600, "SEC",
+     "the recording rules' samples: one per SEC, aligned to it (default 60, the agent's "
+     "flush)"},
     {"remote-write-url", CMD_COMPACT, O_STR, OFF(remote_write_url), 0, 0, "URL",
      "send the recording rules' samples to this Prometheus remote-write receiver "
      "(default: none; /metrics of the workers shows them either way)"},
@@ -479,7 +482,7 @@ static int cmd_compact(const struct cli *c, struct store *st, char **files, int 
         if (rules_load(st, c->tenant ? c->tenant : "default", &rules, &nrules, &bad, on_bad_rule,
                        NULL))
             fprintf(stderr, "stoke-query compact: recording rules not read: %s\n", st->err);
-        co.rules = nrules ? rule_eval_new(rules, nrules) : NULL;
+        co.rules = nrules ? rule_eval_new(rules, nrules, c->rule_interval_s) : NULL;
         ret = compact_run(st, &co, &cs);
         printf("compact: %llu hours compacted (%llu entries, %llu sections merged, %llu blocks, "
                "%llu bytes read, %llu written), %llu objects deleted, %llu hours expired, "

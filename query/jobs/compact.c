@@ -400,7 +400,6 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
              * (query/jobs/rules.h): no read of their own. */
             for (size_t i = n0; rules && !lr && i < b.n; i++)
                 rule_eval_section(rules, b.secs[i], e->entries[j].footer->host,
-                                  e->entries[j].footer->t_min_ms,
                                   e->entries[j].footer->sections[i - n0].length);
             if (rules && !lr)
                 rule_eval_flush_done(rules);

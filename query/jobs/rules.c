@@ -26,17 +26,19 @@ struct rec {
 struct rule_eval {
     struct rule *const *rules;
     size_t nrules;
+    int64_t interval_ms;
     struct rec *r;
     size_t n, cap;
     struct rule_eval_stats st;
 };
 
-struct rule_eval *rule_eval_new(struct rule *const *rules, size_t n)
+struct rule_eval *rule_eval_new(struct rule *const *rules, size_t n, unsigned interval_s)
 {
     struct rule_eval *ev = calloc(1, sizeof(*ev));
     if (ev) {
         ev->rules = rules;
         ev->nrules = n;
+        ev->interval_ms = (int64_t)(interval_s ? interval_s : RULE_EVAL_INTERVAL_S) * 1000;
     }
     return ev;
 }
@@ -137,15 +139,25 @@ static const char *series_label(const struct seg_section *sec, uint32_t i, uint3
     return NULL;
 }
 
+/* One (group, interval) cell of a section's evaluation: its intern key. */
+struct cell {
+    uint32_t group;
+    uint32_t pad;
+    int64_t t;
+};
+
 static int eval_rule(struct rule_eval *ev, uint32_t ri, const struct seg_section *sec,
-                     const char *host, int64_t t_ms)
+                     const char *host)
 {
     const struct rule *r = ev->rules[ri];
+    const int64_t step = ev->interval_ms;
     uint32_t col = UINT32_MAX, gid[QUERY_MAX_GROUP_BY];
     char id[512];
-    uint8_t *mask = NULL, *seen = NULL, *smask = NULL;
-    int64_t *sums = NULL, *gsum = NULL;
-    struct intern groups = {0};
+    uint8_t *mask = NULL, *smask = NULL;
+    uint32_t *group = NULL; /* per series: its group + 1, 0 = not yet known */
+    int64_t *sums = NULL;
+    size_t nsums = 0;
+    struct intern groups = {0}, cells = {0};
     struct wbuf key = {0};
     int rc = -ENOMEM;
 
@@ -155,9 +167,8 @@ static int eval_rule(struct rule_eval *ev, uint32_t ri, const struct seg_section
     if (col == UINT32_MAX || sec->nseries == 0)
         return 0;
     mask = malloc(sec->nseries);
-    seen = calloc(sec->nseries, 1);
-    sums = calloc(sec->nseries, sizeof(*sums));
-    if (!mask || !seen || !sums)
+    group = calloc(sec->nseries, sizeof(*group));
+    if (!mask || !group)
         goto out;
     long matched = selector_match_section(r->sel, sec, sec->service, host, mask);
     if (matched < 0)
@@ -170,53 +181,66 @@ static int eval_rule(struct rule_eval *ev, uint32_t ri, const struct seg_section
         if (!(smask = malloc(sec->nstacks + 1)) || stacks_with(sec, r->function_name, smask))
             goto out;
     }
-    for (uint64_t i = 0; i < sec->nsamples; i++) {
-        uint32_t s = sec->sample_series[i];
-        if (!mask[s])
-            continue;
-        seen[s] = 1;
-        if (smask && !smask[sec->sample_stack[i]])
-            continue;
-        sums[s] += sec->sample_values[i * sec->ntypes + col];
-    }
-    ev->st.rows += sec->nsamples;
     for (size_t k = 0; k < r->ngroup; k++)
         gid[k] = string_id(sec, r->group_by[k]);
-    gsum = calloc(sec->nseries, sizeof(*gsum));
-    if (!gsum)
-        goto out;
-    for (uint32_t s = 0; s < sec->nseries; s++) {
-        uint32_t g;
-        if (!seen[s])
+    for (uint64_t i = 0; i < sec->nsamples; i++) {
+        uint32_t s = sec->sample_series[i], c;
+        if (!mask[s])
             continue;
-        key.len = 0;
-        for (size_t k = 0; k < r->ngroup; k++) {
-            const char *v = series_label(sec, s, gid[k]);
-            if (!v && strcmp(r->group_by[k], "service_name") == 0)
-                v = sec->service;
-            else if (!v && strcmp(r->group_by[k], "host_name") == 0)
-                v = host;
-            query_group_key_append(&key, v ? v : "", k == 0);
+        if (!group[s]) {
+            uint32_t g;
+            key.len = 0;
+            for (size_t k = 0; k < r->ngroup; k++) {
+                const char *v = series_label(sec, s, gid[k]);
+                if (!v && strcmp(r->group_by[k], "service_name") == 0)
+                    v = sec->service;
+                else if (!v && strcmp(r->group_by[k], "host_name") == 0)
+                    v = host;
+                query_group_key_append(&key, v ? v : "", k == 0);
+            }
+            if (key.err ||
+                intern_add(&groups, key.len ? key.p : (const uint8_t *)"", key.len, &g) < 0)
+                goto out;
+            group[s] = g + 1;
         }
-        if (key.err || intern_add(&groups, key.len ? key.p : (const uint8_t *)"", key.len, &g) < 0)
+        /* the interval the sample was taken in, aligned to the step */
+        int64_t t = sec->sample_time_ms[i];
+        struct cell cl = {group[s] - 1, 0, t - ((t % step) + step) % step};
+        if (intern_add(&cells, &cl, sizeof(cl), &c) < 0)
             goto out;
-        gsum[g] += sums[s];
+        if (c >= nsums) {
+            size_t n = nsums ? nsums * 2 : 16;
+            int64_t *v = realloc(sums, n * sizeof(*v));
+            if (!v)
+                goto out;
+            memset(v + nsums, 0, (n - nsums) * sizeof(*v));
+            sums = v;
+            nsums = n;
+        }
+        /* a matching sample outside the filter still makes its cell (0) */
+        if (!smask || smask[sec->sample_stack[i]])
+            sums[c] += sec->sample_values[i * sec->ntypes + col];
     }
-    for (uint32_t g = 0; g < groups.n; g++) {
+    ev->st.rows += sec->nsamples;
+    for (uint32_t c = 0; c < cells.n; c++) {
+        struct cell cl;
         uint32_t kl;
-        const void *k = intern_get(&groups, g, &kl);
-        if (add_rec(ev, ri, t_ms, gsum[g], k, kl))
+        memcpy(&cl, intern_get(&cells, c, NULL), sizeof(cl));
+        if (cl.group >= groups.n || c >= nsums) /* cannot be: every cell has a group and a sum */
+            goto out;
+        const void *k = intern_get(&groups, cl.group, &kl);
+        if (add_rec(ev, ri, cl.t, sums[c], k, kl))
             goto out;
     }
     rc = 0;
 out:
     free(mask);
-    free(seen);
+    free(group);
     free(sums);
     free(smask);
-    free(gsum);
     wb_free(&key);
     intern_free(&groups);
+    intern_free(&cells);
     return rc;
 }
 
@@ -228,14 +252,14 @@ static uint64_t cpu_ns(void)
 }
 
 int rule_eval_section(struct rule_eval *ev, const struct seg_section *sec, const char *host,
-                      int64_t t_ms, uint64_t bytes)
+                      uint64_t bytes)
 {
     uint64_t t0 = cpu_ns();
     size_t mark = ev->n;
     int rc = 0;
 
     for (size_t i = 0; i < ev->nrules && !rc; i++)
-        rc = eval_rule(ev, (uint32_t)i, sec, host ? host : "", t_ms);
+        rc = eval_rule(ev, (uint32_t)i, sec, host ? host : "");
     if (rc) {
         rule_eval_truncate(ev, mark); /* a section counts whole or not at all */
         ev->st.errors++;

@@ -13,12 +13,17 @@
  * out of the block, or of an hour whose pass stopped (it is evaluated again
  * when the next pass merges it).
  *
- * One sample per rule, group and flush interval: a flush's interval starts
- * at its segment's first sample time (footer t_min_ms); flushes of several
- * hosts with the same start are summed. The value is the sum of the
- * matching samples' values of the rule's profile type, so sum_over_time
- * of the metric over a range equals the selection's total over the flushes
- * that start in it. Groups are the group_by labels' values
+ * One sample per rule, group and flush interval: intervals are aligned
+ * to the interval length (RULE_EVAL_INTERVAL_S, the agent's default flush,
+ * or compact's --rule-interval), so the flushes of every host, whatever
+ * second each started at, add up into one sample at the interval's start;
+ * each sample row counts in the interval its own time falls in. The value
+ * is the sum of the matching samples' values of the rule's profile type,
+ * so sum_over_time of the metric over a range of whole intervals equals
+ * the selection's total over that range, when every flush of those
+ * intervals went through one pass (closed hours: one pass per hour). A
+ * group exists in an interval when a matching sample row does, even if
+ * the function filter leaves it 0. Groups are the group_by labels' values
  * (service_name and host_name default to the section's service and the
  * object's host, as for selectors); a group whose value for a label is
  * empty has no such label, as Prometheus would store it.
@@ -35,6 +40,8 @@
 
 struct rule_eval;
 
+#define RULE_EVAL_INTERVAL_S 60
+
 struct rule_eval_stats {
     uint64_t flushes;  /* segments evaluated */
     uint64_t sections; /* sections evaluated (each rule over each) */
@@ -44,16 +51,17 @@ struct rule_eval_stats {
     uint64_t errors;   /* evaluations lost to memory */
 };
 
-/* Borrows @rules (they must outlive it). NULL when out of memory. */
-struct rule_eval *rule_eval_new(struct rule *const *rules, size_t n);
+/* Borrows @rules (they must outlive it); @interval_s 0 is
+ * RULE_EVAL_INTERVAL_S. NULL when out of memory. */
+struct rule_eval *rule_eval_new(struct rule *const *rules, size_t n, unsigned interval_s);
 void rule_eval_free(struct rule_eval *ev);
 void rule_eval_stats(const struct rule_eval *ev, struct rule_eval_stats *out);
 
-/* Adds every rule's sums over @sec, a section of a flush of @host whose
- * interval starts at @t_ms; @bytes is its compressed size (for the stats).
- * 0 or -ENOMEM (counted; what was added stays consistent). */
+/* Adds every rule's sums over @sec, a section of a flush of @host; @bytes
+ * is its compressed size (for the stats). 0 or -ENOMEM (counted; the
+ * section then adds nothing). */
 int rule_eval_section(struct rule_eval *ev, const struct seg_section *sec, const char *host,
-                      int64_t t_ms, uint64_t bytes);
+                      uint64_t bytes);
 /* Counts one flush (segment) whose sections were all given. */
 void rule_eval_flush_done(struct rule_eval *ev);
 /* Results so far, as a position; truncate drops what came after it. */

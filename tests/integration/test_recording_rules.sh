@@ -279,8 +279,10 @@ check(len(want) == 3 and gotk == want and all(dict(k).get("service_name") == "sv
 b = get(PROM, "/api/v1/query", query="profiles_recorded_cpu_nanoseconds[1h]", time="%.3f" % ((END - 1) / 1000.0))
 res = json.loads(b)["data"]["result"] if b else []
 ts = [sorted(int(round(float(t) * 1000)) for t, _ in s["values"]) for s in res]
-check(res and all(t == [START + k * 300000 for k in range(12)] for t in ts),
-      "one sample per flush interval (12 of 5 min), each at the interval's start: %s" % [len(t) for t in ts])
+# 5-minute flushes of six 50 s windows: samples at every minute of the hour,
+# each counted in the minute it was taken
+check(res and all(t == [START + k * 60000 for k in range(60)] for t in ts),
+      "one sample per 1-minute interval (60), each at the interval's start: %s" % [len(t) for t in ts])
 
 # ---- function_name: the samples whose stack holds the function -------------
 fn = R.get("fn")

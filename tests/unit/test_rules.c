@@ -394,17 +394,17 @@ static void test_eval(void **state)
         mk("profiles_recorded_main", NULL, NULL, NULL, "main"),
     };
     size_t nr = sizeof(rules) / sizeof(rules[0]);
-    struct rule_eval *ev = rule_eval_new(rules, nr);
+    struct rule_eval *ev = rule_eval_new(rules, nr, 0);
     struct seg_section *a = section("h1", H, 5, 7), *b = section("h2", H, 1, 2),
                        *c = section("h1", H + 60000, 3, 0);
     struct rec_series *s;
     size_t n;
 
     /* the later interval first: series come out in time order anyway */
-    assert_int_equal(rule_eval_section(ev, c, "h1", H + 60000, 100), 0);
-    assert_int_equal(rule_eval_section(ev, a, "h1", H, 100), 0);
+    assert_int_equal(rule_eval_section(ev, c, "h1", 100), 0);
+    assert_int_equal(rule_eval_section(ev, a, "h1", 100), 0);
     size_t mark = rule_eval_mark(ev);
-    assert_int_equal(rule_eval_section(ev, b, "h2", H, 100), 0);
+    assert_int_equal(rule_eval_section(ev, b, "h2", 100), 0);
     assert_int_equal(rule_eval_series(ev, &s, &n), 0);
     /* two hosts, one interval: summed */
     assert_true(value(s, n, "profiles_recorded_region", "region", "eu", H) == 6);
@@ -466,6 +466,40 @@ static void test_eval(void **state)
     seg_section_free(c);
     for (size_t i = 0; i < nr; i++)
         rule_free(rules[i]);
+}
+
+/* Flushes of hosts that started at other seconds add up in the aligned
+ * interval each sample was taken in: one sample per interval, at its start. */
+static void test_intervals(void **state)
+{
+    (void)state;
+    struct rule *rules[] = {mk("profiles_recorded_all", NULL, NULL, NULL, NULL)};
+    struct rule_eval *ev = rule_eval_new(rules, 1, 60);
+    struct seg_section *a = section("h1", H + 5000, 1, 2), *b = section("h2", H + 37000, 4, 0),
+                       *c = section("h1", H + 65000, 8, 0), *d = section("h3", H - 1000, 16, 0);
+    struct rec_series *s;
+    size_t n;
+
+    assert_int_equal(rule_eval_section(ev, a, "h1", 1), 0);
+    assert_int_equal(rule_eval_section(ev, b, "h2", 1), 0);
+    assert_int_equal(rule_eval_section(ev, c, "h1", 1), 0);
+    assert_int_equal(rule_eval_section(ev, d, "h3", 1), 0);
+    assert_int_equal(rule_eval_series(ev, &s, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(s[0].n, 3);
+    assert_int_equal(s[0].t[0], H - 60000);
+    assert_true(s[0].v[0] == 16);
+    assert_int_equal(s[0].t[1], H);
+    assert_true(s[0].v[1] == 7);
+    assert_int_equal(s[0].t[2], H + 60000);
+    assert_true(s[0].v[2] == 8);
+    rec_series_free(s, n);
+    rule_eval_free(ev);
+    seg_section_free(a);
+    seg_section_free(b);
+    seg_section_free(c);
+    seg_section_free(d);
+    rule_free(rules[0]);
 }
 
 /* ---- remote-write encoding ----------------------------------------------- */
@@ -573,7 +607,7 @@ static void test_compact(void **state)
     put(st, "h2", H + 60000, 4, 4, gone);
     assert_int_equal(store_del(st, gone), 0); /* its entry stays, unreadable */
 
-    co.rules = rule_eval_new(rules, 1);
+    co.rules = rule_eval_new(rules, 1, 0);
     assert_int_equal(compact_run(st, &co, &cs), 0);
     assert_int_equal(cs.entries_merged, 3);
     assert_int_equal(cs.objects_kept, 1);
@@ -591,7 +625,7 @@ static void test_compact(void **state)
     rule_eval_free(co.rules);
 
     /* the next pass has nothing new: no flush is evaluated twice */
-    co.rules = rule_eval_new(rules, 1);
+    co.rules = rule_eval_new(rules, 1, 0);
     assert_int_equal(compact_run(st, &co, &cs), 0);
     rule_eval_stats(co.rules, &es);
     assert_int_equal(es.flushes, 0);
@@ -608,7 +642,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validation), cmocka_unit_test(test_decode),
         cmocka_unit_test(test_counter),    cmocka_unit_test(test_eval),
-        cmocka_unit_test(test_encode),     cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_intervals),  cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_compact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
