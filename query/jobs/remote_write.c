@@ -103,8 +103,9 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
-/* One request with its retries: 0 when the receiver took it, 1 when its
- * samples are to be dropped (last_error says why). */
+/* One request with its retries: 0 when the receiver took it, 1 when it
+ * refused it (its samples are dropped), 2 when it stayed unreachable or
+ * failing through every retry (last_error says why). */
 static int post(const struct rw_opts *o, const uint8_t *buf, size_t len, struct rw_stats *st)
 {
     unsigned wait = o->backoff_ms ? o->backoff_ms : 200;
@@ -148,8 +149,12 @@ static int post(const struct rw_opts *o, const uint8_t *buf, size_t len, struct 
                      body);
         st->last_error[strcspn(st->last_error, "\n")] = '\0';
         bool again = cr != CURLE_OK || code >= 500 || code == 429;
-        if (!again || attempt >= o->retries)
+        if (!again)
             break;
+        if (attempt >= o->retries) {
+            rc = 2;
+            break;
+        }
         st->retries++;
         sleep_ms(wait);
         wait = wait * 2 > RW_MAX_BACKOFF_MS ? RW_MAX_BACKOFF_MS : wait * 2;
@@ -161,6 +166,8 @@ static int post(const struct rw_opts *o, const uint8_t *buf, size_t len, struct 
 
 int rw_send(const struct rw_opts *o, const struct rec_series *s, size_t n, struct rw_stats *st)
 {
+    bool down = false;
+
     for (size_t i = 0; i < n;) {
         size_t j = i, samples = 0;
         while (j < n && (j == i || samples + s[j].n <= RW_MAX_SAMPLES))
@@ -170,7 +177,12 @@ int rw_send(const struct rw_opts *o, const struct rec_series *s, size_t n, struc
         int rc = rw_encode(s + i, j - i, &buf, &len);
         if (rc == -ENOMEM)
             return rc;
-        if (rc || post(o, buf, len, st))
+        /* A receiver that stayed down through one request's retries is
+         * not waited for again: the rest are dropped at once, so a pass
+         * costs at most one round of back-off. */
+        int pr = rc || down ? 1 : post(o, buf, len, st);
+        down |= pr == 2;
+        if (pr)
             st->samples_dropped += samples;
         else
             st->samples_sent += samples;

@@ -9,8 +9,11 @@
  * or gets a 5xx or 429 is retried with exponential back-off (base doubling,
  * capped at RW_MAX_BACKOFF_MS) up to `retries` times; then, or at once on
  * any other 4xx (the receiver refuses the data itself, e.g. out-of-order
- * samples), its samples are dropped and counted. Sending never fails its
- * caller: compaction goes on whatever the receiver does.
+ * samples), its samples are dropped and counted. After one request went
+ * through all its retries unanswered, the following ones are dropped
+ * without being tried: a pass waits through one round of back-off at
+ * most. Sending never fails its caller: compaction goes on whatever the
+ * receiver does.
  */
 #ifndef STOKE_QUERY_REMOTE_WRITE_H
 #define STOKE_QUERY_REMOTE_WRITE_H
