@@ -281,14 +281,18 @@ void rules_api_route(const struct rules_api *a, const char *method, const char *
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     char tenant[128];
-    time_t at;
+    int64_t at;
     char *text;
     size_t len;
 } cache;
 
 void rules_api_metrics(struct store *st, const char *tenant, struct wbuf *b)
 {
-    time_t now = time(NULL);
+    rules_api_metrics_at(st, tenant, b, (int64_t)time(NULL));
+}
+
+void rules_api_metrics_at(struct store *st, const char *tenant, struct wbuf *b, int64_t now)
+{
     char key[512];
 
     if (!st)
@@ -300,16 +304,21 @@ void rules_api_metrics(struct store *st, const char *tenant, struct wbuf *b)
         now < cache.at) {
         struct store_buf sb = {0};
         uint64_t size = 0;
-        free(cache.text);
-        cache.text = NULL;
-        cache.len = 0;
+        int rc = rule_recorded_key(key, sizeof(key), tenant) < 0 ? -ENAMETOOLONG
+                                                                 : store_head(st, key, &size);
+        if (rc == 0 && size > RULE_MAX_RECORDED)
+            rc = -EFBIG;
+        if (rc == 0)
+            rc = store_get(st, key, 0, 0, &sb);
+        /* A store that fails keeps the last text shown (same tenant) until
+         * the next try; only a missing object clears it. */
+        if (rc == 0 || rc == -ENOENT || rc == -EFBIG || strcmp(cache.tenant, tenant) != 0) {
+            free(cache.text);
+            cache.text = rc == 0 ? (char *)sb.data : NULL;
+            cache.len = rc == 0 ? sb.len : 0;
+        }
         snprintf(cache.tenant, sizeof(cache.tenant), "%s", tenant);
         cache.at = now;
-        if (rule_recorded_key(key, sizeof(key), tenant) >= 0 && store_head(st, key, &size) == 0 &&
-            size <= RULE_MAX_RECORDED && store_get(st, key, 0, 0, &sb) == 0) {
-            cache.text = (char *)sb.data;
-            cache.len = sb.len;
-        }
     }
     if (cache.len) {
         wb_bytes(b, cache.text, cache.len);

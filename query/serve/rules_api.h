@@ -15,7 +15,9 @@
  *
  * Also what /metrics adds for pull: the recorded series the compaction job
  * left in the bucket (rule_recorded_key), re-read at most every
- * RULES_METRICS_TTL_S seconds.
+ * RULES_METRICS_TTL_S seconds. The re-read runs where /metrics is answered,
+ * on the HTTP thread: a slow store delays that scrape, and the connections
+ * polled meanwhile, once per RULES_METRICS_TTL_S at most.
  */
 #ifndef STOKE_QUERY_RULES_API_H
 #define STOKE_QUERY_RULES_API_H
@@ -47,5 +49,7 @@ void rules_api_route(const struct rules_api *a, const char *method, const char *
 /* Appends the recorded series of @tenant (what the last compaction pass
  * left) to @b; nothing when there are none. Thread-safe. */
 void rules_api_metrics(struct store *st, const char *tenant, struct wbuf *b);
+/* The same at @now (Unix seconds), for tests. */
+void rules_api_metrics_at(struct store *st, const char *tenant, struct wbuf *b, int64_t now);
 
 #endif

@@ -24,6 +24,7 @@
 #include "query/jobs/compact.h"
 #include "query/jobs/remote_write.h"
 #include "query/jobs/rules.h"
+#include "query/serve/rules_api.h"
 #include "store/store.h"
 
 #define PT_SAMPLES "process_cpu:samples:count:cpu:nanoseconds"
@@ -638,13 +639,84 @@ static void test_compact(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- /metrics: what a worker shows of the recorded object ---------------- */
+
+/* A store whose object is @text, or whose reads fail with @fail. */
+static struct {
+    const char *text;
+    int fail;
+} fake;
+static int fake_head(struct store *s, const char *key, uint64_t *size)
+{
+    (void)s;
+    assert_string_equal(key, "t1/recorded/latest.prom");
+    if (fake.fail)
+        return fake.fail;
+    *size = strlen(fake.text);
+    return 0;
+}
+static int fake_get(struct store *s, const char *key, uint64_t off, uint64_t len,
+                    struct store_buf *out)
+{
+    (void)s;
+    (void)key;
+    (void)off;
+    (void)len;
+    if (fake.fail)
+        return fake.fail;
+    out->data = (uint8_t *)strdup(fake.text);
+    out->len = strlen(fake.text);
+    return 0;
+}
+
+static void test_metrics(void **state)
+{
+    (void)state;
+    static const struct store_ops ops = {.head = fake_head, .get = fake_get};
+    struct store st = {.ops = &ops};
+    struct wbuf b = {0};
+    const int64_t T = 1000000;
+
+    fake.text = "profiles_recorded_x 1 2";
+    rules_api_metrics_at(&st, "t1", &b, T);
+    assert_string_equal(b.s, "profiles_recorded_x 1 2\n");
+    wb_free(&b);
+    /* within the TTL: the cached text, the store not asked */
+    fake.text = "profiles_recorded_x 3 4\n";
+    rules_api_metrics_at(&st, "t1", &b, T + RULES_METRICS_TTL_S - 1);
+    assert_string_equal(b.s, "profiles_recorded_x 1 2\n");
+    wb_free(&b);
+    rules_api_metrics_at(&st, "t1", &b, T + RULES_METRICS_TTL_S);
+    assert_string_equal(b.s, "profiles_recorded_x 3 4\n");
+    wb_free(&b);
+    /* a store that fails keeps the last text; a missing object clears it */
+    fake.fail = -EIO;
+    rules_api_metrics_at(&st, "t1", &b, T + 2 * RULES_METRICS_TTL_S);
+    assert_string_equal(b.s, "profiles_recorded_x 3 4\n");
+    wb_free(&b);
+    fake.fail = -ENOENT;
+    rules_api_metrics_at(&st, "t1", &b, T + 3 * RULES_METRICS_TTL_S);
+    assert_int_equal(b.len, 0);
+    wb_free(&b);
+    /* larger than allowed: not shown */
+    fake.fail = 0;
+    char *big = malloc(RULE_MAX_RECORDED + 2);
+    memset(big, 'x', RULE_MAX_RECORDED + 1);
+    big[RULE_MAX_RECORDED + 1] = 0;
+    fake.text = big;
+    rules_api_metrics_at(&st, "t1", &b, T + 4 * RULES_METRICS_TTL_S);
+    assert_int_equal(b.len, 0);
+    wb_free(&b);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validation), cmocka_unit_test(test_decode),
         cmocka_unit_test(test_counter),    cmocka_unit_test(test_eval),
-        cmocka_unit_test(test_intervals),  cmocka_unit_test(test_encode),
-        cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_intervals),  cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_encode),     cmocka_unit_test(test_compact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
