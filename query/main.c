@@ -29,6 +29,8 @@
 #include "query/engine/engine.h"
 #include "query/engine/plan.h"
 #include "query/jobs/compact.h"
+#include "query/jobs/remote_write.h"
+#include "query/jobs/rules.h"
 #include "query/jobs/generate.h"
 #include "query/jobs/import.h"
 #include "query/serve/auth.h"
@@ -61,6 +63,8 @@ struct cli {
     /* compact */
     unsigned retention_days, delay_s, every_s;
     bool open_hours;
+    const char *remote_write_url;
+    unsigned remote_write_retries, remote_write_timeout_ms, rule_interval_s;
     /* generate */
     unsigned hosts, services, hours, flush_s;
     int64_t start_ms, seed;
@@ -150,6 +154,17 @@ static const struct opt opts[] = {
      "also compact the current, still open hour"},
     {"every", CMD_COMPACT, O_UINT, OFF(every_s), 0, 100000, "SEC",
      "run again every SEC until SIGINT/SIGTERM (default: once)"},
+    {"rule-interval", CMD_COMPACT, O_UINT, OFF(rule_interval_s), 1, 3600, "SEC",
+     "the recording rules' samples: one per SEC, aligned to it (default 60, the agent's "
+     "flush)"},
+    {"remote-write-url", CMD_COMPACT, O_STR, OFF(remote_write_url), 0, 0, "URL",
+     "send the recording rules' samples to this Prometheus remote-write receiver "
+     "(default: none; /metrics of the workers shows them either way)"},
+    {"remote-write-retries", CMD_COMPACT, O_UINT, OFF(remote_write_retries), 0, 20, "N",
+     "retries of a failed remote-write request, with back-off from 200 ms doubling to 5 s "
+     "(default 5); then its samples are dropped and counted"},
+    {"remote-write-timeout", CMD_COMPACT, O_DUR, OFF(remote_write_timeout_ms), 0, 0, "T",
+     "one remote-write request's timeout (default 10s)"},
     /* generate */
     {"hosts", CMD_GENERATE, O_UINT, OFF(hosts), 0, UINT_MAX, "N",
      "hosts (required, as are the next two)"},
@@ -382,6 +397,70 @@ static void on_compact_signal(int sig)
     compact_stop = 1;
 }
 
+static void on_bad_rule(const char *msg, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "stoke-query compact: recording rule skipped: %s\n", msg);
+}
+
+/* After a pass: the recorded samples go to the remote-write receiver and,
+ * with the cumulative counters, to the object the workers' /metrics shows
+ * (query/engine/rule.h). Nothing here fails the pass. */
+static void record(const struct cli *c, struct store *st, struct rule_eval *ev, size_t nrules,
+                   unsigned bad)
+{
+    const char *tenant = c->tenant ? c->tenant : "default";
+    struct rec_series *s = NULL;
+    struct rule_eval_stats es;
+    struct rw_stats rs = {0};
+    size_t ns = 0, nsamp = 0;
+    char key[512];
+
+    rule_eval_stats(ev, &es);
+    if (rule_eval_series(ev, &s, &ns)) {
+        fprintf(stderr, "stoke-query compact: recording rules: out of memory\n");
+        return;
+    }
+    for (size_t i = 0; i < ns; i++)
+        nsamp += s[i].n;
+    if (nsamp && c->remote_write_url) {
+        struct rw_opts ro = {.url = c->remote_write_url,
+                             .retries = c->remote_write_retries,
+                             .timeout_ms = c->remote_write_timeout_ms};
+        rw_send(&ro, s, ns, &rs);
+    }
+    if (nsamp && rule_recorded_key(key, sizeof(key), tenant) >= 0) {
+        struct store_buf old = {0};
+        uint64_t sent = 0, dropped = 0, size = 0;
+        struct wbuf b = {0};
+        if (store_head(st, key, &size) == 0 && size <= RULE_MAX_RECORDED &&
+            store_get(st, key, 0, 0, &old) == 0) {
+            sent = rule_recorded_counter((const char *)old.data, old.len, RULE_COUNTER_SENT);
+            dropped = rule_recorded_counter((const char *)old.data, old.len, RULE_COUNTER_DROPPED);
+        }
+        free(old.data);
+        wb_printf(&b,
+                  "# TYPE " RULE_COUNTER_SENT " counter\n" RULE_COUNTER_SENT " %llu\n"
+                  "# TYPE " RULE_COUNTER_DROPPED " counter\n" RULE_COUNTER_DROPPED " %llu\n",
+                  (unsigned long long)(sent + rs.samples_sent),
+                  (unsigned long long)(dropped + rs.samples_dropped));
+        rec_series_expose(s, ns, &b);
+        if (b.err || b.len > RULE_MAX_RECORDED || store_put(st, key, b.p, b.len))
+            fprintf(stderr, "stoke-query compact: recording rules: %s not written: %s\n", key,
+                    b.err ? "out of memory" : st->err);
+        wb_free(&b);
+    }
+    printf("rules: %zu rules (%u unreadable), %llu flushes, %llu sections evaluated in %.3f ms CPU "
+           "over %llu bytes compaction had read (none read again), %zu series, %zu samples; "
+           "remote write: %llu sent, %llu dropped, %llu requests, %llu retries%s%s\n",
+           nrules, bad, (unsigned long long)es.flushes, (unsigned long long)es.sections,
+           (double)es.ns / 1e6, (unsigned long long)es.bytes, ns, nsamp,
+           (unsigned long long)rs.samples_sent, (unsigned long long)rs.samples_dropped,
+           (unsigned long long)rs.requests, (unsigned long long)rs.retries,
+           rs.last_error[0] ? ": " : "", rs.last_error);
+    rec_series_free(s, ns);
+}
+
 static int cmd_compact(const struct cli *c, struct store *st, char **files, int nfiles)
 {
     struct compact_opts co = {.tenant = c->tenant,
@@ -396,6 +475,14 @@ static int cmd_compact(const struct cli *c, struct store *st, char **files, int 
     int ret;
     do {
         struct compact_stats cs;
+        struct rule **rules = NULL;
+        size_t nrules = 0;
+        unsigned bad = 0;
+        /* Rules are read again every pass: edits take effect at the next. */
+        if (rules_load(st, c->tenant ? c->tenant : "default", &rules, &nrules, &bad, on_bad_rule,
+                       NULL))
+            fprintf(stderr, "stoke-query compact: recording rules not read: %s\n", st->err);
+        co.rules = nrules ? rule_eval_new(rules, nrules, c->rule_interval_s) : NULL;
         ret = compact_run(st, &co, &cs);
         printf("compact: %llu hours compacted (%llu entries, %llu sections merged, %llu blocks, "
                "%llu bytes read, %llu written), %llu objects deleted, %llu hours expired, "
@@ -406,6 +493,11 @@ static int cmd_compact(const struct cli *c, struct store *st, char **files, int 
                (unsigned long long)cs.objects_deleted, (unsigned long long)cs.hours_expired,
                (unsigned long long)cs.objects_kept, (unsigned long long)cs.blocks_orphaned,
                (unsigned long long)cs.errors, cs.last_error[0] ? ": " : "", cs.last_error);
+        if (co.rules)
+            record(c, st, co.rules, nrules, bad);
+        rule_eval_free(co.rules);
+        co.rules = NULL;
+        rules_free(rules, nrules);
         fflush(stdout);
         if (ret)
             fprintf(stderr, "stoke-query compact: %s\n", st->err[0] ? st->err : strerror(-ret));
@@ -611,7 +703,8 @@ int main(int argc, char **argv)
 {
     static int (*const run[])(const struct cli *, struct store *, char **,
                               int) = {cmd_serve, cmd_import, cmd_compact, cmd_generate};
-    struct cli c = {.listen = "127.0.0.1:4040", .threads = 2, .cache_mb = 256};
+    struct cli c = {
+        .listen = "127.0.0.1:4040", .threads = 2, .cache_mb = 256, .remote_write_retries = 5};
     size_t k = 0;
     char prog[64], *ak = NULL, *sk = NULL;
     int rc;

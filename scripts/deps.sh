@@ -8,7 +8,9 @@ set -euo pipefail
 
 build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-dev
     libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev zlib1g-dev
-    libmicrohttpd-dev libcjson-dev libiberty-dev golang-github-google-pprof-dev)
+    libmicrohttpd-dev libcjson-dev libiberty-dev golang-github-google-pprof-dev
+    # the recording rules' Prometheus remote-write requests are snappy-compressed
+    libsnappy-dev)
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
     procps python3 curl awscli nodejs npm util-linux chromium protobuf-compiler
     lintian rpmlint python3-yaml strace systemd
@@ -19,6 +21,8 @@ test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils el
     sqlite3 xz-utils perl rustc
     # test_runtimes.sh: the JDK whose HotSpot frames are named
     openjdk-17-jdk-headless
+    # test_recording_rules.sh: a real Prometheus receiving remote writes
+    prometheus
     # make bench: bcc's profile compiles its BPF C against kernel headers;
     # with none for the running kernel, bench/run.sh points BCC_KERNEL_SOURCE
     # at Debian's (merged -common + -<arch> trees).
@@ -38,7 +42,7 @@ tools=(
     rpmbuild:rpm rpmlint:rpmlint help2man:help2man strace:strace systemd-analyze:systemd
     git:git clang-format:clang-format clang-tidy:clang-tidy cppcheck:cppcheck
     sqlite3:sqlite3 xz:xz-utils perl:perl rustc:rustc
-    java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless
+    java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless prometheus:prometheus
 )
 
 group_pkgs() { # GROUP... -> the packages, one a line

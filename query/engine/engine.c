@@ -45,6 +45,11 @@ void engine_free(struct engine *e)
     free(e);
 }
 
+struct store *engine_store(const struct engine *e)
+{
+    return e ? e->o.store : NULL;
+}
+
 void engine_counters(struct engine *e, struct engine_counters *out)
 {
     pthread_mutex_lock(&e->lock);

@@ -49,6 +49,8 @@ struct engine;
 
 struct engine *engine_new(const struct engine_opts *o);
 void engine_free(struct engine *e);
+/* The store @e reads (o->store); NULL for a NULL engine. */
+struct store *engine_store(const struct engine *e);
 
 /*
  * Runs @q. On success *out is a new mprof (mprof_free) with the result,

@@ -13,6 +13,7 @@
 #include "codec/segment.h"
 #include "codec/wire.h"
 #include "query/jobs/compact.h"
+#include "query/jobs/rules.h"
 
 #define HOUR_MS 3600000LL
 
@@ -304,6 +305,9 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
     uint8_t *buf = NULL;
     size_t len = 0;
     uint64_t size;
+    struct rule_eval *rules = p->o->rules;
+    size_t hour_mark = rules ? rule_eval_mark(rules) : 0;
+    bool committed = false;
     int ret;
 
     if (utc_date_hour(hour_ms, date, hour))
@@ -388,8 +392,18 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
          * section added before a later one failed would count twice, once
          * in the block and once through the entry that stays. */
         int lr = 0;
-        for (size_t j = 0; j < e->nentries && !lr; j++)
+        size_t emark = rules ? rule_eval_mark(rules) : 0;
+        for (size_t j = 0; j < e->nentries && !lr; j++) {
+            size_t n0 = b.n;
             lr = batch_load(st, w, e->entries[j].key, e->entries[j].footer, &b, p);
+            /* The recording rules see the flush as it goes into the block
+             * (query/jobs/rules.h): no read of their own. */
+            for (size_t i = n0; rules && !lr && i < b.n; i++)
+                rule_eval_section(rules, b.secs[i], e->entries[j].footer->host,
+                                  e->entries[j].footer->sections[i - n0].length);
+            if (rules && !lr)
+                rule_eval_flush_done(rules);
+        }
         if (lr == 0 && (ret = batch_add(w, &b, s)) == 0) {
             s->segments_read += e->nentries;
             for (size_t j = 0; j < e->nentries && !ret; j++)
@@ -411,6 +425,8 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
             if (lr == -ENOMEM)
                 ret = lr;
         }
+        if ((lr || ret) && rules)
+            rule_eval_truncate(rules, emark);
         batch_free(&b);
         manifest_free(e);
         if (ret)
@@ -511,6 +527,7 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
     if ((ret = store_put(st, key, buf, len)))
         goto out;
     block[0] = 0; /* listed now: no longer ours to clean up */
+    committed = true;
     s->hours_compacted++;
     s->entries_merged += merged.n;
 
@@ -530,6 +547,10 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
         count_orphans(st, tenant, date, hour, hm, s);
     ret = 0;
 out:
+    /* Rule results count once the hour manifest that merged their flushes
+     * is in force; otherwise the next pass evaluates those flushes. */
+    if (rules && !committed)
+        rule_eval_truncate(rules, hour_mark);
     /* A block written but listed by no manifest is read by nobody: it goes,
      * unless the manifest put failed only in appearance or another
      * compactor's manifest of this generation lists the same block. */

@@ -45,6 +45,8 @@
 
 #include "store/store.h"
 
+struct rule_eval;
+
 struct compact_opts {
     const char *tenant;   /* "default" when NULL */
     int64_t now_ms;       /* 0 = the clock */
@@ -58,6 +60,9 @@ struct compact_opts {
      * NULL. compact_stats keeps only the count and the last one. */
     void (*on_error)(const char *msg, void *arg);
     void *on_error_arg;
+    /* Recording rules evaluated over every flush merged (query/jobs/rules.h);
+     * NULL = none. Only hours whose manifest was written keep results. */
+    struct rule_eval *rules;
 };
 
 struct compact_stats {

@@ -684,3 +684,37 @@ void connect_respond_packed(struct http_response *r, enum connect_codec codec,
     connect_respond(r, codec, m);
     protobuf_c_message_free_unpacked(m, NULL);
 }
+
+/* ---- unary calls --------------------------------------------------------- */
+
+int connect_unary(const char *method, const char *path, http_param_fn header, void *ctx,
+                  const ProtobufCMessageDescriptor *d, const uint8_t *body, size_t len,
+                  enum connect_codec *codec, ProtobufCMessage **req, struct http_response *out)
+{
+    const char *ct = header(ctx, "Content-Type"), *ce = header(ctx, "Content-Encoding");
+    char err[512];
+    int rc;
+
+    if (strcmp(method, "POST") != 0) {
+        connect_error(out, 405, CONNECT_UNIMPLEMENTED,
+                      "%s: method %s not allowed (Connect unary calls are POST)", path, method);
+        return -EINVAL;
+    }
+    if (connect_codec_of(ct, codec)) {
+        connect_error(out, 415, CONNECT_UNIMPLEMENTED,
+                      "Content-Type '%.64s' is not supported (use application/json or "
+                      "application/proto)",
+                      ct ? ct : "");
+        return -EINVAL;
+    }
+    if (ce && *ce && strcmp(ce, "identity") != 0) {
+        connect_error(out, 0, CONNECT_UNIMPLEMENTED,
+                      "Content-Encoding '%.32s' is not supported (send identity)", ce);
+        return -EINVAL;
+    }
+    rc = connect_decode(*codec, d, body, len, req, err, sizeof(err));
+    if (rc)
+        connect_error(out, 0, rc == -ENOMEM ? CONNECT_RESOURCE_EXHAUSTED : CONNECT_INVALID_ARGUMENT,
+                      "%s", rc == -ENOMEM ? "out of memory" : err);
+    return rc;
+}

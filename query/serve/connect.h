@@ -85,4 +85,13 @@ void connect_respond(struct http_response *r, enum connect_codec codec, const Pr
 void connect_respond_packed(struct http_response *r, enum connect_codec codec,
                             const ProtobufCMessageDescriptor *d, uint8_t *buf, size_t len);
 
+/* The checks every Connect unary call starts with: POST, a Content-Type of
+ * JSON or protobuf (its codec in *codec), no Content-Encoding but identity,
+ * then the body decoded as @d into *req (protobuf_c_message_free_unpacked).
+ * 0, or -EINVAL with the Connect error (405, 415, 400...) already in @out,
+ * or -ENOMEM likewise. @header looks up request headers through @ctx. */
+int connect_unary(const char *method, const char *path, http_param_fn header, void *ctx,
+                  const ProtobufCMessageDescriptor *d, const uint8_t *body, size_t len,
+                  enum connect_codec *codec, ProtobufCMessage **req, struct http_response *out);
+
 #endif

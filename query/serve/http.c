@@ -24,6 +24,7 @@
 #include "query/serve/connguard.h"
 #include "query/serve/native_api.h"
 #include "query/serve/pyroscope_api.h"
+#include "query/serve/rules_api.h"
 #include "query/serve/workpool.h"
 
 /* The page embedded at build time (build/web_index.c defines it), when
@@ -125,6 +126,8 @@ static void ep_metrics(struct http_server *s, struct http_response *r)
                   "stoke_query_cache_bytes %" PRIu64 "\n",
                   cs.hits, cs.disk_hits, cs.misses, cs.bytes);
     }
+    /* The recording rules' series, for those who pull (query/serve/rules_api.h). */
+    rules_api_metrics(engine_store(s->o.engine), s->o.tenant, &b);
     http_respond(r, 200, "text/plain; version=0.0.4", &b);
 }
 
@@ -164,7 +167,7 @@ static void ep_index(struct http_server *s, struct http_response *r)
 /* Is @path answered on the query pool (it may run a query)? */
 static bool query_path(const char *path)
 {
-    return pyroscope_path(path) || native_find(path) != NATIVE_N;
+    return pyroscope_path(path) || rules_api_path(path) || native_find(path) != NATIVE_N;
 }
 
 void http_limits(const struct http_opts *o, uint64_t nofile, struct http_limits *l)
@@ -259,13 +262,21 @@ void http_handle(struct http_server *s, const struct http_request *rq, struct ht
 
     memset(out, 0, sizeof(*out));
     if (!http_authorized(s, method, path, rq->header, rq->ctx)) {
-        if (strncmp(path, PYROSCOPE_SERVICE_PREFIX, strlen(PYROSCOPE_SERVICE_PREFIX)) == 0)
+        if (strncmp(path, PYROSCOPE_SERVICE_PREFIX, strlen(PYROSCOPE_SERVICE_PREFIX)) == 0 ||
+            rules_api_path(path))
             connect_error(out, 401, CONNECT_UNAUTHENTICATED,
                           "missing or invalid token (Authorization: Bearer <token>)");
         else
             http_error_json(out, 401,
                             "authorization: missing or invalid token (Authorization: Bearer "
                             "<token>)");
+        goto done;
+    }
+    if (rules_api_path(path)) {
+        struct rules_api a = {engine_store(s->o.engine), s->o.tenant};
+        ep = EP_PYROSCOPE;
+        rules_api_route(&a, method, path, rq->header ? rq->header : no_header, rq->ctx, rq->body,
+                        rq->body_len, out);
         goto done;
     }
     if (pyroscope_path(path)) {

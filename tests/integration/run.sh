@@ -29,6 +29,7 @@ run $T/test_compact.sh
 run $T/test_pyroscope_api.sh
 run $T/test_drilldown.sh
 run $T/test_individual.sh
+run $T/test_recording_rules.sh
 run $T/test_query_limits.sh
 run $T/test_query_auth.sh
 run $T/test_e2e_s3.sh
