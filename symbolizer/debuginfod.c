@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <libelf.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -421,29 +422,51 @@ static void fetch_one(struct sym_dbgd *d, debuginfod_client *c, const char *bid)
     atomic_fetch_add(&d->gen, 1);
 }
 
+/* The client (libcurl's multi handle, its connection and DNS caches) is
+ * made for a batch of fetches and ended when the queue is empty: a host
+ * whose debug files are all cached never holds one, and one that fetched
+ * at start-up gives the memory back. */
 static void *worker(void *arg)
 {
     struct sym_dbgd *d = arg;
-    debuginfod_client *c = debuginfod_begin();
+    debuginfod_client *c = NULL;
 
-    if (!c) {
-        log_warn("debuginfod: the client could not start; no debug files will be fetched");
-        return NULL;
-    }
-    debuginfod_set_user_data(c, d);
-    debuginfod_set_progressfn(c, progress);
     sym_dbgd_cache_trim(d);
     pthread_mutex_lock(&d->mu);
     while (!atomic_load(&d->stop)) {
         if (d->qlen == 0) {
+            if (c) {
+                pthread_mutex_unlock(&d->mu);
+                debuginfod_end(c);
+                c = NULL;
+                malloc_trim(0);
+                pthread_mutex_lock(&d->mu);
+                continue;
+            }
             pthread_cond_wait(&d->cv, &d->mu);
             continue;
+        }
+        if (!c) {
+            pthread_mutex_unlock(&d->mu);
+            c = debuginfod_begin();
+            if (c) {
+                debuginfod_set_user_data(c, d);
+                debuginfod_set_progressfn(c, progress);
+            }
+            pthread_mutex_lock(&d->mu);
         }
         struct entry *e = &d->table[d->queue[d->qhead]];
         d->qhead = (d->qhead + 1) % d->o.queue_max;
         d->qlen--;
         char bid[41];
         memcpy(bid, e->bid, sizeof(bid));
+        if (!c) { /* out of memory: this one fails, later ones try again */
+            e->state = ST_NEGATIVE;
+            e->until = time(NULL) + (time_t)d->o.negative_s;
+            d->st.failures[DBGD_FAIL_OTHER]++;
+            atomic_fetch_add(&d->gen, 1);
+            continue;
+        }
         e->state = ST_INFLIGHT;
         d->st.fetches++;
         pthread_mutex_unlock(&d->mu);
@@ -451,7 +474,8 @@ static void *worker(void *arg)
         pthread_mutex_lock(&d->mu);
     }
     pthread_mutex_unlock(&d->mu);
-    debuginfod_end(c);
+    if (c)
+        debuginfod_end(c);
     return NULL;
 }
 
