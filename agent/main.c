@@ -728,6 +728,8 @@ static int setup(struct agent *a)
 
 static void teardown(struct agent *a)
 {
+    /* a fetch in flight is abandoned while the rest stops */
+    sym_dbgd_stop(a->dbgd);
     metrics_stop(a->metrics);
     unwinder_free(a->unwinder);
     sampler_free(a->sampler);
@@ -765,7 +767,6 @@ static void teardown(struct agent *a)
     relabel_rules_free(a->rules);
     proc_cache_free(a->procs);
     symbolizer_free(a->sym);
-    /* an in-flight fetch is abandoned within about a second */
     sym_dbgd_free(a->dbgd);
     config_free(&a->cfg);
 }

@@ -570,7 +570,7 @@ fail_early:
     return NULL;
 }
 
-void sym_dbgd_free(struct sym_dbgd *d)
+void sym_dbgd_stop(struct sym_dbgd *d)
 {
     if (!d)
         return;
@@ -578,6 +578,13 @@ void sym_dbgd_free(struct sym_dbgd *d)
     atomic_store(&d->stop, true);
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
+}
+
+void sym_dbgd_free(struct sym_dbgd *d)
+{
+    if (!d)
+        return;
+    sym_dbgd_stop(d);
     if (d->started)
         pthread_join(d->thread, NULL);
     pthread_mutex_destroy(&d->mu);

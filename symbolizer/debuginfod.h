@@ -78,8 +78,11 @@ struct sym_dbgd_stats {
  * DEBUGINFOD_* environment variables libdebuginfod reads: call it before
  * other threads start. NULL with @err set (a negative errno). */
 struct sym_dbgd *sym_dbgd_new(const struct sym_dbgd_opts *opts, int *err);
-/* Stops the worker (an in-flight fetch is abandoned within about a
- * second) and frees. NULL is a no-op. */
+/* Tells the worker to stop and returns at once: an in-flight fetch is
+ * abandoned within about a second, while the caller stops other things.
+ * NULL is a no-op. */
+void sym_dbgd_stop(struct sym_dbgd *d);
+/* Stops the worker (waiting for it) and frees. NULL is a no-op. */
 void sym_dbgd_free(struct sym_dbgd *d);
 
 /*
