@@ -30,7 +30,9 @@ WARN      := -Wall -Wextra -Werror -Wno-unused-parameter
 # OPTFLAGS is what the sanitizer and fuzz builds change; CFLAGS stays whole.
 OPTFLAGS  ?= -O2 -g
 CFLAGS    := -std=gnu11 $(WARN) -fno-omit-frame-pointer -D_GNU_SOURCE -I. -I$(BUILD) -I$(BUILD)/proto $(OPTFLAGS)
-LDLIBS    := -lbpf -ldw -lelf -lprotobuf-c -lcurl -lsnappy -lzstd -lz -lmicrohttpd -lcjson -liberty -lpthread -lm
+# --as-needed: each binary depends only on the libraries it uses (the agent
+# not on snappy, the query worker not on libdebuginfod)
+LDLIBS    := -Wl,--as-needed -lbpf -ldw -ldebuginfod -lelf -lprotobuf-c -lcurl -lsnappy -lzstd -lz -lmicrohttpd -lcjson -liberty -lpthread -lm
 
 LIB_SRC   := $(filter-out agent/main.c query/main.c,\
                $(wildcard common/*.c agent/*.c unwind/*.c symbolizer/*.c exporter/*.c codec/*.c \

@@ -65,6 +65,19 @@ static const struct opt_def opts[] = {
      "(default /var/tmp; 'off': the heap)"},
     {"dwarf-scratch-mb", OPT_UINT, OFF(dwarf_scratch_mb), 1, 1048576, "MB",
      "disk cap of those inflated copies (default 1024)"},
+    {"debuginfod-urls", OPT_STR, OFF(debuginfod_urls), 0, 0, "URLS",
+     "ask these debuginfod servers (space-separated) for debug files this host lacks; "
+     "build-ids leave the host (default: $DEBUGINFOD_URLS if set, else off; 'off': never)"},
+    {"debuginfod-cache-dir", OPT_STR, OFF(debuginfod_cache_dir), 0, 0, "DIR",
+     "where fetched debug files are kept (default /var/lib/stoke/debuginfod)"},
+    {"debuginfod-cache-mb", OPT_UINT, OFF(debuginfod_cache_mb), 1, 1048576, "MB",
+     "disk cap of that cache, least recently used files evicted first (default 2048)"},
+    {"debuginfod-max-mb", OPT_UINT, OFF(debuginfod_max_mb), 1, 1048576, "MB",
+     "largest debug file fetched (default 512)"},
+    {"debuginfod-timeout", OPT_UINT, OFF(debuginfod_timeout_s), 1, 600, "SEC",
+     "per server: to connect, and the longest stall of a transfer (default 10)"},
+    {"debuginfod-negative-ttl", OPT_UINT, OFF(debuginfod_negative_s), 1, 30 * 86400, "SEC",
+     "a build-id the servers lack (or a failed fetch) is not asked again for SEC (default 3600)"},
     {"metrics-addr", OPT_STR, OFF(metrics_addr), 0, 0, "ADDR:PORT",
      "serve /metrics and /healthz here (default 127.0.0.1:9465; 'off' disables)"},
     {"log-level", OPT_STR, OFF(log_level), 0, 0, "LEVEL", "error, warn, info or debug"},
@@ -118,6 +131,11 @@ void config_defaults(struct agent_config *c)
     c->dwarf_scratch_mb = 1024;
     c->unwind = strdup("auto");
     c->unwind_table_mb = 64;
+    c->debuginfod_cache_dir = strdup("/var/lib/stoke/debuginfod");
+    c->debuginfod_cache_mb = 2048;
+    c->debuginfod_max_mb = 512;
+    c->debuginfod_timeout_s = 10;
+    c->debuginfod_negative_s = 3600;
     c->metrics_addr = strdup("127.0.0.1:9465");
     c->log_level = strdup("info");
     c->flush_s = 60;

@@ -35,8 +35,15 @@ struct agent_config {
     unsigned symbol_cache_mb;  /* (12) */
     char *dwarf_scratch_dir;   /* inflated debug sections ("/var/tmp"); "off" = heap */
     unsigned dwarf_scratch_mb; /* disk cap of those (1024) */
-    char *metrics_addr;        /* "127.0.0.1:9465"; "" or "off" disables */
-    char *log_level;           /* error, warn, info, debug */
+    /* debuginfod (off unless URLs are given: a build-id leaves the host) */
+    char *debuginfod_urls;          /* NULL = $DEBUGINFOD_URLS; "off" = never */
+    char *debuginfod_cache_dir;     /* ("/var/lib/stoke/debuginfod") */
+    unsigned debuginfod_cache_mb;   /* disk cap of the cache (2048) */
+    unsigned debuginfod_max_mb;     /* largest file fetched (512) */
+    unsigned debuginfod_timeout_s;  /* per server, connect and stall (10) */
+    unsigned debuginfod_negative_s; /* not asked again after a miss or failure (3600) */
+    char *metrics_addr;             /* "127.0.0.1:9465"; "" or "off" disables */
+    char *log_level;                /* error, warn, info, debug */
     /* object storage */
     char *store;        /* DIR or s3://bucket/prefix; NULL = none */
     char *tenant;       /* key prefix ("default") */

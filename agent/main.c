@@ -40,6 +40,7 @@
 #include "exporter/pyroscope_push.h"
 #include "exporter/segment_upload.h"
 #include "store/store.h"
+#include "symbolizer/debuginfod.h"
 #include "symbolizer/symbolizer.h"
 
 #define MAX_FRAMES    (2 * 127 + 4) /* kernel + user + the frames synthetic() adds */
@@ -61,6 +62,7 @@ struct service_profile {
 struct agent {
     struct agent_config cfg;
     struct symbolizer *sym;
+    struct sym_dbgd *dbgd; /* NULL: debuginfod off */
     struct proc_cache *procs;
     struct relabel_rules *rules;
     struct label_limiter *limiter;
@@ -427,6 +429,10 @@ static int drain_window(struct agent *a, uint64_t end_ns)
     if (a->unwinder)
         unwinder_get_stats(a->unwinder, &a->m.unwind);
     symbolizer_get_stats(a->sym, &a->m.sym);
+    if (a->dbgd) {
+        a->m.dbgd_on = true;
+        sym_dbgd_get_stats(a->dbgd, &a->m.dbgd);
+    }
     a->m.processes_cached = proc_cache_size(a->procs);
     a->m.label_overflows = label_limiter_overflows(a->limiter);
     if (a->upload) {
@@ -554,6 +560,39 @@ static int setup_push(struct agent *a)
     return 0;
 }
 
+/* debuginfod is off unless servers are named, by --debuginfod-urls or
+ * DEBUGINFOD_URLS (elfutils' convention, which Debian sets only when the
+ * administrator said yes): each build-id asked for tells the servers what
+ * this host runs. Called before any thread starts (it sets the
+ * environment libdebuginfod reads). */
+static int setup_debuginfod(struct agent *a)
+{
+    const char *urls = a->cfg.debuginfod_urls;
+    int err = 0;
+
+    if (!urls)
+        urls = getenv("DEBUGINFOD_URLS");
+    if (!urls || !*urls || strcmp(urls, "off") == 0 || a->cfg.no_dwarf)
+        return 0;
+    struct sym_dbgd_opts o = {
+        .urls = urls,
+        .cache_dir = a->cfg.debuginfod_cache_dir,
+        .cache_max_bytes = (uint64_t)a->cfg.debuginfod_cache_mb << 20,
+        .max_file_bytes = (uint64_t)a->cfg.debuginfod_max_mb << 20,
+        .timeout_s = a->cfg.debuginfod_timeout_s,
+        .negative_s = a->cfg.debuginfod_negative_s,
+    };
+    a->dbgd = sym_dbgd_new(&o, &err);
+    if (!a->dbgd) {
+        log_error("debuginfod: cache directory %s: %s", o.cache_dir ? o.cache_dir : "(none)",
+                  strerror(-err));
+        return err;
+    }
+    log_info("debuginfod: asking %s for the debug files this host lacks (cache %s, %u MB)", urls,
+             o.cache_dir, a->cfg.debuginfod_cache_mb);
+    return 0;
+}
+
 static int setup(struct agent *a)
 {
     char err[512];
@@ -583,6 +622,8 @@ static int setup(struct agent *a)
             }
         }
     }
+    if (setup_debuginfod(a) != 0)
+        return -EINVAL;
     struct symbolizer_opts so = {
         .max_bytes = (size_t)a->cfg.symbol_cache_mb << 20,
         .debug_dirs = a->cfg.debug_dirs,
@@ -592,6 +633,7 @@ static int setup(struct agent *a)
                            ? a->cfg.dwarf_scratch_dir
                            : NULL,
         .scratch_max_bytes = (size_t)a->cfg.dwarf_scratch_mb << 20,
+        .dbgd = a->dbgd,
     };
     a->sym = symbolizer_new(&so);
     a->procs = proc_cache_new(NULL, a->cfg.host_name);
@@ -686,6 +728,8 @@ static int setup(struct agent *a)
 
 static void teardown(struct agent *a)
 {
+    /* a fetch in flight is abandoned while the rest stops */
+    sym_dbgd_stop(a->dbgd);
     metrics_stop(a->metrics);
     unwinder_free(a->unwinder);
     sampler_free(a->sampler);
@@ -723,6 +767,7 @@ static void teardown(struct agent *a)
     relabel_rules_free(a->rules);
     proc_cache_free(a->procs);
     symbolizer_free(a->sym);
+    sym_dbgd_free(a->dbgd);
     config_free(&a->cfg);
 }
 

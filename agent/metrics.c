@@ -164,6 +164,43 @@ static void jvm_metrics(struct buf *b, const struct agent_metrics *s)
 }
 
 /* V8 (Node.js): JavaScript frames read and named. */
+/* Only when debuginfod is on (--debuginfod-urls, DEBUGINFOD_URLS). */
+static void debuginfod_metrics(struct buf *b, const struct agent_metrics *s)
+{
+    const struct sym_dbgd_stats *d = &s->dbgd;
+
+    if (!s->dbgd_on)
+        return;
+    counter(b, "stoke_debuginfod_requests_total",
+            "Build-ids queued for a fetch (debug file in no debug root nor the cache).",
+            d->requests);
+    counter(b, "stoke_debuginfod_fetches_total", "Queries sent to the debuginfod servers.",
+            d->fetches);
+    counter(b, "stoke_debuginfod_fetched_total", "Debug files downloaded and kept.", d->fetched);
+    counter(b, "stoke_debuginfod_cache_hits_total", "Debug files opened from the disk cache.",
+            d->cache_hits);
+    counter(b, "stoke_debuginfod_misses_total", "Build-ids the servers do not have.", d->misses);
+    counter(b, "stoke_debuginfod_negative_hits_total",
+            "Build-ids not asked for: missing or failed within the negative time.",
+            d->negative_hits);
+    bprintf(b, "# HELP stoke_debuginfod_failures_total Fetches that failed or were refused, by "
+               "reason.\n# TYPE stoke_debuginfod_failures_total counter\n");
+    for (int i = 0; i < DBGD_FAIL_N; i++)
+        bprintf(b, "stoke_debuginfod_failures_total{reason=\"%s\"} %llu\n", sym_dbgd_fail_names[i],
+                (unsigned long long)d->failures[i]);
+    counter(b, "stoke_debuginfod_bytes_total", "Bytes of debug files downloaded and kept.",
+            d->bytes);
+    counter(b, "stoke_debuginfod_evictions_total", "Debug files evicted from the disk cache.",
+            d->evictions);
+    gauge(b, "stoke_debuginfod_cache_bytes", "Disk held by the debuginfod cache.",
+          (double)d->cache_bytes);
+    gauge(b, "stoke_debuginfod_cache_files", "Debug files in the debuginfod cache.",
+          (double)d->cache_files);
+    gauge(b, "stoke_debuginfod_queued", "Build-ids waiting or being fetched.", (double)d->queued);
+    counter(b, "stoke_debuginfod_reloads_total",
+            "Binaries reloaded because their debug file arrived.", s->sym.dbgd_reloads);
+}
+
 static void v8_metrics(struct buf *b, const struct agent_metrics *s)
 {
     const struct unwinder_stats *u = &s->unwind;
@@ -213,6 +250,7 @@ char *metrics_render(const struct agent_metrics *s)
     unwind_metrics(&b, s);
     jvm_metrics(&b, s);
     v8_metrics(&b, s);
+    debuginfod_metrics(&b, s);
     gauge(&b, "stoke_cpus_sampled", "CPUs with an attached sampler.", s->sampler.cpus);
     counter(&b, "stoke_bpf_run_nanoseconds_total",
             "Nanoseconds spent in the BPF sampler (needs kernel.bpf_stats_enabled=1).",

@@ -14,6 +14,7 @@
 
 #include "agent/sampler.h"
 #include "agent/unwinder.h"
+#include "symbolizer/debuginfod.h"
 #include "symbolizer/symbolizer.h"
 
 /* One push exporter's counters (exporter/http_push.h). */
@@ -25,6 +26,8 @@ struct agent_metrics {
     struct sampler_stats sampler;
     struct unwinder_stats unwind;
     struct sym_stats sym;
+    bool dbgd_on; /* debuginfod in use: its counters below */
+    struct sym_dbgd_stats dbgd;
     uint64_t samples_lost_stack; /* samples under a [lost stack: ...] frame */
     uint64_t windows;
     uint64_t profiles_written;

@@ -138,3 +138,18 @@ void file_drop_pages(const void *img, size_t len)
     if (img && len && ((uintptr_t)img & 4095) == 0)
         madvise((void *)(uintptr_t)img, len, MADV_DONTNEED);
 }
+
+int mkdir_p(char *path, unsigned mode)
+{
+    for (char *p = path + 1; (p = strchr(p, '/')); p++) {
+        *p = 0;
+        int rc = mkdir(path, (mode_t)mode);
+        int e = errno;
+        *p = '/';
+        if (rc && e != EEXIST)
+            return -e;
+    }
+    if (mkdir(path, (mode_t)mode) && errno != EEXIST)
+        return -errno;
+    return 0;
+}

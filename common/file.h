@@ -6,6 +6,7 @@
  * runaway perf map or a hostile /proc entry cannot exhaust memory;
  * read_first_line for secrets; write_all, which finishes short writes; and
  * write_file_atomic, which readers never see half-written;
+ * mkdir_p, which creates a directory and its missing parents;
  * file_drop_pages, which hands a read-only file mapping's pages back; and
  * neg_errno, the negative errno these and their callers return.
  */
@@ -32,6 +33,10 @@ int write_all(int fd, const void *buf, size_t len);
  * mode @mode, then rename over @path, so a reader sees the old file or the
  * whole new one, never a part. 0 or -errno (the temp file removed). */
 int write_file_atomic(const char *path, const void *buf, size_t len, unsigned mode);
+
+/* Creates @path and its missing parents with @mode (existing ones are
+ * fine). @path is modified while it runs and restored. 0 or -errno. */
+int mkdir_p(char *path, unsigned mode);
 
 /* Hands the pages of the page-aligned read-only file mapping @img (@len
  * bytes) back to the kernel (they are read again on the next access):

@@ -10,13 +10,18 @@ build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-d
     libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev zlib1g-dev
     libmicrohttpd-dev libcjson-dev libiberty-dev golang-github-google-pprof-dev
     # the recording rules' Prometheus remote-write requests are snappy-compressed
-    libsnappy-dev)
+    libsnappy-dev
+    # the agent's debuginfod client (--debuginfod-urls): elfutils' libdebuginfod
+    libdebuginfod-dev)
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
     procps python3 curl awscli nodejs npm util-linux chromium protobuf-compiler
     lintian rpmlint python3-yaml strace systemd
     # test_agent_rss.sh and make bench: libc's separate DWARF (10 MB of
     # compressed sections), the heaviest thing the symbolizer opens
     libc6-dbg
+    # test_debuginfod.sh: a real debuginfod server (elfutils'), serving the
+    # debug files of a stripped fixture and libc's (libc6-dbg, above)
+    debuginfod
     # test_unwind.sh: Debian's own stripped binaries, and a Rust fixture
     sqlite3 xz-utils perl rustc
     # test_runtimes.sh: the JDK whose HotSpot frames are named
@@ -41,7 +46,7 @@ tools=(
     protoc:protobuf-compiler dpkg-deb:dpkg dpkg-shlibdeps:dpkg-dev lintian:lintian
     rpmbuild:rpm rpmlint:rpmlint help2man:help2man strace:strace systemd-analyze:systemd
     git:git clang-format:clang-format clang-tidy:clang-tidy cppcheck:cppcheck
-    sqlite3:sqlite3 xz:xz-utils perl:perl rustc:rustc
+    sqlite3:sqlite3 xz:xz-utils perl:perl rustc:rustc debuginfod:debuginfod
     java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless prometheus:prometheus
 )
 

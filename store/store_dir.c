@@ -334,21 +334,6 @@ static const struct store_ops dir_ops = {
     .free = dir_free,
 };
 
-static int mkdir_p(char *path)
-{
-    for (char *p = path + 1; (p = strchr(p, '/')); p++) {
-        *p = 0;
-        int rc = mkdir(path, 0755);
-        int e = errno;
-        *p = '/';
-        if (rc && e != EEXIST)
-            return -e;
-    }
-    if (mkdir(path, 0755) && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 struct store *store_dir_open(const struct store_opts *opts, const char *root, char *err,
                              size_t errlen)
 {
@@ -371,7 +356,7 @@ struct store *store_dir_open(const struct store_opts *opts, const char *root, ch
     }
     if (n == 1 && d->root[0] == '/')
         d->root[0] = 0; /* "/" + key */
-    rc = d->root[0] ? mkdir_p(d->root) : 0;
+    rc = d->root[0] ? mkdir_p(d->root, 0755) : 0;
     if (!rc && (stat(d->root[0] ? d->root : "/", &st) || !S_ISDIR(st.st_mode)))
         rc = -ENOTDIR;
     if (!rc && access(d->root[0] ? d->root : "/", W_OK | X_OK))

@@ -33,6 +33,7 @@
 #include "common/hash.h"
 #include "symbolizer/build_id.h"
 #include "symbolizer/debuginfo.h"
+#include "symbolizer/debuginfod.h"
 #include "symbolizer/demangle.h"
 #include "symbolizer/elf_symtab.h"
 #include "symbolizer/kallsyms.h"
@@ -94,7 +95,8 @@ struct bin {
     struct v8_layout *v8; /* the V8 it holds (unwind/v8.h), NULL: none */
     bool is_vdso;
     bool loaded;
-    unsigned refs; /* mappings pointing here */
+    bool dbgd_pending; /* its debug file is being fetched (opts.dbgd) */
+    unsigned refs;     /* mappings pointing here */
     struct alias *aliases;
     struct sym_elf_seg *segs;
     int nsegs;
@@ -176,6 +178,7 @@ struct symbolizer {
     struct lru lru; /* head.next = most recently used */
     struct bin *vdso;
     struct sym_kallsyms ksyms;
+    uint64_t dbgd_gen; /* the debuginfod generation last looked at */
     bool ksyms_loaded, ksyms_missed;
     int ksyms_err;
     uint64_t ksyms_window;
@@ -407,8 +410,17 @@ static void bin_load_elf(struct symbolizer *s, struct bin *b, Elf *elf, int fd,
     b->scratch_bytes = 0;
     if (sym_symtab_add_mapped_elf(&b->symtab, elf, fd >= 0) < 0)
         s->st.bad_binaries++;
+    b->dbgd_pending = false;
     if (!b->is_vdso)
         dfd = sym_debuginfo_find(s->debug_dirs, b->build_id, elf, root_prefix, path);
+    if (dfd < 0 && s->opts.dbgd && !b->is_vdso && b->build_id[0] && !sym_elf_has_debug_info(elf)) {
+        /* never waits: the file is on disk already, or it is queued */
+        int r = sym_dbgd_open(s->opts.dbgd, b->build_id);
+        if (r >= 0)
+            dfd = r;
+        else
+            b->dbgd_pending = r == -EAGAIN || r == -EBUSY;
+    }
     Elf *delf = NULL;
     if (dfd >= 0) {
         delf = elf_begin(dfd, ELF_C_READ_MMAP, NULL);
@@ -1334,9 +1346,36 @@ int symbolizer_kernel(struct symbolizer *s, uint64_t addr, struct sym_result *ou
     return finish(s, out);
 }
 
+/* Binaries waiting for a debug file are unloaded once a fetch has ended
+ * (theirs or another's): the next lookup loads them again and finds the
+ * file in the cache, or queues or waits again. Addresses cached with the
+ * symbol-table names go with them. */
+static void dbgd_poll(struct symbolizer *s)
+{
+    uint64_t gen = sym_dbgd_generation(s->opts.dbgd);
+
+    if (gen == s->dbgd_gen)
+        return;
+    s->dbgd_gen = gen;
+    for (size_t i = 0; i < BIN_BUCKETS; i++) {
+        for (struct bin *b = s->bins[i], *next; b; b = next) {
+            next = b->next;
+            if (!b->loaded || !b->dbgd_pending)
+                continue;
+            b->dbgd_pending = false;
+            s->st.dbgd_reloads++;
+            bin_unload(s, b);
+            if (b->refs == 0)
+                bin_destroy(s, b);
+        }
+    }
+}
+
 void symbolizer_new_window(struct symbolizer *s)
 {
     s->window++;
+    if (s->opts.dbgd)
+        dbgd_poll(s);
     /* Processes not looked up for a while: their maps (and perf map) go,
      * exited or not, and are read again if they come back. Without this
      * every process ever sampled stays, the bins it mapped pinned. */

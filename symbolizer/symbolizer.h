@@ -27,6 +27,8 @@
 #include "common/frame.h"        /* struct sym_result, the answer */
 #include "symbolizer/build_id.h" /* sym_read_build_id */
 
+struct sym_dbgd;
+
 struct symbolizer;
 
 struct symbolizer_opts {
@@ -43,6 +45,12 @@ struct symbolizer_opts {
      * the heap, counted in max_bytes. NULL = the heap. */
     const char *scratch_dir;
     size_t scratch_max_bytes; /* disk cap of those copies; 0 = 1 GiB */
+    /* Debug files the debug roots lack are asked of debuginfod servers
+     * through this (symbolizer/debuginfod.h; NULL = never). A binary whose
+     * file is being fetched is named from its own symbols meanwhile; once
+     * the file arrives it is reloaded at the next window's start, so later
+     * windows get its names, lines and inlined frames. Not owned. */
+    struct sym_dbgd *dbgd;
 };
 
 struct sym_stats {
@@ -70,6 +78,7 @@ struct sym_stats {
     uint64_t jvm_unnamed;         /* ... not: memory that does not hold a method, no tables */
     uint64_t v8_named;            /* V8 JavaScript frames named by their SharedFunctionInfo */
     uint64_t v8_unnamed;          /* ... that could not be */
+    uint64_t dbgd_reloads;        /* binaries reloaded because debuginfod brought their file */
 };
 
 /* Allocates; free with symbolizer_free(). NULL on allocation failure. */

@@ -23,6 +23,7 @@ T=tests/integration
 run $T/test_errors.sh
 run $T/test_service_names.sh
 run $T/test_agent_rss.sh
+run $T/test_debuginfod.sh
 run $T/test_store_s3.sh
 run $T/test_query_api.sh
 run $T/test_compact.sh

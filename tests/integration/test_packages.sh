@@ -34,7 +34,7 @@ QDEB=$PKGS/stoke-query_${VER}_amd64.deb
 check "stoke-agent .deb exists" test -s "$ADEB"
 check "stoke-query .deb exists" test -s "$QDEB"
 deps=$(dpkg-deb -f "$ADEB" Depends)
-for lib in libbpf1 libdw1 libelf1 libprotobuf-c1 libcurl4 libzstd1 zlib1g libmicrohttpd12; do
+for lib in libbpf1 libdw1 libdebuginfod1 libelf1 libprotobuf-c1 libcurl4 libzstd1 zlib1g libmicrohttpd12; do
     check "stoke-agent Depends on $lib" grep -q "$lib" <<<"$deps"
 done
 check "stoke-query Depends on libcjson1" grep -q libcjson1 <<<"$(dpkg-deb -f "$QDEB" Depends)"
