@@ -197,7 +197,8 @@ packages: deps-packages
 	$(MAKE) all
 	scripts/packages.sh
 
-lint: deps-lint
+# clang-tidy reads the generated headers (BPF skeleton, protobuf-c): built first
+lint: deps-lint $(GEN_HDRS)
 	@scripts/lint.sh
 
 format:
