@@ -286,8 +286,7 @@ int engine_query(struct engine *e, const struct query *q, struct mprof **out, ch
         /* Label names and values: from the footers when they answer
          * exactly (query/engine/footers.h), no section read. */
         if ((rc = footers_labels(plan, q, res)) != -EAGAIN)
-            goto out;
-        rc = 0;
+            goto out; /* else rc is set by run_local below */
     }
     mine = malloc((plan->n + 1) * sizeof(*mine));
     if (!mine) {
