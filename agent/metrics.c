@@ -105,6 +105,10 @@ static void unwind_metrics(struct buf *b, const struct agent_metrics *s)
             "Unwind tables built from .eh_frame/.debug_frame.", u->tables_built);
     counter(b, "stoke_unwind_tables_failed_total",
             "Binaries without a usable table (walked by frame pointers).", u->tables_failed);
+    counter(b, "stoke_unwind_tables_sorted_total",
+            "Unwind tables whose rows were held and sorted in the agent's heap (not in address "
+            "order as parsed); the others are streamed into their map.",
+            u->tables_sorted);
     counter(b, "stoke_unwind_tables_evicted_total", "Unwind tables evicted (byte cap).",
             u->tables_evicted);
     counter(b, "stoke_unwind_tables_over_cap_total",

@@ -281,11 +281,50 @@ static bool make_room(struct unwinder *u, size_t need)
 
 #define UW_WRITE_WINDOW (1u << 20) /* a multiple of the page size and of 8 */
 
+/* A new BPF array for a table of @nelems elements, room made for it among
+ * the cached tables: its fd, or a negative errno. */
+static int table_map_new(struct unwinder *u, uint32_t nelems)
+{
+    struct bpf_map_create_opts o = {.sz = sizeof(o), .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE};
+    int fd;
+
+    if (u->nfree == 0)
+        return -ENOSPC;
+    if (!make_room(u, (size_t)nelems * 8)) {
+        u->st.over_cap++;
+        return -ENOSPC;
+    }
+    fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "stoke_uw_table", sizeof(__u32), 8, nelems, &o);
+    return fd < 0 ? -errno : fd;
+}
+
+/* Installs the written array @fd at a free id (closes it on failure). */
+static int table_map_install(struct unwinder *u, struct uw_bin *b, int fd, uint32_t nelems,
+                             uint32_t nrows)
+{
+    uint32_t id = u->free_ids[u->nfree - 1];
+    int ret;
+
+    if (bpf_map_update_elem(u->opts.tables_fd, &id, &fd, BPF_ANY) != 0) {
+        ret = -errno;
+        close(fd);
+        return ret;
+    }
+    u->nfree--;
+    b->id = id;
+    b->map_fd = fd;
+    b->bytes = (size_t)nelems * 8;
+    b->rows = nrows;
+    u->st.tables_live++;
+    u->st.table_bytes += b->bytes;
+    u->st.table_rows += nrows;
+    return 0;
+}
+
 /* Lays the table of @rows out straight into a new BPF array (through its
  * mmap: no copy of the table in the agent) and installs it at a free id. */
 static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_rows *rows)
 {
-    struct bpf_map_create_opts o = {.sz = sizeof(o), .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE};
     uint32_t nelems;
     size_t bytes;
     int fd, ret;
@@ -295,15 +334,9 @@ static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_r
     if (ret)
         return ret;
     bytes = (size_t)nelems * 8;
-    if (u->nfree == 0)
-        return -ENOSPC;
-    if (!make_room(u, bytes)) {
-        u->st.over_cap++;
-        return -ENOSPC;
-    }
-    fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "stoke_uw_table", sizeof(__u32), 8, nelems, &o);
+    fd = table_map_new(u, nelems);
     if (fd < 0)
-        return -errno;
+        return fd;
     /* through windows of UW_WRITE_WINDOW: mapped, the array is resident in
      * the agent until unmapped (libclang-cpp's 7.9 MB, on top of its rows) */
     for (size_t off = 0; off < bytes; off += UW_WRITE_WINDOW) {
@@ -317,21 +350,52 @@ static int install_table(struct unwinder *u, struct uw_bin *b, const struct uw_r
         b->base = uw_table_write_part(rows, mem, off / 8, len / 8);
         munmap(mem, len);
     }
-    uint32_t id = u->free_ids[u->nfree - 1];
-    if (bpf_map_update_elem(u->opts.tables_fd, &id, &fd, BPF_ANY) != 0) {
-        ret = -errno;
+    return table_map_install(u, b, fd, nelems, (uint32_t)rows->n);
+}
+
+/* uw_table_stream_write's sink: elements copied into the array @ctx (an
+ * fd) through a mapping of just the pages they go to. */
+static int write_elems(void *ctx, uint64_t from, const uint64_t *elems, size_t n)
+{
+    int fd = *(const int *)ctx;
+    uint64_t off = from * 8 & ~(uint64_t)4095, end = (from + n) * 8;
+    void *mem = mmap(NULL, end - off, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+
+    if (mem == MAP_FAILED)
+        return -errno;
+    memcpy((char *)mem + (from * 8 - off), elems, n * 8);
+    munmap(mem, end - off);
+    return 0;
+}
+
+/* The table of @elf streamed into a new BPF array: the rows are never all
+ * in the agent (see uw_table_stream_open). -ERANGE when the rows do not
+ * come in order: then they have to be sorted, held (install_table). */
+static int install_streamed(struct unwinder *u, struct uw_bin *b, Elf *elf, bool mapped,
+                            struct uw_cfi_stats *st, const char **source)
+{
+    struct uw_table_stream ts;
+    int fd, ret;
+
+    ret = uw_table_stream_open(elf, mapped, &ts);
+    *st = ts.cfi;
+    *source = ts.source;
+    if (ret)
+        return ret;
+    fd = table_map_new(u, ts.nelems);
+    if (fd < 0) {
+        uw_table_stream_close(&ts);
+        return fd;
+    }
+    ret = uw_table_stream_write(&ts, write_elems, &fd);
+    *st = ts.cfi;
+    uw_table_stream_close(&ts);
+    if (ret) {
         close(fd);
         return ret;
     }
-    u->nfree--;
-    b->id = id;
-    b->map_fd = fd;
-    b->bytes = bytes;
-    b->rows = (uint32_t)rows->n;
-    u->st.tables_live++;
-    u->st.table_bytes += bytes;
-    u->st.table_rows += rows->n;
-    return 0;
+    b->base = ts.base;
+    return table_map_install(u, b, fd, ts.nelems, ts.nrows);
 }
 
 static int copy_segments(Elf *elf, struct uw_bin *b)
@@ -396,19 +460,24 @@ static void bin_build(struct unwinder *u, struct uw_bin *b, Elf *elf, const char
                  "the interpreter's native frames, not their Python functions",
                  what, b->py.minor);
     v8_bin(b, elf, what, mapped);
-    ret = uw_rows_from_elf(elf, &rows, &st, &source);
-    if (ret == 0) {
-        ret = install_table(u, b, &rows);
-        if (ret == 0) {
-            u->st.tables_built++;
-            u->st.unsupported_rows += st.unsupported_rows;
-            log_debug("unwind table for %s (%s): %u rows, %zu bytes, %u FDEs (%u malformed)", what,
-                      source, b->rows, b->bytes, st.fdes, st.bad_entries);
-        }
+    ret = install_streamed(u, b, elf, mapped, &st, &source);
+    if (ret == -ERANGE) {
+        /* rows out of order (no .eh_frame_hdr, overlapping FDEs): sorted
+         * in memory, the whole table held while it is written */
+        ret = uw_rows_from_elf(elf, &rows, &st, &source);
+        if (ret == 0)
+            ret = install_table(u, b, &rows);
         uw_rows_free(&rows);
+        u->st.tables_sorted++;
         /* a large table's rows leave a hole in this thread's arena: give it back */
         if (b->bytes > (1u << 20))
             malloc_trim(0);
+    }
+    if (ret == 0) {
+        u->st.tables_built++;
+        u->st.unsupported_rows += st.unsupported_rows;
+        log_debug("unwind table for %s (%s): %u rows, %zu bytes, %u FDEs (%u malformed)", what,
+                  source, b->rows, b->bytes, st.fdes, st.bad_entries);
     }
     if (ret != 0) {
         u->st.tables_failed++;

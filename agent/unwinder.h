@@ -47,6 +47,7 @@ struct unwinder_stats {
     uint64_t mappings_capped; /* mappings beyond STOKE_UW_MAX_MAPPINGS, left out */
     uint64_t tables_built;    /* tables compiled and loaded */
     uint64_t tables_failed;   /* binaries without a usable table (frame pointers) */
+    uint64_t tables_sorted;   /* built from rows held and sorted (not in order as parsed) */
     uint64_t tables_evicted;
     uint64_t tables_live;      /* tables in BPF maps now */
     uint64_t table_bytes;      /* their size in BPF maps */

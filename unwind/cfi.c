@@ -212,6 +212,9 @@ struct parser {
     uint64_t lo, hi; /* that range; rows are stored relative to lo */
     size_t max_rows;
     struct uw_rows *out;
+    uw_rows_fn fn; /* when set, each FDE's rows are handed to it, then dropped */
+    void *fn_ctx;
+    size_t handed; /* rows handed to fn so far */
     struct uw_cfi_stats *st;
     struct cie cies[MAX_CIES];
     unsigned ncies;
@@ -348,7 +351,7 @@ static int push_row(struct parser *ps, uint64_t pc, uint8_t kind, uint16_t off, 
 {
     struct uw_rows *o = ps->out;
 
-    if (o->n >= ps->max_rows)
+    if (ps->handed + o->n >= ps->max_rows)
         return -E2BIG;
     if (o->n == o->cap) {
         size_t ncap = o->cap ? o->cap * 2 : 1024;
@@ -771,6 +774,13 @@ static bool parse_entry_at(struct parser *ps, size_t off, size_t *next, int *ret
         st->bad_entries++;
         *ret = 0;
     }
+    if (ps->fn && !ps->scan && ps->out->n) {
+        /* the FDE is whole: its rows go out, the buffer is reused */
+        if (*ret == 0)
+            *ret = ps->fn(ps->fn_ctx, ps->out->v, ps->out->n);
+        ps->handed += ps->out->n;
+        ps->out->n = 0;
+    }
     return true;
 }
 
@@ -778,23 +788,29 @@ static bool parse_entry_at(struct parser *ps, size_t off, size_t *next, int *ret
  * section order, or in the order of @order (FDE offsets) when given. */
 static int parse_entries(struct parser *ps, const uint32_t *order, size_t norder)
 {
-    size_t off = 0, next;
+    size_t off = 0, next, count = 0;
     int ret = 0;
 
-    if (order) {
-        for (size_t i = 0; i < norder && ret == 0; i++)
-            if (!parse_entry_at(ps, order[i], &next, &ret))
+    for (;;) {
+        count++;
+        if (ps->fn && count % UW_CFI_TICK == 0 && (ret = ps->fn(ps->fn_ctx, NULL, 0)) != 0)
+            return ret;
+        if (order) {
+            if (count > norder || ret != 0)
+                return ret;
+            if (!parse_entry_at(ps, order[count - 1], &next, &ret))
                 ps->st->bad_entries++;
-        return ret;
+        } else {
+            if (ret != 0 || !parse_entry_at(ps, off, &next, &ret))
+                return ret;
+            off = next;
+        }
     }
-    while (ret == 0 && parse_entry_at(ps, off, &next, &ret))
-        off = next;
-    return ret;
 }
 
-int uw_cfi_parse_ordered(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_section kind,
+static int parse_section(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_section kind,
                          const uint32_t *order, size_t norder, size_t max_rows, struct uw_rows *out,
-                         struct uw_cfi_stats *st)
+                         uw_rows_fn fn, void *ctx, struct uw_cfi_stats *st)
 {
     struct parser *ps = calloc(1, sizeof(*ps));
     struct uw_cfi_stats scan_st = {0};
@@ -805,6 +821,8 @@ int uw_cfi_parse_ordered(const uint8_t *data, size_t len, uint64_t vaddr, enum u
     ps->s = (struct sect){.data = data, .len = len, .vaddr = vaddr, .kind = kind};
     ps->max_rows = max_rows;
     ps->out = out;
+    ps->fn = fn;
+    ps->fn_ctx = ctx;
     /* First the FDEs' address range, so rows fit 32 bits from its start;
      * in section order, which also counts the FDEs. */
     ps->scan = true;
@@ -827,6 +845,25 @@ int uw_cfi_parse_ordered(const uint8_t *data, size_t len, uint64_t vaddr, enum u
         }
     }
     free(ps);
+    return ret;
+}
+
+int uw_cfi_parse_ordered(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_section kind,
+                         const uint32_t *order, size_t norder, size_t max_rows, struct uw_rows *out,
+                         struct uw_cfi_stats *st)
+{
+    return parse_section(data, len, vaddr, kind, order, norder, max_rows, out, NULL, NULL, st);
+}
+
+int uw_cfi_parse_each(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_section kind,
+                      const uint32_t *order, size_t norder, size_t max_rows, uw_rows_fn fn,
+                      void *ctx, uint64_t *base, struct uw_cfi_stats *st)
+{
+    struct uw_rows fde = {0};
+    int ret = parse_section(data, len, vaddr, kind, order, norder, max_rows, &fde, fn, ctx, st);
+
+    *base = fde.base;
+    uw_rows_free(&fde);
     return ret;
 }
 
@@ -868,46 +905,96 @@ static void rows_sort(struct unwind_row *v, size_t n, struct unwind_row *tmp)
         v[k++] = tmp[i++];
 }
 
+static bool same_rule(const struct unwind_row *a, const struct unwind_row *b)
+{
+    return a->kind == b->kind && a->off == b->off && a->rbp == b->rbp;
+}
+
+int uw_merge_push(struct uw_merge *m, const struct unwind_row *r)
+{
+    const struct unwind_row *top;
+
+    if (m->nin++ && r->pc < m->in_pc)
+        return -ERANGE;
+    m->in_pc = r->pc;
+    if (m->pending && m->last.pc == r->pc) {
+        /* one row per pc: a rule over the end marker of the FDE before,
+         * else the first */
+        if (m->last.kind != STOKE_UW_NONE || r->kind == STOKE_UW_NONE)
+            return 0;
+        m->pending = false;
+    }
+    top = m->pending ? &m->last : m->nout ? &m->out : NULL;
+    if (top && same_rule(top, r))
+        return 0; /* same rule as the row before: one row */
+    if (m->pending) {
+        /* final: no later row has its pc (they come in order) */
+        int ret = m->fn(m->ctx, &m->last);
+        if (ret)
+            return ret;
+        m->out = m->last;
+        m->nout++;
+    }
+    m->last = *r;
+    m->pending = true;
+    return 0;
+}
+
+int uw_merge_end(struct uw_merge *m)
+{
+    int ret = 0;
+
+    if (m->pending) {
+        ret = m->fn(m->ctx, &m->last);
+        m->out = m->last;
+        m->nout++;
+        m->pending = false;
+    }
+    return ret;
+}
+
+/* uw_rows_finish's sink: rows written back in place (the write index never
+ * passes the read index). */
+static int put_back(void *ctx, const struct unwind_row *r)
+{
+    struct uw_rows *rows = ctx;
+
+    rows->v[rows->n++] = *r;
+    return 0;
+}
+
 void uw_rows_finish(struct uw_rows *rows)
 {
-    size_t k = 0;
+    size_t n = rows->n;
 
-    if (rows->n == 0)
+    if (n == 0)
         return;
     /* in .eh_frame_hdr's order (and mostly in section order) the rows are
      * sorted already: sort only when not */
-    for (size_t i = 1; i < rows->n; i++) {
+    for (size_t i = 1; i < n; i++) {
         if (rows->v[i - 1].pc > rows->v[i].pc) {
-            struct unwind_row *tmp = malloc((rows->n + 1) / 2 * sizeof(*tmp));
+            struct unwind_row *tmp = malloc((n + 1) / 2 * sizeof(*tmp));
             if (tmp)
-                rows_sort(rows->v, rows->n, tmp);
+                rows_sort(rows->v, n, tmp);
             else /* no room for half: in place, unstable among equal rows */
-                qsort(rows->v, rows->n, sizeof(*rows->v), row_cmp);
+                qsort(rows->v, n, sizeof(*rows->v), row_cmp);
             free(tmp);
             break;
         }
     }
-    for (size_t i = 0; i < rows->n; i++) {
-        struct unwind_row r = rows->v[i]; /* read before any write: writes go to k <= i */
-        if (k && rows->v[k - 1].pc == r.pc) {
-            /* one row per pc: a rule over the end marker of the FDE before,
-             * else the first */
-            if (rows->v[k - 1].kind != STOKE_UW_NONE || r.kind == STOKE_UW_NONE)
-                continue;
-            k--;
-        }
-        if (k && rows->v[k - 1].kind == r.kind && rows->v[k - 1].off == r.off &&
-            rows->v[k - 1].rbp == r.rbp)
-            continue; /* same rule as the row before: one row */
-        rows->v[k++] = r;
+    struct uw_merge m = {.fn = put_back, .ctx = rows};
+    rows->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct unwind_row r = rows->v[i]; /* read before any write: writes go to n <= i */
+        uw_merge_push(&m, &r);
     }
-    rows->n = k;
+    uw_merge_end(&m);
     /* merging halves the rows of a typical binary: give the rest back */
-    if (rows->cap > 2 * k + 1024) {
-        struct unwind_row *nv = realloc(rows->v, k * sizeof(*nv));
+    if (rows->cap > 2 * rows->n + 1024) {
+        struct unwind_row *nv = realloc(rows->v, rows->n * sizeof(*nv));
         if (nv) {
             rows->v = nv;
-            rows->cap = k;
+            rows->cap = rows->n;
         }
     }
 }

@@ -26,7 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct unwind_row;
+#include <linux/types.h>
+#include "bpf/profile.h"
 
 /* Rows as the walker runs them (struct unwind_row, 8 bytes), their pc the
  * ELF virtual address minus @base (the lowest address of any FDE). */
@@ -68,6 +69,42 @@ int uw_cfi_parse(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_sectio
 int uw_cfi_parse_ordered(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_section kind,
                          const uint32_t *order, size_t norder, size_t max_rows, struct uw_rows *out,
                          struct uw_cfi_stats *st);
+
+/* Receives the rows of one FDE at a time (a malformed FDE's are never
+ * handed over): 0 to go on, a negative errno to stop the parse with it.
+ * Also called with no rows (@n 0) every UW_CFI_TICK entries read, in both
+ * passes, so that the caller can hand a file mapping's pages back. */
+#define UW_CFI_TICK 4096
+typedef int (*uw_rows_fn)(void *ctx, const struct unwind_row *rows, size_t n);
+
+/* uw_cfi_parse_ordered without holding the rows: each FDE's go to @fn as
+ * soon as it is parsed, so memory stays that of one FDE. @max_rows counts
+ * every row handed over. Sets *@base (the rows' pc 0, as out->base). */
+int uw_cfi_parse_each(const uint8_t *data, size_t len, uint64_t vaddr, enum uw_section kind,
+                      const uint32_t *order, size_t norder, size_t max_rows, uw_rows_fn fn,
+                      void *ctx, uint64_t *base, struct uw_cfi_stats *st);
+
+/*
+ * The merge of uw_rows_finish, a row at a time, for rows that come sorted
+ * by pc (a rule and the end marker of the FDE before it in either order):
+ * one row per pc, consecutive rows with the same rule merged. Each final
+ * row goes to @fn once no later row can change it; uw_merge_end hands over
+ * the last. Zero-initialise, set fn and ctx.
+ */
+struct uw_merge {
+    int (*fn)(void *ctx, const struct unwind_row *row);
+    void *ctx;
+    struct unwind_row last; /* the row not yet final, when pending */
+    struct unwind_row out;  /* the last final row, when nout */
+    bool pending;
+    uint32_t in_pc;   /* the last row pushed */
+    size_t nin, nout; /* rows pushed, rows handed to fn */
+};
+
+/* 0, -ERANGE when @r's pc is below the row before (the input is not
+ * sorted: nothing more may be pushed), or @fn's error. */
+int uw_merge_push(struct uw_merge *m, const struct unwind_row *r);
+int uw_merge_end(struct uw_merge *m);
 
 /* Sorts @rows by pc, keeps one row per pc (a rule over the end marker of
  * the FDE before it) and merges consecutive rows with the same rule. */

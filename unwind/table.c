@@ -10,6 +10,8 @@
 
 #include <linux/types.h>
 #include "bpf/profile.h"
+#include "common/file.h"
+#include "unwind/elf_syms.h"
 #include "unwind/table.h"
 
 _Static_assert(sizeof(struct unwind_row) == 8, "a row is one array element");
@@ -77,26 +79,40 @@ static uint32_t *hdr_order(Elf *elf, uint64_t eh_vaddr, size_t eh_len, size_t *n
     return order;
 }
 
+/* The call frame information section of @elf and the FDE order to parse
+ * it in (NULL: section order). -ENODATA when there is none. */
+static int cfi_section(Elf *elf, GElf_Shdr *sh, Elf_Data **d, enum uw_section *kind,
+                       const char **source, uint32_t **order, size_t *norder)
+{
+    *kind = UW_EH_FRAME;
+    *source = ".eh_frame";
+    *order = NULL;
+    *norder = 0;
+    if (!find_section(elf, ".eh_frame", sh, d)) {
+        *kind = UW_DEBUG_FRAME;
+        *source = ".debug_frame";
+        if (!find_section(elf, ".debug_frame", sh, d))
+            return -ENODATA;
+    }
+    if (*kind == UW_EH_FRAME && (*d)->d_size <= UINT32_MAX)
+        *order = hdr_order(elf, sh->sh_addr, (*d)->d_size, norder);
+    return 0;
+}
+
 int uw_rows_from_elf(Elf *elf, struct uw_rows *rows, struct uw_cfi_stats *st, const char **source)
 {
     GElf_Shdr sh;
     Elf_Data *d = NULL;
-    enum uw_section kind = UW_EH_FRAME;
+    enum uw_section kind;
+    uint32_t *order;
+    size_t norder;
     int ret;
 
     memset(rows, 0, sizeof(*rows));
     memset(st, 0, sizeof(*st));
-    *source = ".eh_frame";
-    if (!find_section(elf, ".eh_frame", &sh, &d)) {
-        kind = UW_DEBUG_FRAME;
-        *source = ".debug_frame";
-        if (!find_section(elf, ".debug_frame", &sh, &d))
-            return -ENODATA;
-    }
-    size_t norder = 0;
-    uint32_t *order = kind == UW_EH_FRAME && d->d_size <= UINT32_MAX
-                          ? hdr_order(elf, sh.sh_addr, d->d_size, &norder)
-                          : NULL;
+    ret = cfi_section(elf, &sh, &d, &kind, source, &order, &norder);
+    if (ret)
+        return ret;
     ret = uw_cfi_parse_ordered(d->d_buf, d->d_size, sh.sh_addr, kind, order, norder,
                                STOKE_UW_MAX_ELEMS, rows, st);
     free(order);
@@ -259,4 +275,198 @@ const struct unwind_row *uw_table_lookup(const struct uw_table *t, uint64_t vadd
     if (lo == 0 || lo > nrows)
         return NULL;
     return &rows[lo - 1];
+}
+
+/* ---- streamed ------------------------------------------------------------ */
+
+/* Hands back the pages of the section when it is read from the file's
+ * mapping: only its own, so that the many calls a pass makes cost little. */
+static void drop_section(const struct uw_table_stream *ts)
+{
+    size_t size;
+    const uint8_t *img = ts->mapped ? (const uint8_t *)elf_rawfile(ts->elf, &size) : NULL;
+    uintptr_t lo, hi;
+
+    if (!img || ts->data < img || ts->len > size || ts->data - img > (ptrdiff_t)(size - ts->len))
+        return; /* decompressed into the heap: nothing to hand back */
+    lo = (uintptr_t)ts->data & ~(uintptr_t)4095;
+    hi = (uintptr_t)ts->data + ts->len;
+    file_drop_pages((const void *)lo, hi - lo);
+}
+
+/* One pass of a stream: the parse's rows through the merge into @put. */
+struct pass {
+    struct uw_table_stream *ts;
+    struct uw_merge m;
+    /* the write pass */
+    uint64_t *buf;
+    size_t nbuf;
+    uint64_t at; /* table element of buf[0] */
+    uw_elems_fn fn;
+    void *ctx;
+    uint32_t nrows; /* rows written */
+};
+
+static int pass_rows(void *ctx, const struct unwind_row *rows, size_t n)
+{
+    struct pass *ps = ctx;
+    int ret = 0;
+
+    /* every UW_CFI_TICK entries, the file's pages go back: each pass reads
+     * all of .eh_frame (libLLVM's is 5 MB) */
+    if (n == 0)
+        drop_section(ps->ts);
+    for (size_t i = 0; i < n && ret == 0; i++)
+        ret = uw_merge_push(&ps->m, &rows[i]);
+    return ret;
+}
+
+/* The count pass's sink: the rows' number, first pc and page index. */
+static int count_row(void *ctx, const struct unwind_row *r)
+{
+    struct pass *ps = ctx;
+    struct uw_table_stream *ts = ps->ts;
+    uint64_t page;
+
+    if (ts->nrows == 0)
+        ts->first = r->pc;
+    page = (uint64_t)(r->pc - ts->first) >> STOKE_UW_PAGE_SHIFT;
+    /* pages up to this row's that no row before reached start here */
+    while (ts->nidx <= page) {
+        if (ts->nidx == ts->idx_cap) {
+            size_t ncap = ts->idx_cap ? ts->idx_cap * 2 : 1024;
+            uint32_t *nv = realloc(ts->idx, ncap * sizeof(*nv));
+            if (!nv)
+                return -ENOMEM;
+            ts->idx = nv;
+            ts->idx_cap = ncap;
+        }
+        ts->idx[ts->nidx++] = ts->nrows;
+    }
+    ts->last = r->pc;
+    ts->nrows++;
+    return 0;
+}
+
+/* One pass over the section: rows to @row (count_row or write_row). */
+static int run_pass(struct uw_table_stream *ts, struct pass *ps,
+                    int (*row)(void *ctx, const struct unwind_row *r))
+{
+    struct uw_cfi_stats st = {0};
+    uint64_t base = 0;
+    int ret;
+
+    ps->ts = ts;
+    ps->m = (struct uw_merge){.fn = row, .ctx = ps};
+    ret = uw_cfi_parse_each(ts->data, ts->len, ts->vaddr, ts->kind, ts->order, ts->norder,
+                            STOKE_UW_MAX_ELEMS, pass_rows, ps, &base, &st);
+    if (ret == 0)
+        ret = uw_merge_end(&ps->m);
+    drop_section(ts);
+    ts->cfi = st;
+    ts->rows_base = base;
+    return ret;
+}
+
+int uw_table_stream_open(Elf *elf, bool mapped, struct uw_table_stream *ts)
+{
+    GElf_Shdr sh;
+    Elf_Data *d = NULL;
+    struct pass ps = {0};
+    uint64_t n;
+    int ret;
+
+    memset(ts, 0, sizeof(*ts));
+    ts->elf = elf;
+    ts->mapped = mapped;
+    ret = cfi_section(elf, &sh, &d, &ts->kind, &ts->source, &ts->order, &ts->norder);
+    if (ret)
+        return ret;
+    if (mapped) /* .eh_frame_hdr, read whole for the order */
+        uw_elf_drop_pages(elf);
+    ts->data = d->d_buf;
+    ts->len = d->d_size;
+    ts->vaddr = sh.sh_addr;
+    ret = run_pass(ts, &ps, count_row);
+    if (ret == 0 && ts->nrows == 0)
+        ret = -ENODATA;
+    if (ret == 0) {
+        ts->npages = ((ts->last - ts->first) >> STOKE_UW_PAGE_SHIFT) + 1;
+        n = 1 + ((uint64_t)ts->npages + 2) / 2 + ts->nrows;
+        if (n > STOKE_UW_MAX_ELEMS)
+            ret = -E2BIG;
+        ts->nelems = (uint32_t)n;
+        ts->base = ts->rows_base + ts->first;
+    }
+    if (ret)
+        uw_table_stream_close(ts);
+    return ret;
+}
+
+static int flush(struct pass *ps)
+{
+    int ret = ps->nbuf ? ps->fn(ps->ctx, ps->at, ps->buf, ps->nbuf) : 0;
+
+    ps->at += ps->nbuf;
+    ps->nbuf = 0;
+    return ret;
+}
+
+static int put(struct pass *ps, const void *elem)
+{
+    if (ps->at + ps->nbuf >= ps->ts->nelems)
+        return -EIO; /* more than the count pass found: the file changed */
+    memcpy(&ps->buf[ps->nbuf++], elem, 8);
+    return ps->nbuf == UW_STREAM_CHUNK ? flush(ps) : 0;
+}
+
+static int write_row(void *ctx, const struct unwind_row *r)
+{
+    struct pass *ps = ctx;
+    struct unwind_row row = *r;
+
+    if (ps->nrows == 0 && row.pc != ps->ts->first)
+        return -EIO;
+    row.pc -= ps->ts->first;
+    ps->nrows++;
+    return put(ps, &row);
+}
+
+int uw_table_stream_write(struct uw_table_stream *ts, uw_elems_fn fn, void *ctx)
+{
+    struct pass ps = {.fn = fn, .ctx = ctx};
+    uint32_t hdr[2] = {ts->nrows, ts->npages};
+    int ret;
+
+    ps.ts = ts;
+    ps.buf = malloc(UW_STREAM_CHUNK * sizeof(*ps.buf));
+    if (!ps.buf)
+        return -ENOMEM;
+    ret = put(&ps, hdr);
+    /* the page index, two entries an element; idx[p] for p <= npages,
+     * the pages past the last row's pointing past the rows */
+    for (uint64_t p = 0; ret == 0 && p <= ts->npages; p += 2) {
+        uint32_t e[2];
+        for (int k = 0; k < 2; k++) {
+            uint64_t q = p + (uint64_t)k;
+            e[k] = q > ts->npages ? 0 : q < ts->nidx ? ts->idx[q] : ts->nrows;
+        }
+        ret = put(&ps, e);
+    }
+    if (ret == 0)
+        ret = run_pass(ts, &ps, write_row);
+    if (ret == 0 && (ps.nrows != ts->nrows || ps.at + ps.nbuf != ts->nelems))
+        ret = -EIO;
+    if (ret == 0)
+        ret = flush(&ps);
+    free(ps.buf);
+    return ret;
+}
+
+void uw_table_stream_close(struct uw_table_stream *ts)
+{
+    free(ts->order);
+    free(ts->idx);
+    ts->order = NULL;
+    ts->idx = NULL;
 }

@@ -19,6 +19,7 @@
 #define STOKE_UNWIND_TABLE_H
 
 #include <libelf.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,6 +69,56 @@ int uw_table_from_elf(Elf *elf, struct uw_table *t);
 int uw_table_compile(const struct uw_rows *rows, struct uw_table *t);
 
 void uw_table_free(struct uw_table *t);
+
+/*
+ * A table built without holding its rows: the section is parsed twice,
+ * once to count the merged rows and lay out the page index (the size of
+ * the BPF array has to be known before it is written), once to hand the
+ * elements over in order, UW_STREAM_CHUNK at a time. Memory stays the page
+ * index (4 bytes per 4 KiB of text), one FDE's rows and one chunk, where
+ * holding the rows took 8 bytes a row (libLLVM: 7.9 MB, rustc's driver
+ * 16 MB); and @mapped (@elf reads a file mapping) hands the file's pages
+ * back as the parse goes. The table is the one uw_table_compile lays out.
+ * Needs the rows in pc order as parsed (.eh_frame_hdr's order; section
+ * order when there is none): when they are not, the count pass returns
+ * -ERANGE and the caller builds the table from sorted rows instead.
+ */
+#define UW_STREAM_CHUNK 8192 /* elements: 64 KiB */
+
+struct uw_table_stream {
+    Elf *elf;
+    bool mapped;
+    const uint8_t *data; /* the section */
+    size_t len;
+    uint64_t vaddr;
+    enum uw_section kind;
+    uint32_t *order; /* FDE offsets in .eh_frame_hdr's order, or NULL */
+    size_t norder;
+    uint32_t *idx; /* page index: idx[p] for p < nidx; the rest are nrows */
+    size_t nidx, idx_cap;
+    uint32_t first, last; /* first and last row's pc, from rows_base */
+    uint64_t rows_base;
+    /* for the caller, after uw_table_stream_open: */
+    uint32_t nrows, npages, nelems;
+    uint64_t base; /* ELF vaddr of table pc 0 */
+    struct uw_cfi_stats cfi;
+    const char *source;
+};
+
+/* The count pass. 0, -ENODATA, -E2BIG, -ENOMEM, -ERANGE (not in order).
+ * On error @ts holds nothing to close. */
+int uw_table_stream_open(Elf *elf, bool mapped, struct uw_table_stream *ts);
+
+/* Receives table elements [@from, @from + @n), in order, @n at most
+ * UW_STREAM_CHUNK: 0, or a negative errno that stops the write. */
+typedef int (*uw_elems_fn)(void *ctx, uint64_t from, const uint64_t *elems, size_t n);
+
+/* The write pass: all ts->nelems elements to @fn. 0, @fn's error, -ENOMEM,
+ * or -EIO when the section no longer parses as it did (nothing is handed
+ * past ts->nelems). */
+int uw_table_stream_write(struct uw_table_stream *ts, uw_elems_fn fn, void *ctx);
+
+void uw_table_stream_close(struct uw_table_stream *ts);
 
 /* The row covering ELF vaddr @vaddr, found as the BPF walker finds it;
  * NULL when none does (before the first row or after the last page). */

@@ -334,6 +334,140 @@ static void test_write_in_windows(void **state)
     close(fd);
 }
 
+struct collected {
+    uint64_t *elems;
+    uint64_t n, calls, max_call;
+};
+
+static int collect(void *ctx, uint64_t from, const uint64_t *elems, size_t n)
+{
+    struct collected *c = ctx;
+
+    assert_int_equal(from, c->n); /* in order, nothing skipped or repeated */
+    memcpy(&c->elems[from], elems, n * 8);
+    c->n += n;
+    c->calls++;
+    if (n > c->max_call)
+        c->max_call = n;
+    return 0;
+}
+
+static int refuse(void *ctx, uint64_t from, const uint64_t *elems, size_t n)
+{
+    return from >= *(uint64_t *)ctx ? -EPIPE : 0;
+}
+
+/* The table of @path streamed is the table laid out from rows held:
+ * element for element, handed over in order and in chunks. */
+static void check_streamed(const char *path, bool must)
+{
+    int fd = open(path, O_RDONLY);
+    struct uw_table t;
+    struct uw_table_stream ts;
+    struct collected c = {0};
+
+    if (fd < 0) {
+        assert_false(must);
+        print_message("skipping %s: not present\n", path);
+        return;
+    }
+    Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    assert_int_equal(uw_table_from_elf(elf, &t), 0);
+    for (int mapped = 0; mapped < 2; mapped++) {
+        assert_int_equal(uw_table_stream_open(elf, mapped, &ts), 0);
+        assert_int_equal(ts.nelems, t.nelems);
+        assert_int_equal(ts.nrows, t.nrows);
+        assert_int_equal(ts.npages, t.npages);
+        assert_int_equal(ts.base, t.base);
+        c = (struct collected){.elems = calloc(ts.nelems, 8)};
+        assert_int_equal(uw_table_stream_write(&ts, collect, &c), 0);
+        assert_int_equal(c.n, t.nelems);
+        assert_memory_equal(c.elems, t.elems, (size_t)t.nelems * 8);
+        assert_true(c.max_call <= UW_STREAM_CHUNK);
+        uw_table_stream_close(&ts);
+        free(c.elems);
+    }
+    /* the sink's error stops the write and is returned */
+    uint64_t stop = t.nelems / 2;
+    assert_int_equal(uw_table_stream_open(elf, true, &ts), 0);
+    assert_int_equal(uw_table_stream_write(&ts, refuse, &stop),
+                     t.nelems > UW_STREAM_CHUNK ? -EPIPE : 0);
+    uw_table_stream_close(&ts);
+    print_message("%s: %u elements streamed, as laid out from rows held\n", path, t.nelems);
+    uw_table_free(&t);
+    elf_end(elf);
+    close(fd);
+}
+
+static void test_streamed_as_compiled(void **state)
+{
+    char libc[4096] = "";
+    const char *others[] = {"/proc/self/exe", "/usr/bin/python3.11",
+                            "/usr/bin/perl",  "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+                            "/usr/bin/node",  "/usr/lib/x86_64-linux-gnu/libLLVM-14.so.1"};
+
+    elf_version(EV_CURRENT);
+    dl_iterate_phdr(libc_path_cb, libc);
+    check_streamed(libc, true);
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+        check_streamed(others[i], i == 0);
+}
+
+struct kept {
+    struct unwind_row v[8];
+    size_t n;
+};
+
+static int keep_row(void *ctx, const struct unwind_row *r)
+{
+    struct kept *k = ctx;
+
+    assert_true(k->n < 8);
+    k->v[k->n++] = *r;
+    return 0;
+}
+
+/* Rows that do not come in address order are refused by the stream's merge
+ * (the caller sorts them instead); in order, they merge as uw_rows_finish
+ * merges them: one row per rule, a rule winning over the end marker of
+ * the FDE before at the same pc, in either order. */
+static void test_merge_in_order(void **state)
+{
+    const struct unwind_row in[] = {
+        {.pc = 0, .kind = STOKE_UW_CFA_RSP, .off = 8},
+        {.pc = 4, .kind = STOKE_UW_CFA_RSP, .off = 8},  /* same rule: merged */
+        {.pc = 8, .kind = STOKE_UW_NONE},               /* an FDE's end ... */
+        {.pc = 8, .kind = STOKE_UW_CFA_RSP, .off = 16}, /* ... where the next starts */
+        {.pc = 12, .kind = STOKE_UW_CFA_RSP, .off = 24},
+        {.pc = 12, .kind = STOKE_UW_NONE}, /* after the rule: dropped */
+        {.pc = 20, .kind = STOKE_UW_NONE},
+    };
+    const size_t n = sizeof(in) / sizeof(in[0]);
+    struct kept k = {0};
+    struct uw_merge m = {.fn = keep_row, .ctx = &k};
+    struct uw_rows rows = {.v = malloc(sizeof(in)), .n = n, .cap = n};
+
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(uw_merge_push(&m, &in[i]), 0);
+    assert_int_equal(uw_merge_end(&m), 0);
+    assert_int_equal(k.n, 4);
+    assert_int_equal(k.v[0].pc, 0);
+    assert_int_equal(k.v[1].pc, 8);
+    assert_int_equal(k.v[1].off, 16);
+    assert_int_equal(k.v[2].pc, 12);
+    assert_int_equal(k.v[3].pc, 20);
+    assert_int_equal(k.v[3].kind, STOKE_UW_NONE);
+    /* the same as the whole-table merge */
+    memcpy(rows.v, in, sizeof(in));
+    uw_rows_finish(&rows);
+    assert_int_equal(rows.n, k.n);
+    assert_memory_equal(rows.v, k.v, k.n * sizeof(*k.v));
+    uw_rows_free(&rows);
+
+    const struct unwind_row back = {.pc = 16, .kind = STOKE_UW_CFA_RBP, .off = 16};
+    assert_int_equal(uw_merge_push(&m, &back), -ERANGE);
+}
+
 /* Hand-written CFI: CIE + FDEs exercising PLT, realignment, remember/
  * restore state, undefined RA, signal frames and an unknown opcode. */
 static void put(uint8_t **p, const void *b, size_t n)
@@ -511,9 +645,10 @@ static void test_truncated_and_corrupt(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rows_match_libdw), cmocka_unit_test(test_lookup_page_index),
-        cmocka_unit_test(test_write_in_windows), cmocka_unit_test(test_rows_sorted_stably),
-        cmocka_unit_test(test_handwritten_cfi),  cmocka_unit_test(test_truncated_and_corrupt),
+        cmocka_unit_test(test_rows_match_libdw),     cmocka_unit_test(test_lookup_page_index),
+        cmocka_unit_test(test_write_in_windows),     cmocka_unit_test(test_rows_sorted_stably),
+        cmocka_unit_test(test_handwritten_cfi),      cmocka_unit_test(test_truncated_and_corrupt),
+        cmocka_unit_test(test_streamed_as_compiled), cmocka_unit_test(test_merge_in_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
