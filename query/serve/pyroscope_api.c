@@ -1766,6 +1766,36 @@ fail:
 static const char *const type_labels[] = {"__name__", "__type__", "__unit__", "__period_type__",
                                           "__period_unit__"};
 
+/* Does the Series request ask for label @name (all of them when it names
+ * none)? */
+static bool series_wants(const Querier__V1__SeriesRequest *m, const char *name)
+{
+    if (m->n_label_names == 0)
+        return true;
+    for (size_t i = 0; i < m->n_label_names; i++)
+        if (strcmp(m->label_names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Appends to @ln/@lv (at @nl) the profile-type labels of @type that @m
+ * asks for: the five fields (copies in @fields, freed by the caller) and
+ * __profile_type__. Returns the new count (at most @nl + 6). */
+static size_t type_labels_add(const Querier__V1__SeriesRequest *m, const char *type,
+                              const char **ln, const char **lv, size_t nl, char *fields[5])
+{
+    for (int f = 0; f < 5; f++)
+        if (series_wants(m, type_labels[f]) && (fields[f] = field_dup(type, f))) {
+            ln[nl] = type_labels[f];
+            lv[nl++] = fields[f];
+        }
+    if (series_wants(m, "__profile_type__")) {
+        ln[nl] = "__profile_type__";
+        lv[nl++] = type;
+    }
+    return nl;
+}
+
 /* Can Series be answered from the footers for @s? When every label name
  * asked for is service_name or a profile-type label, and the selector
  * names no label but service_name: a section is one service, and its
@@ -1822,24 +1852,11 @@ static int series_footers(struct call *c, const Querier__V1__SeriesRequest *m,
             size_t nl = 0;
             if (!name_matches(s, type))
                 continue;
-            for (size_t k = 0; k < m->n_label_names; k++) {
-                const char *want = m->label_names[k];
-                if (strcmp(want, "service_name") == 0) {
-                    ln[nl] = want;
-                    lv[nl++] = si->service;
-                } else if (strcmp(want, "__profile_type__") == 0) {
-                    ln[nl] = want;
-                    lv[nl++] = type;
-                }
-                for (int f = 0; f < 5 && nl < 7; f++)
-                    if (strcmp(want, type_labels[f]) == 0 && !fields[f] &&
-                        (fields[f] = field_dup(type, f))) {
-                        ln[nl] = type_labels[f];
-                        lv[nl++] = fields[f];
-                    }
-                if (nl == 7)
-                    break;
+            if (series_wants(m, "service_name")) {
+                ln[nl] = "service_name";
+                lv[nl++] = si->service;
             }
+            nl = type_labels_add(m, type, ln, lv, nl, fields);
             rc = label_sets_add(ls, ln, lv, nl);
             for (int f = 0; f < 5; f++)
                 free(fields[f]);
@@ -1937,22 +1954,7 @@ static void m_series(struct call *c, const ProtobufCMessage *req)
                 ln[nl] = sorted[j];
                 lv[nl++] = vals[j];
             }
-            for (int f = 0; f < 5; f++) {
-                bool want = all;
-                for (size_t i = 0; i < m->n_label_names; i++)
-                    want |= strcmp(m->label_names[i], type_labels[f]) == 0;
-                if (want && (fields[f] = field_dup(type, f))) {
-                    ln[nl] = type_labels[f];
-                    lv[nl++] = fields[f];
-                }
-            }
-            bool want_pt = all;
-            for (size_t i = 0; i < m->n_label_names; i++)
-                want_pt |= strcmp(m->label_names[i], "__profile_type__") == 0;
-            if (want_pt) {
-                ln[nl] = "__profile_type__";
-                lv[nl++] = type;
-            }
+            nl = type_labels_add(m, type, ln, lv, nl, fields);
             rc = label_sets_add(&ls, ln, lv, nl);
             for (int f = 0; f < 5; f++)
                 free(fields[f]);
