@@ -1331,6 +1331,35 @@ static int group_by_join(struct call *c, char *const *names, size_t n, char **ou
     return 0;
 }
 
+/* The parameters SelectSeries and SelectHeatmap share: @step_s (seconds;
+ * 0 = the default), the limit, group_by and the selection. 0 with *@gb,
+ * *@ngb, *@s and *@step (ms) set, or -EINVAL with the error answered. */
+static int grid_params(struct call *c, double step_s, bool has_limit, int64_t limit,
+                       char **group_by, size_t ngroup_by, const char *selector, int64_t start,
+                       int64_t end, char **gb, uint32_t *ngb, struct selection *s, int64_t *step)
+{
+    if (!isfinite(step_s) || step_s < 0 || step_s > (double)QUERY_MAX_RANGE_MS / 1000) {
+        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "step: %g is not a step in seconds",
+                      step_s);
+        return -EINVAL;
+    }
+    if (has_limit && limit < 0) {
+        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "limit: negative");
+        return -EINVAL;
+    }
+    if (group_by_join(c, group_by, ngroup_by, gb, ngb))
+        return -EINVAL;
+    if (selection_parse(c, "", selector, start, end, s)) {
+        free(*gb);
+        *gb = NULL;
+        return -EINVAL;
+    }
+    *step = (int64_t)llround(step_s * 1000);
+    if (step_s > 0 && *step < 1)
+        *step = 1;
+    return 0;
+}
+
 static void m_select_series(struct call *c, const ProtobufCMessage *req)
 {
     const Querier__V1__SelectSeriesRequest *m = (const void *)req;
@@ -1359,24 +1388,11 @@ static void m_select_series(struct call *c, const ProtobufCMessage *req)
                       "carry no span ids");
         return;
     }
-    if (!isfinite(m->step) || m->step < 0 || m->step > (double)QUERY_MAX_RANGE_MS / 1000) {
-        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "step: %g is not a step in seconds",
-                      m->step);
+    int64_t step;
+    if (grid_params(c, m->step, m->_limit_case == QUERIER__V1__SELECT_SERIES_REQUEST___LIMIT_LIMIT,
+                    m->limit, m->group_by, m->n_group_by, m->label_selector, m->start, m->end, &gb,
+                    &ngb, &s, &step))
         return;
-    }
-    if (m->_limit_case == QUERIER__V1__SELECT_SERIES_REQUEST___LIMIT_LIMIT && m->limit < 0) {
-        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "limit: negative");
-        return;
-    }
-    if (group_by_join(c, m->group_by, m->n_group_by, &gb, &ngb))
-        return;
-    if (selection_parse(c, "", m->label_selector, m->start, m->end, &s)) {
-        free(gb);
-        return;
-    }
-    int64_t step = (int64_t)llround(m->step * 1000);
-    if (m->step > 0 && step < 1)
-        step = 1;
     struct query q = selection_query(c, &s, m->profile_typeid, Q_SERIES);
     q.step = step;
     q.group_by = gb;
@@ -1518,24 +1534,11 @@ static void m_select_heatmap(struct call *c, const ProtobufCMessage *req)
                           : "exemplar_type");
         return;
     }
-    if (!isfinite(m->step) || m->step < 0 || m->step > (double)QUERY_MAX_RANGE_MS / 1000) {
-        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "step: %g is not a step in seconds",
-                      m->step);
+    int64_t step;
+    if (grid_params(c, m->step, m->_limit_case == QUERIER__V1__SELECT_HEATMAP_REQUEST___LIMIT_LIMIT,
+                    m->limit, m->group_by, m->n_group_by, m->label_selector, m->start, m->end, &gb,
+                    &ngb, &s, &step))
         return;
-    }
-    if (m->_limit_case == QUERIER__V1__SELECT_HEATMAP_REQUEST___LIMIT_LIMIT && m->limit < 0) {
-        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "limit: negative");
-        return;
-    }
-    if (group_by_join(c, m->group_by, m->n_group_by, &gb, &ngb))
-        return;
-    if (selection_parse(c, "", m->label_selector, m->start, m->end, &s)) {
-        free(gb);
-        return;
-    }
-    int64_t step = (int64_t)llround(m->step * 1000);
-    if (m->step > 0 && step < 1)
-        step = 1;
     struct query q = selection_query(c, &s, m->profile_typeid, Q_INDIVIDUAL);
     q.step = step;
     int64_t st;
