@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "common/base64.h"
+#include "query/engine/plan.h"
 
 /* ---- codes ------------------------------------------------------------- */
 
@@ -686,6 +687,22 @@ void connect_respond_packed(struct http_response *r, enum connect_codec codec,
 }
 
 /* ---- unary calls --------------------------------------------------------- */
+
+int connect_tenant(http_param_fn header, void *ctx, const char **tenant, struct http_response *out)
+{
+    const char *org = header(ctx, "X-Scope-OrgID");
+
+    if (!org || !*org)
+        return 0;
+    if (!plan_tenant_valid(org)) {
+        connect_error(out, 0, CONNECT_INVALID_ARGUMENT,
+                      "X-Scope-OrgID: '%.64s' is not a valid tenant name ([A-Za-z0-9._-]{1,64})",
+                      org);
+        return -EINVAL;
+    }
+    *tenant = org;
+    return 0;
+}
 
 int connect_unary(const char *method, const char *path, http_param_fn header, void *ctx,
                   const ProtobufCMessageDescriptor *d, const uint8_t *body, size_t len,

@@ -85,6 +85,11 @@ void connect_respond(struct http_response *r, enum connect_codec codec, const Pr
 void connect_respond_packed(struct http_response *r, enum connect_codec codec,
                             const ProtobufCMessageDescriptor *d, uint8_t *buf, size_t len);
 
+/* The tenant of a call: X-Scope-OrgID when the request sets it, else
+ * *@tenant as it is. 0, or -EINVAL with the Connect error in @out when the
+ * header names no valid tenant. */
+int connect_tenant(http_param_fn header, void *ctx, const char **tenant, struct http_response *out);
+
 /* The checks every Connect unary call starts with: POST, a Content-Type of
  * JSON or protobuf (its codec in *codec), no Content-Encoding but identity,
  * then the body decoded as @d into *req (protobuf_c_message_free_unpacked).

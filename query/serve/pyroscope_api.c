@@ -2048,20 +2048,12 @@ void pyroscope_route(const struct pyroscope_api *a, const char *method, const ch
                      size_t len, struct http_response *out)
 {
     struct call c = {.a = a, .tenant = a->tenant, .r = out};
-    const char *org = header(ctx, "X-Scope-OrgID");
     const struct method *m = NULL;
     char err[512];
 
     memset(out, 0, sizeof(*out));
-    if (org && *org) {
-        if (!plan_tenant_valid(org)) {
-            connect_error(
-                out, 0, CONNECT_INVALID_ARGUMENT,
-                "X-Scope-OrgID: '%.64s' is not a valid tenant name ([A-Za-z0-9._-]{1,64})", org);
-            return;
-        }
-        c.tenant = org;
-    }
+    if (connect_tenant(header, ctx, &c.tenant, out))
+        return;
     if (strncmp(path, PYROSCOPE_SERVICE_PREFIX, strlen(PYROSCOPE_SERVICE_PREFIX)) != 0) {
         if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
             connect_error(out, 405, CONNECT_INVALID_ARGUMENT, "%s: method %s not allowed (use GET)",

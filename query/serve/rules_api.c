@@ -248,20 +248,12 @@ void rules_api_route(const struct rules_api *a, const char *method, const char *
                      struct http_response *out)
 {
     struct call c = {.a = a, .tenant = a->tenant ? a->tenant : "default", .r = out};
-    const char *org = header(ctx, "X-Scope-OrgID");
     const struct method *m = NULL;
     ProtobufCMessage *req = NULL;
 
     memset(out, 0, sizeof(*out));
-    if (org && *org) {
-        if (!plan_tenant_valid(org)) {
-            connect_error(
-                out, 0, CONNECT_INVALID_ARGUMENT,
-                "X-Scope-OrgID: '%.64s' is not a valid tenant name ([A-Za-z0-9._-]{1,64})", org);
-            return;
-        }
-        c.tenant = org;
-    }
+    if (connect_tenant(header, ctx, &c.tenant, out))
+        return;
     const char *name = path + strlen(RULES_SERVICE_PREFIX);
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
         if (strcmp(name, methods[i].name) == 0)

@@ -267,6 +267,15 @@ for q, what in [({"leftQuery": lq, "rightQuery": "memory:alloc_space:bytes:space
     check(st == 400 and "error" in json.loads(b), "render-diff, %s: %d" % (what, st))
 st, b = http("GET", "/pyroscope/label-values")
 check(st == 400, "label-values without label: %d" % st)
+# A tenant named by X-Scope-OrgID must be a valid one, on every Connect service.
+for svc_path in ("/querier.v1.QuerierService/ProfileTypes", "/settings.v1.RecordingRulesService/ListRecordingRules"):
+    st, b = http("POST", svc_path, b"{}", dict(PROXY, **{"X-Scope-OrgID": "../other"}))
+    try:
+        j = json.loads(b)
+    except ValueError:
+        j = {}
+    check(st == 400 and j.get("code") == "invalid_argument" and "X-Scope-OrgID" in j.get("message", ""),
+          "%s with X-Scope-OrgID '../other': %d %s" % (svc_path, st, j.get("code")))
 st, b = http("GET", "/healthz")
 check(st == 200, "worker still up")
 PY
