@@ -1360,6 +1360,30 @@ static int grid_params(struct call *c, double step_s, bool has_limit, int64_t li
     return 0;
 }
 
+/* Runs the grid query @q of SelectSeries or SelectHeatmap over @s (freed
+ * here): 400 when @step_s makes more than SERIES_MAX_POINTS @unit, the
+ * empty answer @empty when @profile_type is not the selection's. 0 with
+ * *@mp, else nonzero with the call answered. */
+static int grid_run(struct call *c, struct query *q, struct selection *s, double step_s,
+                    const char *unit, const char *profile_type, const ProtobufCMessage *empty,
+                    struct mprof **mp)
+{
+    int64_t st;
+    uint32_t nb;
+    int rc = 1;
+
+    if (query_series_grid(q, &st, &nb))
+        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT,
+                      "step: %g s gives more than %d %s over the range", step_s, SERIES_MAX_POINTS,
+                      unit);
+    else if (!name_matches(s, profile_type))
+        connect_respond(c->r, c->codec, empty);
+    else
+        rc = run(c, q, mp);
+    selection_free(s);
+    return rc;
+}
+
 static void m_select_series(struct call *c, const ProtobufCMessage *req)
 {
     const Querier__V1__SelectSeriesRequest *m = (const void *)req;
@@ -1398,25 +1422,7 @@ static void m_select_series(struct call *c, const ProtobufCMessage *req)
     q.group_by = gb;
     q.exemplars = m->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_INDIVIDUAL;
     struct pool pl = {0};
-    int64_t st;
-    uint32_t nb;
-    if (query_series_grid(&q, &st, &nb)) {
-        selection_free(&s);
-        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT,
-                      "step: %g s gives more than %d points over the range", m->step,
-                      SERIES_MAX_POINTS);
-        free(gb);
-        return;
-    }
-    if (!name_matches(&s, m->profile_typeid)) {
-        selection_free(&s);
-        connect_respond(c->r, c->codec, &resp.base);
-        free(gb);
-        return;
-    }
-    int rc = run(c, &q, &mp);
-    selection_free(&s);
-    if (rc) {
+    if (grid_run(c, &q, &s, m->step, "points", m->profile_typeid, &resp.base, &mp)) {
         free(gb);
         return;
     }
@@ -1541,25 +1547,7 @@ static void m_select_heatmap(struct call *c, const ProtobufCMessage *req)
         return;
     struct query q = selection_query(c, &s, m->profile_typeid, Q_INDIVIDUAL);
     q.step = step;
-    int64_t st;
-    uint32_t nb;
-    if (query_series_grid(&q, &st, &nb)) {
-        selection_free(&s);
-        connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT,
-                      "step: %g s gives more than %d slots over the range", m->step,
-                      SERIES_MAX_POINTS);
-        free(gb);
-        return;
-    }
-    if (!name_matches(&s, m->profile_typeid)) {
-        selection_free(&s);
-        connect_respond(c->r, c->codec, &resp.base);
-        free(gb);
-        return;
-    }
-    int rc = run(c, &q, &mp);
-    selection_free(&s);
-    if (rc) {
+    if (grid_run(c, &q, &s, m->step, "slots", m->profile_typeid, &resp.base, &mp)) {
         free(gb);
         return;
     }
