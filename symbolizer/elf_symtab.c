@@ -48,7 +48,22 @@ static int arena_add(struct sym_symtab *t, const char *name, size_t n, uint32_t 
     return 0;
 }
 
-static int add_sym(struct sym_symtab *t, uint64_t addr, uint64_t size, uint32_t name)
+/* How much a name is preferred among aliases at one address, 0 best:
+ * fewer leading underscores (malloc, not __libc_malloc; read, not the
+ * global __read it is a weak alias of), then global before weak, and local
+ * ones last (not __GI___libc_malloc); ties go to the first added. Kept in
+ * the top bits of a symbol's order of adding while adding. */
+#define RANK_SHIFT SYM_NAME_SRC_SHIFT
+
+static uint32_t alias_rank(int bind, const char *name)
+{
+    unsigned under = name[0] != '_' ? 0 : name[1] != '_' ? 1 : 2;
+    if (bind == STB_LOCAL)
+        return under ? 7 : 6;
+    return under * 2 + (bind == STB_WEAK);
+}
+
+static int add_sym(struct sym_symtab *t, uint64_t addr, uint64_t size, uint32_t name, uint32_t rank)
 {
     if (t->n >= SYM_NAME_OFF_MASK ||
         grow((void **)&t->syms, &t->cap, t->n + 1, sizeof(*t->syms), 256) ||
@@ -58,8 +73,8 @@ static int add_sym(struct sym_symtab *t, uint64_t addr, uint64_t size, uint32_t 
     t->syms[t->n].size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
     /* while adding, a symbol's name is its order of adding: finishing keeps
      * the first added of the symbols at one address, as elf_strptr-era
-     * tables did (__clone3 before __GI___clone3) */
-    t->syms[t->n].name = (uint32_t)t->n;
+     * tables did (__clone3 before __GI___clone3), after alias_rank */
+    t->syms[t->n].name = rank << RANK_SHIFT | (uint32_t)t->n;
     t->raw[t->n] = name;
     t->n++;
     return 0;
@@ -146,7 +161,8 @@ static int add_section(struct sym_symtab *t, Elf *elf, Elf_Scn *scn, const GElf_
         else
             err = arena_add(t, base + sym.st_name, n < NAME_MAX_LEN ? n : NAME_MAX_LEN, &name);
         if (!err)
-            err = add_sym(t, sym.st_value, sym.st_size, name);
+            err = add_sym(t, sym.st_value, sym.st_size, name,
+                          alias_rank(GELF_ST_BIND(sym.st_info), base + sym.st_name));
         if (err)
             return err;
         added++;
@@ -405,7 +421,7 @@ static int add_plt(struct sym_symtab *t, Elf *elf, size_t shstrndx)
             int len = snprintf(buf, sizeof(buf), "%.*s@plt", NAME_MAX_LEN, fn);
             uint32_t sname;
             if ((ret = arena_add(t, buf, (size_t)len, &sname)) != 0 ||
-                (ret = add_sym(t, sh.sh_addr + off, ent, sname)) != 0) {
+                (ret = add_sym(t, sh.sh_addr + off, ent, sname, 0)) != 0) {
                 free(rel);
                 return ret;
             }
@@ -456,8 +472,8 @@ static int cmp_sym(const void *a, const void *b)
     const struct sym_elf_sym *x = a, *y = b;
     if (x->addr != y->addr)
         return x->addr < y->addr ? -1 : 1;
-    /* Among aliases prefer the one with a size, then the longest (e.g.
-     * "__libc_malloc" vs "malloc" is a toss-up; sized beats unsized). */
+    /* Among aliases prefer the one with a size, then by alias_rank and
+     * order of adding (both in name while adding). */
     if (x->size != y->size)
         return x->size > y->size ? -1 : 1;
     return x->name < y->name ? -1 : (x->name > y->name);
@@ -522,7 +538,7 @@ static int compress_names(struct sym_symtab *t)
         size_t n;
         if (i % DROP_EVERY_SYMS == DROP_EVERY_SYMS - 1)
             drop_sources(t);
-        const char *name = raw_name(t, t->raw[t->syms[i].name], &n);
+        const char *name = raw_name(t, t->raw[t->syms[i].name & SYM_NAME_OFF_MASK], &n);
         if (grow((void **)&blk, &blk_cap, blk_len + n + 1, 1, 4096))
             goto out;
         memcpy(blk + blk_len, name, n);
@@ -558,7 +574,7 @@ static int copy_names(struct sym_symtab *t)
         size_t n;
         if (i % DROP_EVERY_SYMS == DROP_EVERY_SYMS - 1)
             drop_sources(t);
-        const char *name = raw_name(t, t->raw[t->syms[i].name], &n);
+        const char *name = raw_name(t, t->raw[t->syms[i].name & SYM_NAME_OFF_MASK], &n);
         uint32_t off;
         if (arena_add(&fresh, name, n, &off)) {
             free(fresh.strs);

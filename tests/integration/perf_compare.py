@@ -24,6 +24,11 @@ command line; see normalize()):
     ` const`/`&`/`&&`) and ABI tags `[abi:...]` are dropped, and all
     whitespace is removed, so `ns::C::f(int) const` == `ns::C::f`,
     and `T<double const*>` == `T<const double*>` is NOT attempted.
+  * aliases (names of one address in a binary perf's frames point into,
+    or in its debug file: `__GI___libc_malloc`, `__libc_malloc` and
+    `malloc`) are one function: each becomes the first of its names, global
+    before local, then by fewest leading underscores, then sorted, since
+    two symbolizers may each pick a different one.
   A requested name matches a symbol when the normalised forms are equal.
 
 Leaf frames that are not symbolised (`[unknown]`, or `<binary>+0x<off>` in
@@ -56,6 +61,7 @@ import argparse
 import glob
 import os
 import re
+import subprocess
 import sys
 from collections import Counter
 
@@ -105,7 +111,65 @@ def normalize(name):
     s = CLONE_RE.sub("", s)
     s = ABI_RE.sub("", s)
     s = strip_params(s)
-    return re.sub(r"\s+", "", s)
+    s = re.sub(r"\s+", "", s)
+    return ALIASES.get(s, s)
+
+
+# name -> the name standing for all names of its address (see alias_map)
+ALIASES = {}
+READELF_SYM_RE = re.compile(r"^\s*\d+:\s+([0-9a-fA-F]+)\s+\d+\s+(?:FUNC|IFUNC)\s+(\S+)\s+\S+"
+                            r"\s+\S+\s+(\S+)\s*$")
+
+
+def debug_file(path):
+    """The debug file of an ELF file by its build-id, or None."""
+    try:
+        out = subprocess.run(["readelf", "-n", path], capture_output=True, text=True,
+                             timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"Build ID:\s*([0-9a-f]{4,})", out)
+    if not m:
+        return None
+    bid = m.group(1)
+    p = "/usr/lib/debug/.build-id/%s/%s.debug" % (bid[:2], bid[2:])
+    return p if os.path.isfile(p) else None
+
+
+def alias_map(dsos):
+    """Groups the function names of each file (and its debug file) by
+    address; every name of a group maps to the group's first (see the
+    module doc). Files readelf cannot read are left out."""
+    aliases = {}
+    for dso in sorted(dsos):
+        if not dso.startswith("/") or not os.path.isfile(dso):
+            continue
+        files = [dso]
+        dbg = debug_file(dso)
+        if dbg:
+            files.append(dbg)
+        groups = {}
+        for fp in files:
+            try:
+                out = subprocess.run(["readelf", "-sW", fp], capture_output=True, text=True,
+                                     errors="replace", timeout=120).stdout
+            except (OSError, subprocess.SubprocessError):
+                continue
+            for line in out.splitlines():
+                m = READELF_SYM_RE.match(line)
+                if not m or int(m.group(1), 16) == 0:
+                    continue
+                name = m.group(3).split("@")[0]
+                key = (m.group(2) == "LOCAL", len(name) - len(name.lstrip("_")), name)
+                groups.setdefault(m.group(1), set()).add(key)
+        for keys in groups.values():
+            names = {k[2] for k in keys}
+            if len(names) < 2:
+                continue
+            first = min(keys)[2]
+            for n in names:
+                aliases.setdefault(n, first)
+    return aliases
 
 
 def is_unsymbolized(frame):
@@ -120,8 +184,9 @@ def perf_frame_name(sym, dso):
     return OFFSET_RE.sub("", sym)
 
 
-def parse_perf_script(path, pid=None):
-    """Yields (stack_root_first, weight) per sample of a perf script dump."""
+def parse_perf_script(path, pid=None, dsos=None):
+    """Yields (stack_root_first, weight) per sample of a perf script dump;
+    adds the files its frames point into to the set @dsos."""
     with open(path, "r", errors="replace") as f:
         header = None
         frames = []
@@ -136,6 +201,8 @@ def parse_perf_script(path, pid=None):
                 m = FRAME_RE.match(line)
                 if m and header is not None:
                     frames.append(perf_frame_name(m.group(2), m.group(3)))
+                    if dsos is not None:
+                        dsos.add(m.group(3))
                 continue
             if header is not None:
                 yield from _emit(header, frames, pid)
@@ -296,11 +363,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     try:
-        perf_samples = list(parse_perf_script(args.perf_script, args.pid))
+        dsos = set()
+        perf_samples = list(parse_perf_script(args.perf_script, args.pid, dsos))
         agent_samples = list(parse_folded(args.folded))
     except OSError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
+    ALIASES.update(alias_map(dsos))
     if args.drop:
         drop = {normalize(d) for d in args.drop}
         perf_samples = [(st, n) for st, n in perf_samples

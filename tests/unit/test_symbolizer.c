@@ -554,8 +554,22 @@ struct file_sym {
     uint64_t addr;
     const char *name; /* as elf_strptr reads it: NULL or "" for none */
     uint64_t size;
+    int pref;   /* global, then weak, then local; then fewer leading '_' */
     size_t seq; /* order in the file: section, then index */
 };
+
+/* The preference among aliases a user expects: malloc, not __libc_malloc
+ * (two underscores) nor __GI___libc_malloc (local); read (weak), not
+ * __read; local names last. Lower is preferred. */
+static int alias_pref(int bind, const char *name)
+{
+    int under = 0;
+    while (name && under < 2 && name[under] == '_')
+        under++;
+    if (bind == STB_LOCAL)
+        return 100 + (under > 0);
+    return under * 10 + (bind == STB_WEAK);
+}
 
 static int cmp_file_sym(const void *a, const void *b)
 {
@@ -564,11 +578,14 @@ static int cmp_file_sym(const void *a, const void *b)
         return x->addr < y->addr ? -1 : 1;
     if (x->size != y->size) /* the table prefers a sized alias, the largest */
         return x->size > y->size ? -1 : 1;
+    if (x->pref != y->pref)
+        return x->pref < y->pref ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 /* Every symbol kept has a name, and it is, of the names its address has in
- * the file, the largest, then the first in the file (cut at 4096 bytes), as
+ * the file, the largest, then the preferred (alias_pref), then the first in
+ * the file (cut at 4096 bytes), as
  * before names were read in a second pass; every function address with a name in
  * the file is kept. Checks every symbol, not a sample. When @compressed,
  * the names were compressed in blocks and take less room than the raw
@@ -609,7 +626,9 @@ static size_t check_symtab_names(const char *path, bool compressed)
             fs[nfs].addr = sym.st_value;
             fs[nfs].seq = nfs;
             fs[nfs].size = sym.st_size > UINT32_MAX ? UINT32_MAX : sym.st_size;
-            fs[nfs++].name = elf_strptr(elf, sh.sh_link, sym.st_name);
+            fs[nfs].name = elf_strptr(elf, sh.sh_link, sym.st_name);
+            fs[nfs].pref = alias_pref(GELF_ST_BIND(sym.st_info), fs[nfs].name);
+            nfs++;
         }
     }
     qsort(fs, nfs, sizeof(*fs), cmp_file_sym);
@@ -632,8 +651,8 @@ static size_t check_symtab_names(const char *path, bool compressed)
             continue; /* a PLT stub's made-up name: test_plt */
         while (lo < nfs && fs[lo].addr < t.syms[i].addr)
             lo++;
-        /* of its names, the largest, then the first in the file's order
-         * (aliases: __clone3, not __GI___clone3) */
+        /* of its names, the largest, then the preferred (alias_pref), then
+         * the first in the file's order (__clone3, not __GI___clone3) */
         size_t j = lo;
         while (j < nfs && fs[j].addr == t.syms[i].addr && !(fs[j].name && fs[j].name[0]))
             j++;
@@ -743,6 +762,24 @@ static void test_symtab_names_compressed(void **state)
                      g.gl_pathv[i]);
             if (system(cmd) == 0) {
                 assert_true(check_symtab_names(g.gl_pathv[i], false) >= 1000);
+                /* and by name: malloc's four names (__GI___libc_malloc
+                 * first in the file) give the one a user calls */
+                int fd = open(g.gl_pathv[i], O_RDONLY);
+                Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+                struct sym_symtab t = {0};
+                assert_true(sym_symtab_add_mapped_elf(&t, elf, true) > 0);
+                sym_symtab_finish(&t);
+                size_t named = 0;
+                for (size_t k = 0; k < t.n; k++) {
+                    const char *nm = sym_symtab_name(&t, &t.syms[k]);
+                    assert_string_not_equal(nm, "__GI___libc_malloc");
+                    assert_string_not_equal(nm, "__libc_malloc");
+                    named += strcmp(nm, "malloc") == 0;
+                }
+                assert_int_equal(named, 1);
+                sym_symtab_free(&t);
+                elf_end(elf);
+                close(fd);
                 break;
             }
         }
