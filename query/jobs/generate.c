@@ -81,14 +81,14 @@ static int load_source(const char *path, struct source *src, char *err, size_t e
     size_t nv = 0;
     for (size_t i = 0; i < src->p->n_sample; i++)
         nv += src->p->sample[i]->n_value;
+    /* all is protobuf-c's own sample array (free_source hands it back) */
+    src->all = src->p->sample;
     src->orig = malloc((nv + 1) * sizeof(int64_t));
-    src->all = malloc((src->p->n_sample + 1) * sizeof(*src->all));
     src->sel = malloc((src->p->n_sample + 1) * sizeof(*src->sel));
-    if (!src->orig || !src->all || !src->sel)
+    if (!src->orig || !src->sel)
         return -ENOMEM;
     nv = 0;
     for (size_t i = 0; i < src->p->n_sample; i++) {
-        src->all[i] = src->p->sample[i];
         memcpy(&src->orig[nv], src->p->sample[i]->value,
                src->p->sample[i]->n_value * sizeof(int64_t));
         nv += src->p->sample[i]->n_value;
@@ -99,8 +99,10 @@ static int load_source(const char *path, struct source *src, char *err, size_t e
 static void free_source(struct source *s)
 {
     if (s->p) {
-        /* restore the sample list we swapped before protobuf-c frees it */
-        s->p->sample = s->all;
+        /* restore the sample list we swapped before protobuf-c frees it
+         * (none was swapped when loading stopped before all was set) */
+        if (s->all)
+            s->p->sample = s->all;
         perftools__profiles__profile__free_unpacked(s->p, NULL);
     }
     free(s->orig);
