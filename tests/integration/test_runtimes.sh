@@ -11,10 +11,12 @@
 # 3.8-3.13) to the same checks. The machine's node, when there is one, gets
 # the same checks on tests/fixtures/runtimes/js_work.js (timed with
 # process.cpuUsage()), a worker thread beside the main one, and the V8
-# self-metrics; JDK 17 (the machine's), 11 and 21 (scripts/deps.sh's, 21
-# chrooted into a trixie root) on tests/fixtures/runtimes/JvmWork.java
-# (JVM_WARMUP seconds in, 4; JDKS="11 17 21 path..." selects). Node.js 18 and 22 from build/nodes (scripts/deps.sh)
-# and NODES="path ..." get the node checks too. DURATION (10), KEEP=1.
+# self-metrics; JDK 17 (the machine's, also with C1 alone), 11 and 21
+# (scripts/deps.sh's, 21 chrooted into a trixie root) on
+# tests/fixtures/runtimes/JvmWork.java (JVM_WARMUP seconds in, 4;
+# JDKS="11 17 21 17-c1 path..." selects). Node.js 18 and 22 from
+# build/nodes (scripts/deps.sh) and NODES="path ..." get the node checks
+# too. DURATION (10), KEEP=1.
 set -u
 . "$(dirname "$0")/lib.sh"
 need python3
@@ -236,12 +238,13 @@ fi
 # (the launcher runs main in a thread of its own). One class file, compiled
 # by the machine's javac for release 11, runs on every JDK.
 #
-# jvm NAME JAVA [ROOT]: the workload on JAVA; with ROOT, JAVA is a path in
-# that root and runs chrooted there (in a mount namespace of its own, with
-# /proc, /dev and /tmp bound in): a JVM whose libjvm.so and libc are not
-# the machine's, as in a container.
+# jvm NAME ROOT JAVA [FLAG...]: the workload on JAVA; with a ROOT (else
+# ""), JAVA is a path in that root and runs chrooted there (in a mount
+# namespace of its own, with /proc, /dev and /tmp bound in): a JVM whose
+# libjvm.so and libc are not the machine's, as in a container.
 jvm() {
-    local name=$1 java=$2 root=${3:-} d=$work/$1 warm=${JVM_WARMUP:-4} run
+    local name=$1 root=$2 java=$3 d=$work/$1 warm=${JVM_WARMUP:-4} run
+    shift 3
     run=("$java")
     if [ -n "$root" ]; then
         # shellcheck disable=SC2016
@@ -252,13 +255,15 @@ jvm() {
     echo "## $name ($("${run[@]}" -version 2>&1 | head -1))"
     local own=JvmWork.alpha,JvmWork.beta,JvmWork.gamma,JvmWork.mix
     profiled "$name" "$warm" "$own" "$own,JvmWork.timed,JvmWork.main" JvmWork.main \
-        "${run[@]}" -cp "$work/jvm-classes" JvmWork $((DURATION + warm + 5)) "$d/truth.json"
+        "${run[@]}" "$@" -cp "$work/jvm-classes" JvmWork $((DURATION + warm + 5)) "$d/truth.json"
 }
 
-# JDKS="11 17 21 /path/to/bin/java ...": the JDKs checked (all three by
+# JDKS="11 17 21 17-c1 /path/to/bin/java ...": the JDKs checked (all by
 # default): 17 is the machine's, 11 and 21 are scripts/deps.sh's under
-# build/jdks (21 in a trixie root of its own), a path any other java. Under
-# CI=true a JDK that is not there fails instead of being skipped.
+# build/jdks (21 in a trixie root of its own), 17-c1 the machine's with C1
+# alone (-XX:TieredStopAtLevel=1: code as tiered compilation runs it before
+# C2, whose loops go on past their safepoint poll), a path any other java.
+# Under CI=true a JDK that is not there fails instead of being skipped.
 jdk_missing() {
     if [ "${CI:-}" = true ]; then
         fail "$1 is not installed (scripts/deps.sh test)"
@@ -272,20 +277,21 @@ if command -v java >/dev/null && command -v javac >/dev/null; then
         2>"$work/javac.log"; then
         fail "jvm: javac failed: $(head -3 "$work/javac.log")"
     else
-        for j in ${JDKS:-17 11 21}; do
+        for j in ${JDKS:-17 11 21 17-c1}; do
             case $j in
-            17) jvm jdk-17 "$(command -v java)" ;;
+            17) jvm jdk-17 "" "$(command -v java)" ;;
+            17-c1) jvm jdk-17-c1 "" "$(command -v java)" -XX:TieredStopAtLevel=1 ;;
             11)
                 b=$ROOT/build/jdks/11/usr/lib/jvm/java-11-openjdk-amd64/bin/java
-                if [ -x "$b" ]; then jvm jdk-11 "$b"; else jdk_missing "JDK 11"; fi
+                if [ -x "$b" ]; then jvm jdk-11 "" "$b"; else jdk_missing "JDK 11"; fi
                 ;;
             21)
                 r=$ROOT/build/jdks/21
                 b=/usr/lib/jvm/java-21-openjdk-amd64/bin/java
-                if [ -x "$r$b" ]; then jvm jdk-21 "$b" "$r"; else jdk_missing "JDK 21"; fi
+                if [ -x "$r$b" ]; then jvm jdk-21 "$r" "$b"; else jdk_missing "JDK 21"; fi
                 ;;
             *)
-                if [ -x "$j" ]; then jvm "jdk-$(basename "$(dirname "$(dirname "$j")")")" "$j"; else
+                if [ -x "$j" ]; then jvm "jdk-$(basename "$(dirname "$(dirname "$j")")")" "" "$j"; else
                     fail "JDKS: $j is not an executable"
                 fi
                 ;;
