@@ -24,8 +24,10 @@ test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils el
     debuginfod
     # test_unwind.sh: Debian's own stripped binaries, and a Rust fixture
     sqlite3 xz-utils perl rustc
-    # test_runtimes.sh: the JDK whose HotSpot frames are named
-    openjdk-17-jdk-headless
+    # test_runtimes.sh: the JDK whose HotSpot frames are named (17; 11 and
+    # 21 come from bullseye and trixie, below: jdk_deps), and the trixie
+    # root JDK 21 runs in
+    openjdk-17-jdk-headless mmdebstrap
     # test_recording_rules.sh: a real Prometheus receiving remote writes
     prometheus
     # make bench: bcc's profile compiles its BPF C against kernel headers;
@@ -48,6 +50,7 @@ tools=(
     git:git clang-format:clang-format clang-tidy:clang-tidy cppcheck:cppcheck
     sqlite3:sqlite3 xz:xz-utils perl:perl rustc:rustc debuginfod:debuginfod
     java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless prometheus:prometheus
+    mmdebstrap:mmdebstrap unshare:util-linux chroot:coreutils
 )
 
 group_pkgs() { # GROUP... -> the packages, one a line
@@ -99,6 +102,59 @@ npm_deps() {
     done
 }
 
+# The JDKs other than the machine's 17, whose HotSpot test_runtimes.sh
+# names too, from Debian's archive (deb.debian.org, STOKE_DEBIAN_MIRROR),
+# under build/jdks: 11 is bullseye's openjdk-11-jre-headless, unpacked
+# (it needs glibc 2.29, bookworm has 2.36; its absolute links into
+# /etc/java-11-openjdk are pointed into the unpacked tree); 21 is trixie's,
+# which needs glibc 2.38: a trixie root of its own (mmdebstrap, ~3 min and
+# 330 MB once) with libc6-dbg, where the test runs it with chroot -- a
+# JVM whose files live under another root, as in a container. Each is
+# built aside and moved into place whole, so a run cut short is redone.
+jdk_deps() {
+    local root dir mirror tmp file sum l t
+    root=$(cd "$(dirname "$0")/.." && pwd)
+    dir=$root/build/jdks
+    mirror=${STOKE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+    if [ "$(dpkg --print-architecture)" != amd64 ]; then
+        echo "deps: JDK 11 and 21 for test_runtimes.sh are fetched on amd64 only"
+        return 0
+    fi
+    mkdir -p "$dir"
+    if [ ! -x "$dir/11/usr/lib/jvm/java-11-openjdk-amd64/bin/java" ]; then
+        echo "deps: JDK 11 (bullseye's openjdk-11-jre-headless) into build/jdks/11"
+        tmp=$(mktemp -d "$dir/.11.XXXXXX")
+        curl -fsS -o "$tmp/Packages.xz" "$mirror/dists/bullseye/main/binary-amd64/Packages.xz"
+        read -r file sum < <(xz -dc "$tmp/Packages.xz" | awk '
+            /^Package: /{p = $2 == "openjdk-11-jre-headless"}
+            p && /^Filename: /{f = $2} p && /^SHA256: /{s = $2}
+            /^$/ && f && s && !done {print f, s; done = 1}') || true
+        if [ -z "${sum:-}" ]; then
+            echo "deps: bullseye's Packages index lists no openjdk-11-jre-headless" >&2
+            rm -rf "$tmp"
+            return 1
+        fi
+        curl -fsS -o "$tmp/jre.deb" "$mirror/$file"
+        echo "$sum  $tmp/jre.deb" | sha256sum -c --quiet
+        dpkg-deb -x "$tmp/jre.deb" "$tmp/root"
+        find "$tmp/root" -type l -lname '/*' | while read -r l; do
+            t=$(readlink "$l")
+            if [ -e "$tmp/root$t" ]; then ln -sfnr "$tmp/root$t" "$l"; fi
+        done
+        rm -rf "$dir/11"
+        mv "$tmp/root" "$dir/11"
+        rm -rf "$tmp"
+    fi
+    if [ ! -x "$dir/21/usr/lib/jvm/java-21-openjdk-amd64/bin/java" ]; then
+        echo "deps: JDK 21 (trixie's openjdk-21-jre-headless, in a trixie root) into build/jdks/21"
+        rm -rf "$dir/.21.tmp"
+        mmdebstrap --quiet --variant=apt --include=openjdk-21-jre-headless,libc6-dbg trixie \
+            "$dir/.21.tmp" "$mirror"
+        rm -rf "$dir/21"
+        mv "$dir/.21.tmp" "$dir/21"
+    fi
+}
+
 missing=()
 for p in "${want[@]}"; do
     # bpftool lives in linux-tools-common on Ubuntu, in bpftool on Debian.
@@ -112,7 +168,7 @@ done
 want_npm=false
 for arg in "$@"; do [ "$arg" = test ] && want_npm=true; done
 if [ ${#missing[@]} -eq 0 ]; then
-    $want_npm && npm_deps
+    $want_npm && npm_deps && jdk_deps
     exit 0
 fi
 
@@ -182,5 +238,5 @@ echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt_get update -qq
 apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-$want_npm && npm_deps
+$want_npm && npm_deps && jdk_deps
 exit 0

@@ -105,13 +105,19 @@ int sym_debuginfo_find(const char *debug_dirs, const char *build_id, Elf *elf,
         return -ENAMETOOLONG;
 
     if (build_id && strlen(build_id) > 2) {
-        memcpy(dirs, debug_dirs, strlen(debug_dirs) + 1);
-        for (char *save, *root = strtok_r(dirs, ":", &save); root;
-             root = strtok_r(NULL, ":", &save)) {
-            snprintf(tail, sizeof(tail), "/.build-id/%.2s/%s.debug", build_id, build_id + 2);
-            fd = try_join(root, tail, "", build_id);
-            if (fd >= 0)
-                return fd;
+        snprintf(tail, sizeof(tail), "/.build-id/%.2s/%s.debug", build_id, build_id + 2);
+        /* the agent's own debug roots, then the same under the process's
+         * root: a container's image may hold its debug files */
+        for (int in_root = 0; in_root < 2; in_root++) {
+            if (in_root && (!root_prefix || !root_prefix[0]))
+                break;
+            memcpy(dirs, debug_dirs, strlen(debug_dirs) + 1);
+            for (char *save, *root = strtok_r(dirs, ":", &save); root;
+                 root = strtok_r(NULL, ":", &save)) {
+                fd = try_join(in_root ? root_prefix : "", root, tail, build_id);
+                if (fd >= 0)
+                    return fd;
+            }
         }
     }
 

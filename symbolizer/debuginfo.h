@@ -4,7 +4,8 @@
  * file:line and inline-chain questions from DWARF through libdw.
  *
  * Lookup order for a separate file: <root>/.build-id/xx/rest.debug under each
- * debug root, then .gnu_debuglink next to the binary, in its .debug/ subdir
+ * debug root, then under each debug root inside the process's root (a
+ * container image's own debug files), then .gnu_debuglink next to the binary, in its .debug/ subdir
  * and under <root>/<dir>/. A candidate whose build-id differs from the
  * binary's is rejected (a stale debug file would give wrong lines).
  *
@@ -83,9 +84,10 @@ struct sym_raw_frame {
 };
 
 /*
- * Opens the separate debug file for a binary. @root_prefix is prepended to
- * the binary's directory for debuglink candidates (the process's root, e.g.
- * "/proc/42/root"); @map_path is the binary's path as the process sees it.
+ * Opens the separate debug file for a binary. @root_prefix (the process's
+ * root, e.g. "/proc/42/root"; NULL or "": none) is prepended to the debug
+ * roots for build-id candidates after the agent's own, and to the binary's
+ * directory for debuglink candidates; @map_path is the binary's path as the process sees it.
  * Returns an fd or -ENOENT.
  */
 int sym_debuginfo_find(const char *debug_dirs, const char *build_id, Elf *elf,

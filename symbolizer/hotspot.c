@@ -557,20 +557,25 @@ static int get_nmethod(struct sym_jvm *c, uint32_t pid, const struct hs_vm *vm, 
     return 0;
 }
 
-/* The scope decode offset of the PcDesc at or after @off (the return
- * address of a call; for the leaf, the next safepoint, what HotSpot's
- * approximate lookup answers); -1 without one. */
-static int64_t pc_scope(const struct jnmethod *nm, const struct hs_vm *vm, int64_t off)
+int64_t sym_jvm_pc_scope(const uint8_t *pcs, size_t npcs, size_t sz, size_t opc, size_t osc,
+                         int64_t off, bool leaf)
 {
-    size_t sz = hs_get(vm, HS_SIZE_PCDESC), opc = hs_get(vm, HS_PCDESC_PC),
-           osc = hs_get(vm, HS_PCDESC_SCOPE);
+    int64_t prev_pc = -1, prev_sc = -1;
 
-    for (size_t k = 0; k < nm->npcs; k++) {
+    if (!pcs || sz < 4 || opc > sz - 4 || osc > sz - 4)
+        return -1;
+    for (size_t k = 0; k < npcs; k++) {
         int32_t pco, sco;
-        memcpy(&pco, nm->pcs + k * sz + opc, 4);
-        memcpy(&sco, nm->pcs + k * sz + osc, 4);
-        if (pco >= off)
+        memcpy(&pco, pcs + k * sz + opc, 4);
+        memcpy(&sco, pcs + k * sz + osc, 4);
+        if (pco >= off) {
+            if (leaf && pco != off && prev_pc >= 0 && prev_sc > 0 &&
+                off - prev_pc <= SYM_JVM_LEAF_AFTER)
+                return prev_sc;
             return sco < 0 ? -1 : sco;
+        }
+        prev_pc = pco;
+        prev_sc = sco;
     }
     return -1;
 }
@@ -602,7 +607,9 @@ static int name_code(struct sym_jvm *c, uint32_t pid, const struct hs_vm *vm, ui
     }
     if ((nm->compile_id & 0xfff) != STOKE_JVM_COOKIE(frame))
         return -ESTALE;
-    int64_t sc = pc_scope(nm, vm, (int64_t)(pc - nm->code_begin));
+    int64_t sc =
+        sym_jvm_pc_scope(nm->pcs, nm->npcs, hs_get(vm, HS_SIZE_PCDESC), hs_get(vm, HS_PCDESC_PC),
+                         hs_get(vm, HS_PCDESC_SCOPE), (int64_t)(pc - nm->code_begin), !is_return);
     uint32_t midx[SYM_JVM_MAX_INLINE];
     int32_t bcis[SYM_JVM_MAX_INLINE];
     int n = sc > 0 ? sym_jvm_scopes(nm->scopes, nm->nscopes, vm->u5_excluded, (uint32_t)sc, midx,
@@ -621,7 +628,6 @@ static int name_code(struct sym_jvm *c, uint32_t pid, const struct hs_vm *vm, ui
         set_frame(m, -1, &out[w++], vm->u5_excluded);
         out[0].line = 0;
     }
-    (void)is_return;
     return w;
 }
 

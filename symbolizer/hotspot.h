@@ -42,6 +42,21 @@ int sym_jvm_line(const uint8_t *tab, size_t n, unsigned x, uint32_t bci, size_t 
 int sym_jvm_scopes(const uint8_t *data, size_t n, unsigned x, uint32_t off, uint32_t *methods,
                    int32_t *bcis, int max);
 
+/*
+ * The scope decode offset for a pc at @off in a compiled method whose
+ * @npcs PcDescs (@sz bytes each, pc and scope offsets at @opc and @osc,
+ * sorted by pc) are at @pcs; -1 without one. A return address (@leaf
+ * false) has its own PcDesc, at or after it. A leaf pc lies between two
+ * safepoints and the VM records where neither is: HotSpot's own lookup
+ * takes the next, right for code ahead of a safepoint (C2 ends a loop with
+ * its poll); the code just past one (at most SYM_JVM_LEAF_AFTER bytes:
+ * the tail of a C1 loop after its back-edge poll, the code after a call)
+ * belongs with it, so that one is taken.
+ */
+#define SYM_JVM_LEAF_AFTER 32
+int64_t sym_jvm_pc_scope(const uint8_t *pcs, size_t npcs, size_t sz, size_t opc, size_t osc,
+                         int64_t off, bool leaf);
+
 /* ---- naming -------------------------------------------------------------- */
 
 #define SYM_JVM_MAX_INLINE 16 /* frames of one compiled pc: inlined methods + the method */

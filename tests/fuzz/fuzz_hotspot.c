@@ -3,7 +3,9 @@
  * HotSpot's compressed streams from untrusted process memory: the first
  * byte picks the decoder and UNSIGNED5's excluded bytes (JDK <= 19 or
  * 20+), the next two a bci or scope offset, the rest is the stream (a line
- * number table or scope data). Must never read outside it nor loop.
+ * number table or scope data), or a PcDesc table (the pc offset looked up
+ * and the PcDesc layout from the same two bytes). Must never read outside
+ * it nor loop.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t midx[SYM_JVM_MAX_INLINE], v;
     int32_t bcis[SYM_JVM_MAX_INLINE];
 
-    switch ((data[0] >> 1) % 3) {
+    switch ((data[0] >> 1) % 4) {
     case 0:
         if (sym_jvm_line(s, n, x, arg, &used) < -1 || used > n)
             abort();
@@ -29,6 +31,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 1: {
         int k = sym_jvm_scopes(s, n, x, arg, midx, bcis, SYM_JVM_MAX_INLINE);
         if (k < -1 || k > SYM_JVM_MAX_INLINE)
+            abort();
+        break;
+    }
+    case 2: {
+        /* PcDescs of 4 to 35 bytes, their fields anywhere in them */
+        size_t sz = 4 + (arg & 31), opc = (arg >> 5) & 31, osc = (arg >> 10) & 31;
+        int64_t sc = sym_jvm_pc_scope(s, n / sz, sz, opc, osc, (int64_t)(arg & 0x3ff) - 1, x);
+        if (sc < -1 || sc > INT32_MAX)
             abort();
         break;
     }

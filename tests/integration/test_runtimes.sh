@@ -11,9 +11,12 @@
 # 3.8-3.13) to the same checks. The machine's node, when there is one, gets
 # the same checks on tests/fixtures/runtimes/js_work.js (timed with
 # process.cpuUsage()), a worker thread beside the main one, and the V8
-# self-metrics; the JDK's java on tests/fixtures/runtimes/JvmWork.java
-# (JVM_WARMUP seconds in, 4). Node.js 18 and 22 from build/nodes (scripts/deps.sh)
-# and NODES="path ..." get the node checks too. DURATION (10), KEEP=1.
+# self-metrics; JDK 17 (the machine's, also with C1 alone), 11 and 21
+# (scripts/deps.sh's, 21 chrooted into a trixie root) on
+# tests/fixtures/runtimes/JvmWork.java (JVM_WARMUP seconds in, 4;
+# JDKS="11 17 21 17-c1 path..." selects). Node.js 18 and 22 from
+# build/nodes (scripts/deps.sh) and NODES="path ..." get the node checks
+# too. DURATION (10), KEEP=1.
 set -u
 . "$(dirname "$0")/lib.sh"
 need python3
@@ -228,26 +231,75 @@ JS
     wait "$np" 2>/dev/null
 fi
 
-# Java: the JDK's own launcher, no flags. The agent starts once the JIT has
-# compiled the loop (JVM_WARMUP seconds): the JIT's threads are then quiet,
-# and the shares are the steady state's, as the program's own timing is
-# mostly. Names come from the VM's tables: JvmWork.main under __clone3
-# (the launcher runs main in a thread of its own).
+# Java: each JDK's own launcher, no flags. The agent starts once the JIT
+# has compiled the loop (JVM_WARMUP seconds): the JIT's threads are then
+# quiet, and the shares are the steady state's, as the program's own timing
+# is mostly. Names come from the VM's tables: JvmWork.main under __clone3
+# (the launcher runs main in a thread of its own). One class file, compiled
+# by the machine's javac for release 11, runs on every JDK.
+#
+# jvm NAME ROOT JAVA [FLAG...]: the workload on JAVA; with a ROOT (else
+# ""), JAVA is a path in that root and runs chrooted there (in a mount
+# namespace of its own, with /proc, /dev and /tmp bound in): a JVM whose
+# libjvm.so and libc are not the machine's, as in a container.
 jvm() {
-    local d=$work/jvm warm=${JVM_WARMUP:-4}
-    mkdir -p "$d/classes"
-    echo "## jvm ($(java -version 2>&1 | head -1))"
-    if ! javac -d "$d/classes" "$ROOT/tests/fixtures/runtimes/JvmWork.java" 2>"$d/javac.log"; then
-        fail "jvm: javac failed: $(head -3 "$d/javac.log")"
-        return
+    local name=$1 root=$2 java=$3 d=$work/$1 warm=${JVM_WARMUP:-4} run
+    shift 3
+    run=("$java")
+    if [ -n "$root" ]; then
+        # shellcheck disable=SC2016
+        run=(unshare -m sh -c 'r=$1; shift; mount --rbind /proc "$r/proc" &&
+            mount --rbind /dev "$r/dev" && mount --bind /tmp "$r/tmp" && exec chroot "$r" "$@"' \
+            sh "$root" "$java")
     fi
+    echo "## $name ($("${run[@]}" -version 2>&1 | head -1))"
     local own=JvmWork.alpha,JvmWork.beta,JvmWork.gamma,JvmWork.mix
-    profiled jvm "$warm" "$own" "$own,JvmWork.timed,JvmWork.main" JvmWork.main \
-        java -cp "$d/classes" JvmWork $((DURATION + warm + 5)) "$d/truth.json"
+    profiled "$name" "$warm" "$own" "$own,JvmWork.timed,JvmWork.main" JvmWork.main \
+        "${run[@]}" "$@" -cp "$work/jvm-classes" JvmWork $((DURATION + warm + 5)) "$d/truth.json"
 }
 
+# JDKS="11 17 21 17-c1 /path/to/bin/java ...": the JDKs checked (all by
+# default): 17 is the machine's, 11 and 21 are scripts/deps.sh's under
+# build/jdks (21 in a trixie root of its own), 17-c1 the machine's with C1
+# alone (-XX:TieredStopAtLevel=1: code as tiered compilation runs it before
+# C2, whose loops go on past their safepoint poll), a path any other java.
+# Under CI=true a JDK that is not there fails instead of being skipped.
+jdk_missing() {
+    if [ "${CI:-}" = true ]; then
+        fail "$1 is not installed (scripts/deps.sh test)"
+    else
+        echo "SKIP $1: not installed (scripts/deps.sh test)"
+    fi
+}
 if command -v java >/dev/null && command -v javac >/dev/null; then
-    jvm
+    mkdir -p "$work/jvm-classes"
+    if ! javac --release 11 -d "$work/jvm-classes" "$ROOT/tests/fixtures/runtimes/JvmWork.java" \
+        2>"$work/javac.log"; then
+        fail "jvm: javac failed: $(head -3 "$work/javac.log")"
+    else
+        for j in ${JDKS:-17 11 21 17-c1}; do
+            case $j in
+            17) jvm jdk-17 "" "$(command -v java)" ;;
+            17-c1) jvm jdk-17-c1 "" "$(command -v java)" -XX:TieredStopAtLevel=1 ;;
+            11)
+                b=$ROOT/build/jdks/11/usr/lib/jvm/java-11-openjdk-amd64/bin/java
+                if [ -x "$b" ]; then jvm jdk-11 "" "$b"; else jdk_missing "JDK 11"; fi
+                ;;
+            21)
+                r=$ROOT/build/jdks/21
+                b=/usr/lib/jvm/java-21-openjdk-amd64/bin/java
+                if [ -x "$r$b" ]; then jvm jdk-21 "$r" "$b"; else jdk_missing "JDK 21"; fi
+                ;;
+            *)
+                if [ -x "$j" ]; then jvm "jdk-$(basename "$(dirname "$(dirname "$j")")")" "" "$j"; else
+                    fail "JDKS: $j is not an executable"
+                fi
+                ;;
+            esac
+        done
+    fi
+elif [ "${CI:-}" = true ]; then
+    fail "java/javac are not installed"
 else
     echo "SKIP jvm: no java/javac"
 fi

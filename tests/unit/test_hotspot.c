@@ -239,6 +239,47 @@ static size_t u5_write(uint8_t *o, uint32_t v, unsigned x)
     return n;
 }
 
+/* Which PcDesc names a pc. The layout is a C1-compiled JvmWork.timed on
+ * JDK 17 with beta inlined (as the agent read it): beta's back-edge poll
+ * at 700, the loop's tail after it to ~711, then the inlined
+ * getCurrentThreadCpuTime's call returning at 868. */
+static void test_pc_scope(void **state)
+{
+    struct {
+        int32_t pc, scope, obj, flags;
+    } pcs[] = {{-1, 0, 0, 0}, {358, 10, 0, 0}, {556, 20, 0, 0}, {700, 30, 0, 0}, {868, 40, 0, 0}};
+    const uint8_t *p = (const uint8_t *)pcs;
+    size_t n = sizeof(pcs) / sizeof(pcs[0]), sz = sizeof(pcs[0]);
+    static const struct {
+        int64_t off;
+        bool leaf;
+        int64_t want;
+    } cases[] = {
+        {651, true, 30},  /* ahead of the poll: the next */
+        {700, true, 30},  /* at it */
+        {709, true, 30},  /* the loop's tail just past its poll: that one, not 868's */
+        {711, true, 30},  /* ... */
+        {732, true, 30},  /* SYM_JVM_LEAF_AFTER past it */
+        {733, true, 40},  /* farther: the next again */
+        {805, true, 40},  /* */
+        {868, false, 40}, /* a return address: its own */
+        {709, false, 40}, /* return addresses never take the one before */
+        {360, true, 10},  /* */
+        {2000, true, -1}, /* past the last */
+        {0, true, 10},    /* before the first real one */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t got = sym_jvm_pc_scope(p, n, sz, 0, 4, cases[i].off, cases[i].leaf);
+        if (got != cases[i].want)
+            fail_msg("off %lld leaf %d: scope %lld, want %lld", (long long)cases[i].off,
+                     cases[i].leaf, (long long)got, (long long)cases[i].want);
+    }
+    /* offsets outside a PcDesc, or none */
+    assert_int_equal(sym_jvm_pc_scope(p, n, sz, sz - 3, 4, 700, true), -1);
+    assert_int_equal(sym_jvm_pc_scope(NULL, n, sz, 0, 4, 700, true), -1);
+    assert_int_equal(sym_jvm_pc_scope(p, 0, sz, 0, 4, 700, true), -1);
+}
+
 static void test_u5(void **state)
 {
     const uint32_t vals[] = {0,   1,   190,   191,      192,        193,
@@ -484,8 +525,13 @@ static void test_name(void **state)
     assert_int_equal(f[0].line, 12);
     assert_string_equal(f[1].function, "pkg.Cls.outer");
     assert_int_equal(f[1].line, 10);
-    /* the leaf between PcDescs: the next one's scope (outer alone) */
+    /* the leaf 10 bytes past the inlined call's PcDesc: that one's scope
+     * (inner in outer), not the next one's (outer alone) */
     n = sym_jvm_name(&c, pid, &vm, 0, STOKE_JVM_CODE(code + 30, 0x234), false, f, 16, &bytes);
+    assert_int_equal(n, 2);
+    assert_string_equal(f[0].function, "pkg.Cls.inner");
+    /* ... while a return address there has only the next one */
+    n = sym_jvm_name(&c, pid, &vm, 0, STOKE_JVM_CODE(code + 30, 0x234), true, f, 16, &bytes);
     assert_int_equal(n, 1);
     assert_string_equal(f[0].function, "pkg.Cls.outer");
     /* recompiled at the same address since the sample: stale */
@@ -571,7 +617,7 @@ int main(void)
         cmocka_unit_test(test_line_tables), cmocka_unit_test(test_scopes),
         cmocka_unit_test(test_corrupt),     cmocka_unit_test(test_u5),
         cmocka_unit_test(test_detect),      cmocka_unit_test(test_name),
-        cmocka_unit_test(test_tables),
+        cmocka_unit_test(test_tables),      cmocka_unit_test(test_pc_scope),
     };
     return cmocka_run_group_tests(tests, load, unload);
 }

@@ -1025,6 +1025,32 @@ static void test_build_id_debug_root(void **state)
     check_full("bid", root, true);
 }
 
+/* A process in a container: its binary and the binary's build-id debug
+ * file only under its root (a fake /proc whose PID/root holds both), not
+ * in the agent's debug roots. */
+static void test_build_id_in_process_root(void **state)
+{
+    char proc[512], bin[512], maps[512];
+    struct child c;
+    snprintf(bin, sizeof(bin), "%s/bid", tmp);
+    child_start(&c, bin);
+    snprintf(proc, sizeof(proc), "%s/cproc", tmp);
+    snprintf(maps, sizeof(maps), "/proc/%d/maps", c.pid);
+    assert_int_equal(sh("rm -rf %s && mkdir -p %s/%d/root%s %s/%d/root/usr/lib/debug && "
+                        "cp %s %s/%d/maps && cp %s %s/%d/root%s/ && "
+                        "cp -r %s/dbgroot/.build-id %s/%d/root/usr/lib/debug/",
+                        proc, proc, c.pid, tmp, proc, c.pid, maps, proc, c.pid, bin, proc, c.pid,
+                        tmp, tmp, proc, c.pid),
+                     0);
+    struct symbolizer_opts o = {.debug_dirs = "/nonexistent:/usr/lib/debug", .proc_root = proc};
+    struct symbolizer *s = symbolizer_new(&o);
+    assert_non_null(s);
+    expect_fn(s, &c, c.addr[2], true, "static_function");
+    expect_fn(s, &c, c.addr[0], true, "leaf_function");
+    symbolizer_free(s);
+    child_stop(&c);
+}
+
 static void test_debuglink(void **state)
 {
     check_full("dl", "/nonexistent", true);
@@ -1279,6 +1305,7 @@ int main(void)
         cmocka_unit_test(test_perfmap_fake_proc),
         cmocka_unit_test(test_plain),
         cmocka_unit_test(test_build_id_debug_root),
+        cmocka_unit_test(test_build_id_in_process_root),
         cmocka_unit_test(test_debuglink),
         cmocka_unit_test(test_minidebuginfo),
         cmocka_unit_test(test_nopie),
