@@ -46,6 +46,7 @@ enum prim { P_STRUCT, P_BOOL, P_BYTE, P_CHAR, P_SHORT, P_INT, P_LONG, P_FLOAT, P
 
 struct field {
     uint32_t owner; /* class index (metadata order) */
+    uint32_t seq;   /* position in the metadata: the order of the values */
     uint32_t cls;   /* type's class index after resolution */
     uint64_t type;
     const char *name;
@@ -447,7 +448,9 @@ static int add_field(struct cx *c, const struct field *f)
         c->fields = v;
         c->capfields = cap;
     }
-    c->fields[c->nfields++] = *f;
+    c->fields[c->nfields] = *f;
+    c->fields[c->nfields].seq = c->nfields;
+    c->nfields++;
     return 0;
 }
 
@@ -527,10 +530,10 @@ static int cmp_cls(const void *a, const void *b)
 static int cmp_field(const void *a, const void *b)
 {
     const struct field *x = a, *y = b;
-    /* stable within an owner: fields keep their order (metadata order) */
+    /* qsort is not stable: within an owner, the metadata order */
     if (x->owner != y->owner)
         return x->owner < y->owner ? -1 : 1;
-    return x < y ? -1 : x > y;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 static int find_cls(const struct cx *c, uint64_t id)

@@ -24,7 +24,8 @@ test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils el
     debuginfod
     # test_unwind.sh: Debian's own stripped binaries, and a Rust fixture
     sqlite3 xz-utils perl rustc
-    # test_runtimes.sh: the JDK whose HotSpot frames are named
+    # test_runtimes.sh: the JDK whose HotSpot frames are named; test_jfr.sh:
+    # its flight recorder (java, jfr)
     openjdk-17-jdk-headless
     # test_recording_rules.sh: a real Prometheus receiving remote writes
     prometheus
@@ -47,7 +48,8 @@ tools=(
     rpmbuild:rpm rpmlint:rpmlint help2man:help2man strace:strace systemd-analyze:systemd
     git:git clang-format:clang-format clang-tidy:clang-tidy cppcheck:cppcheck
     sqlite3:sqlite3 xz:xz-utils perl:perl rustc:rustc debuginfod:debuginfod
-    java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless prometheus:prometheus
+    java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless jfr:openjdk-17-jdk-headless
+    prometheus:prometheus
 )
 
 group_pkgs() { # GROUP... -> the packages, one a line

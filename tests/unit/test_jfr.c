@@ -436,6 +436,50 @@ static void test_flipped(void **state)
     free(raw);
 }
 
+static int64_t cpu_total(const struct jfr_result *r)
+{
+    int64_t t = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->profiles[i].kind == JFR_CPU)
+            for (size_t s = 0; s < r->profiles[i].pprof->n_sample; s++)
+                t += r->profiles[i].pprof->sample[s]->value[0];
+    return t;
+}
+
+/* Chunks follow each other (a long recording, or files concatenated): each
+ * is read with its own metadata and pools, their samples add up. */
+static void test_chunks(void **state)
+{
+    char err[256];
+    size_t la, lb;
+    struct jfr_result *r;
+    if (!corpus_present())
+        skip();
+    uint8_t *a = raw_recording("kafka-cpu.jfr.gz", &la);
+    uint8_t *b = raw_recording("dump1.jfr.gz", &lb);
+    uint8_t *ab = malloc(la + lb);
+    memcpy(ab, a, la);
+    memcpy(ab + la, b, lb);
+    int64_t ta, tb;
+    assert_int_equal(jfr_convert(a, la, NULL, 0, NULL, &r, err, sizeof(err)), 0);
+    ta = cpu_total(r);
+    assert_int_equal(r->stats.chunks, 1);
+    jfr_result_free(r);
+    assert_int_equal(jfr_convert(b, lb, NULL, 0, NULL, &r, err, sizeof(err)), 0);
+    tb = cpu_total(r);
+    jfr_result_free(r);
+    assert_int_equal(jfr_convert(ab, la + lb, NULL, 0, NULL, &r, err, sizeof(err)), 0);
+    assert_int_equal(r->stats.chunks, 2);
+    assert_true(ta > 0 && tb > 0);
+    assert_int_equal(cpu_total(r), ta + tb);
+    jfr_result_free(r);
+    /* a second chunk cut short is an error, not the first chunk alone */
+    assert_int_equal(convert(ab, la + 100, NULL, 0, err, sizeof(err)), -EBADMSG);
+    free(a);
+    free(b);
+    free(ab);
+}
+
 static void test_bad_labels(void **state)
 {
     char err[256], path[1024];
@@ -490,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_corpus),     cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_truncated),  cmocka_unit_test(test_flipped),
         cmocka_unit_test(test_bad_labels), cmocka_unit_test(test_options),
+        cmocka_unit_test(test_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
