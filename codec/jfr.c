@@ -383,6 +383,8 @@ static int read_value(struct cx *c, struct rbuf *r, const struct field *f, int d
 {
     uint64_t n;
 
+    if (cap) /* what a float, an array or a nested value leaves */
+        memset(cap, 0, sizeof(*cap));
     if (!f->array)
         return read_one(c, r, f, depth, cap);
     if (vcount(r, &n))
@@ -701,7 +703,6 @@ static int read_stacktrace(struct cx *c, struct rbuf *r, struct cpval *v)
             c->capframes = cap;
         }
         for (uint64_t j = 0; j < n; j++) {
-            memset(caps, 0, sizeof(caps));
             int e = read_fields(c, r, (uint32_t)c->c_frame, 1, caps);
             if (e)
                 return e;
@@ -729,7 +730,6 @@ static int read_pool_entry(struct cx *c, struct rbuf *r, int ci)
         return read_str(c, r, &v->s);
     if (ci == c->c_stack)
         return read_stacktrace(c, r, v);
-    memset(caps, 0, sizeof(caps));
     if ((e = read_fields(c, r, (uint32_t)ci, 0, caps)))
         return e;
     if (ci == c->c_symbol && c->f_sym_string >= 0)
@@ -1090,7 +1090,6 @@ static int read_events(struct cx *c)
         for (int k = 0; k < EV_N; k++) {
             if (c->ev[k].cls < 0 || c->cls[c->ev[k].cls].id != typ)
                 continue;
-            memset(caps, 0, sizeof(caps));
             int e = read_fields(c, &r, (uint32_t)c->ev[k].cls, 0, caps);
             if (e)
                 return e == -ENOMEM ? e : bad(c, "truncated or corrupt event", pos);

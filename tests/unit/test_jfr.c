@@ -330,6 +330,116 @@ static void test_corpus(void **state)
     assert_true(n >= 4);
 }
 
+static int convert(const uint8_t *b, size_t len, const uint8_t *lb, size_t llen, char *err,
+                   size_t errlen);
+
+/* ---- a hand-built recording (tests/data/jfr/gen_small.py) ---------------- */
+
+static const struct jfr_profile *kind_of(const struct jfr_result *r, enum jfr_kind k)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->profiles[i].kind == k)
+            return &r->profiles[i];
+    return NULL;
+}
+
+static const char *label_of(const Perftools__Profiles__Profile *p,
+                            const Perftools__Profiles__Sample *s, const char *key)
+{
+    for (size_t i = 0; i < s->n_label; i++)
+        if (!strcmp(p->string_table[s->label[i]->key], key))
+            return p->string_table[s->label[i]->str];
+    return NULL;
+}
+
+static void test_small(void **state)
+{
+    char err[256] = "";
+    size_t len, llen;
+    struct jfr_result *r = NULL;
+    uint8_t *b = load("tests/data/jfr/small.jfr", &len);
+    uint8_t *lb = load("tests/data/jfr/small.labels.pb", &llen);
+
+    int rc = jfr_convert(b, len, lb, llen, NULL, &r, err, sizeof(err));
+    if (rc)
+        fail_msg("small.jfr: %s", err);
+    assert_string_equal(r->event, "cpu");
+    assert_int_equal(r->stats.chunks, 1);
+    assert_int_equal(r->stats.events, 10);
+    assert_int_equal(r->n, 3);
+
+    /* CPU: 5 running samples (the sleeping one is not CPU) x 1e7 ns */
+    const struct jfr_profile *cpu = kind_of(r, JFR_CPU);
+    assert_non_null(cpu);
+    assert_string_equal(cpu->name, "process_cpu");
+    char id[128];
+    assert_int_equal(jfr_profile_type_id(cpu, 0, id, sizeof(id)), 0);
+    assert_string_equal(id, "process_cpu:cpu:nanoseconds:cpu:nanoseconds");
+    struct fnvals f = {0};
+    const Perftools__Profiles__Profile *p = cpu->pprof;
+    assert_int_equal(p->n_sample, 2);
+    for (size_t i = 0; i < p->n_sample; i++) {
+        add_sample(&f, p, p->sample[i], 0);
+        const Perftools__Profiles__Sample *s = p->sample[i];
+        const char *leaf = fn_name(p, s->location_id[0]);
+        if (!strcmp(leaf, "App.fib")) {
+            assert_int_equal(s->value[0], 30000000);
+            assert_string_equal(label_of(p, s, "thread_name"), "worker-1");
+            assert_null(label_of(p, s, "profile_id"));
+        } else {
+            /* the lambda class merged as jfr-parser merges it */
+            assert_string_equal(leaf, "App$$Lambda_.run");
+            assert_int_equal(s->value[0], 20000000);
+            assert_string_equal(label_of(p, s, "thread_name"), "worker-2");
+            assert_string_equal(label_of(p, s, "profile_id"), "0000000000000abc");
+            assert_string_equal(label_of(p, s, "span_name"), "GET /fib");
+        }
+    }
+    uint32_t main_id = intern_find(&f.names, "App.main", 8);
+    assert_int_not_equal(main_id, INTERN_NONE);
+    assert_int_equal(f.total[main_id], 50000000);
+    assert_int_equal(f.self[main_id], 0);
+    fn_free(&f);
+
+    /* allocations: 2 objects, 300 bytes */
+    const struct jfr_profile *tlab = kind_of(r, JFR_ALLOC_IN_TLAB);
+    assert_non_null(tlab);
+    assert_int_equal(jfr_profile_type_id(tlab, 1, id, sizeof(id)), 0);
+    assert_string_equal(id, "memory:alloc_in_new_tlab_bytes:bytes:space:bytes");
+    assert_int_equal(tlab->pprof->n_sample, 1);
+    assert_int_equal(tlab->pprof->sample[0]->value[0], 2);
+    assert_int_equal(tlab->pprof->sample[0]->value[1], 300);
+
+    /* the lock: 5000 ticks at 2e9 ticks/s are 2500 ns */
+    const struct jfr_profile *mu = kind_of(r, JFR_LOCK);
+    assert_non_null(mu);
+    assert_string_equal(mu->name, "mutex");
+    assert_int_equal(mu->pprof->sample[0]->value[0], 1);
+    assert_int_equal(mu->pprof->sample[0]->value[1], 2500);
+    assert_string_equal(fn_name(mu->pprof, mu->pprof->sample[0]->location_id[0]),
+                        "java/lang/Object.wait");
+    jfr_result_free(r);
+
+    /* without the labels part: the same values, no labels */
+    assert_int_equal(jfr_convert(b, len, NULL, 0, NULL, &r, err, sizeof(err)), 0);
+    for (size_t i = 0; i < r->n; i++)
+        for (size_t s = 0; s < r->profiles[i].pprof->n_sample; s++)
+            assert_int_equal(r->profiles[i].pprof->sample[s]->n_label, 0);
+    jfr_result_free(r);
+
+    /* every truncation, with the chunk size saying so, refused */
+    for (size_t cut = 68; cut < len; cut++) {
+        uint8_t *c = malloc(len);
+        memcpy(c, b, cut);
+        for (int i = 0; i < 8; i++)
+            c[8 + i] = (uint8_t)((uint64_t)cut >> (56 - 8 * i));
+        assert_int_equal(convert(c, cut, NULL, 0, err, sizeof(err)), -EBADMSG);
+        free(c);
+    }
+    free(b);
+    free(lb);
+}
+
 /* ---- bad input ---------------------------------------------------------- */
 
 static int convert(const uint8_t *b, size_t len, const uint8_t *lb, size_t llen, char *err,
@@ -534,7 +644,7 @@ int main(void)
         cmocka_unit_test(test_corpus),     cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_truncated),  cmocka_unit_test(test_flipped),
         cmocka_unit_test(test_bad_labels), cmocka_unit_test(test_options),
-        cmocka_unit_test(test_chunks),
+        cmocka_unit_test(test_chunks),     cmocka_unit_test(test_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
