@@ -36,11 +36,10 @@
 #include "common/intern.h"
 #include "pyroscope/jfr_labels.pb-c.h"
 
-#define HEADER_SIZE  68
-#define MAX_DEPTH    16    /* nested field types and metadata elements */
-#define MAX_CAPTURE  64    /* fields of one type whose values are kept */
-#define MAX_CHECKPTS 65536 /* constant-pool checkpoints in one chunk */
-#define DEFAULT_MAX  (256u << 20)
+#define HEADER_SIZE 68
+#define MAX_DEPTH   16 /* nested field types and metadata elements */
+#define MAX_CAPTURE 64 /* fields of one type whose values are kept */
+#define DEFAULT_MAX (256u << 20)
 
 enum prim { P_STRUCT, P_BOOL, P_BYTE, P_CHAR, P_SHORT, P_INT, P_LONG, P_FLOAT, P_DOUBLE, P_STRING };
 
@@ -744,85 +743,50 @@ static int read_pool_entry(struct cx *c, struct rbuf *r, int ci)
     return 0;
 }
 
+/* The checkpoints, from the last one (the header's offset) back along their
+ * deltas. Each must lie before the one that led to it (the JDK chains them
+ * backwards, async-profiler writes one), so the walk ends and reads every
+ * byte at most once. */
 static int read_pools(struct cx *c, size_t pos)
 {
-    struct range {
-        size_t lo, hi;
-    } *seen = NULL;
-    size_t nseen = 0;
-    int e = 0;
+    size_t limit = c->chunk_end;
 
     for (;;) {
-        struct rbuf r = {.p = c->buf, .len = c->chunk_end, .off = pos};
+        struct rbuf r = {.p = c->buf, .len = limit, .off = pos};
         uint64_t size, typ, skipv, delta, npools;
         uint8_t flush;
 
-        if (vlong(&r, &size) || size == 0 || size > c->chunk_end - pos) {
-            e = bad(c, "bad checkpoint event size", pos);
-            break;
-        }
-        for (size_t i = 0; i < nseen; i++)
-            if (pos < seen[i].hi && seen[i].lo < pos + size) {
-                e = bad(c, "checkpoints overlap", pos);
-                goto out;
-            }
-        if (nseen == MAX_CHECKPTS) {
-            e = bad(c, "too many checkpoints", pos);
-            break;
-        }
-        if (!(nseen & (nseen - 1))) {
-            struct range *s = realloc(seen, (nseen ? nseen * 2 : 1) * sizeof(*s));
-            if (!s) {
-                e = -ENOMEM;
-                break;
-            }
-            seen = s;
-        }
-        seen[nseen++] = (struct range){pos, pos + size};
+        if (vlong(&r, &size) || size == 0 || size > limit - pos)
+            return bad(c, "bad checkpoint event size", pos);
         r.len = pos + size;
         if (vlong(&r, &typ) || typ != 1 || vlong(&r, &skipv) || vlong(&r, &skipv) ||
-            vlong(&r, &delta) || rb_u8(&r, &flush) || vcount(&r, &npools)) {
-            e = bad(c, "bad checkpoint event header", pos);
-            break;
-        }
-        for (uint64_t p = 0; p < npools && !e; p++) {
+            vlong(&r, &delta) || rb_u8(&r, &flush) || vcount(&r, &npools))
+            return bad(c, "bad checkpoint event header", pos);
+        for (uint64_t p = 0; p < npools; p++) {
             uint64_t tid, n;
-            if (vlong(&r, &tid) || vcount(&r, &n)) {
-                e = bad(c, "bad constant pool", r.off);
-                break;
-            }
+            if (vlong(&r, &tid) || vcount(&r, &n))
+                return bad(c, "bad constant pool", r.off);
             int ci = find_cls(c, tid);
-            if (ci < 0) {
-                e = bad(c, "constant pool of an undefined type", r.off);
-                break;
-            }
-            if (n && ci != c->c_string && !c->cls[ci].nf) {
-                e = bad(c, "constant pool of a type without fields", r.off);
-                break;
-            }
+            if (ci < 0)
+                return bad(c, "constant pool of an undefined type", r.off);
+            if (n && ci != c->c_string && !c->cls[ci].nf)
+                return bad(c, "constant pool of a type without fields", r.off);
             for (uint64_t i = 0; i < n; i++) {
                 size_t at = r.off;
-                if ((e = read_pool_entry(c, &r, ci))) {
-                    if (e != -ENOMEM)
-                        e = bad(c, "truncated or corrupt constant pool entry", at);
-                    break;
-                }
+                int e = read_pool_entry(c, &r, ci);
+                if (e)
+                    return e == -ENOMEM ? e
+                                        : bad(c, "truncated or corrupt constant pool entry", at);
             }
         }
-        if (e || delta == 0)
-            break;
-        /* the previous checkpoint, by a signed delta, inside the chunk */
+        if (delta == 0)
+            return 0;
         int64_t d = (int64_t)delta;
-        if ((d < 0 && (uint64_t)-d > pos - c->chunk) ||
-            (d > 0 && (uint64_t)d >= c->chunk_end - pos)) {
-            e = bad(c, "checkpoint delta leaves the chunk", pos);
-            break;
-        }
-        pos = (size_t)((int64_t)pos + d);
+        if (d >= 0 || (uint64_t)-d > pos - c->chunk - HEADER_SIZE)
+            return bad(c, "checkpoint delta does not lead back into the chunk", pos);
+        limit = pos;
+        pos -= (size_t)-d;
     }
-out:
-    free(seen);
-    return e;
 }
 
 /* ---- names and stacks --------------------------------------------------- */

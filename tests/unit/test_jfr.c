@@ -427,6 +427,18 @@ static void test_small(void **state)
             assert_int_equal(r->profiles[i].pprof->sample[s]->n_label, 0);
     jfr_result_free(r);
 
+    /* a checkpoint whose delta leads forwards (to its own bytes) */
+    uint64_t cpoff = 0;
+    for (int i = 0; i < 8; i++)
+        cpoff = cpoff << 8 | b[16 + i];
+    assert_true(cpoff + 8 < len);
+    assert_int_equal(b[cpoff + 4], 1); /* type: checkpoint */
+    assert_int_equal(b[cpoff + 7], 0); /* delta 0: the only one */
+    b[cpoff + 7] = 3;
+    assert_int_equal(convert(b, len, NULL, 0, err, sizeof(err)), -EBADMSG);
+    assert_non_null(strstr(err, "checkpoint delta"));
+    b[cpoff + 7] = 0;
+
     /* every truncation, with the chunk size saying so, refused */
     for (size_t cut = 68; cut < len; cut++) {
         uint8_t *c = malloc(len);
