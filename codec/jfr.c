@@ -326,7 +326,7 @@ static const char *str_of(struct cx *c, const struct jstr *s, uint32_t *len)
     *len = s->len;
     if (s->where == 1)
         return (const char *)c->buf + s->v;
-    if (s->where == 2)
+    if (s->where == 2 && c->arena.s) /* NULL while only empty strings were converted */
         return c->arena.s + s->v;
     *len = 0;
     return "";
@@ -617,7 +617,8 @@ static int read_meta(struct cx *c, size_t pos)
         return e;
 
     /* classes sorted by id; fields grouped by class, then types resolved */
-    qsort(c->fields, c->nfields, sizeof(*c->fields), cmp_field);
+    if (c->nfields) /* qsort's base may not be NULL, even for 0 elements */
+        qsort(c->fields, c->nfields, sizeof(*c->fields), cmp_field);
     for (uint32_t i = 0, f = 0; i < c->ncls; i++) {
         c->cls[i].f0 = f;
         while (f < c->nfields && c->fields[f].owner == i)
@@ -625,7 +626,8 @@ static int read_meta(struct cx *c, size_t pos)
         c->cls[i].nf = f - c->cls[i].f0;
         c->cls[i].prim = prim_of(c->cls[i].name);
     }
-    qsort(c->cls, c->ncls, sizeof(*c->cls), cmp_cls);
+    if (c->ncls)
+        qsort(c->cls, c->ncls, sizeof(*c->cls), cmp_cls);
     for (uint32_t i = 1; i < c->ncls; i++)
         if (c->cls[i].id == c->cls[i - 1].id)
             return bad(c, "metadata defines a class id twice", pos);
@@ -1067,6 +1069,14 @@ static int read_events(struct cx *c)
     return 0;
 }
 
+static uint64_t be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
 static int read_chunk(struct cx *c, size_t pos)
 {
     const uint8_t *h = c->buf + pos;
@@ -1079,12 +1089,12 @@ static int read_chunk(struct cx *c, size_t pos)
     uint16_t major = (uint16_t)(h[4] << 8 | h[5]);
     if (major != 2 && major != 1)
         return bad(c, "unsupported JFR major version", pos + 4);
-    uint64_t size = be64toh(*(const uint64_t *)(const void *)(h + 8));
-    uint64_t cpoff = be64toh(*(const uint64_t *)(const void *)(h + 16));
-    uint64_t metaoff = be64toh(*(const uint64_t *)(const void *)(h + 24));
-    uint64_t start = be64toh(*(const uint64_t *)(const void *)(h + 32));
-    uint64_t dur = be64toh(*(const uint64_t *)(const void *)(h + 40));
-    c->tps = be64toh(*(const uint64_t *)(const void *)(h + 56));
+    uint64_t size = be64(h + 8);
+    uint64_t cpoff = be64(h + 16);
+    uint64_t metaoff = be64(h + 24);
+    uint64_t start = be64(h + 32);
+    uint64_t dur = be64(h + 40);
+    c->tps = be64(h + 56);
     if (size < HEADER_SIZE || size > c->len - pos)
         return bad(c, "chunk size past the end of the file (truncated?)", pos + 8);
     if (cpoff < HEADER_SIZE || cpoff >= size || metaoff < HEADER_SIZE || metaoff >= size)
