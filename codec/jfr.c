@@ -1120,13 +1120,33 @@ static int read_chunk(struct cx *c, size_t pos)
 
 struct labels {
     Io__Pyroscope__Labels__Pb__LabelsSnapshot *snap;
-    struct intern ctx, str; /* int64 key -> entry index */
+    /* map keys -> the entry that holds them: the last one, as protobuf
+     * says of a key given twice */
+    struct intern ctx, str;
+    uint32_t *ctx_at, *str_at;
 };
+
+/* Entry @i of @n with key @key: indexed in @t, @at[id] its position. */
+static int index_key(struct intern *t, uint32_t *at, int64_t key, size_t i)
+{
+    uint32_t id;
+    if (intern_add(t, &key, sizeof(key), &id) < 0)
+        return -ENOMEM;
+    at[id] = (uint32_t)i;
+    return 0;
+}
+
+/* The context entry of @ctx, or NULL. */
+static const Io__Pyroscope__Labels__Pb__Context *label_ctx(const struct labels *l, uint64_t ctx)
+{
+    uint32_t i = intern_find(&l->ctx, &ctx, sizeof(ctx));
+    return i == INTERN_NONE ? NULL : l->snap->contexts[l->ctx_at[i]]->value;
+}
 
 static const char *label_str(const struct labels *l, int64_t k)
 {
     uint32_t i = intern_find(&l->str, &k, sizeof(k));
-    return i == INTERN_NONE ? "" : l->snap->strings[i]->value;
+    return i == INTERN_NONE ? "" : l->snap->strings[l->str_at[i]]->value;
 }
 
 static int labels_load(struct labels *l, const uint8_t *in, size_t len, size_t max, char *err,
@@ -1143,24 +1163,16 @@ static int labels_load(struct labels *l, const uint8_t *in, size_t len, size_t m
     free(raw);
     if (!l->snap)
         return errmsg(err, errlen, "jfr labels: not a LabelsSnapshot message"), -EBADMSG;
-    for (size_t i = 0; i < l->snap->n_contexts; i++) {
-        uint32_t id;
-        if (intern_add(&l->ctx, &l->snap->contexts[i]->key, sizeof(int64_t), &id) < 0)
+    l->ctx_at = malloc((l->snap->n_contexts + 1) * sizeof(*l->ctx_at));
+    l->str_at = malloc((l->snap->n_strings + 1) * sizeof(*l->str_at));
+    if (!l->ctx_at || !l->str_at)
+        return -ENOMEM;
+    for (size_t i = 0; i < l->snap->n_contexts; i++)
+        if (index_key(&l->ctx, l->ctx_at, l->snap->contexts[i]->key, i))
             return -ENOMEM;
-        if (id != i)
-            return errmsg(err, errlen, "jfr labels: context %lld twice",
-                          (long long)l->snap->contexts[i]->key),
-                   -EBADMSG;
-    }
-    for (size_t i = 0; i < l->snap->n_strings; i++) {
-        uint32_t id;
-        if (intern_add(&l->str, &l->snap->strings[i]->key, sizeof(int64_t), &id) < 0)
+    for (size_t i = 0; i < l->snap->n_strings; i++)
+        if (index_key(&l->str, l->str_at, l->snap->strings[i]->key, i))
             return -ENOMEM;
-        if (id != i)
-            return errmsg(err, errlen, "jfr labels: string %lld twice",
-                          (long long)l->snap->strings[i]->key),
-                   -EBADMSG;
-    }
     return 0;
 }
 
@@ -1170,6 +1182,8 @@ static void labels_free(struct labels *l)
         io__pyroscope__labels__pb__labels_snapshot__free_unpacked(l->snap, NULL);
     intern_free(&l->ctx);
     intern_free(&l->str);
+    free(l->ctx_at);
+    free(l->str_at);
 }
 
 static const struct kind_info {
@@ -1250,9 +1264,9 @@ static int build(struct cx *c, const struct labels *l, enum jfr_kind kind,
         nsamples++;
         nids += n;
         if (l->snap) {
-            uint32_t ci = intern_find(&l->ctx, &k->ctx, sizeof(int64_t));
-            if (ci != INTERN_NONE && l->snap->contexts[ci]->value)
-                nlabels += l->snap->contexts[ci]->value->n_labels;
+            const Io__Pyroscope__Labels__Pb__Context *cx = label_ctx(l, k->ctx);
+            if (cx)
+                nlabels += cx->n_labels;
             nlabels += 2;
         }
     }
@@ -1329,9 +1343,7 @@ static int build(struct cx *c, const struct labels *l, enum jfr_kind kind,
         if (l->snap) {
             /* jfr-parser: the context's labels, profile_id, span_name */
             s->label = labp + nlab;
-            uint32_t ci = intern_find(&l->ctx, &k->ctx, sizeof(int64_t));
-            const Io__Pyroscope__Labels__Pb__Context *cx =
-                ci != INTERN_NONE ? l->snap->contexts[ci]->value : NULL;
+            const Io__Pyroscope__Labels__Pb__Context *cx = label_ctx(l, k->ctx);
             for (size_t j = 0; cx && j < cx->n_labels; j++) {
                 perftools__profiles__label__init(&lab[nlab]);
                 lab[nlab].key = strid(&st, label_str(l, cx->labels[j]->key));

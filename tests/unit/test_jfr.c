@@ -427,6 +427,26 @@ static void test_small(void **state)
             assert_int_equal(r->profiles[i].pprof->sample[s]->n_label, 0);
     jfr_result_free(r);
 
+    /* a map key given twice in the labels: the last entry wins (protobuf's
+     * rule for maps), string 2 now "worker-x" */
+    uint8_t *lb2 = malloc(llen + 16);
+    const uint8_t again[] = {0x12, 0x0c, 0x08, 0x02, 0x12, 0x08, 'w',
+                             'o',  'r',  'k',  'e',  'r',  '-',  'x'};
+    memcpy(lb2, lb, llen);
+    memcpy(lb2 + llen, again, sizeof(again));
+    rc = jfr_convert(b, len, lb2, llen + sizeof(again), NULL, &r, err, sizeof(err));
+    if (rc)
+        fail_msg("labels with a repeated key: %s", err);
+    p = kind_of(r, JFR_CPU)->pprof;
+    size_t nx = 0;
+    for (size_t i = 0; i < p->n_sample; i++) {
+        const char *t = label_of(p, p->sample[i], "thread_name");
+        nx += t && !strcmp(t, "worker-x");
+    }
+    assert_int_equal(nx, 1);
+    jfr_result_free(r);
+    free(lb2);
+
     /* a checkpoint whose delta leads forwards (to its own bytes) */
     uint64_t cpoff = 0;
     for (int i = 0; i < 8; i++)
