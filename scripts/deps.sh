@@ -26,7 +26,7 @@ test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils el
     sqlite3 xz-utils perl rustc
     # test_runtimes.sh: the JDK whose HotSpot frames are named (17; 11 and
     # 21 come from bullseye and trixie, below: jdk_deps), and the trixie
-    # root JDK 21 runs in
+    # root JDK 21 runs in; test_jfr.sh: its flight recorder (java, jfr)
     openjdk-17-jdk-headless mmdebstrap
     # test_recording_rules.sh: a real Prometheus receiving remote writes
     prometheus
@@ -49,8 +49,8 @@ tools=(
     rpmbuild:rpm rpmlint:rpmlint help2man:help2man strace:strace systemd-analyze:systemd
     git:git clang-format:clang-format clang-tidy:clang-tidy cppcheck:cppcheck
     sqlite3:sqlite3 xz:xz-utils perl:perl rustc:rustc debuginfod:debuginfod
-    java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless prometheus:prometheus
-    mmdebstrap:mmdebstrap unshare:util-linux chroot:coreutils
+    java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless jfr:openjdk-17-jdk-headless
+    prometheus:prometheus mmdebstrap:mmdebstrap unshare:util-linux chroot:coreutils
 )
 
 group_pkgs() { # GROUP... -> the packages, one a line

@@ -1,0 +1,7 @@
+
+
+
+
+
+
+thread_nameworker-1worker-2GET /fib
