@@ -181,6 +181,12 @@ void sym_offline_free(struct sym_offline *o)
     free(o);
 }
 
+int sym_offline_segments(const struct sym_offline *o, const struct sym_elf_seg **segs)
+{
+    *segs = o->segs;
+    return o->nsegs;
+}
+
 size_t sym_offline_bytes(const struct sym_offline *o)
 {
     return sizeof(*o) + sym_symtab_bytes(&o->symtab) + (o->has_dwarf ? o->dwarf.est_bytes : 0) +
@@ -204,12 +210,17 @@ int sym_offline_names(struct sym_offline *o, uint64_t off, bool is_return, char 
     for (int i = 0; i < n; i++) {
         char *dem = sym_demangle(raw[i].name);
         const char *s = dem ? dem : raw[i].name;
-        size_t l = strlen(s) + 1;
+        /* A symbol table's exported names carry their version
+         * ("localeconv@@GLIBC_2.2.5"); on the host the stripped binary's
+         * .dynsym names them without it, and wins the tie. */
+        const char *at = dem ? NULL : strchr(s, '@');
+        size_t l = (at && at > s ? (size_t)(at - s) : strlen(s)) + 1;
         if (used + l > buflen) {
             free(dem);
             return -ENOSPC;
         }
-        memcpy(buf + used, s, l);
+        memcpy(buf + used, s, l - 1);
+        buf[used + l - 1] = '\0';
         names[i] = buf + used;
         used += l;
         free(dem);

@@ -54,6 +54,11 @@ struct sym_offline;
 int sym_offline_open(int fd, const char *scratch_dir, size_t scratch_max, struct sym_offline **out);
 void sym_offline_free(struct sym_offline *o);
 
+/* The PT_LOAD segments @o maps file offsets with (rebuilt for a debug
+ * file): their count, the array in *@segs. */
+struct sym_elf_seg;
+int sym_offline_segments(const struct sym_offline *o, const struct sym_elf_seg **segs);
+
 /* Heap held for @o, estimated (its symbol table and libdw's). */
 size_t sym_offline_bytes(const struct sym_offline *o);
 
