@@ -55,12 +55,19 @@ int sym_offline_check(const void *buf, size_t len, char hex[41])
     if (!elf)
         return -ENOEXEC;
     GElf_Ehdr eh;
-    if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh) || elf_getshdrnum(elf, &shnum) != 0)
+    if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh) || elf_getshdrnum(elf, &shnum) != 0 ||
+        shnum < 2)
         goto out;
-    /* every section header must be readable */
+    /* a whole file: its section headers, and every section with bytes,
+     * inside it (libelf reads a truncated one without complaint until a
+     * section is asked for) */
+    if (eh.e_shoff > len || (uint64_t)shnum * eh.e_shentsize > len - eh.e_shoff)
+        goto out;
     for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn));) {
         GElf_Shdr sh;
         if (!gelf_getshdr(scn, &sh))
+            goto out;
+        if (sh.sh_type != SHT_NOBITS && (sh.sh_offset > len || sh.sh_size > len - sh.sh_offset))
             goto out;
     }
     rc = sym_elf_build_id(elf, hex) > 0 ? 0 : -ENODATA;

@@ -200,6 +200,9 @@ static void test_upload_checks(void **state)
                      -ENOEXEC);
     assert_int_equal(dsym_upload(st, "t1", self, 40, NULL, 0, bid, &existed, err, sizeof(err)),
                      -ENOEXEC);
+    /* cut short: its headers and build-id note read, its sections gone */
+    assert_int_equal(dsym_upload(st, "t1", self, len / 2, NULL, 0, bid, &existed, err, sizeof(err)),
+                     -ENOEXEC);
     assert_int_equal(
         dsym_upload(st, "t1", self, len, NULL, len - 1, bid, &existed, err, sizeof(err)), -EFBIG);
     /* the URL's build-id is not the file's */
