@@ -289,6 +289,8 @@ int dsym_names(struct dsym *d, const char *tenant, const char *build_id, uint64_
         return 0;
     if (!tenant)
         tenant = "";
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     pthread_mutex_lock(&d->mu);
     d->st.lookups++;
     uint32_t fid = file_id(d, tenant, build_id);
@@ -317,6 +319,8 @@ int dsym_names(struct dsym *d, const char *tenant, const char *build_id, uint64_
 out:
     if (n > 0)
         d->st.named++;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    d->st.ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
     pthread_mutex_unlock(&d->mu);
     return n;
 }

@@ -58,6 +58,7 @@ struct dsym_stats {
     uint64_t dbgd_files;    /* of the files loaded, from debuginfod */
     uint64_t dbgd_pending;  /* lookups while debuginfod was fetching */
     uint64_t cache_clears;  /* answer table emptied, full */
+    uint64_t ns;            /* wall time inside dsym_names, lock waits and loads included */
     uint64_t files_open, bytes_open, names_cached; /* now */
 };
 

@@ -158,10 +158,12 @@ static void ep_metrics(struct http_server *s, struct http_response *r)
                   "# TYPE stoke_query_dsym_bytes_open gauge\n"
                   "stoke_query_dsym_bytes_open %" PRIu64 "\n"
                   "# TYPE stoke_query_dsym_names_cached gauge\n"
-                  "stoke_query_dsym_names_cached %" PRIu64 "\n",
+                  "stoke_query_dsym_names_cached %" PRIu64 "\n"
+                  "# TYPE stoke_query_dsym_seconds_total counter\n"
+                  "stoke_query_dsym_seconds_total %.6f\n",
                   d.lookups, d.cache_hits, d.named, d.files_loaded, d.files_evicted, d.store_misses,
                   d.bad_files, d.dbgd_files, d.dbgd_pending, d.cache_clears, d.files_open,
-                  d.bytes_open, d.names_cached);
+                  d.bytes_open, d.names_cached, (double)d.ns / 1e9);
     }
     if (s->o.dbgd) {
         struct sym_dbgd_stats g;

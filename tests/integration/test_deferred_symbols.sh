@@ -43,30 +43,22 @@ cleanup() {
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-build_id() { readelf -n "$1" 2>/dev/null | sed -n 's/.*Build ID: //p' | head -1; }
 QUERY=$ROOT/build/stoke-query
 V="python3 $ROOT/tests/integration/dsym_views.py"
 export DEBUGINFOD_URLS= # no worker or agent asks a server unless told here
 
 # ---- the fixture, stripped; its debug file and libc's ------------------
 FX=$T/busy_libc
-gcc -std=gnu11 -O1 -g -fno-omit-frame-pointer -Wl,--build-id=sha1 -o "$FX" \
-    "$ROOT/tests/fixtures/busy_libc.c" || { fail "building the fixture"; summary test_deferred_symbols; exit 1; }
-fx_bid=$(build_id "$FX")
-mkdir -p "$T/empty" "$T/dbg/.build-id/${fx_bid:0:2}"
-FXD=$T/dbg/.build-id/${fx_bid:0:2}/${fx_bid:2}.debug
-objcopy --only-keep-debug "$FX" "$FXD"
-strip --strip-all "$FX"
+stripped_busy_libc "$FX" "$T/fx.debug" || { fail "building the fixture"; summary test_deferred_symbols; exit 1; }
+fx_bid=$FX_BID
+FXD=$T/dbg/.build-id/${fx_bid:0:2}/${fx_bid:2}.debug # as a debug root lays it out
+mkdir -p "$T/empty" "$(dirname "$FXD")"
+mv "$T/fx.debug" "$FXD"
 check "fixture stripped, with a build-id" \
     test -n "$fx_bid" -a -z "$(readelf -S "$FX" | grep -E '\.symtab|\.debug_info')"
-libc=$(awk '$6 ~ /\/libc\.so\.6$/ {print $6; exit}' /proc/self/maps)
-libc_bid=$(build_id "$libc")
-LIBCD=/usr/lib/debug/.build-id/${libc_bid:0:2}/${libc_bid:2}.debug
-if [ -z "$libc_bid" ] || [ ! -r "$LIBCD" ]; then
-    if [ "${CI:-}" = true ]; then echo "missing libc's debug file (libc6-dbg): $LIBCD" >&2; exit 1; fi
-    echo "skipping: no debug file for $libc (install libc6-dbg)" >&2
-    exit 0
-fi
+libc_debug test_deferred_symbols
+libc_bid=$LIBC_BID
+LIBCD=$LIBC_DEBUG
 
 echo "== 1. two agents, one process: A without debug files, B with them"
 "$FX" 30 >/dev/null &
