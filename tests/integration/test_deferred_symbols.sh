@@ -43,7 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-QUERY=$ROOT/build/stoke-query
+QUERY=${STOKE_QUERY_BIN:-$ROOT/build/stoke-query} # a sanitizer build: STOKE_QUERY_BIN=build/san/stoke-query
 V="python3 $ROOT/tests/integration/dsym_views.py"
 export DEBUGINFOD_URLS= # no worker or agent asks a server unless told here
 
@@ -279,5 +279,7 @@ check "hanging server: answers unnamed, the fetch timed out and counted ($(fails
 check "no query waited on the servers (slowest of 24: $slowest s, the timeout 1 s)" \
     python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < 0.9 else 1)' "$slowest"
 check "workers still up" curl -sf -o /dev/null "http://127.0.0.1:$PORT_F/healthz"
+check "no worker reported a sanitizer error or a crash" \
+    test -z "$(grep -l -E 'ERROR: AddressSanitizer|runtime error:|LeakSanitizer|Segmentation' "$T"/q*.err)"
 
 summary test_deferred_symbols
