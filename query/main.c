@@ -228,7 +228,6 @@ static void usage(FILE *f)
         {CMD_IMPORT, "stoke-query import"},
         {CMD_COMPACT, "stoke-query compact"},
         {CMD_GENERATE, "stoke-query generate"},
-        {CMD_DEBUGINFO, "stoke-query debuginfo upload (debug files, to name frames later)"},
         {CMD_SERVE | CMD_DEBUGINFO, "stoke-query (serving) and stoke-query debuginfo"},
     };
 
