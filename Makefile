@@ -31,7 +31,8 @@ WARN      := -Wall -Wextra -Werror -Wno-unused-parameter
 OPTFLAGS  ?= -O2 -g
 CFLAGS    := -std=gnu11 $(WARN) -fno-omit-frame-pointer -D_GNU_SOURCE -I. -I$(BUILD) -I$(BUILD)/proto $(OPTFLAGS)
 # --as-needed: each binary depends only on the libraries it uses (the agent
-# not on snappy, the query worker not on libdebuginfod)
+# not on snappy; the query worker on libdw, libelf and libdebuginfod since
+# it names frames stored unnamed: deferred symbolization)
 LDLIBS    := -Wl,--as-needed -lbpf -ldw -ldebuginfod -lelf -lprotobuf-c -lcurl -lsnappy -lzstd -lz -lmicrohttpd -lcjson -liberty -lpthread -lm
 
 LIB_SRC   := $(filter-out agent/main.c query/main.c,\

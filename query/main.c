@@ -26,6 +26,7 @@
 
 #include "common/file.h"
 #include "query/engine/cache.h"
+#include "query/engine/dsym.h"
 #include "query/engine/engine.h"
 #include "query/engine/plan.h"
 #include "query/jobs/compact.h"
@@ -36,13 +37,15 @@
 #include "query/serve/auth.h"
 #include "query/serve/http.h"
 #include "store/store.h"
+#include "symbolizer/debuginfod.h"
 
 enum cmd {
     CMD_SERVE = 1 << 0,
     CMD_IMPORT = 1 << 1,
     CMD_COMPACT = 1 << 2,
     CMD_GENERATE = 1 << 3,
-    CMD_ALL = CMD_SERVE | CMD_IMPORT | CMD_COMPACT | CMD_GENERATE,
+    CMD_DEBUGINFO = 1 << 4,
+    CMD_ALL = CMD_SERVE | CMD_IMPORT | CMD_COMPACT | CMD_GENERATE | CMD_DEBUGINFO,
 };
 
 /* Every value any subcommand takes; the table below says which. */
@@ -57,6 +60,10 @@ struct cli {
     unsigned threads, cache_mb;
     unsigned query_timeout_ms, read_timeout_ms, write_timeout_ms;
     unsigned max_connections, max_per_ip, max_queries;
+    const char *debuginfod_urls, *debuginfod_cache_dir;
+    unsigned debuginfod_timeout_s, debuginfo_recheck_ms;
+    /* serve and debuginfo */
+    unsigned debuginfo_max_mb;
     /* import */
     const char *service, *host;
     int64_t time_ms;
@@ -139,6 +146,20 @@ static const struct opt opts[] = {
      "require \"Authorization: Bearer TOKEN\" (or Basic auth with TOKEN as password) on every "
      "request but /healthz and the page; F holds one or more tokens, one per line; the first is "
      "sent to --peers"},
+    {"debuginfod-urls", CMD_SERVE, O_STR, OFF(debuginfod_urls), 0, 0, "URLS",
+     "name frames stored unnamed from these debuginfod servers (space-separated; default "
+     "DEBUGINFOD_URLS, \"off\" for none) when the store has no debug file: each build-id asked "
+     "for tells the servers what the fleet runs"},
+    {"debuginfod-cache-dir", CMD_SERVE, O_STR, OFF(debuginfod_cache_dir), 0, 0, "DIR",
+     "where debug files fetched from debuginfod are kept (default "
+     "/var/cache/stoke-query/debuginfod)"},
+    {"debuginfod-timeout", CMD_SERVE, O_UINT, OFF(debuginfod_timeout_s), 1, 600, "SEC",
+     "per server: connecting, and any second without data (default 10)"},
+    {"debuginfo-recheck", CMD_SERVE, O_DUR, OFF(debuginfo_recheck_ms), 0, 0, "T",
+     "a build-id the store had no debug file for is looked for again after T (default 30s; an "
+     "upload to this worker makes it at once)"},
+    {"debuginfo-max-mb", CMD_SERVE | CMD_DEBUGINFO, O_UINT, OFF(debuginfo_max_mb), 1, 1 << 16, "MB",
+     "largest debug file uploaded or read (default 1024)"},
     /* import */
     {"service", CMD_IMPORT, O_STR, OFF(service), 0, 0, "NAME", "service name (required)"},
     {"host", CMD_IMPORT, O_STR, OFF(host), 0, 0, "H", "host name (default \"import\")"},
@@ -191,6 +212,7 @@ static const struct {
     {"generate", CMD_GENERATE,
      "stoke-query generate --store URL --hosts N --services M --hours T [options] "
      "FILE.pb.gz..."},
+    {"debuginfo", CMD_DEBUGINFO, "stoke-query debuginfo upload --store URL [options] FILE..."},
 };
 
 #define HELP_WIDTH 51 /* 80 columns less the option column */
@@ -201,17 +223,21 @@ static void usage(FILE *f)
         unsigned cmds;
         const char *title;
     } groups[] = {
-        {CMD_ALL, "every subcommand (the store)"}, {CMD_SERVE, "stoke-query (serving)"},
-        {CMD_IMPORT, "stoke-query import"},        {CMD_COMPACT, "stoke-query compact"},
+        {CMD_ALL, "every subcommand (the store)"},
+        {CMD_SERVE, "stoke-query (serving)"},
+        {CMD_IMPORT, "stoke-query import"},
+        {CMD_COMPACT, "stoke-query compact"},
         {CMD_GENERATE, "stoke-query generate"},
+        {CMD_SERVE | CMD_DEBUGINFO, "stoke-query (serving) and stoke-query debuginfo"},
     };
 
     fprintf(f, "usage:\n");
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         fprintf(f, "  %s\n", cmds[i].usage);
     fprintf(f, "\nServes the query API (docs/api.md) and the web page; imports pprof files,\n"
-               "compacts closed hours and applies retention (docs/storage.md), or writes a\n"
-               "synthetic fleet for benchmarks.\n");
+               "compacts closed hours and applies retention (docs/storage.md), writes a\n"
+               "synthetic fleet for benchmarks, or uploads debug files that name the frames\n"
+               "agents stored unnamed (docs/api.md, Deferred symbolization).\n");
     for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
         fprintf(f, "\n%s:\n", groups[g].title);
         for (size_t k = 0; k < NOPTS; k++) {
@@ -570,6 +596,38 @@ static int cmd_import(const struct cli *c, struct store *st, char **files, int n
     return rc;
 }
 
+/* `stoke-query debuginfo upload FILE...`: debug files into the store under
+ * their build-ids (query/engine/dsym.h), each checked first; one already
+ * there is not written again. */
+static int cmd_debuginfo(const struct cli *c, struct store *st, char **files, int nfiles)
+{
+    uint64_t max = (uint64_t)(c->debuginfo_max_mb ? c->debuginfo_max_mb : 1024) << 20;
+    const char *tenant = c->tenant ? c->tenant : "default";
+    int rc = 0;
+
+    for (int i = 1; i < nfiles; i++) {
+        char err[512], bid[41];
+        bool existed;
+        char *buf = NULL;
+        size_t len = 0;
+        int r = read_file(files[i], max + 1, &buf, &len);
+        if (r) {
+            fprintf(stderr, "stoke-query debuginfo: %s: %s\n", files[i], strerror(-r));
+            rc = 1;
+            continue;
+        }
+        r = dsym_upload(st, tenant, buf, len, NULL, max, bid, &existed, err, sizeof(err));
+        free(buf);
+        if (r) {
+            fprintf(stderr, "stoke-query debuginfo: %s: refused: %s\n", files[i], err);
+            rc = 1;
+            continue;
+        }
+        printf("%s %s %s\n", bid, existed ? "exists" : "uploaded", files[i]);
+    }
+    return rc;
+}
+
 /* Raises the soft descriptor limit to the hard one: each client
  * connection holds a descriptor (Go's runtime does the same at start). */
 static void raise_nofile(void)
@@ -615,6 +673,8 @@ static int cmd_serve(const struct cli *c, struct store *st, char **files, int nf
     size_t npeers = 0;
     struct cache *cache = NULL;
     struct engine *eng = NULL;
+    struct sym_dbgd *dbgd = NULL;
+    struct dsym *dsym = NULL;
     struct http_server *srv = NULL;
     int rc = 1;
 
@@ -653,7 +713,37 @@ static int cmd_serve(const struct cli *c, struct store *st, char **files, int nf
             goto out;
         }
     }
+    /* debuginfod is off unless servers are named (as for the agent). */
+    const char *urls = c->debuginfod_urls ? c->debuginfod_urls : getenv("DEBUGINFOD_URLS");
+    if (urls && *urls && strcmp(urls, "off") != 0) {
+        int derr = 0;
+        struct sym_dbgd_opts dopt = {
+            .urls = urls,
+            .cache_dir = c->debuginfod_cache_dir ? c->debuginfod_cache_dir
+                                                 : "/var/cache/stoke-query/debuginfod",
+            .max_file_bytes = (uint64_t)(c->debuginfo_max_mb ? c->debuginfo_max_mb : 1024) << 20,
+            .timeout_s = c->debuginfod_timeout_s,
+        };
+        dbgd = sym_dbgd_new(&dopt, &derr);
+        if (!dbgd) {
+            fprintf(stderr, "stoke-query: --debuginfod-cache-dir %s: %s\n", dopt.cache_dir,
+                    strerror(-derr));
+            goto out;
+        }
+    }
+    struct dsym_opts so = {
+        .store = st,
+        .dbgd = dbgd,
+        .max_file_bytes = (uint64_t)(c->debuginfo_max_mb ? c->debuginfo_max_mb : 1024) << 20,
+        .recheck_ms = c->debuginfo_recheck_ms,
+    };
+    dsym = dsym_new(&so);
+    if (!dsym) {
+        fprintf(stderr, "stoke-query: out of memory\n");
+        goto out;
+    }
     struct engine_opts eo = {.store = st,
+                             .dsym = dsym,
                              .cache = cache,
                              .peers = peers,
                              .npeers = npeers,
@@ -666,6 +756,8 @@ static int cmd_serve(const struct cli *c, struct store *st, char **files, int nf
     }
     ho.engine = eng;
     ho.cache = cache;
+    ho.dbgd = dbgd;
+    ho.debuginfo_max_bytes = so.max_file_bytes;
     ho.auth = auth;
     srv = http_start(&ho, err, sizeof(err));
     if (!srv) {
@@ -691,8 +783,11 @@ static int cmd_serve(const struct cli *c, struct store *st, char **files, int nf
         pthread_detach(wd);
     rc = 0;
 out:
+    sym_dbgd_stop(dbgd);
     http_stop(srv);
     engine_free(eng);
+    dsym_free(dsym);
+    sym_dbgd_free(dbgd);
     cache_free(cache);
     free(peers_buf);
     auth_free(auth);
@@ -701,8 +796,8 @@ out:
 
 int main(int argc, char **argv)
 {
-    static int (*const run[])(const struct cli *, struct store *, char **,
-                              int) = {cmd_serve, cmd_import, cmd_compact, cmd_generate};
+    static int (*const run[])(const struct cli *, struct store *, char **, int) = {
+        cmd_serve, cmd_import, cmd_compact, cmd_generate, cmd_debuginfo};
     struct cli c = {
         .listen = "127.0.0.1:4040", .threads = 2, .cache_mb = 256, .remote_write_retries = 5};
     size_t k = 0;
@@ -731,6 +826,10 @@ int main(int argc, char **argv)
         break;
     case CMD_COMPACT:
         missing = !c.store ? "--store is required" : nfiles ? "unexpected arguments" : NULL;
+        break;
+    case CMD_DEBUGINFO:
+        if (!c.store || nfiles < 2 || strcmp(files[0], "upload") != 0)
+            missing = "expected: debuginfo upload --store URL FILE...";
         break;
     default:
         if (!c.store || nfiles < 1)

@@ -37,6 +37,7 @@
 #include "symbolizer/demangle.h"
 #include "symbolizer/elf_symtab.h"
 #include "symbolizer/kallsyms.h"
+#include "symbolizer/offline.h"
 #include "symbolizer/perfmap.h"
 #include "symbolizer/proc_maps.h"
 #include "symbolizer/hotspot.h"
@@ -999,27 +1000,9 @@ static void dwarf_ensure(struct symbolizer *s, struct bin *b)
 static struct cres *resolve_vaddr(struct symbolizer *s, struct bin *b, uint64_t vaddr)
 {
     struct sym_raw_frame raw[SYM_MAX_FRAMES];
-    int n = 0;
 
     dwarf_ensure(s, b);
-    if (b->dwarf.dw)
-        n = sym_dwarf_lookup(&b->dwarf, vaddr, raw, SYM_MAX_FRAMES);
-    const struct sym_elf_sym *sym = sym_symtab_find(&b->symtab, vaddr);
-    if (sym) {
-        /* The symbol table names the physical function fully qualified;
-         * DWARF's DW_AT_name may be just "method". */
-        if (n == 0) {
-            raw[0].file = NULL;
-            raw[0].line = 0;
-            n = 1;
-        }
-        raw[n - 1].name = sym_symtab_name(&b->symtab, sym);
-    }
-    int w = 0;
-    for (int i = 0; i < n; i++)
-        if (raw[i].name && raw[i].name[0])
-            raw[w++] = raw[i];
-    return cres_build(raw, w);
+    return cres_build(raw, sym_frames_at(&b->symtab, &b->dwarf, vaddr, raw, SYM_MAX_FRAMES));
 }
 
 static void fill(struct sym_result *out, const struct cres *r)

@@ -50,6 +50,11 @@ struct store *engine_store(const struct engine *e)
     return e ? e->o.store : NULL;
 }
 
+struct dsym *engine_dsym(const struct engine *e)
+{
+    return e ? e->o.dsym : NULL;
+}
+
 void engine_counters(struct engine *e, struct engine_counters *out)
 {
     pthread_mutex_lock(&e->lock);
@@ -222,9 +227,12 @@ static void *peer_main(void *arg)
 
 /* ---- entry point ------------------------------------------------------- */
 
-int engine_query(struct engine *e, const struct query *q, struct mprof **out, char *err,
+int engine_query(struct engine *e, const struct query *q0, struct mprof **out, char *err,
                  size_t errlen)
 {
+    struct query qd = *q0, *q = &qd;
+    if (!qd.dsym)
+        qd.dsym = e->o.dsym;
     struct plan_req pr = {.tenant = q->tenant,
                           .sel = q->sel,
                           .from = q->from,

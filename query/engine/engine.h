@@ -43,6 +43,7 @@ struct engine_opts {
     unsigned threads;         /* decode threads per query; 0 = 2 */
     unsigned peer_timeout_ms; /* 0 = 60000 */
     const char *peer_token;   /* sent as "Authorization: Bearer" to peers; NULL = none */
+    struct dsym *dsym;        /* names frames stored unnamed (dsym.h); NULL = none; not owned */
 };
 
 struct engine;
@@ -51,6 +52,8 @@ struct engine *engine_new(const struct engine_opts *o);
 void engine_free(struct engine *e);
 /* The store @e reads (o->store); NULL for a NULL engine. */
 struct store *engine_store(const struct engine *e);
+/* The deferred symbolizer @e names frames with (o->dsym); may be NULL. */
+struct dsym *engine_dsym(const struct engine *e);
 
 /*
  * Runs @q. On success *out is a new mprof (mprof_free) with the result,

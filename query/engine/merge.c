@@ -9,6 +9,7 @@
 
 #include "codec/segment.h"
 #include "common/buf.h"
+#include "query/engine/dsym.h"
 
 struct secmap {
     struct mprof *mp;
@@ -21,6 +22,12 @@ struct secmap {
     uint32_t *buf;
     size_t buf_cap;
     uint32_t unknown;
+    /* Deferred symbolization (dsym.h): unnamed locations named as the
+     * stack's user leaf (leaf_start/leaf_n, allocated on first use) or as
+     * a caller (loc_start/loc_n); NULL dsym: never. */
+    struct dsym *dsym;
+    const char *tenant;
+    uint32_t *leaf_start, *leaf_n;
 };
 
 static int lf_push(struct secmap *m, uint32_t id)
@@ -46,14 +53,52 @@ static uint32_t func_name(struct secmap *m, uint32_t f)
     return m->fmap[f];
 }
 
-static int loc_frames(struct secmap *m, uint32_t l)
+/* True when location @l of @sec may be named later: unnamed, in a mapping
+ * with a build-id. */
+static bool deferred(const struct secmap *m, const struct seg_location *loc)
+{
+    const struct seg_section *sec = m->sec;
+
+    return m->dsym && loc->nlines == 0 && loc->mapping != UINT32_MAX &&
+           loc->mapping < sec->nmappings && sec->strings[sec->mappings[loc->mapping].build_id][0];
+}
+
+/* A location of user code: the first one of a stack is its user leaf. The
+ * agent puts kernel frames ("[kernel.kallsyms]", "[module]") and its own
+ * markers ("[stoke]") leafward of them. */
+static bool user_loc(const struct seg_section *sec, const struct seg_location *loc)
+{
+    if (loc->mapping == UINT32_MAX || loc->mapping >= sec->nmappings)
+        return true;
+    const char *fn = sec->strings[sec->mappings[loc->mapping].filename];
+    return fn[0] != '[' || strcmp(fn, "[vdso]") == 0 || strcmp(fn, "[anon]") == 0 ||
+           strcmp(fn, "[unknown]") == 0 || strcmp(fn, "[vsyscall]") == 0;
+}
+
+/* Names location @l: frames pushed onto m->lf, their start and count in
+ * *@start and *@n. @is_return: not the stack's user leaf. */
+static int loc_frames_into(struct secmap *m, uint32_t l, bool is_return, uint32_t *start,
+                           uint32_t *count)
 {
     const struct seg_section *sec = m->sec;
     const struct seg_location *loc = &sec->locations[l];
 
-    if (m->loc_start[l] != MPROF_NONE)
-        return 0;
-    m->loc_start[l] = (uint32_t)m->nlf;
+    *start = (uint32_t)m->nlf;
+    if (deferred(m, loc)) {
+        char nb[4096];
+        const char *names[DSYM_NAMES_MAX];
+        int n = dsym_names(m->dsym, m->tenant, sec->strings[sec->mappings[loc->mapping].build_id],
+                           loc->address, is_return, nb, sizeof(nb), names, DSYM_NAMES_MAX);
+        for (int j = 0; j < n; j++) {
+            uint32_t id = intern_strn(&m->mp->str, names[j], strlen(names[j]));
+            if (id == MPROF_NONE || lf_push(m, id))
+                return -ENOMEM;
+        }
+        if (n > 0) {
+            *count = (uint32_t)n;
+            return 0;
+        }
+    }
     if (loc->nlines == 0) {
         /* No symbol: name it the way pprof tools do, "<file base>+0x<addr>". */
         char name[512];
@@ -76,7 +121,35 @@ static int loc_frames(struct secmap *m, uint32_t l)
         if (id == MPROF_NONE || lf_push(m, id))
             return -ENOMEM;
     }
-    m->loc_n[l] = (uint32_t)(m->nlf - m->loc_start[l]);
+    *count = (uint32_t)(m->nlf - *start);
+    return 0;
+}
+
+/* Names location @l once per section (twice for a deferred one: as a
+ * user leaf and as a caller); *@start and *@n say where its frames are. */
+static int loc_frames(struct secmap *m, uint32_t l, bool is_return, uint32_t *start, uint32_t *n)
+{
+    uint32_t *st = m->loc_start, *cn = m->loc_n;
+
+    if (!is_return && deferred(m, &m->sec->locations[l])) {
+        if (!m->leaf_start) {
+            size_t nl = (size_t)m->sec->nlocations + 1;
+            m->leaf_start = malloc(nl * sizeof(uint32_t));
+            m->leaf_n = malloc(nl * sizeof(uint32_t));
+            if (!m->leaf_start || !m->leaf_n)
+                return -ENOMEM;
+            memset(m->leaf_start, 0xff, nl * sizeof(uint32_t));
+        }
+        st = m->leaf_start;
+        cn = m->leaf_n;
+    }
+    if (st[l] == MPROF_NONE) {
+        int rc = loc_frames_into(m, l, is_return, &st[l], &cn[l]);
+        if (rc)
+            return rc;
+    }
+    *start = st[l];
+    *n = cn[l];
     return 0;
 }
 
@@ -84,14 +157,17 @@ static uint32_t map_stack(struct secmap *m, uint32_t s)
 {
     const struct seg_section *sec = m->sec;
     size_t n = 0;
+    bool user_seen = false;
 
     for (uint32_t k = sec->stack_off[s]; k < sec->stack_off[s + 1]; k++) {
-        uint32_t l = sec->stack_locs[k];
-        if (loc_frames(m, l))
+        uint32_t l = sec->stack_locs[k], ls, ln;
+        if (loc_frames(m, l, user_seen, &ls, &ln))
             return MPROF_NONE;
-        if (n + m->loc_n[l] + 1 > m->buf_cap) {
+        if (!user_seen && user_loc(sec, &sec->locations[l]))
+            user_seen = true;
+        if (n + ln + 1 > m->buf_cap) {
             size_t cap = m->buf_cap ? m->buf_cap : 256;
-            while (cap < n + m->loc_n[l] + 1)
+            while (cap < n + ln + 1)
                 cap *= 2;
             uint32_t *b = realloc(m->buf, cap * sizeof(*b));
             if (!b)
@@ -99,8 +175,8 @@ static uint32_t map_stack(struct secmap *m, uint32_t s)
             m->buf = b;
             m->buf_cap = cap;
         }
-        memcpy(m->buf + n, m->lf + m->loc_start[l], (size_t)m->loc_n[l] * sizeof(uint32_t));
-        n += m->loc_n[l];
+        memcpy(m->buf + n, m->lf + ls, (size_t)ln * sizeof(uint32_t));
+        n += ln;
     }
     if (n == 0) {
         if (m->unknown == MPROF_NONE)
@@ -388,7 +464,8 @@ static int add_selected(struct pctx *c, uint32_t i, uint64_t a, uint64_t b, cons
 static int merge_profile(struct mprof *mp, const struct seg_section *sec, const uint8_t *mask,
                          uint32_t col, const struct query *q, const char *host)
 {
-    struct secmap m = {.mp = mp, .sec = sec, .unknown = MPROF_NONE};
+    struct secmap m = {
+        .mp = mp, .sec = sec, .unknown = MPROF_NONE, .dsym = q->dsym, .tenant = q->tenant};
     uint32_t cmap[MPROF_MAX_TYPES], *smap = NULL;
     int64_t *acc = NULL;
     bool any = false;
@@ -463,6 +540,8 @@ out:
     free(m.fmap);
     free(m.loc_start);
     free(m.loc_n);
+    free(m.leaf_start);
+    free(m.leaf_n);
     free(m.lf);
     free(m.buf);
     free(smap);

@@ -18,6 +18,8 @@
 #include "query/engine/cancel.h"
 #include "query/engine/selector.h"
 
+struct dsym;
+
 #define DEFAULT_PROFILE_TYPE "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 #define SERIES_MAX_POINTS    11000
 #define QUERY_MAX_GROUP_BY   16 /* labels in one group_by list */
@@ -83,6 +85,9 @@ struct query {
      * not fan out again. nshards 0 = everything, fanning out if configured. */
     uint32_t shard, nshards;
     struct qcancel *cancel; /* NULL = never cancelled */
+    /* Q_PROFILE: names the frames stored unnamed (dsym.h); the engine sets
+     * its own when NULL. Not sent to peers (they have theirs). */
+    struct dsym *dsym;
 };
 
 /* The series grid of @q (Q_SERIES): its step (q->step, or about 100

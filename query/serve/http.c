@@ -22,10 +22,12 @@
 #include "query/engine/peer.h"
 #include "query/serve/connect.h"
 #include "query/serve/connguard.h"
+#include "query/serve/debuginfo_api.h"
 #include "query/serve/native_api.h"
 #include "query/serve/pyroscope_api.h"
 #include "query/serve/rules_api.h"
 #include "query/serve/workpool.h"
+#include "symbolizer/debuginfod.h"
 
 /* The page embedded at build time (build/web_index.c defines it), when
  * linked into the binary; weak so the library links without it. */
@@ -126,6 +128,61 @@ static void ep_metrics(struct http_server *s, struct http_response *r)
                   "stoke_query_cache_bytes %" PRIu64 "\n",
                   cs.hits, cs.disk_hits, cs.misses, cs.bytes);
     }
+    struct dsym *ds = engine_dsym(s->o.engine);
+    if (ds) {
+        struct dsym_stats d;
+        dsym_get_stats(ds, &d);
+        wb_printf(&b,
+                  "# TYPE stoke_query_dsym_lookups_total counter\n"
+                  "stoke_query_dsym_lookups_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_dsym_cache_hits_total counter\n"
+                  "stoke_query_dsym_cache_hits_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_dsym_named_total counter\n"
+                  "stoke_query_dsym_named_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_dsym_files_loaded_total counter\n"
+                  "stoke_query_dsym_files_loaded_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_dsym_files_evicted_total counter\n"
+                  "stoke_query_dsym_files_evicted_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_dsym_store_misses_total counter\n"
+                  "stoke_query_dsym_store_misses_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_dsym_bad_files_total counter\n"
+                  "stoke_query_dsym_bad_files_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_dsym_debuginfod_files_total counter\n"
+                  "stoke_query_dsym_debuginfod_files_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_dsym_debuginfod_pending_total counter\n"
+                  "stoke_query_dsym_debuginfod_pending_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_dsym_cache_clears_total counter\n"
+                  "stoke_query_dsym_cache_clears_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_dsym_files_open gauge\n"
+                  "stoke_query_dsym_files_open %" PRIu64 "\n"
+                  "# TYPE stoke_query_dsym_bytes_open gauge\n"
+                  "stoke_query_dsym_bytes_open %" PRIu64 "\n"
+                  "# TYPE stoke_query_dsym_names_cached gauge\n"
+                  "stoke_query_dsym_names_cached %" PRIu64 "\n"
+                  "# TYPE stoke_query_dsym_seconds_total counter\n"
+                  "stoke_query_dsym_seconds_total %.6f\n",
+                  d.lookups, d.cache_hits, d.named, d.files_loaded, d.files_evicted, d.store_misses,
+                  d.bad_files, d.dbgd_files, d.dbgd_pending, d.cache_clears, d.files_open,
+                  d.bytes_open, d.names_cached, (double)d.ns / 1e9);
+    }
+    if (s->o.dbgd) {
+        struct sym_dbgd_stats g;
+        sym_dbgd_get_stats(s->o.dbgd, &g);
+        wb_printf(&b,
+                  "# TYPE stoke_query_debuginfod_fetches_total counter\n"
+                  "stoke_query_debuginfod_fetches_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_debuginfod_fetched_total counter\n"
+                  "stoke_query_debuginfod_fetched_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_debuginfod_misses_total counter\n"
+                  "stoke_query_debuginfod_misses_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_debuginfod_negative_hits_total counter\n"
+                  "stoke_query_debuginfod_negative_hits_total %" PRIu64 "\n"
+                  "# TYPE stoke_query_debuginfod_failures_total counter\n",
+                  g.fetches, g.fetched, g.misses, g.negative_hits);
+        for (int i = 0; i < DBGD_FAIL_N; i++)
+            wb_printf(&b, "stoke_query_debuginfod_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+                      sym_dbgd_fail_names[i], g.failures[i]);
+    }
     /* The recording rules' series, for those who pull (query/serve/rules_api.h). */
     rules_api_metrics(engine_store(s->o.engine), s->o.tenant, &b);
     http_respond(r, 200, "text/plain; version=0.0.4", &b);
@@ -165,9 +222,17 @@ static void ep_index(struct http_server *s, struct http_response *r)
 }
 
 /* Is @path answered on the query pool (it may run a query)? */
+/* The largest debug file POST /api/v1/debuginfo/ takes. */
+static size_t debuginfo_cap(const struct http_server *s)
+{
+    uint64_t m = s->o.debuginfo_max_bytes ? s->o.debuginfo_max_bytes : DSYM_DEFAULT_MAX_FILE;
+    return m < SIZE_MAX ? (size_t)m : SIZE_MAX;
+}
+
 static bool query_path(const char *path)
 {
-    return pyroscope_path(path) || rules_api_path(path) || native_find(path) != NATIVE_N;
+    return pyroscope_path(path) || rules_api_path(path) || debuginfo_path(path) ||
+           native_find(path) != NATIVE_N;
 }
 
 void http_limits(const struct http_opts *o, uint64_t nofile, struct http_limits *l)
@@ -277,6 +342,12 @@ void http_handle(struct http_server *s, const struct http_request *rq, struct ht
         ep = EP_PYROSCOPE;
         rules_api_route(&a, method, path, rq->header ? rq->header : no_header, rq->ctx, rq->body,
                         rq->body_len, out);
+        goto done;
+    }
+    if (debuginfo_path(path)) {
+        struct debuginfo_api a = {engine_store(s->o.engine), engine_dsym(s->o.engine), s->o.tenant,
+                                  debuginfo_cap(s)};
+        debuginfo_route(&a, method, path, &p, rq->body, rq->body_len, out);
         goto done;
     }
     if (pyroscope_path(path)) {
@@ -497,7 +568,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     /* Connect requests may be larger than the JSON API's queries. */
-    size_t cap = pyroscope_path(url) ? CONNECT_MAX_BODY : HTTP_MAX_BODY;
+    size_t cap = pyroscope_path(url)   ? CONNECT_MAX_BODY
+                 : debuginfo_path(url) ? debuginfo_cap(s)
+                                       : HTTP_MAX_BODY;
     if (*upload_size) {
         if (cn->len + *upload_size > cap) {
             cn->too_big = true;
@@ -519,6 +592,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (cn->too_big) {
         if (pyroscope_path(url))
             connect_error(&r, 0, CONNECT_RESOURCE_EXHAUSTED, "body: larger than %zu bytes", cap);
+        else if (debuginfo_path(url))
+            http_error_json(&r, 413,
+                            "debug file: larger than %zu bytes (the worker's --debuginfo-max-mb)",
+                            cap);
         else
             http_error_json(&r, 413, "body: larger than %d bytes", HTTP_MAX_BODY);
         return answer(cn, url, &r);

@@ -45,6 +45,8 @@
 /* Descriptors kept for the store, the cache and peers. */
 #define HTTP_FD_RESERVE 64
 
+struct sym_dbgd;
+
 struct http_opts {
     const char *listen; /* "HOST:PORT", ":PORT"; port 0 = any */
     struct engine *engine;
@@ -61,6 +63,11 @@ struct http_opts {
     unsigned max_connections;  /* at most the descriptors left (see http_limits) */
     unsigned max_per_ip;       /* 0 = no per-address limit */
     unsigned max_queries;      /* running at once; as many more may wait */
+    /* Deferred symbolization: the largest debug file uploaded (0 =
+     * DSYM_DEFAULT_MAX_FILE), and the worker's debuginfod client for
+     * /metrics (NULL: none). */
+    uint64_t debuginfo_max_bytes;
+    struct sym_dbgd *dbgd;
 };
 
 /* The limits a server with @o runs with: defaults filled in, connections

@@ -49,3 +49,29 @@ count_lines() { # count_lines "$out": a driver's "PASS what" / "FAIL what" lines
 build_fixtures() {
     make -s -C "$ROOT/tests/fixtures" OUT="$FIXTURES" >/dev/null
 }
+build_id() { # build_id FILE: its GNU build-id (hex), or nothing
+    readelf -n "$1" 2>/dev/null | sed -n 's/.*Build ID: //p' | head -1
+}
+# stripped_busy_libc FX DEBUG: tests/fixtures/busy_libc.c built with -g and
+# a build-id into FX, its debug file kept apart (objcopy --only-keep-debug)
+# as DEBUG, FX stripped; sets FX_BID. 1 when it cannot be built.
+stripped_busy_libc() {
+    gcc -std=gnu11 -O1 -g -fno-omit-frame-pointer -Wl,--build-id=sha1 -o "$1" \
+        "$ROOT/tests/fixtures/busy_libc.c" || return 1
+    mkdir -p "$(dirname "$2")"
+    objcopy --only-keep-debug "$1" "$2" && strip --strip-all "$1" || return 1
+    FX_BID=$(build_id "$1")
+}
+# libc_debug NAME: sets LIBC_BID and LIBC_DEBUG, libc6-dbg's debug file for
+# this machine's libc. Without one: fails under CI, else exits 0 (skips).
+libc_debug() {
+    local libc
+    libc=$(awk '$6 ~ /\/libc\.so\.6$/ {print $6; exit}' /proc/self/maps)
+    LIBC_BID=$(build_id "$libc")
+    LIBC_DEBUG=/usr/lib/debug/.build-id/${LIBC_BID:0:2}/${LIBC_BID:2}.debug
+    if [ -z "$LIBC_BID" ] || [ ! -r "$LIBC_DEBUG" ]; then
+        if [ "${CI:-}" = true ]; then echo "missing libc's debug file (libc6-dbg): $LIBC_DEBUG" >&2; exit 1; fi
+        echo "$1: skipping: no debug file for $libc (install libc6-dbg)" >&2
+        exit 0
+    fi
+}

@@ -24,6 +24,7 @@ run $T/test_errors.sh
 run $T/test_service_names.sh
 run $T/test_agent_rss.sh
 run $T/test_debuginfod.sh
+run $T/test_deferred_symbols.sh
 run $T/test_store_s3.sh
 run $T/test_query_api.sh
 run $T/test_compact.sh

@@ -39,27 +39,18 @@ cleanup() {
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-build_id() { readelf -n "$1" 2>/dev/null | sed -n 's/.*Build ID: //p' | head -1; }
 
 # ---- the fixture: built with -g, its debug file kept apart, stripped ----
 FX=$T/busy_libc
-gcc -std=gnu11 -O1 -g -fno-omit-frame-pointer -Wl,--build-id=sha1 -o "$FX" \
-    "$ROOT/tests/fixtures/busy_libc.c" || { fail "building the fixture"; summary test_debuginfod; exit 1; }
 mkdir -p "$T/srv" "$T/empty"
-objcopy --only-keep-debug "$FX" "$T/srv/busy_libc.debug"
-strip --strip-all "$FX"
-fx_bid=$(build_id "$FX")
+stripped_busy_libc "$FX" "$T/srv/busy_libc.debug" || { fail "building the fixture"; summary test_debuginfod; exit 1; }
+fx_bid=$FX_BID
 check "fixture stripped (no .symtab), with a build-id" \
     test -n "$fx_bid" -a -z "$(readelf -S "$FX" | grep -E '\.symtab|\.debug_info')"
 
-libc=$(awk '$6 ~ /\/libc\.so\.6$/ {print $6; exit}' /proc/self/maps)
-libc_bid=$(build_id "$libc")
-libc_dbg=/usr/lib/debug/.build-id/${libc_bid:0:2}/${libc_bid:2}.debug
-if [ -z "$libc_bid" ] || [ ! -r "$libc_dbg" ]; then
-    if [ "${CI:-}" = true ]; then echo "missing libc's debug file (libc6-dbg): $libc_dbg" >&2; exit 1; fi
-    echo "skipping: no debug file for $libc (install libc6-dbg)" >&2
-    exit 0
-fi
+libc_debug test_debuginfod
+libc_bid=$LIBC_BID
+libc_dbg=$LIBC_DEBUG
 cp "$libc_dbg" "$T/srv/libc.debug"
 
 # ---- the server: scans $T/srv, then serves /buildid/<id>/debuginfo ------
