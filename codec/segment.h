@@ -133,10 +133,6 @@ int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct s
 
 /* ---- reading ---------------------------------------------------------- */
 
-/* Bytes a reader should fetch from the end of an object to get the
- * trailer and, usually, the whole footer in one range read. */
-#define SEG_TAIL_GUESS 65536
-
 /*
  * Parses the footer from the last @tail_len bytes of an object of
  * @object_len bytes. When the footer starts before the tail, returns
