@@ -806,8 +806,8 @@ static int mem_read(void *ctx, uint64_t off, uint64_t len, uint8_t **out, size_t
     return 0;
 }
 
-/* One segment with @nsvc services of distinct random-looking names: a
- * footer that grows past SEG_FOOTER_TAIL from about 150 on. */
+/* One segment with @nsvc services of distinct random-looking names and
+ * label values: 400 make a footer larger than SEG_FOOTER_TAIL. */
 static void many_services(int nsvc, uint8_t **buf, size_t *len, struct seg_footer **f)
 {
     struct seg_writer *w = seg_writer_new("t", "h");
