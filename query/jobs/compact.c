@@ -339,9 +339,8 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
     snprintf(prefix, sizeof(prefix), "%s/manifest/%s/%s/", tenant, date, hour);
     snprintf(sprefix, sizeof(sprefix), "%s/segments/%s/%s/", tenant, date, hour);
     ret = store_list(st, prefix, &l);
-    if (ret && ret != -ENOENT)
+    if (ret && ret != -ENOENT) /* -ENOENT: no manifest yet, segments alone */
         return ret;
-    ret = 0; /* no manifest yet: the hour may hold segments alone */
 
     /* The newest hour manifest that decodes is the one in force, as for
      * the query planner; newer ones that do not decode are skipped (and
@@ -406,9 +405,8 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
                 note_error(p, "reading", k, st->err);
             continue; /* left in place: readers skip it with a warning */
         }
-        for (size_t j = 0; j < e->nentries; j++)
-            if (e->entries[j].key &&
-                intern_strn(&named, e->entries[j].key, strlen(e->entries[j].key)) == MPROF_NONE) {
+        for (size_t j = 0; j < e->nentries; j++) /* a decoded entry has a key */
+            if (intern_strn(&named, e->entries[j].key, strlen(e->entries[j].key)) == MPROF_NONE) {
                 manifest_free(e);
                 ret = -ENOMEM;
                 goto out;
