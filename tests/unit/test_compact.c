@@ -739,6 +739,26 @@ static void test_one_object_hour(void **state)
     assert_int_equal(block_samples(e, NULL), 75);
 }
 
+/* GetProfileStats' engine side sees a tenant whose flushes are segments
+ * alone (no manifest of any kind yet). */
+static void test_profile_stats_segments_only(void **state)
+{
+    struct env *e = *state;
+    struct engine_opts eo = {.store = e->st};
+    struct engine *eng = engine_new(&eo);
+    struct profile_stats ps;
+    char err[256] = "";
+
+    put_flush1(e, "host-a", H + 60000, 1, 1, NULL);
+    put_flush1(e, "host-b", H + 120000, 1, 1, NULL);
+    assert_int_equal(count(e, "default/manifest/"), 0);
+    assert_int_equal(engine_profile_stats(eng, "default", NULL, &ps, err, sizeof(err)), 0);
+    assert_true(ps.ingested);
+    assert_int_equal(ps.oldest_ms, H + 60000);
+    assert_int_equal(ps.newest_ms, H + 120000);
+    engine_free(eng);
+}
+
 /* The same flushes with and without their entry objects answer the same:
  * an old-layout store reads with the same totals. */
 static void test_old_layout_same_answers(void **state)
@@ -920,6 +940,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_one_object_hour, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_profile_stats_segments_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_layout_same_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mixed_hour, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segment_back_after_compaction, setup, teardown),
