@@ -217,6 +217,11 @@ clean:
 $(BUILD)/stoke-bench-micro: $(BUILD)/obj/bench/micro.o $(BUILD)/libstoke.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# The object-store requests and bytes of one query (bench/open_hour.c, run
+# by bench/open_hour.sh).
+$(BUILD)/stoke-bench-open-hour: $(BUILD)/obj/bench/open_hour.o $(BUILD)/libstoke.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 bench-micro: $(BUILD)/stoke-bench-micro
 	@mkdir -p $(BUILD)/bench
 	$(BUILD)/stoke-bench-micro --json $(BUILD)/bench/micro.json

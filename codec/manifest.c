@@ -224,3 +224,43 @@ int manifest_hour_key(char *buf, size_t len, const char *tenant, int64_t hour_st
     int n = snprintf(buf, len, "%s/manifest/%s/%s/hour-%06u.man", tenant, date, hour, generation);
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : n;
 }
+
+int manifest_entry_segment_prefix(const char *entry_key, char *buf, size_t len)
+{
+    /* <tenant>/manifest/<YYYY-MM-DD>/<HH>/entries/<13 digits>-<host>-<16 hex>.man */
+    const char *slash = strchr(entry_key, '/'), *p, *host, *end;
+    char hostbuf[256];
+    size_t tl, kl = strlen(entry_key);
+
+    if (!slash || slash == entry_key || kl < 21)
+        return -EINVAL;
+    tl = (size_t)(slash - entry_key);
+    p = slash + 1;
+    if (strncmp(p, "manifest/", 9) != 0)
+        return -EINVAL;
+    p += 9;
+    if (strlen(p) < 14 + 8 + 14 + 21 || p[10] != '/' || p[13] != '/' ||
+        strncmp(p + 14, "entries/", 8) != 0)
+        return -EINVAL;
+    const char *start = p + 22;
+    for (int i = 0; i < 13; i++)
+        if (start[i] < '0' || start[i] > '9')
+            return -EINVAL;
+    if (start[13] != '-')
+        return -EINVAL;
+    host = start + 14;
+    end = entry_key + kl - 21; /* "-<16 hex>.man" */
+    if (end <= host || end[0] != '-' || strcmp(end + 17, ".man") != 0 ||
+        (size_t)(end - host) >= sizeof(hostbuf))
+        return -EINVAL;
+    for (int i = 1; i <= 16; i++)
+        if (!((end[i] >= '0' && end[i] <= '9') || (end[i] >= 'a' && end[i] <= 'f')))
+            return -EINVAL;
+    memcpy(hostbuf, host, (size_t)(end - host));
+    hostbuf[end - host] = 0;
+    if (!safe_component(hostbuf))
+        return -EINVAL;
+    int n = snprintf(buf, len, "%.*s/segments/%.10s/%.2s/%s/%.13s-", (int)tl, entry_key, p, p + 11,
+                     hostbuf, start);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : n;
+}

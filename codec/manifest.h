@@ -2,13 +2,13 @@
 /*
  * manifest — the compact index of segment objects (docs/format.md).
  *
- * Each flush adds one small manifest entry object next to its segment;
- * compaction merges an hour's entries into one manifest object. Both use
- * the same encoding: a list of entries, each the footer of one object
- * (key, host, time range, per-section offsets, profile types and label
- * summaries), so a query worker plans a query from manifests alone and
- * then range-reads only the sections it needs. The manifest is rebuildable
- * from the segments' footers.
+ * Compaction writes an hour manifest: a list of entries, each the footer
+ * of one object (key, host, time range, per-section offsets, profile types
+ * and label summaries), so a query worker plans a compacted hour from one
+ * object and then range-reads only the sections it needs. A flush writes
+ * its segment alone; stores written before that also hold one entry
+ * manifest per flush (the same encoding, one entry), which readers still
+ * read. The manifest is rebuildable from the segments' footers.
  */
 #ifndef STOKE_MANIFEST_H
 #define STOKE_MANIFEST_H
@@ -58,5 +58,16 @@ int manifest_entry_key(char *buf, size_t len, const char *tenant, const char *ho
                        int64_t start_ms, uint64_t hash);
 int manifest_hour_key(char *buf, size_t len, const char *tenant, int64_t hour_start_ms,
                       unsigned generation);
+
+/*
+ * Stores written before one object per flush (docs/format.md §7) hold an
+ * entry manifest per segment, both written by one flush under one host and
+ * start time. This gives the prefix the segment key of the entry
+ * @entry_key has — "<tenant>/segments/<date>/<HH>/<host>/<start ms>-", all
+ * of its key but the hash — so a reader that finds an entry replaced can
+ * tell which listed segment it stood for. Returns the length, -EINVAL when
+ * @entry_key is not an entry key, or -ENAMETOOLONG.
+ */
+int manifest_entry_segment_prefix(const char *entry_key, char *buf, size_t len);
 
 #endif

@@ -133,10 +133,6 @@ int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct s
 
 /* ---- reading ---------------------------------------------------------- */
 
-/* Bytes a reader should fetch from the end of an object to get the
- * trailer and, usually, the whole footer in one range read. */
-#define SEG_TAIL_GUESS 65536
-
 /*
  * Parses the footer from the last @tail_len bytes of an object of
  * @object_len bytes. When the footer starts before the tail, returns
@@ -147,6 +143,29 @@ int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct s
 int seg_footer_parse(const uint8_t *tail, size_t tail_len, uint64_t object_len,
                      struct seg_footer **out, uint64_t *need_from, char *err, size_t errlen);
 void seg_footer_free(struct seg_footer *f);
+
+/* The suffix a reader that knows only an object's length (from a listing)
+ * fetches first: the trailer and, for every segment measured
+ * (docs/format.md §3.2), the whole footer. */
+#define SEG_FOOTER_TAIL 4096
+/* The largest compressed footer seg_footer_read fetches (the second read). */
+#define SEG_MAX_FOOTER (16u << 20)
+
+/* Reads @len bytes at @off of the object into a malloc'd *out; *outlen is
+ * what was read. 0 or a negative errno. */
+typedef int (*seg_read_fn)(void *ctx, uint64_t off, uint64_t len, uint8_t **out, size_t *outlen);
+
+/*
+ * The footer of an object of @object_len bytes through @rd: one read of the
+ * last SEG_FOOTER_TAIL bytes (the whole object when smaller), and a second
+ * read of the bytes before that tail only when the footer starts before it
+ * (at most SEG_MAX_FOOTER of them). *nreads (may be NULL) gets 1 or 2. A
+ * short read, a damaged or truncated tail, or a footer larger than
+ * SEG_MAX_FOOTER returns -EBADMSG (-EPROTO: another major version) with a
+ * message in @err; @rd's errors are returned as they are.
+ */
+int seg_footer_read(seg_read_fn rd, void *ctx, uint64_t object_len, struct seg_footer **out,
+                    unsigned *nreads, char *err, size_t errlen);
 
 struct seg_sample_type {
     uint32_t type, unit; /* string ids */

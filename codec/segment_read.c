@@ -95,6 +95,81 @@ int seg_footer_parse(const uint8_t *tail, size_t tail_len, uint64_t object_len,
     return ret;
 }
 
+int seg_footer_read(seg_read_fn rd, void *ctx, uint64_t object_len, struct seg_footer **out,
+                    unsigned *nreads, char *err, size_t errlen)
+{
+    uint8_t *tail = NULL, *head = NULL, *all = NULL;
+    size_t tail_len = 0, head_len = 0;
+    uint64_t need = 0, want;
+    int ret;
+
+    if (err && errlen)
+        err[0] = 0;
+    if (nreads)
+        *nreads = 0;
+    if (!rd || !out)
+        return -EINVAL;
+    *out = NULL;
+    if (object_len < SEG_HEADER_LEN + SEG_TRAILER_LEN) {
+        errmsg(err, errlen, "segment: %llu bytes is too short for a segment",
+               (unsigned long long)object_len);
+        return -EBADMSG;
+    }
+    want = object_len < SEG_FOOTER_TAIL ? object_len : SEG_FOOTER_TAIL;
+    if ((ret = rd(ctx, object_len - want, want, &tail, &tail_len)))
+        return ret;
+    if (nreads)
+        *nreads = 1;
+    if (tail_len != want) {
+        errmsg(err, errlen, "segment: read %zu bytes of a %llu-byte tail (object truncated?)",
+               tail_len, (unsigned long long)want);
+        ret = -EBADMSG;
+        goto out;
+    }
+    ret = seg_footer_parse(tail, tail_len, object_len, out, &need, err, errlen);
+    if (ret != -EAGAIN)
+        goto out;
+    /* The footer starts before the tail: one more read, of what lies
+     * between its start and the tail, then the two joined. */
+    uint64_t tail_start = object_len - want;
+    if (need >= tail_start || object_len - need > SEG_MAX_FOOTER) {
+        errmsg(err, errlen, "segment: footer of %llu bytes is larger than a reader fetches (%u)",
+               (unsigned long long)(object_len - need), SEG_MAX_FOOTER);
+        ret = -EBADMSG;
+        goto out;
+    }
+    if ((ret = rd(ctx, need, tail_start - need, &head, &head_len)))
+        goto out;
+    if (nreads)
+        *nreads = 2;
+    if (head_len != tail_start - need) {
+        errmsg(err, errlen, "segment: read %zu bytes of %llu before the tail (object truncated?)",
+               head_len, (unsigned long long)(tail_start - need));
+        ret = -EBADMSG;
+        goto out;
+    }
+    if (!(all = malloc(head_len + tail_len))) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    memcpy(all, head, head_len);
+    memcpy(all + head_len, tail, tail_len);
+    ret = seg_footer_parse(all, head_len + tail_len, object_len, out, NULL, err, errlen);
+    if (ret == -EAGAIN) { /* the same trailer cannot move: not reached */
+        errmsg(err, errlen, "segment: footer range changed between reads");
+        ret = -EBADMSG;
+    }
+out:
+    if (ret) {
+        seg_footer_free(*out);
+        *out = NULL;
+    }
+    free(tail);
+    free(head);
+    free(all);
+    return ret;
+}
+
 /* ---- reading: sections ------------------------------------------------- */
 
 struct section_priv {

@@ -18,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec/manifest.h"
 #include "common/file.h"
 #include "codec/segment.h"
 #include "exporter/backoff.h"
@@ -31,6 +30,9 @@
 #define SPILL_MAGIC    "STKSPIL1"
 #define SPILL_MAX_FILE (1u << 30)
 
+/* One flush's object. The entry (a manifest entry object naming the
+ * segment) is set only for spill files an agent wrote before one object
+ * per flush (docs/format.md §7): uploaded after its segment, as then. */
 struct pending {
     struct pending *next;
     char *seg_key, *entry_key;
@@ -107,19 +109,21 @@ static size_t spill_dir_bytes(const char *dir)
 
 /* Writes @p as one file: magic, then four length-prefixed blobs (seg key,
  * entry key, segment, entry) in native-endian u64 lengths — the file never
- * leaves this host. Temp file + rename: a crash leaves no half file. */
+ * leaves this host; entry key and entry are empty since one object per
+ * flush. Temp file + rename: a crash leaves no half file. */
 static int spill_write(struct seg_upload *u, const struct pending *p)
 {
     char path[4096], tmp[4200];
-    const void *parts[4] = {p->seg_key, p->entry_key, p->seg, p->entry};
-    uint64_t lens[4] = {strlen(p->seg_key), strlen(p->entry_key), p->seg_done ? 0 : p->seg_len,
-                        p->entry_len};
+    const void *parts[4] = {p->seg_key, p->entry_key ? p->entry_key : "", p->seg, p->entry};
+    uint64_t lens[4] = {strlen(p->seg_key), p->entry_key ? strlen(p->entry_key) : 0,
+                        p->seg_done ? 0 : p->seg_len, p->entry_len};
     int fd, ret = 0;
 
     if (spill_dir_bytes(u->spill_dir) + pending_bytes(p) > u->o.spill_bytes)
         return -ENOSPC;
     snprintf(path, sizeof(path), "%s/%016llx.spill", u->spill_dir,
-             (unsigned long long)seg_hash64(p->entry, p->entry_len));
+             (unsigned long long)(p->entry_len ? seg_hash64(p->entry, p->entry_len)
+                                               : seg_hash64(p->seg, p->seg_len)));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -180,7 +184,8 @@ static int spill_read(const char *path, struct pending **out)
             p->entry_len = (size_t)len;
     }
     p->seg_done = p->seg_len == 0;
-    if (!p->seg_key[0] || !p->entry_key[0] || !p->entry_len)
+    /* an old agent's file may hold an entry; ours hold the segment alone */
+    if (!p->seg_key[0] || !p->entry_key[0] != !p->entry_len || (p->seg_done && !p->entry_len))
         goto out;
     ret = 0;
     *out = p;
@@ -204,6 +209,8 @@ static int upload_one(struct seg_upload *u, struct pending *p)
             return ret;
         p->seg_done = true;
     }
+    if (!p->entry_len)
+        return 0;
     return store_put(u->o.store, p->entry_key, p->entry, p->entry_len);
 }
 
@@ -247,7 +254,7 @@ static bool upload_spilled(struct seg_upload *u)
             unlink(path);
             pthread_mutex_lock(&u->mu);
             u->st.objects_uploaded++;
-            u->st.entries_uploaded++;
+            u->st.entries_uploaded += p->entry_len != 0;
             u->st.bytes_uploaded += pending_bytes(p);
             pthread_mutex_unlock(&u->mu);
         } else {
@@ -297,7 +304,6 @@ static void *uploader(void *arg)
         u->busy = false;
         if (ret == 0 && p) {
             u->st.objects_uploaded++;
-            u->st.entries_uploaded++;
             u->st.bytes_uploaded += pending_bytes(p);
             u->st.objects_pending--;
             u->st.bytes_pending -= pending_bytes(p);
@@ -364,10 +370,10 @@ static void enforce_cap(struct seg_upload *u)
     }
 }
 
+/* Finishes the segment being filled and queues it: one object per flush,
+ * whose footer is the index readers need (docs/format.md §3.2). */
 static int cut(struct seg_upload *u)
 {
-    struct seg_footer *footer = NULL;
-    struct manifest *m = NULL;
     struct pending *p = NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -376,12 +382,11 @@ static int cut(struct seg_upload *u)
 
     if (!u->w || seg_writer_empty(u->w))
         return 0;
-    ret = seg_writer_finish(u->w, &buf, &len, &footer);
+    ret = seg_writer_finish(u->w, &buf, &len, NULL);
     if (ret)
         goto out;
     p = calloc(1, sizeof(*p));
-    m = calloc(1, sizeof(*m));
-    if (!p || !m) {
+    if (!p) {
         ret = -ENOMEM;
         goto out;
     }
@@ -389,19 +394,7 @@ static int cut(struct seg_upload *u)
                          seg_hash64(buf, len));
     if (ret < 0)
         goto out;
-    p->seg_key = strdup(key);
-    ret = manifest_add(m, key, footer);
-    if (ret)
-        goto out;
-    ret = manifest_encode(m, &p->entry, &p->entry_len);
-    if (ret)
-        goto out;
-    ret = manifest_entry_key(key, sizeof(key), u->tenant, u->host, u->flush_start_ms,
-                             seg_hash64(p->entry, p->entry_len));
-    if (ret < 0)
-        goto out;
-    p->entry_key = strdup(key);
-    if (!p->seg_key || !p->entry_key) {
+    if (!(p->seg_key = strdup(key))) {
         ret = -ENOMEM;
         goto out;
     }
@@ -432,8 +425,6 @@ out:
     }
     pending_free(p);
     free(buf);
-    manifest_free(m);
-    seg_footer_free(footer);
     seg_writer_free(u->w);
     u->w = NULL;
     u->cur_samples = 0;

@@ -9,10 +9,12 @@
  * For each flush (default 60 s, or earlier when the segment being filled
  * holds more than writer_bytes: a churning host has many services and
  * stacks) the object goes to
- * <tenant>/segments/<date>/<hour>/<host>/<start>-<hash>.seg and only then
- * its manifest entry to <tenant>/manifest/<date>/<hour>/entries/...: a
- * reader that finds an entry always finds its segment. Keys carry a content
- * hash, so a retried upload rewrites the same bytes under the same key.
+ * <tenant>/segments/<date>/<hour>/<host>/<start>-<hash>.seg: one object
+ * (one PUT) per flush. Readers find it by listing the segments and reading
+ * its footer, which holds its index (docs/format.md §3.2). Keys carry a
+ * content hash, so a retried upload rewrites the same bytes under the same
+ * key. (Agents before that also wrote a manifest entry per flush; a spill
+ * file of theirs still uploads both.)
  *
  * When the store is down, objects wait in the queue (retried with
  * exponential back-off and jitter, 1 s to 60 s) up to a memory cap; past it
@@ -42,7 +44,8 @@ struct seg_upload_opts {
 };
 
 struct seg_upload_stats {
-    uint64_t objects_uploaded, bytes_uploaded, entries_uploaded;
+    uint64_t objects_uploaded, bytes_uploaded;
+    uint64_t entries_uploaded; /* old-layout entries, from old spill files only */
     uint64_t objects_pending, bytes_pending;
     uint64_t objects_spilled, objects_dropped, samples_dropped;
     uint64_t upload_errors; /* failed attempts (each retried) */

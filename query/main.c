@@ -76,6 +76,7 @@ struct cli {
     unsigned hosts, services, hours, flush_s;
     int64_t start_ms, seed;
     bool compacted;
+    bool entries;
 };
 
 enum okind {
@@ -198,6 +199,10 @@ static const struct opt opts[] = {
     {"seed", CMD_GENERATE, O_I64, OFF(seed), 0, INT64_MAX, "N", "variation seed"},
     {"compacted", CMD_GENERATE, O_BOOL, OFF(compacted), 0, 0, NULL,
      "write compacted hours (blocks and hour manifests)"},
+    /* Hidden (no help): the layout of stores written before one object per
+     * flush, a manifest entry beside every segment, for the tests and
+     * benchmarks of reading such stores. */
+    {"entries", CMD_GENERATE, O_BOOL, OFF(entries), 0, 0, NULL, NULL},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -244,7 +249,7 @@ static void usage(FILE *f)
             const struct opt *o = &opts[k];
             const char *h = o->help;
             char left[64];
-            if (o->cmds != groups[g].cmds)
+            if (o->cmds != groups[g].cmds || !h)
                 continue;
             snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? " " : "",
                      o->arg ? o->arg : "");
@@ -510,7 +515,7 @@ static int cmd_compact(const struct cli *c, struct store *st, char **files, int 
             fprintf(stderr, "stoke-query compact: recording rules not read: %s\n", st->err);
         co.rules = nrules ? rule_eval_new(rules, nrules, c->rule_interval_s) : NULL;
         ret = compact_run(st, &co, &cs);
-        printf("compact: %llu hours compacted (%llu entries, %llu sections merged, %llu blocks, "
+        printf("compact: %llu hours compacted (%llu flushes, %llu sections merged, %llu blocks, "
                "%llu bytes read, %llu written), %llu objects deleted, %llu hours expired, "
                "%llu objects kept as they are, %llu orphan blocks, %llu errors%s%s\n",
                (unsigned long long)cs.hours_compacted, (unsigned long long)cs.entries_merged,
@@ -546,6 +551,7 @@ static int cmd_generate(const struct cli *c, struct store *st, char **files, int
                                .start_ms = c->start_ms,
                                .seed = (uint64_t)c->seed,
                                .compacted = c->compacted,
+                               .entries = c->entries,
                                .files = (const char *const *)files,
                                .nfiles = (size_t)nfiles};
     struct generate_stats gs;

@@ -442,7 +442,8 @@ int engine_profile_types(struct engine *e, const char *tenant, const struct sele
     return rc;
 }
 
-/* The day (since the epoch) of a manifest key "<prefix>YYYY-MM-DD/...", or -1. */
+/* The day (since the epoch) of a manifest or segment key
+ * "<prefix>YYYY-MM-DD/...", or -1. */
 static int64_t manifest_key_day(const char *rest)
 {
     struct tm tm = {0};
@@ -469,24 +470,30 @@ int engine_profile_stats(struct engine *e, const char *tenant, struct qcancel *c
 
     memset(out, 0, sizeof(*out));
     out->oldest_ms = INT64_MAX;
-    snprintf(prefix, sizeof(prefix), "%s/manifest/", tenant);
-    rc = store_list(e->o.store, prefix, &l);
-    if (rc == -ENOENT)
-        return 0;
-    if (rc) {
-        snprintf(err, errlen, "listing %s: %s", prefix, strerror(-rc));
-        return rc;
-    }
-    for (size_t i = 0; i < l.n; i++) {
-        int64_t d = strncmp(l.keys[i], prefix, strlen(prefix))
-                        ? -1
-                        : manifest_key_day(l.keys[i] + strlen(prefix));
-        if (d < 0 || d * 86400000LL > QUERY_MAX_TIME_MS - 86400000LL)
+    /* Manifests index compacted hours (and, in stores written before one
+     * object per flush, every flush); segments not compacted yet are only
+     * under segments/. */
+    for (int k = 0; k < 2; k++) {
+        snprintf(prefix, sizeof(prefix), "%s/%s/", tenant, k ? "segments" : "manifest");
+        rc = store_list(e->o.store, prefix, &l);
+        if (rc == -ENOENT)
             continue;
-        first = d < first ? d : first;
-        last = d > last ? d : last;
+        if (rc) {
+            snprintf(err, errlen, "listing %s: %s", prefix, strerror(-rc));
+            return rc;
+        }
+        for (size_t i = 0; i < l.n; i++) {
+            int64_t d = strncmp(l.keys[i], prefix, strlen(prefix))
+                            ? -1
+                            : manifest_key_day(l.keys[i] + strlen(prefix));
+            if (d < 0 || d * 86400000LL > QUERY_MAX_TIME_MS - 86400000LL)
+                continue;
+            first = d < first ? d : first;
+            last = d > last ? d : last;
+        }
+        store_list_free(&l);
     }
-    store_list_free(&l);
+    rc = 0;
     /* The oldest and the newest day: their sections' sample time ranges. */
     for (int k = 0; k < 2 && last >= 0 && !rc; k++) {
         int64_t day = k ? last : first;

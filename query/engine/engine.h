@@ -74,7 +74,7 @@ int engine_profile_types(struct engine *e, const char *tenant, const struct sele
 
 /* Whether @tenant has any profile, and the first and last sample times
  * (Unix ms) of its oldest and newest days of manifests (Pyroscope's
- * GetProfileStats). Lists the tenant's manifest keys once and plans those
+ * GetProfileStats). Lists the tenant's manifest and segment keys once and plans those
  * two days. 0 or a negative errno with @err; @cancel may be NULL. */
 struct profile_stats {
     bool ingested;

@@ -184,6 +184,134 @@ static struct manifest *load_manifest(struct plan *p, struct store *st, struct c
     return m;
 }
 
+struct fetch_ctx {
+    struct store *st;
+    struct cache *c;
+    const char *key;
+    uint64_t bytes; /* fetched from the store (not the cache) */
+    unsigned hits;
+};
+
+static int fetch_range(void *ctx, uint64_t off, uint64_t len, uint8_t **out, size_t *outlen)
+{
+    struct fetch_ctx *f = ctx;
+    struct store_buf b = {0};
+    bool hit = false;
+    int rc = cache_fetch(f->c, f->st, f->key, off, len, &b, &hit);
+
+    if (rc)
+        return rc;
+    if (hit)
+        f->hits++;
+    else
+        f->bytes += b.len;
+    *out = b.data;
+    *outlen = b.len;
+    return 0;
+}
+
+int plan_footer_fetch(struct store *st, struct cache *c, const char *key, uint64_t object_len,
+                      struct seg_footer **out, struct plan_fetch_stats *fs, char *err,
+                      size_t errlen)
+{
+    struct fetch_ctx f = {.st = st, .c = c, .key = key};
+    unsigned reads = 0;
+    int rc;
+
+    if (object_len == 0 && (rc = store_head(st, key, &object_len))) {
+        snprintf(err, errlen, "%s", strerror(-rc));
+        return rc;
+    }
+    rc = seg_footer_read(fetch_range, &f, object_len, out, &reads, err, errlen);
+    if (rc && err && errlen && !err[0])
+        snprintf(err, errlen, "%s", st->err[0] ? st->err : strerror(-rc));
+    if (fs) {
+        fs->reads += reads;
+        fs->bytes += f.bytes;
+        fs->cache_hits += f.hits;
+        fs->second_reads += reads > 1;
+    }
+    return rc;
+}
+
+/* The footer of the segment @key (of @len bytes, from the listing) as a
+ * one-entry manifest, as an entry object of the old layout would hold;
+ * NULL (counted, warned) if it is unreadable. */
+static struct manifest *load_footer(struct plan *p, struct store *st, struct cache *c,
+                                    const char *key, uint64_t len)
+{
+    struct plan_fetch_stats fs = {0};
+    struct seg_footer *f = NULL;
+    struct manifest *m = NULL;
+    char err[256] = "";
+    int rc = plan_footer_fetch(st, c, key, len, &f, &fs, err, sizeof(err));
+
+    p->notes->stats.bytes_read += fs.bytes;
+    p->notes->stats.cache_hits += fs.cache_hits;
+    if (rc) {
+        p->skipped++;
+        mprof_warn(p->notes, "segment %s: %s", key, err[0] ? err : strerror(-rc));
+        return NULL;
+    }
+    p->footers++;
+    m = calloc(1, sizeof(*m));
+    if (m && (m->entries = calloc(1, sizeof(*m->entries))) && (m->entries[0].key = strdup(key))) {
+        m->entries[0].footer = f;
+        m->nentries = 1;
+        return m;
+    }
+    seg_footer_free(f);
+    manifest_free(m);
+    return NULL;
+}
+
+/* The start time in a segment key ".../<start ms, 13 digits>-<hash16>.seg",
+ * or -1. */
+static int64_t seg_key_start(const char *key)
+{
+    const char *base = strrchr(key, '/');
+    int64_t t = 0;
+
+    if (!base || strlen(base + 1) != 13 + 1 + 16 + 4 || base[14] != '-')
+        return -1;
+    for (int i = 1; i <= 13; i++) {
+        if (base[i] < '0' || base[i] > '9')
+            return -1;
+        t = t * 10 + (base[i] - '0');
+    }
+    return t;
+}
+
+/* Length of a segment key up to its hash ("...<start ms>-"): what
+ * manifest_entry_segment_prefix gives for the entry of the same flush. */
+static size_t seg_key_flush_len(const char *key)
+{
+    const char *dash = strrchr(key, '-');
+    return dash ? (size_t)(dash - key) + 1 : 0;
+}
+
+int plan_replaced_flushes(const struct manifest *m, struct intern *out)
+{
+    struct intern named = {0};
+    int rc = 0;
+
+    for (size_t i = 0; i < m->nreplaces && !rc; i++) {
+        const char *k = m->replaces[i];
+        size_t fl = seg_key_flush_len(k);
+        if (strstr(k, "/segments/") && fl && intern_strn(&named, k, fl) == MPROF_NONE)
+            rc = -ENOMEM;
+    }
+    for (size_t i = 0; i < m->nreplaces && !rc; i++) {
+        char sp[1024];
+        int n = manifest_entry_segment_prefix(m->replaces[i], sp, sizeof(sp));
+        if (n > 0 && intern_find(&named, sp, (size_t)n) == MPROF_NONE &&
+            intern_strn(out, sp, (size_t)n) == MPROF_NONE)
+            rc = -ENOMEM;
+    }
+    intern_free(&named);
+    return rc;
+}
+
 static int hour_of_key(const char *rest)
 {
     /* rest = "HH/..." */
@@ -222,9 +350,9 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
         abort();
     }
     for (int64_t day = day0; day < day0 + ndays && rc == 0; day++) {
-        char prefix[256], date[32];
-        struct store_list l = {0};
-        struct intern replaced = {0};
+        char prefix[256], sprefix[256], date[32];
+        struct store_list l = {0}, sl = {0};
+        struct intern replaced = {0}, replaced_flush = {0}, named = {0};
         time_t secs = (time_t)(day * 86400);
         struct tm tm;
 
@@ -233,18 +361,23 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
         gmtime_r(&secs, &tm);
         strftime(date, sizeof(date), "%Y-%m-%d", &tm);
         snprintf(prefix, sizeof(prefix), "%s/manifest/%s/", r->tenant, date);
+        snprintf(sprefix, sizeof(sprefix), "%s/segments/%s/", r->tenant, date);
+        const char *listed = prefix;
         rc = store_list(st, prefix, &l);
-        if (rc == -ENOENT) {
+        if (rc == -ENOENT)
             rc = 0;
-            continue;
-        }
+        if (rc == 0 && (rc = store_list(st, listed = sprefix, &sl)) == -ENOENT)
+            rc = 0;
         if (rc) {
-            snprintf(err, errlen, "listing %s: %s", prefix, strerror(-rc));
+            snprintf(err, errlen, "listing %s: %s", listed, strerror(-rc));
+            store_list_free(&l);
             break;
         }
-        size_t plen = strlen(prefix);
+        size_t plen = strlen(prefix), splen = strlen(sprefix);
         size_t first_new_man = p->nmans;
-        /* Pass 1: hour manifests, which name the entries they replace. */
+        /* Pass 0: hour manifests, which name the entries and segments they
+         * replace; pass 1: entry manifests (stores written before one
+         * object per flush), which name their segments. */
         for (int pass = 0; pass < 2 && rc == 0; pass++) {
             for (size_t i = 0; i < l.n && rc == 0; i++) {
                 /* Newest generation first, so it can shadow older ones. */
@@ -272,12 +405,41 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
                     manifest_free(m);
                     break;
                 }
-                if (pass == 0)
-                    for (size_t k = 0; k < m->nreplaces; k++)
+                if (pass == 0) {
+                    for (size_t k = 0; k < m->nreplaces && rc == 0; k++)
                         if (intern_strn(&replaced, m->replaces[k], strlen(m->replaces[k])) ==
                             MPROF_NONE)
                             rc = -ENOMEM;
+                    if (rc == 0)
+                        rc = plan_replaced_flushes(m, &replaced_flush);
+                }
+                for (size_t k = 0; pass == 1 && k < m->nentries && rc == 0; k++)
+                    if (m->entries[k].key && intern_strn(&named, m->entries[k].key,
+                                                         strlen(m->entries[k].key)) == MPROF_NONE)
+                        rc = -ENOMEM;
             }
+        }
+        /* Pass 2: segments no manifest read so far names or replaces: one
+         * suffix read of each one's footer (docs/format.md §3.2). A segment
+         * whose entry an hour manifest replaces is in a block already. */
+        for (size_t i = 0; i < sl.n && rc == 0; i++) {
+            const char *key = sl.keys[i];
+            if (strncmp(key, sprefix, splen) || !ends_with(key, ".seg"))
+                continue;
+            int hh = hour_of_key(key + splen);
+            int64_t hs = day * DAY_MS + hh * HOUR_MS, start = seg_key_start(key);
+            if (hh < 0 || hs + HOUR_MS <= r->from || hs >= r->until || start >= r->until)
+                continue;
+            size_t kl = strlen(key), fl = seg_key_flush_len(key);
+            if (intern_find(&replaced, key, kl) != MPROF_NONE ||
+                intern_find(&named, key, kl) != MPROF_NONE ||
+                (fl && intern_find(&replaced_flush, key, fl) != MPROF_NONE))
+                continue;
+            if ((rc = qcancel_check(r->cancel)))
+                break;
+            struct manifest *m = load_footer(p, st, c, key, sl.sizes ? sl.sizes[i] : 0);
+            if (m && (rc = add_manifest(p, m)))
+                manifest_free(m);
         }
         for (size_t i = first_new_man; i < p->nmans && rc == 0; i++) {
             struct manifest *m = p->mans[i];
@@ -321,7 +483,10 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
             }
         }
         intern_free(&replaced);
+        intern_free(&replaced_flush);
+        intern_free(&named);
         store_list_free(&l);
+        store_list_free(&sl);
     }
     p->objects = objects.n;
     intern_free(&seen);

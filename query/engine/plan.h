@@ -2,10 +2,13 @@
 /*
  * plan — which sections a query has to read, from manifests alone.
  *
- * For every hour overlapping [from, until) the planner lists the tenant's
- * manifest objects, reads the hour manifests first and then the entry
- * objects no hour manifest replaces (a compacted hour shadows its entries),
- * drops duplicate object keys, and keeps the sections whose time range
+ * For every day overlapping [from, until) the planner lists the tenant's
+ * manifest objects and segment objects, reads the hour manifests of the
+ * hours overlapping the range first, then the entry objects no hour
+ * manifest replaces (stores written before one object per flush), then the
+ * footer of every segment no manifest read names or replaces, by one
+ * suffix range read each (a compacted hour shadows its entries and
+ * segments), drops duplicate object keys, and keeps the sections whose time range
  * overlaps, that hold the profile type, and whose label summary can match
  * the selector. Owns the decoded manifests; plan items point into them.
  * Unreadable manifests are skipped and reported, never fatal.
@@ -50,6 +53,7 @@ struct plan {
     size_t n, cap;
     uint64_t objects;    /* distinct object keys among items */
     uint64_t manifests;  /* manifest objects read */
+    uint64_t footers;    /* segment footers read (suffix reads) */
     uint64_t skipped;    /* unreadable manifests */
     struct mprof *notes; /* warnings and stats only */
 };
@@ -78,6 +82,32 @@ int plan_range_check(int64_t from, int64_t until, const char *fname, const char 
 int plan_build(struct store *st, struct cache *c, const struct plan_req *r, struct plan **out,
                char *err, size_t errlen);
 void plan_free(struct plan *p);
+
+/*
+ * Hour manifests written before one object per flush name, in `replaces`,
+ * the entry objects they merged but not those entries' segments; a
+ * segment still listed after such a compaction (the compactor deletes it
+ * after writing the manifest) is in a block already. Adds to @out the
+ * flush prefix (manifest_entry_segment_prefix) of every entry key @m
+ * replaces whose segment @m does not name itself. 0 or -ENOMEM.
+ */
+struct intern;
+int plan_replaced_flushes(const struct manifest *m, struct intern *out);
+
+struct plan_fetch_stats {
+    uint64_t reads, second_reads, bytes, cache_hits;
+};
+
+/*
+ * The footer of the segment @key, @object_len bytes long (from a listing;
+ * 0 = ask the store), by seg_footer_read: one suffix range read of
+ * SEG_FOOTER_TAIL bytes, a second only when the footer is larger, through
+ * @c (may be NULL). Adds to @fs (may be NULL). 0, or a negative errno with
+ * @err: the store's, or -EBADMSG/-EPROTO for a damaged or foreign tail.
+ */
+int plan_footer_fetch(struct store *st, struct cache *c, const char *key, uint64_t object_len,
+                      struct seg_footer **out, struct plan_fetch_stats *fs, char *err,
+                      size_t errlen);
 
 /* True when a section with this summary may hold series matching @sel. */
 bool plan_section_may_match(const struct selector *sel, const struct seg_section_info *info,

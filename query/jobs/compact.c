@@ -12,6 +12,8 @@
 #include "codec/manifest.h"
 #include "codec/segment.h"
 #include "codec/wire.h"
+#include "common/intern.h"
+#include "query/engine/plan.h"
 #include "query/jobs/compact.h"
 #include "query/jobs/rules.h"
 
@@ -171,6 +173,23 @@ static int batch_load(struct store *st, const struct seg_writer *w, const char *
     return 0;
 }
 
+/* batch_load of one flush's object, with the recording rules fed its
+ * sections as they go into the block (query/jobs/rules.h): no read of
+ * their own. */
+static int flush_load(struct store *st, const struct seg_writer *w, const char *key,
+                      const struct seg_footer *f, struct batch *b, struct pass *p)
+{
+    struct rule_eval *rules = p->o->rules;
+    size_t n0 = b->n;
+    int lr = batch_load(st, w, key, f, b, p);
+
+    for (size_t i = n0; rules && !lr && i < b->n; i++)
+        rule_eval_section(rules, b->secs[i], f->host, f->sections[i - n0].length);
+    if (rules && !lr)
+        rule_eval_flush_done(rules);
+    return lr;
+}
+
 /* Adds every section of @b to @w. Checked by batch_load, so only memory
  * can fail here; then @w holds part of the batch and must not be written. */
 static int batch_add(struct seg_writer *w, const struct batch *b, struct compact_stats *s)
@@ -294,8 +313,13 @@ static void count_orphans(struct store *st, const char *tenant, const char *date
 static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, struct pass *p)
 {
     struct compact_stats *s = p->s;
-    char prefix[512], date[11], hour[3], key[1024] = "", block[1024] = "";
-    struct store_list l = {0};
+    char prefix[512], sprefix[512], date[11], hour[3], key[1024] = "", block[1024] = "";
+    struct store_list l = {0}, sl = {0};
+    /* segment keys that entries read now name; flush prefixes of entries
+     * that could not be read (which segment they name is unknown); flush
+     * prefixes the hour manifest in force replaces (plan_replaced_flushes) */
+    struct intern named = {0}, unknown_flush = {0}, replaced_flush = {0};
+    uint64_t nflushes = 0;
     struct manifest *old = NULL, *hm = NULL;
     struct seg_writer *w = NULL;
     struct todo merged = {0}, del = {0}, garbage = {0};
@@ -313,9 +337,10 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
     if (utc_date_hour(hour_ms, date, hour))
         return -EINVAL;
     snprintf(prefix, sizeof(prefix), "%s/manifest/%s/%s/", tenant, date, hour);
+    snprintf(sprefix, sizeof(sprefix), "%s/segments/%s/%s/", tenant, date, hour);
     ret = store_list(st, prefix, &l);
-    if (ret)
-        return ret == -ENOENT ? 0 : ret;
+    if (ret && ret != -ENOENT) /* -ENOENT: no manifest yet, segments alone */
+        return ret;
 
     /* The newest hour manifest that decodes is the one in force, as for
      * the query planner; newer ones that do not decode are skipped (and
@@ -366,6 +391,10 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
             continue;
         struct manifest *e = NULL;
         if ((ret = load_manifest(st, k, &e, p)) != 0) {
+            char fp[1024];
+            int n = manifest_entry_segment_prefix(k, fp, sizeof(fp));
+            if (ret != -ENOMEM && n > 0 && intern_strn(&unknown_flush, fp, (size_t)n) == MPROF_NONE)
+                ret = -ENOMEM;
             if (ret == -ENOMEM)
                 goto out;
             if (ret == -ENOENT && moved_on(st, prefix, max_gen)) {
@@ -376,6 +405,12 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
                 note_error(p, "reading", k, st->err);
             continue; /* left in place: readers skip it with a warning */
         }
+        for (size_t j = 0; j < e->nentries; j++) /* a decoded entry has a key */
+            if (intern_strn(&named, e->entries[j].key, strlen(e->entries[j].key)) == MPROF_NONE) {
+                manifest_free(e);
+                ret = -ENOMEM;
+                goto out;
+            }
         if (old && in_list(old->replaces, old->nreplaces, k)) {
             /* An entry re-uploaded after an earlier compaction replaced it
              * (an agent's retry) is deleted again with its segment. */
@@ -393,21 +428,18 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
          * in the block and once through the entry that stays. */
         int lr = 0;
         size_t emark = rules ? rule_eval_mark(rules) : 0;
-        for (size_t j = 0; j < e->nentries && !lr; j++) {
-            size_t n0 = b.n;
-            lr = batch_load(st, w, e->entries[j].key, e->entries[j].footer, &b, p);
-            /* The recording rules see the flush as it goes into the block
-             * (query/jobs/rules.h): no read of their own. */
-            for (size_t i = n0; rules && !lr && i < b.n; i++)
-                rule_eval_section(rules, b.secs[i], e->entries[j].footer->host,
-                                  e->entries[j].footer->sections[i - n0].length);
-            if (rules && !lr)
-                rule_eval_flush_done(rules);
-        }
+        for (size_t j = 0; j < e->nentries && !lr; j++)
+            lr = e->entries[j].footer
+                     ? flush_load(st, w, e->entries[j].key, e->entries[j].footer, &b, p)
+                     : batch_load(st, w, e->entries[j].key, NULL, &b, p);
         if (lr == 0 && (ret = batch_add(w, &b, s)) == 0) {
             s->segments_read += e->nentries;
+            nflushes++;
+            /* replaced: the entry and its segments, so readers that list
+             * segments skip them without asking the entry */
             for (size_t j = 0; j < e->nentries && !ret; j++)
-                ret = todo_add(&del, e->entries[j].key);
+                if (!(ret = todo_add(&del, e->entries[j].key)))
+                    ret = todo_add(&merged, e->entries[j].key);
             if (!ret)
                 ret = todo_add(&del, k);
             if (!ret)
@@ -429,6 +461,74 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
             rule_eval_truncate(rules, emark);
         batch_free(&b);
         manifest_free(e);
+        if (ret)
+            goto out;
+    }
+    /* Segments of flushes that wrote no entry (one object per flush): each
+     * footer by one suffix read, then as an entry's objects above. A
+     * segment of a listed entry's flush is the entry's to merge; one that
+     * the hour manifest in force replaces (by key, or by its entry's key
+     * in stores of the old layout) is in a block already: an agent's retry,
+     * deleted again. */
+    if ((ret = store_list(st, sprefix, &sl)) == -ENOENT)
+        ret = 0;
+    if (ret)
+        goto out;
+    if (old && (ret = plan_replaced_flushes(old, &replaced_flush)))
+        goto out;
+    for (size_t i = 0; i < sl.n; i++) {
+        const char *k = sl.keys[i];
+        size_t kl = strlen(k);
+        const char *dash = strrchr(k, '-');
+        size_t fl = dash ? (size_t)(dash - k) + 1 : 0;
+        if (kl < 4 || strcmp(k + kl - 4, ".seg") != 0 || !fl)
+            continue;
+        if (intern_find(&named, k, kl) != MPROF_NONE ||
+            intern_find(&unknown_flush, k, fl) != MPROF_NONE)
+            continue;
+        if ((old && in_list(old->replaces, old->nreplaces, k)) ||
+            intern_find(&replaced_flush, k, fl) != MPROF_NONE) {
+            if ((ret = todo_add(&del, k)))
+                goto out;
+            continue;
+        }
+        struct seg_footer *f = NULL;
+        char err[256] = "";
+        int lr =
+            plan_footer_fetch(st, NULL, k, sl.sizes ? sl.sizes[i] : 0, &f, NULL, err, sizeof(err));
+        if (lr == -ENOMEM) {
+            ret = lr;
+            goto out;
+        }
+        if (lr == -ENOENT && moved_on(st, prefix, max_gen)) {
+            ret = 0; /* another compactor merged it since our listing */
+            goto out;
+        }
+        size_t emark = rules ? rule_eval_mark(rules) : 0;
+        if (lr) {
+            note_error(p, "footer of", k, err);
+        } else {
+            lr = flush_load(st, w, k, f, &b, p);
+            if (lr == 0 && (ret = batch_add(w, &b, s)) == 0) {
+                s->segments_read++;
+                nflushes++;
+                if (!(ret = todo_add(&del, k)))
+                    ret = todo_add(&merged, k);
+            }
+        }
+        seg_footer_free(f);
+        batch_free(&b);
+        if ((lr || ret) && rules)
+            rule_eval_truncate(rules, emark);
+        if (lr == -ENOENT && moved_on(st, prefix, max_gen)) {
+            ret = 0;
+            goto out;
+        }
+        if (lr && !ret) {
+            s->objects_kept++; /* stays a segment: queries read it as before */
+            if (lr == -ENOMEM)
+                ret = lr;
+        }
         if (ret)
             goto out;
     }
@@ -529,7 +629,7 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
     block[0] = 0; /* listed now: no longer ours to clean up */
     committed = true;
     s->hours_compacted++;
-    s->entries_merged += merged.n;
+    s->entries_merged += nflushes;
 
     /* Only now, with the new generation visible, the old objects go. */
     if (old_key && (ret = todo_add(&del, old_key)))
@@ -565,6 +665,10 @@ out:
     todo_free(&del);
     todo_free(&garbage);
     store_list_free(&l);
+    store_list_free(&sl);
+    intern_free(&named);
+    intern_free(&unknown_flush);
+    intern_free(&replaced_flush);
     return ret;
 }
 

@@ -139,9 +139,11 @@ static void unvary(struct source *s, size_t n_all)
     s->p->n_sample = n_all;
 }
 
+/* Writes @w's object: a block and its hour manifest (@block), or a segment,
+ * with its entry manifest after it when @entry (the old layout). */
 static int put_object(struct store *st, struct seg_writer *w, const char *tenant, const char *host,
-                      int64_t t_ms, bool block, unsigned gen, struct generate_stats *out, char *err,
-                      size_t errlen)
+                      int64_t t_ms, bool block, bool entry, unsigned gen,
+                      struct generate_stats *out, char *err, size_t errlen)
 {
     uint8_t *buf = NULL, *mbuf = NULL;
     size_t len = 0, mlen = 0;
@@ -164,17 +166,22 @@ static int put_object(struct store *st, struct seg_writer *w, const char *tenant
     } else if ((ret = seg_object_key(key, sizeof(key), tenant, host, t_ms, h)) < 0) {
         goto out;
     }
-    if ((ret = store_put(st, key, buf, len)) || (ret = manifest_add(m, key, f)) ||
-        (ret = manifest_encode(m, &mbuf, &mlen)))
+    if ((ret = store_put(st, key, buf, len)))
+        goto out;
+    out->objects++;
+    out->bytes += len;
+    out->segment_bytes += len;
+    if (!block && !entry)
+        goto out;
+    if ((ret = manifest_add(m, key, f)) || (ret = manifest_encode(m, &mbuf, &mlen)))
         goto out;
     ret = block
               ? manifest_hour_key(mkey, sizeof(mkey), tenant, t_ms, gen)
               : manifest_entry_key(mkey, sizeof(mkey), tenant, host, t_ms, seg_hash64(mbuf, mlen));
     if (ret < 0 || (ret = store_put(st, mkey, mbuf, mlen)))
         goto out;
-    out->objects += 2;
-    out->bytes += len + mlen;
-    out->segment_bytes += len;
+    out->objects++;
+    out->bytes += mlen;
 out:
     if (ret)
         snprintf(err, errlen, "writing an object: %s", st->err[0] ? st->err : strerror(-ret));
@@ -244,15 +251,16 @@ int fleet_generate(struct store *st, const struct generate_opts *o, struct gener
                 }
                 if (!block) {
                     if (!ret)
-                        ret = put_object(st, w, tenant, host, t0, false, 0, out, err, errlen);
+                        ret = put_object(st, w, tenant, host, t0, false, o->entries, 0, out, err,
+                                         errlen);
                     seg_writer_free(w);
                 }
             }
         }
         if (block) {
             if (!ret)
-                ret =
-                    put_object(st, block, tenant, "compacted", hour_ms, true, 1, out, err, errlen);
+                ret = put_object(st, block, tenant, "compacted", hour_ms, true, false, 1, out, err,
+                                 errlen);
             seg_writer_free(block);
         }
     }

@@ -10,9 +10,11 @@
  * by a factor in [0.5, 1.5) and ~10% of samples left out, from a seeded
  * generator (the same options give the same bytes).
  *
- * Two layouts: per-flush segments + manifest entries, exactly as agents
- * write them, or (compacted) one block + one hour manifest per hour, exactly
- * as `stoke-query compact` leaves them.
+ * Two layouts: one segment per flush, exactly as agents write them, or
+ * (compacted) one block + one hour manifest per hour, exactly as
+ * `stoke-query compact` leaves them. With `entries`, each segment also gets
+ * the manifest entry object agents wrote beside it before one object per
+ * flush (docs/format.md §7): an old-layout store, for tests and benchmarks.
  */
 #ifndef STOKE_QUERY_GENERATE_H
 #define STOKE_QUERY_GENERATE_H
@@ -32,6 +34,7 @@ struct generate_opts {
     const char *const *files; /* pprof sources */
     size_t nfiles;
     bool compacted;
+    bool entries; /* per-flush segments also get an entry manifest (old layout) */
     uint64_t seed;
 };
 

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "codec/manifest.h"
 #include "codec/segment.h"
 #include "common/file.h"
 #include "common/gzip.h"
@@ -17,13 +16,12 @@ int query_import_file(struct store *st, const struct import_opts *o, const char 
 {
     const char *tenant = o->tenant ? o->tenant : "default";
     const char *host = o->host ? o->host : "import";
-    uint8_t *raw = NULL, *pb = NULL, *seg = NULL, *man = NULL;
-    size_t rawlen = 0, pblen = 0, seglen = 0, manlen = 0;
+    uint8_t *raw = NULL, *pb = NULL, *seg = NULL;
+    size_t rawlen = 0, pblen = 0, seglen = 0;
     Perftools__Profiles__Profile *p = NULL;
     struct seg_writer *w = NULL;
     struct seg_footer *footer = NULL;
-    struct manifest *m = NULL;
-    char segkey[1024], mankey[1024];
+    char segkey[1024];
     int rc;
 
     if (warn && warnlen)
@@ -80,8 +78,7 @@ int query_import_file(struct store *st, const struct import_opts *o, const char 
     }
     uint64_t h = seg_hash64(seg, seglen);
     int64_t start = footer->t_min_ms ? footer->t_min_ms : t;
-    if ((rc = seg_object_key(segkey, sizeof(segkey), tenant, host, start, h)) < 0 ||
-        (rc = manifest_entry_key(mankey, sizeof(mankey), tenant, host, start, h)) < 0) {
+    if ((rc = seg_object_key(segkey, sizeof(segkey), tenant, host, start, h)) < 0) {
         snprintf(err, errlen, "tenant or host not a safe path component");
         goto out;
     }
@@ -89,23 +86,11 @@ int query_import_file(struct store *st, const struct import_opts *o, const char 
         snprintf(err, errlen, "put %s: %s", segkey, st->err);
         goto out;
     }
-    m = calloc(1, sizeof(*m));
-    if (!m || (rc = manifest_add(m, segkey, footer)) || (rc = manifest_encode(m, &man, &manlen))) {
-        rc = rc ? rc : -ENOMEM;
-        snprintf(err, errlen, "manifest: %s", strerror(-rc));
-        goto out;
-    }
-    /* The entry goes last: a reader never sees an entry without its object. */
-    if ((rc = store_put(st, mankey, man, manlen))) {
-        snprintf(err, errlen, "put %s: %s", mankey, st->err);
-        goto out;
-    }
+    /* One object, as an agent's flush: readers find it by its footer. */
     if (key)
         snprintf(key, keylen, "%s", segkey);
     rc = 0;
 out:
-    if (m)
-        manifest_free(m);
     seg_footer_free(footer);
     seg_writer_free(w);
     if (p)
@@ -113,6 +98,5 @@ out:
     free(raw);
     free(pb);
     free(seg);
-    free(man);
     return rc;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * import — writes a pprof file into a store as one segment object plus its
- * manifest entry, the way the agent's exporter does: the path by which
+ * import — writes a pprof file into a store as one segment object, the
+ * way the agent's exporter writes a flush: the path by which
  * existing profiles (and the integration tests' corpus) reach stoke-query.
  */
 #ifndef STOKE_QUERY_IMPORT_H

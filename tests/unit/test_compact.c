@@ -77,10 +77,12 @@ struct part {
     size_t ntypes;
 };
 
-/* One flush of @host holding @parts, written as segment + entry. @key (may
- * be NULL) receives the segment key, @cut the end of its first section. */
-static void put_parts(struct env *e, const char *host, int64_t t, const struct part *parts,
-                      size_t nparts, char *key, uint64_t *cut)
+/* One flush of @host holding @parts, written as segment + entry (@entry:
+ * the layout before one object per flush) or as the segment alone. @key
+ * (may be NULL) receives the segment key, @cut the end of its first
+ * section. */
+static void put_parts_as(struct env *e, const char *host, int64_t t, const struct part *parts,
+                         size_t nparts, char *key, uint64_t *cut, bool entry)
 {
     struct seg_writer *w = seg_writer_new("default", host);
     for (size_t i = 0; i < nparts; i++) {
@@ -122,7 +124,8 @@ static void put_parts(struct env *e, const char *host, int64_t t, const struct p
     assert_int_equal(manifest_encode(m, &mbuf, &mlen), 0);
     assert_true(manifest_entry_key(ekey, sizeof(ekey), "default", host, t, seg_hash64(mbuf, mlen)) >
                 0);
-    assert_int_equal(store_put(e->st, ekey, mbuf, mlen), 0);
+    if (entry)
+        assert_int_equal(store_put(e->st, ekey, mbuf, mlen), 0);
     if (key)
         snprintf(key, 512, "%s", skey);
     if (cut)
@@ -132,6 +135,12 @@ static void put_parts(struct env *e, const char *host, int64_t t, const struct p
     manifest_free(m);
     seg_footer_free(f);
     seg_writer_free(w);
+}
+
+static void put_parts(struct env *e, const char *host, int64_t t, const struct part *parts,
+                      size_t nparts, char *key, uint64_t *cut)
+{
+    put_parts_as(e, host, t, parts, nparts, key, cut, true);
 }
 
 /* One flush of @host: a profile of service "api" whose leaf functions get
@@ -684,9 +693,259 @@ static void test_other_compactor_writes_first(void **state)
     assert_int_equal(count(e, "default/manifest/"), 1);
 }
 
+/* One flush of @host as agents write it now: the segment alone. @key (may
+ * be NULL) receives its key. */
+static void put_flush1(struct env *e, const char *host, int64_t t, uint64_t a, uint64_t b,
+                       char *key)
+{
+    struct part pt = {"api", a, b, 0};
+    put_parts_as(e, host, t, &pt, 1, key, NULL, false);
+}
+
+static void get_object(struct env *e, const char *key, struct store_buf *b)
+{
+    assert_int_equal(store_get(e->st, key, 0, 0, b), 0);
+}
+
+/* An hour of segments alone (no entry, no hour manifest yet): queries find
+ * them by their footers, compaction merges them, answers do not change. */
+static void test_one_object_hour(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+
+    for (int i = 0; i < 3; i++) {
+        put_flush1(e, "host-a", H + i * 60000, 10 + i, 5, NULL);
+        put_flush1(e, "host-b", H + i * 60000, 7, 1 + i, NULL);
+    }
+    assert_int_equal(count(e, "default/manifest/"), 0);
+    struct answer before = ask(e, "{}", SAMPLES);
+    assert_int_equal(before.total, 75);
+    assert_int_equal(before.skipped, 0);
+    assert_int_equal(ask(e, "{host_name=\"host-b\"}", SAMPLES).total, 21 + 6);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(s.entries_merged, 6);
+    assert_int_equal(s.segments_read, 6);
+    assert_int_equal(s.errors, 0);
+    assert_int_equal(count(e, "default/segments/"), 0);
+    assert_int_equal(count(e, "default/manifest/"), 1);
+    assert_int_equal(block_samples(e, NULL), 75);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 75);
+    /* a second pass finds nothing to do */
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 0);
+    assert_int_equal(block_samples(e, NULL), 75);
+}
+
+/* GetProfileStats' engine side sees a tenant whose flushes are segments
+ * alone (no manifest of any kind yet). */
+static void test_profile_stats_segments_only(void **state)
+{
+    struct env *e = *state;
+    struct engine_opts eo = {.store = e->st};
+    struct engine *eng = engine_new(&eo);
+    struct profile_stats ps;
+    char err[256] = "";
+
+    put_flush1(e, "host-a", H + 60000, 1, 1, NULL);
+    put_flush1(e, "host-b", H + 120000, 1, 1, NULL);
+    assert_int_equal(count(e, "default/manifest/"), 0);
+    assert_int_equal(engine_profile_stats(eng, "default", NULL, &ps, err, sizeof(err)), 0);
+    assert_true(ps.ingested);
+    assert_int_equal(ps.oldest_ms, H + 60000);
+    assert_int_equal(ps.newest_ms, H + 120000);
+    engine_free(eng);
+}
+
+/* The same flushes with and without their entry objects answer the same:
+ * an old-layout store reads with the same totals. */
+static void test_old_layout_same_answers(void **state)
+{
+    struct env *e = *state;
+    struct answer old[4];
+    struct part pt[2] = {{"api", 3, 4, 0}, {"db", 2, 9, 0}};
+
+    for (int i = 0; i < 4; i++) {
+        put_parts(e, "host-a", H + i * 60000, pt, 2, NULL, NULL);
+        put_parts(e, "host-b", H + i * 60000 + 1000, pt, 1, NULL, NULL);
+    }
+    assert_int_equal(count(e, "default/manifest/"), 8);
+    answers(e, old);
+    assert_int_equal(old[1].total, 4 * (7 + 7));
+    assert_int_equal(old[3].total, 4 * 11);
+    /* the entries gone: the segments' footers alone give the same */
+    struct store_list l = {0};
+    assert_int_equal(store_list(e->st, "default/manifest/", &l), 0);
+    for (size_t i = 0; i < l.n; i++)
+        assert_int_equal(store_del(e->st, l.keys[i]), 0);
+    store_list_free(&l);
+    assert_int_equal(count(e, "default/manifest/"), 0);
+    assert_same_answers(e, old);
+}
+
+/* Old entries (two objects per flush) and new single segments in one hour:
+ * read with totals equal to the sum, nothing counted twice, and compacted
+ * into one block with the same answers. */
+static void test_mixed_hour(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    struct answer before[4];
+
+    for (int i = 0; i < 3; i++) {
+        put_flush(e, "host-a", H + i * 60000, 10 + i, 5);       /* old: 33 + 15 */
+        put_flush1(e, "host-b", H + i * 60000, 7, 1 + i, NULL); /* new: 21 + 6 */
+    }
+    assert_int_equal(count(e, "default/manifest/"), 3);
+    assert_int_equal(count(e, "default/segments/"), 6);
+    answers(e, before);
+    assert_int_equal(before[1].total, 48 + 27);
+    assert_int_equal(before[1].skipped, 0);
+    assert_int_equal(ask(e, "{host_name=\"host-a\"}", SAMPLES).total, 48);
+    assert_int_equal(ask(e, "{host_name=\"host-b\"}", SAMPLES).total, 27);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(s.entries_merged, 6);
+    assert_int_equal(s.segments_read, 6);
+    assert_int_equal(s.errors, 0);
+    assert_int_equal(count(e, "default/segments/"), 0);
+    assert_int_equal(count(e, "default/manifest/"), 1);
+    assert_int_equal(block_samples(e, NULL), 75);
+    assert_same_answers(e, before);
+    /* a late flush of each layout: the next generation, still the sum */
+    put_flush(e, "host-a", H + 10 * 60000, 1, 0);
+    put_flush1(e, "host-b", H + 10 * 60000, 0, 2, NULL);
+    /* two flushes of one host and start, one of each layout (a host whose
+     * agent was upgraded and its clock stepped back): both count */
+    put_flush(e, "host-c", H + 30 * 60000, 3, 0);
+    put_flush1(e, "host-c", H + 30 * 60000, 0, 4, NULL);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 85);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.entries_merged, 4);
+    assert_int_equal(block_samples(e, NULL), 85);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 85);
+    assert_int_equal(count(e, "default/segments/"), 0);
+}
+
+/* A segment put again after compaction merged it (an agent's retry, or a
+ * reader that listed it before the compactor deleted it): the hour
+ * manifest's replaces names it, so queries skip it and the next pass
+ * deletes it, never merges it twice. */
+static void test_segment_back_after_compaction(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    char key[512];
+    struct store_buf b = {0};
+
+    put_flush1(e, "host-a", H, 4, 4, key);
+    put_flush1(e, "host-a", H + 60000, 1, 1, NULL);
+    get_object(e, key, &b);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(count(e, "default/segments/"), 0);
+    assert_int_equal(store_put(e->st, key, b.data, b.len), 0);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 10);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 0);
+    assert_int_equal(s.objects_deleted, 1);
+    assert_int_equal(count(e, "default/segments/"), 0);
+    assert_int_equal(block_samples(e, NULL), 10);
+    free(b.data);
+}
+
+/* An hour manifest of an older compactor names the entries it merged, not
+ * their segments: a segment still there (listed before that compactor
+ * deleted it) is known by its entry's key, so it is neither read nor
+ * merged again. */
+static void test_old_compactor_manifest(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    char key[512], hkey[512], err[256];
+    struct store_buf b = {0}, hb = {0};
+    struct manifest *hm = NULL;
+    uint8_t *buf;
+    size_t len;
+
+    put_parts(e, "host-a", H, &(struct part){"api", 4, 4, 0}, 1, key, NULL);
+    put_flush(e, "host-b", H, 1, 1);
+    get_object(e, key, &b);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    /* the hour manifest as the older compactor wrote it: entry keys only */
+    assert_true(manifest_hour_key(hkey, sizeof(hkey), "default", H, 1) > 0);
+    get_object(e, hkey, &hb);
+    assert_int_equal(manifest_decode(hb.data, hb.len, &hm, err, sizeof(err)), 0);
+    size_t k = 0;
+    for (size_t i = 0; i < hm->nreplaces; i++)
+        if (strstr(hm->replaces[i], "/segments/"))
+            free(hm->replaces[i]);
+        else
+            hm->replaces[k++] = hm->replaces[i];
+    assert_int_equal(k, 2);
+    hm->nreplaces = k;
+    assert_int_equal(manifest_encode(hm, &buf, &len), 0);
+    assert_int_equal(store_put(e->st, hkey, buf, len), 0);
+    /* the segment is back, its entry is not */
+    assert_int_equal(store_put(e->st, key, b.data, b.len), 0);
+    struct answer a = ask(e, "{}", SAMPLES);
+    assert_int_equal(a.total, 10);
+    assert_int_equal(a.skipped, 0);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 0);
+    assert_int_equal(count(e, "default/segments/"), 0);
+    assert_int_equal(block_samples(e, NULL), 10);
+    free(buf);
+    free(b.data);
+    free(hb.data);
+    manifest_free(hm);
+}
+
+/* A segment whose tail is damaged: queries skip it with a warning,
+ * compaction counts it and leaves it, the others are merged. */
+static void test_damaged_segment_tail(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    char key[512];
+    struct store_buf b = {0};
+
+    put_flush1(e, "host-a", H, 4, 4, key);
+    put_flush1(e, "host-b", H, 1, 1, NULL);
+    get_object(e, key, &b);
+    b.data[b.len - 5] ^= 0x40; /* the trailer */
+    write_file(e, key, b.data, b.len);
+    struct answer a = ask(e, "{}", SAMPLES);
+    assert_int_equal(a.total, 2);
+    assert_int_equal(a.skipped, 1);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(s.entries_merged, 1);
+    assert_int_equal(s.objects_kept, 1);
+    assert_true(s.errors >= 1);
+    assert_non_null(strstr(s.last_error, "footer of"));
+    assert_int_equal(count(e, "default/segments/"), 1);
+    a = ask(e, "{}", SAMPLES);
+    assert_int_equal(a.total, 2);
+    assert_int_equal(a.skipped, 1);
+    free(b.data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_one_object_hour, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_profile_stats_segments_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_layout_same_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mixed_hour, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segment_back_after_compaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_compactor_manifest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_segment_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_hour, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_entry_next_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_entry_left_alone, setup, teardown),

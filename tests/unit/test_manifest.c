@@ -170,6 +170,37 @@ static void test_keys(void **state)
     assert_int_equal(manifest_hour_key(k, sizeof(k), "acme", -5, 0), -EINVAL);
 }
 
+/* An old-layout entry key gives its flush's segment key but the hash: the
+ * prefix of what seg_object_key writes for the same host and start. */
+static void test_entry_segment_prefix(void **state)
+{
+    char e[256], sk[256], pre[256];
+    int n;
+    assert_true(manifest_entry_key(e, sizeof(e), "acme", "web-1.a", 1700000123456ll, 0xabcull) > 0);
+    assert_true(seg_object_key(sk, sizeof(sk), "acme", "web-1.a", 1700000123456ll, 0x123ull) > 0);
+    n = manifest_entry_segment_prefix(e, pre, sizeof(pre));
+    assert_int_equal(n, (int)strlen(pre));
+    assert_string_equal(pre, "acme/segments/2023-11-14/22/web-1.a/1700000123456-");
+    assert_int_equal(strncmp(sk, pre, (size_t)n), 0);
+    assert_int_equal(strrchr(sk, '-') - sk + 1, n);
+    /* not entry keys */
+    const char *bad[] = {
+        "",
+        "acme",
+        "acme/manifest/2023-11-14/22/hour-000003.man",
+        "acme/segments/2023-11-14/22/h/1700000123456-0000000000000abc.seg",
+        "acme/manifest/2023-11-14/22/entries/1700000123456-h-0000000000000abc.seg",
+        "acme/manifest/2023-11-14/22/entries/1700000123456--0000000000000abc.man",
+        "acme/manifest/2023-11-14/22/entries/170000012345x-h-0000000000000abc.man",
+        "acme/manifest/2023-11-14/22/entries/1700000123456-h-0000000000000abg.man",
+        "acme/manifest/2023-11-14/22/entries/1700000123456-a/b-0000000000000abc.man",
+        "/manifest/2023-11-14/22/entries/1700000123456-h-0000000000000abc.man"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (manifest_entry_segment_prefix(bad[i], pre, sizeof(pre)) != -EINVAL)
+            fail_msg("accepted %s", bad[i]);
+    assert_int_equal(manifest_entry_segment_prefix(e, pre, 20), -ENAMETOOLONG);
+}
+
 /* The golden manifest (written by test_segment's generator) stays readable. */
 static void test_golden(void **state)
 {
@@ -198,9 +229,8 @@ static void test_golden(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_corruption),
-        cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_corruption),
+        cmocka_unit_test(test_keys),      cmocka_unit_test(test_entry_segment_prefix),
         cmocka_unit_test(test_golden),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

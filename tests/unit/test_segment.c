@@ -20,6 +20,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "codec/footer.h"
 #include "codec/manifest.h"
 #include "codec/segment.h"
 #include "codec/wire.h"
@@ -766,6 +767,174 @@ static void test_corruption(void **state)
     seg_writer_free(w);
 }
 
+/* ---- the footer by suffix reads (seg_footer_read) ------------------------- */
+
+/* An object in memory as a store would serve it: reads are counted, and
+ * each is copied into a buffer of exactly its size (ASan sees overreads). */
+struct mem_obj {
+    const uint8_t *p;
+    size_t len;    /* bytes that exist */
+    uint64_t virt; /* > len: the object is that long, zeros then p at the end */
+    unsigned reads;
+    uint64_t asked; /* the largest length asked for */
+    int fail;       /* errno to return from every read */
+};
+
+static int mem_read(void *ctx, uint64_t off, uint64_t len, uint8_t **out, size_t *outlen)
+{
+    struct mem_obj *m = ctx;
+    uint64_t size = m->virt > m->len ? m->virt : m->len, base = size - m->len;
+
+    m->reads++;
+    if (len > m->asked)
+        m->asked = len;
+    if (m->fail)
+        return m->fail;
+    if (len > (64u << 20))
+        fail_msg("read of %llu bytes", (unsigned long long)len);
+    if (off > size)
+        off = size;
+    if (len > size - off)
+        len = size - off; /* clipped, as the stores clip */
+    uint8_t *b = calloc(1, len ? len : 1);
+    assert_non_null(b);
+    for (uint64_t i = 0; i < len; i++)
+        if (off + i >= base)
+            b[i] = m->p[off + i - base];
+    *out = b;
+    *outlen = (size_t)len;
+    return 0;
+}
+
+/* One segment with @nsvc services of distinct random-looking names and
+ * label values: 400 make a footer larger than SEG_FOOTER_TAIL. */
+static void many_services(int nsvc, uint8_t **buf, size_t *len, struct seg_footer **f)
+{
+    struct seg_writer *w = seg_writer_new("t", "h");
+    struct pb b;
+    char svc[64], val[64];
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < nsvc; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        snprintf(svc, sizeof(svc), "svc-%03d-%016llx", i, (unsigned long long)x);
+        snprintf(val, sizeof(val), "%016llx", (unsigned long long)(x * 31));
+        pb_init(&b, 5000000000);
+        pb_sample(&b, S_MAIN, 2, "span", val);
+        assert_int_equal(seg_writer_add_pprof(w, svc, &b.p, NULL, 0, 0), 0);
+    }
+    assert_int_equal(seg_writer_finish(w, buf, len, f), 0);
+    seg_writer_free(w);
+}
+
+static void test_footer_read(void **state)
+{
+    struct seg_footer *want = NULL, *f = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    unsigned nreads = 9;
+    char err[256];
+
+    /* a small object: one read of the whole of it */
+    many_services(3, &buf, &len, &want);
+    assert_true(len < SEG_FOOTER_TAIL);
+    struct mem_obj m = {.p = buf, .len = len};
+    assert_int_equal(seg_footer_read(mem_read, &m, len, &f, &nreads, err, sizeof(err)), 0);
+    assert_int_equal(nreads, 1);
+    assert_int_equal(m.asked, len);
+    assert_int_equal(f->nsections, 3);
+    assert_string_equal(f->sections[2].service, want->sections[2].service);
+    assert_int_equal(f->sections[2].offset, want->sections[2].offset);
+    assert_int_equal(f->object_length, len);
+    seg_footer_free(f);
+    seg_footer_free(want);
+    free(buf);
+
+    /* a footer larger than the tail: a second read of exactly what lies
+     * between the footer's start and the tail */
+    many_services(400, &buf, &len, &want);
+    uint64_t foff = rd_u64(buf + len - 32);
+    assert_true(len - foff > SEG_FOOTER_TAIL);
+    m = (struct mem_obj){.p = buf, .len = len};
+    assert_int_equal(seg_footer_read(mem_read, &m, len, &f, &nreads, err, sizeof(err)), 0);
+    assert_int_equal(nreads, 2);
+    assert_int_equal(m.reads, 2);
+    assert_int_equal(m.asked, len - foff - SEG_FOOTER_TAIL > SEG_FOOTER_TAIL
+                                  ? len - foff - SEG_FOOTER_TAIL
+                                  : SEG_FOOTER_TAIL);
+    assert_int_equal(f->nsections, 400);
+    assert_string_equal(f->sections[399].service, want->sections[399].service);
+    seg_footer_free(f);
+
+    /* the store's errors are returned as they are */
+    m = (struct mem_obj){.p = buf, .len = len, .fail = -EIO};
+    assert_int_equal(seg_footer_read(mem_read, &m, len, &f, NULL, err, sizeof(err)), -EIO);
+    assert_null(f);
+
+    /* a listing that says the object is longer than it is (or a store that
+     * returns less): a short read, a clear error */
+    m = (struct mem_obj){.p = buf, .len = len};
+    struct mem_obj *mp = &m;
+    uint8_t *shorter = malloc(len - 100);
+    memcpy(shorter, buf + 100, len - 100);
+    mp->p = shorter;
+    mp->len = len - 100;
+    assert_int_equal(seg_footer_read(mem_read, mp, len - 100, &f, NULL, err, sizeof(err)),
+                     -EBADMSG);
+    assert_null(f);
+    free(shorter);
+
+    /* every truncation of the object, as a whole object of that length:
+     * an error, never a crash or a read outside it */
+    for (size_t n = 0; n < len; n += n < 64 || len - n < 5000 ? 1 : 97) {
+        uint8_t *t = malloc(n ? n : 1);
+        memcpy(t, buf, n);
+        m = (struct mem_obj){.p = t, .len = n};
+        int r = seg_footer_read(mem_read, &m, n, &f, NULL, err, sizeof(err));
+        if (r == 0)
+            fail_msg("a %zu-byte prefix of %zu parsed", n, len);
+        assert_true(r == -EBADMSG || r == -EPROTO);
+        assert_true(err[0] != 0);
+        assert_true(m.asked <= SEG_FOOTER_TAIL || m.asked <= n);
+        free(t);
+    }
+
+    /* every byte flipped in the footer and trailer is noticed */
+    uint8_t *cp = malloc(len);
+    for (size_t i = foff; i < len; i += (i < len - 64 ? 7 : 1)) {
+        memcpy(cp, buf, len);
+        cp[i] ^= 0x20;
+        m = (struct mem_obj){.p = cp, .len = len};
+        int r = seg_footer_read(mem_read, &m, len, &f, NULL, err, sizeof(err));
+        if (r == 0)
+            fail_msg("flipping byte %zu of %zu went unnoticed", i, len);
+        assert_true(r == -EBADMSG || r == -EPROTO);
+    }
+
+    /* a trailer (checksum right) that puts the footer at byte 16 of a
+     * 1 GiB object: refused before the second read, nothing allocated */
+    uint8_t tr[SEG_TRAILER_LEN] = {0};
+    uint64_t big = 1ull << 30;
+    wr_u64(tr, 16);
+    wr_u32(tr + 8, (uint32_t)(big - 16 - 32));
+    wr_u32(tr + 12, 100);
+    wr_u16(tr + 20, SEG_MAJOR);
+    wr_u32(tr + 24, crc32c(tr, 24));
+    memcpy(tr + 28, "STKE", 4);
+    m = (struct mem_obj){.p = tr, .len = sizeof(tr), .virt = big};
+    assert_int_equal(seg_footer_read(mem_read, &m, big, &f, &nreads, err, sizeof(err)), -EBADMSG);
+    assert_int_equal(nreads, 1);
+    assert_int_equal(m.asked, SEG_FOOTER_TAIL);
+    assert_non_null(strstr(err, "larger than a reader fetches"));
+    /* a length too short for any segment: no read at all */
+    m = (struct mem_obj){.p = tr, .len = sizeof(tr)};
+    assert_int_equal(seg_footer_read(mem_read, &m, 40, &f, NULL, err, sizeof(err)), -EBADMSG);
+    assert_int_equal(m.reads, 0);
+
+    free(cp);
+    seg_footer_free(want);
+    free(buf);
+}
+
 /* ---- the shared corpus --------------------------------------------------- */
 
 static uint8_t *slurp(const char *path, size_t *len)
@@ -999,7 +1168,7 @@ int main(void)
         cmocka_unit_test(test_rejects),       cmocka_unit_test(test_function_ids),
         cmocka_unit_test(test_deterministic), cmocka_unit_test(test_keys),
         cmocka_unit_test(test_corruption),    cmocka_unit_test(test_corpus),
-        cmocka_unit_test(test_golden),
+        cmocka_unit_test(test_golden),        cmocka_unit_test(test_footer_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
-/* Unit tests: exporter/segment_upload.c — objects reach the store in order
- * (segment before entry), a store that is down fills the bounded buffer
+/* Unit tests: exporter/segment_upload.c — one object (one PUT) per flush
+ * reaches the store, in order; a store that is down fills the bounded buffer
  * and then drops (counted) or spills to disk, and spilled objects are
  * uploaded when a store is back. "Down" is real: the S3 backend pointed at
  * a loopback port nobody listens on. */
@@ -84,8 +84,11 @@ static void test_uploads_in_order(void **state)
     assert_int_equal(s.objects_uploaded, 2);
     assert_int_equal(s.objects_dropped, 0);
     seg_upload_free(u, 1000);
+    /* one object per flush: the segment alone, one PUT each (issue #18) */
+    assert_int_equal(st->stats.puts, 2);
     assert_int_equal(count_files(dir, ".seg"), 2);
-    assert_int_equal(count_files(dir, ".man"), 2);
+    assert_int_equal(count_files(dir, ".man"), 0);
+    assert_int_equal(count_files(dir, ""), 2);
     store_close(st);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -188,9 +191,64 @@ static void test_spill_then_recover(void **state)
     seg_upload_free(u, 2000);
     assert_int_equal(count_files(spill, ".spill"), 0);
     assert_int_equal(count_files(dir, ".seg"), 4);
-    assert_int_equal(count_files(dir, ".man"), 4);
+    assert_int_equal(count_files(dir, ".man"), 0);
     store_close(st);
     char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", spill, dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Writes one spill file the way agents before one object per flush did:
+ * magic, then seg key, entry key, segment, entry, each with a native u64
+ * length. */
+static void write_old_spill(const char *path, const char *const parts[4])
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite("STKSPIL1", 1, 8, f), 8);
+    for (int i = 0; i < 4; i++) {
+        uint64_t n = strlen(parts[i]);
+        assert_int_equal(fwrite(&n, sizeof(n), 1, f), 1);
+        assert_int_equal(fwrite(parts[i], 1, n, f), n);
+    }
+    fclose(f);
+}
+
+/* A spill file of an older agent holds a segment and its entry: both are
+ * uploaded (its store is of the old layout, which readers still read); a
+ * file of ours with an entry key but no entry is damaged, set aside. */
+static void test_old_spill_file(void **state)
+{
+    char spill[] = "/tmp/stoke-spill3-XXXXXX", dir[] = "/tmp/stoke-upl4-XXXXXX", err[256];
+    char path[512], cmd[256];
+    assert_non_null(mkdtemp(spill));
+    assert_non_null(mkdtemp(dir));
+    const char *old[4] = {"default/segments/2026-01-01/10/h0/1767261600000-0000000000000001.seg",
+                          "default/manifest/2026-01-01/10/entries/"
+                          "1767261600000-h0-0000000000000002.man",
+                          "segment bytes", "entry bytes"};
+    const char *bad[4] = {"default/segments/2026-01-01/10/h0/1767261660000-0000000000000003.seg",
+                          "default/manifest/2026-01-01/10/entries/x.man", "segment", ""};
+    snprintf(path, sizeof(path), "%s/a.spill", spill);
+    write_old_spill(path, old);
+    snprintf(path, sizeof(path), "%s/b.spill", spill);
+    write_old_spill(path, bad);
+    struct store_opts so = {.url = dir};
+    struct store *st = store_open(&so, err, sizeof(err));
+    struct seg_upload_opts uo = {.store = st, .host = "h1", .spill_dir = spill};
+    struct seg_upload *u = seg_upload_new(&uo, err, sizeof(err));
+    assert_non_null(u);
+    for (int i = 0; i < 50 && count_files(spill, ".spill") > 0; i++)
+        usleep(100000);
+    struct seg_upload_stats s;
+    seg_upload_get_stats(u, &s);
+    seg_upload_free(u, 2000);
+    assert_int_equal(s.objects_uploaded, 1);
+    assert_int_equal(s.entries_uploaded, 1);
+    assert_int_equal(count_files(dir, ".seg"), 1);
+    assert_int_equal(count_files(dir, ".man"), 1);
+    assert_int_equal(count_files(spill, ".spill.bad"), 1);
+    store_close(st);
     snprintf(cmd, sizeof(cmd), "rm -rf %s %s", spill, dir);
     assert_int_equal(system(cmd), 0);
 }
@@ -198,9 +256,8 @@ static void test_spill_then_recover(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uploads_in_order),
-        cmocka_unit_test(test_cut_at_writer_cap),
-        cmocka_unit_test(test_store_down_drops_counted),
+        cmocka_unit_test(test_old_spill_file),     cmocka_unit_test(test_uploads_in_order),
+        cmocka_unit_test(test_cut_at_writer_cap),  cmocka_unit_test(test_store_down_drops_counted),
         cmocka_unit_test(test_spill_then_recover),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

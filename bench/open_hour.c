@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * stoke-bench-open-hour — what one query costs the object store: the
+ * requests (GETs, LISTs) and bytes one engine_query makes against a store
+ * with no cache, and the answer's total, so two store layouts of the same
+ * fleet can be compared query by query (GitHub issue #18; bench/open_hour.sh
+ * runs it).
+ *
+ *   build/stoke-bench-open-hour --store URL [--tenant T] --from MS --until MS
+ *       [--selector SEL] [--reps N]
+ *
+ * Prints one line of JSON: gets, lists, bytes (got from the store), objects
+ * and sections (the plan's), total (the sum of the default profile type's
+ * values), ms (wall time of the fastest of --reps runs, default 1).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "query/engine/engine.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+    const char *url = NULL, *tenant = "default", *seltext = "{}";
+    int64_t from = -1, until = -1;
+    unsigned reps = 1;
+    char err[512];
+
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--store"))
+            url = argv[i + 1];
+        else if (!strcmp(argv[i], "--tenant"))
+            tenant = argv[i + 1];
+        else if (!strcmp(argv[i], "--from"))
+            from = strtoll(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--until"))
+            until = strtoll(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--selector"))
+            seltext = argv[i + 1];
+        else if (!strcmp(argv[i], "--reps"))
+            reps = (unsigned)strtoul(argv[i + 1], NULL, 10);
+    }
+    if (!url || from < 0 || until < 0 || !reps) {
+        fprintf(stderr, "usage: stoke-bench-open-hour --store URL [--tenant T] --from MS "
+                        "--until MS [--selector SEL] [--reps N]\n");
+        return 2;
+    }
+    struct store_opts so = {.url = url};
+    struct store *st = store_open(&so, err, sizeof(err));
+    struct selector *sel = NULL;
+    if (!st || selector_parse(seltext, &sel, err, sizeof(err))) {
+        fprintf(stderr, "stoke-bench-open-hour: %s\n", err);
+        return 1;
+    }
+    struct engine_opts eo = {.store = st, .threads = 2};
+    struct engine *e = engine_new(&eo);
+    struct query q = {
+        .tenant = tenant, .sel = sel, .from = from, .until = until, .mode = Q_PROFILE};
+    double best = 0;
+    struct store_stats s0 = {0}, s1 = {0};
+    struct mprof *res = NULL;
+    for (unsigned r = 0; r < reps; r++) {
+        mprof_free(res);
+        res = NULL;
+        s0 = st->stats;
+        double t0 = now_ms();
+        if (engine_query(e, &q, &res, err, sizeof(err))) {
+            fprintf(stderr, "stoke-bench-open-hour: %s\n", err);
+            return 1;
+        }
+        double t = now_ms() - t0;
+        s1 = st->stats;
+        if (!r || t < best)
+            best = t;
+    }
+    int64_t total = 0;
+    for (uint32_t s = 0; s < res->nstacks; s++)
+        total += res->vals[(size_t)s * res->ntypes];
+    printf("{\"gets\":%" PRIu64 ",\"lists\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"objects\":%" PRIu64
+           ",\"sections\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"total\":%" PRId64 ",\"ms\":%.1f}\n",
+           s1.gets - s0.gets, s1.lists - s0.lists, s1.bytes_got - s0.bytes_got, res->stats.objects,
+           res->stats.sections, res->stats.skipped, total, best);
+    mprof_free(res);
+    engine_free(e);
+    selector_free(sel);
+    store_close(st);
+    return 0;
+}
