@@ -1084,7 +1084,8 @@ int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct s
     }
     /* sorted services: deterministic bytes, and a footer readers can
      * binary-search */
-    qsort(w->secs, w->nsecs, sizeof(*w->secs), wsec_cmp);
+    if (w->nsecs) /* qsort may not take NULL, even for 0 items */
+        qsort(w->secs, w->nsecs, sizeof(*w->secs), wsec_cmp);
 
     memcpy(hdr, "STKS", 4); /* NOLINT(bugprone-not-null-terminated-result): a magic */
     wr_u16(hdr + 4, SEG_MAJOR);
