@@ -502,6 +502,11 @@ static int cap_writers(struct seg_upload *u)
     return ret;
 }
 
+static int64_t hour_of(int64_t ms)
+{
+    return ms >= 0 ? ms / 3600000 : -1;
+}
+
 int seg_upload_add(struct seg_upload *u, const char *service, const struct profile *p,
                    uint64_t window_start_ns)
 {
@@ -509,7 +514,10 @@ int seg_upload_add(struct seg_upload *u, const char *service, const struct profi
     int64_t t = (int64_t)(window_start_ns / 1000000);
     int ret;
 
-    if (u->nws && t - u->flush_start_ms >= (int64_t)u->o.flush_s * 1000) {
+    /* the flush interval, or the next UTC hour: the key carries the flush
+     * start's hour and readers list an hour's manifests */
+    if (u->nws && (t - u->flush_start_ms >= (int64_t)u->o.flush_s * 1000 ||
+                   hour_of(t) != hour_of(u->flush_start_ms))) {
         ret = cut(u);
         if (ret)
             return ret;
@@ -529,11 +537,6 @@ int seg_upload_add(struct seg_upload *u, const char *service, const struct profi
     if (ret == 0)
         u->cur_samples += profile_total_samples(p);
     return ret == 0 ? cap_writers(u) : ret;
-}
-
-static int64_t hour_of(int64_t ms)
-{
-    return ms >= 0 ? ms / 3600000 : -1;
 }
 
 int seg_upload_add_pprof(struct seg_upload *u, const char *service,

@@ -6,7 +6,8 @@
  * per-service profile goes into its service's section), and the queue of
  * finished objects waiting for upload, drained by one uploader thread.
  *
- * For each flush (default 60 s, or earlier when the segment being filled
+ * For each flush (default 60 s; at the next UTC hour, since the key
+ * carries the flush start's hour; or earlier when the segment being filled
  * holds more than writer_bytes: a churning host has many services and
  * stacks) the object goes to
  * <tenant>/segments/<date>/<hour>/<host>/<start>-<hash>.seg and only then
