@@ -104,6 +104,9 @@ void ingest_batch_free(struct ingest_batch *b)
         n = c->next;
         free(c);
     }
+    for (size_t i = 0; i < b->nfixes; i++)
+        b->fixes[i].s->n_label = b->fixes[i].n_label;
+    free(b->fixes);
     for (size_t i = 0; i < b->nunpacked; i++)
         protobuf_c_message_free_unpacked(b->unpacked[i], NULL);
     free(b->unpacked);
@@ -111,7 +114,7 @@ void ingest_batch_free(struct ingest_batch *b)
     memset(b, 0, sizeof(*b));
 }
 
-int ingest_batch_check(const struct ingest_batch *b, char *err, size_t errlen)
+int ingest_batch_check(struct ingest_batch *b, char *err, size_t errlen)
 {
     char why[256];
 
@@ -121,6 +124,35 @@ int ingest_batch_check(const struct ingest_batch *b, char *err, size_t errlen)
             snprintf(err, errlen, "profile %zu (service %s): %s", i, b->v[i].service,
                      why[0] ? why : strerror(-rc));
             return rc;
+        }
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        Perftools__Profiles__Profile *p = b->v[i].p;
+        for (size_t s = 0; s < p->n_sample; s++) {
+            Perftools__Profiles__Sample *sm = p->sample[s];
+            size_t k = 0, n = sm->n_label;
+            /* a stable partition: kept labels first, service_name last */
+            for (size_t l = 0; l < n; l++) {
+                Perftools__Profiles__Label *lb = sm->label[l];
+                if (strcmp(p->string_table[lb->key], "service_name")) { /* key: checked */
+                    memmove(&sm->label[k + 1], &sm->label[k], (l - k) * sizeof(lb));
+                    sm->label[k++] = lb;
+                }
+            }
+            if (k == n)
+                continue;
+            if (b->nfixes == b->capfixes) {
+                size_t cap = b->capfixes ? b->capfixes * 2 : 16;
+                struct label_fix *nf = realloc(b->fixes, cap * sizeof(*nf));
+                if (!nf) {
+                    snprintf(err, errlen, "out of memory");
+                    return -ENOMEM;
+                }
+                b->fixes = nf;
+                b->capfixes = cap;
+            }
+            b->fixes[b->nfixes++] = (struct label_fix){sm, n};
+            sm->n_label = k;
         }
     }
     return 0;

@@ -23,7 +23,7 @@ struct ingest_profile {
     const char *service;
     struct seg_label *labels;
     size_t nlabels;
-    const Perftools__Profiles__Profile *p;
+    Perftools__Profiles__Profile *p; /* the batch's own: the check may edit it */
     int64_t time_ms;
     uint64_t nrows; /* sample rows, for the drop counters */
 };
@@ -40,6 +40,13 @@ struct ingest_batch {
     size_t arena_bytes;
     void **unpacked; /* protobuf-c messages, freed with protobuf_c_message_free_unpacked */
     size_t nunpacked, capunpacked;
+    /* samples whose labels the check moved out of n_label: the count to
+     * give back before protobuf-c frees them */
+    struct label_fix {
+        Perftools__Profiles__Sample *s;
+        size_t n_label;
+    } * fixes;
+    size_t nfixes, capfixes;
 };
 
 /* Zeroed memory from the batch's arena (freed with the batch); NULL when
@@ -56,8 +63,11 @@ struct ingest_profile *ingest_push(struct ingest_batch *b);
 void ingest_batch_free(struct ingest_batch *b);
 
 /* Runs seg_pprof_check on every profile: -EINVAL with @err naming the
- * profile and the problem, so a request is refused whole. */
-int ingest_batch_check(const struct ingest_batch *b, char *err, size_t errlen);
+ * profile and the problem, so a request is refused whole. Then drops the
+ * samples' own service_name labels: the request's service names the
+ * section and the series (a pushed pprof of another service would
+ * otherwise be stored under a service_name its section does not have). */
+int ingest_batch_check(struct ingest_batch *b, char *err, size_t errlen);
 
 /*
  * A pprof message built from folded stacks: one function and one location

@@ -404,7 +404,7 @@ int otlp_read(const uint8_t *body, size_t len, int64_t now_ms, struct ingest_bat
 {
     struct intern extra = {0};
     struct shared sh = {0};
-    char why[256];
+    char why[160];
     int rc;
 
     Request *req =

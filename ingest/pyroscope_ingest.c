@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "common/gzip.h"
+#include "pyroscope/push.pb-c.h"
 
 /* Pyroscope's profile-type suffixes of an application name (the SDKs
  * send "app.cpu", "app.alloc_objects", ...). */
@@ -446,5 +447,83 @@ int ingest_pyroscope(struct ingest_batch *b, pyro_param_fn param, void *ctx,
     ip->p = p;
     ip->nrows = nrows;
     ip->time_ms = from ? from * 1000 : p->time_nanos > 0 ? p->time_nanos / 1000000 : now_ms;
+    return 0;
+}
+
+/* ---- push.v1.PusherService/Push -------------------------------------------- */
+
+int ingest_pyroscope_push(struct ingest_batch *b, const uint8_t *body, size_t len,
+                          size_t max_decoded, int64_t now_ms, char *err, size_t errlen)
+{
+    Push__V1__PushRequest *req = push__v1__push_request__unpack(NULL, len, body);
+    size_t nsamples = 0;
+    int rc;
+
+    if (!req) {
+        snprintf(err, errlen, "body: not a push.v1.PushRequest (protobuf)");
+        return -EINVAL;
+    }
+    if ((rc = ingest_keep(b, req))) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    for (size_t i = 0; i < req->n_series; i++) {
+        const Push__V1__RawProfileSeries *se = req->series[i];
+        struct seg_label *labels = ingest_alloc(b, se->n_labels + 1, sizeof(*labels));
+        const char *service = NULL;
+        size_t nl = 0;
+        if (!labels)
+            return -ENOMEM;
+        for (size_t k = 0; k < se->n_labels; k++) {
+            const char *n = se->labels[k]->name, *v = se->labels[k]->value;
+            size_t l = strlen(n);
+            bool ok = l > 0 && l <= 128 && name_start(n[0]);
+            for (size_t c = 1; ok && c < l; c++)
+                ok = name_char(n[c]);
+            if (!ok) {
+                snprintf(err, errlen, "series %zu: bad label name '%.64s'", i, n);
+                return -EINVAL;
+            }
+            if (!strncmp(n, "__", 2) || !v[0])
+                continue;
+            char *k2 = ingest_strdup(b, n);
+            if (!k2)
+                return -ENOMEM;
+            for (char *c = k2; *c; c++)
+                if (*c == '.')
+                    *c = '_';
+            if (!strcmp(k2, "service_name"))
+                service = v;
+            labels[nl++] = (struct seg_label){k2, v};
+        }
+        if (!service) {
+            snprintf(err, errlen, "series %zu: no service_name label", i);
+            return -EINVAL;
+        }
+        for (size_t k = 0; k < se->n_samples; k++) {
+            Perftools__Profiles__Profile *p = NULL;
+            const ProtobufCBinaryData *raw = &se->samples[k]->raw_profile;
+            char why[256];
+            if (++nsamples > PUSH_MAX_SAMPLES) {
+                snprintf(err, errlen, "more than %d profiles in one request", PUSH_MAX_SAMPLES);
+                return -EINVAL;
+            }
+            if ((rc = pyro_pprof(b, raw->data, raw->len, max_decoded, &p, why, sizeof(why)))) {
+                snprintf(err, errlen, "series %zu, sample %zu: %s", i, k, why);
+                return rc;
+            }
+            if (p->n_sample == 0)
+                continue;
+            struct ingest_profile *ip = ingest_push(b);
+            if (!ip)
+                return -ENOMEM;
+            ip->service = service;
+            ip->labels = labels;
+            ip->nlabels = nl;
+            ip->p = p;
+            ip->nrows = p->n_sample;
+            ip->time_ms = p->time_nanos > 0 ? p->time_nanos / 1000000 : now_ms;
+        }
+    }
     return 0;
 }

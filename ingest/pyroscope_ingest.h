@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * pyroscope_ingest — Pyroscope's push API, POST /ingest, as its SDKs use
+ * pyroscope_ingest — Pyroscope's push APIs: POST /ingest, as its SDKs use
  * it: the query string (name, format, from, until, sampleRate, spyName,
  * units) and the body (pprof raw or gzip, alone or as the Go SDK's
  * multipart/form-data with a `profile` part; folded stacks) turned into a
- * batch.
+ * batch; and the Connect push.v1.PusherService/Push (ingest_pyroscope_push).
  *
  * name is `app[.type]{k=v,...}`: the application is the service (a
  * Pyroscope profile-type suffix such as .cpu or .alloc_objects is cut, as
@@ -64,5 +64,17 @@ typedef const char *(*pyro_param_fn)(void *ctx, const char *name);
 int ingest_pyroscope(struct ingest_batch *b, pyro_param_fn param, void *ctx,
                      const char *content_type, const uint8_t *body, size_t len, size_t max_decoded,
                      int64_t now_ms, char *err, size_t errlen);
+
+/*
+ * Pyroscope's Connect API, POST /push.v1.PusherService/Push: a PushRequest
+ * (protobuf) of series, each a label set and raw pprof samples (gzip or
+ * not). The service is the series' service_name label (required); __name__
+ * and other labels starting with "__" are Pyroscope's own and dropped (the
+ * pprof names its types); label names as in a name{...}. 0, -EINVAL (400),
+ * -EFBIG (413) or -ENOMEM, with @err.
+ */
+#define PUSH_MAX_SAMPLES 1024
+int ingest_pyroscope_push(struct ingest_batch *b, const uint8_t *body, size_t len,
+                          size_t max_decoded, int64_t now_ms, char *err, size_t errlen);
 
 #endif

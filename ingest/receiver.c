@@ -94,6 +94,34 @@ static bool is_otlp(const struct rx_request *q)
     return q->path && !strcmp(q->path, OTLP_PATH);
 }
 
+static bool is_push(const struct rx_request *q)
+{
+    return q->path && !strcmp(q->path, PUSH_PATH);
+}
+
+/* Connect's error codes (connectrpc.com/docs/protocol, "Error codes"). */
+static const char *connect_code(unsigned status)
+{
+    switch (status) {
+    case 401:
+        return "unauthenticated";
+    case 404:
+        return "unimplemented";
+    case 405:
+        return "unimplemented";
+    case 413:
+        return "resource_exhausted";
+    case 429:
+        return "resource_exhausted";
+    case 503:
+        return "unavailable";
+    case 500:
+        return "internal";
+    default:
+        return "invalid_argument";
+    }
+}
+
 static void fail(struct rx_response *out, const struct rx_request *q, unsigned status,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void fail(struct rx_response *out, const struct rx_request *q, unsigned status,
@@ -115,6 +143,14 @@ static void fail(struct rx_response *out, const struct rx_request *q, unsigned s
         set_body(out, b.p, b.len);
         wb_free(&b);
         out->content_type = "application/x-protobuf";
+    } else if (is_push(q)) {
+        struct wbuf b = {0};
+        wb_printf(&b, "{\"code\":\"%s\",\"message\":", connect_code(status));
+        wb_json_str(&b, msg);
+        wb_puts(&b, "}");
+        set_body(out, b.p, b.len);
+        wb_free(&b);
+        out->content_type = "application/json";
     } else {
         size_t n = strlen(msg);
         msg[n < sizeof(msg) - 1 ? n : n - 1] = '\n';
@@ -232,13 +268,10 @@ void receiver_handle(struct receiver *r, const struct rx_request *q, struct rx_r
     int rc;
 
     memset(out, 0, sizeof(*out));
-    bool otlp = is_otlp(q), ingest = q->path && !strcmp(q->path, INGEST_PATH);
-    if (!otlp && !ingest) {
-        if (q->path && !strcmp(q->path, PUSH_PATH))
-            fail(out, q, 501, "%s: not supported yet; use POST /ingest or OTLP", PUSH_PATH);
-        else
-            fail(out, q, 404, "%s: not found (the receiver takes POST %s and POST %s)",
-                 q->path ? q->path : "", OTLP_PATH, INGEST_PATH);
+    bool otlp = is_otlp(q), push = is_push(q), ingest = q->path && !strcmp(q->path, INGEST_PATH);
+    if (!otlp && !ingest && !push) {
+        fail(out, q, 404, "%s: not found (the receiver takes POST %s, %s and %s)",
+             q->path ? q->path : "", OTLP_PATH, INGEST_PATH, PUSH_PATH);
         goto done;
     }
     if (strcmp(q->method, "POST")) {
@@ -260,6 +293,13 @@ void receiver_handle(struct receiver *r, const struct rx_request *q, struct rx_r
     if (otlp && !ctype_is(ct, "application/x-protobuf") && !ctype_is(ct, "application/protobuf")) {
         fail(out, q, 415,
              "Content-Type %.64s: not supported (send application/x-protobuf; "
+             "JSON bodies are not supported yet)",
+             ct ? ct : "(none)");
+        goto done;
+    }
+    if (push && !ctype_is(ct, "application/proto")) {
+        fail(out, q, 415,
+             "Content-Type %.64s: not supported (send application/proto; Connect "
              "JSON bodies are not supported yet)",
              ct ? ct : "(none)");
         goto done;
@@ -290,6 +330,8 @@ void receiver_handle(struct receiver *r, const struct rx_request *q, struct rx_r
     int64_t now = wall_ms();
     if (otlp) {
         rc = otlp_read(body, len, now, &b, err, sizeof(err));
+    } else if (push) {
+        rc = ingest_pyroscope_push(&b, body, len, r->o.max_decoded, now, err, sizeof(err));
     } else {
         rc = ingest_pyroscope(&b, q->param, q->ctx, ct, body, len, r->o.max_decoded, now, err,
                               sizeof(err));
@@ -348,6 +390,10 @@ void receiver_handle(struct receiver *r, const struct rx_request *q, struct rx_r
     }
     if (otlp) {
         otlp_ok(out, &b);
+    } else if (push) { /* an empty PushResponse */
+        out->status = 200;
+        out->content_type = "application/proto";
+        set_body(out, "", 0);
     } else {
         out->status = 200;
         out->content_type = "text/plain";

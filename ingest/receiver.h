@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * receiver — the agent's HTTP receiver (--receive ADDR): OTLP profiles
- * over HTTP (POST /v1development/profiles, protobuf, gzip) and Pyroscope's
- * POST /ingest (pprof raw or multipart, folded), written into the agent's
- * own per-host segments, per tenant (X-Scope-OrgID), exactly as its own
- * samples are: there is no ingest tier.
+ * over HTTP (POST /v1development/profiles, protobuf, gzip), Pyroscope's
+ * POST /ingest (pprof raw or multipart, folded) and its Connect
+ * push.v1.PusherService/Push, written into the agent's own per-host
+ * segments, per tenant (X-Scope-OrgID), exactly as its own samples are:
+ * there is no ingest tier.
  *
  * Owns: the libmicrohttpd daemon (one polling thread: requests are parsed
  * on it, one at a time), a writer (seg_upload) per tenant that arrives

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""otlp_craft.py OUT KIND — writes an ExportProfilesServiceRequest body
-(opentelemetry-proto v1development, encoded here field by field: no
-protobuf library) for the receiver tests.
+"""otlp_craft.py OUT KIND [ARGS] — writes a request body for the receiver
+tests, encoded here field by field (no protobuf library).
 
 KIND:
-  partial  two profiles of service otlp-py: one good (main;foo 100 and
-           main 50 ns), one whose sample names stack 7 (out of range)
-  allbad   only the bad one
+  partial  an OTLP ExportProfilesServiceRequest (opentelemetry-proto
+           v1development) with two profiles of service otlp-py: one good
+           (main;foo 100 and main 50 ns), one whose sample names stack 7
+           (out of range)
+  allbad   the same with only the bad one
+  push PPROF SERVICE
+           a Pyroscope push.v1.PushRequest: one series labelled
+           __name__=process_cpu, service_name=SERVICE, env=push, with the
+           file PPROF as its raw profile
 """
 import struct
 import sys
@@ -50,8 +55,19 @@ def profile(stack_values, now_ns):
                field(5, 2, vt), field(6, 0, 10 ** 7))
 
 
+def push(out, pprof, service):
+    labels = [("__name__", "process_cpu"), ("service_name", service), ("env", "push")]
+    series = msg(b"".join(field(1, 2, msg(field(1, 2, k.encode()), field(2, 2, v.encode())))
+                          for k, v in labels),
+                 field(2, 2, msg(field(1, 2, open(pprof, "rb").read()), field(2, 2, b"id-1"))))
+    open(out, "wb").write(field(1, 2, series))
+
+
 def main():
     out, kind = sys.argv[1], sys.argv[2]
+    if kind == "push":
+        push(out, sys.argv[3], sys.argv[4])
+        return
     now_ns = int(time.time()) * 10 ** 9
     strings = ["", "cpu", "nanoseconds", "main", "foo", "service.name", "otlp-py"]
     fns = [b"", msg(field(1, 0, 3)), msg(field(1, 0, 4))]

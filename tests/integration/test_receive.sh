@@ -118,6 +118,15 @@ for f in go-cpu.pb.gz go-heap.pb.gz python-pyspy.pb.gz node-cpu.pb.gz node-heap.
     check "raw $f: 200 ($(head -c 100 "$work/ans"))" test "$code" = 200
 done
 
+# Connect Push stores a profile at its pprof's time: A's own recent windows
+pushed=$(ls "$work"/localA/hot_c/*.pb.gz | head -2)
+for f in $pushed; do
+    python3 "$T/otlp_craft.py" "$work/push.pb" push "$f" push-hot
+    code=$(curl -s -o "$work/ans" -w '%{http_code}' -H "Content-Type: application/proto" \
+        --data-binary @"$work/push.pb" "http://127.0.0.1:$portC/push.v1.PusherService/Push")
+    check "Connect Push of A's $(basename "$f"): 200 ($(head -c 100 "$work/ans"))" test "$code" = 200
+done
+
 echo "== (c) folded"
 cat "$work"/localA/hot_c/*.folded >"$work/hot.folded"
 code=$(curl -s -o "$work/ans" -w '%{http_code}' --data-binary "@$work/hot.folded" \
@@ -149,6 +158,16 @@ for f in go-cpu.pb.gz go-heap.pb.gz python-pyspy.pb.gz node-cpu.pb.gz node-heap.
             test "$ok" -ge 1 -a "$bad" -eq 0
     done
 done
+ok=0 bad=0 msg=
+for pt in process_cpu:samples:count:cpu:nanoseconds "$CPU"; do
+    IFS=: read -r _ typ unit _ _ <<<"$pt"
+    "$work/pprof_top" -type "$typ" -unit "$unit" $pushed >"$work/want.json" 2>&1
+    top "$qc" push-hot "$pt" >"$work/got.json"
+    if m=$(python3 "$T/top_compare.py" "$work/want.json" "$work/got.json"); then ok=$((ok + 1)); else
+        bad=$((bad + 1)); msg="$msg $typ: $m"; fi
+done
+check "Connect Push: per-function values equal the pushed files ($ok types, $bad differ$msg)" \
+    test "$ok" -eq 2 -a "$bad" -eq 0
 curl -s -G "http://127.0.0.1:$qc/api/v1/label_values" --data-urlencode name=env \
     --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" >"$work/lv.json"
 check "name{env=test} became a label" grep -q '"test"' "$work/lv.json"
@@ -237,7 +256,11 @@ printf -- '--XX\r\nContent-Disposition: form-data; name="profile"\r\n\r\nabc' >"
 req 400 "truncated" "multipart truncated" "${AUTH[@]}" -H "Content-Type: multipart/form-data; boundary=XX" --data-binary @"$work/mp-trunc" "$U/ingest?name=app&format=pprof"
 req 405 "POST" "GET /ingest" "${AUTH[@]}" "$U/ingest?name=app"
 req 404 "not found" "unknown path" "${AUTH[@]}" --data-binary x "$U/nope"
-req 501 "not supported yet" "Connect Push" "${AUTH[@]}" -H "Content-Type: application/proto" --data-binary x "$U/push.v1.PusherService/Push"
+req 400 "PushRequest" "Connect Push: malformed protobuf" "${AUTH[@]}" -H "Content-Type: application/proto" --data-binary @"$work/junk" "$U/push.v1.PusherService/Push"
+check "Connect error body: {code, message}" grep -q '"code":"invalid_argument"' "$work/ans"
+req 415 "application/proto" "Connect Push: JSON" "${AUTH[@]}" -H "Content-Type: application/json" --data-binary '{}' "$U/push.v1.PusherService/Push"
+python3 "$T/otlp_craft.py" "$work/push-nosvc.pb" push "$CORPUS/go-cpu.pb.gz" ""
+req 400 "no service_name" "Connect Push without service_name" "${AUTH[@]}" -H "Content-Type: application/proto" --data-binary @"$work/push-nosvc.pb" "$U/push.v1.PusherService/Push"
 sleep 1
 kill -TERM "$pidD"; wait "$pidD"
 worker "$work/D"; qd=$qport

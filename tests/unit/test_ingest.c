@@ -291,6 +291,53 @@ static void test_otlp_round_trip(void **st)
     profile_free(p2);
 }
 
+/* ---- a pushed pprof's own service_name labels yield to the request's ---- */
+
+static void test_service_label(void **st)
+{
+    (void)st;
+    char *strings[] = {"", "samples", "count", "main", "service_name", "other", "env", "prod"};
+    Perftools__Profiles__ValueType vt = PERFTOOLS__PROFILES__VALUE_TYPE__INIT, *vts[] = {&vt};
+    Perftools__Profiles__Function fn = PERFTOOLS__PROFILES__FUNCTION__INIT, *fns[] = {&fn};
+    Perftools__Profiles__Line line = PERFTOOLS__PROFILES__LINE__INIT, *lines[] = {&line};
+    Perftools__Profiles__Location loc = PERFTOOLS__PROFILES__LOCATION__INIT, *locs[] = {&loc};
+    Perftools__Profiles__Label l1 = PERFTOOLS__PROFILES__LABEL__INIT,
+                               l2 = PERFTOOLS__PROFILES__LABEL__INIT, *labels[] = {&l1, &l2};
+    Perftools__Profiles__Sample sm = PERFTOOLS__PROFILES__SAMPLE__INIT, *sms[] = {&sm};
+    Perftools__Profiles__Profile p = PERFTOOLS__PROFILES__PROFILE__INIT;
+    uint64_t loc_ids[] = {1};
+    int64_t values[] = {5};
+    vt.type = 1, vt.unit = 2;
+    fn.id = 1, fn.name = 3;
+    line.function_id = 1;
+    loc.id = 1, loc.n_line = 1, loc.line = lines;
+    l1.key = 4, l1.str = 5; /* service_name=other */
+    l2.key = 6, l2.str = 7; /* env=prod */
+    sm.n_location_id = 1, sm.location_id = loc_ids, sm.n_value = 1, sm.value = values;
+    sm.n_label = 2, sm.label = labels;
+    p.n_sample_type = 1, p.sample_type = vts, p.n_sample = 1, p.sample = sms;
+    p.n_function = 1, p.function = fns, p.n_location = 1, p.location = locs;
+    p.n_string_table = 8, p.string_table = strings;
+    size_t n = perftools__profiles__profile__get_packed_size(&p);
+    uint8_t *buf = malloc(n);
+    assert_non_null(buf);
+    perftools__profiles__profile__pack(&p, buf);
+
+    struct ingest_batch b = {0};
+    Perftools__Profiles__Profile *got = NULL;
+    char err[256] = "";
+    assert_int_equal(pyro_pprof(&b, buf, n, 1 << 20, &got, err, sizeof(err)), 0);
+    struct ingest_profile *ip = ingest_push(&b);
+    assert_non_null(ip);
+    ip->service = "svc";
+    ip->p = got;
+    assert_int_equal(ingest_batch_check(&b, err, sizeof(err)), 0);
+    assert_int_equal(got->sample[0]->n_label, 1); /* service_name=other is gone */
+    assert_string_equal(got->string_table[got->sample[0]->label[0]->key], "env");
+    ingest_batch_free(&b); /* the label moved out is freed too (ASan: no leak) */
+    free(buf);
+}
+
 /* ---- gzip's output cap (common/gzip.c) ------------------------------------ */
 
 static void test_gzip_cap(void **st)
@@ -412,7 +459,10 @@ static void test_receiver(void **st)
         {"/v1development/profiles", "application/json", NULL, NULL, NULL, NULL, "{}", "JSON", 415},
         {"/v1development/profiles", "application/x-protobuf", NULL, NULL, NULL, NULL, "\xff\xff",
          "ExportProfilesServiceRequest", 400},
-        {"/push.v1.PusherService/Push", NULL, NULL, NULL, NULL, NULL, "x", "not supported", 501},
+        {"/push.v1.PusherService/Push", NULL, NULL, NULL, NULL, NULL, "x", "application/proto",
+         415},
+        {"/push.v1.PusherService/Push", "application/proto", NULL, NULL, NULL, NULL, "\xff\xff",
+         "invalid_argument", 400},
         {"/other", NULL, NULL, NULL, NULL, NULL, "x", "not found", 404},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -498,9 +548,10 @@ static void test_receiver(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),    cmocka_unit_test(test_multipart),
-        cmocka_unit_test(test_folded),   cmocka_unit_test(test_otlp_round_trip),
-        cmocka_unit_test(test_gzip_cap), cmocka_unit_test(test_receiver),
+        cmocka_unit_test(test_names),         cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_folded),        cmocka_unit_test(test_otlp_round_trip),
+        cmocka_unit_test(test_service_label), cmocka_unit_test(test_gzip_cap),
+        cmocka_unit_test(test_receiver),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
