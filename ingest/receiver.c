@@ -78,8 +78,6 @@ static unsigned rpc_code(unsigned status)
         return 12; /* UNIMPLEMENTED */
     case 429:
         return 8; /* RESOURCE_EXHAUSTED */
-    case 501:
-        return 12;
     case 503:
         return 14; /* UNAVAILABLE */
     case 500:
@@ -106,11 +104,9 @@ static const char *connect_code(unsigned status)
     case 401:
         return "unauthenticated";
     case 404:
-        return "unimplemented";
     case 405:
         return "unimplemented";
     case 413:
-        return "resource_exhausted";
     case 429:
         return "resource_exhausted";
     case 503:
@@ -659,7 +655,7 @@ void receiver_free(struct receiver *r, unsigned timeout_ms)
         return;
     if (r->d)
         MHD_stop_daemon(r->d);
-    for (size_t i = 0; i < r->nt; i++) {
+    for (size_t i = 0; r->t && i < r->nt; i++) {
         if (r->t[i].st) { /* a tenant of the receiver's own */
             seg_upload_flush(r->t[i].u);
             seg_upload_drain(r->t[i].u, timeout_ms);
