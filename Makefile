@@ -11,7 +11,7 @@
 #                     each other (docs/architecture.md, Layers)
 #
 # Sources are discovered per stage directory: every common/*.c, agent/*.c,
-# unwind/*.c, symbolizer/*.c, exporter/*.c, codec/*.c, store/*.c and
+# unwind/*.c, symbolizer/*.c, ingest/*.c, exporter/*.c, codec/*.c, store/*.c and
 # query/{engine,serve,jobs}/*.c (the two main.c files are the programs)
 # goes into build/libstoke.a, which the agent, the query worker, the
 # unit tests (tests/unit/test_*.c) and the fuzz targets (tests/fuzz/fuzz_*.c)
@@ -36,7 +36,7 @@ CFLAGS    := -std=gnu11 $(WARN) -fno-omit-frame-pointer -D_GNU_SOURCE -I. -I$(BU
 LDLIBS    := -Wl,--as-needed -lbpf -ldw -ldebuginfod -lelf -lprotobuf-c -lcurl -lsnappy -lzstd -lz -lmicrohttpd -lcjson -liberty -lpthread -lm
 
 LIB_SRC   := $(filter-out agent/main.c query/main.c,\
-               $(wildcard common/*.c agent/*.c unwind/*.c symbolizer/*.c exporter/*.c codec/*.c \
+               $(wildcard common/*.c agent/*.c unwind/*.c symbolizer/*.c ingest/*.c exporter/*.c codec/*.c \
                           store/*.c query/engine/*.c query/serve/*.c query/jobs/*.c))
 # Protocol definitions: pprof's profile.proto from Debian's
 # golang-github-google-pprof-dev, plus the project's own proto/**/*.proto

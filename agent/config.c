@@ -117,6 +117,19 @@ static const struct opt_def opts[] = {
      "file holding the basic auth password"},
     {"pyroscope-bearer-token-file", OPT_STR, OFF(pyroscope_token_file), 0, 0, "FILE",
      "file holding a bearer token (or $PYROSCOPE_AUTH_TOKEN)"},
+    {"receive", OPT_STR, OFF(receive_addr), 0, 0, "ADDR:PORT",
+     "receive OTLP profiles (POST /v1development/profiles) and Pyroscope /ingest pushes into "
+     "the store (off by default; needs --store)"},
+    {"no-sampling", OPT_BOOL, OFF(no_sampling), 0, 0, NULL,
+     "do not sample this host: a stateless receiver (with --receive)"},
+    {"receive-max-body-mb", OPT_UINT, OFF(receive_max_body_mb), 1, 1024, "MB",
+     "largest request body on the wire (16; 413 past it)"},
+    {"receive-pending-mb", OPT_UINT, OFF(receive_pending_mb), 1, 65536, "MB",
+     "request bodies held at once (64; 429 with Retry-After past it)"},
+    {"receive-max-tenants", OPT_UINT, OFF(receive_max_tenants), 1, 10000, "N",
+     "distinct X-Scope-OrgID tenants written (16)"},
+    {"receive-auth-token-file", OPT_STR, OFF(receive_auth_file), 0, 0, "FILE",
+     "tokens (one a line) a pusher must send as Bearer or basic-auth password"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 

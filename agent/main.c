@@ -39,6 +39,8 @@
 #include "exporter/profile.h"
 #include "exporter/pyroscope_push.h"
 #include "exporter/segment_upload.h"
+#include "common/auth.h"
+#include "ingest/receiver.h"
 #include "store/store.h"
 #include "symbolizer/debuginfod.h"
 #include "symbolizer/symbolizer.h"
@@ -72,6 +74,9 @@ struct agent {
     struct top *top;
     struct store *store;
     struct seg_upload *upload;
+    struct receiver *rx; /* --receive; NULL: off */
+    struct auth *rx_auth;
+    struct store_opts rx_store; /* each receiving tenant's store */
     struct otlp_exporter *otlp;
     struct pyroscope_push *pyroscope;
     struct agent_metrics m;
@@ -349,7 +354,12 @@ static void write_window(struct agent *a)
     for (size_t i = 0; i < a->nsvc; i++) {
         struct service_profile *s = &a->svc[i];
         if (a->upload && profile_total_samples(s->prof) > 0) {
+            /* the receiver's thread writes into the same object */
+            if (a->rx)
+                receiver_lock(a->rx);
             int r = seg_upload_add(a->upload, s->name, s->prof, a->window_start_ns);
+            if (a->rx)
+                receiver_unlock(a->rx);
             if (r) {
                 log_error("adding %s to the segment: %s", s->name, strerror(-r));
                 a->m.write_errors++;
@@ -468,10 +478,13 @@ static int drain_window(struct agent *a, uint64_t end_ns)
     return 0;
 }
 
-/* Sleeps until @deadline (CLOCK_MONOTONIC ns) or a signal. */
-static void sleep_until(uint64_t deadline)
+/* Sleeps until @deadline (CLOCK_MONOTONIC ns) or a signal; the receiver's
+ * writers are flushed on time meanwhile. */
+static void sleep_until(struct agent *a, uint64_t deadline)
 {
     while (!stop_requested) {
+        if (a->rx)
+            receiver_tick(a->rx);
         uint64_t now = now_ns(CLOCK_MONOTONIC);
         if (now >= deadline)
             return;
@@ -593,20 +606,81 @@ static int setup_debuginfod(struct agent *a)
     return 0;
 }
 
-static int setup(struct agent *a)
-{
-    char err[512];
+static int setup_output(struct agent *a);
 
-    if (sampler_preflight(err, sizeof(err)) != 0) {
-        log_error("%s", err);
-        return -EPERM;
-    }
+/* --host-name, else the machine's name. */
+static void default_host_name(struct agent *a)
+{
     if (!a->cfg.host_name) {
         char hn[256] = "localhost";
         gethostname(hn, sizeof(hn) - 1);
         hn[sizeof(hn) - 1] = '\0';
         a->cfg.host_name = strdup(hn);
     }
+}
+
+static int setup_receiver(struct agent *a)
+{
+    char err[512];
+
+    if (!a->cfg.store) {
+        log_error("--receive needs --store: what is received is written into segments");
+        return -EINVAL;
+    }
+    if (a->cfg.receive_auth_file &&
+        auth_load(a->cfg.receive_auth_file, &a->rx_auth, err, sizeof(err)) != 0) {
+        log_error("--receive-auth-token-file: %s", err);
+        return -EINVAL;
+    }
+    a->rx_store = (struct store_opts){
+        .url = a->cfg.store,
+        .endpoint = a->cfg.s3_endpoint,
+        .region = a->cfg.s3_region,
+        .access_key = a->cfg.s3_access_key,
+        .secret_key = a->cfg.s3_secret_key,
+        .path_style = a->cfg.s3_path_style ? 1 : -1,
+        .ca_file = a->cfg.s3_ca_file,
+    };
+    struct receiver_opts ro = {
+        .listen = a->cfg.receive_addr,
+        .max_body = (size_t)a->cfg.receive_max_body_mb << 20,
+        .pending_bytes = (size_t)a->cfg.receive_pending_mb << 20,
+        .max_tenants = a->cfg.receive_max_tenants,
+        .auth = a->rx_auth,
+        .upload = {.tenant = a->cfg.tenant,
+                   .host = a->cfg.host_name,
+                   .flush_s = a->cfg.flush_s,
+                   .buffer_bytes = (size_t)a->cfg.buffer_mb << 20},
+        .store = &a->rx_store, /* lives as long as the receiver */
+        .own = a->upload,
+    };
+    a->rx = receiver_new(&ro, err, sizeof(err));
+    if (!a->rx) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
+    log_info("receiving OTLP profiles and Pyroscope /ingest on port %u%s", receiver_port(a->rx),
+             a->rx_auth ? " (token required)" : "");
+    return 0;
+}
+
+static int setup(struct agent *a)
+{
+    char err[512];
+
+    if (a->cfg.no_sampling) {
+        if (!a->cfg.receive_addr) {
+            log_error("--no-sampling makes sense only with --receive ADDR");
+            return -EINVAL;
+        }
+        default_host_name(a);
+        return setup_output(a);
+    }
+    if (sampler_preflight(err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return -EPERM;
+    }
+    default_host_name(a);
     if (a->cfg.output_dir && mkdir(a->cfg.output_dir, 0755) != 0 && errno != EEXIST) {
         log_error("cannot create output directory %s: %s", a->cfg.output_dir, strerror(errno));
         return -errno;
@@ -689,6 +763,15 @@ static int setup(struct agent *a)
         log_error("%s", err);
         return -EIO;
     }
+    return setup_output(a);
+}
+
+/* The store, its writer, the receiver, the push exporters and /metrics:
+ * what a receive-only agent (--no-sampling) sets up too. */
+static int setup_output(struct agent *a)
+{
+    char err[512];
+
     if (a->cfg.store) {
         struct store_opts so = {
             .url = a->cfg.store,
@@ -719,6 +802,8 @@ static int setup(struct agent *a)
             return -EINVAL;
         }
     }
+    if (a->cfg.receive_addr && setup_receiver(a) != 0)
+        return -EINVAL;
     if (setup_push(a) != 0)
         return -EINVAL;
     a->metrics = metrics_start(a->cfg.metrics_addr);
@@ -731,6 +816,21 @@ static void teardown(struct agent *a)
     /* a fetch in flight is abandoned while the rest stops */
     sym_dbgd_stop(a->dbgd);
     metrics_stop(a->metrics);
+    if (a->rx) {
+        struct receiver_stats rs;
+        receiver_get_stats(a->rx, &rs);
+        /* stops taking requests; flushes the other tenants' writers */
+        receiver_free(a->rx, 10000);
+        a->rx = NULL;
+        log_info("receiver: %llu requests, %llu profiles written (%llu bytes), %llu profiles "
+                 "rejected, %llu answered 4xx, %llu 413, %llu 429, %llu 5xx, %llu tenants",
+                 (unsigned long long)rs.requests, (unsigned long long)rs.profiles,
+                 (unsigned long long)rs.bytes, (unsigned long long)rs.rejected_profiles,
+                 (unsigned long long)rs.status_4xx, (unsigned long long)rs.status_413,
+                 (unsigned long long)rs.status_429, (unsigned long long)rs.status_5xx,
+                 (unsigned long long)rs.tenants);
+    }
+    auth_free(a->rx_auth);
     unwinder_free(a->unwinder);
     sampler_free(a->sampler);
     if (a->upload) {
@@ -805,6 +905,17 @@ int main(int argc, char **argv)
         teardown(&a);
         return 1;
     }
+    if (a.cfg.no_sampling) {
+        /* A stateless receiver: the receiver's thread writes; this one
+         * flushes on time and waits for the end. */
+        uint64_t end = a.cfg.duration_s
+                           ? now_ns(CLOCK_MONOTONIC) + (uint64_t)a.cfg.duration_s * 1000000000ull
+                           : UINT64_MAX;
+        log_info("not sampling: receiving only");
+        sleep_until(&a, end);
+        teardown(&a);
+        return 0;
+    }
     sampler_get_stats(a.sampler, &a.m.sampler);
     log_info("sampling %u CPUs at %u Hz, %u s windows, user stacks by %s%s%s", a.m.sampler.cpus,
              a.cfg.frequency, a.cfg.window_s,
@@ -819,7 +930,7 @@ int main(int argc, char **argv)
         uint64_t deadline = window_deadline;
         if (end && end < deadline)
             deadline = end;
-        sleep_until(deadline);
+        sleep_until(&a, deadline);
         uint64_t wall = now_ns(CLOCK_REALTIME);
         if (drain_window(&a, wall) != 0)
             log_error("drain failed; continuing");

@@ -90,6 +90,13 @@ int seg_writer_add_pprof(struct seg_writer *w, const char *service,
                          const Perftools__Profiles__Profile *p, const struct seg_label *labels,
                          size_t nlabels, int64_t time_ms);
 
+/* False when seg_writer_add_pprof(@w, @service, @p, ...) would refuse @p
+ * for its sample types: the writer's section of @service was started by a
+ * profile with other types (a Go SDK's cpu and memory profiles of one
+ * application). Adds nothing. */
+bool seg_writer_accepts(const struct seg_writer *w, const char *service,
+                        const Perftools__Profiles__Profile *p);
+
 /*
  * What seg_writer_add_pprof checks before it adds anything, with a message:
  * string indexes in range, 1..SEG_MAX_TYPES sample types, function ids

@@ -472,6 +472,30 @@ static int add_row(struct wsec *s, uint32_t series, uint32_t stack, int64_t t, c
     return 0;
 }
 
+bool seg_writer_accepts(const struct seg_writer *w, const char *service,
+                        const Perftools__Profiles__Profile *p)
+{
+    const struct wsec *s = NULL;
+
+    for (size_t i = 0; w && service && i < w->nsecs && !s; i++)
+        if (!strcmp(w->secs[i]->service, service))
+            s = w->secs[i];
+    if (!s || !s->ntypes)
+        return true;
+    if (!p || s->ntypes != p->n_sample_type)
+        return false;
+    for (size_t i = 0; i < p->n_sample_type; i++) {
+        const Perftools__Profiles__ValueType *vt = p->sample_type[i];
+        for (int k = 0; k < 2; k++) {
+            int64_t x = k ? vt->unit : vt->type;
+            const char *str = x >= 0 && (size_t)x < p->n_string_table ? p->string_table[x] : "";
+            if (intern_find(&s->str, str, strlen(str)) != s->types[2 * i + (size_t)k])
+                return false;
+        }
+    }
+    return true;
+}
+
 int seg_writer_add_pprof(struct seg_writer *w, const char *service,
                          const Perftools__Profiles__Profile *p, const struct seg_label *labels,
                          size_t nlabels, int64_t time_ms)
@@ -1060,7 +1084,8 @@ int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct s
     }
     /* sorted services: deterministic bytes, and a footer readers can
      * binary-search */
-    qsort(w->secs, w->nsecs, sizeof(*w->secs), wsec_cmp);
+    if (w->nsecs) /* qsort may not take NULL, even for 0 items */
+        qsort(w->secs, w->nsecs, sizeof(*w->secs), wsec_cmp);
 
     memcpy(hdr, "STKS", 4); /* NOLINT(bugprone-not-null-terminated-result): a magic */
     wr_u16(hdr + 4, SEG_MAJOR);

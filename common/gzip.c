@@ -66,6 +66,8 @@ int gzip_decompress(const uint8_t *in, size_t len, size_t max, uint8_t **out, si
         *outlen = len;
         return 0;
     }
+    if (cap > max) /* the cap is the output's: a buffer never grows past it */
+        cap = max ? max : 1;
     if (inflateInit2(&z, 15 + 32) != Z_OK)
         return -ENOMEM;
     buf = malloc(cap);
@@ -81,7 +83,7 @@ int gzip_decompress(const uint8_t *in, size_t len, size_t max, uint8_t **out, si
                 zr = Z_MEM_ERROR;
                 break;
             }
-            cap *= 2;
+            cap = cap > max / 2 ? max : cap * 2;
             uint8_t *nb = realloc(buf, cap);
             if (!nb) {
                 zr = Z_MEM_ERROR;

@@ -108,6 +108,14 @@ const char *otlp_attr_name(const char *label, int *is_int)
     return label;
 }
 
+const char *otlp_label_name(const char *attr)
+{
+    for (size_t i = 0; i < sizeof(attr_names) / sizeof(attr_names[0]); i++)
+        if (strcmp(attr_names[i].attr, attr) == 0)
+            return attr_names[i].label;
+    return NULL;
+}
+
 /* An integer attribute whose value does not parse is sent as a string. */
 static bool parse_int(const char *s, int64_t *out)
 {

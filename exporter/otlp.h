@@ -47,6 +47,10 @@ int otlp_batch_encode(const struct otlp_batch *b, uint8_t **out, size_t *outlen)
  * says whether the value is sent as an integer (process.pid, thread.id). */
 const char *otlp_attr_name(const char *label, int *is_int);
 
+/* The reverse: the Stoke label of an OpenTelemetry attribute name
+ * (service.name -> service_name), or NULL when there is none. */
+const char *otlp_label_name(const char *attr);
+
 /*
  * Reads an ExportProfilesServiceResponse body (from the network: any bytes).
  * An empty body is a full success. Returns 0 with *@rejected (>= 0) and

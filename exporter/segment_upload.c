@@ -45,9 +45,11 @@ struct pending {
 struct seg_upload {
     struct seg_upload_opts o;
     char *tenant, *host, *spill_dir;
-    /* main thread only */
-    struct seg_writer *w;
+    /* the writing side only (one thread at a time: the caller's) */
+    struct seg_writer *ws[SEG_UPLOAD_MAX_WRITERS]; /* ws[0] first; more only for type clashes */
+    size_t nws;
     int64_t flush_start_ms;
+    int64_t opened_mono_ms; /* when ws[0] was opened: seg_upload_tick's clock */
     uint64_t cur_samples;
     /* shared, under mu */
     pthread_mutex_t mu;
@@ -370,9 +372,9 @@ static void enforce_cap(struct seg_upload *u)
     }
 }
 
-/* Finishes the segment being filled and queues it: one object per flush,
- * whose footer is the index readers need (docs/format.md §3.2). */
-static int cut(struct seg_upload *u)
+/* Finishes one writer's segment and queues it: one object per writer and
+ * flush, whose footer is the index readers need (docs/format.md §3.2). */
+static int cut_one(struct seg_upload *u, struct seg_writer *w, uint64_t nsamples)
 {
     struct pending *p = NULL;
     uint8_t *buf = NULL;
@@ -380,9 +382,9 @@ static int cut(struct seg_upload *u)
     char key[1024];
     int ret;
 
-    if (!u->w || seg_writer_empty(u->w))
+    if (!w || seg_writer_empty(w))
         return 0;
-    ret = seg_writer_finish(u->w, &buf, &len, NULL);
+    ret = seg_writer_finish(w, &buf, &len, NULL);
     if (ret)
         goto out;
     p = calloc(1, sizeof(*p));
@@ -400,7 +402,7 @@ static int cut(struct seg_upload *u)
     }
     p->seg = buf;
     p->seg_len = len;
-    p->nsamples = u->cur_samples;
+    p->nsamples = nsamples;
     buf = NULL;
 
     pthread_mutex_lock(&u->mu);
@@ -420,15 +422,80 @@ out:
     if (ret < 0) {
         pthread_mutex_lock(&u->mu);
         u->st.encode_errors++;
-        u->st.samples_dropped += u->cur_samples;
+        u->st.samples_dropped += nsamples;
         pthread_mutex_unlock(&u->mu);
     }
     pending_free(p);
     free(buf);
-    seg_writer_free(u->w);
-    u->w = NULL;
-    u->cur_samples = 0;
     return ret < 0 ? ret : 0;
+}
+
+/* Cuts every open writer into an object of its own (the first one carries
+ * the flush's sample count for the drop counters). */
+static int cut(struct seg_upload *u)
+{
+    int ret = 0;
+
+    for (size_t i = 0; i < u->nws; i++) {
+        int r = cut_one(u, u->ws[i], i == 0 ? u->cur_samples : 0);
+        if (r && !ret)
+            ret = r;
+        seg_writer_free(u->ws[i]);
+        u->ws[i] = NULL;
+    }
+    u->nws = 0;
+    u->cur_samples = 0;
+    return ret;
+}
+
+static size_t writers_bytes(const struct seg_upload *u)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < u->nws; i++)
+        n += seg_writer_bytes(u->ws[i]);
+    return n;
+}
+
+/* The writer that takes a profile of @service with @p's sample types:
+ * the first whose section of @service has the same types (or none yet);
+ * a new one when every open writer clashes. NULL when out of memory or
+ * SEG_UPLOAD_MAX_WRITERS are open (the caller cuts and retries). */
+static struct seg_writer *writer_for(struct seg_upload *u, const char *service,
+                                     const Perftools__Profiles__Profile *p, int64_t t)
+{
+    for (size_t i = 0; i < u->nws; i++)
+        if (seg_writer_accepts(u->ws[i], service, p))
+            return u->ws[i];
+    if (u->nws == SEG_UPLOAD_MAX_WRITERS)
+        return NULL;
+    struct seg_writer *w = seg_writer_new(u->tenant, u->host);
+    if (!w)
+        return NULL;
+    if (u->nws == 0) {
+        u->flush_start_ms = t;
+        u->opened_mono_ms = now_ms(CLOCK_MONOTONIC);
+    }
+    u->ws[u->nws++] = w;
+    return w;
+}
+
+/* After an add: the memory cap of the writers being filled. A churning
+ * host's services and stacks are cut now rather than piled up for
+ * flush_s. */
+static int cap_writers(struct seg_upload *u)
+{
+    if (writers_bytes(u) <= u->o.writer_bytes)
+        return 0;
+    int ret = cut(u);
+    pthread_mutex_lock(&u->mu);
+    u->st.objects_cut_early++;
+    pthread_mutex_unlock(&u->mu);
+    return ret;
+}
+
+static int64_t hour_of(int64_t ms)
+{
+    return ms >= 0 ? ms / 3600000 : -1;
 }
 
 int seg_upload_add(struct seg_upload *u, const char *service, const struct profile *p,
@@ -438,33 +505,78 @@ int seg_upload_add(struct seg_upload *u, const char *service, const struct profi
     int64_t t = (int64_t)(window_start_ns / 1000000);
     int ret;
 
-    if (u->w && t - u->flush_start_ms >= (int64_t)u->o.flush_s * 1000) {
+    /* the flush interval, or the next UTC hour: the key carries the flush
+     * start's hour and readers pick an hour's objects by it */
+    if (u->nws && (t - u->flush_start_ms >= (int64_t)u->o.flush_s * 1000 ||
+                   hour_of(t) != hour_of(u->flush_start_ms))) {
         ret = cut(u);
         if (ret)
             return ret;
     }
-    if (!u->w) {
-        u->w = seg_writer_new(u->tenant, u->host);
-        if (!u->w)
-            return -ENOMEM;
-        u->flush_start_ms = t;
-    }
     ret = profile_to_pprof(p, &pp);
     if (ret)
         return ret;
-    ret = seg_writer_add_pprof(u->w, service, profile_pprof_msg(pp), NULL, 0, t);
+    const Perftools__Profiles__Profile *msg = profile_pprof_msg(pp);
+    struct seg_writer *w = writer_for(u, service, msg, t);
+    if (!w && u->nws == SEG_UPLOAD_MAX_WRITERS && (ret = cut(u)) == 0)
+        w = writer_for(u, service, msg, t);
+    if (!w)
+        ret = ret ? ret : -ENOMEM;
+    else
+        ret = seg_writer_add_pprof(w, service, msg, NULL, 0, t);
     profile_pprof_free(pp);
     if (ret == 0)
         u->cur_samples += profile_total_samples(p);
-    /* The memory cap of the segment being filled: cut it now rather than
-     * let a churning host's services and stacks pile up for flush_s. */
-    if (ret == 0 && seg_writer_bytes(u->w) > u->o.writer_bytes) {
-        ret = cut(u);
-        pthread_mutex_lock(&u->mu);
-        u->st.objects_cut_early++;
-        pthread_mutex_unlock(&u->mu);
+    return ret == 0 ? cap_writers(u) : ret;
+}
+
+int seg_upload_add_pprof(struct seg_upload *u, const char *service,
+                         const Perftools__Profiles__Profile *p, const struct seg_label *labels,
+                         size_t nlabels, int64_t time_ms, uint64_t nsamples)
+{
+    int ret;
+
+    /* An object's key carries its flush start's hour, and readers pick an
+     * hour's objects by it: profiles of another hour (a client's clock, a
+     * late push) start an object of their own. */
+    if (u->nws && (hour_of(time_ms) != hour_of(u->flush_start_ms) ||
+                   now_ms(CLOCK_MONOTONIC) - u->opened_mono_ms >= (int64_t)u->o.flush_s * 1000)) {
+        if ((ret = cut(u)))
+            return ret;
     }
-    return ret;
+    struct seg_writer *w = writer_for(u, service, p, time_ms);
+    if (!w && u->nws == SEG_UPLOAD_MAX_WRITERS) {
+        if ((ret = cut(u)))
+            return ret;
+        w = writer_for(u, service, p, time_ms);
+    }
+    if (!w)
+        return -ENOMEM;
+    ret = seg_writer_add_pprof(w, service, p, labels, nlabels, time_ms);
+    if (ret == 0)
+        u->cur_samples += nsamples;
+    return ret == 0 ? cap_writers(u) : ret;
+}
+
+int seg_upload_tick(struct seg_upload *u)
+{
+    if (!u->nws || now_ms(CLOCK_MONOTONIC) - u->opened_mono_ms < (int64_t)u->o.flush_s * 1000)
+        return 0;
+    return cut(u);
+}
+
+size_t seg_upload_writer_bytes(const struct seg_upload *u)
+{
+    return writers_bytes(u);
+}
+
+bool seg_upload_full(struct seg_upload *u)
+{
+    pthread_mutex_lock(&u->mu);
+    bool full =
+        u->st.bytes_pending > 0 && u->st.bytes_pending * 4 >= (uint64_t)u->o.buffer_bytes * 3;
+    pthread_mutex_unlock(&u->mu);
+    return full;
 }
 
 int seg_upload_flush(struct seg_upload *u)
@@ -562,7 +674,8 @@ void seg_upload_free(struct seg_upload *u, unsigned timeout_ms)
         pthread_cond_destroy(&u->cv);
         pthread_cond_destroy(&u->idle_cv);
     }
-    seg_writer_free(u->w);
+    for (size_t i = 0; i < u->nws; i++)
+        seg_writer_free(u->ws[i]);
     free(u->tenant);
     free(u->host);
     free(u->spill_dir);

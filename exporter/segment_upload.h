@@ -6,7 +6,8 @@
  * per-service profile goes into its service's section), and the queue of
  * finished objects waiting for upload, drained by one uploader thread.
  *
- * For each flush (default 60 s, or earlier when the segment being filled
+ * For each flush (default 60 s; at the next UTC hour, since the key
+ * carries the flush start's hour; or earlier when the segment being filled
  * holds more than writer_bytes: a churning host has many services and
  * stacks) the object goes to
  * <tenant>/segments/<date>/<hour>/<host>/<start>-<hash>.seg: one object
@@ -29,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec/segment.h"
 #include "exporter/profile.h"
 #include "store/store.h"
 
@@ -63,6 +65,33 @@ struct seg_upload *seg_upload_new(const struct seg_upload_opts *opts, char *err,
  * the current object when its flush interval has passed. 0 or -errno. */
 int seg_upload_add(struct seg_upload *u, const char *service, const struct profile *p,
                    uint64_t window_start_ns);
+
+/*
+ * Adds a decoded pprof message of @service (what a receiver took in), its
+ * samples labelled @labels (merged as seg_writer_add_pprof does) at
+ * @time_ms; @nsamples counts them for the drop counters. The same writer
+ * as seg_upload_add; a profile of another UTC hour than the open object's
+ * start, or arriving after flush_s of wall clock, cuts it first. A
+ * profile whose sample types clash with its service's section goes into
+ * a second object of the same flush (at most SEG_UPLOAD_MAX_WRITERS).
+ * Not thread-safe, like seg_upload_add: one writing thread at a time.
+ * 0, -EINVAL (seg_pprof_check refused @p: nothing added) or -errno.
+ */
+#define SEG_UPLOAD_MAX_WRITERS 8
+int seg_upload_add_pprof(struct seg_upload *u, const char *service,
+                         const Perftools__Profiles__Profile *p, const struct seg_label *labels,
+                         size_t nlabels, int64_t time_ms, uint64_t nsamples);
+
+/* Cuts the open object when flush_s of wall clock has passed since it was
+ * opened: a receiver that gets nothing new still flushes. 0 or -errno. */
+int seg_upload_tick(struct seg_upload *u);
+
+/* Heap of the objects being filled (the writing side). */
+size_t seg_upload_writer_bytes(const struct seg_upload *u);
+
+/* True when the upload queue holds three quarters of buffer_bytes: a
+ * receiver answers 429 then rather than let the queue drop objects. */
+bool seg_upload_full(struct seg_upload *u);
 
 /* Cuts and queues the current object now (shutdown, or a test). */
 int seg_upload_flush(struct seg_upload *u);

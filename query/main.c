@@ -34,7 +34,7 @@
 #include "query/jobs/rules.h"
 #include "query/jobs/generate.h"
 #include "query/jobs/import.h"
-#include "query/serve/auth.h"
+#include "common/auth.h"
 #include "query/serve/http.h"
 #include "store/store.h"
 #include "symbolizer/debuginfod.h"

@@ -4,6 +4,7 @@
 #
 # 1. Stages include downward only:
 #      bpf -> agent -> symbolizer -> unwind -> exporter -> codec, store -> common
+#      agent -> ingest -> exporter (the receiver: bodies in, segments out)
 #      query/serve -> query/engine -> codec, store -> common
 #      query/jobs -> query/engine; query/main.c -> query/*
 #    A directory includes itself and what is below it; common/ includes
@@ -34,7 +35,8 @@ declare -A may=(
     [exporter]="exporter codec store common"
     [symbolizer]="symbolizer unwind exporter codec store common"
     [unwind]="unwind exporter codec store common"
-    [agent]="agent unwind symbolizer exporter codec store common"
+    [agent]="agent unwind symbolizer ingest exporter codec store common"
+    [ingest]="ingest exporter codec store common"
     [bpf]="bpf"
     [query/engine]="query/engine codec store common"
     [query/serve]="query/serve query/engine codec store common"
@@ -58,7 +60,7 @@ fi
 
 edges=$(mktemp)
 trap 'rm -f "$edges"' EXIT
-files=$(find common codec store exporter symbolizer unwind agent bpf query -name '*.[ch]' | sort)
+files=$(find common codec store exporter ingest symbolizer unwind agent bpf query -name '*.[ch]' | sort)
 for f in $files; do
     layer "$f"
     [ -n "${may[$L]:-}" ] || bad "$f: no rule for its directory $L/"

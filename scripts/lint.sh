@@ -20,7 +20,7 @@ for f in $(echo "$files" | grep '\.c$' | grep -v '^tests/'); do
 done
 echo "== cppcheck"
 cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
-    -I. -Ibuild -Ibuild/proto --suppress=missingIncludeSystem common agent symbolizer exporter || fail=1
+    -I. -Ibuild -Ibuild/proto --suppress=missingIncludeSystem common agent symbolizer ingest exporter || fail=1
 echo "== include rules"
 scripts/check-includes.sh || fail=1
 [ $fail -eq 0 ] && echo "lint: clean" || echo "lint: problems found"

@@ -19,6 +19,7 @@
 
 #include "common/buf.h"
 #include "common/file.h"
+#include "common/listen.h"
 #include "query/engine/peer.h"
 #include "query/serve/connect.h"
 #include "query/serve/connguard.h"
@@ -713,13 +714,8 @@ const struct http_limits *http_server_limits(const struct http_server *s)
 struct http_server *http_start(const struct http_opts *o, char *err, size_t errlen)
 {
     struct http_server *s = http_new_unbound(o);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
-                    *ai = NULL;
+    struct addrinfo *ai = NULL;
     struct rlimit nofile = {0};
-    char host[256];
-    const char *colon;
     /* One thread polls every connection: an idle or slow client costs a
      * descriptor, not a thread; queries run on the pools. */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -730,21 +726,7 @@ struct http_server *http_start(const struct http_opts *o, char *err, size_t errl
     }
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0)
         http_limits(o, nofile.rlim_cur, &s->lim);
-    colon = strrchr(o->listen, ':');
-    if (!colon || colon - o->listen >= (long)sizeof(host) || !colon[1]) {
-        snprintf(err, errlen, "--listen %s: expected HOST:PORT", o->listen);
-        http_stop(s);
-        return NULL;
-    }
-    memcpy(host, o->listen, (size_t)(colon - o->listen));
-    host[colon - o->listen] = '\0';
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    int gr = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
-    if (gr) {
-        snprintf(err, errlen, "--listen %s: %s", o->listen, gai_strerror(gr));
+    if (listen_resolve(o->listen, "--listen", &ai, err, errlen)) {
         http_stop(s);
         return NULL;
     }

@@ -33,7 +33,7 @@
 #include "query/engine/cache.h"
 #include "query/engine/cancel.h"
 #include "query/engine/engine.h"
-#include "query/serve/auth.h"
+#include "common/auth.h"
 #include "query/serve/request.h"
 
 /* Defaults of the limits in struct http_opts. */
@@ -54,7 +54,7 @@ struct http_opts {
     const char *tenant;  /* default tenant */
     const char *web_dir; /* serve WEB_DIR/index.html instead of the embedded page */
     /* When set, every request but GET/HEAD of /healthz, / and /index.html
-     * needs a token (query/serve/auth.h); others get 401. */
+     * needs a token (common/auth.h); others get 401. */
     const struct auth *auth;
     /* Limits; 0 = the default above. */
     unsigned query_timeout_ms; /* a request's queries, from its last byte */

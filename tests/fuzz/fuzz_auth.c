@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "common/base64.h"
-#include "query/serve/auth.h"
+#include "common/auth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "common/base64.h"
-#include "query/serve/auth.h"
+#include "common/auth.h"
 #include "query/serve/http.h"
 
 static struct auth *parse(const char *text)

@@ -95,6 +95,39 @@ static void test_uploads_in_order(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* An object's key carries its flush start's UTC hour and readers list an
+ * hour's manifests: windows of the next hour start an object of their own,
+ * even within flush_s (else a query of 10:00-10:30 misses 10:00:00). */
+static void test_cut_at_hour(void **state)
+{
+    char dir[] = "/tmp/stoke-upl-XXXXXX", err[256], path[300];
+    assert_non_null(mkdtemp(dir));
+    struct store_opts so = {.url = dir};
+    struct store *st = store_open(&so, err, sizeof(err));
+    struct seg_upload_opts uo = {.store = st, .host = "h1", .flush_s = 60};
+    struct seg_upload *u = seg_upload_new(&uo, err, sizeof(err));
+    assert_non_null(u);
+    (void)state;
+    /* 09:59:30, 09:59:40, 09:59:50, 10:00:00, 10:00:10: one flush interval */
+    for (int w = -3; w < 2; w++) {
+        uint64_t t = T0 + (uint64_t)((int64_t)w * 10000000000ll);
+        struct profile *p = make_profile(t, 3);
+        assert_int_equal(seg_upload_add(u, "api", p, t), 0);
+        profile_free(p);
+    }
+    assert_int_equal(seg_upload_flush(u), 0);
+    assert_int_equal(seg_upload_drain(u, 5000), 0);
+    seg_upload_free(u, 1000);
+    snprintf(path, sizeof(path), "%s/default/segments/2026-01-01/09", dir);
+    assert_int_equal(count_files(path, ".seg"), 1);
+    snprintf(path, sizeof(path), "%s/default/segments/2026-01-01/10", dir);
+    assert_int_equal(count_files(path, ".seg"), 1);
+    store_close(st);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* A host with many services fills the segment faster than flush_s: past
  * writer_bytes it is cut early, and counted, instead of growing. */
 static void test_cut_at_writer_cap(void **state)
@@ -256,8 +289,11 @@ static void test_old_spill_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_old_spill_file),     cmocka_unit_test(test_uploads_in_order),
-        cmocka_unit_test(test_cut_at_writer_cap),  cmocka_unit_test(test_store_down_drops_counted),
+        cmocka_unit_test(test_old_spill_file),
+        cmocka_unit_test(test_uploads_in_order),
+        cmocka_unit_test(test_cut_at_hour),
+        cmocka_unit_test(test_cut_at_writer_cap),
+        cmocka_unit_test(test_store_down_drops_counted),
         cmocka_unit_test(test_spill_then_recover),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

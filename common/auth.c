@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "query/serve/auth.h"
+#include "common/auth.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * auth — stoke-query's optional bearer-token check (--auth-token-file).
+ * auth — the optional bearer-token check of stoke-query (--auth-token-file)
+ * and of the agent's receiver (--receive-auth-token-file).
  *
  * Owns the token list and the Authorization header check, nothing about
  * HTTP routing (query/serve/http.c decides which paths need it). The token file
@@ -15,8 +16,8 @@
  * does not depend on where a wrong candidate differs. Error messages never
  * contain a token.
  */
-#ifndef STOKE_QUERY_AUTH_H
-#define STOKE_QUERY_AUTH_H
+#ifndef STOKE_AUTH_H
+#define STOKE_AUTH_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# The agent's receiver (--receive, ingest/receiver.h):
+#  (a) OTLP round trip: agent A samples a workload and exports OTLP/HTTP to
+#      agent B (--no-sampling --receive); stoke-query over B's store gives
+#      per-function totals equal to A's own segments, service by service,
+#      and for hot_c equal to A's local pprof files (read by Google's Go
+#      parser, tests/integration/pprof_top);
+#  (b) corpus pprof pushed to /ingest as the Go SDK does (multipart, part
+#      "profile") and raw: per-function values equal the file's, every type;
+#  (c) folded stacks (A's own .folded files) round-trip;
+#  (d) limits and bad input: 413, 429 + Retry-After, 401, X-Scope-OrgID,
+#      malformed protobuf, gzip, content types, names, formats -> the right
+#      4xx naming the problem, and nothing written for them;
+#  (e) figures: throughput on one core and RSS under 100 concurrent pushers.
+set -u
+. "$(dirname "$0")/lib.sh"
+QUERY=$ROOT/build/stoke-query
+CORPUS=${STOKE_PPROF_CORPUS:-/work/shared/corpus/pprof}
+need curl
+need go
+need python3
+need protoc
+[ -d "$CORPUS" ] || { fail "no corpus at $CORPUS"; summary test_receive; exit 1; }
+build_fixtures
+T=$ROOT/tests/integration
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+[ -n "${KEEP:-}" ] && trap - EXIT
+export GOCACHE=${GOCACHE:-$work/gocache}
+(cd "$ROOT" && GO111MODULE=off GOPATH=/usr/share/gocode go build -o "$work/pprof_top" ./tests/integration/pprof_top &&
+    GO111MODULE=off go build -o "$work/push_load" ./tests/integration/push_load) ||
+    { fail "building the Go helpers"; summary test_receive; exit 1; }
+
+receiver() { # receiver NAME [agent args]: starts a receive-only agent; sets $rport $rpid
+    local name=$1 i; shift
+    rport=
+    "$AGENT" --no-sampling --receive 127.0.0.1:0 --store "$work/$name" --host-name "$name" \
+        --metrics-addr off --flush 10 "$@" 2>"$work/$name.log" &
+    rpid=$!
+    pids+=($rpid)
+    for i in $(seq 50); do
+        rport=$(sed -n 's/.*on port \([0-9]*\).*/\1/p' "$work/$name.log")
+        [ -n "$rport" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+worker() { # worker STORE: starts stoke-query; sets $qport
+    local i
+    qport=
+    "$QUERY" --store "$1" --listen 127.0.0.1:0 >/dev/null 2>"$1.query.log" &
+    pids+=($!)
+    for i in $(seq 50); do
+        qport=$(sed -n 's/.* on port \([0-9]*\).*/\1/p' "$1.query.log")
+        [ -n "$qport" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+now_ms=$(($(date +%s) * 1000))
+FROM=$((now_ms - 3600000))
+UNTIL=$((now_ms + 3600000))
+top() { # top PORT SERVICE PROFILE_TYPE [tenant]
+    curl -s -G "http://127.0.0.1:$1/api/v1/top" --data-urlencode "from=$FROM" \
+        --data-urlencode "until=$UNTIL" --data-urlencode "query={service_name=\"$2\"}" \
+        --data-urlencode "profile_type=$3" --data-urlencode limit=100000 \
+        ${4:+--data-urlencode "tenant=$4"}
+}
+CPU=process_cpu:cpu:nanoseconds:cpu:nanoseconds
+
+echo "== (a) OTLP/HTTP: agent A -> agent B's receiver"
+receiver B || { fail "receiver B did not start: $(cat "$work/B.log")"; summary test_receive; exit 1; }
+portB=$rport pidB=$rpid
+"$FIXTURES/hot_c" 25 >/dev/null & pids+=($!)
+"$AGENT" --store "$work/A" --output-dir "$work/localA" --host-name A --window 5 --flush 10 \
+    --frequency 99 --duration 20 --metrics-addr off \
+    --otlp-endpoint "http://127.0.0.1:$portB" 2>"$work/A.log"
+check "agent A exits 0" test $? -eq 0
+sleep 1
+kill -TERM "$pidB"; wait "$pidB"
+check "receiver B exits 0 on SIGTERM" test $? -eq 0
+grep -h 'receiver:' "$work/B.log" | sed 's/^/  /'
+check "B wrote segments under its own host" bash -c "ls $work/B/default/segments/*/*/B/*.seg >/dev/null"
+worker "$work/A"; qa=$qport
+worker "$work/B"; qb=$qport
+services=$(curl -s -G "http://127.0.0.1:$qa/api/v1/label_values" --data-urlencode name=service_name \
+    --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" |
+    python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["values"]))')
+n=0 bad=0
+for svc in $services; do
+    top "$qa" "$svc" "$CPU" >"$work/a.json"
+    top "$qb" "$svc" "$CPU" >"$work/b.json"
+    if out=$(python3 "$T/top_compare.py" "$work/a.json" "$work/b.json"); then n=$((n + 1)); else
+        bad=$((bad + 1)); echo "  $svc: $out"; fi
+done
+check "B's per-function totals equal A's segments ($n services, $bad differ)" \
+    test "$n" -ge 1 -a "$bad" -eq 0
+"$work/pprof_top" -type cpu -unit nanoseconds "$work"/localA/hot_c/*.pb.gz >"$work/want.json"
+top "$qb" hot_c "$CPU" >"$work/b.json"
+out=$(python3 "$T/top_compare.py" "$work/want.json" "$work/b.json")
+check "hot_c on B equals A's local pprof files, Go's parser ($out)" test $? -eq 0
+
+echo "== (b) corpus pprof as the Go SDK pushes it (multipart) and raw"
+receiver C || { fail "receiver C did not start"; summary test_receive; exit 1; }
+portC=$rport pidC=$rpid
+T0=$(($(date +%s) - 600))
+for f in go-cpu.pb.gz go-heap.pb.gz python-pyspy.pb.gz node-cpu.pb.gz node-heap.pb.gz go-cpu-labels.pprof; do
+    [ -f "$CORPUS/$f" ] || { fail "$f: not in the corpus"; continue; }
+    s=${f%%.*}
+    code=$(curl -s -o "$work/ans" -w '%{http_code}' \
+        -F "profile=@$CORPUS/$f;filename=profile.pprof;type=application/octet-stream" \
+        "http://127.0.0.1:$portC/ingest?name=mp-$s.cpu%7Benv%3Dtest%7D&from=$T0&until=$((T0 + 10))&spyName=gospy&sampleRate=100")
+    check "multipart $f: 200 ($(head -c 100 "$work/ans"))" test "$code" = 200
+    code=$(curl -s -o "$work/ans" -w '%{http_code}' --data-binary "@$CORPUS/$f" \
+        "http://127.0.0.1:$portC/ingest?name=raw-$s&format=pprof&from=$T0")
+    check "raw $f: 200 ($(head -c 100 "$work/ans"))" test "$code" = 200
+done
+
+# Connect Push stores a profile at its pprof's time: A's own recent windows
+pushed=$(ls "$work"/localA/hot_c/*.pb.gz | head -2)
+for f in $pushed; do
+    python3 "$T/otlp_craft.py" "$work/push.pb" push "$f" push-hot
+    code=$(curl -s -o "$work/ans" -w '%{http_code}' -H "Content-Type: application/proto" \
+        --data-binary @"$work/push.pb" "http://127.0.0.1:$portC/push.v1.PusherService/Push")
+    check "Connect Push of A's $(basename "$f"): 200 ($(head -c 100 "$work/ans"))" test "$code" = 200
+done
+
+echo "== (c) folded"
+cat "$work"/localA/hot_c/*.folded >"$work/hot.folded"
+code=$(curl -s -o "$work/ans" -w '%{http_code}' --data-binary "@$work/hot.folded" \
+    "http://127.0.0.1:$portC/ingest?name=folded-rt%7Bk%3Dv%7D&format=folded&sampleRate=99&from=$T0")
+check "folded: 200 ($(head -c 100 "$work/ans"))" test "$code" = 200
+printf 'a;b;c 3\r\na;b 2\n\nx 1\n' >"$work/small.folded"
+code=$(curl -s -o "$work/ans" -w '%{http_code}' --data-binary "@$work/small.folded" \
+    "http://127.0.0.1:$portC/ingest?name=folded-small&format=collapsed&from=$T0")
+check "collapsed with CRLF and a blank line: 200" test "$code" = 200
+sleep 1
+kill -TERM "$pidC"; wait "$pidC"
+worker "$work/C"; qc=$qport
+for f in go-cpu.pb.gz go-heap.pb.gz python-pyspy.pb.gz node-cpu.pb.gz node-heap.pb.gz go-cpu-labels.pprof; do
+    s=${f%%.*}
+    for kind in mp raw; do
+        types=$(curl -s -G "http://127.0.0.1:$qc/api/v1/profile_types" --data-urlencode "from=$FROM" \
+            --data-urlencode "until=$UNTIL" --data-urlencode "query={service_name=\"$kind-$s\"}" |
+            python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["profile_types"]))')
+        [ -n "$types" ] || { fail "$kind-$s: no profile types"; continue; }
+        ok=0 bad=0 msg=
+        for pt in $types; do
+            IFS=: read -r _ typ unit _ _ <<<"$pt"
+            "$work/pprof_top" -type "$typ" -unit "$unit" "$CORPUS/$f" >"$work/want.json" 2>&1
+            top "$qc" "$kind-$s" "$pt" >"$work/got.json"
+            if m=$(python3 "$T/top_compare.py" "$work/want.json" "$work/got.json"); then ok=$((ok + 1)); else
+                bad=$((bad + 1)); msg="$msg $typ: $m"; fi
+        done
+        check "$kind $f: every type's per-function values equal the file's ($ok types, $bad differ$msg)" \
+            test "$ok" -ge 1 -a "$bad" -eq 0
+    done
+done
+ok=0 bad=0 msg=
+for pt in process_cpu:samples:count:cpu:nanoseconds "$CPU"; do
+    IFS=: read -r _ typ unit _ _ <<<"$pt"
+    "$work/pprof_top" -type "$typ" -unit "$unit" $pushed >"$work/want.json" 2>&1
+    top "$qc" push-hot "$pt" >"$work/got.json"
+    if m=$(python3 "$T/top_compare.py" "$work/want.json" "$work/got.json"); then ok=$((ok + 1)); else
+        bad=$((bad + 1)); msg="$msg $typ: $m"; fi
+done
+check "Connect Push: per-function values equal the pushed files ($ok types, $bad differ$msg)" \
+    test "$ok" -eq 2 -a "$bad" -eq 0
+curl -s -G "http://127.0.0.1:$qc/api/v1/label_values" --data-urlencode name=env \
+    --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" >"$work/lv.json"
+check "name{env=test} became a label" grep -q '"test"' "$work/lv.json"
+curl -s -G "http://127.0.0.1:$qc/api/v1/label_values" --data-urlencode name=pyroscope_spy \
+    --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" >"$work/lv.json"
+check "spyName became pyroscope_spy" grep -q '"gospy"' "$work/lv.json"
+python3 "$T/folded_top.py" "$work/hot.folded" >"$work/want.json"
+top "$qc" folded-rt process_cpu:samples:count:cpu:nanoseconds >"$work/got.json"
+out=$(python3 "$T/top_compare.py" "$work/want.json" "$work/got.json")
+check "folded round trip: samples per function equal the file's ($out)" test $? -eq 0
+python3 "$T/folded_top.py" "$work/small.folded" >"$work/want.json"
+top "$qc" folded-small process_cpu:samples:count:cpu:nanoseconds >"$work/got.json"
+out=$(python3 "$T/top_compare.py" "$work/want.json" "$work/got.json")
+check "collapsed: samples per function equal ($out)" test $? -eq 0
+top "$qc" folded-small "$CPU" >"$work/got.json"
+check "folded cpu nanoseconds = samples x 1e9/sampleRate (100 Hz default)" python3 -c "
+import json; assert json.load(open('$work/got.json'))['total'] == 6 * 10**7"
+
+echo "== (d) limits and bad input"
+printf 'tok-1\n' >"$work/tokens"
+receiver D --receive-max-body-mb 1 --receive-pending-mb 1 --receive-auth-token-file "$work/tokens" ||
+    { fail "receiver D did not start"; summary test_receive; exit 1; }
+portD=$rport pidD=$rpid
+U=http://127.0.0.1:$portD
+AUTH=(-H "Authorization: Bearer tok-1")
+req() { # req WANT_CODE WANT_TEXT DESCRIPTION curl-args...: checks the code and the message
+    local want=$1 text=$2 what=$3 code; shift 3
+    code=$(curl -s -o "$work/ans" -D "$work/hdr" -w '%{http_code}' "$@")
+    if [ "$code" = "$want" ] && grep -aq -- "$text" "$work/ans" "$work/hdr"; then
+        pass "$what: $code ($(tr -d '\r\0-\010' <"$work/ans" | head -c 90 | tr '\n' ' '))"
+    else
+        fail "$what: want $want with '$text', got $code: $(head -c 200 "$work/ans")"
+    fi
+}
+python3 -c "import sys; sys.stdout.write('main;x 1\n' * 150000)" >"$work/big.folded"   # 1.35 MB
+python3 -c "import sys; sys.stdout.write('main;y 1\n' * 100000)" >"$work/half.folded"  # 0.9 MB
+python3 "$T/otlp_craft.py" "$work/partial.pb" partial
+python3 "$T/otlp_craft.py" "$work/allbad.pb" allbad
+printf 'not a protobuf message at all \377\377\377' >"$work/junk"
+gzip -c "$CORPUS/go-cpu.pb.gz" >/dev/null
+req 401 "bearer token" "no token" --data-binary @"$work/small.folded" "$U/ingest?name=a"
+req 401 "bearer token" "a wrong token" -H "Authorization: Bearer nope" --data-binary @"$work/small.folded" "$U/ingest?name=a"
+req 200 "" "the token (Bearer)" "${AUTH[@]}" --data-binary @"$work/small.folded" "$U/ingest?name=authed&from=$T0"
+req 200 "" "the token as basic-auth password" -u "any:tok-1" --data-binary @"$work/small.folded" "$U/ingest?name=authed2&from=$T0"
+req 413 "larger than" "body past --receive-max-body-mb" "${AUTH[@]}" --data-binary @"$work/big.folded" "$U/ingest?name=big"
+req 413 "larger than" "chunked body past the cap" "${AUTH[@]}" -H "Transfer-Encoding: chunked" --data-binary @"$work/big.folded" "$U/ingest?name=big"
+# one slow push holds most of the pending budget; the next one is told to retry
+curl -s -o /dev/null "${AUTH[@]}" --limit-rate 150k --data-binary @"$work/half.folded" \
+    "$U/ingest?name=slow&from=$T0" & slow=$!
+sleep 3
+req 429 "retry later" "pending bytes past --receive-pending-mb" "${AUTH[@]}" --data-binary @"$work/half.folded" "$U/ingest?name=second"
+check "429 carries Retry-After" grep -qi '^Retry-After: [0-9]' "$work/hdr"
+wait $slow
+req 400 "X-Scope-OrgID" "bad tenant" "${AUTH[@]}" -H "X-Scope-OrgID: ../etc" --data-binary @"$work/small.folded" "$U/ingest?name=t"
+req 200 "" "tenant t-1" "${AUTH[@]}" -H "X-Scope-OrgID: t-1" --data-binary @"$work/small.folded" "$U/ingest?name=tenanted&from=$T0"
+req 400 "ExportProfilesServiceRequest" "OTLP: malformed protobuf" "${AUTH[@]}" -H "Content-Type: application/x-protobuf" --data-binary @"$work/junk" "$U/v1development/profiles"
+req 400 "gzip" "OTLP: Content-Encoding gzip, body not gzip" "${AUTH[@]}" -H "Content-Type: application/x-protobuf" -H "Content-Encoding: gzip" --data-binary @"$work/partial.pb" "$U/v1development/profiles"
+req 415 "application/x-protobuf" "OTLP: JSON body" "${AUTH[@]}" -H "Content-Type: application/json" --data-binary '{}' "$U/v1development/profiles"
+req 415 "Content-Type" "OTLP: no content type" "${AUTH[@]}" -H "Content-Type:" --data-binary @"$work/partial.pb" "$U/v1development/profiles"
+req 415 "Content-Encoding" "OTLP: Content-Encoding br" "${AUTH[@]}" -H "Content-Type: application/x-protobuf" -H "Content-Encoding: br" --data-binary @"$work/partial.pb" "$U/v1development/profiles"
+req 400 "every profile rejected" "OTLP: every profile bad" "${AUTH[@]}" -H "Content-Type: application/x-protobuf" --data-binary @"$work/allbad.pb" "$U/v1development/profiles"
+gzip -c "$work/partial.pb" >"$work/partial.pb.gz"
+code=$(curl -s -o "$work/ans" -w '%{http_code}' "${AUTH[@]}" -H "Content-Type: application/x-protobuf" \
+    -H "Content-Encoding: gzip" --data-binary @"$work/partial.pb.gz" "$U/v1development/profiles")
+protoc --decode_raw <"$work/ans" >"$work/ans.txt" 2>&1
+check "OTLP partial success (gzip): 200, rejected_profiles 1 and a message ($(tr '\n' ' ' <"$work/ans.txt" | head -c 120))" \
+    bash -c "[ $code = 200 ] && grep -q '1: 1' '$work/ans.txt' && grep -q 'stack_index 7' '$work/ans.txt'"
+req 415 "format=jfr" "format=jfr" "${AUTH[@]}" --data-binary @"$work/junk" "$U/ingest?name=j&format=jfr"
+req 415 "supported" "format=trie" "${AUTH[@]}" --data-binary @"$work/junk" "$U/ingest?name=j&format=trie"
+req 400 "not a profile.proto" "pprof: garbage" "${AUTH[@]}" --data-binary @"$work/junk" "$U/ingest?name=j&format=pprof"
+head -c 300 "$CORPUS/go-cpu.pb.gz" >"$work/trunc.gz"
+req 400 "gzip" "pprof: truncated gzip" "${AUTH[@]}" --data-binary @"$work/trunc.gz" "$U/ingest?name=j&format=pprof"
+req 400 "name: required" "no name" "${AUTH[@]}" --data-binary @"$work/small.folded" "$U/ingest?format=folded"
+req 400 "no application name" "name without application" "${AUTH[@]}" --data-binary @"$work/small.folded" "$U/ingest?name=%7Ba%3Db%7D"
+req 400 "bad label name" "bad label name" "${AUTH[@]}" --data-binary @"$work/small.folded" "$U/ingest?name=app%7B1a%3Db%7D"
+req 400 "must end" "unclosed labels" "${AUTH[@]}" --data-binary @"$work/small.folded" "$U/ingest?name=app%7Ba%3Db"
+req 400 "__name__" "__name__ label" "${AUTH[@]}" --data-binary @"$work/small.folded" "$U/ingest?name=app%7B__name__%3Db%7D"
+req 400 "from" "from not a number" "${AUTH[@]}" --data-binary @"$work/small.folded" "$U/ingest?name=app&from=yesterday"
+req 400 "until" "until before from" "${AUTH[@]}" --data-binary @"$work/small.folded" "$U/ingest?name=app&from=2000&until=1000"
+req 400 "sampleRate" "sampleRate 0" "${AUTH[@]}" --data-binary @"$work/small.folded" "$U/ingest?name=app&sampleRate=0"
+req 400 "line 2" "folded: bad count" "${AUTH[@]}" --data-binary $'a;b 1\na;b x\n' "$U/ingest?name=app&format=folded"
+req 400 "empty frame" "folded: empty frame" "${AUTH[@]}" --data-binary $'a;;b 1\n' "$U/ingest?name=app&format=folded"
+req 400 "no 'profile' part" "multipart without a profile part" "${AUTH[@]}" -F "other=@$work/small.folded" "$U/ingest?name=app"
+req 400 "boundary" "multipart without a boundary" "${AUTH[@]}" -H "Content-Type: multipart/form-data" --data-binary @"$work/small.folded" "$U/ingest?name=app&format=pprof"
+printf -- '--XX\r\nContent-Disposition: form-data; name="profile"\r\n\r\nabc' >"$work/mp-trunc"
+req 400 "truncated" "multipart truncated" "${AUTH[@]}" -H "Content-Type: multipart/form-data; boundary=XX" --data-binary @"$work/mp-trunc" "$U/ingest?name=app&format=pprof"
+req 405 "POST" "GET /ingest" "${AUTH[@]}" "$U/ingest?name=app"
+req 404 "not found" "unknown path" "${AUTH[@]}" --data-binary x "$U/nope"
+req 400 "PushRequest" "Connect Push: malformed protobuf" "${AUTH[@]}" -H "Content-Type: application/proto" --data-binary @"$work/junk" "$U/push.v1.PusherService/Push"
+check "Connect error body: {code, message}" grep -q '"code":"invalid_argument"' "$work/ans"
+req 415 "application/proto" "Connect Push: JSON" "${AUTH[@]}" -H "Content-Type: application/json" --data-binary '{}' "$U/push.v1.PusherService/Push"
+python3 "$T/otlp_craft.py" "$work/push-nosvc.pb" push "$CORPUS/go-cpu.pb.gz" ""
+req 400 "no service_name" "Connect Push without service_name" "${AUTH[@]}" -H "Content-Type: application/proto" --data-binary @"$work/push-nosvc.pb" "$U/push.v1.PusherService/Push"
+sleep 1
+kill -TERM "$pidD"; wait "$pidD"
+worker "$work/D"; qd=$qport
+curl -s -G "http://127.0.0.1:$qd/api/v1/label_values" --data-urlencode name=service_name \
+    --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" >"$work/lv.json"
+check "only the accepted pushes were written (default tenant: $(tr -d '\n' <"$work/lv.json" | head -c 150))" python3 -c "
+import json; v=sorted(json.load(open('$work/lv.json'))['values']); assert v == ['authed', 'authed2', 'otlp-py', 'slow'], v"
+curl -s -G "http://127.0.0.1:$qd/api/v1/label_values" --data-urlencode name=service_name \
+    --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" --data-urlencode tenant=t-1 >"$work/lv.json"
+check "X-Scope-OrgID t-1 stored under its own tenant" python3 -c "
+import json; v=json.load(open('$work/lv.json'))['values']; assert v == ['tenanted'], v"
+top "$qd" otlp-py "$CPU" >"$work/got.json"
+check "OTLP partial success: the good profile is stored (main;foo 100, main 50)" python3 -c "
+import json; j=json.load(open('$work/got.json')); f={x['name']:(x['self'],x['total']) for x in j['functions']}
+assert j['total'] == 150 and f == {'foo': (100, 100), 'main': (50, 150)}, j"
+
+echo "== (e) figures: one core, 100 concurrent pushers"
+receiver E --receive-pending-mb 256 --buffer-mb 512 || { fail "receiver E did not start"; summary test_receive; exit 1; }
+portE=$rport pidE=$rpid
+cp "$CORPUS/go-cpu.pb.gz" "$work/body.pb.gz"
+rss0=$(awk '/VmRSS/ {print $2}' /proc/$pidE/status)
+out=$("$work/push_load" -url "http://127.0.0.1:$portE/ingest?name=load&format=pprof" \
+    -body "$work/body.pb.gz" -c 100 -n 3000)
+echo "  pprof (go-cpu.pb.gz) via /ingest: $out"
+check "100 concurrent pprof pushers all answered 200" bash -c "grep -q 'answers 200:3000\$' <<<'$out'"
+gzip -c "$work/partial.pb" >/dev/null
+ls "$work"/localA/hot_c/*.pb.gz >/dev/null 2>&1
+out=$("$work/push_load" -url "http://127.0.0.1:$portE/ingest?name=loadf&format=folded" \
+    -body "$work/hot.folded" -c 100 -n 3000)
+echo "  folded ($(wc -c <"$work/hot.folded") bytes) via /ingest: $out"
+hwm=$(awk '/VmHWM/ {print $2}' /proc/$pidE/status)
+echo "  receiver RSS: $((rss0 / 1024)) MB at start, peak $((hwm / 1024)) MB under the bursts"
+check "receiver peak RSS under 100 pushers stays bounded (< 200 MB: $((hwm / 1024)) MB)" test "$hwm" -lt 204800
+kill -TERM "$pidE"; wait "$pidE"
+summary test_receive
