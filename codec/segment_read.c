@@ -482,10 +482,15 @@ static const char *type_name(const char *type, const char *ptype)
 {
     if (!strcmp(ptype, "cpu") || !strcmp(type, "cpu"))
         return "process_cpu";
-    if (!strcmp(ptype, "space") || !strncmp(type, "alloc_", 6) || !strncmp(type, "inuse_", 6))
+    if (!strcmp(ptype, "space") || !strncmp(type, "alloc_", 6) || !strncmp(type, "inuse_", 6) ||
+        !strcmp(type, "live"))
         return "memory";
     if (!strcmp(type, "wall"))
         return "wall";
+    /* JFR's monitor locks and thread parks (codec/jfr.c): one pair of
+     * sample types, told apart by the period type, as Pyroscope names them */
+    if (!strcmp(ptype, "mutex") || !strcmp(ptype, "block"))
+        return ptype;
     return type;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "codec/jfr.h"
 #include "common/gzip.h"
 #include "pyroscope/push.pb-c.h"
 
@@ -325,6 +326,68 @@ static int int_param(pyro_param_fn param, void *ctx, const char *name, int64_t l
     return 0;
 }
 
+/* format=jfr: the recording (a multipart `jfr` part, with the Java agent's
+ * `labels` part, or the whole body) converted by codec/jfr.c, one profile
+ * per kind of event, all of the request's service and labels. */
+static int pyro_jfr(struct ingest_batch *b, const char *content_type, const uint8_t *body,
+                    size_t len, size_t max_decoded, int64_t rate, const char *service,
+                    struct seg_label *labels, size_t nlabels, int64_t time_ms, char *err,
+                    size_t errlen)
+{
+    const uint8_t *jfr = body, *lab = NULL;
+    size_t jlen = len, llen = 0;
+    int rc;
+
+    if (content_type && !strncasecmp(content_type, "multipart/form-data", 19)) {
+        struct multipart_part parts[MULTIPART_MAX_PARTS];
+        size_t np = 0;
+        if ((rc = multipart_parse(b, content_type, body, len, parts, &np, err, errlen)))
+            return rc;
+        jfr = NULL;
+        for (size_t i = 0; i < np; i++) {
+            if (!strcmp(parts[i].name, "jfr")) {
+                jfr = parts[i].data;
+                jlen = parts[i].len;
+            } else if (!strcmp(parts[i].name, "labels")) {
+                lab = parts[i].data;
+                llen = parts[i].len;
+            }
+        }
+        if (!jfr) {
+            snprintf(err, errlen, "multipart/form-data: no 'jfr' part");
+            return -EINVAL;
+        }
+    }
+    struct jfr_opts o = {.sample_rate = rate, .max_bytes = max_decoded};
+    struct jfr_result *r = NULL;
+    char why[256] = "";
+    rc = jfr_convert(jfr, jlen, lab, llen, &o, &r, why, sizeof(why));
+    if (rc) {
+        snprintf(err, errlen, "%s", why[0] ? why : strerror(-rc));
+        return rc == -EFBIG ? -EFBIG : rc == -ENOMEM ? -ENOMEM : -EINVAL;
+    }
+    for (size_t i = 0; i < r->n && !rc; i++) {
+        Perftools__Profiles__Profile *p = r->profiles[i].pprof;
+        if (!p || !p->n_sample)
+            continue;
+        r->profiles[i].pprof = NULL; /* the batch's now, also when keeping fails */
+        struct ingest_profile *ip;
+        if ((rc = ingest_keep(b, p)) || !(ip = ingest_push(b))) {
+            snprintf(err, errlen, "out of memory");
+            rc = -ENOMEM;
+            break;
+        }
+        ip->service = service;
+        ip->labels = labels;
+        ip->nlabels = nlabels;
+        ip->p = p;
+        ip->nrows = p->n_sample;
+        ip->time_ms = time_ms;
+    }
+    jfr_result_free(r);
+    return rc;
+}
+
 int ingest_pyroscope(struct ingest_batch *b, pyro_param_fn param, void *ctx,
                      const char *content_type, const uint8_t *body, size_t len, size_t max_decoded,
                      int64_t now_ms, char *err, size_t errlen)
@@ -342,14 +405,10 @@ int ingest_pyroscope(struct ingest_batch *b, pyro_param_fn param, void *ctx,
         return -ENOMEM;
     if (!format || !*format)
         format = multipart ? "pprof" : "folded";
-    if (!strcmp(format, "jfr")) {
+    if (strcmp(format, "pprof") && strcmp(format, "folded") && strcmp(format, "collapsed") &&
+        strcmp(format, "jfr")) {
         snprintf(err, errlen,
-                 "format=jfr: not supported yet (supported: pprof, folded, collapsed)");
-        return -EPROTONOSUPPORT;
-    }
-    if (strcmp(format, "pprof") && strcmp(format, "folded") && strcmp(format, "collapsed")) {
-        snprintf(err, errlen, "format=%.32s: not supported (supported: pprof, folded, collapsed)",
-                 format);
+                 "format=%.32s: not supported (supported: pprof, jfr, folded, collapsed)", format);
         return -EPROTONOSUPPORT;
     }
     if ((rc = pyro_parse_name(b, name ? name : "", &service, labels, &nlabels, err, errlen)))
@@ -379,6 +438,9 @@ int ingest_pyroscope(struct ingest_batch *b, pyro_param_fn param, void *ctx,
     struct ingest_profile *ip = NULL;
     Perftools__Profiles__Profile *p = NULL;
     uint64_t nrows = 0;
+    if (!strcmp(format, "jfr"))
+        return pyro_jfr(b, content_type, body, len, max_decoded, rate, service, labels, nlabels,
+                        from ? from * 1000 : now_ms, err, errlen);
     if (!strcmp(format, "pprof")) {
         const uint8_t *data = body;
         size_t dlen = len;

@@ -13,8 +13,10 @@
  * '}' and control characters). A `service_name` label overrides the
  * application; `__name__` is refused.
  *
- * Each format is one function from a body to profiles; JFR (codec/jfr.c,
- * another slice) is to be one more case of ingest_pyroscope.
+ * Each format is one function from a body to profiles; format=jfr (the
+ * recording alone, or multipart `jfr` + `labels` parts as Pyroscope's Java
+ * agent sends them) is codec/jfr.c's conversion, one profile per kind of
+ * event.
  */
 #ifndef STOKE_INGEST_PYROSCOPE_H
 #define STOKE_INGEST_PYROSCOPE_H
@@ -58,7 +60,7 @@ typedef const char *(*pyro_param_fn)(void *ctx, const char *name);
 /*
  * The whole /ingest request into @b. Returns 0; -EINVAL (400: a bad
  * parameter or body), -EPROTONOSUPPORT (415: a format not supported:
- * jfr, trie, tree, lines), -EFBIG (413: decoded past @max_decoded), or
+ * trie, tree, lines), -EFBIG (413: decoded past @max_decoded), or
  * -ENOMEM, always with @err.
  */
 int ingest_pyroscope(struct ingest_batch *b, pyro_param_fn param, void *ctx,

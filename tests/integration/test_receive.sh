@@ -118,6 +118,17 @@ for f in go-cpu.pb.gz go-heap.pb.gz python-pyspy.pb.gz node-cpu.pb.gz node-heap.
     check "raw $f: 200 ($(head -c 100 "$work/ans"))" test "$code" = 200
 done
 
+# JFR as Pyroscope's Java agent sends it (multipart jfr + labels parts) and raw
+JFRC=${STOKE_JFR_CORPUS:-$(dirname "$CORPUS")/jfr}
+[ -f "$JFRC/dump1.jfr.gz" ] || fail "no JFR corpus at $JFRC"
+code=$(curl -s -o "$work/ans" -w '%{http_code}' -F "jfr=@$JFRC/dump1.jfr.gz;filename=jfr" \
+    -F "labels=@$JFRC/dump1.labels.pb.gz;filename=labels" \
+    "http://127.0.0.1:$portC/ingest?name=jfr-dump1&format=jfr&from=$T0&until=$((T0 + 10))&spyName=javaspy")
+check "JFR multipart dump1 (jfr + labels): 200 ($(head -c 100 "$work/ans"))" test "$code" = 200
+code=$(curl -s -o "$work/ans" -w '%{http_code}' --data-binary "@$JFRC/kafka-cpu-lock-alloc.jfr.gz" \
+    "http://127.0.0.1:$portC/ingest?name=jfr-kafka&format=jfr&from=$T0")
+check "JFR raw kafka-cpu-lock-alloc: 200 ($(head -c 100 "$work/ans"))" test "$code" = 200
+
 # Connect Push stores a profile at its pprof's time: A's own recent windows
 pushed=$(ls "$work"/localA/hot_c/*.pb.gz | head -2)
 for f in $pushed; do
@@ -158,6 +169,24 @@ for f in go-cpu.pb.gz go-heap.pb.gz python-pyspy.pb.gz node-cpu.pb.gz node-heap.
             test "$ok" -ge 1 -a "$bad" -eq 0
     done
 done
+# JFR: each type's per-function values equal Pyroscope's own conversion
+# (the expected file of the empty label set holds the whole profile)
+for c in "jfr-dump1 dump1 process_cpu:cpu:nanoseconds:cpu:nanoseconds" \
+    "jfr-kafka kafka-cpu-lock-alloc process_cpu:cpu:nanoseconds:cpu:nanoseconds" \
+    "jfr-kafka kafka-cpu-lock-alloc memory:alloc_in_new_tlab_bytes:bytes:space:bytes" \
+    "jfr-kafka kafka-cpu-lock-alloc memory:alloc_in_new_tlab_objects:count:space:bytes"; do
+    read -r svc src pt <<<"$c"
+    want_file="$JFRC/expected/$src.jfr.gz.${pt//:/_}.17241709254077376921.pb.gz"
+    IFS=: read -r _ typ unit _ _ <<<"$pt"
+    "$work/pprof_top" -type "$typ" -unit "$unit" "$want_file" >"$work/want.json" 2>&1
+    top "$qc" "$svc" "$pt" >"$work/got.json"
+    out=$(python3 "$T/top_compare.py" "$work/want.json" "$work/got.json")
+    check "JFR $src $pt: per-function values equal Pyroscope's conversion ($out)" test $? -eq 0
+done
+curl -s -G "http://127.0.0.1:$qc/api/v1/label_values" --data-urlencode name=pyroscope_spy \
+    --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" >"$work/lv.json"
+check "JFR: spyName became pyroscope_spy" grep -q '"javaspy"' "$work/lv.json"
+
 ok=0 bad=0 msg=
 for pt in process_cpu:samples:count:cpu:nanoseconds "$CPU"; do
     IFS=: read -r _ typ unit _ _ <<<"$pt"
@@ -235,7 +264,10 @@ code=$(curl -s -o "$work/ans" -w '%{http_code}' "${AUTH[@]}" -H "Content-Type: a
 protoc --decode_raw <"$work/ans" >"$work/ans.txt" 2>&1
 check "OTLP partial success (gzip): 200, rejected_profiles 1 and a message ($(tr '\n' ' ' <"$work/ans.txt" | head -c 120))" \
     bash -c "[ $code = 200 ] && grep -q '1: 1' '$work/ans.txt' && grep -q 'stack_index 7' '$work/ans.txt'"
-req 415 "format=jfr" "format=jfr" "${AUTH[@]}" --data-binary @"$work/junk" "$U/ingest?name=j&format=jfr"
+req 400 "jfr: " "format=jfr: not a recording" "${AUTH[@]}" --data-binary @"$work/junk" "$U/ingest?name=j&format=jfr"
+head -c 20000 "$JFRC/kafka-cpu.jfr.gz" | gzip -dc 2>/dev/null | head -c 30000 >"$work/jfr-trunc"
+req 400 "jfr: " "format=jfr: a truncated recording" "${AUTH[@]}" --data-binary @"$work/jfr-trunc" "$U/ingest?name=j&format=jfr"
+req 400 "no 'jfr' part" "format=jfr: multipart without a jfr part" "${AUTH[@]}" -F "labels=@$work/small.folded" "$U/ingest?name=j&format=jfr"
 req 415 "supported" "format=trie" "${AUTH[@]}" --data-binary @"$work/junk" "$U/ingest?name=j&format=trie"
 req 400 "not a profile.proto" "pprof: garbage" "${AUTH[@]}" --data-binary @"$work/junk" "$U/ingest?name=j&format=pprof"
 head -c 300 "$CORPUS/go-cpu.pb.gz" >"$work/trunc.gz"

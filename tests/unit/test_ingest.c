@@ -451,7 +451,8 @@ static void test_receiver(void **st)
     } bad[] = {
         {"/ingest", NULL, NULL, NULL, "a", "folded", "x;y z\n", "not a decimal", 400},
         {"/ingest", NULL, NULL, "bad/tenant", "a", "folded", "x 1\n", "X-Scope-OrgID", 400},
-        {"/ingest", NULL, NULL, NULL, "a", "jfr", "x", "format=jfr", 415},
+        {"/ingest", NULL, NULL, NULL, "a", "jfr", "x", "jfr: truncated chunk header", 400},
+        {"/ingest", NULL, NULL, NULL, "a", "tree", "x", "format=tree", 415},
         {"/ingest", NULL, "br", NULL, "a", "folded", "x 1\n", "Content-Encoding", 415},
         {"/ingest", NULL, "gzip", NULL, "a", "folded", "x 1\n", "not gzip", 400},
         {"/ingest", "multipart/form-data; boundary=Q", NULL, NULL, "a", NULL, "--Q--", "no parts",

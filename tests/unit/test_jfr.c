@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "codec/jfr.h"
+#include "codec/segment.h"
 #include "codec/wire.h"
 #include "common/file.h"
 #include "common/gzip.h"
@@ -352,6 +353,29 @@ static const char *label_of(const Perftools__Profiles__Profile *p,
     return NULL;
 }
 
+/* Every kind's Pyroscope id is the id the store gives its sample types
+ * back (seg_type_id, docs/format.md §5): a received recording reads back
+ * under Pyroscope's names, mutex and block apart. */
+static void test_type_ids_as_stored(void **state)
+{
+    size_t checked = 0;
+    for (int k = 0; k < JFR_NKINDS; k++) {
+        struct jfr_profile p = {.kind = (enum jfr_kind)k};
+        char id[256], part[5][64], back[256];
+        for (size_t i = 0; jfr_profile_type_id(&p, i, id, sizeof(id)) == 0; i++) {
+            assert_int_equal(sscanf(id, "%63[^:]:%63[^:]:%63[^:]:%63[^:]:%63s", part[0], part[1],
+                                    part[2], part[3], part[4]),
+                             5);
+            assert_int_equal(seg_type_id(back, sizeof(back), part[1], part[2], part[3], part[4]),
+                             0);
+            if (strcmp(back, id))
+                fail_msg("kind %d type %zu: JFR names it %s, the store %s", k, i, id, back);
+            checked++;
+        }
+    }
+    assert_true(checked >= JFR_NKINDS);
+}
+
 static void test_small(void **state)
 {
     char err[256] = "";
@@ -673,10 +697,15 @@ static void test_options(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_corpus),     cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_truncated),  cmocka_unit_test(test_flipped),
-        cmocka_unit_test(test_bad_labels), cmocka_unit_test(test_options),
-        cmocka_unit_test(test_chunks),     cmocka_unit_test(test_small),
+        cmocka_unit_test(test_corpus),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_flipped),
+        cmocka_unit_test(test_bad_labels),
+        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_chunks),
+        cmocka_unit_test(test_small),
+        cmocka_unit_test(test_type_ids_as_stored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
