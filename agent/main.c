@@ -619,6 +619,21 @@ static void default_host_name(struct agent *a)
     }
 }
 
+/* The store the configuration names (the agent's own, and each receiving
+ * tenant's). */
+static struct store_opts store_opts_of(const struct agent_config *c)
+{
+    return (struct store_opts){
+        .url = c->store,
+        .endpoint = c->s3_endpoint,
+        .region = c->s3_region,
+        .access_key = c->s3_access_key,
+        .secret_key = c->s3_secret_key,
+        .path_style = c->s3_path_style ? 1 : -1,
+        .ca_file = c->s3_ca_file,
+    };
+}
+
 static int setup_receiver(struct agent *a)
 {
     char err[512];
@@ -632,15 +647,7 @@ static int setup_receiver(struct agent *a)
         log_error("--receive-auth-token-file: %s", err);
         return -EINVAL;
     }
-    a->rx_store = (struct store_opts){
-        .url = a->cfg.store,
-        .endpoint = a->cfg.s3_endpoint,
-        .region = a->cfg.s3_region,
-        .access_key = a->cfg.s3_access_key,
-        .secret_key = a->cfg.s3_secret_key,
-        .path_style = a->cfg.s3_path_style ? 1 : -1,
-        .ca_file = a->cfg.s3_ca_file,
-    };
+    a->rx_store = store_opts_of(&a->cfg);
     struct receiver_opts ro = {
         .listen = a->cfg.receive_addr,
         .max_body = (size_t)a->cfg.receive_max_body_mb << 20,
@@ -773,15 +780,7 @@ static int setup_output(struct agent *a)
     char err[512];
 
     if (a->cfg.store) {
-        struct store_opts so = {
-            .url = a->cfg.store,
-            .endpoint = a->cfg.s3_endpoint,
-            .region = a->cfg.s3_region,
-            .access_key = a->cfg.s3_access_key,
-            .secret_key = a->cfg.s3_secret_key,
-            .path_style = a->cfg.s3_path_style ? 1 : -1,
-            .ca_file = a->cfg.s3_ca_file,
-        };
+        struct store_opts so = store_opts_of(&a->cfg);
         a->store = store_open(&so, err, sizeof(err));
         if (!a->store) {
             log_error("store %s: %s", a->cfg.store, err);
