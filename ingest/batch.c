@@ -82,18 +82,18 @@ int ingest_keep(struct ingest_batch *b, void *msg)
     return 0;
 }
 
-struct ingest_profile *ingest_push(struct ingest_batch *b)
+int ingest_push(struct ingest_batch *b, const struct ingest_profile *ip)
 {
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 4;
         struct ingest_profile *n = realloc(b->v, cap * sizeof(*n));
         if (!n)
-            return NULL;
+            return -ENOMEM;
         b->v = n;
         b->cap = cap;
     }
-    memset(&b->v[b->n], 0, sizeof(b->v[0]));
-    return &b->v[b->n++];
+    b->v[b->n++] = *ip;
+    return 0;
 }
 
 void ingest_batch_free(struct ingest_batch *b)

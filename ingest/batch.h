@@ -58,8 +58,8 @@ char *ingest_strndup(struct ingest_batch *b, const char *s, size_t n);
 /* Takes @msg (a ProtobufCMessage *): freed with the batch. 0 or -ENOMEM
  * (then @msg is freed at once). */
 int ingest_keep(struct ingest_batch *b, void *msg);
-/* Appends a profile slot (zeroed). NULL when out of memory. */
-struct ingest_profile *ingest_push(struct ingest_batch *b);
+/* Appends a copy of @ip. 0 or -ENOMEM. */
+int ingest_push(struct ingest_batch *b, const struct ingest_profile *ip);
 void ingest_batch_free(struct ingest_batch *b);
 
 /* Runs seg_pprof_check on every profile: -EINVAL with @err naming the

@@ -449,17 +449,16 @@ int otlp_read(const uint8_t *body, size_t len, int64_t now_ms, struct ingest_bat
                     goto out;
                 if (p->n_sample == 0)
                     continue; /* nothing to store; not an error */
-                struct ingest_profile *ip = ingest_push(b);
-                if (!ip) {
-                    rc = -ENOMEM;
+                rc = ingest_push(b,
+                                 &(struct ingest_profile){
+                                     .service = service,
+                                     .labels = labels,
+                                     .nlabels = nl,
+                                     .p = p,
+                                     .nrows = nrows,
+                                     .time_ms = p->time_nanos ? p->time_nanos / 1000000 : now_ms});
+                if (rc)
                     goto out;
-                }
-                ip->service = service;
-                ip->labels = labels;
-                ip->nlabels = nl;
-                ip->p = p;
-                ip->nrows = nrows;
-                ip->time_ms = p->time_nanos ? p->time_nanos / 1000000 : now_ms;
             }
         }
     }

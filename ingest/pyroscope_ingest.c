@@ -326,6 +326,20 @@ static int int_param(pyro_param_fn param, void *ctx, const char *name, int64_t l
     return 0;
 }
 
+/* The last part called @name of a multipart body: true, with its bytes. */
+static bool part_named(const struct multipart_part *parts, size_t np, const char *name,
+                       const uint8_t **data, size_t *len)
+{
+    for (size_t i = np; i-- > 0;) {
+        if (!strcmp(parts[i].name, name)) {
+            *data = parts[i].data;
+            *len = parts[i].len;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* format=jfr: the recording (a multipart `jfr` part, with the Java agent's
  * `labels` part, or the whole body) converted by codec/jfr.c, one profile
  * per kind of event, all of the request's service and labels. */
@@ -343,17 +357,8 @@ static int pyro_jfr(struct ingest_batch *b, const char *content_type, const uint
         size_t np = 0;
         if ((rc = multipart_parse(b, content_type, body, len, parts, &np, err, errlen)))
             return rc;
-        jfr = NULL;
-        for (size_t i = 0; i < np; i++) {
-            if (!strcmp(parts[i].name, "jfr")) {
-                jfr = parts[i].data;
-                jlen = parts[i].len;
-            } else if (!strcmp(parts[i].name, "labels")) {
-                lab = parts[i].data;
-                llen = parts[i].len;
-            }
-        }
-        if (!jfr) {
+        part_named(parts, np, "labels", &lab, &llen);
+        if (!part_named(parts, np, "jfr", &jfr, &jlen)) {
             snprintf(err, errlen, "multipart/form-data: no 'jfr' part");
             return -EINVAL;
         }
@@ -371,18 +376,16 @@ static int pyro_jfr(struct ingest_batch *b, const char *content_type, const uint
         if (!p || !p->n_sample)
             continue;
         r->profiles[i].pprof = NULL; /* the batch's now, also when keeping fails */
-        struct ingest_profile *ip;
-        if ((rc = ingest_keep(b, p)) || !(ip = ingest_push(b))) {
+        if (ingest_keep(b, p) || ingest_push(b, &(struct ingest_profile){.service = service,
+                                                                         .labels = labels,
+                                                                         .nlabels = nlabels,
+                                                                         .p = p,
+                                                                         .nrows = p->n_sample,
+                                                                         .time_ms = time_ms})) {
             snprintf(err, errlen, "out of memory");
             rc = -ENOMEM;
             break;
         }
-        ip->service = service;
-        ip->labels = labels;
-        ip->nlabels = nlabels;
-        ip->p = p;
-        ip->nrows = p->n_sample;
-        ip->time_ms = time_ms;
     }
     jfr_result_free(r);
     return rc;
@@ -435,7 +438,6 @@ int ingest_pyroscope(struct ingest_batch *b, pyro_param_fn param, void *ctx,
         labels[nlabels++] = (struct seg_label){"pyroscope_spy", spy};
     }
 
-    struct ingest_profile *ip = NULL;
     Perftools__Profiles__Profile *p = NULL;
     uint64_t nrows = 0;
     if (!strcmp(format, "jfr"))
@@ -449,25 +451,17 @@ int ingest_pyroscope(struct ingest_batch *b, pyro_param_fn param, void *ctx,
             size_t np = 0;
             if ((rc = multipart_parse(b, content_type, body, len, parts, &np, err, errlen)))
                 return rc;
-            data = NULL;
-            for (size_t i = 0; i < np; i++) {
-                if (!strcmp(parts[i].name, "profile")) {
-                    data = parts[i].data;
-                    dlen = parts[i].len;
-                }
-                /* prev_profile (a delta base) and sample_type_config (how
-                 * Pyroscope names and aggregates custom types) do not change
-                 * what is stored: the pprof carries its own types. */
-            }
-            if (!data) {
+            /* prev_profile (a delta base) and sample_type_config (how
+             * Pyroscope names and aggregates custom types) do not change
+             * what is stored: the pprof carries its own types. */
+            if (!part_named(parts, np, "profile", &data, &dlen)) {
                 snprintf(err, errlen, "multipart/form-data: no 'profile' part");
                 return -EINVAL;
             }
         }
         if ((rc = pyro_pprof(b, data, dlen, max_decoded, &p, err, errlen)))
             return rc;
-        for (size_t i = 0; i < p->n_sample; i++)
-            nrows++;
+        nrows = p->n_sample;
     } else {
         struct folded_types t = {.type = "samples",
                                  .unit = "count",
@@ -501,15 +495,15 @@ int ingest_pyroscope(struct ingest_batch *b, pyro_param_fn param, void *ctx,
     }
     if (p->n_sample == 0)
         return 0;
-    if (!(ip = ingest_push(b)))
-        return -ENOMEM;
-    ip->service = service;
-    ip->labels = labels;
-    ip->nlabels = nlabels;
-    ip->p = p;
-    ip->nrows = nrows;
-    ip->time_ms = from ? from * 1000 : p->time_nanos > 0 ? p->time_nanos / 1000000 : now_ms;
-    return 0;
+    return ingest_push(b, &(struct ingest_profile){.service = service,
+                                                   .labels = labels,
+                                                   .nlabels = nlabels,
+                                                   .p = p,
+                                                   .nrows = nrows,
+                                                   .time_ms = from ? from * 1000
+                                                              : p->time_nanos > 0
+                                                                  ? p->time_nanos / 1000000
+                                                                  : now_ms});
 }
 
 /* ---- push.v1.PusherService/Push -------------------------------------------- */
@@ -576,15 +570,15 @@ int ingest_pyroscope_push(struct ingest_batch *b, const uint8_t *body, size_t le
             }
             if (p->n_sample == 0)
                 continue;
-            struct ingest_profile *ip = ingest_push(b);
-            if (!ip)
+            if (ingest_push(b, &(struct ingest_profile){.service = service,
+                                                        .labels = labels,
+                                                        .nlabels = nl,
+                                                        .p = p,
+                                                        .nrows = p->n_sample,
+                                                        .time_ms = p->time_nanos > 0
+                                                                       ? p->time_nanos / 1000000
+                                                                       : now_ms}))
                 return -ENOMEM;
-            ip->service = service;
-            ip->labels = labels;
-            ip->nlabels = nl;
-            ip->p = p;
-            ip->nrows = p->n_sample;
-            ip->time_ms = p->time_nanos > 0 ? p->time_nanos / 1000000 : now_ms;
         }
     }
     return 0;

@@ -327,10 +327,7 @@ static void test_service_label(void **st)
     Perftools__Profiles__Profile *got = NULL;
     char err[256] = "";
     assert_int_equal(pyro_pprof(&b, buf, n, 1 << 20, &got, err, sizeof(err)), 0);
-    struct ingest_profile *ip = ingest_push(&b);
-    assert_non_null(ip);
-    ip->service = "svc";
-    ip->p = got;
+    assert_int_equal(ingest_push(&b, &(struct ingest_profile){.service = "svc", .p = got}), 0);
     assert_int_equal(ingest_batch_check(&b, err, sizeof(err)), 0);
     assert_int_equal(got->sample[0]->n_label, 1); /* service_name=other is gone */
     assert_string_equal(got->string_table[got->sample[0]->label[0]->key], "env");
