@@ -231,12 +231,16 @@ static bool valid_name(const char *s, size_t len)
  * glibc's regcomp duplicates the parse tree for every repetition ("a+" is
  * "aa*", "a{3}" is "aaa"), so stacked or nested repetitions cost memory
  * exponentially: "k+++++..." or "((a{99}){99}){99}" can take gigabytes. This
- * estimates the expanded size and rejects what would blow up. Back-references
+ * estimates the expanded size and rejects what would blow up. A bound's
+ * optional part is worse still: "a{0,m}" becomes m nested optional groups
+ * whose epsilon closures cost time quadratic in m ("a{0,9999}" takes seconds),
+ * so counts above 1000 are refused, as RE2 refuses them. Back-references
  * are rejected too: they make matching exponential in time (and RE2, which
  * Prometheus uses, has none either).
  */
 #define REGEX_MAX_COST  10000
 #define REGEX_MAX_DEPTH 32
+#define REGEX_MAX_COUNT 1000
 
 const char *label_regex_too_costly(const char *re, size_t len)
 {
@@ -316,6 +320,8 @@ const char *label_regex_too_costly(const char *re, size_t len)
             }
             if (j >= len || re[j] != '}')
                 break; /* not a bound: a literal '{' */
+            if (n > REGEX_MAX_COUNT || m > REGEX_MAX_COUNT)
+                return "repetition count above 1000";
             i = j;
             /* "{n,}" is n copies plus a star */
             mult = comma && m_digits ? m : n + (comma ? 1 : 0);

@@ -209,6 +209,9 @@ static const struct bad_spec bad_specs[] = {
     {"drop:a=(((((((((((((((((x+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)", "too complex"},
     {"keep:a=((a{99}){99}){99}", "too complex"},
     {"keep:a=(((((x+)+)+)+)+){999}", "too complex"},
+    /* quadratic, not exponential: seconds in regcomp (found by fuzz_selector) */
+    {"keep:a=x{0,9999}", "repetition count above 1000"},
+    {"keep:a=x{1001}", "repetition count above 1000"},
     {"keep:a=(x)\\1", "back-references are not supported"},
     {"keep:a=((((((((((((((((((((((((((((((((x))))))))))))))))))))))))))))))))", "too deeply"},
 };

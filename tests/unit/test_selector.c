@@ -48,6 +48,8 @@ static const struct {
     {"{a=~\"(a+)+\"}", NULL}, /* accepted: cost is small */
     {"{a=~\"a**\"}", "repeated quantifier"},
     {"{a=~\"((a{99}){99}){99}\"}", "too complex"},
+    {"{a=~\"a{0,9999}\"}", "repetition count above 1000"},
+    {"{a=~\"a{0,1000}\"}", NULL}, /* RE2's limit, accepted */
     {"{a=~\"(a)\\\\1\"}", "back-references"},
     {"{a=\"\x01\"}", "control character"},
     {"{a==\"x\"}", "expected '\"' to open the value at offset 3"},
