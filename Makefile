@@ -5,6 +5,7 @@
 #   make test         unit tests, the same tests under ASan+UBSan, short fuzz runs
 #   make test-integration   real eBPF against real workloads, compared with perf
 #   make fuzz         longer fuzz runs (FUZZ_SECONDS per target)
+#   make image        container images (OCI archives) of both programs, no registry
 #   make lint         clang-format check, clang-tidy, cppcheck, the include rules
 #   make check-deps   every tool the tests and scripts call has a package in scripts/deps.sh
 #   make check-includes  stages include downward only, no two modules include
@@ -72,6 +73,9 @@ deps-lint:
 
 deps-packages:
 	@scripts/deps.sh build packages
+
+deps-image:
+	@scripts/deps.sh build image
 
 # Every tool the Makefiles, scripts and tests call has a package in
 # scripts/deps.sh (what a fresh machine gets).
@@ -197,6 +201,14 @@ run: deps
 packages: deps-packages
 	$(MAKE) all
 	scripts/packages.sh
+
+# OCI archives build/stoke-agent.oci.tar and build/stoke-query.oci.tar, made
+# here without a registry: Debian's packages (mmdebstrap) + buildah; root.
+# README.md, Container images; packaging/container/ for registry builds.
+.PHONY: image deps-image
+image: deps-image
+	$(MAKE) all
+	scripts/image.sh
 
 # clang-tidy reads the generated headers (BPF skeleton, protobuf-c): built first
 lint: deps-lint $(GEN_HDRS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages Stoke needs, or prints the exact
 # apt-get line when not root.
-#   scripts/deps.sh GROUP...          install the groups: build, test, lint, packages
+#   scripts/deps.sh GROUP...          install the groups: build, test, lint, packages, image
 #   scripts/deps.sh --packages GROUP...   print their packages, one a line
 #   scripts/deps.sh --tools           print the tools table (COMMAND PACKAGE)
 set -euo pipefail
@@ -37,6 +37,11 @@ test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils el
 lint_pkgs=(git clang-format clang-tidy cppcheck)
 # make packages (scripts/packages.sh): .deb and .rpm; the tests build them too
 packages_pkgs=(dpkg dpkg-dev binutils rpm help2man)
+# make image (scripts/image.sh): the root filesystem from Debian's packages
+# (mmdebstrap), the OCI archives (buildah); tests/integration/test_image.sh
+# runs them with podman and runc (crun 1.8 refuses hybrid cgroup v1 + v2
+# hosts) and, where containers cannot run, under unshare + capsh (libcap2-bin)
+image_pkgs=(mmdebstrap buildah podman runc libcap2-bin util-linux dpkg libc-bin coreutils)
 
 # Which package brings each command the Makefiles, scripts/ and tests/ call
 # (`need X`, `command -v X`, CC ?= X): scripts/check-deps.sh, run by
@@ -51,6 +56,8 @@ tools=(
     sqlite3:sqlite3 xz:xz-utils perl:perl rustc:rustc debuginfod:debuginfod
     java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless jfr:openjdk-17-jdk-headless
     prometheus:prometheus mmdebstrap:mmdebstrap unshare:util-linux chroot:coreutils
+    buildah:buildah podman:podman runc:runc capsh:libcap2-bin dpkg:dpkg ldd:libc-bin
+    sha256sum:coreutils
 )
 
 group_pkgs() { # GROUP... -> the packages, one a line
@@ -58,10 +65,11 @@ group_pkgs() { # GROUP... -> the packages, one a line
     for g in "$@"; do
         case $g in
         build) printf '%s\n' "${build_pkgs[@]}" ;;
-        test) printf '%s\n' "${test_pkgs[@]}" "${packages_pkgs[@]}" ;;
+        test) printf '%s\n' "${test_pkgs[@]}" "${packages_pkgs[@]}" "${image_pkgs[@]}" ;;
         lint) printf '%s\n' "${lint_pkgs[@]}" ;;
         packages) printf '%s\n' "${packages_pkgs[@]}" ;;
-        *) echo "deps.sh: unknown group '$g' (build, test, lint, packages)" >&2; return 1 ;;
+        image) printf '%s\n' "${image_pkgs[@]}" ;;
+        *) echo "deps.sh: unknown group '$g' (build, test, lint, packages, image)" >&2; return 1 ;;
         esac
     done
 }
