@@ -26,7 +26,7 @@
 # STOKE_IMAGE_RUNTIME=unshare forces that fallback.
 source "$(dirname "$0")/lib.sh"
 QUERY=$ROOT/build/stoke-query
-SECS=${IMAGE_SECONDS:-16}
+SECS=${IMAGE_SECONDS:-20}
 
 for t in mmdebstrap buildah podman runc capsh unshare curl python3 objdump; do need "$t"; done
 if [ "$(id -u)" -ne 0 ]; then
@@ -190,17 +190,19 @@ run_agent() {
     else
         # the same under unshare: a private mount namespace (the host's PID
         # namespace, as hostPID), the unpacked root bound read-only, /proc,
-        # /dev, the BTF and cgroup trees and the store bound in; capsh
+        # /dev, a read-only sysfs (as podman's), the BTF and cgroup trees
+        # and the store bound in; capsh
         # chroots, empties the bounding set but for the five capabilities
         # and execs the agent as root (whose permitted set is then those)
         local R=$work/rootfs-agent drop
         drop=$(capsh --print | sed -n 's/^Bounding set =//p' | tr ',' '\n' |
             grep -vxiE "cap_($(printf '%s|' "${CAPS[@]}" | tr 'A-Z' 'a-z' | sed 's/|$//'))" | paste -sd,)
-        mkdir -p "$R/proc" "$R/dev" "$R/sys/kernel/btf" "$R/sys/fs/cgroup" "$R/var/lib/stoke"
+        mkdir -p "$R/proc" "$R/dev" "$R/sys" "$R/var/lib/stoke"
         unshare --mount --propagation private -- bash -c '
             R=$1 store=$2 drop=$3; shift 3
             mount --bind "$R" "$R" && mount -o remount,bind,ro "$R" &&
             mount --rbind /proc "$R/proc" && mount --rbind /dev "$R/dev" &&
+            mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$R/sys" &&
             mount --bind -o ro /sys/kernel/btf "$R/sys/kernel/btf" &&
             mount --rbind /sys/fs/cgroup "$R/sys/fs/cgroup" &&
             mount --bind "$store" "$R/var/lib/stoke" &&
@@ -212,6 +214,12 @@ run_agent() {
     fi
 }
 
+# a process of this host for it to profile, running until the agent is done
+# (podman may take 20 s to start it on a busy machine, the agent seconds
+# more to load its tables)
+OTEL_SERVICE_NAME=image-hot "$FIXTURES/hot_c" 600 >/dev/null &
+hot=$!
+pids+=($hot)
 from_ms=$(($(date +%s%3N) - 1000))
 run_agent --store /var/lib/stoke/store --flush 10 --window 5 --frequency 99 --duration "$SECS" \
     --metrics-addr off --host-name image-test >"$work/agent.out" 2>"$work/agent.log" &
@@ -223,10 +231,6 @@ for _ in $(seq 100); do
     [ -n "$apid_host" ] && [ "$(cat "/proc/$apid_host/comm" 2>/dev/null)" = stoke-agent ] && break
     sleep 0.2
 done
-# a process of this host for it to profile, started once the agent runs
-# (podman may take many seconds to start it on a busy machine)
-OTEL_SERVICE_NAME=image-hot "$FIXTURES/hot_c" $((SECS - 6)) >/dev/null &
-pids+=($!)
 if [ -n "$apid_host" ] && [ -r "/proc/$apid_host/status" ]; then
     capeff=$(awk '/^CapEff/{print $2}' "/proc/$apid_host/status")
     capbnd=$(awk '/^CapBnd/{print $2}' "/proc/$apid_host/status")
@@ -240,6 +244,7 @@ else
 fi
 wait $apid
 rc=$?
+kill $hot 2>/dev/null
 until_ms=$(($(date +%s%3N) + 1000))
 check "agent exits 0 after --duration $SECS (rc $rc)" [ "$rc" -eq 0 ]
 tail -1 "$work/agent.log" | sed 's/^/       /'
