@@ -6,16 +6,21 @@
 # runtime libraries its binary needs and nothing else (no shell, no dpkg, no
 # apt), the CA bundle for TLS to S3, /etc/passwd and the binary, stripped.
 #  1. The packages: every library `ldd` lists for the binary (the whole
-#     closure), mapped to its package with `dpkg -S`, plus ca-certificates.
+#     closure), mapped to its package through dpkg's file lists, plus
+#     ca-certificates.
 #  2. The root filesystem: `mmdebstrap --variant=extract` of those packages
 #     (and their dependencies) from the Debian mirror, without docs, man
-#     pages and locales. It is cached under build/image/rootfs/ keyed by the
-#     sha256 of the suite, the sources and the package list: a second
-#     `make image` with the same libraries does not go to the mirror.
-#  3. The image: `buildah` from scratch (its own storage under build/image/,
-#     vfs driver: no overlayfs needed), the rootfs and binary added, the
-#     image config set (entrypoint, user, ports, labels), committed as an
-#     oci-archive with gzip layers and --timestamp SOURCE_DATE_EPOCH.
+#     pages and locales, both images' side by side. It is cached under
+#     build/image/rootfs/ keyed by the sha256 of the suite, the sources, the
+#     options and the package list: a second `make image` with the same
+#     libraries does not go to the mirror.
+#  3. A copy of it trimmed (stage(): no programs, no apt/dpkg leftovers, no
+#     gconv) with the CA bundle, /etc/passwd and the stripped binary added.
+#  4. The image: `buildah` from scratch (its own storage under build/image/,
+#     vfs driver: no overlayfs needed), that tree added, the image config
+#     set (entrypoint, user, ports, labels), committed as an oci-archive
+#     with gzip layers and --timestamp SOURCE_DATE_EPOCH (the created date;
+#     the archives are not byte-for-byte reproducible).
 # packaging/container/*.Containerfile build the same images FROM
 # debian:bookworm-slim for those who build with a registry.
 # Environment: STOKE_DEBIAN_MIRROR (default http://deb.debian.org/debian),
@@ -130,12 +135,11 @@ stage() {
     install -d -m 0755 -o "$NONROOT" -g "$NONROOT" "$t/home/nonroot" "$t/var/cache/stoke-query"
 }
 
-# image NAME BIN USER PORT: build/NAME.oci.tar
+# image NAME BIN USER PORT: build/NAME.oci.tar (its tree fetched first)
 image() {
     local name=$1 bin=$2 user=$3 port=$4 pkgs tree dir ctr out
-    mapfile -t pkgs < <(packages "$BUILD/$bin")
-    if printf '%s\n' "${pkgs[@]}" | grep -qx '!missing'; then exit 1; fi
-    tree=$(rootfs "$name" ca-certificates "${pkgs[@]}")
+    mapfile -t pkgs <"$WORK/$name.pkgs"
+    tree=$(cat "$WORK/$name.tree")
     dir=$WORK/$name.root
     stage "$tree" "$dir"
     install -m 0755 "$BUILD/$bin" "$dir/usr/bin/$bin"
@@ -160,10 +164,29 @@ image() {
 mkdir -p "$WORK"
 BUILDAH=(buildah --root "$WORK/storage" --runroot "$WORK/run" --storage-driver vfs)
 "${BUILDAH[@]}" rm --all >/dev/null 2>&1 || true # what a run cut short left
+names=()
 for i in ${IMAGES:-agent query}; do
     case $i in
-    agent) image stoke-agent stoke-agent 0:0 9465 ;;
-    query) image stoke-query stoke-query "$NONROOT:$NONROOT" 4040 ;;
+    agent | query) names+=("stoke-$i") ;;
     *) echo "image.sh: unknown image '$i' (agent, query)" >&2; exit 1 ;;
+    esac
+done
+# The trees are fetched side by side (mmdebstrap waits on the mirror, not
+# the CPU: a cold `make image` takes one fetch's time, not two).
+fetchers=()
+for n in "${names[@]}"; do
+    packages "$BUILD/$n" >"$WORK/$n.pkgs"
+    if grep -qx '!missing' "$WORK/$n.pkgs"; then exit 1; fi
+    mapfile -t pkgs <"$WORK/$n.pkgs"
+    rootfs "$n" ca-certificates "${pkgs[@]}" >"$WORK/$n.tree" &
+    fetchers+=($!)
+done
+for p in "${fetchers[@]}"; do
+    wait "$p" || { echo "image.sh: mmdebstrap failed (above)" >&2; exit 1; }
+done
+for n in "${names[@]}"; do
+    case $n in
+    stoke-agent) image stoke-agent stoke-agent 0:0 9465 ;;
+    stoke-query) image stoke-query stoke-query "$NONROOT:$NONROOT" 4040 ;;
     esac
 done

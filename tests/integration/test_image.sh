@@ -3,7 +3,7 @@
 # run for real:
 #   a. both OCI archives are built from Debian's packages (the root
 #      filesystem cached under build/image/rootfs/: the first run goes to
-#      the mirror, ~4 min a image, later ones take seconds); their config
+#      the mirror, 5 min for both, later ones ~25 s); their config
 #      (entrypoint, user) and layer (no shell, the binary, the CA bundle) are
 #      read back from the archive; the agent's is at most 40 MiB compressed;
 #   b. the Containerfiles of packaging/container/ install exactly the
