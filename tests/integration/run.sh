@@ -27,6 +27,7 @@ run $T/test_debuginfod.sh
 run $T/test_deferred_symbols.sh
 run $T/test_store_s3.sh
 run $T/test_query_api.sh
+run $T/test_peers_dns.sh
 run $T/test_compact.sh
 run $T/test_one_object.sh
 run $T/test_pyroscope_api.sh
