@@ -22,6 +22,7 @@ run() {
 T=tests/integration
 run $T/test_errors.sh
 run $T/test_service_names.sh
+run $T/test_kubelet.sh
 run $T/test_agent_rss.sh
 run $T/test_debuginfod.sh
 run $T/test_deferred_symbols.sh
