@@ -44,6 +44,7 @@ run $T/test_web_views.sh
 run $T/test_exporters.sh
 run $T/test_receive.sh
 run $T/test_packages.sh
+run $T/test_k8s_manifests.sh
 run $T/test_make_targets.sh
 if [ -x $T/test_all_accuracy.sh ]; then run $T/test_all_accuracy.sh; fi
 run $T/test_unwind.sh
