@@ -206,7 +206,7 @@ int kube_pods_parse(const char *buf, size_t len, struct kube_pods **out, char *e
     }
     rc = -ENOMEM;
     set_err(err, errlen, "out of memory");
-    if (!(p = calloc(1, sizeof(*p))) || (n && !(p->pods = calloc((size_t)n, sizeof(*p->pods)))))
+    if (!(p = calloc(1, sizeof(*p))) || !(p->pods = calloc(n ? (size_t)n : 1, sizeof(*p->pods))))
         goto out;
     const cJSON *item;
     cJSON_ArrayForEach(item, items)
