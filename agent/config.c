@@ -130,6 +130,23 @@ static const struct opt_def opts[] = {
      "distinct X-Scope-OrgID tenants written (16)"},
     {"receive-auth-token-file", OPT_STR, OFF(receive_auth_file), 0, 0, "FILE",
      "tokens (one a line) a pusher must send as Bearer or basic-auth password"},
+    {"kubelet-url", OPT_STR, OFF(kubelet_url), 0, 0, "URL",
+     "name processes in pods from this kubelet's /pods (e.g. https://$(NODE_IP):10250, or the "
+     "read-only http://$(NODE_IP):10255): namespace, pod, container and pod_label_* labels, "
+     "service name <namespace>/<app.kubernetes.io/name or app> (off by default)"},
+    {"kubelet-token-file", OPT_STR, OFF(kubelet_token_file), 0, 0, "FILE",
+     "bearer token for the kubelet, re-read on each request (default for https: "
+     "/var/run/secrets/kubernetes.io/serviceaccount/token)"},
+    {"kubelet-ca-file", OPT_STR, OFF(kubelet_ca_file), 0, 0, "FILE",
+     "CA bundle that signed the kubelet's serving certificate (default: the system's)"},
+    {"kubelet-insecure-tls", OPT_BOOL, OFF(kubelet_insecure_tls), 0, 0, NULL,
+     "do not verify the kubelet's certificate (self-signed kubelet certificates)"},
+    {"kubelet-refresh", OPT_UINT, OFF(kubelet_refresh_s), 1, 3600, "SEC",
+     "fetch the pod list every SEC (default 15)"},
+    {"kubelet-timeout", OPT_UINT, OFF(kubelet_timeout_s), 1, 600, "SEC",
+     "one request, connecting included (default 10)"},
+    {"kubelet-max-mb", OPT_UINT, OFF(kubelet_max_mb), 1, 1024, "MB",
+     "largest pod list taken (default 16)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -155,6 +172,9 @@ void config_defaults(struct agent_config *c)
     c->buffer_mb = 64;
     c->spill_mb = 256;
     c->otlp_timeout_s = 10;
+    c->kubelet_refresh_s = 15;
+    c->kubelet_timeout_s = 10;
+    c->kubelet_max_mb = 16;
 }
 
 void config_free(struct agent_config *c)

@@ -72,6 +72,12 @@ struct agent_config {
     bool no_sampling;                                                      /* receive only */
     unsigned receive_max_body_mb, receive_pending_mb, receive_max_tenants; /* 0 = defaults */
     char *receive_auth_file;
+    /* Kubernetes pod metadata (agent/kubelet.h) */
+    char *kubelet_url;        /* NULL = off */
+    char *kubelet_token_file; /* default: the service account's, for https */
+    char *kubelet_ca_file;    /* NULL = the system's CAs */
+    bool kubelet_insecure_tls;
+    unsigned kubelet_refresh_s, kubelet_timeout_s, kubelet_max_mb; /* 15, 10, 16 */
 };
 
 /* Fills @c with the defaults. */

@@ -24,6 +24,7 @@
 #include <linux/types.h>
 
 #include "agent/config.h"
+#include "agent/kubelet.h"
 #include "agent/label_limiter.h"
 #include "common/file.h"
 #include "common/labels.h"
@@ -65,6 +66,7 @@ struct agent {
     struct agent_config cfg;
     struct symbolizer *sym;
     struct sym_dbgd *dbgd; /* NULL: debuginfod off */
+    struct kubelet *kube;  /* NULL: no --kubelet-url */
     struct proc_cache *procs;
     struct relabel_rules *rules;
     struct label_limiter *limiter;
@@ -439,6 +441,10 @@ static int drain_window(struct agent *a, uint64_t end_ns)
     if (a->unwinder)
         unwinder_get_stats(a->unwinder, &a->m.unwind);
     symbolizer_get_stats(a->sym, &a->m.sym);
+    if (a->kube) {
+        a->m.kube_on = true;
+        kubelet_get_stats(a->kube, &a->m.kube);
+    }
     if (a->dbgd) {
         a->m.dbgd_on = true;
         sym_dbgd_get_stats(a->dbgd, &a->m.dbgd);
@@ -608,6 +614,43 @@ static int setup_debuginfod(struct agent *a)
 
 static int setup_output(struct agent *a);
 
+#define SA_TOKEN "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+/* Pod metadata from the node's kubelet (service-name rule 3), fetched by
+ * its own thread: the window loop only reads the last list. */
+static int setup_kubelet(struct agent *a)
+{
+    const struct agent_config *c = &a->cfg;
+    int err = 0;
+
+    if (!c->kubelet_url || !*c->kubelet_url)
+        return 0;
+    const char *token = c->kubelet_token_file;
+    if (!token && strncmp(c->kubelet_url, "https://", 8) == 0 && access(SA_TOKEN, R_OK) == 0)
+        token = SA_TOKEN;
+    struct kubelet_opts o = {.url = c->kubelet_url,
+                             .token_file = token,
+                             .ca_file = c->kubelet_ca_file,
+                             .insecure = c->kubelet_insecure_tls,
+                             .refresh_s = c->kubelet_refresh_s,
+                             .timeout_s = c->kubelet_timeout_s,
+                             .max_bytes = (size_t)c->kubelet_max_mb << 20};
+    a->kube = kubelet_new(&o, &err);
+    if (!a->kube) {
+        log_error("--kubelet-url %s: %s", c->kubelet_url,
+                  err == -EINVAL ? "expected an http:// or https:// URL" : strerror(-err));
+        return err;
+    }
+    proc_cache_set_kubelet(a->procs, a->kube);
+    if ((err = kubelet_start(a->kube))) {
+        log_error("kubelet: cannot start a thread: %s", strerror(-err));
+        return err;
+    }
+    log_info("kubelet: pod metadata from %s/pods every %u s%s", c->kubelet_url,
+             c->kubelet_refresh_s, token ? " (bearer token)" : "");
+    return 0;
+}
+
 /* --host-name, else the machine's name. */
 static void default_host_name(struct agent *a)
 {
@@ -718,6 +761,8 @@ static int setup(struct agent *a)
     };
     a->sym = symbolizer_new(&so);
     a->procs = proc_cache_new(NULL, a->cfg.host_name);
+    if (a->procs && setup_kubelet(a) != 0)
+        return -EINVAL;
     a->limiter = label_limiter_new(a->cfg.max_label_values);
     if (a->cfg.top)
         a->top = top_new();
@@ -865,6 +910,7 @@ static void teardown(struct agent *a)
     label_limiter_free(a->limiter);
     relabel_rules_free(a->rules);
     proc_cache_free(a->procs);
+    kubelet_free(a->kube);
     symbolizer_free(a->sym);
     sym_dbgd_free(a->dbgd);
     config_free(&a->cfg);

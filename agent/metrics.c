@@ -205,6 +205,26 @@ static void debuginfod_metrics(struct buf *b, const struct agent_metrics *s)
             "Binaries reloaded because their debug file arrived.", s->sym.dbgd_reloads);
 }
 
+/* Only with --kubelet-url. */
+static void kubelet_metrics(struct buf *b, const struct agent_metrics *s)
+{
+    const struct kubelet_stats *k = &s->kube;
+
+    if (!s->kube_on)
+        return;
+    counter(b, "stoke_kubelet_fetches_total", "Pod list requests made to the kubelet.", k->fetches);
+    counter(b, "stoke_kubelet_fetch_errors_total",
+            "Pod list requests that failed: unreachable, timed out, TLS, HTTP status, too large.",
+            k->fetch_errors);
+    counter(b, "stoke_kubelet_parse_errors_total",
+            "Kubelet answers that were not a PodList (the last good list stays in use).",
+            k->parse_errors);
+    gauge(b, "stoke_kubelet_pods", "Pods in the list in use.", (double)k->pods);
+    gauge(b, "stoke_kubelet_containers", "Containers with a runtime id in the list in use.",
+          (double)k->containers);
+    gauge(b, "stoke_kubelet_up", "1 when the last request gave a pod list.", k->ok ? 1 : 0);
+}
+
 static void v8_metrics(struct buf *b, const struct agent_metrics *s)
 {
     const struct unwinder_stats *u = &s->unwind;
@@ -255,6 +275,7 @@ char *metrics_render(const struct agent_metrics *s)
     jvm_metrics(&b, s);
     v8_metrics(&b, s);
     debuginfod_metrics(&b, s);
+    kubelet_metrics(&b, s);
     gauge(&b, "stoke_cpus_sampled", "CPUs with an attached sampler.", s->sampler.cpus);
     counter(&b, "stoke_bpf_run_nanoseconds_total",
             "Nanoseconds spent in the BPF sampler (needs kernel.bpf_stats_enabled=1).",

@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "agent/kubelet.h"
 #include "agent/sampler.h"
 #include "agent/unwinder.h"
 #include "symbolizer/debuginfod.h"
@@ -45,6 +46,8 @@ struct agent_metrics {
     uint64_t objects_cut_early;            /* segments cut at the writer's memory cap */
     struct export_metrics otlp, pyroscope; /* push exporters (all zero when off) */
     uint64_t export_errors;                /* profiles that could not be encoded/queued */
+    bool kube_on;                          /* --kubelet-url: its counters below */
+    struct kubelet_stats kube;
 };
 
 struct metrics_server;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "agent/procinfo.h"
+#include "agent/kubelet.h"
 #include "common/file.h"
 #include "common/hex.h"
 #include "symbolizer/symbolizer.h"
@@ -640,7 +641,9 @@ static int read_stat(int dirfd, char comm[17], uint64_t *start_time, uint64_t *f
 struct proc_entry {
     struct proc_info info; /* first: callers get &entry->info */
     struct proc_entry *next_retired;
-    uint8_t recheck; /* reads left while the environment reads empty */
+    uint8_t recheck;   /* reads left while the environment reads empty */
+    bool kube_found;   /* its pod was in the kubelet's list */
+    uint64_t kube_gen; /* the list generation looked in */
 };
 
 struct proc_cache {
@@ -650,6 +653,7 @@ struct proc_cache {
     size_t cap, n;
     struct proc_entry *retired;
     uint64_t window;
+    struct kubelet *kube; /* NULL: no pod metadata */
 };
 
 static void entry_free(struct proc_entry *e)
@@ -889,6 +893,21 @@ static struct proc_entry *load(struct proc_cache *c, uint32_t pid)
         goto fail;
     }
 
+    /* Rule 3: the pod's app label, from the kubelet's list. */
+    if (c->kube && (pi->container_id || pi->pod_uid)) {
+        char *ks = NULL;
+        e->kube_gen = kubelet_generation(c->kube);
+        ret = kubelet_lookup(c->kube, pi->container_id, pi->pod_uid, &pi->labels, &ks);
+        if (ret < 0)
+            goto fail;
+        e->kube_found = ret > 0;
+        if (!pi->service_name && ks) {
+            pi->service_name = ks;
+            pi->service_source = "kubernetes_label";
+        } else {
+            free(ks);
+        }
+    }
     if (!pi->service_name && pi->systemd_unit) {
         size_t ul = strlen(pi->systemd_unit) - strlen(".service");
         pi->service_name = strndup(pi->systemd_unit, ul);
@@ -926,6 +945,19 @@ static int current_stat(struct proc_cache *c, uint32_t pid, uint64_t *start_time
     return ret;
 }
 
+void proc_cache_set_kubelet(struct proc_cache *c, struct kubelet *k)
+{
+    c->kube = k;
+}
+
+/* A process in a container whose pod was not in the kubelet's list is
+ * looked up again once a newer list arrives (a pod just started). */
+static bool kube_stale(struct proc_cache *c, const struct proc_entry *e)
+{
+    return c->kube && !e->kube_found && (e->info.container_id || e->info.pod_uid) &&
+           e->kube_gen != kubelet_generation(c->kube);
+}
+
 const struct proc_info *proc_cache_get(struct proc_cache *c, uint32_t pid)
 {
     struct proc_entry *e, *ne;
@@ -945,8 +977,8 @@ const struct proc_info *proc_cache_get(struct proc_cache *c, uint32_t pid)
         return &e->info;
     if (e) {
         int rc = current_stat(c, pid, &st, comm);
-        if (rc < 0 ||
-            (st == e->info.start_time && strcmp(comm, e->info.comm) == 0 && e->recheck == 0)) {
+        if (rc < 0 || (st == e->info.start_time && strcmp(comm, e->info.comm) == 0 &&
+                       e->recheck == 0 && !kube_stale(c, e))) {
             /* Unchanged, or exited: samples drained after the exit still
              * belong to the process we knew. Another start time is another
              * process; another comm, the same one after an execve() (a

@@ -8,8 +8,12 @@
  * uid, systemd unit, and the service name by the rules of DESIGN.md §3:
  *   1. OTEL_SERVICE_NAME, then PYROSCOPE_APPLICATION_NAME in the environment
  *   2. service.name in OTEL_RESOURCE_ATTRIBUTES
- *   3. Kubernetes label app.kubernetes.io/name (or app) + namespace — only
- *      when pod metadata is available (not yet: no kubelet client)
+ *   3. Kubernetes label app.kubernetes.io/name (or app) + namespace:
+ *      "<namespace>/<app>", from the kubelet's pod list when the agent has
+ *      one (proc_cache_set_kubelet, agent/kubelet.h), which also adds the
+ *      labels namespace, pod, container and pod_label_*. A process in a
+ *      container its list does not know yet is read again when a newer
+ *      list arrives.
  *   4. the systemd unit (without ".service")
  *   5. the executable name: the file's name when /proc/PID/exe is a file;
  *      otherwise (a memfd, an unlinked O_TMPFILE, no readable link) comm as
@@ -56,12 +60,14 @@ struct proc_info {
     char *service_name;         /* never NULL */
     const char *service_source; /* which rule named it: "OTEL_SERVICE_NAME",
                                    "PYROSCOPE_APPLICATION_NAME",
-                                   "OTEL_RESOURCE_ATTRIBUTES", "systemd_unit",
+                                   "OTEL_RESOURCE_ATTRIBUTES",
+                                   "kubernetes_label", "systemd_unit",
                                    "executable", "comm", "cmdline" (the last
                                    three: procinfo_exe_name) or "kernel_thread" */
     bool kernel_thread;
     struct label_set labels; /* service_name, host_name, process_executable_name,
-                                container_id, pod_uid, systemd_unit (those known) */
+                                container_id, pod_uid, systemd_unit (those known);
+                                namespace, pod, container, pod_label_* (kubelet) */
     uint64_t last_seen;      /* window number of the last proc_cache_get */
 };
 
@@ -70,6 +76,9 @@ struct proc_cache;
 /* Allocates; @proc_root NULL = "/proc"; @host_name goes into every label set. */
 struct proc_cache *proc_cache_new(const char *proc_root, const char *host_name);
 void proc_cache_free(struct proc_cache *c);
+/* Names processes in pods from @k's list (not owned; NULL = none). */
+struct kubelet;
+void proc_cache_set_kubelet(struct proc_cache *c, struct kubelet *k);
 
 /*
  * Returns the info of @pid, reading /proc when not cached or when the cached

@@ -56,6 +56,8 @@ struct cli {
     bool s3_path_style;
     const char *tenant;
     /* serve */
+    const char *peers_dns, *peers_self;
+    unsigned peers_dns_refresh_ms;
     const char *listen, *peers, *cache_dir, *web_dir, *auth_token_file;
     unsigned threads, cache_mb;
     unsigned query_timeout_ms, read_timeout_ms, write_timeout_ms;
@@ -121,6 +123,15 @@ static const struct opt opts[] = {
      "HOST:PORT to listen on (default 127.0.0.1:4040)"},
     {"peers", CMD_SERVE, O_STR, OFF(peers), 0, 0, "A:P,B:P",
      "other workers to share large queries with (at most 64)"},
+    {"peers-dns", CMD_SERVE, O_STR, OFF(peers_dns), 0, 0, "NAME[:PORT]",
+     "also every address NAME resolves to (a Kubernetes headless Service), looked up again "
+     "every --peers-dns-refresh; PORT defaults to --listen's; this worker's own addresses are "
+     "left out"},
+    {"peers-dns-refresh", CMD_SERVE, O_DUR, OFF(peers_dns_refresh_ms), 0, 0, "T",
+     "how often --peers-dns is looked up (default 10s)"},
+    {"peers-self", CMD_SERVE, O_STR, OFF(peers_self), 0, 0, "A,B",
+     "this worker's addresses, left out of --peers-dns answers (besides --listen's host, the "
+     "interfaces' addresses and the host name's; e.g. $(POD_IP))"},
     {"threads", CMD_SERVE, O_UINT, OFF(threads), 1, 8, "N", "decode threads per query (default 2)"},
     {"cache-mb", CMD_SERVE, O_UINT, OFF(cache_mb), 0, 1 << 20, "N",
      "memory cache size (default 256; 0 disables)"},
@@ -679,6 +690,7 @@ static int cmd_serve(const struct cli *c, struct store *st, char **files, int nf
     size_t npeers = 0;
     struct cache *cache = NULL;
     struct engine *eng = NULL;
+    struct peerset *ps = NULL;
     struct sym_dbgd *dbgd = NULL;
     struct dsym *dsym = NULL;
     struct http_server *srv = NULL;
@@ -748,7 +760,46 @@ static int cmd_serve(const struct cli *c, struct store *st, char **files, int nf
         fprintf(stderr, "stoke-query: out of memory\n");
         goto out;
     }
+    if (c->peers_dns && *c->peers_dns) {
+        /* The default port and an own address from --listen. */
+        char lhost[256] = "", *self_buf = NULL, *self[16];
+        size_t nself = 0;
+        const char *lc = strrchr(c->listen, ':');
+        unsigned lport = lc ? (unsigned)strtoul(lc + 1, NULL, 10) : 0;
+        if (lc && (size_t)(lc - c->listen) < sizeof(lhost)) {
+            memcpy(lhost, c->listen, (size_t)(lc - c->listen));
+            lhost[lc - c->listen] = '\0';
+            if (lhost[0] && strcmp(lhost, "0.0.0.0") && strcmp(lhost, "[::]"))
+                self[nself++] = lhost;
+        }
+        if (c->peers_self && (self_buf = strdup(c->peers_self)))
+            for (char *save = NULL, *tok = strtok_r(self_buf, ",", &save); tok && nself < 16;
+                 tok = strtok_r(NULL, ",", &save))
+                self[nself++] = tok;
+        struct peerset_opts po = {.peers = peers,
+                                  .npeers = npeers,
+                                  .dns = c->peers_dns,
+                                  .default_port = lport,
+                                  .self = self,
+                                  .nself = nself,
+                                  .refresh_ms = c->peers_dns_refresh_ms};
+        int perr = 0;
+        ps = peerset_new(&po, &perr);
+        free(self_buf);
+        if (!ps) {
+            fprintf(stderr, "stoke-query: --peers-dns %s: %s\n", c->peers_dns,
+                    perr == -EINVAL ? "expected NAME[:PORT] (PORT, or --listen's, 1-65535)"
+                                    : strerror(-perr));
+            rc = 2;
+            goto out;
+        }
+        if (peerset_start(ps)) {
+            fprintf(stderr, "stoke-query: --peers-dns: cannot start a thread\n");
+            goto out;
+        }
+    }
     struct engine_opts eo = {.store = st,
+                             .peerset = ps,
                              .dsym = dsym,
                              .cache = cache,
                              .peers = peers,
@@ -792,6 +843,7 @@ out:
     sym_dbgd_stop(dbgd);
     http_stop(srv);
     engine_free(eng);
+    peerset_free(ps);
     dsym_free(dsym);
     sym_dbgd_free(dbgd);
     cache_free(cache);

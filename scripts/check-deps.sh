@@ -16,9 +16,7 @@ root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$root"
 
 # Used only when present, never installed, with the reason.
-not_installed=(
-    kubectl # test_k8s_manifests.sh adds a server-side dry run; not in Debian 12
-)
+not_installed=()
 
 word='[A-Za-z0-9_.+-]+'
 cmd_start='(^|[;&|({!]|\bif|\bthen|\bdo|\belse|\bwhile)\s*'

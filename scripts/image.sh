@@ -37,7 +37,7 @@ MIRROR=${STOKE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY=${STOKE_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
 SOURCES=("deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main"
     "deb $SECURITY $SUITE-security main")
-# The query worker's user (distroless' "nonroot"; deploy/kubernetes/query.yaml)
+# The query worker's user (distroless' "nonroot"; deploy/kubernetes/base/query.yaml)
 NONROOT=65532
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "image.sh: $1 is missing: 'make image' installs it (scripts/deps.sh image)" >&2; exit 1; }; }

@@ -60,6 +60,8 @@ void engine_counters(struct engine *e, struct engine_counters *out)
     pthread_mutex_lock(&e->lock);
     *out = e->c;
     pthread_mutex_unlock(&e->lock);
+    if (e->o.peerset)
+        peerset_stats(e->o.peerset, &out->peers);
 }
 
 /* ---- running a query --------------------------------------------------- */
@@ -249,9 +251,16 @@ int engine_query(struct engine *e, const struct query *q0, struct mprof **out, c
     struct peer_call *calls = NULL;
     uint32_t nsh, myshard;
     size_t nmine = 0, ncalls = 0, npeers = e->o.npeers;
+    char **peers = e->o.peers, **snap = NULL;
     int rc;
 
     *out = NULL;
+    /* This query's peers: the list as it is now, kept to its end. */
+    if (e->o.peerset) {
+        if ((rc = peerset_snapshot(e->o.peerset, &snap, &npeers)))
+            return rc;
+        peers = snap;
+    }
     /* Individual profiles are not in the peers' wire format (mprof.h):
      * such queries read every shard here. */
     if (q->mode == Q_INDIVIDUAL || q->exemplars || q->nids)
@@ -265,6 +274,7 @@ int engine_query(struct engine *e, const struct query *q0, struct mprof **out, c
             pr.until = hi;
         if (pr.from >= pr.until) {
             /* None of them is in the range: nothing to read. */
+            free(snap);
             res = new_result(q);
             if (!res)
                 return -ENOMEM;
@@ -273,8 +283,10 @@ int engine_query(struct engine *e, const struct query *q0, struct mprof **out, c
         }
     }
     rc = plan_build(e->o.store, e->o.cache, &pr, &plan, err, errlen);
-    if (rc)
+    if (rc) {
+        free(snap);
         return rc;
+    }
     res = new_result(q);
     if (!res) {
         rc = -ENOMEM;
@@ -322,7 +334,7 @@ int engine_query(struct engine *e, const struct query *q0, struct mprof **out, c
         ncalls = npeers;
         for (size_t i = 0; i < ncalls; i++) {
             calls[i] = (struct peer_call){
-                .e = e, .q = q, .peer = e->o.peers[i], .shard = (uint32_t)i + 1, .nshards = nsh};
+                .e = e, .q = q, .peer = peers[i], .shard = (uint32_t)i + 1, .nshards = nsh};
             calls[i].started = pthread_create(&calls[i].tid, NULL, peer_main, &calls[i]) == 0;
             if (!calls[i].started)
                 snprintf(calls[i].err, sizeof(calls[i].err), "cannot start a thread");
@@ -380,6 +392,7 @@ out:
     }
     pthread_mutex_unlock(&e->lock);
     free(calls);
+    free(snap);
     free(mine);
     plan_free(plan);
     if (rc) {

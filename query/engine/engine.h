@@ -30,6 +30,7 @@
 #include "query/engine/cancel.h"
 #include "query/engine/merge.h" /* the merge kernel, for tests and benchmarks */
 #include "query/engine/mprof.h"
+#include "query/engine/peerset.h"
 #include "query/engine/plan.h"
 #include "query/engine/query.h"
 #include "query/engine/selector.h"
@@ -40,6 +41,7 @@ struct engine_opts {
     struct cache *cache; /* may be NULL */
     char **peers;        /* "host:port" */
     size_t npeers;
+    struct peerset *peerset;  /* when set, each query's peers (peerset.h) instead; not owned */
     unsigned threads;         /* decode threads per query; 0 = 2 */
     unsigned peer_timeout_ms; /* 0 = 60000 */
     const char *peer_token;   /* sent as "Authorization: Bearer" to peers; NULL = none */
@@ -93,6 +95,7 @@ int engine_plan(struct engine *e, const struct plan_req *r, struct plan **out, c
 /* Counters since start, for /metrics. */
 struct engine_counters {
     uint64_t queries, sections, bytes_read, cache_hits, skipped, peer_errors;
+    struct peerset_stats peers; /* all zero without a peerset */
 };
 void engine_counters(struct engine *e, struct engine_counters *out);
 

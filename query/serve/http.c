@@ -94,6 +94,16 @@ static void ep_metrics(struct http_server *s, struct http_response *r)
               "stoke_query_peer_errors_total %" PRIu64 "\n",
               ec.sections, ec.bytes_read, ec.skipped, ec.peer_errors);
     wb_printf(&b,
+              "# TYPE stoke_query_peers gauge\n"
+              "stoke_query_peers %" PRIu64 "\n"
+              "# TYPE stoke_query_peer_dns_lookups_total counter\n"
+              "stoke_query_peer_dns_lookups_total %" PRIu64 "\n"
+              "# TYPE stoke_query_peer_dns_failures_total counter\n"
+              "stoke_query_peer_dns_failures_total %" PRIu64 "\n"
+              "# TYPE stoke_query_peer_dns_empty_total counter\n"
+              "stoke_query_peer_dns_empty_total %" PRIu64 "\n",
+              ec.peers.peers, ec.peers.lookups, ec.peers.failures, ec.peers.empty);
+    wb_printf(&b,
               "# TYPE stoke_query_busy_total counter\n"
               "stoke_query_busy_total %" PRIu64 "\n"
               "# TYPE stoke_query_deadline_exceeded_total counter\n"

@@ -22,11 +22,13 @@ run() {
 T=tests/integration
 run $T/test_errors.sh
 run $T/test_service_names.sh
+run $T/test_kubelet.sh
 run $T/test_agent_rss.sh
 run $T/test_debuginfod.sh
 run $T/test_deferred_symbols.sh
 run $T/test_store_s3.sh
 run $T/test_query_api.sh
+run $T/test_peers_dns.sh
 run $T/test_compact.sh
 run $T/test_one_object.sh
 run $T/test_pyroscope_api.sh
@@ -43,6 +45,7 @@ run $T/test_exporters.sh
 run $T/test_receive.sh
 run $T/test_packages.sh
 run $T/test_image.sh
+run $T/test_k8s_manifests.sh
 run $T/test_make_targets.sh
 if [ -x $T/test_all_accuracy.sh ]; then run $T/test_all_accuracy.sh; fi
 run $T/test_unwind.sh

@@ -9,7 +9,7 @@
 #   b. the Containerfiles of packaging/container/ install exactly the
 #      packages of the libraries each binary is linked against;
 #   c. podman runs the agent image with the DaemonSet's settings
-#      (deploy/kubernetes/agent-daemonset.yaml): host PID namespace, all
+#      (deploy/kubernetes/base/agent-daemonset.yaml): host PID namespace, all
 #      capabilities dropped but BPF, PERFMON, SYS_PTRACE, DAC_READ_SEARCH
 #      and SYSLOG, read-only root, /sys/kernel/btf and /sys/fs/cgroup
 #      mounted read-only, no new privileges, a host directory for the store.
