@@ -26,14 +26,19 @@
  * such a manifest listed stay, counted (blocks_orphaned): their data may be
  * nowhere else. One hour's unreadable objects never stop the others.
  *
- * Several compactors on one hour at once: a pass that finds objects of its
- * listing deleted under it, or the generation it is about to write already
- * there, leaves the hour to the compactor that moved it on. That narrows
- * the race; it does not close it (a put landing between the other's look
- * and its own still wins), which needs a create-only put from the store:
- * until then, run one compactor per tenant (docs/architecture.md).
+ * Several compactors on one hour at once: the hour manifest is committed
+ * with a create-only put (store_put_new), so of two passes on one
+ * generation exactly one wins and the other deletes its blocks
+ * (commits_lost); a pass that finds objects of its listing deleted under
+ * it leaves the hour to the compactor that moved it on. Replicas take a
+ * lease per hour first (query/jobs/lease.h), which saves the double work.
  *
- * Keys: blocks go to <tenant>/blocks/<date>/<HH>/<generation>-<hash>.blk.
+ * Continuous mode adds level 1 for hours still open: one block per span
+ * whose flushes are all in (docs/format.md §13), appended to the hour
+ * manifest; the hourly pass (level 2) merges them into one.
+ *
+ * Keys: blocks go to <tenant>/blocks/<date>/<HH>/<generation>-<hash>.blk
+ * (level 1: <generation>-l1-<span>-<hash>.blk).
  * Retention deletes every object of an hour that ended before now - age,
  * in segments/, blocks/ and manifest/, on every run: data that arrives late
  * for an expired hour is deleted again, never served.
