@@ -56,28 +56,39 @@ static int write_seq(struct store *st, const char *prefix, unsigned seq, const c
     return ret == -EEXIST ? -EBUSY : ret;
 }
 
-/* The holder of an existing lease object; a body that does not parse is
- * an expired lease (it cannot hold anything back). */
+int lease_parse(const void *body, size_t len, char *owner, size_t olen, int64_t *expires)
+{
+    char text[300], who[LEASE_OWNER_MAX];
+    long long e;
+    int used = 0;
+
+    if (len >= sizeof(text) || olen == 0)
+        return -EBADMSG;
+    memcpy(text, body, len);
+    text[len] = 0;
+    if (strlen(text) != len || sscanf(text, "owner %127s expires %lld%n", who, &e, &used) != 2 ||
+        !owner_ok(who) || strlen(who) >= olen)
+        return -EBADMSG;
+    snprintf(owner, olen, "%s", who);
+    *expires = e;
+    return 0;
+}
+
+/* The holder of an existing lease object; one that cannot be read or
+ * parsed is an expired lease (it cannot hold anything back). */
 static void read_holder(struct store *st, const char *key, char *owner, size_t olen,
                         int64_t *expires)
 {
     struct store_buf b = {0};
-    char text[300], who[LEASE_OWNER_MAX];
-    long long e;
 
     owner[0] = 0;
     *expires = 0;
-    if (store_get(st, key, 0, 0, &b) || b.len >= sizeof(text)) {
-        free(b.data);
-        return;
+    if (store_get(st, key, 0, 0, &b) == 0 &&
+        lease_parse(b.data, b.len, owner, olen, expires) != 0) {
+        owner[0] = 0;
+        *expires = 0;
     }
-    memcpy(text, b.data, b.len);
-    text[b.len] = 0;
     free(b.data);
-    if (sscanf(text, "owner %127s expires %lld", who, &e) == 2) {
-        snprintf(owner, olen, "%s", who);
-        *expires = e;
-    }
 }
 
 int lease_acquire(struct store *st, const char *prefix, const char *owner, int64_t now_ms,

@@ -19,6 +19,7 @@
 #ifndef STOKE_LEASE_H
 #define STOKE_LEASE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "store/store.h"
@@ -39,6 +40,13 @@ struct lease {
  */
 int lease_acquire(struct store *st, const char *prefix, const char *owner, int64_t now_ms,
                   unsigned ttl_ms, struct lease *out);
+
+/*
+ * Parses a lease object's body ("owner ID\nexpires MS\n"). 0 with @owner
+ * (NUL-terminated, no spaces, shorter than LEASE_OWNER_MAX) and @expires;
+ * -EBADMSG for anything else (callers treat it as an expired lease).
+ */
+int lease_parse(const void *body, size_t len, char *owner, size_t olen, int64_t *expires);
 
 /* Gives the lease back, so another replica need not wait for its expiry.
  * 0 (also when another owner took it over already) or the store's errno. */
