@@ -32,7 +32,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
-    [ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work"
+    if [ -n "${KEEP:-}" ]; then echo "kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -47,17 +47,24 @@ NOW=$((H + 50 * 60000)) # spans 0-8 (minutes 0-44) closed with 60 s grace
 CLOSED_FLUSHES=$(((HOSTS + OLD_HOSTS) * 45))
 SRC=("$CORPUS/go-cpu.pb.gz" "$CORPUS/node-heap.pb.gz")
 
-start_s3() { # start_s3 PROGRAM...: sets EP
-    local port
+start_s3() { # start_s3 cond|plain: s3rver with or without S3's conditional PUT; sets EP
+    local port d
     port=$(free_port)
-    mkdir -p "$work/s3-$port"
-    NODE_OPTIONS=--openssl-legacy-provider "$@" "$work/s3-$port" "$port" >"$work/s3-$port.log" 2>&1 &
+    d=$work/s3-$port
+    mkdir -p "$d"
+    # the server itself in the background (not a function's subshell), so
+    # cleanup's kill reaches it
+    if [ "$1" = cond ]; then
+        NODE_OPTIONS=--openssl-legacy-provider node "$ROOT/tests/integration/s3rver_cond.js" \
+            "$d" "$port" stoke-rep >"$d.log" 2>&1 &
+    else
+        NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" -d "$d" -a 127.0.0.1 -p "$port" --silent \
+            --configure-bucket stoke-rep >"$d.log" 2>&1 &
+    fi
     pids+=($!)
     for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.2; done
     EP=http://127.0.0.1:$port
 }
-cond_s3rver() { node "$ROOT/tests/integration/s3rver_cond.js" "$1" "$2" stoke-rep; }
-plain_s3rver() { "$S3RVER" -d "$1" -a 127.0.0.1 -p "$2" --silent --configure-bucket stoke-rep; }
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 
@@ -118,7 +125,7 @@ for KIND in ${KINDS:-dir s3}; do
         entries() { find "$work/store/default/manifest" -path '*entries*' -name '*.man' 2>/dev/null | wc -l; }
         blocks() { find "$work/store/default/blocks" -name "$1" 2>/dev/null | wc -l; }
     else
-        start_s3 cond_s3rver
+        start_s3 cond
         ST=(--store s3://stoke-rep/store --s3-endpoint "$EP" --s3-path-style)
         ls_s3() { python3 - "$EP" "$1" <<'PY'
 import subprocess, sys
@@ -186,7 +193,7 @@ PY
 done
 
 # ---- 3. a server that ignores If-None-Match --------------------------------------
-start_s3 plain_s3rver
+start_s3 plain
 "$QUERY" compact --store s3://stoke-rep/plain --s3-endpoint "$EP" --s3-path-style --continuous \
     >"$work/plain.log" 2>&1
 rc=$?
