@@ -10,7 +10,11 @@
  * writes a temp file and renames, S3 PUT is atomic); put of an existing key
  * with the same bytes succeeds (idempotent retries); get may ask for a byte
  * range; list returns keys under a prefix in lexicographic order; delete of
- * a missing key succeeds. Errors are negative errnos plus a message:
+ * a missing key succeeds. put_new creates a key only if it does not exist
+ * yet (the directory backend by link(2) of the finished temp file, S3 by
+ * `If-None-Match: *`): of several writers racing for one key exactly one
+ * gets 0, the others -EEXIST — what leases and the compactor's commit rely
+ * on (docs/format.md §13). Errors are negative errnos plus a message:
  * -ENOENT (no such key), -EACCES (403), -EIO (5xx, network, after retries),
  * -ETIMEDOUT, -EINVAL.
  *
@@ -65,6 +69,8 @@ struct store_stats {
 
 struct store_ops {
     int (*put)(struct store *s, const char *key, const void *data, size_t len);
+    /* Create-only put: -EEXIST when the key exists (whatever its bytes). */
+    int (*put_new)(struct store *s, const char *key, const void *data, size_t len);
     /* @len == 0 means to the end; a range past the end is clipped. */
     int (*get)(struct store *s, const char *key, uint64_t off, uint64_t len, struct store_buf *out);
     /* Size of an object: 0 or -ENOENT. */
@@ -88,6 +94,10 @@ void store_close(struct store *s);
 static inline int store_put(struct store *s, const char *key, const void *d, size_t n)
 {
     return s->ops->put(s, key, d, n);
+}
+static inline int store_put_new(struct store *s, const char *key, const void *d, size_t n)
+{
+    return s->ops->put_new(s, key, d, n);
 }
 static inline int store_get(struct store *s, const char *key, uint64_t off, uint64_t len,
                             struct store_buf *out)

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,8 +74,10 @@ static int fsync_parent(char *path)
     return rc;
 }
 
-static int dir_put_once(struct dir_store *d, const char *key, const void *data, size_t len,
-                        char *path, char *tmp)
+/* @excl: link(2) the finished temp file to the key instead of rename(2),
+ * so the key is created whole or not at all, never replaced (-EEXIST). */
+static int dir_put_once(struct dir_store *d, const void *data, size_t len, char *path, char *tmp,
+                        bool excl)
 {
     uint64_t rnd = 0;
     char *slash;
@@ -97,16 +100,16 @@ static int dir_put_once(struct dir_store *d, const char *key, const void *data, 
         rc = -errno;
     if (close(fd) && !rc)
         rc = -errno;
-    if (!rc && rename(tmp, path))
+    if (!rc && (excl ? link(tmp, path) : rename(tmp, path)))
         rc = -errno;
-    if (rc) {
+    if (rc || excl)
         unlink(tmp);
+    if (rc)
         return rc;
-    }
     return fsync_parent(path);
 }
 
-static int dir_put(struct store *s, const char *key, const void *data, size_t len)
+static int put_common(struct store *s, const char *key, const void *data, size_t len, bool excl)
 {
     struct dir_store *d = ds(s);
     char path[PATH_MAX], tmp[PATH_MAX];
@@ -121,15 +124,29 @@ static int dir_put(struct store *s, const char *key, const void *data, size_t le
     /* A concurrent delete may remove a parent directory between our mkdir
      * and open (it prunes empty ones); that is ENOENT, and worth a retry. */
     for (int i = 0;; i++) {
-        rc = dir_put_once(d, key, data, len, path, tmp);
+        rc = dir_put_once(d, data, len, path, tmp, excl);
         if (rc != -ENOENT || i == 8)
             break;
+    }
+    if (rc == -EEXIST && excl) {
+        snprintf(s->err, sizeof(s->err), "store put %s: exists", key);
+        return rc; /* an answer, not a failure */
     }
     if (rc)
         return store_fail(s, rc, "store put %s: %s", key, strerror(-rc));
     STORE_STAT_ADD(s, puts, 1);
     STORE_STAT_ADD(s, bytes_put, len);
     return 0;
+}
+
+static int dir_put(struct store *s, const char *key, const void *data, size_t len)
+{
+    return put_common(s, key, data, len, false);
+}
+
+static int dir_put_new(struct store *s, const char *key, const void *data, size_t len)
+{
+    return put_common(s, key, data, len, true);
 }
 
 static int dir_get(struct store *s, const char *key, uint64_t off, uint64_t len,
@@ -327,6 +344,7 @@ static void dir_free(struct store *s)
 
 static const struct store_ops dir_ops = {
     .put = dir_put,
+    .put_new = dir_put_new,
     .get = dir_get,
     .head = dir_head,
     .list = dir_list,

@@ -265,9 +265,7 @@ static struct manifest *load_footer(struct plan *p, struct store *st, struct cac
     return NULL;
 }
 
-/* The start time in a segment key ".../<start ms, 13 digits>-<hash16>.seg",
- * or -1. */
-static int64_t seg_key_start(const char *key)
+int64_t plan_seg_key_start(const char *key)
 {
     const char *base = strrchr(key, '/');
     int64_t t = 0;
@@ -427,7 +425,7 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
             if (strncmp(key, sprefix, splen) || !ends_with(key, ".seg"))
                 continue;
             int hh = hour_of_key(key + splen);
-            int64_t hs = day * DAY_MS + hh * HOUR_MS, start = seg_key_start(key);
+            int64_t hs = day * DAY_MS + hh * HOUR_MS, start = plan_seg_key_start(key);
             if (hh < 0 || hs + HOUR_MS <= r->from || hs >= r->until || start >= r->until)
                 continue;
             size_t kl = strlen(key), fl = seg_key_flush_len(key);
@@ -451,6 +449,11 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
                 if (f->t_max_ms < r->from || f->t_min_ms >= r->until)
                     continue;
                 if (intern_find(&seen, me->key, strlen(me->key)) != MPROF_NONE)
+                    continue;
+                /* An object an hour manifest replaces is in a block now,
+                 * whichever manifest names it (an entry written after its
+                 * segment was merged alone). */
+                if (intern_find(&replaced, me->key, strlen(me->key)) != MPROF_NONE)
                     continue;
                 if (intern_strn(&seen, me->key, strlen(me->key)) == MPROF_NONE) {
                     rc = -ENOMEM;

@@ -94,6 +94,10 @@ void plan_free(struct plan *p);
 struct intern;
 int plan_replaced_flushes(const struct manifest *m, struct intern *out);
 
+/* The flush start in a segment key ".../<start ms, 13 digits>-<hash16>.seg",
+ * or -1. */
+int64_t plan_seg_key_start(const char *key);
+
 struct plan_fetch_stats {
     uint64_t reads, second_reads, bytes, cache_hits;
 };

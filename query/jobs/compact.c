@@ -15,15 +15,71 @@
 #include "common/intern.h"
 #include "query/engine/plan.h"
 #include "query/jobs/compact.h"
+#include "query/jobs/lease.h"
 #include "query/jobs/rules.h"
 
 #define HOUR_MS 3600000LL
+/* Level-1 spans are whole minutes dividing the hour: at most 60. */
+#define MAX_SPANS 60
 
 /* One pass: what it reports to. */
 struct pass {
     const struct compact_opts *o;
     struct compact_stats *s;
+    int64_t now;
 };
+
+/* The fault-injection hook of the tests (compact_opts.fault). */
+static void step_done(struct pass *p, const char *step)
+{
+    if (p->o->fault)
+        p->o->fault(step, p->o->fault_arg);
+}
+
+/* The span of the hour starting at @hour_ms that a flush starting at @t
+ * belongs to at @level, or -1 when it is not to be merged now: at level 1
+ * a flush is merged once its span has ended grace_s ago (its hosts have
+ * written it), at level 2 the whole hour is one span. */
+static int span_of(const struct pass *p, int level, int64_t hour_ms, int64_t t)
+{
+    if (level == 2)
+        return 0;
+    int64_t span = (int64_t)compact_span_s(p->o) * 1000;
+    if (t < hour_ms || t >= hour_ms + HOUR_MS)
+        return -1; /* not a key of ours to place: the hourly pass merges it */
+    int64_t i = (t - hour_ms) / span;
+    if (hour_ms + (i + 1) * span + (int64_t)compact_grace_s(p->o) * 1000 > p->now)
+        return -1;
+    return (int)i;
+}
+
+/* The flush start of an entry manifest of the old layout (its segment's
+ * key prefix ends "<start ms>-"), or -1. */
+static int64_t entry_start(const char *entry_key)
+{
+    char sp[1024];
+    int n = manifest_entry_segment_prefix(entry_key, sp, sizeof(sp));
+    int64_t t = 0;
+    if (n < 14 || sp[n - 1] != '-')
+        return -1;
+    for (int i = n - 14; i < n - 1; i++) {
+        if (sp[i] < '0' || sp[i] > '9')
+            return -1;
+        t = t * 10 + (sp[i] - '0');
+    }
+    return t;
+}
+
+unsigned compact_span_s(const struct compact_opts *o)
+{
+    unsigned v = o->span_s ? o->span_s : 300;
+    return v < 60 || v > 3600 || 3600 % v ? 300 : v;
+}
+
+unsigned compact_grace_s(const struct compact_opts *o)
+{
+    return o->grace_s ? o->grace_s : 90;
+}
 
 /* "WHAT KEY: WHY", each part cut to fit last_error; every one goes to the
  * caller's on_error too. */
@@ -203,13 +259,16 @@ static int batch_add(struct seg_writer *w, const struct batch *b, struct compact
     return 0;
 }
 
+/* Level 2: <gen>-<hash>.blk; level 1: <gen>-l1-<span>-<hash>.blk. */
 static int block_key(char *buf, size_t len, const char *tenant, int64_t hour_ms, unsigned gen,
-                     uint64_t hash)
+                     int level, unsigned span, uint64_t hash)
 {
-    char date[11], hour[3];
+    char date[11], hour[3], lv[16] = "";
     if (utc_date_hour(hour_ms, date, hour))
         return -EINVAL;
-    int n = snprintf(buf, len, "%s/blocks/%s/%s/%06u-%016llx.blk", tenant, date, hour, gen,
+    if (level == 1)
+        snprintf(lv, sizeof(lv), "l1-%02u-", span);
+    int n = snprintf(buf, len, "%s/blocks/%s/%s/%06u-%s%016llx.blk", tenant, date, hour, gen, lv,
                      (unsigned long long)hash);
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : n;
 }
@@ -310,10 +369,11 @@ static void count_orphans(struct store *st, const char *tenant, const char *date
  * store or memory failed: the pass stops, and nothing was deleted that the
  * hour manifest in force does not cover.
  */
-static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, struct pass *p)
+static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, int level,
+                        struct pass *p)
 {
     struct compact_stats *s = p->s;
-    char prefix[512], sprefix[512], date[11], hour[3], key[1024] = "", block[1024] = "";
+    char prefix[512], sprefix[512], date[11], hour[3], key[1024] = "";
     struct store_list l = {0}, sl = {0};
     /* segment keys that entries read now name; flush prefixes of entries
      * that could not be read (which segment they name is unknown); flush
@@ -321,14 +381,15 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
     struct intern named = {0}, unknown_flush = {0}, replaced_flush = {0};
     uint64_t nflushes = 0;
     struct manifest *old = NULL, *hm = NULL;
-    struct seg_writer *w = NULL;
-    struct todo merged = {0}, del = {0}, garbage = {0};
+    /* one block per span: level 1 by span of the hour, level 2 one */
+    struct seg_writer *ws[MAX_SPANS] = {0};
+    size_t nin[MAX_SPANS] = {0};
+    struct todo merged = {0}, del = {0}, garbage = {0}, written = {0};
     struct batch b = {0};
     const char *old_key = NULL;
     long max_gen = 0;
     uint8_t *buf = NULL;
     size_t len = 0;
-    uint64_t size;
     struct rule_eval *rules = p->o->rules;
     size_t hour_mark = rules ? rule_eval_mark(rules) : 0;
     bool committed = false;
@@ -377,9 +438,22 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
         }
     }
 
-    w = seg_writer_new(tenant, "compacted");
+    /* Hour manifests of older generations that the one in force replaces
+     * are left over by a pass that stopped before its deletes: they go. */
+    long old_gen = old_key ? hour_gen(old_key, prefix) : -1;
+    for (size_t i = 0; old && i < l.n; i++) {
+        long g = hour_gen(l.keys[i], prefix);
+        if (g >= 0 && g < old_gen && in_list(old->replaces, old->nreplaces, l.keys[i]) &&
+            (ret = todo_add(&del, l.keys[i])))
+            goto out;
+    }
+    for (int i = 0; i < (level == 1 ? MAX_SPANS : 1); i++)
+        if (!(ws[i] = seg_writer_new(tenant, "compacted"))) {
+            ret = -ENOMEM;
+            goto out;
+        }
     hm = calloc(1, sizeof(*hm));
-    if (!w || !hm) {
+    if (!hm) {
         ret = -ENOMEM;
         goto out;
     }
@@ -389,6 +463,18 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
         if (strncmp(k + strlen(prefix), "entries/", 8) != 0 || kl < 4 ||
             strcmp(k + kl - 4, ".man") != 0)
             continue;
+        int sp = span_of(p, level, hour_ms, entry_start(k));
+        if (sp < 0) {
+            /* not yet: its segment stays with it, not merged alone */
+            char fp[1024];
+            int n = manifest_entry_segment_prefix(k, fp, sizeof(fp));
+            if (n > 0 && intern_strn(&unknown_flush, fp, (size_t)n) == MPROF_NONE) {
+                ret = -ENOMEM;
+                goto out;
+            }
+            continue;
+        }
+        struct seg_writer *w = ws[sp];
         struct manifest *e = NULL;
         if ((ret = load_manifest(st, k, &e, p)) != 0) {
             char fp[1024];
@@ -411,7 +497,12 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
                 ret = -ENOMEM;
                 goto out;
             }
-        if (old && in_list(old->replaces, old->nreplaces, k)) {
+        bool gone = e->nentries > 0;
+        for (size_t j = 0; old && j < e->nentries && gone; j++)
+            gone = in_list(old->replaces, old->nreplaces, e->entries[j].key);
+        /* Replaced: the entry itself, or every segment it names (merged
+         * alone before the entry was written: its writer's order). */
+        if (old && (gone || in_list(old->replaces, old->nreplaces, k))) {
             /* An entry re-uploaded after an earlier compaction replaced it
              * (an agent's retry) is deleted again with its segment. */
             for (size_t j = 0; j < e->nentries && !ret; j++)
@@ -433,6 +524,7 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
                      ? flush_load(st, w, e->entries[j].key, e->entries[j].footer, &b, p)
                      : batch_load(st, w, e->entries[j].key, NULL, &b, p);
         if (lr == 0 && (ret = batch_add(w, &b, s)) == 0) {
+            nin[sp] += b.n;
             s->segments_read += e->nentries;
             nflushes++;
             /* replaced: the entry and its segments, so readers that list
@@ -492,6 +584,10 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
                 goto out;
             continue;
         }
+        int sp = span_of(p, level, hour_ms, plan_seg_key_start(k));
+        if (sp < 0)
+            continue; /* its span is still open: the next pass */
+        struct seg_writer *w = ws[sp];
         struct seg_footer *f = NULL;
         char err[256] = "";
         int lr =
@@ -510,6 +606,7 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
         } else {
             lr = flush_load(st, w, k, f, &b, p);
             if (lr == 0 && (ret = batch_add(w, &b, s)) == 0) {
+                nin[sp] += b.n;
                 s->segments_read++;
                 nflushes++;
                 if (!(ret = todo_add(&del, k)))
@@ -532,7 +629,9 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
         if (ret)
             goto out;
     }
-    if (merged.n == 0 && garbage.n == 0) {
+    /* Level 2 also merges an hour of several blocks (level 1's) into one. */
+    bool remerge = level == 2 && (merged.n || (old && old->nentries > 1));
+    if (merged.n == 0 && garbage.n == 0 && !remerge) {
         /* Nothing new, but re-uploaded replaced entries still go. */
         for (size_t i = 0; i < del.n; i++)
             if (store_del(st, del.keys[i]) == 0)
@@ -547,9 +646,10 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
      * again as they are. */
     for (size_t i = 0; old && i < old->nentries; i++) {
         const struct manifest_entry *oe = &old->entries[i];
-        int lr = merged.n ? batch_load(st, w, oe->key, oe->footer, &b, p) : 1;
+        int lr = remerge ? batch_load(st, ws[0], oe->key, oe->footer, &b, p) : 1;
         if (lr == 0) {
-            ret = batch_add(w, &b, s);
+            nin[0] += b.n;
+            ret = batch_add(ws[0], &b, s);
             batch_free(&b);
             if (ret || (ret = todo_add(&del, oe->key)))
                 goto out;
@@ -573,21 +673,30 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
     unsigned gen = (unsigned)max_gen + 1;
     if ((ret = manifest_hour_key(key, sizeof(key), tenant, hour_ms, gen)) < 0)
         goto out;
-    if (merged.n) {
+    for (int i = 0; i < (level == 1 ? MAX_SPANS : 1); i++) {
         struct seg_footer *bf = NULL;
-        ret = seg_writer_finish(w, &buf, &len, &bf);
+        char block[1024];
+        if (!nin[i])
+            continue;
+        free(buf);
+        buf = NULL;
+        ret = seg_writer_finish(ws[i], &buf, &len, &bf);
         if (ret)
             goto out;
-        ret = block_key(block, sizeof(block), tenant, hour_ms, gen, seg_hash64(buf, len));
+        ret = block_key(block, sizeof(block), tenant, hour_ms, gen, level, (unsigned)i,
+                        seg_hash64(buf, len));
         if (ret >= 0)
             ret = store_put(st, block, buf, len);
-        if (ret == 0)
+        if (ret == 0 && (ret = todo_add(&written, block)) == 0)
             ret = manifest_add(hm, block, bf);
         seg_footer_free(bf);
         if (ret)
             goto out;
         s->blocks_written++;
         s->bytes_out += len;
+        if (level == 1)
+            s->spans_compacted++;
+        step_done(p, "block");
     }
 
     /* replaces: everything the previous generation replaced, the entries
@@ -616,20 +725,21 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
     ret = manifest_encode(hm, &buf, &len);
     if (ret)
         goto out;
-    /* Another compactor wrote this generation since the listing: ours
-     * would overwrite it, and what it deleted may not be in ours. (Between
-     * this look and the put the window stays open: closing it needs a
-     * create-only put from the store.) */
-    if (store_head(st, key, &size) != -ENOENT) {
-        ret = 0;
+    /* The commit: a create-only put. Another compactor that wrote this
+     * generation since our listing wins; ours would overwrite it, and what
+     * it deleted may not be in ours. */
+    if ((ret = store_put_new(st, key, buf, len))) {
+        if (ret == -EEXIST) {
+            s->commits_lost++;
+            ret = 0;
+        }
         goto out;
     }
-    if ((ret = store_put(st, key, buf, len)))
-        goto out;
-    block[0] = 0; /* listed now: no longer ours to clean up */
     committed = true;
-    s->hours_compacted++;
+    if (level == 2)
+        s->hours_compacted++;
     s->entries_merged += nflushes;
+    step_done(p, "manifest");
 
     /* Only now, with the new generation visible, the old objects go. */
     if (old_key && (ret = todo_add(&del, old_key)))
@@ -639,8 +749,8 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, s
     if (ret)
         goto out;
     for (size_t i = 0; i < del.n; i++)
-        if (store_del(st, del.keys[i]) == 0)
-            s->objects_deleted++;
+        if (store_del(st, del.keys[i]) == 0 && ++s->objects_deleted && i == 0)
+            step_done(p, "delete");
     /* An unreadable hour manifest may have listed a block no manifest
      * names now: it stays (its data may be nowhere else), and is counted. */
     if (garbage.n)
@@ -654,11 +764,14 @@ out:
     /* A block written but listed by no manifest is read by nobody: it goes,
      * unless the manifest put failed only in appearance or another
      * compactor's manifest of this generation lists the same block. */
-    if (block[0] && !listed_by(st, key, block))
-        store_del(st, block);
+    for (size_t i = 0; !committed && i < written.n; i++)
+        if (!listed_by(st, key, written.keys[i]))
+            store_del(st, written.keys[i]);
     batch_free(&b);
     free(buf);
-    seg_writer_free(w);
+    for (int i = 0; i < MAX_SPANS; i++)
+        seg_writer_free(ws[i]);
+    todo_free(&written);
     manifest_free(old);
     manifest_free(hm);
     todo_free(&merged);
@@ -674,11 +787,11 @@ out:
 
 static int expire(struct store *st, const char *tenant, int64_t cutoff_ms, struct compact_stats *s)
 {
-    static const char *const kinds[] = {"segments", "blocks", "manifest"};
+    static const char *const kinds[] = {"segments", "blocks", "manifest", "leases"};
     char prefix[512];
     int64_t last_hour = -1;
 
-    for (size_t k = 0; k < 3; k++) {
+    for (size_t k = 0; k < 4; k++) {
         struct store_list l = {0};
         snprintf(prefix, sizeof(prefix), "%s/%s/", tenant, kinds[k]);
         int ret = store_list(st, prefix, &l);
@@ -708,6 +821,7 @@ int compact_run(struct store *st, const struct compact_opts *o, struct compact_s
     unsigned delay = o->delay_s ? o->delay_s : 600;
     unsigned max_hours = o->max_hours ? o->max_hours : 48;
     struct pass p = {.o = o, .s = out};
+    unsigned ttl = o->lease_ttl_s ? o->lease_ttl_s : 120;
     int ret = 0;
 
     memset(out, 0, sizeof(*out));
@@ -721,13 +835,35 @@ int compact_run(struct store *st, const struct compact_opts *o, struct compact_s
         if (ret)
             return ret;
     }
-    int64_t newest = o->open_hours ? now / HOUR_MS * HOUR_MS
-                                   : (now - (int64_t)delay * 1000) / HOUR_MS * HOUR_MS - HOUR_MS;
+    p.now = now;
+    int64_t newest = o->open_hours || o->continuous
+                         ? now / HOUR_MS * HOUR_MS
+                         : (now - (int64_t)delay * 1000) / HOUR_MS * HOUR_MS - HOUR_MS;
     for (unsigned i = 0; i < max_hours; i++) {
         int64_t h = newest - (int64_t)i * HOUR_MS;
         if (o->retention_h && h + HOUR_MS <= now - (int64_t)o->retention_h * HOUR_MS)
             break;
-        ret = compact_hour(st, tenant, h, &p);
+        /* Closed hours get level 2; hours still open level 1 (continuous)
+         * or level 2 (open_hours, on demand). */
+        bool closed = h + HOUR_MS + (int64_t)delay * 1000 <= now;
+        int level = closed || !o->continuous ? 2 : 1;
+        struct lease ls;
+        if (o->owner) {
+            char lp[512], date[11], hour[3];
+            if (utc_date_hour(h, date, hour))
+                return -EINVAL;
+            snprintf(lp, sizeof(lp), "%s/leases/%s/%s/", tenant, date, hour);
+            ret = lease_acquire(st, lp, o->owner, now, ttl * 1000, &ls);
+            if (ret == -EBUSY) {
+                out->hours_busy++;
+                continue;
+            }
+            if (ret)
+                return ret;
+        }
+        ret = compact_hour(st, tenant, h, level, &p);
+        if (o->owner)
+            lease_release(st, &ls);
         if (ret)
             return ret;
     }

@@ -26,14 +26,19 @@
  * such a manifest listed stay, counted (blocks_orphaned): their data may be
  * nowhere else. One hour's unreadable objects never stop the others.
  *
- * Several compactors on one hour at once: a pass that finds objects of its
- * listing deleted under it, or the generation it is about to write already
- * there, leaves the hour to the compactor that moved it on. That narrows
- * the race; it does not close it (a put landing between the other's look
- * and its own still wins), which needs a create-only put from the store:
- * until then, run one compactor per tenant (docs/architecture.md).
+ * Several compactors on one hour at once: the hour manifest is committed
+ * with a create-only put (store_put_new), so of two passes on one
+ * generation exactly one wins and the other deletes its blocks
+ * (commits_lost); a pass that finds objects of its listing deleted under
+ * it leaves the hour to the compactor that moved it on. Replicas take a
+ * lease per hour first (query/jobs/lease.h), which saves the double work.
  *
- * Keys: blocks go to <tenant>/blocks/<date>/<HH>/<generation>-<hash>.blk.
+ * Continuous mode adds level 1 for hours still open: one block per span
+ * whose flushes are all in (docs/format.md §13), appended to the hour
+ * manifest; the hourly pass (level 2) merges them into one.
+ *
+ * Keys: blocks go to <tenant>/blocks/<date>/<HH>/<generation>-<hash>.blk
+ * (level 1: <generation>-l1-<span>-<hash>.blk).
  * Retention deletes every object of an hour that ended before now - age,
  * in segments/, blocks/ and manifest/, on every run: data that arrives late
  * for an expired hour is deleted again, never served.
@@ -56,6 +61,23 @@ struct compact_opts {
     int open_hours;       /* also compact the current, still open hour (tests,
                              and on demand): later entries of it go into the
                              next generation */
+    /* Continuous, tiered compaction (docs/format.md §13): hours not closed
+     * yet get level 1, which merges the flushes of each span (span_s
+     * seconds, a divisor of 3600 from 60; default 300) once the span ended
+     * grace_s ago (90) into one block per span, appended to the hour
+     * manifest; closed hours get level 2, one block for the hour. */
+    int continuous;
+    unsigned span_s, grace_s;
+    /* Replicas: with an owner id, each hour is worked on under a lease
+     * (query/jobs/lease.h) of lease_ttl_s seconds (120); an hour another
+     * replica holds is left to it (hours_busy). NULL = no leases. */
+    const char *owner;
+    unsigned lease_ttl_s;
+    /* Tests: called after each step that leaves the store in a new state
+     * ("block": a block written; "manifest": the hour manifest committed;
+     * "delete": the first replaced object deleted). May be NULL. */
+    void (*fault)(const char *step, void *arg);
+    void *fault_arg;
     /* Called with every error as it is counted ("WHAT KEY: WHY"); may be
      * NULL. compact_stats keeps only the count and the last one. */
     void (*on_error)(const char *msg, void *arg);
@@ -76,11 +98,20 @@ struct compact_stats {
                                  skipped in part) by queries */
     uint64_t blocks_orphaned; /* blocks of an hour whose unreadable manifest
                                  was replaced, listed by no manifest now */
+    uint64_t spans_compacted; /* level-1 blocks written */
+    uint64_t commits_lost;    /* passes whose manifest another compactor's
+                                 of the same generation beat: nothing kept */
+    uint64_t hours_busy;      /* hours left to the replica holding the lease */
     char last_error[256];
 };
 
 /* Runs one pass. 0, or a negative errno when the store failed in a way
  * that stopped the pass (what was done stays consistent). */
 int compact_run(struct store *st, const struct compact_opts *o, struct compact_stats *out);
+
+/* The span and grace compact_run uses for @o (defaults applied; a span
+ * that is not a divisor of 3600 from 60 up is the default). */
+unsigned compact_span_s(const struct compact_opts *o);
+unsigned compact_grace_s(const struct compact_opts *o);
 
 #endif

@@ -155,8 +155,13 @@ class Handler(BaseHTTPRequestHandler):
                                                                  keep_blank_values=True)))
         k = bucket + "/" + key
         if self.command == "PUT":
+            # S3's conditional write: If-None-Match: * creates only.
             with lock:
-                objects[k] = body
+                exists = k in objects
+                if not (exists and self.headers.get("If-None-Match") == "*"):
+                    objects[k] = body
+            if exists and self.headers.get("If-None-Match") == "*":
+                return self.error(412, "PreconditionFailed")
             return self.reply(200, headers={"ETag": '"x"'})
         if self.command == "DELETE":
             with lock:

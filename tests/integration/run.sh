@@ -31,6 +31,7 @@ run $T/test_query_api.sh
 run $T/test_peers_dns.sh
 run $T/test_compact.sh
 run $T/test_one_object.sh
+run $T/test_compact_replicas.sh
 run $T/test_pyroscope_api.sh
 run $T/test_jfr.sh
 run $T/test_drilldown.sh

@@ -141,7 +141,7 @@ for KIND in dir s3; do
     rc=$?
     check "$KIND: compact exits 0 ($rc): $(tail -c 200 "$work/c.log")" [ "$rc" -eq 0 ]
     check "$KIND: compact merged every flush of both layouts" \
-        grep -q "^compact: 1 hours compacted ($((2 * flushes)) flushes" "$work/c.log"
+        grep -q "^compact: 1 hours compacted, 0 spans ($((2 * flushes)) flushes" "$work/c.log"
     listing mixed >"$work/ls-mixed2"
     check "$KIND: one block and one hour manifest left ($(tr '\n' ' ' <"$work/ls-mixed2"))" \
         [ "$(grep -c '\.blk$' "$work/ls-mixed2")" -eq 1 -a "$(grep -c '/hour-[0-9]*\.man$' "$work/ls-mixed2")" -eq 1 -a "$(wc -l <"$work/ls-mixed2")" -eq 2 ]

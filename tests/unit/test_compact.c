@@ -13,12 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "codec/manifest.h"
 #include "codec/segment.h"
 #include "exporter/profile.h"
+#include "query/engine/plan.h"
 #include "query/jobs/compact.h"
+#include "query/jobs/lease.h"
 #include "query/engine/engine.h"
 #include "query/engine/selector.h"
 #include "query/engine/views.h"
@@ -590,7 +593,8 @@ static void test_newer_version_manifest_left_alone(void **state)
 struct race {
     struct store base;
     struct env *e;
-    int at;   /* 1: the second segment read; 2: the first block put */
+    int at;   /* 1: the second segment read; 2: the first block put;
+                 3: the hour manifest's put */
     int gets; /* segment reads so far */
     bool late, done;
 };
@@ -610,6 +614,8 @@ static int race_put(struct store *st, const char *key, const void *d, size_t n)
 {
     struct race *r = (struct race *)st;
     if (!r->done && r->at == 2 && strstr(key, ".blk"))
+        race_other_compactor(r);
+    if (!r->done && r->at == 3 && strstr(key, "/hour-"))
         race_other_compactor(r);
     int ret = store_put(r->e->st, key, d, n);
     snprintf(st->err, sizeof(st->err), "%s", r->e->st->err);
@@ -647,8 +653,25 @@ static void race_free(struct store *st)
     (void)st;
 }
 
-static const struct store_ops race_ops = {race_put,  race_get, race_head,
-                                          race_list, race_del, race_free};
+static int race_put_new(struct store *st, const char *key, const void *d, size_t n)
+{
+    struct race *r = (struct race *)st;
+    if (!r->done && r->at == 2 && strstr(key, ".blk"))
+        race_other_compactor(r);
+    if (!r->done && r->at == 3 && strstr(key, "/hour-"))
+        race_other_compactor(r);
+    int ret = store_put_new(r->e->st, key, d, n);
+    snprintf(st->err, sizeof(st->err), "%s", r->e->st->err);
+    return ret;
+}
+
+static const struct store_ops race_ops = {.put = race_put,
+                                          .put_new = race_put_new,
+                                          .get = race_get,
+                                          .head = race_head,
+                                          .list = race_list,
+                                          .del = race_del,
+                                          .free = race_free};
 
 /* Another compactor compacts the hour and deletes its entries while this
  * pass is reading them: this pass must not then write its own manifest of
@@ -936,6 +959,340 @@ static void test_damaged_segment_tail(void **state)
     free(b.data);
 }
 
+/* ---- continuous, tiered compaction -------------------------------------- */
+
+/* Objects a query of [from, until) reads: manifests, footers, and the
+ * objects its sections are in. */
+static uint64_t objects_read(struct env *e, int64_t from, int64_t until)
+{
+    struct plan_req r = {.tenant = "default", .from = from, .until = until};
+    struct plan *p = NULL;
+    char err[256];
+    if (plan_build(e->st, NULL, &r, &p, err, sizeof(err)))
+        fail_msg("plan: %s", err);
+    uint64_t n = p->manifests + p->footers + p->objects;
+    plan_free(p);
+    return n;
+}
+
+/* Two hosts, one flush a minute from H to H + 16 min, half of host-b's in
+ * the old layout (segment + entry). Returns the samples written. */
+static int64_t put_open_hour(struct env *e)
+{
+    int64_t total = 0;
+    for (int m = 0; m <= 16; m++) {
+        put_flush1(e, "host-a", H + m * 60000, 1 + m, 2, NULL);
+        if (m % 2)
+            put_flush(e, "host-b", H + m * 60000, 3, 1);
+        else
+            put_flush1(e, "host-b", H + m * 60000, 3, 1, NULL);
+        total += 1 + m + 2 + 3 + 1;
+    }
+    return total;
+}
+
+/* Level 1 at H + 17 min with 5-minute spans and 90 s grace: spans 0-2
+ * (minutes 0-14, ended by 16.5) become one block each, appended to the
+ * hour manifest; minutes 15 and 16 stay segments. Answers do not change;
+ * a query of the last 15 minutes reads a handful of objects instead of one
+ * per host per flush. A second pass finds nothing to do; level 2, once
+ * the hour is closed, merges the three blocks and the rest into one. */
+static void test_level1_spans(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 17 * 60000, .continuous = 1, .span_s = 300};
+    int64_t total = put_open_hour(e);
+
+    assert_int_equal(ask(e, "{}", SAMPLES).total, total);
+    uint64_t before = objects_read(e, H + 2 * 60000, H + 17 * 60000);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.errors, 0);
+    assert_int_equal(s.spans_compacted, 3);
+    assert_int_equal(s.hours_compacted, 0);
+    assert_int_equal(s.entries_merged, 30);
+    assert_int_equal(count(e, "default/blocks/2026-01-01/10/000001-l1-00-"), 1);
+    assert_int_equal(count(e, "default/blocks/2026-01-01/10/000001-l1-01-"), 1);
+    assert_int_equal(count(e, "default/blocks/2026-01-01/10/000001-l1-02-"), 1);
+    assert_int_equal(count(e, "default/blocks/"), 3);
+    assert_int_equal(count(e, "default/segments/"), 4);                       /* minutes 15, 16 */
+    assert_int_equal(count(e, "default/manifest/2026-01-01/10/entries/"), 1); /* minute 15 */
+    struct answer a = ask(e, "{}", SAMPLES);
+    assert_int_equal(a.total, total);
+    assert_int_equal(a.skipped, 0);
+    uint64_t after = objects_read(e, H + 2 * 60000, H + 17 * 60000);
+    /* before: one footer or entry + one segment per host per flush; after:
+     * the hour manifest, three blocks, and the open span's objects */
+    assert_true(before >= 60);
+    assert_true(after <= 1 + 3 + 4 + 1 + 3);
+    print_message("objects read, last 15 min: %llu before, %llu after level 1\n",
+                  (unsigned long long)before, (unsigned long long)after);
+
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.spans_compacted, 0);
+    assert_int_equal(count(e, "default/manifest/2026-01-01/10/hour-000001.man"), 1);
+    assert_int_equal(count(e, "default/manifest/2026-01-01/10/hour-000002.man"), 0);
+
+    o.now_ms = H + 2 * HOUR_MS;
+    o.continuous = 0;
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(count(e, "default/blocks/"), 1);
+    assert_int_equal(count(e, "default/blocks/2026-01-01/10/000002-"), 1);
+    assert_int_equal(count(e, "default/segments/"), 0);
+    assert_int_equal(count(e, "default/manifest/"), 1);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, total);
+    assert_int_equal(block_samples(e, NULL), (uint64_t)total);
+}
+
+/* A flush of a span level 1 merged already arrives late: the next level-1
+ * pass gives it a block of its own; nothing counted twice or lost. */
+static void test_level1_late_flush(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 17 * 60000, .continuous = 1, .span_s = 300};
+    int64_t total = put_open_hour(e);
+
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    put_flush1(e, "host-late", H + 2 * 60000, 100, 0, NULL);
+    o.now_ms = H + 22 * 60000; /* span 3 closed too now */
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.spans_compacted, 2); /* span 0 again, span 3 */
+    assert_int_equal(count(e, "default/blocks/"), 5);
+    assert_int_equal(count(e, "default/segments/"), 0);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, total + 100);
+}
+
+/* Level selection: which flushes a level-1 pass merges depends on the
+ * span, the grace and the clock; closed hours get level 2, open ones
+ * level 1 only when continuous. */
+static void test_level_selection(void **state)
+{
+    struct env *e = *state;
+    static const struct {
+        unsigned span_s, grace_s;
+        int64_t now_min10; /* minutes after H, times 10 */
+        uint64_t spans;    /* level-1 blocks written */
+        size_t segs_left;  /* of 17 flushes of host-a */
+    } cases[] = {
+        {300, 90, 169, 3, 2},   /* 16.9 min: span 2 closed at 16.5 */
+        {300, 90, 164, 2, 7},   /* 16.4 min: span 2 (ends 16.5) still open */
+        {300, 1, 151, 3, 2},    /* 1 s grace: span 2 closed at 15:01 */
+        {60, 60, 100, 9, 8},    /* 1-minute spans: minutes 0-8 */
+        {600, 90, 170, 1, 7},   /* 10-minute spans: span 0 only */
+        {3600, 90, 170, 0, 17}, /* one span: the hour is not over */
+        {7, 90, 170, 3, 2},     /* not a divisor of 3600: the default 300 */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct compact_stats s;
+        struct compact_opts o = {.now_ms = H + cases[i].now_min10 * 6000,
+                                 .continuous = 1,
+                                 .span_s = cases[i].span_s,
+                                 .grace_s = cases[i].grace_s};
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s/default", e->dir);
+        assert_int_equal(system(cmd), 0);
+        for (int m = 0; m <= 16; m++)
+            put_flush1(e, "host-a", H + m * 60000, 1, 1, NULL);
+        assert_int_equal(compact_run(e->st, &o, &s), 0);
+        if (s.spans_compacted != cases[i].spans ||
+            count(e, "default/segments/") != cases[i].segs_left)
+            fail_msg("case %zu: %llu spans, %zu segments left", i,
+                     (unsigned long long)s.spans_compacted, count(e, "default/segments/"));
+        assert_int_equal(ask(e, "{}", SAMPLES).total, 34);
+    }
+    /* not continuous: an open hour is left alone */
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 30 * 60000};
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.spans_compacted + s.hours_compacted, 0);
+}
+
+/* Another compactor commits the same generation between this pass's
+ * blocks and its hour manifest (with a late flush it merged and deleted):
+ * the create-only put refuses ours, which would have overwritten the
+ * other's and lost the late flush. */
+static void test_commit_is_create_only(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    struct race r = {.base = {.ops = &race_ops}, .e = e, .at = 3, .late = true};
+
+    for (int i = 0; i < 4; i++)
+        put_flush1(e, "host-a", H + i * 60000, 1 + i, 1, NULL);
+    assert_int_equal(compact_run(&r.base, &o, &s), 0);
+    assert_true(r.done);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 14 + 100);
+    assert_int_equal(s.commits_lost, 1);
+    assert_int_equal(s.hours_compacted, 0);
+    assert_int_equal(count(e, "default/blocks/"), 1); /* ours went */
+    assert_int_equal(count(e, "default/segments/"), 0);
+}
+
+static int64_t lease_now = H;
+
+static void test_lease(void **state)
+{
+    struct env *e = *state;
+    const char *pre = "default/leases/2026-01-01/10/";
+    struct lease a, b;
+
+    assert_int_equal(lease_acquire(e->st, pre, "a", lease_now, 1000, &a), 0);
+    assert_int_equal(lease_acquire(e->st, pre, "b", lease_now + 999, 1000, &b), -EBUSY);
+    /* the holder may take it again (a longer pass) */
+    assert_int_equal(lease_acquire(e->st, pre, "a", lease_now + 500, 1000, &a), 0);
+    assert_int_equal(a.seq, 1);
+    assert_int_equal(count(e, pre), 1); /* history deleted */
+    /* expired: taken over */
+    assert_int_equal(lease_acquire(e->st, pre, "b", lease_now + 1501, 1000, &b), 0);
+    assert_int_equal(b.seq, 2);
+    assert_int_equal(lease_acquire(e->st, pre, "a", lease_now + 1600, 1000, &a), -EBUSY);
+    /* released: free at once */
+    assert_int_equal(lease_release(e->st, &b), 0);
+    assert_int_equal(lease_acquire(e->st, pre, "a", lease_now + 1700, 1000, &a), 0);
+    assert_int_equal(a.seq, 4);
+    /* a replica that saw the same top as another loses the create-only put */
+    assert_int_equal(store_put_new(e->st, "default/leases/2026-01-01/10/000000005.lease", "x", 1),
+                     0);
+    struct lease c;
+    assert_int_equal(lease_acquire(e->st, pre, "c", lease_now + 9000, 1000, &c), 0);
+    assert_int_equal(c.seq, 6); /* "x" does not parse: an expired lease */
+    /* bad owners */
+    assert_int_equal(lease_acquire(e->st, pre, "has space", lease_now, 1000, &c), -EINVAL);
+    assert_int_equal(lease_acquire(e->st, pre, "", lease_now, 1000, &c), -EINVAL);
+    assert_int_equal(lease_store_check(e->st, "default/leases/", "a"), 0);
+}
+
+/* A store whose create-only put overwrites (s3rver 3 ignores
+ * If-None-Match): lease_store_check finds out. */
+static int overwrite_put_new(struct store *st, const char *key, const void *d, size_t n)
+{
+    return store_put(((struct race *)st)->e->st, key, d, n);
+}
+
+static void test_lease_store_check_overwriting(void **state)
+{
+    struct env *e = *state;
+    struct store_ops ops = race_ops;
+    ops.put_new = overwrite_put_new;
+    struct race r = {.base = {.ops = &ops}, .e = e, .done = true};
+    assert_int_equal(lease_store_check(&r.base, "default/leases/", "a"), -EOPNOTSUPP);
+    assert_non_null(strstr(r.base.err, "If-None-Match"));
+    assert_int_equal(count(e, "default/leases/"), 0);
+}
+
+/* An hour another replica holds the lease of is left to it; once the
+ * lease expires, the hour is compacted. */
+static void test_compact_under_lease(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS, .owner = "me", .lease_ttl_s = 60};
+    struct lease other;
+
+    put_flush1(e, "host-a", H, 3, 4, NULL);
+    assert_int_equal(
+        lease_acquire(e->st, "default/leases/2026-01-01/10/", "other", o.now_ms, 60000, &other), 0);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_busy, 1);
+    assert_int_equal(s.hours_compacted, 0);
+    assert_int_equal(count(e, "default/segments/"), 1);
+    o.now_ms += 60001; /* "other" crashed: its lease lapsed */
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(count(e, "default/segments/"), 0);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 7);
+}
+
+/* A compactor killed after each step (a block written; the hour manifest
+ * committed; the first replaced object deleted), at level 1 and level 2:
+ * answers never change, and the next pass finishes the work. The child
+ * process dies by _exit in the fault hook, as a crash would leave it. */
+static void crash_at(const char *step, void *arg)
+{
+    if (strcmp(step, (const char *)arg) == 0)
+        _exit(42);
+}
+
+static void test_crash_at_each_step(void **state)
+{
+    struct env *e = *state;
+    static const char *const steps[] = {"block", "manifest", "delete"};
+    for (int level = 1; level <= 2; level++)
+        for (size_t i = 0; i < 3; i++) {
+            char cmd[128];
+            snprintf(cmd, sizeof(cmd), "rm -rf %s/default", e->dir);
+            assert_int_equal(system(cmd), 0);
+            int64_t total = put_open_hour(e);
+            struct compact_opts o = {.now_ms = level == 1 ? H + 17 * 60000 : H + 2 * HOUR_MS,
+                                     .continuous = level == 1,
+                                     .fault = crash_at,
+                                     .fault_arg = (void *)steps[i]};
+            pid_t pid = fork();
+            assert_true(pid >= 0);
+            if (pid == 0) {
+                struct compact_stats cs;
+                compact_run(e->st, &o, &cs);
+                _exit(0);
+            }
+            int status = 0;
+            assert_int_equal(waitpid(pid, &status, 0), pid);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 42)
+                fail_msg("level %d, step %s: the child did not stop there", level, steps[i]);
+            struct answer a = ask(e, "{}", SAMPLES);
+            if (a.total != total || a.skipped)
+                fail_msg("level %d, killed after %s: %lld samples (%llu skipped), want %lld", level,
+                         steps[i], (long long)a.total, (unsigned long long)a.skipped,
+                         (long long)total);
+            struct compact_stats s;
+            o.fault = NULL;
+            assert_int_equal(compact_run(e->st, &o, &s), 0);
+            o.now_ms = H + 2 * HOUR_MS;
+            o.continuous = 0;
+            assert_int_equal(compact_run(e->st, &o, &s), 0);
+            a = ask(e, "{}", SAMPLES);
+            assert_int_equal(a.total, total);
+            assert_int_equal(count(e, "default/segments/"), 0);
+            assert_int_equal(count(e, "default/manifest/2026-01-01/10/entries/"), 0);
+            assert_int_equal(count(e, "default/manifest/"), 1);
+        }
+}
+
+/* An old-layout writer puts the segment, then the entry: a pass in between
+ * merges the segment alone. The entry, when it comes, names a replaced
+ * segment: queries skip it without a warning, the next pass deletes it. */
+static void test_entry_after_its_segment_merged(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 17 * 60000, .continuous = 1};
+    struct store_list l = {0};
+    struct store_buf b = {0};
+
+    put_flush(e, "host-a", H + 60000, 5, 6);
+    put_flush1(e, "host-b", H + 60000, 1, 1, NULL);
+    assert_int_equal(store_list(e->st, "default/manifest/2026-01-01/10/entries/", &l), 0);
+    assert_int_equal(l.n, 1);
+    char *entry = strdup(l.keys[0]);
+    store_list_free(&l);
+    get_object(e, entry, &b);
+    assert_int_equal(store_del(e->st, entry), 0);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.entries_merged, 2);
+    assert_int_equal(store_put(e->st, entry, b.data, b.len), 0); /* the entry, late */
+    struct answer a = ask(e, "{}", SAMPLES);
+    assert_int_equal(a.total, 13);
+    assert_int_equal(a.skipped, 0);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.errors, 0);
+    assert_int_equal(count(e, entry), 0);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 13);
+    free(b.data);
+    free(entry);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -958,6 +1315,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_version_manifest_left_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_compactor_deletes_under_us, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_compactor_writes_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_level1_spans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_level1_late_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_level_selection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_is_create_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_store_check_overwriting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compact_under_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_at_each_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entry_after_its_segment_merged, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

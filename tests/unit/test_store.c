@@ -461,6 +461,55 @@ static void c_concurrent_put(struct store *s, const struct backend *be)
     free(got.data);
 }
 
+/* Create-only put: the first writes, a second gets -EEXIST and leaves
+ * the object as it was; of two threads racing for a fresh key each time,
+ * exactly one wins. */
+struct racer {
+    const struct backend *be;
+    const char *key;
+    char who;
+    int rc;
+};
+
+static void *racer_main(void *arg)
+{
+    struct racer *r = arg;
+    struct store *s = open_be(r->be);
+    r->rc = store_put_new(s, r->key, &r->who, 1);
+    store_close(s);
+    return NULL;
+}
+
+static void c_put_new(struct store *s, const struct backend *be)
+{
+    struct store_buf got;
+
+    store_del(s, "pn/lease");
+    expect_rc(s, store_put_new(s, "pn/lease", "first", 5), 0);
+    assert_int_equal(store_put_new(s, "pn/lease", "second", 6), -EEXIST);
+    expect_object(s, "pn/lease", "first", 5);
+    expect_rc(s, store_del(s, "pn/lease"), 0);
+    expect_rc(s, store_put_new(s, "pn/lease", "third", 5), 0);
+    expect_object(s, "pn/lease", "third", 5);
+    for (int round = 0; round < 8; round++) {
+        char key[32];
+        snprintf(key, sizeof(key), "pn/race-%d", round);
+        store_del(s, key);
+        struct racer a = {be, key, 'A', 1}, b = {be, key, 'B', 1};
+        pthread_t ta, tb;
+        assert_int_equal(pthread_create(&ta, NULL, racer_main, &a), 0);
+        assert_int_equal(pthread_create(&tb, NULL, racer_main, &b), 0);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        if (!((a.rc == 0 && b.rc == -EEXIST) || (a.rc == -EEXIST && b.rc == 0)))
+            fail_msg("round %d: put_new returned %d and %d", round, a.rc, b.rc);
+        expect_rc(s, store_get(s, key, 0, 0, &got), 0);
+        assert_int_equal(got.len, 1);
+        assert_int_equal(got.data[0], a.rc == 0 ? 'A' : 'B');
+        free(got.data);
+    }
+}
+
 static const struct contract {
     const char *name;
     void (*fn)(struct store *s, const struct backend *be);
@@ -476,6 +525,7 @@ static const struct contract {
     {"odd_keys", c_odd_keys},
     {"large_10mb", c_large},
     {"concurrent_put", c_concurrent_put},
+    {"put_new", c_put_new},
 };
 
 /* ---- directory-only checks --------------------------------------------- */
