@@ -252,6 +252,13 @@ bench: all $(BUILD)/bench/stoke-bench-workload
 bench-rss: all $(BUILD)/bench/stoke-bench-workload
 	@bench/rss.sh
 
+# `make bench-receive`: the receiver alone (bench/receive.sh: a corpus pprof
+# pushed via /ingest, OTLP/HTTP and OTLP JSON by 100 concurrent pushers to an
+# agent on one core; RX_PPROF, RX_REQUESTS, RX_PUSHERS).
+.PHONY: bench-receive
+bench-receive: all
+	@bench/receive.sh
+
 $(BUILD)/bench/stoke-bench-workload: bench/workload.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<

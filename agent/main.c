@@ -851,6 +851,7 @@ static int setup_output(struct agent *a)
     if (setup_push(a) != 0)
         return -EINVAL;
     a->metrics = metrics_start(a->cfg.metrics_addr);
+    metrics_set_receiver(a->metrics, a->rx);
     a->period_ns = 1000000000ull / a->cfg.frequency;
     return 0;
 }

@@ -12,11 +12,13 @@
 
 #include "common/log.h"
 #include "agent/metrics.h"
+#include "ingest/receiver.h"
 
 struct metrics_server {
     struct MHD_Daemon *d;
     pthread_mutex_t mu;
     struct agent_metrics snap;
+    struct receiver *rx; /* read at each scrape; NULL: no receiver */
 };
 
 struct buf {
@@ -352,6 +354,76 @@ char *metrics_render(const struct agent_metrics *s)
     return b.p;
 }
 
+/* The receiver's counters (ingest/receiver.h), as they are at the scrape:
+ * a stateless receiver publishes no windows. */
+static void receiver_metrics(struct buf *b, struct receiver *rx)
+{
+    struct receiver_stats s;
+    struct receiver_tenant_stats *ts = NULL;
+    static const char *const classes[RX_CLASSES] = {"2xx", "4xx", "5xx"};
+    size_t nt, cap = 0;
+
+    receiver_get_stats(rx, &s);
+    bprintf(b, "# HELP stoke_receiver_requests_total Requests answered by the receiver, by "
+               "protocol and status class.\n# TYPE stoke_receiver_requests_total counter\n");
+    for (int p = 0; p < RX_PROTOCOLS; p++)
+        for (int c = 0; c < RX_CLASSES; c++)
+            bprintf(b, "stoke_receiver_requests_total{protocol=\"%s\",code=\"%s\"} %llu\n",
+                    rx_protocol_names[p], classes[c], (unsigned long long)s.answers[p][c]);
+    bprintf(b, "# HELP stoke_receiver_bytes_total Request body bytes received (as sent: before "
+               "gunzip), by protocol.\n# TYPE stoke_receiver_bytes_total counter\n");
+    for (int p = 0; p < RX_PROTOCOLS; p++)
+        bprintf(b, "stoke_receiver_bytes_total{protocol=\"%s\"} %llu\n", rx_protocol_names[p],
+                (unsigned long long)s.bytes_received[p]);
+    bprintf(b, "# HELP stoke_receiver_rejected_total Requests refused, by reason.\n"
+               "# TYPE stoke_receiver_rejected_total counter\n");
+    for (int r = 0; r < RX_REASONS; r++)
+        bprintf(b, "stoke_receiver_rejected_total{reason=\"%s\"} %llu\n", rx_reason_names[r],
+                (unsigned long long)s.refused[r]);
+    counter(b, "stoke_receiver_profiles_written_total", "Received profiles written.", s.profiles);
+    counter(b, "stoke_receiver_samples_written_total", "Sample rows of the profiles written.",
+            s.samples);
+    counter(b, "stoke_receiver_profiles_rejected_total",
+            "OTLP profiles left out of an accepted request (partial success).",
+            s.rejected_profiles);
+    gauge(b, "stoke_receiver_tenants", "Tenants the receiver writes for.", (double)s.tenants);
+    /* the tenants are few (--receive-max-tenants): one series each */
+    for (;;) {
+        nt = receiver_get_tenant_stats(rx, ts, cap);
+        if (nt <= cap)
+            break;
+        free(ts);
+        cap = nt;
+        if (!(ts = calloc(cap, sizeof(*ts))))
+            return;
+    }
+    bprintf(b, "# HELP stoke_receiver_tenant_requests_total Accepted requests, by tenant.\n"
+               "# TYPE stoke_receiver_tenant_requests_total counter\n");
+    for (size_t i = 0; i < nt; i++)
+        bprintf(b, "stoke_receiver_tenant_requests_total{tenant=\"%s\"} %llu\n", ts[i].name,
+                (unsigned long long)ts[i].requests);
+    bprintf(b, "# HELP stoke_receiver_tenant_profiles_total Profiles written, by tenant.\n"
+               "# TYPE stoke_receiver_tenant_profiles_total counter\n");
+    for (size_t i = 0; i < nt; i++)
+        bprintf(b, "stoke_receiver_tenant_profiles_total{tenant=\"%s\"} %llu\n", ts[i].name,
+                (unsigned long long)ts[i].profiles);
+    bprintf(b, "# HELP stoke_receiver_tenant_samples_total Sample rows written, by tenant.\n"
+               "# TYPE stoke_receiver_tenant_samples_total counter\n");
+    for (size_t i = 0; i < nt; i++)
+        bprintf(b, "stoke_receiver_tenant_samples_total{tenant=\"%s\"} %llu\n", ts[i].name,
+                (unsigned long long)ts[i].samples);
+    free(ts);
+}
+
+char *metrics_render_receiver(char *page, struct receiver *rx)
+{
+    struct buf b = {page, page ? strlen(page) : 0, page ? strlen(page) + 1 : 0};
+    if (!rx)
+        return page;
+    receiver_metrics(&b, rx);
+    return b.p;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_len, void **con_cls)
@@ -369,8 +441,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         struct agent_metrics snap;
         pthread_mutex_lock(&m->mu);
         snap = m->snap;
+        struct receiver *rx = m->rx;
         pthread_mutex_unlock(&m->mu);
-        body = metrics_render(&snap);
+        body = metrics_render_receiver(metrics_render(&snap), rx);
     } else if (strcmp(url, "/healthz") == 0) {
         body = strdup("ok\n");
     } else {
@@ -433,6 +506,15 @@ void metrics_stop(struct metrics_server *m)
     MHD_stop_daemon(m->d);
     pthread_mutex_destroy(&m->mu);
     free(m);
+}
+
+void metrics_set_receiver(struct metrics_server *m, struct receiver *rx)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->rx = rx;
+    pthread_mutex_unlock(&m->mu);
 }
 
 void metrics_publish(struct metrics_server *m, const struct agent_metrics *snap)

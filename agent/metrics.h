@@ -6,6 +6,8 @@
  *
  * Owns: a snapshot of counters that the window loop publishes once per
  * window (metrics_publish) under a mutex; the HTTP thread only reads it.
+ * The receiver's counters (--receive) are read from it at each scrape
+ * instead (receiver_get_stats): a receive-only agent has no windows.
  */
 #ifndef STOKE_METRICS_H
 #define STOKE_METRICS_H
@@ -60,5 +62,13 @@ void metrics_publish(struct metrics_server *m, const struct agent_metrics *snap)
 
 /* Renders @snap as Prometheus text into a malloc'd string. */
 char *metrics_render(const struct agent_metrics *snap);
+
+struct receiver;
+/* Scrapes add @rx's counters (stoke_receiver_*); NULL: none. Set before
+ * the receiver is freed (metrics_stop comes first). */
+void metrics_set_receiver(struct metrics_server *m, struct receiver *rx);
+/* Appends @rx's counters to @page (malloc'd, taken; NULL is empty) and
+ * returns the page; @page as it is when @rx is NULL. */
+char *metrics_render_receiver(char *page, struct receiver *rx);
 
 #endif

@@ -31,6 +31,10 @@
 #    and micro-benchmarks when the Makefile has a bench-micro target.
 # 3b. The agent's memory: bench/rss.sh (churn at 19 and 99 Hz, 2000 idle
 #    processes, 500 processes, a busy host; ~6 minutes; BENCH_RSS=0 skips).
+# 3c. The receiver: bench/receive.sh (a corpus pprof pushed by 100
+#    concurrent pushers via /ingest, OTLP/HTTP and OTLP/HTTP JSON to an
+#    agent pinned to one core: profiles/s, MB/s, peak RSS; about a minute;
+#    BENCH_RECEIVE=0 skips; written to build/bench/receive.txt).
 # 4. The agent alone once more at BENCH_HF_FREQ (499) Hz for BENCH_HF_SECONDS
 #    (45): the marginal CPU cost of one sample, fixed costs cancelled.
 # 5. Unwinding (GitHub issue #12): the mix plus a CPU-busy node
@@ -310,6 +314,12 @@ if [ "${BENCH_RSS:-1}" = 1 ]; then
     rm -f "$OUT/rss.json" "$OUT/rss.md"
     bench/rss.sh >"$T/rss.txt" 2>&1 || echo "bench: bench/rss.sh failed: $(tail -2 "$T/rss.txt")"
     [ -s "$OUT/rss.json" ] && cp "$OUT/rss.json" "$OUT/rss.md" "$T/"
+fi
+
+# ---- the receiver (bench/receive.sh) ------------------------------------------
+if [ "${BENCH_RECEIVE:-1}" = 1 ]; then
+    echo "bench: receiver throughput and memory, bench/receive.sh ... ($(($(date +%s) - bench_start)) s)"
+    bench/receive.sh >"$OUT/receive.txt" 2>&1 || echo "bench: bench/receive.sh failed: $(tail -2 "$OUT/receive.txt")"
 fi
 
 python3 bench/report.py --dir "$T" --seconds "$SECS" --freq "$FREQ" --hf-freq "${BENCH_HF_FREQ:-499}" --idle "$IDLE" \

@@ -91,9 +91,11 @@ int seg_writer_add_pprof(struct seg_writer *w, const char *service,
                          size_t nlabels, int64_t time_ms);
 
 /* False when seg_writer_add_pprof(@w, @service, @p, ...) would refuse @p
- * for its sample types: the writer's section of @service was started by a
- * profile with other types (a Go SDK's cpu and memory profiles of one
- * application). Adds nothing. */
+ * for its sample or period types: the writer's section of @service was
+ * started by a profile with other types (a Go SDK's cpu and memory
+ * profiles of one application; JFR's lock and park profiles, whose sample
+ * types are the same and whose period types, mutex and block, are not).
+ * Adds nothing. */
 bool seg_writer_accepts(const struct seg_writer *w, const char *service,
                         const Perftools__Profiles__Profile *p);
 

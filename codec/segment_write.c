@@ -472,6 +472,30 @@ static int add_row(struct wsec *s, uint32_t series, uint32_t stack, int64_t t, c
     return 0;
 }
 
+/* @p has the sample and period types of @s, which has its first profile.
+ * Looked up without adding a string: a refused profile changes nothing. */
+static bool wsec_accepts(const struct wsec *s, const Perftools__Profiles__Profile *p)
+{
+    if (!p || s->ntypes != p->n_sample_type)
+        return false;
+    /* the sample types, then the period type (JFR's lock and park
+     * profiles have the same sample types and differ only there) */
+    for (size_t i = 0; i <= p->n_sample_type; i++) {
+        const Perftools__Profiles__ValueType *vt =
+            i < p->n_sample_type ? p->sample_type[i] : p->period_type;
+        for (int k = 0; k < 2; k++) {
+            int64_t x = !vt ? 0 : k ? vt->unit : vt->type;
+            const char *str = x > 0 && (size_t)x < p->n_string_table ? p->string_table[x] : "";
+            uint32_t want = i < p->n_sample_type ? s->types[2 * i + (size_t)k]
+                            : k                  ? s->punit
+                                                 : s->ptype;
+            if (intern_find(&s->str, str, strlen(str)) != want)
+                return false;
+        }
+    }
+    return true;
+}
+
 bool seg_writer_accepts(const struct seg_writer *w, const char *service,
                         const Perftools__Profiles__Profile *p)
 {
@@ -480,20 +504,7 @@ bool seg_writer_accepts(const struct seg_writer *w, const char *service,
     for (size_t i = 0; w && service && i < w->nsecs && !s; i++)
         if (!strcmp(w->secs[i]->service, service))
             s = w->secs[i];
-    if (!s || !s->ntypes)
-        return true;
-    if (!p || s->ntypes != p->n_sample_type)
-        return false;
-    for (size_t i = 0; i < p->n_sample_type; i++) {
-        const Perftools__Profiles__ValueType *vt = p->sample_type[i];
-        for (int k = 0; k < 2; k++) {
-            int64_t x = k ? vt->unit : vt->type;
-            const char *str = x >= 0 && (size_t)x < p->n_string_table ? p->string_table[x] : "";
-            if (intern_find(&s->str, str, strlen(str)) != s->types[2 * i + (size_t)k])
-                return false;
-        }
-    }
-    return true;
+    return !s || !s->ntypes || wsec_accepts(s, p);
 }
 
 int seg_writer_add_pprof(struct seg_writer *w, const char *service,
@@ -538,6 +549,10 @@ int seg_writer_add_pprof(struct seg_writer *w, const char *service,
     memset(c.lmap, 0xff, (p->n_location + 1) * sizeof(uint32_t));
 
     /* sample types: fixed by the section's first profile */
+    if (s->ntypes && !wsec_accepts(s, p)) {
+        ret = -EINVAL;
+        goto out;
+    }
     for (size_t i = 0; i < p->n_sample_type; i++)
         if ((ret = pstr(&c, p->sample_type[i]->type, &t[2 * i])) ||
             (ret = pstr(&c, p->sample_type[i]->unit, &t[2 * i + 1])))

@@ -72,7 +72,7 @@ int seg_upload_add(struct seg_upload *u, const char *service, const struct profi
  * @time_ms; @nsamples counts them for the drop counters. The same writer
  * as seg_upload_add; a profile of another UTC hour than the open object's
  * start, or arriving after flush_s of wall clock, cuts it first. A
- * profile whose sample types clash with its service's section goes into
+ * profile whose sample or period types clash with its service's section goes into
  * a second object of the same flush (at most SEG_UPLOAD_MAX_WRITERS).
  * Not thread-safe, like seg_upload_add: one writing thread at a time.
  * 0, -EINVAL (seg_pprof_check refused @p: nothing added) or -errno.

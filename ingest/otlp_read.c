@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/intern.h"
+#include "common/pbjson.h"
 #include "exporter/otlp.h"
 #include "otlp/profiles_service.pb-c.h"
 
@@ -399,25 +400,15 @@ static int one_profile(struct ingest_batch *b, const struct shared *sh, const Pr
     return 0;
 }
 
-int otlp_read(const uint8_t *body, size_t len, int64_t now_ms, struct ingest_batch *b, char *err,
-              size_t errlen)
+/* The decoded @req (the batch's) into profiles. */
+static int read_request(const Request *req, int64_t now_ms, struct ingest_batch *b, char *err,
+                        size_t errlen)
 {
     struct intern extra = {0};
     struct shared sh = {0};
     char why[160];
     int rc;
 
-    Request *req =
-        opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__unpack(
-            NULL, len, body);
-    if (!req) {
-        snprintf(err, errlen, "body: not an ExportProfilesServiceRequest (protobuf)");
-        return -EBADMSG;
-    }
-    if ((rc = ingest_keep(b, req))) {
-        snprintf(err, errlen, "out of memory");
-        return rc;
-    }
     if ((rc = build_shared(b, req->dictionary, &sh, &extra, err, errlen)) ||
         (rc = build_strings(b, &sh, &extra)))
         goto out;
@@ -468,4 +459,50 @@ out:
         snprintf(err, errlen, "out of memory");
     intern_free(&extra);
     return rc;
+}
+
+int otlp_read(const uint8_t *body, size_t len, int64_t now_ms, struct ingest_batch *b, char *err,
+              size_t errlen)
+{
+    int rc;
+    Request *req =
+        opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__unpack(
+            NULL, len, body);
+    if (!req) {
+        snprintf(err, errlen, "body: not an ExportProfilesServiceRequest (protobuf)");
+        return -EBADMSG;
+    }
+    if ((rc = ingest_keep(b, req))) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    return read_request(req, now_ms, b, err, errlen);
+}
+
+/* OTLP's exception to the protobuf JSON mapping: these ids are hex. */
+static const char *const otlp_hex_fields[] = {"trace_id", "span_id", "profile_id", NULL};
+
+int otlp_read_json(const uint8_t *body, size_t len, int64_t now_ms, struct ingest_batch *b,
+                   char *err, size_t errlen)
+{
+    const struct pbjson_opts o = {.hex_fields = otlp_hex_fields};
+    ProtobufCMessage *m = NULL;
+    char why[400];
+    int rc;
+
+    rc = pbjson_decode(
+        &opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__descriptor,
+        body, len, &o, &m, why, sizeof(why));
+    if (rc) {
+        if (rc == -ENOMEM)
+            snprintf(err, errlen, "out of memory");
+        else
+            snprintf(err, errlen, "ExportProfilesServiceRequest (JSON): %s", why);
+        return rc == -ENOMEM ? rc : rc == -EFBIG ? -EFBIG : -EBADMSG;
+    }
+    if ((rc = ingest_keep(b, m))) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    return read_request((const Request *)m, now_ms, b, err, errlen);
 }

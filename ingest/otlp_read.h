@@ -17,6 +17,13 @@
  * process.executable.build_id.gnu (or .htlhash) its build_id. A sample's
  * value is values[0], or the number of timestamps when it has no values.
  *
+ * The JSON encoding (otlp_read_json) is the protobuf JSON mapping with
+ * OTLP's exceptions (common/pbjson.h): trace_id, span_id and profile_id
+ * in hex; enums as numbers (names are taken too); 64-bit integers as
+ * strings or numbers; lowerCamelCase names; unknown fields ignored. It
+ * decodes into the same message the protobuf path unpacks, so both give
+ * the same profiles.
+ *
  * A Profile whose indexes point outside the dictionary is rejected alone
  * and counted (the spec's partial success); a body that is not the
  * message is refused whole.
@@ -35,5 +42,11 @@
  * -ENOMEM, with @err. */
 int otlp_read(const uint8_t *body, size_t len, int64_t now_ms, struct ingest_batch *b, char *err,
               size_t errlen);
+
+/* The same from OTLP/HTTP's JSON encoding: 0, -EBADMSG (not JSON, or a
+ * field of the wrong type, named in @err), -EFBIG (more JSON values than
+ * PBJSON_MAX_VALUES) or -ENOMEM. */
+int otlp_read_json(const uint8_t *body, size_t len, int64_t now_ms, struct ingest_batch *b,
+                   char *err, size_t errlen);
 
 #endif

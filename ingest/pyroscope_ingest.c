@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "codec/jfr.h"
+#include "common/pbjson.h"
 #include "common/gzip.h"
 #include "pyroscope/push.pb-c.h"
 
@@ -451,9 +452,12 @@ int ingest_pyroscope(struct ingest_batch *b, pyro_param_fn param, void *ctx,
             size_t np = 0;
             if ((rc = multipart_parse(b, content_type, body, len, parts, &np, err, errlen)))
                 return rc;
-            /* prev_profile (a delta base) and sample_type_config (how
-             * Pyroscope names and aggregates custom types) do not change
-             * what is stored: the pprof carries its own types. */
+            /* prev_profile (a delta base) and sample_type_config (which
+             * types the old Pyroscope 0.x server kept, their units,
+             * aggregation and cumulative flags) are not read: the pprof
+             * carries its own types, the SDKs send deltas, and Pyroscope
+             * 1.x's own /ingest (RawProfile.ParseToPprof) loads the
+             * config and stores the pprof unchanged too. */
             if (!part_named(parts, np, "profile", &data, &dlen)) {
                 snprintf(err, errlen, "multipart/form-data: no 'profile' part");
                 return -EINVAL;
@@ -508,21 +512,13 @@ int ingest_pyroscope(struct ingest_batch *b, pyro_param_fn param, void *ctx,
 
 /* ---- push.v1.PusherService/Push -------------------------------------------- */
 
-int ingest_pyroscope_push(struct ingest_batch *b, const uint8_t *body, size_t len,
-                          size_t max_decoded, int64_t now_ms, char *err, size_t errlen)
+/* The decoded @req (the batch's) into profiles. */
+static int push_request(struct ingest_batch *b, const Push__V1__PushRequest *req,
+                        size_t max_decoded, int64_t now_ms, char *err, size_t errlen)
 {
-    Push__V1__PushRequest *req = push__v1__push_request__unpack(NULL, len, body);
     size_t nsamples = 0;
     int rc;
 
-    if (!req) {
-        snprintf(err, errlen, "body: not a push.v1.PushRequest (protobuf)");
-        return -EINVAL;
-    }
-    if ((rc = ingest_keep(b, req))) {
-        snprintf(err, errlen, "out of memory");
-        return rc;
-    }
     for (size_t i = 0; i < req->n_series; i++) {
         const Push__V1__RawProfileSeries *se = req->series[i];
         struct seg_label *labels = ingest_alloc(b, se->n_labels + 1, sizeof(*labels));
@@ -582,4 +578,43 @@ int ingest_pyroscope_push(struct ingest_batch *b, const uint8_t *body, size_t le
         }
     }
     return 0;
+}
+
+int ingest_pyroscope_push(struct ingest_batch *b, const uint8_t *body, size_t len,
+                          size_t max_decoded, int64_t now_ms, char *err, size_t errlen)
+{
+    Push__V1__PushRequest *req = push__v1__push_request__unpack(NULL, len, body);
+    int rc;
+
+    if (!req) {
+        snprintf(err, errlen, "body: not a push.v1.PushRequest (protobuf)");
+        return -EINVAL;
+    }
+    if ((rc = ingest_keep(b, req))) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    return push_request(b, req, max_decoded, now_ms, err, errlen);
+}
+
+int ingest_pyroscope_push_json(struct ingest_batch *b, const uint8_t *body, size_t len,
+                               size_t max_decoded, int64_t now_ms, char *err, size_t errlen)
+{
+    ProtobufCMessage *m = NULL;
+    char why[400];
+    int rc =
+        pbjson_decode(&push__v1__push_request__descriptor, body, len, NULL, &m, why, sizeof(why));
+
+    if (rc) {
+        if (rc == -ENOMEM)
+            snprintf(err, errlen, "out of memory");
+        else
+            snprintf(err, errlen, "push.v1.PushRequest (JSON): %s", why);
+        return rc == -ENOMEM || rc == -EFBIG ? rc : -EINVAL;
+    }
+    if ((rc = ingest_keep(b, m))) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    return push_request(b, (const Push__V1__PushRequest *)m, max_decoded, now_ms, err, errlen);
 }

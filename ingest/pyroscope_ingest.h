@@ -78,5 +78,9 @@ int ingest_pyroscope(struct ingest_batch *b, pyro_param_fn param, void *ctx,
 #define PUSH_MAX_SAMPLES 1024
 int ingest_pyroscope_push(struct ingest_batch *b, const uint8_t *body, size_t len,
                           size_t max_decoded, int64_t now_ms, char *err, size_t errlen);
+/* The same PushRequest in Connect's JSON (application/json: the protobuf
+ * JSON mapping, raw_profile as base64). -EFBIG past PBJSON_MAX_VALUES too. */
+int ingest_pyroscope_push_json(struct ingest_batch *b, const uint8_t *body, size_t len,
+                               size_t max_decoded, int64_t now_ms, char *err, size_t errlen);
 
 #endif

@@ -19,6 +19,7 @@
 #include "common/gzip.h"
 #include "common/listen.h"
 #include "common/log.h"
+#include "common/pbjson.h"
 #include "ingest/batch.h"
 #include "ingest/otlp_read.h"
 #include "ingest/pyroscope_ingest.h"
@@ -35,6 +36,17 @@ struct tenant {
     char *name;
     struct seg_upload *u;
     struct store *st; /* NULL for the agent's own writer */
+    uint64_t requests, profiles, samples;
+};
+
+const char *const rx_protocol_names[RX_PROTOCOLS] = {
+    [RX_OTLP] = "otlp", [RX_OTLP_JSON] = "otlp_json", [RX_INGEST] = "ingest",
+    [RX_PUSH] = "push", [RX_PUSH_JSON] = "push_json", [RX_OTHER] = "other",
+};
+const char *const rx_reason_names[RX_REASONS] = {
+    [RX_TOO_LARGE] = "too_large",     [RX_BUSY] = "busy",
+    [RX_BAD_INPUT] = "bad_input",     [RX_UNAUTHORIZED] = "unauthorized",
+    [RX_UNAVAILABLE] = "unavailable", [RX_INTERNAL] = "internal",
 };
 
 struct receiver {
@@ -97,6 +109,18 @@ static bool is_push(const struct rx_request *q)
     return q->path && !strcmp(q->path, PUSH_PATH);
 }
 
+static bool ctype_is(const char *ct, const char *want)
+{
+    size_t n = strlen(want);
+    return ct && !strncasecmp(ct, want, n) && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* A body in the protobuf JSON encoding: answered in it too. */
+static bool is_json(const struct rx_request *q)
+{
+    return q->header && ctype_is(q->header(q->ctx, "Content-Type"), "application/json");
+}
+
 /* Connect's error codes (connectrpc.com/docs/protocol, "Error codes"). */
 static const char *connect_code(unsigned status)
 {
@@ -130,7 +154,7 @@ static void fail(struct rx_response *out, const struct rx_request *q, unsigned s
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     out->status = status;
-    if (is_otlp(q)) {
+    if (is_otlp(q) && !is_json(q)) {
         struct wbuf b = {0};
         wb_u8(&b, 0x08);
         wb_uv(&b, rpc_code(status));
@@ -139,9 +163,14 @@ static void fail(struct rx_response *out, const struct rx_request *q, unsigned s
         set_body(out, b.p, b.len);
         wb_free(&b);
         out->content_type = "application/x-protobuf";
-    } else if (is_push(q)) {
+    } else if (is_otlp(q) || is_push(q)) {
+        /* OTLP's google.rpc.Status in JSON (a numeric code), or Connect's
+         * error (a code name) */
         struct wbuf b = {0};
-        wb_printf(&b, "{\"code\":\"%s\",\"message\":", connect_code(status));
+        if (is_otlp(q))
+            wb_printf(&b, "{\"code\":%u,\"message\":", rpc_code(status));
+        else
+            wb_printf(&b, "{\"code\":\"%s\",\"message\":", connect_code(status));
         wb_json_str(&b, msg);
         wb_puts(&b, "}");
         set_body(out, b.p, b.len);
@@ -153,6 +182,45 @@ static void fail(struct rx_response *out, const struct rx_request *q, unsigned s
         set_body(out, msg, n < sizeof(msg) - 1 ? n + 1 : n);
         out->content_type = "text/plain; charset=utf-8";
     }
+}
+
+/* ---- counters ------------------------------------------------------------ */
+
+static enum rx_protocol protocol_of(const struct rx_request *q)
+{
+    if (is_otlp(q))
+        return is_json(q) ? RX_OTLP_JSON : RX_OTLP;
+    if (is_push(q))
+        return is_json(q) ? RX_PUSH_JSON : RX_PUSH;
+    return q->path && !strcmp(q->path, INGEST_PATH) ? RX_INGEST : RX_OTHER;
+}
+
+/* One answer: its class, and a refusal's reason. Called with mu held. */
+static void count_answer(struct receiver *r, const struct rx_request *q, unsigned status,
+                         size_t bytes)
+{
+    enum rx_protocol p = protocol_of(q);
+    enum rx_reason why;
+
+    r->st.bytes_received[p] += bytes;
+    r->st.answers[p][status < 300 ? RX_2XX : status < 500 ? RX_4XX : RX_5XX]++;
+    if (status < 300)
+        return;
+    if (status >= 500)
+        r->st.status_5xx++;
+    else if (status == 413)
+        r->st.status_413++;
+    else if (status == 429)
+        r->st.status_429++;
+    else
+        r->st.status_4xx++;
+    why = status == 413   ? RX_TOO_LARGE
+          : status == 429 ? RX_BUSY
+          : status == 401 ? RX_UNAUTHORIZED
+          : status == 503 ? RX_UNAVAILABLE
+          : status >= 500 ? RX_INTERNAL
+                          : RX_BAD_INPUT;
+    r->st.refused[why]++;
 }
 
 /* ---- tenants ------------------------------------------------------------- */
@@ -171,14 +239,14 @@ static bool tenant_ok(const char *t)
     return true;
 }
 
-/* The writer of @name, created on first use. Called with mu held. NULL
- * with @err when the tenant cap is reached or the store cannot open. */
-static struct seg_upload *tenant_upload(struct receiver *r, const char *name, char *err,
-                                        size_t errlen)
+/* The tenant @name with its writer, created on first use. Called with mu
+ * held. NULL with @err when the tenant cap is reached or the store cannot
+ * open. */
+static struct tenant *tenant_upload(struct receiver *r, const char *name, char *err, size_t errlen)
 {
     for (size_t i = 0; i < r->nt; i++)
         if (!strcmp(r->t[i].name, name))
-            return r->t[i].u;
+            return &r->t[i];
     if (r->nt >= r->o.max_tenants) {
         snprintf(err, errlen, "tenant %s: this receiver already writes for %u tenants", name,
                  r->o.max_tenants);
@@ -216,18 +284,12 @@ static struct seg_upload *tenant_upload(struct receiver *r, const char *name, ch
     r->nt++;
     r->st.tenants = r->nt;
     log_info("receiver: writing for tenant %s", name);
-    return t->u;
+    return t;
 }
 
 /* ---- requests -------------------------------------------------------------- */
 
-static bool ctype_is(const char *ct, const char *want)
-{
-    size_t n = strlen(want);
-    return ct && !strncasecmp(ct, want, n) && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
-}
-
-static void otlp_ok(struct rx_response *out, const struct ingest_batch *b)
+static void otlp_ok(struct rx_response *out, const struct ingest_batch *b, bool json)
 {
     Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfilesServiceResponse resp =
         OPENTELEMETRY__PROTO__COLLECTOR__PROFILES__V1DEVELOPMENT__EXPORT_PROFILES_SERVICE_RESPONSE__INIT;
@@ -241,6 +303,15 @@ static void otlp_ok(struct rx_response *out, const struct ingest_batch *b)
         ps.rejected_profiles = b->rejected;
         ps.error_message = msg;
         resp.partial_success = &ps;
+    }
+    if (json) {
+        struct wbuf jb = {0};
+        pbjson_encode(&resp.base, &jb);
+        out->status = 200;
+        out->content_type = "application/json";
+        set_body(out, jb.p, jb.len);
+        wb_free(&jb);
+        return;
     }
     size_t n =
         opentelemetry__proto__collector__profiles__v1development__export_profiles_service_response__get_packed_size(
@@ -286,17 +357,18 @@ void receiver_handle(struct receiver *r, const struct rx_request *q, struct rx_r
         goto done;
     }
     const char *ct = q->header(q->ctx, "Content-Type");
-    if (otlp && !ctype_is(ct, "application/x-protobuf") && !ctype_is(ct, "application/protobuf")) {
+    bool json = is_json(q);
+    if (otlp && !json && !ctype_is(ct, "application/x-protobuf") &&
+        !ctype_is(ct, "application/protobuf")) {
         fail(out, q, 415,
-             "Content-Type %.64s: not supported (send application/x-protobuf; "
-             "JSON bodies are not supported yet)",
+             "Content-Type %.64s: not supported (send application/x-protobuf or "
+             "application/json)",
              ct ? ct : "(none)");
         goto done;
     }
-    if (push && !ctype_is(ct, "application/proto")) {
+    if (push && !json && !ctype_is(ct, "application/proto")) {
         fail(out, q, 415,
-             "Content-Type %.64s: not supported (send application/proto; Connect "
-             "JSON bodies are not supported yet)",
+             "Content-Type %.64s: not supported (send application/proto or application/json)",
              ct ? ct : "(none)");
         goto done;
     }
@@ -325,9 +397,10 @@ void receiver_handle(struct receiver *r, const struct rx_request *q, struct rx_r
     /* parse and check the whole request before anything is written */
     int64_t now = wall_ms();
     if (otlp) {
-        rc = otlp_read(body, len, now, &b, err, sizeof(err));
+        rc = (json ? otlp_read_json : otlp_read)(body, len, now, &b, err, sizeof(err));
     } else if (push) {
-        rc = ingest_pyroscope_push(&b, body, len, r->o.max_decoded, now, err, sizeof(err));
+        rc = (json ? ingest_pyroscope_push_json
+                   : ingest_pyroscope_push)(&b, body, len, r->o.max_decoded, now, err, sizeof(err));
     } else {
         rc = ingest_pyroscope(&b, q->param, q->ctx, ct, body, len, r->o.max_decoded, now, err,
                               sizeof(err));
@@ -348,7 +421,8 @@ void receiver_handle(struct receiver *r, const struct rx_request *q, struct rx_r
     }
 
     pthread_mutex_lock(&r->mu);
-    struct seg_upload *u = tenant_upload(r, tenant, err, sizeof(err));
+    struct tenant *tn = tenant_upload(r, tenant, err, sizeof(err));
+    struct seg_upload *u = tn ? tn->u : NULL;
     if (!u) {
         pthread_mutex_unlock(&r->mu);
         fail(out, q, 503, "%s", err);
@@ -364,18 +438,24 @@ void receiver_handle(struct receiver *r, const struct rx_request *q, struct rx_r
         goto done;
     }
     size_t written = 0;
+    uint64_t rows = 0;
     for (; written < b.n; written++) {
         const struct ingest_profile *ip = &b.v[written];
         rc = seg_upload_add_pprof(u, ip->service, ip->p, ip->labels, ip->nlabels, ip->time_ms,
                                   ip->nrows);
         if (rc)
             break;
+        rows += ip->nrows;
     }
     r->st.profiles += written;
+    r->st.samples += rows;
+    tn->profiles += written;
+    tn->samples += rows;
     r->st.rejected_profiles += (uint64_t)b.rejected;
     if (!rc) {
         r->st.requests++;
         r->st.bytes += q->len;
+        tn->requests++;
     }
     pthread_mutex_unlock(&r->mu);
     if (rc) {
@@ -385,11 +465,11 @@ void receiver_handle(struct receiver *r, const struct rx_request *q, struct rx_r
         goto done;
     }
     if (otlp) {
-        otlp_ok(out, &b);
+        otlp_ok(out, &b, json);
     } else if (push) { /* an empty PushResponse */
         out->status = 200;
-        out->content_type = "application/proto";
-        set_body(out, "", 0);
+        out->content_type = json ? "application/json" : "application/proto";
+        set_body(out, json ? "{}" : "", json ? 2 : 0);
     } else {
         out->status = 200;
         out->content_type = "text/plain";
@@ -399,14 +479,7 @@ done:
     free(decoded);
     ingest_batch_free(&b);
     pthread_mutex_lock(&r->mu);
-    if (out->status >= 500)
-        r->st.status_5xx++;
-    else if (out->status == 413)
-        r->st.status_413++;
-    else if (out->status == 429)
-        r->st.status_429++;
-    else if (out->status >= 400)
-        r->st.status_4xx++;
+    count_answer(r, q, out->status, q->len);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -473,10 +546,7 @@ static enum MHD_Result refuse(struct receiver *r, struct MHD_Connection *c, cons
         rs.retry_after = BUSY_RETRY_S;
     }
     pthread_mutex_lock(&r->mu);
-    if (cn->refuse == 413)
-        r->st.status_413++;
-    else
-        r->st.status_429++;
+    count_answer(r, &q, rs.status, cn->len);
     pthread_mutex_unlock(&r->mu);
     release(r, cn);
     return send_response(c, &rs);
@@ -647,6 +717,20 @@ void receiver_get_stats(struct receiver *r, struct receiver_stats *out)
     pthread_mutex_lock(&r->mu);
     *out = r->st;
     pthread_mutex_unlock(&r->mu);
+}
+
+size_t receiver_get_tenant_stats(struct receiver *r, struct receiver_tenant_stats *out, size_t cap)
+{
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->nt;
+    for (size_t i = 0; i < n && i < cap; i++) {
+        snprintf(out[i].name, sizeof(out[i].name), "%s", r->t[i].name);
+        out[i].requests = r->t[i].requests;
+        out[i].profiles = r->t[i].profiles;
+        out[i].samples = r->t[i].samples;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return n;
 }
 
 void receiver_free(struct receiver *r, unsigned timeout_ms)

@@ -50,11 +50,46 @@ struct receiver_opts {
     struct seg_upload *own; /* the agent's writer of upload.tenant; NULL: none (not taken) */
 };
 
+/* What the agent's /metrics shows (agent/metrics.c): requests by
+ * protocol (the path and, for OTLP and Push, the encoding) and status
+ * class, body bytes by protocol, refusals by reason. */
+enum rx_protocol {
+    RX_OTLP,      /* POST /v1development/profiles, protobuf */
+    RX_OTLP_JSON, /* the same, JSON */
+    RX_INGEST,    /* POST /ingest */
+    RX_PUSH,      /* Connect Push, protobuf */
+    RX_PUSH_JSON, /* the same, JSON */
+    RX_OTHER,     /* any other path */
+    RX_PROTOCOLS
+};
+enum rx_class { RX_2XX, RX_4XX, RX_5XX, RX_CLASSES };
+enum rx_reason {
+    RX_TOO_LARGE,    /* 413 */
+    RX_BUSY,         /* 429: pending bytes or a full upload queue */
+    RX_BAD_INPUT,    /* 400, 404, 405, 415 */
+    RX_UNAUTHORIZED, /* 401 */
+    RX_UNAVAILABLE,  /* 503: the tenant cap, out of memory */
+    RX_INTERNAL,     /* 500: writing failed */
+    RX_REASONS
+};
+extern const char *const rx_protocol_names[RX_PROTOCOLS]; /* "otlp", "otlp_json", ... */
+extern const char *const rx_reason_names[RX_REASONS];     /* "too_large", "busy", ... */
+
 struct receiver_stats {
     uint64_t requests, profiles, bytes; /* accepted requests, profiles written, body bytes */
+    uint64_t samples;                   /* sample rows of the profiles written */
     uint64_t rejected_profiles;         /* OTLP partial success */
     uint64_t status_4xx, status_413, status_429, status_5xx;
     uint64_t tenants;
+    uint64_t answers[RX_PROTOCOLS][RX_CLASSES];
+    uint64_t bytes_received[RX_PROTOCOLS]; /* every body, accepted or not (as far as read) */
+    uint64_t refused[RX_REASONS];
+};
+
+/* One tenant's accepted requests and what they wrote. */
+struct receiver_tenant_stats {
+    char name[65];
+    uint64_t requests, profiles, samples;
 };
 
 struct receiver;
@@ -66,6 +101,9 @@ void receiver_unlock(struct receiver *r);
 /* Flushes writers whose flush interval has passed. */
 void receiver_tick(struct receiver *r);
 void receiver_get_stats(struct receiver *r, struct receiver_stats *out);
+/* Up to @cap tenants' counters into @out; returns how many there are
+ * (the tenants arrived so far, at most max_tenants). */
+size_t receiver_get_tenant_stats(struct receiver *r, struct receiver_tenant_stats *out, size_t cap);
 /* Stops the daemon, flushes and frees the tenants' writers (up to
  * @timeout_ms for their uploads). The own writer is left to the caller. */
 void receiver_free(struct receiver *r, unsigned timeout_ms);

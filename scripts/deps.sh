@@ -15,7 +15,7 @@ build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-d
     libdebuginfod-dev)
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
     procps python3 curl awscli nodejs npm util-linux chromium protobuf-compiler
-    lintian rpmlint python3-yaml strace systemd
+    lintian rpmlint python3-yaml python3-protobuf strace systemd
     # test_agent_rss.sh and make bench: libc's separate DWARF (10 MB of
     # compressed sections), the heaviest thing the symbolizer opens
     libc6-dbg

@@ -6,16 +6,10 @@
  * statuses, the error body {"code": "...", "message": "..."}, and the
  * protobuf JSON mapping for any protobuf-c message.
  *
- * The JSON codec is driven by protobuf-c's descriptors, so every message
- * of proto/pyroscope/ (and pprof's Profile) gets the same rules: field
- * names in lowerCamelCase on output, original or lowerCamelCase names on
- * input; 64-bit integers as strings on output, strings or numbers on input;
- * enums as names (numbers accepted); bytes as base64; default values left
- * out; unknown fields ignored (as connect-go does). Decoded messages are
- * allocated with malloc in the layout protobuf-c's own unpacker uses, so
- * protobuf_c_message_free_unpacked(m, NULL) frees either kind.
- *
- * Nesting is bounded (CONNECT_MAX_DEPTH) because the input is hostile.
+ * The JSON codec is common/pbjson.c's protobuf JSON mapping, driven by
+ * protobuf-c's descriptors, so every message of proto/pyroscope/ (and
+ * pprof's Profile) gets the same rules (pbjson.h lists them); decoded
+ * messages free with protobuf_c_message_free_unpacked(m, NULL).
  */
 #ifndef STOKE_QUERY_CONNECT_H
 #define STOKE_QUERY_CONNECT_H
@@ -27,8 +21,7 @@
 #include "common/buf.h"
 #include "query/serve/request.h"
 
-#define CONNECT_MAX_BODY  (4u << 20)
-#define CONNECT_MAX_DEPTH 32
+#define CONNECT_MAX_BODY (4u << 20)
 
 enum connect_code {
     CONNECT_CANCELED = 1,

@@ -5,11 +5,15 @@
 #      per-function totals equal to A's own segments, service by service,
 #      and for hot_c equal to A's local pprof files (read by Google's Go
 #      parser, tests/integration/pprof_top);
+#  (a2) OTLP/HTTP JSON: A's OTLP requests, captured, sent again as protobuf
+#      and in the JSON encoding (written by Google's protobuf library,
+#      tests/integration/pb_json.py) to two tenants of one receiver: the
+#      stored per-function totals are identical;
 #  (b) corpus pprof pushed to /ingest as the Go SDK does (multipart, part
 #      "profile") and raw: per-function values equal the file's, every type;
 #  (c) folded stacks (A's own .folded files) round-trip;
 #  (d) limits and bad input: 413, 429 + Retry-After, 401, X-Scope-OrgID,
-#      malformed protobuf, gzip, content types, names, formats -> the right
+#      malformed protobuf or JSON, gzip, content types, names, formats -> the right
 #      4xx naming the problem, and nothing written for them;
 #  (e) figures: throughput on one core and RSS under 100 concurrent pushers.
 set -u
@@ -20,6 +24,7 @@ need curl
 need go
 need python3
 need protoc
+need /usr/bin/python3 # Debian's, with python3-protobuf (pb_json.py)
 [ -d "$CORPUS" ] || { fail "no corpus at $CORPUS"; summary test_receive; exit 1; }
 build_fixtures
 T=$ROOT/tests/integration
@@ -102,6 +107,57 @@ top "$qb" hot_c "$CPU" >"$work/b.json"
 out=$(python3 "$T/top_compare.py" "$work/want.json" "$work/b.json")
 check "hot_c on B equals A's local pprof files, Go's parser ($out)" test $? -eq 0
 
+echo "== (a2) OTLP/HTTP JSON: the same requests as protobuf and as JSON"
+protoc -I "$ROOT/proto" --include_imports --descriptor_set_out="$work/otlp.fds" \
+    "$ROOT/proto/otlp/profiles_service.proto"
+protoc -I "$ROOT/proto" --include_imports --descriptor_set_out="$work/push.fds" \
+    "$ROOT/proto/pyroscope/push.proto"
+OTLP_REQ=opentelemetry.proto.collector.profiles.v1development.ExportProfilesServiceRequest
+mkdir -p "$work/cap"
+python3 "$T/otlp_receiver.py" "$work/cap" >/dev/null 2>&1 & pids+=($!)
+for i in $(seq 50); do [ -f "$work/cap/port" ] && break; sleep 0.1; done
+"$FIXTURES/hot_c" 8 >/dev/null & pids+=($!)
+"$AGENT" --store "$work/A2" --host-name A2 --window 2 --flush 10 --frequency 99 --duration 6 \
+    --metrics-addr off --otlp-endpoint "http://127.0.0.1:$(cat "$work/cap/port")" 2>"$work/A2.log"
+check "agent A2 exports to the capturing receiver" bash -c "ls $work/cap/0000.body >/dev/null"
+receiver F || { fail "receiver F did not start"; summary test_receive; exit 1; }
+portF=$rport pidF=$rpid
+nb=0 bad=0
+for body in "$work"/cap/*.body; do
+    ce=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get('headers',{}).get('Content-Encoding',''))" "${body%.body}.json")
+    /usr/bin/python3 "$T/pb_json.py" "$work/otlp.fds" "$OTLP_REQ" "$body" "$body.js"
+    c1=$(curl -s -o "$work/ans1" -w '%{http_code}' -H "X-Scope-OrgID: pb" -H "Content-Type: application/x-protobuf" \
+        ${ce:+-H "Content-Encoding: $ce"} --data-binary @"$body" "http://127.0.0.1:$portF/v1development/profiles")
+    # every other one (the first) gzip'd: JSON and Content-Encoding together
+    if [ $((nb % 2)) = 0 ]; then gzip -c "$body.js" >"$body.jsz"; z=(-H "Content-Encoding: gzip" --data-binary @"$body.jsz");
+    else z=(--data-binary @"$body.js"); fi
+    c2=$(curl -s -o "$work/ans2" -D "$work/hdr2" -w '%{http_code}' -H "X-Scope-OrgID: js" \
+        -H "Content-Type: application/json" "${z[@]}" "http://127.0.0.1:$portF/v1development/profiles")
+    if [ "$c1" = 200 ] && [ "$c2" = 200 ] && grep -qi '^Content-Type: application/json' "$work/hdr2" &&
+        python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$work/ans2"; then nb=$((nb + 1)); else
+        bad=$((bad + 1)); echo "  $(basename "$body"): protobuf $c1, JSON $c2 $(head -c 200 "$work/ans2")"; fi
+done
+check "A's $nb OTLP requests: 200 as protobuf and as JSON (a JSON answer), $bad not" test "$nb" -ge 1 -a "$bad" -eq 0
+sleep 1
+kill -TERM "$pidF"; wait "$pidF"
+worker "$work/F"; qf=$qport
+svcs() { curl -s -G "http://127.0.0.1:$qf/api/v1/label_values" --data-urlencode name=service_name \
+    --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" --data-urlencode "tenant=$1" |
+    python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin)["values"])))'; }
+spb=$(svcs pb) sjs=$(svcs js)
+check "the same services stored from protobuf and JSON ($spb)" test -n "$spb" -a "$spb" = "$sjs"
+n=0 bad=0
+for svc in $spb; do
+    top "$qf" "$svc" "$CPU" pb >"$work/pb.json"
+    top "$qf" "$svc" "$CPU" js >"$work/js.json"
+    if out=$(python3 "$T/top_compare.py" "$work/pb.json" "$work/js.json") &&
+        python3 -c "import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); assert a['total']==b['total']>0" \
+            "$work/pb.json" "$work/js.json"; then n=$((n + 1)); else
+        bad=$((bad + 1)); echo "  $svc: $out"; fi
+done
+check "per-function totals from JSON equal those from protobuf ($n services, $bad differ)" \
+    test "$n" -ge 1 -a "$bad" -eq 0
+
 echo "== (b) corpus pprof as the Go SDK pushes it (multipart) and raw"
 receiver C || { fail "receiver C did not start"; summary test_receive; exit 1; }
 portC=$rport pidC=$rpid
@@ -136,6 +192,12 @@ for f in $pushed; do
     code=$(curl -s -o "$work/ans" -w '%{http_code}' -H "Content-Type: application/proto" \
         --data-binary @"$work/push.pb" "http://127.0.0.1:$portC/push.v1.PusherService/Push")
     check "Connect Push of A's $(basename "$f"): 200 ($(head -c 100 "$work/ans"))" test "$code" = 200
+    python3 "$T/otlp_craft.py" "$work/push.pb" push "$f" push-hot-json
+    /usr/bin/python3 "$T/pb_json.py" "$work/push.fds" push.v1.PushRequest "$work/push.pb" "$work/push.js"
+    code=$(curl -s -o "$work/ans" -w '%{http_code}' -H "Content-Type: application/json" \
+        --data-binary @"$work/push.js" "http://127.0.0.1:$portC/push.v1.PusherService/Push")
+    check "Connect Push in JSON of A's $(basename "$f"): 200 {} ($(head -c 100 "$work/ans"))" \
+        bash -c "[ $code = 200 ] && [ \"\$(cat $work/ans)\" = '{}' ]"
 done
 
 echo "== (c) folded"
@@ -187,16 +249,18 @@ curl -s -G "http://127.0.0.1:$qc/api/v1/label_values" --data-urlencode name=pyro
     --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" >"$work/lv.json"
 check "JFR: spyName became pyroscope_spy" grep -q '"javaspy"' "$work/lv.json"
 
-ok=0 bad=0 msg=
-for pt in process_cpu:samples:count:cpu:nanoseconds "$CPU"; do
-    IFS=: read -r _ typ unit _ _ <<<"$pt"
-    "$work/pprof_top" -type "$typ" -unit "$unit" $pushed >"$work/want.json" 2>&1
-    top "$qc" push-hot "$pt" >"$work/got.json"
-    if m=$(python3 "$T/top_compare.py" "$work/want.json" "$work/got.json"); then ok=$((ok + 1)); else
-        bad=$((bad + 1)); msg="$msg $typ: $m"; fi
+for svc in push-hot push-hot-json; do
+    ok=0 bad=0 msg=
+    for pt in process_cpu:samples:count:cpu:nanoseconds "$CPU"; do
+        IFS=: read -r _ typ unit _ _ <<<"$pt"
+        "$work/pprof_top" -type "$typ" -unit "$unit" $pushed >"$work/want.json" 2>&1
+        top "$qc" $svc "$pt" >"$work/got.json"
+        if m=$(python3 "$T/top_compare.py" "$work/want.json" "$work/got.json"); then ok=$((ok + 1)); else
+            bad=$((bad + 1)); msg="$msg $typ: $m"; fi
+    done
+    check "Connect Push ($svc): per-function values equal the pushed files ($ok types, $bad differ$msg)" \
+        test "$ok" -eq 2 -a "$bad" -eq 0
 done
-check "Connect Push: per-function values equal the pushed files ($ok types, $bad differ$msg)" \
-    test "$ok" -eq 2 -a "$bad" -eq 0
 curl -s -G "http://127.0.0.1:$qc/api/v1/label_values" --data-urlencode name=env \
     --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" >"$work/lv.json"
 check "name{env=test} became a label" grep -q '"test"' "$work/lv.json"
@@ -217,9 +281,11 @@ import json; assert json.load(open('$work/got.json'))['total'] == 6 * 10**7"
 
 echo "== (d) limits and bad input"
 printf 'tok-1\n' >"$work/tokens"
-receiver D --receive-max-body-mb 1 --receive-pending-mb 1 --receive-auth-token-file "$work/tokens" ||
-    { fail "receiver D did not start"; summary test_receive; exit 1; }
+mportD=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+receiver D --receive-max-body-mb 1 --receive-pending-mb 1 --receive-auth-token-file "$work/tokens" \
+    --metrics-addr "127.0.0.1:$mportD" || { fail "receiver D did not start"; summary test_receive; exit 1; }
 portD=$rport pidD=$rpid
+for i in $(seq 50); do curl -sf "http://127.0.0.1:$mportD/metrics" >"$work/m0.txt" && break; sleep 0.1; done
 U=http://127.0.0.1:$portD
 AUTH=(-H "Authorization: Bearer tok-1")
 req() { # req WANT_CODE WANT_TEXT DESCRIPTION curl-args...: checks the code and the message
@@ -254,7 +320,26 @@ req 400 "X-Scope-OrgID" "bad tenant" "${AUTH[@]}" -H "X-Scope-OrgID: ../etc" --d
 req 200 "" "tenant t-1" "${AUTH[@]}" -H "X-Scope-OrgID: t-1" --data-binary @"$work/small.folded" "$U/ingest?name=tenanted&from=$T0"
 req 400 "ExportProfilesServiceRequest" "OTLP: malformed protobuf" "${AUTH[@]}" -H "Content-Type: application/x-protobuf" --data-binary @"$work/junk" "$U/v1development/profiles"
 req 400 "gzip" "OTLP: Content-Encoding gzip, body not gzip" "${AUTH[@]}" -H "Content-Type: application/x-protobuf" -H "Content-Encoding: gzip" --data-binary @"$work/partial.pb" "$U/v1development/profiles"
-req 415 "application/x-protobuf" "OTLP: JSON body" "${AUTH[@]}" -H "Content-Type: application/json" --data-binary '{}' "$U/v1development/profiles"
+req 415 "application/json" "OTLP: a text/plain body" "${AUTH[@]}" -H "Content-Type: text/plain" --data-binary '{}' "$U/v1development/profiles"
+/usr/bin/python3 "$T/pb_json.py" "$work/otlp.fds" "$OTLP_REQ" "$work/partial.pb" "$work/partial.js"
+# a good first profile and a bad field in the second: refused whole, nothing written
+python3 -c "import json,sys; j=json.load(open(sys.argv[1])); r=j['resourceProfiles'][0]
+r['resource']['attributes'][0]['value']['stringValue']='json-bad'
+r['scopeProfiles'][0]['profiles'][1]['period']='soon'; json.dump(j, open(sys.argv[2],'w'))" \
+    "$work/partial.js" "$work/badfield.js"
+req 400 "period: 'soon' is not an integer" "OTLP JSON: a field of the wrong type" "${AUTH[@]}" -H "Content-Type: application/json" --data-binary @"$work/badfield.js" "$U/v1development/profiles"
+check "OTLP JSON error: a JSON google.rpc.Status (code 3)" grep -q '"code":3,' "$work/ans"
+head -c 300 "$work/partial.js" >"$work/trunc.js"
+req 400 "not valid JSON (at byte" "OTLP JSON: truncated" "${AUTH[@]}" -H "Content-Type: application/json" --data-binary @"$work/trunc.js" "$U/v1development/profiles"
+req 400 "expected an array" "OTLP JSON: resourceProfiles an object" "${AUTH[@]}" -H "Content-Type: application/json" --data-binary '{"resourceProfiles":{}}' "$U/v1development/profiles"
+req 400 "not hex" "OTLP JSON: profileId not hex" "${AUTH[@]}" -H "Content-Type: application/json" --data-binary '{"resourceProfiles":[{"scopeProfiles":[{"profiles":[{"profileId":"zz"}]}]}]}' "$U/v1development/profiles"
+python3 -c "import sys; sys.stdout.write('{\"a\":[' + '0,' * 1100000 + '0]}')" >"$work/many.js"
+gzip -f "$work/many.js"
+req 413 "JSON values" "OTLP JSON: more values than the decoder takes (gzip)" "${AUTH[@]}" -H "Content-Type: application/json" -H "Content-Encoding: gzip" --data-binary @"$work/many.js.gz" "$U/v1development/profiles"
+python3 -c "import json,sys; j=json.load(open(sys.argv[1]))
+j['resourceProfiles'][0]['resource']['attributes'][0]['value']['stringValue']='otlp-json'
+j['unknownField']={'x':[1]}; json.dump(j, open(sys.argv[2],'w'))" "$work/partial.js" "$work/good.js"
+req 200 '"rejectedProfiles":"1"' "OTLP JSON partial success (an unknown field ignored)" "${AUTH[@]}" -H "Content-Type: application/json; charset=utf-8" --data-binary @"$work/good.js" "$U/v1development/profiles"
 req 415 "Content-Type" "OTLP: no content type" "${AUTH[@]}" -H "Content-Type:" --data-binary @"$work/partial.pb" "$U/v1development/profiles"
 req 415 "Content-Encoding" "OTLP: Content-Encoding br" "${AUTH[@]}" -H "Content-Type: application/x-protobuf" -H "Content-Encoding: br" --data-binary @"$work/partial.pb" "$U/v1development/profiles"
 req 400 "every profile rejected" "OTLP: every profile bad" "${AUTH[@]}" -H "Content-Type: application/x-protobuf" --data-binary @"$work/allbad.pb" "$U/v1development/profiles"
@@ -290,24 +375,51 @@ req 405 "POST" "GET /ingest" "${AUTH[@]}" "$U/ingest?name=app"
 req 404 "not found" "unknown path" "${AUTH[@]}" --data-binary x "$U/nope"
 req 400 "PushRequest" "Connect Push: malformed protobuf" "${AUTH[@]}" -H "Content-Type: application/proto" --data-binary @"$work/junk" "$U/push.v1.PusherService/Push"
 check "Connect error body: {code, message}" grep -q '"code":"invalid_argument"' "$work/ans"
-req 415 "application/proto" "Connect Push: JSON" "${AUTH[@]}" -H "Content-Type: application/json" --data-binary '{}' "$U/push.v1.PusherService/Push"
+req 415 "application/json" "Connect Push: text/plain" "${AUTH[@]}" -H "Content-Type: text/plain" --data-binary '{}' "$U/push.v1.PusherService/Push"
+req 400 "raw_profile: not base64" "Connect Push JSON: rawProfile not base64" "${AUTH[@]}" -H "Content-Type: application/json" --data-binary '{"series":[{"labels":[{"name":"service_name","value":"pj"}],"samples":[{"rawProfile":"%%%"}]}]}' "$U/push.v1.PusherService/Push"
+check "Connect JSON error body: {code, message}" grep -q '"code":"invalid_argument"' "$work/ans"
 python3 "$T/otlp_craft.py" "$work/push-nosvc.pb" push "$CORPUS/go-cpu.pb.gz" ""
 req 400 "no service_name" "Connect Push without service_name" "${AUTH[@]}" -H "Content-Type: application/proto" --data-binary @"$work/push-nosvc.pb" "$U/push.v1.PusherService/Push"
+# the receiver's counters in /metrics moved with the requests above
+curl -s "http://127.0.0.1:$mportD/metrics" >"$work/m1.txt"
+mval() { awk -v m="$2" '$1 == m {print $2}' "$1"; }
+mcheck() { # mcheck SERIES OP VALUE: SERIES in the scrape at the end; it was 0 (or absent) at the start
+    local a b
+    a=$(mval "$work/m0.txt" "$1") b=$(mval "$work/m1.txt" "$1")
+    check "/metrics $1 moved: ${a:-absent} -> ${b:-absent} ($2 $3)" test "${a:-0}" = 0 -a "${b:-0}" "$2" "$3"
+}
+mcheck 'stoke_receiver_requests_total{protocol="otlp_json",code="4xx"}' -eq 5
+mcheck 'stoke_receiver_requests_total{protocol="otlp_json",code="2xx"}' -eq 1
+mcheck 'stoke_receiver_requests_total{protocol="push_json",code="4xx"}' -eq 1
+mcheck 'stoke_receiver_requests_total{protocol="ingest",code="2xx"}' -eq 4
+mcheck 'stoke_receiver_requests_total{protocol="other",code="4xx"}' -eq 1
+mcheck 'stoke_receiver_rejected_total{reason="unauthorized"}' -eq 2
+mcheck 'stoke_receiver_rejected_total{reason="too_large"}' -eq 3
+mcheck 'stoke_receiver_rejected_total{reason="busy"}' -ge 1
+mcheck 'stoke_receiver_rejected_total{reason="bad_input"}' -ge 30
+mcheck 'stoke_receiver_bytes_total{protocol="ingest"}' -gt 900000
+mcheck 'stoke_receiver_profiles_written_total' -eq 6
+mcheck 'stoke_receiver_samples_written_total' -gt 0
+mcheck 'stoke_receiver_profiles_rejected_total' -eq 2
+mcheck 'stoke_receiver_tenant_requests_total{tenant="t-1"}' -eq 1
+mcheck 'stoke_receiver_tenant_profiles_total{tenant="default"}' -eq 5
 sleep 1
 kill -TERM "$pidD"; wait "$pidD"
 worker "$work/D"; qd=$qport
 curl -s -G "http://127.0.0.1:$qd/api/v1/label_values" --data-urlencode name=service_name \
     --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" >"$work/lv.json"
 check "only the accepted pushes were written (default tenant: $(tr -d '\n' <"$work/lv.json" | head -c 150))" python3 -c "
-import json; v=sorted(json.load(open('$work/lv.json'))['values']); assert v == ['authed', 'authed2', 'otlp-py', 'slow'], v"
+import json; v=sorted(json.load(open('$work/lv.json'))['values']); assert v == ['authed', 'authed2', 'otlp-json', 'otlp-py', 'slow'], v"
 curl -s -G "http://127.0.0.1:$qd/api/v1/label_values" --data-urlencode name=service_name \
     --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" --data-urlencode tenant=t-1 >"$work/lv.json"
 check "X-Scope-OrgID t-1 stored under its own tenant" python3 -c "
 import json; v=json.load(open('$work/lv.json'))['values']; assert v == ['tenanted'], v"
-top "$qd" otlp-py "$CPU" >"$work/got.json"
-check "OTLP partial success: the good profile is stored (main;foo 100, main 50)" python3 -c "
+for svc in otlp-py otlp-json; do
+    top "$qd" $svc "$CPU" >"$work/got.json"
+    check "OTLP partial success ($svc): the good profile is stored (main;foo 100, main 50)" python3 -c "
 import json; j=json.load(open('$work/got.json')); f={x['name']:(x['self'],x['total']) for x in j['functions']}
 assert j['total'] == 150 and f == {'foo': (100, 100), 'main': (50, 150)}, j"
+done
 
 echo "== (e) figures: one core, 100 concurrent pushers"
 receiver E --receive-pending-mb 256 --buffer-mb 512 || { fail "receiver E did not start"; summary test_receive; exit 1; }

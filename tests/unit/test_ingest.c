@@ -18,12 +18,14 @@
 #include <cmocka.h>
 
 #include "common/gzip.h"
+#include "common/pbjson.h"
 #include "exporter/otlp.h"
 #include "exporter/profile.h"
 #include "ingest/batch.h"
 #include "ingest/otlp_read.h"
 #include "ingest/pyroscope_ingest.h"
 #include "ingest/receiver.h"
+#include "otlp/profiles_service.pb-c.h"
 
 /* ---- names ------------------------------------------------------------ */
 
@@ -291,6 +293,136 @@ static void test_otlp_round_trip(void **st)
     profile_free(p2);
 }
 
+/* ---- OTLP/HTTP JSON: the same profiles as the protobuf body ---------------- */
+
+static int64_t batch_total(const struct ingest_batch *b, const char *service)
+{
+    int64_t t = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (!strcmp(b->v[i].service, service))
+            for (size_t s = 0; s < b->v[i].p->n_sample; s++)
+                t += b->v[i].p->sample[s]->value[0];
+    return t;
+}
+
+static void test_otlp_json(void **st)
+{
+    (void)st;
+    struct otlp_batch *ob = otlp_batch_new();
+    struct profile *p1 = make("api", 30, 10), *p2 = make("db", 5, 0);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    char err[512] = "";
+    assert_int_equal(otlp_batch_add(ob, p1), 0);
+    assert_int_equal(otlp_batch_add(ob, p2), 0);
+    assert_int_equal(otlp_batch_encode(ob, &body, &len), 0);
+
+    /* the exporter's body as JSON: protojson writes bytes in base64, OTLP
+     * its ids in hex, so the profile ids are cleared first */
+    Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfilesServiceRequest *req =
+        opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__unpack(
+            NULL, len, body);
+    assert_non_null(req);
+    for (size_t r = 0; r < req->n_resource_profiles; r++)
+        for (size_t s = 0; s < req->resource_profiles[r]->n_scope_profiles; s++)
+            for (size_t k = 0; k < req->resource_profiles[r]->scope_profiles[s]->n_profiles; k++)
+                req->resource_profiles[r]->scope_profiles[s]->profiles[k]->profile_id.len = 0;
+    struct wbuf js = {0};
+    pbjson_encode(&req->base, &js);
+    assert_non_null(strstr((const char *)js.p, "\"resourceProfiles\""));
+
+    struct ingest_batch pb = {0}, jb = {0};
+    assert_int_equal(otlp_read(body, len, 1, &pb, err, sizeof(err)), 0);
+    int rc = otlp_read_json(js.p, js.len, 1, &jb, err, sizeof(err));
+    if (rc)
+        fail_msg("%s", err);
+    assert_int_equal(ingest_batch_check(&jb, err, sizeof(err)), 0);
+    assert_int_equal(jb.n, pb.n);
+    assert_int_equal(jb.n, 2);
+    for (size_t i = 0; i < jb.n; i++) {
+        assert_string_equal(jb.v[i].service, pb.v[i].service);
+        assert_int_equal(jb.v[i].time_ms, pb.v[i].time_ms);
+        assert_int_equal(jb.v[i].nlabels, pb.v[i].nlabels);
+        assert_int_equal(jb.v[i].p->n_sample, pb.v[i].p->n_sample);
+    }
+    assert_int_equal(batch_total(&jb, "api"), 40 * 10000000);
+    assert_int_equal(batch_total(&jb, "api"), batch_total(&pb, "api"));
+    assert_int_equal(batch_total(&jb, "db"), batch_total(&pb, "db"));
+    ingest_batch_free(&pb);
+    ingest_batch_free(&jb);
+    wb_free(&js);
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+
+    /* OTLP's own rules: ids in hex, 64-bit numbers as numbers or strings,
+     * unknown fields ignored, original field names taken too */
+    const char *lit =
+        "{\"resourceProfiles\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
+        "\"value\":{\"stringValue\":\"lit\"}}]},\"futureField\":[1,{\"x\":null}],"
+        "\"scopeProfiles\":[{\"profiles\":[{\"profileId\":\"0102030405060708090A0B0C0D0E0F10\","
+        "\"sampleType\":{\"typeStrindex\":1,\"unitStrindex\":2},\"timeUnixNano\":"
+        "1700000000000000000,"
+        "\"samples\":[{\"stackIndex\":1,\"values\":[\"7\"]},{\"stack_index\":1,\"values\":[5]}]}]"
+        "}]}],"
+        "\"dictionary\":{\"stringTable\":[\"\",\"cpu\",\"nanoseconds\",\"f\"],"
+        "\"functionTable\":[{},{\"nameStrindex\":3}],\"locationTable\":[{},{\"lines\":[{"
+        "\"functionIndex\":1}]}],\"stackTable\":[{},{\"locationIndices\":[1]}],\"linkTable\":[{"
+        "\"traceId\":\"00112233445566778899aabbccddeeff\",\"spanId\":\"0011223344556677\"}]}}";
+    rc = otlp_read_json((const uint8_t *)lit, strlen(lit), 1, &jb, err, sizeof(err));
+    if (rc)
+        fail_msg("%s", err);
+    if (jb.n != 1)
+        fail_msg("%zu profiles, %lld rejected: %s", jb.n, (long long)jb.rejected, jb.why_rejected);
+    assert_string_equal(jb.v[0].service, "lit");
+    assert_int_equal(jb.v[0].time_ms, 1700000000000);
+    assert_int_equal(batch_total(&jb, "lit"), 12);
+    ingest_batch_free(&jb);
+
+    /* bad input: refused whole, the problem named */
+    static const struct {
+        const char *body, *want;
+        int rc;
+    } bad[] = {
+        {"{\"resourceProfiles\":[", "not valid JSON (at byte", -EBADMSG},
+        {"[]", "expected a JSON object", -EBADMSG},
+        {"", "empty", -EBADMSG},
+        {"{\"resourceProfiles\":{}}", "resource_profiles: expected an array", -EBADMSG},
+        {"{\"resourceProfiles\":[{\"scopeProfiles\":[{\"profiles\":[{\"profileId\":\"abc\"}]}]}]}",
+         "profile_id: 'abc' is not hex", -EBADMSG},
+        {"{\"resourceProfiles\":[{\"scopeProfiles\":[{\"profiles\":[{\"period\":\"soon\"}]}]}]}",
+         "period: 'soon' is not an integer", -EBADMSG},
+        {"{\"resourceProfiles\":[{\"scopeProfiles\":[{\"profiles\":[{\"period\":1.5}]}]}]}",
+         "period: 1.5 is not an integer", -EBADMSG},
+        {"{\"dictionary\":{\"stringTable\":[1]}}", "string_table: expected a string", -EBADMSG},
+        {"{\"resourceProfiles\":[],\"resourceProfiles\":[]}", "given twice", -EBADMSG},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        rc = otlp_read_json((const uint8_t *)bad[i].body, strlen(bad[i].body), 1, &jb, err,
+                            sizeof(err));
+        if (rc != bad[i].rc || !strstr(err, bad[i].want))
+            fail_msg("case %zu: want %d '%s', got %d '%s'", i, bad[i].rc, bad[i].want, rc, err);
+        assert_int_equal(jb.n, 0);
+        ingest_batch_free(&jb);
+    }
+    /* more values than the decoder builds a tree for: -EFBIG before parsing */
+    size_t n = PBJSON_MAX_VALUES + 10, bl = 2 * n + 16;
+    char *many = malloc(bl);
+    assert_non_null(many);
+    size_t o = (size_t)sprintf(many, "{\"a\":[");
+    for (size_t i = 0; i < n; i++)
+        many[o++] = '0', many[o++] = ',';
+    many[o - 1] = ']';
+    many[o++] = '}';
+    assert_int_equal(otlp_read_json((const uint8_t *)many, o, 1, &jb, err, sizeof(err)), -EFBIG);
+    assert_non_null(strstr(err, "JSON values"));
+    ingest_batch_free(&jb);
+    free(many);
+    free(body);
+    otlp_batch_free(ob);
+    profile_free(p1);
+    profile_free(p2);
+}
+
 /* ---- a pushed pprof's own service_name labels yield to the request's ---- */
 
 static void test_service_label(void **st)
@@ -454,7 +586,13 @@ static void test_receiver(void **st)
         {"/ingest", NULL, "gzip", NULL, "a", "folded", "x 1\n", "not gzip", 400},
         {"/ingest", "multipart/form-data; boundary=Q", NULL, NULL, "a", NULL, "--Q--", "no parts",
          400},
-        {"/v1development/profiles", "application/json", NULL, NULL, NULL, NULL, "{}", "JSON", 415},
+        {"/v1development/profiles", "text/plain", NULL, NULL, NULL, NULL, "{}", "application/json",
+         415},
+        {"/v1development/profiles", "application/json", NULL, NULL, NULL, NULL, "{\"a\":",
+         "{\"code\":3,\"message\":\"ExportProfilesServiceRequest (JSON): body: not valid JSON",
+         400},
+        {"/push.v1.PusherService/Push", "application/json", NULL, NULL, NULL, NULL,
+         "{\"series\":[{\"samples\":[{\"rawProfile\":\"@@\"}]}]}", "raw_profile: not base64", 400},
         {"/v1development/profiles", "application/x-protobuf", NULL, NULL, NULL, NULL, "\xff\xff",
          "ExportProfilesServiceRequest", 400},
         {"/push.v1.PusherService/Push", NULL, NULL, NULL, NULL, NULL, "x", "application/proto",
@@ -503,6 +641,21 @@ static void test_receiver(void **st)
     receiver_get_stats(r, &rs);
     assert_int_equal(rs.requests, 2);
     assert_int_equal(rs.profiles, 2);
+    /* the counters /metrics shows: by protocol, class, reason, tenant */
+    assert_int_equal(rs.answers[RX_INGEST][RX_2XX], 2);
+    assert_int_equal(rs.answers[RX_OTLP_JSON][RX_4XX], 1);
+    assert_int_equal(rs.answers[RX_PUSH_JSON][RX_4XX], 1);
+    assert_int_equal(rs.answers[RX_OTHER][RX_4XX], 1);
+    assert_int_equal(rs.answers[RX_INGEST][RX_5XX], 1); /* the third tenant */
+    assert_int_equal(rs.refused[RX_TOO_LARGE], 1);
+    assert_int_equal(rs.refused[RX_UNAVAILABLE], 1);
+    assert_int_equal(rs.bytes_received[RX_INGEST] > 2 * strlen(folded), true);
+    assert_int_equal(rs.samples, 4); /* two rows a push */
+    struct receiver_tenant_stats ts[4];
+    assert_int_equal(receiver_get_tenant_stats(r, ts, 4), 2);
+    assert_string_equal(ts[1].name, "t1");
+    assert_int_equal(ts[1].requests, 1);
+    assert_int_equal(ts[1].samples, 2);
     receiver_free(r, 5000);
     char d1[700];
     snprintf(d1, sizeof(d1), "%s/default", store_dir);
@@ -549,7 +702,7 @@ int main(void)
         cmocka_unit_test(test_names),         cmocka_unit_test(test_multipart),
         cmocka_unit_test(test_folded),        cmocka_unit_test(test_otlp_round_trip),
         cmocka_unit_test(test_service_label), cmocka_unit_test(test_gzip_cap),
-        cmocka_unit_test(test_receiver),
+        cmocka_unit_test(test_receiver),      cmocka_unit_test(test_otlp_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -590,8 +590,21 @@ static void test_rejects(void **state)
     assert_int_equal(seg_writer_finish(w, &b1, &l1, NULL), 0);
     /* other sample types: rejected, writer unchanged */
     b.p.n_sample_type = 1;
+    assert_false(seg_writer_accepts(w, "svc", &b.p));
     assert_int_equal(seg_writer_add_pprof(w, "svc", &b.p, NULL, 0, 0), -EINVAL);
     b.p.n_sample_type = 2;
+    /* the same sample types of another period type (JFR's lock and park
+     * profiles): not this section's either */
+    assert_true(seg_writer_accepts(w, "svc", &b.p));
+    b.vt[2].type = pb_str(&b, "block");
+    assert_false(seg_writer_accepts(w, "svc", &b.p));
+    assert_int_equal(seg_writer_add_pprof(w, "svc", &b.p, NULL, 0, 0), -EINVAL);
+    b.p.period_type = NULL;
+    assert_false(seg_writer_accepts(w, "svc", &b.p));
+    assert_int_equal(seg_writer_add_pprof(w, "svc", &b.p, NULL, 0, 0), -EINVAL);
+    b.p.period_type = &b.vt[2];
+    b.vt[2] = b.vt[1];
+    assert_true(seg_writer_accepts(w, "svc", &b.p));
     /* undefined location id */
     b.ids[0][1] = 99;
     assert_int_equal(seg_writer_add_pprof(w, "svc", &b.p, NULL, 0, 0), -EINVAL);
