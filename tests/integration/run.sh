@@ -41,6 +41,7 @@ STOKE_QUERY_BIN=build/stoke-query run $T/test_web.sh
 run $T/test_web_views.sh
 run $T/test_exporters.sh
 run $T/test_receive.sh
+run $T/test_receive_grpc.sh
 run $T/test_packages.sh
 run $T/test_make_targets.sh
 if [ -x $T/test_all_accuracy.sh ]; then run $T/test_all_accuracy.sh; fi
