@@ -356,9 +356,10 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
         bool z;
         /* the prefix tells a message too long from a second message */
         uint8_t head[5];
-        size_t have = st->len < 5 ? st->len : 5;
-        memcpy(head, st->buf, have);
-        memcpy(head + have, data, 5 - have < n ? 5 - have : n);
+        size_t have = st->len < 5 ? st->len : 5; /* st->len + n > 5: head is whole */
+        if (have)
+            memcpy(head, st->buf, have);
+        memcpy(head + have, data, 5 - have);
         int rc = grpc_unframe(head, 5, c->l.max_msg, &m, &l, &z, err, sizeof(err));
         if (rc != -EFBIG)
             snprintf(err, sizeof(err), "more than one request message (a unary call takes one)");
