@@ -14,39 +14,16 @@ call: {"code": "OK", "details": ..., "rejected": N, "message": ...}.
 """
 import gzip
 import json
+import os
 import sys
 import time
 
 import grpc
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dsym_views import fields  # noqa: E402 (the protobuf wire reader the tests share)
+
 METHOD = '/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export'
-
-
-def varint(b, i):
-    n = s = 0
-    while True:
-        c = b[i]
-        i += 1
-        n |= (c & 0x7F) << s
-        s += 7
-        if c < 0x80:
-            return n, i
-
-
-def fields(b):
-    """(field, wire type, value) of a protobuf message; enough for the answer."""
-    i = 0
-    while i < len(b):
-        k, i = varint(b, i)
-        f, t = k >> 3, k & 7
-        if t == 0:
-            v, i = varint(b, i)
-        elif t == 2:
-            n, i = varint(b, i)
-            v, i = b[i:i + n], i + n
-        else:
-            raise ValueError('wire type %d' % t)
-        yield f, t, v
 
 
 def partial(resp):

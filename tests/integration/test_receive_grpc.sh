@@ -18,7 +18,6 @@
 #  (c) figures: Export calls/s and MB/s, and the receiver's CPU per call.
 set -u
 . "$(dirname "$0")/lib.sh"
-QUERY=$ROOT/build/stoke-query
 need curl
 need go
 need python3
@@ -51,27 +50,9 @@ receiver() { # receiver NAME [agent args]: a receive-only agent; sets $gport $hp
     done
     return 1
 }
-worker() { # worker STORE: starts stoke-query; sets $qport
-    local i
-    qport=
-    "$QUERY" --store "$1" --listen 127.0.0.1:0 >/dev/null 2>"$1.query.log" &
-    pids+=($!)
-    for i in $(seq 50); do
-        qport=$(sed -n 's/.* on port \([0-9]*\).*/\1/p' "$1.query.log")
-        [ -n "$qport" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 now_ms=$(($(date +%s) * 1000))
 FROM=$((now_ms - 3600000))
 UNTIL=$((now_ms + 3600000))
-top() { # top PORT SERVICE PROFILE_TYPE [tenant]
-    curl -s -G "http://127.0.0.1:$1/api/v1/top" --data-urlencode "from=$FROM" \
-        --data-urlencode "until=$UNTIL" --data-urlencode "query={service_name=\"$2\"}" \
-        --data-urlencode "profile_type=$3" --data-urlencode limit=100000 \
-        ${4:+--data-urlencode "tenant=$4"}
-}
 services_of() { # services_of PORT [tenant]
     curl -s -G "http://127.0.0.1:$1/api/v1/label_values" --data-urlencode name=service_name \
         --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" ${2:+--data-urlencode "tenant=$2"} |
@@ -107,22 +88,22 @@ sleep 1
 kill -TERM "$pidB"; wait "$pidB"
 check "receiver B exits 0 on SIGTERM" test $? -eq 0
 grep -h 'receiver:' "$work/B.log" | sed 's/^/  /'
-worker "$work/A"; qa=$qport
-worker "$work/B"; qb=$qport
+start_worker "$work/A"; qa=$qport
+start_worker "$work/B"; qb=$qport
 n=0 bad=0
 for svc in $(services_of "$qa"); do
-    top "$qa" "$svc" "$CPU" >"$work/a.json"
-    top "$qb" "$svc" "$CPU" >"$work/b.json"
+    top_json "$qa" "$svc" "$CPU" >"$work/a.json"
+    top_json "$qb" "$svc" "$CPU" >"$work/b.json"
     if out=$(python3 "$T/top_compare.py" "$work/a.json" "$work/b.json"); then n=$((n + 1)); else
         bad=$((bad + 1)); echo "  $svc: $out"; fi
 done
 check "B's per-function totals equal A's segments ($n services, $bad differ)" \
     test "$n" -ge 1 -a "$bad" -eq 0
 "$work/pprof_top" -type cpu -unit nanoseconds "$work"/localA/hot_c/*.pb.gz >"$work/want.json"
-top "$qb" hot_c "$CPU" >"$work/b.json"
+top_json "$qb" hot_c "$CPU" >"$work/b.json"
 out=$(python3 "$T/top_compare.py" "$work/want.json" "$work/b.json")
 check "hot_c on B equals A's local pprof files, Go's parser ($out)" test $? -eq 0
-top "$qb" otlp-py "$CPU" >"$work/got.json"
+top_json "$qb" otlp-py "$CPU" >"$work/got.json"
 check "partial success: the good profile is stored (main;foo 100, main 50)" python3 -c "
 import json; j=json.load(open('$work/got.json')); f={x['name']:(x['self'],x['total']) for x in j['functions']}
 assert j['total'] == 150 and f == {'foo': (100, 100), 'main': (50, 150)}, j"
@@ -242,7 +223,7 @@ rc=$? t1=$(date +%s%N)
 check "SIGTERM with gRPC connections open: exit 0 in $(((t1 - t0) / 1000000)) ms" \
     bash -c "[ $rc = 0 ] && [ $(((t1 - t0) / 1000000)) -lt 5000 ]"
 kill "$holder" 2>/dev/null
-worker "$work/D"; qd=$qport
+start_worker "$work/D"; qd=$qport
 svcD=$(services_of "$qd")
 svcT=$(services_of "$qd" t-1)
 check "x-scope-orgid t-1 stored under its own tenant ($svcT)" test -n "$svcT"
