@@ -420,6 +420,15 @@ static int on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     return 0;
 }
 
+static void stream_destroy(struct grpc_conn *c, struct gstream *st)
+{
+    release(c, st);
+    free(st->auth);
+    free(st->tenant);
+    free(st->resp);
+    free(st);
+}
+
 static void stream_free(struct grpc_conn *c, struct gstream *st)
 {
     if (st->prev)
@@ -428,11 +437,7 @@ static void stream_free(struct grpc_conn *c, struct gstream *st)
         c->streams = st->next;
     if (st->next)
         st->next->prev = st->prev;
-    release(c, st);
-    free(st->auth);
-    free(st->tenant);
-    free(st->resp);
-    free(st);
+    stream_destroy(c, st);
 }
 
 /* A trailers-only answer to a client still sending went out: stop its
@@ -527,7 +532,9 @@ void grpc_conn_free(struct grpc_conn *c)
     if (!c)
         return;
     nghttp2_session_del(c->s); /* no close callbacks: the streams left are freed here */
-    while (c->streams)
-        stream_free(c, c->streams);
+    for (struct gstream *st = c->streams, *next; st; st = next) {
+        next = st->next;
+        stream_destroy(c, st);
+    }
     free(c);
 }

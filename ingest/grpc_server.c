@@ -229,11 +229,15 @@ struct grpc_server *grpc_server_new(const struct grpc_server_opts *o, char *err,
         snprintf(err, errlen, "%s %s: cannot listen: %s", o->flag, o->listen, strerror(errno));
         goto fail;
     }
-    struct sockaddr_storage sa;
-    socklen_t salen = sizeof(sa);
-    if (getsockname(s->lfd, (struct sockaddr *)&sa, &salen) == 0)
-        s->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                                 : ((struct sockaddr_in *)&sa)->sin_port);
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+        struct sockaddr_storage ss;
+    } u = {0};
+    socklen_t ulen = sizeof(u);
+    if (getsockname(s->lfd, &u.sa, &ulen) == 0)
+        s->port = ntohs(u.sa.sa_family == AF_INET6 ? u.in6.sin6_port : u.in.sin_port);
     s->efd = eventfd(0, EFD_CLOEXEC);
     if (s->efd < 0 || pthread_create(&s->th, NULL, loop, s)) {
         snprintf(err, errlen, "%s: cannot start its thread", o->flag);
@@ -264,7 +268,7 @@ void grpc_server_free(struct grpc_server *s)
             log_error("receiver: gRPC: cannot wake its thread: %s", strerror(errno));
         pthread_join(s->th, NULL);
     }
-    while (s->n)
+    while (s->v && s->n)
         conn_close(s, s->n - 1);
     if (s->lfd >= 0)
         close(s->lfd);
