@@ -34,7 +34,7 @@ CFLAGS    := -std=gnu11 $(WARN) -fno-omit-frame-pointer -D_GNU_SOURCE -I. -I$(BU
 # --as-needed: each binary depends only on the libraries it uses (the agent
 # not on snappy; the query worker on libdw, libelf and libdebuginfod since
 # it names frames stored unnamed: deferred symbolization)
-LDLIBS    := -Wl,--as-needed -lbpf -ldw -ldebuginfod -lelf -lprotobuf-c -lcurl -lsnappy -lzstd -lz -lmicrohttpd -lcjson -liberty -lpthread -lm
+LDLIBS    := -Wl,--as-needed -lbpf -ldw -ldebuginfod -lelf -lprotobuf-c -lcurl -lsnappy -lzstd -lz -lmicrohttpd -lnghttp2 -lcjson -liberty -lpthread -lm
 
 LIB_SRC   := $(filter-out agent/main.c query/main.c,\
                $(wildcard common/*.c agent/*.c unwind/*.c symbolizer/*.c ingest/*.c exporter/*.c codec/*.c \

@@ -120,8 +120,11 @@ static const struct opt_def opts[] = {
     {"receive", OPT_STR, OFF(receive_addr), 0, 0, "ADDR:PORT",
      "receive OTLP profiles (POST /v1development/profiles) and Pyroscope /ingest pushes into "
      "the store (off by default; needs --store)"},
+    {"receive-grpc", OPT_STR, OFF(receive_grpc_addr), 0, 0, "ADDR:PORT",
+     "receive OTLP profiles over gRPC (ProfilesService/Export, HTTP/2 cleartext; 4317 is "
+     "OTLP/gRPC's port) into the store, with --receive's limits (off by default; needs --store)"},
     {"no-sampling", OPT_BOOL, OFF(no_sampling), 0, 0, NULL,
-     "do not sample this host: a stateless receiver (with --receive)"},
+     "do not sample this host: a stateless receiver (with --receive or --receive-grpc)"},
     {"receive-max-body-mb", OPT_UINT, OFF(receive_max_body_mb), 1, 1024, "MB",
      "largest request body on the wire (16; 413 past it)"},
     {"receive-pending-mb", OPT_UINT, OFF(receive_pending_mb), 1, 65536, "MB",

@@ -69,6 +69,7 @@ struct agent_config {
     char *pyroscope_token_file;    /* bearer token; else $PYROSCOPE_AUTH_TOKEN */
     /* the receiver (ingest/receiver.h) */
     char *receive_addr;                                                    /* NULL = off */
+    char *receive_grpc_addr;                                               /* NULL = off */
     bool no_sampling;                                                      /* receive only */
     unsigned receive_max_body_mb, receive_pending_mb, receive_max_tenants; /* 0 = defaults */
     char *receive_auth_file;

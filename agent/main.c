@@ -693,6 +693,7 @@ static int setup_receiver(struct agent *a)
     a->rx_store = store_opts_of(&a->cfg);
     struct receiver_opts ro = {
         .listen = a->cfg.receive_addr,
+        .listen_grpc = a->cfg.receive_grpc_addr,
         .max_body = (size_t)a->cfg.receive_max_body_mb << 20,
         .pending_bytes = (size_t)a->cfg.receive_pending_mb << 20,
         .max_tenants = a->cfg.receive_max_tenants,
@@ -709,8 +710,12 @@ static int setup_receiver(struct agent *a)
         log_error("%s", err);
         return -EINVAL;
     }
-    log_info("receiving OTLP profiles and Pyroscope /ingest on port %u%s", receiver_port(a->rx),
-             a->rx_auth ? " (token required)" : "");
+    if (a->cfg.receive_addr)
+        log_info("receiving OTLP profiles and Pyroscope /ingest on port %u%s", receiver_port(a->rx),
+                 a->rx_auth ? " (token required)" : "");
+    if (a->cfg.receive_grpc_addr)
+        log_info("receiving OTLP profiles over gRPC (h2c) on grpc port %u%s",
+                 receiver_grpc_port(a->rx), a->rx_auth ? " (token required)" : "");
     return 0;
 }
 
@@ -719,8 +724,8 @@ static int setup(struct agent *a)
     char err[512];
 
     if (a->cfg.no_sampling) {
-        if (!a->cfg.receive_addr) {
-            log_error("--no-sampling makes sense only with --receive ADDR");
+        if (!a->cfg.receive_addr && !a->cfg.receive_grpc_addr) {
+            log_error("--no-sampling makes sense only with --receive ADDR or --receive-grpc ADDR");
             return -EINVAL;
         }
         default_host_name(a);
@@ -846,7 +851,7 @@ static int setup_output(struct agent *a)
             return -EINVAL;
         }
     }
-    if (a->cfg.receive_addr && setup_receiver(a) != 0)
+    if ((a->cfg.receive_addr || a->cfg.receive_grpc_addr) && setup_receiver(a) != 0)
         return -EINVAL;
     if (setup_push(a) != 0)
         return -EINVAL;

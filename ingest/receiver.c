@@ -2,6 +2,7 @@
 #include "ingest/receiver.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -21,6 +22,8 @@
 #include "common/log.h"
 #include "common/pbjson.h"
 #include "ingest/batch.h"
+#include "ingest/grpc.h"
+#include "ingest/grpc_server.h"
 #include "ingest/otlp_read.h"
 #include "ingest/pyroscope_ingest.h"
 #include "otlp/profiles_service.pb-c.h"
@@ -52,11 +55,12 @@ const char *const rx_reason_names[RX_REASONS] = {
 struct receiver {
     struct receiver_opts o;
     struct MHD_Daemon *d;
+    struct grpc_server *g; /* --receive-grpc; NULL: off */
     unsigned port;
     pthread_mutex_t mu; /* tenants, their writers, stats */
     struct tenant *t;
     size_t nt;
-    size_t inflight; /* body bytes held by connections (daemon thread only) */
+    atomic_size_t inflight; /* body bytes held by connections, HTTP and gRPC */
     struct receiver_stats st;
 };
 
@@ -154,6 +158,7 @@ static void fail(struct rx_response *out, const struct rx_request *q, unsigned s
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     out->status = status;
+    snprintf(out->message, sizeof(out->message), "%s", msg);
     if (is_otlp(q) && !is_json(q)) {
         struct wbuf b = {0};
         wb_u8(&b, 0x08);
@@ -483,6 +488,54 @@ done:
     pthread_mutex_unlock(&r->mu);
 }
 
+/* ---- gRPC ------------------------------------------------------------------ */
+
+/* An Export call goes through receiver_handle as the OTLP/HTTP request it
+ * is the same as: the same checks, limits, tenants and writers, the same
+ * ExportProfilesServiceResponse; its metadata stands for the headers. */
+static const char *grpc_meta(void *ctx, const char *name)
+{
+    const struct grpc_call *c = ctx;
+    if (!strcasecmp(name, "Authorization"))
+        return c->authorization;
+    if (!strcasecmp(name, "X-Scope-OrgID"))
+        return c->tenant;
+    if (!strcasecmp(name, "Content-Type"))
+        return "application/x-protobuf"; /* grpc.c took application/grpc */
+    return NULL;                         /* no Content-Encoding: grpc.c gunzipped */
+}
+
+static unsigned grpc_code(unsigned status)
+{
+    if (status == 200)
+        return GRPC_OK;
+    if (status == 413)
+        return GRPC_RESOURCE_EXHAUSTED; /* what gRPC says of a message too large */
+    return rpc_code(status);
+}
+
+static void grpc_export(void *ctx, const struct grpc_call *call, struct grpc_reply *out)
+{
+    struct receiver *r = ctx;
+    struct rx_request q = {.method = "POST",
+                           .path = OTLP_PATH,
+                           .header = grpc_meta,
+                           .ctx = (void *)call,
+                           .body = call->msg,
+                           .len = call->len};
+    struct rx_response rs;
+
+    receiver_handle(r, &q, &rs);
+    out->code = grpc_code(rs.status);
+    if (out->code == GRPC_OK) {
+        out->body = (uint8_t *)rs.body;
+        out->len = rs.len;
+        return;
+    }
+    snprintf(out->message, sizeof(out->message), "%s", rs.message);
+    free(rs.body);
+}
+
 /* ---- the daemon ------------------------------------------------------------ */
 
 struct conn {
@@ -527,7 +580,7 @@ static enum MHD_Result send_response(struct MHD_Connection *c, struct rx_respons
 
 static void release(struct receiver *r, struct conn *cn)
 {
-    r->inflight -= cn->held;
+    atomic_fetch_sub(&r->inflight, cn->held);
     cn->held = 0;
     free(cn->body);
     cn->body = NULL;
@@ -568,7 +621,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
         if (n > r->o.max_body)
             cn->refuse = 413;
-        else if (r->inflight + n > r->o.pending_bytes)
+        else if (atomic_load(&r->inflight) + n > r->o.pending_bytes)
             cn->refuse = 429;
         if (cn->refuse)
             return refuse(r, c, url, cn);
@@ -581,20 +634,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_YES;
         if (cn->len + n > r->o.max_body)
             cn->refuse = 413;
-        else if (r->inflight + n > r->o.pending_bytes)
+        else if (atomic_fetch_add(&r->inflight, n) + n > r->o.pending_bytes) {
+            atomic_fetch_sub(&r->inflight, n);
             cn->refuse = 429;
+        }
         if (cn->refuse) {
             release(r, cn);
             return MHD_YES;
         }
+        cn->held += n; /* counted in r->inflight above */
         uint8_t *nb = realloc(cn->body, cn->len + n);
         if (!nb)
             return MHD_NO;
         cn->body = nb;
         memcpy(cn->body + cn->len, upload_data, n);
         cn->len += n;
-        cn->held += n;
-        r->inflight += n;
         return MHD_YES;
     }
     if (cn->refuse)
@@ -631,6 +685,8 @@ static void on_log(void *cls, const char *fmt, va_list ap)
     log_debug("receiver: %s", msg);
 }
 
+static struct receiver *start_grpc(struct receiver *r, char *err, size_t errlen);
+
 struct receiver *receiver_new(const struct receiver_opts *o, char *err, size_t errlen)
 {
     struct receiver *r = calloc(1, sizeof(*r));
@@ -661,7 +717,7 @@ struct receiver *receiver_new(const struct receiver_opts *o, char *err, size_t e
         r->nt = r->st.tenants = 1;
     }
     if (!o->listen)
-        return r;
+        return o->listen_grpc ? start_grpc(r, err, errlen) : r;
     if (listen_resolve(o->listen, "--receive", &ai, err, errlen)) {
         receiver_free(r, 0);
         return NULL;
@@ -683,12 +739,37 @@ struct receiver *receiver_new(const struct receiver_opts *o, char *err, size_t e
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(r->d, MHD_DAEMON_INFO_BIND_PORT);
     r->port = di ? di->port : 0;
+    return o->listen_grpc ? start_grpc(r, err, errlen) : r;
+}
+
+static struct receiver *start_grpc(struct receiver *r, char *err, size_t errlen)
+{
+    struct grpc_server_opts go = {
+        .listen = r->o.listen_grpc,
+        .flag = "--receive-grpc",
+        .limits = {.max_msg = r->o.max_body,
+                   .max_decoded = r->o.max_decoded,
+                   .inflight = &r->inflight,
+                   .pending = r->o.pending_bytes},
+        .handler = grpc_export,
+        .ctx = r,
+    };
+    r->g = grpc_server_new(&go, err, errlen);
+    if (!r->g) {
+        receiver_free(r, 0);
+        return NULL;
+    }
     return r;
 }
 
 unsigned receiver_port(const struct receiver *r)
 {
     return r->port;
+}
+
+unsigned receiver_grpc_port(const struct receiver *r)
+{
+    return r->g ? grpc_server_port(r->g) : 0;
 }
 
 void receiver_lock(struct receiver *r)
@@ -739,6 +820,7 @@ void receiver_free(struct receiver *r, unsigned timeout_ms)
         return;
     if (r->d)
         MHD_stop_daemon(r->d);
+    grpc_server_free(r->g);
     for (size_t i = 0; r->t && i < r->nt; i++) {
         if (r->t[i].st) { /* a tenant of the receiver's own */
             seg_upload_flush(r->t[i].u);

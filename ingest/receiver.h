@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * receiver — the agent's HTTP receiver (--receive ADDR): OTLP profiles
- * over HTTP (POST /v1development/profiles, protobuf, gzip), Pyroscope's
+ * receiver — the agent's receiver (--receive ADDR): OTLP profiles over
+ * HTTP (POST /v1development/profiles, protobuf, gzip) and, on an address
+ * of its own (--receive-grpc ADDR, ingest/grpc_server.h), over gRPC
+ * (ProfilesService/Export, each call handled as the same OTLP/HTTP
+ * request: one parse and write path, the same limits), Pyroscope's
  * POST /ingest (pprof raw or multipart, folded) and its Connect
  * push.v1.PusherService/Push, written into the agent's own per-host
  * segments, per tenant (X-Scope-OrgID), exactly as its own samples are:
@@ -13,8 +16,9 @@
  *   - a body larger than max_body on the wire (Content-Length, or as it
  *     arrives) is answered 413 without reading on; past max_decoded after
  *     gunzip, 413 too;
- *   - bodies being read at once hold at most pending_bytes: past it a
- *     request gets 429 with Retry-After, as does a tenant whose upload
+ *   - bodies being read at once, HTTP and gRPC together, hold at most
+ *     pending_bytes: past it a request gets 429 with Retry-After (gRPC:
+ *     RESOURCE_EXHAUSTED), as does a tenant whose upload
  *     queue is three quarters full (seg_upload_full) — memory never grows
  *     with the number or speed of clients;
  *   - at most max_tenants tenants (503 for a new one past it);
@@ -23,7 +27,8 @@
  * seg_pprof_check) before anything is written: a bad one writes nothing
  * and gets a 4xx naming the problem.
  *
- * Threads: the daemon's thread writes; the agent's window loop writes its
+ * Threads: the daemon's thread and the gRPC thread write (one at a time,
+ * under the writers' lock); the agent's window loop writes its
  * own windows between receiver_lock/receiver_unlock and calls
  * receiver_tick once a second so an idle receiver still flushes.
  */
@@ -40,6 +45,7 @@ struct auth;
 
 struct receiver_opts {
     const char *listen;             /* HOST:PORT (port 0: any); NULL: no server (tests) */
+    const char *listen_grpc;        /* HOST:PORT of the gRPC server; NULL: none */
     size_t max_body;                /* 16 MiB when 0 */
     size_t max_decoded;             /* 64 MiB when 0 */
     size_t pending_bytes;           /* 64 MiB when 0 */
@@ -96,6 +102,7 @@ struct receiver;
 
 struct receiver *receiver_new(const struct receiver_opts *o, char *err, size_t errlen);
 unsigned receiver_port(const struct receiver *r);
+unsigned receiver_grpc_port(const struct receiver *r); /* 0: no gRPC server */
 void receiver_lock(struct receiver *r);
 void receiver_unlock(struct receiver *r);
 /* Flushes writers whose flush interval has passed. */
@@ -123,6 +130,7 @@ struct rx_response {
     size_t len;
     const char *content_type;
     unsigned retry_after; /* seconds; 0: no header */
+    char message[512];    /* an error's message, as it is in the body */
 };
 void receiver_handle(struct receiver *r, const struct rx_request *q, struct rx_response *out);
 

@@ -12,7 +12,10 @@ build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-d
     # the recording rules' Prometheus remote-write requests are snappy-compressed
     libsnappy-dev
     # the agent's debuginfod client (--debuginfod-urls): elfutils' libdebuginfod
-    libdebuginfod-dev)
+    libdebuginfod-dev
+    # the receiver's OTLP/gRPC (--receive-grpc): HTTP/2 framing, HPACK and
+    # flow control from nghttp2 rather than written by hand
+    libnghttp2-dev)
 test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils elfutils
     procps python3 curl awscli nodejs npm util-linux chromium protobuf-compiler
     lintian rpmlint python3-yaml python3-protobuf strace systemd
@@ -33,6 +36,8 @@ test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils el
     # test_k8s_manifests.sh: kubectl kustomize (Debian 12's kubectl 1.20
     # embeds kustomize 2.0.3; a newer kubectl from elsewhere does as well)
     kubernetes-client
+    # test_receive_grpc.sh: a real gRPC client (grpcio) sending OTLP Export calls
+    python3-grpcio
     # make bench: bcc's profile compiles its BPF C against kernel headers;
     # with none for the running kernel, bench/run.sh points BCC_KERNEL_SOURCE
     # at Debian's (merged -common + -<arch> trees).

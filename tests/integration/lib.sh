@@ -75,3 +75,25 @@ libc_debug() {
         exit 0
     fi
 }
+
+# The receiver tests' query side (test_receive*.sh): a worker over a store
+# and its answers. They use the caller's $pids (appended to), $FROM and
+# $UNTIL (milliseconds).
+start_worker() { # start_worker STORE: starts stoke-query; sets $qport
+    local i
+    qport=
+    "$ROOT/build/stoke-query" --store "$1" --listen 127.0.0.1:0 >/dev/null 2>"$1.query.log" &
+    pids+=($!)
+    for i in $(seq 50); do
+        qport=$(sed -n 's/.* on port \([0-9]*\).*/\1/p' "$1.query.log")
+        [ -n "$qport" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+top_json() { # top_json PORT SERVICE PROFILE_TYPE [tenant]: /api/v1/top of one service
+    curl -s -G "http://127.0.0.1:$1/api/v1/top" --data-urlencode "from=$FROM" \
+        --data-urlencode "until=$UNTIL" --data-urlencode "query={service_name=\"$2\"}" \
+        --data-urlencode "profile_type=$3" --data-urlencode limit=100000 \
+        ${4:+--data-urlencode "tenant=$4"}
+}

@@ -44,6 +44,7 @@ STOKE_QUERY_BIN=build/stoke-query run $T/test_web.sh
 run $T/test_web_views.sh
 run $T/test_exporters.sh
 run $T/test_receive.sh
+run $T/test_receive_grpc.sh
 run $T/test_packages.sh
 run $T/test_image.sh
 run $T/test_k8s_manifests.sh

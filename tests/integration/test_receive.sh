@@ -18,7 +18,6 @@
 #  (e) figures: throughput on one core and RSS under 100 concurrent pushers.
 set -u
 . "$(dirname "$0")/lib.sh"
-QUERY=$ROOT/build/stoke-query
 CORPUS=${STOKE_PPROF_CORPUS:-/work/shared/corpus/pprof}
 need curl
 need go
@@ -52,27 +51,9 @@ receiver() { # receiver NAME [agent args]: starts a receive-only agent; sets $rp
     done
     return 1
 }
-worker() { # worker STORE: starts stoke-query; sets $qport
-    local i
-    qport=
-    "$QUERY" --store "$1" --listen 127.0.0.1:0 >/dev/null 2>"$1.query.log" &
-    pids+=($!)
-    for i in $(seq 50); do
-        qport=$(sed -n 's/.* on port \([0-9]*\).*/\1/p' "$1.query.log")
-        [ -n "$qport" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 now_ms=$(($(date +%s) * 1000))
 FROM=$((now_ms - 3600000))
 UNTIL=$((now_ms + 3600000))
-top() { # top PORT SERVICE PROFILE_TYPE [tenant]
-    curl -s -G "http://127.0.0.1:$1/api/v1/top" --data-urlencode "from=$FROM" \
-        --data-urlencode "until=$UNTIL" --data-urlencode "query={service_name=\"$2\"}" \
-        --data-urlencode "profile_type=$3" --data-urlencode limit=100000 \
-        ${4:+--data-urlencode "tenant=$4"}
-}
 CPU=process_cpu:cpu:nanoseconds:cpu:nanoseconds
 
 echo "== (a) OTLP/HTTP: agent A -> agent B's receiver"
@@ -88,22 +69,22 @@ kill -TERM "$pidB"; wait "$pidB"
 check "receiver B exits 0 on SIGTERM" test $? -eq 0
 grep -h 'receiver:' "$work/B.log" | sed 's/^/  /'
 check "B wrote segments under its own host" bash -c "ls $work/B/default/segments/*/*/B/*.seg >/dev/null"
-worker "$work/A"; qa=$qport
-worker "$work/B"; qb=$qport
+start_worker "$work/A"; qa=$qport
+start_worker "$work/B"; qb=$qport
 services=$(curl -s -G "http://127.0.0.1:$qa/api/v1/label_values" --data-urlencode name=service_name \
     --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" |
     python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["values"]))')
 n=0 bad=0
 for svc in $services; do
-    top "$qa" "$svc" "$CPU" >"$work/a.json"
-    top "$qb" "$svc" "$CPU" >"$work/b.json"
+    top_json "$qa" "$svc" "$CPU" >"$work/a.json"
+    top_json "$qb" "$svc" "$CPU" >"$work/b.json"
     if out=$(python3 "$T/top_compare.py" "$work/a.json" "$work/b.json"); then n=$((n + 1)); else
         bad=$((bad + 1)); echo "  $svc: $out"; fi
 done
 check "B's per-function totals equal A's segments ($n services, $bad differ)" \
     test "$n" -ge 1 -a "$bad" -eq 0
 "$work/pprof_top" -type cpu -unit nanoseconds "$work"/localA/hot_c/*.pb.gz >"$work/want.json"
-top "$qb" hot_c "$CPU" >"$work/b.json"
+top_json "$qb" hot_c "$CPU" >"$work/b.json"
 out=$(python3 "$T/top_compare.py" "$work/want.json" "$work/b.json")
 check "hot_c on B equals A's local pprof files, Go's parser ($out)" test $? -eq 0
 
@@ -140,7 +121,7 @@ done
 check "A's $nb OTLP requests: 200 as protobuf and as JSON (a JSON answer), $bad not" test "$nb" -ge 1 -a "$bad" -eq 0
 sleep 1
 kill -TERM "$pidF"; wait "$pidF"
-worker "$work/F"; qf=$qport
+start_worker "$work/F"; qf=$qport
 svcs() { curl -s -G "http://127.0.0.1:$qf/api/v1/label_values" --data-urlencode name=service_name \
     --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" --data-urlencode "tenant=$1" |
     python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin)["values"])))'; }
@@ -148,8 +129,8 @@ spb=$(svcs pb) sjs=$(svcs js)
 check "the same services stored from protobuf and JSON ($spb)" test -n "$spb" -a "$spb" = "$sjs"
 n=0 bad=0
 for svc in $spb; do
-    top "$qf" "$svc" "$CPU" pb >"$work/pb.json"
-    top "$qf" "$svc" "$CPU" js >"$work/js.json"
+    top_json "$qf" "$svc" "$CPU" pb >"$work/pb.json"
+    top_json "$qf" "$svc" "$CPU" js >"$work/js.json"
     if out=$(python3 "$T/top_compare.py" "$work/pb.json" "$work/js.json") &&
         python3 -c "import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); assert a['total']==b['total']>0" \
             "$work/pb.json" "$work/js.json"; then n=$((n + 1)); else
@@ -211,7 +192,7 @@ code=$(curl -s -o "$work/ans" -w '%{http_code}' --data-binary "@$work/small.fold
 check "collapsed with CRLF and a blank line: 200" test "$code" = 200
 sleep 1
 kill -TERM "$pidC"; wait "$pidC"
-worker "$work/C"; qc=$qport
+start_worker "$work/C"; qc=$qport
 for f in go-cpu.pb.gz go-heap.pb.gz python-pyspy.pb.gz node-cpu.pb.gz node-heap.pb.gz go-cpu-labels.pprof; do
     s=${f%%.*}
     for kind in mp raw; do
@@ -223,7 +204,7 @@ for f in go-cpu.pb.gz go-heap.pb.gz python-pyspy.pb.gz node-cpu.pb.gz node-heap.
         for pt in $types; do
             IFS=: read -r _ typ unit _ _ <<<"$pt"
             "$work/pprof_top" -type "$typ" -unit "$unit" "$CORPUS/$f" >"$work/want.json" 2>&1
-            top "$qc" "$kind-$s" "$pt" >"$work/got.json"
+            top_json "$qc" "$kind-$s" "$pt" >"$work/got.json"
             if m=$(python3 "$T/top_compare.py" "$work/want.json" "$work/got.json"); then ok=$((ok + 1)); else
                 bad=$((bad + 1)); msg="$msg $typ: $m"; fi
         done
@@ -241,7 +222,7 @@ for c in "jfr-dump1 dump1 process_cpu:cpu:nanoseconds:cpu:nanoseconds" \
     want_file="$JFRC/expected/$src.jfr.gz.${pt//:/_}.17241709254077376921.pb.gz"
     IFS=: read -r _ typ unit _ _ <<<"$pt"
     "$work/pprof_top" -type "$typ" -unit "$unit" "$want_file" >"$work/want.json" 2>&1
-    top "$qc" "$svc" "$pt" >"$work/got.json"
+    top_json "$qc" "$svc" "$pt" >"$work/got.json"
     out=$(python3 "$T/top_compare.py" "$work/want.json" "$work/got.json")
     check "JFR $src $pt: per-function values equal Pyroscope's conversion ($out)" test $? -eq 0
 done
@@ -254,7 +235,7 @@ for svc in push-hot push-hot-json; do
     for pt in process_cpu:samples:count:cpu:nanoseconds "$CPU"; do
         IFS=: read -r _ typ unit _ _ <<<"$pt"
         "$work/pprof_top" -type "$typ" -unit "$unit" $pushed >"$work/want.json" 2>&1
-        top "$qc" $svc "$pt" >"$work/got.json"
+        top_json "$qc" $svc "$pt" >"$work/got.json"
         if m=$(python3 "$T/top_compare.py" "$work/want.json" "$work/got.json"); then ok=$((ok + 1)); else
             bad=$((bad + 1)); msg="$msg $typ: $m"; fi
     done
@@ -268,14 +249,14 @@ curl -s -G "http://127.0.0.1:$qc/api/v1/label_values" --data-urlencode name=pyro
     --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" >"$work/lv.json"
 check "spyName became pyroscope_spy" grep -q '"gospy"' "$work/lv.json"
 python3 "$T/folded_top.py" "$work/hot.folded" >"$work/want.json"
-top "$qc" folded-rt process_cpu:samples:count:cpu:nanoseconds >"$work/got.json"
+top_json "$qc" folded-rt process_cpu:samples:count:cpu:nanoseconds >"$work/got.json"
 out=$(python3 "$T/top_compare.py" "$work/want.json" "$work/got.json")
 check "folded round trip: samples per function equal the file's ($out)" test $? -eq 0
 python3 "$T/folded_top.py" "$work/small.folded" >"$work/want.json"
-top "$qc" folded-small process_cpu:samples:count:cpu:nanoseconds >"$work/got.json"
+top_json "$qc" folded-small process_cpu:samples:count:cpu:nanoseconds >"$work/got.json"
 out=$(python3 "$T/top_compare.py" "$work/want.json" "$work/got.json")
 check "collapsed: samples per function equal ($out)" test $? -eq 0
-top "$qc" folded-small "$CPU" >"$work/got.json"
+top_json "$qc" folded-small "$CPU" >"$work/got.json"
 check "folded cpu nanoseconds = samples x 1e9/sampleRate (100 Hz default)" python3 -c "
 import json; assert json.load(open('$work/got.json'))['total'] == 6 * 10**7"
 
@@ -405,7 +386,7 @@ mcheck 'stoke_receiver_tenant_requests_total{tenant="t-1"}' -eq 1
 mcheck 'stoke_receiver_tenant_profiles_total{tenant="default"}' -eq 5
 sleep 1
 kill -TERM "$pidD"; wait "$pidD"
-worker "$work/D"; qd=$qport
+start_worker "$work/D"; qd=$qport
 curl -s -G "http://127.0.0.1:$qd/api/v1/label_values" --data-urlencode name=service_name \
     --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" >"$work/lv.json"
 check "only the accepted pushes were written (default tenant: $(tr -d '\n' <"$work/lv.json" | head -c 150))" python3 -c "
@@ -415,7 +396,7 @@ curl -s -G "http://127.0.0.1:$qd/api/v1/label_values" --data-urlencode name=serv
 check "X-Scope-OrgID t-1 stored under its own tenant" python3 -c "
 import json; v=json.load(open('$work/lv.json'))['values']; assert v == ['tenanted'], v"
 for svc in otlp-py otlp-json; do
-    top "$qd" $svc "$CPU" >"$work/got.json"
+    top_json "$qd" $svc "$CPU" >"$work/got.json"
     check "OTLP partial success ($svc): the good profile is stored (main;foo 100, main 50)" python3 -c "
 import json; j=json.load(open('$work/got.json')); f={x['name']:(x['self'],x['total']) for x in j['functions']}
 assert j['total'] == 150 and f == {'foo': (100, 100), 'main': (50, 150)}, j"
