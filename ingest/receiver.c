@@ -43,8 +43,9 @@ struct tenant {
 };
 
 const char *const rx_protocol_names[RX_PROTOCOLS] = {
-    [RX_OTLP] = "otlp", [RX_OTLP_JSON] = "otlp_json", [RX_INGEST] = "ingest",
-    [RX_PUSH] = "push", [RX_PUSH_JSON] = "push_json", [RX_OTHER] = "other",
+    [RX_OTLP] = "otlp",     [RX_OTLP_JSON] = "otlp_json", [RX_OTLP_GRPC] = "otlp_grpc",
+    [RX_INGEST] = "ingest", [RX_PUSH] = "push",           [RX_PUSH_JSON] = "push_json",
+    [RX_OTHER] = "other",
 };
 const char *const rx_reason_names[RX_REASONS] = {
     [RX_TOO_LARGE] = "too_large",     [RX_BUSY] = "busy",
@@ -193,6 +194,8 @@ static void fail(struct rx_response *out, const struct rx_request *q, unsigned s
 
 static enum rx_protocol protocol_of(const struct rx_request *q)
 {
+    if (q->grpc)
+        return RX_OTLP_GRPC;
     if (is_otlp(q))
         return is_json(q) ? RX_OTLP_JSON : RX_OTLP;
     if (is_push(q))
@@ -522,7 +525,8 @@ static void grpc_export(void *ctx, const struct grpc_call *call, struct grpc_rep
                            .header = grpc_meta,
                            .ctx = (void *)call,
                            .body = call->msg,
-                           .len = call->len};
+                           .len = call->len,
+                           .grpc = true};
     struct rx_response rs;
 
     receiver_handle(r, &q, &rs);

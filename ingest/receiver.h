@@ -35,6 +35,7 @@
 #ifndef STOKE_INGEST_RECEIVER_H
 #define STOKE_INGEST_RECEIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,6 +63,7 @@ struct receiver_opts {
 enum rx_protocol {
     RX_OTLP,      /* POST /v1development/profiles, protobuf */
     RX_OTLP_JSON, /* the same, JSON */
+    RX_OTLP_GRPC, /* ProfilesService/Export over gRPC (--receive-grpc) */
     RX_INGEST,    /* POST /ingest */
     RX_PUSH,      /* Connect Push, protobuf */
     RX_PUSH_JSON, /* the same, JSON */
@@ -123,6 +125,7 @@ struct rx_request {
     void *ctx;
     const uint8_t *body;
     size_t len;
+    bool grpc; /* an Export call over gRPC, counted as protocol otlp_grpc */
 };
 struct rx_response {
     unsigned status;

@@ -110,7 +110,8 @@ assert j['total'] == 150 and f == {'foo': (100, 100), 'main': (50, 150)}, j"
 
 echo "== (b) limits and bad input"
 printf 'tok-1\n' >"$work/tokens"
-receiver D --receive-max-body-mb 1 --receive-auth-token-file "$work/tokens" ||
+mportD=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+receiver D --receive-max-body-mb 1 --receive-auth-token-file "$work/tokens" --metrics-addr "127.0.0.1:$mportD" ||
     { fail "receiver D did not start"; summary test_receive_grpc; exit 1; }
 gD=$gport hD=$hport pidD=$rpid
 G=127.0.0.1:$gD
@@ -210,6 +211,13 @@ ticks=$(getconf CLK_TCK)
 cpu_ms=$(((cpu1 - cpu0) * 1000 / ticks))
 check "100 idle connections do not pin a core (receiver CPU ${cpu_ms} ms over $(((t1 - t0) / 1000000)) ms, $(head -1 "$work/idle.out"))" \
     test "$cpu_ms" -lt 500
+# the calls that reached the receiver are counted as protocol otlp_grpc
+curl -s "http://127.0.0.1:$mportD/metrics" >"$work/metrics.txt"
+ok2=$(awk '$1 == "stoke_receiver_requests_total{protocol=\"otlp_grpc\",code=\"2xx\"}" {print $2}' "$work/metrics.txt")
+bad4=$(awk '$1 == "stoke_receiver_requests_total{protocol=\"otlp_grpc\",code=\"4xx\"}" {print $2}' "$work/metrics.txt")
+otlp=$(awk '$1 == "stoke_receiver_requests_total{protocol=\"otlp\",code=\"2xx\"}" {print $2}' "$work/metrics.txt")
+check "/metrics counts gRPC calls as otlp_grpc (2xx ${ok2:-absent}, 4xx ${bad4:-absent}; otlp 2xx ${otlp:-absent})" \
+    test "${ok2:-0}" -ge 2 -a "${bad4:-0}" -ge 3 -a "${otlp:-0}" -eq 0
 # SIGTERM while connections are open: a clean exit
 python3 -c "
 import socket, time
