@@ -1214,6 +1214,109 @@ static void test_query_cancel(void **state)
     selector_free(sel);
 }
 
+/* Memory budgets (query/engine/qmem.h): a query charges what it holds and
+ * gives all of it back, stopped or not; under its limit it stops with
+ * -E2BIG (422), under the worker's with -ENOBUFS (429). */
+static void test_query_memory(void **state)
+{
+    struct selector *sel = NULL;
+    struct mprof *mp = NULL;
+    struct qcancel qc;
+    struct qmem_pool pool;
+    struct qmem m;
+    char err[256];
+
+    assert_int_equal(selector_parse("{}", &sel, err, sizeof(err)), 0);
+    for (int mode = 0; mode < 2; mode++) {
+        struct query q = {.tenant = "default",
+                          .sel = sel,
+                          .selector_text = "{}",
+                          .from = T0,
+                          .until = T0 + NWIN * WIN,
+                          .mode = mode ? Q_SERIES : Q_PROFILE,
+                          .step = WIN,
+                          .cancel = &qc};
+        /* Enough: it runs, its peak is charged, its result stays charged
+         * until the query ends. */
+        qmem_pool_init(&pool, 64 << 20);
+        qmem_init(&m, &pool, 64 << 20);
+        qcancel_init(&qc, 0, NULL, NULL, NULL);
+        qc.mem = &m;
+        assert_int_equal(engine_query(eng, &q, &mp, err, sizeof(err)), 0);
+        uint64_t peak = atomic_load(&m.peak);
+        assert_true(atomic_load(&m.used) >= mprof_bytes(mp));
+        assert_true(peak >= atomic_load(&m.used) && peak > 4096);
+        assert_int_equal(atomic_load(&pool.used), atomic_load(&m.used));
+        mprof_free(mp);
+        mp = NULL;
+        qmem_end(&m);
+        assert_int_equal(atomic_load(&pool.used), 0);
+        /* Any limit below its peak stops it, in planning, decoding or
+         * merging, and nothing stays charged (every path gives back). */
+        for (uint64_t k = 0; k < 16; k++) {
+            uint64_t lim = peak * k / 16 + 1;
+            qmem_pool_init(&pool, 64 << 20);
+            qmem_init(&m, &pool, lim);
+            qcancel_init(&qc, 0, NULL, NULL, NULL);
+            qc.mem = &m;
+            err[0] = '\0';
+            int rc = engine_query(eng, &q, &mp, err, sizeof(err));
+            if (rc != -E2BIG)
+                fail_msg("limit %" PRIu64 " of peak %" PRIu64 ": %d %s", lim, peak, rc, err);
+            assert_null(mp);
+            assert_non_null(strstr(err, "query needs more than"));
+            assert_non_null(strstr(err, "--query-memory-limit"));
+            assert_true(atomic_load(&m.peak) <= lim);
+            assert_int_equal(atomic_load(&m.used), 0);
+            assert_int_equal(atomic_load(&pool.used), 0);
+            assert_int_equal(atomic_load(&pool.over_query), 1);
+            assert_int_equal(qcancel_check(&qc), -E2BIG);
+        }
+        /* The worker's budget below what the query needs: -ENOBUFS. */
+        qmem_pool_init(&pool, peak / 2);
+        qmem_init(&m, &pool, 64 << 20);
+        qcancel_init(&qc, 0, NULL, NULL, NULL);
+        qc.mem = &m;
+        assert_int_equal(engine_query(eng, &q, &mp, err, sizeof(err)), -ENOBUFS);
+        assert_non_null(strstr(err, "retry"));
+        assert_int_equal(atomic_load(&pool.used), 0);
+        assert_int_equal(atomic_load(&pool.over_worker), 1);
+        assert_true(atomic_load(&pool.peak) <= peak / 2);
+    }
+
+    /* Through the HTTP layer: 422 (native), resource_exhausted (Connect);
+     * the default budget answers. */
+    char from[32], until[32], qs[128];
+    snprintf(from, sizeof(from), "%lld", (long long)T0);
+    snprintf(until, sizeof(until), "%lld", (long long)(T0 + NWIN * WIN));
+    snprintf(qs, sizeof(qs), "from=%s&until=%s", from, until);
+    struct http_opts ho = {.engine = eng, .tenant = "default", .query_memory = 4096};
+    struct http_server *s = http_new_unbound(&ho);
+    struct http_response r;
+    assert_int_equal(get(s, "/api/v1/flamegraph", qs, &r), 422);
+    assert_non_null(strstr((char *)r.body, "query needs more than 4 KiB"));
+    free(r.body);
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":"
+             "\"{}\",\"start\":%s,\"end\":%s}",
+             from, until);
+    struct kv kv = {.k = {"Content-Type"}, .v = {"application/json"}, .n = 1};
+    http_route_headers(s, "POST", "/querier.v1.QuerierService/SelectMergeStacktraces", kv_get,
+                       kv_get, &kv, (const uint8_t *)body, strlen(body), &r);
+    if (r.status != 429 || !strstr((char *)r.body, "resource_exhausted") ||
+        !strstr((char *)r.body, "--query-memory-limit"))
+        fail_msg("%d %.*s", r.status, (int)r.len, (char *)r.body);
+    free(r.body);
+    http_stop(s);
+    ho.query_memory = 0;
+    s = http_new_unbound(&ho);
+    assert_int_equal(get(s, "/api/v1/flamegraph", qs, &r), 200);
+    free(r.body);
+    http_stop(s);
+    selector_free(sel);
+}
+
 /* The cache: LRU by bytes, a disk tier that survives the memory tier. */
 static void test_cache(void **state)
 {
@@ -1738,6 +1841,7 @@ int main(void)
         cmocka_unit_test(test_peer_request),
         cmocka_unit_test(test_corrupt_segment),
         cmocka_unit_test(test_query_cancel),
+        cmocka_unit_test(test_query_memory),
         cmocka_unit_test(test_http_socket),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_bench_merge),
