@@ -105,7 +105,8 @@ struct worker {
 };
 
 /* The heap bytes a decoded section holds (seg_section_decode's arrays and
- * its decompressed body, which the strings point into). */
+ * its decompressed body, which the strings point into), and what merging
+ * it takes on top. */
 static uint64_t section_bytes(const struct seg_section_info *info, const struct seg_section *s)
 {
     return sizeof(*s) + info->raw_length + (uint64_t)s->nstrings * sizeof(*s->strings) +
@@ -118,7 +119,11 @@ static uint64_t section_bytes(const struct seg_section_info *info, const struct 
            ((uint64_t)s->nseries + 1) * sizeof(*s->series_off) +
            (s->nseries ? 2ull * s->series_off[s->nseries] * sizeof(*s->series_labels) : 0) +
            s->nsamples * (sizeof(*s->sample_series) + sizeof(*s->sample_stack) +
-                          sizeof(*s->sample_time_ms) + s->ntypes * sizeof(*s->sample_values));
+                          sizeof(*s->sample_time_ms) + s->ntypes * sizeof(*s->sample_values)) +
+           /* the merge kernel's scratch for it (merge.c): function and
+            * location maps, a stack map and a value per stack */
+           ((uint64_t)s->nfunctions + 2ull * s->nlocations + 3ull * s->nstacks + 4) *
+               sizeof(uint32_t) * 2;
 }
 
 /* Reads, decodes and merges one section into @mp. Its fetched bytes and

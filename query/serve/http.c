@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -586,8 +587,13 @@ static void run_job(void *job)
         http_handle(cn->s, &rq, &cn->r);
         charge_answer(cn->url, &cn->cancel, &cn->r);
     }
-    /* Whatever the query still held goes back to the worker's budget. */
+    /* Whatever the query still held goes back to the worker's budget, and
+     * what it freed to the allocator goes back to the system: each query
+     * thread allocates from its own malloc arena, and freed pages an arena
+     * keeps would otherwise add up across arenas (RSS under 32 clients,
+     * BENCHMARKS.md). */
     qmem_end(&cn->mem);
+    malloc_trim(0);
     MHD_resume_connection(cn->c);
 }
 

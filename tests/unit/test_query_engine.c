@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -1362,6 +1363,61 @@ static void test_cache(void **state)
 /* Merge kernel speed: one synthetic section, dense ids, printed. The
  * canonical figure is merge_kernel_rows of `make bench-micro` (bench/micro.c,
  * same section, fixed iterations, CPU time); this is a quick check. */
+/* The cache stays within its cap while query threads fill and read it at
+ * once (issue #18 item 5), and every get is the bytes put. */
+struct cache_hammer {
+    struct cache *c;
+    unsigned seed;
+    atomic_int over, wrong;
+};
+
+static void *cache_hammer_main(void *arg)
+{
+    struct cache_hammer *h = arg;
+    unsigned seed = h->seed;
+    uint8_t blob[9000];
+    struct store_buf b;
+    struct cache_stats cs;
+
+    for (int i = 0; i < 3000; i++) {
+        uint64_t k = (uint64_t)(rand_r(&seed) % 200), len = 500 + k * 40;
+        memset(blob, (int)(k & 0xff), len);
+        if (rand_r(&seed) % 2)
+            cache_put(h->c, "seg", k * 10000, len, blob, len);
+        else if (cache_get(h->c, "seg", k * 10000, len, &b) == 0) {
+            if (b.len != len || b.data[0] != (uint8_t)k || b.data[len - 1] != (uint8_t)k)
+                atomic_fetch_add(&h->wrong, 1);
+            free(b.data);
+        }
+        cache_stats(h->c, &cs);
+        if (cs.bytes > 64 * 1024)
+            atomic_fetch_add(&h->over, 1);
+    }
+    return NULL;
+}
+
+static void test_cache_threads(void **state)
+{
+    struct cache_hammer h[4];
+    pthread_t t[4];
+    struct cache *c = cache_new(64 * 1024, NULL);
+    struct cache_stats cs;
+
+    assert_non_null(c);
+    for (int i = 0; i < 4; i++) {
+        h[i] = (struct cache_hammer){.c = c, .seed = (unsigned)i + 1};
+        assert_int_equal(pthread_create(&t[i], NULL, cache_hammer_main, &h[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(atomic_load(&h[i].over), 0);
+        assert_int_equal(atomic_load(&h[i].wrong), 0);
+    }
+    cache_stats(c, &cs);
+    assert_true(cs.bytes <= 64 * 1024 && cs.evictions > 0 && cs.hits > 0);
+    cache_free(c);
+}
+
 static void test_bench_merge(void **state)
 {
     const uint32_t nstacks = 20000, depth = 12, nfuncs = 2000;
@@ -1844,6 +1900,7 @@ int main(void)
         cmocka_unit_test(test_query_memory),
         cmocka_unit_test(test_http_socket),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_cache_threads),
         cmocka_unit_test(test_bench_merge),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
