@@ -137,8 +137,16 @@ static void process_item(struct engine *e, struct mprof *mp, const struct query 
     struct seg_section *sec = NULL;
     char err[256] = "";
     bool hit = false;
-    /* The compressed bytes and the body they decompress to, held at once. */
-    uint64_t held = info->length + info->raw_length;
+    /* Charged before anything is allocated, so decode threads cannot all
+     * be inside seg_section_decode with their memory unaccounted: the
+     * compressed bytes, the body they decompress to and the sample arrays
+     * (from the footer's counts; heaptrack: these are most of a query's
+     * peak); corrected to section_bytes() once decoded. */
+    uint64_t types = info->nprofile_types ? info->nprofile_types : 1;
+    uint64_t held =
+        info->length + info->raw_length +
+        (info->nsamples < (UINT64_MAX >> 8) / (16 + 8 * types) ? info->nsamples * (16 + 8 * types)
+                                                               : UINT64_MAX >> 8);
     int rc;
 
     if (qcancel_charge(q->cancel, held))

@@ -75,3 +75,19 @@ libc_debug() {
         exit 0
     fi
 }
+
+# start_query_worker LOG QUERY ARGS...: starts `QUERY ARGS... --listen
+# 127.0.0.1:0` in the background, its stderr in LOG; sets $pid, and $port
+# once it says it serves (5 s at most). Non-zero when it does not.
+start_query_worker() {
+    local log=$1 i; shift
+    port=
+    "$@" --listen 127.0.0.1:0 >/dev/null 2>"$log" &
+    pid=$!
+    for i in $(seq 50); do
+        port=$(sed -n 's/.* on port \([0-9]*\).*/\1/p' "$log")
+        [ -n "$port" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}

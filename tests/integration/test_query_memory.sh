@@ -32,17 +32,11 @@ H0=$((($(date +%s) / 3600 - 2) * 3600000))
     { fail "generate: $(cat "$work/gen.log")"; summary test_query_memory; exit 1; }
 
 start_worker() { # start_worker NAME [args...]: sets $port and $pid
-    local log=$work/$1.log i; shift
-    port=
-    "$QUERY" --store "$work/s" --listen 127.0.0.1:0 "$@" >/dev/null 2>"$log" &
-    pid=$!
+    local name=$1; shift
+    start_query_worker "$work/$name.log" "$QUERY" --store "$work/s" "$@"
+    local rc=$?
     pids+=("$pid")
-    for i in $(seq 50); do
-        port=$(sed -n 's/.* on port \([0-9]*\).*/\1/p' "$log")
-        [ -n "$port" ] && return 0
-        sleep 0.1
-    done
-    return 1
+    return $rc
 }
 # holds CMD...: a compound condition as one check (true or false)
 holds() { if eval "$*"; then return 0; else return 1; fi; }
