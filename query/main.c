@@ -11,6 +11,7 @@
  * every subcommand shares.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
@@ -63,6 +64,7 @@ struct cli {
     unsigned threads, cache_mb;
     unsigned query_timeout_ms, read_timeout_ms, write_timeout_ms;
     unsigned max_connections, max_per_ip, max_queries;
+    uint64_t query_memory, total_query_memory;
     const char *debuginfod_urls, *debuginfod_cache_dir;
     unsigned debuginfod_timeout_s, debuginfo_recheck_ms;
     /* serve and debuginfo */
@@ -91,6 +93,7 @@ enum okind {
     O_UINT, /* unsigned in [min, max] */
     O_I64,  /* int64_t in [min, max] */
     O_DUR,  /* unsigned milliseconds: 30, 30s, 500ms, 2m; 1 ms to 24 h */
+    O_SIZE, /* uint64_t bytes: 64M, 512K, 2G; a bare number is MiB; [min, max] */
 };
 
 struct opt {
@@ -158,6 +161,14 @@ static const struct opt opts[] = {
      "per client address (default: no limit)"},
     {"max-queries", CMD_SERVE, O_UINT, OFF(max_queries), 1, 256, "N",
      "queries running at once (default 8); 4N more wait, beyond that 429"},
+    {"query-memory-limit", CMD_SERVE, O_SIZE, OFF(query_memory), 4096, 1LL << 40, "SIZE",
+     "memory one query may hold: its footers, the sections it is decoding, its merge tables "
+     "and its answer (default 64M; K, M, G; a bare number is MiB); a query that needs more "
+     "stops with 422"},
+    {"total-query-memory-limit", CMD_SERVE, O_SIZE, OFF(total_query_memory), 4096, 1LL << 40,
+     "SIZE",
+     "memory all running queries may hold together (default 96M; the cache comes on top); a "
+     "query that finds it full stops, and new ones are refused, with 429 and Retry-After"},
     {"auth-token-file", CMD_SERVE, O_STR, OFF(auth_token_file), 0, 0, "F",
      "require \"Authorization: Bearer TOKEN\" (or Basic auth with TOKEN as password) on every "
      "request but /healthz and the page; F holds one or more tokens, one per line; the first is "
@@ -341,6 +352,30 @@ static int set_opt(struct cli *c, const struct opt *o, const char *val, const ch
             return -EINVAL;
         }
         return 0;
+    case O_SIZE: {
+        errno = 0;
+        unsigned long long v = strtoull(val, &end, 10), unit = 1ull << 20;
+        if (*end && !end[1])
+            switch (*end | 0x20) {
+            case 'k':
+                unit = 1ull << 10, end++;
+                break;
+            case 'm':
+                unit = 1ull << 20, end++;
+                break;
+            case 'g':
+                unit = 1ull << 30, end++;
+                break;
+            }
+        if (!*val || *val == '-' || *end || errno || v > (unsigned long long)o->max / unit ||
+            v * unit < (unsigned long long)o->min) {
+            fprintf(stderr, "%s: --%s: '%s' is not a size from %lldK to %lldG (e.g. 64M, 512K)\n",
+                    prog, o->name, val, (long long)o->min >> 10, (long long)o->max >> 30);
+            return -EINVAL;
+        }
+        *(uint64_t *)field = v * unit;
+        return 0;
+    }
     case O_UINT:
     case O_I64: {
         errno = 0;
@@ -737,7 +772,9 @@ static int cmd_serve(const struct cli *c, struct store *st, char **files, int nf
                            .write_timeout_ms = c->write_timeout_ms,
                            .max_connections = c->max_connections,
                            .max_per_ip = c->max_per_ip,
-                           .max_queries = c->max_queries};
+                           .max_queries = c->max_queries,
+                           .query_memory = c->query_memory,
+                           .total_query_memory = c->total_query_memory};
     struct auth *auth = NULL;
     char err[512], *peers_buf = NULL, *peers[64];
     size_t npeers = 0;
@@ -877,9 +914,11 @@ static int cmd_serve(const struct cli *c, struct store *st, char **files, int nf
     const struct http_limits *lim = http_server_limits(srv);
     fprintf(stderr,
             "stoke-query: serving %s on port %u (store %s, %zu peers, %s; %u connections, "
-            "%u queries at once, query timeout %u ms, read timeout %u ms)\n",
+            "%u queries at once, query timeout %u ms, read timeout %u ms, query memory %" PRIu64
+            " MiB each, %" PRIu64 " MiB in all)\n",
             c->listen, http_port(srv), c->store, npeers, auth ? "token auth on" : "no auth",
-            lim->max_connections, lim->max_queries, lim->query_timeout_ms, lim->read_timeout_ms);
+            lim->max_connections, lim->max_queries, lim->query_timeout_ms, lim->read_timeout_ms,
+            lim->query_memory >> 20, lim->total_query_memory >> 20);
     if (ho.max_connections && lim->max_connections < ho.max_connections)
         fprintf(stderr,
                 "stoke-query: --max-connections %u lowered to %u: the descriptor limit "

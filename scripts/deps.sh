@@ -38,6 +38,8 @@ test_pkgs=(libcmocka-dev libclang-rt-14-dev linux-perf golang-go g++ binutils el
     kubernetes-client
     # test_receive_grpc.sh: a real gRPC client (grpcio) sending OTLP Export calls
     python3-grpcio
+    # bench/query_rss.sh: 32 concurrent clients against a query worker
+    wrk
     # make bench: bcc's profile compiles its BPF C against kernel headers;
     # with none for the running kernel, bench/run.sh points BCC_KERNEL_SOURCE
     # at Debian's (merged -common + -<arch> trees).
@@ -57,7 +59,7 @@ image_pkgs=(mmdebstrap buildah podman runc libcap2-bin util-linux dpkg libc-bin 
 tools=(
     make:make gcc:gcc clang:clang clang++:clang bpftool:bpftool protoc-c:protobuf-c-compiler
     g++:g++ objcopy:binutils strip:binutils objdump:binutils go:golang-go perf:linux-perf
-    python3:python3 curl:curl aws:awscli node:nodejs npm:npm setpriv:util-linux
+    python3:python3 curl:curl wrk:wrk aws:awscli node:nodejs npm:npm setpriv:util-linux
     protoc:protobuf-compiler dpkg-deb:dpkg dpkg-shlibdeps:dpkg-dev lintian:lintian
     rpmbuild:rpm rpmlint:rpmlint help2man:help2man strace:strace systemd-analyze:systemd
     git:git clang-format:clang-format clang-tidy:clang-tidy cppcheck:cppcheck

@@ -25,6 +25,7 @@ void qcancel_init(struct qcancel *c, uint64_t timeout_ms, const atomic_bool *sto
     c->ctx = ctx;
     atomic_init(&c->state, 0);
     atomic_init(&c->next_poll, now + QCANCEL_POLL_MS * 1000);
+    c->mem = NULL;
 }
 
 static int decide(struct qcancel *c, int why)
@@ -61,6 +62,39 @@ int qcancel_check(struct qcancel *c)
             return decide(c, -ECANCELED);
     }
     return 0;
+}
+
+int qcancel_charge(struct qcancel *c, uint64_t n)
+{
+    int rc;
+
+    if (!c || !c->mem)
+        return 0;
+    /* A query already stopping takes no more. */
+    if ((rc = atomic_load_explicit(&c->state, memory_order_relaxed)))
+        return rc;
+    if ((rc = qmem_charge(c->mem, n)))
+        return decide(c, rc);
+    return 0;
+}
+
+void qcancel_release(struct qcancel *c, uint64_t n)
+{
+    if (c)
+        qmem_release(c->mem, n);
+}
+
+int qcancel_recharge(struct qcancel *c, uint64_t *charged, uint64_t now)
+{
+    int rc = 0;
+
+    if (now > *charged)
+        rc = qcancel_charge(c, now - *charged);
+    else
+        qcancel_release(c, *charged - now);
+    if (!rc)
+        *charged = now;
+    return rc;
 }
 
 int64_t qcancel_left_ms(const struct qcancel *c)

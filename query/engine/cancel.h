@@ -10,6 +10,11 @@
  * @gone) at most every QCANCEL_POLL_MS, by one thread at a time. The first
  * reason found sticks: every later check answers the same, so the layers
  * above unwind without deciding again. A NULL qcancel never cancels.
+ *
+ * A query may also stop because it needs more memory than it may have
+ * (query/engine/qmem.h): qcancel_charge() charges its budget @mem, and a
+ * refused charge is decided like a deadline, as -E2BIG (over the query's
+ * limit) or -ENOBUFS (over the worker's).
  */
 #ifndef STOKE_QUERY_CANCEL_H
 #define STOKE_QUERY_CANCEL_H
@@ -17,6 +22,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "query/engine/qmem.h"
 
 #define QCANCEL_POLL_MS 50
 
@@ -28,15 +35,26 @@ struct qcancel {
     void *ctx;
     atomic_int state;              /* 0, or -ETIMEDOUT / -ECANCELED once decided */
     atomic_int_fast64_t next_poll; /* µs: when @gone may be asked next */
+    struct qmem *mem;              /* the query's memory budget; NULL = none */
 };
 
-/* @timeout_ms 0 = no deadline. */
+/* @timeout_ms 0 = no deadline. No memory budget (set c->mem after). */
 void qcancel_init(struct qcancel *c, uint64_t timeout_ms, const atomic_bool *stop,
                   bool (*gone)(void *ctx), void *ctx);
 
 /* 0 while the query may go on; -ETIMEDOUT once its deadline passed,
- * -ECANCELED once its client went away or the worker is stopping. */
+ * -ECANCELED once its client went away or the worker is stopping, -E2BIG
+ * or -ENOBUFS once a memory charge was refused. */
 int qcancel_check(struct qcancel *c);
+
+/* Charges @n bytes to c->mem (qmem_charge): 0, or the query stops with
+ * -E2BIG / -ENOBUFS, returned. Also 0 with no qcancel or no budget. */
+int qcancel_charge(struct qcancel *c, uint64_t n);
+/* Gives back @n bytes charged with qcancel_charge. */
+void qcancel_release(struct qcancel *c, uint64_t n);
+/* Moves a charge of *@charged bytes to @now (a table that grew); on a
+ * refusal *@charged stays and the query stops. 0 or -E2BIG / -ENOBUFS. */
+int qcancel_recharge(struct qcancel *c, uint64_t *charged, uint64_t now);
 
 /* Milliseconds left before the deadline (0 when passed), or -1 without a
  * deadline. */

@@ -102,9 +102,35 @@ struct work {
 struct worker {
     struct work *w;
     struct mprof *mp;
+    uint64_t charged; /* mprof_bytes(mp) charged to the query's budget */
     pthread_t tid;
 };
 
+/* The heap bytes a decoded section holds (seg_section_decode's arrays and
+ * its decompressed body, which the strings point into), and what merging
+ * it takes on top. */
+static uint64_t section_bytes(const struct seg_section_info *info, const struct seg_section *s)
+{
+    return sizeof(*s) + info->raw_length + (uint64_t)s->nstrings * sizeof(*s->strings) +
+           (uint64_t)s->ntypes * sizeof(*s->types) + (uint64_t)s->nmappings * sizeof(*s->mappings) +
+           (uint64_t)s->nfunctions * sizeof(*s->functions) +
+           (uint64_t)s->nlocations * sizeof(*s->locations) +
+           (uint64_t)s->nlines * sizeof(*s->lines) +
+           ((uint64_t)s->nstacks + 1) * sizeof(*s->stack_off) +
+           (s->nstacks ? (uint64_t)s->stack_off[s->nstacks] * sizeof(*s->stack_locs) : 0) +
+           ((uint64_t)s->nseries + 1) * sizeof(*s->series_off) +
+           (s->nseries ? 2ull * s->series_off[s->nseries] * sizeof(*s->series_labels) : 0) +
+           s->nsamples * (sizeof(*s->sample_series) + sizeof(*s->sample_stack) +
+                          sizeof(*s->sample_time_ms) + s->ntypes * sizeof(*s->sample_values)) +
+           /* the merge kernel's scratch for it (merge.c): function and
+            * location maps, a stack map and a value per stack */
+           ((uint64_t)s->nfunctions + 2ull * s->nlocations + 3ull * s->nstacks + 4) *
+               sizeof(uint32_t) * 2;
+}
+
+/* Reads, decodes and merges one section into @mp. Its fetched bytes and
+ * its decoded form are charged to the query's memory budget while held;
+ * a refused charge stops the query (qcancel) and the section is not read. */
 static void process_item(struct engine *e, struct mprof *mp, const struct query *q,
                          const struct plan_item *it)
 {
@@ -113,13 +139,25 @@ static void process_item(struct engine *e, struct mprof *mp, const struct query 
     struct seg_section *sec = NULL;
     char err[256] = "";
     bool hit = false;
+    /* Charged before anything is allocated, so decode threads cannot all
+     * be inside seg_section_decode with their memory unaccounted: the
+     * compressed bytes, the body they decompress to and the sample arrays
+     * (from the footer's counts; heaptrack: these are most of a query's
+     * peak); corrected to section_bytes() once decoded. */
+    uint64_t types = info->nprofile_types ? info->nprofile_types : 1;
+    uint64_t held =
+        info->length + info->raw_length +
+        (info->nsamples < (UINT64_MAX >> 8) / (16 + 8 * types) ? info->nsamples * (16 + 8 * types)
+                                                               : UINT64_MAX >> 8);
     int rc;
 
+    if (qcancel_charge(q->cancel, held))
+        return;
     rc = cache_fetch(e->o.cache, e->o.store, it->key, info->offset, info->length, &b, &hit);
     if (rc) {
         mp->stats.skipped++;
         mprof_warn(mp, "segment %s: %s", it->key, strerror(-rc));
-        return;
+        goto out;
     }
     if (hit)
         mp->stats.cache_hits++;
@@ -130,20 +168,26 @@ static void process_item(struct engine *e, struct mprof *mp, const struct query 
         mprof_warn(mp, "segment %s: section %s truncated (%zu of %" PRIu64 " bytes)", it->key,
                    info->service, b.len, info->length);
         free(b.data);
-        return;
+        goto out;
     }
     rc = seg_section_decode(b.data, b.len, info, &sec, err, sizeof(err));
     free(b.data);
     if (rc) {
         mp->stats.skipped++;
         mprof_warn(mp, "segment %s: %s", it->key, err[0] ? err : strerror(-rc));
-        return;
+        goto out;
+    }
+    if (qcancel_recharge(q->cancel, &held, section_bytes(info, sec))) {
+        seg_section_free(sec);
+        goto out;
     }
     mp->stats.sections++;
     rc = engine_merge_section(mp, sec, it->host, q);
     seg_section_free(sec);
     if (rc == -ENOMEM)
         mprof_warn(mp, "segment %s: out of memory merging", it->key);
+out:
+    qcancel_release(q->cancel, held);
 }
 
 static void *worker_main(void *arg)
@@ -156,13 +200,16 @@ static void *worker_main(void *arg)
         if (i >= w->n || qcancel_check(w->q->cancel))
             break;
         process_item(w->e, wk->mp, w->q, w->items[i]);
+        /* The merge tables grew: charge them (a refusal stops the query). */
+        qcancel_recharge(w->q->cancel, &wk->charged, mprof_bytes(wk->mp));
     }
     return NULL;
 }
 
-/* Reads @items on up to e->o.threads threads and merges into @out. */
+/* Reads @items on up to e->o.threads threads and merges into @out, whose
+ * mprof_bytes are charged in *@out_charged. */
 static int run_local(struct engine *e, const struct query *q, const struct plan_item **items,
-                     size_t n, struct mprof *out)
+                     size_t n, struct mprof *out, uint64_t *out_charged)
 {
     unsigned nth = e->o.threads;
     struct worker wk[8];
@@ -177,6 +224,7 @@ static int run_local(struct engine *e, const struct query *q, const struct plan_
         return 0;
     for (unsigned t = 0; t < nth; t++) {
         wk[t].w = &w;
+        wk[t].charged = 0;
         wk[t].mp = new_result(q);
         if (!wk[t].mp) {
             for (unsigned k = 0; k < t; k++)
@@ -199,7 +247,10 @@ static int run_local(struct engine *e, const struct query *q, const struct plan_
     for (unsigned t = 0; t < nth; t++) {
         if (!rc)
             rc = mprof_merge(out, wk[t].mp);
+        if (!rc)
+            rc = qcancel_recharge(q->cancel, out_charged, mprof_bytes(out));
         mprof_free(wk[t].mp);
+        qcancel_release(q->cancel, wk[t].charged);
     }
     return rc;
 }
@@ -252,6 +303,7 @@ int engine_query(struct engine *e, const struct query *q0, struct mprof **out, c
     uint32_t nsh, myshard;
     size_t nmine = 0, ncalls = 0, npeers = e->o.npeers;
     char **peers = e->o.peers, **snap = NULL;
+    uint64_t res_charged = 0;
     int rc;
 
     *out = NULL;
@@ -340,7 +392,7 @@ int engine_query(struct engine *e, const struct query *q0, struct mprof **out, c
                 snprintf(calls[i].err, sizeof(calls[i].err), "cannot start a thread");
         }
     }
-    rc = run_local(e, q, mine, nmine, res);
+    rc = run_local(e, q, mine, nmine, res, &res_charged);
     for (size_t i = 0; i < ncalls; i++) {
         if (calls[i].started)
             pthread_join(calls[i].tid, NULL);
@@ -354,6 +406,8 @@ int engine_query(struct engine *e, const struct query *q0, struct mprof **out, c
         if (calls[i].result) {
             if (!rc)
                 rc = mprof_merge(res, calls[i].result);
+            if (!rc)
+                rc = qcancel_recharge(q->cancel, &res_charged, mprof_bytes(res));
             mprof_free(calls[i].result);
             continue;
         }
@@ -372,15 +426,19 @@ int engine_query(struct engine *e, const struct query *q0, struct mprof **out, c
                 intern_strn(&keys, mine[j]->key, strlen(mine[j]->key));
             res->stats.objects += keys.n;
             intern_free(&keys);
-            rc = run_local(e, q, mine, k, res);
+            rc = run_local(e, q, mine, k, res, &res_charged);
         }
     }
-    if (rc && err && errlen)
-        snprintf(err, errlen, "%s",
-                 rc == -ENOMEM      ? "out of memory"
-                 : rc == -ETIMEDOUT ? "deadline passed"
-                 : rc == -ECANCELED ? "cancelled"
-                                    : strerror(-rc));
+    if (rc && err && errlen) {
+        if (rc == -E2BIG || rc == -ENOBUFS)
+            qmem_error(q->cancel ? q->cancel->mem : NULL, rc, err, (unsigned)errlen);
+        else
+            snprintf(err, errlen, "%s",
+                     rc == -ENOMEM      ? "out of memory"
+                     : rc == -ETIMEDOUT ? "deadline passed"
+                     : rc == -ECANCELED ? "cancelled"
+                                        : strerror(-rc));
+    }
 out:
     pthread_mutex_lock(&e->lock);
     e->c.queries++;
@@ -395,8 +453,11 @@ out:
     free(snap);
     free(mine);
     plan_free(plan);
+    /* The result stays charged while its caller turns it into an answer:
+     * the query's qmem_end gives it back. */
     if (rc) {
         mprof_free(res);
+        qcancel_release(q->cancel, res_charged);
         return rc;
     }
     *out = res;

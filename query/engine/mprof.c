@@ -56,6 +56,18 @@ void mprof_free(struct mprof *p)
     free(p);
 }
 
+size_t mprof_bytes(const struct mprof *p)
+{
+    if (!p)
+        return 0;
+    size_t cells = (size_t)p->groups_cap * p->nbuckets;
+    return sizeof(*p) + intern_bytes(&p->str) + intern_bytes(&p->stk) + intern_bytes(&p->pairs) +
+           intern_bytes(&p->lsets) + (size_t)p->vals_cap * p->ntypes * sizeof(*p->vals) +
+           (size_t)p->groups_cap * sizeof(*p->group_val) +
+           cells * (sizeof(*p->points) + sizeof(*p->present)) + p->ind_cap * sizeof(*p->ind) +
+           (p->ex ? cells * sizeof(*p->ex) : 0) + p->nids;
+}
+
 uint32_t mprof_stack(struct mprof *p, const uint32_t *f, uint32_t n)
 {
     uint32_t s;

@@ -95,6 +95,10 @@ struct mprof {
 struct mprof *mprof_new(uint32_t ntypes);
 void mprof_free(struct mprof *p);
 
+/* The heap bytes @p holds (its tables and arrays, as allocated): what a
+ * query's memory budget is charged for it (query/engine/qmem.h). */
+size_t mprof_bytes(const struct mprof *p);
+
 /* Interns the stack @f[0..n) (name ids, leaf first); MPROF_NONE on ENOMEM.
  * Grows vals (zeroed) with the table. */
 uint32_t mprof_stack(struct mprof *p, const uint32_t *f, uint32_t n);

@@ -77,7 +77,45 @@ void plan_free(struct plan *p)
     free(p->mans);
     free(p->items);
     mprof_free(p->notes);
+    qcancel_release(p->charged_to, p->bytes);
     free(p);
+}
+
+/* Heap bytes of a malloc'd string, with the allocator's per-block cost. */
+#define STR_BYTES(s) ((s) ? strlen(s) + 1 + 16 : 0)
+
+/* The heap bytes a decoded footer holds (footer_decode's blocks). */
+static uint64_t footer_bytes(const struct seg_footer *f)
+{
+    uint64_t n;
+
+    if (!f)
+        return 0;
+    n = sizeof(*f) + STR_BYTES(f->tenant) + STR_BYTES(f->host) +
+        f->nsections * sizeof(*f->sections);
+    for (size_t i = 0; i < f->nsections; i++) {
+        const struct seg_section_info *si = &f->sections[i];
+        n += STR_BYTES(si->service) + si->nprofile_types * sizeof(char *) +
+             si->nlabels * sizeof(*si->labels);
+        for (size_t t = 0; t < si->nprofile_types; t++)
+            n += STR_BYTES(si->profile_types[t]);
+        for (size_t l = 0; l < si->nlabels; l++) {
+            n += STR_BYTES(si->labels[l].name) + si->labels[l].nvalues * sizeof(char *);
+            for (size_t v = 0; v < si->labels[l].nvalues; v++)
+                n += STR_BYTES(si->labels[l].values[v]);
+        }
+    }
+    return n;
+}
+
+/* Charges @n more bytes of @p to its request's budget. */
+static int plan_charge(struct plan *p, uint64_t n)
+{
+    int rc = qcancel_charge(p->charged_to, n);
+
+    if (!rc)
+        p->bytes += n;
+    return rc;
 }
 
 static bool summary_may_match(const struct sel_matcher *m, const struct seg_label_summary *ls)
@@ -126,6 +164,15 @@ bool plan_section_may_match(const struct selector *sel, const struct seg_section
 
 static int add_manifest(struct plan *p, struct manifest *m)
 {
+    uint64_t n = sizeof(*m) + m->nentries * sizeof(*m->entries) + m->nreplaces * sizeof(char *);
+    int rc;
+
+    for (size_t i = 0; i < m->nentries; i++)
+        n += STR_BYTES(m->entries[i].key) + footer_bytes(m->entries[i].footer);
+    for (size_t i = 0; i < m->nreplaces; i++)
+        n += STR_BYTES(m->replaces[i]);
+    if ((rc = plan_charge(p, n)))
+        return rc;
     if (p->nmans == p->mans_cap) {
         size_t cap = p->mans_cap ? p->mans_cap * 2 : 16;
         struct manifest **nm = realloc(p->mans, cap * sizeof(*nm));
@@ -142,6 +189,9 @@ static int add_item(struct plan *p, const struct plan_item *it)
 {
     if (p->n == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 64;
+        int rc = plan_charge(p, (cap - p->cap) * sizeof(*p->items));
+        if (rc)
+            return rc;
         struct plan_item *ni = realloc(p->items, cap * sizeof(*ni));
         if (!ni)
             return -ENOMEM;
@@ -336,6 +386,7 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
         free(p);
         return -ENOMEM;
     }
+    p->charged_to = r->cancel;
     if ((rc = plan_range_check(r->from, r->until, "from", "until", err, errlen))) {
         plan_free(p);
         return rc;
@@ -500,6 +551,8 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
         else if (rc == -ETIMEDOUT || rc == -ECANCELED)
             snprintf(err, errlen, "%s while planning",
                      rc == -ETIMEDOUT ? "deadline passed" : "cancelled");
+        else if (rc == -E2BIG || rc == -ENOBUFS)
+            qmem_error(r->cancel ? r->cancel->mem : NULL, rc, err, (unsigned)errlen);
         plan_free(p);
         return rc;
     }

@@ -56,6 +56,12 @@ struct plan {
     uint64_t footers;    /* segment footers read (suffix reads) */
     uint64_t skipped;    /* unreadable manifests */
     struct mprof *notes; /* warnings and stats only */
+    /* The heap bytes of the decoded manifests and footers and the items,
+     * charged to the request's memory budget as they are added (a refused
+     * charge stops the planning: -E2BIG / -ENOBUFS) and given back by
+     * plan_free. */
+    uint64_t bytes;
+    struct qcancel *charged_to;
 };
 
 struct plan_req {

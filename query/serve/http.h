@@ -20,7 +20,11 @@
  * suspended meanwhile. connguard cuts connections that read or send too
  * slowly and keeps room for clients that send their request at once. Each
  * query has a deadline and stops when its client goes away or the server
- * stops (query/engine/cancel.h). Every answer that ran a query carries the header
+ * stops (query/engine/cancel.h), or when it needs more memory than its
+ * budget (query/engine/qmem.h: 422 past the query's own limit, 429 with
+ * Retry-After when all queries together hold the worker's; a new query is
+ * refused with 429 while less than a sixteenth of a query's limit is left
+ * of the worker's). Every answer that ran a query carries the header
  * X-Stoke-Skipped: N, the number of segments and manifests it had to skip.
  */
 #ifndef STOKE_QUERY_HTTP_H
@@ -63,6 +67,9 @@ struct http_opts {
     unsigned max_connections;  /* at most the descriptors left (see http_limits) */
     unsigned max_per_ip;       /* 0 = no per-address limit */
     unsigned max_queries;      /* running at once; as many more may wait */
+    /* Memory budgets (query/engine/qmem.h), bytes: one query's, and all
+     * running queries' together. */
+    uint64_t query_memory, total_query_memory;
     /* Deferred symbolization: the largest debug file uploaded (0 =
      * DSYM_DEFAULT_MAX_FILE), and the worker's debuginfod client for
      * /metrics (NULL: none). */
@@ -77,6 +84,7 @@ struct http_opts {
 struct http_limits {
     unsigned query_timeout_ms, read_timeout_ms, write_timeout_ms;
     unsigned max_connections, max_reading, max_per_ip, max_queries, max_waiting;
+    uint64_t query_memory, total_query_memory; /* bytes */
 };
 void http_limits(const struct http_opts *o, uint64_t nofile, struct http_limits *out);
 

@@ -165,6 +165,16 @@ static void query_error(const struct native_api *a, int rc, const char *err,
             atomic_fetch_add(a->cancelled, 1);
         http_error_json(r, 503, "query: cancelled (client gone or server stopping)");
         break;
+    case -E2BIG:
+        /* The query cannot be answered within its budget, whenever it is
+         * asked: 422, as Prometheus answers a query that would load too
+         * many samples (and Mimir one over a per-query limit). */
+        http_error_json(r, 422, "%s", err);
+        break;
+    case -ENOBUFS:
+        /* The worker is full now: 429 with Retry-After, retry. */
+        http_error_json(r, 429, "%s", err);
+        break;
     default:
         http_error_json(r, rc == -ENOMEM ? 500 : 502, "query failed: %s",
                         err[0] ? err : strerror(-rc));

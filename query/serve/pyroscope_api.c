@@ -530,7 +530,10 @@ static struct query selection_query(const struct call *c, const struct selection
 /* Fills c->r with the Connect error of a query that failed with @rc. */
 static void query_error(struct call *c, int rc, const char *what, const char *err)
 {
-    enum connect_code code = rc == -ENOMEM      ? CONNECT_RESOURCE_EXHAUSTED
+    /* Past a memory budget (query/engine/qmem.h): resource_exhausted, the
+     * message says whether the query or the worker is over. */
+    enum connect_code code = rc == -ENOMEM || rc == -E2BIG || rc == -ENOBUFS
+                                 ? CONNECT_RESOURCE_EXHAUSTED
                              : rc == -ETIMEDOUT ? CONNECT_DEADLINE_EXCEEDED
                              : rc == -ECANCELED ? CONNECT_CANCELED
                              : rc == -EINVAL    ? CONNECT_INVALID_ARGUMENT

@@ -76,20 +76,32 @@ libc_debug() {
     fi
 }
 
+# start_query_worker LOG QUERY ARGS...: starts `QUERY ARGS... --listen
+# 127.0.0.1:0` in the background, its stderr in LOG; sets $pid, and $port
+# once it says it serves (5 s at most). Non-zero when it does not.
+start_query_worker() {
+    local log=$1 i; shift
+    port=
+    "$@" --listen 127.0.0.1:0 >/dev/null 2>"$log" &
+    pid=$!
+    for i in $(seq 50); do
+        port=$(sed -n 's/.* on port \([0-9]*\).*/\1/p' "$log")
+        [ -n "$port" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # The receiver tests' query side (test_receive*.sh): a worker over a store
 # and its answers. They use the caller's $pids (appended to), $FROM and
 # $UNTIL (milliseconds).
 start_worker() { # start_worker STORE: starts stoke-query; sets $qport
-    local i
-    qport=
-    "$ROOT/build/stoke-query" --store "$1" --listen 127.0.0.1:0 >/dev/null 2>"$1.query.log" &
-    pids+=($!)
-    for i in $(seq 50); do
-        qport=$(sed -n 's/.* on port \([0-9]*\).*/\1/p' "$1.query.log")
-        [ -n "$qport" ] && return 0
-        sleep 0.1
-    done
-    return 1
+    local pid port rc
+    start_query_worker "$1.query.log" "$ROOT/build/stoke-query" --store "$1"
+    rc=$?
+    pids+=($pid)
+    qport=$port
+    return $rc
 }
 top_json() { # top_json PORT SERVICE PROFILE_TYPE [tenant]: /api/v1/top of one service
     curl -s -G "http://127.0.0.1:$1/api/v1/top" --data-urlencode "from=$FROM" \

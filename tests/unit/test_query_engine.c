@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -1214,6 +1215,115 @@ static void test_query_cancel(void **state)
     selector_free(sel);
 }
 
+/* Memory budgets (query/engine/qmem.h): a query charges what it holds and
+ * gives all of it back, stopped or not; under its limit it stops with
+ * -E2BIG (422), under the worker's with -ENOBUFS (429). */
+static void test_query_memory(void **state)
+{
+    struct selector *sel = NULL;
+    struct mprof *mp = NULL;
+    struct qcancel qc;
+    struct qmem_pool pool;
+    struct qmem m;
+    char err[256];
+
+    /* One decode thread: the peak is then the same in every run (with
+     * two, it depends on how their charges interleave). */
+    struct engine_opts eo = {.store = st, .cache = cache, .threads = 1};
+    struct engine *e1 = engine_new(&eo);
+    assert_non_null(e1);
+    assert_int_equal(selector_parse("{}", &sel, err, sizeof(err)), 0);
+    for (int mode = 0; mode < 2; mode++) {
+        struct query q = {.tenant = "default",
+                          .sel = sel,
+                          .selector_text = "{}",
+                          .from = T0,
+                          .until = T0 + NWIN * WIN,
+                          .mode = mode ? Q_SERIES : Q_PROFILE,
+                          .step = WIN,
+                          .cancel = &qc};
+        /* Enough: it runs, its peak is charged, its result stays charged
+         * until the query ends. */
+        qmem_pool_init(&pool, 64 << 20);
+        qmem_init(&m, &pool, 64 << 20);
+        qcancel_init(&qc, 0, NULL, NULL, NULL);
+        qc.mem = &m;
+        assert_int_equal(engine_query(e1, &q, &mp, err, sizeof(err)), 0);
+        uint64_t peak = atomic_load(&m.peak);
+        assert_true(atomic_load(&m.used) >= mprof_bytes(mp));
+        assert_true(peak >= atomic_load(&m.used) && peak > 4096);
+        assert_int_equal(atomic_load(&pool.used), atomic_load(&m.used));
+        mprof_free(mp);
+        mp = NULL;
+        qmem_end(&m);
+        assert_int_equal(atomic_load(&pool.used), 0);
+        /* Any limit below its peak stops it, in planning, decoding or
+         * merging, and nothing stays charged (every path gives back). */
+        for (uint64_t k = 0; k < 16; k++) {
+            uint64_t lim = peak * k / 16 + 1;
+            qmem_pool_init(&pool, 64 << 20);
+            qmem_init(&m, &pool, lim);
+            qcancel_init(&qc, 0, NULL, NULL, NULL);
+            qc.mem = &m;
+            err[0] = '\0';
+            int rc = engine_query(e1, &q, &mp, err, sizeof(err));
+            if (rc != -E2BIG)
+                fail_msg("limit %" PRIu64 " of peak %" PRIu64 ": %d %s", lim, peak, rc, err);
+            assert_null(mp);
+            assert_non_null(strstr(err, "query needs more than"));
+            assert_non_null(strstr(err, "--query-memory-limit"));
+            assert_true(atomic_load(&m.peak) <= lim);
+            assert_int_equal(atomic_load(&m.used), 0);
+            assert_int_equal(atomic_load(&pool.used), 0);
+            assert_int_equal(atomic_load(&pool.over_query), 1);
+            assert_int_equal(qcancel_check(&qc), -E2BIG);
+        }
+        /* The worker's budget below what the query needs: -ENOBUFS. */
+        qmem_pool_init(&pool, peak / 2);
+        qmem_init(&m, &pool, 64 << 20);
+        qcancel_init(&qc, 0, NULL, NULL, NULL);
+        qc.mem = &m;
+        assert_int_equal(engine_query(e1, &q, &mp, err, sizeof(err)), -ENOBUFS);
+        assert_non_null(strstr(err, "retry"));
+        assert_int_equal(atomic_load(&pool.used), 0);
+        assert_int_equal(atomic_load(&pool.over_worker), 1);
+        assert_true(atomic_load(&pool.peak) <= peak / 2);
+    }
+
+    /* Through the HTTP layer: 422 (native), resource_exhausted (Connect);
+     * the default budget answers. */
+    char from[32], until[32], qs[128];
+    snprintf(from, sizeof(from), "%lld", (long long)T0);
+    snprintf(until, sizeof(until), "%lld", (long long)(T0 + NWIN * WIN));
+    snprintf(qs, sizeof(qs), "from=%s&until=%s", from, until);
+    struct http_opts ho = {.engine = eng, .tenant = "default", .query_memory = 4096};
+    struct http_server *s = http_new_unbound(&ho);
+    struct http_response r;
+    assert_int_equal(get(s, "/api/v1/flamegraph", qs, &r), 422);
+    assert_non_null(strstr((char *)r.body, "query needs more than 4 KiB"));
+    free(r.body);
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":"
+             "\"{}\",\"start\":%s,\"end\":%s}",
+             from, until);
+    struct kv kv = {.k = {"Content-Type"}, .v = {"application/json"}, .n = 1};
+    http_route_headers(s, "POST", "/querier.v1.QuerierService/SelectMergeStacktraces", kv_get,
+                       kv_get, &kv, (const uint8_t *)body, strlen(body), &r);
+    if (r.status != 429 || !strstr((char *)r.body, "resource_exhausted") ||
+        !strstr((char *)r.body, "--query-memory-limit"))
+        fail_msg("%d %.*s", r.status, (int)r.len, (char *)r.body);
+    free(r.body);
+    http_stop(s);
+    ho.query_memory = 0;
+    s = http_new_unbound(&ho);
+    assert_int_equal(get(s, "/api/v1/flamegraph", qs, &r), 200);
+    free(r.body);
+    http_stop(s);
+    engine_free(e1);
+    selector_free(sel);
+}
+
 /* The cache: LRU by bytes, a disk tier that survives the memory tier. */
 static void test_cache(void **state)
 {
@@ -1259,6 +1369,61 @@ static void test_cache(void **state)
 /* Merge kernel speed: one synthetic section, dense ids, printed. The
  * canonical figure is merge_kernel_rows of `make bench-micro` (bench/micro.c,
  * same section, fixed iterations, CPU time); this is a quick check. */
+/* The cache stays within its cap while query threads fill and read it at
+ * once (issue #18 item 5), and every get is the bytes put. */
+struct cache_hammer {
+    struct cache *c;
+    unsigned seed;
+    atomic_int over, wrong;
+};
+
+static void *cache_hammer_main(void *arg)
+{
+    struct cache_hammer *h = arg;
+    unsigned seed = h->seed;
+    uint8_t blob[9000];
+    struct store_buf b;
+    struct cache_stats cs;
+
+    for (int i = 0; i < 3000; i++) {
+        uint64_t k = (uint64_t)(rand_r(&seed) % 200), len = 500 + k * 40;
+        memset(blob, (int)(k & 0xff), len);
+        if (rand_r(&seed) % 2)
+            cache_put(h->c, "seg", k * 10000, len, blob, len);
+        else if (cache_get(h->c, "seg", k * 10000, len, &b) == 0) {
+            if (b.len != len || b.data[0] != (uint8_t)k || b.data[len - 1] != (uint8_t)k)
+                atomic_fetch_add(&h->wrong, 1);
+            free(b.data);
+        }
+        cache_stats(h->c, &cs);
+        if (cs.bytes > 64 * 1024)
+            atomic_fetch_add(&h->over, 1);
+    }
+    return NULL;
+}
+
+static void test_cache_threads(void **state)
+{
+    struct cache_hammer h[4];
+    pthread_t t[4];
+    struct cache *c = cache_new(64 * 1024, NULL);
+    struct cache_stats cs;
+
+    assert_non_null(c);
+    for (int i = 0; i < 4; i++) {
+        h[i] = (struct cache_hammer){.c = c, .seed = (unsigned)i + 1};
+        assert_int_equal(pthread_create(&t[i], NULL, cache_hammer_main, &h[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(atomic_load(&h[i].over), 0);
+        assert_int_equal(atomic_load(&h[i].wrong), 0);
+    }
+    cache_stats(c, &cs);
+    assert_true(cs.bytes <= 64 * 1024 && cs.evictions > 0 && cs.hits > 0);
+    cache_free(c);
+}
+
 static void test_bench_merge(void **state)
 {
     const uint32_t nstacks = 20000, depth = 12, nfuncs = 2000;
@@ -1738,8 +1903,10 @@ int main(void)
         cmocka_unit_test(test_peer_request),
         cmocka_unit_test(test_corrupt_segment),
         cmocka_unit_test(test_query_cancel),
+        cmocka_unit_test(test_query_memory),
         cmocka_unit_test(test_http_socket),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_cache_threads),
         cmocka_unit_test(test_bench_merge),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -6,9 +6,12 @@
  * gone, stop; the first reason sticks), the connection guard (phase
  * deadlines that trickled bytes do not extend, eviction of the oldest
  * reader, with the default timeouts), the work pool (bounded, 429 when
- * full, closing runs what is queued) and the limits' defaults.
+ * full, closing runs what is queued), the limits' defaults, and the memory
+ * budgets' accounting (query/engine/qmem.h: per query and worker-wide,
+ * refusals not kept, everything given back, exact under threads).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +29,7 @@
 #include "query/serve/connguard.h"
 #include "query/serve/http.h"
 #include "query/engine/plan.h"
+#include "query/engine/qmem.h"
 #include "query/serve/workpool.h"
 
 #define DAY 86400000LL
@@ -299,6 +303,8 @@ static void test_limits(void **state)
     assert_int_equal(l.max_queries, HTTP_DEFAULT_MAX_QUERIES);
     assert_int_equal(l.max_waiting, 4 * HTTP_DEFAULT_MAX_QUERIES);
     assert_int_equal(l.max_per_ip, 0);
+    assert_int_equal(l.query_memory, (uint64_t)QMEM_DEFAULT_QUERY_MB << 20);
+    assert_int_equal(l.total_query_memory, (uint64_t)QMEM_DEFAULT_TOTAL_MB << 20);
     /* The defaults hold the 300 slow clients and leave room. */
     assert_true(l.max_reading > 300);
     assert_true(l.read_timeout_ms <= 10000);
@@ -312,6 +318,11 @@ static void test_limits(void **state)
     assert_int_equal(l.max_reading, 1);
     assert_int_equal(l.query_timeout_ms, 5);
     assert_int_equal(l.max_waiting, 4);
+    /* A query may never have more than all queries together. */
+    ho = (struct http_opts){.query_memory = 64 << 20, .total_query_memory = 8 << 20};
+    http_limits(&ho, 1 << 20, &l);
+    assert_int_equal(l.query_memory, 8 << 20);
+    assert_int_equal(l.total_query_memory, 8 << 20);
 }
 
 struct job {
@@ -360,13 +371,152 @@ static void test_workpool(void **state)
     workpool_free(p);
 }
 
+static void test_qmem(void **state)
+{
+    struct qmem_pool pool;
+    struct qmem a, b;
+    /* Steps on two queries of one pool: who, +charge / -release, the
+     * expected answer, then both queries' and the pool's use. */
+    static const struct {
+        int who;
+        int64_t n;
+        int rc;
+        uint64_t a, b, pool;
+    } steps[] = {
+        {0, 600, 0, 600, 0, 600},
+        {0, 401, -E2BIG, 600, 0, 600}, /* a's limit is 1000 */
+        {0, 400, 0, 1000, 0, 1000},    /* exactly the limit is fine */
+        {1, 900, 0, 1000, 900, 1900},
+        {1, 101, -ENOBUFS, 1000, 900, 1900}, /* b's limit is 1500, the pool's 2000 */
+        {1, 100, 0, 1000, 1000, 2000},
+        {0, -300, 0, 700, 1000, 1700},
+        {1, 501, -E2BIG, 700, 1000, 1700},
+        {0, 300, 0, 1000, 1000, 2000},
+        {0, -5000, 0, 0, 1000, 1000}, /* over-release: never below zero */
+        {1, -1000, 0, 0, 0, 0},
+        {0, INT64_MAX, -E2BIG, 0, 0, 0}, /* huge: refused, no wrap */
+    };
+
+    qmem_pool_init(&pool, 2000);
+    qmem_init(&a, &pool, 1000);
+    qmem_init(&b, &pool, 1500);
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        struct qmem *m = steps[i].who ? &b : &a;
+        int rc = 0;
+        if (steps[i].n >= 0)
+            rc = qmem_charge(m, (uint64_t)steps[i].n);
+        else
+            qmem_release(m, (uint64_t)-steps[i].n);
+        if (rc != steps[i].rc || atomic_load(&a.used) != steps[i].a ||
+            atomic_load(&b.used) != steps[i].b || atomic_load(&pool.used) != steps[i].pool)
+            fail_msg("step %zu: rc %d, a %" PRIu64 ", b %" PRIu64 ", pool %" PRIu64, i, rc,
+                     (uint64_t)atomic_load(&a.used), (uint64_t)atomic_load(&b.used),
+                     (uint64_t)atomic_load(&pool.used));
+    }
+    assert_int_equal(atomic_load(&pool.peak), 2000);
+    assert_int_equal(atomic_load(&a.peak), 1000);
+    assert_int_equal(atomic_load(&pool.over_query), 3);
+    assert_int_equal(atomic_load(&pool.over_worker), 1);
+    /* Admission: full when less than @need is left. */
+    assert_false(qmem_pool_full(&pool, 2000));
+    assert_int_equal(qmem_charge(&a, 900), 0);
+    assert_true(qmem_pool_full(&pool, 1101));
+    assert_false(qmem_pool_full(&pool, 1100));
+    /* The end of a query gives back what it still holds. */
+    qmem_end(&a);
+    assert_int_equal(atomic_load(&pool.used), 0);
+    assert_int_equal(qmem_resize(&a, 0, 500), 0);
+    assert_int_equal(qmem_resize(&a, 500, 1001), -E2BIG);
+    assert_int_equal(qmem_resize(&a, 500, 200), 0);
+    assert_int_equal(atomic_load(&pool.used), 200);
+    qmem_end(&a);
+    /* No limits: anything goes; a NULL budget always succeeds. */
+    qmem_pool_init(&pool, 0);
+    qmem_init(&a, &pool, 0);
+    assert_int_equal(qmem_charge(&a, UINT64_MAX / 2), 0);
+    assert_false(qmem_pool_full(&pool, UINT64_MAX));
+    qmem_end(&a);
+    assert_int_equal(qmem_charge(NULL, 1), 0);
+    char msg[256];
+    qmem_init(&a, &pool, 3u << 20);
+    assert_non_null(
+        strstr(qmem_error(&a, -E2BIG, msg, sizeof(msg)), "query needs more than 3 MiB of memory"));
+    qmem_pool_init(&pool, 96u << 20);
+    assert_non_null(strstr(qmem_error(&a, -ENOBUFS, msg, sizeof(msg)), "96 MiB"));
+}
+
+/* A refused charge stops the query like a deadline: the reason sticks. */
+static void test_qmem_cancel(void **state)
+{
+    struct qmem_pool pool;
+    struct qmem m;
+    struct qcancel c;
+    uint64_t charged = 0;
+
+    qmem_pool_init(&pool, 1 << 20);
+    qmem_init(&m, &pool, 100);
+    qcancel_init(&c, 0, NULL, NULL, NULL);
+    assert_int_equal(qcancel_charge(&c, 1000), 0); /* no budget set: free */
+    c.mem = &m;
+    assert_int_equal(qcancel_recharge(&c, &charged, 60), 0);
+    assert_int_equal(charged, 60);
+    assert_int_equal(qcancel_check(&c), 0);
+    assert_int_equal(qcancel_recharge(&c, &charged, 101), -E2BIG);
+    assert_int_equal(charged, 60); /* a refusal keeps the old charge */
+    assert_int_equal(qcancel_check(&c), -E2BIG);
+    assert_int_equal(qcancel_charge(&c, 1), -E2BIG); /* the first reason sticks */
+    qcancel_release(&c, 60);
+    assert_int_equal(atomic_load(&pool.used), 0);
+    assert_int_equal(qcancel_charge(NULL, 5), 0);
+}
+
+#define QMEM_THREADS 4
+#define QMEM_ROUNDS  20000
+
+static void *qmem_thread(void *arg)
+{
+    struct qmem *m = arg;
+
+    for (int i = 0; i < QMEM_ROUNDS; i++) {
+        uint64_t n = (uint64_t)(i % 97) * 13 + 1;
+        if (qmem_charge(m, n) == 0)
+            qmem_release(m, n);
+    }
+    return NULL;
+}
+
+/* Threads charging one pool (two per query, as a query's decode threads
+ * do): it never goes past its limit and comes back to zero. */
+static void test_qmem_threads(void **state)
+{
+    struct qmem_pool pool;
+    struct qmem m[QMEM_THREADS / 2];
+    pthread_t t[QMEM_THREADS];
+
+    qmem_pool_init(&pool, 2000);
+    for (int i = 0; i < QMEM_THREADS / 2; i++)
+        qmem_init(&m[i], &pool, 1500);
+    for (int i = 0; i < QMEM_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, qmem_thread, &m[i / 2]), 0);
+    for (int i = 0; i < QMEM_THREADS; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&pool.used), 0);
+    assert_true(atomic_load(&pool.peak) <= 2000);
+    for (int i = 0; i < QMEM_THREADS / 2; i++) {
+        assert_int_equal(atomic_load(&m[i].used), 0);
+        assert_true(atomic_load(&m[i].peak) <= 1500);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_range_check), cmocka_unit_test(test_plan_bounded),
-        cmocka_unit_test(test_cancel),      cmocka_unit_test(test_socket_gone),
-        cmocka_unit_test(test_connguard),   cmocka_unit_test(test_connguard_thread),
-        cmocka_unit_test(test_limits),      cmocka_unit_test(test_workpool),
+        cmocka_unit_test(test_range_check),  cmocka_unit_test(test_plan_bounded),
+        cmocka_unit_test(test_cancel),       cmocka_unit_test(test_socket_gone),
+        cmocka_unit_test(test_connguard),    cmocka_unit_test(test_connguard_thread),
+        cmocka_unit_test(test_limits),       cmocka_unit_test(test_workpool),
+        cmocka_unit_test(test_qmem),         cmocka_unit_test(test_qmem_cancel),
+        cmocka_unit_test(test_qmem_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
