@@ -535,6 +535,13 @@ static int cmd_compact(const struct cli *c, struct store *st, char **files, int 
                (unsigned long long)cs.objects_deleted, (unsigned long long)cs.hours_expired,
                (unsigned long long)cs.objects_kept, (unsigned long long)cs.blocks_orphaned,
                (unsigned long long)cs.errors, cs.last_error[0] ? ": " : "", cs.last_error);
+        /* what the run asked the store: the requests S3 bills
+         * (docs/storage.md, cost model) */
+        printf("compact: store requests: %llu GET, %llu LIST, %llu PUT, %llu DELETE; %llu bytes "
+               "got, %llu put\n",
+               (unsigned long long)st->stats.gets, (unsigned long long)st->stats.lists,
+               (unsigned long long)st->stats.puts, (unsigned long long)st->stats.deletes,
+               (unsigned long long)st->stats.bytes_got, (unsigned long long)st->stats.bytes_put);
         if (co.rules)
             record(c, st, co.rules, nrules, bad);
         rule_eval_free(co.rules);
