@@ -54,7 +54,7 @@ int main(int argc, char **argv)
                         "--until MS [--selector SEL] [--reps N]\n");
         return 2;
     }
-    struct store_opts so = {.url = url};
+    struct store_opts so = {.url = url, .path_style = -1}; /* auto: path-style off AWS */
     struct store *st = store_open(&so, err, sizeof(err));
     struct selector *sel = NULL;
     if (!st || selector_parse(seltext, &sel, err, sizeof(err))) {

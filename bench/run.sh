@@ -285,13 +285,17 @@ python3 bench/compare.py --out "$T/compare.json" "${args[@]}" \
 mapfile -t srcs < <(for d in "$T"/stoke/out/*/; do
     ls -S "$d"*.pb.gz 2>/dev/null | head -1; done | xargs -r ls -S | head -8)
 echo "bench: storage and query ($(($(date +%s) - bench_start)) s; scripts/storage_bench.sh, ${#srcs[@]} source profiles) ..."
-# The 100-host x 24 h query fleet replays one profile: the corpus Go CPU
-# profile by default (~10 s to generate); BENCH_FLEET_SOURCE=agent uses the
-# agent's largest profile of this run (one row per sample at 19 Hz: 37 M rows,
-# minutes to generate on a busy 2-core machine), or give a FILE.pb.gz.
-fleet=${BENCH_FLEET_SOURCE:-../shared/corpus/pprof/go-cpu.pb.gz}
-if [ "$fleet" = agent ] || [ ! -r "$fleet" ]; then fleet=${srcs[0]:-}; fi
-STORAGE_FLEET_SOURCE=$fleet STORAGE_BENCH_JSON="$T/storage.json" scripts/storage_bench.sh 100 24 "${srcs[@]}" \
+# The 100-host x 24 h query fleet: by default the calibrated model
+# (`stoke-query generate --model calibrated`: the diversity the agent measured
+# on a busy host, docs/storage.md; BENCH_FLEET_ROWS rows per host per 10 s
+# window, default 321 as measured -- ~45 min to generate on the 2-core
+# machine; 32 takes ~5). BENCH_FLEET_SOURCE=go-cpu replays the corpus Go CPU
+# profile (one profile copied per host, ~10 s), =agent the agent's largest
+# profile of this run, or give a FILE.pb.gz.
+fleet=${BENCH_FLEET_SOURCE:-calibrated}
+[ "$fleet" != go-cpu ] || fleet=../shared/corpus/pprof/go-cpu.pb.gz
+if [ "$fleet" = agent ] || { [ "$fleet" != calibrated ] && [ ! -r "$fleet" ]; }; then fleet=${srcs[0]:-}; fi
+STORAGE_FLEET_ROWS=${BENCH_FLEET_ROWS:-} STORAGE_FLEET_SOURCE=$fleet STORAGE_BENCH_JSON="$T/storage.json" scripts/storage_bench.sh 100 24 "${srcs[@]}" \
     >"$T/storage.txt" 2>&1 || echo "bench: storage_bench.sh failed: $(tail -2 "$T/storage.txt")"
 
 # ---- micro-benchmarks (bench-micro target, when present) -----------------------

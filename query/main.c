@@ -81,7 +81,8 @@ struct cli {
     const char *remote_write_url;
     unsigned remote_write_retries, remote_write_timeout_ms, rule_interval_s;
     /* generate */
-    unsigned hosts, services, hours, flush_s;
+    unsigned hosts, services, hours, flush_s, first_host, model_rows, model_services;
+    const char *model;
     int64_t start_ms, seed;
     bool compacted;
     bool entries;
@@ -239,6 +240,16 @@ static const struct opt opts[] = {
     {"seed", CMD_GENERATE, O_I64, OFF(seed), 0, INT64_MAX, "N", "variation seed"},
     {"compacted", CMD_GENERATE, O_BOOL, OFF(compacted), 0, 0, NULL,
      "write compacted hours (blocks and hour manifests)"},
+    {"model", CMD_GENERATE, O_STR, OFF(model), 0, 0, "NAME",
+     "'calibrated': no source files; every host's stacks, weights, depths and churn drawn "
+     "from what the agent measured on a busy host (docs/storage.md); --services is then the "
+     "fleet's services, of which each host runs some"},
+    {"rows", CMD_GENERATE, O_UINT, OFF(model_rows), 1, 1u << 20, "N",
+     "with --model: rows per host per 10 s window (default: the calibrated figure)"},
+    {"services-per-host", CMD_GENERATE, O_UINT, OFF(model_services), 1, 1u << 16, "N",
+     "with --model: services each host runs (default: the calibrated figure)"},
+    {"first-host", CMD_GENERATE, O_UINT, OFF(first_host), 0, UINT_MAX / 2, "N",
+     "name the hosts from host-N on (to write one fleet with several processes)"},
     /* Hidden (no help): the layout of stores written before one object per
      * flush, a manifest entry beside every segment, for the tests and
      * benchmarks of reading such stores. */
@@ -623,6 +634,13 @@ static int cmd_compact(const struct cli *c, struct store *st, char **files, int 
                (unsigned long long)cs.blocks_orphaned, (unsigned long long)cs.hours_busy,
                (unsigned long long)cs.commits_lost, (unsigned long long)cs.errors,
                cs.last_error[0] ? ": " : "", cs.last_error);
+        /* what the run asked the store: the requests S3 bills
+         * (docs/storage.md, cost model) */
+        printf("compact: store requests: %llu GET, %llu LIST, %llu PUT, %llu DELETE; %llu bytes "
+               "got, %llu put\n",
+               (unsigned long long)st->stats.gets, (unsigned long long)st->stats.lists,
+               (unsigned long long)st->stats.puts, (unsigned long long)st->stats.deletes,
+               (unsigned long long)st->stats.bytes_got, (unsigned long long)st->stats.bytes_put);
         if (co.rules)
             record(c, st, co.rules, nrules, bad);
         rule_eval_free(co.rules);
@@ -651,12 +669,23 @@ static int cmd_generate(const struct cli *c, struct store *st, char **files, int
                                .seed = (uint64_t)c->seed,
                                .compacted = c->compacted,
                                .entries = c->entries,
+                               .first_host = c->first_host,
+                               .model_rows = c->model_rows,
+                               .model_services = c->model_services,
                                .files = (const char *const *)files,
                                .nfiles = (size_t)nfiles};
     struct generate_stats gs;
     struct timespec t0, t1;
     char err[512];
 
+    if (c->model) {
+        if (strcmp(c->model, "calibrated") || nfiles) {
+            fprintf(stderr, "stoke-query generate: --model takes 'calibrated' and no source "
+                            "files\n");
+            return 1;
+        }
+        go.model = &generate_model_calibrated;
+    }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int ret = fleet_generate(st, &go, &gs, err, sizeof(err));
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -982,8 +1011,8 @@ int main(int argc, char **argv)
             missing = "expected: debuginfo upload --store URL FILE...";
         break;
     default:
-        if (!c.store || nfiles < 1)
-            missing = "--store and at least one pprof FILE are required";
+        if (!c.store || (nfiles < 1 && !(cmds[k].cmd == CMD_GENERATE && c.model)))
+            missing = "--store and at least one pprof FILE (or --model) are required";
         break;
     }
     if (missing) {

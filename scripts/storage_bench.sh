@@ -5,6 +5,12 @@
 #     agents write it (a segment + an entry per 60 s flush), then compacted;
 #  2. query latency of one service's flame graph and top over 100 hosts x
 #     24 h (compacted), with 1 worker and with 2 (--peers), cold and warm.
+#     STORAGE_FLEET_SOURCE: a pprof to replay, or `calibrated` (no file:
+#     `stoke-query generate --model calibrated`, every host's windows drawn
+#     from what bench/calibrate.sh measured on a busy host, docs/storage.md;
+#     STORAGE_FLEET_ROWS rows per host per 10 s window, default the
+#     calibrated 321 -- 100 x 24 h of them is ~277 M rows and takes ~45 min
+#     to generate on the 2-core machine; 32 is a host at a tenth of that).
 # Usage: scripts/storage_bench.sh [HOSTS] [HOURS] [SOURCE.pb.gz...]
 # The default source is the agent's own output when build/bench-profiles
 # holds some (scripts/overhead.sh leaves none; `stoke-agent --output-dir
@@ -31,7 +37,7 @@ $Q generate --store "$tmp/one" --hosts 1 --services ${#srcs[@]} --hours 1 --star
     tee "$tmp/gen1.txt"
 objs_before=$(find "$tmp/one" -type f | wc -l)
 bytes_before=$(find "$tmp/one" -type f -printf "%s\n" | awk "{s += \$1} END {print s}")
-$Q compact --store "$tmp/one" --delay 0 | tail -1
+$Q compact --store "$tmp/one" --delay 0 | grep "hours compacted"
 objs_after=$(find "$tmp/one" -type f | wc -l)
 bytes_after=$(find "$tmp/one" -type f -printf "%s\n" | awk "{s += \$1} END {print s}")
 samples=$(sed -n 's/.* \([0-9]*\) samples in .*/\1/p' "$tmp/gen1.txt")
@@ -43,8 +49,15 @@ awk -v s="$samples" -v b="$bytes_before" -v a="$bytes_after" \
 
 echo "== 1 service x $hosts hosts x $hours h, compacted (generated in one go)"
 fleet_src=${STORAGE_FLEET_SOURCE:-${srcs[0]}}
+if [ "$fleet_src" = calibrated ]; then
+    fleet_args=(--model calibrated)
+    [ -z "${STORAGE_FLEET_ROWS:-}" ] || fleet_args+=(--rows "$STORAGE_FLEET_ROWS")
+    fleet_src="calibrated model, ${STORAGE_FLEET_ROWS:-321} rows per host-window"
+else
+    fleet_args=("$fleet_src")
+fi
 $Q generate --store "$tmp/fleet" --hosts "$hosts" --services 1 --hours "$hours" --compacted \
-    --start $start "$fleet_src" | tail -1
+    --start $start "${fleet_args[@]}" | tail -1
 from=$start; until=$((start + hours * 3600000))
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 p1=$(port); p2=$(port)

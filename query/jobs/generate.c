@@ -3,6 +3,7 @@
  * generate — see generate.h.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,301 @@ static void unvary(struct source *s, size_t n_all)
     s->p->n_sample = n_all;
 }
 
+/* ---- the calibrated model --------------------------------------------- */
+
+#define MODEL_WINDOW_MS 10000
+#define MODEL_PERIOD    52631578 /* ns between samples at 19 Hz */
+#define MODEL_MAX_DEPTH 128
+#define MODEL_MODULES   97
+
+/* Measured by bench/calibrate.sh on the development host, 2026-12-06
+ * (docs/storage.md, "The calibrated fleet"); bench/calibrate.py prints
+ * these lines. */
+#define MODEL_ROWS              321
+#define MODEL_SAMPLES_PER_ROW   1.177
+#define MODEL_ZIPF              1.547
+#define MODEL_CHURN             0.944
+#define MODEL_CHURN_NEW         0.859
+#define MODEL_FUNCTIONS         3895
+#define MODEL_LABEL_SETS        1
+#define MODEL_SERVICES_PER_HOST 103
+#define MODEL_DEPTH_DECILES     7, 9, 10, 13, 16, 18, 20, 22, 26, 139
+
+const struct generate_model generate_model_calibrated = {
+    .rows = MODEL_ROWS,
+    .samples_per_row = MODEL_SAMPLES_PER_ROW,
+    .zipf = MODEL_ZIPF,
+    .churn = MODEL_CHURN,
+    .churn_new = MODEL_CHURN_NEW,
+    .functions = MODEL_FUNCTIONS,
+    .label_sets = MODEL_LABEL_SETS,
+    .services_per_host = MODEL_SERVICES_PER_HOST,
+    .depth_deciles = {MODEL_DEPTH_DECILES},
+};
+
+static uint64_t mix(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
+{
+    uint64_t s = a ^ (b * 0x9E3779B97F4A7C15ull);
+    s = rng_next(&s) ^ c;
+    s = rng_next(&s) ^ d;
+    return rng_next(&s);
+}
+
+/* One pprof profile rebuilt for every (host, service, window), with dense
+ * ids: only the functions its samples use (so the codec's per-profile work
+ * is proportional to the rows, not to the model's pool). */
+struct model_gen {
+    const struct generate_model *m;
+    unsigned rows; /* per host and window, all services */
+    size_t cap;    /* frames a window can hold */
+    Perftools__Profiles__Profile p;
+    Perftools__Profiles__ValueType types[2], *typep[2], period_type;
+    char **pool;     /* function names, then module files, then label values */
+    uint32_t *stamp; /* per pool string: the window that last used it */
+    uint32_t *idx;   /* its string index in that window */
+    uint32_t *fidx;  /* per function: its id in that window */
+    uint32_t epoch;
+    char **strings;
+    Perftools__Profiles__Function *funcs, **funcp;
+    Perftools__Profiles__Location *locs, **locp;
+    Perftools__Profiles__Line *lines, **linep;
+    Perftools__Profiles__Sample *samples, **samplep;
+    Perftools__Profiles__Label *labels, **labelp;
+    uint64_t *loc_ids;
+    int64_t *values;
+};
+
+static const char *const model_fixed[] = {"",    "samples",     "count",
+                                          "cpu", "nanoseconds", "process_executable_name"};
+#define MODEL_NFIXED 6
+
+static void model_free(struct model_gen *g)
+{
+    size_t npool = g->m ? g->m->functions + MODEL_MODULES + g->m->label_sets + 1 : 0;
+    for (size_t i = 0; g->pool && i < npool; i++)
+        free(g->pool[i]);
+    free(g->pool);
+    free(g->stamp);
+    free(g->idx);
+    free(g->fidx);
+    free(g->strings);
+    free(g->funcs);
+    free(g->funcp);
+    free(g->locs);
+    free(g->locp);
+    free(g->lines);
+    free(g->linep);
+    free(g->samples);
+    free(g->samplep);
+    free(g->labels);
+    free(g->labelp);
+    free(g->loc_ids);
+    free(g->values);
+}
+
+static int model_init(struct model_gen *g, const struct generate_model *m, unsigned rows)
+{
+    size_t nf = m->functions, nl = m->label_sets ? m->label_sets : 1;
+    size_t npool = nf + MODEL_MODULES + m->label_sets + 1;
+
+    memset(g, 0, sizeof(*g));
+    g->m = m;
+    g->rows = rows;
+    if (!nf || !rows || rows > (1u << 16) || nf > (1u << 24) || nl > 4096)
+        return -EINVAL;
+    g->cap = (size_t)rows * MODEL_MAX_DEPTH;
+    g->pool = calloc(npool, sizeof(char *));
+    g->stamp = calloc(npool, sizeof(uint32_t));
+    g->idx = calloc(npool, sizeof(uint32_t));
+    g->fidx = calloc(nf, sizeof(uint32_t));
+    g->strings = calloc(MODEL_NFIXED + g->cap + MODEL_MODULES + rows, sizeof(char *));
+    g->funcs = calloc(g->cap, sizeof(*g->funcs));
+    g->funcp = calloc(g->cap, sizeof(*g->funcp));
+    g->locs = calloc(g->cap, sizeof(*g->locs));
+    g->locp = calloc(g->cap, sizeof(*g->locp));
+    g->lines = calloc(g->cap, sizeof(*g->lines));
+    g->linep = calloc(g->cap, sizeof(*g->linep));
+    g->samples = calloc(rows, sizeof(*g->samples));
+    g->samplep = calloc(rows, sizeof(*g->samplep));
+    g->labels = calloc(rows, sizeof(*g->labels));
+    g->labelp = calloc(rows, sizeof(*g->labelp));
+    g->loc_ids = calloc(g->cap, sizeof(uint64_t));
+    g->values = calloc((size_t)rows * 2, sizeof(int64_t));
+    if (!g->pool || !g->stamp || !g->idx || !g->fidx || !g->strings || !g->funcs || !g->funcp ||
+        !g->locs || !g->locp || !g->lines || !g->linep || !g->samples || !g->samplep ||
+        !g->labels || !g->labelp || !g->loc_ids || !g->values)
+        return -ENOMEM;
+    for (size_t i = 0; i < npool; i++) {
+        char b[64];
+        if (i < nf)
+            snprintf(b, sizeof(b), "module%03zu::handle_%06zu", i % MODEL_MODULES, i);
+        else if (i < nf + MODEL_MODULES)
+            snprintf(b, sizeof(b), "src/module%03zu/impl.c", i - nf);
+        else
+            snprintf(b, sizeof(b), "exe-%zu", i - nf - MODEL_MODULES);
+        if (!(g->pool[i] = strdup(b)))
+            return -ENOMEM;
+    }
+    perftools__profiles__profile__init(&g->p);
+    g->p.string_table = g->strings;
+    for (int i = 0; i < 2; i++) {
+        perftools__profiles__value_type__init(&g->types[i]);
+        g->types[i].type = i ? 3 : 1;
+        g->types[i].unit = i ? 4 : 2;
+        g->typep[i] = &g->types[i];
+    }
+    g->p.sample_type = g->typep;
+    g->p.n_sample_type = 2;
+    perftools__profiles__value_type__init(&g->period_type);
+    g->period_type.type = 3;
+    g->period_type.unit = 4;
+    g->p.period_type = &g->period_type;
+    g->p.period = MODEL_PERIOD;
+    g->p.function = g->funcp;
+    g->p.location = g->locp;
+    for (size_t f = 0; f < g->cap; f++) {
+        perftools__profiles__function__init(&g->funcs[f]);
+        perftools__profiles__line__init(&g->lines[f]);
+        perftools__profiles__location__init(&g->locs[f]);
+        g->funcs[f].id = g->lines[f].function_id = g->locs[f].id = f + 1;
+        g->funcp[f] = &g->funcs[f];
+        g->linep[f] = &g->lines[f];
+        g->locs[f].n_line = 1;
+        g->locs[f].line = &g->linep[f];
+        g->locp[f] = &g->locs[f];
+    }
+    for (unsigned r = 0; r < rows; r++) {
+        perftools__profiles__sample__init(&g->samples[r]);
+        perftools__profiles__label__init(&g->labels[r]);
+        g->labels[r].key = 5;
+        g->labelp[r] = &g->labels[r];
+        g->samples[r].label = &g->labelp[r];
+        g->samples[r].n_label = 1;
+        g->samples[r].location_id = &g->loc_ids[(size_t)r * MODEL_MAX_DEPTH];
+        g->samples[r].value = &g->values[(size_t)r * 2];
+        g->samples[r].n_value = 2;
+        g->samplep[r] = &g->samples[r];
+    }
+    g->p.sample = g->samplep;
+    return 0;
+}
+
+/* The window's string index of pool string @i (added on first use).
+ * Function f's name is pool string f: model_func() interns it, and the
+ * stamp that says so also marks fidx[f] valid. */
+static uint32_t model_str(struct model_gen *g, size_t i)
+{
+    if (g->stamp[i] != g->epoch) {
+        g->stamp[i] = g->epoch;
+        g->idx[i] = (uint32_t)g->p.n_string_table;
+        g->strings[g->p.n_string_table++] = g->pool[i];
+    }
+    return g->idx[i];
+}
+
+/* The window's function (and location) id of pool function @f. */
+static uint64_t model_func(struct model_gen *g, size_t f)
+{
+    if (g->stamp[f] != g->epoch) {
+        size_t k = g->p.n_function++;
+        g->funcs[k].name = g->funcs[k].system_name = model_str(g, f);
+        g->funcs[k].filename = model_str(g, g->m->functions + f % MODEL_MODULES);
+        g->lines[k].line = (int64_t)(1 + f * 2654435761u % 2000);
+        g->fidx[f] = (uint32_t)(k + 1);
+    }
+    return g->fidx[f];
+}
+
+/* Rows of the service in slot @k (0 = the host's main one) of @nsvc. */
+static unsigned model_rows_of(const struct model_gen *g, unsigned k, unsigned nsvc)
+{
+    double h = 0;
+    for (unsigned i = 0; i < nsvc; i++)
+        h += 1.0 / (i + 1);
+    unsigned r = (unsigned)((double)g->rows / (k + 1) / h + 0.5);
+    return r ? r : 1;
+}
+
+/* The frames of stack @id of service @svc, root first, in @out; the depth. */
+static unsigned model_stack(const struct model_gen *g, uint64_t seed, unsigned svc, uint64_t id,
+                            uint64_t *out)
+{
+    const unsigned *dec = g->m->depth_deciles;
+    uint64_t u = mix(seed, id, 11, 0), x = mix(seed, id, 13, 0);
+    /* a service's stacks are made of its own share of the functions */
+    size_t sph = g->m->services_per_host ? g->m->services_per_host : 1;
+    size_t pool = 2 * g->m->functions / sph, base = mix(seed, svc, 17, 0) % g->m->functions;
+    if (pool < 64)
+        pool = 64;
+    unsigned b = (unsigned)(u % 10), lo = b ? dec[b - 1] : 1, hi = dec[b];
+    if (lo < 1)
+        lo = 1;
+    if (hi < lo)
+        hi = lo;
+    unsigned d = lo + (unsigned)((u / 10) % (hi - lo + 1));
+    if (d > MODEL_MAX_DEPTH)
+        d = MODEL_MAX_DEPTH;
+    /* level j's frame depends on x mod 3^j: stacks share their roots as a
+     * ternary tree does, and fan out below */
+    uint64_t pow3 = 1;
+    for (unsigned j = 0; j < d; j++) {
+        uint64_t grp = j < 40 ? x % pow3 : x;
+        out[j] = (base + mix(seed, svc, j, grp) % pool) % g->m->functions;
+        if (j < 40)
+            pow3 *= 3;
+    }
+    return d;
+}
+
+/* Fills the profile with one window (index @t) of service @svc on @host,
+ * which has @rows rows; adds the samples' count to @samples. */
+static void model_window(struct model_gen *g, uint64_t seed, unsigned svc, unsigned host, int64_t t,
+                         unsigned rows, uint64_t *samples)
+{
+    const struct generate_model *m = g->m;
+    unsigned keep = (unsigned)((1.0 - m->churn) * rows + 0.5);
+    double hz = 0, extra = (double)rows * (m->samples_per_row > 1 ? m->samples_per_row - 1 : 0);
+    uint64_t tmp[MODEL_MAX_DEPTH];
+    unsigned nl = m->label_sets ? m->label_sets : 1;
+
+    if (keep > rows)
+        keep = rows;
+    if (++g->epoch == 0) { /* wrapped: forget every stamp */
+        memset(g->stamp, 0, (m->functions + MODEL_MODULES + m->label_sets + 1) * sizeof(uint32_t));
+        g->epoch = 1;
+    }
+    g->p.n_string_table = 0;
+    for (size_t i = 0; i < MODEL_NFIXED; i++)
+        g->strings[g->p.n_string_table++] = (char *)model_fixed[i];
+    g->p.n_function = 0;
+    for (unsigned i = 0; i < rows; i++)
+        hz += pow(i + 1, -m->zipf);
+    for (unsigned i = 0; i < rows; i++) {
+        uint64_t id, u = mix(seed, ((uint64_t)svc << 32) | host, (uint64_t)t, i);
+        if (i < keep) /* the service's steady stacks, the same on every host */
+            id = mix(seed, svc, i, 0);
+        else if ((double)(u % 1000) < 1000.0 * m->churn_new / (m->churn > 0 ? m->churn : 1))
+            id = mix(seed, ((uint64_t)svc << 32) | host, (uint64_t)t, i + 1); /* never seen */
+        else /* seen a few windows ago: back again */
+            id = mix(seed, ((uint64_t)svc << 32) | host,
+                     (uint64_t)(t - 2 - (int64_t)((u >> 10) % 30)),
+                     keep + (u >> 20) % (rows - keep) + 1);
+        Perftools__Profiles__Sample *sm = &g->samples[i];
+        unsigned d = model_stack(g, seed, svc, id, tmp);
+        for (unsigned j = 0; j < d; j++)
+            sm->location_id[d - 1 - j] = model_func(g, tmp[j]); /* leaf first */
+        sm->n_location_id = d;
+        double w = 1 + extra * pow(i + 1, -m->zipf) / hz;
+        int64_t c = (int64_t)w + ((double)((u >> 40) & 0xffff) / 65536.0 < w - (int64_t)w);
+        sm->value[0] = c;
+        sm->value[1] = c * MODEL_PERIOD;
+        *samples += (uint64_t)c;
+        g->labels[i].str = model_str(g, m->functions + MODEL_MODULES + id % nl);
+    }
+    g->p.n_sample = rows;
+    g->p.n_location = g->p.n_function;
+}
+
 /* Writes @w's object: a block and its hour manifest (@block), or a segment,
  * with its entry manifest after it when @entry (the old layout). */
 static int put_object(struct store *st, struct seg_writer *w, const char *tenant, const char *host,
@@ -197,19 +493,27 @@ int fleet_generate(struct store *st, const struct generate_opts *o, struct gener
 {
     const char *tenant = o->tenant ? o->tenant : "default";
     unsigned flush_s = o->flush_s ? o->flush_s : 60, windows = o->windows ? o->windows : 6;
-    uint64_t rng = o->seed ? o->seed : 42;
-    struct source *src;
+    uint64_t rng = o->seed ? o->seed : 42, seed = rng;
+    struct source *src = NULL;
+    struct model_gen mg = {0};
     int ret = 0;
 
     memset(out, 0, sizeof(*out));
-    if (!o->nfiles || !o->hosts || !o->services || !o->hours) {
-        snprintf(err, errlen, "hosts, services, hours and at least one source file are needed");
+    if ((!o->nfiles && !o->model) || !o->hosts || !o->services || !o->hours) {
+        snprintf(err, errlen,
+                 "hosts, services, hours and at least one source file (or a model) are needed");
         return -EINVAL;
     }
-    src = calloc(o->nfiles, sizeof(*src));
-    if (!src)
+    if (o->model) {
+        ret = model_init(&mg, o->model, o->model_rows ? o->model_rows : o->model->rows);
+        if (ret)
+            snprintf(err, errlen, "the model: %s", strerror(-ret));
+        /* the model's windows are the agent's: 10 s, `windows` per flush */
+        windows = flush_s * 1000 >= MODEL_WINDOW_MS ? flush_s * 1000 / MODEL_WINDOW_MS : 1;
+    } else if (!(src = calloc(o->nfiles, sizeof(*src)))) {
         return -ENOMEM;
-    for (size_t i = 0; i < o->nfiles && !ret; i++)
+    }
+    for (size_t i = 0; i < o->nfiles && src && !ret; i++)
         ret = load_source(o->files[i], &src[i], err, errlen);
     int64_t start = o->start_ms;
     if (!start) {
@@ -219,13 +523,20 @@ int fleet_generate(struct store *st, const struct generate_opts *o, struct gener
     }
     start = start / HOUR_MS * HOUR_MS;
     unsigned flushes = (unsigned)(HOUR_MS / 1000 / flush_s);
+    unsigned nsvc = o->services;
+    unsigned sph = o->model_services ? o->model_services
+                   : o->model        ? o->model->services_per_host
+                                     : 0;
+    if (sph && sph < nsvc)
+        nsvc = sph;
 
     for (unsigned hr = 0; hr < o->hours && !ret; hr++) {
         int64_t hour_ms = start + (int64_t)hr * HOUR_MS;
         struct seg_writer *block = o->compacted ? seg_writer_new(tenant, "compacted") : NULL;
         for (unsigned h = 0; h < o->hosts && !ret; h++) {
+            unsigned hid = o->first_host + h;
             char host[64];
-            snprintf(host, sizeof(host), "host-%03u", h);
+            snprintf(host, sizeof(host), "host-%03u", hid);
             for (unsigned fl = 0; fl < flushes && !ret; fl++) {
                 int64_t t0 = hour_ms + (int64_t)fl * flush_s * 1000;
                 struct seg_writer *w = block ? block : seg_writer_new(tenant, host);
@@ -233,20 +544,30 @@ int fleet_generate(struct store *st, const struct generate_opts *o, struct gener
                     ret = -ENOMEM;
                     break;
                 }
-                for (unsigned s = 0; s < o->services && !ret; s++) {
-                    struct source *sc = &src[s % o->nfiles];
+                for (unsigned s = 0; s < nsvc && !ret; s++) {
+                    /* a modelled host runs services hid, hid+1, ... */
+                    unsigned si = o->model ? (hid + s) % o->services : s;
+                    unsigned mrows = o->model ? model_rows_of(&mg, s, nsvc) : 0;
+                    struct source *sc = src ? &src[s % o->nfiles] : NULL;
                     char svc[64];
-                    snprintf(svc, sizeof(svc), "svc-%02u", s);
+                    snprintf(svc, sizeof(svc), "svc-%02u", si);
                     struct seg_label labels[] = {{"service_name", svc}, {"host_name", host}};
-                    size_t n_all = sc->p->n_sample;
+                    size_t n_all = sc ? sc->p->n_sample : 0;
                     for (unsigned wi = 0; wi < windows && !ret; wi++) {
-                        vary(sc, &rng, &out->samples, &out->rows);
-                        ret = seg_writer_add_pprof(w, svc, sc->p, labels, 2,
-                                                   t0 + (int64_t)wi * flush_s * 1000 / windows);
-                        unvary(sc, n_all);
+                        int64_t t = t0 + (int64_t)wi * flush_s * 1000 / windows;
+                        if (sc) {
+                            vary(sc, &rng, &out->samples, &out->rows);
+                            ret = seg_writer_add_pprof(w, svc, sc->p, labels, 2, t);
+                            unvary(sc, n_all);
+                        } else {
+                            model_window(&mg, seed, si, hid, t / MODEL_WINDOW_MS, mrows,
+                                         &out->samples);
+                            out->rows += mrows;
+                            ret = seg_writer_add_pprof(w, svc, &mg.p, labels, 2, t);
+                        }
                         if (ret)
                             snprintf(err, errlen, "%s: the codec refused it: %s",
-                                     o->files[s % o->nfiles], strerror(-ret));
+                                     sc ? o->files[s % o->nfiles] : "the model", strerror(-ret));
                     }
                 }
                 if (!block) {
@@ -264,8 +585,10 @@ int fleet_generate(struct store *st, const struct generate_opts *o, struct gener
             seg_writer_free(block);
         }
     }
-    for (size_t i = 0; i < o->nfiles; i++)
+    for (size_t i = 0; src && i < o->nfiles; i++)
         free_source(&src[i]);
     free(src);
+    if (o->model)
+        model_free(&mg);
     return ret;
 }

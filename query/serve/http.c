@@ -130,6 +130,22 @@ static void ep_metrics(struct http_server *s, struct http_response *r)
               s->lim.query_memory, s->lim.total_query_memory,
               (uint64_t)atomic_load(&s->mem.over_query), (uint64_t)atomic_load(&s->mem.over_worker),
               (uint64_t)s->busy_memory);
+    /* What the object store was asked, whoever asked (queries, the
+     * footer index, deferred symbolization): requests are what S3 bills. */
+    const struct store *st = engine_store(s->o.engine);
+    if (st) {
+#define SLOAD(f) __atomic_load_n(&st->stats.f, __ATOMIC_RELAXED)
+        wb_printf(&b,
+                  "# TYPE stoke_query_store_requests_total counter\n"
+                  "stoke_query_store_requests_total{op=\"get\"} %" PRIu64 "\n"
+                  "stoke_query_store_requests_total{op=\"list\"} %" PRIu64 "\n"
+                  "stoke_query_store_requests_total{op=\"put\"} %" PRIu64 "\n"
+                  "stoke_query_store_requests_total{op=\"delete\"} %" PRIu64 "\n"
+                  "# TYPE stoke_query_store_bytes_got_total counter\n"
+                  "stoke_query_store_bytes_got_total %" PRIu64 "\n",
+                  SLOAD(gets), SLOAD(lists), SLOAD(puts), SLOAD(deletes), SLOAD(bytes_got));
+#undef SLOAD
+    }
     if (s->guard) {
         struct connguard_stats gs;
         connguard_stats(s->guard, &gs);

@@ -97,6 +97,9 @@ rc=$?
 check "compact exits 0 ($rc): $(tail -c 300 "$work/c1.log")" [ "$rc" -eq 0 ]
 check "compact reports the damaged segment as kept" grep -q "1 objects kept" "$work/c1.log"
 check "both hours compacted" grep -q "^compact: 2 hours compacted" "$work/c1.log"
+# what the run asked the store (the cost model's compaction requests)
+check "compact reports its store requests (GETs, PUTs and DELETEs made)" \
+    grep -qE "^compact: store requests: [1-9][0-9]* GET, [0-9]+ LIST, [1-9][0-9]* PUT, [1-9][0-9]* DELETE" "$work/c1.log"
 answers "$work/a2"
 if same "$work/a1" "$work/a2"; then
     pass "after compaction every total and skipped count is unchanged (hour $H0: $(total_of "$work/a2" "$H0"))"

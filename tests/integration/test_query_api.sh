@@ -143,6 +143,13 @@ check "pprof export opens in go tool pprof" grep -q 'flat%' "$work/export.top"
 check "pprof export total equals the source ($want_total)" [ "$want_total" = "$got_total" ]
 check "healthz" [ "$(curl -s "$URL/healthz")" = ok ]
 check "metrics count requests" grep -q 'stoke_query_requests_total{endpoint="top"}' <(curl -s "$URL/metrics")
+# the store's requests and bytes (what a query cost the object store)
+m=$(curl -s "$URL/metrics")
+gets=$(sed -n 's/^stoke_query_store_requests_total{op="get"} //p' <<<"$m")
+lists=$(sed -n 's/^stoke_query_store_requests_total{op="list"} //p' <<<"$m")
+got=$(sed -n 's/^stoke_query_store_bytes_got_total //p' <<<"$m")
+check "metrics count the store's GETs ($gets), LISTs ($lists) and bytes ($got)" \
+    test "${gets:-0}" -gt 0 -a "${lists:-0}" -gt 0 -a "${got:-0}" -gt 0
 if [ -f "$ROOT/query/web/index.html" ]; then
     check "GET / serves the web page" [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/")" = 200 ]
 fi
