@@ -15,7 +15,9 @@ run() {
     "$@" 2>&1 | tee -a "$log"
     local rc=${PIPESTATUS[0]}
     if [ "$rc" -ne 0 ] && ! tail -1 "$log" | grep -q ' failed$'; then
-        echo "$1: 0 passed, 1 failed" | tee -a "$log"
+        # the name as the closing sum reads it (no path): a script that
+        # could not run, or died before its summary, counts as a failure
+        echo "$(basename "$1" .sh): 0 passed, 1 failed" | tee -a "$log"
     fi
 }
 
@@ -38,6 +40,7 @@ run $T/test_drilldown.sh
 run $T/test_individual.sh
 run $T/test_recording_rules.sh
 run $T/test_query_limits.sh
+run $T/test_query_memory.sh
 run $T/test_query_auth.sh
 run $T/test_e2e_s3.sh
 STOKE_QUERY_BIN=build/stoke-query run $T/test_web.sh
