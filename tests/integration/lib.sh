@@ -103,6 +103,24 @@ start_worker() { # start_worker STORE: starts stoke-query; sets $qport
     qport=$port
     return $rc
 }
+services_of() { # services_of PORT [tenant]: the stored service names, sorted, one line
+    curl -s -G "http://127.0.0.1:$1/api/v1/label_values" --data-urlencode name=service_name \
+        --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" ${2:+--data-urlencode "tenant=$2"} |
+        python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin)["values"])))'
+}
+# same_tops PORT_A PORT_B PROFILE_TYPE: every service of worker A against
+# worker B, per function (top_compare.py); sets $n (equal) and $bad (not),
+# and prints what differs. Needs $work and $T.
+same_tops() {
+    local svc out
+    n=0 bad=0
+    for svc in $(services_of "$1"); do
+        top_json "$1" "$svc" "$3" >"$work/a.json"
+        top_json "$2" "$svc" "$3" >"$work/b.json"
+        if out=$(python3 "$T/top_compare.py" "$work/a.json" "$work/b.json"); then n=$((n + 1)); else
+            bad=$((bad + 1)); echo "  $svc: $out"; fi
+    done
+}
 top_json() { # top_json PORT SERVICE PROFILE_TYPE [tenant]: /api/v1/top of one service
     curl -s -G "http://127.0.0.1:$1/api/v1/top" --data-urlencode "from=$FROM" \
         --data-urlencode "until=$UNTIL" --data-urlencode "query={service_name=\"$2\"}" \

@@ -71,16 +71,7 @@ grep -h 'receiver:' "$work/B.log" | sed 's/^/  /'
 check "B wrote segments under its own host" bash -c "ls $work/B/default/segments/*/*/B/*.seg >/dev/null"
 start_worker "$work/A"; qa=$qport
 start_worker "$work/B"; qb=$qport
-services=$(curl -s -G "http://127.0.0.1:$qa/api/v1/label_values" --data-urlencode name=service_name \
-    --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" |
-    python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["values"]))')
-n=0 bad=0
-for svc in $services; do
-    top_json "$qa" "$svc" "$CPU" >"$work/a.json"
-    top_json "$qb" "$svc" "$CPU" >"$work/b.json"
-    if out=$(python3 "$T/top_compare.py" "$work/a.json" "$work/b.json"); then n=$((n + 1)); else
-        bad=$((bad + 1)); echo "  $svc: $out"; fi
-done
+same_tops "$qa" "$qb" "$CPU"
 check "B's per-function totals equal A's segments ($n services, $bad differ)" \
     test "$n" -ge 1 -a "$bad" -eq 0
 "$work/pprof_top" -type cpu -unit nanoseconds "$work"/localA/hot_c/*.pb.gz >"$work/want.json"
@@ -122,10 +113,7 @@ check "A's $nb OTLP requests: 200 as protobuf and as JSON (a JSON answer), $bad 
 sleep 1
 kill -TERM "$pidF"; wait "$pidF"
 start_worker "$work/F"; qf=$qport
-svcs() { curl -s -G "http://127.0.0.1:$qf/api/v1/label_values" --data-urlencode name=service_name \
-    --data-urlencode "from=$FROM" --data-urlencode "until=$UNTIL" --data-urlencode "tenant=$1" |
-    python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin)["values"])))'; }
-spb=$(svcs pb) sjs=$(svcs js)
+spb=$(services_of "$qf" pb) sjs=$(services_of "$qf" js)
 check "the same services stored from protobuf and JSON ($spb)" test -n "$spb" -a "$spb" = "$sjs"
 n=0 bad=0
 for svc in $spb; do
