@@ -590,6 +590,12 @@ static void release(struct receiver *r, struct conn *cn)
     cn->body = NULL;
 }
 
+static bool expects_continue(struct MHD_Connection *c)
+{
+    const char *e = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
+    return e && strcasecmp(e, "100-continue") == 0;
+}
+
 static enum MHD_Result refuse(struct receiver *r, struct MHD_Connection *c, const char *url,
                               struct conn *cn)
 {
@@ -627,7 +633,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             cn->refuse = 413;
         else if (atomic_load(&r->inflight) + n > r->o.pending_bytes)
             cn->refuse = 429;
-        if (cn->refuse)
+        /* A client that waits for 100-continue gets the refusal before it
+         * sends a byte. One that is already sending a body we could take
+         * (a 429) has it read and dropped, and the answer follows: closing
+         * on unread data resets the connection, and the client would see
+         * no status at all instead of the Retry-After. */
+        if (cn->refuse == 413 || (cn->refuse && expects_continue(c)))
             return refuse(r, c, url, cn);
         return MHD_YES;
     }
