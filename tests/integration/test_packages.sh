@@ -164,9 +164,5 @@ check "no enablement symlinks left" \
     bash -c '! find /etc/systemd/system /var/lib/systemd/deb-systemd-helper-enabled -name "stoke-*" 2>/dev/null | grep -q .'
 check "dpkg forgot both packages" bash -c '! dpkg-query -W stoke-agent stoke-query >/dev/null 2>&1'
 
-if [ -x "$ROOT/tests/integration/test_k8s_manifests.sh" ]; then
-    echo "== kubernetes manifests"
-    check "tests/integration/test_k8s_manifests.sh" "$ROOT/tests/integration/test_k8s_manifests.sh"
-fi
-
+# the Kubernetes manifests have their own script in run.sh: test_k8s_manifests.sh
 summary test_packages
