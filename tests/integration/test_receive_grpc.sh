@@ -6,7 +6,8 @@
 #      retried), and stoke-query over B's store gives per-function totals
 #      equal to A's segments and, for hot_c, to A's local pprof files; to
 #      a receiver that wants a token A has not, every call is refused
-#      UNAUTHENTICATED once and dropped (not retried), and counted;
+#      UNAUTHENTICATED once and dropped (not retried), and counted; with
+#      the token and a tenant as --otlp-header, accepted under the tenant;
 #  (a) round trip with a real gRPC client: agent A samples a workload and
 #      exports OTLP (HTTP) to a capturing receiver (otlp_receiver.py); each
 #      captured ExportProfilesServiceRequest is sent by Debian's grpcio
@@ -107,7 +108,17 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 wait "$pidAR"
+# the same with the token: --otlp-header lines go as metadata
+"$AGENT" --store "$work/AT" --host-name AT --window 2 --flush 10 --frequency 49 --duration 5 \
+    --metrics-addr off --otlp-protocol grpc --otlp-endpoint "http://127.0.0.1:$gR/" \
+    --otlp-header "Authorization=Bearer tok-0" --otlp-header "X-Scope-OrgID=team-a" 2>"$work/AT.log"
+push=$(grep -o 'push: otlp [0-9]* sent, [0-9]* dropped' "$work/AT.log")
+sleep 1
 kill -TERM "$pidR"; wait "$pidR"
+start_worker "$work/R"; qr=$qport
+svcT=$(services_of "$qr" team-a)
+check "with --otlp-header's token and tenant: accepted, stored under team-a ($push; ${svcT:0:60})" \
+    bash -c "grep -q ' 0 dropped' <<<'$push' && [ -n '$svcT' ]"
 m() { awk -v k="$1{exporter=\"otlp\"}" '$1 == k {print $2}' "$work/metricsAR.txt"; }
 nf=$(m stoke_export_failed_attempts_total) nd=$(m stoke_export_requests_dropped_total) ns=$(m stoke_export_requests_sent_total)
 check "UNAUTHENTICATED: each request tried once and dropped, none sent (failed ${nf:-absent}, dropped ${nd:-absent}, sent ${ns:-absent})" \
