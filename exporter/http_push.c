@@ -135,8 +135,7 @@ int grpc_answer_code(const struct grpc_answer *a, long status)
     switch (status) {
     case 0:
         return -1;
-    case 200:
-        return GRPC_INTERNAL; /* an answer without grpc-status is broken */
+    case 200: /* an answer without grpc-status is broken */
     case 400:
         return GRPC_INTERNAL;
     case 401:
