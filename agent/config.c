@@ -102,6 +102,9 @@ static const struct opt_def opts[] = {
     {"s3-ca-file", OPT_STR, OFF(s3_ca_file), 0, 0, "FILE", "extra CA bundle for TLS to S3"},
     {"otlp-endpoint", OPT_STR, OFF(otlp_endpoint), 0, 0, "URL",
      "push OTLP profiles (POST URL/v1development/profiles, protobuf + gzip) every window"},
+    {"otlp-protocol", OPT_STR, OFF(otlp_protocol), 0, 0, "PROTO",
+     "'http/protobuf' (default) or 'grpc': ProfilesService/Export over HTTP/2 to URL "
+     "(h2c for http://, TLS for https://; OTLP/gRPC's port is 4317)"},
     {"otlp-header", OPT_LIST, OFF(otlp_headers), 0, 0, "NAME=VALUE",
      "extra HTTP header for --otlp-endpoint, repeatable (e.g. Authorization=Bearer ...)"},
     {"otlp-timeout", OPT_UINT, OFF(otlp_timeout_s), 1, 600, "SEC",
@@ -175,6 +178,7 @@ void config_defaults(struct agent_config *c)
     c->buffer_mb = 64;
     c->spill_mb = 256;
     c->otlp_timeout_s = 10;
+    c->otlp_protocol = strdup("http/protobuf");
     c->kubelet_refresh_s = 15;
     c->kubelet_timeout_s = 10;
     c->kubelet_max_mb = 16;

@@ -58,7 +58,8 @@ struct agent_config {
     bool s3_path_style;
     char *s3_ca_file;
     /* push exporters */
-    char *otlp_endpoint;                    /* OTLP/HTTP base URL; NULL = off */
+    char *otlp_endpoint;                    /* OTLP base URL; NULL = off */
+    char *otlp_protocol;                    /* "http/protobuf" (default) or "grpc" */
     char *otlp_headers[CONFIG_MAX_HEADERS]; /* "Name=value" */
     size_t notlp_headers;
     unsigned otlp_timeout_s;       /* per request (10) */

@@ -525,6 +525,12 @@ static int setup_push(struct agent *a)
     char err[512];
     int r;
 
+    bool grpc = !strcmp(a->cfg.otlp_protocol, "grpc");
+    if (!grpc && strcmp(a->cfg.otlp_protocol, "http/protobuf") != 0) {
+        log_error("--otlp-protocol must be 'http/protobuf' or 'grpc', not '%s'",
+                  a->cfg.otlp_protocol);
+        return -EINVAL;
+    }
     if (a->cfg.otlp_endpoint) {
         char *hdrs[CONFIG_MAX_HEADERS];
         size_t n = 0;
@@ -535,6 +541,7 @@ static int setup_push(struct agent *a)
         }
         struct otlp_exporter_opts oo = {
             .endpoint = a->cfg.otlp_endpoint,
+            .grpc = grpc,
             .headers = (const char *const *)hdrs,
             .nheaders = n,
             .timeout_ms = a->cfg.otlp_timeout_s * 1000,

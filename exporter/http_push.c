@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/grpc_frame.h"
+#include "common/gzip.h"
 #include "common/log.h"
 
 #define BACKOFF_MIN_MS  1000u
@@ -62,6 +64,96 @@ enum push_verdict http_push_classify(long status)
     return PUSH_DROP; /* 413 and every other client error: sending again cannot help */
 }
 
+enum push_verdict grpc_push_classify(int code)
+{
+    switch (code) {
+    case GRPC_OK:
+        return PUSH_DONE;
+    case -1: /* no answer: refused, reset, timed out */
+    case GRPC_CANCELLED:
+    case GRPC_DEADLINE_EXCEEDED:
+    case GRPC_RESOURCE_EXHAUSTED: /* the receiver's 429 (and its 413: bounded by the attempts) */
+    case GRPC_ABORTED:
+    case GRPC_OUT_OF_RANGE:
+    case GRPC_UNAVAILABLE:
+    case GRPC_DATA_LOSS:
+        return PUSH_RETRY;
+    default:
+        return PUSH_DROP; /* INVALID_ARGUMENT, UNAUTHENTICATED, UNIMPLEMENTED, ... */
+    }
+}
+
+void grpc_answer_init(struct grpc_answer *a)
+{
+    a->code = -1;
+    a->message[0] = '\0';
+    a->gzip = false;
+}
+
+/* The value of header @name (lowercase, with the colon) in @line, trimmed;
+ * NULL when @line is another header. */
+static const char *header_value(const char *line, size_t n, const char *name, size_t *vlen)
+{
+    size_t k = strlen(name);
+
+    if (n < k || strncasecmp(line, name, k) != 0)
+        return NULL;
+    line += k;
+    n -= k;
+    while (n && (*line == ' ' || *line == '\t'))
+        line++, n--;
+    while (n && (line[n - 1] == '\r' || line[n - 1] == '\n' || line[n - 1] == ' '))
+        n--;
+    *vlen = n;
+    return line;
+}
+
+void grpc_answer_header(struct grpc_answer *a, const char *line, size_t n)
+{
+    const char *v;
+    size_t vn;
+
+    if ((v = header_value(line, n, "grpc-status:", &vn))) {
+        int code = 0;
+        size_t i = 0;
+        for (; i < vn && i < 3 && v[i] >= '0' && v[i] <= '9'; i++)
+            code = code * 10 + (v[i] - '0');
+        /* not a number: a broken answer, as gRPC's clients take it */
+        a->code = i == vn && vn ? code : GRPC_UNKNOWN;
+    } else if ((v = header_value(line, n, "grpc-message:", &vn))) {
+        grpc_percent_decode(v, vn, a->message, sizeof(a->message));
+    } else if ((v = header_value(line, n, "grpc-encoding:", &vn))) {
+        a->gzip = vn == 4 && strncasecmp(v, "gzip", 4) == 0;
+    }
+}
+
+int grpc_answer_code(const struct grpc_answer *a, long status)
+{
+    if (a->code >= 0)
+        return a->code;
+    /* grpc/doc/http-grpc-status-mapping.md */
+    switch (status) {
+    case 0:
+        return -1;
+    case 200: /* an answer without grpc-status is broken */
+    case 400:
+        return GRPC_INTERNAL;
+    case 401:
+        return GRPC_UNAUTHENTICATED;
+    case 403:
+        return GRPC_PERMISSION_DENIED;
+    case 404:
+        return GRPC_UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+        return GRPC_UNAVAILABLE;
+    default:
+        return GRPC_UNKNOWN;
+    }
+}
+
 unsigned http_retry_after_ms(const char *v, size_t len)
 {
     unsigned long long s = 0;
@@ -106,6 +198,8 @@ struct response {
     uint8_t *buf;
     size_t len;
     unsigned retry_after_ms;
+    bool grpc;
+    struct grpc_answer g;
 };
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -128,6 +222,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 
     if (n > sizeof(name) - 1 && strncasecmp(buf, name, sizeof(name) - 1) == 0)
         r->retry_after_ms = http_retry_after_ms(buf + sizeof(name) - 1, n - (sizeof(name) - 1));
+    else if (r->grpc)
+        grpc_answer_header(&r->g, buf, n); /* headers and trailers alike */
     return n;
 }
 
@@ -146,14 +242,23 @@ static long attempt(struct http_push *h, CURL *c, const struct request *rq, stru
     if (!(hdrs = curl_slist_append(hdrs, line)))
         goto oom;
     if (rq->content_encoding) {
-        snprintf(line, sizeof(line), "Content-Encoding: %s", rq->content_encoding);
+        snprintf(line, sizeof(line), "%s: %s", h->o.grpc ? "grpc-encoding" : "Content-Encoding",
+                 rq->content_encoding);
         if (!(hdrs = curl_slist_append(hdrs, line)))
+            goto oom;
+    }
+    if (h->o.grpc) {
+        /* the server's deadline is ours; TE: trailers is gRPC's must */
+        snprintf(line, sizeof(line), "grpc-timeout: %um", h->o.timeout_ms);
+        if (!(hdrs = curl_slist_append(hdrs, line)) ||
+            !(hdrs = curl_slist_append(hdrs, "TE: trailers")))
             goto oom;
     }
     if (!(hdrs = curl_slist_append(hdrs, "Expect:"))) /* no 100-continue round trip */
         goto oom;
     resp->len = 0;
     resp->retry_after_ms = 0;
+    grpc_answer_init(&resp->g);
     curl_easy_setopt(c, CURLOPT_URL, rq->url);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)rq->body);
@@ -168,6 +273,25 @@ static long attempt(struct http_push *h, CURL *c, const struct request *rq, stru
 oom:
     curl_slist_free_all(hdrs);
     return status;
+}
+
+int grpc_answer_message(const struct grpc_answer *a, const uint8_t *body, size_t n,
+                        const uint8_t **msg, size_t *len, uint8_t **plain)
+{
+    char err[128];
+    bool z;
+
+    *plain = NULL;
+    if (grpc_unframe(body, n, RESPONSE_MAX, msg, len, &z, err, sizeof(err)) != 0) {
+        log_debug("gRPC answer: %s", err);
+        return -EBADMSG;
+    }
+    if (!z)
+        return 0;
+    if (!a->gzip || gzip_decompress(*msg, *len, RESPONSE_MAX, plain, len) != 0)
+        return -EBADMSG; /* compressed without gzip, or damaged */
+    *msg = *plain;
+    return 0;
 }
 
 /* Sleeps @ms or until the stop deadline; false when the deadline passed. */
@@ -209,6 +333,16 @@ static void *sender(void *arg)
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
         curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp);
+        /* h2c with prior knowledge for http://; ALPN h2 for https:// */
+        if (h->o.grpc)
+            curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+        /* libcurl before 8.0 fails every request but the first on a
+         * reused prior-knowledge connection ("Error in the HTTP2 framing
+         * layer", curl#10634; Debian 12 has 7.88): a connection per call
+         * there, one per window, a handshake every few seconds at most */
+        if (h->o.grpc && curl_version_info(CURLVERSION_NOW)->version_num < 0x080000)
+            curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+        resp.grpc = h->o.grpc;
         if (h->user) {
             curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
             curl_easy_setopt(c, CURLOPT_USERNAME, h->user);
@@ -237,14 +371,31 @@ static void *sender(void *arg)
         unsigned backoff = 0, tries = 0;
         for (;;) {
             long status = attempt(h, c, rq, &resp);
-            enum push_verdict v = http_push_classify(status);
+            int code = h->o.grpc ? grpc_answer_code(&resp.g, status) : 0;
+            enum push_verdict v = h->o.grpc ? grpc_push_classify(code) : http_push_classify(status);
             int64_t rejected = 0;
+            const uint8_t *msg = resp.buf;
+            size_t msglen = resp.len;
+            uint8_t *plain = NULL;
+            char why[320];
 
             tries++;
-            if (v == PUSH_DONE && h->o.on_success)
-                rejected = h->o.on_success(h->o.ctx, resp.buf, resp.len);
+            if (v == PUSH_DONE && h->o.grpc &&
+                grpc_answer_message(&resp.g, resp.buf, resp.len, &msg, &msglen, &plain) != 0)
+                rejected = -1;
+            else if (v == PUSH_DONE && h->o.on_success)
+                rejected = h->o.on_success(h->o.ctx, msg, msglen);
+            free(plain);
+            if (h->o.grpc && code > 0)
+                snprintf(why, sizeof(why), "grpc-status %d %s: %s", code, grpc_code_name(code),
+                         resp.g.message[0] ? resp.g.message : "(no message)");
+            else
+                snprintf(why, sizeof(why), "%s",
+                         status == 413 ? "413: too large" : "refused by the server");
+            if (v == PUSH_RETRY && code > 0)
+                log_debug("%s: %s; retrying", h->name, why);
             pthread_mutex_lock(&h->mu);
-            h->st.last_status = status;
+            h->st.last_status = h->o.grpc ? code : status;
             if (v == PUSH_DONE) {
                 h->st.sent++;
                 h->st.bytes_sent += rq->len;
@@ -255,11 +406,11 @@ static void *sender(void *arg)
             } else {
                 h->st.failed_attempts++;
                 if (v == PUSH_DROP)
-                    count_drop(h, rq, status == 413 ? "413: too large" : "refused by the server");
+                    count_drop(h, rq, why);
                 else if (tries >= h->o.max_attempts)
                     count_drop(h, rq,
-                               status ? "server errors, retries exhausted"
-                                      : "endpoint unreachable, retries exhausted");
+                               status || code > 0 ? "server errors, retries exhausted"
+                                                  : "endpoint unreachable, retries exhausted");
             }
             pthread_mutex_unlock(&h->mu);
             if (v != PUSH_RETRY || tries >= h->o.max_attempts)
@@ -372,6 +523,18 @@ int http_push_submit(struct http_push *h, const char *url, const char *content_t
 {
     struct request *r = calloc(1, sizeof(*r));
 
+    if (h->o.grpc) { /* one message, length-prefixed */
+        uint8_t *framed = len <= UINT32_MAX ? realloc(body, len + 5) : NULL;
+        if (!framed) {
+            free(r);
+            free(body);
+            return -ENOMEM;
+        }
+        memmove(framed + 5, framed, len);
+        grpc_frame_prefix(framed, content_encoding != NULL, (uint32_t)len);
+        body = framed;
+        len += 5;
+    }
     if (!r || !(r->url = strdup(url))) {
         free(r);
         free(body);

@@ -14,10 +14,23 @@
  * or the server's Retry-After in seconds, at most 60 s), up to max_attempts
  * attempts, then dropped; any other status dropped at once. Every drop is
  * counted. Credentials are passed to libcurl and never logged.
+ *
+ * gRPC (opts.grpc, OTLP/gRPC): the same queue, thread and policy over a
+ * unary call: HTTP/2 (prior knowledge for http://, ALPN h2 for https://,
+ * libcurl's nghttp2), the body framed with gRPC's 5-byte prefix
+ * (compressed flag under grpc-encoding), TE: trailers and grpc-timeout;
+ * the call's code is grpc-status from the headers or trailers (libcurl
+ * hands both to the header callback), else gRPC's mapping of the HTTP
+ * status. Codes OpenTelemetry's exporters retry (CANCELLED,
+ * DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, OUT_OF_RANGE,
+ * UNAVAILABLE, DATA_LOSS) and transport errors are retried with the same
+ * back-off; every other code drops the request at once; OK hands the one
+ * response message, unframed (and gunzipped), to on_success.
  */
 #ifndef STOKE_HTTP_PUSH_H
 #define STOKE_HTTP_PUSH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,12 +40,37 @@ enum push_verdict { PUSH_DONE, PUSH_RETRY, PUSH_DROP };
  * transfer failed (no valid HTTP answer). */
 enum push_verdict http_push_classify(long status);
 
+/* What to do after a gRPC call ended with @code (grpc-status; -1 when
+ * there was no answer at all). */
+enum push_verdict grpc_push_classify(int code);
+
+/* gRPC's answer as it arrives: header lines and trailers, one at a time. */
+struct grpc_answer {
+    int code;          /* grpc-status; -1 until one is seen */
+    char message[256]; /* grpc-message, percent-decoded, no control characters */
+    bool gzip;         /* grpc-encoding: gzip (a compressed response message) */
+};
+void grpc_answer_init(struct grpc_answer *a);
+/* Reads one "Name: value\r\n" line (any bytes from the network). */
+void grpc_answer_header(struct grpc_answer *a, const char *line, size_t n);
+/* The call's code: grpc-status when sent, else gRPC's mapping of the
+ * HTTP @status (a 200 without one: INTERNAL), -1 for no answer at all
+ * (@status 0). */
+int grpc_answer_code(const struct grpc_answer *a, long status);
+/* An OK call's one response message in @body/@n (any bytes): unframed, and
+ * gunzipped when compressed under grpc-encoding gzip (at most 64 KiB),
+ * into *@msg and *@len; *@plain is what to free (NULL when nothing was
+ * allocated). 0, or -EBADMSG when the body is not one such message. */
+int grpc_answer_message(const struct grpc_answer *a, const uint8_t *body, size_t n,
+                        const uint8_t **msg, size_t *len, uint8_t **plain);
+
 /* A Retry-After value (delta-seconds only) as milliseconds, capped at 60 s;
  * 0 when absent or not a number. */
 unsigned http_retry_after_ms(const char *value, size_t len);
 
 struct http_push_opts {
     const char *name;           /* for logs and errors: "otlp", "pyroscope" */
+    bool grpc;                  /* unary gRPC calls instead of POSTs (see above) */
     unsigned timeout_ms;        /* per attempt (10000 when 0) */
     unsigned max_attempts;      /* (5 when 0) */
     size_t max_queue;           /* requests waiting (32 when 0) */
@@ -56,7 +94,7 @@ struct http_push_stats {
     uint64_t rejected;         /* items refused in a 2xx (partial success) */
     uint64_t bad_responses;    /* 2xx whose body could not be read */
     uint64_t queued;           /* waiting now */
-    long last_status;
+    long last_status;          /* HTTP status; with grpc, the last call's code */
 };
 
 struct http_push;
@@ -66,7 +104,8 @@ struct http_push *http_push_new(const struct http_push_opts *o, char *err, size_
 
 /* Queues one POST of @body (taken over: freed by the sender) to @url
  * (copied). @content_type and @content_encoding (may be NULL) are static
- * strings. @items is what the body holds, for the drop counts. Never
+ * strings; with grpc, @body is the message (framed here) and
+ * @content_encoding its grpc-encoding. @items is what the body holds, for the drop counts. Never
  * blocks on the network. 0 or -ENOMEM (the body is freed then too). */
 int http_push_submit(struct http_push *h, const char *url, const char *content_type,
                      const char *content_encoding, uint8_t *body, size_t len, uint64_t items);

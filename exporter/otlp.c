@@ -17,6 +17,7 @@
 
 #include "common/labels.h"
 #include "common/log.h"
+#include "common/grpc_frame.h"
 #include "common/gzip.h"
 #include "exporter/http_push.h"
 #include "common/intern.h"
@@ -710,6 +711,7 @@ int otlp_response_parse(const uint8_t *body, size_t len, int64_t *rejected, char
 
 struct otlp_exporter {
     struct http_push *push;
+    bool grpc;
     char *url;
     pthread_mutex_t mu; /* the log rate limit: on_success runs on the sender */
     time_t last_log;
@@ -741,9 +743,10 @@ struct otlp_exporter *otlp_exporter_new(const struct otlp_exporter_opts *o, char
                                         size_t errlen)
 {
     struct otlp_exporter *e = calloc(1, sizeof(*e));
+    const char *path = o->grpc ? GRPC_EXPORT_PATH : OTLP_PATH;
     size_t n = strlen(o->endpoint);
 
-    if (!e || !(e->url = malloc(n + sizeof(OTLP_PATH)))) {
+    if (!e || !(e->url = malloc(n + strlen(path) + 1))) {
         free(e);
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -756,14 +759,16 @@ struct otlp_exporter *otlp_exporter_new(const struct otlp_exporter_opts *o, char
     }
     memcpy(e->url, o->endpoint, n + 1);
     /* a base URL gets the standard path; a full one is used as it is */
-    if (!strstr(e->url, OTLP_PATH)) {
+    if (!strstr(e->url, path)) {
         while (n && e->url[n - 1] == '/')
             e->url[--n] = '\0';
-        memcpy(e->url + n, OTLP_PATH, sizeof(OTLP_PATH));
+        memcpy(e->url + n, path, strlen(path) + 1);
     }
+    e->grpc = o->grpc;
     pthread_mutex_init(&e->mu, NULL);
     struct http_push_opts po = {
         .name = "otlp",
+        .grpc = o->grpc,
         .timeout_ms = o->timeout_ms,
         .headers = o->headers,
         .nheaders = o->nheaders,
@@ -795,7 +800,9 @@ int otlp_exporter_send(struct otlp_exporter *e, const struct otlp_batch *b)
     free(raw);
     if (err)
         return err;
-    return http_push_submit(e->push, e->url, "application/x-protobuf", "gzip", gz, gzlen, b->nrp);
+    return http_push_submit(e->push, e->url,
+                            e->grpc ? "application/grpc" : "application/x-protobuf", "gzip", gz,
+                            gzlen, b->nrp);
 }
 
 void otlp_exporter_get_stats(struct otlp_exporter *e, struct http_push_stats *out)

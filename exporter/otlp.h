@@ -63,15 +63,18 @@ int otlp_response_parse(const uint8_t *body, size_t len, int64_t *rejected, char
 #endif
 
 /* ---- sending ---------------------------------------------------------------
- * One request per window (every service in it), gzip, POST to
- * <endpoint>/v1development/profiles through http_push; partial successes
- * are counted (rejected) and their message logged at most once a minute. */
+ * One request per window (every service in it), gzip, through http_push:
+ * OTLP/HTTP, a POST to <endpoint>/v1development/profiles; or OTLP/gRPC,
+ * a ProfilesService/Export call on <endpoint> (grpc-encoding gzip). The
+ * same encoder, queue and retry policy either way; partial successes are
+ * counted (rejected) and their message logged at most once a minute. */
 
 struct http_push_stats;
 struct otlp_exporter;
 
 struct otlp_exporter_opts {
     const char *endpoint;       /* base URL; the path is appended unless given */
+    bool grpc;                  /* OTLP/gRPC rather than OTLP/HTTP */
     const char *const *headers; /* "Name: value" */
     size_t nheaders;
     unsigned timeout_ms;

@@ -36,71 +36,6 @@ struct grpc_conn {
     struct gstream *streams;
 };
 
-/* ---- framing ---------------------------------------------------------------- */
-
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-int grpc_unframe(const uint8_t *p, size_t n, size_t max, const uint8_t **msg, size_t *len,
-                 bool *compressed, char *err, size_t errlen)
-{
-    if (n == 0) {
-        snprintf(err, errlen, "no request message (a unary call takes one)");
-        return -EBADMSG;
-    }
-    if (p[0] > 1) {
-        snprintf(err, errlen, "message prefix: compressed flag %u, not 0 or 1", p[0]);
-        return -EBADMSG;
-    }
-    if (n < 5) {
-        snprintf(err, errlen, "message prefix cut short (%zu of 5 bytes)", n);
-        return -EBADMSG;
-    }
-    uint32_t l = be32(p + 1);
-    if (l > max) {
-        snprintf(err, errlen, "message of %u bytes: larger than %zu", l, max);
-        return -EFBIG;
-    }
-    if (n - 5 < l) {
-        snprintf(err, errlen, "message cut short: %zu of %u bytes", n - 5, l);
-        return -EBADMSG;
-    }
-    if (n - 5 > l) {
-        snprintf(err, errlen, "more than one request message (a unary call takes one)");
-        return -EBADMSG;
-    }
-    *msg = p + 5;
-    *len = l;
-    *compressed = p[0] == 1;
-    return 0;
-}
-
-void grpc_percent_encode(const char *s, char *out, size_t outlen)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-
-    if (!outlen)
-        return;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c >= 0x20 && c <= 0x7e && c != '%') {
-            if (o + 1 >= outlen)
-                break;
-            out[o++] = (char)c;
-        } else {
-            if (o + 3 >= outlen)
-                break;
-            out[o++] = '%';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
-        }
-    }
-    out[o] = 0;
-}
-
 /* ---- answers ---------------------------------------------------------------- */
 
 #define NV(n, v)                                                                                   \
@@ -118,19 +53,23 @@ static void release(struct grpc_conn *c, struct gstream *st)
     st->len = 0;
 }
 
-/* A trailers-only answer; what the client sends after it is dropped. With
- * @stop, the stream is reset (NO_ERROR) once the answer is out, so a
- * client still sending a body too large stops (some clients, curl's
- * HTTP/2 among them, then lose the answer itself: only for the refusals
- * of a body). */
-static void answer_error(struct grpc_conn *c, struct gstream *st, unsigned http, unsigned code,
-                         const char *msg, bool stop)
+/* A trailers-only answer; what the client sends after it is dropped. A
+ * refusal of grpc.c's own (@why: the HTTP status the HTTP receiver would
+ * answer) is reported to the limits' refused hook; the handler's answers
+ * (@why 0) are the handler's to count. With @stop, the stream is reset
+ * (NO_ERROR) once the answer is out, so a client still sending a body
+ * too large stops (some clients, curl's HTTP/2 among them, then lose the
+ * answer itself: only for the refusals of a body). */
+static void answer_error(struct grpc_conn *c, struct gstream *st, unsigned why, unsigned http,
+                         unsigned code, const char *msg, bool stop)
 {
     char status[4], gcode[12], gmsg[1024];
 
     if (st->answered)
         return;
     st->answered = true;
+    if (why && c->l.refused)
+        c->l.refused(c->ctx, why, st->len);
     release(c, st);
     snprintf(status, sizeof(status), "%u", http);
     snprintf(gcode, sizeof(gcode), "%u", code);
@@ -174,14 +113,10 @@ static void answer_ok(struct grpc_conn *c, struct gstream *st, const uint8_t *bo
     st->resp = malloc(len + 5);
     if (!st->resp) {
         st->answered = false;
-        answer_error(c, st, 200, GRPC_UNAVAILABLE, "out of memory", false);
+        answer_error(c, st, 0, 200, GRPC_UNAVAILABLE, "out of memory", false);
         return;
     }
-    st->resp[0] = 0;
-    st->resp[1] = (uint8_t)(len >> 24);
-    st->resp[2] = (uint8_t)(len >> 16);
-    st->resp[3] = (uint8_t)(len >> 8);
-    st->resp[4] = (uint8_t)len;
+    grpc_frame_prefix(st->resp, false, (uint32_t)len);
     if (len)
         memcpy(st->resp + 5, body, len);
     st->resp_len = len + 5;
@@ -205,14 +140,14 @@ static void check_headers(struct grpc_conn *c, struct gstream *st)
     char msg[160];
 
     if (!st->path_ok || !st->post) {
-        answer_error(c, st, 200, GRPC_UNIMPLEMENTED,
+        answer_error(c, st, 404, 200, GRPC_UNIMPLEMENTED,
                      "unknown method (this receiver serves POST " GRPC_EXPORT_PATH ")", false);
         return;
     }
     if (!ctype_grpc(st->ctype)) {
         snprintf(msg, sizeof(msg), "content-type %.64s: not application/grpc",
                  st->ctype[0] ? st->ctype : "(none)");
-        answer_error(c, st, 415, GRPC_INVALID_ARGUMENT, msg, false);
+        answer_error(c, st, 415, 415, GRPC_INVALID_ARGUMENT, msg, false);
     }
 }
 
@@ -229,20 +164,20 @@ static void finish(struct grpc_conn *c, struct gstream *st)
         return;
     int rc = grpc_unframe(st->buf, st->len, c->l.max_msg, &msg, &len, &z, err, sizeof(err));
     if (rc) {
-        answer_error(c, st, 200, rc == -EFBIG ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT,
-                     err, false);
+        answer_error(c, st, rc == -EFBIG ? 413 : 400, 200,
+                     rc == -EFBIG ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT, err, false);
         return;
     }
     if (z) {
         const char *e = st->encoding;
         if (!e[0] || !strcasecmp(e, "identity")) {
-            answer_error(c, st, 200, GRPC_INVALID_ARGUMENT,
+            answer_error(c, st, 400, 200, GRPC_INVALID_ARGUMENT,
                          "compressed flag set without a grpc-encoding", false);
             return;
         }
         if (strcasecmp(e, "gzip")) {
             snprintf(err, sizeof(err), "grpc-encoding %.31s: not supported (gzip or identity)", e);
-            answer_error(c, st, 200, GRPC_UNIMPLEMENTED, err, false);
+            answer_error(c, st, 415, 200, GRPC_UNIMPLEMENTED, err, false);
             return;
         }
         rc = gzip_decompress(msg, len, c->l.max_decoded, &plain, &len);
@@ -253,7 +188,11 @@ static void finish(struct grpc_conn *c, struct gstream *st)
             else
                 snprintf(err, sizeof(err), "message: %s",
                          rc == -ENOMEM ? "out of memory" : "damaged or truncated gzip data");
-            answer_error(c, st, 200,
+            answer_error(c, st,
+                         rc == -EFBIG    ? 413
+                         : rc == -ENOMEM ? 503
+                                         : 400,
+                         200,
                          rc == -EFBIG    ? GRPC_RESOURCE_EXHAUSTED
                          : rc == -ENOMEM ? GRPC_UNAVAILABLE
                                          : GRPC_INVALID_ARGUMENT,
@@ -271,7 +210,7 @@ static void finish(struct grpc_conn *c, struct gstream *st)
     if (r.code == GRPC_OK)
         answer_ok(c, st, r.body, r.len);
     else
-        answer_error(c, st, 200, r.code, r.message, false);
+        answer_error(c, st, 0, 200, r.code, r.message, false);
     free(r.body);
 }
 
@@ -363,8 +302,8 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
         int rc = grpc_unframe(head, 5, c->l.max_msg, &m, &l, &z, err, sizeof(err));
         if (rc != -EFBIG)
             snprintf(err, sizeof(err), "more than one request message (a unary call takes one)");
-        answer_error(c, st, 200, rc == -EFBIG ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT,
-                     err, true);
+        answer_error(c, st, rc == -EFBIG ? 413 : 400, 200,
+                     rc == -EFBIG ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT, err, true);
         return 0;
     }
     if (c->l.inflight) {
@@ -373,24 +312,24 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
             atomic_fetch_sub(c->l.inflight, n);
             snprintf(err, sizeof(err),
                      "the receiver holds %zu bytes of requests already; retry later", c->l.pending);
-            answer_error(c, st, 200, GRPC_RESOURCE_EXHAUSTED, err, true);
+            answer_error(c, st, 429, 200, GRPC_RESOURCE_EXHAUSTED, err, true);
             return 0;
         }
         st->held += n;
     }
     uint8_t *nb = realloc(st->buf, st->len + n);
     if (!nb) {
-        answer_error(c, st, 200, GRPC_UNAVAILABLE, "out of memory", true);
+        answer_error(c, st, 503, 200, GRPC_UNAVAILABLE, "out of memory", true);
         return 0;
     }
     st->buf = nb;
     memcpy(st->buf + st->len, data, n);
     st->len += n;
     /* a prefix announcing too much is refused before the rest arrives */
-    if (st->len >= 5 && st->len - n < 5 && be32(st->buf + 1) > c->l.max_msg) {
-        snprintf(err, sizeof(err), "message of %u bytes: larger than %zu", be32(st->buf + 1),
+    if (st->len >= 5 && st->len - n < 5 && grpc_frame_len(st->buf) > c->l.max_msg) {
+        snprintf(err, sizeof(err), "message of %u bytes: larger than %zu", grpc_frame_len(st->buf),
                  c->l.max_msg);
-        answer_error(c, st, 200, GRPC_RESOURCE_EXHAUSTED, err, true);
+        answer_error(c, st, 413, 200, GRPC_RESOURCE_EXHAUSTED, err, true);
     }
     return 0;
 }

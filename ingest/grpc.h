@@ -37,21 +37,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GRPC_EXPORT_PATH                                                                           \
-    "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
+#include "common/grpc_frame.h"
+
 #define GRPC_MAX_STREAMS 16
 #define GRPC_MAX_HEADERS (16u << 10)
-
-/* grpc-status codes (grpc/doc/statuscodes.md) */
-enum {
-    GRPC_OK = 0,
-    GRPC_INVALID_ARGUMENT = 3,
-    GRPC_RESOURCE_EXHAUSTED = 8,
-    GRPC_UNIMPLEMENTED = 12,
-    GRPC_INTERNAL = 13,
-    GRPC_UNAVAILABLE = 14,
-    GRPC_UNAUTHENTICATED = 16,
-};
 
 /* One call's request, as the handler gets it. */
 struct grpc_call {
@@ -69,11 +58,17 @@ struct grpc_reply {
 };
 typedef void (*grpc_handler_fn)(void *ctx, const struct grpc_call *call, struct grpc_reply *out);
 
+/* A call refused before the handler ran (every refusal listed above but
+ * the reset): @status is what the HTTP receiver answers for the same
+ * (400, 404, 413, 415, 429, 503), @bytes the request bytes read of it. */
+typedef void (*grpc_refused_fn)(void *ctx, unsigned status, size_t bytes);
+
 struct grpc_limits {
     size_t max_msg;          /* a message on the wire */
     size_t max_decoded;      /* after gunzip */
     atomic_size_t *inflight; /* request bytes held, shared; NULL: no budget */
     size_t pending;          /* the budget */
+    grpc_refused_fn refused; /* called with the handler's ctx; NULL: none */
 };
 
 struct grpc_conn;
@@ -91,15 +86,5 @@ long grpc_conn_pending(struct grpc_conn *c, const uint8_t **out);
 /* True once both sides are done (GOAWAY sent and nothing left to send). */
 bool grpc_conn_done(const struct grpc_conn *c);
 void grpc_conn_free(struct grpc_conn *c);
-
-/* The one message of a unary request body @p/@n: 0 with the message in *@msg, *@len and
- * *@compressed; -EFBIG when its length is past @max (the prefix alone may
- * say so), -EBADMSG when the body is not exactly one message (@err says
- * why). */
-int grpc_unframe(const uint8_t *p, size_t n, size_t max, const uint8_t **msg, size_t *len,
-                 bool *compressed, char *err, size_t errlen);
-
-/* grpc-message's percent-encoding of @s into @out (always terminated). */
-void grpc_percent_encode(const char *s, char *out, size_t outlen);
 
 #endif

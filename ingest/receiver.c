@@ -517,6 +517,18 @@ static unsigned grpc_code(unsigned status)
     return rpc_code(status);
 }
 
+/* What grpc.c refused before a call got here (framing, sizes, the
+ * budget, content-type, method): counted as the HTTP side counts its own. */
+static void grpc_refused(void *ctx, unsigned status, size_t bytes)
+{
+    struct receiver *r = ctx;
+    struct rx_request q = {.method = "POST", .path = OTLP_PATH, .grpc = true};
+
+    pthread_mutex_lock(&r->mu);
+    count_answer(r, &q, status, bytes);
+    pthread_mutex_unlock(&r->mu);
+}
+
 static void grpc_export(void *ctx, const struct grpc_call *call, struct grpc_reply *out)
 {
     struct receiver *r = ctx;
@@ -765,7 +777,8 @@ static struct receiver *start_grpc(struct receiver *r, char *err, size_t errlen)
         .limits = {.max_msg = r->o.max_body,
                    .max_decoded = r->o.max_decoded,
                    .inflight = &r->inflight,
-                   .pending = r->o.pending_bytes},
+                   .pending = r->o.pending_bytes,
+                   .refused = grpc_refused},
         .handler = grpc_export,
         .ctx = r,
     };

@@ -121,6 +121,15 @@ same_tops() {
             bad=$((bad + 1)); echo "  $svc: $out"; fi
     done
 }
+# same_as_local PORT DIR SERVICE PROFILE_TYPE: SERVICE's per-function totals
+# on worker PORT against an agent's local pprof files of it
+# (DIR/SERVICE/*.pb.gz, read by Google's parser, $work/pprof_top); sets
+# $out (what top_compare.py says) and returns its status. Needs $work, $T.
+same_as_local() {
+    "$work/pprof_top" -type cpu -unit nanoseconds "$2/$3"/*.pb.gz >"$work/want.json"
+    top_json "$1" "$3" "$4" >"$work/b.json"
+    out=$(python3 "$T/top_compare.py" "$work/want.json" "$work/b.json")
+}
 top_json() { # top_json PORT SERVICE PROFILE_TYPE [tenant]: /api/v1/top of one service
     curl -s -G "http://127.0.0.1:$1/api/v1/top" --data-urlencode "from=$FROM" \
         --data-urlencode "until=$UNTIL" --data-urlencode "query={service_name=\"$2\"}" \

@@ -1,5 +1,13 @@
 #!/usr/bin/env bash
-# The receiver's OTLP/gRPC side (--receive-grpc, ingest/grpc.h):
+# OTLP/gRPC both ways: the agent's exporter (--otlp-protocol grpc,
+# exporter/http_push.h) and the receiver (--receive-grpc, ingest/grpc.h):
+#  (a0) agent A samples a workload and exports OTLP/gRPC itself to agent
+#      B's --receive-grpc: every call answered OK (nothing dropped or
+#      retried), and stoke-query over B's store gives per-function totals
+#      equal to A's segments and, for hot_c, to A's local pprof files; to
+#      a receiver that wants a token A has not, every call is refused
+#      UNAUTHENTICATED once and dropped (not retried), and counted; with
+#      the token and a tenant as --otlp-header, accepted under the tenant;
 #  (a) round trip with a real gRPC client: agent A samples a workload and
 #      exports OTLP (HTTP) to a capturing receiver (otlp_receiver.py); each
 #      captured ExportProfilesServiceRequest is sent by Debian's grpcio
@@ -14,7 +22,9 @@
 #      (curl's HTTP/2: 415 + grpc-status 3), HTTP/1.1 and garbage frames
 #      (GOAWAY or a close), idle connections that neither pin a core nor
 #      block the HTTP receiver; nothing written for any of them, and
-#      SIGTERM with connections open exits 0;
+#      SIGTERM with connections open exits 0; the refusals grpc.c answers
+#      itself (sizes, framing, content-type, method) counted in /metrics
+#      as the HTTP side's are;
 #  (c) figures: Export calls/s and MB/s, and the receiver's CPU per call.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -56,6 +66,66 @@ UNTIL=$((now_ms + 3600000))
 CPU=process_cpu:cpu:nanoseconds:cpu:nanoseconds
 EXPORT=/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export
 
+echo "== (a0) agent A's own OTLP/gRPC exporter -> agent B's --receive-grpc"
+receiver B0 || { fail "receiver B0 did not start: $(cat "$work/B0.log")"; summary test_receive_grpc; exit 1; }
+gB0=$gport pidB0=$rpid
+"$FIXTURES/hot_c" 18 >/dev/null & pids+=($!)
+"$AGENT" --store "$work/A0" --output-dir "$work/localA0" --host-name A0 --window 5 --flush 10 \
+    --frequency 99 --duration 15 --metrics-addr off --otlp-protocol grpc \
+    --otlp-endpoint "http://127.0.0.1:$gB0" 2>"$work/A0.log"
+rc=$?
+check "agent A0 exits 0 ($(grep -v 'level=info' "$work/A0.log" | head -c 300))" test $rc -eq 0
+push=$(grep -o 'push: otlp [0-9]* sent, [0-9]* dropped' "$work/A0.log")
+sent=$(sed 's/push: otlp \([0-9]*\) sent.*/\1/' <<<"$push") dropped=$(sed 's/.* \([0-9]*\) dropped/\1/' <<<"$push")
+check "A0 exported over gRPC, nothing dropped ($push)" test "${sent:-0}" -ge 2 -a "${dropped:-1}" -eq 0
+sleep 1
+kill -TERM "$pidB0"; wait "$pidB0"
+check "receiver B0 exits 0 on SIGTERM" test $? -eq 0
+rx=$(grep -h 'receiver:' "$work/B0.log")
+echo "  $rx"
+check "B0 answered every call 2xx ($rx)" grep -q ' 0 answered 4xx, 0 413, 0 429, 0 5xx' <<<"$rx"
+start_worker "$work/A0"; qa=$qport
+start_worker "$work/B0"; qb=$qport
+same_tops "$qa" "$qb" "$CPU"
+check "B0's per-function totals equal A0's segments ($n services, $bad differ)" \
+    test "$n" -ge 1 -a "$bad" -eq 0
+same_as_local "$qb" "$work/localA0" hot_c "$CPU"
+check "hot_c on B0 equals A0's local pprof files, Go's parser ($out)" test $? -eq 0
+# a refusal that retrying cannot help: UNAUTHENTICATED, dropped after one attempt
+printf 'tok-0\n' >"$work/tokens0"
+mportR=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+receiver R --receive-auth-token-file "$work/tokens0" || { fail "receiver R did not start"; summary test_receive_grpc; exit 1; }
+gR=$gport pidR=$rpid
+"$AGENT" --store "$work/AR" --host-name AR --window 2 --flush 10 --frequency 49 --duration 12 \
+    --metrics-addr "127.0.0.1:$mportR" --otlp-protocol grpc --otlp-endpoint "http://127.0.0.1:$gR" \
+    2>"$work/AR.log" &
+pidAR=$!
+pids+=($pidAR)
+# the counters are taken at each window: wait for two drops to show
+for _ in $(seq 100); do
+    curl -s "http://127.0.0.1:$mportR/metrics" >"$work/metricsAR.txt"
+    grep -q '^stoke_export_requests_dropped_total{exporter="otlp"} [2-9]' "$work/metricsAR.txt" && break
+    sleep 0.1
+done
+wait "$pidAR"
+# the same with the token: --otlp-header lines go as metadata
+"$AGENT" --store "$work/AT" --host-name AT --window 2 --flush 10 --frequency 49 --duration 5 \
+    --metrics-addr off --otlp-protocol grpc --otlp-endpoint "http://127.0.0.1:$gR/" \
+    --otlp-header "Authorization=Bearer tok-0" --otlp-header "X-Scope-OrgID=team-a" 2>"$work/AT.log"
+push=$(grep -o 'push: otlp [0-9]* sent, [0-9]* dropped' "$work/AT.log")
+sleep 1
+kill -TERM "$pidR"; wait "$pidR"
+start_worker "$work/R"; qr=$qport
+svcT=$(services_of "$qr" team-a)
+check "with --otlp-header's token and tenant: accepted, stored under team-a ($push; ${svcT:0:60})" \
+    bash -c "grep -q ' 0 dropped' <<<'$push' && [ -n '$svcT' ]"
+m() { awk -v k="$1{exporter=\"otlp\"}" '$1 == k {print $2}' "$work/metricsAR.txt"; }
+nf=$(m stoke_export_failed_attempts_total) nd=$(m stoke_export_requests_dropped_total) ns=$(m stoke_export_requests_sent_total)
+check "UNAUTHENTICATED: each request tried once and dropped, none sent (failed ${nf:-absent}, dropped ${nd:-absent}, sent ${ns:-absent})" \
+    test "${nd:-0}" -ge 2 -a "${nf:-0}" -eq "${nd:-0}" -a "${ns:-1}" -eq 0
+check "the drop names the grpc-status and the receiver's message ($(grep -o 'dropped a request.*' "$work/AR.log" | head -1 | cut -c1-160))" \
+    grep -q 'grpc-status 16 UNAUTHENTICATED: .*token' "$work/AR.log"
+
 echo "== (a) agent A's OTLP requests sent by grpcio to agent B's --receive-grpc"
 mkdir -p "$work/cap"
 python3 "$T/otlp_receiver.py" "$work/cap" "" >/dev/null 2>&1 & pids+=($!)
@@ -88,9 +158,7 @@ start_worker "$work/B"; qb=$qport
 same_tops "$qa" "$qb" "$CPU"
 check "B's per-function totals equal A's segments ($n services, $bad differ)" \
     test "$n" -ge 1 -a "$bad" -eq 0
-"$work/pprof_top" -type cpu -unit nanoseconds "$work"/localA/hot_c/*.pb.gz >"$work/want.json"
-top_json "$qb" hot_c "$CPU" >"$work/b.json"
-out=$(python3 "$T/top_compare.py" "$work/want.json" "$work/b.json")
+same_as_local "$qb" "$work/localA" hot_c "$CPU"
 check "hot_c on B equals A's local pprof files, Go's parser ($out)" test $? -eq 0
 top_json "$qb" otlp-py "$CPU" >"$work/got.json"
 check "partial success: the good profile is stored (main;foo 100, main 50)" python3 -c "
@@ -127,12 +195,12 @@ rpc INVALID_ARGUMENT "every profile rejected" "every profile bad" --token tok-1 
 rpc RESOURCE_EXHAUSTED "larger than 1048576" "message past --receive-max-body-mb" --token tok-1 "$work/big"
 rpc RESOURCE_EXHAUSTED "larger than 1048576" "the same, gzip" --token tok-1 --gzip "$work/big"
 printf '\0\0\0\0\3abc' >"$work/framed"
-code=$(curl -s --http2-prior-knowledge -o /dev/null -D "$work/hdr" -w '%{http_code}' \
+code=$(curl -s --max-time 10 --http2-prior-knowledge -o /dev/null -D "$work/hdr" -w '%{http_code}' \
     -H 'Content-Type: application/json' -H 'Authorization: Bearer tok-1' \
     --data-binary @"$work/framed" "http://$G$EXPORT")
 check "wrong content-type: HTTP 415 with grpc-status 3 ($(tr -d '\r' <"$work/hdr" | grep -i grpc- | tr '\n' ' '))" \
     bash -c "[ '$code' = 415 ] && grep -qi '^grpc-status: 3' '$work/hdr'"
-code=$(curl -s --http2-prior-knowledge -o /dev/null -D "$work/hdr" -w '%{http_code}' \
+code=$(curl -s --max-time 10 --http2-prior-knowledge -o /dev/null -D "$work/hdr" -w '%{http_code}' \
     -H 'Content-Type: application/grpc' --data-binary @"$work/framed" "http://$G/other.Service/Call")
 check "another method: grpc-status 12 ($(tr -d '\r' <"$work/hdr" | grep -i grpc-status))" \
     grep -qi '^grpc-status: 12' "$work/hdr"
@@ -207,6 +275,14 @@ bad4=$(awk '$1 == "stoke_receiver_requests_total{protocol=\"otlp_grpc\",code=\"4
 otlp=$(awk '$1 == "stoke_receiver_requests_total{protocol=\"otlp\",code=\"2xx\"}" {print $2}' "$work/metrics.txt")
 check "/metrics counts gRPC calls as otlp_grpc (2xx ${ok2:-absent}, 4xx ${bad4:-absent}; otlp 2xx ${otlp:-absent})" \
     test "${ok2:-0}" -ge 2 -a "${bad4:-0}" -ge 3 -a "${otlp:-0}" -eq 0
+# the refusals grpc.c answers itself count as the HTTP side's do: the two
+# messages past the cap (too_large), the content-type and the unknown
+# method (bad_input, with the handler's three: bad tenant, malformed,
+# every profile bad); 4xx: those and the two UNAUTHENTICATED
+rej() { awk -v k="stoke_receiver_rejected_total{reason=\"$1\"}" '$1 == k {print $2}' "$work/metrics.txt"; }
+tl=$(rej too_large) bi=$(rej bad_input) un=$(rej unauthorized)
+check "gRPC refusals before the handler are counted (too_large ${tl:-absent}, bad_input ${bi:-absent}, unauthorized ${un:-absent}, otlp_grpc 4xx ${bad4:-absent})" \
+    test "${tl:-0}" -eq 2 -a "${bi:-0}" -eq 5 -a "${un:-0}" -eq 2 -a "${bad4:-0}" -eq 9
 # SIGTERM while connections are open: a clean exit
 python3 -c "
 import socket, time

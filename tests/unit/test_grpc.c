@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* ingest/grpc.c: the length-prefixed framing, grpc-message's encoding,
- * and whole calls against a real HTTP/2 client (an nghttp2 client session
- * in the same process, bytes passed by hand: no socket): answers,
- * trailers, gzip, the refusals and the shared budget. */
+/* gRPC both ways. ingest/grpc.c: the length-prefixed framing,
+ * grpc-message's encoding, and whole calls against a real HTTP/2 client
+ * (an nghttp2 client session in the same process, bytes passed by hand:
+ * no socket): answers, trailers, gzip, the refusals (and their report to
+ * the refused hook) and the shared budget. exporter/http_push.c's gRPC
+ * mode: reading grpc-status and grpc-message, the retry policy by code,
+ * and whole exports through libcurl to ingest/grpc_server.c over a
+ * socket: OK, partial success, retried and dropped codes, gzip. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,12 +15,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <nghttp2/nghttp2.h>
 
 #include "common/gzip.h"
+#include "exporter/http_push.h"
+#include "exporter/otlp.h"
 #include "ingest/grpc.h"
+#include "ingest/grpc_server.h"
 
 /* ---- framing ------------------------------------------------------------ */
 
@@ -67,16 +75,34 @@ static void test_percent(void **unused)
     assert_string_equal(out, "a%25b%0Ac %C3%A9~");
     grpc_percent_encode("\n\n\n", out, 7); /* never a cut escape */
     assert_string_equal(out, "%0A%0A");
+    /* and back, as the exporter reads it: control characters never pass */
+    static const char in[] = "a%25b%0Ac %C3%A9~%zz%4";
+    grpc_percent_decode(in, sizeof(in) - 1, out, sizeof(out));
+    assert_string_equal(out, "a%b?c \xc3\xa9~%zz%4");
+    grpc_percent_decode("x\x01%7F%41", 8, out, sizeof(out));
+    assert_string_equal(out, "x??A");
+    grpc_percent_decode("abcdef", 6, out, 4); /* cut, terminated */
+    assert_string_equal(out, "abc");
 }
 
 /* ---- calls through a real HTTP/2 client ---------------------------------- */
 
 struct seen { /* what the handler got */
     int calls;
+    unsigned refused[16]; /* the refused hook's statuses, in order */
+    int nrefused;
     char auth[64], tenant[64];
     uint8_t msg[256];
     size_t len;
 };
+
+static void on_refused(void *ctx, unsigned status, size_t bytes)
+{
+    struct seen *s = ctx;
+    if (s->nrefused < 16)
+        s->refused[s->nrefused] = status;
+    s->nrefused++;
+}
 
 static void handler(void *ctx, const struct grpc_call *c, struct grpc_reply *out)
 {
@@ -243,8 +269,11 @@ static const struct req GOOD = {.ctype = "application/grpc", .auth = "Bearer t",
 static void test_call_ok(void **unused)
 {
     atomic_size_t inflight = 0;
-    struct grpc_limits l = {
-        .max_msg = 1024, .max_decoded = 4096, .inflight = &inflight, .pending = 1 << 20};
+    struct grpc_limits l = {.max_msg = 1024,
+                            .max_decoded = 4096,
+                            .inflight = &inflight,
+                            .pending = 1 << 20,
+                            .refused = on_refused};
     struct seen seen = {0};
     uint8_t body[64];
     frame(body, 0, "hello", 5);
@@ -273,12 +302,13 @@ static void test_call_ok(void **unused)
     assert_int_equal(r.grpc_status, GRPC_INVALID_ARGUMENT);
     assert_string_equal(r.grpc_message, "bad 100%25%0A");
     assert_int_equal(r.ndata, 0);
+    assert_int_equal(seen.nrefused, 0); /* the handler's answers are the handler's to count */
     assert_string_equal(seen.auth, ""); /* no metadata: NULL */
 }
 
 static void test_call_gzip(void **unused)
 {
-    struct grpc_limits l = {.max_msg = 1024, .max_decoded = 64};
+    struct grpc_limits l = {.max_msg = 1024, .max_decoded = 64, .refused = on_refused};
     struct seen seen = {0};
     uint8_t *z;
     size_t zn;
@@ -314,13 +344,20 @@ static void test_call_gzip(void **unused)
     assert_int_equal(r.grpc_status, GRPC_RESOURCE_EXHAUSTED);
     free(z);
     assert_int_equal(seen.calls, 1); /* the refused never reach the handler */
+    /* each refusal reported once, as the HTTP receiver's status for it */
+    static const unsigned want[] = {400, 415, 400, 413};
+    assert_int_equal(seen.nrefused, 4);
+    assert_memory_equal(seen.refused, want, sizeof(want));
 }
 
 static void test_call_refused(void **unused)
 {
     atomic_size_t inflight = 0;
-    struct grpc_limits l = {
-        .max_msg = 100, .max_decoded = 4096, .inflight = &inflight, .pending = 1000};
+    struct grpc_limits l = {.max_msg = 100,
+                            .max_decoded = 4096,
+                            .inflight = &inflight,
+                            .pending = 1000,
+                            .refused = on_refused};
     struct seen seen = {0};
     static uint8_t body[4096];
     struct result r;
@@ -368,6 +405,10 @@ static void test_call_refused(void **unused)
     assert_int_equal(r.grpc_status, 0);
     assert_int_equal(atomic_load(&inflight), 0);
     assert_int_equal(seen.calls, 1);
+    /* every refusal above reported once, as the HTTP receiver's status */
+    static const unsigned want[] = {404, 415, 415, 415, 413, 400, 400, 400, 400, 429};
+    assert_int_equal(seen.nrefused, 10);
+    assert_memory_equal(seen.refused, want, sizeof(want));
 }
 
 static void test_garbage(void **unused)
@@ -395,12 +436,165 @@ static void test_garbage(void **unused)
     assert_int_equal(seen.calls, 0);
 }
 
+/* ---- the exporter's side (exporter/http_push.c, grpc mode) --------------- */
+
+static void test_answer(void **unused)
+{
+    static const struct {
+        const char *lines; /* '|' between lines */
+        long http;
+        int code;
+        const char *message;
+    } cases[] = {
+        {"grpc-status: 0\r\n", 200, GRPC_OK, ""},
+        {"Grpc-Status:  14 \r\n|grpc-message: busy%20now%0A\r\n", 200, GRPC_UNAVAILABLE,
+         "busy now?"},
+        {"grpc-status: 3\r\n", 415, GRPC_INVALID_ARGUMENT, ""}, /* grpc-status wins */
+        {"grpc-status: x\r\n", 200, GRPC_UNKNOWN, ""},
+        {"grpc-status: 1234\r\n", 200, GRPC_UNKNOWN, ""},
+        {"grpc-status:\r\n", 200, GRPC_UNKNOWN, ""},
+        {"content-type: application/grpc\r\n", 200, GRPC_INTERNAL, ""}, /* no trailers */
+        {"", 503, GRPC_UNAVAILABLE, ""}, /* a proxy's answer: gRPC's mapping */
+        {"", 429, GRPC_UNAVAILABLE, ""},
+        {"", 401, GRPC_UNAUTHENTICATED, ""},
+        {"", 404, GRPC_UNIMPLEMENTED, ""},
+        {"", 400, GRPC_INTERNAL, ""},
+        {"", 418, GRPC_UNKNOWN, ""},
+        {"", 0, -1, ""}, /* no answer at all */
+        {"grpc-status-details-bin: AAA\r\n|grpc-statusx: 5\r\n", 200, GRPC_INTERNAL, ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct grpc_answer a;
+        char buf[256];
+        grpc_answer_init(&a);
+        snprintf(buf, sizeof(buf), "%s", cases[i].lines);
+        for (char *save, *l = strtok_r(buf, "|", &save); l; l = strtok_r(NULL, "|", &save))
+            grpc_answer_header(&a, l, strlen(l));
+        int code = grpc_answer_code(&a, cases[i].http);
+        if (code != cases[i].code || strcmp(a.message, cases[i].message))
+            fail_msg("case %zu: code %d '%s', want %d '%s'", i, code, a.message, cases[i].code,
+                     cases[i].message);
+    }
+    /* the policy: what OpenTelemetry's exporters retry, and no more */
+    static const int retry[] = {-1, 1, 4, 8, 10, 11, 14, 15};
+    static const int drop[] = {2, 3, 5, 6, 7, 9, 12, 13, 16, 17, 99};
+    assert_int_equal(grpc_push_classify(GRPC_OK), PUSH_DONE);
+    for (size_t i = 0; i < sizeof(retry) / sizeof(retry[0]); i++)
+        assert_int_equal(grpc_push_classify(retry[i]), PUSH_RETRY);
+    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+        assert_int_equal(grpc_push_classify(drop[i]), PUSH_DROP);
+}
+
+/* A server whose answer is the message's first byte: 'o' OK (an empty
+ * response), 'p' OK with a partial success of 3 profiles, 'z' OK with a
+ * gzip'd response message, 'u' UNAVAILABLE, 'i' INVALID_ARGUMENT. */
+struct served {
+    atomic_int calls[128];
+    atomic_int gz_ok; /* a 'z' call arrived gunzipped, as sent */
+};
+
+static void export_handler(void *ctx, const struct grpc_call *c, struct grpc_reply *out)
+{
+    struct served *sv = ctx;
+    /* ExportProfilesServiceResponse{partial_success{rejected_profiles: 3,
+     * error_message: "x"}} */
+    static const uint8_t partial[] = {0x0a, 0x05, 0x08, 0x03, 0x12, 0x01, 'x'};
+    unsigned char k = c->len ? c->msg[0] & 127 : 0;
+
+    atomic_fetch_add(&sv->calls[k], 1);
+    out->code = GRPC_OK;
+    if (k == 'u') {
+        out->code = GRPC_UNAVAILABLE;
+        snprintf(out->message, sizeof(out->message), "try again");
+    } else if (k == 'i') {
+        out->code = GRPC_INVALID_ARGUMENT;
+        snprintf(out->message, sizeof(out->message), "bad profile\n");
+    } else if (k == 'p' && (out->body = malloc(sizeof(partial)))) {
+        memcpy(out->body, partial, sizeof(partial));
+        out->len = sizeof(partial);
+    } else if (k == 'z') {
+        atomic_store(&sv->gz_ok, c->len == 4 && !memcmp(c->msg, "zzzz", 4));
+    }
+}
+
+static int64_t read_response(void *ctx, const uint8_t *body, size_t len)
+{
+    int64_t rejected;
+    char msg[64];
+    return otlp_response_parse(body, len, &rejected, msg, sizeof(msg)) ? -1 : rejected;
+}
+
+static void submit(struct http_push *h, const char *url, const char *what, bool gz)
+{
+    uint8_t *b;
+    size_t n;
+    if (gz) {
+        assert_int_equal(gzip_compress((const uint8_t *)what, strlen(what), &b, &n), 0);
+    } else {
+        n = strlen(what);
+        b = malloc(n);
+        memcpy(b, what, n);
+    }
+    assert_int_equal(http_push_submit(h, url, "application/grpc", gz ? "gzip" : NULL, b, n, 1), 0);
+}
+
+static void test_push_grpc(void **unused)
+{
+    struct served sv = {0};
+    char err[256], url[128];
+    struct grpc_server_opts so = {
+        .listen = "127.0.0.1:0",
+        .flag = "test",
+        .limits = {.max_msg = 1 << 20, .max_decoded = 1 << 20},
+        .handler = export_handler,
+        .ctx = &sv,
+    };
+    struct grpc_server *srv = grpc_server_new(&so, err, sizeof(err));
+    assert_non_null(srv);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u" GRPC_EXPORT_PATH, grpc_server_port(srv));
+    struct http_push_opts po = {
+        .name = "test",
+        .grpc = true,
+        .timeout_ms = 5000,
+        .max_attempts = 2,
+        .on_success = read_response,
+    };
+    struct http_push *h = http_push_new(&po, err, sizeof(err));
+    assert_non_null(h);
+    submit(h, url, "ok", false);
+    submit(h, url, "partial", true);
+    submit(h, url, "unavailable", false);
+    submit(h, url, "invalid", false);
+    submit(h, url, "zzzz", true);
+    submit(h, url, "ok again", false); /* a call after each of the others */
+    struct http_push_stats st;
+    for (int i = 0; i < 200; i++) { /* the retry waits 0.5-1.5 s */
+        http_push_get_stats(h, &st);
+        if (st.sent + st.dropped == 6)
+            break;
+        usleep(50 * 1000);
+    }
+    http_push_free(h, 1000);
+    grpc_server_free(srv);
+    assert_int_equal(st.sent, 4);            /* o, p, z, o */
+    assert_int_equal(st.rejected, 3);        /* p's partial success */
+    assert_int_equal(st.bad_responses, 0);   /* every OK answer readable */
+    assert_int_equal(st.dropped, 2);         /* u after its retry, i at once */
+    assert_int_equal(st.failed_attempts, 3); /* u twice, i once */
+    assert_int_equal(atomic_load(&sv.calls['u']), 2);
+    assert_int_equal(atomic_load(&sv.calls['i']), 1);
+    assert_int_equal(atomic_load(&sv.calls['o']), 2);
+    assert_int_equal(atomic_load(&sv.calls['p']), 1); /* gzip'd on the wire, whole here */
+    assert_true(atomic_load(&sv.gz_ok));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unframe),      cmocka_unit_test(test_percent),
         cmocka_unit_test(test_call_ok),      cmocka_unit_test(test_call_gzip),
         cmocka_unit_test(test_call_refused), cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_answer),       cmocka_unit_test(test_push_grpc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
