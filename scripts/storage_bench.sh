@@ -49,10 +49,14 @@ awk -v s="$samples" -v b="$bytes_before" -v a="$bytes_after" \
 
 echo "== 1 service x $hosts hosts x $hours h, compacted (generated in one go)"
 fleet_src=${STORAGE_FLEET_SOURCE:-${srcs[0]}}
+mem_args=()
 if [ "$fleet_src" = calibrated ]; then
     fleet_args=(--model calibrated)
     [ -z "${STORAGE_FLEET_ROWS:-}" ] || fleet_args+=(--rows "$STORAGE_FLEET_ROWS")
     fleet_src="calibrated model, ${STORAGE_FLEET_ROWS:-321} rows per host-window"
+    # its day holds millions of distinct stacks: gigabytes per query, far
+    # above the default budgets (BENCHMARKS.md, "At calibrated diversity")
+    mem_args=(--query-memory-limit 8G --total-query-memory-limit 8G)
 else
     fleet_args=("$fleet_src")
 fi
@@ -61,12 +65,18 @@ $Q generate --store "$tmp/fleet" --hosts "$hosts" --services 1 --hours "$hours" 
 from=$start; until=$((start + hours * 3600000))
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 p1=$(port); p2=$(port)
-$Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 >/dev/null 2>&1 & pids+=($!)
+$Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 "${mem_args[@]}" >/dev/null 2>&1 & pids+=($!)
 sleep 0.5
-q() { # PORT ENDPOINT → seconds
-    curl -s -o "$tmp/out.json" -w '%{time_total}' -G "http://127.0.0.1:$1/api/v1/$2" \
+q() { # PORT ENDPOINT → seconds; an answer other than 200 stops the bench
+    local r
+    r=$(curl -s -o "$tmp/out.json" -w '%{http_code} %{time_total}' -G "http://127.0.0.1:$1/api/v1/$2" \
         --data-urlencode 'query={service_name="svc-00"}' --data-urlencode "from=$from" \
-        --data-urlencode "until=$until"
+        --data-urlencode "until=$until")
+    if [ "${r%% *}" != 200 ]; then
+        echo "storage_bench: $2 answered ${r%% *}: $(head -c 300 "$tmp/out.json")" >&2
+        return 1
+    fi
+    echo "${r#* }"
 }
 printf '%-34s %10s %10s\n' "query (1 service, ${hosts}x${hours}h)" cold warm
 c=$(q $p1 flamegraph); w=$(q $p1 flamegraph)
@@ -77,8 +87,8 @@ printf '%-34s %9.3fs %9.3fs\n' "top, 1 worker" "$c" "$w"
 top1="$c $w"
 grep -o '"stats":{[^}]*}' "$tmp/out.json" || true
 kill "${pids[@]}" 2>/dev/null; pids=()
-$Q --store "$tmp/fleet" --listen 127.0.0.1:$p2 >/dev/null 2>&1 & pids+=($!)
-$Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 --peers 127.0.0.1:$p2 >/dev/null 2>&1 & pids+=($!)
+$Q --store "$tmp/fleet" --listen 127.0.0.1:$p2 "${mem_args[@]}" >/dev/null 2>&1 & pids+=($!)
+$Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 --peers 127.0.0.1:$p2 "${mem_args[@]}" >/dev/null 2>&1 & pids+=($!)
 sleep 0.5
 c=$(q $p1 flamegraph); w=$(q $p1 flamegraph)
 printf '%-34s %9.3fs %9.3fs\n' "flame graph, 2 workers" "$c" "$w"
@@ -89,14 +99,14 @@ top2="$c $w"
 # Speed-up with workers on this 2-core machine: each worker limited to one
 # decode thread, so a second worker has a core of its own to add.
 kill "${pids[@]}" 2>/dev/null; pids=()
-$Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 --threads 1 >/dev/null 2>&1 & pids+=($!)
+$Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 --threads 1 "${mem_args[@]}" >/dev/null 2>&1 & pids+=($!)
 sleep 0.5
 c=$(q $p1 flamegraph); w=$(q $p1 flamegraph)
 printf '%-34s %9.3fs %9.3fs\n' "flame graph, 1 worker x 1 thread" "$c" "$w"
 fg1t="$c $w"
 kill "${pids[@]}" 2>/dev/null; pids=()
-$Q --store "$tmp/fleet" --listen 127.0.0.1:$p2 --threads 1 >/dev/null 2>&1 & pids+=($!)
-$Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 --threads 1 --peers 127.0.0.1:$p2 >/dev/null 2>&1 & pids+=($!)
+$Q --store "$tmp/fleet" --listen 127.0.0.1:$p2 --threads 1 "${mem_args[@]}" >/dev/null 2>&1 & pids+=($!)
+$Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 --threads 1 --peers 127.0.0.1:$p2 "${mem_args[@]}" >/dev/null 2>&1 & pids+=($!)
 sleep 0.5
 c=$(q $p1 flamegraph); w=$(q $p1 flamegraph)
 printf '%-34s %9.3fs %9.3fs\n' "flame graph, 2 workers x 1 thread" "$c" "$w"

@@ -247,6 +247,9 @@ struct fnode {
     uint32_t first_child, next_sibling;
     uint32_t nchildren, unselected;
     int64_t self, total;
+    /* (first stack through it) << 32 | depth: the order a stack-by-stack
+     * build would have created it in, the last tie-break of the selection */
+    uint64_t order;
     uint32_t child_start, child_count; /* into the sorted selected list */
     bool selected;
 };
@@ -324,7 +327,7 @@ static bool heap_before(const struct ftree *t, const struct mprof *p, uint32_t a
     if (t->n[a].total != t->n[b].total)
         return t->n[a].total > t->n[b].total;
     int c = strcmp(intern_str_get(&p->str, t->n[a].name), intern_str_get(&p->str, t->n[b].name));
-    return c != 0 ? c < 0 : a < b;
+    return c != 0 ? c < 0 : t->n[a].order < t->n[b].order;
 }
 
 static void heap_push(struct heap *h, const struct ftree *t, const struct mprof *p, uint32_t x)
@@ -381,6 +384,119 @@ static int cmp_sel(const void *a, const void *b, void *ctx)
     return heap_before(c->t, c->p, x, y) ? -1 : 1;
 }
 
+/* A min-heap of the largest @k totals seen (k = max_nodes + 1). */
+struct topk {
+    int64_t *v;
+    uint32_t n, k;
+};
+
+static void topk_add(struct topk *h, int64_t x)
+{
+    size_t i;
+
+    if (h->n == h->k) {
+        if (x <= h->v[0])
+            return;
+        i = 0; /* replace the smallest, sift down */
+        for (;;) {
+            size_t l = 2 * i + 1, r = l + 1, m = i;
+            int64_t mv = x;
+            if (l < h->n && h->v[l] < mv)
+                m = l, mv = h->v[l];
+            if (r < h->n && h->v[r] < mv)
+                m = r;
+            if (m == i)
+                break;
+            h->v[i] = h->v[m];
+            i = m;
+        }
+        h->v[i] = x;
+        return;
+    }
+    for (i = h->n++; i > 0 && h->v[(i - 1) / 2] > x; i = (i - 1) / 2)
+        h->v[i] = h->v[(i - 1) / 2];
+    h->v[i] = x;
+}
+
+/*
+ * Builds the call tree of column @col of @p into @t (which holds the root),
+ * level by level from the root: each level moves every live stack from its
+ * node one frame deeper. The selection (view_flame_walk) pops nodes by
+ * total, largest first, and pops at most max_nodes of them, so every node
+ * it pops has a total at least the (max_nodes + 1)-th largest of the tree
+ * (more nodes above it would all have been popped before it). The nodes
+ * of the levels built so far are a part of the tree: the (max_nodes +
+ * 1)-th largest of their totals is a lower bound of that, and a node below
+ * it is never popped. Such a node is still made (its parent counts its
+ * children), but nothing under it: its stacks stop there. A calibrated
+ * fleet's day has millions of stacks whose deep frames are each their own
+ * node; this keeps the tree to the few thousand nodes a flame graph can
+ * show and their siblings. The bound needs totals that only shrink towards
+ * the leaves: with a negative value anywhere the whole tree is built.
+ */
+static int flame_build(struct ftree *t, const struct mprof *p, uint32_t col, uint32_t max_nodes)
+{
+    struct {
+        uint32_t stack, node;
+    } *live = NULL;
+    /* (callers cap max_nodes far below this; past it, no bound) */
+    bool prune = max_nodes < (1u << 24);
+    struct topk top = {.k = prune ? max_nodes + 1 : 1};
+    uint32_t nlive = 0;
+    int rc = -ENOMEM;
+
+    if (p->nstacks && !(live = malloc((size_t)p->nstacks * sizeof(*live))))
+        return -ENOMEM;
+    if (!(top.v = malloc((size_t)top.k * sizeof(*top.v))))
+        goto out;
+    for (uint32_t s = 0; s < p->nstacks; s++) {
+        int64_t v = p->vals[(size_t)s * p->ntypes + col];
+        if (v == 0)
+            continue;
+        if (v < 0)
+            prune = false;
+        MPROF_ADD(t->n[0].total, v);
+        live[nlive].stack = s;
+        live[nlive].node = 0;
+        nlive++;
+    }
+    for (uint32_t d = 0; nlive; d++) {
+        /* nodes below the bound (exact totals: their level is done) stop */
+        int64_t bound = prune && top.n == top.k ? top.v[0] : INT64_MIN;
+        uint32_t first_new = t->count, w = 0;
+        for (uint32_t i = 0; i < nlive; i++) {
+            uint32_t s = live[i].stack, node = live[i].node, len = mprof_stack_len(p, s);
+            int64_t v = p->vals[(size_t)s * p->ntypes + col];
+            if (t->n[node].total < bound)
+                continue;
+            if (d == len) {
+                MPROF_ADD(t->n[node].self, v);
+                continue;
+            }
+            /* frames are leaf first: depth d's is len - 1 - d */
+            uint32_t before = t->count;
+            uint32_t c = ftree_child(t, node, mprof_stack_frames(p, s)[len - 1 - d]);
+            if (c == UINT32_MAX)
+                goto out;
+            if (t->count != before)
+                t->n[c].order = (uint64_t)s << 32 | (d + 1);
+            MPROF_ADD(t->n[c].total, v);
+            live[w].stack = s;
+            live[w].node = c;
+            w++;
+        }
+        nlive = w;
+        if (prune)
+            for (uint32_t c = first_new; c < t->count; c++)
+                topk_add(&top, t->n[c].total);
+    }
+    rc = 0;
+out:
+    free(live);
+    free(top.v);
+    return rc;
+}
+
 int view_flame_walk(const struct mprof *p, uint32_t col, uint32_t max_nodes,
                     const struct flame_visit *v, void *ctx)
 {
@@ -399,21 +515,8 @@ int view_flame_walk(const struct mprof *p, uint32_t col, uint32_t max_nodes,
     t.count = 1;
     t.n[0] = (struct fnode){
         .name = 0, .parent = UINT32_MAX, .first_child = UINT32_MAX, .next_sibling = UINT32_MAX};
-    for (uint32_t s = 0; s < p->nstacks; s++) {
-        int64_t v = p->vals[(size_t)s * p->ntypes + col];
-        const uint32_t *f = mprof_stack_frames(p, s);
-        uint32_t d = mprof_stack_len(p, s), node = 0;
-        if (v == 0)
-            continue;
-        MPROF_ADD(t.n[0].total, v);
-        for (uint32_t k = d; k-- > 0;) {
-            node = ftree_child(&t, node, f[k]);
-            if (node == UINT32_MAX)
-                goto out;
-            MPROF_ADD(t.n[node].total, v);
-        }
-        MPROF_ADD(t.n[node].self, v);
-    }
+    if (flame_build(&t, p, col, max_nodes))
+        goto out;
     /* Greedy selection by total from the root: a node is taken only with
      * its parent, and the budget counts the "other" node each parent with
      * cut children needs. */
