@@ -1293,6 +1293,48 @@ static void test_entry_after_its_segment_merged(void **state)
     free(entry);
 }
 
+/* Compaction reads each object it merges with one GET: a flush's segment
+ * whole (footer and sections together), an entry's segment and a level-1
+ * block by one range covering their sections; not one GET per section
+ * plus one per footer (docs/storage.md, cost model). */
+static void test_one_get_per_object(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 17 * 60000, .continuous = 1, .span_s = 300};
+    const struct part three[3] = {{"api", 3, 1, 0}, {"db", 2, 2, 0}, {"web", 1, 4, 0}};
+    int64_t total = 0;
+
+    /* minutes 0-14: 3 spans; host-a one object per flush, host-b the old
+     * layout (segment + entry); each flush 3 sections */
+    for (int m = 0; m < 15; m++) {
+        put_parts_as(e, "host-a", H + m * 60000, three, 3, NULL, NULL, false);
+        put_parts_as(e, "host-b", H + m * 60000, three, 3, NULL, NULL, true);
+        total += 2 * (4 + 4 + 5);
+    }
+    uint64_t g0 = e->st->stats.gets;
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.errors, 0);
+    assert_int_equal(s.spans_compacted, 3);
+    assert_int_equal(s.sections_merged, 30 * 3);
+    /* 15 entries, 15 of their segments, 15 segments alone: one GET each */
+    assert_int_equal(e->st->stats.gets - g0, 15 + 15 + 15);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, total);
+
+    /* level 2 merges the hour manifest's three blocks: one GET each, and
+     * one for the hour manifest */
+    o.now_ms = H + 2 * HOUR_MS;
+    o.continuous = 0;
+    g0 = e->st->stats.gets;
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.errors, 0);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(e->st->stats.gets - g0, 1 + 3);
+    assert_int_equal(count(e, "default/blocks/"), 1);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, total);
+    assert_int_equal(block_samples(e, NULL), (uint64_t)total);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1324,6 +1366,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_compact_under_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_at_each_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_after_its_segment_merged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_get_per_object, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
