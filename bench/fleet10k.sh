@@ -28,7 +28,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 Q=build/stoke-query B=build/stoke-bench-open-hour
-[ -x "$B" ] && [ -x "$Q" ] || make -s "$Q" "$B"
+if [ ! -x "$B" ] || [ ! -x "$Q" ]; then make -s "$Q" "$B"; fi
 HOSTS=${1:-10000} JOBS=${JOBS:-8} SPAN=${SPAN:-300}
 dir=${FLEET_DIR:-/tmp/fleet10k}
 st=$dir/store
