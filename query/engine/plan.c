@@ -437,11 +437,11 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
          * its manifest's replaces could apply to, and they are not decoded
          * (at the end of an hour of 10,000 hosts compacted by level 1:
          * 600,000 keys, some 50 MB, every query). */
-        uint32_t others[24] = {0};
+        uint32_t others[100] = {0}; /* by "HH" of the key, 00 to 99 */
         for (size_t i = 0; i < l.n; i++)
             if (strncmp(l.keys[i], prefix, plen) == 0 && hour_of_key(l.keys[i] + plen) >= 0)
                 others[hour_of_key(l.keys[i] + plen)]++;
-        for (int h = 0; h < 24; h++)
+        for (int h = 0; h < 100; h++)
             others[h] -= others[h] > 0; /* the newest hour manifest (or entry) */
         for (size_t i = 0; i < sl.n; i++)
             if (strncmp(sl.keys[i], sprefix, splen) == 0 && hour_of_key(sl.keys[i] + splen) >= 0)
