@@ -10,8 +10,8 @@ $0.005 per 1,000, GET $0.0004 per 1,000, storage $0.023 per GB-month (first
 50 TB), DELETE free. A month is 730 hours.
 
 Stoke, per host: one PUT per flush (one object per flush); compaction once
-an hour reads what the hour holds (its GETs measured per host-hour: a
-footer and then one ranged GET per section) and writes blocks and
+an hour reads what the hour holds (its GETs measured per host-hour: one
+per object, the segment read whole) and writes blocks and
 manifests (PUTs per block: the measured fleet's, plus one per 256 MB kept);
 LISTs: one per 1,000 keys of the hour; storage: what compaction keeps, per
 retained month. Queries are not billed here (a query's GETs are
@@ -50,11 +50,7 @@ def stoke(r, hosts):
     # a LIST page holds 1,000 keys: the hour's listing grows with its objects
     clist = HOURS * max(r["compact_list_per_hour"], hosts * r["objects_per_host_hour"] / 1000)
     store = hh * r["kept_bytes_per_host_hour"] / 1e9
-    # the same compaction reading each object with one GET (a footer and
-    # every section in one request) instead of one GET per section
-    cget1 = hh * r["objects_per_host_hour"]
     return {"put": puts * PUT, "compaction": cget * GET + cput * PUT + clist * LIST,
-            "compaction_1get": cget1 * GET + cput * PUT + clist * LIST,
             "storage": store * GB_MONTH, "puts_per_s": puts / HOURS / 3600}
 
 
@@ -64,7 +60,6 @@ def pyroscope(r, hosts):
     segs = shards * 2 * HOURS * 3600
     store = hosts * HOURS * r["kept_bytes_per_host_hour"] / 1e9
     return {"put": segs * PUT, "compaction": segs * GET + segs / 100 * PUT,
-            "compaction_1get": segs * GET + segs / 100 * PUT,
             "storage": store * GB_MONTH, "puts_per_s": shards * 2, "shards": shards}
 
 
@@ -75,26 +70,25 @@ def money(x):
 def main():
     rows = json.load(open(sys.argv[1]))
     print("| shape | flush | bytes/host-hour | hosts | PUT/s | PUTs | compaction (measured) "
-          "| storage (per retained month) | total | compaction at 1 GET per object | total then |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| storage (per retained month) | total |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         for n in FLEETS:
             c = stoke(r, n)
             tot = c["put"] + c["compaction"] + c["storage"]
-            tot1 = c["put"] + c["compaction_1get"] + c["storage"]
-            print("| Stoke, %s | %d s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            print("| Stoke, %s | %d s | %s | %s | %s | %s | %s | %s | %s |" % (
                 r["shape"], r["flush_s"], format(round(r["bytes_per_host_hour"]), ","), format(n, ","),
                 format(round(c["puts_per_s"]), ","), money(c["put"]), money(c["compaction"]),
-                money(c["storage"]), money(tot), money(c["compaction_1get"]), money(tot1)))
+                money(c["storage"]), money(tot)))
     for shape in ("busy", "light"):
         r = next(x for x in rows if x["shape"] == shape and x["flush_s"] == 60)
         for n in FLEETS:
             c = pyroscope(r, n)
             tot = c["put"] + c["compaction"] + c["storage"]
-            print("| Pyroscope 2.0, %s (%d shards) | 0.5 s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            print("| Pyroscope 2.0, %s (%d shards) | 0.5 s | %s | %s | %s | %s | %s | %s | %s |" % (
                 shape, c["shards"], format(round(r["bytes_per_host_hour"]), ","), format(n, ","),
                 format(round(c["puts_per_s"]), ","), money(c["put"]), money(c["compaction"]),
-                money(c["storage"]), money(tot), money(c["compaction_1get"]), money(tot)))
+                money(c["storage"]), money(tot)))
 
 
 if __name__ == "__main__":

@@ -110,6 +110,12 @@ out:
 
 int manifest_decode(const uint8_t *buf, size_t len, struct manifest **out, char *err, size_t errlen)
 {
+    return manifest_decode_flags(buf, len, 0, out, err, errlen);
+}
+
+int manifest_decode_flags(const uint8_t *buf, size_t len, unsigned flags, struct manifest **out,
+                          char *err, size_t errlen)
+{
     struct manifest *m = NULL;
     uint8_t *raw = NULL;
     uint64_t n;
@@ -185,6 +191,8 @@ int manifest_decode(const uint8_t *buf, size_t len, struct manifest **out, char 
         ret = -EBADMSG;
         goto out;
     }
+    if (flags & MANIFEST_NO_REPLACES)
+        n = 0;
     if (!(m->replaces = calloc(n + 1, sizeof(char *)))) {
         ret = -ENOMEM;
         goto out;

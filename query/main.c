@@ -73,7 +73,7 @@ struct cli {
     const char *service, *host;
     int64_t time_ms;
     /* compact */
-    unsigned retention_days, delay_s, every_s;
+    unsigned retention_days, delay_s, every_s, passes;
     bool open_hours, continuous;
     unsigned span_s, grace_s, lease_ttl_s;
     const char *replica_id;
@@ -217,6 +217,8 @@ static const struct opt opts[] = {
      "this replica's name in its leases (default HOST-PID)"},
     /* Hidden: the clock of the passes, for the tests. */
     {"now", CMD_COMPACT, O_I64, OFF(now_ms), 0, QUERY_MAX_TIME_MS, "MS", NULL},
+    /* Hidden: stop after N passes (0: until a signal), for the benchmarks. */
+    {"passes", CMD_COMPACT, O_UINT, OFF(passes), 0, 1000000, "N", NULL},
     {"rule-interval", CMD_COMPACT, O_UINT, OFF(rule_interval_s), 1, 3600, "SEC",
      "the recording rules' samples: one per SEC, aligned to it (default 60, the agent's "
      "flush)"},
@@ -610,6 +612,7 @@ static int cmd_compact(const struct cli *c, struct store *st, char **files, int 
     struct sigaction sa = {.sa_handler = on_compact_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    unsigned npasses = 0;
     int ret;
     do {
         struct compact_stats cs;
@@ -649,6 +652,8 @@ static int cmd_compact(const struct cli *c, struct store *st, char **files, int 
         fflush(stdout);
         if (ret)
             fprintf(stderr, "stoke-query compact: %s\n", st->err[0] ? st->err : strerror(-ret));
+        if (c->passes && ++npasses >= c->passes)
+            break;
         for (unsigned i = 0; every && i < every * 10 && !compact_stop; i++) {
             struct timespec ts = {0, 100000000};
             nanosleep(&ts, NULL);

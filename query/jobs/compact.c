@@ -136,12 +136,12 @@ static int load_manifest(struct store *st, const char *key, struct manifest **m,
     return ret;
 }
 
-static bool in_list(char **v, size_t n, const char *key)
+/* True when @key is in @set (the replaces of the hour manifest in force:
+ * 600,000 keys at the end of an hour of 10,000 hosts, looked up for every
+ * key listed, so a hash set, not a scan). */
+static bool in_set(const struct intern *set, const char *key)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i], key) == 0)
-            return true;
-    return false;
+    return intern_find(set, key, strlen(key)) != MPROF_NONE;
 }
 
 /* The decoded sections of one or more objects that go into the block
@@ -173,36 +173,60 @@ static bool same_types(const struct seg_section *a, const struct seg_section *b)
 /*
  * Reads and decodes every section of the object @key (described by @f)
  * into @b, and checks that each can go into @w next to what @w and @b
- * already hold. Adds nothing to @w. Returns 0; -EBADMSG (corrupt or
+ * already hold. Adds nothing to @w. The sections come from @obj (the
+ * whole object, @obj_len bytes) when given, else from one ranged read
+ * covering them all: one GET per object, not one per section
+ * (docs/storage.md, cost model). Returns 0; -EBADMSG (corrupt or
  * truncated) or -EINVAL (sample types other than the block's), counted;
  * or the store's errno, or -ENOMEM.
  */
 static int batch_load(struct store *st, const struct seg_writer *w, const char *key,
-                      const struct seg_footer *f, struct batch *b, struct pass *p)
+                      const struct seg_footer *f, const uint8_t *obj, uint64_t obj_len,
+                      struct batch *b, struct pass *p)
 {
     struct compact_stats *s = p->s;
+    struct store_buf buf = {0};
+    uint64_t lo = UINT64_MAX, hi = 0, base_off = 0;
+    char err[256];
+    int ret = 0;
 
     if (!key || !f) {
         note_error(p, "manifest entry", key ? key : "", "no key or no footer");
         return -EBADMSG;
     }
+    if (f->nsections == 0)
+        return 0;
     for (size_t i = 0; i < f->nsections; i++) {
         const struct seg_section_info *info = &f->sections[i];
-        struct store_buf buf = {0};
-        struct seg_section *sec = NULL;
-        char err[256];
-        int ret = store_get(st, key, info->offset, info->length, &buf);
-        if (ret) {
+        if (info->offset < lo)
+            lo = info->offset;
+        if (info->offset + info->length > hi)
+            hi = info->offset + info->length;
+    }
+    if (!obj) {
+        if ((ret = store_get(st, key, lo, hi - lo, &buf))) {
             note_error(p, "reading", key, st->err);
             return ret;
         }
         s->bytes_in += buf.len;
-        ret = seg_section_decode(buf.data, buf.len, info, &sec, err, sizeof(err));
-        free(buf.data);
+        obj = buf.data;
+        obj_len = buf.len;
+        base_off = lo;
+    }
+    for (size_t i = 0; i < f->nsections; i++) {
+        const struct seg_section_info *info = &f->sections[i];
+        struct seg_section *sec = NULL;
+        if (info->offset + info->length - base_off > obj_len) {
+            note_error(p, "section of", key, "beyond the object's end");
+            ret = -EBADMSG;
+            goto out;
+        }
+        ret = seg_section_decode(obj + (info->offset - base_off), info->length, info, &sec, err,
+                                 sizeof(err));
         if (ret) {
             if (ret == -EBADMSG)
                 note_error(p, "section of", key, err);
-            return ret;
+            goto out;
         }
         bool fits = seg_writer_check_section(w, sec) == 0;
         for (size_t j = 0; j < b->n && fits; j++)
@@ -212,32 +236,75 @@ static int batch_load(struct store *st, const struct seg_writer *w, const char *
                      sec->service);
             note_error(p, "merging", key, err);
             seg_section_free(sec);
-            return -EINVAL;
+            ret = -EINVAL;
+            goto out;
         }
         if (b->n == b->cap) {
             size_t cap = b->cap ? b->cap * 2 : 8;
             struct seg_section **v = realloc(b->secs, cap * sizeof(*v));
             if (!v) {
                 seg_section_free(sec);
-                return -ENOMEM;
+                ret = -ENOMEM;
+                goto out;
             }
             b->secs = v;
             b->cap = cap;
         }
         b->secs[b->n++] = sec;
     }
-    return 0;
+out:
+    free(buf.data);
+    return ret;
+}
+
+/* The largest segment read whole, in one GET; a larger one (none an agent
+ * writes) has its footer read by suffix and its sections by one range. */
+#define WHOLE_MAX (64u << 20)
+
+/*
+ * The footer of the segment @key (@size bytes from the listing, 0 when
+ * unknown) into *f and, when it is read whole, the object into *whole
+ * (else whole->data stays NULL and batch_load reads the sections): one GET
+ * for a flush's segment, footer and sections together. 0 or a negative
+ * errno, with a message in @err.
+ */
+static int segment_read(struct store *st, const char *key, uint64_t size, struct store_buf *whole,
+                        struct seg_footer **f, struct pass *p, char *err, size_t errlen)
+{
+    uint64_t need = 0;
+    int ret;
+
+    *f = NULL;
+    if (size == 0 || size > WHOLE_MAX)
+        return plan_footer_fetch(st, NULL, key, size, f, NULL, err, errlen);
+    if ((ret = store_get(st, key, 0, 0, whole))) {
+        snprintf(err, errlen, "%.200s", st->err[0] ? st->err : strerror(-ret));
+        return ret;
+    }
+    p->s->bytes_in += whole->len;
+    ret = seg_footer_parse(whole->data, whole->len, whole->len, f, &need, err, errlen);
+    if (ret == -EAGAIN) { /* cannot be: the tail is the whole object */
+        snprintf(err, errlen, "footer starts before the object");
+        ret = -EBADMSG;
+    }
+    if (ret) {
+        free(whole->data);
+        whole->data = NULL;
+        whole->len = 0;
+    }
+    return ret;
 }
 
 /* batch_load of one flush's object, with the recording rules fed its
  * sections as they go into the block (query/jobs/rules.h): no read of
  * their own. */
 static int flush_load(struct store *st, const struct seg_writer *w, const char *key,
-                      const struct seg_footer *f, struct batch *b, struct pass *p)
+                      const struct seg_footer *f, const uint8_t *obj, uint64_t obj_len,
+                      struct batch *b, struct pass *p)
 {
     struct rule_eval *rules = p->o->rules;
     size_t n0 = b->n;
-    int lr = batch_load(st, w, key, f, b, p);
+    int lr = batch_load(st, w, key, f, obj, obj_len, b, p);
 
     for (size_t i = n0; rules && !lr && i < b->n; i++)
         rule_eval_section(rules, b->secs[i], f->host, f->sections[i - n0].length);
@@ -378,7 +445,7 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
     /* segment keys that entries read now name; flush prefixes of entries
      * that could not be read (which segment they name is unknown); flush
      * prefixes the hour manifest in force replaces (plan_replaced_flushes) */
-    struct intern named = {0}, unknown_flush = {0}, replaced_flush = {0};
+    struct intern named = {0}, unknown_flush = {0}, replaced_flush = {0}, old_rep = {0};
     uint64_t nflushes = 0;
     struct manifest *old = NULL, *hm = NULL;
     /* one block per span: level 1 by span of the hour, level 2 one */
@@ -438,12 +505,17 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
         }
     }
 
+    for (size_t i = 0; old && i < old->nreplaces; i++)
+        if (intern_str(&old_rep, old->replaces[i]) == MPROF_NONE) {
+            ret = -ENOMEM;
+            goto out;
+        }
     /* Hour manifests of older generations that the one in force replaces
      * are left over by a pass that stopped before its deletes: they go. */
     long old_gen = old_key ? hour_gen(old_key, prefix) : -1;
     for (size_t i = 0; old && i < l.n; i++) {
         long g = hour_gen(l.keys[i], prefix);
-        if (g >= 0 && g < old_gen && in_list(old->replaces, old->nreplaces, l.keys[i]) &&
+        if (g >= 0 && g < old_gen && in_set(&old_rep, l.keys[i]) &&
             (ret = todo_add(&del, l.keys[i])))
             goto out;
     }
@@ -499,10 +571,10 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
             }
         bool gone = e->nentries > 0;
         for (size_t j = 0; old && j < e->nentries && gone; j++)
-            gone = in_list(old->replaces, old->nreplaces, e->entries[j].key);
+            gone = in_set(&old_rep, e->entries[j].key);
         /* Replaced: the entry itself, or every segment it names (merged
          * alone before the entry was written: its writer's order). */
-        if (old && (gone || in_list(old->replaces, old->nreplaces, k))) {
+        if (old && (gone || in_set(&old_rep, k))) {
             /* An entry re-uploaded after an earlier compaction replaced it
              * (an agent's retry) is deleted again with its segment. */
             for (size_t j = 0; j < e->nentries && !ret; j++)
@@ -521,8 +593,8 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
         size_t emark = rules ? rule_eval_mark(rules) : 0;
         for (size_t j = 0; j < e->nentries && !lr; j++)
             lr = e->entries[j].footer
-                     ? flush_load(st, w, e->entries[j].key, e->entries[j].footer, &b, p)
-                     : batch_load(st, w, e->entries[j].key, NULL, &b, p);
+                     ? flush_load(st, w, e->entries[j].key, e->entries[j].footer, NULL, 0, &b, p)
+                     : batch_load(st, w, e->entries[j].key, NULL, NULL, 0, &b, p);
         if (lr == 0 && (ret = batch_add(w, &b, s)) == 0) {
             nin[sp] += b.n;
             s->segments_read += e->nentries;
@@ -578,8 +650,7 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
         if (intern_find(&named, k, kl) != MPROF_NONE ||
             intern_find(&unknown_flush, k, fl) != MPROF_NONE)
             continue;
-        if ((old && in_list(old->replaces, old->nreplaces, k)) ||
-            intern_find(&replaced_flush, k, fl) != MPROF_NONE) {
+        if ((old && in_set(&old_rep, k)) || intern_find(&replaced_flush, k, fl) != MPROF_NONE) {
             if ((ret = todo_add(&del, k)))
                 goto out;
             continue;
@@ -589,9 +660,9 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
             continue; /* its span is still open: the next pass */
         struct seg_writer *w = ws[sp];
         struct seg_footer *f = NULL;
+        struct store_buf whole = {0};
         char err[256] = "";
-        int lr =
-            plan_footer_fetch(st, NULL, k, sl.sizes ? sl.sizes[i] : 0, &f, NULL, err, sizeof(err));
+        int lr = segment_read(st, k, sl.sizes ? sl.sizes[i] : 0, &whole, &f, p, err, sizeof(err));
         if (lr == -ENOMEM) {
             ret = lr;
             goto out;
@@ -604,7 +675,7 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
         if (lr) {
             note_error(p, "footer of", k, err);
         } else {
-            lr = flush_load(st, w, k, f, &b, p);
+            lr = flush_load(st, w, k, f, whole.data, whole.len, &b, p);
             if (lr == 0 && (ret = batch_add(w, &b, s)) == 0) {
                 nin[sp] += b.n;
                 s->segments_read++;
@@ -614,6 +685,7 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
             }
         }
         seg_footer_free(f);
+        free(whole.data);
         batch_free(&b);
         if ((lr || ret) && rules)
             rule_eval_truncate(rules, emark);
@@ -646,7 +718,7 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
      * again as they are. */
     for (size_t i = 0; old && i < old->nentries; i++) {
         const struct manifest_entry *oe = &old->entries[i];
-        int lr = remerge ? batch_load(st, ws[0], oe->key, oe->footer, &b, p) : 1;
+        int lr = remerge ? batch_load(st, ws[0], oe->key, oe->footer, NULL, 0, &b, p) : 1;
         if (lr == 0) {
             nin[0] += b.n;
             ret = batch_add(ws[0], &b, s);
@@ -782,6 +854,7 @@ out:
     intern_free(&named);
     intern_free(&unknown_flush);
     intern_free(&replaced_flush);
+    intern_free(&old_rep);
     return ret;
 }
 

@@ -2,7 +2,9 @@
 /*
  * manifest_decode on the input as an object, and on an object wrapped
  * around the input as its raw body (past the magic, CRC and zstd layers).
- * A decoded manifest must re-encode and decode to the same entry count.
+ * A decoded manifest must re-encode and decode to the same entry count,
+ * and decode without its replaces (MANIFEST_NO_REPLACES) to the same
+ * entries and none of them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +18,15 @@ static void decode(const uint8_t *buf, size_t len)
     char err[256];
     uint8_t *out;
     size_t olen;
-    if (manifest_decode(buf, len, &m, err, sizeof(err)))
+    struct manifest *m3 = NULL;
+    int r3 = manifest_decode_flags(buf, len, MANIFEST_NO_REPLACES, &m3, err, sizeof(err));
+    if (manifest_decode(buf, len, &m, err, sizeof(err))) {
+        manifest_free(m3);
         return;
+    }
+    if (r3 || m3->nentries != m->nentries || m3->nreplaces != 0)
+        abort();
+    manifest_free(m3);
     if (manifest_encode(m, &out, &olen) == 0) {
         if (manifest_decode(out, olen, &m2, err, sizeof(err)) || m2->nentries != m->nentries ||
             m2->nreplaces != m->nreplaces)
