@@ -43,6 +43,7 @@ struct http_push {
     struct request *head, *tail;
     size_t nqueued, bytes_queued;
     bool stop;
+    bool joined;               /* the sender thread is gone: the stats are final */
     uint64_t stop_deadline_ns; /* CLOCK_MONOTONIC; valid when stop */
     struct http_push_stats st;
     uint64_t last_log_ns;
@@ -577,9 +578,9 @@ void http_push_get_stats(struct http_push *h, struct http_push_stats *out)
     pthread_mutex_unlock(&h->mu);
 }
 
-void http_push_free(struct http_push *h, unsigned timeout_ms)
+void http_push_drain(struct http_push *h, unsigned timeout_ms)
 {
-    if (!h)
+    if (!h || h->joined)
         return;
     pthread_mutex_lock(&h->mu);
     h->stop = true;
@@ -587,6 +588,14 @@ void http_push_free(struct http_push *h, unsigned timeout_ms)
     pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
     pthread_join(h->thread, NULL);
+    h->joined = true;
+}
+
+void http_push_free(struct http_push *h, unsigned timeout_ms)
+{
+    if (!h)
+        return;
+    http_push_drain(h, timeout_ms);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
     curl_slist_free_all(h->headers);

@@ -113,7 +113,11 @@ int http_push_submit(struct http_push *h, const char *url, const char *content_t
 void http_push_get_stats(struct http_push *h, struct http_push_stats *out);
 
 /* Gives the queue up to @timeout_ms to empty, then stops the thread (what
- * is left is dropped and counted) and frees. */
+ * is left is dropped and counted); the stats are final then, and still
+ * readable until http_push_free. Once only; later calls do nothing. */
+void http_push_drain(struct http_push *h, unsigned timeout_ms);
+
+/* http_push_drain (when not done yet), then frees. */
 void http_push_free(struct http_push *h, unsigned timeout_ms);
 
 #endif

@@ -8,6 +8,7 @@
 #      a receiver that wants a token A has not, every call is refused
 #      UNAUTHENTICATED once and dropped (not retried), and counted; with
 #      the token and a tenant as --otlp-header, accepted under the tenant;
+#      A's exit line ("push: otlp N sent") counts every call B took;
 #  (a) round trip with a real gRPC client: agent A samples a workload and
 #      exports OTLP (HTTP) to a capturing receiver (otlp_receiver.py); each
 #      captured ExportProfilesServiceRequest is sent by Debian's grpcio
@@ -84,6 +85,9 @@ check "receiver B0 exits 0 on SIGTERM" test $? -eq 0
 rx=$(grep -h 'receiver:' "$work/B0.log")
 echo "  $rx"
 check "B0 answered every call 2xx ($rx)" grep -q ' 0 answered 4xx, 0 413, 0 429, 0 5xx' <<<"$rx"
+# A0's exit line counts the last window's request too (read after it was sent)
+nrx=$(sed -n 's/.*receiver: \([0-9]*\) requests.*/\1/p' <<<"$rx")
+check "A0's exit line: sent ${sent:-absent} = the calls B0 took (${nrx:-absent})" test "${sent:-x}" = "${nrx:-y}"
 start_worker "$work/A0"; qa=$qport
 start_worker "$work/B0"; qb=$qport
 same_tops "$qa" "$qb" "$CPU"
@@ -128,7 +132,10 @@ check "the drop names the grpc-status and the receiver's message ($(grep -o 'dro
 
 echo "== (a) agent A's OTLP requests sent by grpcio to agent B's --receive-grpc"
 mkdir -p "$work/cap"
-python3 "$T/otlp_receiver.py" "$work/cap" "" >/dev/null 2>&1 & pids+=($!)
+# every answer a second late: the last window's request is still on its
+# way when the agent stops, so its exit line shows whether the counts were
+# read after it was sent
+python3 "$T/otlp_receiver.py" "$work/cap" "slow*" >/dev/null 2>&1 & pids+=($!)
 for _ in $(seq 50); do [ -f "$work/cap/port" ] && break; sleep 0.1; done
 "$FIXTURES/hot_c" 25 >/dev/null & pids+=($!)
 "$AGENT" --store "$work/A" --output-dir "$work/localA" --host-name A --window 5 --flush 10 \
@@ -137,6 +144,9 @@ for _ in $(seq 50); do [ -f "$work/cap/port" ] && break; sleep 0.1; done
 check "agent A exits 0" test $? -eq 0
 bodies=("$work"/cap/*.body)
 check "A's OTLP requests captured (${#bodies[@]})" test "${#bodies[@]}" -ge 2
+push=$(grep -o 'push: otlp [0-9]* sent' "$work/A.log")
+check "A's exit line counts the last request, answered late ($push; ${#bodies[@]} captured)" \
+    test "$push" = "push: otlp ${#bodies[@]} sent"
 receiver B || { fail "receiver B did not start: $(cat "$work/B.log")"; summary test_receive_grpc; exit 1; }
 gB=$gport pidB=$rpid
 half=$((${#bodies[@]} / 2))
