@@ -19,7 +19,9 @@
 #      partial success answers rejected_profiles and error_message;
 #  (b) limits and bad input: auth (UNAUTHENTICATED), tenants from
 #      x-scope-orgid, malformed protobuf, every profile bad, a message past
-#      --receive-max-body-mb (RESOURCE_EXHAUSTED), a wrong content-type
+#      --receive-max-body-mb (RESOURCE_EXHAUSTED without RetryInfo), past
+#      --receive-pending-mb (RESOURCE_EXHAUSTED with a RetryInfo of 1 s in
+#      grpc-status-details-bin, decoded by python3-protobuf), a wrong content-type
 #      (curl's HTTP/2: 415 + grpc-status 3), HTTP/1.1 and garbage frames
 #      (GOAWAY or a close), idle connections that neither pin a core nor
 #      block the HTTP receiver; nothing written for any of them, and
@@ -185,6 +187,7 @@ G=127.0.0.1:$gD
 rpc() { # rpc WANT_CODE WANT_TEXT DESCRIPTION grpc_export-args...
     local want=$1 text=$2 what=$3 out; shift 3
     out=$($PY "$T/grpc_export.py" "$G" "$@" 2>&1 | tail -1)
+    last=$out
     if grep -q "\"code\": \"$want\"" <<<"$out" && grep -q -- "$text" <<<"$out"; then
         pass "$what: $want ($(cut -c1-110 <<<"$out"))"
     else
@@ -203,6 +206,8 @@ rpc OK "" "tenant t-1" --token tok-1 --tenant t-1 "$good"
 rpc INVALID_ARGUMENT "ExportProfilesServiceRequest" "malformed protobuf" --token tok-1 "$work/junk"
 rpc INVALID_ARGUMENT "every profile rejected" "every profile bad" --token tok-1 "$work/allbad.pb"
 rpc RESOURCE_EXHAUSTED "larger than 1048576" "message past --receive-max-body-mb" --token tok-1 "$work/big"
+check "too large: no RetryInfo in grpc-status-details-bin (final; $(grep -o '"retry_delay": [^}]*' <<<"$last"))" \
+    grep -q '"retry_delay": null' <<<"$last"
 rpc RESOURCE_EXHAUSTED "larger than 1048576" "the same, gzip" --token tok-1 --gzip "$work/big"
 printf '\0\0\0\0\3abc' >"$work/framed"
 code=$(curl -s --max-time 10 --http2-prior-knowledge -o /dev/null -D "$work/hdr" -w '%{http_code}' \
@@ -315,6 +320,17 @@ check "x-scope-orgid t-1 stored under its own tenant ($svcT)" test -n "$svcT"
 check "only the accepted calls were written (default tenant: $svcD)" python3 -c "
 got = set('$svcD'.split()); want = {'otlp-py', 'http-while-idle'} | set('$svcT'.split())
 assert got == want, (got, want)"
+
+# busy (the pending budget, 1 MiB, full with one message of 1.5 MB under a
+# 4 MiB body limit): RESOURCE_EXHAUSTED with a google.rpc.Status whose
+# RetryInfo says 1 s (the HTTP side's Retry-After), as grpcio hands the
+# trailer over and python3-protobuf decodes it
+receiver F --receive-pending-mb 1 --receive-max-body-mb 4 || { fail "receiver F did not start"; summary test_receive_grpc; exit 1; }
+G=127.0.0.1:$gport
+rpc RESOURCE_EXHAUSTED "retry later" "busy: past --receive-pending-mb" "$work/big"
+check "busy: grpc-status-details-bin's Status repeats the answer, RetryInfo retry_delay 1 s ($(grep -o '"retry_delay": [^}]*' <<<"$last"))" \
+    grep -q '"retry_delay": 1.0' <<<"$last"
+kill -TERM "$rpid"; wait "$rpid"
 
 echo "== (c) figures: Export calls on one receiver core"
 receiver E --receive-pending-mb 256 --buffer-mb 512 || { fail "receiver E did not start"; summary test_receive_grpc; exit 1; }
