@@ -348,6 +348,21 @@ static void export_stats(struct export_metrics *m, const struct http_push_stats 
     m->queued = st->queued;
 }
 
+/* The push exporters' counts into the metrics. */
+static void push_stats(struct agent *a)
+{
+    struct http_push_stats st;
+
+    if (a->otlp) {
+        otlp_exporter_get_stats(a->otlp, &st);
+        export_stats(&a->m.otlp, &st);
+    }
+    if (a->pyroscope) {
+        pyroscope_push_get_stats(a->pyroscope, &st);
+        export_stats(&a->m.pyroscope, &st);
+    }
+}
+
 static void write_window(struct agent *a)
 {
     char dir[PATH_MAX], path[PATH_MAX + 64], name[128];
@@ -462,16 +477,7 @@ static int drain_window(struct agent *a, uint64_t end_ns)
         a->m.objects_cut_early = us.objects_cut_early;
         a->m.upload_errors = us.upload_errors;
     }
-    if (a->otlp) {
-        struct http_push_stats st;
-        otlp_exporter_get_stats(a->otlp, &st);
-        export_stats(&a->m.otlp, &st);
-    }
-    if (a->pyroscope) {
-        struct http_push_stats st;
-        pyroscope_push_get_stats(a->pyroscope, &st);
-        export_stats(&a->m.pyroscope, &st);
-    }
+    push_stats(a);
     a->m.last_drain_seconds = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
     self_usage(a);
     if (a->m.windows == 1) {
@@ -906,9 +912,13 @@ static void teardown(struct agent *a)
         seg_upload_free(a->upload, 0);
     }
     store_close(a->store);
-    /* the last window is queued by now: up to 5 s to send it */
-    otlp_exporter_free(a->otlp, 5000);
-    pyroscope_push_free(a->pyroscope, 5000);
+    /* the last window is queued by now: up to 5 s to send it; the counts
+     * are read once it is sent (the window's were one request behind) */
+    otlp_exporter_drain(a->otlp, 5000);
+    pyroscope_push_drain(a->pyroscope, 5000);
+    push_stats(a);
+    otlp_exporter_free(a->otlp, 0);
+    pyroscope_push_free(a->pyroscope, 0);
     if (a->otlp || a->pyroscope)
         log_info("push: otlp %llu sent, %llu dropped; pyroscope %llu sent, %llu dropped",
                  (unsigned long long)a->m.otlp.sent, (unsigned long long)a->m.otlp.dropped,

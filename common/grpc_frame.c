@@ -4,8 +4,12 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "common/base64.h"
 #include "common/hex.h"
+#include "grpc/status.pb-c.h"
 
 static const char *const names[] = {
     "OK",
@@ -120,4 +124,74 @@ void grpc_percent_decode(const char *s, size_t n, char *out, size_t outlen)
         out[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
     }
     out[o] = 0;
+}
+
+void grpc_status_details(struct wbuf *out, unsigned code, const char *message, unsigned retry_s)
+{
+    Google__Rpc__Duration d = GOOGLE__RPC__DURATION__INIT;
+    Google__Rpc__RetryInfo ri = GOOGLE__RPC__RETRY_INFO__INIT;
+    Google__Rpc__Any any = GOOGLE__RPC__ANY__INIT;
+    Google__Rpc__Any *details[] = {&any};
+    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+    uint8_t ribuf[32], *p;
+
+    d.seconds = retry_s;
+    ri.retry_delay = &d;
+    any.type_url = GRPC_RETRY_INFO_TYPE;
+    any.value.len = google__rpc__retry_info__pack(&ri, ribuf); /* at most 2 + 2 + 10 bytes */
+    any.value.data = ribuf;
+    st.code = (int32_t)code;
+    st.message = (char *)message;
+    st.n_details = 1;
+    st.details = details;
+    size_t n = google__rpc__status__get_packed_size(&st);
+    if (!(p = malloc(n))) {
+        out->err = -ENOMEM;
+        return;
+    }
+    google__rpc__status__pack(&st, p);
+    base64_encode(out, p, n);
+    free(p);
+    while (!out->err && out->len && out->s[out->len - 1] == '=')
+        out->s[--out->len] = '\0'; /* gRPC's binary headers go unpadded */
+}
+
+int grpc_status_retry_ms(const char *v, size_t n, unsigned max_ms, unsigned *ms)
+{
+    static const char name[] = "/google.rpc.RetryInfo";
+    uint8_t buf[GRPC_DETAILS_MAX / 4 * 3 + 3];
+    int rc = -ENOENT;
+
+    *ms = 0;
+    long len = n <= GRPC_DETAILS_MAX ? base64_decode_lenient(v, n, buf, sizeof(buf)) : -1;
+    if (len < 0)
+        return -EBADMSG;
+    Google__Rpc__Status *st = google__rpc__status__unpack(NULL, (size_t)len, buf);
+    if (!st)
+        return -EBADMSG;
+    for (size_t i = 0; i < st->n_details && rc == -ENOENT; i++) {
+        const Google__Rpc__Any *a = st->details[i];
+        size_t tl = a->type_url ? strlen(a->type_url) : 0;
+        /* the type's full name after the last '/' (any host before it) */
+        if (tl < sizeof(name) - 1 || strcmp(a->type_url + tl - (sizeof(name) - 1), name))
+            continue;
+        Google__Rpc__RetryInfo *ri =
+            google__rpc__retry_info__unpack(NULL, a->value.len, a->value.data);
+        if (!ri)
+            continue; /* a damaged detail is no signal to retry */
+        const Google__Rpc__Duration *d = ri->retry_delay;
+        int64_t s = d ? d->seconds : 0, ns = d ? d->nanos : 0;
+        if (s < 0 || (s == 0 && ns < 0))
+            *ms = 0;
+        else if (s >= (int64_t)(max_ms / 1000) + 1)
+            *ms = max_ms;
+        else {
+            int64_t t = s * 1000 + ns / 1000000;
+            *ms = t < 0 ? 0 : t > (int64_t)max_ms ? max_ms : (unsigned)t;
+        }
+        google__rpc__retry_info__free_unpacked(ri, NULL);
+        rc = 0;
+    }
+    google__rpc__status__free_unpacked(st, NULL);
+    return rc;
 }

@@ -4,8 +4,10 @@
  * shared by the receiver's gRPC side (ingest/grpc.c) and the OTLP/gRPC
  * exporter (exporter/http_push.c): the 5-byte length prefix (a compressed
  * flag, then the length big-endian), grpc-message's percent-encoding, the
- * grpc-status codes, and the one method Stoke speaks (OTLP profiles'
- * Export). HTTP/2 itself is a library's (libnghttp2 on the receiver,
+ * grpc-status codes, grpc-status-details-bin's google.rpc.Status with a
+ * RetryInfo (what says a RESOURCE_EXHAUSTED is worth retrying, and when:
+ * the OTLP specification's throttling), and the one method Stoke speaks
+ * (OTLP profiles' Export). HTTP/2 itself is a library's (libnghttp2 on the receiver,
  * libcurl's nghttp2 in the exporter), never this module's.
  */
 #ifndef STOKE_COMMON_GRPC_FRAME_H
@@ -14,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "common/buf.h"
 
 #define GRPC_EXPORT_PATH                                                                           \
     "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
@@ -60,5 +64,23 @@ void grpc_percent_encode(const char *s, char *out, size_t outlen);
  * control characters (decoded or not) become '?', so the result can go
  * to a log as it is. */
 void grpc_percent_decode(const char *s, size_t n, char *out, size_t outlen);
+
+/* google.rpc.RetryInfo's type_url in a Status' details */
+#define GRPC_RETRY_INFO_TYPE "type.googleapis.com/google.rpc.RetryInfo"
+/* the longest grpc-status-details-bin value read (base64) */
+#define GRPC_DETAILS_MAX 8192
+
+/* Appends to @out the grpc-status-details-bin value (base64 without
+ * padding, as gRPC sends it) of a google.rpc.Status {@code, @message,
+ * details: [RetryInfo {retry_delay: @retry_s seconds}]}. out->err says
+ * when memory ran out. */
+void grpc_status_details(struct wbuf *out, unsigned code, const char *message, unsigned retry_s);
+
+/* The RetryInfo of a grpc-status-details-bin value @v/@n (any bytes from
+ * the network; base64 padded or not): 0 with its retry_delay in *@ms (a
+ * negative delay as 0, at most @max_ms), -ENOENT when the Status has no
+ * RetryInfo, -EBADMSG when @v is not the base64 of a Status or is longer
+ * than GRPC_DETAILS_MAX. */
+int grpc_status_retry_ms(const char *v, size_t n, unsigned max_ms, unsigned *ms);
 
 #endif

@@ -43,6 +43,7 @@ struct http_push {
     struct request *head, *tail;
     size_t nqueued, bytes_queued;
     bool stop;
+    bool joined;               /* the sender thread is gone: the stats are final */
     uint64_t stop_deadline_ns; /* CLOCK_MONOTONIC; valid when stop */
     struct http_push_stats st;
     uint64_t last_log_ns;
@@ -64,15 +65,16 @@ enum push_verdict http_push_classify(long status)
     return PUSH_DROP; /* 413 and every other client error: sending again cannot help */
 }
 
-enum push_verdict grpc_push_classify(int code)
+enum push_verdict grpc_push_classify(int code, bool retry_info)
 {
     switch (code) {
     case GRPC_OK:
         return PUSH_DONE;
+    case GRPC_RESOURCE_EXHAUSTED: /* busy (RetryInfo), or never to fit (none) */
+        return retry_info ? PUSH_RETRY : PUSH_DROP;
     case -1: /* no answer: refused, reset, timed out */
     case GRPC_CANCELLED:
     case GRPC_DEADLINE_EXCEEDED:
-    case GRPC_RESOURCE_EXHAUSTED: /* the receiver's 429 (and its 413: bounded by the attempts) */
     case GRPC_ABORTED:
     case GRPC_OUT_OF_RANGE:
     case GRPC_UNAVAILABLE:
@@ -88,6 +90,8 @@ void grpc_answer_init(struct grpc_answer *a)
     a->code = -1;
     a->message[0] = '\0';
     a->gzip = false;
+    a->retry_info = false;
+    a->retry_ms = 0;
 }
 
 /* The value of header @name (lowercase, with the colon) in @line, trimmed;
@@ -124,6 +128,10 @@ void grpc_answer_header(struct grpc_answer *a, const char *line, size_t n)
         grpc_percent_decode(v, vn, a->message, sizeof(a->message));
     } else if ((v = header_value(line, n, "grpc-encoding:", &vn))) {
         a->gzip = vn == 4 && strncasecmp(v, "gzip", 4) == 0;
+    } else if ((v = header_value(line, n, "grpc-status-details-bin:", &vn))) {
+        unsigned ms;
+        a->retry_info = grpc_status_retry_ms(v, vn, RETRY_AFTER_MAX, &ms) == 0;
+        a->retry_ms = a->retry_info ? ms : 0;
     }
 }
 
@@ -372,7 +380,8 @@ static void *sender(void *arg)
         for (;;) {
             long status = attempt(h, c, rq, &resp);
             int code = h->o.grpc ? grpc_answer_code(&resp.g, status) : 0;
-            enum push_verdict v = h->o.grpc ? grpc_push_classify(code) : http_push_classify(status);
+            enum push_verdict v = h->o.grpc ? grpc_push_classify(code, resp.g.retry_info)
+                                            : http_push_classify(status);
             int64_t rejected = 0;
             const uint8_t *msg = resp.buf;
             size_t msglen = resp.len;
@@ -415,10 +424,12 @@ static void *sender(void *arg)
             pthread_mutex_unlock(&h->mu);
             if (v != PUSH_RETRY || tries >= h->o.max_attempts)
                 break;
-            /* the server's Retry-After wins when it asks for longer */
+            /* the server's Retry-After (or RetryInfo) wins when it asks for longer */
             unsigned wait_ms = backoff_next(&backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
             if (resp.retry_after_ms > wait_ms)
                 wait_ms = resp.retry_after_ms;
+            if (h->o.grpc && resp.g.retry_ms > wait_ms)
+                wait_ms = resp.g.retry_ms;
             if (!backoff_wait(h, wait_ms)) {
                 pthread_mutex_lock(&h->mu);
                 count_drop(h, rq, "shutting down");
@@ -577,9 +588,9 @@ void http_push_get_stats(struct http_push *h, struct http_push_stats *out)
     pthread_mutex_unlock(&h->mu);
 }
 
-void http_push_free(struct http_push *h, unsigned timeout_ms)
+void http_push_drain(struct http_push *h, unsigned timeout_ms)
 {
-    if (!h)
+    if (!h || h->joined)
         return;
     pthread_mutex_lock(&h->mu);
     h->stop = true;
@@ -587,6 +598,14 @@ void http_push_free(struct http_push *h, unsigned timeout_ms)
     pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
     pthread_join(h->thread, NULL);
+    h->joined = true;
+}
+
+void http_push_free(struct http_push *h, unsigned timeout_ms)
+{
+    if (!h)
+        return;
+    http_push_drain(h, timeout_ms);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
     curl_slist_free_all(h->headers);

@@ -22,10 +22,14 @@
  * the call's code is grpc-status from the headers or trailers (libcurl
  * hands both to the header callback), else gRPC's mapping of the HTTP
  * status. Codes OpenTelemetry's exporters retry (CANCELLED,
- * DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, OUT_OF_RANGE,
- * UNAVAILABLE, DATA_LOSS) and transport errors are retried with the same
- * back-off; every other code drops the request at once; OK hands the one
- * response message, unframed (and gunzipped), to on_success.
+ * DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS) and
+ * transport errors are retried with the same back-off; RESOURCE_EXHAUSTED
+ * only when grpc-status-details-bin carries a google.rpc.RetryInfo (the
+ * OTLP specification's "the server can recover": a receiver's busy
+ * answer, not its message-too-large one); every other code drops the
+ * request at once. A RetryInfo's retry_delay (at most 60 s) is waited
+ * when longer than the back-off. OK hands the one response message,
+ * unframed (and gunzipped), to on_success.
  */
 #ifndef STOKE_HTTP_PUSH_H
 #define STOKE_HTTP_PUSH_H
@@ -41,14 +45,17 @@ enum push_verdict { PUSH_DONE, PUSH_RETRY, PUSH_DROP };
 enum push_verdict http_push_classify(long status);
 
 /* What to do after a gRPC call ended with @code (grpc-status; -1 when
- * there was no answer at all). */
-enum push_verdict grpc_push_classify(int code);
+ * there was no answer at all); @retry_info: the answer carried a
+ * RetryInfo. */
+enum push_verdict grpc_push_classify(int code, bool retry_info);
 
 /* gRPC's answer as it arrives: header lines and trailers, one at a time. */
 struct grpc_answer {
     int code;          /* grpc-status; -1 until one is seen */
     char message[256]; /* grpc-message, percent-decoded, no control characters */
     bool gzip;         /* grpc-encoding: gzip (a compressed response message) */
+    bool retry_info;   /* grpc-status-details-bin held a RetryInfo ... */
+    unsigned retry_ms; /* ... of this delay (at most 60 s) */
 };
 void grpc_answer_init(struct grpc_answer *a);
 /* Reads one "Name: value\r\n" line (any bytes from the network). */
@@ -113,7 +120,11 @@ int http_push_submit(struct http_push *h, const char *url, const char *content_t
 void http_push_get_stats(struct http_push *h, struct http_push_stats *out);
 
 /* Gives the queue up to @timeout_ms to empty, then stops the thread (what
- * is left is dropped and counted) and frees. */
+ * is left is dropped and counted); the stats are final then, and still
+ * readable until http_push_free. Once only; later calls do nothing. */
+void http_push_drain(struct http_push *h, unsigned timeout_ms);
+
+/* http_push_drain (when not done yet), then frees. */
 void http_push_free(struct http_push *h, unsigned timeout_ms);
 
 #endif

@@ -810,6 +810,12 @@ void otlp_exporter_get_stats(struct otlp_exporter *e, struct http_push_stats *ou
     http_push_get_stats(e->push, out);
 }
 
+void otlp_exporter_drain(struct otlp_exporter *e, unsigned timeout_ms)
+{
+    if (e)
+        http_push_drain(e->push, timeout_ms);
+}
+
 void otlp_exporter_free(struct otlp_exporter *e, unsigned timeout_ms)
 {
     if (!e)

@@ -85,4 +85,7 @@ struct otlp_exporter *otlp_exporter_new(const struct otlp_exporter_opts *o, char
 /* Encodes, compresses and queues @b (not taken over). 0 or -errno. */
 int otlp_exporter_send(struct otlp_exporter *e, const struct otlp_batch *b);
 void otlp_exporter_get_stats(struct otlp_exporter *e, struct http_push_stats *out);
+/* Sends what is queued (up to @timeout_ms) and stops: the stats are final
+ * (http_push_drain). */
+void otlp_exporter_drain(struct otlp_exporter *e, unsigned timeout_ms);
 void otlp_exporter_free(struct otlp_exporter *e, unsigned timeout_ms);

@@ -178,6 +178,12 @@ void pyroscope_push_get_stats(struct pyroscope_push *pp, struct http_push_stats 
     http_push_get_stats(pp->push, out);
 }
 
+void pyroscope_push_drain(struct pyroscope_push *pp, unsigned timeout_ms)
+{
+    if (pp)
+        http_push_drain(pp->push, timeout_ms);
+}
+
 void pyroscope_push_free(struct pyroscope_push *pp, unsigned timeout_ms)
 {
     if (!pp)

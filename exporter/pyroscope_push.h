@@ -41,6 +41,9 @@ int pyroscope_ingest_url(const char *base, const struct profile *p, unsigned sam
 /* Encodes and queues one profile. 0 or -errno. */
 int pyroscope_push_add(struct pyroscope_push *pp, const struct profile *p);
 void pyroscope_push_get_stats(struct pyroscope_push *pp, struct http_push_stats *out);
+/* Sends what is queued (up to @timeout_ms) and stops: the stats are final
+ * (http_push_drain). */
+void pyroscope_push_drain(struct pyroscope_push *pp, unsigned timeout_ms);
 void pyroscope_push_free(struct pyroscope_push *pp, unsigned timeout_ms);
 
 #endif

@@ -56,14 +56,18 @@ static void release(struct grpc_conn *c, struct gstream *st)
 /* A trailers-only answer; what the client sends after it is dropped. A
  * refusal of grpc.c's own (@why: the HTTP status the HTTP receiver would
  * answer) is reported to the limits' refused hook; the handler's answers
- * (@why 0) are the handler's to count. With @stop, the stream is reset
+ * (@why 0) are the handler's to count. @retry_s >= 0 adds
+ * grpc-status-details-bin with a RetryInfo of that many seconds (the
+ * OTLP specification's "retry, after this long"; without it a
+ * RESOURCE_EXHAUSTED is final). With @stop, the stream is reset
  * (NO_ERROR) once the answer is out, so a client still sending a body
  * too large stops (some clients, curl's HTTP/2 among them, then lose the
  * answer itself: only for the refusals of a body). */
 static void answer_error(struct grpc_conn *c, struct gstream *st, unsigned why, unsigned http,
-                         unsigned code, const char *msg, bool stop)
+                         unsigned code, const char *msg, int retry_s, bool stop)
 {
     char status[4], gcode[12], gmsg[1024];
+    struct wbuf details = {0};
 
     if (st->answered)
         return;
@@ -74,17 +78,22 @@ static void answer_error(struct grpc_conn *c, struct gstream *st, unsigned why, 
     snprintf(status, sizeof(status), "%u", http);
     snprintf(gcode, sizeof(gcode), "%u", code);
     grpc_percent_encode(msg, gmsg, sizeof(gmsg));
-    nghttp2_nv nv[] = {
+    nghttp2_nv nv[6] = {
         NV(":status", status),
         NV("content-type", "application/grpc"),
         NV("grpc-status", gcode),
         NV("grpc-message", gmsg),
-        NV("grpc-accept-encoding", "identity,gzip"),
     };
-    size_t nnv = sizeof(nv) / sizeof(nv[0]);
-    if (code != GRPC_UNIMPLEMENTED)
-        nnv--; /* grpc-accept-encoding: only with an encoding refused */
-    nghttp2_submit_response(c->s, st->id, nv, nnv, NULL);
+    size_t nnv = 4;
+    if (code == GRPC_UNIMPLEMENTED) /* only with an encoding refused */
+        nv[nnv++] = (nghttp2_nv)NV("grpc-accept-encoding", "identity,gzip");
+    if (retry_s >= 0) {
+        grpc_status_details(&details, code, msg, (unsigned)retry_s);
+        if (!details.err) /* out of memory: a final answer, as without */
+            nv[nnv++] = (nghttp2_nv)NV("grpc-status-details-bin", details.s);
+    }
+    nghttp2_submit_response(c->s, st->id, nv, nnv, NULL); /* copies nv */
+    wb_free(&details);
     st->rst_after = stop; /* after the answer is out: on_sent */
 }
 
@@ -113,7 +122,7 @@ static void answer_ok(struct grpc_conn *c, struct gstream *st, const uint8_t *bo
     st->resp = malloc(len + 5);
     if (!st->resp) {
         st->answered = false;
-        answer_error(c, st, 0, 200, GRPC_UNAVAILABLE, "out of memory", false);
+        answer_error(c, st, 0, 200, GRPC_UNAVAILABLE, "out of memory", -1, false);
         return;
     }
     grpc_frame_prefix(st->resp, false, (uint32_t)len);
@@ -141,13 +150,13 @@ static void check_headers(struct grpc_conn *c, struct gstream *st)
 
     if (!st->path_ok || !st->post) {
         answer_error(c, st, 404, 200, GRPC_UNIMPLEMENTED,
-                     "unknown method (this receiver serves POST " GRPC_EXPORT_PATH ")", false);
+                     "unknown method (this receiver serves POST " GRPC_EXPORT_PATH ")", -1, false);
         return;
     }
     if (!ctype_grpc(st->ctype)) {
         snprintf(msg, sizeof(msg), "content-type %.64s: not application/grpc",
                  st->ctype[0] ? st->ctype : "(none)");
-        answer_error(c, st, 415, 415, GRPC_INVALID_ARGUMENT, msg, false);
+        answer_error(c, st, 415, 415, GRPC_INVALID_ARGUMENT, msg, -1, false);
     }
 }
 
@@ -165,19 +174,20 @@ static void finish(struct grpc_conn *c, struct gstream *st)
     int rc = grpc_unframe(st->buf, st->len, c->l.max_msg, &msg, &len, &z, err, sizeof(err));
     if (rc) {
         answer_error(c, st, rc == -EFBIG ? 413 : 400, 200,
-                     rc == -EFBIG ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT, err, false);
+                     rc == -EFBIG ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT, err, -1,
+                     false);
         return;
     }
     if (z) {
         const char *e = st->encoding;
         if (!e[0] || !strcasecmp(e, "identity")) {
             answer_error(c, st, 400, 200, GRPC_INVALID_ARGUMENT,
-                         "compressed flag set without a grpc-encoding", false);
+                         "compressed flag set without a grpc-encoding", -1, false);
             return;
         }
         if (strcasecmp(e, "gzip")) {
             snprintf(err, sizeof(err), "grpc-encoding %.31s: not supported (gzip or identity)", e);
-            answer_error(c, st, 415, 200, GRPC_UNIMPLEMENTED, err, false);
+            answer_error(c, st, 415, 200, GRPC_UNIMPLEMENTED, err, -1, false);
             return;
         }
         rc = gzip_decompress(msg, len, c->l.max_decoded, &plain, &len);
@@ -196,7 +206,7 @@ static void finish(struct grpc_conn *c, struct gstream *st)
                          rc == -EFBIG    ? GRPC_RESOURCE_EXHAUSTED
                          : rc == -ENOMEM ? GRPC_UNAVAILABLE
                                          : GRPC_INVALID_ARGUMENT,
-                         err, false);
+                         err, -1, false);
             return;
         }
         msg = plain;
@@ -210,7 +220,7 @@ static void finish(struct grpc_conn *c, struct gstream *st)
     if (r.code == GRPC_OK)
         answer_ok(c, st, r.body, r.len);
     else
-        answer_error(c, st, 0, 200, r.code, r.message, false);
+        answer_error(c, st, 0, 200, r.code, r.message, r.retry_s ? (int)r.retry_s : -1, false);
     free(r.body);
 }
 
@@ -303,7 +313,7 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
         if (rc != -EFBIG)
             snprintf(err, sizeof(err), "more than one request message (a unary call takes one)");
         answer_error(c, st, rc == -EFBIG ? 413 : 400, 200,
-                     rc == -EFBIG ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT, err, true);
+                     rc == -EFBIG ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT, err, -1, true);
         return 0;
     }
     if (c->l.inflight) {
@@ -312,14 +322,15 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
             atomic_fetch_sub(c->l.inflight, n);
             snprintf(err, sizeof(err),
                      "the receiver holds %zu bytes of requests already; retry later", c->l.pending);
-            answer_error(c, st, 429, 200, GRPC_RESOURCE_EXHAUSTED, err, true);
+            answer_error(c, st, 429, 200, GRPC_RESOURCE_EXHAUSTED, err,
+                         c->l.busy_retry_s ? (int)c->l.busy_retry_s : 1, true);
             return 0;
         }
         st->held += n;
     }
     uint8_t *nb = realloc(st->buf, st->len + n);
     if (!nb) {
-        answer_error(c, st, 503, 200, GRPC_UNAVAILABLE, "out of memory", true);
+        answer_error(c, st, 503, 200, GRPC_UNAVAILABLE, "out of memory", -1, true);
         return 0;
     }
     st->buf = nb;
@@ -329,7 +340,7 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
     if (st->len >= 5 && st->len - n < 5 && grpc_frame_len(st->buf) > c->l.max_msg) {
         snprintf(err, sizeof(err), "message of %u bytes: larger than %zu", grpc_frame_len(st->buf),
                  c->l.max_msg);
-        answer_error(c, st, 413, 200, GRPC_RESOURCE_EXHAUSTED, err, true);
+        answer_error(c, st, 413, 200, GRPC_RESOURCE_EXHAUSTED, err, -1, true);
     }
     return 0;
 }

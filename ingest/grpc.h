@@ -19,7 +19,10 @@
  *   - a message longer than max_msg (the prefix says so, or the data
  *     does), or past max_decoded after gunzip: RESOURCE_EXHAUSTED (8);
  *   - request bytes past the shared pending budget (*inflight over
- *     pending, counted with the HTTP receiver's): RESOURCE_EXHAUSTED;
+ *     pending, counted with the HTTP receiver's): RESOURCE_EXHAUSTED
+ *     with grpc-status-details-bin's RetryInfo (busy_retry_s), the one
+ *     RESOURCE_EXHAUSTED a client should retry (the too-large ones have
+ *     none: sending the same message again cannot help);
  *   - no message, two messages, or one cut short: INVALID_ARGUMENT;
  *   - the compressed flag under grpc-encoding gzip is gunzipped; under
  *     another encoding UNIMPLEMENTED (with grpc-accept-encoding), without
@@ -49,9 +52,11 @@ struct grpc_call {
     size_t len;
 };
 /* The handler's answer: code GRPC_OK with @body (malloc'd, taken over), or
- * an error code with @message. */
+ * an error code with @message, and with @retry_s > 0 a RetryInfo of that
+ * many seconds in grpc-status-details-bin (retry, after that long). */
 struct grpc_reply {
     unsigned code;
+    unsigned retry_s;
     char message[512];
     uint8_t *body;
     size_t len;
@@ -68,6 +73,7 @@ struct grpc_limits {
     size_t max_decoded;      /* after gunzip */
     atomic_size_t *inflight; /* request bytes held, shared; NULL: no budget */
     size_t pending;          /* the budget */
+    unsigned busy_retry_s;   /* RetryInfo of the budget's refusal (1 when 0) */
     grpc_refused_fn refused; /* called with the handler's ctx; NULL: none */
 };
 

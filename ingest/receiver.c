@@ -549,6 +549,7 @@ static void grpc_export(void *ctx, const struct grpc_call *call, struct grpc_rep
         return;
     }
     snprintf(out->message, sizeof(out->message), "%s", rs.message);
+    out->retry_s = rs.retry_after; /* a full upload queue: retry, in a while */
     free(rs.body);
 }
 
@@ -778,6 +779,7 @@ static struct receiver *start_grpc(struct receiver *r, char *err, size_t errlen)
                    .max_decoded = r->o.max_decoded,
                    .inflight = &r->inflight,
                    .pending = r->o.pending_bytes,
+                   .busy_retry_s = BUSY_RETRY_S,
                    .refused = grpc_refused},
         .handler = grpc_export,
         .ctx = r,

@@ -18,7 +18,7 @@
  *     gunzip, 413 too;
  *   - bodies being read at once, HTTP and gRPC together, hold at most
  *     pending_bytes: past it a request gets 429 with Retry-After (gRPC:
- *     RESOURCE_EXHAUSTED), as does a tenant whose upload
+ *     RESOURCE_EXHAUSTED with a RetryInfo of as long), as does a tenant whose upload
  *     queue is three quarters full (seg_upload_full) — memory never grows
  *     with the number or speed of clients;
  *   - at most max_tenants tenants (503 for a new one past it);

@@ -2,19 +2,24 @@
 /*
  * What the OTLP/gRPC exporter reads from the network (exporter/http_push.c,
  * grpc mode): header and trailer lines (grpc-status, grpc-message
- * percent-decoded, grpc-encoding), the call's code from them and an HTTP
- * status, and the response body (the 5-byte prefix, gzip, then the
- * ExportProfilesServiceResponse). The input is lines up to a NUL byte,
- * then the body. Checks what the sender relies on: a code in range or -1
- * only without an answer, a verdict for every code, a message
- * NUL-terminated and free of control characters, a message within the
- * body (or the allocated plain copy), rejected >= 0.
+ * percent-decoded, grpc-encoding, grpc-status-details-bin's RetryInfo),
+ * the call's code from them and an HTTP status, and the response body (the 5-byte prefix, gzip,
+ * then the ExportProfilesServiceResponse). The input is lines up to a NUL byte, then the body.
+ * Checks what the sender relies on: a code in range or -1 only without an answer, a verdict for
+ * every code, a message NUL-terminated and free of control characters, a RetryInfo's delay within
+ * its cap (and none without one), a message within the body (or the allocated plain copy), rejected
+ * >= 0. The body is also read as a google.rpc.Status of its own, base64'd as
+ * grpc-status-details-bin would carry it (so the protobuf decoder sees any bytes, not only
+ * base64's).
  */
 #include <assert.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base64.h"
+#include "common/grpc_frame.h"
 #include "exporter/http_push.h"
 #include "exporter/otlp.h"
 
@@ -40,9 +45,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int code = grpc_answer_code(&a, status);
     assert(code >= -1 && code <= 999);
     assert(code != -1 || (a.code < 0 && status == 0));
-    enum push_verdict v = grpc_push_classify(code);
+    assert(a.retry_ms <= 60000 && (a.retry_info || a.retry_ms == 0));
+    enum push_verdict v = grpc_push_classify(code, a.retry_info);
     assert(v == PUSH_DONE || v == PUSH_RETRY || v == PUSH_DROP);
     assert((v == PUSH_DONE) == (code == 0));
+
+    if (blen <= GRPC_DETAILS_MAX / 4 * 3) {
+        struct wbuf b64 = {0};
+        unsigned ms = 12345;
+        base64_encode(&b64, body, blen);
+        if (!b64.err) {
+            int rc = grpc_status_retry_ms(b64.s ? b64.s : "", b64.len, 1500, &ms);
+            assert(rc == 0 || rc == -ENOENT || rc == -EBADMSG);
+            assert(ms <= 1500 && (rc == 0 || ms == 0));
+        }
+        wb_free(&b64);
+    }
 
     const uint8_t *msg;
     size_t len;

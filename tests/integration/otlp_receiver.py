@@ -4,9 +4,10 @@ query, headers) under DIR as NNNN.body + NNNN.json and answers 200, except
 for the first requests, answered as the --script says (comma-separated:
 200, 429, 503, 413, garbage = a non-HTTP reply and a closed connection,
 badbody = 200 with a body that is not protobuf, partial = 200 with an OTLP
-partial success of 1 rejected profile). Writes its port to DIR/port.
+partial success of 1 rejected profile, slow = 200 after a second; a last
+'slow*' answers every later request so too). Writes its port to DIR/port.
 """
-import json, os, sys, threading
+import json, os, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 out = sys.argv[1]
@@ -31,6 +32,11 @@ class H(BaseHTTPRequestHandler):
             i = count[0]
             count[0] += 1
         act = script[i] if i < len(script) else '200'
+        if script and script[-1] == 'slow*' and i >= len(script) - 1:
+            act = 'slow'
+        if act == 'slow':
+            time.sleep(1)
+            act = '200'
         path, _, query = self.path.partition('?')
         base = os.path.join(out, '%04d' % i)
         with open(base + '.body', 'wb') as f:

@@ -8,6 +8,7 @@
 #      a receiver that wants a token A has not, every call is refused
 #      UNAUTHENTICATED once and dropped (not retried), and counted; with
 #      the token and a tenant as --otlp-header, accepted under the tenant;
+#      A's exit line ("push: otlp N sent") counts every call B took;
 #  (a) round trip with a real gRPC client: agent A samples a workload and
 #      exports OTLP (HTTP) to a capturing receiver (otlp_receiver.py); each
 #      captured ExportProfilesServiceRequest is sent by Debian's grpcio
@@ -18,7 +19,9 @@
 #      partial success answers rejected_profiles and error_message;
 #  (b) limits and bad input: auth (UNAUTHENTICATED), tenants from
 #      x-scope-orgid, malformed protobuf, every profile bad, a message past
-#      --receive-max-body-mb (RESOURCE_EXHAUSTED), a wrong content-type
+#      --receive-max-body-mb (RESOURCE_EXHAUSTED without RetryInfo), past
+#      --receive-pending-mb (RESOURCE_EXHAUSTED with a RetryInfo of 1 s in
+#      grpc-status-details-bin, decoded by python3-protobuf), a wrong content-type
 #      (curl's HTTP/2: 415 + grpc-status 3), HTTP/1.1 and garbage frames
 #      (GOAWAY or a close), idle connections that neither pin a core nor
 #      block the HTTP receiver; nothing written for any of them, and
@@ -84,6 +87,9 @@ check "receiver B0 exits 0 on SIGTERM" test $? -eq 0
 rx=$(grep -h 'receiver:' "$work/B0.log")
 echo "  $rx"
 check "B0 answered every call 2xx ($rx)" grep -q ' 0 answered 4xx, 0 413, 0 429, 0 5xx' <<<"$rx"
+# A0's exit line counts the last window's request too (read after it was sent)
+nrx=$(sed -n 's/.*receiver: \([0-9]*\) requests.*/\1/p' <<<"$rx")
+check "A0's exit line: sent ${sent:-absent} = the calls B0 took (${nrx:-absent})" test "${sent:-x}" = "${nrx:-y}"
 start_worker "$work/A0"; qa=$qport
 start_worker "$work/B0"; qb=$qport
 same_tops "$qa" "$qb" "$CPU"
@@ -128,7 +134,10 @@ check "the drop names the grpc-status and the receiver's message ($(grep -o 'dro
 
 echo "== (a) agent A's OTLP requests sent by grpcio to agent B's --receive-grpc"
 mkdir -p "$work/cap"
-python3 "$T/otlp_receiver.py" "$work/cap" "" >/dev/null 2>&1 & pids+=($!)
+# every answer a second late: the last window's request is still on its
+# way when the agent stops, so its exit line shows whether the counts were
+# read after it was sent
+python3 "$T/otlp_receiver.py" "$work/cap" "slow*" >/dev/null 2>&1 & pids+=($!)
 for _ in $(seq 50); do [ -f "$work/cap/port" ] && break; sleep 0.1; done
 "$FIXTURES/hot_c" 25 >/dev/null & pids+=($!)
 "$AGENT" --store "$work/A" --output-dir "$work/localA" --host-name A --window 5 --flush 10 \
@@ -137,6 +146,9 @@ for _ in $(seq 50); do [ -f "$work/cap/port" ] && break; sleep 0.1; done
 check "agent A exits 0" test $? -eq 0
 bodies=("$work"/cap/*.body)
 check "A's OTLP requests captured (${#bodies[@]})" test "${#bodies[@]}" -ge 2
+push=$(grep -o 'push: otlp [0-9]* sent' "$work/A.log")
+check "A's exit line counts the last request, answered late ($push; ${#bodies[@]} captured)" \
+    test "$push" = "push: otlp ${#bodies[@]} sent"
 receiver B || { fail "receiver B did not start: $(cat "$work/B.log")"; summary test_receive_grpc; exit 1; }
 gB=$gport pidB=$rpid
 half=$((${#bodies[@]} / 2))
@@ -175,6 +187,7 @@ G=127.0.0.1:$gD
 rpc() { # rpc WANT_CODE WANT_TEXT DESCRIPTION grpc_export-args...
     local want=$1 text=$2 what=$3 out; shift 3
     out=$($PY "$T/grpc_export.py" "$G" "$@" 2>&1 | tail -1)
+    last=$out
     if grep -q "\"code\": \"$want\"" <<<"$out" && grep -q -- "$text" <<<"$out"; then
         pass "$what: $want ($(cut -c1-110 <<<"$out"))"
     else
@@ -193,6 +206,8 @@ rpc OK "" "tenant t-1" --token tok-1 --tenant t-1 "$good"
 rpc INVALID_ARGUMENT "ExportProfilesServiceRequest" "malformed protobuf" --token tok-1 "$work/junk"
 rpc INVALID_ARGUMENT "every profile rejected" "every profile bad" --token tok-1 "$work/allbad.pb"
 rpc RESOURCE_EXHAUSTED "larger than 1048576" "message past --receive-max-body-mb" --token tok-1 "$work/big"
+check "too large: no RetryInfo in grpc-status-details-bin (final; $(grep -o '"retry_delay": [^}]*' <<<"$last"))" \
+    grep -q '"retry_delay": null' <<<"$last"
 rpc RESOURCE_EXHAUSTED "larger than 1048576" "the same, gzip" --token tok-1 --gzip "$work/big"
 printf '\0\0\0\0\3abc' >"$work/framed"
 code=$(curl -s --max-time 10 --http2-prior-knowledge -o /dev/null -D "$work/hdr" -w '%{http_code}' \
@@ -305,6 +320,17 @@ check "x-scope-orgid t-1 stored under its own tenant ($svcT)" test -n "$svcT"
 check "only the accepted calls were written (default tenant: $svcD)" python3 -c "
 got = set('$svcD'.split()); want = {'otlp-py', 'http-while-idle'} | set('$svcT'.split())
 assert got == want, (got, want)"
+
+# busy (the pending budget, 1 MiB, full with one message of 1.5 MB under a
+# 4 MiB body limit): RESOURCE_EXHAUSTED with a google.rpc.Status whose
+# RetryInfo says 1 s (the HTTP side's Retry-After), as grpcio hands the
+# trailer over and python3-protobuf decodes it
+receiver F --receive-pending-mb 1 --receive-max-body-mb 4 || { fail "receiver F did not start"; summary test_receive_grpc; exit 1; }
+G=127.0.0.1:$gport
+rpc RESOURCE_EXHAUSTED "retry later" "busy: past --receive-pending-mb" "$work/big"
+check "busy: grpc-status-details-bin's Status repeats the answer, RetryInfo retry_delay 1 s ($(grep -o '"retry_delay": [^}]*' <<<"$last"))" \
+    grep -q '"retry_delay": 1.0' <<<"$last"
+kill -TERM "$rpid"; wait "$rpid"
 
 echo "== (c) figures: Export calls on one receiver core"
 receiver E --receive-pending-mb 256 --buffer-mb 512 || { fail "receiver E did not start"; summary test_receive_grpc; exit 1; }

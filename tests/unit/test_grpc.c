@@ -3,10 +3,13 @@
  * grpc-message's encoding, and whole calls against a real HTTP/2 client
  * (an nghttp2 client session in the same process, bytes passed by hand:
  * no socket): answers, trailers, gzip, the refusals (and their report to
- * the refused hook) and the shared budget. exporter/http_push.c's gRPC
- * mode: reading grpc-status and grpc-message, the retry policy by code,
- * and whole exports through libcurl to ingest/grpc_server.c over a
- * socket: OK, partial success, retried and dropped codes, gzip. */
+ * the refused hook) and the shared budget (its answer's RetryInfo).
+ * common/grpc_frame.c's grpc-status-details-bin both ways.
+ * exporter/http_push.c's gRPC mode: reading grpc-status, grpc-message and
+ * RetryInfo, the retry policy by code, and whole exports through libcurl
+ * to ingest/grpc_server.c over a socket: OK, partial success, retried and
+ * dropped codes, gzip, RESOURCE_EXHAUSTED with RetryInfo (retried after
+ * its delay) and without (dropped at once), final stats after a drain. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,16 +18,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <nghttp2/nghttp2.h>
 
+#include "common/base64.h"
+#include "common/buf.h"
 #include "common/gzip.h"
 #include "exporter/http_push.h"
 #include "exporter/otlp.h"
 #include "ingest/grpc.h"
 #include "ingest/grpc_server.h"
+#include "grpc/status.pb-c.h"
 
 /* ---- framing ------------------------------------------------------------ */
 
@@ -126,7 +133,7 @@ static void handler(void *ctx, const struct grpc_call *c, struct grpc_reply *out
 
 struct result {
     int http, grpc_status; /* -1: not sent */
-    char grpc_message[256], accept_encoding[64];
+    char grpc_message[256], accept_encoding[64], details[1024];
     uint8_t data[512];
     size_t ndata;
     bool closed;
@@ -152,6 +159,8 @@ static int c_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *n
         c->r.grpc_status = atoi(v);
     else if (nl == 12 && !memcmp(name, "grpc-message", 12))
         snprintf(c->r.grpc_message, sizeof(c->r.grpc_message), "%s", v);
+    else if (nl == 23 && !memcmp(name, "grpc-status-details-bin", 23))
+        snprintf(c->r.details, sizeof(c->r.details), "%.*s", (int)vl, (const char *)value);
     else if (nl == 20 && !memcmp(name, "grpc-accept-encoding", 20))
         snprintf(c->r.accept_encoding, sizeof(c->r.accept_encoding), "%.63s", v);
     return 0;
@@ -357,9 +366,11 @@ static void test_call_refused(void **unused)
                             .max_decoded = 4096,
                             .inflight = &inflight,
                             .pending = 1000,
+                            .busy_retry_s = 3,
                             .refused = on_refused};
     struct seen seen = {0};
     static uint8_t body[4096];
+    unsigned ms;
     struct result r;
 
     frame(body, 0, "x", 1);
@@ -381,6 +392,7 @@ static void test_call_refused(void **unused)
     r = call(&l, &seen, &GOOD, body, sizeof(big) + 5);
     assert_int_equal(r.grpc_status, GRPC_RESOURCE_EXHAUSTED);
     assert_non_null(strstr(r.grpc_message, "larger than 100"));
+    assert_string_equal(r.details, ""); /* final: no RetryInfo */
     /* a small first message, then more: not one message */
     frame(body, 0, big, 50);
     frame(body + 55, 0, big, 90);
@@ -399,6 +411,20 @@ static void test_call_refused(void **unused)
     r = call(&l, &seen, &GOOD, body, 55);
     assert_int_equal(r.grpc_status, GRPC_RESOURCE_EXHAUSTED);
     assert_non_null(strstr(r.grpc_message, "retry later"));
+    /* busy: a RetryInfo of busy_retry_s, in a Status that repeats the answer */
+    assert_int_equal(grpc_status_retry_ms(r.details, strlen(r.details), 60000, &ms), 0);
+    assert_int_equal(ms, 3000);
+    assert_null(strchr(r.details, '=')); /* unpadded, as gRPC sends binary headers */
+    uint8_t raw[1024];
+    long rawn = base64_decode_lenient(r.details, strlen(r.details), raw, sizeof(raw));
+    assert_true(rawn > 0);
+    Google__Rpc__Status *gs = google__rpc__status__unpack(NULL, (size_t)rawn, raw);
+    assert_non_null(gs);
+    assert_int_equal(gs->code, GRPC_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(gs->message, "retry later"));
+    assert_int_equal(gs->n_details, 1);
+    assert_string_equal(gs->details[0]->type_url, GRPC_RETRY_INFO_TYPE);
+    google__rpc__status__free_unpacked(gs, NULL);
     assert_int_equal(atomic_load(&inflight), 980); /* nothing of this call left counted */
     atomic_store(&inflight, 0);
     r = call(&l, &seen, &GOOD, body, 55);
@@ -436,6 +462,82 @@ static void test_garbage(void **unused)
     assert_int_equal(seen.calls, 0);
 }
 
+/* ---- grpc-status-details-bin -------------------------------------------- */
+
+static void test_details(void **unused)
+{
+    struct wbuf b = {0};
+    unsigned ms = 7;
+
+    grpc_status_details(&b, GRPC_RESOURCE_EXHAUSTED, "busy", 2);
+    assert_int_equal(b.err, 0);
+    assert_int_equal(grpc_status_retry_ms(b.s, b.len, 60000, &ms), 0);
+    assert_int_equal(ms, 2000);
+    assert_int_equal(grpc_status_retry_ms(b.s, b.len, 1500, &ms), 0); /* capped */
+    assert_int_equal(ms, 1500);
+    /* padded, as some servers send it: the same */
+    size_t unpadded = b.len;
+    while (b.len % 4)
+        wb_u8(&b, '=');
+    assert_true(b.len > unpadded);
+    assert_int_equal(grpc_status_retry_ms(b.s, b.len, 60000, &ms), 0);
+    assert_int_equal(ms, 2000);
+    wb_free(&b);
+
+    /* a delay of a whole day is capped; a Status without RetryInfo, or with
+     * another detail, is no signal; a broken RetryInfo neither */
+    Google__Rpc__Duration d = GOOGLE__RPC__DURATION__INIT;
+    Google__Rpc__RetryInfo ri = GOOGLE__RPC__RETRY_INFO__INIT;
+    Google__Rpc__Any any = GOOGLE__RPC__ANY__INIT, *details[] = {&any};
+    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+    uint8_t rib[64], sb[256];
+    static const struct {
+        const char *type_url;
+        int64_t seconds;
+        int32_t nanos;
+        bool broken;
+        size_t ndetails;
+        int rc;
+        unsigned ms;
+    } cases[] = {
+        {GRPC_RETRY_INFO_TYPE, 86400, 0, false, 1, 0, 60000},
+        {GRPC_RETRY_INFO_TYPE, 0, 250000000, false, 1, 0, 250},
+        {GRPC_RETRY_INFO_TYPE, -5, 0, false, 1, 0, 0},
+        {"example.com/x/google.rpc.RetryInfo", 1, 0, false, 1, 0, 1000},
+        {"type.googleapis.com/google.rpc.ErrorInfo", 1, 0, false, 1, -ENOENT, 0},
+        {"type.googleapis.com/google.rpc.RetryInfoX", 1, 0, false, 1, -ENOENT, 0},
+        {GRPC_RETRY_INFO_TYPE, 1, 0, true, 1, -ENOENT, 0},
+        {GRPC_RETRY_INFO_TYPE, 1, 0, false, 0, -ENOENT, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        d.seconds = cases[i].seconds;
+        d.nanos = cases[i].nanos;
+        ri.retry_delay = &d;
+        any.type_url = (char *)cases[i].type_url;
+        any.value.len = google__rpc__retry_info__pack(&ri, rib);
+        if (cases[i].broken)
+            any.value.len--; /* cut short */
+        any.value.data = rib;
+        st.code = GRPC_RESOURCE_EXHAUSTED;
+        st.n_details = cases[i].ndetails;
+        st.details = details;
+        size_t n = google__rpc__status__pack(&st, sb);
+        struct wbuf e = {0};
+        base64_encode(&e, sb, n);
+        int rc = grpc_status_retry_ms(e.s, e.len, 60000, &ms);
+        if (rc != cases[i].rc || ms != cases[i].ms)
+            fail_msg("case %zu: %d %u, want %d %u", i, rc, ms, cases[i].rc, cases[i].ms);
+        wb_free(&e);
+    }
+    /* not base64, not a Status, too long */
+    static char big[GRPC_DETAILS_MAX + 4];
+    memset(big, 'A', sizeof(big));
+    assert_int_equal(grpc_status_retry_ms("!!!!", 4, 60000, &ms), -EBADMSG);
+    assert_int_equal(grpc_status_retry_ms("/w", 2, 60000, &ms), -EBADMSG);
+    assert_int_equal(grpc_status_retry_ms(big, sizeof(big), 60000, &ms), -EBADMSG);
+    assert_int_equal(grpc_status_retry_ms("", 0, 60000, &ms), -ENOENT); /* an empty Status */
+}
+
 /* ---- the exporter's side (exporter/http_push.c, grpc mode) --------------- */
 
 static void test_answer(void **unused)
@@ -445,23 +547,32 @@ static void test_answer(void **unused)
         long http;
         int code;
         const char *message;
+        bool retry_info;
+        unsigned retry_ms;
     } cases[] = {
-        {"grpc-status: 0\r\n", 200, GRPC_OK, ""},
+        {"grpc-status: 0\r\n", 200, GRPC_OK, "", false, 0},
         {"Grpc-Status:  14 \r\n|grpc-message: busy%20now%0A\r\n", 200, GRPC_UNAVAILABLE,
-         "busy now?"},
-        {"grpc-status: 3\r\n", 415, GRPC_INVALID_ARGUMENT, ""}, /* grpc-status wins */
-        {"grpc-status: x\r\n", 200, GRPC_UNKNOWN, ""},
-        {"grpc-status: 1234\r\n", 200, GRPC_UNKNOWN, ""},
-        {"grpc-status:\r\n", 200, GRPC_UNKNOWN, ""},
-        {"content-type: application/grpc\r\n", 200, GRPC_INTERNAL, ""}, /* no trailers */
-        {"", 503, GRPC_UNAVAILABLE, ""}, /* a proxy's answer: gRPC's mapping */
-        {"", 429, GRPC_UNAVAILABLE, ""},
-        {"", 401, GRPC_UNAUTHENTICATED, ""},
-        {"", 404, GRPC_UNIMPLEMENTED, ""},
-        {"", 400, GRPC_INTERNAL, ""},
-        {"", 418, GRPC_UNKNOWN, ""},
-        {"", 0, -1, ""}, /* no answer at all */
-        {"grpc-status-details-bin: AAA\r\n|grpc-statusx: 5\r\n", 200, GRPC_INTERNAL, ""},
+         "busy now?", false, 0},
+        {"grpc-status: 3\r\n", 415, GRPC_INVALID_ARGUMENT, "", false, 0}, /* grpc-status wins */
+        {"grpc-status: x\r\n", 200, GRPC_UNKNOWN, "", false, 0},
+        {"grpc-status: 1234\r\n", 200, GRPC_UNKNOWN, "", false, 0},
+        {"grpc-status:\r\n", 200, GRPC_UNKNOWN, "", false, 0},
+        {"content-type: application/grpc\r\n", 200, GRPC_INTERNAL, "", false, 0}, /* no trailers */
+        {"", 503, GRPC_UNAVAILABLE, "", false, 0}, /* a proxy's answer: gRPC's mapping */
+        {"", 429, GRPC_UNAVAILABLE, "", false, 0},
+        {"", 401, GRPC_UNAUTHENTICATED, "", false, 0},
+        {"", 404, GRPC_UNIMPLEMENTED, "", false, 0},
+        {"", 400, GRPC_INTERNAL, "", false, 0},
+        {"", 418, GRPC_UNKNOWN, "", false, 0},
+        {"", 0, -1, "", false, 0}, /* no answer at all */
+        {"grpc-status-details-bin: AAA\r\n|grpc-statusx: 5\r\n", 200, GRPC_INTERNAL, "", false, 0},
+        /* Status{8, "x", [RetryInfo{1 s}]}, then {1.5 s} (unpadded) */
+        {"grpc-status: 8\r\n|grpc-status-details-bin: "
+         "CAgSAXgaMgoodHlwZS5nb29nbGVhcGlzLmNvbS9nb29nbGUucnBjLlJldHJ5SW5mbxIGCgQIARAA\r\n",
+         200, GRPC_RESOURCE_EXHAUSTED, "", true, 1000},
+        {"grpc-status: 8\r\n|grpc-status-details-bin: "
+         "CAgSAXgaNgoodHlwZS5nb29nbGVhcGlzLmNvbS9nb29nbGUucnBjLlJldHJ5SW5mbxIKCggIARCAyrXuAQ\r\n",
+         200, GRPC_RESOURCE_EXHAUSTED, "", true, 1500},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct grpc_answer a;
@@ -471,18 +582,22 @@ static void test_answer(void **unused)
         for (char *save, *l = strtok_r(buf, "|", &save); l; l = strtok_r(NULL, "|", &save))
             grpc_answer_header(&a, l, strlen(l));
         int code = grpc_answer_code(&a, cases[i].http);
-        if (code != cases[i].code || strcmp(a.message, cases[i].message))
-            fail_msg("case %zu: code %d '%s', want %d '%s'", i, code, a.message, cases[i].code,
-                     cases[i].message);
+        if (code != cases[i].code || strcmp(a.message, cases[i].message) ||
+            a.retry_info != cases[i].retry_info || a.retry_ms != cases[i].retry_ms)
+            fail_msg("case %zu: code %d '%s' %d %u, want %d '%s'", i, code, a.message, a.retry_info,
+                     a.retry_ms, cases[i].code, cases[i].message);
     }
     /* the policy: what OpenTelemetry's exporters retry, and no more */
-    static const int retry[] = {-1, 1, 4, 8, 10, 11, 14, 15};
+    static const int retry[] = {-1, 1, 4, 10, 11, 14, 15};
     static const int drop[] = {2, 3, 5, 6, 7, 9, 12, 13, 16, 17, 99};
-    assert_int_equal(grpc_push_classify(GRPC_OK), PUSH_DONE);
+    assert_int_equal(grpc_push_classify(GRPC_OK, false), PUSH_DONE);
     for (size_t i = 0; i < sizeof(retry) / sizeof(retry[0]); i++)
-        assert_int_equal(grpc_push_classify(retry[i]), PUSH_RETRY);
+        assert_int_equal(grpc_push_classify(retry[i], false), PUSH_RETRY);
     for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-        assert_int_equal(grpc_push_classify(drop[i]), PUSH_DROP);
+        assert_int_equal(grpc_push_classify(drop[i], false), PUSH_DROP);
+    /* RESOURCE_EXHAUSTED: retried only when the server says it recovers */
+    assert_int_equal(grpc_push_classify(GRPC_RESOURCE_EXHAUSTED, true), PUSH_RETRY);
+    assert_int_equal(grpc_push_classify(GRPC_RESOURCE_EXHAUSTED, false), PUSH_DROP);
 }
 
 /* A server whose answer is the message's first byte: 'o' OK (an empty
@@ -490,8 +605,17 @@ static void test_answer(void **unused)
  * gzip'd response message, 'u' UNAVAILABLE, 'i' INVALID_ARGUMENT. */
 struct served {
     atomic_int calls[128];
-    atomic_int gz_ok; /* a 'z' call arrived gunzipped, as sent */
+    atomic_int gz_ok;             /* a 'z' call arrived gunzipped, as sent */
+    atomic_llong b_first, b_last; /* CLOCK_MONOTONIC ms of the 'b' calls */
+    atomic_int refused413;
 };
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void export_handler(void *ctx, const struct grpc_call *c, struct grpc_reply *out)
 {
@@ -506,6 +630,16 @@ static void export_handler(void *ctx, const struct grpc_call *c, struct grpc_rep
     if (k == 'u') {
         out->code = GRPC_UNAVAILABLE;
         snprintf(out->message, sizeof(out->message), "try again");
+    } else if (k == 'b') { /* busy: RetryInfo 2 s */
+        out->code = GRPC_RESOURCE_EXHAUSTED;
+        out->retry_s = 2;
+        snprintf(out->message, sizeof(out->message), "busy");
+        if (!atomic_load(&sv->b_first))
+            atomic_store(&sv->b_first, now_ms());
+        atomic_store(&sv->b_last, now_ms());
+    } else if (k == 'e') { /* exhausted for good: no RetryInfo */
+        out->code = GRPC_RESOURCE_EXHAUSTED;
+        snprintf(out->message, sizeof(out->message), "too much");
     } else if (k == 'i') {
         out->code = GRPC_INVALID_ARGUMENT;
         snprintf(out->message, sizeof(out->message), "bad profile\n");
@@ -538,6 +672,26 @@ static void submit(struct http_push *h, const char *url, const char *what, bool 
     assert_int_equal(http_push_submit(h, url, "application/grpc", gz ? "gzip" : NULL, b, n, 1), 0);
 }
 
+/* A server on a free port; its Export URL in @url. */
+static struct grpc_server *serve(const struct grpc_server_opts *so, char *url, size_t urllen)
+{
+    char err[256];
+    struct grpc_server *srv = grpc_server_new(so, err, sizeof(err));
+    assert_non_null(srv);
+    snprintf(url, urllen, "http://127.0.0.1:%u" GRPC_EXPORT_PATH, grpc_server_port(srv));
+    return srv;
+}
+
+/* Everything queued sent (or given up), the stats final (what the agent's
+ * exit line reads), then freed. */
+static void push_done(struct http_push *h, struct http_push_stats *st)
+{
+    http_push_drain(h, 10000);
+    http_push_get_stats(h, st);
+    assert_int_equal(st->queued, 0);
+    http_push_free(h, 0);
+}
+
 static void test_push_grpc(void **unused)
 {
     struct served sv = {0};
@@ -549,9 +703,7 @@ static void test_push_grpc(void **unused)
         .handler = export_handler,
         .ctx = &sv,
     };
-    struct grpc_server *srv = grpc_server_new(&so, err, sizeof(err));
-    assert_non_null(srv);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%u" GRPC_EXPORT_PATH, grpc_server_port(srv));
+    struct grpc_server *srv = serve(&so, url, sizeof(url));
     struct http_push_opts po = {
         .name = "test",
         .grpc = true,
@@ -568,13 +720,7 @@ static void test_push_grpc(void **unused)
     submit(h, url, "zzzz", true);
     submit(h, url, "ok again", false); /* a call after each of the others */
     struct http_push_stats st;
-    for (int i = 0; i < 200; i++) { /* the retry waits 0.5-1.5 s */
-        http_push_get_stats(h, &st);
-        if (st.sent + st.dropped == 6)
-            break;
-        usleep(50 * 1000);
-    }
-    http_push_free(h, 1000);
+    push_done(h, &st);
     grpc_server_free(srv);
     assert_int_equal(st.sent, 4);            /* o, p, z, o */
     assert_int_equal(st.rejected, 3);        /* p's partial success */
@@ -588,13 +734,87 @@ static void test_push_grpc(void **unused)
     assert_true(atomic_load(&sv.gz_ok));
 }
 
+static void on_refused_srv(void *ctx, unsigned status, size_t bytes)
+{
+    struct served *sv = ctx;
+    if (status == 413)
+        atomic_fetch_add(&sv->refused413, 1);
+    if (status == 429) { /* the 'b' clock serves the budget's refusals too */
+        if (!atomic_load(&sv->b_first))
+            atomic_store(&sv->b_first, now_ms());
+        atomic_store(&sv->b_last, now_ms());
+    }
+}
+
+/* RESOURCE_EXHAUSTED through libcurl: with RetryInfo retried after its
+ * delay, without it (the handler's, or grpc.c's message too large) tried
+ * once and dropped. */
+static void test_push_grpc_exhausted(void **unused)
+{
+    struct served sv = {0};
+    char err[256], url[128];
+    struct grpc_server_opts so = {
+        .listen = "127.0.0.1:0",
+        .flag = "test",
+        .limits = {.max_msg = 64, .max_decoded = 1 << 20, .refused = on_refused_srv},
+        .handler = export_handler,
+        .ctx = &sv,
+    };
+    struct grpc_server *srv = serve(&so, url, sizeof(url));
+    struct http_push_opts po = {
+        .name = "test", .grpc = true, .timeout_ms = 5000, .max_attempts = 2};
+    struct http_push *h = http_push_new(&po, err, sizeof(err));
+    assert_non_null(h);
+    char big[100];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    submit(h, url, "busy", false);
+    submit(h, url, "exhausted", false);
+    submit(h, url, big, false); /* past max_msg: grpc.c's own refusal */
+    submit(h, url, "ok", false);
+    struct http_push_stats st;
+    push_done(h, &st);
+    grpc_server_free(srv);
+    assert_int_equal(st.sent, 1);
+    assert_int_equal(st.dropped, 3);
+    assert_int_equal(atomic_load(&sv.calls['b']), 2); /* retried */
+    assert_int_equal(atomic_load(&sv.calls['e']), 1); /* at once */
+    assert_int_equal(atomic_load(&sv.refused413), 1); /* at once */
+    assert_int_equal(st.failed_attempts, 4);          /* b twice, e, x */
+    long long gap = atomic_load(&sv.b_last) - atomic_load(&sv.b_first);
+    assert_true(gap >= 1900); /* RetryInfo's 2 s, over a 0.5-1.5 s back-off */
+    assert_true(gap < 4000);
+
+    /* grpc.c's own busy answer (the shared budget full): retried, its
+     * RetryInfo seen (grpc-status 8, not a lost answer's -1) and waited */
+    atomic_size_t inflight = 100;
+    so.limits.inflight = &inflight;
+    so.limits.pending = 100;
+    so.limits.busy_retry_s = 2;
+    atomic_store(&sv.b_first, 0);
+    srv = serve(&so, url, sizeof(url));
+    h = http_push_new(&po, err, sizeof(err));
+    assert_non_null(h);
+    submit(h, url, "ok", false);
+    push_done(h, &st);
+    grpc_server_free(srv);
+    assert_int_equal(st.dropped, 1);
+    assert_int_equal(st.failed_attempts, 2); /* retried: max_attempts */
+    assert_int_equal(st.last_status, GRPC_RESOURCE_EXHAUSTED);
+    assert_int_equal(atomic_load(&sv.calls['o']), 1); /* the first server's */
+    gap = atomic_load(&sv.b_last) - atomic_load(&sv.b_first);
+    assert_true(gap >= 1900);
+    assert_true(gap < 4000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unframe),      cmocka_unit_test(test_percent),
         cmocka_unit_test(test_call_ok),      cmocka_unit_test(test_call_gzip),
         cmocka_unit_test(test_call_refused), cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_answer),       cmocka_unit_test(test_push_grpc),
+        cmocka_unit_test(test_details),      cmocka_unit_test(test_answer),
+        cmocka_unit_test(test_push_grpc),    cmocka_unit_test(test_push_grpc_exhausted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
