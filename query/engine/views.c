@@ -384,13 +384,7 @@ static int cmp_sel(const void *a, const void *b, void *ctx)
     return heap_before(c->t, c->p, x, y) ? -1 : 1;
 }
 
-/* A min-heap of the largest @k totals seen (k = max_nodes + 1). */
-struct topk {
-    int64_t *v;
-    uint32_t n, k;
-};
-
-static void topk_add(struct topk *h, int64_t x)
+void view_topk_add(struct view_topk *h, int64_t x)
 {
     size_t i;
 
@@ -441,7 +435,7 @@ static int flame_build(struct ftree *t, const struct mprof *p, uint32_t col, uin
     } *live = NULL;
     /* (callers cap max_nodes far below this; past it, no bound) */
     bool prune = max_nodes < (1u << 24);
-    struct topk top = {.k = prune ? max_nodes + 1 : 1};
+    struct view_topk top = {.k = prune ? max_nodes + 1 : 1};
     uint32_t nlive = 0;
     int rc = -ENOMEM;
 
@@ -462,7 +456,7 @@ static int flame_build(struct ftree *t, const struct mprof *p, uint32_t col, uin
     }
     for (uint32_t d = 0; nlive; d++) {
         /* nodes below the bound (exact totals: their level is done) stop */
-        int64_t bound = prune && top.n == top.k ? top.v[0] : INT64_MIN;
+        int64_t bound = prune ? view_topk_min(&top) : INT64_MIN;
         uint32_t first_new = t->count, w = 0;
         for (uint32_t i = 0; i < nlive; i++) {
             uint32_t s = live[i].stack, node = live[i].node, len = mprof_stack_len(p, s);
@@ -488,7 +482,7 @@ static int flame_build(struct ftree *t, const struct mprof *p, uint32_t col, uin
         nlive = w;
         if (prune)
             for (uint32_t c = first_new; c < t->count; c++)
-                topk_add(&top, t->n[c].total);
+                view_topk_add(&top, t->n[c].total);
     }
     rc = 0;
 out:

@@ -60,6 +60,24 @@ struct flame_visit {
 int view_flame_walk(const struct mprof *p, uint32_t col, uint32_t max_nodes,
                     const struct flame_visit *v, void *ctx);
 
+/* The largest @k values added so far, as a min-heap (@v holds @k, the
+ * caller allocates it): what bounds the call-tree builds. A tree cut to
+ * max_nodes by total never shows a node below the max_nodes-th largest
+ * total; with totals that only shrink towards the leaves, the (max_nodes +
+ * 1)-th largest of the nodes built so far is below that, and nothing under
+ * a node smaller than it needs building (view_flame_walk and the Pyroscope
+ * diff tree build level by level with it). */
+struct view_topk {
+    int64_t *v;
+    uint32_t n, k;
+};
+void view_topk_add(struct view_topk *h, int64_t x);
+/* The smallest of the @k largest, or INT64_MIN while fewer were added. */
+static inline int64_t view_topk_min(const struct view_topk *h)
+{
+    return h->n == h->k && h->k ? h->v[0] : INT64_MIN;
+}
+
 /* Writes the flame graph JSON object ({"total":..., "tree": {...}}, no
  * closing brace, so the caller can append stats) into @out. */
 int view_flame_json(const struct mprof *p, uint32_t col, uint32_t max_nodes, struct wbuf *out);

@@ -244,7 +244,38 @@ static uint32_t dtree_child(struct dtree *t, uint32_t parent, uint32_t name)
     return id;
 }
 
-static int dtree_add(struct dtree *t, const struct mprof *p, int side)
+/*
+ * Interns the frame names of @p's stacks (those with a value in column 0)
+ * into t->names in the order the stack-by-stack build meets them (stack by
+ * stack, root first), so the names table and its ids do not depend on how
+ * much of the tree is built. map[string id of @p] = name id (UINT32_MAX
+ * until seen). Adds |value| to *sum and clears *prune on a negative value
+ * or when *sum passes INT64_MAX. 0 or -ENOMEM.
+ */
+static int dtree_names(struct dtree *t, const struct mprof *p, uint32_t *map, uint64_t *sum,
+                       bool *prune)
+{
+    for (uint32_t s = 0; s < p->nstacks; s++) {
+        int64_t v = p->vals[(size_t)s * p->ntypes];
+        const uint32_t *f = mprof_stack_frames(p, s);
+        if (v == 0)
+            continue;
+        uint64_t a = v < 0 ? -(uint64_t)v : (uint64_t)v;
+        if (v < 0 || __builtin_add_overflow(*sum, a, sum) || *sum > INT64_MAX)
+            *prune = false;
+        for (uint32_t k = mprof_stack_len(p, s); k-- > 0;) {
+            if (map[f[k]] != UINT32_MAX)
+                continue;
+            const char *nm = intern_str_get(&p->str, f[k]);
+            if ((map[f[k]] = intern_strn(&t->names, nm, strlen(nm))) == MPROF_NONE)
+                return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* The whole tree, stack by stack (values < 0, or no cut to bound it). */
+static int dtree_add(struct dtree *t, const struct mprof *p, const uint32_t *map, int side)
 {
     for (uint32_t s = 0; s < p->nstacks; s++) {
         int64_t v = p->vals[(size_t)s * p->ntypes];
@@ -254,15 +285,89 @@ static int dtree_add(struct dtree *t, const struct mprof *p, int side)
             continue;
         MPROF_ADD(t->n[0].total[side], v);
         for (uint32_t k = mprof_stack_len(p, s); k-- > 0;) {
-            const char *nm = intern_str_get(&p->str, f[k]);
-            uint32_t id = intern_strn(&t->names, nm, strlen(nm));
-            if (id == MPROF_NONE || (node = dtree_child(t, node, id)) == UINT32_MAX)
+            if ((node = dtree_child(t, node, map[f[k]])) == UINT32_MAX)
                 return -ENOMEM;
             MPROF_ADD(t->n[node].total[side], v);
         }
         MPROF_ADD(t->n[node].self[side], v);
     }
     return 0;
+}
+
+static int64_t dsum(const struct dnode *x)
+{
+    return x->total[0] + x->total[1];
+}
+
+/*
+ * The tree of @p[0] (left) and @p[1] (right), level by level from the
+ * root, as view_flame_walk's: the cut below keeps nodes of dsum at least
+ * the max_nodes-th largest of the tree, and only under kept nodes, so a
+ * node under the (max_nodes + 1)-th largest dsum of the levels built so far
+ * (view_topk) is made, as its parent's child, but nothing under it. Stacks
+ * are moved left then right, each in order, so every parent's children are
+ * made in the order dtree_add makes them: the answer is byte for byte the
+ * whole tree's. Needs values >= 0 (dsums that only shrink towards the
+ * leaves). 0 or -ENOMEM.
+ */
+static int dtree_levels(struct dtree *t, const struct mprof *const p[2], uint32_t *const map[2],
+                        uint32_t max_nodes)
+{
+    struct {
+        uint32_t stack, node, side;
+    } *live = NULL;
+    size_t nlive = 0, cap = (size_t)p[0]->nstacks + p[1]->nstacks;
+    struct view_topk top = {.k = max_nodes + 1};
+    int rc = -ENOMEM;
+
+    if ((cap && !(live = malloc(cap * sizeof(*live)))) ||
+        !(top.v = malloc((size_t)top.k * sizeof(*top.v))))
+        goto out;
+    for (uint32_t side = 0; side < 2; side++)
+        for (uint32_t s = 0; s < p[side]->nstacks; s++) {
+            int64_t v = p[side]->vals[(size_t)s * p[side]->ntypes];
+            if (v == 0)
+                continue;
+            MPROF_ADD(t->n[0].total[side], v);
+            live[nlive].stack = s;
+            live[nlive].node = 0;
+            live[nlive].side = side;
+            nlive++;
+        }
+    for (uint32_t d = 0; nlive; d++) {
+        /* nodes below the bound (exact sums: their level is done) stop */
+        int64_t bound = view_topk_min(&top);
+        uint32_t first_new = t->count;
+        size_t w = 0;
+        for (size_t i = 0; i < nlive; i++) {
+            const struct mprof *q = p[live[i].side];
+            uint32_t s = live[i].stack, node = live[i].node, len = mprof_stack_len(q, s);
+            int64_t v = q->vals[(size_t)s * q->ntypes];
+            if (dsum(&t->n[node]) < bound)
+                continue;
+            if (d == len) {
+                MPROF_ADD(t->n[node].self[live[i].side], v);
+                continue;
+            }
+            /* frames are leaf first: depth d's is len - 1 - d */
+            uint32_t c =
+                dtree_child(t, node, map[live[i].side][mprof_stack_frames(q, s)[len - 1 - d]]);
+            if (c == UINT32_MAX)
+                goto out;
+            MPROF_ADD(t->n[c].total[live[i].side], v);
+            live[w] = live[i];
+            live[w].node = c;
+            w++;
+        }
+        nlive = w;
+        for (uint32_t c = first_new; c < t->count; c++)
+            view_topk_add(&top, dsum(&t->n[c]));
+    }
+    rc = 0;
+out:
+    free(live);
+    free(top.v);
+    return rc;
 }
 
 static int cmp_i64_desc(const void *a, const void *b)
@@ -288,6 +393,16 @@ static int cmp_dchild(const void *a, const void *b, void *ctx)
 int pyroscope_flamegraph_diff(const struct mprof *left, const struct mprof *right,
                               uint32_t max_nodes, Querier__V1__FlameGraphDiff **out)
 {
+    return pyroscope_flamegraph_diff_build(left, right, max_nodes, true, out);
+}
+
+int pyroscope_flamegraph_diff_build(const struct mprof *left, const struct mprof *right,
+                                    uint32_t max_nodes, bool prune,
+                                    Querier__V1__FlameGraphDiff **out)
+{
+    const struct mprof *const p[2] = {left, right};
+    uint32_t *map[2] = {NULL, NULL};
+    uint64_t sum = 0;
     struct dtree t = {0};
     struct levels ls = {0};
     uint32_t *kids = NULL, *stk = NULL;
@@ -305,10 +420,23 @@ int pyroscope_flamegraph_diff(const struct mprof *left, const struct mprof *righ
     t.count = 1;
     t.n[0] =
         (struct dnode){.parent = UINT32_MAX, .first_child = UINT32_MAX, .next_sibling = UINT32_MAX};
-    if (dtree_add(&t, left, 0) || dtree_add(&t, right, 1))
+    /* (callers cap max_nodes far below this; past it, no bound) */
+    if (max_nodes >= (1u << 24))
+        prune = false;
+    for (int side = 0; side < 2; side++) {
+        if (!(map[side] = malloc(((size_t)p[side]->str.n + 1) * sizeof(*map[side]))))
+            goto out;
+        memset(map[side], 0xff, ((size_t)p[side]->str.n + 1) * sizeof(*map[side]));
+        if (dtree_names(&t, p[side], map[side], &sum, &prune))
+            goto out;
+    }
+    if (prune ? dtree_levels(&t, p, map, max_nodes)
+              : dtree_add(&t, left, map[0], 0) || dtree_add(&t, right, map[1], 1))
         goto out;
     /* Keep the max_nodes largest nodes (left + right); a cut node's values
-     * stay in its parent's self, so totals still add up. */
+     * stay in its parent's self, so totals still add up. (dtree_levels'
+     * tree holds every node of the whole tree at or over the threshold,
+     * so the threshold is the whole tree's.) */
     int64_t threshold = INT64_MIN;
     if (t.count > max_nodes) {
         sums = malloc((size_t)t.count * sizeof(*sums));
@@ -380,6 +508,8 @@ out:
     free(kids);
     free(stk);
     free(sums);
+    free(map[0]);
+    free(map[1]);
     if (rc) {
         querier__v1__flame_graph_diff__free_unpacked(fg, NULL);
         return rc;

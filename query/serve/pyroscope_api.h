@@ -62,8 +62,15 @@ void pyroscope_route(const struct pyroscope_api *a, const char *method, const ch
 int pyroscope_flamegraph(const struct mprof *p, uint32_t col, uint32_t max_nodes,
                          Querier__V1__FlameGraph **out);
 
-/* The FlameGraphDiff of @left and @right (column 0 each). */
+/* The FlameGraphDiff of @left and @right (column 0 each) cut to the
+ * @max_nodes nodes of largest left + right total. Only the part of the
+ * joined call tree the cut can show is built (values < 0: all of it). */
 int pyroscope_flamegraph_diff(const struct mprof *left, const struct mprof *right,
                               uint32_t max_nodes, Querier__V1__FlameGraphDiff **out);
+/* The same, for tests: @prune false builds the whole joined tree stack by
+ * stack before the cut (what the pruned build must answer byte for byte). */
+int pyroscope_flamegraph_diff_build(const struct mprof *left, const struct mprof *right,
+                                    uint32_t max_nodes, bool prune,
+                                    Querier__V1__FlameGraphDiff **out);
 
 #endif

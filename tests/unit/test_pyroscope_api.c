@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "common/hash.h"
 #include "pyroscope/querier.pb-c.h"
 #include "query/serve/connect.h"
 #include "query/engine/mprof.h"
@@ -332,6 +334,101 @@ static void test_flamegraph_diff(void **state)
     mprof_free(r);
 }
 
+/* A random profile: @ns stacks of @minlen..@maxlen frames over @alpha
+ * names. Frame d from the root is picked by (@seed, d, s's bucket), with
+ * 2^(d / @grow) buckets: shared near the root, each stack its own path
+ * deeper. Values from @vseed, 0..9 (ties; 0s skipped), with @neg some < 0.
+ * Stack s takes the path of stack (s * @stride) % ns, so two profiles of
+ * one @seed share paths. */
+struct rshape {
+    uint32_t ns, minlen, maxlen, alpha, grow, stride;
+    uint64_t seed;
+};
+
+static uint64_t mix(uint64_t a, uint64_t b, uint64_t c)
+{
+    return hash64(a * 0x9e3779b97f4a7c15ull ^ hash64(b * 0xc2b2ae3d27d4eb4full ^ c));
+}
+
+static struct mprof *rand_profile(const struct rshape *sh, uint64_t vseed, bool neg)
+{
+    struct mprof *p = mprof_new(1);
+    uint32_t *names = malloc(sh->alpha * sizeof(*names)), *f = malloc(sh->maxlen * sizeof(*f));
+    char nb[16];
+
+    assert_non_null(p);
+    assert_true(names && f);
+    for (uint32_t i = 0; i < sh->alpha; i++) {
+        int n = snprintf(nb, sizeof(nb), "fn%u", (unsigned)(mix(vseed, i, 7) % (sh->alpha * 2)));
+        names[i] = intern_strn(&p->str, nb, (size_t)n); /* some names twice */
+    }
+    for (uint32_t s = 0; s < sh->ns; s++) {
+        uint32_t path = (uint32_t)(((uint64_t)s * sh->stride) % sh->ns);
+        uint32_t len = sh->minlen + (uint32_t)(mix(vseed, s, 1) % (sh->maxlen - sh->minlen + 1));
+        for (uint32_t d = 0; d < len; d++) {
+            uint32_t nb_ = d / sh->grow < 31 ? 1u << (d / sh->grow) : sh->ns;
+            uint32_t bucket = nb_ < sh->ns ? path % nb_ : path;
+            f[len - 1 - d] = names[mix(sh->seed, d, bucket) % sh->alpha];
+        }
+        uint32_t id = mprof_stack(p, f, len);
+        assert_int_not_equal(id, MPROF_NONE);
+        int64_t v = (int64_t)(mix(vseed, s, 2) % 10);
+        if (neg && mix(vseed, s, 3) % 50 == 0)
+            v = -v;
+        p->vals[id] += v;
+    }
+    free(names);
+    free(f);
+    return p;
+}
+
+/* The packed bytes of a FlameGraphDiff (malloc'd). */
+static uint8_t *diff_bytes(const Querier__V1__FlameGraphDiff *fd, size_t *len)
+{
+    *len = querier__v1__flame_graph_diff__get_packed_size(fd);
+    uint8_t *b = malloc(*len ? *len : 1);
+    assert_non_null(b);
+    assert_int_equal(querier__v1__flame_graph_diff__pack(fd, b), *len);
+    return b;
+}
+
+/* The diff tree built level by level, stopping under nodes the cut can
+ * never show, answers byte for byte what the whole tree built stack by
+ * stack answers: deep and wide random profiles, cuts from 0 nodes to more
+ * than the tree has, ties everywhere, values < 0 (the fallback). */
+static void test_flamegraph_diff_pruned_same(void **state)
+{
+    static const struct rshape shapes[] = {
+        {20000, 50, 400, 50, 32, 7, 11}, /* deep, paths split slowly */
+        {2000, 50, 400, 50, 4, 3, 12},   /* deep, every stack its own path */
+        {5000, 1, 6, 300, 1, 5, 13},     /* wide and shallow */
+        {3000, 0, 40, 4, 2, 1, 14},      /* few names: many ties */
+    };
+    static const uint32_t cuts[] = {0, 1, 2, 5, 64, 1024, 16384};
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+        for (int neg = 0; neg < 2; neg++) {
+            struct mprof *l = rand_profile(&shapes[i], 100 + i, neg),
+                         *r = rand_profile(&shapes[i], 200 + i, false);
+            for (size_t c = 0; c < sizeof(cuts) / sizeof(cuts[0]); c++) {
+                Querier__V1__FlameGraphDiff *a = NULL, *b = NULL;
+                size_t na, nb;
+                assert_int_equal(pyroscope_flamegraph_diff(l, r, cuts[c], &a), 0);
+                assert_int_equal(pyroscope_flamegraph_diff_build(l, r, cuts[c], false, &b), 0);
+                uint8_t *ba = diff_bytes(a, &na), *bb = diff_bytes(b, &nb);
+                if (na != nb || memcmp(ba, bb, na))
+                    fail_msg("shape %zu neg %d max_nodes %u: %zu bytes pruned, %zu whole", i, neg,
+                             cuts[c], na, nb);
+                assert_true(cuts[c] < 2 || b->n_levels > 1);
+                free(ba);
+                free(bb);
+                querier__v1__flame_graph_diff__free_unpacked(a, NULL);
+                querier__v1__flame_graph_diff__free_unpacked(b, NULL);
+            }
+            mprof_free(l);
+            mprof_free(r);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_flamegraph_levels),
         cmocka_unit_test(test_flamegraph_diff),
         cmocka_unit_test(test_flamegraph_deep),
+        cmocka_unit_test(test_flamegraph_diff_pruned_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

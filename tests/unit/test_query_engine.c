@@ -37,6 +37,7 @@
 #include "query/engine/engine.h"
 #include "query/engine/heatmap.h"
 #include "query/serve/http.h"
+#include "query/serve/pyroscope_api.h"
 #include "query/jobs/import.h"
 #include "query/engine/mprof.h"
 #include "query/engine/peer.h"
@@ -379,6 +380,54 @@ static uint64_t vm_size(void)
     return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* @ns stacks of DEEP_LEN frames over 50 names fn00..fn49: the 4 root
+ * frames shared, then unique paths (by @seed); stack s's value 1 + s % @mod. */
+enum { DEEP_LEN = 400 };
+static struct mprof *deep_profile(uint32_t ns, uint64_t seed, uint32_t mod)
+{
+    struct mprof *mp = mprof_new(1);
+    uint32_t names[50], f[DEEP_LEN];
+    char nb[16];
+
+    assert_non_null(mp);
+    for (int i = 0; i < 50; i++) {
+        snprintf(nb, sizeof(nb), "fn%02d", i);
+        names[i] = intern_str(&mp->str, nb);
+    }
+    for (uint32_t s = 0; s < ns; s++) {
+        /* leaf first */
+        for (uint32_t k = 0; k < DEEP_LEN; k++) {
+            uint32_t depth = DEEP_LEN - 1 - k;
+            uint64_t h = hash64(seed * 0x9e3779b97f4a7c15ull + (uint64_t)s * DEEP_LEN + k);
+            f[k] = names[depth < 4 ? depth : (uint32_t)(h % 50)];
+        }
+        uint32_t id = mprof_stack(mp, f, DEEP_LEN);
+        assert_int_not_equal(id, MPROF_NONE);
+        mp->vals[id] = 1 + s % mod;
+    }
+    return mp;
+}
+
+/* Skips the test where an address-space limit cannot hold. */
+static void need_as_limit(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    skip(); /* ASan's shadow memory does not fit an address-space limit */
+#endif
+}
+
+/* Sets RLIMIT_AS to what is in use now plus @extra bytes; the old limit in
+ * *old. */
+static void limit_as(uint64_t extra, struct rlimit *old)
+{
+    struct rlimit lim;
+
+    assert_int_equal(getrlimit(RLIMIT_AS, old), 0);
+    lim = *old;
+    lim.rlim_cur = vm_size() + extra;
+    assert_int_equal(setrlimit(RLIMIT_AS, &lim), 0);
+}
+
 /* A calibrated fleet's day: millions of stacks whose deep frames are each
  * their own call-tree node. The flame graph shows max_nodes of them; the
  * tree it builds must not hold all the others. 20,000 stacks of 400
@@ -388,34 +437,11 @@ static uint64_t vm_size(void)
 static void test_flamegraph_deep_stacks(void **state)
 {
     (void)state;
-#if defined(__SANITIZE_ADDRESS__)
-    skip(); /* ASan's shadow memory does not fit an address-space limit */
-#endif
-    enum { NS = 20000, DEPTH = 400 };
-    struct mprof *mp = mprof_new(1);
-    uint32_t names[50], f[DEPTH];
-    char nb[16];
-
-    assert_non_null(mp);
-    for (int i = 0; i < 50; i++) {
-        snprintf(nb, sizeof(nb), "fn%02d", i);
-        names[i] = intern_str(&mp->str, nb);
-    }
-    for (uint32_t s = 0; s < NS; s++) {
-        /* leaf first; the 4 root frames are shared, then unique paths */
-        for (uint32_t k = 0; k < DEPTH; k++) {
-            uint32_t depth = DEPTH - 1 - k;
-            f[k] = names[depth < 4 ? depth : (uint32_t)(hash64((uint64_t)s * DEPTH + k) % 50)];
-        }
-        uint32_t id = mprof_stack(mp, f, DEPTH);
-        assert_int_not_equal(id, MPROF_NONE);
-        mp->vals[id] = 1 + s % 7;
-    }
-    struct rlimit old, lim;
-    assert_int_equal(getrlimit(RLIMIT_AS, &old), 0);
-    lim = old;
-    lim.rlim_cur = vm_size() + (256u << 20);
-    assert_int_equal(setrlimit(RLIMIT_AS, &lim), 0);
+    need_as_limit();
+    enum { NS = 20000 };
+    struct mprof *mp = deep_profile(NS, 0, 7);
+    struct rlimit old;
+    limit_as(256u << 20, &old);
     struct wbuf b = {0};
     int rc = view_flame_json(mp, 0, 1024, &b);
     assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
@@ -433,6 +459,44 @@ static void test_flamegraph_deep_stacks(void **state)
     cJSON_Delete(j);
     free(b.p);
     mprof_free(mp);
+}
+
+/* The same for the Pyroscope diff (Connect Diff, /pyroscope/render-diff):
+ * two such profiles joined (16 M nodes, 900 MB, built whole) in 256 MB
+ * more; each side's selfs add up to its total, at most max_nodes shown. */
+static void test_flamegraph_diff_deep_stacks(void **state)
+{
+    (void)state;
+    need_as_limit();
+    enum { NS = 20000 };
+    struct mprof *l = deep_profile(NS, 1, 7), *r = deep_profile(NS, 2, 5);
+    Querier__V1__FlameGraphDiff *fd = NULL;
+    struct rlimit old;
+    limit_as(256u << 20, &old);
+    int rc = pyroscope_flamegraph_diff(l, r, 1024, &fd);
+    assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
+    assert_int_equal(rc, 0);
+    int64_t want[2] = {0, 0}, self[2] = {0, 0};
+    for (uint32_t s = 0; s < NS; s++) {
+        want[0] += 1 + s % 7;
+        want[1] += 1 + s % 5;
+    }
+    assert_int_equal(fd->leftticks, want[0]);
+    assert_int_equal(fd->rightticks, want[1]);
+    size_t nodes = 0;
+    for (size_t i = 0; i < fd->n_levels; i++)
+        for (size_t k = 0; k + 6 < fd->levels[i]->n_values; k += 7, nodes++) {
+            self[0] += fd->levels[i]->values[k + 2];
+            self[1] += fd->levels[i]->values[k + 5];
+        }
+    assert_int_equal(self[0], want[0]);
+    assert_int_equal(self[1], want[1]);
+    /* the cut keeps every node tied with the max_nodes-th largest: a few
+     * more than max_nodes here (1,061) */
+    assert_true(nodes < 2 * 1024 && nodes > 512);
+    querier__v1__flame_graph_diff__free_unpacked(fd, NULL);
+    mprof_free(l);
+    mprof_free(r);
 }
 
 static void test_flamegraph(void **state)
@@ -1962,6 +2026,7 @@ int main(void)
         cmocka_unit_test(test_top),
         cmocka_unit_test(test_flamegraph),
         cmocka_unit_test(test_flamegraph_deep_stacks),
+        cmocka_unit_test(test_flamegraph_diff_deep_stacks),
         cmocka_unit_test(test_series_labels),
         cmocka_unit_test(test_series_group_by_labels),
         cmocka_unit_test(test_group_key),
