@@ -126,14 +126,19 @@ mport=$((20000 + RANDOM % 20000))
     --otlp-endpoint "http://127.0.0.1:$dead" --pyroscope-url "http://127.0.0.1:$pk" \
     --otlp-timeout 2 2>"$work/agent2.log" & agent=$!
 sleep 21
-curl -s "http://127.0.0.1:$mport/metrics" >"$work/metrics2"
+# five attempts with jittered back-off can take ~17 s after a slow start-up: wait up to 40 s more
+for _ in $(seq 40); do
+    curl -s "http://127.0.0.1:$mport/metrics" >"$work/metrics2"
+    [ "$(sed -n 's/^stoke_export_requests_dropped_total{exporter="otlp"} //p' "$work/metrics2")" -ge 1 ] 2>/dev/null && break
+    sleep 1
+done
 kill -TERM $agent
 wait $agent
 rc=$?
 check "agent with a dead endpoint exits 0 on SIGTERM" test $rc -eq 0
 nwin=$(ls "$work"/local2/*/*.pb.gz 2>/dev/null | xargs -n1 basename 2>/dev/null | sort -u | wc -l)
 # ~10 windows in 21 s; start-up (BPF load, kallsyms) may take one or two.
-check "sampling went on: $nwin local windows in 21 s" test "$nwin" -ge 7
+check "sampling went on: $nwin local windows in 21 s or more" test "$nwin" -ge 7
 check "OTLP to a refused port: attempts failed and requests dropped, counted" bash -c \
     "[ \"\$(sed -n 's/^stoke_export_failed_attempts_total{exporter=\"otlp\"} //p' $work/metrics2)\" -ge 4 ] && [ \"\$(sed -n 's/^stoke_export_requests_dropped_total{exporter=\"otlp\"} //p' $work/metrics2)\" -ge 1 ]"
 n413=$(grep -l '"answer": "413"' "$work"/pyro2/*.json | wc -l)
