@@ -69,6 +69,18 @@ UNTIL=$((now_ms + 3600000))
 CPU=process_cpu:cpu:nanoseconds:cpu:nanoseconds
 EXPORT=/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export
 
+# sender_equals_receiver A B: B's store answers what A's segments and A's local pprof files hold
+# (sets $qb to B's worker)
+sender_equals_receiver() {
+    start_worker "$work/$1"; qa=$qport
+    start_worker "$work/$2"; qb=$qport
+    same_tops "$qa" "$qb" "$CPU"
+    check "$2's per-function totals equal $1's segments ($n services, $bad differ)" \
+        test "$n" -ge 1 -a "$bad" -eq 0
+    same_as_local "$qb" "$work/local$1" hot_c "$CPU"
+    check "hot_c on $2 equals $1's local pprof files, Go's parser ($out)" test $? -eq 0
+}
+
 echo "== (a0) agent A's own OTLP/gRPC exporter -> agent B's --receive-grpc"
 receiver B0 || { fail "receiver B0 did not start: $(cat "$work/B0.log")"; summary test_receive_grpc; exit 1; }
 gB0=$gport pidB0=$rpid
@@ -90,13 +102,7 @@ check "B0 answered every call 2xx ($rx)" grep -q ' 0 answered 4xx, 0 413, 0 429,
 # A0's exit line counts the last window's request too (read after it was sent)
 nrx=$(sed -n 's/.*receiver: \([0-9]*\) requests.*/\1/p' <<<"$rx")
 check "A0's exit line: sent ${sent:-absent} = the calls B0 took (${nrx:-absent})" test "${sent:-x}" = "${nrx:-y}"
-start_worker "$work/A0"; qa=$qport
-start_worker "$work/B0"; qb=$qport
-same_tops "$qa" "$qb" "$CPU"
-check "B0's per-function totals equal A0's segments ($n services, $bad differ)" \
-    test "$n" -ge 1 -a "$bad" -eq 0
-same_as_local "$qb" "$work/localA0" hot_c "$CPU"
-check "hot_c on B0 equals A0's local pprof files, Go's parser ($out)" test $? -eq 0
+sender_equals_receiver A0 B0
 # a refusal that retrying cannot help: UNAUTHENTICATED, dropped after one attempt
 printf 'tok-0\n' >"$work/tokens0"
 mportR=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -165,13 +171,7 @@ sleep 1
 kill -TERM "$pidB"; wait "$pidB"
 check "receiver B exits 0 on SIGTERM" test $? -eq 0
 grep -h 'receiver:' "$work/B.log" | sed 's/^/  /'
-start_worker "$work/A"; qa=$qport
-start_worker "$work/B"; qb=$qport
-same_tops "$qa" "$qb" "$CPU"
-check "B's per-function totals equal A's segments ($n services, $bad differ)" \
-    test "$n" -ge 1 -a "$bad" -eq 0
-same_as_local "$qb" "$work/localA" hot_c "$CPU"
-check "hot_c on B equals A's local pprof files, Go's parser ($out)" test $? -eq 0
+sender_equals_receiver A B
 top_json "$qb" otlp-py "$CPU" >"$work/got.json"
 check "partial success: the good profile is stored (main;foo 100, main 50)" python3 -c "
 import json; j=json.load(open('$work/got.json')); f={x['name']:(x['self'],x['total']) for x in j['functions']}
