@@ -382,6 +382,17 @@ static bool ends_with(const char *s, const char *suf)
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
+/* Adds to count[HH] the keys of @l under @prefix, by the "HH" after it. */
+static void count_hours(uint32_t count[100], const struct store_list *l, const char *prefix,
+                        size_t plen)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        int h = strncmp(l->keys[i], prefix, plen) == 0 ? hour_of_key(l->keys[i] + plen) : -1;
+        if (h >= 0)
+            count[h]++;
+    }
+}
+
 int plan_build(struct store *st, struct cache *c, const struct plan_req *r, struct plan **out,
                char *err, size_t errlen)
 {
@@ -438,14 +449,10 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
          * (at the end of an hour of 10,000 hosts compacted by level 1:
          * 600,000 keys, some 50 MB, every query). */
         uint32_t others[100] = {0}; /* by "HH" of the key, 00 to 99 */
-        for (size_t i = 0; i < l.n; i++)
-            if (strncmp(l.keys[i], prefix, plen) == 0 && hour_of_key(l.keys[i] + plen) >= 0)
-                others[hour_of_key(l.keys[i] + plen)]++;
+        count_hours(others, &l, prefix, plen);
         for (int h = 0; h < 100; h++)
             others[h] -= others[h] > 0; /* the newest hour manifest (or entry) */
-        for (size_t i = 0; i < sl.n; i++)
-            if (strncmp(sl.keys[i], sprefix, splen) == 0 && hour_of_key(sl.keys[i] + splen) >= 0)
-                others[hour_of_key(sl.keys[i] + splen)]++;
+        count_hours(others, &sl, sprefix, splen);
         /* Pass 0: hour manifests, which name the entries and segments they
          * replace; pass 1: entry manifests (stores written before one
          * object per flush), which name their segments. */
