@@ -12,7 +12,9 @@
 #include <time.h>
 
 #include "codec/segment.h"
+#include "codec/topsum.h"
 #include "common/intern.h"
+#include "query/engine/dsym.h"
 #include "query/engine/peer.h"
 #include "query/engine/plan.h"
 
@@ -128,6 +130,67 @@ static uint64_t section_bytes(const struct seg_section_info *info, const struct 
                sizeof(uint32_t) * 2;
 }
 
+/* Q_TOP from the function totals frame of @it's section (codec/topsum.h)
+ * when that answers exactly: the section lies inside the range, every one
+ * of its series matches, and deferred symbolization has no debug file for
+ * its unnamed frames (it would name them differently). 1 when done (read
+ * or counted as skipped), 0 when the section's rows must be read. */
+static int top_from_totals(struct engine *e, struct mprof *mp, const struct query *q,
+                           const struct plan_item *it)
+{
+    const struct seg_section_info *info = it->info;
+    const char *want = q->profile_type ? q->profile_type : DEFAULT_PROFILE_TYPE;
+    struct store_buf b = {0};
+    struct seg_topsum t;
+    uint32_t col = UINT32_MAX;
+    char err[256] = "";
+    bool hit = false;
+    int rc;
+
+    if (q->mode != Q_TOP || !info->top_length || q->nids || q->has_vrange ||
+        info->t_min_ms < q->from || info->t_max_ms >= q->until ||
+        !selector_matches_every_series(q->sel, info, it->host))
+        return 0;
+    for (uint32_t k = 0; k < info->nprofile_types && col == UINT32_MAX; k++)
+        if (strcmp(info->profile_types[k], want) == 0)
+            col = k;
+    if (col == UINT32_MAX)
+        return 0;
+    if (qcancel_charge(q->cancel, info->top_length + 2 * info->top_raw))
+        return 1;
+    rc = cache_fetch(e->o.cache, e->o.store, it->key, info->top_offset, info->top_length, &b, &hit);
+    if (!rc)
+        rc = seg_topsum_decode(b.data, b.len, info, &t, err, sizeof(err));
+    if (!rc && hit)
+        mp->stats.cache_hits++;
+    else if (!rc)
+        mp->stats.bytes_read += b.len;
+    free(b.data);
+    if (rc) {
+        /* the rows may still be good: read them */
+        qcancel_release(q->cancel, info->top_length + 2 * info->top_raw);
+        return 0;
+    }
+    bool named = false;
+    for (uint32_t k = 0; k < t.nbuild_ids && !named && q->dsym; k++)
+        named = dsym_has_file(q->dsym, q->tenant, t.build_ids[k]);
+    if (!named && col < t.ntypes) {
+        mp->stats.sections++;
+        MPROF_ADD(mp->fsum[0], t.sum[col]);
+        mp->top = true;
+        for (uint32_t f = 0; f < t.nfuncs && !rc; f++) {
+            int64_t s = t.self[(size_t)col * t.nfuncs + f], v = t.total[(size_t)col * t.nfuncs + f];
+            if (s || v)
+                rc = mprof_top_add(mp, intern_str(&mp->str, t.names[f]), 0, s, v);
+        }
+        if (rc)
+            mprof_warn(mp, "segment %s: out of memory merging", it->key);
+    }
+    seg_topsum_free(&t);
+    qcancel_release(q->cancel, info->top_length + 2 * info->top_raw);
+    return named ? 0 : 1;
+}
+
 /* Reads, decodes and merges one section into @mp. Its fetched bytes and
  * its decoded form are charged to the query's memory budget while held;
  * a refused charge stops the query (qcancel) and the section is not read. */
@@ -151,6 +214,8 @@ static void process_item(struct engine *e, struct mprof *mp, const struct query 
                                                                : UINT64_MAX >> 8);
     int rc;
 
+    if (top_from_totals(e, mp, q, it))
+        return;
     if (qcancel_charge(q->cancel, held))
         return;
     rc = cache_fetch(e->o.cache, e->o.store, it->key, info->offset, info->length, &b, &hit);
