@@ -3,7 +3,9 @@
 # HOSTS (default 10,000) simulated hosts, one hour in a directory store:
 # GETs, LISTs, bytes got, objects and sections read and wall time on one
 # worker (build/stoke-bench-open-hour: one engine, 2 decode threads, no
-# cache), on the open hour as `stoke-query compact --continuous` leaves it
+# cache; each query twice: the whole profile, as a flame graph needs, and
+# the top table, which blocks answer from their function totals), on the
+# open hour as `stoke-query compact --continuous` leaves it
 # once caught up, and optionally (OPEN=1) on the raw segments before.
 #
 # The fleet: `stoke-query generate --model calibrated --services 100
@@ -52,11 +54,14 @@ run() { # run LABEL ARGS...
     shift
     "$B" --store "$st" "$@"
 }
-queries() {
-    run "1 service, last 15 min ($1)" --from $((S + 45 * 60000)) --until $((S + 3600000)) \
-        --selector '{service_name="svc-00"}'
-    run "1 service, last 1 h ($1)" --from $S --until $((S + 3600000)) --selector '{service_name="svc-00"}'
-    run "whole fleet, last 1 h ($1)" --from $S --until $((S + 3600000))
+queries() { # each as the whole profile (a flame graph's input) and as the top table
+    for m in profile top; do
+        run "1 service, last 15 min ($1, $m)" --mode $m --from $((S + 45 * 60000)) \
+            --until $((S + 3600000)) --selector '{service_name="svc-00"}'
+        run "1 service, last 1 h ($1, $m)" --mode $m --from $S --until $((S + 3600000)) \
+            --selector '{service_name="svc-00"}'
+        run "whole fleet, last 1 h ($1, $m)" --mode $m --from $S --until $((S + 3600000))
+    done
 }
 [ "${OPEN:-0}" = 1 ] && queries open
 a=$(date +%s.%N)

@@ -7,11 +7,16 @@
  * runs it).
  *
  *   build/stoke-bench-open-hour --store URL [--tenant T] --from MS --until MS
- *       [--selector SEL] [--reps N]
+ *       [--selector SEL] [--reps N] [--mode profile|top]
  *
  * Prints one line of JSON: gets, lists, bytes (got from the store), objects
  * and sections (the plan's), total (the sum of the default profile type's
- * values), ms (wall time of the fastest of --reps runs, default 1).
+ * values), functions and top_hash (the top table's rows and an XXH64 of
+ * them: names, self, total, in view_top's order, so a profile and a top
+ * query of the same data can be compared), ms (wall time of the fastest of
+ * --reps runs, default 1). --mode profile (the default) merges stacks, as
+ * a flame graph does; top asks for function totals only (Q_TOP), which
+ * compacted blocks answer from their totals frames.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,7 +24,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "codec/wire.h"
 #include "query/engine/engine.h"
+#include "query/engine/views.h"
 
 static double now_ms(void)
 {
@@ -33,6 +40,7 @@ int main(int argc, char **argv)
     const char *url = NULL, *tenant = "default", *seltext = "{}";
     int64_t from = -1, until = -1;
     unsigned reps = 1;
+    enum qmode mode = Q_PROFILE;
     char err[512];
 
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -46,6 +54,8 @@ int main(int argc, char **argv)
             until = strtoll(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--selector"))
             seltext = argv[i + 1];
+        else if (!strcmp(argv[i], "--mode"))
+            mode = !strcmp(argv[i + 1], "top") ? Q_TOP : Q_PROFILE;
         else if (!strcmp(argv[i], "--reps"))
             reps = (unsigned)strtoul(argv[i + 1], NULL, 10);
     }
@@ -63,8 +73,7 @@ int main(int argc, char **argv)
     }
     struct engine_opts eo = {.store = st, .threads = 2};
     struct engine *e = engine_new(&eo);
-    struct query q = {
-        .tenant = tenant, .sel = sel, .from = from, .until = until, .mode = Q_PROFILE};
+    struct query q = {.tenant = tenant, .sel = sel, .from = from, .until = until, .mode = mode};
     double best = 0;
     struct store_stats s0 = {0}, s1 = {0};
     struct mprof *res = NULL;
@@ -83,12 +92,25 @@ int main(int argc, char **argv)
             best = t;
     }
     int64_t total = 0;
-    for (uint32_t s = 0; s < res->nstacks; s++)
-        total += res->vals[(size_t)s * res->ntypes];
+    struct top_row *rows = NULL;
+    size_t nrows = 0;
+    struct wbuf tb = {0};
+    if (view_top(res, 0, &rows, &nrows, &total)) {
+        fprintf(stderr, "stoke-bench-open-hour: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        wb_str(&tb, intern_str_get(&res->str, rows[i].name));
+        wb_sv(&tb, rows[i].self);
+        wb_sv(&tb, rows[i].total);
+    }
     printf("{\"gets\":%" PRIu64 ",\"lists\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"objects\":%" PRIu64
-           ",\"sections\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"total\":%" PRId64 ",\"ms\":%.1f}\n",
+           ",\"sections\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"total\":%" PRId64
+           ",\"functions\":%zu,\"top_hash\":\"%016" PRIx64 "\",\"ms\":%.1f}\n",
            s1.gets - s0.gets, s1.lists - s0.lists, s1.bytes_got - s0.bytes_got, res->stats.objects,
-           res->stats.sections, res->stats.skipped, total, best);
+           res->stats.sections, res->stats.skipped, total, nrows, xxh64(tb.p, tb.len), best);
+    free(rows);
+    wb_free(&tb);
     mprof_free(res);
     engine_free(e);
     selector_free(sel);

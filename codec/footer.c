@@ -60,6 +60,12 @@ static void encode_section(struct wbuf *b, const struct seg_section_info *s)
         for (size_t j = 0; j < l->nvalues; j++)
             wb_str(b, l->values[j]);
     }
+    if (s->top_length) {
+        wb_uv(b, s->top_offset);
+        wb_uv(b, s->top_length);
+        wb_uv(b, s->top_raw);
+        wb_u32(b, s->top_crc);
+    }
 }
 
 void footer_encode_body(struct wbuf *b, const struct seg_footer *f)
@@ -152,6 +158,17 @@ static int decode_section(struct rbuf *r, uint64_t footer_off, struct seg_sectio
             return -ENOMEM;
         for (; l->nvalues < nv; l->nvalues++)
             TRY(rb_str(r, &l->values[l->nvalues]), "label value");
+    }
+    if (rb_left(r)) { /* minor 1: the function totals frame */
+        TRY(rb_uv(r, &s->top_offset), "totals offset");
+        TRY(rb_uv(r, &s->top_length), "totals length");
+        TRY(rb_uv(r, &s->top_raw), "totals raw length");
+        TRY(rb_bytes(r, &p, 4), "totals crc");
+        s->top_crc = rd_u32(p);
+        if (s->top_length &&
+            (s->top_offset < SEG_HEADER_LEN || s->top_length > footer_off ||
+             s->top_offset > footer_off - s->top_length || s->top_raw > SEG_MAX_RAW))
+            WIRE_BAD("footer: section %s function totals outside the object", s->service);
     }
 out:
     return ret;

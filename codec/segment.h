@@ -55,6 +55,11 @@ struct seg_section_info {
         bool values_truncated;
     } * labels;
     size_t nlabels;
+    /* Function totals (docs/format.md §3.5, codec/topsum.h): compaction's
+     * per-function self and total of the whole section, a zstd frame of
+     * its own; top_length 0 = none (every flush, and older blocks). */
+    uint64_t top_offset, top_length, top_raw;
+    uint32_t top_crc;
 };
 #define SEG_MAX_SUMMARY_VALUES 64
 
@@ -114,6 +119,19 @@ int seg_pprof_check(const Perftools__Profiles__Profile *p, char *msg, size_t msg
 
 /* zstd level for the sections and footer (1..19; 3 by default). */
 int seg_writer_set_level(struct seg_writer *w, int level);
+
+/*
+ * Asks seg_writer_finish for each section's function totals
+ * (docs/format.md §3.5): after the sections are encoded, @fn gets each
+ * one's compressed bytes and footer record and returns the raw totals
+ * frame (codec/topsum.h) in *raw (malloc'd; NULL = none for that
+ * section), which the writer compresses and places after the sections.
+ * The codec cannot name functions as queries do, so compaction passes the
+ * query engine's builder. @fn's error fails the finish.
+ */
+typedef int (*seg_topsum_fn)(void *ctx, const uint8_t *sec, size_t len,
+                             const struct seg_section_info *info, uint8_t **raw, size_t *rawlen);
+void seg_writer_set_topsum(struct seg_writer *w, seg_topsum_fn fn, void *ctx);
 
 /*
  * Adds every sample of a decoded section (from any object, any host) to

@@ -42,6 +42,8 @@ struct seg_writer {
     struct wsec **secs;
     size_t nsecs, cap;
     int level;
+    seg_topsum_fn topsum;
+    void *topsum_ctx;
 };
 
 static void wsec_free(struct wsec *s)
@@ -93,6 +95,12 @@ int seg_writer_set_level(struct seg_writer *w, int level)
         return -EINVAL;
     w->level = level;
     return 0;
+}
+
+void seg_writer_set_topsum(struct seg_writer *w, seg_topsum_fn fn, void *ctx)
+{
+    w->topsum = fn;
+    w->topsum_ctx = ctx;
 }
 
 bool seg_writer_empty(const struct seg_writer *w)
@@ -1104,7 +1112,7 @@ int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct s
 
     memcpy(hdr, "STKS", 4); /* NOLINT(bugprone-not-null-terminated-result): a magic */
     wr_u16(hdr + 4, SEG_MAJOR);
-    wr_u16(hdr + 6, SEG_MINOR);
+    wr_u16(hdr + 6, w->topsum ? SEG_MINOR_TOPSUM : SEG_MINOR);
     wr_u32(hdr + 8, 0);
     wr_u32(hdr + 12, crc32c(hdr, 12));
     wb_bytes(&o, hdr, sizeof(hdr));
@@ -1120,6 +1128,26 @@ int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct s
             f->t_min_ms = si->t_min_ms;
         if (i == 0 || si->t_max_ms > f->t_max_ms)
             f->t_max_ms = si->t_max_ms;
+    }
+    /* Function totals after all sections, so a section is one range and
+     * the totals of every section another (docs/format.md §3.5). */
+    for (size_t i = 0; w->topsum && i < f->nsections; i++) {
+        struct seg_section_info *si = &f->sections[i];
+        uint8_t *raw = NULL;
+        size_t rawlen = 0;
+        if ((ret = w->topsum(w->topsum_ctx, o.p + si->offset, si->length, si, &raw, &rawlen)))
+            goto out;
+        if (!raw)
+            continue;
+        uint64_t off = o.len;
+        ret = rawlen > SEG_MAX_RAW ? -EFBIG : zstd_append(&o, raw, rawlen, w->level);
+        free(raw);
+        if (ret)
+            goto out;
+        si->top_offset = off;
+        si->top_length = o.len - off;
+        si->top_raw = rawlen;
+        si->top_crc = crc32c(o.p + off, o.len - off);
     }
     footer_encode_body(&fb, f);
     if (fb.err || o.err) {
@@ -1138,7 +1166,7 @@ int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct s
     wr_u32(tr + 12, (uint32_t)fb.len);
     wr_u32(tr + 16, crc32c(o.p + foff, o.len - foff));
     wr_u16(tr + 20, SEG_MAJOR);
-    wr_u16(tr + 22, SEG_MINOR);
+    wr_u16(tr + 22, w->topsum ? SEG_MINOR_TOPSUM : SEG_MINOR);
     wr_u32(tr + 24, crc32c(tr, 24));
     memcpy(tr + 28, "STKE", 4); /* NOLINT(bugprone-not-null-terminated-result): a magic */
     wb_bytes(&o, tr, sizeof(tr));

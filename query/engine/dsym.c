@@ -325,6 +325,24 @@ out:
     return n;
 }
 
+bool dsym_has_file(struct dsym *d, const char *tenant, const char *build_id)
+{
+    bool open = false;
+
+    if (!d || !build_id || !dsym_build_id_valid(build_id))
+        return false;
+    pthread_mutex_lock(&d->mu);
+    uint32_t fid = file_id(d, tenant ? tenant : "", build_id);
+    if (fid != UINT32_MAX) {
+        struct dfile *f = &d->files[fid];
+        if (f->state == F_UNKNOWN || (f->state == F_MISSING && now_ms() >= f->retry_ms))
+            file_load(d, fid, tenant ? tenant : "", build_id);
+        open = d->files[fid].state == F_OPEN;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return open;
+}
+
 void dsym_forget(struct dsym *d, const char *tenant, const char *build_id)
 {
     char k[1024];

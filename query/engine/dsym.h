@@ -77,6 +77,12 @@ void dsym_free(struct dsym *d);
 int dsym_names(struct dsym *d, const char *tenant, const char *build_id, uint64_t off,
                bool is_return, char *buf, size_t buflen, const char **names, int max);
 
+/* Whether a debug file for @tenant's @build_id is open, loading it first
+ * as dsym_names would (so it answers what a lookup would meet now). A
+ * query for function totals reads a section's rows instead of its totals
+ * frame when this is true for one of its unnamed frames' build-ids. */
+bool dsym_has_file(struct dsym *d, const char *tenant, const char *build_id);
+
 /* The store's answer for @tenant's @build_id is no longer known: asked
  * again at the next lookup (after an upload). */
 void dsym_forget(struct dsym *d, const char *tenant, const char *build_id);

@@ -12,7 +12,9 @@
 #include <time.h>
 
 #include "codec/segment.h"
+#include "codec/topsum.h"
 #include "common/intern.h"
+#include "query/engine/dsym.h"
 #include "query/engine/peer.h"
 #include "query/engine/plan.h"
 
@@ -99,9 +101,20 @@ struct work {
     atomic_int failed;
 };
 
+/* A decode thread's last read of function totals frames: one range over
+ * those of adjacent plan items of one object (a block holds them back to
+ * back, docs/format.md §3.5), so a top query over a block of 100 services
+ * makes one GET, not 100. */
+struct totals_read {
+    const char *key;
+    uint64_t off, len, charged;
+    struct store_buf b;
+};
+
 struct worker {
     struct work *w;
     struct mprof *mp;
+    struct totals_read tr;
     uint64_t charged; /* mprof_bytes(mp) charged to the query's budget */
     pthread_t tid;
 };
@@ -128,12 +141,136 @@ static uint64_t section_bytes(const struct seg_section_info *info, const struct 
                sizeof(uint32_t) * 2;
 }
 
+/* Q_TOP from the function totals frame of @it's section (codec/topsum.h)
+ * when that answers exactly: the section lies inside the range, every one
+ * of its series matches, and deferred symbolization has no debug file for
+ * its unnamed frames (it would name them differently). 1 when done (read
+ * or counted as skipped), 0 when the section's rows must be read. */
+/* The range of the function totals of the plan items around items[i]
+ * of the same object (adjacent in plan order). */
+static void totals_range(const struct plan_item *const *items, size_t n, size_t i, uint64_t *off,
+                         uint64_t *end)
+{
+    const struct plan_item *it = items[i];
+    size_t a = i, b = i + 1;
+
+    while (a > 0 && items[a - 1]->footer == it->footer && !strcmp(items[a - 1]->key, it->key))
+        a--;
+    while (b < n && items[b]->footer == it->footer && !strcmp(items[b]->key, it->key))
+        b++;
+    *off = it->info->top_offset;
+    *end = it->info->top_offset + it->info->top_length;
+    for (size_t k = a; k < b; k++) {
+        const struct seg_section_info *si = items[k]->info;
+        if (!si->top_length)
+            continue;
+        if (si->top_offset < *off)
+            *off = si->top_offset;
+        if (si->top_offset + si->top_length > *end)
+            *end = si->top_offset + si->top_length;
+    }
+}
+
+/* The compressed totals frame of items[i] into *@buf/@len, from @tr's
+ * range or a new read of the range around it. 0 or the store's error. */
+static int totals_bytes(struct engine *e, struct mprof *mp, const struct query *q,
+                        struct totals_read *tr, const struct plan_item *const *items, size_t n,
+                        size_t i, const uint8_t **buf)
+{
+    const struct seg_section_info *info = items[i]->info;
+    uint64_t off, end;
+    bool hit = false;
+    int rc;
+
+    if (tr->key && !strcmp(tr->key, items[i]->key) && info->top_offset >= tr->off &&
+        info->top_offset + info->top_length <= tr->off + tr->b.len) {
+        *buf = tr->b.data + (info->top_offset - tr->off);
+        return 0;
+    }
+    free(tr->b.data);
+    tr->b = (struct store_buf){0};
+    tr->key = NULL;
+    qcancel_release(q->cancel, tr->charged);
+    tr->charged = 0;
+    totals_range(items, n, i, &off, &end);
+    if (qcancel_charge(q->cancel, end - off))
+        return qcancel_check(q->cancel) ? qcancel_check(q->cancel) : -ENOBUFS;
+    tr->charged = end - off;
+    rc = cache_fetch(e->o.cache, e->o.store, items[i]->key, off, end - off, &tr->b, &hit);
+    if (rc)
+        return rc;
+    if (hit)
+        mp->stats.cache_hits++;
+    else
+        mp->stats.bytes_read += tr->b.len;
+    if (tr->b.len != end - off)
+        return -EIO;
+    tr->key = items[i]->key;
+    tr->off = off;
+    *buf = tr->b.data + (info->top_offset - off);
+    return 0;
+}
+
+static int top_from_totals(struct engine *e, struct mprof *mp, const struct query *q,
+                           struct totals_read *tr, const struct plan_item *const *items, size_t n,
+                           size_t i)
+{
+    const struct plan_item *it = items[i];
+    const struct seg_section_info *info = it->info;
+    const char *want = q->profile_type ? q->profile_type : DEFAULT_PROFILE_TYPE;
+    struct seg_topsum t;
+    uint32_t col = UINT32_MAX;
+    char err[256] = "";
+    int rc;
+
+    if (q->mode != Q_TOP || !info->top_length || q->nids || q->has_vrange ||
+        info->t_min_ms < q->from || info->t_max_ms >= q->until ||
+        !selector_matches_every_series(q->sel, info, it->host))
+        return 0;
+    for (uint32_t k = 0; k < info->nprofile_types && col == UINT32_MAX; k++)
+        if (strcmp(info->profile_types[k], want) == 0)
+            col = k;
+    if (col == UINT32_MAX)
+        return 0;
+    const uint8_t *fb = NULL;
+    if (totals_bytes(e, mp, q, tr, items, n, i, &fb))
+        return 0; /* the rows may still be readable */
+    if (qcancel_charge(q->cancel, 2 * info->top_raw))
+        return 1;
+    rc = seg_topsum_decode(fb, info->top_length, info, &t, err, sizeof(err));
+    if (rc) {
+        /* the rows may still be good: read them */
+        qcancel_release(q->cancel, 2 * info->top_raw);
+        return 0;
+    }
+    bool named = false;
+    for (uint32_t k = 0; k < t.nbuild_ids && !named && q->dsym; k++)
+        named = dsym_has_file(q->dsym, q->tenant, t.build_ids[k]);
+    if (!named && col < t.ntypes) {
+        mp->stats.sections++;
+        MPROF_ADD(mp->fsum[0], t.sum[col]);
+        mp->top = true;
+        for (uint32_t f = 0; f < t.nfuncs && !rc; f++) {
+            int64_t s = t.self[(size_t)col * t.nfuncs + f], v = t.total[(size_t)col * t.nfuncs + f];
+            if (s || v)
+                rc = mprof_top_add(mp, intern_str(&mp->str, t.names[f]), 0, s, v);
+        }
+        if (rc)
+            mprof_warn(mp, "segment %s: out of memory merging", it->key);
+    }
+    seg_topsum_free(&t);
+    qcancel_release(q->cancel, 2 * info->top_raw);
+    return named ? 0 : 1;
+}
+
 /* Reads, decodes and merges one section into @mp. Its fetched bytes and
  * its decoded form are charged to the query's memory budget while held;
  * a refused charge stops the query (qcancel) and the section is not read. */
 static void process_item(struct engine *e, struct mprof *mp, const struct query *q,
-                         const struct plan_item *it)
+                         struct totals_read *tr, const struct plan_item *const *items, size_t n,
+                         size_t i)
 {
+    const struct plan_item *it = items[i];
     const struct seg_section_info *info = it->info;
     struct store_buf b = {0};
     struct seg_section *sec = NULL;
@@ -151,6 +288,8 @@ static void process_item(struct engine *e, struct mprof *mp, const struct query 
                                                                : UINT64_MAX >> 8);
     int rc;
 
+    if (top_from_totals(e, mp, q, tr, items, n, i))
+        return;
     if (qcancel_charge(q->cancel, held))
         return;
     rc = cache_fetch(e->o.cache, e->o.store, it->key, info->offset, info->length, &b, &hit);
@@ -197,9 +336,13 @@ static void *worker_main(void *arg)
 
     for (;;) {
         size_t i = atomic_fetch_add(&w->next, 1);
-        if (i >= w->n || qcancel_check(w->q->cancel))
+        if (i >= w->n || qcancel_check(w->q->cancel)) {
+            free(wk->tr.b.data);
+            qcancel_release(w->q->cancel, wk->tr.charged);
+            wk->tr = (struct totals_read){0};
             break;
-        process_item(w->e, wk->mp, w->q, w->items[i]);
+        }
+        process_item(w->e, wk->mp, w->q, &wk->tr, w->items, w->n, i);
         /* The merge tables grew: charge them (a refusal stops the query). */
         qcancel_recharge(w->q->cancel, &wk->charged, mprof_bytes(wk->mp));
     }
@@ -225,6 +368,7 @@ static int run_local(struct engine *e, const struct query *q, const struct plan_
     for (unsigned t = 0; t < nth; t++) {
         wk[t].w = &w;
         wk[t].charged = 0;
+        wk[t].tr = (struct totals_read){0};
         wk[t].mp = new_result(q);
         if (!wk[t].mp) {
             for (unsigned k = 0; k < t; k++)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "codec/segment.h"
+#include "codec/topsum.h"
 #include "common/buf.h"
 #include "query/engine/dsym.h"
 
@@ -153,7 +154,9 @@ static int loc_frames(struct secmap *m, uint32_t l, bool is_return, uint32_t *st
     return 0;
 }
 
-static uint32_t map_stack(struct secmap *m, uint32_t s)
+/* The frames of section stack @s as queries name them, leaf first, in
+ * m->buf; their number in *@nout. 0 or -ENOMEM. */
+static int stack_names(struct secmap *m, uint32_t s, uint32_t *nout)
 {
     const struct seg_section *sec = m->sec;
     size_t n = 0;
@@ -189,7 +192,56 @@ static uint32_t map_stack(struct secmap *m, uint32_t s)
             m->buf_cap = 256;
         m->buf[n++] = m->unknown;
     }
-    return mprof_stack(m->mp, m->buf, (uint32_t)n);
+    *nout = (uint32_t)n;
+    return 0;
+}
+
+static uint32_t map_stack(struct secmap *m, uint32_t s)
+{
+    uint32_t n;
+
+    if (stack_names(m, s, &n))
+        return MPROF_NONE;
+    return mprof_stack(m->mp, m->buf, n);
+}
+
+/* Function totals (Q_TOP): adds each stack's value @acc[s] to its leaf's
+ * self and, once per stack, to the total of every function in it (as
+ * view_top counts a stack table), in column @col of m->mp. */
+static int add_top(struct secmap *m, const int64_t *acc, uint32_t col)
+{
+    struct mprof *mp = m->mp;
+    uint32_t *stamp = NULL, cap = 0, n;
+    int rc = 0;
+
+    for (uint32_t s = 0; s < m->sec->nstacks && !rc; s++) {
+        if (!acc[s])
+            continue;
+        if (stack_names(m, s, &n)) {
+            rc = -ENOMEM;
+            break;
+        }
+        if (mp->str.n > cap) { /* names are interned as stacks are named */
+            uint32_t nc = mp->str.n * 2;
+            uint32_t *ns = realloc(stamp, (size_t)nc * sizeof(*ns));
+            if (!ns) {
+                rc = -ENOMEM;
+                break;
+            }
+            memset(ns + cap, 0, (size_t)(nc - cap) * sizeof(*ns));
+            stamp = ns;
+            cap = nc;
+        }
+        MPROF_ADD(mp->fsum[col], acc[s]);
+        rc = mprof_top_add(mp, m->buf[0], col, acc[s], 0);
+        for (uint32_t k = 0; k < n && !rc; k++)
+            if (stamp[m->buf[k]] != s + 1) {
+                stamp[m->buf[k]] = s + 1; /* recursion counted once per stack */
+                rc = mprof_top_add(mp, m->buf[k], col, 0, acc[s]);
+            }
+    }
+    free(stamp);
+    return rc;
 }
 
 /* First index in [lo, hi) with a[i] >= v (a sorted). */
@@ -461,8 +513,10 @@ static int add_selected(struct pctx *c, uint32_t i, uint64_t a, uint64_t b, cons
     return rc;
 }
 
+/* Q_PROFILE: stacks and values into @mp's stack table; Q_TOP: function
+ * totals into column @dstcol of @mp. */
 static int merge_profile(struct mprof *mp, const struct seg_section *sec, const uint8_t *mask,
-                         uint32_t col, const struct query *q, const char *host)
+                         uint32_t col, uint32_t dstcol, const struct query *q, const char *host)
 {
     struct secmap m = {
         .mp = mp, .sec = sec, .unknown = MPROF_NONE, .dsym = q->dsym, .tenant = q->tenant};
@@ -526,6 +580,10 @@ static int merge_profile(struct mprof *mp, const struct seg_section *sec, const 
         rc = -ENOMEM;
     }
     any = c.any;
+    if (any && q->mode == Q_TOP) {
+        rc = add_top(&m, acc, dstcol);
+        goto out;
+    }
     if (any)
         for (uint32_t s = 0; s < sec->nstacks; s++) {
             if (!acc[s])
@@ -748,7 +806,8 @@ int engine_merge_section(struct mprof *mp, const struct seg_section *sec, const 
     }
     switch (q->mode) {
     case Q_PROFILE:
-        rc = merge_profile(mp, sec, mask, col, q, host);
+    case Q_TOP:
+        rc = merge_profile(mp, sec, mask, col, 0, q, host);
         break;
     case Q_SERIES:
         rc = merge_series(mp, sec, mask, col, q, host);
@@ -761,5 +820,103 @@ int engine_merge_section(struct mprof *mp, const struct seg_section *sec, const 
         break;
     }
     free(mask);
+    return rc;
+}
+
+/* ---- function totals of a whole section (compaction) ------------------- */
+
+int engine_top_summary(void *ctx, const uint8_t *bytes, size_t len,
+                       const struct seg_section_info *info, uint8_t **raw, size_t *rawlen)
+{
+    struct seg_section *sec = NULL;
+    struct mprof *mp = NULL;
+    struct intern bids = {0};
+    struct seg_topsum t = {0};
+    struct wbuf out = {0};
+    uint8_t *mask = NULL;
+    char err[256];
+    int rc;
+
+    (void)ctx;
+    *raw = NULL;
+    *rawlen = 0;
+    if ((rc = seg_section_decode(bytes, len, info, &sec, err, sizeof(err))))
+        return rc;
+    rc = -ENOMEM;
+    if (sec->ntypes == 0 || sec->ntypes > MPROF_MAX_TYPES) {
+        rc = 0; /* nothing a query could ask of it: no totals */
+        goto out;
+    }
+    mp = mprof_new(sec->ntypes);
+    mask = malloc(sec->nseries + 1);
+    if (!mp || !mask)
+        goto out;
+    memset(mask, 1, sec->nseries);
+    struct query q = {.mode = Q_TOP, .from = INT64_MIN, .until = INT64_MAX};
+    for (uint32_t ty = 0; ty < sec->ntypes; ty++)
+        if ((rc = merge_profile(mp, sec, mask, ty, ty, &q, NULL)))
+            goto out;
+    rc = -ENOMEM;
+    uint32_t nn = mp->fcap < mp->str.n ? mp->fcap : mp->str.n, k = 0;
+    t.ntypes = sec->ntypes;
+    t.names = malloc(((size_t)nn + 1) * sizeof(*t.names));
+    t.self = malloc(((size_t)nn * sec->ntypes + 1) * sizeof(*t.self));
+    t.total = malloc(((size_t)nn * sec->ntypes + 1) * sizeof(*t.total));
+    if (!t.names || !t.self || !t.total)
+        goto out;
+    for (uint32_t i = 0; i < nn; i++) {
+        bool any = false;
+        for (uint32_t ty = 0; ty < sec->ntypes; ty++)
+            any |=
+                mp->fself[(size_t)i * mp->ntypes + ty] || mp->ftotal[(size_t)i * mp->ntypes + ty];
+        if (any)
+            t.names[k++] = intern_str_get(&mp->str, i);
+    }
+    t.nfuncs = k;
+    for (uint32_t ty = 0; ty < sec->ntypes; ty++) {
+        t.sum[ty] = mp->fsum[ty];
+        for (uint32_t i = 0, j = 0; i < nn; i++) {
+            bool any = false;
+            for (uint32_t u = 0; u < sec->ntypes; u++)
+                any |=
+                    mp->fself[(size_t)i * mp->ntypes + u] || mp->ftotal[(size_t)i * mp->ntypes + u];
+            if (!any)
+                continue;
+            t.self[(size_t)ty * k + j] = mp->fself[(size_t)i * mp->ntypes + ty];
+            t.total[(size_t)ty * k + j] = mp->ftotal[(size_t)i * mp->ntypes + ty];
+            j++;
+        }
+    }
+    /* The build-ids a worker's deferred symbolization might name frames
+     * of: with any of them known, a query reads the section instead. */
+    for (uint32_t l = 0; l < sec->nlocations; l++) {
+        const struct seg_location *loc = &sec->locations[l];
+        if (loc->nlines || loc->mapping == UINT32_MAX || loc->mapping >= sec->nmappings)
+            continue;
+        const char *b = sec->strings[sec->mappings[loc->mapping].build_id];
+        if (*b && intern_strn(&bids, b, strlen(b)) == INTERN_NONE)
+            goto out;
+    }
+    t.nbuild_ids = bids.n;
+    if (!(t.build_ids = malloc(((size_t)bids.n + 1) * sizeof(*t.build_ids))))
+        goto out;
+    for (uint32_t i = 0; i < bids.n; i++)
+        t.build_ids[i] = intern_str_get(&bids, i);
+    if ((rc = seg_topsum_encode(&out, &t)))
+        goto out;
+    *raw = out.p;
+    *rawlen = out.len;
+    out.p = NULL;
+    rc = 0;
+out:
+    free(t.names);
+    free(t.self);
+    free(t.total);
+    free(t.build_ids);
+    wb_free(&out);
+    intern_free(&bids);
+    free(mask);
+    mprof_free(mp);
+    seg_section_free(sec);
     return rc;
 }

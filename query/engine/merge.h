@@ -27,4 +27,17 @@ struct seg_section;
 int engine_merge_section(struct mprof *mp, const struct seg_section *sec, const char *host,
                          const struct query *q);
 
+/*
+ * The function totals frame (codec/topsum.h) of the section whose
+ * compressed bytes are @bytes (@len, described by @info): every
+ * function's self and total in each of its sample types over all its
+ * series and times, named as a query without deferred symbolization names
+ * them, and the build-ids of its unnamed frames. A seg_topsum_fn for
+ * compaction's block writer (@ctx unused). *raw is NULL when the section
+ * has no types. 0, -EBADMSG (bytes that do not decode), -ENOMEM.
+ */
+struct seg_section_info;
+int engine_top_summary(void *ctx, const uint8_t *bytes, size_t len,
+                       const struct seg_section_info *info, uint8_t **raw, size_t *rawlen);
+
 #endif

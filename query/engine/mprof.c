@@ -51,6 +51,8 @@ void mprof_free(struct mprof *p)
     free(p->ind);
     free(p->ex);
     free(p->id_found);
+    free(p->fself);
+    free(p->ftotal);
     for (uint32_t i = 0; i < p->nwarnings; i++)
         free(p->warnings[i]);
     free(p);
@@ -65,7 +67,35 @@ size_t mprof_bytes(const struct mprof *p)
            intern_bytes(&p->lsets) + (size_t)p->vals_cap * p->ntypes * sizeof(*p->vals) +
            (size_t)p->groups_cap * sizeof(*p->group_val) +
            cells * (sizeof(*p->points) + sizeof(*p->present)) + p->ind_cap * sizeof(*p->ind) +
-           (p->ex ? cells * sizeof(*p->ex) : 0) + p->nids;
+           (p->ex ? cells * sizeof(*p->ex) : 0) + p->nids +
+           (size_t)p->fcap * p->ntypes * 2 * sizeof(*p->fself);
+}
+
+int mprof_top_add(struct mprof *p, uint32_t name, uint32_t col, int64_t self, int64_t total)
+{
+    if (name == MPROF_NONE || col >= p->ntypes)
+        return -ENOMEM;
+    if (name >= p->fcap) {
+        uint32_t cap = p->fcap ? p->fcap : 1024;
+        while (cap <= name)
+            cap *= 2;
+        size_t old = (size_t)p->fcap * p->ntypes, n = (size_t)cap * p->ntypes;
+        int64_t *a = realloc(p->fself, n * sizeof(*a));
+        if (!a)
+            return -ENOMEM;
+        p->fself = a;
+        int64_t *b = realloc(p->ftotal, n * sizeof(*b));
+        if (!b)
+            return -ENOMEM;
+        p->ftotal = b;
+        memset(a + old, 0, (n - old) * sizeof(*a));
+        memset(b + old, 0, (n - old) * sizeof(*b));
+        p->fcap = cap;
+    }
+    p->top = true;
+    MPROF_ADD(p->fself[(size_t)name * p->ntypes + col], self);
+    MPROF_ADD(p->ftotal[(size_t)name * p->ntypes + col], total);
+    return 0;
 }
 
 uint32_t mprof_stack(struct mprof *p, const uint32_t *f, uint32_t n)
@@ -275,6 +305,19 @@ int mprof_merge(struct mprof *dst, const struct mprof *src)
         if (strmap[i] == MPROF_NONE)
             goto out;
     }
+    if (src->top) {
+        dst->top = true;
+        for (uint32_t t = 0; t < src->ntypes; t++)
+            if (tmap[t] != MPROF_NONE)
+                MPROF_ADD(dst->fsum[tmap[t]], src->fsum[t]);
+        for (uint32_t i = 0; i < src->fcap && i < src->str.n; i++)
+            for (uint32_t t = 0; t < src->ntypes; t++) {
+                size_t k = (size_t)i * src->ntypes + t;
+                if (tmap[t] != MPROF_NONE && (src->fself[k] || src->ftotal[k]) &&
+                    mprof_top_add(dst, strmap[i], tmap[t], src->fself[k], src->ftotal[k]))
+                    goto out;
+            }
+    }
     for (uint32_t s = 0; s < src->nstacks; s++)
         if (mprof_stack_len(src, s) > maxd)
             maxd = mprof_stack_len(src, s);
@@ -445,6 +488,25 @@ int mprof_encode(const struct mprof *p, uint8_t **buf, size_t *len)
     for (uint32_t i = 0; i < p->nwarnings; i++) {
         wb_u32(&w, (uint32_t)strlen(p->warnings[i]));
         wb_bytes(&w, p->warnings[i], strlen(p->warnings[i]));
+    }
+    if (p->top) { /* function totals: only after everything else */
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < p->fcap && i < p->str.n; i++)
+            for (uint32_t t = 0; t < p->ntypes; t++)
+                n += p->fself[(size_t)i * p->ntypes + t] || p->ftotal[(size_t)i * p->ntypes + t];
+        for (uint32_t t = 0; t < p->ntypes; t++)
+            wb_u64(&w, (uint64_t)p->fsum[t]);
+        wb_u32(&w, n);
+        for (uint32_t i = 0; i < p->fcap && i < p->str.n; i++)
+            for (uint32_t t = 0; t < p->ntypes; t++) {
+                size_t k = (size_t)i * p->ntypes + t;
+                if (!p->fself[k] && !p->ftotal[k])
+                    continue;
+                wb_u32(&w, i);
+                wb_u32(&w, t);
+                wb_u64(&w, (uint64_t)p->fself[k]);
+                wb_u64(&w, (uint64_t)p->ftotal[k]);
+            }
     }
     if (w.err) {
         free(w.p);
@@ -620,6 +682,22 @@ int mprof_decode(const uint8_t *buf, size_t len, struct mprof **out)
         memcpy(tmpw, s, l);
         tmpw[l] = '\0';
         warn_str(p, tmpw);
+    }
+    if (!r.bad && rb_left(&r.r)) { /* function totals (mprof_encode) */
+        p->top = true;
+        for (uint32_t t = 0; t < nt; t++)
+            p->fsum[t] = (int64_t)get64(&r);
+        uint32_t n = get32(&r);
+        for (uint32_t i = 0; i < n && !r.bad; i++) {
+            uint32_t name = get32(&r), t = get32(&r);
+            int64_t a = (int64_t)get64(&r), b = (int64_t)get64(&r);
+            if (r.bad || name >= ns || t >= nt)
+                goto out;
+            if (mprof_top_add(p, name, t, a, b)) {
+                rc = -ENOMEM;
+                goto out;
+            }
+        }
     }
     if (r.bad || rb_left(&r.r))
         goto out;

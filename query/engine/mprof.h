@@ -79,6 +79,14 @@ struct mprof {
     struct mprof_ind *ex;
     uint8_t *id_found;
     uint32_t nids;
+    /* Function totals (Q_TOP; and the section totals compaction writes,
+     * codec/topsum.h): when `top`, the profile holds per string id its self
+     * and total [name * ntypes + type] (recursion counted once a stack) and
+     * each column's sum, instead of stacks. */
+    bool top;
+    int64_t *fself, *ftotal;
+    uint32_t fcap;
+    int64_t fsum[MPROF_MAX_TYPES];
     /* bookkeeping */
     struct qstats stats;
     char *warnings[MPROF_MAX_WARNINGS];
@@ -111,6 +119,10 @@ static inline const uint32_t *mprof_stack_frames(const struct mprof *p, uint32_t
     return (const uint32_t *)intern_get(&p->stk, s, NULL);
 }
 
+/* Adds @self and @total to function name @name (a string id) in column
+ * @col, growing the arrays; makes @p a function totals profile (top).
+ * 0 or -ENOMEM. */
+int mprof_top_add(struct mprof *p, uint32_t name, uint32_t col, int64_t self, int64_t total);
 /* Series: sets the bucket grid (before any point is added). */
 int mprof_series_init(struct mprof *p, int64_t from, int64_t step, uint32_t nbuckets);
 /* Group id for label value string id @val, created on first use. */

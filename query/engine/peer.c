@@ -43,7 +43,7 @@ static const struct pfield fields[] = {
     {"from", PF_I64, Q(from), NULL, 0, QUERY_MAX_TIME_MS, -1},
     {"until", PF_I64, Q(until), NULL, 0, QUERY_MAX_TIME_MS, -1},
     {"profile_type", PF_STR, Q(profile_type), NULL, 0, 0, 0},
-    {"mode", PF_MODE, Q(mode), NULL, Q_PROFILE, Q_LABELS, -1},
+    {"mode", PF_MODE, Q(mode), NULL, Q_PROFILE, Q_TOP, -1},
     {"all_types", PF_BOOL, Q(all_types), NULL, 0, 0, 0},
     {"step", PF_I64, Q(step), NULL, 0, QUERY_MAX_RANGE_MS, 0},
     {"group_by", PF_STR, Q(group_by), "", 0, 0, 0},

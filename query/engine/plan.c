@@ -560,6 +560,7 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
                     struct plan_item it = {.key = me->key,
                                            .host = f->host ? f->host : "",
                                            .info = si,
+                                           .footer = f,
                                            .key_hash = plan_key_hash(me->key)};
                     if ((rc = add_item(p, &it)))
                         break;

@@ -43,7 +43,8 @@ struct plan_item {
     const char *key;
     const char *host;
     const struct seg_section_info *info;
-    uint64_t key_hash; /* for sharding among peers */
+    const struct seg_footer *footer; /* the object's; its items are adjacent in a plan */
+    uint64_t key_hash;               /* for sharding among peers */
 };
 
 struct plan {

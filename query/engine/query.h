@@ -28,7 +28,11 @@ enum qmode {
     Q_PROFILE,    /* stacks and values (top, flame graph, diff, pprof) */
     Q_SERIES,     /* per-step sums grouped by a label */
     Q_LABELS,     /* label pairs of matching series */
-    Q_INDIVIDUAL, /* the individual profiles: id, time, value, labels */
+    Q_TOP,        /* function totals only (mprof.top): the top table; read from
+                     a section's function totals frame where they answer
+                     exactly (engine.h), else from its rows */
+    Q_INDIVIDUAL, /* the individual profiles: id, time, value, labels (never
+                     sent to peers: after the modes peer.c accepts) */
 };
 
 /*

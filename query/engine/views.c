@@ -38,6 +38,13 @@ int view_top(const struct mprof *p, uint32_t col, struct top_row **rows, size_t 
     *n = 0;
     if (!self || !tot || !stamp)
         goto oom;
+    if (p->top) { /* function totals already (Q_TOP) */
+        sum = p->fsum[col];
+        for (uint32_t i = 0; i < nn && i < p->fcap; i++) {
+            self[i] = p->fself[(size_t)i * p->ntypes + col];
+            tot[i] = p->ftotal[(size_t)i * p->ntypes + col];
+        }
+    }
     for (uint32_t s = 0; s < p->nstacks; s++) {
         int64_t v = p->vals[(size_t)s * p->ntypes + col];
         const uint32_t *f = mprof_stack_frames(p, s);

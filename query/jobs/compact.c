@@ -13,6 +13,7 @@
 #include "codec/segment.h"
 #include "codec/wire.h"
 #include "common/intern.h"
+#include "query/engine/merge.h"
 #include "query/engine/plan.h"
 #include "query/jobs/compact.h"
 #include "query/jobs/lease.h"
@@ -519,11 +520,15 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
             (ret = todo_add(&del, l.keys[i])))
             goto out;
     }
-    for (int i = 0; i < (level == 1 ? MAX_SPANS : 1); i++)
+    for (int i = 0; i < (level == 1 ? MAX_SPANS : 1); i++) {
         if (!(ws[i] = seg_writer_new(tenant, "compacted"))) {
             ret = -ENOMEM;
             goto out;
         }
+        /* every block section carries its function totals, so a top
+         * query reads those instead of the rows (docs/format.md §3.5) */
+        seg_writer_set_topsum(ws[i], engine_top_summary, NULL);
+    }
     hm = calloc(1, sizeof(*hm));
     if (!hm) {
         ret = -ENOMEM;

@@ -324,12 +324,13 @@ static void indsel_apply(const struct indsel *s, struct query *q)
     q->vmax = s->vmax;
 }
 
-/* Runs @q (a Q_PROFILE) with the selection @s: 0 with *mp, or the error
- * (an id that names no profile in the range: 404) in @r. */
-static int indsel_run(const struct native_api *a, struct indsel *s, bool all_types,
+/* Runs @q (a Q_PROFILE, or with @top and no ids a Q_TOP) with the
+ * selection @s: 0 with *mp, or the error (an id that names no profile in
+ * the range: 404) in @r. */
+static int indsel_run(const struct native_api *a, struct indsel *s, bool all_types, bool top,
                       struct mprof **mp, struct query *q, struct http_response *r)
 {
-    *q = (struct query){.mode = Q_PROFILE, .all_types = all_types};
+    *q = (struct query){.mode = top && !s->n ? Q_TOP : Q_PROFILE, .all_types = all_types};
     indsel_apply(s, q);
     int rc = select_run(a, &s->p, true, q, mp, r);
     for (uint32_t k = 0; !rc && (*mp)->id_found && k < s->n; k++)
@@ -619,7 +620,7 @@ static void ep_top(const struct native_api *a, const struct http_params *p, stru
         free(is.ids);
         return;
     }
-    if (indsel_run(a, &is, false, &mp, &q, r))
+    if (indsel_run(a, &is, false, true, &mp, &q, r))
         return;
     if (view_top(mp, 0, &rows, &n, &total)) {
         mprof_free(mp);
@@ -655,7 +656,7 @@ static void ep_flame(const struct native_api *a, const struct http_params *p,
         free(is.ids);
         return;
     }
-    if (indsel_run(a, &is, false, &mp, &q, r))
+    if (indsel_run(a, &is, false, false, &mp, &q, r))
         return;
     if (view_flame_json(mp, 0, (uint32_t)max_nodes, &b)) {
         free(b.p);
@@ -786,7 +787,7 @@ static void ep_pprof(const struct native_api *a, const struct http_params *p,
         free(is.ids);
         return;
     }
-    if (indsel_run(a, &is, true, &mp, &q, r))
+    if (indsel_run(a, &is, true, false, &mp, &q, r))
         return;
     int rc = view_pprof(mp, q.from, q.until - q.from, &gz, &len);
     mprof_free(mp);

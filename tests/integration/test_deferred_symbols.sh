@@ -19,6 +19,10 @@
 #      build-id that is not the file's, 400 for bytes that are not ELF, 413
 #      past --debuginfo-max-mb, 201 then 200 ("exists"); the names follow
 #      at once (the upload forgets the worker's "not in the store").
+#   7. Compacted (blocks carry function totals, docs/format.md §3.5): the
+#      top table of a compacted copy equals the segments' exactly, named
+#      where debug files were uploaded (the totals' unnamed frames send
+#      the worker to the rows) and unnamed where none were.
 #   6. debuginfod given to the worker: a real server (Debian's debuginfod)
 #      with the two debug files names the leaves once its fetch lands; an
 #      unreachable one and one that never answers are counted and timed
@@ -82,6 +86,7 @@ check "both agents exited 0" test "$ra" = 0 -a "$rb" = 0
 check "both wrote segments" test -n "$(find "$T/sA" -name '*.seg')" -a -n "$(find "$T/sB" -name '*.seg')"
 cp -r "$T/sA" "$T/sC" # for the HTTP upload (5.) and debuginfod (6.), before any upload
 cp -r "$T/sA" "$T/sD"
+cp -r "$T/sA" "$T/sH" # compacted without uploads (7.)
 
 # worker NAME STORE [OPTIONS...]: starts stoke-query, sets PORT_<NAME>
 worker() {
@@ -281,5 +286,23 @@ check "no query waited on the servers (slowest of 24: $slowest s, the timeout 1 
 check "workers still up" curl -sf -o /dev/null "http://127.0.0.1:$PORT_F/healthz"
 check "no worker reported a sanitizer error or a crash" \
     test -z "$(grep -l -E 'ERROR: AddressSanitizer|runtime error:|LeakSanitizer|Segmentation' "$T"/q*.err)"
+
+echo "== 7. compacted stores: function totals and deferred names"
+cp -r "$T/sA" "$T/sG" # with both uploads
+"$QUERY" compact --store "$T/sG" --open-hours --delay 0 >"$T/cG.out" 2>&1
+rg=$?
+"$QUERY" compact --store "$T/sH" --open-hours --delay 0 >"$T/cH.out" 2>&1
+rh=$?
+check "compaction exit 0, every segment merged into blocks" \
+    test "$rg" = 0 -a "$rh" = 0 -a -z "$(find "$T/sG" "$T/sH" -name '*.seg')" \
+    -a -n "$(find "$T/sG" -name '*.blk')" -a -n "$(find "$T/sH" -name '*.blk')"
+worker G "$T/sG"
+worker H "$T/sH"
+top "$PORT_G" "$T/g.json"
+top "$PORT_H" "$T/h.json"
+check "compacted, debug files uploaded: the same named top table as the segments'" \
+    cmp -s "$T/g.json.selfs" "$T/a1.json.selfs"
+check "compacted, no debug files: the same unnamed top table as the segments'" \
+    cmp -s "$T/h.json.selfs" "$T/a0.json.selfs"
 
 summary test_deferred_symbols

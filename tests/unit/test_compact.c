@@ -18,6 +18,7 @@
 
 #include "codec/manifest.h"
 #include "codec/segment.h"
+#include "codec/topsum.h"
 #include "exporter/profile.h"
 #include "query/engine/plan.h"
 #include "query/jobs/compact.h"
@@ -80,6 +81,9 @@ struct part {
     size_t ntypes;
 };
 
+/* Set: service api's hot_a stack is hot_a < main < main (recursion). */
+static bool recursive_api;
+
 /* One flush of @host holding @parts, written as segment + entry (@entry:
  * the layout before one object per flush) or as the segment alone. @key
  * (may be NULL) receives the segment key, @cut the end of its first
@@ -95,12 +99,16 @@ static void put_parts_as(struct env *e, const char *host, int64_t t, const struc
         struct label_set ls = {0};
         struct sym_result fa = frame("hot_a", 0x100), fb = frame("hot_b", 0x200),
                           fm = frame("main", 0x300);
-        uint32_t sa[2] = {profile_location(p, &fa), profile_location(p, &fm)};
+        uint32_t sa[3] = {profile_location(p, &fa), profile_location(p, &fm),
+                          profile_location(p, &fm)};
         uint32_t sb[2] = {profile_location(p, &fb), profile_location(p, &fm)};
         label_set_put(&ls, "service_name", pt->service);
         label_set_put(&ls, "host_name", host);
         if (pt->a)
-            assert_int_equal(profile_add(p, sa, 2, &ls, pt->a), 0);
+            assert_int_equal(profile_add(p, sa,
+                                         recursive_api && !strcmp(pt->service, "api") ? 3 : 2, &ls,
+                                         pt->a),
+                             0);
         if (pt->b)
             assert_int_equal(profile_add(p, sb, 2, &ls, pt->b), 0);
         struct profile_pprof *pp;
@@ -268,6 +276,176 @@ static uint64_t block_samples(struct env *e, const char *fn)
     }
     store_list_free(&l);
     return total;
+}
+
+/* The top table of @sel over [from, until) in @mode, as "name self total"
+ * lines in view_top's order; *@bytes gets what the query read, and
+ * top_gets its GETs. */
+static uint64_t top_gets;
+static char *top_text(struct env *e, const char *sel_text, const char *ptype, int64_t from,
+                      int64_t until, enum qmode mode, uint64_t *bytes)
+{
+    struct engine_opts eo = {.store = e->st};
+    struct engine *eng = engine_new(&eo);
+    struct selector *sel = NULL;
+    struct mprof *mp = NULL;
+    struct top_row *rows = NULL;
+    struct wbuf b = {0};
+    int64_t total;
+    char err[256];
+    size_t n = 0;
+
+    assert_int_equal(selector_parse(sel_text, &sel, err, sizeof(err)), 0);
+    struct query q = {.tenant = "default",
+                      .sel = sel,
+                      .from = from,
+                      .until = until,
+                      .profile_type = ptype,
+                      .mode = mode};
+    uint64_t g0 = e->st->stats.gets;
+    if (engine_query(eng, &q, &mp, err, sizeof(err)))
+        fail_msg("query: %s", err);
+    top_gets = e->st->stats.gets - g0;
+    assert_int_equal(mp->stats.skipped, 0);
+    assert_int_equal(view_top(mp, 0, &rows, &n, &total), 0);
+    wb_printf(&b, "total %lld\n", (long long)total);
+    for (size_t i = 0; i < n; i++)
+        wb_printf(&b, "%s %lld %lld\n", intern_str_get(&mp->str, rows[i].name),
+                  (long long)rows[i].self, (long long)rows[i].total);
+    wb_bytes(&b, "", 1);
+    if (bytes)
+        *bytes = mp->stats.bytes_read;
+    free(rows);
+    mprof_free(mp);
+    selector_free(sel);
+    engine_free(eng);
+    return (char *)b.p;
+}
+
+/* Flushes of two hosts and two services, hot_a's stack recursive in api. */
+static void put_top_hour(struct env *e)
+{
+    for (int i = 0; i < 4; i++)
+        for (int h = 0; h < 2; h++) {
+            struct part parts[2] = {{"api", 10 + i + h, 5 + h, 0}, {"db", 3, 7 + 2 * i, 0}};
+            recursive_api = true;
+            put_parts_as(e, h ? "host-b" : "host-a", H + i * 60000 + h, parts, 2, NULL, NULL,
+                         false);
+            recursive_api = false;
+        }
+}
+
+#define NTOPQ 6
+static const struct {
+    const char *sel, *ptype;
+    int64_t from, until;
+} topq[NTOPQ] = {
+    {"{}", NULL, H, H + HOUR_MS},
+    {"{service_name=\"api\"}", NULL, H, H + HOUR_MS},
+    {"{service_name=~\"a.*|db\"}", SAMPLES, H, H + HOUR_MS},
+    {"{host_name=\"host-b\"}", NULL, H, H + HOUR_MS}, /* not every series: rows */
+    {"{}", NULL, H + 60000, H + HOUR_MS},             /* part of a block: rows */
+    {"{service_name=\"nope\"}", NULL, H, H + HOUR_MS},
+};
+
+/* A top query (Q_TOP) answers what the whole profile's top table says,
+ * before compaction (from rows) and after it (from the blocks' function
+ * totals where they answer exactly), reading less from the blocks; a
+ * damaged totals frame falls back to the rows. */
+static void test_top_from_function_totals(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    char *want[NTOPQ];
+    uint64_t pbytes[NTOPQ], tbytes[NTOPQ];
+
+    put_top_hour(e);
+    for (int i = 0; i < NTOPQ; i++) {
+        want[i] =
+            top_text(e, topq[i].sel, topq[i].ptype, topq[i].from, topq[i].until, Q_PROFILE, NULL);
+        char *got =
+            top_text(e, topq[i].sel, topq[i].ptype, topq[i].from, topq[i].until, Q_TOP, NULL);
+        assert_string_equal(got, want[i]);
+        free(got);
+    }
+    /* recursion counted once a stack: main's total is every sample */
+    assert_non_null(strstr(want[1], "\nmain 0 "));
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.blocks_written, 1);
+
+    struct store_list l = {0};
+    struct store_buf b = {0};
+    struct seg_footer *f;
+    char err[256];
+    uint64_t need;
+    assert_int_equal(store_list(e->st, "default/blocks/", &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(store_get(e->st, l.keys[0], 0, 0, &b), 0);
+    assert_int_equal(seg_footer_parse(b.data, b.len, b.len, &f, &need, err, sizeof(err)), 0);
+    assert_int_equal(f->nsections, 2);
+    for (size_t k = 0; k < f->nsections; k++) {
+        struct seg_topsum t;
+        const struct seg_section_info *in = &f->sections[k];
+        assert_true(in->top_length > 0);
+        assert_int_equal(
+            seg_topsum_decode(b.data + in->top_offset, in->top_length, in, &t, err, sizeof(err)),
+            0);
+        assert_int_equal(t.ntypes, 2);
+        assert_int_equal(t.nfuncs, 3); /* hot_a, hot_b, main */
+        assert_int_equal(t.nbuild_ids, 0);
+        seg_topsum_free(&t);
+    }
+
+    for (int i = 0; i < NTOPQ; i++) {
+        char *p = top_text(e, topq[i].sel, topq[i].ptype, topq[i].from, topq[i].until, Q_PROFILE,
+                           &pbytes[i]);
+        uint64_t pg = top_gets;
+        char *t =
+            top_text(e, topq[i].sel, topq[i].ptype, topq[i].from, topq[i].until, Q_TOP, &tbytes[i]);
+        /* {}: both sections' totals in one read (with the manifest's: 2),
+         * where the rows take one read each (3) */
+        if (i == 0 && (top_gets != 2 || pg != 3))
+            fail_msg("GETs: top %llu, profile %llu", (unsigned long long)top_gets,
+                     (unsigned long long)pg);
+        assert_string_equal(p, want[i]);
+        assert_string_equal(t, want[i]);
+        free(p);
+        free(t);
+    }
+    /* whole sections in range, every series kept: the totals, not the rows */
+    for (int i = 0; i < 3; i++)
+        assert_true(tbytes[i] < pbytes[i]);
+    assert_int_equal(tbytes[3], pbytes[3]);
+    assert_int_equal(tbytes[4], pbytes[4]);
+
+    /* Damaged rows: the queries the totals answer do not read them. */
+    uint8_t *good = malloc(b.len);
+    memcpy(good, b.data, b.len);
+    for (size_t k = 0; k < f->nsections; k++)
+        b.data[f->sections[k].offset + f->sections[k].length / 2] ^= 0x55;
+    write_file(e, l.keys[0], b.data, b.len);
+    for (int i = 0; i < 3; i++) {
+        char *t = top_text(e, topq[i].sel, topq[i].ptype, topq[i].from, topq[i].until, Q_TOP,
+                           NULL); /* asserts nothing was skipped */
+        assert_string_equal(t, want[i]);
+        free(t);
+    }
+    /* A damaged totals frame: the rows answer, nothing is lost. */
+    memcpy(b.data, good, b.len);
+    free(good);
+    b.data[f->sections[0].top_offset + f->sections[0].top_length / 2] ^= 0x55;
+    write_file(e, l.keys[0], b.data, b.len);
+    for (int i = 0; i < 3; i++) {
+        char *t = top_text(e, topq[i].sel, topq[i].ptype, topq[i].from, topq[i].until, Q_TOP, NULL);
+        assert_string_equal(t, want[i]);
+        free(t);
+    }
+    for (int i = 0; i < NTOPQ; i++)
+        free(want[i]);
+    seg_footer_free(f);
+    free(b.data);
+    store_list_free(&l);
 }
 
 static void test_merge_hour(void **state)
@@ -1445,6 +1623,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_entry_after_its_segment_merged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_get_per_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caught_up_hour_skips_replaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_top_from_function_totals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
