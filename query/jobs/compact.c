@@ -368,14 +368,20 @@ static void todo_free(struct todo *t)
     free(t->keys);
 }
 
-/* The generation of an hour manifest key under @prefix, or -1. */
-static long hour_gen(const char *key, const char *prefix)
+/* The generation of an hour manifest named @base ("hour-NNNNNN.man"), or
+ * -1. */
+static long gen_of(const char *base)
 {
-    const char *base = key + strlen(prefix);
     unsigned g;
     if (strlen(base) != 15 || sscanf(base, "hour-%6u.man", &g) != 1)
         return -1;
     return (long)g;
+}
+
+/* The generation of an hour manifest key under @prefix, or -1. */
+static long hour_gen(const char *key, const char *prefix)
+{
+    return gen_of(key + strlen(prefix));
 }
 
 /* True when an hour manifest newer than @gen is under @prefix now: another
@@ -887,6 +893,99 @@ static int expire(struct store *st, const char *tenant, int64_t cutoff_ms, struc
     return 0;
 }
 
+/* The level an hour starting at @h gets at @now: 2 once it is closed
+ * (@delay_s after its end) or without continuous (open_hours), else 1. */
+static int hour_level(const struct compact_opts *o, int64_t h, int64_t now, unsigned delay_s)
+{
+    bool closed = h + HOUR_MS + (int64_t)delay_s * 1000 <= now;
+    return closed || !o->continuous ? 2 : 1;
+}
+
+/* What the day listings show of one hour of the pass's window. */
+struct hour_look {
+    int level;
+    bool flushes;    /* a segment or entry that compact_hour would merge now */
+    unsigned hours;  /* hour manifests (generations) */
+    unsigned blocks; /* block objects */
+};
+
+/* True when compact_hour may have something to do for the hour @h: a
+ * flush to merge at its level, more than one hour manifest (older
+ * generations a crashed pass left, or unreadable ones to replace), or, at
+ * level 2, an hour manifest and several blocks (level 1's to merge into
+ * one). An hour with none of these is left as compact_hour would leave
+ * it, without a lease or a listing of its own. */
+static bool hour_has_work(const struct hour_look *h)
+{
+    return h->flushes || h->hours > 1 || (h->level == 2 && h->hours && h->blocks > 1);
+}
+
+/* Classifies the key @k of the hour @hs (segments/, manifest/ or blocks/:
+ * @kind 0, 1, 2; @rest: the key after "<date>/<HH>/") into @h, as
+ * compact_hour would see it. */
+static void look_key(struct pass *p, struct hour_look *h, int64_t hs, int kind, const char *k,
+                     const char *rest)
+{
+    size_t kl = strlen(k);
+    if (kind == 2) {
+        h->blocks++;
+    } else if (kind == 0) {
+        if (kl >= 4 && strcmp(k + kl - 4, ".seg") == 0 && strrchr(k, '-') &&
+            span_of(p, h->level, hs, plan_seg_key_start(k)) >= 0)
+            h->flushes = true;
+    } else if (strncmp(rest, "entries/", 8) == 0) {
+        if (kl >= 4 && strcmp(k + kl - 4, ".man") == 0 &&
+            span_of(p, h->level, hs, entry_start(k)) >= 0)
+            h->flushes = true;
+    } else {
+        h->hours += gen_of(rest) >= 0;
+    }
+}
+
+/*
+ * Fills @look[i] for the hour newest - i hours, i < @n, from one listing
+ * per day of the window of each of segments/, manifest/ and blocks/ (three
+ * per day: nine for the 48 hours of a pass, where one listing per prefix
+ * per hour and a lease took 145 LISTs and 96 PUTs). 0 or the store's
+ * errno.
+ */
+static int look_days(struct store *st, const char *tenant, int64_t newest, unsigned n,
+                     struct pass *p, struct hour_look *look)
+{
+    static const char *const kinds[] = {"segments", "manifest", "blocks"};
+    size_t tlen = strlen(tenant);
+    char last[11] = "";
+    int ret = 0;
+
+    for (unsigned i = 0; i < n && !ret; i++) {
+        char date[11], hour[3];
+        if (utc_date_hour(newest - (int64_t)i * HOUR_MS, date, hour))
+            return -EINVAL;
+        if (strcmp(date, last) == 0)
+            continue;
+        memcpy(last, date, sizeof(last));
+        for (int kind = 0; kind < 3 && !ret; kind++) {
+            struct store_list l = {0};
+            char prefix[512];
+            snprintf(prefix, sizeof(prefix), "%s/%s/%s/", tenant, kinds[kind], date);
+            ret = store_list(st, prefix, &l);
+            if (ret == -ENOENT)
+                ret = 0;
+            size_t plen = strlen(prefix);
+            for (size_t j = 0; !ret && j < l.n; j++) {
+                const char *hh = l.keys[j] + plen; /* "HH/..." */
+                int64_t hs = key_hour(l.keys[j], tlen);
+                if (hs < 0 || hs > newest || (newest - hs) / HOUR_MS >= n || hh[0] < '0' ||
+                    hh[0] > '9' || hh[1] < '0' || hh[1] > '9' || hh[2] != '/')
+                    continue;
+                look_key(p, &look[(newest - hs) / HOUR_MS], hs, kind, l.keys[j], hh + 3);
+            }
+            store_list_free(&l);
+        }
+    }
+    return ret;
+}
+
 int compact_run(struct store *st, const struct compact_opts *o, struct compact_stats *out)
 {
     const char *tenant = o->tenant ? o->tenant : "default";
@@ -912,33 +1011,54 @@ int compact_run(struct store *st, const struct compact_opts *o, struct compact_s
     int64_t newest = o->open_hours || o->continuous
                          ? now / HOUR_MS * HOUR_MS
                          : (now - (int64_t)delay * 1000) / HOUR_MS * HOUR_MS - HOUR_MS;
-    for (unsigned i = 0; i < max_hours; i++) {
-        int64_t h = newest - (int64_t)i * HOUR_MS;
+    unsigned nhours = 0;
+    while (nhours < max_hours) {
+        int64_t h = newest - (int64_t)nhours * HOUR_MS;
         if (o->retention_h && h + HOUR_MS <= now - (int64_t)o->retention_h * HOUR_MS)
             break;
-        /* Closed hours get level 2; hours still open level 1 (continuous)
-         * or level 2 (open_hours, on demand). */
-        bool closed = h + HOUR_MS + (int64_t)delay * 1000 <= now;
-        int level = closed || !o->continuous ? 2 : 1;
+        nhours++;
+    }
+    /* Closed hours get level 2; hours still open level 1 (continuous) or
+     * level 2 (open_hours, on demand). Which have work is read from the
+     * day listings first: only those are leased and listed again, under
+     * the lease, so the pass works from what the store holds then. */
+    struct hour_look *look = calloc(nhours ? nhours : 1, sizeof(*look));
+    if (!look)
+        return -ENOMEM;
+    for (unsigned i = 0; i < nhours; i++)
+        look[i].level = hour_level(o, newest - (int64_t)i * HOUR_MS, now, delay);
+    if ((ret = look_days(st, tenant, newest, nhours, &p, look))) {
+        free(look);
+        return ret;
+    }
+    for (unsigned i = 0; i < nhours && !ret; i++) {
+        int64_t h = newest - (int64_t)i * HOUR_MS;
+        int level = look[i].level;
         struct lease ls;
+        if (!hour_has_work(&look[i])) {
+            out->hours_quiet++;
+            continue;
+        }
         if (o->owner) {
             char lp[512], date[11], hour[3];
-            if (utc_date_hour(h, date, hour))
-                return -EINVAL;
+            if (utc_date_hour(h, date, hour)) {
+                ret = -EINVAL;
+                break;
+            }
             snprintf(lp, sizeof(lp), "%s/leases/%s/%s/", tenant, date, hour);
             ret = lease_acquire(st, lp, o->owner, now, ttl * 1000, &ls);
             if (ret == -EBUSY) {
                 out->hours_busy++;
+                ret = 0;
                 continue;
             }
             if (ret)
-                return ret;
+                break;
         }
         ret = compact_hour(st, tenant, h, level, &p);
         if (o->owner)
             lease_release(st, &ls);
-        if (ret)
-            return ret;
     }
-    return 0;
+    free(look);
+    return ret;
 }

@@ -31,7 +31,10 @@
  * generation exactly one wins and the other deletes its blocks
  * (commits_lost); a pass that finds objects of its listing deleted under
  * it leaves the hour to the compactor that moved it on. Replicas take a
- * lease per hour first (query/jobs/lease.h), which saves the double work.
+ * lease per hour first (query/jobs/lease.h), which saves the double work;
+ * only for hours with work, as one listing per day of segments/, manifest/
+ * and blocks/ shows it (docs/format.md §13.3): a caught-up pass makes no
+ * PUT.
  *
  * Continuous mode adds level 1 for hours still open: one block per span
  * whose flushes are all in (docs/format.md §13), appended to the hour
@@ -102,6 +105,8 @@ struct compact_stats {
     uint64_t commits_lost;    /* passes whose manifest another compactor's
                                  of the same generation beat: nothing kept */
     uint64_t hours_busy;      /* hours left to the replica holding the lease */
+    uint64_t hours_quiet;     /* hours of the window the day listings showed
+                                 nothing to do in: not leased, not listed */
     char last_error[256];
 };
 

@@ -1206,6 +1206,83 @@ static void test_compact_under_lease(void **state)
     assert_int_equal(ask(e, "{}", SAMPLES).total, 7);
 }
 
+/* A pass takes a lease and lists in detail only the hours that have work:
+ * its 48 hours are read from one listing per day of segments/, manifest/
+ * and blocks/. Quiet hours cost no PUT, no GET; an open span's flushes are
+ * not work until the span is merged; work that appears (a late flush, a
+ * closed hour's level-1 blocks) is found at the next pass. */
+struct cost {
+    uint64_t puts, gets, lists;
+};
+
+static struct cost pass_cost(struct env *e, const struct compact_opts *o, struct compact_stats *s)
+{
+    struct store_stats a = e->st->stats;
+    assert_int_equal(compact_run(e->st, o, s), 0);
+    return (struct cost){e->st->stats.puts - a.puts, e->st->stats.gets - a.gets,
+                         e->st->stats.lists - a.lists};
+}
+
+static void test_quiet_hours_not_leased(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    /* 10:17 on 2026-01-01: the window reaches back 48 hours, 3 days */
+    struct compact_opts o = {
+        .now_ms = H + 17 * 60000, .continuous = 1, .span_s = 300, .owner = "me"};
+
+    for (int m = 0; m < 15; m++)
+        put_flush1(e, "host-a", H + m * 60000, 1, 1, NULL);
+    put_flush1(e, "host-a", H - 20 * HOUR_MS, 5, 0, NULL); /* 14:00 the day before */
+    struct cost c = pass_cost(e, &o, &s);
+    assert_int_equal(s.spans_compacted, 3);
+    assert_int_equal(s.hours_compacted, 1); /* yesterday's 14:00, closed */
+    assert_int_equal(s.hours_quiet, 46);
+    /* two hours: a lease and its release and a manifest each; the
+     * blocks: one for 14:00, one per span for 10:00 */
+    assert_int_equal(c.puts, 2 * 3 + 1 + 3);
+    /* the lease and its release, of those two hours only */
+    assert_int_equal(count(e, "default/leases/2026-01-01/10/"), 2);
+    assert_int_equal(count(e, "default/leases/2025-12-31/14/"), 2);
+    assert_int_equal(count(e, "default/leases/"), 4);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 30);
+
+    /* nothing new: nothing but the day listings */
+    c = pass_cost(e, &o, &s);
+    assert_int_equal(s.hours_quiet, 48);
+    assert_int_equal(c.puts, 0);
+    assert_int_equal(c.gets, 0);
+    assert_int_equal(c.lists, 3 * 3);
+
+    /* a flush of the open span is not work yet; once its span is over,
+     * it is, and only its hour is leased */
+    put_flush1(e, "host-a", H + 16 * 60000, 1, 1, NULL);
+    c = pass_cost(e, &o, &s);
+    assert_int_equal(c.puts, 0);
+    o.now_ms = H + 21 * 60000 + 31000;
+    c = pass_cost(e, &o, &s);
+    assert_int_equal(s.spans_compacted, 1);
+    assert_int_equal(s.hours_quiet, 47);
+    assert_int_equal(c.puts, 4);
+
+    /* a late flush for a closed hour compacted already */
+    put_flush1(e, "host-b", H - 20 * HOUR_MS + 60000, 7, 0, NULL);
+    c = pass_cost(e, &o, &s);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(c.puts, 4);
+
+    /* the hour closes: its level-1 blocks alone are work for level 2 */
+    o.now_ms = H + HOUR_MS + 11 * 60000;
+    c = pass_cost(e, &o, &s);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(count(e, "default/blocks/2026-01-01/10/"), 1);
+    c = pass_cost(e, &o, &s);
+    assert_int_equal(s.hours_quiet, 48);
+    assert_int_equal(c.puts, 0);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 32);
+    assert_int_equal(block_samples(e, NULL), 32 + 12);
+}
+
 /* A compactor killed after each step (a block written; the hour manifest
  * committed; the first replaced object deleted), at level 1 and level 2:
  * answers never change, and the next pass finishes the work. The child
@@ -1441,6 +1518,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_store_check_overwriting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact_under_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quiet_hours_not_leased, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_at_each_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_after_its_segment_merged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_get_per_object, setup, teardown),
