@@ -26,8 +26,59 @@
 struct pass {
     const struct compact_opts *o;
     struct compact_stats *s;
-    int64_t now;
+    int64_t now;     /* the pass's clock at its start: what it merges */
+    int64_t t0;      /* CLOCK_MONOTONIC ms at its start */
+    unsigned ttl_ms; /* of its leases */
+    /* The lease of the hour being compacted (replicas), else NULL; when
+     * it was taken or last renewed (pass_clock); set when it was lost. */
+    struct lease *lease;
+    int64_t lease_at;
+    bool lease_lost;
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The clock as leases see it: the pass's start plus the time since, so a
+ * lease taken or renewed late in a long pass runs its full TTL. */
+static int64_t pass_clock(const struct pass *p)
+{
+    return p->now + (mono_ms() - p->t0);
+}
+
+/*
+ * Before a costly step (reading an object, writing a block, committing)
+ * of an hour under a lease: once more than half the TTL has passed since
+ * the lease was taken or last renewed, renews it (lease_renew, the same
+ * create-only put). True when the hour is to be left now, *ret set: 0
+ * when another replica took the lease over meanwhile (counted in
+ * leases_lost; the hour is abandoned without its commit, the other
+ * replica does it), else the store's errno.
+ */
+static bool lease_gone(struct store *st, struct pass *p, int *ret)
+{
+    if (!p->lease)
+        return false;
+    int64_t t = pass_clock(p);
+    if ((t - p->lease_at) * 2 <= (int64_t)p->ttl_ms)
+        return false;
+    *ret = lease_renew(st, p->lease, t, p->ttl_ms);
+    if (*ret == 0) {
+        p->lease_at = t;
+        p->s->leases_renewed++;
+        return false;
+    }
+    if (*ret == -EBUSY) {
+        p->s->leases_lost++;
+        p->lease_lost = true;
+        *ret = 0;
+    }
+    return true;
+}
 
 /* The fault-injection hook of the tests (compact_opts.fault). */
 static void step_done(struct pass *p, const char *step)
@@ -554,6 +605,8 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
         }
         struct seg_writer *w = ws[sp];
         struct manifest *e = NULL;
+        if (lease_gone(st, p, &ret))
+            goto out;
         if ((ret = load_manifest(st, k, &e, p)) != 0) {
             char fp[1024];
             int n = manifest_entry_segment_prefix(k, fp, sizeof(fp));
@@ -668,6 +721,8 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
         struct seg_footer *f = NULL;
         struct store_buf whole = {0};
         char err[256] = "";
+        if (lease_gone(st, p, &ret))
+            goto out;
         int lr = segment_read(st, k, sl.sizes ? sl.sizes[i] : 0, &whole, &f, p, err, sizeof(err));
         if (lr == -ENOMEM) {
             ret = lr;
@@ -724,6 +779,8 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
      * again as they are. */
     for (size_t i = 0; old && i < old->nentries; i++) {
         const struct manifest_entry *oe = &old->entries[i];
+        if (remerge && lease_gone(st, p, &ret))
+            goto out;
         int lr = remerge ? batch_load(st, ws[0], oe->key, oe->footer, NULL, 0, &b, p) : 1;
         if (lr == 0) {
             nin[0] += b.n;
@@ -756,6 +813,8 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
         char block[1024];
         if (!nin[i])
             continue;
+        if (lease_gone(st, p, &ret))
+            goto out;
         free(buf);
         buf = NULL;
         ret = seg_writer_finish(ws[i], &buf, &len, &bf);
@@ -801,7 +860,7 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
     free(buf);
     buf = NULL;
     ret = manifest_encode(hm, &buf, &len);
-    if (ret)
+    if (ret || lease_gone(st, p, &ret))
         goto out;
     /* The commit: a create-only put. Another compactor that wrote this
      * generation since our listing wins; ours would overwrite it, and what
@@ -992,7 +1051,7 @@ int compact_run(struct store *st, const struct compact_opts *o, struct compact_s
     int64_t now = o->now_ms;
     unsigned delay = o->delay_s ? o->delay_s : 600;
     unsigned max_hours = o->max_hours ? o->max_hours : 48;
-    struct pass p = {.o = o, .s = out};
+    struct pass p = {.o = o, .s = out, .t0 = mono_ms()};
     unsigned ttl = o->lease_ttl_s ? o->lease_ttl_s : 120;
     int ret = 0;
 
@@ -1008,6 +1067,7 @@ int compact_run(struct store *st, const struct compact_opts *o, struct compact_s
             return ret;
     }
     p.now = now;
+    p.ttl_ms = ttl * 1000;
     int64_t newest = o->open_hours || o->continuous
                          ? now / HOUR_MS * HOUR_MS
                          : (now - (int64_t)delay * 1000) / HOUR_MS * HOUR_MS - HOUR_MS;
@@ -1046,7 +1106,8 @@ int compact_run(struct store *st, const struct compact_opts *o, struct compact_s
                 break;
             }
             snprintf(lp, sizeof(lp), "%s/leases/%s/%s/", tenant, date, hour);
-            ret = lease_acquire(st, lp, o->owner, now, ttl * 1000, &ls);
+            p.lease_at = pass_clock(&p);
+            ret = lease_acquire(st, lp, o->owner, p.lease_at, p.ttl_ms, &ls);
             if (ret == -EBUSY) {
                 out->hours_busy++;
                 ret = 0;
@@ -1054,10 +1115,13 @@ int compact_run(struct store *st, const struct compact_opts *o, struct compact_s
             }
             if (ret)
                 break;
+            p.lease = &ls;
+            p.lease_lost = false;
         }
         ret = compact_hour(st, tenant, h, level, &p);
-        if (o->owner)
+        if (p.lease && !p.lease_lost)
             lease_release(st, &ls);
+        p.lease = NULL;
     }
     free(look);
     return ret;

@@ -72,8 +72,10 @@ struct compact_opts {
     int continuous;
     unsigned span_s, grace_s;
     /* Replicas: with an owner id, each hour is worked on under a lease
-     * (query/jobs/lease.h) of lease_ttl_s seconds (120); an hour another
-     * replica holds is left to it (hours_busy). NULL = no leases. */
+     * (query/jobs/lease.h) of lease_ttl_s seconds (120), renewed before a
+     * read or write once half of it has passed; an hour another replica
+     * holds is left to it (hours_busy), also one it took over mid-pass
+     * (leases_lost). NULL = no leases. */
     const char *owner;
     unsigned lease_ttl_s;
     /* Tests: called after each step that leaves the store in a new state
@@ -105,6 +107,9 @@ struct compact_stats {
     uint64_t commits_lost;    /* passes whose manifest another compactor's
                                  of the same generation beat: nothing kept */
     uint64_t hours_busy;      /* hours left to the replica holding the lease */
+    uint64_t leases_renewed;  /* renewals of an hour's lease in a long pass */
+    uint64_t leases_lost;     /* hours abandoned uncommitted: another replica
+                                 took the lease over during the pass */
     uint64_t hours_quiet;     /* hours of the window the day listings showed
                                  nothing to do in: not leased, not listed */
     char last_error[256];

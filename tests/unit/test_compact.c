@@ -597,7 +597,12 @@ struct race {
                  3: the hour manifest's put */
     int gets; /* segment reads so far */
     bool late, done;
+    /* at the second segment read: wait past half the lease TTL, and
+     * another replica ("other") takes the hour's lease over */
+    bool take_lease;
 };
+
+static void race_take_lease(struct race *r);
 
 static void race_other_compactor(struct race *r)
 {
@@ -628,6 +633,8 @@ static int race_get(struct store *st, const char *key, uint64_t off, uint64_t le
     struct race *r = (struct race *)st;
     if (strstr(key, "/segments/") && ++r->gets == 2 && !r->done && r->at == 1)
         race_other_compactor(r);
+    if (r->gets == 2 && !r->done && r->take_lease)
+        race_take_lease(r);
     int ret = store_get(r->e->st, key, off, len, out);
     snprintf(st->err, sizeof(st->err), "%s", r->e->st->err);
     return ret;
@@ -1283,6 +1290,154 @@ static void test_quiet_hours_not_leased(void **state)
     assert_int_equal(block_samples(e, NULL), 32 + 12);
 }
 
+/* Renewal: the holder extends its lease with the next sequence number,
+ * unless another replica wrote one after it, even one deleted since. */
+static void test_lease_renew(void **state)
+{
+    struct env *e = *state;
+    const char *pre = "default/leases/2026-01-01/10/";
+    struct lease a, b, c;
+
+    assert_int_equal(lease_acquire(e->st, pre, "a", lease_now, 1000, &a), 0);
+    assert_int_equal(lease_renew(e->st, &a, lease_now + 600, 1000), 0);
+    assert_int_equal(a.seq, 1);
+    assert_int_equal(count(e, pre), 1); /* the one before goes */
+    /* renewed until +1600: still a's at +1500 */
+    assert_int_equal(lease_acquire(e->st, pre, "b", lease_now + 1500, 1000, &b), -EBUSY);
+    /* lapsed and taken over: a's renewal fails */
+    assert_int_equal(lease_acquire(e->st, pre, "b", lease_now + 1700, 1000, &b), 0);
+    assert_int_equal(lease_renew(e->st, &a, lease_now + 1800, 1000), -EBUSY);
+    assert_int_equal(a.seq, 1);
+    /* b renews, releases; c takes it and deletes the numbers before its
+     * own, a's next number among them: a's renewal still fails */
+    assert_int_equal(lease_renew(e->st, &b, lease_now + 1800, 1000), 0);
+    assert_int_equal(lease_release(e->st, &b), 0);
+    assert_int_equal(lease_acquire(e->st, pre, "c", lease_now + 1900, 1000, &c), 0);
+    assert_int_equal(c.seq, 5);
+    assert_int_equal(count(e, "default/leases/2026-01-01/10/000000002.lease"), 0);
+    assert_int_equal(lease_renew(e->st, &a, lease_now + 2000, 1000), -EBUSY);
+    assert_int_equal(count(e, pre), 1);
+    assert_int_equal(lease_acquire(e->st, pre, "a", lease_now + 2100, 1000, &a), -EBUSY);
+}
+
+/* A pass longer than half its lease's TTL renews the lease before its
+ * next costly step (here the commit, after a block that took 0.7 s of a
+ * 1 s TTL), so no other replica takes the hour meanwhile. */
+static void slow_step(const char *step, void *arg)
+{
+    if (strcmp(step, (const char *)arg) == 0)
+        usleep(700000);
+}
+
+/* The hour of the lease tests: host-a's flushes at minutes 0-3 (14
+ * samples), compacted closed (level 2) by "me" under a 1 s lease, @fault
+ * called after each step. Returns the options the pass ran with. */
+static struct compact_opts leased_hour(struct env *e, void (*fault)(const char *, void *),
+                                       void *arg, struct compact_stats *s)
+{
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS,
+                             .owner = "me",
+                             .lease_ttl_s = 1,
+                             .fault = fault,
+                             .fault_arg = arg};
+    for (int i = 0; i < 4; i++)
+        put_flush1(e, "host-a", H + i * 60000, 1 + i, 1, NULL);
+    assert_int_equal(compact_run(e->st, &o, s), 0);
+    return o;
+}
+
+static void test_lease_renewed_in_long_pass(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = leased_hour(e, slow_step, "block", &s);
+    struct lease other;
+
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(s.leases_renewed, 1);
+    assert_int_equal(s.leases_lost, 0);
+    /* taken (0), renewed (1), released (2) */
+    assert_int_equal(count(e, "default/leases/2026-01-01/10/000000001.lease"), 1);
+    assert_int_equal(count(e, "default/leases/2026-01-01/10/000000002.lease"), 1);
+    assert_int_equal(count(e, "default/leases/2026-01-01/10/"), 2);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 14);
+    /* released: another replica may take it at once */
+    assert_int_equal(
+        lease_acquire(e->st, "default/leases/2026-01-01/10/", "other", o.now_ms, 60000, &other), 0);
+}
+
+/* Another replica takes the lease over while a long pass still works on
+ * the hour (the pass stalled past the TTL): the pass finds out when it
+ * renews before its commit, commits nothing and deletes its block; the
+ * other replica's pass merges every flush once. */
+static void take_over(const char *step, void *arg)
+{
+    struct env *e = arg;
+    struct lease other;
+    if (strcmp(step, "block"))
+        return;
+    usleep(700000);
+    assert_int_equal(lease_acquire(e->st, "default/leases/2026-01-01/10/", "other",
+                                   H + 2 * HOUR_MS + 5000, 60000, &other),
+                     0);
+}
+
+static void test_lease_lost_before_commit(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = leased_hour(e, take_over, e, &s);
+
+    assert_int_equal(s.blocks_written, 1);
+    assert_int_equal(s.leases_lost, 1);
+    assert_int_equal(s.hours_compacted, 0);
+    assert_int_equal(s.commits_lost, 0);
+    assert_int_equal(count(e, "default/manifest/"), 0);
+    assert_int_equal(count(e, "default/blocks/"), 0);
+    assert_int_equal(count(e, "default/segments/"), 4);
+    /* the lease stays the other's: no release over it */
+    assert_int_equal(count(e, "default/leases/2026-01-01/10/"), 1);
+    assert_int_equal(count(e, "default/leases/2026-01-01/10/000000001.lease"), 1);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 14);
+
+    o.owner = "other";
+    o.now_ms += 5000;
+    o.fault = NULL;
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(s.entries_merged, 4);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 14);
+    assert_int_equal(block_samples(e, NULL), 14);
+}
+
+/* The same while the pass reads the hour's flushes: it stops reading at
+ * the next one, before writing anything. */
+static void race_take_lease(struct race *r)
+{
+    r->done = true;
+    take_over("block", r->e);
+}
+
+static void test_lease_lost_while_reading(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS, .owner = "me", .lease_ttl_s = 1};
+    struct race r = {.base = {.ops = &race_ops}, .e = e, .take_lease = true};
+
+    for (int i = 0; i < 4; i++)
+        put_flush1(e, "host-a", H + i * 60000, 1 + i, 1, NULL);
+    uint64_t puts = e->st->stats.puts;
+    assert_int_equal(compact_run(&r.base, &o, &s), 0);
+    assert_true(r.done);
+    assert_int_equal(r.gets, 2);
+    assert_int_equal(s.leases_lost, 1);
+    assert_int_equal(s.blocks_written, 0);
+    assert_int_equal(e->st->stats.puts - puts, 1 + 1); /* our lease; the other's */
+    assert_int_equal(count(e, "default/segments/"), 4);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 14);
+}
+
 /* A compactor killed after each step (a block written; the hour manifest
  * committed; the first replaced object deleted), at level 1 and level 2:
  * answers never change, and the next pass finishes the work. The child
@@ -1519,6 +1674,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_store_check_overwriting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact_under_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quiet_hours_not_leased, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_renew, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_renewed_in_long_pass, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_lost_before_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_lost_while_reading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_at_each_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_after_its_segment_merged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_get_per_object, setup, teardown),
