@@ -469,9 +469,34 @@ static bool listed_by(struct store *st, const char *man_key, const char *obj_key
     return listed;
 }
 
-/* Blocks of the hour that @hm does not list. */
-static void count_orphans(struct store *st, const char *tenant, const char *date, const char *hour,
-                          const struct manifest *hm, struct compact_stats *s)
+/* The generation in a block's name "<gen>-...blk" (@base), or -1. */
+static long block_gen(const char *base)
+{
+    long g = 0;
+    for (int i = 0; i < 6; i++) {
+        if (base[i] < '0' || base[i] > '9')
+            return -1;
+        g = g * 10 + (base[i] - '0');
+    }
+    return base[6] == '-' ? g : -1;
+}
+
+/*
+ * The blocks of the hour that @hm does not list. With @gen < 0: counted
+ * (blocks_orphaned). With @gen >= 0, the generation of @hm, the hour
+ * manifest in force: those of generation @gen are deleted
+ * (orphans_deleted), the others left alone. Such a block was written for
+ * the commit of hour-<gen>.man by a pass whose commit did not happen (it
+ * crashed, or lost the create-only put to the pass whose hour-<gen>.man
+ * this is): no manifest lists it, and none ever will, since each
+ * generation's manifest is written once and later ones list only blocks
+ * of their own or their predecessor's entries. A block of another
+ * generation may be a live pass's work in progress (gen + 1), or the
+ * only copy of data an unreadable manifest listed (docs/format.md §13.2):
+ * those stay.
+ */
+static void orphans(struct store *st, const char *tenant, const char *date, const char *hour,
+                    const struct manifest *hm, long gen, struct compact_stats *s)
 {
     char prefix[512];
     struct store_list l = {0};
@@ -482,7 +507,12 @@ static void count_orphans(struct store *st, const char *tenant, const char *date
         bool listed = false;
         for (size_t j = 0; hm && j < hm->nentries && !listed; j++)
             listed = strcmp(hm->entries[j].key, l.keys[i]) == 0;
-        s->blocks_orphaned += !listed;
+        if (listed)
+            continue;
+        if (gen < 0)
+            s->blocks_orphaned++;
+        else if (block_gen(l.keys[i] + strlen(prefix)) == gen && store_del(st, l.keys[i]) == 0)
+            s->orphans_deleted++;
     }
     store_list_free(&l);
 }
@@ -494,7 +524,7 @@ static void count_orphans(struct store *st, const char *tenant, const char *date
  * hour manifest in force does not cover.
  */
 static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, int level,
-                        struct pass *p)
+                        unsigned blocks_seen, struct pass *p)
 {
     struct compact_stats *s = p->s;
     char prefix[512], sprefix[512], date[11], hour[3], key[1024] = "";
@@ -576,6 +606,11 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
             (ret = todo_add(&del, l.keys[i])))
             goto out;
     }
+    /* Blocks of the generation in force that it does not list: what a
+     * pass that crashed or lost its commit left. Listed only when the day
+     * listing held more blocks than the manifest names. */
+    if (old && blocks_seen > old->nentries)
+        orphans(st, tenant, date, hour, old, old_gen, s);
     for (int i = 0; i < (level == 1 ? MAX_SPANS : 1); i++)
         if (!(ws[i] = seg_writer_new(tenant, "compacted"))) {
             ret = -ENOMEM;
@@ -891,7 +926,7 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
     /* An unreadable hour manifest may have listed a block no manifest
      * names now: it stays (its data may be nowhere else), and is counted. */
     if (garbage.n)
-        count_orphans(st, tenant, date, hour, hm, s);
+        orphans(st, tenant, date, hour, hm, -1, s);
     ret = 0;
 out:
     /* Rule results count once the hour manifest that merged their flushes
@@ -1118,7 +1153,7 @@ int compact_run(struct store *st, const struct compact_opts *o, struct compact_s
             p.lease = &ls;
             p.lease_lost = false;
         }
-        ret = compact_hour(st, tenant, h, level, &p);
+        ret = compact_hour(st, tenant, h, level, look[i].blocks, &p);
         if (p.lease && !p.lease_lost)
             lease_release(st, &ls);
         p.lease = NULL;

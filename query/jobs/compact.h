@@ -25,6 +25,8 @@
  * see (the entries, and the readable manifest's blocks). Blocks that only
  * such a manifest listed stay, counted (blocks_orphaned): their data may be
  * nowhere else. One hour's unreadable objects never stop the others.
+ * Blocks of the generation in force that it does not list (a pass that
+ * crashed or lost its commit wrote them) are deleted (orphans_deleted).
  *
  * Several compactors on one hour at once: the hour manifest is committed
  * with a create-only put (store_put_new), so of two passes on one
@@ -103,6 +105,9 @@ struct compact_stats {
                                  skipped in part) by queries */
     uint64_t blocks_orphaned; /* blocks of an hour whose unreadable manifest
                                  was replaced, listed by no manifest now */
+    uint64_t orphans_deleted; /* blocks of the generation in force that it
+                                 does not list (a pass that crashed or lost
+                                 its commit wrote them), deleted */
     uint64_t spans_compacted; /* level-1 blocks written */
     uint64_t commits_lost;    /* passes whose manifest another compactor's
                                  of the same generation beat: nothing kept */

@@ -516,6 +516,11 @@ static void test_garbage_over_compacted_hour(void **state)
     struct answer after = ask(e, "{service_name=\"api\"}", SAMPLES);
     assert_int_equal(after.total, before[1].total);
     assert_int_equal(after.skipped, 0);
+    /* and it is not taken for a crashed pass's debris: not of the
+     * generation in force (3) */
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.orphans_deleted, 0);
+    assert_int_equal(count(e, orphan), 1);
 }
 
 /* A block of the previous generation readable only in part is listed again
@@ -1492,6 +1497,61 @@ static void test_crash_at_each_step(void **state)
         }
 }
 
+/* A pass killed after writing its block, and the hour then committed by
+ * another pass with another block (a flush came in between): the killed
+ * pass's block is of the generation in force, which does not list it, nor
+ * will any later one. The next pass on the hour deletes it; a block of the
+ * next generation (a live pass's work in progress) stays, as do the
+ * blocks only an unreadable manifest listed
+ * (test_garbage_over_compacted_hour). */
+static void test_crash_debris_deleted(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS, .fault = crash_at, .fault_arg = "block"};
+    const char *next = "default/blocks/2026-01-01/10/000002-00000000000000ff.blk";
+    struct store_list l = {0};
+    char debris[512];
+    int status = 0;
+
+    for (int i = 0; i < 4; i++)
+        put_flush1(e, "host-a", H + i * 60000, 1 + i, 1, NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        compact_run(e->st, &o, &s);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 42);
+    assert_int_equal(store_list(e->st, "default/blocks/", &l), 0);
+    assert_int_equal(l.n, 1);
+    snprintf(debris, sizeof(debris), "%s", l.keys[0]);
+    store_list_free(&l);
+    assert_non_null(strstr(debris, "/000001-"));
+
+    put_flush1(e, "host-b", H + 30 * 60000, 7, 0, NULL);
+    o.fault = NULL;
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(count(e, "default/blocks/2026-01-01/10/000001-"), 2);
+    assert_int_equal(count(e, debris), 1);
+    write_file(e, next, "x", 1);
+
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.orphans_deleted, 1);
+    assert_int_equal(s.hours_compacted, 0);
+    assert_int_equal(count(e, debris), 0);
+    assert_int_equal(count(e, next), 1);
+    assert_int_equal(count(e, "default/blocks/"), 2);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 14 + 7);
+    assert_int_equal(store_del(e->st, next), 0);
+    assert_int_equal(block_samples(e, NULL), 14 + 7);
+    /* nothing more to delete: the hour is quiet again */
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_quiet, 48);
+}
+
 /* An old-layout writer puts the segment, then the entry: a pass in between
  * merges the segment alone. The entry, when it comes, names a replaced
  * segment: queries skip it without a warning, the next pass deletes it. */
@@ -1679,6 +1739,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_lost_before_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_lost_while_reading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_at_each_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_debris_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_after_its_segment_merged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_get_per_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caught_up_hour_skips_replaces, setup, teardown),
