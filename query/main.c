@@ -627,14 +627,17 @@ static int cmd_compact(const struct cli *c, struct store *st, char **files, int 
         ret = compact_run(st, &co, &cs);
         printf("compact: %llu hours compacted, %llu spans (%llu flushes, %llu sections merged, "
                "%llu blocks, %llu bytes read, %llu written), %llu objects deleted, %llu hours "
-               "expired, %llu objects kept as they are, %llu orphan blocks, %llu hours leased "
-               "elsewhere, %llu commits lost, %llu errors%s%s\n",
+               "expired, %llu objects kept as they are, %llu orphan blocks (%llu deleted), %llu "
+               "hours leased elsewhere, %llu hours with nothing to do, %llu leases renewed, %llu "
+               "leases lost, %llu commits lost, %llu errors%s%s\n",
                (unsigned long long)cs.hours_compacted, (unsigned long long)cs.spans_compacted,
                (unsigned long long)cs.entries_merged, (unsigned long long)cs.sections_merged,
                (unsigned long long)cs.blocks_written, (unsigned long long)cs.bytes_in,
                (unsigned long long)cs.bytes_out, (unsigned long long)cs.objects_deleted,
                (unsigned long long)cs.hours_expired, (unsigned long long)cs.objects_kept,
-               (unsigned long long)cs.blocks_orphaned, (unsigned long long)cs.hours_busy,
+               (unsigned long long)cs.blocks_orphaned, (unsigned long long)cs.orphans_deleted,
+               (unsigned long long)cs.hours_busy, (unsigned long long)cs.hours_quiet,
+               (unsigned long long)cs.leases_renewed, (unsigned long long)cs.leases_lost,
                (unsigned long long)cs.commits_lost, (unsigned long long)cs.errors,
                cs.last_error[0] ? ": " : "", cs.last_error);
         /* what the run asked the store: the requests S3 bills

@@ -27,8 +27,59 @@
 struct pass {
     const struct compact_opts *o;
     struct compact_stats *s;
-    int64_t now;
+    int64_t now;     /* the pass's clock at its start: what it merges */
+    int64_t t0;      /* CLOCK_MONOTONIC ms at its start */
+    unsigned ttl_ms; /* of its leases */
+    /* The lease of the hour being compacted (replicas), else NULL; when
+     * it was taken or last renewed (pass_clock); set when it was lost. */
+    struct lease *lease;
+    int64_t lease_at;
+    bool lease_lost;
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The clock as leases see it: the pass's start plus the time since, so a
+ * lease taken or renewed late in a long pass runs its full TTL. */
+static int64_t pass_clock(const struct pass *p)
+{
+    return p->now + (mono_ms() - p->t0);
+}
+
+/*
+ * Before a costly step (reading an object, writing a block, committing)
+ * of an hour under a lease: once more than half the TTL has passed since
+ * the lease was taken or last renewed, renews it (lease_renew, the same
+ * create-only put). True when the hour is to be left now, *ret set: 0
+ * when another replica took the lease over meanwhile (counted in
+ * leases_lost; the hour is abandoned without its commit, the other
+ * replica does it), else the store's errno.
+ */
+static bool lease_gone(struct store *st, struct pass *p, int *ret)
+{
+    if (!p->lease)
+        return false;
+    int64_t t = pass_clock(p);
+    if ((t - p->lease_at) * 2 <= (int64_t)p->ttl_ms)
+        return false;
+    *ret = lease_renew(st, p->lease, t, p->ttl_ms);
+    if (*ret == 0) {
+        p->lease_at = t;
+        p->s->leases_renewed++;
+        return false;
+    }
+    if (*ret == -EBUSY) {
+        p->s->leases_lost++;
+        p->lease_lost = true;
+        *ret = 0;
+    }
+    return true;
+}
 
 /* The fault-injection hook of the tests (compact_opts.fault). */
 static void step_done(struct pass *p, const char *step)
@@ -369,14 +420,20 @@ static void todo_free(struct todo *t)
     free(t->keys);
 }
 
-/* The generation of an hour manifest key under @prefix, or -1. */
-static long hour_gen(const char *key, const char *prefix)
+/* The generation of an hour manifest named @base ("hour-NNNNNN.man"), or
+ * -1. */
+static long gen_of(const char *base)
 {
-    const char *base = key + strlen(prefix);
     unsigned g;
     if (strlen(base) != 15 || sscanf(base, "hour-%6u.man", &g) != 1)
         return -1;
     return (long)g;
+}
+
+/* The generation of an hour manifest key under @prefix, or -1. */
+static long hour_gen(const char *key, const char *prefix)
+{
+    return gen_of(key + strlen(prefix));
 }
 
 /* True when an hour manifest newer than @gen is under @prefix now: another
@@ -413,9 +470,34 @@ static bool listed_by(struct store *st, const char *man_key, const char *obj_key
     return listed;
 }
 
-/* Blocks of the hour that @hm does not list. */
-static void count_orphans(struct store *st, const char *tenant, const char *date, const char *hour,
-                          const struct manifest *hm, struct compact_stats *s)
+/* The generation in a block's name "<gen>-...blk" (@base), or -1. */
+static long block_gen(const char *base)
+{
+    long g = 0;
+    for (int i = 0; i < 6; i++) {
+        if (base[i] < '0' || base[i] > '9')
+            return -1;
+        g = g * 10 + (base[i] - '0');
+    }
+    return base[6] == '-' ? g : -1;
+}
+
+/*
+ * The blocks of the hour that @hm does not list. With @gen < 0: counted
+ * (blocks_orphaned). With @gen >= 0, the generation of @hm, the hour
+ * manifest in force: those of generation @gen are deleted
+ * (orphans_deleted), the others left alone. Such a block was written for
+ * the commit of hour-<gen>.man by a pass whose commit did not happen (it
+ * crashed, or lost the create-only put to the pass whose hour-<gen>.man
+ * this is): no manifest lists it, and none ever will, since each
+ * generation's manifest is written once and later ones list only blocks
+ * of their own or their predecessor's entries. A block of another
+ * generation may be a live pass's work in progress (gen + 1), or the
+ * only copy of data an unreadable manifest listed (docs/format.md §13.2):
+ * those stay.
+ */
+static void orphans(struct store *st, const char *tenant, const char *date, const char *hour,
+                    const struct manifest *hm, long gen, struct compact_stats *s)
 {
     char prefix[512];
     struct store_list l = {0};
@@ -426,7 +508,12 @@ static void count_orphans(struct store *st, const char *tenant, const char *date
         bool listed = false;
         for (size_t j = 0; hm && j < hm->nentries && !listed; j++)
             listed = strcmp(hm->entries[j].key, l.keys[i]) == 0;
-        s->blocks_orphaned += !listed;
+        if (listed)
+            continue;
+        if (gen < 0)
+            s->blocks_orphaned++;
+        else if (block_gen(l.keys[i] + strlen(prefix)) == gen && store_del(st, l.keys[i]) == 0)
+            s->orphans_deleted++;
     }
     store_list_free(&l);
 }
@@ -438,7 +525,7 @@ static void count_orphans(struct store *st, const char *tenant, const char *date
  * hour manifest in force does not cover.
  */
 static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, int level,
-                        struct pass *p)
+                        unsigned blocks_seen, struct pass *p)
 {
     struct compact_stats *s = p->s;
     char prefix[512], sprefix[512], date[11], hour[3], key[1024] = "";
@@ -520,6 +607,11 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
             (ret = todo_add(&del, l.keys[i])))
             goto out;
     }
+    /* Blocks of the generation in force that it does not list: what a
+     * pass that crashed or lost its commit left. Listed only when the day
+     * listing held more blocks than the manifest names. */
+    if (old && blocks_seen > old->nentries)
+        orphans(st, tenant, date, hour, old, old_gen, s);
     for (int i = 0; i < (level == 1 ? MAX_SPANS : 1); i++) {
         if (!(ws[i] = seg_writer_new(tenant, "compacted"))) {
             ret = -ENOMEM;
@@ -553,6 +645,8 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
         }
         struct seg_writer *w = ws[sp];
         struct manifest *e = NULL;
+        if (lease_gone(st, p, &ret))
+            goto out;
         if ((ret = load_manifest(st, k, &e, p)) != 0) {
             char fp[1024];
             int n = manifest_entry_segment_prefix(k, fp, sizeof(fp));
@@ -667,6 +761,8 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
         struct seg_footer *f = NULL;
         struct store_buf whole = {0};
         char err[256] = "";
+        if (lease_gone(st, p, &ret))
+            goto out;
         int lr = segment_read(st, k, sl.sizes ? sl.sizes[i] : 0, &whole, &f, p, err, sizeof(err));
         if (lr == -ENOMEM) {
             ret = lr;
@@ -723,6 +819,8 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
      * again as they are. */
     for (size_t i = 0; old && i < old->nentries; i++) {
         const struct manifest_entry *oe = &old->entries[i];
+        if (remerge && lease_gone(st, p, &ret))
+            goto out;
         int lr = remerge ? batch_load(st, ws[0], oe->key, oe->footer, NULL, 0, &b, p) : 1;
         if (lr == 0) {
             nin[0] += b.n;
@@ -755,6 +853,8 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
         char block[1024];
         if (!nin[i])
             continue;
+        if (lease_gone(st, p, &ret))
+            goto out;
         free(buf);
         buf = NULL;
         ret = seg_writer_finish(ws[i], &buf, &len, &bf);
@@ -800,7 +900,7 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
     free(buf);
     buf = NULL;
     ret = manifest_encode(hm, &buf, &len);
-    if (ret)
+    if (ret || lease_gone(st, p, &ret))
         goto out;
     /* The commit: a create-only put. Another compactor that wrote this
      * generation since our listing wins; ours would overwrite it, and what
@@ -831,7 +931,7 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
     /* An unreadable hour manifest may have listed a block no manifest
      * names now: it stays (its data may be nowhere else), and is counted. */
     if (garbage.n)
-        count_orphans(st, tenant, date, hour, hm, s);
+        orphans(st, tenant, date, hour, hm, -1, s);
     ret = 0;
 out:
     /* Rule results count once the hour manifest that merged their flushes
@@ -892,13 +992,106 @@ static int expire(struct store *st, const char *tenant, int64_t cutoff_ms, struc
     return 0;
 }
 
+/* The level an hour starting at @h gets at @now: 2 once it is closed
+ * (@delay_s after its end) or without continuous (open_hours), else 1. */
+static int hour_level(const struct compact_opts *o, int64_t h, int64_t now, unsigned delay_s)
+{
+    bool closed = h + HOUR_MS + (int64_t)delay_s * 1000 <= now;
+    return closed || !o->continuous ? 2 : 1;
+}
+
+/* What the day listings show of one hour of the pass's window. */
+struct hour_look {
+    int level;
+    bool flushes;    /* a segment or entry that compact_hour would merge now */
+    unsigned hours;  /* hour manifests (generations) */
+    unsigned blocks; /* block objects */
+};
+
+/* True when compact_hour may have something to do for the hour @h: a
+ * flush to merge at its level, more than one hour manifest (older
+ * generations a crashed pass left, or unreadable ones to replace), or, at
+ * level 2, an hour manifest and several blocks (level 1's to merge into
+ * one). An hour with none of these is left as compact_hour would leave
+ * it, without a lease or a listing of its own. */
+static bool hour_has_work(const struct hour_look *h)
+{
+    return h->flushes || h->hours > 1 || (h->level == 2 && h->hours && h->blocks > 1);
+}
+
+/* Classifies the key @k of the hour @hs (segments/, manifest/ or blocks/:
+ * @kind 0, 1, 2; @rest: the key after "<date>/<HH>/") into @h, as
+ * compact_hour would see it. */
+static void look_key(struct pass *p, struct hour_look *h, int64_t hs, int kind, const char *k,
+                     const char *rest)
+{
+    size_t kl = strlen(k);
+    if (kind == 2) {
+        h->blocks++;
+    } else if (kind == 0) {
+        if (kl >= 4 && strcmp(k + kl - 4, ".seg") == 0 && strrchr(k, '-') &&
+            span_of(p, h->level, hs, plan_seg_key_start(k)) >= 0)
+            h->flushes = true;
+    } else if (strncmp(rest, "entries/", 8) == 0) {
+        if (kl >= 4 && strcmp(k + kl - 4, ".man") == 0 &&
+            span_of(p, h->level, hs, entry_start(k)) >= 0)
+            h->flushes = true;
+    } else {
+        h->hours += gen_of(rest) >= 0;
+    }
+}
+
+/*
+ * Fills @look[i] for the hour newest - i hours, i < @n, from one listing
+ * per day of the window of each of segments/, manifest/ and blocks/ (three
+ * per day: nine for the 48 hours of a pass, where one listing per prefix
+ * per hour and a lease took 145 LISTs and 96 PUTs). 0 or the store's
+ * errno.
+ */
+static int look_days(struct store *st, const char *tenant, int64_t newest, unsigned n,
+                     struct pass *p, struct hour_look *look)
+{
+    static const char *const kinds[] = {"segments", "manifest", "blocks"};
+    size_t tlen = strlen(tenant);
+    char last[11] = "";
+    int ret = 0;
+
+    for (unsigned i = 0; i < n && !ret; i++) {
+        char date[11], hour[3];
+        if (utc_date_hour(newest - (int64_t)i * HOUR_MS, date, hour))
+            return -EINVAL;
+        if (strcmp(date, last) == 0)
+            continue;
+        memcpy(last, date, sizeof(last));
+        for (int kind = 0; kind < 3 && !ret; kind++) {
+            struct store_list l = {0};
+            char prefix[512];
+            snprintf(prefix, sizeof(prefix), "%s/%s/%s/", tenant, kinds[kind], date);
+            ret = store_list(st, prefix, &l);
+            if (ret == -ENOENT)
+                ret = 0;
+            size_t plen = strlen(prefix);
+            for (size_t j = 0; !ret && j < l.n; j++) {
+                const char *hh = l.keys[j] + plen; /* "HH/..." */
+                int64_t hs = key_hour(l.keys[j], tlen);
+                if (hs < 0 || hs > newest || (newest - hs) / HOUR_MS >= n || hh[0] < '0' ||
+                    hh[0] > '9' || hh[1] < '0' || hh[1] > '9' || hh[2] != '/')
+                    continue;
+                look_key(p, &look[(newest - hs) / HOUR_MS], hs, kind, l.keys[j], hh + 3);
+            }
+            store_list_free(&l);
+        }
+    }
+    return ret;
+}
+
 int compact_run(struct store *st, const struct compact_opts *o, struct compact_stats *out)
 {
     const char *tenant = o->tenant ? o->tenant : "default";
     int64_t now = o->now_ms;
     unsigned delay = o->delay_s ? o->delay_s : 600;
     unsigned max_hours = o->max_hours ? o->max_hours : 48;
-    struct pass p = {.o = o, .s = out};
+    struct pass p = {.o = o, .s = out, .t0 = mono_ms()};
     unsigned ttl = o->lease_ttl_s ? o->lease_ttl_s : 120;
     int ret = 0;
 
@@ -914,36 +1107,62 @@ int compact_run(struct store *st, const struct compact_opts *o, struct compact_s
             return ret;
     }
     p.now = now;
+    p.ttl_ms = ttl * 1000;
     int64_t newest = o->open_hours || o->continuous
                          ? now / HOUR_MS * HOUR_MS
                          : (now - (int64_t)delay * 1000) / HOUR_MS * HOUR_MS - HOUR_MS;
-    for (unsigned i = 0; i < max_hours; i++) {
-        int64_t h = newest - (int64_t)i * HOUR_MS;
+    unsigned nhours = 0;
+    while (nhours < max_hours) {
+        int64_t h = newest - (int64_t)nhours * HOUR_MS;
         if (o->retention_h && h + HOUR_MS <= now - (int64_t)o->retention_h * HOUR_MS)
             break;
-        /* Closed hours get level 2; hours still open level 1 (continuous)
-         * or level 2 (open_hours, on demand). */
-        bool closed = h + HOUR_MS + (int64_t)delay * 1000 <= now;
-        int level = closed || !o->continuous ? 2 : 1;
+        nhours++;
+    }
+    /* Closed hours get level 2; hours still open level 1 (continuous) or
+     * level 2 (open_hours, on demand). Which have work is read from the
+     * day listings first: only those are leased and listed again, under
+     * the lease, so the pass works from what the store holds then. */
+    struct hour_look *look = calloc(nhours ? nhours : 1, sizeof(*look));
+    if (!look)
+        return -ENOMEM;
+    for (unsigned i = 0; i < nhours; i++)
+        look[i].level = hour_level(o, newest - (int64_t)i * HOUR_MS, now, delay);
+    if ((ret = look_days(st, tenant, newest, nhours, &p, look))) {
+        free(look);
+        return ret;
+    }
+    for (unsigned i = 0; i < nhours && !ret; i++) {
+        int64_t h = newest - (int64_t)i * HOUR_MS;
+        int level = look[i].level;
         struct lease ls;
+        if (!hour_has_work(&look[i])) {
+            out->hours_quiet++;
+            continue;
+        }
         if (o->owner) {
             char lp[512], date[11], hour[3];
-            if (utc_date_hour(h, date, hour))
-                return -EINVAL;
+            if (utc_date_hour(h, date, hour)) {
+                ret = -EINVAL;
+                break;
+            }
             snprintf(lp, sizeof(lp), "%s/leases/%s/%s/", tenant, date, hour);
-            ret = lease_acquire(st, lp, o->owner, now, ttl * 1000, &ls);
+            p.lease_at = pass_clock(&p);
+            ret = lease_acquire(st, lp, o->owner, p.lease_at, p.ttl_ms, &ls);
             if (ret == -EBUSY) {
                 out->hours_busy++;
+                ret = 0;
                 continue;
             }
             if (ret)
-                return ret;
+                break;
+            p.lease = &ls;
+            p.lease_lost = false;
         }
-        ret = compact_hour(st, tenant, h, level, &p);
-        if (o->owner)
+        ret = compact_hour(st, tenant, h, level, look[i].blocks, &p);
+        if (p.lease && !p.lease_lost)
             lease_release(st, &ls);
-        if (ret)
-            return ret;
+        p.lease = NULL;
     }
-    return 0;
+    free(look);
+    return ret;
 }

@@ -25,13 +25,18 @@
  * see (the entries, and the readable manifest's blocks). Blocks that only
  * such a manifest listed stay, counted (blocks_orphaned): their data may be
  * nowhere else. One hour's unreadable objects never stop the others.
+ * Blocks of the generation in force that it does not list (a pass that
+ * crashed or lost its commit wrote them) are deleted (orphans_deleted).
  *
  * Several compactors on one hour at once: the hour manifest is committed
  * with a create-only put (store_put_new), so of two passes on one
  * generation exactly one wins and the other deletes its blocks
  * (commits_lost); a pass that finds objects of its listing deleted under
  * it leaves the hour to the compactor that moved it on. Replicas take a
- * lease per hour first (query/jobs/lease.h), which saves the double work.
+ * lease per hour first (query/jobs/lease.h), which saves the double work;
+ * only for hours with work, as one listing per day of segments/, manifest/
+ * and blocks/ shows it (docs/format.md §13.3): a caught-up pass makes no
+ * PUT.
  *
  * Continuous mode adds level 1 for hours still open: one block per span
  * whose flushes are all in (docs/format.md §13), appended to the hour
@@ -69,8 +74,10 @@ struct compact_opts {
     int continuous;
     unsigned span_s, grace_s;
     /* Replicas: with an owner id, each hour is worked on under a lease
-     * (query/jobs/lease.h) of lease_ttl_s seconds (120); an hour another
-     * replica holds is left to it (hours_busy). NULL = no leases. */
+     * (query/jobs/lease.h) of lease_ttl_s seconds (120), renewed before a
+     * read or write once half of it has passed; an hour another replica
+     * holds is left to it (hours_busy), also one it took over mid-pass
+     * (leases_lost). NULL = no leases. */
     const char *owner;
     unsigned lease_ttl_s;
     /* Tests: called after each step that leaves the store in a new state
@@ -98,10 +105,18 @@ struct compact_stats {
                                  skipped in part) by queries */
     uint64_t blocks_orphaned; /* blocks of an hour whose unreadable manifest
                                  was replaced, listed by no manifest now */
+    uint64_t orphans_deleted; /* blocks of the generation in force that it
+                                 does not list (a pass that crashed or lost
+                                 its commit wrote them), deleted */
     uint64_t spans_compacted; /* level-1 blocks written */
     uint64_t commits_lost;    /* passes whose manifest another compactor's
                                  of the same generation beat: nothing kept */
     uint64_t hours_busy;      /* hours left to the replica holding the lease */
+    uint64_t leases_renewed;  /* renewals of an hour's lease in a long pass */
+    uint64_t leases_lost;     /* hours abandoned uncommitted: another replica
+                                 took the lease over during the pass */
+    uint64_t hours_quiet;     /* hours of the window the day listings showed
+                                 nothing to do in: not leased, not listed */
     char last_error[256];
 };
 

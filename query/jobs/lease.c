@@ -91,12 +91,25 @@ static void read_holder(struct store *st, const char *key, char *owner, size_t o
     free(b.data);
 }
 
+/* The highest sequence number of @l (a listing of a prefix @plen long),
+ * or -1. */
+static long top_seq(const struct store_list *l, size_t plen)
+{
+    long top = -1;
+    for (size_t i = 0; i < l->n; i++) {
+        long s = seq_of(l->keys[i], plen);
+        if (s > top)
+            top = s;
+    }
+    return top;
+}
+
 int lease_acquire(struct store *st, const char *prefix, const char *owner, int64_t now_ms,
                   unsigned ttl_ms, struct lease *out)
 {
     struct store_list l = {0};
     size_t plen = strlen(prefix);
-    long top = -1;
+    long top;
     int ret;
 
     if (!owner_ok(owner) || plen >= sizeof(out->prefix))
@@ -104,11 +117,7 @@ int lease_acquire(struct store *st, const char *prefix, const char *owner, int64
     ret = store_list(st, prefix, &l);
     if (ret && ret != -ENOENT)
         return ret;
-    for (size_t i = 0; i < l.n; i++) {
-        long s = seq_of(l.keys[i], plen);
-        if (s > top)
-            top = s;
-    }
+    top = top_seq(&l, plen);
     if (top >= 0) {
         char key[600], who[LEASE_OWNER_MAX];
         int64_t expires;
@@ -139,6 +148,30 @@ int lease_acquire(struct store *st, const char *prefix, const char *owner, int64
 out:
     store_list_free(&l);
     return ret;
+}
+
+int lease_renew(struct store *st, struct lease *l, int64_t now_ms, unsigned ttl_ms)
+{
+    struct store_list ls = {0};
+    char key[600];
+    int ret = store_list(st, l->prefix, &ls);
+
+    if (ret && ret != -ENOENT)
+        return ret;
+    /* Ours only while nobody wrote after us: a taker deletes the numbers
+     * below its own, so seq + 1 may be free again under a newer holder. */
+    long top = top_seq(&ls, strlen(l->prefix));
+    store_list_free(&ls);
+    if (top != (long)l->seq)
+        return -EBUSY;
+    if (l->seq >= SEQ_MAX)
+        return -EOVERFLOW;
+    if ((ret = write_seq(st, l->prefix, l->seq + 1, l->owner, now_ms + (int64_t)ttl_ms)))
+        return ret;
+    if (lease_key(key, sizeof(key), l->prefix, l->seq) == 0)
+        store_del(st, key);
+    l->seq++;
+    return 0;
 }
 
 int lease_release(struct store *st, const struct lease *l)

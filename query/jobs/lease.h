@@ -10,11 +10,16 @@
  * gets it; an expired lease (a compactor that crashed or stalled) is taken
  * over the same way. Release writes seq + 1 with expiry 0.
  *
+ * A holder renews by writing seq + 1 the same way, after checking that
+ * the highest number is still its own: a replica that took the lease over
+ * in the meantime makes the renewal fail, and the holder leaves the work.
+ *
  * Leases save work; they do not make compaction correct. A replica whose
- * lease lapsed mid-pass (a pause longer than the TTL) may still finish:
- * its commit is itself a create-only put of the hour's next manifest
- * generation, which only one pass can win (query/jobs/compact.h). Expiry
- * compares the writers' clocks: keep them within a fraction of the TTL.
+ * lease lapsed mid-pass (a pause longer than the TTL between two renewals)
+ * may still finish: its commit is itself a create-only put of the hour's
+ * next manifest generation, which only one pass can win
+ * (query/jobs/compact.h). Expiry compares the writers' clocks: keep them
+ * within a fraction of the TTL.
  */
 #ifndef STOKE_LEASE_H
 #define STOKE_LEASE_H
@@ -47,6 +52,15 @@ int lease_acquire(struct store *st, const char *prefix, const char *owner, int64
  * -EBADMSG for anything else (callers treat it as an expired lease).
  */
 int lease_parse(const void *body, size_t len, char *owner, size_t olen, int64_t *expires);
+
+/*
+ * Extends @l, held by its owner, until now + @ttl_ms: 0 with l->seq the
+ * object written now (the one before is deleted); -EBUSY when another
+ * replica wrote a lease object after ours (it took the lease over, or
+ * released it since: either way ours is gone), or wrote seq + 1 first;
+ * else the store's errno.
+ */
+int lease_renew(struct store *st, struct lease *l, int64_t now_ms, unsigned ttl_ms);
 
 /* Gives the lease back, so another replica need not wait for its expiry.
  * 0 (also when another owner took it over already) or the store's errno. */

@@ -694,6 +694,11 @@ static void test_garbage_over_compacted_hour(void **state)
     struct answer after = ask(e, "{service_name=\"api\"}", SAMPLES);
     assert_int_equal(after.total, before[1].total);
     assert_int_equal(after.skipped, 0);
+    /* and it is not taken for a crashed pass's debris: not of the
+     * generation in force (3) */
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.orphans_deleted, 0);
+    assert_int_equal(count(e, orphan), 1);
 }
 
 /* A block of the previous generation readable only in part is listed again
@@ -775,7 +780,12 @@ struct race {
                  3: the hour manifest's put */
     int gets; /* segment reads so far */
     bool late, done;
+    /* at the second segment read: wait past half the lease TTL, and
+     * another replica ("other") takes the hour's lease over */
+    bool take_lease;
 };
+
+static void race_take_lease(struct race *r);
 
 static void race_other_compactor(struct race *r)
 {
@@ -806,6 +816,8 @@ static int race_get(struct store *st, const char *key, uint64_t off, uint64_t le
     struct race *r = (struct race *)st;
     if (strstr(key, "/segments/") && ++r->gets == 2 && !r->done && r->at == 1)
         race_other_compactor(r);
+    if (r->gets == 2 && !r->done && r->take_lease)
+        race_take_lease(r);
     int ret = store_get(r->e->st, key, off, len, out);
     snprintf(st->err, sizeof(st->err), "%s", r->e->st->err);
     return ret;
@@ -1384,6 +1396,231 @@ static void test_compact_under_lease(void **state)
     assert_int_equal(ask(e, "{}", SAMPLES).total, 7);
 }
 
+/* A pass takes a lease and lists in detail only the hours that have work:
+ * its 48 hours are read from one listing per day of segments/, manifest/
+ * and blocks/. Quiet hours cost no PUT, no GET; an open span's flushes are
+ * not work until the span is merged; work that appears (a late flush, a
+ * closed hour's level-1 blocks) is found at the next pass. */
+struct cost {
+    uint64_t puts, gets, lists;
+};
+
+static struct cost pass_cost(struct env *e, const struct compact_opts *o, struct compact_stats *s)
+{
+    struct store_stats a = e->st->stats;
+    assert_int_equal(compact_run(e->st, o, s), 0);
+    return (struct cost){e->st->stats.puts - a.puts, e->st->stats.gets - a.gets,
+                         e->st->stats.lists - a.lists};
+}
+
+static void test_quiet_hours_not_leased(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    /* 10:17 on 2026-01-01: the window reaches back 48 hours, 3 days */
+    struct compact_opts o = {
+        .now_ms = H + 17 * 60000, .continuous = 1, .span_s = 300, .owner = "me"};
+
+    for (int m = 0; m < 15; m++)
+        put_flush1(e, "host-a", H + m * 60000, 1, 1, NULL);
+    put_flush1(e, "host-a", H - 20 * HOUR_MS, 5, 0, NULL); /* 14:00 the day before */
+    struct cost c = pass_cost(e, &o, &s);
+    assert_int_equal(s.spans_compacted, 3);
+    assert_int_equal(s.hours_compacted, 1); /* yesterday's 14:00, closed */
+    assert_int_equal(s.hours_quiet, 46);
+    /* two hours: a lease and its release and a manifest each; the
+     * blocks: one for 14:00, one per span for 10:00 */
+    assert_int_equal(c.puts, 2 * 3 + 1 + 3);
+    /* the lease and its release, of those two hours only */
+    assert_int_equal(count(e, "default/leases/2026-01-01/10/"), 2);
+    assert_int_equal(count(e, "default/leases/2025-12-31/14/"), 2);
+    assert_int_equal(count(e, "default/leases/"), 4);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 30);
+
+    /* nothing new: nothing but the day listings */
+    c = pass_cost(e, &o, &s);
+    assert_int_equal(s.hours_quiet, 48);
+    assert_int_equal(c.puts, 0);
+    assert_int_equal(c.gets, 0);
+    assert_int_equal(c.lists, 3 * 3);
+
+    /* a flush of the open span is not work yet; once its span is over,
+     * it is, and only its hour is leased */
+    put_flush1(e, "host-a", H + 16 * 60000, 1, 1, NULL);
+    c = pass_cost(e, &o, &s);
+    assert_int_equal(c.puts, 0);
+    o.now_ms = H + 21 * 60000 + 31000;
+    c = pass_cost(e, &o, &s);
+    assert_int_equal(s.spans_compacted, 1);
+    assert_int_equal(s.hours_quiet, 47);
+    assert_int_equal(c.puts, 4);
+
+    /* a late flush for a closed hour compacted already */
+    put_flush1(e, "host-b", H - 20 * HOUR_MS + 60000, 7, 0, NULL);
+    c = pass_cost(e, &o, &s);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(c.puts, 4);
+
+    /* the hour closes: its level-1 blocks alone are work for level 2 */
+    o.now_ms = H + HOUR_MS + 11 * 60000;
+    c = pass_cost(e, &o, &s);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(count(e, "default/blocks/2026-01-01/10/"), 1);
+    c = pass_cost(e, &o, &s);
+    assert_int_equal(s.hours_quiet, 48);
+    assert_int_equal(c.puts, 0);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 32);
+    assert_int_equal(block_samples(e, NULL), 32 + 12);
+}
+
+/* Renewal: the holder extends its lease with the next sequence number,
+ * unless another replica wrote one after it, even one deleted since. */
+static void test_lease_renew(void **state)
+{
+    struct env *e = *state;
+    const char *pre = "default/leases/2026-01-01/10/";
+    struct lease a, b, c;
+
+    assert_int_equal(lease_acquire(e->st, pre, "a", lease_now, 1000, &a), 0);
+    assert_int_equal(lease_renew(e->st, &a, lease_now + 600, 1000), 0);
+    assert_int_equal(a.seq, 1);
+    assert_int_equal(count(e, pre), 1); /* the one before goes */
+    /* renewed until +1600: still a's at +1500 */
+    assert_int_equal(lease_acquire(e->st, pre, "b", lease_now + 1500, 1000, &b), -EBUSY);
+    /* lapsed and taken over: a's renewal fails */
+    assert_int_equal(lease_acquire(e->st, pre, "b", lease_now + 1700, 1000, &b), 0);
+    assert_int_equal(lease_renew(e->st, &a, lease_now + 1800, 1000), -EBUSY);
+    assert_int_equal(a.seq, 1);
+    /* b renews, releases; c takes it and deletes the numbers before its
+     * own, a's next number among them: a's renewal still fails */
+    assert_int_equal(lease_renew(e->st, &b, lease_now + 1800, 1000), 0);
+    assert_int_equal(lease_release(e->st, &b), 0);
+    assert_int_equal(lease_acquire(e->st, pre, "c", lease_now + 1900, 1000, &c), 0);
+    assert_int_equal(c.seq, 5);
+    assert_int_equal(count(e, "default/leases/2026-01-01/10/000000002.lease"), 0);
+    assert_int_equal(lease_renew(e->st, &a, lease_now + 2000, 1000), -EBUSY);
+    assert_int_equal(count(e, pre), 1);
+    assert_int_equal(lease_acquire(e->st, pre, "a", lease_now + 2100, 1000, &a), -EBUSY);
+}
+
+/* A pass longer than half its lease's TTL renews the lease before its
+ * next costly step (here the commit, after a block that took 0.7 s of a
+ * 1 s TTL), so no other replica takes the hour meanwhile. */
+static void slow_step(const char *step, void *arg)
+{
+    if (strcmp(step, (const char *)arg) == 0)
+        usleep(700000);
+}
+
+/* The hour of the lease tests: host-a's flushes at minutes 0-3 (14
+ * samples), compacted closed (level 2) by "me" under a 1 s lease, @fault
+ * called after each step. Returns the options the pass ran with. */
+static struct compact_opts leased_hour(struct env *e, void (*fault)(const char *, void *),
+                                       void *arg, struct compact_stats *s)
+{
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS,
+                             .owner = "me",
+                             .lease_ttl_s = 1,
+                             .fault = fault,
+                             .fault_arg = arg};
+    for (int i = 0; i < 4; i++)
+        put_flush1(e, "host-a", H + i * 60000, 1 + i, 1, NULL);
+    assert_int_equal(compact_run(e->st, &o, s), 0);
+    return o;
+}
+
+static void test_lease_renewed_in_long_pass(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = leased_hour(e, slow_step, "block", &s);
+    struct lease other;
+
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(s.leases_renewed, 1);
+    assert_int_equal(s.leases_lost, 0);
+    /* taken (0), renewed (1), released (2) */
+    assert_int_equal(count(e, "default/leases/2026-01-01/10/000000001.lease"), 1);
+    assert_int_equal(count(e, "default/leases/2026-01-01/10/000000002.lease"), 1);
+    assert_int_equal(count(e, "default/leases/2026-01-01/10/"), 2);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 14);
+    /* released: another replica may take it at once */
+    assert_int_equal(
+        lease_acquire(e->st, "default/leases/2026-01-01/10/", "other", o.now_ms, 60000, &other), 0);
+}
+
+/* Another replica takes the lease over while a long pass still works on
+ * the hour (the pass stalled past the TTL): the pass finds out when it
+ * renews before its commit, commits nothing and deletes its block; the
+ * other replica's pass merges every flush once. */
+static void take_over(const char *step, void *arg)
+{
+    struct env *e = arg;
+    struct lease other;
+    if (strcmp(step, "block"))
+        return;
+    usleep(700000);
+    assert_int_equal(lease_acquire(e->st, "default/leases/2026-01-01/10/", "other",
+                                   H + 2 * HOUR_MS + 5000, 60000, &other),
+                     0);
+}
+
+static void test_lease_lost_before_commit(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = leased_hour(e, take_over, e, &s);
+
+    assert_int_equal(s.blocks_written, 1);
+    assert_int_equal(s.leases_lost, 1);
+    assert_int_equal(s.hours_compacted, 0);
+    assert_int_equal(s.commits_lost, 0);
+    assert_int_equal(count(e, "default/manifest/"), 0);
+    assert_int_equal(count(e, "default/blocks/"), 0);
+    assert_int_equal(count(e, "default/segments/"), 4);
+    /* the lease stays the other's: no release over it */
+    assert_int_equal(count(e, "default/leases/2026-01-01/10/"), 1);
+    assert_int_equal(count(e, "default/leases/2026-01-01/10/000000001.lease"), 1);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 14);
+
+    o.owner = "other";
+    o.now_ms += 5000;
+    o.fault = NULL;
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(s.entries_merged, 4);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 14);
+    assert_int_equal(block_samples(e, NULL), 14);
+}
+
+/* The same while the pass reads the hour's flushes: it stops reading at
+ * the next one, before writing anything. */
+static void race_take_lease(struct race *r)
+{
+    r->done = true;
+    take_over("block", r->e);
+}
+
+static void test_lease_lost_while_reading(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS, .owner = "me", .lease_ttl_s = 1};
+    struct race r = {.base = {.ops = &race_ops}, .e = e, .take_lease = true};
+
+    for (int i = 0; i < 4; i++)
+        put_flush1(e, "host-a", H + i * 60000, 1 + i, 1, NULL);
+    uint64_t puts = e->st->stats.puts;
+    assert_int_equal(compact_run(&r.base, &o, &s), 0);
+    assert_true(r.done);
+    assert_int_equal(r.gets, 2);
+    assert_int_equal(s.leases_lost, 1);
+    assert_int_equal(s.blocks_written, 0);
+    assert_int_equal(e->st->stats.puts - puts, 1 + 1); /* our lease; the other's */
+    assert_int_equal(count(e, "default/segments/"), 4);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 14);
+}
+
 /* A compactor killed after each step (a block written; the hour manifest
  * committed; the first replaced object deleted), at level 1 and level 2:
  * answers never change, and the next pass finishes the work. The child
@@ -1436,6 +1673,61 @@ static void test_crash_at_each_step(void **state)
             assert_int_equal(count(e, "default/manifest/2026-01-01/10/entries/"), 0);
             assert_int_equal(count(e, "default/manifest/"), 1);
         }
+}
+
+/* A pass killed after writing its block, and the hour then committed by
+ * another pass with another block (a flush came in between): the killed
+ * pass's block is of the generation in force, which does not list it, nor
+ * will any later one. The next pass on the hour deletes it; a block of the
+ * next generation (a live pass's work in progress) stays, as do the
+ * blocks only an unreadable manifest listed
+ * (test_garbage_over_compacted_hour). */
+static void test_crash_debris_deleted(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS, .fault = crash_at, .fault_arg = "block"};
+    const char *next = "default/blocks/2026-01-01/10/000002-00000000000000ff.blk";
+    struct store_list l = {0};
+    char debris[512];
+    int status = 0;
+
+    for (int i = 0; i < 4; i++)
+        put_flush1(e, "host-a", H + i * 60000, 1 + i, 1, NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        compact_run(e->st, &o, &s);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 42);
+    assert_int_equal(store_list(e->st, "default/blocks/", &l), 0);
+    assert_int_equal(l.n, 1);
+    snprintf(debris, sizeof(debris), "%s", l.keys[0]);
+    store_list_free(&l);
+    assert_non_null(strstr(debris, "/000001-"));
+
+    put_flush1(e, "host-b", H + 30 * 60000, 7, 0, NULL);
+    o.fault = NULL;
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_compacted, 1);
+    assert_int_equal(count(e, "default/blocks/2026-01-01/10/000001-"), 2);
+    assert_int_equal(count(e, debris), 1);
+    write_file(e, next, "x", 1);
+
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.orphans_deleted, 1);
+    assert_int_equal(s.hours_compacted, 0);
+    assert_int_equal(count(e, debris), 0);
+    assert_int_equal(count(e, next), 1);
+    assert_int_equal(count(e, "default/blocks/"), 2);
+    assert_int_equal(ask(e, "{}", SAMPLES).total, 14 + 7);
+    assert_int_equal(store_del(e->st, next), 0);
+    assert_int_equal(block_samples(e, NULL), 14 + 7);
+    /* nothing more to delete: the hour is quiet again */
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.hours_quiet, 48);
 }
 
 /* An old-layout writer puts the segment, then the entry: a pass in between
@@ -1619,7 +1911,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_store_check_overwriting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact_under_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quiet_hours_not_leased, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_renew, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_renewed_in_long_pass, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_lost_before_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_lost_while_reading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_at_each_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_debris_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_after_its_segment_merged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_get_per_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caught_up_hour_skips_replaces, setup, teardown),
