@@ -233,6 +233,20 @@ int manifest_hour_key(char *buf, size_t len, const char *tenant, int64_t hour_st
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : n;
 }
 
+int manifest_index_key(char *buf, size_t len, const char *hour_key)
+{
+    const char *m = hour_key ? strstr(hour_key, "/manifest/") : NULL;
+    const char *base = hour_key ? strrchr(hour_key, '/') : NULL;
+    unsigned g;
+
+    /* <tenant>/manifest/<date>/<hour>/hour-NNNNNN.man: 10 + 1 + 2 + 1 after "/manifest/" */
+    if (!m || m == hour_key || !base || base != m + 10 + 10 + 1 + 2 || strlen(base) != 16 ||
+        sscanf(base, "/hour-%6u.man", &g) != 1)
+        return -EINVAL;
+    int n = snprintf(buf, len, "%.*s/index/%s", (int)(m - hour_key), hour_key, m + 10);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : n;
+}
+
 int manifest_entry_segment_prefix(const char *entry_key, char *buf, size_t len)
 {
     /* <tenant>/manifest/<YYYY-MM-DD>/<HH>/entries/<13 digits>-<host>-<16 hex>.man */

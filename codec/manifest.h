@@ -63,6 +63,14 @@ struct seg_footer *seg_footer_copy(const struct seg_footer *f);
  */
 int manifest_entry_key(char *buf, size_t len, const char *tenant, const char *host,
                        int64_t start_ms, uint64_t hash);
+/*
+ * The index of the hour manifest @hour_key (docs/format.md §13.1): the
+ * same generation's entries without `replaces`, under
+ *   <tenant>/index/<YYYY-MM-DD>/<HH>/hour-<generation>.man
+ * Returns the length, -EINVAL when @hour_key is not an hour manifest's
+ * key, or -ENAMETOOLONG.
+ */
+int manifest_index_key(char *buf, size_t len, const char *hour_key);
 int manifest_hour_key(char *buf, size_t len, const char *tenant, int64_t hour_start_ms,
                       unsigned generation);
 

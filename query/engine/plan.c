@@ -202,8 +202,39 @@ static int add_item(struct plan *p, const struct plan_item *it)
     return 0;
 }
 
+/* load_manifest's flag beside MANIFEST_NO_REPLACES: the manifest is large
+ * enough (PLAN_INDEX_MIN_BYTES) that its index is worth a try. */
+#define PLAN_TRY_INDEX       (1u << 16)
+#define PLAN_INDEX_MIN_BYTES (64u << 10)
+
+/* The index of hour manifest @key (its entries without `replaces`,
+ * docs/format.md §13.1), when there is a readable one; else NULL, and the
+ * caller reads the manifest. */
+static struct manifest *load_index(struct plan *p, struct store *st, struct cache *c,
+                                   const char *key)
+{
+    struct store_buf b = {0};
+    struct manifest *m = NULL;
+    char ikey[1024], err[256];
+    bool hit = false;
+
+    if (manifest_index_key(ikey, sizeof(ikey), key) <= 0 ||
+        cache_fetch(c, st, ikey, 0, 0, &b, &hit))
+        return NULL;
+    if (hit)
+        p->notes->stats.cache_hits++;
+    else
+        p->notes->stats.bytes_read += b.len;
+    if (manifest_decode_flags(b.data, b.len, MANIFEST_NO_REPLACES, &m, err, sizeof(err)))
+        m = NULL; /* the manifest itself still answers */
+    free(b.data);
+    if (m)
+        p->manifests++;
+    return m;
+}
+
 /* Reads and decodes one manifest object; NULL (counted, warned) if it is
- * unreadable. */
+ * unreadable. With MANIFEST_NO_REPLACES, its index when there is one. */
 static struct manifest *load_manifest(struct plan *p, struct store *st, struct cache *c,
                                       const char *key, unsigned flags)
 {
@@ -213,6 +244,10 @@ static struct manifest *load_manifest(struct plan *p, struct store *st, struct c
     bool hit = false;
     int rc;
 
+    if ((flags & MANIFEST_NO_REPLACES) && (flags & PLAN_TRY_INDEX) &&
+        (m = load_index(p, st, c, key)))
+        return m;
+    flags &= ~PLAN_TRY_INDEX;
     rc = cache_fetch(c, st, key, 0, 0, &b, &hit);
     if (rc) {
         p->skipped++;
@@ -477,6 +512,12 @@ int plan_build(struct store *st, struct cache *c, const struct plan_req *r, stru
                 if ((rc = qcancel_check(r->cancel)))
                     break;
                 unsigned flags = pass == 0 && others[hh] == 0 ? MANIFEST_NO_REPLACES : 0;
+                /* A manifest too small to hold many replaced keys is read
+                 * as it is: its index would save less than its request. */
+                size_t li = pass == 0 ? l.n - 1 - i : i;
+                if (l.sizes &&
+                    l.sizes[li] >= (r->index_min_bytes ? r->index_min_bytes : PLAN_INDEX_MIN_BYTES))
+                    flags |= PLAN_TRY_INDEX;
                 struct manifest *m = load_manifest(p, st, c, key, flags);
                 if (!m)
                     continue;

@@ -71,6 +71,10 @@ struct plan_req {
     int64_t from, until;      /* ms, until exclusive */
     const char *profile_type; /* NULL = any */
     struct qcancel *cancel;   /* NULL = never */
+    /* An hour manifest at least this large (as listed) is read through its
+     * index when the hour holds nothing else (docs/format.md §13.1);
+     * 0 = 64 KiB. Tests lower it. */
+    uint64_t index_min_bytes;
 };
 
 /* Is @t (Unix ms) a time a query may name? 0, or -EINVAL with "@name: ..."

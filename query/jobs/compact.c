@@ -917,9 +917,26 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
         s->hours_compacted++;
     s->entries_merged += nflushes;
     step_done(p, "manifest");
+    /* Its index: the entries without `replaces`, what a reader of a
+     * caught-up hour reads instead (docs/format.md §13.1). Written only by
+     * the pass whose commit won, so it always says what the manifest says;
+     * a pass that stops before it leaves readers the manifest itself. */
+    char ikey[1024];
+    if (manifest_index_key(ikey, sizeof(ikey), key) > 0) {
+        uint8_t *ibuf = NULL;
+        size_t ilen = 0, nrep = hm->nreplaces;
+        hm->nreplaces = 0;
+        if (manifest_encode(hm, &ibuf, &ilen) == 0 && store_put(st, ikey, ibuf, ilen) == 0)
+            s->indexes_written++;
+        hm->nreplaces = nrep;
+        free(ibuf);
+    }
 
     /* Only now, with the new generation visible, the old objects go. */
     if (old_key && (ret = todo_add(&del, old_key)))
+        goto out;
+    if (old_key && manifest_index_key(ikey, sizeof(ikey), old_key) > 0 &&
+        (ret = todo_add(&del, ikey)))
         goto out;
     for (size_t i = 0; i < garbage.n && !ret; i++)
         ret = todo_add(&del, garbage.keys[i]);
@@ -965,11 +982,11 @@ out:
 
 static int expire(struct store *st, const char *tenant, int64_t cutoff_ms, struct compact_stats *s)
 {
-    static const char *const kinds[] = {"segments", "blocks", "manifest", "leases"};
+    static const char *const kinds[] = {"segments", "blocks", "manifest", "index", "leases"};
     char prefix[512];
     int64_t last_hour = -1;
 
-    for (size_t k = 0; k < 4; k++) {
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
         struct store_list l = {0};
         snprintf(prefix, sizeof(prefix), "%s/%s/", tenant, kinds[k]);
         int ret = store_list(st, prefix, &l);

@@ -99,6 +99,7 @@ struct compact_stats {
     uint64_t entries_merged, segments_read, sections_merged;
     uint64_t blocks_written, bytes_in, bytes_out;
     uint64_t objects_deleted, hours_expired;
+    uint64_t indexes_written; /* hour manifest indexes (docs/format.md §13.1) */
     uint64_t errors;          /* unreadable objects skipped */
     uint64_t objects_kept;    /* segments and blocks that could not be read
                                  whole: left as they are, still read (and

@@ -493,6 +493,9 @@ static void test_late_entry_next_generation(void **state)
     assert_int_equal(s.hours_compacted, 1);
     assert_int_equal(count(e, "default/manifest/2026-01-01/10/hour-000002.man"), 1);
     assert_int_equal(count(e, "default/manifest/2026-01-01/10/hour-000001.man"), 0);
+    /* the index follows its manifest's generation */
+    assert_int_equal(count(e, "default/index/2026-01-01/10/hour-000002.man"), 1);
+    assert_int_equal(count(e, "default/index/"), 1);
     assert_int_equal(count(e, "default/blocks/"), 1);
     assert_int_equal(block_samples(e, "hot_a"), 6);
     assert_int_equal(block_samples(e, NULL), 10);
@@ -1428,9 +1431,9 @@ static void test_quiet_hours_not_leased(void **state)
     assert_int_equal(s.spans_compacted, 3);
     assert_int_equal(s.hours_compacted, 1); /* yesterday's 14:00, closed */
     assert_int_equal(s.hours_quiet, 46);
-    /* two hours: a lease and its release and a manifest each; the
-     * blocks: one for 14:00, one per span for 10:00 */
-    assert_int_equal(c.puts, 2 * 3 + 1 + 3);
+    /* two hours: a lease and its release, a manifest and its index each;
+     * the blocks: one for 14:00, one per span for 10:00 */
+    assert_int_equal(c.puts, 2 * 4 + 1 + 3);
     /* the lease and its release, of those two hours only */
     assert_int_equal(count(e, "default/leases/2026-01-01/10/"), 2);
     assert_int_equal(count(e, "default/leases/2025-12-31/14/"), 2);
@@ -1453,13 +1456,13 @@ static void test_quiet_hours_not_leased(void **state)
     c = pass_cost(e, &o, &s);
     assert_int_equal(s.spans_compacted, 1);
     assert_int_equal(s.hours_quiet, 47);
-    assert_int_equal(c.puts, 4);
+    assert_int_equal(c.puts, 5); /* lease, release, block, manifest, index */
 
     /* a late flush for a closed hour compacted already */
     put_flush1(e, "host-b", H - 20 * HOUR_MS + 60000, 7, 0, NULL);
     c = pass_cost(e, &o, &s);
     assert_int_equal(s.hours_compacted, 1);
-    assert_int_equal(c.puts, 4);
+    assert_int_equal(c.puts, 5); /* lease, release, block, manifest, index */
 
     /* the hour closes: its level-1 blocks alone are work for level 2 */
     o.now_ms = H + HOUR_MS + 11 * 60000;
@@ -1847,8 +1850,33 @@ static void test_caught_up_hour_skips_replaces(void **state)
     print_message("plan bytes %llu, replaced keys %llu bytes\n", (unsigned long long)p->bytes,
                   (unsigned long long)rep);
     assert_true(p->bytes < rep);
+    uint64_t whole = p->notes->stats.bytes_read;
     plan_free(p);
     assert_int_equal(ask(e, "{}", SAMPLES).total, total);
+
+    /* The manifest's index (its entries alone) is read instead when the
+     * manifest is large enough; without it, or damaged, the manifest. */
+    const char *ikey = "default/index/2026-01-01/10/hour-000001.man";
+    assert_int_equal(s.indexes_written, 1);
+    assert_int_equal(count(e, "default/index/"), 1);
+    r.index_min_bytes = 1;
+    assert_int_equal(plan_build(e->st, NULL, &r, &p, err, sizeof(err)), 0);
+    assert_int_equal(p->objects, 3);
+    assert_int_equal(p->manifests, 1);
+    print_message("manifest read whole %llu bytes, through its index %llu\n",
+                  (unsigned long long)whole, (unsigned long long)p->notes->stats.bytes_read);
+    assert_true(p->notes->stats.bytes_read * 2 < whole);
+    plan_free(p);
+    get_object(e, ikey, &b);
+    b.data[b.len / 2] ^= 0x5a;
+    write_file(e, ikey, b.data, b.len);
+    free(b.data);
+    assert_int_equal(plan_build(e->st, NULL, &r, &p, err, sizeof(err)), 0);
+    assert_int_equal(p->objects, 3);
+    assert_int_equal(p->skipped, 0);
+    assert_int_equal(p->notes->stats.bytes_read, whole + b.len);
+    plan_free(p);
+    r.index_min_bytes = 0;
 
     /* keys of an hour "99" (no such hour; a stray object) are counted
      * without harm and read by nobody */
@@ -1878,6 +1906,11 @@ static void test_caught_up_hour_skips_replaces(void **state)
     assert_int_equal(count(e, "default/segments/2026-01-01/10/"), 1);
     assert_int_equal(plan_build(e->st, NULL, &r, &p, err, sizeof(err)), 0);
     assert_true(p->bytes >= rep);
+    plan_free(p);
+    r.index_min_bytes = 1; /* the index has no replaces: not read now */
+    assert_int_equal(plan_build(e->st, NULL, &r, &p, err, sizeof(err)), 0);
+    assert_true(p->bytes >= rep);
+    assert_int_equal(p->objects, 3);
     plan_free(p);
     assert_int_equal(ask(e, "{}", SAMPLES).total, total);
 }
