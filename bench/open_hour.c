@@ -7,11 +7,15 @@
  * runs it).
  *
  *   build/stoke-bench-open-hour --store URL [--tenant T] --from MS --until MS
- *       [--selector SEL] [--reps N]
+ *       [--selector SEL] [--reps N] [--dump FILE]
  *
  * Prints one line of JSON: gets, lists, bytes (got from the store), objects
  * and sections (the plan's), total (the sum of the default profile type's
- * values), ms (wall time of the fastest of --reps runs, default 1).
+ * values), ms (wall time of the fastest of --reps runs, default 1), runs (each
+ * run's wall time, in order: the first one pays the process's page faults).
+ * --dump writes the answer, one "frame;frame;... value" line per stack
+ * (root first, in the profile's order), so two builds' answers can be
+ * compared after a sort.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,7 +34,7 @@ static double now_ms(void)
 
 int main(int argc, char **argv)
 {
-    const char *url = NULL, *tenant = "default", *seltext = "{}";
+    const char *url = NULL, *tenant = "default", *seltext = "{}", *dump = NULL;
     int64_t from = -1, until = -1;
     unsigned reps = 1;
     char err[512];
@@ -46,6 +50,8 @@ int main(int argc, char **argv)
             until = strtoll(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--selector"))
             seltext = argv[i + 1];
+        else if (!strcmp(argv[i], "--dump"))
+            dump = argv[i + 1];
         else if (!strcmp(argv[i], "--reps"))
             reps = (unsigned)strtoul(argv[i + 1], NULL, 10);
     }
@@ -65,7 +71,7 @@ int main(int argc, char **argv)
     struct engine *e = engine_new(&eo);
     struct query q = {
         .tenant = tenant, .sel = sel, .from = from, .until = until, .mode = Q_PROFILE};
-    double best = 0;
+    double best = 0, *runs = calloc(reps, sizeof(*runs));
     struct store_stats s0 = {0}, s1 = {0};
     struct mprof *res = NULL;
     for (unsigned r = 0; r < reps; r++) {
@@ -78,6 +84,8 @@ int main(int argc, char **argv)
             return 1;
         }
         double t = now_ms() - t0;
+        if (runs)
+            runs[r] = t;
         s1 = st->stats;
         if (!r || t < best)
             best = t;
@@ -86,9 +94,28 @@ int main(int argc, char **argv)
     for (uint32_t s = 0; s < res->nstacks; s++)
         total += res->vals[(size_t)s * res->ntypes];
     printf("{\"gets\":%" PRIu64 ",\"lists\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"objects\":%" PRIu64
-           ",\"sections\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"total\":%" PRId64 ",\"ms\":%.1f}\n",
+           ",\"sections\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"total\":%" PRId64 ",\"ms\":%.1f",
            s1.gets - s0.gets, s1.lists - s0.lists, s1.bytes_got - s0.bytes_got, res->stats.objects,
            res->stats.sections, res->stats.skipped, total, best);
+    for (unsigned r = 0; runs && r < reps; r++)
+        printf("%s%.1f", r ? "," : ",\"runs\":[", runs[r]);
+    printf("%s}\n", runs ? "]" : "");
+    free(runs);
+    FILE *f = dump ? fopen(dump, "w") : NULL;
+    if (dump && !f) {
+        perror(dump);
+        return 1;
+    }
+    for (uint32_t s = 0; f && s < res->nstacks; s++) {
+        const uint32_t *fr = mprof_stack_frames(res, s);
+        for (uint32_t k = mprof_stack_len(res, s); k-- > 0;)
+            fprintf(f, "%s%c", intern_str_get(&res->str, fr[k]), k ? ';' : ' ');
+        fprintf(f, "%" PRId64 "\n", res->vals[(size_t)s * res->ntypes]);
+    }
+    if (f && fclose(f)) {
+        perror(dump);
+        return 1;
+    }
     mprof_free(res);
     engine_free(e);
     selector_free(sel);

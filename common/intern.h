@@ -8,7 +8,9 @@
  *
  * Owns one contiguous pool holding every key (offsets, not pointers, so it
  * grows by realloc), an entry array indexed by id, and an open-addressing
- * index (linear probing, load <= 1/2) over the entries. Each key starts
+ * index (linear probing, load <= 1/2) over the entries. Each of the three
+ * that reaches INTERN_BIG bytes moves to a mapping of its own (huge pages
+ * where the kernel gives them; grown by mremap, not copied). Each key starts
  * 8-aligned in the pool and is followed by at least one NUL byte, so u32
  * and u64 keys are read in place and string keys are C strings. Nothing is
  * ever removed; ids are 0, 1, 2... in first-seen order, so identical input
@@ -25,6 +27,7 @@
 #include <stdint.h>
 
 #define INTERN_NONE UINT32_MAX /* no id: absent, or out of memory */
+#define INTERN_BIG  (2u << 20) /* bytes: an array this large is mapped */
 
 struct intern_entry {
     size_t off;    /* into the pool */
