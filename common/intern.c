@@ -137,7 +137,7 @@ uint32_t intern_find(const struct intern *t, const void *key, size_t len)
 {
     if (!t->slots || len > UINT32_MAX)
         return INTERN_NONE;
-    uint32_t hash = (uint32_t)hash_bytes(key, len);
+    uint32_t hash = intern_hash(key, len);
     for (size_t h = hash & t->mask; t->slots[h]; h = (h + 1) & t->mask) {
         const struct intern_entry *e = &t->e[t->slots[h] - 1];
         if (e->hash == hash && e->len == len && (!len || !memcmp(t->pool + e->off, key, len)))
@@ -148,11 +148,15 @@ uint32_t intern_find(const struct intern *t, const void *key, size_t len)
 
 int intern_add(struct intern *t, const void *key, size_t len, uint32_t *id)
 {
+    return intern_add_hashed(t, key, len, intern_hash(key, len), id);
+}
+
+int intern_add_hashed(struct intern *t, const void *key, size_t len, uint32_t hash, uint32_t *id)
+{
     if (len > UINT32_MAX - 8 || t->n >= INTERN_NONE - 1)
         return -ENOMEM;
     if ((!t->slots || (size_t)(t->n + 1) * 2 > t->mask + 1) && grow_slots(t))
         return -ENOMEM;
-    uint32_t hash = (uint32_t)hash_bytes(key, len);
     size_t h = hash & t->mask;
     for (; t->slots[h]; h = (h + 1) & t->mask) {
         const struct intern_entry *e = &t->e[t->slots[h] - 1];

@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/hash.h"
+
 #define INTERN_NONE UINT32_MAX /* no id: absent, or out of memory */
 #define INTERN_BIG  (2u << 20) /* bytes: an array this large is mapped */
 
@@ -56,6 +58,20 @@ static inline size_t intern_bytes(const struct intern *t)
 /* Adds @key (@len bytes) unless present; its id in *@id. Returns 1 when it
  * was added, 0 when it was there, -ENOMEM. */
 int intern_add(struct intern *t, const void *key, size_t len, uint32_t *id);
+/* The same with @hash = intern_hash(@key, @len) computed beforehand: a
+ * caller adding many keys hashes a few ahead and intern_prefetch()es their
+ * index slots, so the cache misses of several lookups overlap. */
+int intern_add_hashed(struct intern *t, const void *key, size_t len, uint32_t hash, uint32_t *id);
+static inline uint32_t intern_hash(const void *key, size_t len)
+{
+    return (uint32_t)hash_bytes(key, len);
+}
+/* A hint: brings the index slot of @hash into the cache. */
+static inline void intern_prefetch(const struct intern *t, uint32_t hash)
+{
+    if (t->slots)
+        __builtin_prefetch(&t->slots[hash & t->mask]);
+}
 /* Makes room for @n keys without growing the index or the entry array
  * (a table whose size is known roughly up front). 0 or -ENOMEM. */
 int intern_reserve(struct intern *t, uint32_t n);
