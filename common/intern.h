@@ -72,6 +72,15 @@ static inline void intern_prefetch(const struct intern *t, uint32_t hash)
     if (t->slots)
         __builtin_prefetch(&t->slots[hash & t->mask]);
 }
+/* A hint, some time after intern_prefetch: brings the entry of the first
+ * key in @hash's probe run into the cache. */
+static inline void intern_prefetch_entry(const struct intern *t, uint32_t hash)
+{
+    uint32_t s = t->slots ? t->slots[hash & t->mask] : 0;
+
+    if (s)
+        __builtin_prefetch(&t->e[s - 1]);
+}
 /* Makes room for @n keys without growing the index or the entry array
  * (a table whose size is known roughly up front). 0 or -ENOMEM. */
 int intern_reserve(struct intern *t, uint32_t n);

@@ -153,7 +153,9 @@ static int loc_frames(struct secmap *m, uint32_t l, bool is_return, uint32_t *st
     return 0;
 }
 
-static uint32_t map_stack(struct secmap *m, uint32_t s)
+/* The frames of section stack @s, as name ids leaf first, into m->buf;
+ * their number in *@n. 0 or -ENOMEM. */
+static int stack_frames(struct secmap *m, uint32_t s, uint32_t *count)
 {
     const struct seg_section *sec = m->sec;
     size_t n = 0;
@@ -162,7 +164,7 @@ static uint32_t map_stack(struct secmap *m, uint32_t s)
     for (uint32_t k = sec->stack_off[s]; k < sec->stack_off[s + 1]; k++) {
         uint32_t l = sec->stack_locs[k], ls, ln;
         if (loc_frames(m, l, user_seen, &ls, &ln))
-            return MPROF_NONE;
+            return -ENOMEM;
         if (!user_seen && user_loc(sec, &sec->locations[l]))
             user_seen = true;
         if (n + ln + 1 > m->buf_cap) {
@@ -171,7 +173,7 @@ static uint32_t map_stack(struct secmap *m, uint32_t s)
                 cap *= 2;
             uint32_t *b = realloc(m->buf, cap * sizeof(*b));
             if (!b)
-                return MPROF_NONE;
+                return -ENOMEM;
             m->buf = b;
             m->buf_cap = cap;
         }
@@ -182,14 +184,83 @@ static uint32_t map_stack(struct secmap *m, uint32_t s)
         if (m->unknown == MPROF_NONE)
             m->unknown = intern_strn(&m->mp->str, "[unknown]", 9);
         if (m->unknown == MPROF_NONE)
-            return MPROF_NONE;
+            return -ENOMEM;
         if (!m->buf && !(m->buf = malloc(256 * sizeof(uint32_t))))
-            return MPROF_NONE;
+            return -ENOMEM;
         if (!m->buf_cap)
             m->buf_cap = 256;
         m->buf[n++] = m->unknown;
     }
-    return mprof_stack(m->mp, m->buf, (uint32_t)n);
+    *count = (uint32_t)n;
+    return 0;
+}
+
+static uint32_t map_stack(struct secmap *m, uint32_t s)
+{
+    uint32_t n;
+
+    if (stack_frames(m, s, &n))
+        return MPROF_NONE;
+    return mprof_stack(m->mp, m->buf, n);
+}
+
+/* Section stacks a profile merge maps ahead of interning them. */
+#define MAP_AHEAD 8
+
+/* Adds @acc[s] (column 0) to the global stack of every section stack s
+ * with a value. Each stack's frames are built and hashed MAP_AHEAD stacks
+ * before it is interned, its index slot prefetched then and its entry
+ * halfway, so the lookups' cache misses overlap (perf: interning whole
+ * stacks, waiting on those loads, was the largest part of a merge). The
+ * frames are built in m->buf, swapped with a ring buffer each time. */
+static int add_acc(struct secmap *m, const int64_t *acc)
+{
+    struct ring {
+        uint32_t *buf;
+        size_t cap;
+        uint32_t n, hash, s;
+    } r[MAP_AHEAD] = {{0}};
+    const struct seg_section *sec = m->sec;
+    struct mprof *mp = m->mp;
+    uint32_t head = 0, pend = 0;
+    int rc = 0;
+
+    for (uint32_t s = 0; s <= sec->nstacks && !rc; s++) {
+        bool more = s < sec->nstacks;
+        if (more && !acc[s])
+            continue;
+        while (pend && (pend == MAP_AHEAD || !more)) {
+            struct ring *o = &r[(head - pend) % MAP_AHEAD];
+            uint32_t g = mprof_stack_hashed(mp, o->buf, o->n, o->hash);
+            if (g == MPROF_NONE) {
+                rc = -ENOMEM;
+                break;
+            }
+            MPROF_ADD(mp->vals[(size_t)g * mp->ntypes], acc[o->s]);
+            pend--;
+        }
+        if (!more || rc)
+            break;
+        struct ring *e = &r[head % MAP_AHEAD];
+        if ((rc = stack_frames(m, s, &e->n)))
+            break;
+        uint32_t *b = e->buf; /* the frames stay; m->buf takes the old ring buffer */
+        size_t c = e->cap;
+        e->buf = m->buf;
+        e->cap = m->buf_cap;
+        m->buf = b;
+        m->buf_cap = c;
+        e->s = s;
+        e->hash = intern_hash(e->buf, (size_t)e->n * sizeof(uint32_t));
+        intern_prefetch(&mp->stk, e->hash);
+        if (pend >= MAP_AHEAD / 2)
+            intern_prefetch_entry(&mp->stk, r[(head - MAP_AHEAD / 2) % MAP_AHEAD].hash);
+        head++;
+        pend++;
+    }
+    for (int i = 0; i < MAP_AHEAD; i++)
+        free(r[i].buf);
+    return rc;
 }
 
 /* First index in [lo, hi) with a[i] >= v (a sorted). */
@@ -526,15 +597,8 @@ static int merge_profile(struct mprof *mp, const struct seg_section *sec, const 
         rc = -ENOMEM;
     }
     any = c.any;
-    if (any)
-        for (uint32_t s = 0; s < sec->nstacks; s++) {
-            if (!acc[s])
-                continue;
-            uint32_t g = map_stack(&m, s);
-            if (g == MPROF_NONE)
-                goto out;
-            MPROF_ADD(mp->vals[g], acc[s]);
-        }
+    if (any && add_acc(&m, acc))
+        goto out;
     rc = 0;
 out:
     free(m.fmap);

@@ -101,8 +101,7 @@ static int reserve_stacks(struct mprof *p, uint32_t extra)
     return want > p->vals_cap ? vals_grow(p, (uint32_t)want) : 0;
 }
 
-/* mprof_stack with the key's hash (intern_hash) computed by the caller. */
-static uint32_t stack_hashed(struct mprof *p, const uint32_t *f, uint32_t n, uint32_t hash)
+uint32_t mprof_stack_hashed(struct mprof *p, const uint32_t *f, uint32_t n, uint32_t hash)
 {
     uint32_t s;
     int added;
@@ -122,7 +121,7 @@ static uint32_t stack_hashed(struct mprof *p, const uint32_t *f, uint32_t n, uin
 
 uint32_t mprof_stack(struct mprof *p, const uint32_t *f, uint32_t n)
 {
-    return stack_hashed(p, f, n, intern_hash(f, (size_t)n * sizeof(*f)));
+    return mprof_stack_hashed(p, f, n, intern_hash(f, (size_t)n * sizeof(*f)));
 }
 
 int mprof_series_init(struct mprof *p, int64_t from, int64_t step, uint32_t nbuckets)
@@ -322,8 +321,8 @@ int mprof_merge(struct mprof *dst, const struct mprof *src)
         /* stack i - MERGE_AHEAD is added before stack i takes its buffer */
         if (i >= MERGE_AHEAD) {
             uint32_t s = (uint32_t)(i - MERGE_AHEAD);
-            uint32_t g = stack_hashed(dst, fbuf + (s % MERGE_AHEAD) * stride,
-                                      mprof_stack_len(src, s), hashes[s % MERGE_AHEAD]);
+            uint32_t g = mprof_stack_hashed(dst, fbuf + (s % MERGE_AHEAD) * stride,
+                                            mprof_stack_len(src, s), hashes[s % MERGE_AHEAD]);
             if (g == MPROF_NONE)
                 goto out;
             for (uint32_t t = 0; t < src->ntypes; t++)
@@ -339,6 +338,9 @@ int mprof_merge(struct mprof *dst, const struct mprof *src)
             hashes[i % MERGE_AHEAD] = intern_hash(b, (size_t)n * sizeof(*b));
             intern_prefetch(&dst->stk, hashes[i % MERGE_AHEAD]);
         }
+        /* halfway: its slot is in the cache, its entry is fetched */
+        if (i >= MERGE_AHEAD / 2 && i - MERGE_AHEAD / 2 < src->nstacks)
+            intern_prefetch_entry(&dst->stk, hashes[(i - MERGE_AHEAD / 2) % MERGE_AHEAD]);
     }
     if (src->ngroups) {
         if (dst->nbuckets == 0 && dst->ngroups == 0)
