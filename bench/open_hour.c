@@ -13,6 +13,8 @@
  * and sections (the plan's), total (the sum of the default profile type's
  * values), ms (wall time of the fastest of --reps runs, default 1), runs (each
  * run's wall time, in order: the first one pays the process's page faults).
+ * digest: an order-independent hash of the answer's stacks (their names) and
+ * values, to compare two builds where the answer is too large to dump.
  * --dump writes the answer, one "frame;frame;... value" line per stack
  * (root first, in the profile's order), so two builds' answers can be
  * compared after a sort.
@@ -23,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/hash.h"
 #include "query/engine/engine.h"
 
 static double now_ms(void)
@@ -91,12 +94,23 @@ int main(int argc, char **argv)
             best = t;
     }
     int64_t total = 0;
-    for (uint32_t s = 0; s < res->nstacks; s++)
-        total += res->vals[(size_t)s * res->ntypes];
+    uint64_t digest = 0;
+    for (uint32_t s = 0; s < res->nstacks; s++) {
+        int64_t v = res->vals[(size_t)s * res->ntypes];
+        const uint32_t *fr = mprof_stack_frames(res, s);
+        uint64_t h = FNV64_OFFSET;
+        for (uint32_t k = 0; k < mprof_stack_len(res, s); k++) {
+            const char *name = intern_str_get(&res->str, fr[k]);
+            h = hash_fnv1a(h, name, strlen(name) + 1);
+        }
+        digest += hash64(hash_fnv1a(h, &v, sizeof(v)));
+        total += v;
+    }
     printf("{\"gets\":%" PRIu64 ",\"lists\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"objects\":%" PRIu64
-           ",\"sections\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"total\":%" PRId64 ",\"ms\":%.1f",
+           ",\"sections\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"total\":%" PRId64
+           ",\"digest\":\"%016" PRIx64 "\",\"ms\":%.1f",
            s1.gets - s0.gets, s1.lists - s0.lists, s1.bytes_got - s0.bytes_got, res->stats.objects,
-           res->stats.sections, res->stats.skipped, total, best);
+           res->stats.sections, res->stats.skipped, total, digest, best);
     for (unsigned r = 0; runs && r < reps; r++)
         printf("%s%.1f", r ? "," : ",\"runs\":[", runs[r]);
     printf("%s}\n", runs ? "]" : "");
