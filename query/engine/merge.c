@@ -222,9 +222,16 @@ static int add_acc(struct secmap *m, const int64_t *acc)
     } r[MAP_AHEAD] = {{0}};
     const struct seg_section *sec = m->sec;
     struct mprof *mp = m->mp;
-    uint32_t head = 0, pend = 0;
+    uint32_t head = 0, pend = 0, nval = 0;
     int rc = 0;
 
+    /* Presized from the section's count while the table is smaller than
+     * it (a thread's first sections): its index is not rebuilt at every
+     * doubling on the way. Later sections mostly find their stacks. */
+    for (uint32_t s = 0; s < sec->nstacks; s++)
+        nval += acc[s] != 0;
+    if (mp->stk.n < nval)
+        (void)mprof_reserve(mp, nval); /* a hint: on ENOMEM the table grows as it goes */
     for (uint32_t s = 0; s <= sec->nstacks && !rc; s++) {
         bool more = s < sec->nstacks;
         if (more && !acc[s])

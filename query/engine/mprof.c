@@ -83,10 +83,7 @@ static int vals_grow(struct mprof *p, uint32_t cap)
     return 0;
 }
 
-/* Makes room for @extra more stacks (table, index and values) in one step,
- * at least doubling what is there, so a merge of a known size does not
- * rebuild the index several times on the way. 0 or -ENOMEM. */
-static int reserve_stacks(struct mprof *p, uint32_t extra)
+int mprof_reserve(struct mprof *p, uint32_t extra)
 {
     uint64_t want = (uint64_t)p->stk.n + extra;
 
@@ -315,7 +312,7 @@ int mprof_merge(struct mprof *dst, const struct mprof *src)
     size_t stride = (size_t)maxd + 1;
     uint32_t hashes[MERGE_AHEAD];
     fbuf = malloc(stride * MERGE_AHEAD * sizeof(*fbuf));
-    if (!fbuf || reserve_stacks(dst, src->nstacks))
+    if (!fbuf || mprof_reserve(dst, src->nstacks))
         goto out;
     for (uint64_t i = 0; i < (uint64_t)src->nstacks + MERGE_AHEAD; i++) {
         /* stack i - MERGE_AHEAD is added before stack i takes its buffer */

@@ -877,6 +877,47 @@ static void test_mprof_merge(void **state)
     mprof_free(none);
 }
 
+/* mprof_reserve: room for the stacks asked for in one step, values kept
+ * and new ones zeroed, nothing grown while there is room, at least a
+ * doubling when there is not (so repeated small reserves stay linear). */
+static void test_mprof_reserve(void **state)
+{
+    struct mprof *p = mprof_new(2);
+    uint32_t f[4], g;
+
+    assert_non_null(p);
+    for (uint32_t i = 0; i < 10; i++) {
+        f[0] = i;
+        assert_int_equal(g = mprof_stack(p, f, 1), i);
+        p->vals[2 * g] = 100 + i;
+        p->vals[2 * g + 1] = 200 + i;
+    }
+    assert_int_equal(mprof_reserve(p, 5000), 0);
+    assert_true(p->stk.cap >= 5010);
+    assert_true(p->vals_cap >= 5010);
+    assert_true(p->stk.mask + 1 >= 2 * 5010);
+    uint32_t cap = p->stk.cap, vcap = p->vals_cap;
+    for (uint32_t i = 0; i < 10; i++) {
+        f[0] = i;
+        assert_int_equal(mprof_stack(p, f, 1), i);
+        assert_int_equal(p->vals[2 * i], 100 + i);
+        assert_int_equal(p->vals[2 * i + 1], 200 + i);
+    }
+    for (uint32_t i = 10; i < cap; i++) {
+        f[0] = i;
+        assert_int_equal(g = mprof_stack(p, f, 1), i);
+        assert_int_equal(p->vals[2 * g], 0);
+        assert_int_equal(p->vals[2 * g + 1], 0);
+        assert_int_equal(mprof_reserve(p, 0), 0);
+    }
+    assert_int_equal(p->stk.cap, cap); /* room all along: never regrown */
+    assert_int_equal(p->vals_cap, vcap);
+    assert_int_equal(mprof_reserve(p, 1), 0);
+    assert_true(p->stk.cap >= 2 * cap);
+    assert_int_equal(p->nstacks, cap);
+    mprof_free(p);
+}
+
 static void test_mprof_wire(void **state)
 {
     struct mprof *mp = run_q("{}", T0, T0 + NWIN * WIN, Q_PROFILE, NULL), *back = NULL;
@@ -2097,6 +2138,7 @@ int main(void)
         cmocka_unit_test(test_http),
         cmocka_unit_test(test_mprof_wire),
         cmocka_unit_test(test_mprof_merge),
+        cmocka_unit_test(test_mprof_reserve),
         cmocka_unit_test(test_peers),
         cmocka_unit_test(test_peer_request),
         cmocka_unit_test(test_corrupt_segment),
