@@ -84,6 +84,7 @@ int main(int argc, char **argv)
         double t0 = now_ms();
         if (engine_query(e, &q, &res, err, sizeof(err))) {
             fprintf(stderr, "stoke-bench-open-hour: %s\n", err);
+            free(runs);
             return 1;
         }
         double t = now_ms() - t0;
