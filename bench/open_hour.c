@@ -7,7 +7,7 @@
  * runs it).
  *
  *   build/stoke-bench-open-hour --store URL [--tenant T] --from MS --until MS
- *       [--selector SEL] [--reps N] [--mode profile|top]
+ *       [--selector SEL] [--reps N] [--mode profile|top] [--dump FILE]
  *
  * Prints one line of JSON: gets, lists, bytes (got from the store), objects
  * and sections (the plan's), total (the sum of the default profile type's
@@ -16,7 +16,13 @@
  * query of the same data can be compared), ms (wall time of the fastest of
  * --reps runs, default 1). --mode profile (the default) merges stacks, as
  * a flame graph does; top asks for function totals only (Q_TOP), which
- * compacted blocks answer from their totals frames.
+ * compacted blocks answer from their totals frames. runs: each run's wall
+ * time, in order (the first one pays the process's page faults). digest:
+ * an order-independent hash of the answer's stacks (their names) and
+ * values, to compare two builds where the answer is too large to dump.
+ * --dump writes the answer, one "frame;frame;... value" line per stack
+ * (root first, in the profile's order), so two builds' answers can be
+ * compared after a sort.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,6 +31,7 @@
 #include <time.h>
 
 #include "codec/wire.h"
+#include "common/hash.h"
 #include "query/engine/engine.h"
 #include "query/engine/views.h"
 
@@ -37,7 +44,7 @@ static double now_ms(void)
 
 int main(int argc, char **argv)
 {
-    const char *url = NULL, *tenant = "default", *seltext = "{}";
+    const char *url = NULL, *tenant = "default", *seltext = "{}", *dump = NULL;
     int64_t from = -1, until = -1;
     unsigned reps = 1;
     enum qmode mode = Q_PROFILE;
@@ -54,6 +61,8 @@ int main(int argc, char **argv)
             until = strtoll(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--selector"))
             seltext = argv[i + 1];
+        else if (!strcmp(argv[i], "--dump"))
+            dump = argv[i + 1];
         else if (!strcmp(argv[i], "--mode"))
             mode = !strcmp(argv[i + 1], "top") ? Q_TOP : Q_PROFILE;
         else if (!strcmp(argv[i], "--reps"))
@@ -74,7 +83,7 @@ int main(int argc, char **argv)
     struct engine_opts eo = {.store = st, .threads = 2};
     struct engine *e = engine_new(&eo);
     struct query q = {.tenant = tenant, .sel = sel, .from = from, .until = until, .mode = mode};
-    double best = 0;
+    double best = 0, *runs = calloc(reps, sizeof(*runs));
     struct store_stats s0 = {0}, s1 = {0};
     struct mprof *res = NULL;
     for (unsigned r = 0; r < reps; r++) {
@@ -84,9 +93,12 @@ int main(int argc, char **argv)
         double t0 = now_ms();
         if (engine_query(e, &q, &res, err, sizeof(err))) {
             fprintf(stderr, "stoke-bench-open-hour: %s\n", err);
+            free(runs);
             return 1;
         }
         double t = now_ms() - t0;
+        if (runs)
+            runs[r] = t;
         s1 = st->stats;
         if (!r || t < best)
             best = t;
@@ -104,13 +116,45 @@ int main(int argc, char **argv)
         wb_sv(&tb, rows[i].self);
         wb_sv(&tb, rows[i].total);
     }
+    uint64_t digest = 0;
+    for (uint32_t s = 0; s < res->nstacks; s++) {
+        int64_t v = res->vals[(size_t)s * res->ntypes];
+        const uint32_t *fr = mprof_stack_frames(res, s);
+        uint64_t h = FNV64_OFFSET;
+        for (uint32_t k = 0; k < mprof_stack_len(res, s); k++) {
+            const char *name = intern_str_get(&res->str, fr[k]);
+            h = hash_fnv1a(h, name, strlen(name) + 1);
+        }
+        digest += hash64(hash_fnv1a(h, &v, sizeof(v)));
+    }
     printf("{\"gets\":%" PRIu64 ",\"lists\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"objects\":%" PRIu64
            ",\"sections\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"total\":%" PRId64
-           ",\"functions\":%zu,\"top_hash\":\"%016" PRIx64 "\",\"ms\":%.1f}\n",
+           ",\"functions\":%zu,\"top_hash\":\"%016" PRIx64 "\",\"digest\":\"%016" PRIx64
+           "\",\"ms\":%.1f",
            s1.gets - s0.gets, s1.lists - s0.lists, s1.bytes_got - s0.bytes_got, res->stats.objects,
-           res->stats.sections, res->stats.skipped, total, nrows, xxh64(tb.p, tb.len), best);
+           res->stats.sections, res->stats.skipped, total, nrows, xxh64(tb.p, tb.len), digest,
+           best);
+    for (unsigned r = 0; runs && r < reps; r++)
+        printf("%s%.1f", r ? "," : ",\"runs\":[", runs[r]);
+    printf("%s}\n", runs ? "]" : "");
+    free(runs);
     free(rows);
     wb_free(&tb);
+    FILE *f = dump ? fopen(dump, "w") : NULL;
+    if (dump && !f) {
+        perror(dump);
+        return 1;
+    }
+    for (uint32_t s = 0; f && s < res->nstacks; s++) {
+        const uint32_t *fr = mprof_stack_frames(res, s);
+        for (uint32_t k = mprof_stack_len(res, s); k-- > 0;)
+            fprintf(f, "%s%c", intern_str_get(&res->str, fr[k]), k ? ';' : ' ');
+        fprintf(f, "%" PRId64 "\n", res->vals[(size_t)s * res->ntypes]);
+    }
+    if (f && fclose(f)) {
+        perror(dump);
+        return 1;
+    }
     mprof_free(res);
     engine_free(e);
     selector_free(sel);

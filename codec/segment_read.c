@@ -214,12 +214,39 @@ void seg_section_free(struct seg_section *s)
         }                                                                                          \
     } while (0)
 
+/* rb_uv, rb_uv_max and rb_sv with the one-byte case inline: most of a
+ * section's varints are ids, deltas and counts below 128, and the body
+ * holds millions of them (perf, a 12-section query: rb_uv ~6% of it). */
+static inline int uv(struct rbuf *r, uint64_t *v)
+{
+    if (r->off < r->len && r->p[r->off] < 0x80) {
+        *v = r->p[r->off++];
+        return 0;
+    }
+    return rb_uv(r, v);
+}
+
+static inline int uv_max(struct rbuf *r, uint64_t max, uint64_t *v)
+{
+    int ret = uv(r, v);
+    return ret ? ret : *v > max ? -EBADMSG : 0;
+}
+
+static inline int sv(struct rbuf *r, int64_t *v)
+{
+    uint64_t u;
+    int ret = uv(r, &u);
+    if (!ret)
+        *v = unzigzag(u);
+    return ret;
+}
+
 /* Reads @n uvarints, each < @max, into u32s. */
 static int read_ids(struct rbuf *r, uint32_t *dst, uint64_t n, uint64_t max)
 {
     for (uint64_t i = 0; i < n; i++) {
         uint64_t v;
-        if (rb_uv(r, &v) || v >= max)
+        if (uv(r, &v) || v >= max)
             return -EBADMSG;
         dst[i] = (uint32_t)v;
     }
@@ -367,19 +394,19 @@ int seg_section_decode(const uint8_t *buf, size_t len, const struct seg_section_
     /* locations, lines */
     ALLOC(s->locations, s->nlocations);
     for (uint32_t i = 0; i < s->nlocations; i++) {
-        NEED(!rb_uv_max(r, (uint64_t)s->nmappings, &v), "location mapping");
+        NEED(!uv_max(r, (uint64_t)s->nmappings, &v), "location mapping");
         s->locations[i].mapping = v ? (uint32_t)(v - 1) : UINT32_MAX;
     }
     uint64_t addr = 0;
     for (uint32_t i = 0; i < s->nlocations; i++) {
         int64_t dlt;
-        NEED(!rb_sv(r, &dlt), "location address");
+        NEED(!sv(r, &dlt), "location address");
         addr += (uint64_t)dlt;
         s->locations[i].address = addr;
     }
     uint64_t off = 0;
     for (uint32_t i = 0; i < s->nlocations; i++) {
-        NEED(!rb_uv_max(r, s->nlines - off, &v), "location line count");
+        NEED(!uv_max(r, s->nlines - off, &v), "location line count");
         s->locations[i].line_off = (uint32_t)off;
         s->locations[i].nlines = (uint32_t)v;
         off += v;
@@ -387,11 +414,11 @@ int seg_section_decode(const uint8_t *buf, size_t len, const struct seg_section_
     NEED(off == s->nlines, "line count");
     ALLOC(s->lines, s->nlines);
     for (uint32_t i = 0; i < s->nlines; i++) {
-        NEED(!rb_uv_max(r, (uint64_t)s->nfunctions - 1, &v) && s->nfunctions, "line function");
+        NEED(!uv_max(r, (uint64_t)s->nfunctions - 1, &v) && s->nfunctions, "line function");
         s->lines[i].function = (uint32_t)v;
     }
     for (uint32_t i = 0; i < s->nlines; i++) {
-        NEED(!rb_uv_max(r, UINT32_MAX, &v), "line number");
+        NEED(!uv_max(r, UINT32_MAX, &v), "line number");
         s->lines[i].line = (uint32_t)v;
     }
 
@@ -401,7 +428,7 @@ int seg_section_decode(const uint8_t *buf, size_t len, const struct seg_section_
     ALLOC(s->stack_locs, nstk);
     off = 0;
     for (uint32_t i = 0; i < s->nstacks; i++) {
-        NEED(!rb_uv_max(r, nstk - off, &v), "stack depth");
+        NEED(!uv_max(r, nstk - off, &v), "stack depth");
         s->stack_off[i] = (uint32_t)off;
         off += v;
     }
@@ -415,7 +442,7 @@ int seg_section_decode(const uint8_t *buf, size_t len, const struct seg_section_
     ALLOC(s->series_labels, 2 * npairs);
     off = 0;
     for (uint32_t i = 0; i < s->nseries; i++) {
-        NEED(!rb_uv_max(r, npairs - off, &v), "series label count");
+        NEED(!uv_max(r, npairs - off, &v), "series label count");
         s->series_off[i] = (uint32_t)off;
         off += v;
     }
@@ -431,7 +458,7 @@ int seg_section_decode(const uint8_t *buf, size_t len, const struct seg_section_
     ALLOC(s->sample_values, ns * s->ntypes);
     uint64_t ser = 0;
     for (uint64_t i = 0; i < ns; i++) {
-        NEED(!rb_uv_max(r, (uint64_t)s->nseries - ser, &v), "sample series");
+        NEED(!uv_max(r, (uint64_t)s->nseries - ser, &v), "sample series");
         ser += v;
         NEED(ser < s->nseries, "sample series");
         s->sample_series[i] = (uint32_t)ser;
@@ -441,21 +468,21 @@ int seg_section_decode(const uint8_t *buf, size_t len, const struct seg_section_
     for (uint64_t i = 0; i < ns; i++) {
         bool same = i && s->sample_series[i] == s->sample_series[i - 1];
         int64_t prev = same ? s->sample_time_ms[i - 1] : t_base;
-        NEED(!rb_uv_max(r, (uint64_t)info->t_max_ms - (uint64_t)prev, &v), "sample time");
+        NEED(!uv_max(r, (uint64_t)info->t_max_ms - (uint64_t)prev, &v), "sample time");
         s->sample_time_ms[i] = (int64_t)((uint64_t)prev + v);
     }
     for (uint64_t i = 0; i < ns; i++) {
         bool same = i && s->sample_series[i] == s->sample_series[i - 1] &&
                     s->sample_time_ms[i] == s->sample_time_ms[i - 1];
         uint64_t base = same ? (uint64_t)s->sample_stack[i - 1] + 1 : 0;
-        NEED(!rb_uv(r, &v) && v < s->nstacks && base + v < s->nstacks, "sample stack");
+        NEED(!uv(r, &v) && v < s->nstacks && base + v < s->nstacks, "sample stack");
         s->sample_stack[i] = (uint32_t)(base + v);
     }
     for (uint32_t t = 0; t < s->ntypes; t++) {
         uint64_t sum = 0;
         for (uint64_t i = 0; i < ns; i++) {
             int64_t x, y;
-            NEED(!rb_sv(r, &x) && !__builtin_mul_overflow(x, (int64_t)gcd[t], &y), "sample value");
+            NEED(!sv(r, &x) && !__builtin_mul_overflow(x, (int64_t)gcd[t], &y), "sample value");
             s->sample_values[i * s->ntypes + t] = y;
             sum += (uint64_t)y;
         }

@@ -2,6 +2,7 @@
 #include "codec/wire.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +13,15 @@
 /* ---- CRC-32C ----------------------------------------------------------- */
 
 static uint32_t crc_tab[8][256];
+static bool crc_insn; /* the CPU has the crc32 instruction */
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_init(void)
 {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    crc_insn = __builtin_cpu_supports("sse4.2");
+#endif
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
         for (int k = 0; k < 8; k++)
@@ -27,7 +33,7 @@ static void crc_init(void)
             crc_tab[t][i] = (crc_tab[t - 1][i] >> 8) ^ crc_tab[0][crc_tab[t - 1][i] & 0xff];
 }
 
-uint32_t crc32c_update(uint32_t crc, const void *data, size_t len)
+uint32_t crc32c_update_sw(uint32_t crc, const void *data, size_t len)
 {
     const uint8_t *p = data;
     pthread_once(&crc_once, crc_init);
@@ -45,6 +51,38 @@ uint32_t crc32c_update(uint32_t crc, const void *data, size_t len)
     while (len--)
         crc = (crc >> 8) ^ crc_tab[0][(crc ^ *p++) & 0xff];
     return ~crc;
+}
+
+#if defined(__x86_64__)
+/* The crc32 instruction (SSE4.2) computes CRC-32C: 8 bytes per
+ * instruction, several times slicing-by-8 (perf: the sections' checksum
+ * was ~2% of a query). */
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t len)
+{
+    uint64_t c = ~crc;
+
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = __builtin_ia32_crc32di(c, w);
+        p += 8;
+        len -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (len--)
+        c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return ~c32;
+}
+#endif
+
+uint32_t crc32c_update(uint32_t crc, const void *data, size_t len)
+{
+    pthread_once(&crc_once, crc_init);
+#if defined(__x86_64__)
+    if (crc_insn)
+        return crc_hw(crc, data, len);
+#endif
+    return crc32c_update_sw(crc, data, len);
 }
 
 /* ---- XXH64 ------------------------------------------------------------- */

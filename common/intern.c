@@ -4,21 +4,95 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/hash.h"
 
+/* ---- big arrays ---------------------------------------------------------
+ * An array of INTERN_BIG bytes or more (pool, entries or index) gets a
+ * mapping of its own, a whole number of 2 MiB huge pages long, and grows
+ * by mremap: no copy and no second round of page faults, where realloc
+ * copies into fresh pages and faults every one of them. The mapping asks
+ * for transparent huge pages (MADV_HUGEPAGE): one fault per 2 MiB instead
+ * of 512 (a query worker's merged stacks are tens of MB; perf: page
+ * faults were most of a cold query's time, BENCHMARKS.md). Smaller arrays
+ * stay on the heap. Whether an array is mapped follows from its size, so
+ * nothing else is recorded. */
+
+#define HUGE_PAGE (2u << 20) /* <= INTERN_BIG */
+
+static size_t map_len(size_t bytes)
+{
+    return (bytes + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+}
+
+static void *map_new(size_t bytes)
+{
+    void *p =
+        mmap(NULL, map_len(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED)
+        return NULL;
+    madvise(p, map_len(bytes), MADV_HUGEPAGE); /* a hint: may be refused */
+    return p;
+}
+
+/* @p (@old bytes, NULL when 0) resized to @bytes (> @old); NULL on ENOMEM
+ * (@p is then kept). New bytes past @old are zeroed when mapped, not
+ * otherwise. */
+static void *arr_grow(void *p, size_t old, size_t bytes)
+{
+    if (bytes < INTERN_BIG)
+        return realloc(p, bytes);
+    if (old >= INTERN_BIG) {
+        if (map_len(bytes) == map_len(old))
+            return p;
+        void *n = mremap(p, map_len(old), map_len(bytes), MREMAP_MAYMOVE);
+        if (n == MAP_FAILED)
+            return NULL;
+        madvise(n, map_len(bytes), MADV_HUGEPAGE);
+        return n;
+    }
+    void *n = map_new(bytes);
+    if (!n)
+        return NULL;
+    if (old)
+        memcpy(n, p, old);
+    free(p);
+    return n;
+}
+
+/* @bytes zeroed bytes. */
+static void *arr_zalloc(size_t bytes)
+{
+    return bytes < INTERN_BIG ? calloc(1, bytes) : map_new(bytes);
+}
+
+static void arr_free(void *p, size_t bytes)
+{
+    if (p && bytes >= INTERN_BIG)
+        munmap(p, map_len(bytes));
+    else
+        free(p);
+}
+
+static size_t slots_bytes(const struct intern *t)
+{
+    return t->slots ? (t->mask + 1) * sizeof(*t->slots) : 0;
+}
+
 void intern_free(struct intern *t)
 {
-    free(t->pool);
-    free(t->e);
-    free(t->slots);
+    arr_free(t->pool, t->pool_cap);
+    arr_free(t->e, (size_t)t->cap * sizeof(*t->e));
+    arr_free(t->slots, slots_bytes(t));
     memset(t, 0, sizeof(*t));
 }
 
 /* Rebuilds the index with @ns slots (a power of two above 2 * t->n). */
 static int resize_slots(struct intern *t, size_t ns)
 {
-    uint32_t *sl = calloc(ns, sizeof(*sl));
+    uint32_t *sl = arr_zalloc(ns * sizeof(*sl));
 
     if (!sl)
         return -ENOMEM;
@@ -28,7 +102,7 @@ static int resize_slots(struct intern *t, size_t ns)
             h = (h + 1) & (ns - 1);
         sl[h] = i + 1;
     }
-    free(t->slots);
+    arr_free(t->slots, slots_bytes(t));
     t->slots = sl;
     t->mask = ns - 1;
     return 0;
@@ -49,7 +123,8 @@ int intern_reserve(struct intern *t, uint32_t n)
     if (ns > (t->slots ? t->mask + 1 : 0) && resize_slots(t, ns))
         return -ENOMEM;
     if (n > t->cap) {
-        struct intern_entry *e = realloc(t->e, (size_t)n * sizeof(*e));
+        struct intern_entry *e =
+            arr_grow(t->e, (size_t)t->cap * sizeof(*e), (size_t)n * sizeof(*e));
         if (!e)
             return -ENOMEM;
         t->e = e;
@@ -62,7 +137,7 @@ uint32_t intern_find(const struct intern *t, const void *key, size_t len)
 {
     if (!t->slots || len > UINT32_MAX)
         return INTERN_NONE;
-    uint32_t hash = (uint32_t)hash_bytes(key, len);
+    uint32_t hash = intern_hash(key, len);
     for (size_t h = hash & t->mask; t->slots[h]; h = (h + 1) & t->mask) {
         const struct intern_entry *e = &t->e[t->slots[h] - 1];
         if (e->hash == hash && e->len == len && (!len || !memcmp(t->pool + e->off, key, len)))
@@ -73,11 +148,15 @@ uint32_t intern_find(const struct intern *t, const void *key, size_t len)
 
 int intern_add(struct intern *t, const void *key, size_t len, uint32_t *id)
 {
+    return intern_add_hashed(t, key, len, intern_hash(key, len), id);
+}
+
+int intern_add_hashed(struct intern *t, const void *key, size_t len, uint32_t hash, uint32_t *id)
+{
     if (len > UINT32_MAX - 8 || t->n >= INTERN_NONE - 1)
         return -ENOMEM;
     if ((!t->slots || (size_t)(t->n + 1) * 2 > t->mask + 1) && grow_slots(t))
         return -ENOMEM;
-    uint32_t hash = (uint32_t)hash_bytes(key, len);
     size_t h = hash & t->mask;
     for (; t->slots[h]; h = (h + 1) & t->mask) {
         const struct intern_entry *e = &t->e[t->slots[h] - 1];
@@ -88,7 +167,8 @@ int intern_add(struct intern *t, const void *key, size_t len, uint32_t *id)
     }
     if (t->n == t->cap) {
         uint32_t cap = t->cap ? t->cap * 2 : 64;
-        struct intern_entry *e = realloc(t->e, cap * sizeof(*e));
+        struct intern_entry *e =
+            arr_grow(t->e, (size_t)t->cap * sizeof(*e), (size_t)cap * sizeof(*e));
         if (!e)
             return -ENOMEM;
         t->e = e;
@@ -103,7 +183,7 @@ int intern_add(struct intern *t, const void *key, size_t len, uint32_t *id)
                 return -ENOMEM;
             cap *= 2;
         }
-        uint8_t *p = realloc(t->pool, cap);
+        uint8_t *p = arr_grow(t->pool, t->pool_cap, cap);
         if (!p)
             return -ENOMEM;
         t->pool = p;

@@ -8,7 +8,9 @@
  *
  * Owns one contiguous pool holding every key (offsets, not pointers, so it
  * grows by realloc), an entry array indexed by id, and an open-addressing
- * index (linear probing, load <= 1/2) over the entries. Each key starts
+ * index (linear probing, load <= 1/2) over the entries. Each of the three
+ * that reaches INTERN_BIG bytes moves to a mapping of its own (huge pages
+ * where the kernel gives them; grown by mremap, not copied). Each key starts
  * 8-aligned in the pool and is followed by at least one NUL byte, so u32
  * and u64 keys are read in place and string keys are C strings. Nothing is
  * ever removed; ids are 0, 1, 2... in first-seen order, so identical input
@@ -24,7 +26,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/hash.h"
+
 #define INTERN_NONE UINT32_MAX /* no id: absent, or out of memory */
+#define INTERN_BIG  (2u << 20) /* bytes: an array this large is mapped */
 
 struct intern_entry {
     size_t off;    /* into the pool */
@@ -53,6 +58,29 @@ static inline size_t intern_bytes(const struct intern *t)
 /* Adds @key (@len bytes) unless present; its id in *@id. Returns 1 when it
  * was added, 0 when it was there, -ENOMEM. */
 int intern_add(struct intern *t, const void *key, size_t len, uint32_t *id);
+/* The same with @hash = intern_hash(@key, @len) computed beforehand: a
+ * caller adding many keys hashes a few ahead and intern_prefetch()es their
+ * index slots, so the cache misses of several lookups overlap. */
+int intern_add_hashed(struct intern *t, const void *key, size_t len, uint32_t hash, uint32_t *id);
+static inline uint32_t intern_hash(const void *key, size_t len)
+{
+    return (uint32_t)hash_bytes(key, len);
+}
+/* A hint: brings the index slot of @hash into the cache. */
+static inline void intern_prefetch(const struct intern *t, uint32_t hash)
+{
+    if (t->slots)
+        __builtin_prefetch(&t->slots[hash & t->mask]);
+}
+/* A hint, some time after intern_prefetch: brings the entry of the first
+ * key in @hash's probe run into the cache. */
+static inline void intern_prefetch_entry(const struct intern *t, uint32_t hash)
+{
+    uint32_t s = t->slots ? t->slots[hash & t->mask] : 0;
+
+    if (s)
+        __builtin_prefetch(&t->e[s - 1]);
+}
 /* Makes room for @n keys without growing the index or the entry array
  * (a table whose size is known roughly up front). 0 or -ENOMEM. */
 int intern_reserve(struct intern *t, uint32_t n);

@@ -154,9 +154,9 @@ static int loc_frames(struct secmap *m, uint32_t l, bool is_return, uint32_t *st
     return 0;
 }
 
-/* The frames of section stack @s as queries name them, leaf first, in
- * m->buf; their number in *@nout. 0 or -ENOMEM. */
-static int stack_names(struct secmap *m, uint32_t s, uint32_t *nout)
+/* The frames of section stack @s, as name ids leaf first, into m->buf;
+ * their number in *@n. 0 or -ENOMEM. */
+static int stack_frames(struct secmap *m, uint32_t s, uint32_t *count)
 {
     const struct seg_section *sec = m->sec;
     size_t n = 0;
@@ -165,7 +165,7 @@ static int stack_names(struct secmap *m, uint32_t s, uint32_t *nout)
     for (uint32_t k = sec->stack_off[s]; k < sec->stack_off[s + 1]; k++) {
         uint32_t l = sec->stack_locs[k], ls, ln;
         if (loc_frames(m, l, user_seen, &ls, &ln))
-            return MPROF_NONE;
+            return -ENOMEM;
         if (!user_seen && user_loc(sec, &sec->locations[l]))
             user_seen = true;
         if (n + ln + 1 > m->buf_cap) {
@@ -174,7 +174,7 @@ static int stack_names(struct secmap *m, uint32_t s, uint32_t *nout)
                 cap *= 2;
             uint32_t *b = realloc(m->buf, cap * sizeof(*b));
             if (!b)
-                return MPROF_NONE;
+                return -ENOMEM;
             m->buf = b;
             m->buf_cap = cap;
         }
@@ -185,14 +185,14 @@ static int stack_names(struct secmap *m, uint32_t s, uint32_t *nout)
         if (m->unknown == MPROF_NONE)
             m->unknown = intern_strn(&m->mp->str, "[unknown]", 9);
         if (m->unknown == MPROF_NONE)
-            return MPROF_NONE;
+            return -ENOMEM;
         if (!m->buf && !(m->buf = malloc(256 * sizeof(uint32_t))))
-            return MPROF_NONE;
+            return -ENOMEM;
         if (!m->buf_cap)
             m->buf_cap = 256;
         m->buf[n++] = m->unknown;
     }
-    *nout = (uint32_t)n;
+    *count = (uint32_t)n;
     return 0;
 }
 
@@ -200,7 +200,7 @@ static uint32_t map_stack(struct secmap *m, uint32_t s)
 {
     uint32_t n;
 
-    if (stack_names(m, s, &n))
+    if (stack_frames(m, s, &n))
         return MPROF_NONE;
     return mprof_stack(m->mp, m->buf, n);
 }
@@ -217,7 +217,7 @@ static int add_top(struct secmap *m, const int64_t *acc, uint32_t col)
     for (uint32_t s = 0; s < m->sec->nstacks && !rc; s++) {
         if (!acc[s])
             continue;
-        if (stack_names(m, s, &n)) {
+        if (stack_frames(m, s, &n)) {
             rc = -ENOMEM;
             break;
         }
@@ -241,6 +241,72 @@ static int add_top(struct secmap *m, const int64_t *acc, uint32_t col)
             }
     }
     free(stamp);
+    return rc;
+}
+
+/* Section stacks a profile merge maps ahead of interning them. */
+#define MAP_AHEAD 8
+
+/* Adds @acc[s] (column 0) to the global stack of every section stack s
+ * with a value. Each stack's frames are built and hashed MAP_AHEAD stacks
+ * before it is interned, its index slot prefetched then and its entry
+ * halfway, so the lookups' cache misses overlap (perf: interning whole
+ * stacks, waiting on those loads, was the largest part of a merge). The
+ * frames are built in m->buf, swapped with a ring buffer each time. */
+static int add_acc(struct secmap *m, const int64_t *acc)
+{
+    struct ring {
+        uint32_t *buf;
+        size_t cap;
+        uint32_t n, hash, s;
+    } r[MAP_AHEAD] = {{0}};
+    const struct seg_section *sec = m->sec;
+    struct mprof *mp = m->mp;
+    uint32_t head = 0, pend = 0, nval = 0;
+    int rc = 0;
+
+    /* Presized from the section's count while the table is smaller than
+     * it (a thread's first sections): its index is not rebuilt at every
+     * doubling on the way. Later sections mostly find their stacks. */
+    for (uint32_t s = 0; s < sec->nstacks; s++)
+        nval += acc[s] != 0;
+    if (mp->stk.n < nval)
+        (void)mprof_reserve(mp, nval); /* a hint: on ENOMEM the table grows as it goes */
+    for (uint32_t s = 0; s <= sec->nstacks && !rc; s++) {
+        bool more = s < sec->nstacks;
+        if (more && !acc[s])
+            continue;
+        while (pend && (pend == MAP_AHEAD || !more)) {
+            struct ring *o = &r[(head - pend) % MAP_AHEAD];
+            uint32_t g = mprof_stack_hashed(mp, o->buf, o->n, o->hash);
+            if (g == MPROF_NONE) {
+                rc = -ENOMEM;
+                break;
+            }
+            MPROF_ADD(mp->vals[(size_t)g * mp->ntypes], acc[o->s]);
+            pend--;
+        }
+        if (!more || rc)
+            break;
+        struct ring *e = &r[head % MAP_AHEAD];
+        if ((rc = stack_frames(m, s, &e->n)))
+            break;
+        uint32_t *b = e->buf; /* the frames stay; m->buf takes the old ring buffer */
+        size_t c = e->cap;
+        e->buf = m->buf;
+        e->cap = m->buf_cap;
+        m->buf = b;
+        m->buf_cap = c;
+        e->s = s;
+        e->hash = intern_hash(e->buf, (size_t)e->n * sizeof(uint32_t));
+        intern_prefetch(&mp->stk, e->hash);
+        if (pend >= MAP_AHEAD / 2)
+            intern_prefetch_entry(&mp->stk, r[(head - MAP_AHEAD / 2) % MAP_AHEAD].hash);
+        head++;
+        pend++;
+    }
+    for (int i = 0; i < MAP_AHEAD; i++)
+        free(r[i].buf);
     return rc;
 }
 
@@ -584,15 +650,8 @@ static int merge_profile(struct mprof *mp, const struct seg_section *sec, const 
         rc = add_top(&m, acc, dstcol);
         goto out;
     }
-    if (any)
-        for (uint32_t s = 0; s < sec->nstacks; s++) {
-            if (!acc[s])
-                continue;
-            uint32_t g = map_stack(&m, s);
-            if (g == MPROF_NONE)
-                goto out;
-            MPROF_ADD(mp->vals[g], acc[s]);
-        }
+    if (any && add_acc(&m, acc))
+        goto out;
     rc = 0;
 out:
     free(m.fmap);

@@ -14,6 +14,7 @@
 /* ---- profile ----------------------------------------------------------- */
 
 #define MPROF_STACKS_RESERVED 1024
+#define MERGE_AHEAD           8 /* stacks mprof_merge maps ahead of adding */
 
 struct mprof *mprof_new(uint32_t ntypes)
 {
@@ -98,7 +99,36 @@ int mprof_top_add(struct mprof *p, uint32_t name, uint32_t col, int64_t self, in
     return 0;
 }
 
-uint32_t mprof_stack(struct mprof *p, const uint32_t *f, uint32_t n)
+/* Grows vals to @cap stacks (> vals_cap), the new ones zeroed. */
+static int vals_grow(struct mprof *p, uint32_t cap)
+{
+    int64_t *v = realloc(p->vals, (size_t)cap * p->ntypes * sizeof(*v));
+
+    if (!v)
+        return -ENOMEM;
+    memset(v + (size_t)p->vals_cap * p->ntypes, 0,
+           (size_t)(cap - p->vals_cap) * p->ntypes * sizeof(*v));
+    p->vals = v;
+    p->vals_cap = cap;
+    return 0;
+}
+
+int mprof_reserve(struct mprof *p, uint32_t extra)
+{
+    uint64_t want = (uint64_t)p->stk.n + extra;
+
+    if (want <= p->stk.cap && want <= p->vals_cap)
+        return 0;
+    if (want < 2ull * p->stk.cap)
+        want = 2ull * p->stk.cap;
+    if (want > UINT32_MAX / 2)
+        return 0; /* left to the growth one stack at a time */
+    if (intern_reserve(&p->stk, (uint32_t)want))
+        return -ENOMEM;
+    return want > p->vals_cap ? vals_grow(p, (uint32_t)want) : 0;
+}
+
+uint32_t mprof_stack_hashed(struct mprof *p, const uint32_t *f, uint32_t n, uint32_t hash)
 {
     uint32_t s;
     int added;
@@ -106,22 +136,19 @@ uint32_t mprof_stack(struct mprof *p, const uint32_t *f, uint32_t n)
     if (p->stk.n >= UINT32_MAX - 2)
         return MPROF_NONE;
     /* vals grows first, so a new stack always has its (zeroed) values */
-    if (p->stk.n == p->vals_cap) {
-        uint32_t cap = p->vals_cap ? p->vals_cap * 2 : 256;
-        int64_t *v = realloc(p->vals, (size_t)cap * p->ntypes * sizeof(*v));
-        if (!v)
-            return MPROF_NONE;
-        memset(v + (size_t)p->vals_cap * p->ntypes, 0,
-               (size_t)(cap - p->vals_cap) * p->ntypes * sizeof(*v));
-        p->vals = v;
-        p->vals_cap = cap;
-    }
-    added = intern_add(&p->stk, f, (size_t)n * sizeof(*f), &s);
+    if (p->stk.n == p->vals_cap && vals_grow(p, p->vals_cap ? p->vals_cap * 2 : 256))
+        return MPROF_NONE;
+    added = intern_add_hashed(&p->stk, f, (size_t)n * sizeof(*f), hash, &s);
     if (added < 0)
         return MPROF_NONE;
     p->nstacks = p->stk.n;
     p->nframes += added ? n : 0;
     return s;
+}
+
+uint32_t mprof_stack(struct mprof *p, const uint32_t *f, uint32_t n)
+{
+    return mprof_stack_hashed(p, f, n, intern_hash(f, (size_t)n * sizeof(*f)));
 }
 
 int mprof_series_init(struct mprof *p, int64_t from, int64_t step, uint32_t nbuckets)
@@ -321,21 +348,39 @@ int mprof_merge(struct mprof *dst, const struct mprof *src)
     for (uint32_t s = 0; s < src->nstacks; s++)
         if (mprof_stack_len(src, s) > maxd)
             maxd = mprof_stack_len(src, s);
-    fbuf = malloc(((size_t)maxd + 1) * sizeof(*fbuf));
-    if (!fbuf)
+    /* Stacks go in MERGE_AHEAD behind their mapping: each is mapped and
+     * hashed, its index slot prefetched, and added MERGE_AHEAD stacks
+     * later, so the lookups' cache misses overlap (perf: the lookups were
+     * most of the merge, waiting on the index and entry loads). */
+    size_t stride = (size_t)maxd + 1;
+    uint32_t hashes[MERGE_AHEAD];
+    fbuf = malloc(stride * MERGE_AHEAD * sizeof(*fbuf));
+    if (!fbuf || mprof_reserve(dst, src->nstacks))
         goto out;
-    for (uint32_t s = 0; s < src->nstacks; s++) {
-        const uint32_t *f = mprof_stack_frames(src, s);
-        uint32_t n = mprof_stack_len(src, s);
-        for (uint32_t k = 0; k < n; k++)
-            fbuf[k] = strmap[f[k]];
-        uint32_t g = mprof_stack(dst, fbuf, n);
-        if (g == MPROF_NONE)
-            goto out;
-        for (uint32_t t = 0; t < src->ntypes; t++)
-            if (tmap[t] != MPROF_NONE)
-                MPROF_ADD(dst->vals[(size_t)g * dst->ntypes + tmap[t]],
-                          src->vals[(size_t)s * src->ntypes + t]);
+    for (uint64_t i = 0; i < (uint64_t)src->nstacks + MERGE_AHEAD; i++) {
+        /* stack i - MERGE_AHEAD is added before stack i takes its buffer */
+        if (i >= MERGE_AHEAD) {
+            uint32_t s = (uint32_t)(i - MERGE_AHEAD);
+            uint32_t g = mprof_stack_hashed(dst, fbuf + (s % MERGE_AHEAD) * stride,
+                                            mprof_stack_len(src, s), hashes[s % MERGE_AHEAD]);
+            if (g == MPROF_NONE)
+                goto out;
+            for (uint32_t t = 0; t < src->ntypes; t++)
+                if (tmap[t] != MPROF_NONE)
+                    MPROF_ADD(dst->vals[(size_t)g * dst->ntypes + tmap[t]],
+                              src->vals[(size_t)s * src->ntypes + t]);
+        }
+        if (i < src->nstacks) {
+            const uint32_t *f = mprof_stack_frames(src, (uint32_t)i);
+            uint32_t n = mprof_stack_len(src, (uint32_t)i), *b = fbuf + (i % MERGE_AHEAD) * stride;
+            for (uint32_t k = 0; k < n; k++)
+                b[k] = strmap[f[k]];
+            hashes[i % MERGE_AHEAD] = intern_hash(b, (size_t)n * sizeof(*b));
+            intern_prefetch(&dst->stk, hashes[i % MERGE_AHEAD]);
+        }
+        /* halfway: its slot is in the cache, its entry is fetched */
+        if (i >= MERGE_AHEAD / 2 && i - MERGE_AHEAD / 2 < src->nstacks)
+            intern_prefetch_entry(&dst->stk, hashes[(i - MERGE_AHEAD / 2) % MERGE_AHEAD]);
     }
     if (src->ngroups) {
         if (dst->nbuckets == 0 && dst->ngroups == 0)

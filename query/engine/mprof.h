@@ -110,6 +110,14 @@ size_t mprof_bytes(const struct mprof *p);
 /* Interns the stack @f[0..n) (name ids, leaf first); MPROF_NONE on ENOMEM.
  * Grows vals (zeroed) with the table. */
 uint32_t mprof_stack(struct mprof *p, const uint32_t *f, uint32_t n);
+/* Makes room for @extra more stacks (table, index and values) in one step,
+ * at least doubling what is there, so a merge of a known size does not
+ * rebuild the index several times on the way. 0 or -ENOMEM (nothing is
+ * lost: the table then grows one stack at a time). */
+int mprof_reserve(struct mprof *p, uint32_t extra);
+/* The same with the key's hash, intern_hash(f, n * 4), computed by the
+ * caller (who hashes a few stacks ahead and intern_prefetch()es them). */
+uint32_t mprof_stack_hashed(struct mprof *p, const uint32_t *f, uint32_t n, uint32_t hash);
 static inline uint32_t mprof_stack_len(const struct mprof *p, uint32_t s)
 {
     return p->stk.e[s].len / (uint32_t)sizeof(uint32_t);

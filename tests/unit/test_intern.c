@@ -130,6 +130,53 @@ static void test_reserve(void **state)
     intern_free(&t);
 }
 
+/* Pool, entries and index past INTERN_BIG move to mappings of their own
+ * and grow there (mremap): every key and id survives each move, new index
+ * slots start empty, and reserving a big table up front works the same. */
+static void test_big_tables(void **state)
+{
+    struct intern t = {0}, r = {0};
+    enum { N = 200000, LEN = 16 };
+    uint32_t key[LEN];
+    size_t n;
+
+    for (uint32_t i = 0; i < N; i++) {
+        for (uint32_t k = 0; k < LEN; k++)
+            key[k] = i * 31 + k;
+        assert_int_equal(intern_seq(&t, key, LEN), i);
+    }
+    /* all three arrays are past the threshold */
+    assert_true(t.pool_cap >= INTERN_BIG);
+    assert_true((size_t)t.cap * sizeof(*t.e) >= INTERN_BIG);
+    assert_true((t.mask + 1) * sizeof(*t.slots) >= INTERN_BIG);
+    assert_true(intern_bytes(&t) >= 3 * (size_t)INTERN_BIG);
+    for (uint32_t i = 0; i < N; i += 7) {
+        const uint32_t *got = intern_seq_get(&t, i, &n);
+        assert_int_equal(n, LEN);
+        for (uint32_t k = 0; k < LEN; k++)
+            assert_int_equal(got[k], i * 31 + k);
+        assert_int_equal(intern_find(&t, got, LEN * sizeof(uint32_t)), i);
+        assert_int_equal(intern_seq(&t, got, LEN), i);
+    }
+    key[0] = UINT32_MAX;
+    assert_int_equal(intern_find(&t, key, sizeof(key)), INTERN_NONE);
+    assert_int_equal(t.n, N);
+    intern_free(&t);
+    assert_null(t.pool);
+    assert_int_equal(t.n, 0);
+
+    /* reserved big, then grown past the reservation */
+    assert_int_equal(intern_reserve(&r, N), 0);
+    assert_true((size_t)r.cap * sizeof(*r.e) >= INTERN_BIG);
+    for (uint32_t i = 0; i < 2 * N; i++)
+        assert_int_equal(intern_seq(&r, &i, 1), i);
+    for (uint32_t i = 0; i < 2 * N; i += 101) {
+        assert_int_equal(*intern_seq_get(&r, i, &n), i);
+        assert_int_equal(intern_seq(&r, &i, 1), i);
+    }
+    intern_free(&r);
+}
+
 static void test_hash_spreads(void **state)
 {
     /* inputs differing in one byte, or only in length, hash apart */
@@ -145,7 +192,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strtab_ids),   cmocka_unit_test(test_seqtab_ids),
         cmocka_unit_test(test_keys),         cmocka_unit_test(test_reserve),
-        cmocka_unit_test(test_hash_spreads),
+        cmocka_unit_test(test_hash_spreads), cmocka_unit_test(test_big_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

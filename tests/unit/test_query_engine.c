@@ -820,6 +820,104 @@ static void test_http(void **state)
     http_stop(s);
 }
 
+/* mprof_merge: stacks of every depth, more of them than it maps ahead,
+ * some already in dst and some new, their names interned in another order
+ * (so every frame is remapped): each stack's value in dst is its own plus
+ * src's, none is lost or doubled, and an empty src changes nothing. */
+static void build_stack(struct mprof *mp, uint32_t i, uint32_t *f, uint32_t *n)
+{
+    char name[32];
+
+    *n = 1 + i % 37;
+    for (uint32_t k = 0; k < *n; k++) {
+        snprintf(name, sizeof(name), "fn%u", (i * 7 + k) % 101);
+        f[k] = intern_str(&mp->str, name);
+    }
+}
+
+static void test_mprof_merge(void **state)
+{
+    enum { NSRC = 1000, NDST = 600, OFF = 300 }; /* dst: stacks [OFF, OFF + NDST) */
+    struct mprof *src = mprof_new(1), *dst = mprof_new(1), *none = mprof_new(1);
+    uint32_t f[64], n, g;
+    char name[32];
+
+    assert_non_null(src);
+    assert_non_null(dst);
+    assert_non_null(none);
+    for (uint32_t i = 101; i-- > 0;) { /* dst's names in reverse order */
+        snprintf(name, sizeof(name), "fn%u", i);
+        intern_str(&dst->str, name);
+    }
+    for (uint32_t i = OFF; i < OFF + NDST; i++) {
+        build_stack(dst, i, f, &n);
+        assert_int_not_equal(g = mprof_stack(dst, f, n), MPROF_NONE);
+        dst->vals[g] += 1000 + i;
+    }
+    for (uint32_t i = 0; i < NSRC; i++) {
+        build_stack(src, i, f, &n);
+        assert_int_not_equal(g = mprof_stack(src, f, n), MPROF_NONE);
+        src->vals[g] += i + 1;
+    }
+    uint32_t before = dst->nstacks;
+    assert_int_equal(mprof_merge(dst, none), 0);
+    assert_int_equal(dst->nstacks, before);
+    assert_int_equal(mprof_merge(dst, src), 0);
+    /* distinct stacks: i and i + 101 * 37 would collide, none do below 3737 */
+    assert_int_equal(dst->nstacks, OFF + NDST > NSRC ? OFF + NDST : NSRC);
+    for (uint32_t i = 0; i < OFF + NDST || i < NSRC; i++) {
+        build_stack(dst, i, f, &n);
+        g = intern_find(&dst->stk, f, (size_t)n * sizeof(*f));
+        assert_int_not_equal(g, INTERN_NONE);
+        int64_t want = (i < NSRC ? i + 1 : 0) + (i >= OFF && i < OFF + NDST ? 1000 + i : 0);
+        assert_int_equal(dst->vals[g], want);
+    }
+    mprof_free(src);
+    mprof_free(dst);
+    mprof_free(none);
+}
+
+/* mprof_reserve: room for the stacks asked for in one step, values kept
+ * and new ones zeroed, nothing grown while there is room, at least a
+ * doubling when there is not (so repeated small reserves stay linear). */
+static void test_mprof_reserve(void **state)
+{
+    struct mprof *p = mprof_new(2);
+    uint32_t f[4], g;
+
+    assert_non_null(p);
+    for (uint32_t i = 0; i < 10; i++) {
+        f[0] = i;
+        assert_int_equal(g = mprof_stack(p, f, 1), i);
+        p->vals[2 * g] = 100 + i;
+        p->vals[2 * g + 1] = 200 + i;
+    }
+    assert_int_equal(mprof_reserve(p, 5000), 0);
+    assert_true(p->stk.cap >= 5010);
+    assert_true(p->vals_cap >= 5010);
+    assert_true(p->stk.mask + 1 >= 2 * 5010);
+    uint32_t cap = p->stk.cap, vcap = p->vals_cap;
+    for (uint32_t i = 0; i < 10; i++) {
+        f[0] = i;
+        assert_int_equal(mprof_stack(p, f, 1), i);
+        assert_int_equal(p->vals[2 * i], 100 + i);
+        assert_int_equal(p->vals[2 * i + 1], 200 + i);
+    }
+    for (uint32_t i = 10; i < cap; i++) {
+        f[0] = i;
+        assert_int_equal(g = mprof_stack(p, f, 1), i);
+        assert_int_equal(p->vals[2 * g], 0);
+        assert_int_equal(p->vals[2 * g + 1], 0);
+        assert_int_equal(mprof_reserve(p, 0), 0);
+    }
+    assert_int_equal(p->stk.cap, cap); /* room all along: never regrown */
+    assert_int_equal(p->vals_cap, vcap);
+    assert_int_equal(mprof_reserve(p, 1), 0);
+    assert_true(p->stk.cap >= 2 * cap);
+    assert_int_equal(p->nstacks, cap);
+    mprof_free(p);
+}
+
 static void test_mprof_wire(void **state)
 {
     struct mprof *mp = run_q("{}", T0, T0 + NWIN * WIN, Q_PROFILE, NULL), *back = NULL;
@@ -2045,6 +2143,8 @@ int main(void)
         cmocka_unit_test(test_pprof_export),
         cmocka_unit_test(test_http),
         cmocka_unit_test(test_mprof_wire),
+        cmocka_unit_test(test_mprof_merge),
+        cmocka_unit_test(test_mprof_reserve),
         cmocka_unit_test(test_peers),
         cmocka_unit_test(test_peer_request),
         cmocka_unit_test(test_corrupt_segment),
