@@ -109,6 +109,7 @@ int main(int argc, char **argv)
     struct wbuf tb = {0};
     if (view_top(res, 0, &rows, &nrows, &total)) {
         fprintf(stderr, "stoke-bench-open-hour: out of memory\n");
+        free(runs);
         return 1;
     }
     for (size_t i = 0; i < nrows; i++) {

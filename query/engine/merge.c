@@ -221,8 +221,8 @@ static int add_top(struct secmap *m, const int64_t *acc, uint32_t col)
             rc = -ENOMEM;
             break;
         }
-        if (mp->str.n > cap) { /* names are interned as stacks are named */
-            uint32_t nc = mp->str.n * 2;
+        if (!stamp || mp->str.n > cap) { /* names are interned as stacks are named */
+            uint32_t nc = (mp->str.n + 1) * 2;
             uint32_t *ns = realloc(stamp, (size_t)nc * sizeof(*ns));
             if (!ns) {
                 rc = -ENOMEM;
