@@ -285,7 +285,9 @@ static uint64_t top_gets;
 static char *top_text(struct env *e, const char *sel_text, const char *ptype, int64_t from,
                       int64_t until, enum qmode mode, uint64_t *bytes)
 {
-    struct engine_opts eo = {.store = e->st};
+    /* one decode thread: with two, each may read a block's totals range
+     * for itself, and the request count would depend on timing */
+    struct engine_opts eo = {.store = e->st, .threads = 1};
     struct engine *eng = engine_new(&eo);
     struct selector *sel = NULL;
     struct mprof *mp = NULL;
