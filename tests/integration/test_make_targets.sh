@@ -78,7 +78,11 @@ interrupt() {
     timeout 30 sh -c 'while :; do :; done' &
     burner=$!
     set -m
-    STOKE_DATA=$tmp/data STOKE_LISTEN=127.0.0.1:$port "$@" >"$log" 2>&1 &
+    # SIGINT at its default, as a terminal's job has it: a test run from a
+    # background job (no job control) inherits it ignored, and then make
+    # and run.sh could not see Ctrl-C at all (bash cannot trap a signal
+    # ignored on entry)
+    STOKE_DATA=$tmp/data STOKE_LISTEN=127.0.0.1:$port env --default-signal=INT "$@" >"$log" 2>&1 &
     pid=$!
     set +m
     for _ in $(seq 1800); do
