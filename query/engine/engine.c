@@ -225,7 +225,7 @@ static int top_from_totals(struct engine *e, struct mprof *mp, const struct quer
 
     if (q->mode != Q_TOP || !info->top_length || q->nids || q->has_vrange ||
         info->t_min_ms < q->from || info->t_max_ms >= q->until ||
-        !selector_matches_every_series(q->sel, info, it->host))
+        !plan_section_must_match(q->sel, info, it->host))
         return 0;
     for (uint32_t k = 0; k < info->nprofile_types && col == UINT32_MAX; k++)
         if (strcmp(info->profile_types[k], want) == 0)

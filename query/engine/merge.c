@@ -916,36 +916,35 @@ int engine_top_summary(void *ctx, const uint8_t *bytes, size_t len,
         if ((rc = merge_profile(mp, sec, mask, ty, ty, &q, NULL)))
             goto out;
     rc = -ENOMEM;
-    uint32_t nn = mp->fcap < mp->str.n ? mp->fcap : mp->str.n, k = 0;
-    t.ntypes = sec->ntypes;
+    /* The functions with a value in any type, in string id order. */
+    uint32_t nn = mp->fcap < mp->str.n ? mp->fcap : mp->str.n, k = 0, nt = sec->ntypes;
+    uint32_t *keep = malloc(((size_t)nn + 1) * sizeof(*keep));
+    t.ntypes = nt;
     t.names = malloc(((size_t)nn + 1) * sizeof(*t.names));
-    t.self = malloc(((size_t)nn * sec->ntypes + 1) * sizeof(*t.self));
-    t.total = malloc(((size_t)nn * sec->ntypes + 1) * sizeof(*t.total));
-    if (!t.names || !t.self || !t.total)
+    t.self = malloc(((size_t)nn * nt + 1) * sizeof(*t.self));
+    t.total = malloc(((size_t)nn * nt + 1) * sizeof(*t.total));
+    if (!keep || !t.names || !t.self || !t.total) {
+        free(keep);
         goto out;
+    }
     for (uint32_t i = 0; i < nn; i++) {
         bool any = false;
-        for (uint32_t ty = 0; ty < sec->ntypes; ty++)
-            any |=
-                mp->fself[(size_t)i * mp->ntypes + ty] || mp->ftotal[(size_t)i * mp->ntypes + ty];
-        if (any)
-            t.names[k++] = intern_str_get(&mp->str, i);
-    }
-    t.nfuncs = k;
-    for (uint32_t ty = 0; ty < sec->ntypes; ty++) {
-        t.sum[ty] = mp->fsum[ty];
-        for (uint32_t i = 0, j = 0; i < nn; i++) {
-            bool any = false;
-            for (uint32_t u = 0; u < sec->ntypes; u++)
-                any |=
-                    mp->fself[(size_t)i * mp->ntypes + u] || mp->ftotal[(size_t)i * mp->ntypes + u];
-            if (!any)
-                continue;
-            t.self[(size_t)ty * k + j] = mp->fself[(size_t)i * mp->ntypes + ty];
-            t.total[(size_t)ty * k + j] = mp->ftotal[(size_t)i * mp->ntypes + ty];
-            j++;
+        for (uint32_t ty = 0; ty < nt; ty++)
+            any |= mp->fself[(size_t)i * nt + ty] || mp->ftotal[(size_t)i * nt + ty];
+        if (any) {
+            t.names[k] = intern_str_get(&mp->str, i);
+            keep[k++] = i;
         }
     }
+    t.nfuncs = k;
+    for (uint32_t ty = 0; ty < nt; ty++) {
+        t.sum[ty] = mp->fsum[ty];
+        for (uint32_t j = 0; j < k; j++) {
+            t.self[(size_t)ty * k + j] = mp->fself[(size_t)keep[j] * nt + ty];
+            t.total[(size_t)ty * k + j] = mp->ftotal[(size_t)keep[j] * nt + ty];
+        }
+    }
+    free(keep);
     /* The build-ids a worker's deferred symbolization might name frames
      * of: with any of them known, a query reads the section instead. */
     for (uint32_t l = 0; l < sec->nlocations; l++) {

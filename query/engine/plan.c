@@ -132,32 +132,62 @@ static bool summary_may_match(const struct sel_matcher *m, const struct seg_labe
     return false;
 }
 
+/* The summary of label @name in @info, or NULL: no series has it. */
+static const struct seg_label_summary *label_summary(const struct seg_section_info *info,
+                                                     const char *name)
+{
+    for (size_t j = 0; j < info->nlabels; j++)
+        if (strcmp(info->labels[j].name, name) == 0)
+            return &info->labels[j];
+    return NULL;
+}
+
+/* What a series without label @name reads: "" (NULL), except the two the
+ * engine defaults from the section and the object. */
+static const char *label_default(const struct seg_section_info *info, const char *name,
+                                 const char *host)
+{
+    if (strcmp(name, "service_name") == 0)
+        return info->service;
+    if (strcmp(name, "host_name") == 0)
+        return host;
+    return NULL;
+}
+
 bool plan_section_may_match(const struct selector *sel, const struct seg_section_info *info,
                             const char *host)
 {
     for (size_t k = 0; k < sel->n; k++) {
         const struct sel_matcher *m = &sel->m[k];
-        const struct seg_label_summary *ls = NULL;
+        const struct seg_label_summary *ls = label_summary(info, m->name);
 
-        for (size_t j = 0; j < info->nlabels; j++)
-            if (strcmp(info->labels[j].name, m->name) == 0) {
-                ls = &info->labels[j];
-                break;
-            }
         if (ls) {
             if (!summary_may_match(m, ls))
                 return false;
             continue;
         }
-        /* Label absent from every series: it is "" there, except the two
-         * the engine defaults from the section and the object. */
-        const char *v = NULL;
-        if (strcmp(m->name, "service_name") == 0)
-            v = info->service;
-        else if (strcmp(m->name, "host_name") == 0)
-            v = host;
-        if (!sel_matcher_match(m, v))
+        if (!sel_matcher_match(m, label_default(info, m->name, host)))
             return false;
+    }
+    return true;
+}
+
+bool plan_section_must_match(const struct selector *sel, const struct seg_section_info *info,
+                             const char *host)
+{
+    for (size_t k = 0; sel && k < sel->n; k++) {
+        const struct sel_matcher *m = &sel->m[k];
+        const struct seg_label_summary *ls = label_summary(info, m->name);
+
+        if (ls && ls->values_truncated)
+            return false;
+        /* The summary does not say whether some series lack the label: a
+         * series without it reads the default, so that must match too. */
+        if (!sel_matcher_match(m, label_default(info, m->name, host)))
+            return false;
+        for (size_t j = 0; ls && j < ls->nvalues; j++)
+            if (!sel_matcher_match(m, ls->values[j]))
+                return false;
     }
     return true;
 }

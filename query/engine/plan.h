@@ -124,6 +124,11 @@ int plan_footer_fetch(struct store *st, struct cache *c, const char *key, uint64
                       struct seg_footer **out, struct plan_fetch_stats *fs, char *err,
                       size_t errlen);
 
+/* True when every series of a section with this summary matches @sel
+ * (NULL: all do), judged from the footer alone: false when a matcher's
+ * label has values the summary left out (truncated). */
+bool plan_section_must_match(const struct selector *sel, const struct seg_section_info *info,
+                             const char *host);
 /* True when a section with this summary may hold series matching @sel. */
 bool plan_section_may_match(const struct selector *sel, const struct seg_section_info *info,
                             const char *host);

@@ -338,28 +338,3 @@ long selector_match_section(const struct selector *s, const struct seg_section *
     free(missing);
     return matched;
 }
-
-bool selector_matches_every_series(const struct selector *s, const struct seg_section_info *info,
-                                   const char *host)
-{
-    for (size_t k = 0; s && k < s->n; k++) {
-        const struct sel_matcher *m = &s->m[k];
-        const struct seg_label_summary *l = NULL;
-        for (size_t j = 0; j < info->nlabels && !l; j++)
-            if (strcmp(info->labels[j].name, m->name) == 0)
-                l = &info->labels[j];
-        if (l && l->values_truncated)
-            return false;
-        /* A series without the label reads it as the default (or ""); the
-         * summary does not say whether some series lack it, so both count. */
-        const char *dflt = strcmp(m->name, "service_name") == 0 ? info->service
-                           : strcmp(m->name, "host_name") == 0  ? host
-                                                                : NULL;
-        if (!sel_matcher_match(m, dflt))
-            return false;
-        for (size_t j = 0; l && j < l->nvalues; j++)
-            if (!sel_matcher_match(m, l->values[j]))
-                return false;
-    }
-    return true;
-}

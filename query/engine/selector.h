@@ -61,16 +61,6 @@ bool selector_match_labels(const struct selector *s, const char *const *names,
  * (the section's and the object's) for them. @mask has sec->nseries bytes.
  * Returns the number of matching series, or -ENOMEM.
  */
-/*
- * Whether every series of the section @info describes (in an object of
- * @host) matches @s (NULL: yes), judged from the footer's label summary
- * alone: false when a matcher's label has values the summary left out
- * (truncated), so a caller reads the section instead.
- */
-struct seg_section_info;
-bool selector_matches_every_series(const struct selector *s, const struct seg_section_info *info,
-                                   const char *host);
-
 long selector_match_section(const struct selector *s, const struct seg_section *sec,
                             const char *service, const char *host, uint8_t *mask);
 
