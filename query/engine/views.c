@@ -254,9 +254,7 @@ struct fnode {
     uint32_t first_child, next_sibling;
     uint32_t nchildren, unselected;
     int64_t self, total;
-    /* (first stack through it) << 32 | depth: the order a stack-by-stack
-     * build would have created it in, the last tie-break of the selection */
-    uint64_t order;
+    uint32_t depth;                    /* the root's 0: the selection's last tie-break (path_cmp) */
     uint32_t child_start, child_count; /* into the sorted selected list */
     bool selected;
 };
@@ -323,18 +321,35 @@ static uint32_t ftree_child(struct ftree *t, uint32_t parent, uint32_t name)
     return id;
 }
 
-/* Max-heap of node ids by (total desc, name asc). */
+/* Max-heap of node ids by (total desc, name asc, path). */
 struct heap {
     uint32_t *v;
     size_t n;
 };
+
+/* Two nodes by where they are: the shallower first, then by their paths
+ * from the root, name by name. Content only, so the same stacks give the
+ * same flame graph whatever order they came in (rows of a flush, of a
+ * block, or call trees: query.flame). */
+static int path_cmp(const struct ftree *t, const struct mprof *p, uint32_t a, uint32_t b)
+{
+    uint32_t da = t->n[a].depth, db = t->n[b].depth;
+
+    if (a == b)
+        return 0;
+    if (da != db)
+        return da < db ? -1 : 1;
+    int c = path_cmp(t, p, t->n[a].parent, t->n[b].parent);
+    return c ? c
+             : strcmp(intern_str_get(&p->str, t->n[a].name), intern_str_get(&p->str, t->n[b].name));
+}
 
 static bool heap_before(const struct ftree *t, const struct mprof *p, uint32_t a, uint32_t b)
 {
     if (t->n[a].total != t->n[b].total)
         return t->n[a].total > t->n[b].total;
     int c = strcmp(intern_str_get(&p->str, t->n[a].name), intern_str_get(&p->str, t->n[b].name));
-    return c != 0 ? c < 0 : t->n[a].order < t->n[b].order;
+    return c != 0 ? c < 0 : path_cmp(t, p, a, b) < 0;
 }
 
 static void heap_push(struct heap *h, const struct ftree *t, const struct mprof *p, uint32_t x)
@@ -480,7 +495,7 @@ static int flame_build(struct ftree *t, const struct mprof *p, uint32_t col, uin
             if (c == UINT32_MAX)
                 goto out;
             if (t->count != before)
-                t->n[c].order = (uint64_t)s << 32 | (d + 1);
+                t->n[c].depth = d + 1;
             MPROF_ADD(t->n[c].total, v);
             live[w].stack = s;
             live[w].node = c;
