@@ -60,11 +60,17 @@ static void encode_section(struct wbuf *b, const struct seg_section_info *s)
         for (size_t j = 0; j < l->nvalues; j++)
             wb_str(b, l->values[j]);
     }
-    if (s->top_length) {
+    if (s->top_length || s->tree_length) {
         wb_uv(b, s->top_offset);
         wb_uv(b, s->top_length);
         wb_uv(b, s->top_raw);
         wb_u32(b, s->top_crc);
+    }
+    if (s->tree_length) {
+        wb_uv(b, s->tree_offset);
+        wb_uv(b, s->tree_length);
+        wb_uv(b, s->tree_raw);
+        wb_u32(b, s->tree_crc);
     }
 }
 
@@ -169,6 +175,17 @@ static int decode_section(struct rbuf *r, uint64_t footer_off, struct seg_sectio
             (s->top_offset < SEG_HEADER_LEN || s->top_length > footer_off ||
              s->top_offset > footer_off - s->top_length || s->top_raw > SEG_MAX_RAW))
             WIRE_BAD("footer: section %s function totals outside the object", s->service);
+    }
+    if (rb_left(r)) { /* minor 2: the call tree frame */
+        TRY(rb_uv(r, &s->tree_offset), "call tree offset");
+        TRY(rb_uv(r, &s->tree_length), "call tree length");
+        TRY(rb_uv(r, &s->tree_raw), "call tree raw length");
+        TRY(rb_bytes(r, &p, 4), "call tree crc");
+        s->tree_crc = rd_u32(p);
+        if (s->tree_length &&
+            (s->tree_offset < SEG_HEADER_LEN || s->tree_length > footer_off ||
+             s->tree_offset > footer_off - s->tree_length || s->tree_raw > SEG_MAX_RAW))
+            WIRE_BAD("footer: section %s call tree outside the object", s->service);
     }
 out:
     return ret;

@@ -15,12 +15,13 @@
 #include "codec/segment.h"
 #include "codec/wire.h"
 
-#define SEG_HEADER_LEN   16
-#define SEG_TRAILER_LEN  32
-#define SEG_MAX_TYPES    16
-#define SEG_MAJOR        1
-#define SEG_MINOR        0
-#define SEG_MINOR_TOPSUM 1 /* objects with function totals (§3.5) */
+#define SEG_HEADER_LEN     16
+#define SEG_TRAILER_LEN    32
+#define SEG_MAX_TYPES      16
+#define SEG_MAJOR          1
+#define SEG_MINOR          0
+#define SEG_MINOR_TOPSUM   1 /* objects with function totals (§3.5) */
+#define SEG_MINOR_CALLTREE 2 /* objects with call trees too (§3.6) */
 
 /* Appends the footer body of @f (not the object length). */
 void footer_encode_body(struct wbuf *b, const struct seg_footer *f);

@@ -60,6 +60,11 @@ struct seg_section_info {
      * its own; top_length 0 = none (every flush, and older blocks). */
     uint64_t top_offset, top_length, top_raw;
     uint32_t top_crc;
+    /* Call tree (docs/format.md §3.6, codec/calltree.h): compaction's
+     * merged, possibly cut, call tree of the whole section, a zstd frame
+     * after the totals frames; tree_length 0 = none. */
+    uint64_t tree_offset, tree_length, tree_raw;
+    uint32_t tree_crc;
 };
 #define SEG_MAX_SUMMARY_VALUES 64
 
@@ -132,6 +137,9 @@ int seg_writer_set_level(struct seg_writer *w, int level);
 typedef int (*seg_topsum_fn)(void *ctx, const uint8_t *sec, size_t len,
                              const struct seg_section_info *info, uint8_t **raw, size_t *rawlen);
 void seg_writer_set_topsum(struct seg_writer *w, seg_topsum_fn fn, void *ctx);
+/* The same for each section's call tree frame (docs/format.md §3.6,
+ * codec/calltree.h), placed after the totals frames. */
+void seg_writer_set_calltree(struct seg_writer *w, seg_topsum_fn fn, void *ctx);
 
 /*
  * Adds every sample of a decoded section (from any object, any host) to

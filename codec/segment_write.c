@@ -42,8 +42,8 @@ struct seg_writer {
     struct wsec **secs;
     size_t nsecs, cap;
     int level;
-    seg_topsum_fn topsum;
-    void *topsum_ctx;
+    seg_topsum_fn topsum, calltree;
+    void *topsum_ctx, *calltree_ctx;
 };
 
 static void wsec_free(struct wsec *s)
@@ -101,6 +101,48 @@ void seg_writer_set_topsum(struct seg_writer *w, seg_topsum_fn fn, void *ctx)
 {
     w->topsum = fn;
     w->topsum_ctx = ctx;
+}
+
+void seg_writer_set_calltree(struct seg_writer *w, seg_topsum_fn fn, void *ctx)
+{
+    w->calltree = fn;
+    w->calltree_ctx = ctx;
+}
+
+/* The minor version of what @w writes: the newest frame kind it adds. */
+static uint16_t writer_minor(const struct seg_writer *w)
+{
+    return w->calltree ? SEG_MINOR_CALLTREE : w->topsum ? SEG_MINOR_TOPSUM : SEG_MINOR;
+}
+
+/* Appends to @o, for each section of @f, the frame @fn builds from its
+ * compressed bytes, and records where it lies in the fields @kind picks
+ * (0: the function totals, 1: the call tree). 0 or @fn's or zstd's error. */
+static int append_summaries(struct seg_writer *w, struct wbuf *o, struct seg_footer *f,
+                            seg_topsum_fn fn, void *ctx, int kind)
+{
+    for (size_t i = 0; fn && i < f->nsections; i++) {
+        struct seg_section_info *si = &f->sections[i];
+        uint8_t *raw = NULL;
+        size_t rawlen = 0;
+        int ret;
+        if ((ret = fn(ctx, o->p + si->offset, si->length, si, &raw, &rawlen)))
+            return ret;
+        if (!raw)
+            continue;
+        uint64_t off = o->len;
+        ret = rawlen > SEG_MAX_RAW ? -EFBIG : zstd_append(o, raw, rawlen, w->level);
+        free(raw);
+        if (ret)
+            return ret;
+        uint64_t *pos[2][3] = {{&si->top_offset, &si->top_length, &si->top_raw},
+                               {&si->tree_offset, &si->tree_length, &si->tree_raw}};
+        *pos[kind][0] = off;
+        *pos[kind][1] = o->len - off;
+        *pos[kind][2] = rawlen;
+        *(kind ? &si->tree_crc : &si->top_crc) = crc32c(o->p + off, o->len - off);
+    }
+    return 0;
 }
 
 bool seg_writer_empty(const struct seg_writer *w)
@@ -1112,7 +1154,7 @@ int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct s
 
     memcpy(hdr, "STKS", 4); /* NOLINT(bugprone-not-null-terminated-result): a magic */
     wr_u16(hdr + 4, SEG_MAJOR);
-    wr_u16(hdr + 6, w->topsum ? SEG_MINOR_TOPSUM : SEG_MINOR);
+    wr_u16(hdr + 6, writer_minor(w));
     wr_u32(hdr + 8, 0);
     wr_u32(hdr + 12, crc32c(hdr, 12));
     wb_bytes(&o, hdr, sizeof(hdr));
@@ -1130,25 +1172,11 @@ int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct s
             f->t_max_ms = si->t_max_ms;
     }
     /* Function totals after all sections, so a section is one range and
-     * the totals of every section another (docs/format.md §3.5). */
-    for (size_t i = 0; w->topsum && i < f->nsections; i++) {
-        struct seg_section_info *si = &f->sections[i];
-        uint8_t *raw = NULL;
-        size_t rawlen = 0;
-        if ((ret = w->topsum(w->topsum_ctx, o.p + si->offset, si->length, si, &raw, &rawlen)))
-            goto out;
-        if (!raw)
-            continue;
-        uint64_t off = o.len;
-        ret = rawlen > SEG_MAX_RAW ? -EFBIG : zstd_append(&o, raw, rawlen, w->level);
-        free(raw);
-        if (ret)
-            goto out;
-        si->top_offset = off;
-        si->top_length = o.len - off;
-        si->top_raw = rawlen;
-        si->top_crc = crc32c(o.p + off, o.len - off);
-    }
+     * the totals of every section another (docs/format.md §3.5); the call
+     * trees after them, a third (§3.6). */
+    if ((ret = append_summaries(w, &o, f, w->topsum, w->topsum_ctx, 0)) ||
+        (ret = append_summaries(w, &o, f, w->calltree, w->calltree_ctx, 1)))
+        goto out;
     footer_encode_body(&fb, f);
     if (fb.err || o.err) {
         ret = -ENOMEM;
@@ -1166,7 +1194,7 @@ int seg_writer_finish(struct seg_writer *w, uint8_t **buf, size_t *len, struct s
     wr_u32(tr + 12, (uint32_t)fb.len);
     wr_u32(tr + 16, crc32c(o.p + foff, o.len - foff));
     wr_u16(tr + 20, SEG_MAJOR);
-    wr_u16(tr + 22, w->topsum ? SEG_MINOR_TOPSUM : SEG_MINOR);
+    wr_u16(tr + 22, writer_minor(w));
     wr_u32(tr + 24, crc32c(tr, 24));
     memcpy(tr + 28, "STKE", 4); /* NOLINT(bugprone-not-null-terminated-result): a magic */
     wb_bytes(&o, tr, sizeof(tr));
