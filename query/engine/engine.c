@@ -11,9 +11,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "codec/calltree.h"
 #include "codec/segment.h"
 #include "codec/topsum.h"
 #include "common/intern.h"
+#include "query/engine/ctree.h"
 #include "query/engine/dsym.h"
 #include "query/engine/peer.h"
 #include "query/engine/plan.h"
@@ -141,50 +143,57 @@ static uint64_t section_bytes(const struct seg_section_info *info, const struct 
                sizeof(uint32_t) * 2;
 }
 
-/* Q_TOP from the function totals frame of @it's section (codec/topsum.h)
- * when that answers exactly: the section lies inside the range, every one
- * of its series matches, and deferred symbolization has no debug file for
- * its unnamed frames (it would name them differently). 1 when done (read
- * or counted as skipped), 0 when the section's rows must be read. */
-/* The range of the function totals of the plan items around items[i]
- * of the same object (adjacent in plan order). */
-static void totals_range(const struct plan_item *const *items, size_t n, size_t i, uint64_t *off,
-                         uint64_t *end)
+/* Where a summary frame of @si lies: the function totals (@tree false,
+ * docs/format.md §3.5) or the call tree (§3.6); *len 0 = none. */
+static void frame_pos(const struct seg_section_info *si, bool tree, uint64_t *off, uint64_t *len)
+{
+    *off = tree ? si->tree_offset : si->top_offset;
+    *len = tree ? si->tree_length : si->top_length;
+}
+
+/* The range of the summary frames of one kind of the plan items around
+ * items[i] of the same object (adjacent in plan order): a block holds
+ * each kind's frames back to back. */
+static void totals_range(const struct plan_item *const *items, size_t n, size_t i, bool tree,
+                         uint64_t *off, uint64_t *end)
 {
     const struct plan_item *it = items[i];
     size_t a = i, b = i + 1;
+    uint64_t o, l;
 
     while (a > 0 && items[a - 1]->footer == it->footer && !strcmp(items[a - 1]->key, it->key))
         a--;
     while (b < n && items[b]->footer == it->footer && !strcmp(items[b]->key, it->key))
         b++;
-    *off = it->info->top_offset;
-    *end = it->info->top_offset + it->info->top_length;
+    frame_pos(it->info, tree, &o, &l);
+    *off = o;
+    *end = o + l;
     for (size_t k = a; k < b; k++) {
-        const struct seg_section_info *si = items[k]->info;
-        if (!si->top_length)
+        frame_pos(items[k]->info, tree, &o, &l);
+        if (!l)
             continue;
-        if (si->top_offset < *off)
-            *off = si->top_offset;
-        if (si->top_offset + si->top_length > *end)
-            *end = si->top_offset + si->top_length;
+        if (o < *off)
+            *off = o;
+        if (o + l > *end)
+            *end = o + l;
     }
 }
 
-/* The compressed totals frame of items[i] into *@buf/@len, from @tr's
- * range or a new read of the range around it. 0 or the store's error. */
+/* The compressed summary frame of items[i] (@tree: its call tree, else
+ * its function totals) into *@buf, from @tr's range or a new read of the
+ * range around it. 0 or the store's error. */
 static int totals_bytes(struct engine *e, struct mprof *mp, const struct query *q,
                         struct totals_read *tr, const struct plan_item *const *items, size_t n,
-                        size_t i, const uint8_t **buf)
+                        size_t i, bool tree, const uint8_t **buf)
 {
-    const struct seg_section_info *info = items[i]->info;
-    uint64_t off, end;
+    uint64_t off, end, foff, flen;
     bool hit = false;
     int rc;
 
-    if (tr->key && !strcmp(tr->key, items[i]->key) && info->top_offset >= tr->off &&
-        info->top_offset + info->top_length <= tr->off + tr->b.len) {
-        *buf = tr->b.data + (info->top_offset - tr->off);
+    frame_pos(items[i]->info, tree, &foff, &flen);
+    if (tr->key && !strcmp(tr->key, items[i]->key) && foff >= tr->off &&
+        foff + flen <= tr->off + tr->b.len) {
+        *buf = tr->b.data + (foff - tr->off);
         return 0;
     }
     free(tr->b.data);
@@ -192,7 +201,7 @@ static int totals_bytes(struct engine *e, struct mprof *mp, const struct query *
     tr->key = NULL;
     qcancel_release(q->cancel, tr->charged);
     tr->charged = 0;
-    totals_range(items, n, i, &off, &end);
+    totals_range(items, n, i, tree, &off, &end);
     if (qcancel_charge(q->cancel, end - off))
         return qcancel_check(q->cancel) ? qcancel_check(q->cancel) : -ENOBUFS;
     tr->charged = end - off;
@@ -207,33 +216,58 @@ static int totals_bytes(struct engine *e, struct mprof *mp, const struct query *
         return -EIO;
     tr->key = items[i]->key;
     tr->off = off;
-    *buf = tr->b.data + (info->top_offset - off);
+    *buf = tr->b.data + (foff - off);
     return 0;
 }
 
+/* Whether @it's section may be answered from a summary: it lies inside
+ * the range and every one of its series matches; its column of the
+ * query's profile type in *col. */
+static bool summary_applies(const struct query *q, const struct plan_item *it, uint32_t *col)
+{
+    const struct seg_section_info *info = it->info;
+    const char *want = q->profile_type ? q->profile_type : DEFAULT_PROFILE_TYPE;
+
+    if (q->nids || q->has_vrange || info->t_min_ms < q->from || info->t_max_ms >= q->until ||
+        !plan_section_must_match(q->sel, info, it->host))
+        return false;
+    for (uint32_t k = 0; k < info->nprofile_types; k++)
+        if (strcmp(info->profile_types[k], want) == 0) {
+            *col = k;
+            return true;
+        }
+    return false;
+}
+
+/* Whether the worker's deferred symbolization holds a debug file for any
+ * of @ids (it would name frames a summary holds unnamed). */
+static bool any_named(const struct query *q, const char *const *ids, uint32_t n)
+{
+    for (uint32_t k = 0; k < n && q->dsym; k++)
+        if (dsym_has_file(q->dsym, q->tenant, ids[k]))
+            return true;
+    return false;
+}
+
+/* Q_TOP from the function totals frame of @it's section (codec/topsum.h)
+ * when that answers exactly: summary_applies, and deferred symbolization
+ * has no debug file for its unnamed frames. 1 when done (read or counted
+ * as skipped), 0 when the section's rows must be read. */
 static int top_from_totals(struct engine *e, struct mprof *mp, const struct query *q,
                            struct totals_read *tr, const struct plan_item *const *items, size_t n,
                            size_t i)
 {
     const struct plan_item *it = items[i];
     const struct seg_section_info *info = it->info;
-    const char *want = q->profile_type ? q->profile_type : DEFAULT_PROFILE_TYPE;
     struct seg_topsum t;
     uint32_t col = UINT32_MAX;
     char err[256] = "";
     int rc;
 
-    if (q->mode != Q_TOP || !info->top_length || q->nids || q->has_vrange ||
-        info->t_min_ms < q->from || info->t_max_ms >= q->until ||
-        !plan_section_must_match(q->sel, info, it->host))
-        return 0;
-    for (uint32_t k = 0; k < info->nprofile_types && col == UINT32_MAX; k++)
-        if (strcmp(info->profile_types[k], want) == 0)
-            col = k;
-    if (col == UINT32_MAX)
+    if (q->mode != Q_TOP || !info->top_length || !summary_applies(q, it, &col))
         return 0;
     const uint8_t *fb = NULL;
-    if (totals_bytes(e, mp, q, tr, items, n, i, &fb))
+    if (totals_bytes(e, mp, q, tr, items, n, i, false, &fb))
         return 0; /* the rows may still be readable */
     if (qcancel_charge(q->cancel, 2 * info->top_raw))
         return 1;
@@ -243,9 +277,7 @@ static int top_from_totals(struct engine *e, struct mprof *mp, const struct quer
         qcancel_release(q->cancel, 2 * info->top_raw);
         return 0;
     }
-    bool named = false;
-    for (uint32_t k = 0; k < t.nbuild_ids && !named && q->dsym; k++)
-        named = dsym_has_file(q->dsym, q->tenant, t.build_ids[k]);
+    bool named = any_named(q, t.build_ids, t.nbuild_ids);
     if (!named && col < t.ntypes) {
         mp->stats.sections++;
         MPROF_ADD(mp->fsum[0], t.sum[col]);
@@ -261,6 +293,62 @@ static int top_from_totals(struct engine *e, struct mprof *mp, const struct quer
     seg_topsum_free(&t);
     qcancel_release(q->cancel, 2 * info->top_raw);
     return named ? 0 : 1;
+}
+
+/* The sample type and unit of profile type id @id (name:type:unit:
+ * period type:period unit; the query checked that no field holds a ':').
+ * 0, or -1 when they do not fit @cap bytes each. */
+static int type_parts(const char *id, char *type, char *unit, size_t cap)
+{
+    const char *a = strchr(id, ':'), *b = a ? strchr(a + 1, ':') : NULL,
+               *c = b ? strchr(b + 1, ':') : NULL;
+
+    if (!c || (size_t)(b - a - 1) >= cap || (size_t)(c - b - 1) >= cap)
+        return -1;
+    memcpy(type, a + 1, (size_t)(b - a - 1));
+    type[b - a - 1] = '\0';
+    memcpy(unit, b + 1, (size_t)(c - b - 1));
+    unit[c - b - 1] = '\0';
+    return 0;
+}
+
+/* A flame graph's (query.flame) section from its call tree frame
+ * (codec/calltree.h), as top_from_totals does for Q_TOP: 1 when done, 0
+ * when the rows must be read. */
+static int tree_from_calltree(struct engine *e, struct mprof *mp, const struct query *q,
+                              struct totals_read *tr, const struct plan_item *const *items,
+                              size_t n, size_t i)
+{
+    const struct plan_item *it = items[i];
+    const struct seg_section_info *info = it->info;
+    struct seg_calltree t;
+    uint32_t col = UINT32_MAX;
+    char err[256] = "", type[128], unit[128];
+    int rc;
+
+    if (q->mode != Q_PROFILE || !q->flame || q->all_types || !info->tree_length ||
+        !summary_applies(q, it, &col) ||
+        type_parts(info->profile_types[col], type, unit, sizeof(type)))
+        return 0;
+    const uint8_t *fb = NULL;
+    if (totals_bytes(e, mp, q, tr, items, n, i, true, &fb))
+        return 0;
+    if (qcancel_charge(q->cancel, 2 * info->tree_raw))
+        return 1;
+    rc = seg_calltree_decode(fb, info->tree_length, info, &t, err, sizeof(err));
+    if (rc) {
+        qcancel_release(q->cancel, 2 * info->tree_raw);
+        return 0;
+    }
+    bool done = col < t.ntypes && !any_named(q, t.build_ids, t.nbuild_ids);
+    if (done) {
+        mp->stats.sections++;
+        if (ctree_merge(mp, &t, col, type, unit))
+            mprof_warn(mp, "segment %s: out of memory merging", it->key);
+    }
+    seg_calltree_free(&t);
+    qcancel_release(q->cancel, 2 * info->tree_raw);
+    return done;
 }
 
 /* Reads, decodes and merges one section into @mp. Its fetched bytes and
@@ -288,7 +376,7 @@ static void process_item(struct engine *e, struct mprof *mp, const struct query 
                                                                : UINT64_MAX >> 8);
     int rc;
 
-    if (top_from_totals(e, mp, q, tr, items, n, i))
+    if (top_from_totals(e, mp, q, tr, items, n, i) || tree_from_calltree(e, mp, q, tr, items, n, i))
         return;
     if (qcancel_charge(q->cancel, held))
         return;

@@ -884,6 +884,33 @@ int engine_merge_section(struct mprof *mp, const struct seg_section *sec, const 
 
 /* ---- function totals of a whole section (compaction) ------------------- */
 
+int engine_unnamed_build_ids(const struct seg_section *sec, struct intern *bids)
+{
+    for (uint32_t l = 0; l < sec->nlocations; l++) {
+        const struct seg_location *loc = &sec->locations[l];
+        if (loc->nlines || loc->mapping == UINT32_MAX || loc->mapping >= sec->nmappings)
+            continue;
+        const char *b = sec->strings[sec->mappings[loc->mapping].build_id];
+        if (*b && intern_strn(bids, b, strlen(b)) == INTERN_NONE)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+int engine_merge_whole_section(struct mprof *mp, const struct seg_section *sec)
+{
+    struct query q = {.mode = Q_PROFILE, .all_types = true, .from = INT64_MIN, .until = INT64_MAX};
+    uint8_t *mask = malloc(sec->nseries + 1);
+    int rc;
+
+    if (!mask)
+        return -ENOMEM;
+    memset(mask, 1, sec->nseries);
+    rc = merge_profile(mp, sec, mask, 0, 0, &q, NULL);
+    free(mask);
+    return rc;
+}
+
 int engine_top_summary(void *ctx, const uint8_t *bytes, size_t len,
                        const struct seg_section_info *info, uint8_t **raw, size_t *rawlen)
 {
@@ -945,16 +972,8 @@ int engine_top_summary(void *ctx, const uint8_t *bytes, size_t len,
         }
     }
     free(keep);
-    /* The build-ids a worker's deferred symbolization might name frames
-     * of: with any of them known, a query reads the section instead. */
-    for (uint32_t l = 0; l < sec->nlocations; l++) {
-        const struct seg_location *loc = &sec->locations[l];
-        if (loc->nlines || loc->mapping == UINT32_MAX || loc->mapping >= sec->nmappings)
-            continue;
-        const char *b = sec->strings[sec->mappings[loc->mapping].build_id];
-        if (*b && intern_strn(&bids, b, strlen(b)) == INTERN_NONE)
-            goto out;
-    }
+    if (engine_unnamed_build_ids(sec, &bids))
+        goto out;
     t.nbuild_ids = bids.n;
     if (!(t.build_ids = malloc(((size_t)bids.n + 1) * sizeof(*t.build_ids))))
         goto out;

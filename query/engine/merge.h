@@ -40,4 +40,16 @@ struct seg_section_info;
 int engine_top_summary(void *ctx, const uint8_t *bytes, size_t len,
                        const struct seg_section_info *info, uint8_t **raw, size_t *rawlen);
 
+/* Every series, time and sample type of @sec into @mp, a fresh profile of
+ * sec->ntypes columns (column t: the section's type t when no two types
+ * are alike): what a section summary is built from. 0 or -ENOMEM. */
+int engine_merge_whole_section(struct mprof *mp, const struct seg_section *sec);
+
+/* Adds to @bids (an intern string set) the build-ids of @sec's frames
+ * stored unnamed: those a worker's deferred symbolization might name
+ * (dsym.h). With any of them known, a query reads the section's rows
+ * rather than its summaries. 0 or -ENOMEM. */
+struct intern;
+int engine_unnamed_build_ids(const struct seg_section *sec, struct intern *bids);
+
 #endif

@@ -332,6 +332,10 @@ int mprof_merge(struct mprof *dst, const struct mprof *src)
         if (strmap[i] == MPROF_NONE)
             goto out;
     }
+    dst->ctrees += src->ctrees;
+    for (uint32_t t = 0; t < src->ntypes; t++)
+        if (tmap[t] != MPROF_NONE)
+            MPROF_ADD(dst->cut[tmap[t]], src->cut[t]);
     if (src->top) {
         dst->top = true;
         for (uint32_t t = 0; t < src->ntypes; t++)
@@ -473,12 +477,16 @@ out:
  *   u32 npairs {u32 name, u32 value}
  *   u64 objects sections bytes_read cache_hits skipped, u64 warnings_dropped
  *   u32 nwarnings {u32 len, bytes}
+ *   "SQP2" only (a profile with call tree summaries, ctree.h):
+ *   u32 ctrees, i64 cut[ntypes]
+ *   with function totals (top): i64 fsum[ntypes] u32 n {u32 name, u32 type,
+ *   i64 self, i64 total}
  */
 int mprof_encode(const struct mprof *p, uint8_t **buf, size_t *len)
 {
     struct wbuf w = {0};
 
-    wb_bytes(&w, "SQP1", 4);
+    wb_bytes(&w, p->ctrees ? "SQP2" : "SQP1", 4);
     wb_u32(&w, p->str.n);
     for (uint32_t i = 0; i < p->str.n; i++) {
         uint32_t len;
@@ -533,6 +541,11 @@ int mprof_encode(const struct mprof *p, uint8_t **buf, size_t *len)
     for (uint32_t i = 0; i < p->nwarnings; i++) {
         wb_u32(&w, (uint32_t)strlen(p->warnings[i]));
         wb_bytes(&w, p->warnings[i], strlen(p->warnings[i]));
+    }
+    if (p->ctrees) {
+        wb_u32(&w, p->ctrees);
+        for (uint32_t t = 0; t < p->ntypes; t++)
+            wb_u64(&w, (uint64_t)p->cut[t]);
     }
     if (p->top) { /* function totals: only after everything else */
         uint32_t n = 0;
@@ -605,8 +618,9 @@ int mprof_decode(const uint8_t *buf, size_t len, struct mprof **out)
 
     *out = NULL;
     const void *magic = take(&r, 4);
-    if (!magic || memcmp(magic, "SQP1", 4))
+    if (!magic || (memcmp(magic, "SQP1", 4) && memcmp(magic, "SQP2", 4)))
         return -EBADMSG;
+    bool ctrees = !memcmp(magic, "SQP2", 4);
     ns = get32(&r);
     /* strings live in a temporary table first: ids must map 1:1 */
     struct intern tmp = {0};
@@ -727,6 +741,11 @@ int mprof_decode(const uint8_t *buf, size_t len, struct mprof **out)
         memcpy(tmpw, s, l);
         tmpw[l] = '\0';
         warn_str(p, tmpw);
+    }
+    if (ctrees) {
+        p->ctrees = get32(&r);
+        for (uint32_t t = 0; t < nt; t++)
+            p->cut[t] = (int64_t)get64(&r);
     }
     if (!r.bad && rb_left(&r.r)) { /* function totals (mprof_encode) */
         p->top = true;

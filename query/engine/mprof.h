@@ -87,6 +87,11 @@ struct mprof {
     int64_t *fself, *ftotal;
     uint32_t fcap;
     int64_t fsum[MPROF_MAX_TYPES];
+    /* Call tree summaries (ctree.h): how many sections came from their
+     * cut trees, and per column the sum of their cuts, which bounds how far
+     * any node of a flame graph drawn from @p may be off. */
+    uint32_t ctrees;
+    int64_t cut[MPROF_MAX_TYPES];
     /* bookkeeping */
     struct qstats stats;
     char *warnings[MPROF_MAX_WARNINGS];

@@ -45,6 +45,7 @@ static const struct pfield fields[] = {
     {"profile_type", PF_STR, Q(profile_type), NULL, 0, 0, 0},
     {"mode", PF_MODE, Q(mode), NULL, Q_PROFILE, Q_TOP, -1},
     {"all_types", PF_BOOL, Q(all_types), NULL, 0, 0, 0},
+    {"flame", PF_BOOL, Q(flame), NULL, 0, 0, 0},
     {"step", PF_I64, Q(step), NULL, 0, QUERY_MAX_RANGE_MS, 0},
     {"group_by", PF_STR, Q(group_by), "", 0, 0, 0},
     {"nshards", PF_U32, Q(nshards), NULL, 1, 1024, 0},

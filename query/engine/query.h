@@ -77,6 +77,10 @@ struct query {
     /* Q_SERIES: each point also gets its exemplar, the largest individual
      * profile in its step (mprof.ex). */
     bool exemplars;
+    /* Q_PROFILE for a flame graph only: a section wholly inside the range
+     * whose every series matches may be read from its call tree frame, cut
+     * to its largest nodes (ctree.h; mprof.cut says by how much). */
+    bool flame;
     /* Q_PROFILE: only these individual profiles (nids > 0; sorted by
      * prof_id_cmp, no duplicates); mprof.id_found says which were seen. */
     const struct prof_id *ids;

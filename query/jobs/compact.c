@@ -13,6 +13,7 @@
 #include "codec/segment.h"
 #include "codec/wire.h"
 #include "common/intern.h"
+#include "query/engine/ctree.h"
 #include "query/engine/merge.h"
 #include "query/engine/plan.h"
 #include "query/jobs/compact.h"
@@ -620,6 +621,9 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
         /* every block section carries its function totals, so a top
          * query reads those instead of the rows (docs/format.md §3.5) */
         seg_writer_set_topsum(ws[i], engine_top_summary, NULL);
+        /* and its call tree, cut to its largest nodes, so a flame graph
+         * reads that (§3.6) */
+        seg_writer_set_calltree(ws[i], engine_calltree_summary, NULL);
     }
     hm = calloc(1, sizeof(*hm));
     if (!hm) {

@@ -13,6 +13,8 @@
 #include "codec/segment.h"
 #include "common/file.h"
 #include "common/gzip.h"
+#include "query/engine/ctree.h"
+#include "query/engine/merge.h"
 #include "query/jobs/generate.h"
 #include "query/jobs/import.h"
 
@@ -533,6 +535,10 @@ int fleet_generate(struct store *st, const struct generate_opts *o, struct gener
     for (unsigned hr = 0; hr < o->hours && !ret; hr++) {
         int64_t hour_ms = start + (int64_t)hr * HOUR_MS;
         struct seg_writer *block = o->compacted ? seg_writer_new(tenant, "compacted") : NULL;
+        if (block) { /* the summaries compaction writes (compact.c) */
+            seg_writer_set_topsum(block, engine_top_summary, NULL);
+            seg_writer_set_calltree(block, engine_calltree_summary, NULL);
+        }
         for (unsigned h = 0; h < o->hosts && !ret; h++) {
             unsigned hid = o->first_host + h;
             char host[64];

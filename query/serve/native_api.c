@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "query/engine/ctree.h"
 #include "query/engine/heatmap.h"
 #include "query/engine/peer.h"
 #include "query/engine/plan.h"
@@ -212,6 +213,7 @@ static int select_run(const struct native_api *a, const struct http_params *p, b
         return -EINVAL;
     struct query base = common_query(&c, q->mode);
     base.all_types = q->all_types;
+    base.flame = q->flame;
     base.step = q->step;
     base.group_by = q->group_by;
     base.labels_of = q->labels_of;
@@ -324,13 +326,20 @@ static void indsel_apply(const struct indsel *s, struct query *q)
     q->vmax = s->vmax;
 }
 
-/* Runs @q (a Q_PROFILE, or with @top and no ids a Q_TOP) with the
+/* What a selection's answer feeds: a top table may come from function
+ * totals (Q_TOP), a flame graph from call trees (query.flame). */
+enum indsel_view { IV_PROFILE, IV_TOP, IV_FLAME };
+
+/* Runs @q (a Q_PROFILE, or for IV_TOP with no ids a Q_TOP) with the
  * selection @s: 0 with *mp, or the error (an id that names no profile in
  * the range: 404) in @r. */
-static int indsel_run(const struct native_api *a, struct indsel *s, bool all_types, bool top,
-                      struct mprof **mp, struct query *q, struct http_response *r)
+static int indsel_run(const struct native_api *a, struct indsel *s, bool all_types,
+                      enum indsel_view view, struct mprof **mp, struct query *q,
+                      struct http_response *r)
 {
-    *q = (struct query){.mode = top && !s->n ? Q_TOP : Q_PROFILE, .all_types = all_types};
+    *q = (struct query){.mode = view == IV_TOP && !s->n ? Q_TOP : Q_PROFILE,
+                        .all_types = all_types,
+                        .flame = view == IV_FLAME};
     indsel_apply(s, q);
     int rc = select_run(a, &s->p, true, q, mp, r);
     for (uint32_t k = 0; !rc && (*mp)->id_found && k < s->n; k++)
@@ -620,7 +629,7 @@ static void ep_top(const struct native_api *a, const struct http_params *p, stru
         free(is.ids);
         return;
     }
-    if (indsel_run(a, &is, false, true, &mp, &q, r))
+    if (indsel_run(a, &is, false, IV_TOP, &mp, &q, r))
         return;
     if (view_top(mp, 0, &rows, &n, &total)) {
         mprof_free(mp);
@@ -656,7 +665,17 @@ static void ep_flame(const struct native_api *a, const struct http_params *p,
         free(is.ids);
         return;
     }
-    if (indsel_run(a, &is, false, false, &mp, &q, r))
+    /* Sections may come from their cut call trees (ctree.h) unless
+     * exact=true, or more nodes are asked for than a quarter of what each
+     * tree keeps (it would show its cuts). */
+    const char *exact = P(p, "exact");
+    if (exact && strcmp(exact, "true") && strcmp(exact, "false")) {
+        free(is.ids);
+        http_error_json(r, 400, "exact: true or false");
+        return;
+    }
+    bool flame = !(exact && !strcmp(exact, "true")) && max_nodes <= CTREE_MAX_NODES / 4;
+    if (indsel_run(a, &is, false, flame ? IV_FLAME : IV_PROFILE, &mp, &q, r))
         return;
     if (view_flame_json(mp, 0, (uint32_t)max_nodes, &b)) {
         free(b.p);
@@ -787,7 +806,7 @@ static void ep_pprof(const struct native_api *a, const struct http_params *p,
         free(is.ids);
         return;
     }
-    if (indsel_run(a, &is, true, false, &mp, &q, r))
+    if (indsel_run(a, &is, true, IV_PROFILE, &mp, &q, r))
         return;
     int rc = view_pprof(mp, q.from, q.until - q.from, &gz, &len);
     mprof_free(mp);

@@ -46,9 +46,15 @@ void http_finish_json(struct wbuf *b, const struct mprof *p)
 {
     wb_printf(b,
               ",\"stats\":{\"objects\":%" PRIu64 ",\"sections\":%" PRIu64 ",\"bytes_read\":%" PRIu64
-              ",\"cache_hits\":%" PRIu64 ",\"skipped\":%" PRIu64 "}",
+              ",\"cache_hits\":%" PRIu64 ",\"skipped\":%" PRIu64,
               p->stats.objects, p->stats.sections, p->stats.bytes_read, p->stats.cache_hits,
               p->stats.skipped);
+    /* sections read from their cut call trees (ctree.h): how many, and
+     * how far any node of the flame graph may be off, in its unit */
+    if (p->ctrees)
+        wb_printf(b, ",\"call_tree_sections\":%" PRIu32 ",\"max_error\":%lld", p->ctrees,
+                  (long long)p->cut[0]);
+    wb_bytes(b, "}", 1);
     if (p->nwarnings) {
         wb_bytes(b, ",\"warnings\":[", 13);
         for (uint32_t i = 0; i < p->nwarnings; i++) {

@@ -304,5 +304,31 @@ check "compacted, debug files uploaded: the same named top table as the segments
     cmp -s "$T/g.json.selfs" "$T/a1.json.selfs"
 check "compacted, no debug files: the same unnamed top table as the segments'" \
     cmp -s "$T/h.json.selfs" "$T/a0.json.selfs"
+# Flame graphs: blocks carry call trees (§3.6), read only where no debug
+# file would name their frames; either way the same tree as the rows give.
+for w in G H; do
+    eval "port=\$PORT_$w"
+    curl -s "http://127.0.0.1:$port/api/v1/flamegraph?$R" >"$T/fg$w.json"
+    curl -s "http://127.0.0.1:$port/api/v1/flamegraph?$R&exact=true" >"$T/fg$w.exact.json"
+done
+fgcheck() { # fgcheck FILE EXACT WANT_TREES WANT_NAMED
+    python3 -c '
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+names = set()
+def walk(n):
+    names.add(n["name"])
+    for c in n.get("children", []):
+        walk(c)
+walk(a["tree"])
+trees = a["stats"].get("call_tree_sections", 0)
+ok = (a["tree"] == b["tree"] and "call_tree_sections" not in b["stats"]
+      and (trees > 0) == (sys.argv[3] == "1") and ("busy_own_hot" in names) == (sys.argv[4] == "1"))
+sys.exit(0 if ok else 1)' "$@"
+}
+check "compacted, debug files uploaded: the flame graph from rows, named" \
+    fgcheck "$T/fgG.json" "$T/fgG.exact.json" 0 1
+check "compacted, no debug files: the flame graph from call trees, as the rows give it" \
+    fgcheck "$T/fgH.json" "$T/fgH.exact.json" 1 0
 
 summary test_deferred_symbols

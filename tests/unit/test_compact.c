@@ -18,8 +18,11 @@
 
 #include "codec/manifest.h"
 #include "codec/segment.h"
+#include "codec/calltree.h"
 #include "codec/topsum.h"
+#include "codec/wire.h"
 #include "exporter/profile.h"
+#include "query/engine/ctree.h"
 #include "query/engine/plan.h"
 #include "query/jobs/compact.h"
 #include "query/jobs/lease.h"
@@ -445,6 +448,307 @@ static void test_top_from_function_totals(void **state)
     }
     for (int i = 0; i < NTOPQ; i++)
         free(want[i]);
+    seg_footer_free(f);
+    free(b.data);
+    store_list_free(&l);
+}
+
+/* ---- flame graphs from call trees ------------------------------------ */
+
+/* A flame graph's nodes as lines "depth name self total", depth first. */
+static void flame_line(void *ctx, uint32_t depth, const char *name, int64_t self, int64_t total)
+{
+    wb_printf(ctx, "%u %s %lld %lld\n", depth, name, (long long)self, (long long)total);
+}
+static void flame_leave(void *ctx, uint32_t depth)
+{
+    (void)ctx;
+    (void)depth;
+}
+
+/* The flame graph (max_nodes 1024) of a query as text; @flame lets it read
+ * call trees; *ctrees how many sections came from one. */
+static char *flame_text(struct env *e, const char *sel_text, const char *ptype, int64_t from,
+                        int64_t until, bool flame, uint64_t *bytes, uint32_t *ctrees)
+{
+    struct engine_opts eo = {.store = e->st, .threads = 1};
+    struct engine *eng = engine_new(&eo);
+    struct selector *sel = NULL;
+    struct mprof *mp = NULL;
+    struct wbuf b = {0};
+    char err[256];
+
+    assert_int_equal(selector_parse(sel_text, &sel, err, sizeof(err)), 0);
+    struct query q = {.tenant = "default",
+                      .sel = sel,
+                      .from = from,
+                      .until = until,
+                      .profile_type = ptype,
+                      .mode = Q_PROFILE,
+                      .flame = flame};
+    if (engine_query(eng, &q, &mp, err, sizeof(err)))
+        fail_msg("query: %s", err);
+    assert_int_equal(mp->stats.skipped, 0);
+    struct flame_visit v = {flame_line, flame_leave};
+    assert_int_equal(view_flame_walk(mp, 0, 1024, &v, &b), 0);
+    wb_bytes(&b, "", 1);
+    if (bytes)
+        *bytes = mp->stats.bytes_read;
+    if (ctrees)
+        *ctrees = mp->ctrees;
+    if (!flame)
+        assert_int_equal(mp->ctrees, 0);
+    mprof_free(mp);
+    selector_free(sel);
+    engine_free(eng);
+    return (char *)b.p;
+}
+
+/* A flame graph that may read call trees (query.flame) is the one the rows
+ * give, before compaction and after it, where whole sections whose every
+ * series matches come from their blocks' call tree frames and read less;
+ * damaged rows are not read for them, and a damaged tree frame falls back
+ * to the rows. */
+static void test_flame_from_call_trees(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    char *want[NTOPQ];
+    uint64_t pbytes[NTOPQ], tbytes[NTOPQ];
+    uint32_t ct;
+
+    put_top_hour(e);
+    for (int i = 0; i < NTOPQ; i++) {
+        want[i] = flame_text(e, topq[i].sel, topq[i].ptype, topq[i].from, topq[i].until, false,
+                             NULL, NULL);
+        char *got =
+            flame_text(e, topq[i].sel, topq[i].ptype, topq[i].from, topq[i].until, true, NULL, &ct);
+        assert_string_equal(got, want[i]);
+        assert_int_equal(ct, 0); /* flushes carry no trees */
+        free(got);
+    }
+    /* the recursive stack shows as a path, not merged: main under main */
+    assert_non_null(strstr(want[1], "\n1 main "));
+    assert_non_null(strstr(want[1], "\n2 main "));
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    assert_int_equal(s.blocks_written, 1);
+
+    struct store_list l = {0};
+    struct store_buf b = {0};
+    struct seg_footer *f;
+    char err[256];
+    uint64_t need;
+    assert_int_equal(store_list(e->st, "default/blocks/", &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(store_get(e->st, l.keys[0], 0, 0, &b), 0);
+    assert_int_equal(seg_footer_parse(b.data, b.len, b.len, &f, &need, err, sizeof(err)), 0);
+    assert_int_equal(f->nsections, 2);
+    for (size_t k = 0; k < f->nsections; k++) {
+        struct seg_calltree t;
+        const struct seg_section_info *in = &f->sections[k];
+        assert_true(in->tree_length > 0);
+        /* after the totals frames */
+        assert_true(in->tree_offset >= f->sections[f->nsections - 1].top_offset);
+        assert_int_equal(seg_calltree_decode(b.data + in->tree_offset, in->tree_length, in, &t, err,
+                                             sizeof(err)),
+                         0);
+        assert_int_equal(t.ntypes, 2);
+        assert_true(t.nnodes >= 2);
+        for (uint32_t ty = 0; ty < t.ntypes; ty++)
+            assert_int_equal(t.cut[ty], 0); /* small: nothing left out */
+        seg_calltree_free(&t);
+    }
+
+    for (int i = 0; i < NTOPQ; i++) {
+        char *p = flame_text(e, topq[i].sel, topq[i].ptype, topq[i].from, topq[i].until, false,
+                             &pbytes[i], NULL);
+        char *t = flame_text(e, topq[i].sel, topq[i].ptype, topq[i].from, topq[i].until, true,
+                             &tbytes[i], &ct);
+        assert_string_equal(p, want[i]);
+        assert_string_equal(t, want[i]);
+        /* whole sections in range, every series kept: the trees */
+        if (i < 3 && (!ct || tbytes[i] >= pbytes[i]))
+            fail_msg("query %d: %u trees, %llu bytes against %llu", i, ct,
+                     (unsigned long long)tbytes[i], (unsigned long long)pbytes[i]);
+        if ((i == 3 || i == 4) && (ct || tbytes[i] != pbytes[i]))
+            fail_msg("query %d read %u trees", i, ct);
+        free(p);
+        free(t);
+    }
+
+    /* Damaged rows: the flame graphs the trees answer do not read them. */
+    uint8_t *good = malloc(b.len);
+    memcpy(good, b.data, b.len);
+    for (size_t k = 0; k < f->nsections; k++)
+        b.data[f->sections[k].offset + f->sections[k].length / 2] ^= 0x55;
+    write_file(e, l.keys[0], b.data, b.len);
+    for (int i = 0; i < 3; i++) {
+        char *t = flame_text(e, topq[i].sel, topq[i].ptype, topq[i].from, topq[i].until, true, NULL,
+                             NULL); /* asserts nothing was skipped */
+        assert_string_equal(t, want[i]);
+        free(t);
+    }
+    /* A damaged tree frame: the rows answer, nothing is lost. */
+    memcpy(b.data, good, b.len);
+    free(good);
+    for (size_t k = 0; k < f->nsections; k++)
+        b.data[f->sections[k].tree_offset + f->sections[k].tree_length / 2] ^= 0x55;
+    write_file(e, l.keys[0], b.data, b.len);
+    for (int i = 0; i < 3; i++) {
+        char *t =
+            flame_text(e, topq[i].sel, topq[i].ptype, topq[i].from, topq[i].until, true, NULL, &ct);
+        assert_string_equal(t, want[i]);
+        assert_int_equal(ct, 0);
+        free(t);
+    }
+    for (int i = 0; i < NTOPQ; i++)
+        free(want[i]);
+    seg_footer_free(f);
+    free(b.data);
+    store_list_free(&l);
+}
+
+/* Nodes of a flame graph by path: "a;b;c" -> total. */
+struct pathset {
+    char path[64][256];
+    char *key[4096];
+    int64_t total[4096];
+    uint32_t n;
+};
+static void path_enter(void *ctx, uint32_t depth, const char *name, int64_t self, int64_t total)
+{
+    struct pathset *ps = ctx;
+    (void)self;
+    if (depth >= 64 || ps->n == 4096)
+        fail_msg("flame graph too deep or large");
+    snprintf(ps->path[depth], sizeof(ps->path[depth]), "%s;%s", depth ? ps->path[depth - 1] : "",
+             name);
+    ps->key[ps->n] = strdup(ps->path[depth]);
+    ps->total[ps->n++] = total;
+}
+static int64_t path_total(const struct pathset *ps, const char *key, bool *found)
+{
+    for (uint32_t i = 0; i < ps->n; i++)
+        if (!strcmp(ps->key[i], key)) {
+            *found = true;
+            return ps->total[i];
+        }
+    *found = false;
+    return 0;
+}
+
+/* A tree cut to a few nodes keeps the largest ones, and no node of the
+ * flame graph drawn from it is off by more than the cut it records; what
+ * it left out shows under CTREE_OTHER; cut to nothing, it is the rows'. */
+static void test_call_tree_cut_bound(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 2 * HOUR_MS};
+
+    put_top_hour(e);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    char *exact = flame_text(e, "{service_name=\"api\"}", NULL, H, H + HOUR_MS, false, NULL, NULL);
+
+    struct store_list l = {0};
+    struct store_buf b = {0};
+    struct seg_footer *f;
+    char err[256];
+    uint64_t need;
+    assert_int_equal(store_list(e->st, "default/blocks/", &l), 0);
+    assert_int_equal(store_get(e->st, l.keys[0], 0, 0, &b), 0);
+    assert_int_equal(seg_footer_parse(b.data, b.len, b.len, &f, &need, err, sizeof(err)), 0);
+    const struct seg_section_info *in = &f->sections[0];
+    assert_string_equal(in->service, "api");
+    uint32_t col = UINT32_MAX;
+    for (uint32_t k = 0; k < in->nprofile_types; k++)
+        if (!strcmp(in->profile_types[k], DEFAULT_PROFILE_TYPE))
+            col = k;
+    assert_true(col != UINT32_MAX);
+
+    /* the rows' graph, every node */
+    struct pathset *want = calloc(1, sizeof(*want)), *got = calloc(1, sizeof(*got));
+    struct flame_visit pv = {path_enter, flame_leave};
+    {
+        struct engine_opts eo = {.store = e->st, .threads = 1};
+        struct engine *eng = engine_new(&eo);
+        struct selector *sel = NULL;
+        struct mprof *mp = NULL;
+        assert_int_equal(selector_parse("{service_name=\"api\"}", &sel, err, sizeof(err)), 0);
+        struct query q = {
+            .tenant = "default", .sel = sel, .from = H, .until = H + HOUR_MS, .mode = Q_PROFILE};
+        assert_int_equal(engine_query(eng, &q, &mp, err, sizeof(err)), 0);
+        assert_int_equal(view_flame_walk(mp, 0, 4096, &pv, want), 0);
+        mprof_free(mp);
+        selector_free(sel);
+        engine_free(eng);
+    }
+    bool saw_cut = false;
+    for (uint32_t max = 1; max <= 8; max++) {
+        uint8_t *raw = NULL;
+        size_t rawlen = 0;
+        assert_int_equal(
+            engine_calltree_summary(&max, b.data + in->offset, in->length, in, &raw, &rawlen), 0);
+        assert_non_null(raw);
+        struct wbuf z = {0};
+        assert_int_equal(zstd_append(&z, raw, rawlen, 1), 0);
+        struct seg_section_info ti = *in;
+        ti.tree_length = z.len;
+        ti.tree_raw = rawlen;
+        ti.tree_crc = crc32c(z.p, z.len);
+        struct seg_calltree t;
+        assert_int_equal(seg_calltree_decode(z.p, z.len, &ti, &t, err, sizeof(err)), 0);
+        assert_true(t.nnodes <= max);
+        struct mprof *mp = mprof_new(1);
+        assert_int_equal(ctree_merge(mp, &t, col, "cpu", "nanoseconds"), 0);
+        for (uint32_t k = 0; k < got->n; k++)
+            free(got->key[k]);
+        got->n = 0;
+        assert_int_equal(view_flame_walk(mp, 0, 4096, &pv, got), 0);
+        int64_t cut = t.cut[col];
+        saw_cut |= cut > 0;
+        /* every node of the rows' graph: within the cut (absent: at most
+         * the cut); the root's total exact */
+        for (uint32_t k = 0; k < want->n; k++) {
+            bool found;
+            int64_t v = path_total(got, want->key[k], &found);
+            int64_t d = v - want->total[k];
+            if (d < 0)
+                d = -d;
+            if (d > cut || (k == 0 && d))
+                fail_msg("max %u: %s %lld against %lld, cut %lld", max, want->key[k], (long long)v,
+                         (long long)want->total[k], (long long)cut);
+        }
+        if (!cut) {
+            char *text = NULL;
+            struct wbuf tb = {0};
+            struct flame_visit v = {flame_line, flame_leave};
+            assert_int_equal(view_flame_walk(mp, 0, 1024, &v, &tb), 0);
+            wb_bytes(&tb, "", 1);
+            text = (char *)tb.p;
+            assert_string_equal(text, exact);
+            free(text);
+        } else {
+            /* what was left out is shown, not dropped */
+            bool found = false;
+            for (uint32_t k = 0; k < got->n && !found; k++)
+                found = strstr(got->key[k], CTREE_OTHER) != NULL;
+            assert_true(found);
+        }
+        mprof_free(mp);
+        seg_calltree_free(&t);
+        wb_free(&z);
+        free(raw);
+    }
+    assert_true(saw_cut);
+    for (uint32_t k = 0; k < got->n; k++)
+        free(got->key[k]);
+    for (uint32_t k = 0; k < want->n; k++)
+        free(want->key[k]);
+    free(got);
+    free(want);
+    free(exact);
     seg_footer_free(f);
     free(b.data);
     store_list_free(&l);
@@ -1957,6 +2261,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_get_per_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caught_up_hour_skips_replaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_top_from_function_totals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flame_from_call_trees, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_call_tree_cut_bound, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -958,6 +958,25 @@ static void test_mprof_wire(void **state)
         buf[i] ^= 0x5a;
     }
     free(buf);
+    /* a profile partly from call trees (ctree.h) carries their count and
+     * cut, and merging adds them */
+    mp->ctrees = 3;
+    mp->cut[0] = 12345;
+    assert_int_equal(mprof_encode(mp, &buf, &len), 0);
+    assert_memory_equal(buf, "SQP2", 4);
+    assert_int_equal(mprof_decode(buf, len, &back), 0);
+    assert_int_equal(back->ctrees, 3);
+    assert_int_equal(back->cut[0], 12345);
+    assert_int_equal(back->nstacks, mp->nstacks);
+    assert_int_equal(mprof_merge(back, mp), 0);
+    assert_int_equal(back->ctrees, 6);
+    assert_int_equal(back->cut[0], 24690);
+    for (size_t cut = 0; cut < len; cut++) {
+        struct mprof *b2 = NULL;
+        assert_int_not_equal(mprof_decode(buf, cut, &b2), 0);
+    }
+    mprof_free(back);
+    free(buf);
     mprof_free(mp);
 }
 
@@ -973,7 +992,8 @@ static void test_peer_request(void **state)
          .until = T0 + NWIN * WIN,
          .profile_type = DEFAULT_PROFILE_TYPE,
          .mode = Q_PROFILE,
-         .all_types = true},
+         .all_types = true,
+         .flame = true},
         {.tenant = "default",
          .from = T0,
          .until = T0 + 3600000,
@@ -1001,6 +1021,7 @@ static void test_peer_request(void **state)
             assert_null(pr.q.profile_type);
         assert_int_equal(pr.q.mode, q->mode);
         assert_int_equal(pr.q.all_types, q->all_types);
+        assert_int_equal(pr.q.flame, q->flame);
         assert_int_equal(pr.q.step, q->step);
         assert_string_equal(pr.q.group_by, q->group_by ? q->group_by : "");
         assert_int_equal(pr.q.shard, 2);

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ctree — call tree summaries of sections (codec/calltree.h, docs/format.md
+ * §3.6): compaction's builder, which merges a section's stacks into a tree
+ * of function names and cuts it to its largest nodes, and the query side,
+ * which adds such a tree to a merged profile as the stacks of its nodes.
+ *
+ * A profile built partly from trees holds, per cut node, one more stack:
+ * the node's path ending in CTREE_OTHER, whose value is what the section
+ * left out below the node. mprof.cut sums the frames' cuts: no node of the
+ * flame graph drawn from the profile is off by more than it. Only flame
+ * graphs read trees (query.h, query.flame); any other view reads rows.
+ */
+#ifndef STOKE_QUERY_CTREE_H
+#define STOKE_QUERY_CTREE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/calltree.h"
+#include "query/engine/mprof.h"
+
+/* The frame name that holds the callees a section's tree left out. */
+#define CTREE_OTHER "[other callees]"
+
+/* Nodes a section's tree keeps at most; a tree of more is cut. */
+#define CTREE_MAX_NODES 16384
+
+struct seg_section_info;
+
+/*
+ * The call tree frame (codec/calltree.h) of the section whose compressed
+ * bytes are @bytes (@len, described by @info): its stacks over all its
+ * series and times, named as a query without deferred symbolization names
+ * them, merged root first and cut to CTREE_MAX_NODES nodes (or the number
+ * @ctx points to, a uint32_t, when not NULL), and the build-ids of its
+ * unnamed frames. A seg_topsum_fn for compaction's block writer. *raw is
+ * NULL when the section has no types or two alike (a query by type could
+ * not tell them apart in a tree). 0, -EBADMSG, -ENOMEM.
+ */
+int engine_calltree_summary(void *ctx, const uint8_t *bytes, size_t len,
+                            const struct seg_section_info *info, uint8_t **raw, size_t *rawlen);
+
+/*
+ * Adds type @col of the decoded tree @t to column 0 of @mp: each node with
+ * a self value as its path's stack, and what a cut node's callees left out
+ * as its path with CTREE_OTHER as leaf; the tree's cut to mp->cut[0].
+ * @type and @unit name the column when @mp has no type yet. 0 or -ENOMEM.
+ */
+int ctree_merge(struct mprof *mp, const struct seg_calltree *t, uint32_t col, const char *type,
+                const char *unit);
+
+#endif
