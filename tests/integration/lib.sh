@@ -82,6 +82,7 @@ libc_debug() {
 start_query_worker() {
     local log=$1 i; shift
     port=
+    : >"$log" # emptied first: a reused log must not show the last port
     "$@" --listen 127.0.0.1:0 >/dev/null 2>"$log" &
     pid=$!
     for i in $(seq 50); do

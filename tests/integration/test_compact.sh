@@ -43,6 +43,7 @@ hour_dir() { date -u -d "@$(($1 / 1000))" +%Y-%m-%d/%H; }
 start_worker() { # start_worker STORE LOG [args...]: sets $URL
     local store=$1 log=$2 port=
     shift 2
+    : >"$log" # emptied first: a reused log must not show the last port
     "$QUERY" --store "$store" --listen 127.0.0.1:0 "$@" >/dev/null 2>"$log" &
     pids+=($!)
     for _ in $(seq 50); do

@@ -79,6 +79,7 @@ gen() {
 start_worker() { # start_worker LOG STORE-ARGS...: sets URL
     local log=$1 port=
     shift
+    : >"$log" # emptied first: a reused log must not show the last port
     "$QUERY" "$@" --listen 127.0.0.1:0 --cache-mb 0 >/dev/null 2>"$log" &
     pids+=($!)
     for _ in $(seq 50); do

@@ -38,6 +38,7 @@ cleanup() {
 trap cleanup EXIT
 
 start_worker() {
+    : >"$work/q.log" # emptied first: a reused log must not show the last port
     "$QUERY" --store "$work/s" --listen 127.0.0.1:0 --web-dir "$ROOT/query/web" >/dev/null 2>"$work/q.log" &
     pid=$!
     port=

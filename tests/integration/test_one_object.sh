@@ -69,12 +69,15 @@ gen() { # gen NAME SEED [--entries]
 }
 start_worker() { # start_worker NAME: sets $URL
     local log=$work/q-$KIND-$1.log p=
+    # emptied here, not by the child's redirection: a worker started twice
+    # under one name (mixed, before and after compaction) must not be
+    # read the port its predecessor printed before the child truncates
+    : >"$log"
     # shellcheck disable=SC2046
     "$QUERY" --store "$(url "$1")" $(sopts) --listen 127.0.0.1:0 --cache-mb 0 >/dev/null 2>"$log" &
     pids+=($!)
     WPID=$!
-    # up to 30 s: on a loaded machine 5 s was seen to pass before the port
-    # was printed, and every answer of that worker came back empty
+    # up to 30 s on a loaded machine
     for _ in $(seq 300); do
         p=$(sed -n 's/.* on port \([0-9]*\).*/\1/p' "$log" 2>/dev/null)
         [ -n "$p" ] && break

@@ -48,6 +48,7 @@ chmod 600 "$work/tokens"
 start_worker() { # start_worker LOG [args...]: sets $port (not in a subshell: $pids)
     local log=$1 i; shift
     port=
+    : >"$log" # emptied first: a reused log must not show the last port
     "$QUERY" --store "$work/store" --listen 127.0.0.1:0 "$@" >/dev/null 2>"$log" &
     pids+=($!)
     for i in $(seq 50); do

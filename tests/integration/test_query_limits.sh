@@ -42,6 +42,7 @@ PT=process_cpu:cpu:nanoseconds:cpu:nanoseconds
 start_worker() { # start_worker NAME [args...]: sets $port and $pid
     local log=$work/$1.log i; shift
     port=
+    : >"$log" # emptied first: a reused log must not show the last port
     "$QUERY" --store "$work/store" --listen 127.0.0.1:0 "$@" >/dev/null 2>"$log" &
     pid=$!
     pids+=("$pid")
