@@ -341,10 +341,20 @@ static int tree_from_calltree(struct engine *e, struct mprof *mp, const struct q
         return 0;
     }
     bool done = col < t.ntypes && !any_named(q, t.build_ids, t.nbuild_ids);
+    /* the paths it adds, at most one stack of 4-byte names per node and
+     * one more per cut node, before they are made: a hostile tree of deep
+     * chains is refused by the budget, not found out after */
+    uint64_t paths = 8 * t.path_frames + 4 * (uint64_t)t.nnodes;
+    if (done && qcancel_charge(q->cancel, paths)) {
+        seg_calltree_free(&t);
+        qcancel_release(q->cancel, 2 * info->tree_raw);
+        return 1;
+    }
     if (done) {
         mp->stats.sections++;
         if (ctree_merge(mp, &t, col, type, unit))
             mprof_warn(mp, "segment %s: out of memory merging", it->key);
+        qcancel_release(q->cancel, paths); /* now in mp, charged with it */
     }
     seg_calltree_free(&t);
     qcancel_release(q->cancel, 2 * info->tree_raw);
