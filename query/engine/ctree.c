@@ -159,7 +159,7 @@ static int tb_cut(const struct tbuild *b, uint32_t max, const int64_t *sum, uint
         first[b->parent[i] + 1]++;
     for (uint32_t c = 1; c <= b->n + 1; c++)
         first[c] += first[c - 1];
-    if (!(kids = malloc(((size_t)b->n + 1) * sizeof(*kids))))
+    if (!(kids = calloc((size_t)b->n + 1, sizeof(*kids))))
         goto out;
     for (uint32_t i = 0; i < b->n; i++)
         kids[first[b->parent[i]]++] = i;
