@@ -65,8 +65,22 @@ $Q generate --store "$tmp/fleet" --hosts "$hosts" --services 1 --hours "$hours" 
 from=$start; until=$((start + hours * 3600000))
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 p1=$(port); p2=$(port)
+# Workers are started, stopped and started again on the same ports: wait
+# for the stopped ones to exit (their port free) and for the new ones to
+# answer /healthz (a fixed 0.5 s was seen to be too short on a loaded
+# machine: curl got no answer at all).
+stop() { kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; pids=(); }
+ready() { # ready PORT...
+    local p
+    for p in "$@"; do
+        for _ in $(seq 300); do
+            curl -s -o /dev/null "http://127.0.0.1:$p/healthz" && break
+            sleep 0.1
+        done
+    done
+}
 $Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 "${mem_args[@]}" >/dev/null 2>&1 & pids+=($!)
-sleep 0.5
+ready $p1
 q() { # PORT ENDPOINT → seconds; an answer other than 200 stops the bench
     local r
     r=$(curl -s -o "$tmp/out.json" -w '%{http_code} %{time_total}' -G "http://127.0.0.1:$1/api/v1/$2" \
@@ -86,10 +100,10 @@ c=$(q $p1 top); w=$(q $p1 top)
 printf '%-34s %9.3fs %9.3fs\n' "top, 1 worker" "$c" "$w"
 top1="$c $w"
 grep -o '"stats":{[^}]*}' "$tmp/out.json" || true
-kill "${pids[@]}" 2>/dev/null; pids=()
+stop
 $Q --store "$tmp/fleet" --listen 127.0.0.1:$p2 "${mem_args[@]}" >/dev/null 2>&1 & pids+=($!)
 $Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 --peers 127.0.0.1:$p2 "${mem_args[@]}" >/dev/null 2>&1 & pids+=($!)
-sleep 0.5
+ready $p2 $p1
 c=$(q $p1 flamegraph); w=$(q $p1 flamegraph)
 printf '%-34s %9.3fs %9.3fs\n' "flame graph, 2 workers" "$c" "$w"
 fg2="$c $w"
@@ -98,16 +112,16 @@ printf '%-34s %9.3fs %9.3fs\n' "top, 2 workers" "$c" "$w"
 top2="$c $w"
 # Speed-up with workers on this 2-core machine: each worker limited to one
 # decode thread, so a second worker has a core of its own to add.
-kill "${pids[@]}" 2>/dev/null; pids=()
+stop
 $Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 --threads 1 "${mem_args[@]}" >/dev/null 2>&1 & pids+=($!)
-sleep 0.5
+ready $p1
 c=$(q $p1 flamegraph); w=$(q $p1 flamegraph)
 printf '%-34s %9.3fs %9.3fs\n' "flame graph, 1 worker x 1 thread" "$c" "$w"
 fg1t="$c $w"
-kill "${pids[@]}" 2>/dev/null; pids=()
+stop
 $Q --store "$tmp/fleet" --listen 127.0.0.1:$p2 --threads 1 "${mem_args[@]}" >/dev/null 2>&1 & pids+=($!)
 $Q --store "$tmp/fleet" --listen 127.0.0.1:$p1 --threads 1 --peers 127.0.0.1:$p2 "${mem_args[@]}" >/dev/null 2>&1 & pids+=($!)
-sleep 0.5
+ready $p2 $p1
 c=$(q $p1 flamegraph); w=$(q $p1 flamegraph)
 printf '%-34s %9.3fs %9.3fs\n' "flame graph, 2 workers x 1 thread" "$c" "$w"
 fg2t="$c $w"
