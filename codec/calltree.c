@@ -65,21 +65,16 @@ int seg_calltree_decode(const uint8_t *buf, size_t len, const struct seg_section
 {
     struct seg_calltree t = {0};
     uint8_t *raw = NULL;
-    uint64_t ntypes, nnames, nnodes, nb;
-    size_t strbytes = 0;
+    uint64_t ntypes, nnames, nnodes;
+    char *mem = NULL;
     int ret = 0;
 
     memset(out, 0, sizeof(*out));
     if (!buf || !info || !info->service || !info->tree_length)
         return -EINVAL;
-    if (len != info->tree_length || crc32c(buf, len) != info->tree_crc) {
-        errmsg(err, errlen, "call tree of %s: length or checksum mismatch", info->service);
-        return -EBADMSG;
-    }
-    if ((ret = zstd_decode(buf, len, info->tree_raw, &raw))) {
-        errmsg(err, errlen, "call tree of %s: does not decompress", info->service);
+    if ((ret = wire_frame_open(buf, len, info->tree_length, info->tree_crc, info->tree_raw,
+                               "call tree", info->service, &raw, err, errlen)))
         return ret;
-    }
     struct rbuf r = {.p = raw, .len = info->tree_raw};
     NEED(!rb_uv_max(&r, SEG_MAX_TYPES, &ntypes) && ntypes >= 1, "type count");
     t.ntypes = (uint32_t)ntypes;
@@ -87,29 +82,11 @@ int seg_calltree_decode(const uint8_t *buf, size_t len, const struct seg_section
         NEED(!rb_sv(&r, &t.sum[ty]) && !rb_sv(&r, &t.cut[ty]), "sum or cut");
     NEED(!rb_uv_max(&r, rb_left(&r), &nnames), "name count");
     t.nnames = (uint32_t)nnames;
-    struct rbuf lens = r;
-    for (uint64_t i = 0; i < nnames; i++) {
-        uint64_t l;
-        NEED(!rb_uv_max(&r, rb_left(&r), &l), "name length");
-        strbytes += l + 1;
-    }
-    NEED(strbytes - nnames <= rb_left(&r), "names");
-    t.names = malloc((nnames + 1) * sizeof(*t.names));
-    char *mem = t.mem_ = malloc(strbytes + 1);
-    if (!t.names || !mem) {
-        ret = -ENOMEM;
+    ret = rb_names(&r, nnames, &t.names, &mem);
+    t.mem_ = mem;
+    if (ret == -ENOMEM)
         goto out;
-    }
-    for (uint64_t i = 0; i < nnames; i++) {
-        uint64_t l;
-        const uint8_t *p;
-        rb_uv(&lens, &l);
-        NEED(!rb_bytes(&r, &p, l) && !memchr(p, 0, l), "name");
-        memcpy(mem, p, l);
-        mem[l] = '\0';
-        t.names[i] = mem;
-        mem += l + 1;
-    }
+    NEED(!ret, "names");
     /* each node needs at least its parent and name bytes and two values a
      * type */
     NEED(!rb_uv_max(&r, rb_left(&r) / (2 + 2 * ntypes), &nnodes), "node count");
@@ -142,17 +119,10 @@ int seg_calltree_decode(const uint8_t *buf, size_t len, const struct seg_section
         for (uint64_t i = 0; i < nnodes; i++)
             NEED(!rb_sv(&r, &t.self[ty * nnodes + i]), "self value");
     }
-    NEED(!rb_uv_max(&r, rb_left(&r), &nb), "build-id count");
-    if (!(t.build_ids = calloc(nb + 1, sizeof(*t.build_ids)))) {
-        ret = -ENOMEM;
+    ret = rb_str_list(&r, &t.build_ids, &t.nbuild_ids);
+    if (ret == -ENOMEM)
         goto out;
-    }
-    for (; t.nbuild_ids < nb; t.nbuild_ids++) {
-        char *s;
-        NEED(!rb_str(&r, &s), "build-id");
-        /* rb_str allocates: keep it in the list, freed with it */
-        t.build_ids[t.nbuild_ids] = s;
-    }
+    NEED(!ret, "build-id");
     /* bytes left: fields of a later minor */
 out:
     free(raw);

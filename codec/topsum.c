@@ -56,51 +56,32 @@ int seg_topsum_decode(const uint8_t *buf, size_t len, const struct seg_section_i
 {
     struct seg_topsum t = {0};
     uint8_t *raw = NULL;
-    uint64_t ntypes, nfuncs, nb;
-    size_t strbytes = 0;
+    uint64_t ntypes, nfuncs;
+    char *mem = NULL;
     int ret = 0;
 
     memset(out, 0, sizeof(*out));
     if (!buf || !info || !info->service || !info->top_length)
         return -EINVAL;
-    if (len != info->top_length || crc32c(buf, len) != info->top_crc) {
-        errmsg(err, errlen, "function totals of %s: length or checksum mismatch", info->service);
-        return -EBADMSG;
-    }
-    if ((ret = zstd_decode(buf, len, info->top_raw, &raw))) {
-        errmsg(err, errlen, "function totals of %s: do not decompress", info->service);
+    if ((ret = wire_frame_open(buf, len, info->top_length, info->top_crc, info->top_raw,
+                               "function totals", info->service, &raw, err, errlen)))
         return ret;
-    }
     struct rbuf r = {.p = raw, .len = info->top_raw};
     NEED(!rb_uv_max(&r, SEG_MAX_TYPES, &ntypes) && ntypes >= 1, "type count");
     /* each function needs at least its length byte and two values a type */
     NEED(!rb_uv_max(&r, rb_left(&r) / (1 + 2 * ntypes), &nfuncs), "function count");
     t.ntypes = (uint32_t)ntypes;
     t.nfuncs = (uint32_t)nfuncs;
-    struct rbuf lens = r;
-    for (uint64_t i = 0; i < nfuncs; i++) {
-        uint64_t l;
-        NEED(!rb_uv_max(&r, rb_left(&r), &l), "name length");
-        strbytes += l + 1;
-    }
-    NEED(strbytes - nfuncs <= rb_left(&r), "names");
-    t.names = malloc((nfuncs + 1) * sizeof(*t.names));
+    ret = rb_names(&r, nfuncs, &t.names, &mem);
+    t.mem_ = mem;
+    if (ret == -ENOMEM)
+        goto out;
+    NEED(!ret, "names");
     t.self = malloc((ntypes * nfuncs + 1) * sizeof(*t.self));
     t.total = malloc((ntypes * nfuncs + 1) * sizeof(*t.total));
-    char *mem = t.mem_ = malloc(strbytes + 1);
-    if (!t.names || !t.self || !t.total || !mem) {
+    if (!t.self || !t.total) {
         ret = -ENOMEM;
         goto out;
-    }
-    for (uint64_t i = 0; i < nfuncs; i++) {
-        uint64_t l;
-        const uint8_t *p;
-        rb_uv(&lens, &l);
-        NEED(!rb_bytes(&r, &p, l) && !memchr(p, 0, l), "name");
-        memcpy(mem, p, l);
-        mem[l] = '\0';
-        t.names[i] = mem;
-        mem += l + 1;
     }
     for (uint64_t ty = 0; ty < ntypes; ty++) {
         NEED(!rb_sv(&r, &t.sum[ty]), "sum");
@@ -109,17 +90,10 @@ int seg_topsum_decode(const uint8_t *buf, size_t len, const struct seg_section_i
         for (uint64_t i = 0; i < nfuncs; i++)
             NEED(!rb_sv(&r, &t.total[ty * nfuncs + i]), "total value");
     }
-    NEED(!rb_uv_max(&r, rb_left(&r), &nb), "build-id count");
-    if (!(t.build_ids = calloc(nb + 1, sizeof(*t.build_ids)))) {
-        ret = -ENOMEM;
+    ret = rb_str_list(&r, &t.build_ids, &t.nbuild_ids);
+    if (ret == -ENOMEM)
         goto out;
-    }
-    for (; t.nbuild_ids < nb; t.nbuild_ids++) {
-        char *s;
-        NEED(!rb_str(&r, &s), "build-id");
-        /* rb_str allocates: keep it in the list, freed with it */
-        t.build_ids[t.nbuild_ids] = s;
-    }
+    NEED(!ret, "build-id");
     /* bytes left: fields of a later minor */
 out:
     free(raw);

@@ -225,3 +225,72 @@ bool safe_component(const char *s)
     }
     return true;
 }
+
+int wire_frame_open(const uint8_t *buf, size_t len, uint64_t flen, uint32_t fcrc, uint64_t fraw,
+                    const char *what, const char *service, uint8_t **raw, char *err, size_t errlen)
+{
+    int rc;
+
+    *raw = NULL;
+    if (len != flen || crc32c(buf, len) != fcrc) {
+        errmsg(err, errlen, "%s of %s: length or checksum mismatch", what, service);
+        return -EBADMSG;
+    }
+    if ((rc = zstd_decode(buf, len, fraw, raw)))
+        errmsg(err, errlen, "%s of %s: does not decompress", what, service);
+    return rc;
+}
+
+int rb_names(struct rbuf *r, uint64_t n, const char ***names, char **mem)
+{
+    struct rbuf lens = *r;
+    size_t bytes = 0;
+
+    *names = NULL;
+    *mem = NULL;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t l;
+        if (rb_uv_max(r, rb_left(r), &l))
+            return -EBADMSG;
+        bytes += l + 1;
+    }
+    if (bytes - n > rb_left(r))
+        return -EBADMSG;
+    *names = malloc((n + 1) * sizeof(**names));
+    char *m = *mem = malloc(bytes + 1);
+    if (!*names || !m)
+        return -ENOMEM;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t l;
+        const uint8_t *p;
+        rb_uv(&lens, &l);
+        if (rb_bytes(r, &p, l) || memchr(p, 0, l))
+            return -EBADMSG;
+        memcpy(m, p, l);
+        m[l] = '\0';
+        (*names)[i] = m;
+        m += l + 1;
+    }
+    return 0;
+}
+
+int rb_str_list(struct rbuf *r, const char ***list, uint32_t *n)
+{
+    uint64_t nb;
+
+    *list = NULL;
+    *n = 0;
+    /* each string needs at least its length byte */
+    if (rb_uv_max(r, rb_left(r), &nb))
+        return -EBADMSG;
+    if (!(*list = calloc(nb + 1, sizeof(**list))))
+        return -ENOMEM;
+    for (; *n < nb; (*n)++) {
+        char *s;
+        int rc = rb_str(r, &s);
+        if (rc)
+            return rc;
+        (*list)[*n] = s;
+    }
+    return 0;
+}

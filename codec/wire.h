@@ -47,6 +47,22 @@ int zstd_append(struct wbuf *out, const void *src, size_t len, int level);
  * -EBADMSG on any mismatch. */
 int zstd_decode(const uint8_t *src, size_t len, uint64_t raw_len, uint8_t **out);
 
+/* A section's summary frame (docs/format.md §3.5, §3.6) of @len
+ * compressed bytes, checked against its footer record (@flen, @fcrc) and
+ * decompressed to exactly @fraw bytes in *@raw. 0, or -EBADMSG / -ENOMEM
+ * with "@what of @service: ..." in @err. */
+int wire_frame_open(const uint8_t *buf, size_t len, uint64_t flen, uint32_t fcrc, uint64_t fraw,
+                    const char *what, const char *service, uint8_t **raw, char *err, size_t errlen);
+/* @n names from @r as the summary frames hold them: @n uvarint lengths,
+ * then the names' bytes back to back. *@names (malloc'd) points into
+ * *@mem (one allocation, each name NUL-terminated). 0, -EBADMSG (bytes
+ * run out, or a name holds a NUL), -ENOMEM; free both either way. */
+int rb_names(struct rbuf *r, uint64_t n, const char ***names, char **mem);
+/* A uvarint count and that many strings from @r into *@list (calloc'd;
+ * each string its own allocation); *@n says how many were read, also on
+ * failure, so the caller frees them and the list. 0, -EBADMSG, -ENOMEM. */
+int rb_str_list(struct rbuf *r, const char ***list, uint32_t *n);
+
 /* "YYYY-MM-DD" and "HH" of a UTC ms timestamp; -EINVAL when negative or
  * past year 9999. */
 int utc_date_hour(int64_t ms, char date[11], char hour[3]);

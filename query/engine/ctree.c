@@ -289,13 +289,8 @@ int engine_calltree_summary(void *ctx, const uint8_t *bytes, size_t len,
         }
     }
     t.nnames = nn;
-    if (engine_unnamed_build_ids(sec, &bids))
+    if (engine_unnamed_build_ids(sec, &bids, &t.build_ids, &t.nbuild_ids))
         goto out;
-    t.nbuild_ids = bids.n;
-    if (!(t.build_ids = malloc(((size_t)bids.n + 1) * sizeof(*t.build_ids))))
-        goto out;
-    for (uint32_t i = 0; i < bids.n; i++)
-        t.build_ids[i] = intern_str_get(&bids, i);
     if ((rc = seg_calltree_encode(&out, &t)))
         goto out;
     *raw = out.p;

@@ -884,7 +884,8 @@ int engine_merge_section(struct mprof *mp, const struct seg_section *sec, const 
 
 /* ---- function totals of a whole section (compaction) ------------------- */
 
-int engine_unnamed_build_ids(const struct seg_section *sec, struct intern *bids)
+int engine_unnamed_build_ids(const struct seg_section *sec, struct intern *bids,
+                             const char ***ids, uint32_t *n)
 {
     for (uint32_t l = 0; l < sec->nlocations; l++) {
         const struct seg_location *loc = &sec->locations[l];
@@ -894,6 +895,11 @@ int engine_unnamed_build_ids(const struct seg_section *sec, struct intern *bids)
         if (*b && intern_strn(bids, b, strlen(b)) == INTERN_NONE)
             return -ENOMEM;
     }
+    if (!(*ids = malloc(((size_t)bids->n + 1) * sizeof(**ids))))
+        return -ENOMEM;
+    for (uint32_t i = 0; i < bids->n; i++)
+        (*ids)[i] = intern_str_get(bids, i);
+    *n = bids->n;
     return 0;
 }
 
@@ -972,13 +978,8 @@ int engine_top_summary(void *ctx, const uint8_t *bytes, size_t len,
         }
     }
     free(keep);
-    if (engine_unnamed_build_ids(sec, &bids))
+    if (engine_unnamed_build_ids(sec, &bids, &t.build_ids, &t.nbuild_ids))
         goto out;
-    t.nbuild_ids = bids.n;
-    if (!(t.build_ids = malloc(((size_t)bids.n + 1) * sizeof(*t.build_ids))))
-        goto out;
-    for (uint32_t i = 0; i < bids.n; i++)
-        t.build_ids[i] = intern_str_get(&bids, i);
     if ((rc = seg_topsum_encode(&out, &t)))
         goto out;
     *raw = out.p;

@@ -45,11 +45,13 @@ int engine_top_summary(void *ctx, const uint8_t *bytes, size_t len,
  * are alike): what a section summary is built from. 0 or -ENOMEM. */
 int engine_merge_whole_section(struct mprof *mp, const struct seg_section *sec);
 
-/* Adds to @bids (an intern string set) the build-ids of @sec's frames
- * stored unnamed: those a worker's deferred symbolization might name
- * (dsym.h). With any of them known, a query reads the section's rows
- * rather than its summaries. 0 or -ENOMEM. */
+/* The build-ids of @sec's frames stored unnamed: those a worker's
+ * deferred symbolization might name (dsym.h). With any of them known, a
+ * query reads the section's rows rather than its summaries. Interned in
+ * @bids (an empty intern string set, the caller's to free), listed in
+ * *@ids (malloc'd, *@n of them, pointing into @bids). 0 or -ENOMEM. */
 struct intern;
-int engine_unnamed_build_ids(const struct seg_section *sec, struct intern *bids);
+int engine_unnamed_build_ids(const struct seg_section *sec, struct intern *bids,
+                             const char ***ids, uint32_t *n);
 
 #endif
