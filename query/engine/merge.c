@@ -884,8 +884,8 @@ int engine_merge_section(struct mprof *mp, const struct seg_section *sec, const 
 
 /* ---- function totals of a whole section (compaction) ------------------- */
 
-int engine_unnamed_build_ids(const struct seg_section *sec, struct intern *bids,
-                             const char ***ids, uint32_t *n)
+int engine_unnamed_build_ids(const struct seg_section *sec, struct intern *bids, const char ***ids,
+                             uint32_t *n)
 {
     for (uint32_t l = 0; l < sec->nlocations; l++) {
         const struct seg_location *loc = &sec->locations[l];

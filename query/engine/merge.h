@@ -51,7 +51,7 @@ int engine_merge_whole_section(struct mprof *mp, const struct seg_section *sec);
  * @bids (an empty intern string set, the caller's to free), listed in
  * *@ids (malloc'd, *@n of them, pointing into @bids). 0 or -ENOMEM. */
 struct intern;
-int engine_unnamed_build_ids(const struct seg_section *sec, struct intern *bids,
-                             const char ***ids, uint32_t *n);
+int engine_unnamed_build_ids(const struct seg_section *sec, struct intern *bids, const char ***ids,
+                             uint32_t *n);
 
 #endif
