@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "codec/segment.h"
+#include "codec/topsum.h"
 #include "common/intern.h"
 #include "query/engine/merge.h"
 #include "query/engine/query.h"
@@ -192,10 +193,79 @@ out:
     return rc;
 }
 
-int engine_calltree_summary(void *ctx, const uint8_t *bytes, size_t len,
-                            const struct seg_section_info *info, uint8_t **raw, size_t *rawlen)
+/* The function totals frame (codec/topsum.h) from the whole, uncut tree
+ * @b, whose nodes are in preorder (built from sorted stacks): a function's
+ * self is its nodes' selves, its total the totals of its nodes with no
+ * ancestor of the same name (a stack counted once however often it
+ * recurses: what engine_top_summary counts). 0 or -ENOMEM. */
+static int totals_from_tree(const struct tbuild *b, const struct mprof *mp, const int64_t *sum,
+                            const char **bids, uint32_t nbids, struct wbuf *out)
 {
-    uint32_t max = ctx ? *(const uint32_t *)ctx : CTREE_MAX_NODES;
+    uint32_t nt = b->nt, ns = mp->str.n, sp = 0, k = 0;
+    int64_t *fself = calloc((size_t)ns * nt + 1, sizeof(*fself));
+    int64_t *ftotal = calloc((size_t)ns * nt + 1, sizeof(*ftotal));
+    uint32_t *onpath = calloc((size_t)ns + 1, sizeof(*onpath));
+    uint32_t *stk = malloc(((size_t)b->n + 1) * sizeof(*stk));
+    struct seg_topsum t = {.ntypes = nt, .build_ids = bids, .nbuild_ids = nbids};
+    int rc = -ENOMEM;
+
+    if (!fself || !ftotal || !onpath || !stk)
+        goto out;
+    for (uint32_t i = 0; i < b->n; i++) {
+        /* back up to the parent: preorder keeps it on the path */
+        while (sp && stk[sp - 1] + 1 != b->parent[i])
+            onpath[b->name[stk[--sp]]]--;
+        uint32_t f = b->name[i];
+        for (uint32_t ty = 0; ty < nt; ty++) {
+            MPROF_ADD(fself[(size_t)f * nt + ty], b->self[(size_t)i * nt + ty]);
+            if (!onpath[f])
+                MPROF_ADD(ftotal[(size_t)f * nt + ty], b->total[(size_t)i * nt + ty]);
+        }
+        onpath[f]++;
+        stk[sp++] = i;
+    }
+    t.names = malloc(((size_t)ns + 1) * sizeof(*t.names));
+    t.self = malloc(((size_t)ns * nt + 1) * sizeof(*t.self));
+    t.total = malloc(((size_t)ns * nt + 1) * sizeof(*t.total));
+    if (!t.names || !t.self || !t.total)
+        goto out;
+    /* the functions with a value in any type, in string id order */
+    for (uint32_t f = 0; f < ns; f++) {
+        bool any = false;
+        for (uint32_t ty = 0; ty < nt; ty++)
+            any |= fself[(size_t)f * nt + ty] || ftotal[(size_t)f * nt + ty];
+        if (any)
+            stk[k++] = f, t.names[k - 1] = intern_str_get(&mp->str, f);
+    }
+    t.nfuncs = k;
+    for (uint32_t ty = 0; ty < nt; ty++) {
+        t.sum[ty] = sum[ty];
+        for (uint32_t j = 0; j < k; j++) {
+            t.self[(size_t)ty * k + j] = fself[(size_t)stk[j] * nt + ty];
+            t.total[(size_t)ty * k + j] = ftotal[(size_t)stk[j] * nt + ty];
+        }
+    }
+    rc = seg_topsum_encode(out, &t);
+out:
+    free(fself);
+    free(ftotal);
+    free(onpath);
+    free(stk);
+    free(t.names);
+    free(t.self);
+    free(t.total);
+    return rc;
+}
+
+/* Both summaries of a section from one merge and one tree: the call tree
+ * cut to @max nodes into *@raw, and, with @top_raw, the function totals
+ * into *@top_raw. A section with two types alike gets neither (*@raw and
+ * *@top_raw NULL): callers fall back to engine_top_summary for its
+ * totals. */
+static int summaries(const uint8_t *bytes, size_t len, const struct seg_section_info *info,
+                     uint32_t max, uint8_t **top_raw, size_t *top_len, uint8_t **raw,
+                     size_t *rawlen)
+{
     struct seg_section *sec = NULL;
     struct mprof *mp = NULL;
     struct tbuild b = {0};
@@ -209,6 +279,10 @@ int engine_calltree_summary(void *ctx, const uint8_t *bytes, size_t len,
 
     *raw = NULL;
     *rawlen = 0;
+    if (top_raw) {
+        *top_raw = NULL;
+        *top_len = 0;
+    }
     if ((rc = seg_section_decode(bytes, len, info, &sec, err, sizeof(err))))
         return rc;
     rc = 0;
@@ -291,8 +365,22 @@ int engine_calltree_summary(void *ctx, const uint8_t *bytes, size_t len,
     t.nnames = nn;
     if (engine_unnamed_build_ids(sec, &bids, &t.build_ids, &t.nbuild_ids))
         goto out;
-    if ((rc = seg_calltree_encode(&out, &t)))
+    if (top_raw) {
+        struct wbuf tw = {0};
+        if ((rc = totals_from_tree(&b, mp, sum, t.build_ids, t.nbuild_ids, &tw))) {
+            wb_free(&tw);
+            goto out;
+        }
+        *top_raw = tw.p;
+        *top_len = tw.len;
+    }
+    if ((rc = seg_calltree_encode(&out, &t))) {
+        if (top_raw) {
+            free(*top_raw);
+            *top_raw = NULL;
+        }
         goto out;
+    }
     *raw = out.p;
     *rawlen = out.len;
     out.p = NULL;
@@ -319,6 +407,84 @@ out:
     mprof_free(mp);
     seg_section_free(sec);
     return rc;
+}
+
+int engine_calltree_summary(void *ctx, const uint8_t *bytes, size_t len,
+                            const struct seg_section_info *info, uint8_t **raw, size_t *rawlen)
+{
+    return summaries(bytes, len, info, ctx ? *(const uint32_t *)ctx : CTREE_MAX_NODES, NULL, NULL,
+                     raw, rawlen);
+}
+
+/* What the totals hook built for the tree hook: the raw tree of each
+ * section, by its offset in the object being written. */
+struct ctree_cache {
+    struct {
+        uint64_t offset;
+        uint8_t *raw;
+        size_t len;
+    } * e;
+    size_t n, cap;
+};
+
+struct ctree_cache *ctree_cache_new(void)
+{
+    return calloc(1, sizeof(struct ctree_cache));
+}
+
+void ctree_cache_free(struct ctree_cache *c)
+{
+    for (size_t i = 0; c && i < c->n; i++)
+        free(c->e[i].raw);
+    if (c)
+        free(c->e);
+    free(c);
+}
+
+int engine_summaries_top(void *ctx, const uint8_t *bytes, size_t len,
+                         const struct seg_section_info *info, uint8_t **raw, size_t *rawlen)
+{
+    struct ctree_cache *c = ctx;
+    uint8_t *tree = NULL;
+    size_t tlen = 0;
+    int rc = summaries(bytes, len, info, CTREE_MAX_NODES, raw, rawlen, &tree, &tlen);
+
+    if (rc)
+        return rc;
+    if (!*raw) /* no tree: two types alike (or none) */
+        return engine_top_summary(NULL, bytes, len, info, raw, rawlen);
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 16;
+        void *e = realloc(c->e, cap * sizeof(*c->e));
+        if (!e) {
+            free(tree);
+            free(*raw);
+            *raw = NULL;
+            return -ENOMEM;
+        }
+        c->e = e;
+        c->cap = cap;
+    }
+    c->e[c->n].offset = info->offset;
+    c->e[c->n].raw = tree;
+    c->e[c->n].len = tlen;
+    c->n++;
+    return 0;
+}
+
+int engine_summaries_tree(void *ctx, const uint8_t *bytes, size_t len,
+                          const struct seg_section_info *info, uint8_t **raw, size_t *rawlen)
+{
+    struct ctree_cache *c = ctx;
+
+    for (size_t i = 0; i < c->n; i++)
+        if (c->e[i].raw && c->e[i].offset == info->offset) {
+            *raw = c->e[i].raw;
+            *rawlen = c->e[i].len;
+            c->e[i].raw = NULL;
+            return 0;
+        }
+    return engine_calltree_summary(NULL, bytes, len, info, raw, rawlen);
 }
 
 /* ---- adding a tree to a query's profile ---------------------------------- */

@@ -42,6 +42,24 @@ int engine_calltree_summary(void *ctx, const uint8_t *bytes, size_t len,
                             const struct seg_section_info *info, uint8_t **raw, size_t *rawlen);
 
 /*
+ * Both summaries of each section from one merge (compaction's writers):
+ * engine_summaries_top is the writer's totals hook (seg_writer_set_topsum)
+ * and builds the section's tree too, deriving the function totals from it
+ * (engine_top_summary's answer, without merging the rows once per type);
+ * it keeps the tree in @ctx, a ctree_cache, for engine_summaries_tree, the
+ * call tree hook (seg_writer_set_calltree), which the writer calls after
+ * every totals hook. A section the first did not see is built anew. Free
+ * the cache after seg_writer_finish.
+ */
+struct ctree_cache;
+struct ctree_cache *ctree_cache_new(void);
+void ctree_cache_free(struct ctree_cache *c);
+int engine_summaries_top(void *ctx, const uint8_t *bytes, size_t len,
+                         const struct seg_section_info *info, uint8_t **raw, size_t *rawlen);
+int engine_summaries_tree(void *ctx, const uint8_t *bytes, size_t len,
+                          const struct seg_section_info *info, uint8_t **raw, size_t *rawlen);
+
+/*
  * Adds type @col of the decoded tree @t to column 0 of @mp: each node with
  * a self value as its path's stack, and what a cut node's callees left out
  * as its path with CTREE_OTHER as leaf; the tree's cut to mp->cut[0].

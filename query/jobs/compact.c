@@ -539,6 +539,7 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
     struct manifest *old = NULL, *hm = NULL;
     /* one block per span: level 1 by span of the hour, level 2 one */
     struct seg_writer *ws[MAX_SPANS] = {0};
+    struct ctree_cache *caches[MAX_SPANS] = {0};
     size_t nin[MAX_SPANS] = {0};
     struct todo merged = {0}, del = {0}, garbage = {0}, written = {0};
     struct batch b = {0};
@@ -620,10 +621,14 @@ static int compact_hour(struct store *st, const char *tenant, int64_t hour_ms, i
         }
         /* every block section carries its function totals, so a top
          * query reads those instead of the rows (docs/format.md §3.5) */
-        seg_writer_set_topsum(ws[i], engine_top_summary, NULL);
         /* and its call tree, cut to its largest nodes, so a flame graph
-         * reads that (§3.6) */
-        seg_writer_set_calltree(ws[i], engine_calltree_summary, NULL);
+         * reads that (§3.6): both from one merge of the section */
+        if (!(caches[i] = ctree_cache_new())) {
+            ret = -ENOMEM;
+            goto out;
+        }
+        seg_writer_set_topsum(ws[i], engine_summaries_top, caches[i]);
+        seg_writer_set_calltree(ws[i], engine_summaries_tree, caches[i]);
     }
     hm = calloc(1, sizeof(*hm));
     if (!hm) {
@@ -967,8 +972,10 @@ out:
             store_del(st, written.keys[i]);
     batch_free(&b);
     free(buf);
-    for (int i = 0; i < MAX_SPANS; i++)
+    for (int i = 0; i < MAX_SPANS; i++) {
         seg_writer_free(ws[i]);
+        ctree_cache_free(caches[i]);
+    }
     todo_free(&written);
     manifest_free(old);
     manifest_free(hm);

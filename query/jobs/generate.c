@@ -14,7 +14,6 @@
 #include "common/file.h"
 #include "common/gzip.h"
 #include "query/engine/ctree.h"
-#include "query/engine/merge.h"
 #include "query/jobs/generate.h"
 #include "query/jobs/import.h"
 
@@ -535,9 +534,12 @@ int fleet_generate(struct store *st, const struct generate_opts *o, struct gener
     for (unsigned hr = 0; hr < o->hours && !ret; hr++) {
         int64_t hour_ms = start + (int64_t)hr * HOUR_MS;
         struct seg_writer *block = o->compacted ? seg_writer_new(tenant, "compacted") : NULL;
-        if (block) { /* the summaries compaction writes (compact.c) */
-            seg_writer_set_topsum(block, engine_top_summary, NULL);
-            seg_writer_set_calltree(block, engine_calltree_summary, NULL);
+        struct ctree_cache *cache = block ? ctree_cache_new() : NULL;
+        if (block && !cache)
+            ret = -ENOMEM;
+        if (block && cache) { /* the summaries compaction writes (compact.c) */
+            seg_writer_set_topsum(block, engine_summaries_top, cache);
+            seg_writer_set_calltree(block, engine_summaries_tree, cache);
         }
         for (unsigned h = 0; h < o->hosts && !ret; h++) {
             unsigned hid = o->first_host + h;
@@ -590,6 +592,7 @@ int fleet_generate(struct store *st, const struct generate_opts *o, struct gener
                                  errlen);
             seg_writer_free(block);
         }
+        ctree_cache_free(cache);
     }
     for (size_t i = 0; src && i < o->nfiles; i++)
         free_source(&src[i]);
