@@ -16,10 +16,7 @@ int seg_calltree_encode(struct wbuf *out, const struct seg_calltree *t)
         wb_sv(out, t->cut[ty]);
     }
     wb_uv(out, t->nnames);
-    for (uint32_t i = 0; i < t->nnames; i++)
-        wb_uv(out, strlen(t->names[i]));
-    for (uint32_t i = 0; i < t->nnames; i++)
-        wb_bytes(out, t->names[i], strlen(t->names[i]));
+    wb_names(out, t->names, t->nnames);
     wb_uv(out, t->nnodes);
     for (uint32_t i = 0; i < t->nnodes; i++)
         wb_uv(out, t->parent[i]);
@@ -31,9 +28,7 @@ int seg_calltree_encode(struct wbuf *out, const struct seg_calltree *t)
         for (uint32_t i = 0; i < t->nnodes; i++)
             wb_sv(out, t->self[(size_t)ty * t->nnodes + i]);
     }
-    wb_uv(out, t->nbuild_ids);
-    for (uint32_t i = 0; i < t->nbuild_ids; i++)
-        wb_str(out, t->build_ids[i]);
+    wb_str_list(out, t->build_ids, t->nbuild_ids);
     return out->err ? -ENOMEM : 0;
 }
 
@@ -47,9 +42,10 @@ void seg_calltree_free(struct seg_calltree *t)
     free(t->total);
     free(t->self);
     free(t->depth);
-    for (uint32_t i = 0; t->mem_ && i < t->nbuild_ids; i++)
-        free((char *)t->build_ids[i]); /* decoded: each its own allocation */
-    free(t->build_ids);
+    if (t->mem_) /* decoded: each build-id its own allocation */
+        str_list_free(t->build_ids, t->nbuild_ids);
+    else
+        free(t->build_ids);
     free(t->mem_);
     memset(t, 0, sizeof(*t));
 }

@@ -12,10 +12,7 @@ int seg_topsum_encode(struct wbuf *out, const struct seg_topsum *t)
 {
     wb_uv(out, t->ntypes);
     wb_uv(out, t->nfuncs);
-    for (uint32_t i = 0; i < t->nfuncs; i++)
-        wb_uv(out, strlen(t->names[i]));
-    for (uint32_t i = 0; i < t->nfuncs; i++)
-        wb_bytes(out, t->names[i], strlen(t->names[i]));
+    wb_names(out, t->names, t->nfuncs);
     for (uint32_t ty = 0; ty < t->ntypes; ty++) {
         const int64_t *s = t->self + (size_t)ty * t->nfuncs,
                       *tot = t->total + (size_t)ty * t->nfuncs;
@@ -25,9 +22,7 @@ int seg_topsum_encode(struct wbuf *out, const struct seg_topsum *t)
         for (uint32_t i = 0; i < t->nfuncs; i++)
             wb_sv(out, tot[i]);
     }
-    wb_uv(out, t->nbuild_ids);
-    for (uint32_t i = 0; i < t->nbuild_ids; i++)
-        wb_str(out, t->build_ids[i]);
+    wb_str_list(out, t->build_ids, t->nbuild_ids);
     return out->err ? -ENOMEM : 0;
 }
 
@@ -38,9 +33,10 @@ void seg_topsum_free(struct seg_topsum *t)
     free(t->names);
     free(t->self);
     free(t->total);
-    for (uint32_t i = 0; t->mem_ && i < t->nbuild_ids; i++)
-        free((char *)t->build_ids[i]); /* decoded: each its own allocation */
-    free(t->build_ids);
+    if (t->mem_) /* decoded: each build-id its own allocation */
+        str_list_free(t->build_ids, t->nbuild_ids);
+    else
+        free(t->build_ids);
     free(t->mem_);
     memset(t, 0, sizeof(*t));
 }

@@ -294,3 +294,25 @@ int rb_str_list(struct rbuf *r, const char ***list, uint32_t *n)
     }
     return 0;
 }
+
+void wb_names(struct wbuf *w, const char *const *names, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        wb_uv(w, strlen(names[i]));
+    for (uint32_t i = 0; i < n; i++)
+        wb_bytes(w, names[i], strlen(names[i]));
+}
+
+void wb_str_list(struct wbuf *w, const char *const *list, uint32_t n)
+{
+    wb_uv(w, n);
+    for (uint32_t i = 0; i < n; i++)
+        wb_str(w, list[i]);
+}
+
+void str_list_free(const char **list, uint32_t n)
+{
+    for (uint32_t i = 0; list && i < n; i++)
+        free((char *)list[i]);
+    free(list);
+}

@@ -58,6 +58,12 @@ int wire_frame_open(const uint8_t *buf, size_t len, uint64_t flen, uint32_t fcrc
  * *@mem (one allocation, each name NUL-terminated). 0, -EBADMSG (bytes
  * run out, or a name holds a NUL), -ENOMEM; free both either way. */
 int rb_names(struct rbuf *r, uint64_t n, const char ***names, char **mem);
+/* The writing side of rb_names: @n uvarint lengths, then the bytes. */
+void wb_names(struct wbuf *w, const char *const *names, uint32_t n);
+/* The writing side of rb_str_list: a uvarint count, then the strings. */
+void wb_str_list(struct wbuf *w, const char *const *list, uint32_t n);
+/* Frees what rb_str_list read: @n strings and the list. */
+void str_list_free(const char **list, uint32_t n);
 /* A uvarint count and that many strings from @r into *@list (calloc'd;
  * each string its own allocation); *@n says how many were read, also on
  * failure, so the caller frees them and the list. 0, -EBADMSG, -ENOMEM. */

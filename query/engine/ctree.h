@@ -34,7 +34,8 @@ struct seg_section_info;
  * series and times, named as a query without deferred symbolization names
  * them, merged root first and cut to CTREE_MAX_NODES nodes (or the number
  * @ctx points to, a uint32_t, when not NULL), and the build-ids of its
- * unnamed frames. A seg_topsum_fn for compaction's block writer. *raw is
+ * unnamed frames. A seg_topsum_fn; compaction uses the pair below, which
+ * falls back to this for a section the totals hook did not see. *raw is
  * NULL when the section has no types or two alike (a query by type could
  * not tell them apart in a tree). 0, -EBADMSG, -ENOMEM.
  */

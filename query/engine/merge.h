@@ -32,9 +32,11 @@ int engine_merge_section(struct mprof *mp, const struct seg_section *sec, const 
  * compressed bytes are @bytes (@len, described by @info): every
  * function's self and total in each of its sample types over all its
  * series and times, named as a query without deferred symbolization names
- * them, and the build-ids of its unnamed frames. A seg_topsum_fn for
- * compaction's block writer (@ctx unused). *raw is NULL when the section
- * has no types. 0, -EBADMSG (bytes that do not decode), -ENOMEM.
+ * them, and the build-ids of its unnamed frames. A seg_topsum_fn (@ctx
+ * unused); compaction derives the same frame from the section's call tree
+ * (ctree.h engine_summaries_top) and calls this only for a section with
+ * two types alike, which has no tree. *raw is NULL when the section has no
+ * types. 0, -EBADMSG (bytes that do not decode), -ENOMEM.
  */
 struct seg_section_info;
 int engine_top_summary(void *ctx, const uint8_t *bytes, size_t len,
