@@ -108,6 +108,10 @@ printf 'tok-0\n' >"$work/tokens0"
 mportR=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 receiver R --receive-auth-token-file "$work/tokens0" || { fail "receiver R did not start"; summary test_receive_grpc; exit 1; }
 gR=$gport pidR=$rpid
+# AR and AT sample a workload of their own: on a quiet machine a window
+# with no samples sends nothing, and AT would have nothing to show
+"$FIXTURES/hot_c" 25 >/dev/null & pidW=$!
+pids+=($pidW)
 "$AGENT" --store "$work/AR" --host-name AR --window 2 --flush 10 --frequency 49 --duration 12 \
     --metrics-addr "127.0.0.1:$mportR" --otlp-protocol grpc --otlp-endpoint "http://127.0.0.1:$gR" \
     2>"$work/AR.log" &
@@ -125,12 +129,13 @@ wait "$pidAR"
     --metrics-addr off --otlp-protocol grpc --otlp-endpoint "http://127.0.0.1:$gR/" \
     --otlp-header "Authorization=Bearer tok-0" --otlp-header "X-Scope-OrgID=team-a" 2>"$work/AT.log"
 push=$(grep -o 'push: otlp [0-9]* sent, [0-9]* dropped' "$work/AT.log")
+kill "$pidW" 2>/dev/null
 sleep 1
 kill -TERM "$pidR"; wait "$pidR"
 start_worker "$work/R"; qr=$qport
 svcT=$(services_of "$qr" team-a)
 check "with --otlp-header's token and tenant: accepted, stored under team-a ($push; ${svcT:0:60})" \
-    bash -c "grep -q ' 0 dropped' <<<'$push' && [ -n '$svcT' ]"
+    bash -c "grep -q 'otlp [1-9][0-9]* sent, 0 dropped' <<<'$push' && [ -n '$svcT' ]"
 m() { awk -v k="$1{exporter=\"otlp\"}" '$1 == k {print $2}' "$work/metricsAR.txt"; }
 nf=$(m stoke_export_failed_attempts_total) nd=$(m stoke_export_requests_dropped_total) ns=$(m stoke_export_requests_sent_total)
 check "UNAUTHENTICATED: each request tried once and dropped, none sent (failed ${nf:-absent}, dropped ${nd:-absent}, sent ${ns:-absent})" \
