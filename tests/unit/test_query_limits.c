@@ -216,7 +216,10 @@ static void test_connguard(void **state)
     assert_false(was_cut(sv[0][1]));
     /* t2 before the phase starts, so that c1's deadline is at least t2 + wt
      * however long the call takes (after it, a busy machine made the sweep
-     * at t2 + wt - 1 cut c1) */
+     * at t2 + wt - 1 cut c1); and 2 ms after t1, so that c2's new phase
+     * starts after t1 (in the same microsecond, the sweep at t1 + rt cut
+     * c2 too: seen once in CI) */
+    usleep(2000);
     int64_t t2 = qcancel_now_us();
     connguard_sending(g, c1);
     connguard_reading(g, c2);
