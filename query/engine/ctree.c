@@ -518,20 +518,34 @@ int ctree_merge(struct mprof *mp, const struct seg_calltree *t, uint32_t col, co
         int64_t *o = t->parent[i] ? &other[t->parent[i] - 1] : &root_other;
         *o = (int64_t)((uint64_t)*o - (uint64_t)tot[i]);
     }
+    if (mprof_cproof_init(mp))
+        goto out;
+    int64_t cut = t->cut[col];
     for (uint32_t i = 0; i <= n; i++) {
         bool root = i == n;
         int64_t s = root ? 0 : self[i], o = root ? root_other : other[i];
-        if (!s && !o)
+        /* whether the parent left callees out here: proof below */
+        bool pcut = !root && (t->parent[i] ? other[t->parent[i] - 1] : root_other) > 0;
+        if (root) {
+            mp->root_cs += o > 0;
+            MPROF_ADD(mp->root_unc, o > 0 ? (o < cut ? o : cut) : 0);
+        }
+        if (!s && !o && !pcut)
             continue;
         /* the path leaf first, one slot ahead for the left-out callees */
         depth = 0;
         for (uint32_t p = root ? 0 : i + 1; p; p = t->parent[p - 1])
             path[1 + depth++] = nm[t->name[p - 1]];
         uint32_t g;
-        if (s) {
+        if (!root) {
             if ((g = mprof_stack(mp, path + 1, depth)) == MPROF_NONE)
                 goto out;
             MPROF_ADD(mp->vals[(size_t)g * mp->ntypes], s);
+            /* view_flame_proved: which sections knew all of the node's
+             * value, and how much its unseen callees may hold */
+            mp->cpf[g].pc += pcut;
+            mp->cpf[g].cs += o > 0;
+            MPROF_ADD(mp->cpf[g].unc, o > 0 ? (o < cut ? o : cut) : 0);
         }
         if (o) {
             path[0] = nm[t->nnames];
@@ -542,6 +556,7 @@ int ctree_merge(struct mprof *mp, const struct seg_calltree *t, uint32_t col, co
     }
     MPROF_ADD(mp->cut[0], t->cut[col]);
     mp->ctrees++;
+    mp->cpf_trees++;
     rc = 0;
 out:
     free(other);

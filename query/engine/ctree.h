@@ -8,7 +8,8 @@
  * A profile built partly from trees holds, per cut node, one more stack:
  * the node's path ending in CTREE_OTHER, whose value is what the section
  * left out below the node. mprof.cut sums the frames' cuts: no node of the
- * flame graph drawn from the profile is off by more than it. Only flame
+ * flame graph drawn from the profile is off by more than it, and mprof.cpf
+ * shows when none is off at all (views.h view_flame_proved). Only flame
  * graphs read trees (query.h, query.flame); any other view reads rows.
  */
 #ifndef STOKE_QUERY_CTREE_H
@@ -63,7 +64,10 @@ int engine_summaries_tree(void *ctx, const uint8_t *bytes, size_t len,
 /*
  * Adds type @col of the decoded tree @t to column 0 of @mp: each node with
  * a self value as its path's stack, and what a cut node's callees left out
- * as its path with CTREE_OTHER as leaf; the tree's cut to mp->cut[0].
+ * as its path with CTREE_OTHER as leaf; the tree's cut to mp->cut[0], and
+ * what proves a graph exact to mp->cpf (a node under a parent with cut
+ * callees, or with cut callees itself, gets its path's stack for it, of
+ * value 0 when it has no self).
  * @type and @unit name the column when @mp has no type yet. 0 or -ENOMEM.
  */
 int ctree_merge(struct mprof *mp, const struct seg_calltree *t, uint32_t col, const char *type,

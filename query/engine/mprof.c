@@ -54,6 +54,7 @@ void mprof_free(struct mprof *p)
     free(p->id_found);
     free(p->fself);
     free(p->ftotal);
+    free(p->cpf);
     for (uint32_t i = 0; i < p->nwarnings; i++)
         free(p->warnings[i]);
     free(p);
@@ -69,7 +70,8 @@ size_t mprof_bytes(const struct mprof *p)
            (size_t)p->groups_cap * sizeof(*p->group_val) +
            cells * (sizeof(*p->points) + sizeof(*p->present)) + p->ind_cap * sizeof(*p->ind) +
            (p->ex ? cells * sizeof(*p->ex) : 0) + p->nids +
-           (size_t)p->fcap * p->ntypes * 2 * sizeof(*p->fself);
+           (size_t)p->fcap * p->ntypes * 2 * sizeof(*p->fself) +
+           (p->cpf ? (size_t)p->vals_cap * sizeof(*p->cpf) : 0);
 }
 
 int mprof_top_add(struct mprof *p, uint32_t name, uint32_t col, int64_t self, int64_t total)
@@ -109,7 +111,21 @@ static int vals_grow(struct mprof *p, uint32_t cap)
     memset(v + (size_t)p->vals_cap * p->ntypes, 0,
            (size_t)(cap - p->vals_cap) * p->ntypes * sizeof(*v));
     p->vals = v;
+    if (p->cpf) {
+        struct mprof_cproof *c = realloc(p->cpf, (size_t)cap * sizeof(*c));
+        if (!c)
+            return -ENOMEM; /* vals_cap stays: the new values are spare */
+        memset(c + p->vals_cap, 0, (size_t)(cap - p->vals_cap) * sizeof(*c));
+        p->cpf = c;
+    }
     p->vals_cap = cap;
+    return 0;
+}
+
+int mprof_cproof_init(struct mprof *p)
+{
+    if (!p->cpf && !(p->cpf = calloc(p->vals_cap ? p->vals_cap : 1, sizeof(*p->cpf))))
+        return -ENOMEM;
     return 0;
 }
 
@@ -333,6 +349,15 @@ int mprof_merge(struct mprof *dst, const struct mprof *src)
             goto out;
     }
     dst->ctrees += src->ctrees;
+    /* the proof is column 0's: it stays only where that column is dst's 0 */
+    bool cpf = src->cpf && src->ntypes && tmap[0] == 0;
+    if (cpf) {
+        if (mprof_cproof_init(dst))
+            goto out;
+        dst->cpf_trees += src->cpf_trees;
+        dst->root_cs += src->root_cs;
+        MPROF_ADD(dst->root_unc, src->root_unc);
+    }
     for (uint32_t t = 0; t < src->ntypes; t++)
         if (tmap[t] != MPROF_NONE)
             MPROF_ADD(dst->cut[tmap[t]], src->cut[t]);
@@ -373,6 +398,11 @@ int mprof_merge(struct mprof *dst, const struct mprof *src)
                 if (tmap[t] != MPROF_NONE)
                     MPROF_ADD(dst->vals[(size_t)g * dst->ntypes + tmap[t]],
                               src->vals[(size_t)s * src->ntypes + t]);
+            if (cpf) {
+                dst->cpf[g].pc += src->cpf[s].pc;
+                dst->cpf[g].cs += src->cpf[s].cs;
+                MPROF_ADD(dst->cpf[g].unc, src->cpf[s].unc);
+            }
         }
         if (i < src->nstacks) {
             const uint32_t *f = mprof_stack_frames(src, (uint32_t)i);
@@ -477,8 +507,11 @@ out:
  *   u32 npairs {u32 name, u32 value}
  *   u64 objects sections bytes_read cache_hits skipped, u64 warnings_dropped
  *   u32 nwarnings {u32 len, bytes}
- *   "SQP2" only (a profile with call tree summaries, ctree.h):
+ *   "SQP2" and "SQP3" only (a profile with call tree summaries, ctree.h):
  *   u32 ctrees, i64 cut[ntypes]
+ *   "SQP3" only (their proof, mprof.cpf): u32 cpf_trees u32 root_cs
+ *   i64 root_unc u32 n {u32 stack, u32 pc, u32 cs, i64 unc}, the stack by
+ *   its place in the list above
  *   with function totals (top): i64 fsum[ntypes] u32 n {u32 name, u32 type,
  *   i64 self, i64 total}
  */
@@ -486,7 +519,8 @@ int mprof_encode(const struct mprof *p, uint8_t **buf, size_t *len)
 {
     struct wbuf w = {0};
 
-    wb_bytes(&w, p->ctrees ? "SQP2" : "SQP1", 4);
+    bool cpf = p->ctrees && p->cpf && p->cpf_trees;
+    wb_bytes(&w, cpf ? "SQP3" : p->ctrees ? "SQP2" : "SQP1", 4);
     wb_u32(&w, p->str.n);
     for (uint32_t i = 0; i < p->str.n; i++) {
         uint32_t len;
@@ -546,6 +580,22 @@ int mprof_encode(const struct mprof *p, uint8_t **buf, size_t *len)
         wb_u32(&w, p->ctrees);
         for (uint32_t t = 0; t < p->ntypes; t++)
             wb_u64(&w, (uint64_t)p->cut[t]);
+    }
+    if (cpf) {
+        uint32_t n = 0;
+        for (uint32_t s = 0; s < p->nstacks; s++)
+            n += p->cpf[s].pc || p->cpf[s].cs || p->cpf[s].unc;
+        wb_u32(&w, p->cpf_trees);
+        wb_u32(&w, p->root_cs);
+        wb_u64(&w, (uint64_t)p->root_unc);
+        wb_u32(&w, n);
+        for (uint32_t s = 0; s < p->nstacks; s++)
+            if (p->cpf[s].pc || p->cpf[s].cs || p->cpf[s].unc) {
+                wb_u32(&w, s);
+                wb_u32(&w, p->cpf[s].pc);
+                wb_u32(&w, p->cpf[s].cs);
+                wb_u64(&w, (uint64_t)p->cpf[s].unc);
+            }
     }
     if (p->top) { /* function totals: only after everything else */
         uint32_t n = 0;
@@ -618,9 +668,11 @@ int mprof_decode(const uint8_t *buf, size_t len, struct mprof **out)
 
     *out = NULL;
     const void *magic = take(&r, 4);
-    if (!magic || (memcmp(magic, "SQP1", 4) && memcmp(magic, "SQP2", 4)))
+    if (!magic ||
+        (memcmp(magic, "SQP1", 4) && memcmp(magic, "SQP2", 4) && memcmp(magic, "SQP3", 4)))
         return -EBADMSG;
-    bool ctrees = !memcmp(magic, "SQP2", 4);
+    bool cpf = !memcmp(magic, "SQP3", 4), ctrees = cpf || !memcmp(magic, "SQP2", 4);
+    uint32_t *smap = NULL; /* SQP3: each listed stack's id here */
     ns = get32(&r);
     /* strings live in a temporary table first: ids must map 1:1 */
     struct intern tmp = {0};
@@ -662,6 +714,10 @@ int mprof_decode(const uint8_t *buf, size_t len, struct mprof **out)
         (p->period_type == MPROF_NONE) != (p->period_unit == MPROF_NONE))
         goto out;
     uint32_t nstk = get32(&r);
+    /* each stack takes at least 4 + 8 * nt bytes: a bound before allocating */
+    if (cpf && (r.bad || nstk > rb_left(&r.r) / (4 + 8 * (size_t)nt) ||
+                !(smap = malloc(((size_t)nstk + 1) * sizeof(*smap)))))
+        goto out;
     for (uint32_t s = 0; s < nstk && !r.bad; s++) {
         uint32_t n = get32(&r);
         const uint8_t *fr = take(&r, (size_t)n * 4);
@@ -683,6 +739,8 @@ int mprof_decode(const uint8_t *buf, size_t len, struct mprof **out)
             rc = -ENOMEM;
             goto out;
         }
+        if (smap)
+            smap[s] = g;
         for (uint32_t t = 0; t < nt; t++) {
             int64_t v;
             memcpy(&v, vv + (size_t)t * 8, 8);
@@ -747,6 +805,24 @@ int mprof_decode(const uint8_t *buf, size_t len, struct mprof **out)
         for (uint32_t t = 0; t < nt; t++)
             p->cut[t] = (int64_t)get64(&r);
     }
+    if (cpf) {
+        p->cpf_trees = get32(&r);
+        p->root_cs = get32(&r);
+        p->root_unc = (int64_t)get64(&r);
+        uint32_t n = get32(&r);
+        if (r.bad || p->cpf_trees > p->ctrees || mprof_cproof_init(p))
+            goto out;
+        for (uint32_t i = 0; i < n && !r.bad; i++) {
+            uint32_t s = get32(&r), pc = get32(&r), cs = get32(&r);
+            int64_t unc = (int64_t)get64(&r);
+            if (r.bad || s >= nstk)
+                goto out;
+            struct mprof_cproof *c = &p->cpf[smap[s]];
+            c->pc += pc;
+            c->cs += cs;
+            MPROF_ADD(c->unc, unc);
+        }
+    }
     if (!r.bad && rb_left(&r.r)) { /* function totals (mprof_encode) */
         p->top = true;
         for (uint32_t t = 0; t < nt; t++)
@@ -766,10 +842,12 @@ int mprof_decode(const uint8_t *buf, size_t len, struct mprof **out)
     if (r.bad || rb_left(&r.r))
         goto out;
     free(f);
+    free(smap);
     *out = p;
     return 0;
 out:
     free(f);
+    free(smap);
     mprof_free(p);
     return rc;
 out_tmp:

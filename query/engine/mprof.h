@@ -45,6 +45,12 @@ struct qstats {
     uint64_t objects, sections, bytes_read, cache_hits, skipped;
 };
 
+/* One node path's call tree proof sums (mprof.cpf). */
+struct mprof_cproof {
+    uint32_t pc, cs;
+    int64_t unc;
+};
+
 struct mprof {
     struct intern str;
     /* stacks: u32 sequences of string ids */
@@ -92,6 +98,18 @@ struct mprof {
      * any node of a flame graph drawn from @p may be off. */
     uint32_t ctrees;
     int64_t cut[MPROF_MAX_TYPES];
+    /* What shows whether a flame graph of column 0 drawn from trees is
+     * exact (views.h view_flame_proved), summed over the cpf_trees tree
+     * sections that recorded it (ctree_merge; peers' answers do not carry
+     * it). Per stack, for the tree node whose path it is: cpf[s].pc, the
+     * sections that kept the node below a parent with callees left out;
+     * .cs, the sections that left out callees of the node itself; .unc,
+     * the most those callees can hold, sum of min(left out, the section's
+     * cut). The root's cs and unc in root_cs, root_unc. NULL until a
+     * tree is merged; then vals_cap entries. */
+    struct mprof_cproof *cpf;
+    uint32_t cpf_trees, root_cs;
+    int64_t root_unc;
     /* bookkeeping */
     struct qstats stats;
     char *warnings[MPROF_MAX_WARNINGS];
@@ -131,6 +149,9 @@ static inline const uint32_t *mprof_stack_frames(const struct mprof *p, uint32_t
 {
     return (const uint32_t *)intern_get(&p->stk, s, NULL);
 }
+
+/* Allocates p->cpf (zeroed) if it is not yet. 0 or -ENOMEM. */
+int mprof_cproof_init(struct mprof *p);
 
 /* Adds @self and @total to function name @name (a string id) in column
  * @col, growing the arrays; makes @p a function totals profile (top).

@@ -513,79 +513,115 @@ out:
     return rc;
 }
 
+/* A flame graph's tree and its selection (view_flame_walk). */
+struct fsel {
+    struct ftree t;
+    uint32_t *sel, nsel; /* the nodes taken, in the order they were */
+    uint32_t next;       /* the node popped and not taken; UINT32_MAX: none */
+    uint64_t used, others;
+};
+
+static void fsel_free(struct fsel *f)
+{
+    free(f->t.n);
+    free(f->t.slots);
+    free(f->sel);
+}
+
+/* Builds column @col of @p's tree into @f and selects at most @max_nodes:
+ * greedy by total from the root, a node taken only with its parent, and
+ * the budget counts the "other" node each parent with cut children needs.
+ * 0 or -ENOMEM (free @f either way). */
+static int flame_select(struct fsel *f, const struct mprof *p, uint32_t col, uint32_t max_nodes)
+{
+    struct ftree *t = &f->t;
+    struct heap h = {0};
+    int rc = -ENOMEM;
+
+    memset(f, 0, sizeof(*f));
+    f->next = UINT32_MAX;
+    t->cap = 1024;
+    t->n = malloc(t->cap * sizeof(*t->n));
+    if (!t->n)
+        return -ENOMEM;
+    t->count = 1;
+    t->n[0] = (struct fnode){
+        .name = 0, .parent = UINT32_MAX, .first_child = UINT32_MAX, .next_sibling = UINT32_MAX};
+    if (flame_build(t, p, col, max_nodes))
+        return -ENOMEM;
+    h.v = malloc((size_t)t->count * sizeof(*h.v));
+    f->sel = malloc((size_t)t->count * sizeof(*f->sel));
+    if (!h.v || !f->sel)
+        goto out;
+    for (uint32_t i = 0; i < t->count; i++)
+        t->n[i].unselected = t->n[i].nchildren;
+    t->n[0].selected = true;
+    f->used = 1;
+    f->others = t->n[0].nchildren ? 1 : 0;
+    for (uint32_t c = t->n[0].first_child; c != UINT32_MAX; c = t->n[c].next_sibling)
+        heap_push(&h, t, p, c);
+    while (h.n) {
+        uint32_t x = heap_pop(&h, t, p);
+        struct fnode *par = &t->n[t->n[x].parent];
+        uint64_t o2 = f->others - (par->unselected == 1 ? 1 : 0) + (t->n[x].nchildren ? 1 : 0);
+        if (f->used + 1 + o2 > max_nodes) {
+            f->next = x;
+            break;
+        }
+        t->n[x].selected = true;
+        par->unselected--;
+        f->used++;
+        f->others = o2;
+        f->sel[f->nsel++] = x;
+        for (uint32_t c = t->n[x].first_child; c != UINT32_MAX; c = t->n[c].next_sibling)
+            heap_push(&h, t, p, c);
+    }
+    rc = 0;
+out:
+    free(h.v);
+    return rc;
+}
+
 int view_flame_walk(const struct mprof *p, uint32_t col, uint32_t max_nodes,
                     const struct flame_visit *v, void *ctx)
 {
-    struct ftree t = {0};
-    struct heap h = {0};
-    uint32_t *sel = NULL, nsel = 0;
+    struct fsel f;
+    struct ftree *t = &f.t;
     struct {
         uint32_t node, next;
     } *stk = NULL;
     int rc = -ENOMEM;
 
-    t.cap = 1024;
-    t.n = malloc(t.cap * sizeof(*t.n));
-    if (!t.n)
+    if (flame_select(&f, p, col, max_nodes))
         goto out;
-    t.count = 1;
-    t.n[0] = (struct fnode){
-        .name = 0, .parent = UINT32_MAX, .first_child = UINT32_MAX, .next_sibling = UINT32_MAX};
-    if (flame_build(&t, p, col, max_nodes))
+    uint32_t *sel = f.sel, nsel = f.nsel;
+    if (!(stk = malloc((size_t)t->count * sizeof(*stk))))
         goto out;
-    /* Greedy selection by total from the root: a node is taken only with
-     * its parent, and the budget counts the "other" node each parent with
-     * cut children needs. */
-    h.v = malloc((size_t)t.count * sizeof(*h.v));
-    sel = malloc((size_t)t.count * sizeof(*sel));
-    stk = malloc((size_t)t.count * sizeof(*stk));
-    if (!h.v || !sel || !stk)
-        goto out;
-    for (uint32_t i = 0; i < t.count; i++)
-        t.n[i].unselected = t.n[i].nchildren;
-    t.n[0].selected = true;
-    uint64_t used = 1, others = t.n[0].nchildren ? 1 : 0;
-    for (uint32_t c = t.n[0].first_child; c != UINT32_MAX; c = t.n[c].next_sibling)
-        heap_push(&h, &t, p, c);
-    while (h.n) {
-        uint32_t x = heap_pop(&h, &t, p);
-        struct fnode *par = &t.n[t.n[x].parent];
-        uint64_t o2 = others - (par->unselected == 1 ? 1 : 0) + (t.n[x].nchildren ? 1 : 0);
-        if (used + 1 + o2 > max_nodes)
-            break;
-        t.n[x].selected = true;
-        par->unselected--;
-        used++;
-        others = o2;
-        sel[nsel++] = x;
-        for (uint32_t c = t.n[x].first_child; c != UINT32_MAX; c = t.n[c].next_sibling)
-            heap_push(&h, &t, p, c);
-    }
-    struct sel_ctx sc = {&t, p};
+    struct sel_ctx sc = {t, p};
     qsort_r(sel, nsel, sizeof(*sel), cmp_sel, &sc);
     for (uint32_t i = 0; i < nsel; i++) {
-        struct fnode *par = &t.n[t.n[sel[i]].parent];
+        struct fnode *par = &t->n[t->n[sel[i]].parent];
         if (par->child_count++ == 0)
             par->child_start = i;
     }
     /* When not even one "other" fits (max_nodes 1), the root keeps what
      * was cut as its own self so its total still adds up. */
-    bool root_absorbs = used + others > max_nodes;
-    int64_t root_self = t.n[0].self;
+    bool root_absorbs = f.used + f.others > max_nodes;
+    int64_t root_self = t->n[0].self;
     if (root_absorbs)
-        root_self = t.n[0].total;
-    v->enter(ctx, 0, "total", root_self, t.n[0].total);
+        root_self = t->n[0].total;
+    v->enter(ctx, 0, "total", root_self, t->n[0].total);
     size_t sp = 0;
     stk[sp].node = 0;
     stk[sp].next = 0;
     sp++;
     while (sp) {
         uint32_t nd = stk[sp - 1].node;
-        struct fnode *fn = &t.n[nd];
+        struct fnode *fn = &t->n[nd];
         if (stk[sp - 1].next < fn->child_count) {
             uint32_t c = sel[fn->child_start + stk[sp - 1].next++];
-            v->enter(ctx, (uint32_t)sp, intern_str_get(&p->str, t.n[c].name), t.n[c].self,
-                     t.n[c].total);
+            v->enter(ctx, (uint32_t)sp, intern_str_get(&p->str, t->n[c].name), t->n[c].self,
+                     t->n[c].total);
             stk[sp].node = c;
             stk[sp].next = 0;
             sp++;
@@ -594,7 +630,7 @@ int view_flame_walk(const struct mprof *p, uint32_t col, uint32_t max_nodes,
         if (fn->unselected && !(nd == 0 && root_absorbs)) {
             uint64_t ucut = (uint64_t)fn->total - (uint64_t)fn->self;
             for (uint32_t i = 0; i < fn->child_count; i++)
-                ucut -= (uint64_t)t.n[sel[fn->child_start + i]].total;
+                ucut -= (uint64_t)t->n[sel[fn->child_start + i]].total;
             int64_t cut = (int64_t)ucut;
             v->enter(ctx, (uint32_t)sp, "other", cut, cut);
             v->leave(ctx, (uint32_t)sp);
@@ -604,11 +640,116 @@ int view_flame_walk(const struct mprof *p, uint32_t col, uint32_t max_nodes,
     }
     rc = 0;
 out:
-    free(t.n);
-    free(t.slots);
-    free(h.v);
-    free(sel);
+    fsel_free(&f);
     free(stk);
+    return rc;
+}
+
+/* The child of @parent named @name, or UINT32_MAX. */
+static uint32_t ftree_find(const struct ftree *t, uint32_t parent, uint32_t name)
+{
+    for (uint32_t j = (uint32_t)hash_pair32(parent, name) & (t->nslots - 1);
+         t->nslots && t->slots[j] != UINT32_MAX; j = (j + 1) & (t->nslots - 1)) {
+        const struct fnode *c = &t->n[t->slots[j]];
+        if (c->parent == parent && c->name == name)
+            return t->slots[j];
+    }
+    return UINT32_MAX;
+}
+
+/*
+ * Whether the flame graph would be the same drawn from the rows. The
+ * trees' nodes can be off only in sections that left out callees of
+ * their parent (mprof.cpf): a node is exact when its parent is and every
+ * such section of the parent kept it (pc == the parent's cs). With no
+ * negative value, totals only shrink from a node to its callees and the
+ * selection pops nodes in falling order, so the rows select the same
+ * nodes when every node taken is exact and no call tree aggregate, the
+ * node that stopped the selection is exact too, and every candidate left
+ * (a child of a taken node) that could be larger than its estimate is
+ * below that node for sure: an inexact child by at most its estimate plus
+ * the parent's unc, a callee no tree kept by at most the parent's unc.
+ * Then each taken node's values, its "other" and whether it has one are
+ * the rows' too.
+ */
+int view_flame_proved(const struct mprof *p, uint32_t col, uint32_t max_nodes,
+                      const char *aggregate)
+{
+    struct fsel f;
+    struct ftree *t = &f.t;
+    uint32_t *pc = NULL, *cs = NULL;
+    int64_t *unc = NULL;
+    uint8_t *ex = NULL;
+    int rc = -ENOMEM;
+
+    if (!p->ctrees)
+        return 1;
+    if (col != 0 || !p->cpf || p->cpf_trees != p->ctrees)
+        return 0;
+    for (uint32_t s = 0; s < p->nstacks; s++)
+        if (p->vals[(size_t)s * p->ntypes + col] < 0)
+            return 0;
+    if (flame_select(&f, p, col, max_nodes))
+        goto out;
+    pc = calloc(t->count, sizeof(*pc));
+    cs = calloc(t->count, sizeof(*cs));
+    unc = calloc(t->count, sizeof(*unc));
+    ex = malloc(t->count);
+    if (!pc || !cs || !unc || !ex)
+        goto out;
+    cs[0] = p->root_cs;
+    unc[0] = p->root_unc;
+    for (uint32_t s = 0; s < p->nstacks; s++) {
+        const struct mprof_cproof *c = &p->cpf[s];
+        if (!c->pc && !c->cs && !c->unc)
+            continue;
+        const uint32_t *fr = mprof_stack_frames(p, s);
+        uint32_t len = mprof_stack_len(p, s), node = 0;
+        for (uint32_t d = 0; d < len && node != UINT32_MAX; d++)
+            node = ftree_find(t, node, fr[len - 1 - d]);
+        if (node != UINT32_MAX && node != 0) {
+            pc[node] = c->pc;
+            cs[node] = c->cs;
+            unc[node] = c->unc;
+        }
+    }
+    /* parents come before their children in the tree's array */
+    uint32_t agg = intern_find(&p->str, aggregate, strlen(aggregate));
+    ex[0] = 1;
+    for (uint32_t i = 1; i < t->count; i++) {
+        uint32_t par = t->n[i].parent;
+        ex[i] = ex[par] && pc[i] == cs[par] && t->n[i].name != agg;
+    }
+    rc = 0;
+    for (uint32_t i = 0; i < t->count; i++)
+        if (t->n[i].total < 0 || unc[i] < 0) /* sums that wrapped */
+            goto out;
+    for (uint32_t i = 0; i < f.nsel; i++)
+        if (!ex[f.sel[i]])
+            goto out;
+    /* a candidate may hold at most @bound - 1; none left: nothing unseen */
+    int64_t bound = 1;
+    if (f.next != UINT32_MAX) {
+        if (!ex[f.next])
+            goto out;
+        bound = t->n[f.next].total;
+    }
+    for (uint32_t i = 0; i <= f.nsel; i++) {
+        uint32_t d = i < f.nsel ? f.sel[i] : 0;
+        if (unc[d] && unc[d] >= bound)
+            goto out;
+        for (uint32_t c = t->n[d].first_child; c != UINT32_MAX; c = t->n[c].next_sibling)
+            if (!t->n[c].selected && !ex[c] && t->n[c].name != agg &&
+                t->n[c].total >= bound - unc[d])
+                goto out;
+    }
+    rc = 1;
+out:
+    fsel_free(&f);
+    free(pc);
+    free(cs);
+    free(unc);
+    free(ex);
     return rc;
 }
 

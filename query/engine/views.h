@@ -59,6 +59,16 @@ struct flame_visit {
 };
 int view_flame_walk(const struct mprof *p, uint32_t col, uint32_t max_nodes,
                     const struct flame_visit *v, void *ctx);
+/*
+ * For @p built partly from call trees (mprof.ctrees; query.flame): 1 when
+ * view_flame_walk's graph of column @col (0) cut to @max_nodes is the one
+ * the sections' rows give, node for node, as mprof.cpf proves; 0 when that
+ * cannot be shown (the caller reads the rows), and 1 for no trees.
+ * @aggregate names the frame of the trees' left-out callees (ctree.h
+ * CTREE_OTHER), never a node of an exact graph. -ENOMEM.
+ */
+int view_flame_proved(const struct mprof *p, uint32_t col, uint32_t max_nodes,
+                      const char *aggregate);
 
 /* The largest @k values added so far, as a min-heap (@v holds @k, the
  * caller allocates it): what bounds the call-tree builds. A tree cut to

@@ -665,18 +665,42 @@ static void ep_flame(const struct native_api *a, const struct http_params *p,
         free(is.ids);
         return;
     }
-    /* Sections may come from their cut call trees (ctree.h) unless
-     * exact=true, or more nodes are asked for than a quarter of what each
-     * tree keeps (it would show its cuts). */
-    const char *exact = P(p, "exact");
-    if (exact && strcmp(exact, "true") && strcmp(exact, "false")) {
-        free(is.ids);
-        http_error_json(r, 400, "exact: true or false");
-        return;
+    /* Sections may come from their blocks' call trees (ctree.h) for up to
+     * as many nodes as a tree keeps, unless trees=false. Their graph is the
+     * answer when it is shown to be the rows' (view_flame_proved:
+     * max_error 0), or, unless exact=true, when at most a quarter of a
+     * tree's nodes are asked for (within max_error: the cuts rarely show);
+     * else the rows are read. */
+    static const char *const flags[2] = {"exact", "trees"};
+    bool on[2] = {false, true};
+    for (int k = 0; k < 2; k++) {
+        const char *v = P(p, flags[k]);
+        if (v && strcmp(v, "true") && strcmp(v, "false")) {
+            free(is.ids);
+            http_error_json(r, 400, "%s: true or false", flags[k]);
+            return;
+        }
+        if (v)
+            on[k] = !strcmp(v, "true");
     }
-    bool flame = !(exact && !strcmp(exact, "true")) && max_nodes <= CTREE_MAX_NODES / 4;
+    bool approx = !on[0] && max_nodes <= CTREE_MAX_NODES / 4;
+    bool flame = on[1] && !is.n && max_nodes <= CTREE_MAX_NODES;
     if (indsel_run(a, &is, false, flame ? IV_FLAME : IV_PROFILE, &mp, &q, r))
         return;
+    int proved = mp->ctrees ? view_flame_proved(mp, 0, (uint32_t)max_nodes, CTREE_OTHER) : 0;
+    if (proved == 1)
+        mp->cut[0] = 0;
+    else if (mp->ctrees && (proved < 0 || !approx)) {
+        r->skipped -= mp->stats.skipped; /* counted again below */
+        mprof_free(mp);
+        mp = NULL;
+        if (proved < 0) {
+            http_error_json(r, 500, "out of memory");
+            return;
+        }
+        if (indsel_run(a, &is, false, IV_PROFILE, &mp, &q, r))
+            return;
+    }
     if (view_flame_json(mp, 0, (uint32_t)max_nodes, &b)) {
         free(b.p);
         mprof_free(mp);

@@ -14,6 +14,7 @@
 #include "profile.pb-c.h"
 #include "common/hash.h"
 #include "query/serve/connect.h"
+#include "query/engine/ctree.h"
 #include "query/engine/heatmap.h"
 #include "query/engine/plan.h"
 #include "query/engine/views.h"
@@ -688,6 +689,33 @@ static int run(struct call *c, const struct query *q, struct mprof **out)
     return 0;
 }
 
+/* Runs the flame graph query @q (its graph cut to @max_nodes) from the
+ * blocks' call trees where they apply (ctree.h, query.flame), and from the
+ * rows again when the graph the trees give cannot be shown to be the
+ * rows' (view_flame_proved): Pyroscope's clients get the exact graph, and
+ * have no field for an error bound. 0, or an error in c->r. */
+static int run_flame(struct call *c, const struct query *q, uint32_t max_nodes, struct mprof **out)
+{
+    struct query qq = *q;
+
+    qq.flame = !q->nids && max_nodes <= CTREE_MAX_NODES;
+    int rc = run(c, &qq, out);
+    if (rc || !(*out)->ctrees)
+        return rc;
+    int proved = view_flame_proved(*out, 0, max_nodes, CTREE_OTHER);
+    if (proved == 1)
+        return 0;
+    c->r->skipped -= (*out)->stats.skipped; /* counted again below */
+    mprof_free(*out);
+    *out = NULL;
+    if (proved < 0) {
+        connect_error(c->r, 0, CONNECT_RESOURCE_EXHAUSTED, "out of memory");
+        return proved;
+    }
+    qq.flame = false;
+    return run(c, &qq, out);
+}
+
 static int profile_type_check(struct call *c, const char *what, const char *id)
 {
     if (!id || !*id) {
@@ -890,8 +918,8 @@ static Types__V1__Exemplar *exemplar_msg(struct pool *pl, const struct mprof *mp
 
 /* The merged profile of one stack trace request (column 0 = the type). */
 static int select_stacks(struct call *c, const char *what,
-                         const Querier__V1__SelectMergeStacktracesRequest *m, struct mprof **out,
-                         uint32_t *max_nodes)
+                         const Querier__V1__SelectMergeStacktracesRequest *m, bool flame,
+                         struct mprof **out, uint32_t *max_nodes)
 {
     struct selection s;
 
@@ -946,7 +974,9 @@ static int select_stacks(struct call *c, const char *what,
     struct query q = selection_query(c, &s, m->profile_typeid, Q_PROFILE);
     q.ids = ids;
     q.nids = nids;
-    int rc = run(c, &q, out);
+    /* a flame graph or tree, of whole stacks: from call trees if exact */
+    int rc =
+        flame && !m->stack_trace_selector ? run_flame(c, &q, *max_nodes, out) : run(c, &q, out);
     selection_free(&s);
     if (!rc && (rc = ids_found(c, what, *out, ids, nids))) {
         mprof_free(*out);
@@ -1298,7 +1328,9 @@ static void m_select_merge_stacktraces(struct call *c, const ProtobufCMessage *r
     uint32_t max_nodes;
     int rc = 0;
 
-    if (select_stacks(c, "", m, &mp, &max_nodes))
+    bool flame = m->format != QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_DOT &&
+                 m->format != QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF;
+    if (select_stacks(c, "", m, flame, &mp, &max_nodes))
         return;
     switch (m->format) {
     case QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE:
@@ -1358,9 +1390,9 @@ static void m_diff(struct call *c, const ProtobufCMessage *req)
         connect_error(c->r, 0, CONNECT_INVALID_ARGUMENT, "%s: missing", m->left ? "right" : "left");
         return;
     }
-    if (select_stacks(c, "left.", m->left, &l, &ln))
+    if (select_stacks(c, "left.", m->left, false, &l, &ln))
         return;
-    if (select_stacks(c, "right.", m->right, &r, &rn)) {
+    if (select_stacks(c, "right.", m->right, false, &r, &rn)) {
         mprof_free(l);
         return;
     }
@@ -2536,7 +2568,7 @@ static void render(const struct pyroscope_api *a, const char *tenant, http_param
     if (!match) {
         mp = mprof_new(1);
         ts = NULL;
-    } else if (run(&c, &q, &mp) || run(&c, &qs, &ts)) {
+    } else if (run_flame(&c, &q, (uint32_t)max_nodes, &mp) || run(&c, &qs, &ts)) {
         selection_free(&s);
         mprof_free(mp);
         return; /* run left a Connect error (same JSON shape plus a code) */

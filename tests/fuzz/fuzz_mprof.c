@@ -1,12 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target for query/engine/mprof.c's wire decoder (what peers send back
  * from /internal/v1/select): anything decodes or fails, and whatever
- * decodes re-encodes, decodes again and merges without harm. */
+ * decodes re-encodes, decodes again and merges without harm, and its
+ * flame graph is drawn and its call tree proof (views.h) checked. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "query/engine/mprof.h"
+#include "query/engine/views.h"
+
+static void enter(void *ctx, uint32_t depth, const char *name, int64_t self, int64_t total)
+{
+    (void)ctx, (void)depth, (void)name, (void)self, (void)total;
+}
+static void leave(void *ctx, uint32_t depth)
+{
+    (void)ctx, (void)depth;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -26,6 +37,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         mprof_merge(sum, p);
         if (q)
             mprof_merge(sum, q);
+        static const struct flame_visit v = {enter, leave};
+        for (uint32_t mn = 1; mn <= 64; mn *= 4) {
+            view_flame_proved(sum, 0, mn, "[other callees]");
+            view_flame_walk(sum, 0, mn, &v, NULL);
+        }
     }
     mprof_free(sum);
     mprof_free(q);

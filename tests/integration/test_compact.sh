@@ -9,7 +9,8 @@
 #      stays whole as it is, not half in the block and half outside;
 #   2. a late profile and a garbage newer hour manifest in the second hour:
 #      skipped with an error, the hour rebuilt, the garbage replaced.
-# Then the .NET corpus profile whose function ids are all 0 imports with a
+# Then the Pyroscope API's flame graphs, the same before and after, read the
+# blocks' call trees; the .NET corpus profile whose function ids are all 0 imports with a
 # warning and named frames (self and total per function checked against a
 # decoder of this script's own), and every other corpus profile imports without one.
 source "$(dirname "$0")/lib.sh"
@@ -245,6 +246,44 @@ print("%d functions, leaf %s" % (len(total), max(self_, key=self_.get)))
 PY
 )
 check "dotnet frames are named, self and total per function as decoded here ($out)" [ $? -eq 0 ]
+
+# ---- 4. the Pyroscope API's flame graphs over compacted hours -----------------
+# SelectMergeStacktraces (flame graph and tree bytes) and /pyroscope/render
+# answer the same before and after compaction; after it they read the
+# blocks' call trees (proved exact: views.h view_flame_proved), a fraction
+# of the bytes the rows take (/api/v1/flamegraph?trees=false)
+P=$work/pyro
+"$QUERY" generate --store "$P" --hosts 4 --services 1 --hours 1 --start "$H0" \
+    "$CORPUS/go-cpu.pb.gz" >"$work/genp.log" 2>&1 || fail "generate: $(cat "$work/genp.log")"
+PT=process_cpu:cpu:nanoseconds:cpu:nanoseconds
+pyro() { # pyro OUT: the three answers of the worker at $URL; in $rd the bytes
+    # the two SelectMergeStacktraces read (render's timeline reads rows)
+    local b0 b1 f
+    b0=$(curl -s "$URL/metrics" | awk '$1 == "stoke_query_bytes_read_total" {print $2}')
+    for f in FLAMEGRAPH TREE; do
+        curl -s -H 'Content-Type: application/json' -d "{\"profileTypeID\":\"$PT\",\"labelSelector\":\"{}\",\"start\":\"$H0\",\"end\":\"$((H0 + 3600000))\",\"format\":\"PROFILE_FORMAT_$f\"}" \
+            "$URL/querier.v1.QuerierService/SelectMergeStacktraces" >"$1.$f"
+    done
+    b1=$(curl -s "$URL/metrics" | awk '$1 == "stoke_query_bytes_read_total" {print $2}')
+    rd=$((b1 - b0))
+    curl -s -G "$URL/pyroscope/render" --data-urlencode "query=$PT{}" \
+        --data-urlencode "from=$((H0 / 1000))" --data-urlencode "until=$((H0 / 1000 + 3600))" \
+        --data-urlencode format=json | python3 -c 'import json,sys; j=json.load(sys.stdin); print(json.dumps(j["flamebearer"]))' >"$1.render"
+}
+start_worker "$P" "$work/qp0.log" --cache-mb 0
+pyro "$work/p0"
+"$QUERY" compact --store "$P" >"$work/cp.log" 2>&1 || fail "compact: $(cat "$work/cp.log")"
+start_worker "$P" "$work/qp1.log" --cache-mb 0
+pyro "$work/p1"
+rows=$(curl -s -G "$URL/api/v1/flamegraph" --data-urlencode "from=$H0" \
+    --data-urlencode "until=$((H0 + 3600000))" --data-urlencode trees=false |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["bytes_read"])')
+check "Pyroscope flame graph, tree bytes and render: the same before and after compaction ($(stat -c %s "$work/p1.FLAMEGRAPH") bytes)" \
+    bash -c "grep -q '\"levels\"' '$work/p1.FLAMEGRAPH' && grep -q '\"tree\"' '$work/p1.TREE' &&
+        cmp -s '$work/p0.FLAMEGRAPH' '$work/p1.FLAMEGRAPH' && cmp -s '$work/p0.TREE' '$work/p1.TREE' &&
+        cmp -s '$work/p0.render' '$work/p1.render'"
+check "...from the blocks' call trees: $rd bytes read for two SelectMergeStacktraces, the rows $rows for one" \
+    [ "${rd:-0}" -gt 0 -a "${rd:-0}" -lt "${rows:-0}" ]
 
 for f in "$CORPUS"/*; do
     if [ -d "$f" ]; then files=("$f"/*); else files=("$f"); fi

@@ -309,6 +309,7 @@ check "compacted, no debug files: the same unnamed top table as the segments'" \
 for w in G H; do
     eval "port=\$PORT_$w"
     curl -s "http://127.0.0.1:$port/api/v1/flamegraph?$R" >"$T/fg$w.json"
+    curl -s "http://127.0.0.1:$port/api/v1/flamegraph?$R&trees=false" >"$T/fg$w.rows.json"
     curl -s "http://127.0.0.1:$port/api/v1/flamegraph?$R&exact=true" >"$T/fg$w.exact.json"
 done
 fgcheck() { # fgcheck FILE EXACT WANT_TREES WANT_NAMED
@@ -327,8 +328,16 @@ ok = (a["tree"] == b["tree"] and "call_tree_sections" not in b["stats"]
 sys.exit(0 if ok else 1)' "$@"
 }
 check "compacted, debug files uploaded: the flame graph from rows, named" \
-    fgcheck "$T/fgG.json" "$T/fgG.exact.json" 0 1
+    fgcheck "$T/fgG.json" "$T/fgG.rows.json" 0 1
 check "compacted, no debug files: the flame graph from call trees, as the rows give it" \
-    fgcheck "$T/fgH.json" "$T/fgH.exact.json" 1 0
+    fgcheck "$T/fgH.json" "$T/fgH.rows.json" 1 0
+# exact=true: from the trees only when proved (max_error 0), and then the rows' graph
+check "compacted, no debug files, exact=true: the rows' graph, from trees proved exact ($(grep -o '"stats":{[^}]*}' "$T/fgH.exact.json"))" \
+    python3 -c '
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+s = a["stats"]
+sys.exit(0 if a["tree"] == b["tree"] and s.get("call_tree_sections", 0) > 0 and s["max_error"] == 0 else 1)' \
+    "$T/fgH.exact.json" "$T/fgH.rows.json"
 
 summary test_deferred_symbols

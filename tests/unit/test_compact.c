@@ -754,6 +754,225 @@ static void test_call_tree_cut_bound(void **state)
     store_list_free(&l);
 }
 
+static uint64_t xorshift64(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* One flush of service api on @host at @t: @n stacks of 1-5 frames drawn
+ * from 8 names by @seed (xorshift), values skewed (a few large). */
+static void put_random_flush(struct env *e, const char *host, int64_t t, uint64_t seed, int n)
+{
+    static const char *names[8] = {"main", "run", "parse", "eval", "alloc", "hash", "io", "gc"};
+    struct seg_writer *w = seg_writer_new("default", host);
+    struct profile *p = profile_new("api", (uint64_t)t * 1000000, 10000000000ull, 10000000);
+    struct label_set ls = {0};
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+#define NEXT() xorshift64(&x)
+
+    label_set_put(&ls, "service_name", "api");
+    label_set_put(&ls, "host_name", host);
+    for (int i = 0; i < n; i++) {
+        uint32_t st[5], depth = 1 + (uint32_t)(NEXT() % 5);
+        for (uint32_t d = 0; d < depth; d++) {
+            /* the root frame from few names, so stacks share callers */
+            uint32_t k = (uint32_t)(NEXT() % (d + 1 == depth ? 8 : 3 + d));
+            struct sym_result fr = frame(names[k], 0x100 * (k + 1));
+            st[d] = profile_location(p, &fr);
+        }
+        uint64_t v = 1 + NEXT() % 20;
+        v *= NEXT() % 4 == 0 ? 50 : 1;
+        assert_int_equal(profile_add(p, st, depth, &ls, v), 0);
+    }
+#undef NEXT
+    struct profile_pprof *pp;
+    assert_int_equal(profile_to_pprof(p, &pp), 0);
+    assert_int_equal(seg_writer_add_pprof(w, "api",
+                                          (Perftools__Profiles__Profile *)profile_pprof_msg(pp),
+                                          NULL, 0, t),
+                     0);
+    profile_pprof_free(pp);
+    profile_free(p);
+    label_set_clear(&ls);
+    uint8_t *buf;
+    size_t len;
+    struct seg_footer *f;
+    char skey[512];
+    assert_int_equal(seg_writer_finish(w, &buf, &len, &f), 0);
+    assert_true(seg_object_key(skey, sizeof(skey), "default", host, t, seg_hash64(buf, len)) > 0);
+    assert_int_equal(store_put(e->st, skey, buf, len), 0);
+    seg_footer_free(f);
+    free(buf);
+    seg_writer_free(w);
+}
+
+/* @in's call tree (the section at @data) cut to @max nodes, decoded. */
+static void cut_tree(const uint8_t *data, const struct seg_section_info *in, uint32_t max,
+                     struct seg_calltree *t)
+{
+    uint8_t *raw = NULL;
+    size_t rawlen = 0;
+    char err[256];
+    struct wbuf z = {0};
+
+    assert_int_equal(
+        engine_calltree_summary(&max, data + in->offset, in->length, in, &raw, &rawlen), 0);
+    assert_non_null(raw);
+    assert_int_equal(zstd_append(&z, raw, rawlen, 1), 0);
+    struct seg_section_info ti = *in;
+    ti.tree_length = z.len;
+    ti.tree_raw = rawlen;
+    ti.tree_crc = crc32c(z.p, z.len);
+    assert_int_equal(seg_calltree_decode(z.p, z.len, &ti, t, err, sizeof(err)), 0);
+    wb_free(&z);
+    free(raw);
+}
+
+static char *walk_text(const struct mprof *mp, uint32_t max_nodes)
+{
+    struct wbuf tb = {0};
+    struct flame_visit v = {flame_line, flame_leave};
+
+    assert_int_equal(view_flame_walk(mp, 0, max_nodes, &v, &tb), 0);
+    wb_bytes(&tb, "", 1);
+    return (char *)tb.p;
+}
+
+/* view_flame_proved: two sections' trees, each cut anywhere from 1 node
+ * to whole, merged; wherever it says the graph is the rows', for every
+ * max_nodes, it is, text for text; it says so for whole trees, and
+ * refuses some cut ones (or it would prove nothing). */
+static void test_call_tree_proof(void **state)
+{
+    struct env *e = *state;
+    struct compact_stats s;
+    struct compact_opts o = {.now_ms = H + 3 * HOUR_MS};
+    char err[256];
+
+    /* two hours of different stacks: two blocks, a section each */
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 3; i++)
+            put_random_flush(e, i % 2 ? "host-b" : "host-a", H + h * HOUR_MS + i * 60000,
+                             (uint64_t)(10 * h + i + 1), 40);
+    assert_int_equal(compact_run(e->st, &o, &s), 0);
+    struct store_list l = {0};
+    struct store_buf b[2] = {{0}};
+    struct seg_footer *f[2];
+    const struct seg_section_info *in[2];
+    uint32_t col[2], n[2];
+    uint64_t need;
+    assert_int_equal(store_list(e->st, "default/blocks/", &l), 0);
+    assert_int_equal(l.n, 2);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(store_get(e->st, l.keys[k], 0, 0, &b[k]), 0);
+        assert_int_equal(
+            seg_footer_parse(b[k].data, b[k].len, b[k].len, &f[k], &need, err, sizeof(err)), 0);
+        assert_int_equal(f[k]->nsections, 1);
+        in[k] = &f[k]->sections[0];
+        col[k] = UINT32_MAX;
+        for (uint32_t j = 0; j < in[k]->nprofile_types; j++)
+            if (!strcmp(in[k]->profile_types[j], DEFAULT_PROFILE_TYPE))
+                col[k] = j;
+        assert_true(col[k] != UINT32_MAX);
+        struct seg_calltree whole;
+        cut_tree(b[k].data, in[k], CTREE_MAX_NODES, &whole);
+        n[k] = whole.nnodes;
+        assert_true(n[k] >= 30);
+        seg_calltree_free(&whole);
+    }
+    /* the rows of both sections */
+    struct mprof *rows = NULL;
+    {
+        struct engine_opts eo = {.store = e->st, .threads = 1};
+        struct engine *eng = engine_new(&eo);
+        struct selector *sel = NULL;
+        assert_int_equal(selector_parse("{service_name=\"api\"}", &sel, err, sizeof(err)), 0);
+        struct query q = {.tenant = "default",
+                          .sel = sel,
+                          .from = H,
+                          .until = H + 2 * HOUR_MS,
+                          .mode = Q_PROFILE};
+        assert_int_equal(engine_query(eng, &q, &rows, err, sizeof(err)), 0);
+        assert_int_equal(rows->ctrees, 0);
+        selector_free(sel);
+        engine_free(eng);
+    }
+    static const uint32_t cuts[] = {1, 2, 3, 5, 8, 12, 18, 27, 40, 60, CTREE_MAX_NODES};
+    uint32_t proved = 0, refused = 0, most = n[0] > n[1] ? n[0] : n[1];
+    char **want = calloc(most + 3, sizeof(*want));
+    for (uint32_t mn = 1; mn <= most + 2; mn++)
+        want[mn] = walk_text(rows, mn);
+    for (size_t a = 0; a < sizeof(cuts) / sizeof(*cuts); a++)
+        for (size_t c = 0; c < sizeof(cuts) / sizeof(*cuts); c++) {
+            struct seg_calltree ta, tc;
+            cut_tree(b[0].data, in[0], cuts[a], &ta);
+            cut_tree(b[1].data, in[1], cuts[c], &tc);
+            /* through a thread's merge too, as the engine does */
+            struct mprof *part = mprof_new(1), *mp = mprof_new(1);
+            assert_int_equal(ctree_merge(part, &ta, col[0], "cpu", "nanoseconds"), 0);
+            assert_int_equal(ctree_merge(mp, &tc, col[1], "cpu", "nanoseconds"), 0);
+            assert_int_equal(mprof_merge(mp, part), 0);
+            assert_int_equal(mp->cpf_trees, 2);
+            for (uint32_t mn = 1; mn <= most + 2; mn++) {
+                int r = view_flame_proved(mp, 0, mn, CTREE_OTHER);
+                assert_true(r == 0 || r == 1);
+                if (!r) {
+                    refused++;
+                    continue;
+                }
+                proved++;
+                char *got = walk_text(mp, mn);
+                if (strcmp(want[mn], got))
+                    fail_msg("cuts %u+%u, max_nodes %u: proved, but\n%s\nagainst the rows'\n%s",
+                             cuts[a], cuts[c], mn, got, want[mn]);
+                free(got);
+            }
+            /* whole trees: exact for any max_nodes */
+            if (ta.cut[col[0]] == 0 && tc.cut[col[1]] == 0)
+                assert_int_equal(view_flame_proved(mp, 0, 4096, CTREE_OTHER), 1);
+            /* a peer's answer (SQP3) carries the proof: the same verdicts
+             * on the coordinator; an older peer's (SQP2) none: never */
+            for (int old = 0; old < 2; old++) {
+                struct mprof *peer = NULL, *coord = mprof_new(1);
+                uint8_t *wire = NULL;
+                size_t wl = 0;
+                uint32_t keep = mp->cpf_trees;
+                mp->cpf_trees = old ? 0 : keep;
+                assert_int_equal(mprof_encode(mp, &wire, &wl), 0);
+                mp->cpf_trees = keep;
+                assert_memory_equal(wire, old ? "SQP2" : "SQP3", 4);
+                assert_int_equal(mprof_decode(wire, wl, &peer), 0);
+                assert_int_equal(mprof_merge(coord, peer), 0);
+                for (uint32_t mn = 1; mn <= most + 2; mn += 7)
+                    assert_int_equal(view_flame_proved(coord, 0, mn, CTREE_OTHER),
+                                     old ? 0 : view_flame_proved(mp, 0, mn, CTREE_OTHER));
+                free(wire);
+                mprof_free(peer);
+                mprof_free(coord);
+            }
+            mprof_free(part);
+            mprof_free(mp);
+            seg_calltree_free(&ta);
+            seg_calltree_free(&tc);
+        }
+    print_message("proof: %u proved, %u refused (nodes %u, %u)\n", proved, refused, n[0], n[1]);
+    assert_true(proved > 0 && refused > 0);
+    /* no trees: nothing to prove */
+    assert_int_equal(view_flame_proved(rows, 0, 1, CTREE_OTHER), 1);
+    for (uint32_t mn = 0; mn < most + 3; mn++)
+        free(want[mn]);
+    free(want);
+    mprof_free(rows);
+    for (int k = 0; k < 2; k++) {
+        seg_footer_free(f[k]);
+        free(b[k].data);
+    }
+    store_list_free(&l);
+}
+
 static void test_merge_hour(void **state)
 {
     struct env *e = *state;
@@ -2263,6 +2482,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_top_from_function_totals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flame_from_call_trees, setup, teardown),
         cmocka_unit_test_setup_teardown(test_call_tree_cut_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_call_tree_proof, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
