@@ -489,6 +489,13 @@ int engine_summaries_tree(void *ctx, const uint8_t *bytes, size_t len,
 
 /* ---- adding a tree to a query's profile ---------------------------------- */
 
+/* The most one callee a section left out of a node can hold: what the
+ * node's callees left out (@o), at most the section's @cut. */
+static int64_t unseen_bound(int64_t o, int64_t cut)
+{
+    return o <= 0 ? 0 : o < cut ? o : cut;
+}
+
 int ctree_merge(struct mprof *mp, const struct seg_calltree *t, uint32_t col, const char *type,
                 const char *unit)
 {
@@ -528,7 +535,7 @@ int ctree_merge(struct mprof *mp, const struct seg_calltree *t, uint32_t col, co
         bool pcut = !root && (t->parent[i] ? other[t->parent[i] - 1] : root_other) > 0;
         if (root) {
             mp->root_cs += o > 0;
-            MPROF_ADD(mp->root_unc, o > 0 ? (o < cut ? o : cut) : 0);
+            MPROF_ADD(mp->root_unc, unseen_bound(o, cut));
         }
         if (!s && !o && !pcut)
             continue;
@@ -545,7 +552,7 @@ int ctree_merge(struct mprof *mp, const struct seg_calltree *t, uint32_t col, co
              * value, and how much its unseen callees may hold */
             mp->cpf[g].pc += pcut;
             mp->cpf[g].cs += o > 0;
-            MPROF_ADD(mp->cpf[g].unc, o > 0 ? (o < cut ? o : cut) : 0);
+            MPROF_ADD(mp->cpf[g].unc, unseen_bound(o, cut));
         }
         if (o) {
             path[0] = nm[t->nnames];

@@ -286,17 +286,26 @@ static int ftree_grow_slots(struct ftree *t)
     return 0;
 }
 
+/* The child of @parent named @name, or UINT32_MAX. */
+static uint32_t ftree_find(const struct ftree *t, uint32_t parent, uint32_t name)
+{
+    for (uint32_t j = (uint32_t)hash_pair32(parent, name) & (t->nslots - 1);
+         t->nslots && t->slots[j] != UINT32_MAX; j = (j + 1) & (t->nslots - 1)) {
+        const struct fnode *c = &t->n[t->slots[j]];
+        if (c->parent == parent && c->name == name)
+            return t->slots[j];
+    }
+    return UINT32_MAX;
+}
+
+/* The child of @parent named @name, made if it is not there yet;
+ * UINT32_MAX on ENOMEM. */
 static uint32_t ftree_child(struct ftree *t, uint32_t parent, uint32_t name)
 {
-    uint32_t j;
+    uint32_t j = ftree_find(t, parent, name);
 
-    if (t->nslots)
-        for (j = (uint32_t)hash_pair32(parent, name) & (t->nslots - 1); t->slots[j] != UINT32_MAX;
-             j = (j + 1) & (t->nslots - 1)) {
-            struct fnode *c = &t->n[t->slots[j]];
-            if (c->parent == parent && c->name == name)
-                return t->slots[j];
-        }
+    if (j != UINT32_MAX)
+        return j;
     if ((uint64_t)(t->count + 1) * 2 > t->nslots && ftree_grow_slots(t))
         return UINT32_MAX;
     if (t->count == t->cap) {
@@ -643,18 +652,6 @@ out:
     fsel_free(&f);
     free(stk);
     return rc;
-}
-
-/* The child of @parent named @name, or UINT32_MAX. */
-static uint32_t ftree_find(const struct ftree *t, uint32_t parent, uint32_t name)
-{
-    for (uint32_t j = (uint32_t)hash_pair32(parent, name) & (t->nslots - 1);
-         t->nslots && t->slots[j] != UINT32_MAX; j = (j + 1) & (t->nslots - 1)) {
-        const struct fnode *c = &t->n[t->slots[j]];
-        if (c->parent == parent && c->name == name)
-            return t->slots[j];
-    }
-    return UINT32_MAX;
 }
 
 /*

@@ -687,10 +687,10 @@ static void ep_flame(const struct native_api *a, const struct http_params *p,
     bool flame = on[1] && !is.n && max_nodes <= CTREE_MAX_NODES;
     if (indsel_run(a, &is, false, flame ? IV_FLAME : IV_PROFILE, &mp, &q, r))
         return;
-    int proved = mp->ctrees ? view_flame_proved(mp, 0, (uint32_t)max_nodes, CTREE_OTHER) : 0;
+    int proved = view_flame_proved(mp, 0, (uint32_t)max_nodes, CTREE_OTHER);
     if (proved == 1)
         mp->cut[0] = 0;
-    else if (mp->ctrees && (proved < 0 || !approx)) {
+    else if (proved < 0 || !approx) {
         r->skipped -= mp->stats.skipped; /* counted again below */
         mprof_free(mp);
         mp = NULL;

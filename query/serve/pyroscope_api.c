@@ -700,7 +700,7 @@ static int run_flame(struct call *c, const struct query *q, uint32_t max_nodes, 
 
     qq.flame = !q->nids && max_nodes <= CTREE_MAX_NODES;
     int rc = run(c, &qq, out);
-    if (rc || !(*out)->ctrees)
+    if (rc)
         return rc;
     int proved = view_flame_proved(*out, 0, max_nodes, CTREE_OTHER);
     if (proved == 1)

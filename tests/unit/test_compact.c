@@ -91,6 +91,9 @@ static bool recursive_api;
  * the layout before one object per flush) or as the segment alone. @key
  * (may be NULL) receives the segment key, @cut the end of its first
  * section. */
+static void put_writer(struct env *e, struct seg_writer *w, const char *host, int64_t t, char *key,
+                       uint64_t *cut, bool entry);
+
 static void put_parts_as(struct env *e, const char *host, int64_t t, const struct part *parts,
                          size_t nparts, char *key, uint64_t *cut, bool entry)
 {
@@ -126,6 +129,16 @@ static void put_parts_as(struct env *e, const char *host, int64_t t, const struc
         profile_free(p);
         label_set_clear(&ls);
     }
+    put_writer(e, w, host, t, key, cut, entry);
+}
+
+/* Finishes @w (@host's flush at @t) and stores it: the segment, and with
+ * @entry its entry manifest too (the layout before one object per flush);
+ * @key (may be NULL) receives the segment key, @cut the end of its first
+ * section. Frees @w. */
+static void put_writer(struct env *e, struct seg_writer *w, const char *host, int64_t t, char *key,
+                       uint64_t *cut, bool entry)
+{
     uint8_t *buf, *mbuf;
     size_t len, mlen;
     struct seg_footer *f;
@@ -771,23 +784,22 @@ static void put_random_flush(struct env *e, const char *host, int64_t t, uint64_
     struct profile *p = profile_new("api", (uint64_t)t * 1000000, 10000000000ull, 10000000);
     struct label_set ls = {0};
     uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-#define NEXT() xorshift64(&x)
 
     label_set_put(&ls, "service_name", "api");
     label_set_put(&ls, "host_name", host);
     for (int i = 0; i < n; i++) {
-        uint32_t st[5], depth = 1 + (uint32_t)(NEXT() % 5);
+        uint32_t st[5], depth = 1 + (uint32_t)(xorshift64(&x) % 5);
         for (uint32_t d = 0; d < depth; d++) {
-            /* the root frame from few names, so stacks share callers */
-            uint32_t k = (uint32_t)(NEXT() % (d + 1 == depth ? 8 : 3 + d));
+            /* frame d (leaf first) from the first 3 + d names, the
+             * outermost from all 8: stacks share many of their frames */
+            uint32_t k = (uint32_t)(xorshift64(&x) % (d + 1 == depth ? 8 : 3 + d));
             struct sym_result fr = frame(names[k], 0x100 * (k + 1));
             st[d] = profile_location(p, &fr);
         }
-        uint64_t v = 1 + NEXT() % 20;
-        v *= NEXT() % 4 == 0 ? 50 : 1;
+        uint64_t v = 1 + xorshift64(&x) % 20;
+        v *= xorshift64(&x) % 4 == 0 ? 50 : 1;
         assert_int_equal(profile_add(p, st, depth, &ls, v), 0);
     }
-#undef NEXT
     struct profile_pprof *pp;
     assert_int_equal(profile_to_pprof(p, &pp), 0);
     assert_int_equal(seg_writer_add_pprof(w, "api",
@@ -797,16 +809,7 @@ static void put_random_flush(struct env *e, const char *host, int64_t t, uint64_
     profile_pprof_free(pp);
     profile_free(p);
     label_set_clear(&ls);
-    uint8_t *buf;
-    size_t len;
-    struct seg_footer *f;
-    char skey[512];
-    assert_int_equal(seg_writer_finish(w, &buf, &len, &f), 0);
-    assert_true(seg_object_key(skey, sizeof(skey), "default", host, t, seg_hash64(buf, len)) > 0);
-    assert_int_equal(store_put(e->st, skey, buf, len), 0);
-    seg_footer_free(f);
-    free(buf);
-    seg_writer_free(w);
+    put_writer(e, w, host, t, NULL, NULL, false);
 }
 
 /* @in's call tree (the section at @data) cut to @max nodes, decoded. */
