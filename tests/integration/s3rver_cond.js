@@ -1,5 +1,6 @@
 // s3rver 3 with S3's conditional write: a PUT with `If-None-Match: *` of a
-// key that exists answers 412 PreconditionFailed (as S3 has since 2024).
+// key that exists answers 412 PreconditionFailed (as S3 has since 2024), and
+// with S3's whole-object replacement on PUT (see putObjectAtomic).
 // s3rver itself honours If-None-Match on GET only and overwrites on PUT,
 // so compactor replicas could not share a plain s3rver safely;
 // `stoke-query compact --continuous` refuses one (lease_store_check).
@@ -17,6 +18,62 @@ const app = new S3rver({
   silent: true,
   configureBuckets: [{ name: bucket }],
 });
+
+// S3 replaces an object whole: a reader sees the old bytes or the new, and of
+// two writers one wins. s3rver 3 truncates the object's file and streams into
+// it, so concurrent PUTs of one key interleave and a reader can catch half an
+// object. Here a PUT streams into a private file and renames it over the
+// object, one writer per key at a time (the metadata then matches the bytes).
+const fs = require('fs');
+const crypto = require('crypto');
+const store = app.store;
+const putLocks = new Map();
+let tmpSeq = 0;
+store.putObject = async function putObjectAtomic(object) {
+  const objectPath = store.getResourcePath(object.bucket, object.key, 'object');
+  const id = object.bucket + '/' + object.key;
+  const prev = putLocks.get(id) || Promise.resolve();
+  let release;
+  const tail = prev.then(() => new Promise(r => (release = r)));
+  putLocks.set(id, tail);
+  await prev;
+  const tmp = `${objectPath}.put-${process.pid}-${++tmpSeq}`;
+  try {
+    await fs.promises.mkdir(path.dirname(objectPath), { recursive: true });
+    const [size, md5] = await new Promise((resolve, reject) => {
+      const out = fs.createWriteStream(tmp);
+      const hash = crypto.createHash('md5');
+      let n = 0;
+      out.on('error', reject);
+      out.on('close', () => resolve([n, hash.digest('hex')]));
+      if (Buffer.isBuffer(object.content)) {
+        hash.update(object.content);
+        n = object.content.length;
+        out.end(object.content);
+        return;
+      }
+      object.content.on('error', err => {
+        out.destroy();
+        reject(err);
+      });
+      object.content.on('data', chunk => {
+        hash.update(chunk);
+        n += chunk.length;
+      });
+      object.content.pipe(out);
+    });
+    await fs.promises.rename(tmp, objectPath);
+    await store.putMetadata(object.bucket, object.key, object.metadata, md5);
+    return { size, md5 };
+  } catch (err) {
+    await fs.promises.rm(tmp, { force: true });
+    throw err;
+  } finally {
+    release();
+    if (putLocks.get(id) === tail) putLocks.delete(id);
+  }
+};
+
 const locks = new Map();
 app.middleware.unshift(async (ctx, next) => {
   if (ctx.method !== 'PUT' || ctx.get('if-none-match') !== '*' || ctx.querystring) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The store acceptance suite against real S3 wire protocol:
 #  1. s3rver (npm, installed into build/node_modules if missing; with S3's
-#     If-None-Match on PUT added by s3rver_cond.js) on a random loopback port: build/tests/test_store runs the same contract[] table it
+#     If-None-Match on PUT and atomic PUT added by s3rver_cond.js) on a random loopback port: build/tests/test_store runs the same contract[] table it
 #     runs against the directory backend (STOKE_TEST_S3_URL), then leaves
 #     objects under cli/ for step 2;
 #  2. the AWS CLI, an independent client, lists and reads those objects back
