@@ -24,8 +24,18 @@
 /* The frame name that holds the callees a section's tree left out. */
 #define CTREE_OTHER "[other callees]"
 
-/* Nodes a section's tree keeps at most; a tree of more is cut. */
-#define CTREE_MAX_NODES 16384
+/* Nodes a section's tree keeps at most; a tree of more is cut (older
+ * blocks were cut at 16384; readers take a tree of any size). A
+ * graph of N nodes is proved from the trees (views.h view_flame_proved)
+ * only while the trees keep what the graph shows: at calibrated diversity
+ * 16384 proved up to 4096 nodes, 32768 proves Drilldown's 16384 and needs
+ * 37 MB to merge a day of one service (65536: 75 MB, past the default
+ * 64 MiB query; BENCHMARKS.md). */
+#define CTREE_MAX_NODES 32768
+
+/* The most nodes an unproved graph from trees is kept for, within its
+ * max_error (the native API without exact=true). */
+#define CTREE_APPROX_MAX_NODES 4096
 
 struct seg_section_info;
 

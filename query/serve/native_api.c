@@ -683,7 +683,7 @@ static void ep_flame(const struct native_api *a, const struct http_params *p,
         if (v)
             on[k] = !strcmp(v, "true");
     }
-    bool approx = !on[0] && max_nodes <= CTREE_MAX_NODES / 4;
+    bool approx = !on[0] && max_nodes <= CTREE_APPROX_MAX_NODES;
     bool flame = on[1] && !is.n && max_nodes <= CTREE_MAX_NODES;
     if (indsel_run(a, &is, false, flame ? IV_FLAME : IV_PROFILE, &mp, &q, r))
         return;
