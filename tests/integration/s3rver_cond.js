@@ -19,6 +19,23 @@ const app = new S3rver({
   configureBuckets: [{ name: bucket }],
 });
 
+// Runs fn() once every earlier call for the same id in @locks has finished:
+// one at a time per key, in arrival order.
+async function serialized(locks, id, fn) {
+  const prev = locks.get(id) || Promise.resolve();
+  let release;
+  const mine = new Promise(r => (release = r));
+  const tail = prev.then(() => mine);
+  locks.set(id, tail);
+  await prev;
+  try {
+    return await fn();
+  } finally {
+    release();
+    if (locks.get(id) === tail) locks.delete(id);
+  }
+}
+
 // S3 replaces an object whole: a reader sees the old bytes or the new, and of
 // two writers one wins. s3rver 3 truncates the object's file and streams into
 // it, so concurrent PUTs of one key interleave and a reader can catch half an
@@ -29,14 +46,10 @@ const crypto = require('crypto');
 const store = app.store;
 const putLocks = new Map();
 let tmpSeq = 0;
-store.putObject = async function putObjectAtomic(object) {
+store.putObject = object =>
+  serialized(putLocks, object.bucket + '/' + object.key, () => putObjectAtomic(object));
+async function putObjectAtomic(object) {
   const objectPath = store.getResourcePath(object.bucket, object.key, 'object');
-  const id = object.bucket + '/' + object.key;
-  const prev = putLocks.get(id) || Promise.resolve();
-  let release;
-  const tail = prev.then(() => new Promise(r => (release = r)));
-  putLocks.set(id, tail);
-  await prev;
   const tmp = `${objectPath}.put-${process.pid}-${++tmpSeq}`;
   try {
     await fs.promises.mkdir(path.dirname(objectPath), { recursive: true });
@@ -68,11 +81,8 @@ store.putObject = async function putObjectAtomic(object) {
   } catch (err) {
     await fs.promises.rm(tmp, { force: true });
     throw err;
-  } finally {
-    release();
-    if (putLocks.get(id) === tail) putLocks.delete(id);
   }
-};
+}
 
 const locks = new Map();
 app.middleware.unshift(async (ctx, next) => {
@@ -81,14 +91,8 @@ app.middleware.unshift(async (ctx, next) => {
   }
   const [b, ...rest] = decodeURIComponent(ctx.path).replace(/^\//, '').split('/');
   const key = rest.join('/');
-  const id = b + '/' + key;
-  const prev = locks.get(id) || Promise.resolve();
-  let release;
-  const mine = new Promise(r => (release = r));
-  const tail = prev.then(() => mine);
-  locks.set(id, tail);
-  await prev;
-  try {
+  // the existence check and the write, one conditional PUT per key at a time
+  await serialized(locks, b + '/' + key, async () => {
     if (await app.store.existsObject(b, key)) {
       ctx.status = 412;
       ctx.type = 'application/xml';
@@ -98,10 +102,7 @@ app.middleware.unshift(async (ctx, next) => {
       return;
     }
     await next();
-  } finally {
-    release();
-    if (locks.get(id) === tail) locks.delete(id);
-  }
+  });
 });
 app.run((err, { address, port: p } = {}) => {
   if (err) {
